@@ -1,0 +1,111 @@
+"""Typed errors raised by tfxfer.
+
+Every error names the argument that was wrong and what was received, so a user can fix the call
+without reading tfxfer's source. They subclass the built-in exception a Python user would expect
+(`ValueError`, `TypeError`, `ImportError`, ...), so ``except ValueError`` keeps working.
+
+Example:
+    >>> from tfxfer.errors import ArgumentError
+    >>> try:
+    ...     raise ArgumentError("num_classes", 0, "must be >= 1")
+    ... except ValueError as e:
+    ...     print(e)
+    `num_classes` must be >= 1. Received: num_classes=0
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class TfxferError(Exception):
+    """Base class of every error tfxfer raises on purpose."""
+
+
+class ArgumentError(TfxferError, ValueError):
+    """An argument has a value tfxfer cannot use."""
+
+    def __init__(self, name: str, received, requirement: str, *, hint: str | None = None):
+        self.name = name
+        self.received = received
+        message = f"`{name}` {requirement}. Received: {name}={received!r}"
+        if hint:
+            message += f". {hint}"
+        super().__init__(message)
+
+
+class ArgumentTypeError(TfxferError, TypeError):
+    """An argument has the wrong type."""
+
+    def __init__(self, name: str, received, expected: str):
+        self.name = name
+        self.received = received
+        super().__init__(
+            f"`{name}` must be {expected}. Received: {name}={received!r} "
+            f"(of type {type(received).__name__})"
+        )
+
+
+class UnknownNameError(TfxferError, KeyError):
+    """A name (backbone, group, data set, config key...) is not known; lists close matches."""
+
+    def __init__(self, kind: str, received: str, known: Iterable[str]):
+        known = sorted(known)
+        self.kind = kind
+        self.received = received
+        self.close_matches = difflib.get_close_matches(str(received), known, n=3, cutoff=0.5)
+        message = f"Unknown {kind} {received!r}."
+        if self.close_matches:
+            message += " Did you mean: " + ", ".join(repr(m) for m in self.close_matches) + "?"
+        else:
+            shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+            message += f" Known: {shown}"
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.message
+
+
+class DataError(TfxferError, ValueError):
+    """Training or evaluation data cannot be used (empty, single class, mismatched labels...)."""
+
+
+class ModelError(TfxferError, ValueError):
+    """A model does not have the structure a tfxfer function needs."""
+
+
+class ExportError(TfxferError, RuntimeError):
+    """An export could not be produced (unsupported ops, conversion failure, I/O failure)."""
+
+
+class GateError(ExportError):
+    """An exported model failed its verification gate. ``report`` holds the per-variant results."""
+
+    def __init__(self, message: str, report=None):
+        self.report = report
+        super().__init__(message)
+
+
+class ConfigError(TfxferError, ValueError):
+    """A recipe or configuration file is invalid."""
+
+
+class MissingDependencyError(TfxferError, ImportError):
+    """An optional dependency is missing; the message carries the exact install command."""
+
+    def __init__(self, package: str, install: str, purpose: str = ""):
+        self.package = package
+        self.install = install
+        what = f" (needed for {purpose})" if purpose else ""
+        super().__init__(f"`{package}` is not installed{what}. Install it with: {install}")
+
+
+class UnsafeFileError(TfxferError, ValueError):
+    """A file would execute code or write outside its directory if loaded as asked."""
+
+
+def suggest(received: str, known: Iterable[str]) -> list[str]:
+    """Close matches of ``received`` among ``known`` (for error messages)."""
+    return difflib.get_close_matches(str(received), sorted(known), n=3, cutoff=0.5)

@@ -1,0 +1,172 @@
+"""`GradualUnfreezing`: staged top-to-bottom unfreezing that really takes effect during ``fit``.
+
+Flipping ``trainable`` while ``fit`` runs is silently ignored by Keras (the train function is
+cached) and recompiling with the same optimizer fails with "Unknown variable". At each stage this
+callback changes the trainable set, gives the optimizer fresh state for the new variable set (same
+class and configuration, new learning rate plan), and rebuilds the train function.
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.models import build_model
+    >>> from tfxfer.freezing import GradualUnfreezing
+    >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
+    >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    >>> x = np.random.rand(8, 32, 32, 3) * 255; y = np.arange(8) % 2
+    >>> cb = GradualUnfreezing({0: 0, 1: 1}, learning_rates={0: 1e-3, 1: 1e-4}, verbose=0)
+    >>> _ = model.fit(x, y, epochs=2, batch_size=4, callbacks=[cb], verbose=0)
+    >>> cb.current_stage
+    1
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.freezing.freeze import _check_bn_policy, freeze_backbone, unfreeze
+
+
+def _normalize_schedule(schedule) -> dict:
+    if not isinstance(schedule, dict) or not schedule:
+        raise ArgumentTypeError("schedule", schedule, "a non-empty dict {epoch: top groups (int) or [group names]}")
+    out = {}
+    for epoch, what in schedule.items():
+        try:
+            e = int(epoch)
+        except (TypeError, ValueError):
+            raise ArgumentError("schedule", schedule, "must have integer epochs as keys") from None
+        if e < 0:
+            raise ArgumentError("schedule", schedule, "must have epochs >= 0")
+        if not (isinstance(what, int) and not isinstance(what, bool)) and not (
+            isinstance(what, (list, tuple)) and all(isinstance(g, str) for g in what)
+        ):
+            raise ArgumentError("schedule", {epoch: what}, "values must be an int (top groups) or a list of group names")
+        out[e] = list(what) if isinstance(what, (list, tuple)) else what
+    if 0 not in out:
+        out[0] = 0
+    return dict(sorted(out.items()))
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class GradualUnfreezing(keras.callbacks.Callback):
+    """Unfreeze a transfer model stage by stage during ``fit``.
+
+    Args:
+        schedule: ``{epoch: n}`` (unfreeze the top ``n`` backbone groups from that epoch on) or
+            ``{epoch: ["group", ...]}``. Epoch 0 defaults to head only.
+        learning_rates: optional ``{epoch: peak learning rate}`` per stage; stages not listed keep
+            the optimizer's configured learning rate (a schedule restarts from step 0).
+        warmup_epochs: linear warmup length inside each stage that has a learning rate (then cosine
+            decay to the end of the stage); 0 means a constant rate.
+        layer_decay: if set, each stage re-plans discriminative multipliers with
+            `tfxfer.optim.layerwise_decay` (requires a `tfxfer.optim` discriminative optimizer).
+        bn_policy: BatchNorm policy for every stage ("frozen" by default).
+        verbose: print a line per stage change.
+
+    Resuming ``fit(initial_epoch=k)`` applies the stage in force at epoch ``k``.
+    """
+
+    def __init__(self, schedule, *, learning_rates=None, warmup_epochs: int = 0, layer_decay=None,
+                 bn_policy: str = "frozen", verbose: int = 1):
+        super().__init__()
+        self.schedule = _normalize_schedule(schedule)
+        if learning_rates is not None and not isinstance(learning_rates, dict):
+            raise ArgumentTypeError("learning_rates", learning_rates, "a dict {epoch: learning rate}")
+        self.learning_rates = {int(k): float(v) for k, v in (learning_rates or {}).items()}
+        for epoch, lr in self.learning_rates.items():
+            if epoch not in self.schedule:
+                raise ArgumentError("learning_rates", {epoch: lr}, "must use epochs that start a stage in `schedule`")
+            if lr <= 0:
+                raise ArgumentError("learning_rates", {epoch: lr}, "must be > 0")
+        if int(warmup_epochs) < 0:
+            raise ArgumentError("warmup_epochs", warmup_epochs, "must be >= 0")
+        if layer_decay is not None and not 0 < float(layer_decay) <= 1:
+            raise ArgumentError("layer_decay", layer_decay, "must be in (0, 1]")
+        _check_bn_policy(bn_policy)
+        self.warmup_epochs = int(warmup_epochs)
+        self.layer_decay = None if layer_decay is None else float(layer_decay)
+        self.bn_policy = bn_policy
+        self.verbose = int(verbose)
+        self.current_stage = None
+        self.history = []
+
+    def stage_for(self, epoch: int) -> int:
+        """The stage (its starting epoch) in force at ``epoch``."""
+        return max(e for e in self.schedule if e <= epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        stage = self.stage_for(epoch)
+        if stage == self.current_stage:
+            return
+        self.apply_stage(stage, epoch)
+
+    def apply_stage(self, stage: int, epoch: int | None = None):
+        """Apply stage ``stage`` now: trainable set, fresh optimizer state, rebuilt train function."""
+        model = self.model
+        what = self.schedule[stage]
+        if what == 0:
+            summary = freeze_backbone(model, bn_policy=self.bn_policy)
+        elif isinstance(what, int):
+            summary = unfreeze(model, top_groups=what, bn_policy=self.bn_policy)
+        else:
+            summary = unfreeze(model, groups=what, bn_policy=self.bn_policy)
+        if getattr(model, "optimizer", None) is not None and getattr(model, "compiled", False):
+            self._fresh_optimizer(stage, epoch if epoch is not None else stage)
+            model.make_train_function(force=True)
+        self.current_stage = stage
+        self.history.append({"epoch": epoch, "stage": stage, "trainable_groups": summary.trainable_groups,
+                             "trainable_params": summary.trainable_params})
+        if self.verbose:
+            print(f"\nGradualUnfreezing: epoch {epoch}: training {', '.join(summary.trainable_groups)} "
+                  f"({summary.trainable_params:,} parameters)")
+
+    def _stage_steps(self, stage: int, epoch: int) -> int:
+        later = [e for e in self.schedule if e > stage]
+        total_epochs = (self.params or {}).get("epochs") or (later[0] if later else epoch + 1)
+        end = later[0] if later else total_epochs
+        steps = (self.params or {}).get("steps") or 1
+        return max(1, (end - epoch) * steps), steps
+
+    def _fresh_optimizer(self, stage: int, epoch: int):
+        from tfxfer.optim.discriminative import _MultiplierMixin, layerwise_decay
+        from tfxfer.optim.schedules import WarmupSchedule
+
+        model = self.model
+        old = model.optimizer
+        config = old.get_config()
+        if stage in self.learning_rates:
+            peak = self.learning_rates[stage]
+            total, steps = self._stage_steps(stage, epoch)
+            warmup = min(self.warmup_epochs * steps, total - 1)
+            if self.warmup_epochs:
+                config["learning_rate"] = WarmupSchedule(peak, warmup, max(1, total - warmup), decay="cosine")
+            else:
+                config["learning_rate"] = peak
+        if self.layer_decay is not None:
+            if not isinstance(old, _MultiplierMixin):
+                raise ArgumentError("layer_decay", self.layer_decay,
+                                    "needs a tfxfer.optim discriminative optimizer (e.g. DiscriminativeAdam)")
+            config["lr_multipliers"] = layerwise_decay(model, decay=self.layer_decay)
+        strategy = getattr(model, "distribute_strategy", None)
+        if strategy is not None:
+            with strategy.scope():
+                new = old.__class__.from_config(config)
+                new.build(model.trainable_variables)
+        else:
+            new = old.__class__.from_config(config)
+            new.build(model.trainable_variables)
+        model.optimizer = new
+
+    def get_config(self):
+        return {
+            "schedule": {str(k): v for k, v in self.schedule.items()},
+            "learning_rates": {str(k): v for k, v in self.learning_rates.items()},
+            "warmup_epochs": self.warmup_epochs,
+            "layer_decay": self.layer_decay,
+            "bn_policy": self.bn_policy,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,154 @@
+"""Discriminative (per-group) learning rates as optimizer subclasses.
+
+Scaling gradients is a no-op under Adam (it is scale-invariant), so the multiplier is applied to
+the *learning rate* of each variable's update. Multipliers are keyed by variable path (exact
+match first, then the first regex that ``re.search``-matches, else 1.0), so they survive
+.keras save/load, schedules, freezing changes and ``jit_compile``.
+
+Example:
+    >>> import keras
+    >>> from tfxfer.models import build_model
+    >>> from tfxfer.optim import DiscriminativeAdam, layerwise_decay
+    >>> model = build_model("mobilenet_v2", 3, input_size=(32, 32), weights=None)
+    >>> multipliers = layerwise_decay(model, decay=0.5)
+    >>> optimizer = DiscriminativeAdam(learning_rate=1e-3, lr_multipliers=multipliers)
+    >>> model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    >>> multipliers[model.get_layer("head").kernel.path]
+    1.0
+"""
+
+from __future__ import annotations
+
+import re
+
+import keras
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.freezing.groups import HEAD, layer_groups, select_groups
+
+
+class _MultiplierMixin:
+    """Scales ``learning_rate`` per variable inside ``update_step``."""
+
+    def _init_multipliers(self, lr_multipliers):
+        if lr_multipliers is None:
+            lr_multipliers = {}
+        if not isinstance(lr_multipliers, dict):
+            raise ArgumentTypeError("lr_multipliers", lr_multipliers, "a dict of {variable path or regex: multiplier}")
+        clean = {}
+        for key, value in lr_multipliers.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ArgumentError("lr_multipliers", {key: value}, "must map to numbers >= 0")
+            clean[str(key)] = float(value)
+        self.lr_multipliers = clean
+        self._regexes = None
+        self._cache = {}
+
+    def multiplier_for(self, variable) -> float:
+        """The learning-rate multiplier of ``variable``."""
+        path = getattr(variable, "path", None) or variable.name
+        if path in self._cache:
+            return self._cache[path]
+        value = self.lr_multipliers.get(path)
+        if value is None:
+            if self._regexes is None:
+                self._regexes = []
+                for key, mult in self.lr_multipliers.items():
+                    try:
+                        self._regexes.append((re.compile(key), mult))
+                    except re.error:
+                        continue
+            value = next((mult for regex, mult in self._regexes if regex.search(path)), 1.0)
+        self._cache[path] = value
+        return value
+
+    def update_step(self, gradient, variable, learning_rate):
+        multiplier = self.multiplier_for(variable)
+        if multiplier != 1.0:
+            learning_rate = learning_rate * multiplier
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        config = super().get_config()
+        config["lr_multipliers"] = dict(self.lr_multipliers)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class DiscriminativeAdam(_MultiplierMixin, keras.optimizers.Adam):
+    """`keras.optimizers.Adam` with per-variable learning-rate multipliers (``lr_multipliers``)."""
+
+    def __init__(self, learning_rate=0.001, *, lr_multipliers=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self._init_multipliers(lr_multipliers)
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class DiscriminativeAdamW(_MultiplierMixin, keras.optimizers.AdamW):
+    """`keras.optimizers.AdamW` with per-variable learning-rate multipliers (``lr_multipliers``)."""
+
+    def __init__(self, learning_rate=0.001, *, lr_multipliers=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self._init_multipliers(lr_multipliers)
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class DiscriminativeSGD(_MultiplierMixin, keras.optimizers.SGD):
+    """`keras.optimizers.SGD` with per-variable learning-rate multipliers (``lr_multipliers``)."""
+
+    def __init__(self, learning_rate=0.01, *, lr_multipliers=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self._init_multipliers(lr_multipliers)
+
+
+_BY_NAME = {"adam": DiscriminativeAdam, "adamw": DiscriminativeAdamW, "sgd": DiscriminativeSGD}
+
+
+def discriminative(name: str, *, learning_rate, lr_multipliers: dict, **kwargs):
+    """Make a discriminative optimizer by name ("adam", "adamw" or "sgd")."""
+    key = str(name).lower()
+    if key not in _BY_NAME:
+        raise ArgumentError("optimizer", name, "must be one of " + ", ".join(_BY_NAME))
+    return _BY_NAME[key](learning_rate=learning_rate, lr_multipliers=lr_multipliers, **kwargs)
+
+
+def _group_variables(model):
+    out = {}
+    for group, layers in layer_groups(model).items():
+        paths = []
+        for layer in layers:
+            if isinstance(layer, keras.Model):
+                continue
+            paths.extend(v.path for v in layer.weights)
+        out[group] = paths
+    return out
+
+
+def group_multipliers(model: keras.Model, multipliers: dict) -> dict:
+    """Expand ``{group name: multiplier}`` into ``{variable path: multiplier}`` for ``model``.
+
+    Groups not named keep multiplier 1.0. Example: ``{"stem": 0.01, "block1": 0.1}``.
+    """
+    if not isinstance(multipliers, dict):
+        raise ArgumentTypeError("multipliers", multipliers, "a dict of {group name: multiplier}")
+    select_groups(model, list(multipliers))
+    by_group = _group_variables(model)
+    out = {}
+    for group, mult in multipliers.items():
+        if isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult < 0:
+            raise ArgumentError("multipliers", {group: mult}, "must map to numbers >= 0")
+        for path in by_group[group]:
+            out[path] = float(mult)
+    return out
+
+
+def layerwise_decay(model: keras.Model, *, decay: float = 0.5, head: float = 1.0) -> dict:
+    """Multipliers that shrink geometrically from the head down: head ``head``, the top backbone
+    group ``head * decay``, the next ``head * decay**2``, ... (layer-wise learning-rate decay)."""
+    if not 0 < decay <= 1:
+        raise ArgumentError("decay", decay, "must be in (0, 1]")
+    names = [g for g in layer_groups(model) if g != HEAD]
+    mapping = {HEAD: float(head)}
+    for depth, group in enumerate(reversed(names), start=1):
+        mapping[group] = float(head) * decay**depth
+    return group_multipliers(model, mapping)

@@ -1,0 +1,259 @@
+"""The transfer-learning recipe as functions over a plain ``keras.Model`` and ``model.fit``.
+
+* `extract_features` runs the frozen backbone once and returns pooled features (the cache).
+* `train_head_on_features` trains the model's own head layers on those features (shared weights,
+  so the full model is updated in place) — dozens of times faster than recomputing the backbone.
+* `fine_tune` does the whole recipe: head on cached features, then staged top-down unfreezing at a
+  10-100x lower learning rate with warmup and layer-wise (discriminative) rates, BatchNorm frozen.
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.models import build_model
+    >>> from tfxfer.recipes import fine_tune
+    >>> x = np.random.rand(32, 32, 32, 3).astype("float32") * 255; y = np.arange(32) % 2
+    >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
+    >>> result = fine_tune(model, (x, y), head_epochs=1, epochs=2, batch_size=8, verbose=0)
+    >>> [s["trainable_groups"][0] for s in result.stages]
+    ['head', 'top', 'block13_16']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.freezing import GradualUnfreezing, freeze_backbone, group_names
+from tfxfer.models import feature_model, head_model
+from tfxfer.optim.discriminative import discriminative, layerwise_decay
+
+_LR_CALLBACKS = (keras.callbacks.ReduceLROnPlateau, keras.callbacks.LearningRateScheduler)
+
+
+def as_dataset(data, *, batch_size: int = 32, shuffle: bool = False, seed: int = 0, name: str = "data"):
+    """``(x, y)`` arrays, ``x`` alone, or a batched ``tf.data.Dataset`` -> a batched dataset."""
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        x, y = data
+        x = np.asarray(x)
+        y = np.asarray(y)
+        if len(x) != len(y):
+            raise DataError(f"`{name}` has {len(x)} inputs but {len(y)} labels")
+        if len(x) == 0:
+            raise DataError(f"`{name}` is empty")
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if isinstance(data, np.ndarray):
+        if len(data) == 0:
+            raise DataError(f"`{name}` is empty")
+        return tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
+    raise ArgumentTypeError(name, data, "a tf.data.Dataset of (x, y) batches or an (x, y) tuple of arrays")
+
+
+def extract_features(model: keras.Model, data, *, batch_size: int = 32, verbose: int = 0):
+    """Pooled backbone features for every example of ``data`` (inference mode).
+
+    Returns:
+        ``(features, labels)`` numpy arrays; ``labels`` is None when ``data`` has no labels.
+    """
+    fm = feature_model(model)
+    ds = as_dataset(data, batch_size=batch_size)
+    feats, labels = [], []
+    progress = keras.utils.Progbar(None, unit_name="batch") if verbose else None
+    for i, batch in enumerate(ds):
+        if isinstance(batch, (tuple, list)):
+            x, y = batch[0], batch[1]
+            labels.append(np.asarray(y))
+        else:
+            x = batch
+        feats.append(np.asarray(fm(x, training=False)))
+        if progress:
+            progress.update(i + 1)
+    if not feats:
+        raise DataError("`data` yielded no batches")
+    return np.concatenate(feats), (np.concatenate(labels) if labels else None)
+
+
+def default_loss(model: keras.Model, labels) -> str:
+    """The loss that fits the model's head activation and the label format."""
+    activation = getattr(model.get_layer("head"), "activation", None)
+    name = getattr(activation, "__name__", str(activation))
+    labels = np.asarray(labels)
+    if name == "softmax":
+        return "categorical_crossentropy" if labels.ndim >= 2 and labels.shape[-1] > 1 else "sparse_categorical_crossentropy"
+    if name == "sigmoid":
+        return "binary_crossentropy"
+    return "mse"
+
+
+def _default_metrics(loss: str):
+    return [] if loss == "mse" else ["accuracy"]
+
+
+def train_head_on_features(
+    model: keras.Model, features, labels, *, val=None, epochs: int = 5, learning_rate: float = 1e-3,
+    batch_size: int = 64, loss=None, metrics=None, class_weight=None, callbacks=(), verbose: int = 1,
+):
+    """Train ``model``'s head (dropout / hidden / dense) on cached pooled ``features``.
+
+    The head layers are shared with ``model``, so the full model is updated in place.
+    ``val`` is ``(val_features, val_labels)``. Returns the Keras ``History``.
+    """
+    if int(epochs) < 1:
+        raise ArgumentError("epochs", epochs, "must be >= 1")
+    features = np.asarray(features)
+    labels = np.asarray(labels)
+    if len(features) != len(labels):
+        raise DataError(f"`features` has {len(features)} rows but `labels` has {len(labels)}")
+    head = head_model(model)
+    loss = loss or default_loss(model, labels)
+    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                 metrics=metrics if metrics is not None else _default_metrics(loss))
+    return head.fit(features, labels, validation_data=val, epochs=int(epochs), batch_size=batch_size,
+                    shuffle=True, class_weight=class_weight, callbacks=list(callbacks), verbose=verbose)
+
+
+@dataclasses.dataclass
+class FineTuneResult:
+    """What `fine_tune` did: per-epoch ``history`` (both phases), ``stages`` and where they began."""
+
+    history: dict
+    stages: list
+    head_epochs: int
+
+    def final(self, metric: str):
+        values = self.history.get(metric)
+        return values[-1] if values else None
+
+
+def _check_callbacks(callbacks, scheduled: bool):
+    for cb in callbacks:
+        if not isinstance(cb, keras.callbacks.Callback):
+            raise ArgumentTypeError("callbacks", cb, "a list of keras.callbacks.Callback")
+        if scheduled and isinstance(cb, _LR_CALLBACKS):
+            raise ArgumentError(
+                "callbacks", type(cb).__name__,
+                "cannot change the learning rate of a schedule-driven optimizer (warmup_epochs > 0)",
+                hint="Pass warmup_epochs=0 to use a learning-rate callback, or drop the callback",
+            )
+
+
+def fine_tune(
+    model: keras.Model,
+    train,
+    *,
+    val=None,
+    head_epochs: int = 3,
+    epochs: int = 6,
+    base_lr: float = 1e-3,
+    unfreeze_lr_factor: float = 0.1,
+    stages: dict | None = None,
+    warmup_epochs: int = 1,
+    layer_decay: float = 0.5,
+    optimizer: str = "adam",
+    use_cached_features: bool = True,
+    batch_size: int = 32,
+    loss=None,
+    metrics=None,
+    class_weight=None,
+    bn_policy: str = "frozen",
+    callbacks=(),
+    verbose: int = 1,
+) -> FineTuneResult:
+    """Feature extraction, then progressive top-down unfreezing at a lower learning rate.
+
+    Args:
+        model: a transfer model from `tfxfer.build_model`.
+        train: ``(x, y)`` arrays or a batched ``tf.data.Dataset`` of raw-pixel images.
+        val: optional validation data, same forms.
+        head_epochs: epochs of the head-only stage (0 skips it).
+        epochs: epochs of the unfreezing stages after the head stage (0 skips them).
+        base_lr: learning rate of the head stage.
+        unfreeze_lr_factor: unfreezing stages run at ``base_lr * unfreeze_lr_factor`` (0.1-0.01 is
+            the usual "10-100x lower"); lower groups get less via ``layer_decay``.
+        stages: ``{epoch: top groups to unfreeze}`` counted from the start of the unfreezing
+            stages; default unfreezes one more group every ``max(1, epochs // 3)`` epochs.
+        warmup_epochs: linear warmup at the start of each unfreezing stage (then cosine).
+        layer_decay: discriminative multiplier per group below the head (head 1, top group
+            ``layer_decay``, the next ``layer_decay**2`` ...).
+        optimizer: "adam", "adamw" or "sgd" for the unfreezing stages.
+        use_cached_features: train the head on features extracted once (the fast path). The cache
+            sees ``train`` without re-running its augmentation each epoch; set False for a
+            ``tf.data`` pipeline whose augmentation must be re-sampled every epoch.
+        class_weight: optional ``{class index: weight}``.
+        bn_policy: "frozen" (default) keeps BatchNorm in inference mode throughout.
+
+    Returns:
+        `FineTuneResult` with the merged history and the stages applied.
+    """
+    for arg, value, low in (("head_epochs", head_epochs, 0), ("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ArgumentError(arg, value, f"must be an int >= {low}")
+    if head_epochs + epochs == 0:
+        raise ArgumentError("epochs", epochs, "and `head_epochs` cannot both be 0")
+    if not base_lr > 0:
+        raise ArgumentError("base_lr", base_lr, "must be > 0")
+    if not 0 < unfreeze_lr_factor <= 1:
+        raise ArgumentError("unfreeze_lr_factor", unfreeze_lr_factor, "must be in (0, 1]")
+    callbacks = list(callbacks)
+    _check_callbacks(callbacks, scheduled=warmup_epochs > 0 and epochs > 0)
+    n_groups = len(group_names(model)) - 1
+    if stages is None:
+        step = max(1, epochs // 3)
+        stages = {e: min(n_groups, 1 + e // step) for e in range(0, epochs, step)}
+    elif not isinstance(stages, dict) or not stages:
+        raise ArgumentTypeError("stages", stages, "a dict {epoch: top groups to unfreeze}")
+    for e, n in stages.items():
+        if not isinstance(e, int) or not 0 <= e < max(epochs, 1):
+            raise ArgumentError("stages", stages, f"must have epochs in [0, {epochs})")
+
+    train_ds = as_dataset(train, batch_size=batch_size, shuffle=True, name="train")
+    val_ds = as_dataset(val, batch_size=batch_size, name="val") if val is not None else None
+    sample_y = next(iter(train_ds))[1].numpy()
+    loss = loss or default_loss(model, sample_y)
+    metrics = metrics if metrics is not None else _default_metrics(loss)
+    history: dict = {}
+    stage_log: list = []
+
+    def merge(h):
+        for k, v in h.history.items():
+            history.setdefault(k, []).extend(float(x) for x in v)
+
+    # Stage 1: head only.
+    summary = freeze_backbone(model, bn_policy=bn_policy)
+    if head_epochs:
+        stage_log.append({"epoch": 0, "trainable_groups": summary.trainable_groups, "learning_rate": base_lr,
+                          "cached_features": use_cached_features})
+        if use_cached_features:
+            feats, labels = extract_features(model, train_ds, verbose=verbose)
+            val_feats = extract_features(model, val_ds) if val_ds is not None else None
+            merge(train_head_on_features(model, feats, labels, val=val_feats, epochs=head_epochs,
+                                         learning_rate=base_lr, batch_size=batch_size, loss=loss,
+                                         metrics=metrics, class_weight=class_weight, verbose=verbose))
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(base_lr), loss=loss, metrics=metrics)
+            merge(model.fit(train_ds, validation_data=val_ds, epochs=head_epochs, class_weight=class_weight,
+                            callbacks=callbacks, verbose=verbose))
+
+    # Stage 2..n: top-down unfreezing with warmup and layer-wise rates.
+    if epochs:
+        lr = base_lr * unfreeze_lr_factor
+        schedule = {head_epochs + e: n for e, n in stages.items()}
+        unfreezer = GradualUnfreezing(schedule, learning_rates={e: lr for e in schedule},
+                                      warmup_epochs=warmup_epochs, layer_decay=layer_decay,
+                                      bn_policy=bn_policy, verbose=verbose)
+        model.compile(optimizer=discriminative(optimizer, learning_rate=lr,
+                                               lr_multipliers=layerwise_decay(model, decay=layer_decay)),
+                      loss=loss, metrics=metrics)
+        merge(model.fit(train_ds, validation_data=val_ds, initial_epoch=head_epochs, epochs=head_epochs + epochs,
+                        class_weight=class_weight, callbacks=[unfreezer, *callbacks], verbose=verbose))
+        for entry in unfreezer.history:
+            stage_log.append({"epoch": entry["epoch"], "trainable_groups": entry["trainable_groups"],
+                              "learning_rate": lr, "cached_features": False})
+    return FineTuneResult(history=history, stages=stage_log, head_epochs=head_epochs)

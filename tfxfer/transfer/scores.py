@@ -1,0 +1,141 @@
+"""H-score, LEEP and NCE transferability scores (numpy only); LogME lives in `tfxfer.transfer.logme`.
+
+* **H-score** (Bao et al., 2019) scores frozen features: ``tr(cov(f)^+ cov(E[f | y]))``, the
+  between-class variance a linear head can see, in units of the feature covariance.
+* **LEEP** (Nguyen et al., 2020) and **NCE** (Tran et al., 2019) score the *source classifier*
+  (for image backbones, the 1000-class ImageNet head): they measure how well target labels can be
+  predicted from the source model's predicted classes. They need no features, only the (N, Z)
+  source probabilities.
+
+All scores are "higher is better" and comparable between backbones on the same data only.
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.transfer import hscore, leep, nce
+    >>> hscore(np.array([0.0, 2.0, 4.0, 6.0]), np.array([0, 0, 1, 1]))
+    0.8
+    >>> probs = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> leep(probs, np.array([0, 1])), nce(probs, np.array([0, 1]))
+    (0.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError
+from tfxfer.transfer._checks import as_class_labels, as_features, as_probabilities
+
+_EPS = np.finfo(np.float64).eps
+
+
+def hscore(features, labels, *, shrinkage: "float | str | None" = None) -> float:
+    """H-score of ``features`` for class ``labels`` (higher is better, at most C - 1).
+
+    Args:
+        features: (N, D) frozen features.
+        labels: (N,) integer class labels.
+        shrinkage: None for the plain H-score (pseudo-inverse of the feature covariance, with
+            eigenvalues below the rank tolerance ignored, so rank-deficient features are fine);
+            "auto" for Ledoit-Wolf shrinkage (the "regularized H-score", better when D is close
+            to or above N); or a float in [0, 1] mixing the covariance with a scaled identity.
+
+    Example:
+        >>> import numpy as np
+        >>> from tfxfer.transfer import hscore
+        >>> x = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0], [6.0, 1.0]])  # second column constant
+        >>> hscore(x, [0, 0, 1, 1])
+        0.8
+    """
+    f = as_features(features)
+    indices, classes = as_class_labels(labels, f.shape[0])
+    f = f - f.mean(axis=0, keepdims=True)
+    n, d = f.shape
+    cov = f.T @ f / n
+    if shrinkage is not None:
+        cov = _shrink(cov, f, shrinkage)
+    evals, evecs = np.linalg.eigh(cov)
+    top = float(evals.max()) if evals.size else 0.0
+    keep = evals > max(top, 0.0) * max(n, d) * _EPS * 10
+    if not np.any(keep):
+        return 0.0
+    counts = np.bincount(indices, minlength=classes.size).astype(np.float64)
+    means = np.zeros((classes.size, d))
+    np.add.at(means, indices, f)
+    means /= counts[:, None]
+    projected = means @ evecs[:, keep]  # (C, k)
+    score = np.sum((counts / n)[:, None] * projected**2 / evals[keep][None, :])
+    return float(score)
+
+
+def _shrink(cov: np.ndarray, centred: np.ndarray, shrinkage) -> np.ndarray:
+    if isinstance(shrinkage, str):
+        if shrinkage != "auto":
+            raise ArgumentError("shrinkage", shrinkage, 'must be None, "auto" or a float in [0, 1]')
+        from sklearn.covariance import ledoit_wolf_shrinkage
+
+        amount = float(ledoit_wolf_shrinkage(centred, assume_centered=True))
+    elif isinstance(shrinkage, (int, float)) and not isinstance(shrinkage, bool) and 0.0 <= shrinkage <= 1.0:
+        amount = float(shrinkage)
+    else:
+        raise ArgumentError("shrinkage", shrinkage, 'must be None, "auto" or a float in [0, 1]')
+    d = cov.shape[0]
+    target = np.trace(cov) / d
+    return (1.0 - amount) * cov + amount * target * np.eye(d)
+
+
+def leep(source_probs, labels, *, from_logits: bool = False) -> float:
+    """LEEP: log expected empirical prediction of the source classifier (higher is better, <= 0).
+
+    Args:
+        source_probs: (N, Z) probabilities of the source model's Z classes (e.g. ImageNet's 1000).
+        labels: (N,) integer target labels.
+        from_logits: set True if ``source_probs`` are logits (a softmax is applied).
+
+    Example:
+        >>> import numpy as np
+        >>> from tfxfer.transfer import leep
+        >>> round(leep(np.full((2, 2), 0.5), [0, 1]), 4)  # uninformative source: log(1/2)
+        -0.6931
+    """
+    theta = as_probabilities(source_probs, from_logits=from_logits)
+    indices, classes = as_class_labels(labels, theta.shape[0])
+    n = theta.shape[0]
+    joint = np.zeros((classes.size, theta.shape[1]))
+    np.add.at(joint, indices, theta)
+    joint /= n
+    marginal = joint.sum(axis=0)
+    conditional = np.divide(joint, marginal[None, :], out=np.zeros_like(joint), where=marginal[None, :] > 0)
+    expected = np.sum(conditional[indices] * theta, axis=1)
+    return float(np.mean(np.log(np.maximum(expected, 1e-300))))
+
+
+def nce(source, labels) -> float:
+    """NCE: negative conditional entropy ``-H(Y | Z)`` of target labels given source labels (<= 0).
+
+    Args:
+        source: (N, Z) source-model probabilities or logits (their argmax is the source label),
+            or (N,) integer source labels.
+        labels: (N,) integer target labels.
+
+    Example:
+        >>> import numpy as np
+        >>> from tfxfer.transfer import nce
+        >>> round(nce(np.array([0, 0, 0, 1]), [0, 0, 1, 1]), 4)  # 0.5 log(2/3) + 0.25 log(1/3)
+        -0.4774
+    """
+    array = np.asarray(source)
+    if array.ndim == 1:
+        if array.dtype.kind not in "iub":
+            raise ArgumentError("source", f"1-D array of dtype {array.dtype}", "must be integer source labels or (N, Z) probabilities")
+        z = np.unique(array, return_inverse=True)[1].reshape(-1)
+    else:
+        z = np.argmax(as_features(array, name="source"), axis=1)
+    n = z.shape[0]
+    y, _ = as_class_labels(labels, n)
+    joint = np.zeros((y.max() + 1, z.max() + 1))
+    np.add.at(joint, (y, z), 1.0)
+    joint /= n
+    marginal = np.broadcast_to(joint.sum(axis=0)[None, :], joint.shape)
+    nonzero = joint > 0
+    return float(np.sum(joint[nonzero] * np.log(joint[nonzero] / marginal[nonzero])))

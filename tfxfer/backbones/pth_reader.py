@@ -171,7 +171,7 @@ def _materialize(tensor: _Tensor, path: str, name: str) -> np.ndarray:
         limit = storage.numel
     data = storage.data
     if any(s == 0 for s in tensor.size):
-        return np.empty(tensor.size, dtype=data.dtype)
+        return np.empty(tensor.size, dtype=np.dtype(storage.type.dtype))
     last = base + sum((n - 1) * st for n, st in zip(tensor.size, tensor.stride))
     if last >= limit:
         raise DataError(f"{path}: tensor {name!r} reads past the end of its storage {storage.key!r}")
@@ -179,7 +179,8 @@ def _materialize(tensor: _Tensor, path: str, name: str) -> np.ndarray:
     view = np.lib.stride_tricks.as_strided(
         data[base:], shape=tensor.size, strides=[st * itemsize for st in tensor.stride], writeable=False
     )
-    array = np.array(view, dtype=data.dtype.newbyteorder("="))
+    array = np.empty(tensor.size, dtype=np.dtype(storage.type.dtype))  # C order, native byte order
+    array[...] = view
     if storage.type.name == "BFloat16Storage":
         array = (array.astype(np.uint32) << 16).view(np.float32)
     return array

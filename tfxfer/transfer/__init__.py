@@ -9,6 +9,7 @@ Example:
 """
 
 from tfxfer.transfer.logme import logme, logme_per_target
+from tfxfer.transfer.regularizers import L2SP, attach_l2sp, l2sp_drift
 from tfxfer.transfer.scores import hscore, leep, nce
 
-__all__ = ["hscore", "leep", "logme", "logme_per_target", "nce"]
+__all__ = ["L2SP", "attach_l2sp", "hscore", "l2sp_drift", "leep", "logme", "logme_per_target", "nce"]

@@ -1,8 +1,58 @@
-"""tfxfer: transfer learning for Keras 3 / TensorFlow, from pretrained backbone to verified edge model."""
+"""tfxfer: transfer learning for Keras 3 / TensorFlow, from pretrained backbone to verified edge model.
 
+The common entry points are importable from the top level (loaded lazily, so ``import tfxfer``
+stays cheap until TensorFlow is actually needed):
+
+    >>> import tfxfer
+    >>> model = tfxfer.build_model("mobilenet_v2", 3, input_size=(32, 32), weights=None)
+    >>> "efficientnet_lite0" in tfxfer.list_backbones()
+    True
+"""
+
+import importlib as _importlib
 import os as _os
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "build_model": "tfxfer.models",
+    "feature_model": "tfxfer.models",
+    "get_backbone": "tfxfer.models",
+    "get_spec": "tfxfer.backbones",
+    "list_backbones": "tfxfer.backbones",
+    "BackboneSpec": "tfxfer.backbones",
+    "Preprocess": "tfxfer.layers",
+    "freeze_backbone": "tfxfer.freezing",
+    "unfreeze": "tfxfer.freezing",
+    "layer_groups": "tfxfer.freezing",
+    "trainable_summary": "tfxfer.freezing",
+    "GradualUnfreezing": "tfxfer.freezing",
+    "WarmupSchedule": "tfxfer.optim",
+    "DiscriminativeAdam": "tfxfer.optim",
+    "DiscriminativeAdamW": "tfxfer.optim",
+    "DiscriminativeSGD": "tfxfer.optim",
+    "layerwise_decay": "tfxfer.optim",
+    "group_multipliers": "tfxfer.optim",
+    "lr_find": "tfxfer.optim",
+    "fine_tune": "tfxfer.recipes",
+    "extract_features": "tfxfer.recipes",
+    "train_head_on_features": "tfxfer.recipes",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfxfer' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

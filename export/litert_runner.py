@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Run a tfxfer .tflite image classifier on a device: numpy + LiteRT + Pillow, no TensorFlow.
+
+Copy this file, ``model_int8.tflite`` and its sidecar ``model_int8.json`` (labels and input details
+written by ``tfxfer.export``) to the device, then:
+
+    pip install numpy pillow ai-edge-litert     # or tflite-runtime on older Raspberry Pi OS
+    python3 litert_runner.py model_int8.tflite photo.jpg --top-k 3 --threads 2
+
+Preprocessing is inside the model: the runner only resizes the image to the model's input size
+(bilinear) and feeds raw 0-255 pixels, quantized to the input's scale / zero point when the model
+takes uint8 or int8. It prints the top-k classes for each image and the inference time
+(median of ``--repeat`` timed runs after one warm-up run). ``--json`` prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+
+def load_interpreter_class():
+    """LiteRT's Interpreter, or tflite-runtime's on devices that only have that."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            sys.exit("Install a LiteRT runtime: pip install ai-edge-litert (or tflite-runtime)")
+    return Interpreter
+
+
+def sidecar_path(model_path: str) -> str:
+    stem, ext = os.path.splitext(model_path)
+    return (stem if ext == ".tflite" else model_path) + ".json"
+
+
+def load_labels(model_path: str, labels_path: str | None, num_classes: int) -> list[str]:
+    """Class names from ``--labels`` (sidecar JSON or one name per line), else the sidecar."""
+    path = labels_path or sidecar_path(model_path)
+    if not os.path.exists(path):
+        if labels_path:
+            sys.exit(f"Labels file not found: {labels_path}")
+        return [str(i) for i in range(num_classes)]
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if path.endswith(".json"):
+        names = json.loads(text).get("class_names")
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        return [str(i) for i in range(num_classes)]
+    if len(names) != num_classes:
+        sys.exit(f"{path} has {len(names)} labels but the model has {num_classes} outputs")
+    return [str(n) for n in names]
+
+
+def load_image(path: str, height: int, width: int, channels: int) -> np.ndarray:
+    """``(1, height, width, channels)`` float32 raw pixels, resized bilinearly if needed."""
+    with Image.open(path) as image:
+        image = image.convert("RGB" if channels == 3 else "L")
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.BILINEAR)
+        pixels = np.asarray(image, dtype=np.float32)
+    if channels == 1:
+        pixels = pixels[..., None]
+    return pixels[None]
+
+
+def to_input(pixels: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return pixels.astype(dtype)
+    scale, zero_point = detail["quantization"]
+    if scale:
+        pixels = np.round(pixels / scale) + zero_point
+    info = np.iinfo(dtype)
+    return np.clip(pixels, info.min, info.max).astype(dtype)
+
+
+def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
+    if np.dtype(detail["dtype"]).kind == "f":
+        return values.astype(np.float32)
+    scale, zero_point = detail["quantization"]
+    return (values.astype(np.float32) - zero_point) * (scale or 1.0)
+
+
+class Classifier:
+    """A loaded .tflite classifier: ``classify(image_path)`` -> (probabilities, milliseconds)."""
+
+    def __init__(self, model_path: str, *, threads: int = 1, labels_path: str | None = None):
+        interpreter_class = load_interpreter_class()
+        self.interpreter = interpreter_class(model_path=model_path, num_threads=threads)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        shape = [int(d) for d in self.input["shape"]]
+        if shape[0] != 1:
+            self.interpreter.resize_tensor_input(self.input["index"], [1, *shape[1:]])
+        self.interpreter.allocate_tensors()
+        _, self.height, self.width, self.channels = shape
+        self.labels = load_labels(model_path, labels_path, int(self.output["shape"][-1]))
+
+    def classify(self, image_path: str, *, repeat: int = 1):
+        pixels = load_image(image_path, self.height, self.width, self.channels)
+        data = to_input(pixels, self.input)
+        self.interpreter.set_tensor(self.input["index"], data)
+        self.interpreter.invoke()  # warm-up
+        times = []
+        for _ in range(max(1, repeat)):
+            start = time.perf_counter()
+            self.interpreter.set_tensor(self.input["index"], data)
+            self.interpreter.invoke()
+            raw = self.interpreter.get_tensor(self.output["index"])
+            times.append((time.perf_counter() - start) * 1000.0)
+        return from_output(raw, self.output)[0], float(np.median(times))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="the .tflite file (its sidecar <stem>.json is read if present)")
+    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...)")
+    parser.add_argument("--labels", help="labels: a tfxfer sidecar JSON or a text file, one name per line")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=10, help="timed runs per image (median reported)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    args = parser.parse_args(argv)
+    if not os.path.isfile(args.model):
+        parser.error(f"model file not found: {args.model}")
+
+    classifier = Classifier(args.model, threads=args.threads, labels_path=args.labels)
+    results = []
+    for path in args.images:
+        try:
+            probabilities, ms = classifier.classify(path, repeat=args.repeat)
+        except (OSError, ValueError) as exc:  # unreadable or non-image file: report, go on
+            results.append({"image": path, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        order = np.argsort(-probabilities)[: max(1, args.top_k)]
+        top = [{"index": int(i), "label": classifier.labels[i], "probability": float(probabilities[i])}
+               for i in order]
+        results.append({"image": path, "top": top, "inference_ms": ms})
+
+    if args.json:
+        print(json.dumps({"model": args.model, "threads": args.threads, "results": results}))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['image']}: ERROR {r['error']}")
+                continue
+            ranked = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
+            print(f"{r['image']}: {ranked}  ({r['inference_ms']:.2f} ms, {args.threads} thread(s))")
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

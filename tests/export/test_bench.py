@@ -1,0 +1,63 @@
+"""Benchmark and export_all table (no timing assertions: only that numbers are measured)."""
+
+import os
+
+import pytest
+
+from tfxfer.errors import ArgumentError
+from tfxfer.export import benchmark_tflite, export_all
+
+from .conftest import CLASS_NAMES
+
+
+def test_benchmark_measures_size_latency_and_memory(exported):
+    result = benchmark_tflite(exported["int8"].path, threads=(1, 2), warmup=2, runs=5)
+    assert result.size_bytes == os.path.getsize(exported["int8"].path)
+    assert set(result.latency) == {"1", "2"}
+    for stats in result.latency.values():
+        assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"]
+    assert result.peak_rss_mib > result.runtime_rss_mib > 0
+    assert result.median_ms(1) == result.latency["1"]["median_ms"]
+
+
+def test_benchmark_argument_errors(exported):
+    for kwargs, match in [({"threads": ()}, "threads"), ({"threads": (0,)}, "threads"), ({"runs": 0}, "runs"),
+                          ({"warmup": -1}, "warmup"), ({"batch_size": 0}, "batch_size")]:
+        with pytest.raises(ArgumentError, match=match):
+            benchmark_tflite(exported["float32"].path, **kwargs)
+
+
+def test_benchmark_missing_file(tmp_path):
+    with pytest.raises(ArgumentError, match="existing .tflite"):
+        benchmark_tflite(tmp_path / "nope.tflite")
+
+
+def test_export_all_table(trained_model, color_data, tmp_path):
+    (x, _), (xt, yt) = color_data
+    table = export_all(trained_model, tmp_path, variants=("float32", "float16", "dynamic", "int8"),
+                       representative_data=x, eval_data=(xt, yt), class_names=CLASS_NAMES,
+                       threads=(1, 2), bench_runs=5, name="tiny")
+    assert table.passed
+    assert [r["variant"] for r in table.rows] == ["float32", "float16", "dynamic", "int8"]
+    base = table.rows[0]
+    assert base["size_ratio"] == 1.0 and base["latency_ratio"] == 1.0
+    for row in table.rows:
+        assert row["latency_1t_ms"] > 0 and row["latency_nt_ms"] > 0 and row["p90_1t_ms"] >= row["latency_1t_ms"]
+        assert row["gate"] == "pass"
+    assert table.rows[1]["size_ratio"] < 1.0
+    text = table.format()
+    assert "size_ratio" in text and "int8" in text
+    assert os.path.exists(table.report_path)
+    for variant in ("float32", "float16", "dynamic", "int8"):
+        assert os.path.exists(tmp_path / f"tiny_{variant}.tflite")
+        assert os.path.exists(tmp_path / f"tiny_{variant}.json")
+
+
+def test_export_all_argument_errors(trained_model, color_data, tmp_path):
+    _, (xt, yt) = color_data
+    for kwargs, match in [({"variants": ("float32", "float32")}, "distinct"),
+                          ({"variants": ("bf16",)}, "may only contain"),
+                          ({"variants": ("int8",)}, "representative_data"),
+                          ({"eval_data": xt, "variants": ("float32",)}, "must carry labels")]:
+        with pytest.raises(ArgumentError, match=match):
+            export_all(trained_model, tmp_path, **{"eval_data": (xt, yt), "benchmark": False, **kwargs})

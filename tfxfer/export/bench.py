@@ -1,0 +1,109 @@
+"""Benchmark a .tflite file: size, LiteRT latency at 1 and N threads (median, p90), peak memory.
+
+Latency and memory are measured in a fresh Python process that imports only numpy and LiteRT
+(`tfxfer/export/_bench_worker.py`), so TensorFlow in the calling process neither competes for the
+cores nor inflates the memory figure. Each thread count gets its own interpreter, ``warmup``
+untimed runs, then ``runs`` timed ``set_tensor + invoke + get_tensor`` calls.
+
+Example:
+    >>> import keras, os, tempfile
+    >>> from tfxfer.export import export_tflite, benchmark_tflite
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(),
+    ...                           keras.layers.Dense(2, activation="softmax")])
+    >>> f = export_tflite(model, os.path.join(tempfile.mkdtemp(), "m.tflite"), variant="float32")
+    >>> result = benchmark_tflite(f.path, threads=(1, 2), runs=5)
+    >>> sorted(result.latency), result.size_bytes == os.path.getsize(f.path)
+    (['1', '2'], True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+from tfxfer.errors import ArgumentError, ExportError
+
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bench_worker.py")
+
+
+@dataclasses.dataclass
+class BenchmarkResult:
+    """Size, latency per thread count (``{"1": {"median_ms", "p90_ms", ...}}``) and memory."""
+
+    path: str
+    size_bytes: int
+    latency: dict
+    peak_rss_mib: float
+    model_memory_mib: float
+    runtime_rss_mib: float
+    warmup: int
+    runs: int
+    batch_size: int
+
+    @property
+    def size_mib(self) -> float:
+        return self.size_bytes / 2**20
+
+    def median_ms(self, threads: int = 1) -> float:
+        return self.latency[str(threads)]["median_ms"]
+
+    def to_dict(self) -> dict:
+        return dict(dataclasses.asdict(self), size_mib=self.size_mib)
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ArgumentError(name, value, "must be an int >= 1")
+
+
+def benchmark_tflite(
+    path,
+    *,
+    threads=(1, 2),
+    warmup: int = 10,
+    runs: int = 50,
+    batch_size: int = 1,
+    timeout_s: float = 600.0,
+) -> BenchmarkResult:
+    """Measure ``path`` in a fresh LiteRT process.
+
+    Args:
+        path: the .tflite file.
+        threads: thread counts to time, each with its own interpreter.
+        warmup: untimed invocations before timing.
+        runs: timed invocations (median and p90 are reported).
+        batch_size: images per invocation (for files with a dynamic batch dimension).
+        timeout_s: give up after this many seconds.
+
+    Returns:
+        A `BenchmarkResult`.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ArgumentError("path", path, "must be an existing .tflite file")
+    threads = tuple(threads)
+    if not threads:
+        raise ArgumentError("threads", threads, "must name at least one thread count")
+    for t in threads:
+        _positive_int("threads", t)
+    _positive_int("runs", runs)
+    _positive_int("batch_size", batch_size)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ArgumentError("warmup", warmup, "must be an int >= 0")
+    config = {"path": os.path.abspath(path), "threads": list(threads), "warmup": warmup, "runs": runs,
+              "batch_size": batch_size}
+    try:
+        proc = subprocess.run([sys.executable, _WORKER, json.dumps(config)], capture_output=True,
+                              text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ExportError(f"Benchmark of {path!r} did not finish in {timeout_s} s") from exc
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise ExportError(f"Benchmark of {path!r} failed (exit {proc.returncode}): {tail}")
+    measured = json.loads(lines[-1])
+    return BenchmarkResult(path=path, size_bytes=os.path.getsize(path), warmup=warmup, runs=runs,
+                           batch_size=batch_size, **measured)

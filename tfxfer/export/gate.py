@@ -1,0 +1,289 @@
+"""The verification gate: run every exported file in LiteRT on held-out data and compare with Keras.
+
+For each variant: max and mean absolute output error, top-1 agreement, accuracy and its drop,
+per-class accuracy deltas, and expected calibration error before and after. Thresholds are
+per variant (`DEFAULT_THRESHOLDS`: top-1 agreement >= 99% for float32/float16/dynamic, accuracy
+drop <= 1.0 point for int8) and configurable. A failing variant raises `GateError` carrying the
+`GateReport`, unless ``raise_on_failure=False``.
+
+Example:
+    >>> import numpy as np, keras, os, tempfile
+    >>> from tfxfer.export import export_tflite, verify
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(),
+    ...                           keras.layers.Dense(2, activation="softmax")])
+    >>> x = np.random.default_rng(0).uniform(0, 255, (32, 8, 8, 3)).astype("float32")
+    >>> y = model.predict(x, verbose=0).argmax(1)
+    >>> f = export_tflite(model, os.path.join(tempfile.mkdtemp(), "m.tflite"), variant="float32")
+    >>> report = verify(model, f, (x, y))
+    >>> report.passed, report["float32"].top1_agreement
+    (True, 1.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError, UnknownNameError
+from tfxfer.export import _trace
+from tfxfer.export.data import as_arrays, check_image_shape, sparse_labels
+from tfxfer.export.metrics import expected_calibration_error, looks_like_probabilities, per_class_accuracy
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Gate limits for one variant; None disables a check.
+
+    Attributes:
+        min_top1_agreement: fraction of examples whose argmax matches Keras (0-1).
+        max_accuracy_drop: Keras accuracy minus file accuracy, in percentage points.
+        max_abs_error: largest absolute difference of any output.
+        max_class_accuracy_drop: largest per-class accuracy drop, in points.
+        max_ece_increase: largest increase of expected calibration error (0-1 scale).
+    """
+
+    min_top1_agreement: float | None = None
+    max_accuracy_drop: float | None = None
+    max_abs_error: float | None = None
+    max_class_accuracy_drop: float | None = None
+    max_ece_increase: float | None = None
+
+
+DEFAULT_THRESHOLDS = {
+    "float32": Thresholds(min_top1_agreement=0.99, max_abs_error=1e-4),
+    "float16": Thresholds(min_top1_agreement=0.99),
+    "dynamic": Thresholds(min_top1_agreement=0.99),
+    "int8": Thresholds(max_accuracy_drop=1.0),
+}
+
+
+@dataclasses.dataclass
+class VariantResult:
+    """The gate's measurements for one exported file."""
+
+    variant: str
+    path: str | None
+    passed: bool
+    failures: list
+    examples: int
+    max_abs_error: float
+    mean_abs_error: float
+    top1_agreement: float
+    keras_accuracy: float
+    tflite_accuracy: float
+    accuracy_drop: float
+    ece_keras: float | None
+    ece_tflite: float | None
+    per_class: list
+    thresholds: dict
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class GateReport:
+    """Results per variant; ``passed`` only if every variant passed."""
+
+    results: dict
+
+    def __getitem__(self, variant: str) -> VariantResult:
+        return self.results[variant]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results.values())
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, r in self.results.items() if not r.passed]
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "results": {k: v.to_dict() for k, v in self.results.items()}}
+
+    def format(self, *, per_class: str = "failed") -> str:
+        """A text table; ``per_class`` is "failed" (default), "all" or "none"."""
+        lines = ["variant   result  max_abs   mean_abs  top1_agree  acc_keras  acc_file  drop_pts  ece_keras  ece_file"]
+        for name, r in self.results.items():
+            ece_k = "-" if r.ece_keras is None else f"{r.ece_keras:.4f}"
+            ece_t = "-" if r.ece_tflite is None else f"{r.ece_tflite:.4f}"
+            lines.append(
+                f"{name:<9} {'PASS' if r.passed else 'FAIL':<7} {r.max_abs_error:<9.2e} {r.mean_abs_error:<9.2e} "
+                f"{r.top1_agreement:<11.4f} {r.keras_accuracy:<10.4f} {r.tflite_accuracy:<9.4f} "
+                f"{r.accuracy_drop:<9.2f} {ece_k:<10} {ece_t}"
+            )
+        for name, r in self.results.items():
+            for failure in r.failures:
+                lines.append(f"  {name}: {failure}")
+            if per_class == "all" or (per_class == "failed" and not r.passed):
+                lines.append(f"  {name} per class: class  support  acc_keras  acc_file  delta_pts")
+                for c in r.per_class:
+                    k = "-" if c["keras_accuracy"] is None else f"{c['keras_accuracy']:.3f}"
+                    t = "-" if c["tflite_accuracy"] is None else f"{c['tflite_accuracy']:.3f}"
+                    d = "-" if c["delta_points"] is None else f"{c['delta_points']:+.1f}"
+                    lines.append(f"    {c['name']:<16} {c['support']:<8} {k:<10} {t:<9} {d}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def resolve_thresholds(thresholds) -> dict[str, Thresholds]:
+    """Defaults overridden by ``{variant: Thresholds | dict}``."""
+    merged = dict(DEFAULT_THRESHOLDS)
+    if thresholds is None:
+        return merged
+    if not isinstance(thresholds, dict):
+        raise ArgumentTypeError("thresholds", thresholds, "a dict {variant: Thresholds or dict}")
+    fields = {f.name for f in dataclasses.fields(Thresholds)}
+    for variant, value in thresholds.items():
+        if isinstance(value, dict):
+            unknown = set(value) - fields
+            if unknown:
+                raise UnknownNameError("threshold", sorted(unknown)[0], fields)
+            value = dataclasses.replace(merged.get(variant, Thresholds()), **value)
+        elif not isinstance(value, Thresholds):
+            raise ArgumentTypeError(f"thresholds[{variant!r}]", value, "a Thresholds or a dict")
+        merged[variant] = value
+    return merged
+
+
+def _entries(exports) -> list[tuple[str | None, object]]:
+    """``[(variant or None, path or bytes)]`` from the many forms `verify` accepts."""
+    from tfxfer.export.tflite import TFLiteExport
+
+    if isinstance(exports, (str, os.PathLike, bytes, TFLiteExport)):
+        exports = [exports]
+    if isinstance(exports, dict):
+        items = list(exports.items())
+    elif isinstance(exports, (list, tuple)):
+        items = [(None, e) for e in exports]
+    else:
+        raise ArgumentTypeError("exports", exports, "a .tflite path, a TFLiteExport, or a list/dict of them")
+    out = []
+    for variant, item in items:
+        if isinstance(item, TFLiteExport):
+            out.append((variant or item.variant, item.path))
+        elif isinstance(item, (str, os.PathLike, bytes)):
+            out.append((variant, item if isinstance(item, bytes) else os.fspath(item)))
+        else:
+            raise ArgumentTypeError("exports", item, "a .tflite path or a TFLiteExport")
+    return out
+
+
+def _points(value: float) -> float:
+    return round(float(value) * 100.0, 4)
+
+
+def _compare(name, path, reference, outputs, labels, class_names, limits: Thresholds) -> VariantResult:
+    num_classes = reference.shape[1]
+    diff = np.abs(outputs - reference)
+    k_pred, t_pred = reference.argmax(1), outputs.argmax(1)
+    agreement = float((k_pred == t_pred).mean())
+    k_acc, t_acc = float((k_pred == labels).mean()), float((t_pred == labels).mean())
+    k_cls, support = per_class_accuracy(k_pred, labels, num_classes)
+    t_cls, _ = per_class_accuracy(t_pred, labels, num_classes)
+    per_class = []
+    for c in range(num_classes):
+        present = support[c] > 0
+        per_class.append({
+            "class": c, "name": class_names[c], "support": int(support[c]),
+            "keras_accuracy": float(k_cls[c]) if present else None,
+            "tflite_accuracy": float(t_cls[c]) if present else None,
+            "delta_points": _points(t_cls[c] - k_cls[c]) if present else None,
+        })
+    probabilistic = looks_like_probabilities(reference)
+    ece_k = expected_calibration_error(reference, labels) if probabilistic else None
+    ece_t = expected_calibration_error(np.clip(outputs, 0, 1), labels) if probabilistic else None
+    drop = _points(k_acc - t_acc)
+    failures = []
+    if limits.min_top1_agreement is not None and agreement < limits.min_top1_agreement:
+        failures.append(f"top-1 agreement {agreement:.4f} < {limits.min_top1_agreement}")
+    if limits.max_accuracy_drop is not None and drop > limits.max_accuracy_drop:
+        failures.append(f"accuracy drop {drop:.2f} points > {limits.max_accuracy_drop}")
+    if limits.max_abs_error is not None and float(diff.max()) > limits.max_abs_error:
+        failures.append(f"max abs error {float(diff.max()):.3g} > {limits.max_abs_error}")
+    if limits.max_class_accuracy_drop is not None:
+        worst = max((-c["delta_points"] for c in per_class if c["delta_points"] is not None), default=0.0)
+        if worst > limits.max_class_accuracy_drop:
+            failures.append(f"per-class accuracy drop {worst:.2f} points > {limits.max_class_accuracy_drop}")
+    if limits.max_ece_increase is not None and ece_k is not None and ece_t - ece_k > limits.max_ece_increase:
+        failures.append(f"ECE increase {ece_t - ece_k:.4f} > {limits.max_ece_increase}")
+    return VariantResult(
+        variant=name, path=path if isinstance(path, str) else None, passed=not failures, failures=failures,
+        examples=int(len(labels)), max_abs_error=float(diff.max()), mean_abs_error=float(diff.mean()),
+        top1_agreement=agreement, keras_accuracy=k_acc, tflite_accuracy=t_acc, accuracy_drop=drop,
+        ece_keras=ece_k, ece_tflite=ece_t, per_class=per_class, thresholds=dataclasses.asdict(limits),
+    )
+
+
+def verify(
+    model,
+    exports,
+    data,
+    *,
+    thresholds=None,
+    class_names=None,
+    batch_size: int = 64,
+    raise_on_failure: bool = True,
+    reference_outputs=None,
+) -> GateReport:
+    """Run each exported file in LiteRT on held-out ``data`` and gate it against ``model``.
+
+    Args:
+        model: the Keras model the files were exported from.
+        exports: a .tflite path, a `TFLiteExport`, or a list / ``{variant: path}`` dict of them.
+            A file's variant comes from its sidecar, else from inspecting the file.
+        data: held-out ``(images, labels)`` or a ``tf.data.Dataset`` of them (labels: class ids
+            or one-hot); images are raw pixels at the model's input size.
+        thresholds: ``{variant: Thresholds | dict}`` overriding `DEFAULT_THRESHOLDS`.
+        class_names: names for the per-class report (default: the sidecar's, else indices).
+        batch_size: images per interpreter call.
+        raise_on_failure: raise `GateError` (with ``.report``) if any variant fails.
+        reference_outputs: precomputed Keras outputs for ``data`` (skips recomputing them).
+
+    Returns:
+        A `GateReport`.
+    """
+    from tfxfer.export.flatbuffer import detect_variant
+    from tfxfer.export.litert import predict_tflite
+    from tfxfer.export.metadata import read_sidecar
+
+    image_shape = _trace.check_image_model(model)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ArgumentError("batch_size", batch_size, "must be an int >= 1")
+    limits = resolve_thresholds(thresholds)
+    images, labels = as_arrays(data, name="data")
+    check_image_shape(images, image_shape, name="data")
+    if labels is None:
+        raise ArgumentError("data", "images without labels", "must carry labels: (images, labels)")
+    num_classes = _trace.num_outputs(model)
+    labels = sparse_labels(labels, num_classes=num_classes)
+    if reference_outputs is None:
+        reference = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float32)
+    else:
+        reference = np.asarray(reference_outputs, dtype=np.float32)
+        if reference.shape != (len(images), num_classes):
+            raise ArgumentError("reference_outputs", reference.shape, f"must have shape {(len(images), num_classes)}")
+    results = {}
+    for variant, path in _entries(exports):
+        sidecar = read_sidecar(path) if isinstance(path, str) else None
+        variant = variant or (sidecar or {}).get("variant") or detect_variant(path)
+        names = class_names or (sidecar or {}).get("class_names") or [str(i) for i in range(num_classes)]
+        key = variant if variant not in results else f"{variant}:{os.path.basename(str(path))}"
+        outputs = predict_tflite(path, images, batch_size=batch_size)
+        finite = bool(np.all(np.isfinite(outputs)))
+        if not finite:
+            outputs = np.nan_to_num(outputs, nan=-1.0, posinf=-1.0, neginf=-1.0)
+        result = _compare(key, path, reference, outputs, labels, list(names),
+                          limits.get(variant, Thresholds()))
+        if not finite:
+            result.failures.append("the file produced NaN or infinite outputs")
+            result.passed = False
+        results[key] = result
+    report = GateReport(results)
+    if raise_on_failure and not report.passed:
+        raise GateError(f"Verification gate failed for {report.failed}:\n{report.format()}", report=report)
+    return report

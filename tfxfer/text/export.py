@@ -1,0 +1,374 @@
+"""Export text models: a SavedModel on raw strings, a TFLite file on token ids; both verified.
+
+* `export_text_saved_model` writes ``<base_dir>/<name>/<version>/`` for TF Serving with
+  ``serving_default`` taking raw strings (``text``: string ``[batch]``; the tokenizer is inside)
+  and ``serving_tokens`` taking the token tensors, plus warm-up requests and ``models.config``
+  (`tfxfer.export.serving`). It is loaded back and checked against Keras on held-out texts.
+* `export_text_tflite` writes the token-id model (TFLite cannot hold tf-text tokenizer ops) as
+  float32, float16 or dynamic-range int8, with ``vocab.txt`` and a sidecar ``<stem>.json``
+  (inputs, classes, tokenizer settings) beside it, which ``export/wordpiece_tokenizer.py`` reads.
+* `verify_text_tflite` is the gate: the file runs in LiteRT on held-out texts and is compared
+  with Keras using `tfxfer.export.Thresholds` / `GateReport` (defaults: `DEFAULT_THRESHOLDS`).
+
+Example:
+    >>> import os, tempfile
+    >>> from tfxfer.text import build_bert_encoder, build_text_classifier, export_text_tflite
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]
+    >>> encoder = build_bert_encoder(vocab, num_layers=1, hidden_dim=8, intermediate_dim=16,
+    ...                              num_heads=2, sequence_length=8)
+    >>> model = build_text_classifier(encoder, 2)
+    >>> out = export_text_tflite(model, os.path.join(tempfile.mkdtemp(), "m.tflite"),
+    ...                          verify_texts=["good film", "bad film", "film"])
+    >>> out.report.passed, sorted(os.listdir(os.path.dirname(out.path)))
+    (True, ['m.json', 'm.tflite', 'vocab.txt'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, ExportError, GateError, ModelError
+from tfxfer.export.gate import GateReport, Thresholds, VariantResult, resolve_thresholds
+from tfxfer.export.metrics import expected_calibration_error, per_class_accuracy
+from tfxfer.text.encoders import as_texts
+from tfxfer.text.graph import text_parts, token_model
+from tfxfer.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
+
+TEXT_VARIANTS = ("float32", "float16", "dynamic")
+SIDECAR_FORMAT = "tfxfer-text-tflite"
+
+
+@dataclasses.dataclass
+class TextTFLiteExport:
+    """A written text .tflite file, its sidecar and vocabulary, and its gate report (if verified)."""
+
+    path: str
+    variant: str
+    size_bytes: int
+    sidecar_path: str
+    vocab_path: str | None
+    inputs: list
+    report: GateReport | None
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["report"] = self.report.to_dict() if self.report else None
+        return out
+
+
+def _tokenize(model, texts) -> dict:
+    """Token tensors of ``texts`` as the model's own in-graph tokenizer makes them."""
+    import tensorflow as tf
+
+    layer = text_parts(model).tokenizer
+    out = tf.function(layer.call, autograph=False)(tf.constant(list(as_texts(texts)), dtype=tf.string))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def _tokenizer_config(model) -> dict | None:
+    """The settings ``export/wordpiece_tokenizer.py`` needs, or None for non-WordPiece tokenizers."""
+    parts = text_parts(model)
+    tok = parts.tokenizer.tokenizer
+    if not hasattr(tok, "suffix_indicator") or not hasattr(tok, "get_vocabulary"):
+        return None
+    return {
+        "type": "wordpiece", "vocabulary": "vocab.txt", "lowercase": bool(tok.lowercase),
+        "strip_accents": bool(tok.strip_accents), "split_on_cjk": bool(getattr(tok, "split_on_cjk", True)),
+        "suffix_indicator": tok.suffix_indicator, "oov_token": tok.oov_token, "max_bytes_per_word": 100,
+        "cls_token": tok.id_to_token(int(tok.start_token_id)), "sep_token": tok.id_to_token(int(tok.end_token_id)),
+        "pad_token": tok.id_to_token(int(tok.pad_token_id)), "sequence_length": parts.sequence_length,
+    }
+
+
+def convert_text_tflite(model, *, variant: str = "float32") -> bytes:
+    """The token-id twin of ``model`` as .tflite bytes (TFLite builtins only)."""
+    import tensorflow as tf
+
+    if variant not in TEXT_VARIANTS:
+        raise ArgumentError("variant", variant, "must be one of " + ", ".join(TEXT_VARIANTS))
+    parts = text_parts(model)
+    tokens = token_model(model)
+    keys = [t.name for t in tokens.inputs]
+    specs = [tf.TensorSpec([None, parts.sequence_length], tf.int32, name=k) for k in keys]
+
+    @tf.function(input_signature=specs, autograph=False)
+    def serve(*args):
+        return {"probabilities": tf.cast(tokens(dict(zip(keys, args)), training=False), tf.float32)}
+
+    # No trackable object here: passing the model keeps VAR_HANDLE / READ_VARIABLE ops whose
+    # variables LiteRT never initialises (NaN outputs); without it the weights are frozen in.
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    try:
+        return converter.convert()
+    except Exception as exc:  # ConverterError and friends
+        first = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ""
+        raise ExportError(f"TFLite conversion of {model.name!r} ({variant}) failed: {type(exc).__name__}: {first}") from exc
+
+
+def predict_text_tflite(tflite, inputs: dict, *, batch_size: int = 32, num_threads: int | None = None) -> np.ndarray:
+    """Run a text .tflite (path or bytes) on token tensors ``{key: int [n, length]}`` in LiteRT."""
+    from tfxfer.export.litert import load_interpreter
+
+    interpreter = load_interpreter(tflite, num_threads=num_threads)
+    details = interpreter.get_input_details()
+    out = interpreter.get_output_details()[0]
+    by_key = {}
+    for d in details:
+        key = next((k for k in inputs if re.search(rf"(^|_){k}(:\d+)?$", d["name"])), None)
+        if key is None:
+            raise ModelError(f"TFLite input {d['name']!r} matches none of {sorted(inputs)}")
+        by_key[key] = d
+    n = len(next(iter(inputs.values())))
+    results, current = [], None
+    for start in range(0, n, batch_size):
+        chunk = {k: np.asarray(v[start: start + batch_size], dtype=np.int32) for k, v in inputs.items()}
+        rows = len(next(iter(chunk.values())))
+        if current != rows:
+            for k, d in by_key.items():
+                interpreter.resize_tensor_input(d["index"], [rows, chunk[k].shape[1]])
+            interpreter.allocate_tensors()
+            current = rows
+        for k, d in by_key.items():
+            interpreter.set_tensor(d["index"], chunk[k])
+        interpreter.invoke()
+        results.append(np.asarray(interpreter.get_tensor(out["index"]), dtype=np.float32))
+    return np.concatenate(results)
+
+
+def _flatten(outputs, mask):
+    """Token outputs ``[n, L, C]`` -> ``[valid positions, C]``; sequence outputs unchanged."""
+    return outputs[mask.astype(bool)] if outputs.ndim == 3 else outputs
+
+
+def compare_outputs(name, path, reference, outputs, labels, limits: Thresholds) -> VariantResult:
+    """A `VariantResult` for ``outputs`` against the Keras ``reference`` ``[examples, classes]``."""
+    k_pred, t_pred = reference.argmax(1), outputs.argmax(1)
+    diff = np.abs(outputs - reference)
+    agreement = float((k_pred == t_pred).mean())
+    k_acc, t_acc = float((k_pred == labels).mean()), float((t_pred == labels).mean())
+    k_cls, support = per_class_accuracy(k_pred, labels, reference.shape[1])
+    t_cls, _ = per_class_accuracy(t_pred, labels, reference.shape[1])
+    per_class = [{"class": c, "name": str(c), "support": int(support[c]),
+                  "keras_accuracy": float(k_cls[c]) if support[c] else None,
+                  "tflite_accuracy": float(t_cls[c]) if support[c] else None,
+                  "delta_points": round(float(t_cls[c] - k_cls[c]) * 100, 4) if support[c] else None}
+                 for c in range(reference.shape[1])]
+    ece_k = expected_calibration_error(reference, labels)
+    ece_t = expected_calibration_error(np.clip(outputs, 0, 1), labels)
+    drop = round((k_acc - t_acc) * 100, 4)
+    failures = []
+    if limits.min_top1_agreement is not None and agreement < limits.min_top1_agreement:
+        failures.append(f"top-1 agreement {agreement:.4f} < {limits.min_top1_agreement}")
+    if limits.max_accuracy_drop is not None and drop > limits.max_accuracy_drop:
+        failures.append(f"accuracy drop {drop:.2f} points > {limits.max_accuracy_drop}")
+    if limits.max_abs_error is not None and float(diff.max()) > limits.max_abs_error:
+        failures.append(f"max abs error {float(diff.max()):.3g} > {limits.max_abs_error}")
+    if limits.max_ece_increase is not None and ece_t - ece_k > limits.max_ece_increase:
+        failures.append(f"ECE increase {ece_t - ece_k:.4f} > {limits.max_ece_increase}")
+    if not np.all(np.isfinite(outputs)):
+        failures.append("the file produced NaN or infinite outputs")
+    return VariantResult(variant=name, path=path, passed=not failures, failures=failures, examples=int(len(labels)),
+                         max_abs_error=float(diff.max()), mean_abs_error=float(diff.mean()), top1_agreement=agreement,
+                         keras_accuracy=k_acc, tflite_accuracy=t_acc, accuracy_drop=drop, ece_keras=ece_k,
+                         ece_tflite=ece_t, per_class=per_class, thresholds=dataclasses.asdict(limits))
+
+
+def _gate(model, runs: dict, texts, labels, thresholds, raise_on_failure) -> GateReport:
+    """``runs``: ``{variant: (path, fn(token inputs) -> outputs)}``; compare each with Keras."""
+    texts = as_texts(texts)
+    if not len(texts):
+        raise ArgumentError("texts", "[]", "must hold at least one held-out text")
+    inputs = _tokenize(model, texts)
+    reference = np.asarray(token_model(model).predict(inputs, verbose=0), dtype=np.float32)
+    mask = inputs["padding_mask"]
+    ref = _flatten(reference, mask)
+    if labels is None:
+        flat_labels = ref.argmax(1)
+    else:
+        flat_labels = _flatten(np.asarray(labels), mask) if reference.ndim == 3 else np.asarray(labels)
+        if flat_labels.ndim == 2:
+            flat_labels = flat_labels.argmax(1)
+    limits = resolve_thresholds(thresholds)
+    results = {}
+    for variant, (path, run) in runs.items():
+        outputs = _flatten(np.asarray(run(inputs), dtype=np.float32), mask)
+        results[variant] = compare_outputs(variant, path, ref, outputs, flat_labels, limits.get(variant, Thresholds()))
+    report = GateReport(results)
+    if raise_on_failure and not report.passed:
+        raise GateError(f"Verification gate failed for {report.failed}:\n{report.format()}", report=report)
+    return report
+
+
+def verify_text_tflite(model, exports: dict, texts, *, labels=None, thresholds=None,
+                       raise_on_failure: bool = True) -> GateReport:
+    """Gate text .tflite files (``{variant: path or bytes}``) against ``model`` on held-out ``texts``.
+
+    ``labels`` (class ids, or tag ids per position for token classifiers) give the accuracy
+    columns; without them Keras's own predictions are the reference labels.
+    """
+    runs = {v: (p if isinstance(p, str) else None, lambda inputs, p=p: predict_text_tflite(p, inputs))
+            for v, p in dict(exports).items()}
+    return _gate(model, runs, texts, labels, thresholds, raise_on_failure)
+
+
+def export_text_tflite(model, path, *, variant: str = "float32", class_names=None, verify_texts=None,
+                       verify_labels=None, thresholds=None) -> TextTFLiteExport:
+    """Write the token-id .tflite, ``<stem>.json`` and ``vocab.txt`` (atomically), gated if asked.
+
+    Args:
+        model: a tfxfer text model (classifier, token classifier, few-/zero-shot).
+        path: the .tflite path.
+        variant: "float32", "float16" or "dynamic" (int8 weights; ~4x smaller).
+        class_names: one name per output class / tag, stored in the sidecar.
+        verify_texts: held-out texts; when given, the gate runs and a failing file is not kept.
+        verify_labels, thresholds: see `verify_text_tflite`.
+    """
+    parts = text_parts(model)
+    num_outputs = int(model.outputs[0].shape[-1])
+    if class_names is not None and len(class_names) != num_outputs:
+        raise ArgumentError("class_names", list(class_names), f"must have {num_outputs} names")
+    content = convert_text_tflite(model, variant=variant)
+    report = None
+    if verify_texts is not None:
+        report = _gate(model, {variant: (None, lambda inputs: predict_text_tflite(content, inputs))},
+                       verify_texts, verify_labels, thresholds, raise_on_failure=True)
+        report.results[variant].path = os.fspath(path)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    inputs = [{"name": next((k for k in parts.keys if k in d["name"]), d["name"]), "tensor": d["name"],
+               "dtype": np.dtype(d["dtype"]).name, "shape": [int(s) for s in d["shape_signature"]]}
+              for d in interpreter.get_input_details()]
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    stem = os.path.splitext(path)[0]
+    tokenizer = _tokenizer_config(model)
+    sidecar = {
+        "format": SIDECAR_FORMAT, "format_version": 1, "variant": variant, "model_name": model.name,
+        "task": "token_classification" if parts.pool.mode == "tokens" else "classification",
+        "class_names": list(class_names) if class_names is not None else None,
+        "sequence_length": parts.sequence_length, "inputs": inputs,
+        "output": {"name": "probabilities", "shape": [int(s) for s in interpreter.get_output_details()[0]["shape_signature"]]},
+        "tokenizer": tokenizer, "sha256": hashlib.sha256(content).hexdigest(),
+    }
+    vocab_path = None
+    os.makedirs(folder, exist_ok=True)
+    if tokenizer is not None:
+        vocab_path = os.path.join(folder, tokenizer["vocabulary"])
+        atomic_write_text(vocab_path, "".join(t + "\n" for t in parts.tokenizer.tokenizer.get_vocabulary()))
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(content)
+    atomic_write_json(stem + ".json", sidecar)
+    return TextTFLiteExport(path=path, variant=variant, size_bytes=len(content), sidecar_path=stem + ".json",
+                            vocab_path=vocab_path, inputs=inputs, report=report)
+
+
+def _serving_functions(model, class_names):
+    import tensorflow as tf
+
+    parts = text_parts(model)
+    tokens = token_model(model)
+    keys = [t.name for t in tokens.inputs]
+    names = tf.constant(class_names)
+
+    def outputs(probabilities):
+        top = tf.argmax(probabilities, axis=1, output_type=tf.int32)
+        return {"probabilities": probabilities, "classes": tf.tile(names[None, :], [tf.shape(probabilities)[0], 1]),
+                "top_class": tf.gather(names, top), "top_probability": tf.reduce_max(probabilities, axis=1)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def from_text(text):
+        return outputs(tf.cast(model(text, training=False), tf.float32))
+
+    specs = [tf.TensorSpec([None, parts.sequence_length], tf.int32, name=k) for k in keys]
+
+    @tf.function(input_signature=specs)
+    def from_tokens(*args):
+        return outputs(tf.cast(tokens(dict(zip(keys, args)), training=False), tf.float32))
+
+    return {"serving_default": from_text, "serving_tokens": from_tokens}
+
+
+def export_text_saved_model(model, base_dir, *, name: str, version: int | None = None, class_names=None,
+                            verify_texts=None, thresholds=None, warmup: bool = True, overwrite: bool = False,
+                            serving_base_path: str | None = None):
+    """Write a TF Serving SavedModel whose ``serving_default`` takes raw strings.
+
+    Args:
+        model: a tfxfer text classifier (sequence outputs ``[batch, classes]``).
+        base_dir: model repository; the model goes to ``<base_dir>/<name>/<version>/``.
+        name: served model name.
+        version: default one more than the highest present.
+        class_names: one per class (default "0", "1", ...).
+        verify_texts: held-out texts; the written SavedModel is loaded and gated against Keras
+            (variant "saved_model", default limits: max abs error 1e-4, top-1 agreement 1.0).
+        warmup: write TF Serving warm-up requests (two example texts).
+
+    Returns:
+        ``(SavedModelExport, GateReport or None)``.
+    """
+    import keras
+    import tensorflow as tf
+
+    from tfxfer.export import SavedModelExport, serving
+
+    parts = text_parts(model)
+    if parts.pool.mode == "tokens":
+        raise ModelError("export_text_saved_model serves sequence classifiers; export a token classifier "
+                         "with export_text_tflite (word alignment runs on the client)")
+    num = int(model.outputs[0].shape[-1])
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(num)]
+    if len(names) != num:
+        raise ArgumentError("class_names", class_names, f"must have {num} names")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ArgumentError("name", name, "must be letters, digits, '.', '_' or '-'")
+    model_dir = os.path.join(os.fspath(base_dir), name)
+    if version is None:
+        existing = [int(v) for v in os.listdir(model_dir) if v.isdigit()] if os.path.isdir(model_dir) else []
+        version = max(existing, default=0) + 1
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ArgumentError("version", version, "must be an int >= 1")
+    path = os.path.join(model_dir, str(version))
+    if os.path.exists(path) and not overwrite:
+        raise ArgumentError("version", version, f"already exists at {path!r}", hint="Pass overwrite=True")
+    functions = _serving_functions(model, names)
+    report = None
+    with atomic_path(path, directory=True) as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        for signature, function in functions.items():
+            archive.add_endpoint(signature, function)
+        archive.write_out(tmp, verbose=False)
+        examples = list(as_texts(verify_texts))[:2] if verify_texts is not None else ["An example text.", ""]
+        if warmup:
+            logs = serving.warmup_requests(model_name=name, requests=[
+                ("serving_default", {"text": np.array([t.encode("utf-8") for t in examples], dtype=object)})])
+            serving.write_warmup(tmp, logs)
+        if verify_texts is not None:
+            loaded = tf.saved_model.load(tmp)
+            signature = loaded.signatures["serving_default"]
+
+            def run(_inputs):
+                return signature(text=tf.constant(list(as_texts(verify_texts))))["probabilities"].numpy()
+
+            limits = {"saved_model": Thresholds(min_top1_agreement=1.0, max_abs_error=1e-4)}
+            limits.update(thresholds or {})
+            report = _gate(model, {"saved_model": (path, run)}, verify_texts, None, limits, raise_on_failure=True)
+    config_path = serving.write_models_config(base_dir, serving_base_path=serving_base_path)
+    signatures = {"serving_default": "text: string [batch] of raw texts",
+                  "serving_tokens": f"{', '.join(parts.keys)}: int32 [batch, {parts.sequence_length}]"}
+    result = SavedModelExport(path=path, name=name, version=version, signatures=signatures,
+                              warmup_path=os.path.join(path, serving.WARMUP_DIR, serving.WARMUP_FILE) if warmup else None,
+                              models_config_path=config_path, verified=verify_texts is not None)
+    return result, report

@@ -1,0 +1,129 @@
+"""Few-shot and zero-shot text classification on frozen encoder embeddings (no gradient steps).
+
+Both build an ordinary tfxfer text model, ``text -> tokenize -> encoder -> pool -> normalize ->
+head``, whose head is a bias-free dense layer holding one unit vector per class divided by a
+temperature, then softmax: a cosine-similarity classifier.
+
+* `build_prototype_classifier`: each class vector is the mean of the L2-normalised embeddings of
+  its k examples (a prototypical network without training).
+* `build_zero_shot_classifier`: each class vector is the embedding of a label description
+  (``template.format(description)``), so no labelled example is needed.
+
+Being normal models, they predict raw strings, export like any classifier, and make a warm start
+for `tfxfer.text.fine_tune_text`.
+
+Example:
+    >>> from tfxfer.text import build_bert_encoder, build_prototype_classifier
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]
+    >>> encoder = build_bert_encoder(vocab, num_layers=1, hidden_dim=8, intermediate_dim=16,
+    ...                              num_heads=2, sequence_length=8)
+    >>> model = build_prototype_classifier(encoder, ["good film", "bad film"], [1, 0])
+    >>> model.get_layer("head").kernel.shape
+    (8, 2)
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.text.encoders import TextEncoder, as_texts, pool_outputs
+
+
+def _check(encoder, temperature, pooling):
+    if not isinstance(encoder, TextEncoder):
+        raise ArgumentTypeError("encoder", encoder, "a tfxfer.text.TextEncoder")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ArgumentError("temperature", temperature, "must be a number > 0")
+    if pooling == "tokens":
+        raise ArgumentError("pooling", pooling, "must be 'mean', 'cls' or 'pooled'")
+
+
+def _normalize(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
+    return rows / np.maximum(norms, 1e-12)
+
+
+def prototype_model(encoder: TextEncoder, prototypes, *, pooling: str = "mean", temperature: float = 0.05,
+                    name: str = "prototype_classifier") -> keras.Model:
+    """A cosine classifier over ``encoder`` whose class vectors are ``prototypes`` ``[classes, dim]``."""
+    _check(encoder, temperature, pooling)
+    prototypes = _normalize(np.asarray(prototypes, dtype=np.float32))
+    if prototypes.ndim != 2 or prototypes.shape[1] != encoder.hidden_dim or len(prototypes) < 2:
+        raise ArgumentError("prototypes", prototypes.shape, f"must be [classes >= 2, {encoder.hidden_dim}]")
+    text = keras.Input(shape=(), dtype="string", name="text")
+    x = pool_outputs(encoder.backbone, encoder.tokenizer_layer()(text), pooling=pooling)
+    x = keras.layers.UnitNormalization(name="normalize")(x)
+    head = keras.layers.Dense(len(prototypes), use_bias=False, activation="softmax", dtype="float32", name="head")
+    outputs = head(x)
+    head.kernel.assign((prototypes.T / float(temperature)).astype(np.float32))
+    return keras.Model(text, outputs, name=name)
+
+
+def sample_per_class(labels, k: int, *, seed: int = 0) -> np.ndarray:
+    """Indices of ``k`` random examples of every class (sorted), for k-shot experiments."""
+    labels = np.asarray(labels)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ArgumentError("k", k, "must be an int >= 1")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) < k:
+            raise DataError(f"class {c!r} has {len(members)} examples, fewer than k={k}")
+        picked.extend(rng.choice(members, size=k, replace=False).tolist())
+    return np.sort(np.asarray(picked))
+
+
+def build_prototype_classifier(encoder: TextEncoder, texts, labels, *, num_classes: int | None = None,
+                               pooling: str = "mean", temperature: float = 0.05, batch_size: int = 32) -> keras.Model:
+    """A k-shot classifier from example ``texts`` and their class ids ``labels`` (no training).
+
+    Args:
+        encoder: a `TextEncoder` (its weights are used as they are).
+        texts, labels: the support examples (a few per class) and their class ids 0..C-1.
+        num_classes: default ``max(labels) + 1``; every class needs at least one example.
+        pooling: how texts become embeddings ("mean" suits sentence encoders such as MiniLM).
+        temperature: softmax temperature of the cosine similarities.
+    """
+    _check(encoder, temperature, pooling)
+    texts = as_texts(texts)
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != len(texts) or not len(texts):
+        raise DataError(f"{len(texts)} texts and {labels.shape} labels (need one class id per text)")
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise DataError("`labels` must be class ids >= 0")
+    k = int(num_classes or labels.max() + 1)
+    counts = np.bincount(labels, minlength=k)
+    if len(counts) > k or (counts == 0).any():
+        raise DataError(f"every class 0..{k - 1} needs an example (counts: {counts.tolist()})")
+    embeddings = encoder.embed(texts, pooling=pooling, normalize=True, batch_size=batch_size)
+    prototypes = np.stack([embeddings[labels == c].mean(axis=0) for c in range(k)])
+    return prototype_model(encoder, prototypes, pooling=pooling, temperature=temperature)
+
+
+def build_zero_shot_classifier(encoder: TextEncoder, descriptions, *, template: str = "{}", pooling: str = "mean",
+                               temperature: float = 0.05) -> keras.Model:
+    """A classifier from label descriptions alone: class ``i`` is ``template.format(descriptions[i])``.
+
+    Args:
+        descriptions: one description per class, in class order (e.g. ``["negative", "positive"]``
+            or richer phrases), or several per class as a list of lists (their embeddings average).
+        template: wraps each description, e.g. ``"This review is {}."``.
+    """
+    if isinstance(descriptions, str) or not isinstance(descriptions, (list, tuple)) or len(descriptions) < 2:
+        raise ArgumentTypeError("descriptions", descriptions, "a list of >= 2 descriptions (one per class)")
+    if not isinstance(template, str) or "{}" not in template:
+        raise ArgumentError("template", template, "must be a str containing '{}'")
+    groups = [[d] if isinstance(d, str) else list(d) for d in descriptions]
+    if any(not g or not all(isinstance(d, str) for d in g) for g in groups):
+        raise ArgumentTypeError("descriptions", descriptions, "strings, or non-empty lists of strings")
+    flat = [template.format(d) for g in groups for d in g]
+    _check(encoder, temperature, pooling)
+    embeddings = encoder.embed(flat, pooling=pooling, normalize=True)
+    prototypes, start = [], 0
+    for g in groups:
+        prototypes.append(embeddings[start: start + len(g)].mean(axis=0))
+        start += len(g)
+    return prototype_model(encoder, np.stack(prototypes), pooling=pooling, temperature=temperature)

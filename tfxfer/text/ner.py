@@ -1,0 +1,199 @@
+"""Token classification (NER) on a pretrained text encoder; keras-hub has no such task.
+
+`build_token_classifier` makes ``text -> tokenize -> encoder -> pool(mode="tokens") ->
+head_dropout -> head`` (softmax over tags at every position). Training and prediction work on
+words: `fit_token_classifier` aligns word tags to word pieces (`tfxfer.text.alignment`) and trains
+the model's token-id twin (full fine-tune, or the head alone on cached encoder outputs with
+``freeze=True``); `predict_word_tags` folds piece probabilities back to words and decodes valid
+BIO/BIOES sequences; `predict_entities` returns `Entity` tuples (text, type, start, end, score)
+with character offsets into the raw text.
+
+Example:
+    >>> from tfxfer.text import build_bert_encoder, build_token_classifier, predict_entities
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "zoe", "visits", "paris"]
+    >>> encoder = build_bert_encoder(vocab, num_layers=1, hidden_dim=8, intermediate_dim=16,
+    ...                              num_heads=2, sequence_length=12)
+    >>> tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    >>> model = build_token_classifier(encoder, tags)
+    >>> entities = predict_entities(model, ["Zoe visits Paris"], tag_names=tags)
+    >>> all(e.text == "Zoe visits Paris"[e.start:e.end] for e in entities[0])
+    True
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import keras
+import numpy as np
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.text.alignment import encode_words, split_words, word_predictions
+from tfxfer.text.encoders import TextEncoder, pool_outputs
+from tfxfer.text.graph import text_parts, token_features, token_model
+from tfxfer.text.tagging import check_scheme, decode_spans, parse_tag
+
+
+class Entity(NamedTuple):
+    """A predicted entity: the ``text`` span, its ``type``, character ``start``/``end`` in the input
+    (``text == input[start:end]``) and ``score`` (mean probability of its word tags)."""
+
+    text: str
+    type: str
+    start: int
+    end: int
+    score: float
+
+
+def _check_tags(tag_names, scheme):
+    check_scheme(scheme)
+    if isinstance(tag_names, str) or not isinstance(tag_names, (list, tuple)) or not tag_names:
+        raise ArgumentTypeError("tag_names", tag_names, "a non-empty list of tag strings")
+    allowed = ("O", "B", "I") if scheme == "BIO" else ("O", "B", "I", "E", "S")
+    for tag in tag_names:
+        if parse_tag(tag)[0] not in allowed:
+            raise ArgumentError("tag_names", tag, f"is not a {scheme} tag")
+    if len(set(tag_names)) != len(tag_names):
+        raise ArgumentError("tag_names", list(tag_names), "must not repeat a tag")
+    return list(tag_names)
+
+
+def build_token_classifier(encoder: TextEncoder, tag_names, *, scheme: str = "BIO", dropout: float = 0.1,
+                           name: str = "token_classifier") -> keras.Model:
+    """A token classifier over ``encoder``: per-position tag probabilities ``[batch, length, tags]``.
+
+    Args:
+        encoder: a `TextEncoder`.
+        tag_names: the tags, e.g. ``["O", "B-PER", "I-PER", ...]`` (their order is the output order).
+        scheme: "BIO" or "BIOES" (checked against ``tag_names``).
+        dropout: dropout before the head.
+    """
+    if not isinstance(encoder, TextEncoder):
+        raise ArgumentTypeError("encoder", encoder, "a tfxfer.text.TextEncoder")
+    tags = _check_tags(tag_names, scheme)
+    if not 0 <= dropout < 1:
+        raise ArgumentError("dropout", dropout, "must be in [0, 1)")
+    text = keras.Input(shape=(), dtype="string", name="text")
+    x = pool_outputs(encoder.backbone, encoder.tokenizer_layer()(text), pooling="tokens")
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(len(tags), activation="softmax", dtype="float32", name="head")(x)
+    return keras.Model(text, outputs, name=name)
+
+
+def _encode(model, words, tags, tag_names, strategy, scheme):
+    parts = text_parts(model)
+    if parts.pool.mode != "tokens":
+        raise ArgumentError("model", model.name, "must be a token classifier (build_token_classifier)")
+    return encode_words(parts.tokenizer.tokenizer, words, tags, tag_names=tag_names,
+                        sequence_length=parts.sequence_length, strategy=strategy, scheme=scheme)
+
+
+def _head_on_features(model, encoded, val, *, epochs, batch_size, learning_rate, verbose):
+    """Train the head layers alone on encoder outputs computed once (frozen encoder)."""
+    from tfxfer.text.tuning import freeze_encoder
+
+    parts = text_parts(model)
+    freeze_encoder(model)
+    pooled = token_features(model)
+    features = pooled.predict(encoded.inputs, batch_size=batch_size, verbose=0)
+    inputs = keras.Input(shape=features.shape[1:], name="features")
+    x = inputs
+    for layer in parts.head:
+        x = layer(x)
+    head = keras.Model(inputs, x, name=f"{model.name}_head")
+    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                 weighted_metrics=["accuracy"])
+    val_data = None
+    if val is not None:
+        val_features = pooled.predict(val.inputs, batch_size=batch_size, verbose=0)
+        val_data = (val_features, val.labels, val.weights)
+    return head.fit(features, encoded.labels, sample_weight=encoded.weights, validation_data=val_data,
+                    epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose)
+
+
+def fit_token_classifier(model: keras.Model, words, tags, *, tag_names, scheme: str = "BIO",
+                         strategy: str = "first", validation_data=None, epochs: int = 3,
+                         batch_size: int = 16, learning_rate: float | None = None, layer_decay: float | None = None,
+                         freeze: bool = False, verbose: int = 1):
+    """Train a token classifier on word lists and their tags.
+
+    Args:
+        model: from `build_token_classifier`.
+        words, tags: lists of word lists and of per-word tags (strings or ids into ``tag_names``).
+        tag_names, scheme: as given to `build_token_classifier`.
+        strategy: label alignment, "first" piece of each word or "all" pieces.
+        validation_data: optional ``(words, tags)``.
+        learning_rate: default 5e-5 (fine-tune) or 1e-3 (``freeze=True``).
+        layer_decay: layer-wise learning-rate decay for the fine-tune.
+        freeze: keep the encoder frozen and train the head on encoder outputs computed once.
+
+    Returns:
+        The Keras ``History``.
+    """
+    from tfxfer.text.tuning import fine_tune_text
+
+    tag_names = _check_tags(tag_names, scheme)
+    if len(words) != len(tags) or not len(words):
+        raise DataError(f"{len(words)} word lists and {len(tags)} tag lists (need the same, > 0)")
+    encoded = _encode(model, words, tags, tag_names, strategy, scheme)
+    val = None
+    if validation_data is not None:
+        val = _encode(model, validation_data[0], validation_data[1], tag_names, strategy, scheme)
+    if freeze:
+        return _head_on_features(model, encoded, val, epochs=epochs, batch_size=batch_size,
+                                 learning_rate=learning_rate or 1e-3, verbose=verbose)
+    tokens = token_model(model)
+    val_data = (val.inputs, val.labels, val.weights) if val is not None else None
+    return fine_tune_text(tokens, encoded.inputs, encoded.labels, sample_weight=encoded.weights,
+                          validation_data=val_data, epochs=epochs, batch_size=batch_size,
+                          learning_rate=learning_rate or 5e-5, layer_decay=layer_decay, metrics=[],
+                          verbose=verbose)
+
+
+def predict_word_tags(model: keras.Model, words, *, tag_names, scheme: str = "BIO", strategy: str = "first",
+                      method: str = "viterbi", batch_size: int = 32):
+    """Decoded tags and spans for word lists.
+
+    Returns:
+        ``(tags, spans)``: per sentence a valid tag list (one per word) and its `Span` list.
+    """
+    tag_names = _check_tags(tag_names, scheme)
+    words = [list(w) for w in words]
+    encoded = _encode(model, words, None, tag_names, strategy, scheme)
+    probs = token_model(model).predict(encoded.inputs, batch_size=batch_size, verbose=0)
+    if probs.shape[-1] != len(tag_names):
+        raise ArgumentError("tag_names", len(tag_names), f"must match the model's {probs.shape[-1]} outputs")
+    all_tags, all_spans = [], []
+    for row, sentence in enumerate(words):
+        per_word = word_predictions(probs[row], encoded.word_ids[row], len(sentence), tag_names=tag_names,
+                                    strategy=strategy, scheme=scheme)
+        tags, spans = decode_spans(per_word, tag_names, scheme=scheme, method=method)
+        all_tags.append(tags)
+        all_spans.append(spans)
+    return all_tags, all_spans
+
+
+def predict_entities(model: keras.Model, texts, *, tag_names, scheme: str = "BIO", strategy: str = "first",
+                     method: str = "viterbi", batch_size: int = 32) -> list[list[Entity]]:
+    """Entities in raw ``texts``: per text a list of `Entity` (text, type, start, end, score)."""
+    if isinstance(texts, str):
+        texts = [texts]
+    split = [split_words(t) for t in texts]
+    _, spans = predict_word_tags(model, [[w for w, _, _ in s] for s in split], tag_names=tag_names,
+                                 scheme=scheme, strategy=strategy, method=method, batch_size=batch_size)
+    out = []
+    for text, words, sentence_spans in zip(texts, split, spans):
+        entities = []
+        for span in sentence_spans:
+            start, end = words[span.start][1], words[span.end - 1][2]
+            entities.append(Entity(text[start:end], span.type, start, end, round(float(span.score), 6)))
+        out.append(entities)
+    return out
+
+
+def word_tag_accuracy(true_tags, pred_tags) -> float:
+    """Share of words whose predicted tag equals the true tag."""
+    pairs = [(t, p) for ts, ps in zip(true_tags, pred_tags) for t, p in zip(ts, ps)]
+    if not pairs:
+        raise DataError("no words to score")
+    return float(np.mean([t == p for t, p in pairs]))

@@ -66,7 +66,7 @@ def _one_hot(labels, num_classes):
 
 
 def augment_batch(images, labels, layers: Sequence[Callable], *, num_classes=None):
-    """Run ``layers`` on one batch (training mode); returns (images, labels)."""
+    """Run ``layers`` on one batch (training mode); returns (images clipped to 0-255, labels)."""
     images = tf.cast(images, tf.float32)
     for layer in layers:
         if mixes_labels(layer):
@@ -77,11 +77,13 @@ def augment_batch(images, labels, layers: Sequence[Callable], *, num_classes=Non
             images = layer(images, training=True)
         else:
             images = layer(images)
-    return images, labels
+    # some layers (noise fills, colour jitter) overshoot: keep the 0-255 contract of tfxfer images
+    return tf.clip_by_value(images, 0.0, 255.0), labels
 
 
 def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int | None = None,
-                    seed: int | None = None, prefetch: bool = True) -> tf.data.Dataset:
+                    seed: int | None = None, prefetch: bool = True,
+                    deterministic: bool = False) -> tf.data.Dataset:
     """Augment a batched ``(images, labels)`` dataset in tf.data.
 
     Args:
@@ -92,6 +94,9 @@ def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int
         num_classes: needed when labels are class ids and a label-mixing layer is present.
         seed: seed for the layers of a named policy.
         prefetch: add ``prefetch(AUTOTUNE)`` at the end.
+        deterministic: augment batches one after another so that a seeded pipeline repeats
+            exactly; the default augments batches in parallel (faster, random draws then depend
+            on thread timing).
 
     Returns:
         The augmented dataset; images float32 0-255, labels unchanged unless mixed (then soft).
@@ -116,5 +121,5 @@ def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int
             "is required when a label-mixing augmentation (MixUp, CutMix) meets class-id labels",
         )
     ds = dataset.map(lambda x, y: augment_batch(x, y, layers, num_classes=num_classes),
-                     num_parallel_calls=tf.data.AUTOTUNE)
+                     num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds

@@ -4,8 +4,8 @@ Augmentation layers inside a model break exports: TFLite needs Flex ops for thei
 ops, ``model.export()`` keeps them *active* in the SavedModel (served predictions become random),
 and keras-cv layers ignore ``training=False`` altogether. `strip_augmentation` returns the same
 model without them (the other layers, and so the weights, are shared, not copied) and logs which
-layers it removed. ``RandomCrop`` is replaced by what it does at inference (resize and centre-crop
-to the target size); every other augmentation is the identity at inference and is dropped.
+layers it removed. Every augmentation layer is the identity at inference in Keras 3 (measured for
+``RandomCrop`` too: it passes the full image through), so removing them keeps the predictions.
 
 Example:
     >>> import keras
@@ -73,17 +73,9 @@ def find_augmentation_layers(model) -> list[str]:
     return found
 
 
-def _replacement(layer):
-    """What an augmentation layer does at inference, as a layer; None means identity."""
-    if type(layer).__name__ == "RandomCrop":
-        return keras.layers.Resizing(layer.height, layer.width, crop_to_aspect_ratio=True,
-                                     name=layer.name + "_inference")
-    return None
-
-
 def _strip(layer):
     if is_augmentation_layer(layer):
-        return _replacement(layer)
+        return None  # every augmentation is the identity at inference
     if not _contains_augmentation(layer):
         return layer
     if isinstance(layer, keras.Sequential):

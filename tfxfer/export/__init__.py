@@ -27,7 +27,7 @@ Example:
     ['float32', 'int8']
 """
 
-from tfxfer.export.bench import BenchmarkResult, benchmark_tflite
+from tfxfer.export.bench import BenchmarkResult, benchmark_many, benchmark_tflite
 from tfxfer.export.gate import DEFAULT_THRESHOLDS, GateReport, Thresholds, VariantResult, verify
 from tfxfer.export.metadata import read_sidecar, sidecar_path
 from tfxfer.export.preflight import PreflightReport, preflight
@@ -38,7 +38,8 @@ from tfxfer.export.workflow import ExportTable, export_all
 
 __all__ = [
     "BenchmarkResult", "DEFAULT_THRESHOLDS", "ExportTable", "GateReport", "PreflightReport",
-    "SavedModelExport", "TFLiteExport", "Thresholds", "VARIANTS", "VariantResult", "benchmark_tflite",
+    "SavedModelExport", "TFLiteExport", "Thresholds", "VARIANTS", "VariantResult", "benchmark_many",
+    "benchmark_tflite",
     "check_saved_model", "convert_tflite", "export_all", "export_saved_model", "export_tflite",
     "models_config", "preflight", "read_sidecar", "read_warmup", "sidecar_path", "verify",
     "write_models_config",

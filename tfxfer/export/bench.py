@@ -1,9 +1,11 @@
 """Benchmark a .tflite file: size, LiteRT latency at 1 and N threads (median, p90), peak memory.
 
-Latency and memory are measured in a fresh Python process that imports only numpy and LiteRT
+Latency and memory are measured in fresh Python processes that import only numpy and LiteRT
 (`tfxfer/export/_bench_worker.py`), so TensorFlow in the calling process neither competes for the
-cores nor inflates the memory figure. Each thread count gets its own interpreter, ``warmup``
-untimed runs, then ``runs`` timed ``set_tensor + invoke + get_tensor`` calls.
+cores nor inflates the memory figure. Each (file, thread count) gets its own interpreter, ``warmup``
+untimed runs, then ``runs`` timed ``set_tensor + invoke + get_tensor`` calls. `benchmark_many`
+times several files interleaved in rounds, so background load hits them alike (use it to compare
+variants on a shared machine).
 
 Example:
     >>> import keras, os, tempfile
@@ -31,7 +33,7 @@ _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bench_worke
 
 @dataclasses.dataclass
 class BenchmarkResult:
-    """Size, latency per thread count (``{"1": {"median_ms", "p90_ms", ...}}``) and memory."""
+    """Size, latency per thread count (``{"1": {"median_ms", "p90_ms", ...}}``) and memory (NaN if not measured)."""
 
     path: str
     size_bytes: int
@@ -59,13 +61,78 @@ def _positive_int(name, value):
         raise ArgumentError(name, value, "must be an int >= 1")
 
 
+def _worker(config: dict, timeout_s: float, what: str) -> dict:
+    try:
+        proc = subprocess.run([sys.executable, _WORKER, json.dumps(config)], capture_output=True,
+                              text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ExportError(f"Benchmark of {what} did not finish in {timeout_s} s") from exc
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise ExportError(f"Benchmark of {what} failed (exit {proc.returncode}): {tail}")
+    return json.loads(lines[-1])
+
+
+def benchmark_many(
+    paths,
+    *,
+    threads=(1, 2),
+    warmup: int = 10,
+    runs: int = 50,
+    rounds: int | None = None,
+    batch_size: int = 1,
+    memory: bool = True,
+    timeout_s: float = 600.0,
+) -> dict:
+    """Benchmark several files side by side; returns ``{path: BenchmarkResult}``.
+
+    All files are timed in one fresh process, interleaved in ``rounds`` rounds (default: rounds of
+    10 consecutive runs per file and thread count, each with a fresh interpreter and warm-up), so background load on a shared machine affects
+    them alike and their ratios stay meaningful. Memory is measured per file in its own fresh
+    process. See `benchmark_tflite` for the other arguments.
+    """
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise ArgumentError("paths", paths, "must name at least one .tflite file")
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ArgumentError("path", path, "must be an existing .tflite file")
+    threads = tuple(threads)
+    if not threads:
+        raise ArgumentError("threads", threads, "must name at least one thread count")
+    for t in threads:
+        _positive_int("threads", t)
+    _positive_int("runs", runs)
+    if rounds is None:
+        rounds = max(1, runs // 10)
+    _positive_int("rounds", rounds)
+    _positive_int("batch_size", batch_size)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ArgumentError("warmup", warmup, "must be an int >= 0")
+    absolute = [os.path.abspath(p) for p in paths]
+    config = {"mode": "latency", "paths": absolute, "threads": list(threads), "warmup": warmup,
+              "runs": runs, "rounds": rounds, "batch_size": batch_size}
+    latency = _worker(config, timeout_s, ", ".join(paths))["latency"]
+    results = {}
+    for path, full in zip(paths, absolute):
+        measured = {"peak_rss_mib": float("nan"), "runtime_rss_mib": float("nan"), "model_memory_mib": float("nan")}
+        if memory:
+            measured = _worker(dict(config, mode="memory", paths=[full], threads=[threads[0]]), timeout_s, path)
+        results[path] = BenchmarkResult(path=path, size_bytes=os.path.getsize(path), latency=latency[full],
+                                        warmup=warmup, runs=runs, batch_size=batch_size, **measured)
+    return results
+
+
 def benchmark_tflite(
     path,
     *,
     threads=(1, 2),
     warmup: int = 10,
     runs: int = 50,
+    rounds: int | None = None,
     batch_size: int = 1,
+    memory: bool = True,
     timeout_s: float = 600.0,
 ) -> BenchmarkResult:
     """Measure ``path`` in a fresh LiteRT process.
@@ -75,35 +142,14 @@ def benchmark_tflite(
         threads: thread counts to time, each with its own interpreter.
         warmup: untimed invocations before timing.
         runs: timed invocations (median and p90 are reported).
+        rounds: the timed runs are split into this many rounds (see `benchmark_many`).
         batch_size: images per invocation (for files with a dynamic batch dimension).
+        memory: also measure peak memory (a second short process).
         timeout_s: give up after this many seconds.
 
     Returns:
         A `BenchmarkResult`.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ArgumentError("path", path, "must be an existing .tflite file")
-    threads = tuple(threads)
-    if not threads:
-        raise ArgumentError("threads", threads, "must name at least one thread count")
-    for t in threads:
-        _positive_int("threads", t)
-    _positive_int("runs", runs)
-    _positive_int("batch_size", batch_size)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ArgumentError("warmup", warmup, "must be an int >= 0")
-    config = {"path": os.path.abspath(path), "threads": list(threads), "warmup": warmup, "runs": runs,
-              "batch_size": batch_size}
-    try:
-        proc = subprocess.run([sys.executable, _WORKER, json.dumps(config)], capture_output=True,
-                              text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ExportError(f"Benchmark of {path!r} did not finish in {timeout_s} s") from exc
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        raise ExportError(f"Benchmark of {path!r} failed (exit {proc.returncode}): {tail}")
-    measured = json.loads(lines[-1])
-    return BenchmarkResult(path=path, size_bytes=os.path.getsize(path), warmup=warmup, runs=runs,
-                           batch_size=batch_size, **measured)
+    return benchmark_many([path], threads=threads, warmup=warmup, runs=runs, rounds=rounds,
+                          batch_size=batch_size, memory=memory, timeout_s=timeout_s)[path]

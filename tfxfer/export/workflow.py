@@ -138,7 +138,7 @@ def export_all(
         num_calibration: representative images used for int8 calibration.
         input_type / output_type: int8 variant's input and output types ("uint8", "int8", "float32").
         thresholds: ``{variant: Thresholds | dict}`` overriding the gate defaults.
-        benchmark: time each file with `benchmark_tflite` (``threads``, ``bench_runs`` runs).
+        benchmark: time the files side by side with `benchmark_many` (``threads``, ``bench_runs`` runs).
         keep_failed: keep files that fail the gate (marked "FAIL") instead of deleting them and
             raising `GateError`.
         serving_name: also write a TF Serving SavedModel under this name.
@@ -150,7 +150,7 @@ def export_all(
         GateError: a variant failed the gate and ``keep_failed`` is False (``.report`` has the
             per-class details; the failing files are removed).
     """
-    from tfxfer.export.bench import benchmark_tflite
+    from tfxfer.export.bench import benchmark_many
     from tfxfer.export.gate import verify
     from tfxfer.export.metadata import check_class_names, read_sidecar, sidecar_path
     from tfxfer.export.preflight import preflight
@@ -185,8 +185,10 @@ def export_all(
     reference = np.asarray(model.predict(images, batch_size=64, verbose=0), dtype=np.float32)
     gate = verify(model, exports, (images, labels), thresholds=thresholds, class_names=names,
                   raise_on_failure=False, reference_outputs=reference)
-    benches = {v: benchmark_tflite(e.path, threads=threads, runs=bench_runs) for v, e in exports.items()} \
-        if benchmark else {}
+    benches = {}
+    if benchmark:
+        measured = benchmark_many([e.path for e in exports.values()], threads=threads, runs=bench_runs)
+        benches = {v: measured[e.path] for v, e in exports.items()}
     base = "float32" if "float32" in exports else None
     rows = [_row(v, exports[v], gate[v], benches.get(v), exports.get(base), benches.get(base), threads)
             for v in variants]

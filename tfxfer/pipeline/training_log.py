@@ -1,0 +1,61 @@
+"""`LearningRateLog`: record the learning rate the optimizer actually used, step by step.
+
+The report plots it under the training curves, so warmup, cosine decay and the restart at each
+unfreezing stage are visible.
+
+Example:
+    >>> import numpy as np, keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5)), "mse")
+    >>> log = LearningRateLog()
+    >>> _ = model.fit(np.zeros((4, 2)), np.zeros(4), batch_size=2, epochs=1, callbacks=[log], verbose=0)
+    >>> [round(s["lr"], 3) for s in log.steps]
+    [0.05, 0.025]
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class LearningRateLog(keras.callbacks.Callback):
+    """Logs ``{"step", "epoch", "lr"}`` after every ``every``-th training batch.
+
+    Args:
+        every: log every n-th batch (1 = all).
+        epoch_offset: added to the epoch numbers (a second ``fit`` continuing a first one).
+    """
+
+    def __init__(self, every: int = 1, epoch_offset: float = 0.0):
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            from tfxfer.errors import ArgumentError
+
+            raise ArgumentError("every", every, "must be an int >= 1")
+        self.every = every
+        self.epoch_offset = float(epoch_offset)
+        self.steps: list = []
+        self._step = 0
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if (batch + 1) % self.every:
+            return
+        lr = self.model.optimizer.learning_rate
+        steps = (self.params or {}).get("steps") or 0
+        fraction = (batch + 1) / steps if steps else 0.0
+        self.steps.append({"step": self._step, "epoch": self.epoch_offset + self._epoch + fraction,
+                           "lr": float(np.asarray(keras.ops.convert_to_numpy(lr)))})
+
+    def get_config(self):
+        return {"every": self.every, "epoch_offset": self.epoch_offset}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

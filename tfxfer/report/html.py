@@ -1,0 +1,135 @@
+"""The self-contained HTML report: one file, inline CSS, figures embedded as base64 PNG.
+
+Example:
+    >>> page = render_html({"run_dir": "/tmp/x", "config": {"name": "demo", "task": "image_classification"}},
+    ...                    figures={})
+    >>> "<h1>" in page and 'id="export-table"' in page
+    True
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+
+CSS = """
+body{font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2430;background:#f5f6f8}
+main{max-width:1080px;margin:0 auto;padding:24px 28px 60px;background:#fff;min-height:100vh}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 10px;padding-bottom:4px;border-bottom:2px solid #e4e7ec}
+h3{font-size:15px;margin:18px 0 6px}.sub{color:#5b6573;margin:0 0 16px;font-size:14px}
+nav a{margin-right:14px;font-size:13px;color:#2b6cb0;text-decoration:none}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
+.card{flex:1 1 150px;border:1px solid #e4e7ec;border-radius:8px;padding:10px 14px;background:#fafbfc}
+.card .k{font-size:12px;color:#5b6573;text-transform:uppercase;letter-spacing:.04em}.card .v{font-size:22px;font-weight:600;margin-top:2px}
+.card .n{font-size:12px;color:#5b6573}
+table{border-collapse:collapse;font-size:13px;margin:6px 0 12px}th,td{padding:4px 10px;border-bottom:1px solid #e4e7ec;text-align:left}
+th{background:#f0f2f5;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
+.badge.ok{background:#dafbe1;color:#1a7f37}.badge.bad{background:#ffebe9;color:#cf222e}
+img{max-width:100%;height:auto}.fig{margin:8px 0 14px}.row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
+pre{background:#f6f8fa;border:1px solid #e4e7ec;border-radius:6px;padding:10px;font-size:12px;overflow:auto;max-height:420px}
+.muted{color:#5b6573;font-size:13px}td.text{text-align:left;max-width:560px}
+"""
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0 or 1e-3 <= abs(value) < 1000:
+            return f"{value:.{digits}g}"
+        return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.2e}"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10000 else str(value)
+    return esc(value)
+
+
+def _cell(value, raw: bool) -> str:
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    text = value if raw else fmt(value)
+    return f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>"
+
+
+def table(headers, rows, *, table_id: str | None = None, raw_cols=()) -> str:
+    """HTML table; cells are escaped except the column indexes in ``raw_cols``."""
+    ident = f' id="{esc(table_id)}"' if table_id else ""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(_cell(c, i in raw_cols) for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def figure(png: bytes | None, alt: str) -> str:
+    if not png:
+        return ""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<div class="fig"><img alt="{esc(alt)}" src="data:image/png;base64,{data}"></div>'
+
+
+def _card(key, value, note="") -> str:
+    return f'<div class="card"><div class="k">{esc(key)}</div><div class="v">{value}</div><div class="n">{note}</div></div>'
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _verdict(gate: str) -> str:
+    return f'<span class="{"pass" if gate == "pass" else "fail"}">{esc(gate)}</span>'
+
+
+def _headline(run: dict) -> str:
+    metrics, export, manifest = run.get("metrics") or {}, run.get("export") or {}, run.get("manifest") or {}
+    cards = []
+    split = metrics.get("split", "test")
+    if "accuracy" in metrics:
+        cards.append(_card(f"{split} accuracy", f"{metrics['accuracy']:.3f}", f"{metrics.get('num_examples', '')} examples"))
+    if "macro_f1" in metrics:
+        cards.append(_card("macro F1", f"{metrics['macro_f1']:.3f}"))
+    if "entity_f1" in metrics:
+        cards.append(_card("entity F1", f"{metrics['entity_f1']:.3f}", "seqeval-style, micro"))
+    if metrics.get("ece") is not None:
+        cards.append(_card("calibration (ECE)", f"{metrics['ece']:.3f}", "lower is better"))
+    rows = export.get("rows") or []
+    deliver = (run.get("config") or {}).get("export", {}).get("deliver")
+    row = next((r for r in rows if r["variant"] == deliver), None)
+    if row:
+        lat = "-" if row.get("latency_ms") is None else f"{row['latency_ms']:.2f} ms"
+        cards.append(_card(f"TFLite {row['variant']}", f"{row['size_kib'] / 1024:.2f} MiB",
+                           f"{lat} (1 thread) · gate {_verdict(row['gate'])}"))
+    stages = manifest.get("stages") or {}
+    if stages:
+        total = sum(v.get("wall_s") or 0.0 for v in stages.values())
+        reused = sum(1 for v in stages.values() if v.get("status") == "skipped")
+        note = f"this run {duration(manifest.get('wall_s') or 0.0)}" + (f", {reused} stage(s) reused" if reused else "")
+        cards.append(_card("compute time", duration(total), esc(note)))
+    return f'<div class="cards">{"".join(cards)}</div>'
+
+
+def render_html(run: dict, *, figures: dict) -> str:
+    """The report page for ``run`` (from `load_run`), with ``figures`` = {name: PNG bytes}."""
+    from tfxfer.report import sections
+
+    cfg = run.get("config") or {}
+    manifest = run.get("manifest") or {}
+    status = manifest.get("status", "running")
+    badge = f'<span class="badge {"ok" if status == "ok" else "bad"}">{esc(status)}</span>'
+    model = cfg.get("model", {})
+    sub = " · ".join(esc(s) for s in (cfg.get("task"), model.get("backbone"), cfg.get("data", {}).get("source"),
+                                      manifest.get("written")) if s)
+    nav = "".join(f'<a href="#{k}">{t}</a>' for k, t in (("data", "Data"), ("training", "Training"),
+                                                         ("evaluation", "Evaluation"), ("mistakes", "Mistakes"),
+                                                         ("export", "Export"), ("reproduce", "Reproduce")))
+    body = [f"<h1>{esc(cfg.get('name', 'tfxfer run'))} {badge}</h1>", f'<p class="sub">{sub}</p>', f"<nav>{nav}</nav>",
+            _headline(run), sections.data_section(run, figures), sections.training_section(run, figures),
+            sections.evaluation_section(run, figures), sections.mistakes_section(run, figures),
+            sections.export_section(run, figures), sections.reproduce_section(run)]
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tfxfer report: "
+            f"{esc(cfg.get('name', ''))}</title><meta name=\"viewport\" content=\"width=device-width\">"
+            f"<style>{CSS}</style></head><body><main>{''.join(body)}</main></body></html>")

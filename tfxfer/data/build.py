@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import os
 
 import numpy as np
@@ -151,8 +150,3 @@ def build_image_data(items, *, class_names, source, root, image_size, batch_size
     if summary_path is not None:
         summary.to_json(summary_path)
     return data
-
-
-def split_counts(items) -> dict:
-    """``{split: n}`` of raw items (for messages)."""
-    return dict(collections.Counter(it[2] or "train" for it in items))

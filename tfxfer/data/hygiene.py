@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import sys
 import warnings
 from typing import Iterable, Mapping, Sequence
 
@@ -153,6 +154,14 @@ def find_duplicates(keys: Sequence[str], split_of: Sequence[str], names: Sequenc
     return duplicates, leakage
 
 
+def user_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first caller outside tfxfer."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("tfxfer"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def handle_leakage(leakage: list, on_leakage: str, summary: DataSummary) -> None:
     """Act on leakage: "warn" (a `DataWarning`), "raise" (`DataError`) or "ignore"."""
     if on_leakage not in ("warn", "raise", "ignore", "drop"):
@@ -166,7 +175,7 @@ def handle_leakage(leakage: list, on_leakage: str, summary: DataSummary) -> None
         raise DataError(message + " Remove the copies or pass on_leakage='drop'.")
     if on_leakage == "warn":
         warnings.warn(message + " Pass on_leakage='drop' to remove them from val/test.", DataWarning,
-                      stacklevel=3)
+                      stacklevel=user_stacklevel())
 
 
 def imbalance_report(counts: Mapping[str, int], *, ratio: float = IMBALANCE_RATIO) -> dict:

@@ -149,7 +149,13 @@ def file_pipeline(paths, blobs, labels, *, image_size, batch_size, training, see
     n = len(paths)
     cache = resolve_cache(cache, n=n, image_size=image_size, channels=channels)
     labels = np.asarray(labels)
-    ds = tf.data.Dataset.from_tensor_slices((list(paths), list(blobs), labels))
+    paths, blobs = list(paths), list(blobs)
+    if training and shuffle and n > 1:
+        # files arrive sorted by class: put them in a seeded random order once, so that a cached
+        # pipeline's bounded shuffle buffer never sees long runs of a single class
+        order = np.random.default_rng(seed).permutation(n)
+        paths, blobs, labels = [paths[i] for i in order], [blobs[i] for i in order], labels[order]
+    ds = tf.data.Dataset.from_tensor_slices((paths, blobs, labels))
     shuffled_before = False
     if training and shuffle and cache is None:
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
@@ -201,7 +207,11 @@ def array_pipeline(images, labels, *, image_size, batch_size, training, seed=Non
     needs_resize = tuple(images.shape[1:3]) != tuple(image_size)
     if not needs_resize:
         cache = None  # already in memory and at size: caching would only copy it
-    ds = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels)))
+    labels = np.asarray(labels)
+    if training and shuffle and n > 1:  # see file_pipeline: random order before any cache
+        order = np.random.default_rng(seed).permutation(n)
+        images, labels = images[order], labels[order]
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
     shuffled_before = False
     if training and shuffle and cache is None:
         ds = ds.shuffle(int(shuffle_buffer or min(n, 4096)) or 1, seed=seed, reshuffle_each_iteration=True)

@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 
 from tfxfer.data import datasets as readers
-from tfxfer.data.hygiene import DataWarning
+from tfxfer.data.hygiene import DataWarning, user_stacklevel
 from tfxfer.data.result import Split
 from tfxfer.data.splits import stratified_split
 from tfxfer.errors import ArgumentTypeError, UnknownNameError
@@ -233,5 +233,5 @@ def load(name: str) -> LoadedDataset:
     if sizes != info.sizes:
         warnings.warn(f"Data set {info.name!r} has split sizes {sizes}, documented {info.sizes}: the "
                       f"installed package differs from the one tfxfer documents ({info.install}).",
-                      DataWarning, stacklevel=2)
+                      DataWarning, stacklevel=user_stacklevel())
     return result

@@ -8,7 +8,8 @@ verifies every file in LiteRT on the held-out test split and benchmarks it (1 an
 Plain-Keras baseline in the same run: the Keras model's own single-image latency and accuracy.
 
 Targets (issue 4): full int8 <= 0.30x the float32 file size, <= 0.55x its single-thread latency,
-accuracy drop <= 1.0 point.
+accuracy drop <= 1.0 point. On a busy shared machine the medians of the slower (float) files are
+inflated by scheduling; the summary also gives the ratio of the fastest runs and the load average.
 
     python benchmarks/export_variants.py [--size 96] [--train 3000] [--test 1000] [--runs 100]
 """

@@ -109,6 +109,10 @@ def test_gate_argument_errors(trained_model, exported, color_data):
         verify(trained_model, exported["float32"], (xt, yt), thresholds=[1])
     with pytest.raises(ArgumentTypeError, match="exports"):
         verify(trained_model, 42, (xt, yt))
+    with pytest.raises(ArgumentError, match="class_names"):
+        verify(trained_model, exported["float32"], (xt, yt), class_names=["a", "b"])
+    with pytest.raises(ArgumentError, match="batch_size"):
+        verify(trained_model, exported["float32"], (xt, yt), batch_size=0)
     from tfxfer.errors import DataError
 
     with pytest.raises(DataError, match="labels must be in"):

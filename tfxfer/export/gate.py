@@ -249,7 +249,7 @@ def verify(
     """
     from tfxfer.export.flatbuffer import detect_variant
     from tfxfer.export.litert import predict_tflite
-    from tfxfer.export.metadata import read_sidecar
+    from tfxfer.export.metadata import check_class_names, read_sidecar
 
     image_shape = _trace.check_image_model(model)
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -260,6 +260,7 @@ def verify(
     if labels is None:
         raise ArgumentError("data", "images without labels", "must carry labels: (images, labels)")
     num_classes = _trace.num_outputs(model)
+    class_names = check_class_names(class_names, num_classes)
     labels = sparse_labels(labels, num_classes=num_classes)
     if reference_outputs is None:
         reference = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float32)

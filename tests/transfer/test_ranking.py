@@ -1,5 +1,6 @@
 """rank_backbones: every candidate with size and latency, a correct Pareto flag, the budget."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -63,13 +64,16 @@ def test_budget_leaves_out_what_does_not_fit(tiny_specs, bright_dark_images):
 def test_catalog_backbone_with_imagenet_head_and_dataset_input(bright_dark_images):
     x, y = bright_dark_images
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    keras.utils.set_random_seed(7)
     result = rank_backbones(dataset, ["mobilenet_v2:random@32"], measure_cost=False, verbose=0)
     row = result.to_rows()[0]
     assert row["input_size"] == "32x32" and row["weights"] == "random"
     assert row["leep"] <= 0 and row["nce"] <= 0 and np.isfinite(row["logme"])
     assert row["latency_ms"] is None and row["pareto"] is False and row["rank"] == 1
-    from_arrays = rank_backbones((x, y), ["mobilenet_v2:random@32"], measure_cost=False, scores=("nce",), verbose=0)
-    assert from_arrays.to_rows()[0]["nce"] is not None
+    keras.utils.set_random_seed(7)  # the same random weights again
+    one_hot = rank_backbones((x, np.eye(3)[y]), ["mobilenet_v2:random@32"], measure_cost=False, scores=("nce",),
+                             verbose=0)
+    assert one_hot.primary == "nce" and one_hot.to_rows()[0]["nce"] == pytest.approx(row["nce"])
 
 
 def test_regression_and_subset(tiny_specs, bright_dark_images):
@@ -82,8 +86,11 @@ def test_regression_and_subset(tiny_specs, bright_dark_images):
 
 
 def test_progress_lines(tiny_specs, bright_dark_images, capsys):
-    rank_backbones(bright_dark_images, tiny_specs[:1], input_size=(16, 16), scores=("logme",), measure_cost=False)
+    result = rank_backbones(bright_dark_images, tiny_specs[:1], input_size=(16, 16), scores=("logme",),
+                            measure_cost=False, keep_features=True)
     assert "[1/1] tiny_a @ 16x16: cost not measured; logme" in capsys.readouterr().out
+    features, probs, labels = result.features["tiny_a"]
+    assert features.shape == (60, 8) and probs is None and labels.tolist() == bright_dark_images[1].tolist()
 
 
 def test_pareto_flags_by_hand():
@@ -139,6 +146,8 @@ def test_errors(tiny_specs, bright_dark_images):
         rank_backbones(data, [42], verbose=0)
     with pytest.raises(ArgumentError, match="max_samples"):
         rank_backbones(data, one, max_samples=1, verbose=0)
+    with pytest.raises(DataError, match="multi-label"):
+        rank_backbones((data[0], np.ones((60, 3))), one, measure_cost=False, verbose=0)
     with pytest.raises(DataError, match="single class"):
         rank_backbones((data[0], np.zeros(60)), one, measure_cost=False, verbose=0)
     with pytest.raises(DataError, match=r"\(N, H, W, 1 or 3\)"):

@@ -145,21 +145,34 @@ def test_hscore_hand_computed():
     assert hscore(np.concatenate([f, f[:, :1]], axis=1), [0, 0, 1, 1], shrinkage=None) == pytest.approx(1.0)
     # a constant column adds nothing either
     assert hscore(np.concatenate([f, np.ones((4, 1))], axis=1), [0, 0, 1, 1], shrinkage=None) == pytest.approx(1.0)
-    # shrinkage 1 -> identity-scaled covariance: sum of between-class variances / mean variance
-    assert hscore(f, [0, 0, 1, 1], shrinkage=1.0) == pytest.approx(1.0)
+    # cov = I already, so shrinking leaves it and only the (1 - a) factor remains
+    assert hscore(f, [0, 0, 1, 1], shrinkage=0.5) == pytest.approx(0.5)
+    assert hscore(f, [0, 0, 1, 1], shrinkage=1.0) == pytest.approx(0.0)
 
 
 def test_regularized_hscore_does_not_saturate_when_d_near_n(rng):
-    # With D close to N the plain H-score sits near its ceiling C - 1 = 3 whatever the features;
-    # the shrunk covariance keeps the informative features clearly ahead of pure noise.
+    # Anisotropic features (like a backbone's), D close to N: the plain H-score sits near its
+    # ceiling C - 1 = 3 whatever the features; the shrunk one keeps informative ones well ahead.
     y = np.arange(120) % 4
-    noise = rng.normal(size=(120, 110))
+    scales = 1.0 / np.sqrt(np.arange(1, 111))
+    noise = rng.normal(size=(120, 110)) * scales
     informative = noise.copy()
     informative[:, :4] += np.eye(4)[y]
     plain_gap = hscore(informative, y, shrinkage=None) - hscore(noise, y, shrinkage=None)
     assert hscore(noise, y, shrinkage=None) > 2.5
     assert hscore(informative, y) - hscore(noise, y) > 10 * plain_gap
-    assert hscore(informative, y) > hscore(noise, y) + 0.5
+    assert hscore(informative, y) > 1.3 * hscore(noise, y)
+
+
+def test_ledoit_wolf_amount_matches_scikit_learn(rng):
+    from sklearn.covariance import ledoit_wolf_shrinkage
+
+    from tfxfer.transfer.scores import ledoit_wolf_amount
+
+    for n, d in ((200, 50), (40, 300)):
+        x = rng.normal(size=(n, d)) * rng.uniform(0.1, 3.0, size=d)
+        x -= x.mean(axis=0)
+        assert ledoit_wolf_amount(x) == pytest.approx(ledoit_wolf_shrinkage(x, assume_centered=True), rel=1e-9)
 
 
 def test_leep_hand_computed():

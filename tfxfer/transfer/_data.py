@@ -38,3 +38,13 @@ def as_image_arrays(data, *, max_samples: int | None = None, seed: int = 0):
         index = np.sort(np.random.default_rng(seed).choice(len(x), size=max_samples, replace=False))
         x, y = x[index], y[index]
     return x, y
+
+
+def single_labels(labels: np.ndarray) -> np.ndarray:
+    """Class ids from class ids or one-hot rows; multi-hot (multi-label) rows are refused."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        if not np.allclose(labels.sum(axis=1), 1.0) or np.any((labels != 0) & (labels != 1)):
+            raise DataError("`data` labels look multi-label (multi-hot rows); transferability scores need one class per example")
+        return labels.argmax(axis=1)
+    return labels.reshape(-1) if labels.ndim == 2 else labels

@@ -243,11 +243,12 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         >>> probe_backbone((x, y), "mobilenet_v2", weights=None, input_size=(32, 32)).verdict
         'no_clear_gain'
     """
-    from tfxfer.transfer._data import as_image_arrays
+    from tfxfer.transfer._data import as_image_arrays, single_labels
     from tfxfer.transfer.candidates import Candidate
     from tfxfer.transfer.features import candidate_features
 
     images, labels = as_image_arrays(data, max_samples=max_samples, seed=seed)
+    labels = single_labels(labels)
     pretrained = Candidate(backbone, weights=weights, input_size=input_size)
     size = pretrained.input_size or pretrained.spec.input_size
     pretrained.spec.check_input_shape((*size, 3))

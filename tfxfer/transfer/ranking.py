@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from tfxfer.errors import ArgumentError, DataError
-from tfxfer.transfer._data import as_image_arrays
+from tfxfer.transfer._data import as_image_arrays, single_labels
 from tfxfer.transfer.candidates import Budget, Candidate, as_candidate
 from tfxfer.transfer.edge_cost import measure_edge_cost
 from tfxfer.transfer.features import candidate_features
@@ -68,7 +68,12 @@ def pareto_flags(scores, costs) -> list[bool]:
 
 @dataclasses.dataclass
 class RankingResult:
-    """Rows sorted best first (in-budget scored candidates, then the rest) and run facts."""
+    """Rows sorted best first (in-budget scored candidates, then the rest) and run facts.
+
+    ``features`` maps candidate label -> (features, source_probs or None, labels) when
+    `rank_backbones` ran with ``keep_features=True`` (e.g. to train a head or run
+    `tfxfer.transfer.probe_features` without a second pass).
+    """
 
     rows: list[dict]
     primary: str
@@ -78,6 +83,7 @@ class RankingResult:
     num_classes: int | None
     timings: dict
     advisory: str = ADVISORY
+    features: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def best(self) -> dict | None:
@@ -175,14 +181,15 @@ def rank_backbones(
     latency_runs: int = 20,
     num_calibration: int = 32,
     seed: int = 0,
+    keep_features: bool = False,
     verbose: int = 1,
 ) -> RankingResult:
     """Score every candidate backbone on ``data`` and put the scores beside its edge cost.
 
     Args:
         data: ``(images, labels)`` with images (N, H, W, C) raw 0-255 pixels (C = 1 or 3) and
-            integer labels (or real targets for ``task="regression"``), or a ``tf.data.Dataset``
-            of such batches. A few hundred to a few thousand labelled examples are plenty.
+            integer or one-hot labels (real targets for ``task="regression"``), or a
+            ``tf.data.Dataset`` of such batches (e.g. ``tfxfer.data`` loaders' ``train``). A few hundred to a few thousand labelled examples are plenty.
         candidates: `Candidate` objects, catalog names, or strings ``"name[:weights][@size]"``
             (``"efficientnet_lite0"``, ``"efficientnet_lite0:random@96"``, ``"resnet50:/w.h5"``).
         budget: `Budget`, a dict (``{"max_size_mib": 5, "max_latency_ms": 20}``) or None.
@@ -205,6 +212,7 @@ def rank_backbones(
         latency_runs: timed LiteRT invocations per architecture (median reported).
         num_calibration: images used to calibrate each int8 conversion.
         seed: seed of the subset.
+        keep_features: keep each candidate's features in ``RankingResult.features``.
         verbose: 1 prints one progress line per candidate, 0 is silent.
 
     Returns:
@@ -231,6 +239,7 @@ def rank_backbones(
         raise ArgumentError("candidates", labels_seen, "must not repeat a candidate (give each a distinct label)")
     images, labels = as_image_arrays(data, max_samples=max_samples, seed=seed)
     if task == "classification":
+        labels = single_labels(labels)
         classes = np.unique(labels)
         if classes.size < 2:
             raise DataError(f"`data` has a single class ({classes.tolist()}); ranking needs at least 2")
@@ -240,7 +249,7 @@ def rank_backbones(
     channels = int(images.shape[-1])
     calibration = images[np.random.default_rng(seed).permutation(len(images))[:num_calibration]]
 
-    rows, cost_cache = [], {}
+    rows, cost_cache, kept = [], {}, {}
     for index, candidate in enumerate(candidates, 1):
         spec = candidate.spec
         size = tuple(candidate.input_size or input_size or spec.input_size)
@@ -260,8 +269,6 @@ def rank_backbones(
                     num_calibration=num_calibration)
                 row["cost_s"] = cost_cache[key]["cost_s"]
             row.update({k: cost_cache[key][k] for k in ("params", "int8_size_mib", "latency_ms")})
-        else:
-            row["params"] = None
         reasons = budget.violations(row)
         row["within_budget"], row["over_budget"] = not reasons, "; ".join(reasons)
         if row["within_budget"] or score_over_budget:
@@ -270,6 +277,8 @@ def rank_backbones(
                                        source_head=bool({"leep", "nce"} & set(scores)))
             row["extract_s"] = time.perf_counter() - start
             row["note"] = feats.note
+            if keep_features:
+                kept[candidate.label] = (feats.features, feats.source_probs, labels)
             start = time.perf_counter()
             try:
                 for name in scores:
@@ -302,4 +311,4 @@ def rank_backbones(
                "score_s": sum(r["score_s"] for r in rows)}
     return RankingResult(rows=ranked + rest, primary=primary, cost_axis=cost_axis, budget=budget,
                          num_samples=len(images), num_classes=num_outputs if task == "classification" else None,
-                         timings=timings)
+                         timings=timings, features=kept)

@@ -30,17 +30,17 @@ _EPS = np.finfo(np.float64).eps
 
 
 def hscore(features, labels, *, shrinkage: "float | str | None" = "auto") -> float:
-    """H-score of ``features`` for class ``labels`` (higher is better, at most C - 1).
+    """H-score of ``features`` for class ``labels`` (higher is better; at most C - 1 unshrunk).
 
     Args:
         features: (N, D) frozen features.
         labels: (N,) integer class labels.
-        shrinkage: "auto" (default) shrinks the feature covariance towards a scaled identity by
-            the Ledoit-Wolf amount, in the spirit of the shrinkage-based H-score of Ibrahim et al.
-            (2022): without it the score approaches its ceiling C - 1 whenever D nears N (e.g.
-            1280-d features of 1,000 images), whatever the features. None for the
-            original H-score (pseudo-inverse, eigenvalues below the rank tolerance ignored), or a
-            float in [0, 1] mixing the covariance with a scaled identity.
+        shrinkage: "auto" (default) is the shrinkage-based H-score of Ibrahim et al. (2022),
+            ``tr(((1-a) cov(f) + a mu I)^-1 (1-a) cov(E[f|y]))`` with the Ledoit-Wolf amount ``a``
+            (``mu`` the mean variance). Without it the score approaches its ceiling C - 1
+            whenever D nears N (e.g. 1280-d features of 1,000 images), whatever the features.
+            None gives the original H-score (pseudo-inverse, eigenvalues below the rank
+            tolerance ignored); a float in [0, 1] fixes ``a``.
 
     Example:
         >>> import numpy as np
@@ -56,34 +56,55 @@ def hscore(features, labels, *, shrinkage: "float | str | None" = "auto") -> flo
     if peak > 0.0:
         f = f / peak  # the H-score is scale invariant; this keeps the covariance far from overflow
     n, d = f.shape
-    cov = f.T @ f / n
-    if shrinkage is not None:
-        amount = _shrinkage_amount(f, shrinkage)
-        cov = (1.0 - amount) * cov + amount * (np.trace(cov) / d) * np.eye(d)
-    evals, evecs = np.linalg.eigh(cov)
+    amount = 0.0 if shrinkage is None else _shrinkage_amount(f, shrinkage)
+    # Work in the smaller Gram matrix: class means lie in the row space of the centred features,
+    # so only the (at most min(N, D)) non-zero covariance directions contribute, shrunk or not.
+    dual = n < d
+    gram = f @ f.T if dual else f.T @ f
+    evals, evecs = np.linalg.eigh(gram)
     top = float(evals.max()) if evals.size else 0.0
     keep = evals > max(top, 0.0) * max(n, d) * _EPS * 10
     if not np.any(keep):
         return 0.0
+    evals, evecs = evals[keep], evecs[:, keep]
     counts = np.bincount(indices, minlength=classes.size).astype(np.float64)
-    means = np.zeros((classes.size, d))
-    np.add.at(means, indices, f)
-    means /= counts[:, None]
-    projected = means @ evecs[:, keep]  # (C, k)
-    score = np.sum((counts / n)[:, None] * projected**2 / evals[keep][None, :])
-    return float(score)
+    sums = np.zeros((classes.size, n if dual else d))
+    if dual:  # means @ V with V = F^T U / s: (onehot^T F F^T U) / s / counts
+        np.add.at(sums, indices, gram)
+        projected = (sums @ evecs) / np.sqrt(evals)[None, :] / counts[:, None]
+    else:
+        np.add.at(sums, indices, f)
+        projected = (sums / counts[:, None]) @ evecs
+    variance = evals / n
+    mean_variance = float(np.sum(variance)) / d
+    shrunk = (1.0 - amount) * variance + amount * mean_variance
+    between = (1.0 - amount) * np.sum((counts / n)[:, None] * projected**2 / shrunk[None, :])
+    return float(between)
 
 
 def _shrinkage_amount(centred: np.ndarray, shrinkage) -> float:
     if isinstance(shrinkage, str):
         if shrinkage != "auto":
             raise ArgumentError("shrinkage", shrinkage, 'must be None, "auto" or a float in [0, 1]')
-        from sklearn.covariance import ledoit_wolf_shrinkage
-
-        return float(ledoit_wolf_shrinkage(centred, assume_centered=True))
+        return ledoit_wolf_amount(centred)
     if isinstance(shrinkage, (int, float)) and not isinstance(shrinkage, bool) and 0.0 <= shrinkage <= 1.0:
         return float(shrinkage)
     raise ArgumentError("shrinkage", shrinkage, 'must be None, "auto" or a float in [0, 1]')
+
+
+def ledoit_wolf_amount(centred: np.ndarray) -> float:
+    """Ledoit-Wolf shrinkage intensity of centred (N, D) data, as scikit-learn computes it,
+    evaluated through the smaller Gram matrix (``||X^T X||_F = ||X X^T||_F``)."""
+    n, d = centred.shape
+    sq_norms = np.sum(centred * centred, axis=1)
+    gram = centred @ centred.T if n < d else centred.T @ centred
+    trace = float(np.sum(sq_norms)) / n
+    mu = trace / d
+    frob = float(np.sum(gram * gram)) / n**2  # ||S||_F^2
+    beta = (float(np.sum(sq_norms**2)) / n - frob) / (d * n)
+    delta = (frob - 2.0 * mu * trace + d * mu**2) / d
+    beta = min(beta, delta)
+    return 0.0 if beta <= 0.0 or delta <= 0.0 else float(beta / delta)
 
 
 def leep(source_probs, labels, *, from_logits: bool = False) -> float:

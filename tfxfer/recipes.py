@@ -5,6 +5,8 @@
   so the full model is updated in place) — dozens of times faster than recomputing the backbone.
 * `fine_tune` does the whole recipe: head on cached features, then staged top-down unfreezing at a
   10-100x lower learning rate with warmup and layer-wise (discriminative) rates, BatchNorm frozen.
+  ``strategy=`` runs it on several devices or workers (tf.distribute); ``checkpoint_dir=`` saves
+  the full training state every epoch and continues an interrupted run where it stopped.
 
 Example:
     >>> import numpy as np
@@ -19,7 +21,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 
 import keras
 import numpy as np
@@ -33,8 +37,13 @@ from tfxfer.optim.discriminative import discriminative, layerwise_decay
 _LR_CALLBACKS = (keras.callbacks.ReduceLROnPlateau, keras.callbacks.LearningRateScheduler)
 
 
-def as_dataset(data, *, batch_size: int = 32, shuffle: bool = False, seed: int = 0, name: str = "data"):
-    """``(x, y)`` arrays, ``x`` alone, or a batched ``tf.data.Dataset`` -> a batched dataset."""
+def as_dataset(data, *, batch_size: int = 32, shuffle: bool = False, seed: int = 0, name: str = "data",
+               epoch_shuffle=None):
+    """``(x, y)`` arrays, ``x`` alone, or a batched ``tf.data.Dataset`` -> a batched dataset.
+
+    With ``epoch_shuffle`` (a `tfxfer.reliability.EpochShuffle`), arrays are shuffled in an order
+    that depends only on its seed and the epoch (resumable, identical on every worker).
+    """
     if isinstance(data, tf.data.Dataset):
         return data
     if isinstance(data, tuple) and len(data) == 2:
@@ -46,7 +55,9 @@ def as_dataset(data, *, batch_size: int = 32, shuffle: bool = False, seed: int =
         if len(x) == 0:
             raise DataError(f"`{name}` is empty")
         ds = tf.data.Dataset.from_tensor_slices((x, y))
-        if shuffle:
+        if shuffle and epoch_shuffle is not None:
+            ds = epoch_shuffle.apply(ds, buffer_size=len(x))
+        elif shuffle:
             ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     if isinstance(data, np.ndarray):
@@ -97,27 +108,53 @@ def _default_metrics(loss: str):
     return [] if loss == "mse" else ["accuracy"]
 
 
+def _scope(strategy):
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def _fit_scope(model, strategy):
+    from tfxfer.reliability.distribute import fit_scope
+
+    return fit_scope(model, strategy) if strategy is not None else contextlib.nullcontext()
+
+
 def train_head_on_features(
     model: keras.Model, features, labels, *, val=None, epochs: int = 5, learning_rate: float = 1e-3,
     batch_size: int = 64, loss=None, metrics=None, class_weight=None, callbacks=(), verbose: int = 1,
+    strategy=None, initial_epoch: int = 0, seed: int = 0,
 ):
     """Train ``model``'s head (dropout / hidden / dense) on cached pooled ``features``.
 
     The head layers are shared with ``model``, so the full model is updated in place.
-    ``val`` is ``(val_features, val_labels)``. Returns the Keras ``History``.
+    ``val`` is ``(val_features, val_labels)``. Features are shuffled in an epoch-keyed order
+    (`tfxfer.reliability.EpochShuffle` with ``seed``), so a resumed run (``initial_epoch``) sees the
+    same batches. Under ``strategy`` the head model and its optimizer are created in its scope.
+    Returns the Keras ``History``.
     """
+    from tfxfer.reliability.distribute import shard_dataset
+    from tfxfer.reliability.shuffle import EpochShuffle
+
     if int(epochs) < 1:
         raise ArgumentError("epochs", epochs, "must be >= 1")
     features = np.asarray(features)
     labels = np.asarray(labels)
     if len(features) != len(labels):
         raise DataError(f"`features` has {len(features)} rows but `labels` has {len(labels)}")
-    head = head_model(model)
+    if len(features) == 0:
+        raise DataError("`features` is empty")
     loss = loss or default_loss(model, labels)
-    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
-                 metrics=metrics if metrics is not None else _default_metrics(loss))
-    return head.fit(features, labels, validation_data=val, epochs=int(epochs), batch_size=batch_size,
-                    shuffle=True, class_weight=class_weight, callbacks=list(callbacks), verbose=verbose)
+    with _scope(strategy):
+        head = head_model(model)
+        head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                     metrics=metrics if metrics is not None else _default_metrics(loss))
+    shuffle = EpochShuffle(seed)
+    ds = shuffle.apply(tf.data.Dataset.from_tensor_slices((features, labels)), buffer_size=len(features))
+    ds = shard_dataset(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    if val is not None:
+        val = shard_dataset(tf.data.Dataset.from_tensor_slices(tuple(np.asarray(v) for v in val)).batch(batch_size))
+    with _fit_scope(head, strategy):
+        return head.fit(ds, validation_data=val, epochs=int(epochs), initial_epoch=int(initial_epoch),
+                        shuffle=False, class_weight=class_weight, callbacks=[*callbacks, shuffle], verbose=verbose)
 
 
 @dataclasses.dataclass
@@ -127,6 +164,7 @@ class FineTuneResult:
     history: dict
     stages: list
     head_epochs: int
+    resumed_from: str | None = None
 
     def final(self, metric: str):
         values = self.history.get(metric)
@@ -166,6 +204,9 @@ def fine_tune(
     bn_policy: str = "frozen",
     callbacks=(),
     verbose: int = 1,
+    strategy=None,
+    checkpoint_dir=None,
+    seed: int = 0,
 ) -> FineTuneResult:
     """Feature extraction, then progressive top-down unfreezing at a lower learning rate.
 
@@ -189,6 +230,15 @@ def fine_tune(
             ``tf.data`` pipeline whose augmentation must be re-sampled every epoch.
         class_weight: optional ``{class index: weight}``.
         bn_policy: "frozen" (default) keeps BatchNorm in inference mode throughout.
+        strategy: a ``tf.distribute.Strategy`` (see `tfxfer.reliability.get_strategy`). Build the
+            model inside ``with strategy.scope():``; ``fine_tune`` creates the optimizers, compiles
+            and builds the head model in that scope, and ``batch_size`` is the global batch.
+        checkpoint_dir: save the full training state after every epoch (weights, optimizer state,
+            schedule position, unfreezing stage, RNG states) under this folder, and continue from
+            the newest checkpoint in it when called again (after a crash or ``kill -9``).
+            Give a fresh folder for a new run.
+        seed: seed of the epoch-keyed shuffle of array data (same order on every worker and
+            after a resume).
 
     Returns:
         `FineTuneResult` with the merged history and the stages applied.
@@ -204,6 +254,14 @@ def fine_tune(
         raise ArgumentError("unfreeze_lr_factor", unfreeze_lr_factor, "must be in (0, 1]")
     callbacks = list(callbacks)
     _check_callbacks(callbacks, scheduled=warmup_epochs > 0 and epochs > 0)
+    if strategy is not None:
+        if not isinstance(strategy, tf.distribute.Strategy):
+            raise ArgumentTypeError("strategy", strategy, "a tf.distribute.Strategy or None")
+        if model.distribute_strategy is not strategy:
+            raise ArgumentError("strategy", type(strategy).__name__, "must be the strategy the model was built under",
+                                hint="Build the model inside `with strategy.scope():` and pass that strategy")
+    if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise ArgumentTypeError("checkpoint_dir", checkpoint_dir, "a folder path or None")
     n_groups = len(group_names(model)) - 1
     if stages is None:
         step = max(1, epochs // 3)
@@ -214,8 +272,18 @@ def fine_tune(
         if not isinstance(e, int) or not 0 <= e < max(epochs, 1):
             raise ArgumentError("stages", stages, f"must have epochs in [0, {epochs})")
 
-    train_ds = as_dataset(train, batch_size=batch_size, shuffle=True, name="train")
-    val_ds = as_dataset(val, batch_size=batch_size, name="val") if val is not None else None
+    from tfxfer.reliability.checkpoint import ResumableCheckpoint
+    from tfxfer.reliability.distribute import shard_dataset
+    from tfxfer.reliability.shuffle import EpochShuffle
+
+    epoch_shuffle = EpochShuffle(int(seed))
+    train_ds = shard_dataset(as_dataset(train, batch_size=batch_size, shuffle=True, name="train",
+                                        epoch_shuffle=epoch_shuffle))
+    val_ds = shard_dataset(as_dataset(val, batch_size=batch_size, name="val")) if val is not None else None
+    head_ckpt = unfreeze_ckpt = None
+    if checkpoint_dir is not None:
+        head_ckpt = ResumableCheckpoint(os.path.join(os.fspath(checkpoint_dir), "head"))
+    resumed_from = None
     sample_y = next(iter(train_ds))[1].numpy()
     loss = loss or default_loss(model, sample_y)
     metrics = metrics if metrics is not None else _default_metrics(loss)
@@ -226,35 +294,70 @@ def fine_tune(
         for k, v in h.history.items():
             history.setdefault(k, []).extend(float(x) for x in v)
 
-    # Stage 1: head only.
-    summary = freeze_backbone(model, bn_policy=bn_policy)
-    if head_epochs:
-        stage_log.append({"epoch": 0, "trainable_groups": summary.trainable_groups, "learning_rate": base_lr,
-                          "cached_features": use_cached_features})
-        if use_cached_features:
-            feats, labels = extract_features(model, train_ds, verbose=verbose)
-            val_feats = extract_features(model, val_ds) if val_ds is not None else None
-            merge(train_head_on_features(model, feats, labels, val=val_feats, epochs=head_epochs,
-                                         learning_rate=base_lr, batch_size=batch_size, loss=loss,
-                                         metrics=metrics, class_weight=class_weight, verbose=verbose))
-        else:
-            model.compile(optimizer=keras.optimizers.Adam(base_lr), loss=loss, metrics=metrics)
-            merge(model.fit(train_ds, validation_data=val_ds, epochs=head_epochs, class_weight=class_weight, shuffle=False,
-                            callbacks=callbacks, verbose=verbose))
-
-    # Stage 2..n: top-down unfreezing with warmup and layer-wise rates.
+    unfreezer = None
     if epochs:
         lr = base_lr * unfreeze_lr_factor
         schedule = {head_epochs + e: n for e, n in stages.items()}
         unfreezer = GradualUnfreezing(schedule, learning_rates={e: lr for e in schedule},
                                       warmup_epochs=warmup_epochs, layer_decay=layer_decay,
                                       bn_policy=bn_policy, verbose=verbose)
-        model.compile(optimizer=discriminative(optimizer, learning_rate=lr,
-                                               lr_multipliers=layerwise_decay(model, decay=layer_decay)),
-                      loss=loss, metrics=metrics)
-        merge(model.fit(train_ds, validation_data=val_ds, initial_epoch=head_epochs, epochs=head_epochs + epochs, shuffle=False,
-                        class_weight=class_weight, callbacks=[unfreezer, *callbacks], verbose=verbose))
+        if checkpoint_dir is not None:
+            unfreeze_ckpt = ResumableCheckpoint(os.path.join(os.fspath(checkpoint_dir), "unfreeze"),
+                                                unfreezer=unfreezer)
+    unfreeze_state = unfreeze_ckpt.state if unfreeze_ckpt is not None else None
+
+    # Stage 1: head only.
+    summary = freeze_backbone(model, bn_policy=bn_policy)
+    if head_epochs:
+        stage_log.append({"epoch": 0, "trainable_groups": summary.trainable_groups, "learning_rate": base_lr,
+                          "cached_features": use_cached_features})
+        head_state = head_ckpt.state if head_ckpt is not None else None
+        if head_state is not None:
+            history.update({k: list(v) for k, v in head_state.meta.get("history", {}).items()})
+            resumed_from = head_state.path
+        start = head_state.initial_epoch if head_state is not None else 0
+        if unfreeze_state is not None:
+            pass  # the trained head is part of the unfreezing checkpoint's weights
+        elif start >= head_epochs:  # head stage finished before the interruption: reload its result
+            head_ckpt.set_model(head_model(model) if use_cached_features else model)
+            head_ckpt.restore(head_state, weights_only=True)
+        elif use_cached_features:
+            feats, labels = extract_features(model, train_ds, verbose=verbose)
+            val_feats = extract_features(model, val_ds) if val_ds is not None else None
+            merge(train_head_on_features(model, feats, labels, val=val_feats, epochs=head_epochs,
+                                         learning_rate=base_lr, batch_size=batch_size, loss=loss,
+                                         metrics=metrics, class_weight=class_weight, verbose=verbose,
+                                         strategy=strategy, initial_epoch=start, seed=int(seed),
+                                         callbacks=[head_ckpt] if head_ckpt is not None else []))
+        else:
+            with _scope(strategy):
+                model.compile(optimizer=keras.optimizers.Adam(base_lr), loss=loss, metrics=metrics)
+            extra = [head_ckpt] if head_ckpt is not None else []
+            with _fit_scope(model, strategy):
+                merge(model.fit(train_ds, validation_data=val_ds, epochs=head_epochs, initial_epoch=start,
+                                class_weight=class_weight, shuffle=False,
+                                callbacks=[*extra, epoch_shuffle, *callbacks], verbose=verbose))
+
+    # Stage 2..n: top-down unfreezing with warmup and layer-wise rates.
+    if epochs:
+        with _scope(strategy):
+            model.compile(optimizer=discriminative(optimizer, learning_rate=lr,
+                                                   lr_multipliers=layerwise_decay(model, decay=layer_decay)),
+                          loss=loss, metrics=metrics)
+        start = head_epochs
+        extra = []
+        if unfreeze_ckpt is not None:
+            extra = [unfreeze_ckpt]
+            if unfreeze_state is not None:
+                for k, v in unfreeze_state.meta.get("history", {}).items():
+                    history[k] = history.get(k, [])[:head_epochs] + list(v)
+                start = unfreeze_state.initial_epoch
+                resumed_from = unfreeze_state.path
+        with _fit_scope(model, strategy):
+            merge(model.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=head_epochs + epochs,
+                            shuffle=False, class_weight=class_weight,
+                            callbacks=[*extra, unfreezer, epoch_shuffle, *callbacks], verbose=verbose))
         for entry in unfreezer.history:
             stage_log.append({"epoch": entry["epoch"], "trainable_groups": entry["trainable_groups"],
                               "learning_rate": lr, "cached_features": False})
-    return FineTuneResult(history=history, stages=stage_log, head_epochs=head_epochs)
+    return FineTuneResult(history=history, stages=stage_log, head_epochs=head_epochs, resumed_from=resumed_from)

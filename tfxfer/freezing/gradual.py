@@ -63,7 +63,10 @@ class GradualUnfreezing(keras.callbacks.Callback):
         bn_policy: BatchNorm policy for every stage ("frozen" by default).
         verbose: print a line per stage change.
 
-    Resuming ``fit(initial_epoch=k)`` applies the stage in force at epoch ``k``.
+    Resuming ``fit(initial_epoch=k)`` applies the stage in force at epoch ``k``. To continue an
+    interrupted run exactly (same stage, same point of the stage's learning-rate schedule), save
+    `get_state` and call `restore_state` before the first resumed epoch — or let
+    `tfxfer.reliability.ResumableCheckpoint` do both.
     """
 
     def __init__(self, schedule, *, learning_rates=None, warmup_epochs: int = 0, layer_decay=None,
@@ -156,6 +159,29 @@ class GradualUnfreezing(keras.callbacks.Callback):
             new = old.__class__.from_config(config)
             new.build(model.trainable_variables)
         model.optimizer = new
+
+    def get_state(self) -> dict:
+        """JSON-able state for checkpoints: the stage in force and the epoch it was applied at."""
+        applied = self.history[-1]["epoch"] if self.history else None
+        return {"current_stage": self.current_stage, "applied_epoch": applied,
+                "history": [dict(entry) for entry in self.history]}
+
+    def restore_state(self, state: dict) -> None:
+        """Re-apply the saved stage as it was applied originally (trainable set, optimizer class and
+        learning-rate plan from the stage's first epoch); the caller then restores the optimizer's
+        variables (``iterations`` continues the schedule)."""
+        if not isinstance(state, dict) or "current_stage" not in state:
+            raise ArgumentTypeError("state", state, "a dict from GradualUnfreezing.get_state()")
+        stage = state["current_stage"]
+        if stage is not None:
+            stage = int(stage)
+            if stage not in self.schedule:
+                raise ArgumentError("state", state, f"names stage {stage}, which is not in this schedule "
+                                    f"{sorted(self.schedule)}")
+            applied = state.get("applied_epoch")
+            self.apply_stage(stage, stage if applied is None else int(applied))
+        self.current_stage = stage
+        self.history = [dict(entry) for entry in state.get("history", [])]
 
     def get_config(self):
         return {

@@ -1,0 +1,344 @@
+"""`ResumableCheckpoint`: per-epoch, atomic training state, and resuming after ``kill -9``.
+
+What one checkpoint holds (folder ``epoch-NNNNN`` inside the run's checkpoint directory):
+
+* ``arrays.npz``: every model variable (weights, BatchNorm statistics, dropout seed-generator
+  states), every optimizer variable (moments, and ``iterations`` — the learning-rate schedule
+  position), the Keras global seed-generator state and NumPy's RNG key; no pickle anywhere
+  (``numpy.load(allow_pickle=False)``).
+* ``state.json``: the epoch, its logs, the `GradualUnfreezing` stage (and the epoch it was applied,
+  so its warmup/cosine schedule is planned exactly as before), Python's RNG state, variable paths
+  and shapes (checked on restore).
+
+Each folder is written under a temporary name and renamed into place; ``latest.json`` is then
+replaced atomically. A crash, ``kill -9`` or a full disk at any moment leaves the previous
+checkpoint complete and ``latest.json`` pointing at it. States with a NaN/Inf loss or weight are
+never saved (see `StopOnDivergence`).
+
+Resuming continues the same run: weights, optimizer moments, the schedule step, the unfreezing
+stage and the random states all come back, so the resumed run ends where the uninterrupted one
+would. Data order: use `EpochShuffle` (or unshuffled data) so epoch *k* sees the same batches.
+
+Example:
+    >>> import keras, numpy as np, tempfile
+    >>> from tfxfer.reliability import ResumableCheckpoint
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile("adam", "mse")
+    >>> ckpt = ResumableCheckpoint(tempfile.mkdtemp())
+    >>> x = np.ones((8, 2), "float32")
+    >>> _ = model.fit(x, x[:, :1], epochs=2, initial_epoch=ckpt.initial_epoch, callbacks=[ckpt], verbose=0)
+    >>> ckpt.initial_epoch  # a restarted script would continue from epoch 2
+    2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import random
+import shutil
+
+import keras
+import numpy as np
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError, TfxferError
+from tfxfer.utils.atomic import atomic_path, atomic_write_json
+
+FORMAT = 1
+LATEST = "latest.json"
+
+
+class CheckpointError(TfxferError, OSError):
+    """A checkpoint could not be written (full disk, permissions); the previous one is intact."""
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """The newest complete checkpoint of a run (see `latest_state`)."""
+
+    path: str
+    epoch: int
+    logs: dict
+    meta: dict
+
+    @property
+    def initial_epoch(self) -> int:
+        """The ``initial_epoch`` that continues the run."""
+        return self.epoch + 1
+
+
+def latest_state(directory) -> TrainingState | None:
+    """The newest complete checkpoint in ``directory``, or None when there is none yet."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ArgumentTypeError("directory", directory, "a folder path")
+    directory = os.fspath(directory)
+    pointer = os.path.join(directory, LATEST)
+    if not os.path.isfile(pointer):
+        return None
+    try:
+        with open(pointer, encoding="utf-8") as f:
+            latest = json.load(f)
+        path = os.path.join(directory, os.path.basename(str(latest["path"])))
+        with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"The checkpoint in {directory} is unreadable ({type(exc).__name__}: {exc}); "
+                         "delete the folder to start over") from None
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{path} has checkpoint format {meta.get('format')!r}; this tfxfer reads {FORMAT}")
+    return TrainingState(path=path, epoch=int(meta["epoch"]), logs=meta.get("logs", {}), meta=meta)
+
+
+def _global_seed_state(create: bool = False):
+    """The state variable of Keras's global seed generator (used by unseeded ``keras.random``
+    calls). Never created while saving: in a multi-worker run only the chief saves, and creating a
+    variable there would start a collective broadcast the other workers never join."""
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR, global_seed_generator
+    except ImportError:  # pragma: no cover - private Keras API moved
+        return None
+    generator = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+    if generator is None and create:
+        generator = global_seed_generator()
+    return None if generator is None else generator.state
+
+
+def _describe(variables):
+    return [[v.path, list(v.shape), str(v.dtype)] for v in variables]
+
+
+def _assign_all(variables, arrays, prefix, recorded, what, path):
+    if len(variables) != len(recorded):
+        raise ModelError(f"{path} holds {len(recorded)} {what} variables, the current {what} has "
+                         f"{len(variables)}: the checkpoint was written for a different model or stage")
+    for i, (variable, (rec_path, shape, _)) in enumerate(zip(variables, recorded)):
+        value = arrays[f"{prefix}{i:06d}"]
+        if list(value.shape) != list(variable.shape):
+            raise ModelError(f"{path}: {what} variable {i} ({rec_path}) has shape {list(value.shape)}, the "
+                             f"current one ({variable.path}) {list(variable.shape)}")
+        variable.assign(value)
+
+
+def _is_chief(model) -> bool:
+    strategy = getattr(model, "distribute_strategy", None)
+    return bool(getattr(getattr(strategy, "extended", None), "should_checkpoint", True))
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Save the full training state after every epoch; restore it when ``fit`` resumes.
+
+    Args:
+        directory: the run's checkpoint folder (created when needed).
+        unfreezer: the `GradualUnfreezing` callback of the run, if any (its stage is saved and
+            restored; keep it in ``fit``'s callbacks too).
+        keep: how many checkpoints to keep (>= 1); older ones are deleted after a new one is complete.
+        verbose: print a line per save / restore.
+
+    Use ``initial_epoch=ckpt.initial_epoch`` in ``fit``: 0 for a new run, the epoch after the last
+    checkpoint for a restarted one. In multi-worker runs only the chief writes; all workers restore.
+    """
+
+    def __init__(self, directory, *, unfreezer=None, keep: int = 2, verbose: int = 0):
+        super().__init__()
+        if not isinstance(directory, (str, os.PathLike)):
+            raise ArgumentTypeError("directory", directory, "a folder path")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ArgumentError("keep", keep, "must be an int >= 1")
+        from tfxfer.freezing import GradualUnfreezing
+
+        if isinstance(unfreezer, dict):
+            unfreezer = keras.saving.deserialize_keras_object(unfreezer)
+        if unfreezer is not None and not isinstance(unfreezer, GradualUnfreezing):
+            raise ArgumentTypeError("unfreezer", unfreezer, "a tfxfer GradualUnfreezing callback or None")
+        self.directory = os.fspath(directory)
+        self.unfreezer = unfreezer
+        self.keep = keep
+        self.verbose = int(verbose)
+        self.saved = []
+        self.skipped = []
+        self.restored_from = None
+        self.history = {}
+        self._pending = None
+
+    @property
+    def state(self) -> TrainingState | None:
+        """The newest complete checkpoint (None for a new run)."""
+        return latest_state(self.directory)
+
+    @property
+    def initial_epoch(self) -> int:
+        state = self.state
+        return 0 if state is None else state.initial_epoch
+
+    # -- Keras hooks -------------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        self._pending = self.state
+        if self._pending is None:
+            self.history = {}
+
+    def on_train_end(self, logs=None):
+        state, self._pending = self._pending, None
+        if state is not None and (self.params or {}).get("epochs") == state.initial_epoch:
+            self.restore(state)  # the run had already finished: hand back its final state
+
+    def on_epoch_begin(self, epoch, logs=None):
+        state, self._pending = self._pending, None
+        if state is None:
+            return
+        if epoch != state.initial_epoch:
+            raise ArgumentError(
+                "initial_epoch", epoch, f"must be {state.initial_epoch} to resume from {state.path}",
+                hint="Pass fit(initial_epoch=ckpt.initial_epoch), or use a new checkpoint directory "
+                     "for a new run")
+        self.restore(state)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(np.asarray(v)) for k, v in (logs or {}).items() if np.ndim(v) == 0}
+        if not all(np.isfinite(v) for v in logs.values()):
+            self.skipped.append({"epoch": epoch, "reason": "non-finite logs"})
+            return
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+        if _is_chief(self.model):
+            self.save(epoch, logs)
+
+    # -- save / restore ----------------------------------------------------------------------
+    def save(self, epoch: int, logs: dict | None = None) -> str | None:
+        """Write the checkpoint of ``epoch`` now; returns its folder (None if skipped: non-finite)."""
+        model = self.model
+        optimizer = getattr(model, "optimizer", None)
+        arrays = {}
+        model_vars = list(model.variables)
+        for i, v in enumerate(model_vars):
+            arrays[f"model/{i:06d}"] = np.asarray(v.numpy())
+        opt_vars = list(optimizer.variables) if optimizer is not None else []
+        for i, v in enumerate(opt_vars):
+            arrays[f"optimizer/{i:06d}"] = np.asarray(v.numpy())
+        if not all(np.all(np.isfinite(a)) for a in arrays.values() if a.dtype.kind == "f"):
+            self.skipped.append({"epoch": epoch, "reason": "non-finite weights"})
+            return None
+        seed_state = _global_seed_state()
+        if seed_state is not None:
+            arrays["rng/keras_global"] = np.asarray(seed_state.numpy())
+        np_state = np.random.get_state()
+        arrays["rng/numpy_keys"] = np.asarray(np_state[1])
+        meta = {
+            "format": FORMAT,
+            "epoch": int(epoch),
+            "logs": dict(logs or {}),
+            "history": {k: list(v) for k, v in self.history.items()},
+            "model_variables": _describe(model_vars),
+            "optimizer_variables": _describe(opt_vars),
+            "optimizer_class": type(optimizer).__name__ if optimizer is not None else None,
+            "unfreezer": self.unfreezer.get_state() if self.unfreezer is not None else None,
+            "python_random": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+            "numpy_random": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        }
+        name = f"epoch-{int(epoch):05d}"
+        final = os.path.join(self.directory, name)
+        previous = latest_state(self.directory) if os.path.isdir(self.directory) else None
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            with atomic_path(final, directory=True) as tmp:
+                with open(os.path.join(tmp, "arrays.npz"), "wb") as f:
+                    np.savez(f, **arrays)
+                    f.flush()
+                    os.fsync(f.fileno())
+                with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
+                    json.dump(meta, f, indent=1, sort_keys=True)
+                    f.flush()
+                    os.fsync(f.fileno())
+            atomic_write_json(os.path.join(self.directory, LATEST), {"epoch": int(epoch), "path": name})
+        except OSError as exc:
+            kept = previous.path if previous is not None else "none (this was the first)"
+            reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror or str(exc)
+            raise CheckpointError(
+                exc.errno, f"The checkpoint of epoch {epoch} could not be written to {final} ({reason}). "
+                f"The previous checkpoint is intact: {kept}. Free space and resume from it") from exc
+        self.saved.append(final)
+        self._prune(name)
+        if self.verbose:
+            print(f"\nResumableCheckpoint: saved epoch {epoch} to {final}")
+        return final
+
+    def _prune(self, newest: str):
+        names = sorted(n for n in os.listdir(self.directory) if n.startswith("epoch-") and n[6:].isdigit())
+        for old in names[: max(0, len(names) - self.keep)]:
+            if old != newest:
+                shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
+
+    def restore(self, state: TrainingState | None = None, *, weights_only: bool = False) -> TrainingState | None:
+        """Load ``state`` (default: the newest) into the model, optimizer, unfreezer and RNGs
+        (``weights_only``: the model's variables alone)."""
+        state = state or self.state
+        if state is None:
+            return None
+        model, meta = self.model, state.meta
+        try:
+            with np.load(os.path.join(state.path, "arrays.npz"), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{state.path}/arrays.npz is unreadable ({exc})") from None
+        _assign_all(list(model.variables), arrays, "model/", meta["model_variables"], "model", state.path)
+        self.history = {k: list(v) for k, v in meta.get("history", {}).items()}
+        self.restored_from = state.path
+        if weights_only:
+            return state
+        if self.unfreezer is not None and meta.get("unfreezer"):
+            if self.unfreezer.model is None:
+                self.unfreezer.set_model(model)
+                self.unfreezer.set_params(self.params)
+            self.unfreezer.restore_state(meta["unfreezer"])
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and meta.get("optimizer_variables"):
+            if meta.get("optimizer_class") != type(optimizer).__name__:
+                raise ModelError(f"{state.path} was written with a {meta.get('optimizer_class')} optimizer; "
+                                 f"the model now has a {type(optimizer).__name__}")
+            if not optimizer.built:
+                strategy = getattr(model, "distribute_strategy", None)
+                if strategy is not None:
+                    with strategy.scope():
+                        optimizer.build(model.trainable_variables)
+                else:
+                    optimizer.build(model.trainable_variables)
+            _assign_all(list(optimizer.variables), arrays, "optimizer/", meta["optimizer_variables"],
+                        "optimizer", state.path)
+        seed_state = _global_seed_state(create="rng/keras_global" in arrays)
+        if seed_state is not None and "rng/keras_global" in arrays:
+            seed_state.assign(arrays["rng/keras_global"])
+        version, internal, gauss = meta["python_random"]
+        random.setstate((version, tuple(internal), gauss))
+        kind, pos, has_gauss, cached = meta["numpy_random"]
+        np.random.set_state((kind, arrays["rng/numpy_keys"], pos, has_gauss, cached))
+        self.restored_from = state.path
+        if self.verbose:
+            print(f"\nResumableCheckpoint: resumed from {state.path} (epoch {state.epoch} done)")
+        return state
+
+    def get_config(self):
+        return {
+            "directory": self.directory,
+            "unfreezer": keras.saving.serialize_keras_object(self.unfreezer) if self.unfreezer else None,
+            "keep": self.keep,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def resume(directory) -> int:
+    """The ``initial_epoch`` that continues the run checkpointed in ``directory`` (0: none yet).
+
+    Example:
+        >>> from tfxfer.reliability import resume
+        >>> resume("/nonexistent/run")
+        0
+    """
+    state = latest_state(directory)
+    return 0 if state is None else state.initial_epoch

@@ -224,7 +224,10 @@ def load(name: str) -> LoadedDataset:
                                {"train": {}, "val": {}, "test": {}})
     else:
         x, y, class_names, extras = _READERS[info.name]()
-        parts = _indices(info, x, y, extras)
+        # Several packages ship their examples sorted by class: give every split a fixed, seeded
+        # shuffled order so `x[:n]` is a fair sample and unshuffled fits see mixed batches.
+        order = np.random.default_rng(SPLIT_SEED)
+        parts = {s: idx[order.permutation(len(idx))] for s, idx in _indices(info, x, y, extras).items()}
         result = LoadedDataset(
             info.name, *(Split(x[parts[s]], y[parts[s]]) for s in ("train", "val", "test")),
             class_names=class_names, info=info,

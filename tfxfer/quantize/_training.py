@@ -1,0 +1,65 @@
+"""Short fine-tuning runs of tf_keras models (QAT, pruning, clustering) and calibration batches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.quantize._deps import tf_keras
+
+
+def check_positive_int(name: str, value, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ArgumentError(name, value, f"must be an int >= {low}")
+    return value
+
+
+def check_learning_rate(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ArgumentError("learning_rate", value, "must be a number > 0")
+    return float(value)
+
+
+def fit_dataset(train, *, batch_size: int, shuffle: bool = True, seed: int = 0, name: str = "train"):
+    """``(x, y)`` arrays or a batched ``tf.data.Dataset`` -> a batched dataset tf_keras can fit on."""
+    from tfxfer.recipes import as_dataset
+
+    return as_dataset(train, batch_size=batch_size, shuffle=shuffle, seed=seed, name=name)
+
+
+def first_labels(dataset) -> np.ndarray:
+    for batch in dataset.take(1):
+        return np.asarray(batch[1])
+    raise ArgumentTypeError("train", dataset, "a non-empty dataset of (images, labels)")
+
+
+def loss_for(source_model, dataset):
+    """The loss `tfxfer.recipes.default_loss` picks for the Keras 3 source model and these labels."""
+    from tfxfer.recipes import default_loss
+
+    return default_loss(source_model, first_labels(dataset))
+
+
+def fit(tfk_model, source_model, train, *, val=None, epochs: int, learning_rate: float, batch_size: int,
+        callbacks=(), verbose: int = 0, seed: int = 0) -> dict:
+    """Compile with Adam and the default loss, fit, return the history dict."""
+    tfk = tf_keras()
+    check_positive_int("epochs", epochs)
+    check_positive_int("batch_size", batch_size)
+    learning_rate = check_learning_rate(learning_rate)
+    train_ds = fit_dataset(train, batch_size=batch_size, seed=seed)
+    val_ds = fit_dataset(val, batch_size=batch_size, shuffle=False, name="val") if val is not None else None
+    loss = loss_for(source_model, train_ds)
+    metrics = [] if loss == "mse" else ["accuracy"]
+    tfk_model.compile(optimizer=tfk.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    history = tfk_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=list(callbacks),
+                            verbose=verbose)
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def images_of(data, *, name: str, limit: int | None = None) -> np.ndarray:
+    """Float32 images from an array, ``(images, labels)`` or a dataset (at most ``limit``)."""
+    from tfxfer.export.data import as_arrays
+
+    x, _ = as_arrays(data, name=name, limit=limit)
+    return x

@@ -1,0 +1,108 @@
+"""`train_qat`: quantize, fine-tune briefly, convert to full int8, and gate against the float model.
+
+Example:
+    >>> import os, tempfile, numpy as np, keras
+    >>> from tfxfer.layers import Preprocess
+    >>> from tfxfer.quantize import train_qat
+    >>> inputs = keras.Input((8, 8, 3))
+    >>> x = keras.layers.Conv2D(4, 3, activation="relu")(Preprocess("unit")(inputs))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(
+    ...     keras.layers.GlobalAveragePooling2D()(x)))
+    >>> x = np.random.default_rng(0).uniform(0, 255, (64, 8, 8, 3)).astype("float32")
+    >>> y = model.predict(x, verbose=0).argmax(1)
+    >>> result = train_qat(model, (x, y), eval_data=(x, y), path=os.path.join(tempfile.mkdtemp(), "m.tflite"),
+    ...                    thresholds={"int8": {"max_accuracy_drop": 100.0}})
+    >>> result.export.variant, result.gate.passed
+    ('int8', True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from tfxfer.errors import ArgumentError
+from tfxfer.quantize._training import check_positive_int, fit, images_of
+from tfxfer.quantize.qat import QATModel, quantize_model
+from tfxfer.quantize.tflite import export_tf_keras_tflite
+
+
+@dataclasses.dataclass
+class QATResult:
+    """What `train_qat` produced.
+
+    Attributes:
+        export: the int8 `tfxfer.export.TFLiteExport`.
+        gate: the `tfxfer.export.GateReport` of the file against the float Keras 3 model.
+        qat: the `QATModel` (``.plan`` says how every layer was treated).
+        history: the QAT fine-tuning history.
+        bridge_max_abs_diff: tf_keras rebuild vs Keras 3 model, before QAT.
+    """
+
+    export: object
+    gate: object
+    qat: QATModel
+    history: dict
+    bridge_max_abs_diff: float | None
+
+    def summary(self) -> dict:
+        result = self.gate[self.export.variant] if self.export.variant in self.gate.results else \
+            next(iter(self.gate.results.values()))
+        return {
+            "path": self.export.path, "size_bytes": self.export.size_bytes, "passed": self.gate.passed,
+            "float_accuracy": result.keras_accuracy, "int8_accuracy": result.tflite_accuracy,
+            "accuracy_drop_pts": result.accuracy_drop, "bridge_max_abs_diff": self.bridge_max_abs_diff,
+            "annotated_layers": self.qat.layers_with("annotate"), "float_layers": self.qat.layers_with("float"),
+        }
+
+
+def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: float = 1e-5,
+              batch_size: int = 32, val=None, representative_data=None, num_calibration: int = 200,
+              unsupported: str = "annotate", float_layers=(), train_bn: bool = False, thresholds=None,
+              class_names=None, raise_on_failure: bool = True, verbose: int = 0, seed: int = 0) -> QATResult:
+    """Quantization-aware fine-tuning of a trained Keras 3 model, exported as a gated full-int8 TFLite file.
+
+    Args:
+        model: the trained float Keras 3 model (e.g. from `tfxfer.build_model` + `fine_tune`).
+        train: ``(images, labels)`` or a batched ``tf.data.Dataset`` for the QAT fine-tuning.
+        eval_data: held-out ``(images, labels)`` for the gate (file vs float Keras 3 model).
+        path: where to write the .tflite file (sidecar ``<stem>.json`` beside it).
+        epochs: QAT epochs (one or two usually suffice once ranges start from float statistics).
+        learning_rate: Adam learning rate; keep it around the last fine-tuning rate or lower.
+        batch_size: batch size for array data.
+        val: optional validation data during QAT.
+        representative_data: images for range initialisation and converter calibration
+            (default: the training images).
+        num_calibration: calibration images drawn.
+        unsupported, float_layers, train_bn: see `quantize_model`.
+        thresholds: gate thresholds (see `tfxfer.export.verify`); the default int8 gate allows
+            a 1.0 point accuracy drop.
+        class_names: written to the sidecar.
+        raise_on_failure: raise `GateError` when the file fails the gate.
+        verbose: Keras fit verbosity.
+        seed: seed of the calibration subset.
+
+    Returns:
+        A `QATResult`.
+    """
+    from tfxfer.export import verify
+
+    check_positive_int("epochs", epochs)
+    check_positive_int("num_calibration", num_calibration)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentError("path", path, "must be a file path for the .tflite file")
+    if representative_data is None:
+        representative_data = train
+    images = images_of(representative_data, name="representative_data", limit=max(num_calibration, 256))
+    qat = quantize_model(model, calibration_data=images, unsupported=unsupported, float_layers=float_layers,
+                         train_bn=train_bn)
+    history = fit(qat.model, model, train, val=val, epochs=epochs, learning_rate=learning_rate,
+                  batch_size=batch_size, verbose=verbose, seed=seed)
+    export = export_tf_keras_tflite(qat.model, path, variant="int8", representative_data=images,
+                                    num_calibration=num_calibration, class_names=class_names, seed=seed,
+                                    extra={"source": "tfxfer.quantize.train_qat",
+                                           "annotated_layers": qat.layers_with("annotate"),
+                                           "float_layers": qat.layers_with("float")})
+    gate = verify(model, export, eval_data, thresholds=thresholds, raise_on_failure=raise_on_failure)
+    return QATResult(export=export, gate=gate, qat=qat, history=history,
+                     bridge_max_abs_diff=qat.bridged.max_abs_diff)

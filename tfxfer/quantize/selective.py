@@ -1,0 +1,290 @@
+"""Selective quantization: full int8 unless the gate fails, then keep the layers that hurt most in float.
+
+1. Export full int8 (`tfxfer.export.export_tflite`) and gate it. If it passes, done.
+2. Otherwise LiteRT's quantization debugger (``tf.lite.experimental.QuantizationDebugger``) runs
+   the calibrated model with NumericVerify ops and scores every quantized tensor by its
+   noise-to-signal ratio (mean over channels of quantization MSE / float variance; a layer whose
+   useful channels drown in a wide int8 range scores high even when its error per quantization
+   step looks normal), next to the usual RMSE / scale.
+3. The worst tensors are denylisted (kept in float) together with the ops that read them (an int8
+   consumer would re-quantize the float tensor with the same bad range), the model is
+   re-quantized and re-gated with 1, 2, 4, ... tensors until it passes or ``max_float_nodes``.
+
+``float_layers=[...]`` skips the search: exactly those Keras layers are kept in float. The full-int8
+file stays beside the result as ``<stem>_full_int8.tflite`` for comparison.
+The result says what was kept in float and what it cost in size (and latency, if benchmarked).
+
+Example:
+    >>> import os, tempfile, numpy as np, tfxfer
+    >>> from tfxfer.quantize import selective_int8
+    >>> model = tfxfer.build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
+    >>> x = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    >>> y = model.predict(x, verbose=0).argmax(1)
+    >>> result = selective_int8(model, os.path.join(tempfile.mkdtemp(), "m.tflite"), representative_data=x,
+    ...                         eval_data=(x, y), float_layers=["Conv1"],
+    ...                         thresholds={"int8": {"max_accuracy_drop": 100.0}})
+    >>> result.float_layers, result.gate.passed
+    (['mobilenet_v2/Conv1'], True)
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import warnings
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError, UnknownNameError
+
+INTERNAL_OPS = {"QUANTIZE", "DEQUANTIZE"}
+
+
+@dataclasses.dataclass
+class SelectiveResult:
+    """What `selective_int8` produced.
+
+    Attributes:
+        export: the final `tfxfer.export.TFLiteExport` (full int8 if that passed).
+        gate: its `tfxfer.export.GateReport` against ``model``.
+        float_nodes: TFLite tensors kept in float (empty for full int8).
+        float_layers: the Keras layer paths those tensors belong to.
+        ranking: quantized tensors, worst first: ``{"tensor", "op", "layer", "nsr", "rmse_over_scale"}``.
+        attempts: every gated try: ``{"float_nodes", "passed", "accuracy_drop", "size_bytes"}``.
+        cost: size (and latency, when benchmarked) of the result vs full int8.
+    """
+
+    export: object
+    gate: object
+    float_nodes: list
+    float_layers: list
+    ranking: list
+    attempts: list
+    cost: dict
+
+    def to_dict(self) -> dict:
+        return {"path": self.export.path, "passed": self.gate.passed, "float_nodes": self.float_nodes,
+                "float_layers": self.float_layers, "ranking": self.ranking[:20], "attempts": self.attempts,
+                "cost": self.cost}
+
+
+def noise_to_signal(float_values, quantized_values, scale, zero_point) -> float:
+    """Mean over channels (last axis) of quantization MSE / variance of the float tensor."""
+    f = np.asarray(float_values, np.float64)
+    d = (np.asarray(quantized_values, np.int64) - zero_point) * float(scale)
+    axes = tuple(range(f.ndim - 1)) or None
+    err = np.atleast_1d(((d - f) ** 2).mean(axis=axes))
+    var = np.atleast_1d(f.var(axis=axes))
+    keep = var > 1e-12 * max(float(var.max()), 1e-30)
+    return float((err[keep] / var[keep]).mean()) if keep.any() else 0.0
+
+
+def _converter(model, samples):
+    import tensorflow as tf
+
+    from tfxfer.export import _trace
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([_trace.inference_function(model)])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([samples[i: i + 1]] for i in range(len(samples)))
+    return converter
+
+
+def _layer_of(model, tensor_name: str) -> str | None:
+    """The Keras layer a (possibly fused, ``a;b;c``) TFLite tensor belongs to: its first part with a
+    kernel (the convolution / dense of a fused op), else the first part that maps to a layer."""
+    from tfxfer.export import _trace
+
+    layers = dict(_trace.iter_layers(model))
+    first = None
+    for part in tensor_name.split(";"):
+        found = _trace.layers_for_nodes(model, [part])
+        if not found:
+            continue
+        first = first or found[0]
+        layer = layers.get(found[0])
+        if any(getattr(layer, a, None) is not None for a in ("kernel", "depthwise_kernel")):
+            return found[0]
+    return first
+
+
+def _graph(calibrated: bytes):
+    """``(quantizable op output names, {tensor: [consumer op output names]})`` of the calibrated model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=calibrated)
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    consumers: dict[str, list[str]] = {}
+    outputs = []
+    for op in interpreter._get_ops_details():  # LiteRT has no public op-graph API
+        outs = [names[i] for i in op["outputs"] if i >= 0]
+        if op["op_name"] in INTERNAL_OPS:
+            continue
+        outputs.extend(outs)
+        for i in op["inputs"]:
+            if i >= 0 and i in names:
+                consumers.setdefault(names[i], []).extend(outs)
+    return outputs, consumers
+
+
+def rank_layers(model, representative_data, *, num_samples: int = 64, seed: int = 0):
+    """Score every quantized tensor with the quantization debugger, worst first.
+
+    Returns:
+        ``(ranking, debugger)``; ``debugger`` re-quantizes with a denylist
+        (``debugger.options = QuantizationDebugOptions(denylisted_nodes=...)``).
+    """
+    import tensorflow as tf
+
+    from tfxfer.export.data import sample_images
+
+    samples = sample_images(representative_data, num_samples=num_samples, seed=seed)
+    data = lambda: ([samples[i: i + 1]] for i in range(len(samples)))  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=_converter(model, samples),
+                                                             debug_dataset=data)
+        options = tf.lite.experimental.QuantizationDebugOptions(
+            layer_direct_compare_metrics={"nsr": noise_to_signal})
+        scorer = tf.lite.experimental.QuantizationDebugger(quant_debug_model_content=debugger.quant_model,
+                                                           debug_dataset=data, debug_options=options)
+        scorer.run()
+    buffer = io.StringIO()
+    scorer.layer_statistics_dump(buffer)
+    ranking = []
+    for row in csv.DictReader(io.StringIO(buffer.getvalue())):
+        scale = float(row["scale"]) or 1.0
+        ranking.append({"tensor": row["tensor_name"], "op": row["op_name"], "layer": _layer_of(model, row["tensor_name"]),
+                        "nsr": float(row["nsr"]), "rmse_over_scale": float(np.sqrt(float(row["mean_squared_error"]))) / scale})
+    ranking.sort(key=lambda r: (-r["nsr"], -r["rmse_over_scale"]))
+    return ranking, debugger
+
+
+def _nodes_for_layers(model, names: list[str], outputs: list[str]) -> list[str]:
+    from tfxfer.export import _trace
+
+    paths = [p for p, _ in _trace.iter_layers(model)]
+    wanted = {}
+    for name in names:
+        matches = [p for p in paths if p == name or p.rsplit("/", 1)[-1] == name]
+        if not matches:
+            raise UnknownNameError("layer", name, [p.rsplit("/", 1)[-1] for p in paths])
+        wanted[matches[0]] = name
+    nodes = []
+    for tensor in outputs:
+        layers = {found for part in tensor.split(";") for found in _trace.layers_for_nodes(model, [part])}
+        if layers & set(wanted):
+            nodes.append(tensor)
+    missing = [n for p, n in wanted.items() if not any(p in {f for part in t.split(";")
+                                                               for f in _trace.layers_for_nodes(model, [part])}
+                                                          for t in nodes)]
+    if missing:
+        raise ArgumentError("float_layers", missing, "name layers with no quantized op in the converted model",
+                            hint="BatchNorm and activation layers are fused into the preceding convolution")
+    return nodes
+
+
+def _expand(nodes, consumers, outputs) -> list[str]:
+    chosen = list(dict.fromkeys(nodes))
+    for node in nodes:
+        for consumer in consumers.get(node, []):
+            if consumer in outputs and consumer not in chosen:
+                chosen.append(consumer)
+    return chosen
+
+
+def selective_int8(model, path, *, representative_data, eval_data, float_layers=None, thresholds=None,
+                   max_float_nodes: int = 16, include_consumers: bool = True, num_calibration: int = 200,
+                   num_debug: int = 64, class_names=None, benchmark: bool = False,
+                   raise_on_failure: bool = True, seed: int = 0) -> SelectiveResult:
+    """Full-int8 TFLite, falling back to int8 with the most harmful layers kept in float.
+
+    Args:
+        model: the float Keras 3 image model (raw 0-255 pixels in).
+        path: where to write the .tflite file (sidecar beside it).
+        representative_data: calibration images (training data).
+        eval_data: held-out ``(images, labels)`` for the gate.
+        float_layers: Keras layer names (or ``backbone/layer`` paths) to keep in float; skips the search.
+        thresholds: gate thresholds (`tfxfer.export.verify`); the "int8" entry applies.
+        max_float_nodes: give up (GateError) when this many tensors are in float and it still fails.
+        include_consumers: in the search, also keep the ops reading a float-kept tensor in float
+            (``float_layers`` are kept exactly as named).
+        num_calibration: calibration images for the conversion.
+        num_debug: images the debugger scores layers on.
+        class_names: written to the sidecar.
+        benchmark: also time full int8 and the result (single thread) for the cost report.
+        raise_on_failure: raise `GateError` if no attempt passes.
+        seed: seed of the sample subsets.
+
+    Returns:
+        A `SelectiveResult`.
+    """
+    import tensorflow as tf
+
+    from tfxfer.export import export_tflite, verify
+    from tfxfer.export.data import sample_images
+    from tfxfer.quantize.tflite import write_tflite
+
+    if float_layers is not None and (isinstance(float_layers, str) or not all(isinstance(n, str) for n in float_layers)):
+        raise ArgumentTypeError("float_layers", float_layers, "a list of layer names")
+    if isinstance(max_float_nodes, bool) or not isinstance(max_float_nodes, int) or max_float_nodes < 1:
+        raise ArgumentError("max_float_nodes", max_float_nodes, "must be an int >= 1")
+    path = os.fspath(path)
+    stem = os.path.splitext(path)[0]
+    full = export_tflite(model, f"{stem}_full_int8.tflite", variant="int8", representative_data=representative_data,
+                         num_calibration=num_calibration, class_names=class_names, seed=seed)
+    full_gate = verify(model, full, eval_data, thresholds=thresholds, raise_on_failure=False)
+    attempts = [{"float_nodes": 0, "passed": full_gate.passed, "accuracy_drop": full_gate["int8"].accuracy_drop,
+                 "size_bytes": full.size_bytes}]
+    cost = {"full_int8_path": full.path, "full_int8_bytes": full.size_bytes}
+    if full_gate.passed and not float_layers:
+        os.replace(full.path, path)
+        os.replace(full.sidecar_path, os.path.splitext(path)[0] + ".json")
+        full.path, full.sidecar_path = path, os.path.splitext(path)[0] + ".json"
+        return SelectiveResult(export=full, gate=full_gate, float_nodes=[], float_layers=[], ranking=[],
+                               attempts=attempts, cost=dict(cost, size_bytes=full.size_bytes, size_ratio=1.0))
+    samples = sample_images(representative_data, num_samples=num_calibration, seed=seed)
+    ranking, debugger = rank_layers(model, samples, num_samples=min(num_debug, len(samples)), seed=seed)
+    outputs, consumers = _graph(debugger.calibrated_model)
+    if float_layers:
+        candidates = [_nodes_for_layers(model, list(float_layers), outputs)]
+    else:
+        ordered = [r["tensor"] for r in ranking if r["tensor"] in outputs]
+        candidates, k = [], 1
+        while k <= min(max_float_nodes, len(ordered)):
+            nodes = _expand(ordered[:k], consumers, outputs) if include_consumers else ordered[:k]
+            candidates.append(nodes[:max_float_nodes])
+            k *= 2
+    export, gate, chosen = full, full_gate, []
+    for nodes in candidates:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(nodes))
+            content = debugger.get_nondebug_quantized_model()
+        layers = sorted({layer for layer in (_layer_of(model, n) for n in nodes) if layer})
+        export = write_tflite(content, path, variant="int8", image_shape=tuple(int(d) for d in model.inputs[0].shape[1:]),
+                              class_names=class_names, model_name=model.name, calibration_samples=len(samples),
+                              extra={"selective": True, "float_nodes": list(nodes), "float_layers": layers})
+        gate = verify(model, export, eval_data, thresholds=thresholds, raise_on_failure=False)
+        attempts.append({"float_nodes": len(nodes), "passed": gate.passed,
+                         "accuracy_drop": gate["int8"].accuracy_drop, "size_bytes": export.size_bytes})
+        chosen = list(nodes)
+        if gate.passed:
+            break
+    cost = dict(cost, size_bytes=export.size_bytes, size_ratio=export.size_bytes / full.size_bytes)
+    if benchmark:
+        from tfxfer.export import benchmark_tflite
+
+        full_ms = benchmark_tflite(full.path, threads=(1,)).median_ms(1)
+        ms = benchmark_tflite(export.path, threads=(1,)).median_ms(1)
+        cost.update(full_int8_latency_ms=full_ms, latency_ms=ms, latency_ratio=ms / full_ms)
+    result = SelectiveResult(export=export, gate=gate, float_nodes=chosen,
+                             float_layers=sorted({layer for layer in (_layer_of(model, n) for n in chosen) if layer}),
+                             ranking=ranking, attempts=attempts, cost=cost)
+    if raise_on_failure and not gate.passed:
+        raise GateError(f"Selective quantization of {model.name!r} still fails the gate with {len(chosen)} "
+                        f"tensors in float:\n{gate.format()}", report=gate)
+    return result
+

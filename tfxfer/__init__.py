@@ -42,10 +42,15 @@ _EXPORTS = {
     "train_head_on_features": "tfxfer.recipes",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+_SUBPACKAGES = ("augment", "backbones", "data", "distill", "export", "freezing", "optim", "pipeline",
+                "quantize", "reliability", "report", "text", "transfer")
+
+__all__ = sorted(_EXPORTS) + list(_SUBPACKAGES) + ["__version__"]
 
 
 def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return _importlib.import_module(f"tfxfer.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'tfxfer' has no attribute {name!r}")

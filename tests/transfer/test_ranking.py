@@ -64,16 +64,23 @@ def test_budget_leaves_out_what_does_not_fit(tiny_specs, bright_dark_images):
 def test_catalog_backbone_with_imagenet_head_and_dataset_input(bright_dark_images):
     x, y = bright_dark_images
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    keras.utils.set_random_seed(7)
     result = rank_backbones(dataset, ["mobilenet_v2:random@32"], measure_cost=False, verbose=0)
     row = result.to_rows()[0]
     assert row["input_size"] == "32x32" and row["weights"] == "random"
     assert row["leep"] <= 0 and row["nce"] <= 0 and np.isfinite(row["logme"])
     assert row["latency_ms"] is None and row["pareto"] is False and row["rank"] == 1
-    keras.utils.set_random_seed(7)  # the same random weights again
-    one_hot = rank_backbones((x, np.eye(3)[y]), ["mobilenet_v2:random@32"], measure_cost=False, scores=("nce",),
-                             verbose=0)
-    assert one_hot.primary == "nce" and one_hot.to_rows()[0]["nce"] == pytest.approx(row["nce"])
+
+
+def test_one_hot_labels_score_like_class_ids(tiny_specs, bright_dark_images):
+    x, y = bright_dark_images
+    rows = []
+    for labels in (y, np.eye(3)[y]):
+        keras.utils.set_random_seed(7)  # the same random weights each time
+        result = rank_backbones((x, labels), tiny_specs[:1], input_size=(16, 16), scores=("nce", "logme"),
+                                measure_cost=False, verbose=0)
+        rows.append(result.to_rows()[0])
+    assert result.primary == "logme"
+    assert rows[0]["nce"] == pytest.approx(rows[1]["nce"]) and rows[0]["logme"] == pytest.approx(rows[1]["logme"])
 
 
 def test_regression_and_subset(tiny_specs, bright_dark_images):

@@ -40,6 +40,12 @@ _EXPORTS = {
     "fine_tune": "tfxfer.recipes",
     "extract_features": "tfxfer.recipes",
     "train_head_on_features": "tfxfer.recipes",
+    "export_tflite": "tfxfer.export",
+    "export_all": "tfxfer.export",
+    "export_saved_model": "tfxfer.export",
+    "verify": "tfxfer.export",
+    "preflight": "tfxfer.export",
+    "benchmark_tflite": "tfxfer.export",
 }
 
 _SUBPACKAGES = ("augment", "backbones", "data", "distill", "export", "freezing", "optim", "pipeline",

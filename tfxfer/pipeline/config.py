@@ -241,7 +241,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("data.color_mode", d.color_mode, ("rgb", "grayscale"))
     _choice("data.augment", d.augment, AUGMENT_POLICIES)
     _choice("data.on_leakage", d.on_leakage, ("warn", "raise", "drop", "ignore"))
-    _choice("model.pooling", m.pooling, ("avg", "max"))
+    image = cfg.task == "image_classification"
+    _choice("model.pooling", m.pooling, ("avg", "max") if image else ("avg", "mean", "cls", "pooled"))
     _choice("model.bn_policy", m.bn_policy, ("frozen", "train"))
     _choice("train.optimizer", t.optimizer, ("adam", "adamw", "sgd"))
     _choice("train.class_weight", t.class_weight, ("none", "balanced"))

@@ -50,12 +50,12 @@ def run_export(ctx):
     return {"exports": exports, "artefacts": artefacts}
 
 
-def _thresholds(cfg):
+def thresholds_of(cfg):
     return {v: dict(limits) for v, limits in cfg.export.thresholds.items()}
 
 
 def run_verify(ctx):
-    from tfxfer.export import benchmark_tflite, read_sidecar, sidecar_path, verify
+    from tfxfer.export import benchmark_tflite, verify
     from tfxfer.pipeline.image_data import take_images
     from tfxfer.pipeline.image_stages import splits
 
@@ -68,30 +68,43 @@ def run_verify(ctx):
     for variant in console.progress(list(exports), desc=f"verify on {len(y)} {data.eval_split} images",
                                     unit="variant"):
         path = ctx.abs(exports[variant]["path"])
-        report = verify(model, {variant: path}, (x, y), thresholds=_thresholds(cfg), class_names=data.class_names,
+        report = verify(model, {variant: path}, (x, y), thresholds=thresholds_of(cfg), class_names=data.class_names,
                         raise_on_failure=False, reference_outputs=reference)
         results[variant] = report[variant]
-        entry = read_sidecar(path) or {}
-        r = results[variant]
-        entry["gate"] = {"passed": r.passed, "failures": r.failures, "examples": r.examples,
-                         "top1_agreement": r.top1_agreement, "keras_accuracy": r.keras_accuracy,
-                         "tflite_accuracy": r.tflite_accuracy, "accuracy_drop": r.accuracy_drop,
-                         "max_abs_error": r.max_abs_error}
-        atomic_write_json(sidecar_path(path), entry)
     benches = {}
     if cfg.export.benchmark:
         for variant in console.progress(list(exports), desc="benchmark (LiteRT)", unit="variant"):
             benches[variant] = benchmark_tflite(ctx.abs(exports[variant]["path"]), threads=cfg.export.threads,
                                                 runs=cfg.export.bench_runs)
-    rows = export_rows(exports, results, benches, cfg.export.threads)
-    passed = all(r.passed for r in results.values())
-    deliver = exports[cfg.export.deliver]["path"] if results[cfg.export.deliver].passed else None
     saved = None
-    if cfg.export.saved_model and passed:
+    if cfg.export.saved_model and all(r.passed for r in results.values()):
         from tfxfer.export import export_saved_model
 
         saved = export_saved_model(model, ctx.path("export", "serving", "x")[:-2], name=cfg.name,
-                                   class_names=data.class_names)
+                                   class_names=data.class_names).path
+    return record_gate(ctx, exports, results, benches, saved_model=saved)
+
+
+def record_gate(ctx, exports, results, benches, *, saved_model=None) -> dict:
+    """Write each file's verdict into its sidecar, ``export/gate.json`` and ``export/table.json``;
+    print the table; return the verify stage's outputs."""
+    import json
+
+    cfg, console = ctx.cfg, ctx.console
+    for variant, r in results.items():
+        sidecar = ctx.abs(exports[variant]["sidecar"])
+        entry = {}
+        if os.path.isfile(sidecar):
+            with open(sidecar, encoding="utf-8") as f:
+                entry = json.load(f)
+        entry["gate"] = {"passed": r.passed, "failures": r.failures, "examples": r.examples,
+                         "top1_agreement": r.top1_agreement, "keras_accuracy": r.keras_accuracy,
+                         "tflite_accuracy": r.tflite_accuracy, "accuracy_drop": r.accuracy_drop,
+                         "max_abs_error": r.max_abs_error}
+        atomic_write_json(sidecar, entry)
+    rows = export_rows(exports, results, benches, cfg.export.threads)
+    passed = all(r.passed for r in results.values())
+    deliver = exports[cfg.export.deliver]["path"] if results[cfg.export.deliver].passed else None
     gate = {"passed": passed, "failed": [v for v, r in results.items() if not r.passed],
             "results": {v: r.to_dict() for v, r in results.items()},
             "benchmarks": {v: b.to_dict() for v, b in benches.items()}}
@@ -105,11 +118,9 @@ def run_verify(ctx):
         console.info(f"  {row['variant']:<8} {row['size_kib']:>9.1f} KiB  "
                      f"{'-' if row['latency_ms'] is None else format(row['latency_ms'], '.2f')} ms  "
                      f"acc {row['accuracy_file']:.4f} (keras {row['accuracy_keras']:.4f})  gate {row['gate']}")
-    artefacts = [ctx.rel(gate_path), ctx.rel(table_path)] + [ctx.rel(sidecar_path(ctx.abs(e["path"])))
-                                                             for e in exports.values()]
+    artefacts = [ctx.rel(gate_path), ctx.rel(table_path)] + [e["sidecar"] for e in exports.values()]
     return {"passed": passed, "failed": gate["failed"], "deliver": deliver, "rows": rows,
-            "saved_model": ctx.rel(saved.path) if saved is not None and getattr(saved, "path", None) else None,
-            "artefacts": artefacts}
+            "saved_model": ctx.rel(saved_model) if saved_model else None, "artefacts": artefacts}
 
 
 def export_rows(exports, results, benches, threads) -> list[dict]:

@@ -157,13 +157,15 @@ def misclassified_png(thumbnails, items: list, *, columns: int = 8) -> bytes:
 def export_png(rows: list) -> bytes:
     """Size and latency per exported variant (bars), gate verdict in the label."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 2.6))
+    timed = any(r.get("latency_ms") is not None for r in rows)
+    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(7.5 if timed else 4.0, 2.6), squeeze=False)
+    axes = axes[0]
     names = [f"{r['variant']}\n({r['gate']})" for r in rows]
     axes[0].bar(names, [r["size_kib"] for r in rows], color=_COLORS[0])
     axes[0].set_ylabel("size (KiB)")
-    latency = [r["latency_ms"] or 0.0 for r in rows]
-    axes[1].bar(names, latency, color=_COLORS[1])
-    axes[1].set_ylabel("latency, 1 thread (ms)")
+    if timed:
+        axes[1].bar(names, [r["latency_ms"] or 0.0 for r in rows], color=_COLORS[1])
+        axes[1].set_ylabel("latency, 1 thread (ms)")
     for ax in axes:
         ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)

@@ -110,7 +110,12 @@ def _word_pieces(tokenizer, words: list[str]) -> list[list[int]]:
 
     if not words:
         return []
-    ragged = tf.function(lambda x: tokenizer(x), autograph=False)(tf.constant(words, dtype=tf.string))
+    function = tokenizer.__dict__.get("_tfxfer_traced_words")
+    if function is None:  # traced once per tokenizer; set untracked (not a Keras attribute)
+        function = tf.function(lambda x: tokenizer(x), input_signature=[tf.TensorSpec([None], tf.string)],
+                               autograph=False)
+        object.__setattr__(tokenizer, "_tfxfer_traced_words", function)
+    ragged = function(tf.constant(words, dtype=tf.string))
     return [list(map(int, ids)) for ids in ragged.to_list()]
 
 

@@ -104,6 +104,7 @@ class TextEncoder:
     backbone: keras.Model
     preprocessor: keras.layers.Layer
     preset: str
+    _cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def tokenizer(self):
@@ -141,12 +142,10 @@ class TextEncoder:
 
     def tokenize(self, texts) -> dict[str, np.ndarray]:
         """Token tensors (int32 ``[n, sequence_length]``) exactly as the in-model tokenizer makes them."""
-        import tensorflow as tf
-
         texts = as_texts(texts)
-        layer = TextTokenizer(self.preprocessor, keys=TOKEN_KEYS)
-        out = tf.function(layer.call, autograph=False)(tf.constant(list(texts), dtype=tf.string))
-        return {k: v.numpy() for k, v in out.items()}
+        if "tokenizer" not in self._cache:
+            self._cache["tokenizer"] = TextTokenizer(self.preprocessor, keys=TOKEN_KEYS)
+        return self._cache["tokenizer"].tokenize(texts)
 
     def features(self, token_inputs: dict, pooling: str = "mean"):
         """Symbolic pooled features for ``{key: KerasTensor}`` inputs (used by the model builders)."""
@@ -163,7 +162,10 @@ class TextEncoder:
     def embed(self, texts, *, pooling: str = "mean", normalize: bool = True, batch_size: int = 64) -> np.ndarray:
         """Embeddings of ``texts`` (float32 ``[n, hidden_dim]``), L2-normalised by default."""
         texts = as_texts(texts)
-        model = self.embedding_model(pooling=pooling, normalize=normalize)
+        key = ("embedding", pooling, bool(normalize))
+        if key not in self._cache:
+            self._cache[key] = self.embedding_model(pooling=pooling, normalize=normalize)
+        model = self._cache[key]
         return np.asarray(model.predict(texts, batch_size=batch_size, verbose=0), dtype=np.float32)
 
 

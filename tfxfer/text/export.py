@@ -63,11 +63,7 @@ class TextTFLiteExport:
 
 def _tokenize(model, texts) -> dict:
     """Token tensors of ``texts`` as the model's own in-graph tokenizer makes them."""
-    import tensorflow as tf
-
-    layer = text_parts(model).tokenizer
-    out = tf.function(layer.call, autograph=False)(tf.constant(list(as_texts(texts)), dtype=tf.string))
-    return {k: v.numpy() for k, v in out.items()}
+    return text_parts(model).tokenizer.tokenize(as_texts(texts))
 
 
 def _tokenizer_config(model) -> dict | None:

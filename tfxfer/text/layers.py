@@ -75,6 +75,16 @@ class TextTokenizer(keras.layers.Layer):
         outputs = self.preprocessor(inputs)
         return {k: tf.cast(outputs[k], "int32") for k in self.keys}
 
+    def tokenize(self, texts) -> dict:
+        """Numpy token tensors for a list of strings, through the in-graph (tf-text) path."""
+        import tensorflow as tf
+
+        function = self.__dict__.get("_traced_tokenize")
+        if function is None:  # traced once per layer; set untracked (not a Keras attribute)
+            function = tf.function(self.call, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
+            object.__setattr__(self, "_traced_tokenize", function)
+        return {k: v.numpy() for k, v in function(tf.constant(list(texts), dtype=tf.string)).items()}
+
     def compute_output_spec(self, inputs):
         shape = (inputs.shape[0], self.sequence_length)
         return {k: keras.KerasTensor(shape, dtype="int32") for k in self.keys}

@@ -41,6 +41,11 @@ def _backbone(model: keras.Model) -> keras.Model:
     return nested[0]
 
 
+def _pooler_unused(model: keras.Model) -> bool:
+    pool = next((l for l in model.layers if isinstance(l, SequencePooling)), None)
+    return pool is not None and pool.mode != "pooled"
+
+
 def text_layer_groups(model: keras.Model):
     """``{group: [layers]}`` bottom to top: embeddings (with the tokenizer/inputs), layer_i, pooler, head."""
     return layer_groups(model, spec=text_spec(_backbone(model)))
@@ -64,8 +69,7 @@ def unfreeze_encoder(model: keras.Model, *, top_groups: int | None = None) -> li
     if isinstance(top_groups, bool) or not isinstance(top_groups, int) or not 0 <= top_groups <= len(encoder_groups):
         raise ArgumentError("top_groups", top_groups, f"must be None or an int in [0, {len(encoder_groups)}]")
     chosen = set(encoder_groups[len(encoder_groups) - top_groups:])
-    pool = next((l for l in model.layers if isinstance(l, SequencePooling)), None)
-    if pool is not None and pool.mode != "pooled":
+    if _pooler_unused(model):
         chosen.discard(POOLER)  # an unused pooler gets no gradients; keep it frozen
     backbone = _backbone(model)
     model.trainable = True
@@ -82,10 +86,13 @@ def text_layerwise_decay(model: keras.Model, *, decay: float, head: float = 1.0)
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
         raise ArgumentError("decay", decay, "must be in (0, 1]")
     groups = text_layer_groups(model)
-    names = [g for g in groups if g != HEAD]
+    unused_pooler = _pooler_unused(model) and POOLER in groups
+    names = [g for g in groups if g != HEAD and not (unused_pooler and g == POOLER)]
     factors = {HEAD: float(head)}
     for depth, group in enumerate(reversed(names), start=1):
         factors[group] = float(head) * float(decay) ** depth
+    if unused_pooler:  # frozen and outside the gradient path: it takes no depth level
+        factors[POOLER] = factors[names[-1]]
     out = {}
     for group, layers in groups.items():
         for layer in layers:
@@ -124,7 +131,7 @@ def fine_tune_text(
     weight_decay: float = 0.01,
     layer_decay: float | None = None,
     head_lr_multiplier: float = 1.0,
-    freeze: bool = False,
+    top_groups: int | None = None,
     class_weight=None,
     sample_weight=None,
     loss=None,
@@ -145,7 +152,8 @@ def fine_tune_text(
         weight_decay: AdamW decoupled weight decay.
         layer_decay: if set, layer-wise rate decay (e.g. 0.8); None trains all groups at one rate.
         head_lr_multiplier: extra multiplier on the head group's rate.
-        freeze: train the head only (the encoder stays as loaded).
+        top_groups: train the top N encoder groups and the head (0: head only, the encoder
+            frozen as loaded; None: the whole encoder). See `unfreeze_encoder`.
         class_weight: ``{class: weight}`` (single-label; see `text_class_weights`).
         sample_weight: per-example or per-token weights (token classification masks).
         loss, metrics: default from the head (softmax: sparse/categorical CE; sigmoid: BCE).
@@ -164,10 +172,7 @@ def fine_tune_text(
     y = np.asarray(y)
     if n == 0 or len(y) != n:
         raise DataError(f"`x` has {n} examples but `y` has {len(y)}")
-    if freeze:
-        freeze_encoder(model)
-    else:
-        unfreeze_encoder(model)
+    unfreeze_encoder(model, top_groups=top_groups)
     multipliers = (text_layerwise_decay(model, decay=layer_decay, head=head_lr_multiplier)
                    if layer_decay is not None else
                    {v.path: float(head_lr_multiplier) for l in text_layer_groups(model)[HEAD] for v in l.weights})

@@ -1,0 +1,99 @@
+"""Sequence classifiers: raw strings in, probabilities out; single/multi-label; class weights; round trips."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
+from tfxfer.text import (WeightedBinaryCrossentropy, build_text_classifier, fine_tune_text, predict_texts,
+                         text_class_weights, token_model)
+from tfxfer.text.graph import text_parts
+
+TEXTS = np.array(["good film", "bad film", "great plot", "awful plot", "loved it", "hated it"] * 4, dtype=object)
+LABELS = np.array([1, 0, 1, 0, 1, 0] * 4)
+
+
+def test_multiclass_fine_tune_learns_and_round_trips(make_encoder, tmp_path):
+    model = build_text_classifier(make_encoder(sequence_length=8), 2, pooling="mean")
+    history = fine_tune_text(model, TEXTS, LABELS, epochs=8, batch_size=8, learning_rate=1e-2, layer_decay=0.5,
+                             class_weight=text_class_weights(LABELS), verbose=0)
+    assert history.history["accuracy"][-1] == 1.0
+    held_out = ["good plot", "awful film", "loved the film", "hated the plot"]
+    probs = predict_texts(model, held_out)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert probs.argmax(1).tolist() == [1, 0, 1, 0]
+    path = str(tmp_path / "clf.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(predict_texts(loaded, held_out), probs, atol=1e-6)
+    ids = text_parts(model).tokenizer.tokenize(np.array(held_out, dtype=object))
+    np.testing.assert_allclose(token_model(loaded).predict(ids, verbose=0), probs, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["pooled", "cls"])
+def test_pooling_modes_and_hidden_layer(make_encoder, pooling):
+    model = build_text_classifier(make_encoder(sequence_length=8, num_layers=1), 3, pooling=pooling,
+                                  hidden_units=4)
+    assert [l.name for l in text_parts(model).head] == ["head_dropout", "head_hidden", "head"]
+    probs = predict_texts(model, ["good film", "", "unbelievable " * 20])
+    assert probs.shape == (3, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_multilabel_with_weighted_loss(make_encoder):
+    encoder = make_encoder(sequence_length=8, num_layers=1)
+    model = build_text_classifier(encoder, 3, task="multilabel")
+    y = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 1, 1], [1, 0, 0], [0, 1, 0]] * 4, dtype="float32")
+    weights = text_class_weights(y)
+    np.testing.assert_allclose(weights, [1.0, 1.0, 2.0])
+    loss = WeightedBinaryCrossentropy(weights)
+    fine_tune_text(model, TEXTS, y, epochs=1, batch_size=8, learning_rate=1e-3, loss=loss, verbose=0)
+    probs = predict_texts(model, ["good film", "hated it"])
+    assert probs.shape == (2, 3) and ((probs > 0) & (probs < 1)).all()
+    assert not np.allclose(probs.sum(axis=1), 1.0)  # independent sigmoids
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model.loss))
+    assert isinstance(restored, WeightedBinaryCrossentropy) and restored.positive_weights == [1.0, 1.0, 2.0]
+
+
+def test_weighted_binary_crossentropy_values():
+    y_true = np.array([[1.0, 0.0]], dtype="float32")
+    y_pred = np.array([[0.8, 0.3]], dtype="float32")
+    plain = float(keras.losses.BinaryCrossentropy()(y_true, y_pred))
+    same = float(WeightedBinaryCrossentropy([1.0, 1.0])(y_true, y_pred))
+    assert same == pytest.approx(plain, rel=1e-5)
+    heavy = float(WeightedBinaryCrossentropy([3.0, 1.0])(y_true, y_pred))
+    assert heavy == pytest.approx((-3 * np.log(0.8) - np.log(0.7)) / 2, rel=1e-5)
+    config = WeightedBinaryCrossentropy([3.0, 1.0]).get_config()
+    assert WeightedBinaryCrossentropy.from_config(config).positive_weights == [3.0, 1.0]
+
+
+def test_class_weights_single_label():
+    weights = text_class_weights(np.array([0, 0, 0, 1]))
+    assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
+    with pytest.raises(DataError, match="no example"):
+        text_class_weights(np.array([0, 0, 2]))
+    with pytest.raises(DataError, match="no positive"):
+        text_class_weights(np.array([[1, 0], [1, 0]]))
+    with pytest.raises(DataError, match="empty"):
+        text_class_weights(np.array([]))
+
+
+def test_errors(make_encoder):
+    encoder = make_encoder(sequence_length=8, num_layers=1)
+    with pytest.raises(ArgumentError, match="num_classes"):
+        build_text_classifier(encoder, 1)
+    with pytest.raises(ArgumentError, match="task"):
+        build_text_classifier(encoder, 2, task="regression")
+    with pytest.raises(ArgumentError, match="pooling"):
+        build_text_classifier(encoder, 2, pooling="tokens")
+    with pytest.raises(ArgumentError, match="pooling"):
+        build_text_classifier(encoder, 2, pooling="max")
+    with pytest.raises(ArgumentTypeError, match="TextEncoder"):
+        build_text_classifier(encoder.backbone, 2)
+    with pytest.raises(ArgumentError, match="positive_weights"):
+        WeightedBinaryCrossentropy([1.0, 0.0])
+    with pytest.raises(ModelError, match="not a tfxfer text model"):
+        token_model(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+    model = build_text_classifier(encoder, 2)
+    with pytest.raises(DataError, match="examples"):
+        fine_tune_text(model, TEXTS, LABELS[:3], verbose=0)

@@ -1,0 +1,91 @@
+"""Text export: raw-string SavedModel and token-id TFLite agree with Keras; the export/ tokenizer feeds TFLite."""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfxfer.errors import ArgumentError, GateError, ModelError
+from tfxfer.export import Thresholds
+from tfxfer.text import (build_text_classifier, build_token_classifier, export_text_saved_model,
+                         export_text_tflite, predict_texts, verify_text_tflite)
+from tfxfer.text.export import predict_text_tflite
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HELD_OUT = ["the acting was great!", "Awful, dull plot.", "Zoë loved the music in Berlin", "", "unbelievable " * 10]
+
+
+def _wordpiece_module():
+    spec = importlib.util.spec_from_file_location("wordpiece_tokenizer", os.path.join(ROOT, "export", "wordpiece_tokenizer.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tflite_variants_pass_the_gate_and_run_from_the_standalone_tokenizer(make_encoder, tmp_path):
+    model = build_text_classifier(make_encoder(sequence_length=12, num_layers=1), 3)
+    out = export_text_tflite(model, str(tmp_path / "clf.tflite"), class_names=["neg", "neu", "pos"],
+                             verify_texts=HELD_OUT)
+    result = out.report["float32"]
+    assert out.report.passed and result.max_abs_error < 1e-5 and result.examples == len(HELD_OUT)
+    assert sorted(os.listdir(tmp_path)) == ["clf.json", "clf.tflite", "vocab.txt"]
+    sidecar = json.loads((tmp_path / "clf.json").read_text())
+    assert sidecar["class_names"] == ["neg", "neu", "pos"] and sidecar["sequence_length"] == 12
+    assert sorted(i["name"] for i in sidecar["inputs"]) == ["padding_mask", "segment_ids", "token_ids"]
+    # the device side: pure-Python tokenizer from the sidecar -> LiteRT == Keras on raw strings
+    tok = _wordpiece_module().WordPieceTokenizer.from_config(str(tmp_path / "clf.json"))
+    packed = {k: np.array(v, dtype=np.int32) for k, v in tok.pack(HELD_OUT).items()}
+    np.testing.assert_allclose(predict_text_tflite(out.path, packed), predict_texts(model, HELD_OUT), atol=1e-5)
+    dynamic = export_text_tflite(model, str(tmp_path / "clf_dynamic.tflite"), variant="dynamic")
+    report = verify_text_tflite(model, {"dynamic": dynamic.path}, HELD_OUT)
+    assert report.passed and report["dynamic"].top1_agreement >= 0.99
+
+
+def test_gate_failure_raises_and_keeps_no_file(make_encoder, tmp_path):
+    model = build_text_classifier(make_encoder(sequence_length=8, num_layers=1), 2)
+    with pytest.raises(GateError, match="max abs error") as info:
+        export_text_tflite(model, str(tmp_path / "m.tflite"), verify_texts=["good film"],
+                           thresholds={"float32": Thresholds(max_abs_error=-1.0)})
+    assert not info.value.report.passed and not (tmp_path / "m.tflite").exists()
+    with pytest.raises(ArgumentError, match="variant"):
+        export_text_tflite(model, str(tmp_path / "m.tflite"), variant="int4")
+    with pytest.raises(ArgumentError, match="class_names"):
+        export_text_tflite(model, str(tmp_path / "m.tflite"), class_names=["a"])
+
+
+def test_saved_model_serves_raw_strings(make_encoder, tmp_path):
+    import tensorflow as tf
+
+    from tfxfer.export import read_warmup
+
+    model = build_text_classifier(make_encoder(sequence_length=12, num_layers=1), 2)
+    result, report = export_text_saved_model(model, str(tmp_path), name="sentiment", class_names=["neg", "pos"],
+                                             verify_texts=HELD_OUT)
+    assert report.passed and report["saved_model"].max_abs_error < 1e-5
+    assert result.version == 1 and os.path.isfile(os.path.join(result.path, "saved_model.pb"))
+    loaded = tf.saved_model.load(result.path)
+    out = loaded.signatures["serving_default"](text=tf.constant(HELD_OUT))
+    np.testing.assert_allclose(out["probabilities"].numpy(), predict_texts(model, HELD_OUT), atol=1e-5)
+    assert out["top_class"].numpy()[0].decode() in ("neg", "pos")
+    again = loaded.signatures["serving_default"](text=tf.constant(HELD_OUT))["probabilities"].numpy()
+    np.testing.assert_array_equal(again, out["probabilities"].numpy())  # no dropout at serving time
+    ids = model.get_layer("tokenize").tokenize(np.array(HELD_OUT, dtype=object))
+    by_tokens = loaded.signatures["serving_tokens"](**{k: tf.constant(v) for k, v in ids.items()})
+    np.testing.assert_allclose(by_tokens["probabilities"].numpy(), out["probabilities"].numpy(), atol=1e-5)
+    assert len(read_warmup(result.warmup_path)) == 1
+    assert "sentiment" in open(result.models_config_path).read()
+    with pytest.raises(ArgumentError, match="already exists"):
+        export_text_saved_model(model, str(tmp_path), name="sentiment", version=1)
+
+
+def test_token_classifier_exports_to_tflite_not_saved_model(make_encoder, tmp_path):
+    tags = ["O", "B-PER", "I-PER"]
+    model = build_token_classifier(make_encoder(sequence_length=10, num_layers=1), tags)
+    out = export_text_tflite(model, str(tmp_path / "ner.tflite"), class_names=tags, verify_texts=HELD_OUT)
+    assert out.report.passed and json.loads((tmp_path / "ner.json").read_text())["task"] == "token_classification"
+    assert out.report["float32"].examples == int(sum(model.get_layer("tokenize").tokenize(
+        np.array(HELD_OUT, dtype=object))["padding_mask"].sum(axis=1)))
+    with pytest.raises(ModelError, match="token classifier"):
+        export_text_saved_model(model, str(tmp_path / "sm"), name="ner")

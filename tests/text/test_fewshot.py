@@ -1,0 +1,56 @@
+"""Few-shot prototypes and zero-shot label descriptions: no gradient steps, cosine classifiers."""
+
+import numpy as np
+import pytest
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.text import build_prototype_classifier, build_zero_shot_classifier, predict_texts
+from tfxfer.text.fewshot import sample_per_class
+
+SUPPORT = ["good film", "great plot", "bad film", "awful plot", "new york", "london"]
+LABELS = np.array([0, 0, 1, 1, 2, 2])
+
+
+def test_prototypes_are_normalised_class_means_and_predict_by_cosine(make_encoder):
+    encoder = make_encoder(sequence_length=8)
+    weights_before = [w.copy() for w in encoder.backbone.get_weights()]
+    model = build_prototype_classifier(encoder, SUPPORT, LABELS, temperature=0.1)
+    emb = encoder.embed(SUPPORT)
+    prototypes = np.stack([emb[LABELS == c].mean(0) for c in range(3)])
+    prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
+    np.testing.assert_allclose(model.get_layer("head").kernel.numpy(), prototypes.T / 0.1, atol=1e-5)
+    queries = ["the good film", "awful film", "new london", "plot"]
+    probs = predict_texts(model, queries)
+    expected = encoder.embed(queries) @ prototypes.T
+    assert probs.argmax(1).tolist() == expected.argmax(1).tolist()
+    np.testing.assert_allclose(probs, np.exp(expected / 0.1) / np.exp(expected / 0.1).sum(1, keepdims=True), atol=1e-4)
+    for a, b in zip(encoder.backbone.get_weights(), weights_before):  # no gradient step anywhere
+        np.testing.assert_array_equal(a, b)
+    one_shot = build_prototype_classifier(encoder, SUPPORT[::2], [0, 1, 2])  # each text is its own prototype
+    assert predict_texts(one_shot, SUPPORT[::2]).argmax(1).tolist() == [0, 1, 2]
+
+
+def test_zero_shot_by_label_descriptions(make_encoder):
+    encoder = make_encoder(sequence_length=8)
+    model = build_zero_shot_classifier(encoder, ["great", ["awful", "bad"]], template="a {} film")
+    probs = predict_texts(model, ["a great film", "a awful film"])
+    assert probs[0].argmax() == 0
+    emb = encoder.embed(["a great film", "a awful film", "a bad film"])
+    second = emb[1:].mean(0) / np.linalg.norm(emb[1:].mean(0))
+    np.testing.assert_allclose(model.get_layer("head").kernel.numpy()[:, 1], second / 0.05, atol=1e-4)
+
+
+def test_sample_per_class_and_errors(make_encoder):
+    picked = sample_per_class(np.array([0, 1, 0, 1, 0, 1, 2, 2]), 2, seed=0)
+    assert len(picked) == 6 and sorted(np.bincount(np.array([0, 1, 0, 1, 0, 1, 2, 2])[picked]).tolist()) == [2, 2, 2]
+    with pytest.raises(DataError, match="fewer than k=3"):
+        sample_per_class(np.array([0, 1, 1, 1]), 3)
+    encoder = make_encoder(sequence_length=8, num_layers=1)
+    with pytest.raises(DataError, match="needs an example"):
+        build_prototype_classifier(encoder, ["good", "bad"], [0, 2])
+    with pytest.raises(ArgumentError, match="temperature"):
+        build_prototype_classifier(encoder, ["good", "bad"], [0, 1], temperature=0)
+    with pytest.raises(ArgumentTypeError, match="descriptions"):
+        build_zero_shot_classifier(encoder, ["only one"])
+    with pytest.raises(ArgumentError, match="template"):
+        build_zero_shot_classifier(encoder, ["a", "b"], template="no slot")

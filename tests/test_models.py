@@ -100,3 +100,16 @@ def test_get_backbone_rejects_models_without_one():
     plain = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     with pytest.raises(ModelError, match="no nested backbone"):
         get_backbone(plain)
+
+
+def test_a_user_defined_spec_outside_the_catalog_builds_and_freezes():
+    import dataclasses
+
+    from tfxfer.backbones import get_spec
+    from tfxfer.freezing import group_names, unfreeze
+
+    custom = dataclasses.replace(get_spec("mobilenet_v2"), name="my_mobilenet")
+    model = build_model(custom, 2, input_size=(32, 32), weights=None)
+    assert get_backbone(model).name == "my_mobilenet"
+    assert group_names(model)[-1] == "head"
+    assert unfreeze(model, top_groups=1).trainable_groups == ["top", "head"]

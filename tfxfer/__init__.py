@@ -46,6 +46,10 @@ _EXPORTS = {
     "verify": "tfxfer.export",
     "preflight": "tfxfer.export",
     "benchmark_tflite": "tfxfer.export",
+    "rank_backbones": "tfxfer.transfer",
+    "probe_backbone": "tfxfer.transfer",
+    "attach_l2sp": "tfxfer.transfer",
+    "L2SP": "tfxfer.transfer",
 }
 
 _SUBPACKAGES = ("augment", "backbones", "data", "distill", "export", "freezing", "optim", "pipeline",

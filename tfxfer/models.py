@@ -117,7 +117,9 @@ def build_model(
 
 def get_backbone(model: keras.Model) -> keras.Model:
     """The nested backbone model of a tfxfer transfer model (a layer named after a catalog entry)."""
-    known = set(list_backbones())
+    from tfxfer.backbones.spec import _BUILT_SPECS
+
+    known = set(list_backbones()) | set(_BUILT_SPECS)
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     for layer in nested:
         if layer.name in known:

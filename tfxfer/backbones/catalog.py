@@ -14,7 +14,7 @@ import functools
 
 from tfxfer.backbones.efficientnet_lite import efficientnet_lite_specs
 from tfxfer.backbones.keras_apps import keras_application_specs
-from tfxfer.backbones.spec import BackboneSpec
+from tfxfer.backbones.spec import _BUILT_SPECS, BackboneSpec
 from tfxfer.errors import ArgumentTypeError, UnknownNameError
 
 
@@ -53,4 +53,6 @@ def get_spec(name: "str | BackboneSpec") -> BackboneSpec:
     compact = {k.replace("_", ""): k for k in catalog}
     if key.replace("_", "") in compact:
         return catalog[compact[key.replace("_", "")]]
+    if name in _BUILT_SPECS:  # a user-defined spec that built a backbone in this process
+        return _BUILT_SPECS[name]
     raise UnknownNameError("backbone", name, catalog)

@@ -34,6 +34,10 @@ from tfxfer.errors import ArgumentError, ModelError
 
 Builder = Callable[[tuple, "str | None"], keras.Model]
 
+#: Specs outside the catalog that built a backbone in this process, by name, so freezing and
+#: learning-rate helpers can find the groups of a model built from a user-defined spec.
+_BUILT_SPECS: dict = {}
+
 
 @dataclasses.dataclass(frozen=True)
 class BackboneSpec:
@@ -103,6 +107,7 @@ class BackboneSpec:
         else:
             raise ArgumentError("weights", weights, 'must be "imagenet", None, or a file path')
         model.name = self.name
+        _BUILT_SPECS[self.name] = self
         return model
 
     def check_input_shape(self, input_shape: tuple | None) -> tuple[int, int, int]:

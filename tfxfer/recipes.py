@@ -207,6 +207,7 @@ def fine_tune(
     strategy=None,
     checkpoint_dir=None,
     seed: int = 0,
+    stop_on_divergence: bool = True,
 ) -> FineTuneResult:
     """Feature extraction, then progressive top-down unfreezing at a lower learning rate.
 
@@ -239,6 +240,12 @@ def fine_tune(
             Give a fresh folder for a new run.
         seed: seed of the epoch-keyed shuffle of array data (same order on every worker and
             after a resume).
+        stop_on_divergence: stop at the first NaN/Inf loss and raise
+            `tfxfer.reliability.TrainingDivergedError` (naming the last good checkpoint).
+
+    Raises:
+        DataError: array inputs with NaN/Inf pixels, a wrong image shape, class ids outside the
+            head, or a single class; empty or mismatched data.
 
     Returns:
         `FineTuneResult` with the merged history and the stages applied.
@@ -274,90 +281,112 @@ def fine_tune(
 
     from tfxfer.reliability.checkpoint import ResumableCheckpoint
     from tfxfer.reliability.distribute import shard_dataset
+    from tfxfer.reliability.inputs import check_training_arrays, data_errors, finite_guard
     from tfxfer.reliability.shuffle import EpochShuffle
 
     epoch_shuffle = EpochShuffle(int(seed))
-    train_ds = shard_dataset(as_dataset(train, batch_size=batch_size, shuffle=True, name="train",
-                                        epoch_shuffle=epoch_shuffle))
-    val_ds = shard_dataset(as_dataset(val, batch_size=batch_size, name="val")) if val is not None else None
-    head_ckpt = unfreeze_ckpt = None
-    if checkpoint_dir is not None:
-        head_ckpt = ResumableCheckpoint(os.path.join(os.fspath(checkpoint_dir), "head"))
-    resumed_from = None
-    sample_y = next(iter(train_ds))[1].numpy()
-    loss = loss or default_loss(model, sample_y)
-    metrics = metrics if metrics is not None else _default_metrics(loss)
-    history: dict = {}
-    stage_log: list = []
+    check_training_arrays(model, train, name="train")
+    if val is not None:
+        check_training_arrays(model, val, name="val", require_classes=False)
 
-    def merge(h):
-        for k, v in h.history.items():
-            history.setdefault(k, []).extend(float(x) for x in v)
+    def stopper(phase: str) -> list:
+        if not stop_on_divergence:
+            return []
+        from tfxfer.reliability.divergence import StopOnDivergence
 
-    unfreezer = None
-    if epochs:
-        lr = base_lr * unfreeze_lr_factor
-        schedule = {head_epochs + e: n for e, n in stages.items()}
-        unfreezer = GradualUnfreezing(schedule, learning_rates={e: lr for e in schedule},
-                                      warmup_epochs=warmup_epochs, layer_decay=layer_decay,
-                                      bn_policy=bn_policy, verbose=verbose)
+        where = os.path.join(os.fspath(checkpoint_dir), phase) if checkpoint_dir is not None else None
+        return [StopOnDivergence(checkpoint_dir=where)]
+
+    train_ds = as_dataset(train, batch_size=batch_size, shuffle=True, name="train", epoch_shuffle=epoch_shuffle)
+    val_ds = as_dataset(val, batch_size=batch_size, name="val") if val is not None else None
+    if isinstance(train, tf.data.Dataset):
+        train_ds = finite_guard(train_ds)
+    if isinstance(val, tf.data.Dataset):
+        val_ds = finite_guard(val_ds)
+    train_ds = shard_dataset(train_ds)
+    val_ds = shard_dataset(val_ds) if val_ds is not None else None
+    with data_errors():
+        head_ckpt = unfreeze_ckpt = None
         if checkpoint_dir is not None:
-            unfreeze_ckpt = ResumableCheckpoint(os.path.join(os.fspath(checkpoint_dir), "unfreeze"),
-                                                unfreezer=unfreezer)
-    unfreeze_state = unfreeze_ckpt.state if unfreeze_ckpt is not None else None
+            head_ckpt = ResumableCheckpoint(os.path.join(os.fspath(checkpoint_dir), "head"))
+        resumed_from = None
+        sample_y = next(iter(train_ds))[1].numpy()
+        loss = loss or default_loss(model, sample_y)
+        metrics = metrics if metrics is not None else _default_metrics(loss)
+        history: dict = {}
+        stage_log: list = []
 
-    # Stage 1: head only.
-    summary = freeze_backbone(model, bn_policy=bn_policy)
-    if head_epochs:
-        stage_log.append({"epoch": 0, "trainable_groups": summary.trainable_groups, "learning_rate": base_lr,
-                          "cached_features": use_cached_features})
-        head_state = head_ckpt.state if head_ckpt is not None else None
-        if head_state is not None:
-            history.update({k: list(v) for k, v in head_state.meta.get("history", {}).items()})
-            resumed_from = head_state.path
-        start = head_state.initial_epoch if head_state is not None else 0
-        if unfreeze_state is not None:
-            pass  # the trained head is part of the unfreezing checkpoint's weights
-        elif start >= head_epochs:  # head stage finished before the interruption: reload its result
-            head_ckpt.set_model(head_model(model) if use_cached_features else model)
-            head_ckpt.restore(head_state, weights_only=True)
-        elif use_cached_features:
-            feats, labels = extract_features(model, train_ds, verbose=verbose)
-            val_feats = extract_features(model, val_ds) if val_ds is not None else None
-            merge(train_head_on_features(model, feats, labels, val=val_feats, epochs=head_epochs,
-                                         learning_rate=base_lr, batch_size=batch_size, loss=loss,
-                                         metrics=metrics, class_weight=class_weight, verbose=verbose,
-                                         strategy=strategy, initial_epoch=start, seed=int(seed),
-                                         callbacks=[head_ckpt] if head_ckpt is not None else []))
-        else:
-            with _scope(strategy):
-                model.compile(optimizer=keras.optimizers.Adam(base_lr), loss=loss, metrics=metrics)
-            extra = [head_ckpt] if head_ckpt is not None else []
-            with _fit_scope(model, strategy):
-                merge(model.fit(train_ds, validation_data=val_ds, epochs=head_epochs, initial_epoch=start,
-                                class_weight=class_weight, shuffle=False,
-                                callbacks=[*extra, epoch_shuffle, *callbacks], verbose=verbose))
+        def merge(h):
+            for k, v in h.history.items():
+                history.setdefault(k, []).extend(float(x) for x in v)
 
-    # Stage 2..n: top-down unfreezing with warmup and layer-wise rates.
-    if epochs:
-        with _scope(strategy):
-            model.compile(optimizer=discriminative(optimizer, learning_rate=lr,
-                                                   lr_multipliers=layerwise_decay(model, decay=layer_decay)),
-                          loss=loss, metrics=metrics)
-        start = head_epochs
-        extra = []
-        if unfreeze_ckpt is not None:
-            extra = [unfreeze_ckpt]
+        unfreezer = None
+        if epochs:
+            lr = base_lr * unfreeze_lr_factor
+            schedule = {head_epochs + e: n for e, n in stages.items()}
+            unfreezer = GradualUnfreezing(schedule, learning_rates={e: lr for e in schedule},
+                                          warmup_epochs=warmup_epochs, layer_decay=layer_decay,
+                                          bn_policy=bn_policy, verbose=verbose)
+            if checkpoint_dir is not None:
+                unfreeze_ckpt = ResumableCheckpoint(os.path.join(os.fspath(checkpoint_dir), "unfreeze"),
+                                                    unfreezer=unfreezer)
+        unfreeze_state = unfreeze_ckpt.state if unfreeze_ckpt is not None else None
+
+        # Stage 1: head only.
+        summary = freeze_backbone(model, bn_policy=bn_policy)
+        if head_epochs:
+            stage_log.append({"epoch": 0, "trainable_groups": summary.trainable_groups, "learning_rate": base_lr,
+                              "cached_features": use_cached_features})
+            head_state = head_ckpt.state if head_ckpt is not None else None
+            if head_state is not None:
+                history.update({k: list(v) for k, v in head_state.meta.get("history", {}).items()})
+                resumed_from = head_state.path
+            start = head_state.initial_epoch if head_state is not None else 0
             if unfreeze_state is not None:
-                for k, v in unfreeze_state.meta.get("history", {}).items():
-                    history[k] = history.get(k, [])[:head_epochs] + list(v)
-                start = unfreeze_state.initial_epoch
-                resumed_from = unfreeze_state.path
-        with _fit_scope(model, strategy):
-            merge(model.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=head_epochs + epochs,
-                            shuffle=False, class_weight=class_weight,
-                            callbacks=[*extra, unfreezer, epoch_shuffle, *callbacks], verbose=verbose))
-        for entry in unfreezer.history:
-            stage_log.append({"epoch": entry["epoch"], "trainable_groups": entry["trainable_groups"],
-                              "learning_rate": lr, "cached_features": False})
+                pass  # the trained head is part of the unfreezing checkpoint's weights
+            elif start >= head_epochs:  # head stage finished before the interruption: reload its result
+                head_ckpt.set_model(head_model(model) if use_cached_features else model)
+                head_ckpt.restore(head_state, weights_only=True)
+            elif use_cached_features:
+                feats, labels = extract_features(model, train_ds, verbose=verbose)
+                val_feats = extract_features(model, val_ds) if val_ds is not None else None
+                merge(train_head_on_features(model, feats, labels, val=val_feats, epochs=head_epochs,
+                                             learning_rate=base_lr, batch_size=batch_size, loss=loss,
+                                             metrics=metrics, class_weight=class_weight, verbose=verbose,
+                                             strategy=strategy, initial_epoch=start, seed=int(seed),
+                                             callbacks=[*([head_ckpt] if head_ckpt is not None else []),
+                                                        *stopper("head")]))
+            else:
+                with _scope(strategy):
+                    model.compile(optimizer=keras.optimizers.Adam(base_lr), loss=loss, metrics=metrics)
+                extra = [head_ckpt] if head_ckpt is not None else []
+                with _fit_scope(model, strategy):
+                    merge(model.fit(train_ds, validation_data=val_ds, epochs=head_epochs, initial_epoch=start,
+                                    class_weight=class_weight, shuffle=False,
+                                    callbacks=[*extra, epoch_shuffle, *stopper("head"), *callbacks],
+                                    verbose=verbose))
+
+        # Stage 2..n: top-down unfreezing with warmup and layer-wise rates.
+        if epochs:
+            with _scope(strategy):
+                model.compile(optimizer=discriminative(optimizer, learning_rate=lr,
+                                                       lr_multipliers=layerwise_decay(model, decay=layer_decay)),
+                              loss=loss, metrics=metrics)
+            start = head_epochs
+            extra = []
+            if unfreeze_ckpt is not None:
+                extra = [unfreeze_ckpt]
+                if unfreeze_state is not None:
+                    for k, v in unfreeze_state.meta.get("history", {}).items():
+                        history[k] = history.get(k, [])[:head_epochs] + list(v)
+                    start = unfreeze_state.initial_epoch
+                    resumed_from = unfreeze_state.path
+            with _fit_scope(model, strategy):
+                merge(model.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=head_epochs + epochs,
+                                shuffle=False, class_weight=class_weight,
+                                callbacks=[*extra, unfreezer, epoch_shuffle, *stopper("unfreeze"), *callbacks],
+                                verbose=verbose))
+            for entry in unfreezer.history:
+                stage_log.append({"epoch": entry["epoch"], "trainable_groups": entry["trainable_groups"],
+                                  "learning_rate": lr, "cached_features": False})
     return FineTuneResult(history=history, stages=stage_log, head_epochs=head_epochs, resumed_from=resumed_from)

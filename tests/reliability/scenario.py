@@ -19,6 +19,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# Distributed comparisons: no dropout (replicas draw different masks than one device would), two
+# unfreezing stages after one head epoch, discriminative (layer-decayed) rates throughout.
+DIST_KW = dict(head_epochs=1, epochs=2, stages={0: 1, 1: 3})
 FT_KW = dict(head_epochs=2, epochs=4, batch_size=8, base_lr=0.05, unfreeze_lr_factor=0.2, stages={0: 1, 1: 2, 3: 4}, warmup_epochs=1, verbose=0)
 
 
@@ -83,21 +86,18 @@ def _mirrored(out):
     from tfxfer.reliability import get_strategy
 
     strategy = get_strategy("mirrored")
-    model, result = run_fine_tune(strategy=strategy, dropout=0.0)
-    single_model, single = run_fine_tune(dropout=0.0)
+    model, result = run_fine_tune(strategy=strategy, dropout=0.0, **DIST_KW)
+    single_model, single = run_fine_tune(dropout=0.0, **DIST_KW)
     return {"replicas": strategy.num_replicas_in_sync, "devices": list(strategy.extended.worker_devices),
             "mirrored": summary(model, result), "single": summary(single_model, single)}
 
 
 def _worker(out, checkpoint_dir):
-    import keras
-
-    keras.config.disable_traceback_filtering()
     from tfxfer.reliability import enable_determinism, get_strategy, is_chief
 
     enable_determinism(0)
     strategy = get_strategy("multi_worker_mirrored")
-    model, result = run_fine_tune(checkpoint_dir, strategy=strategy, dropout=0.0)
+    model, result = run_fine_tune(checkpoint_dir, strategy=strategy, dropout=0.0, **DIST_KW)
     return {"replicas": strategy.num_replicas_in_sync, "chief": is_chief(strategy), **summary(model, result)}
 
 

@@ -1,0 +1,96 @@
+"""Training-input checks that turn bad data into a `DataError` before (or while) training runs.
+
+* `check_training_arrays`: ``(x, y)`` arrays against the model — non-numeric or non-finite images,
+  an image shape the model does not take, class ids outside the head, a single class.
+* `finite_guard` / `data_errors`: a ``tf.data`` pipeline that yields NaN/Inf images fails with a
+  `DataError` instead of training on them (a ReLU6 backbone silently maps NaN pixels to 0, so the
+  loss alone does not reveal them).
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.models import build_model
+    >>> from tfxfer.reliability.inputs import check_training_arrays
+    >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
+    >>> x = np.zeros((4, 32, 32, 3), "float32"); x[0, 0, 0, 0] = np.nan
+    >>> check_training_arrays(model, (x, np.array([0, 1, 0, 1])))
+    Traceback (most recent call last):
+    ...
+    tfxfer.errors.DataError: `train` images contain NaN or Inf values (first in image 0); drop or repair them
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from tfxfer.errors import DataError
+
+NON_FINITE = "tfxfer: non-finite image values"
+
+
+def check_training_arrays(model, data, *, name: str = "train", require_classes: bool = True) -> None:
+    """Validate ``(x, y)`` arrays against ``model`` (no-op for other inputs).
+
+    Raises:
+        DataError: non-numeric or non-finite images, images whose shape is not the model's input
+            shape, class ids outside the softmax head's range, or (``require_classes``) one class.
+    """
+    if not (isinstance(data, tuple) and len(data) == 2):
+        return
+    x, y = np.asarray(data[0]), np.asarray(data[1])
+    if x.dtype.kind not in "fiub":
+        raise DataError(f"`{name}` images must be a real numeric array (raw 0-255 pixels); got dtype {x.dtype}")
+    expected = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
+    if expected and x.ndim >= 1 and (len(x.shape[1:]) != len(expected) or any(
+            e is not None and e != a for e, a in zip(expected, x.shape[1:]))):
+        raise DataError(f"`{name}` images have shape {tuple(x.shape[1:])} but the model takes {expected}; "
+                        "resize them (tfxfer.data loaders do) or build the model with that input_size")
+    if x.dtype.kind == "f" and x.size and not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
+        raise DataError(f"`{name}` images contain NaN or Inf values (first in image {bad}); drop or repair them")
+    if y.ndim != 1 or not y.size or y.dtype.kind not in "iuf":
+        return
+    if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+        return  # regression targets
+    try:
+        head = model.get_layer("head")
+    except ValueError:
+        return
+    if getattr(getattr(head, "activation", None), "__name__", "") != "softmax":
+        return
+    outputs = int(model.output_shape[-1])
+    if y.min() < 0 or y.max() >= outputs:
+        raise DataError(f"`{name}` labels must be class ids in [0, {outputs - 1}] for this {outputs}-class head; "
+                        f"found {int(y.min())}..{int(y.max())}")
+    if require_classes and len(np.unique(y)) < 2:
+        raise DataError(f"`{name}` holds a single class ({int(y[0])}): a classifier needs examples of at least "
+                        "2 classes")
+
+
+def finite_guard(dataset):
+    """``dataset`` whose float images are checked for NaN/Inf as they stream (use `data_errors`)."""
+    import tensorflow as tf
+
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or not getattr(getattr(spec[0], "dtype", None), "is_floating", False):
+        return dataset
+
+    def check(x, *rest):
+        return (tf.debugging.assert_all_finite(x, NON_FINITE), *rest)
+
+    return dataset.map(check)
+
+
+@contextlib.contextmanager
+def data_errors():
+    """Re-raise the failure of a `finite_guard` as a `DataError`."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as exc:
+        if NON_FINITE in str(exc):
+            raise DataError("The training or validation dataset yielded NaN or Inf image values; repair or drop "
+                            "those images (tfxfer.data loaders check arrays before training)") from None
+        raise

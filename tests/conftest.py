@@ -21,7 +21,17 @@ def _seed():
 
     keras.utils.set_random_seed(1234)
     yield
-    keras.backend.clear_session()
+    # Reset Keras's global state (names, graphs) after every test, but leave the expensive
+    # gc.collect() (1-2 s with TensorFlow objects alive) to the module-level fixture below.
+    keras.backend.clear_session(free_memory=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_memory_per_module():
+    yield
+    import gc
+
+    gc.collect()
 
 
 @pytest.fixture

@@ -159,3 +159,16 @@ def test_doctor_rules_and_command(capsys, monkeypatch):
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "What to fix:" in out and 'tf-keras: pip install "tf-keras==2.21.*"' in out
+
+
+def test_rank_command(tmp_path, capsys):
+    from tests.pipeline.helpers import make_image_folder
+
+    folder = make_image_folder(tmp_path / "images", per_class=6)
+    assert cli.main(["rank", folder, "--candidates", "mobilenet_v3_small:random@32,mobilenet_v2:random@32",
+                     "--no-cost", "--max-samples", "18", "-q"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(rows) == 2 and {"mobilenet_v3_small:random@32", "mobilenet_v2:random@32"} == {
+        r.split("|")[2].strip() for r in rows}
+    assert "Unknown backbone 'mobilenet_v9'" in _error(capsys, ["rank", folder, "--candidates", "mobilenet_v9", "-q"], 2)

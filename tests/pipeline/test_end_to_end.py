@@ -16,7 +16,7 @@ def _manifest(run_dir):
         return json.load(f)
 
 
-def _check_outputs(run_dir, name, *, channels):
+def _check_outputs(run_dir, name, *, channels, deliver="int8"):
     from ai_edge_litert.interpreter import Interpreter
 
     manifest = _manifest(run_dir)
@@ -25,7 +25,7 @@ def _check_outputs(run_dir, name, *, channels):
     assert manifest["packages"]["tensorflow"] and manifest["seeds"]["seed"] == 0
     assert manifest["config"]["name"] == name
     tflite = os.path.join(run_dir, manifest["gate"]["deliver"])
-    assert tflite.endswith(f"{name}_int8.tflite") and os.path.isfile(tflite)
+    assert tflite.endswith(f"{name}_{deliver}.tflite") and os.path.isfile(tflite)
     rel = os.path.relpath(tflite, run_dir)
     from tfxfer.pipeline.fingerprint import file_sha256
 
@@ -78,6 +78,7 @@ def test_quick_recipe_crash_resume_and_rerun(image_folder, tmp_path, monkeypatch
     assert manifest["stages"]["export"]["status"] == "done"
     assert json.load(open(os.path.join(out, "stages", "finetune.json")))["fingerprint"] == finetune_record["fingerprint"]
     assert os.path.getmtime(os.path.join(out, "model", "model.keras")) == model_mtime
+    assert not os.path.exists(os.path.join(out, "checkpoints"))  # per-epoch checkpoints go once the model is saved
 
     assert cli.main(argv) == 0  # unchanged: every stage is reused
     statuses = {k: v["status"] for k, v in _manifest(out)["stages"].items()}
@@ -88,6 +89,7 @@ def test_quick_recipe_crash_resume_and_rerun(image_folder, tmp_path, monkeypatch
     assert "--resume: the recipe differs from the interrupted run in train.epochs" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_default_image_recipe_on_a_tiny_folder(image_folder, tmp_path):
     from tfxfer.pipeline import load_config, run_pipeline
 
@@ -108,15 +110,29 @@ def test_default_image_recipe_on_a_tiny_folder(image_folder, tmp_path):
     assert keras_model.predict(x).shape == file_model.predict(x).shape == (4, 3)
 
 
-def test_edge_recipe_or_its_clear_error(image_folder, tmp_path):
+@pytest.mark.slow
+def test_edge_recipe_distills_and_delivers_the_qat_file(image_folder, tmp_path):
     from tfxfer.pipeline import load_config, run_pipeline
-    from tfxfer.pipeline.edge_stages import distill_available, quantize_available
 
-    cfg = load_config(recipe("edge"), overrides=tiny_overrides(image_folder, extra=["export.benchmark=false"]))
-    if not (distill_available() and quantize_available()):
-        with pytest.raises(ConfigError, match=r"not available yet"):
+    cfg = load_config(recipe("edge"), overrides=tiny_overrides(image_folder, extra=[
+        "export.benchmark=false", "distill.epochs=1", "distill.teacher_epochs=0", "distill.teacher_weights=null"]))
+    assert cfg.distill.enabled and cfg.quantize.enabled and cfg.distill.teacher == "efficientnet_lite2"
+    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    manifest = _check_outputs(result.run_dir, "edge", channels=1, deliver="int8_qat")
+    assert [r["variant"] for r in manifest["gate"]["rows"]] == ["float32", "int8", "int8_qat"]
+    assert set(manifest["stages"]) >= {"distill", "quantize"}
+    assert manifest["artefacts"]["distill/student.keras"]["stage"] == "distill"
+    with open(os.path.join(result.run_dir, "stages", "distill.json")) as f:
+        retention = json.load(f)["outputs"]["retention"]
+    assert retention["student_params"] < retention["teacher_params"]
+
+
+def test_edge_options_that_are_not_wired_are_refused_up_front(image_folder, tmp_path):
+    from tfxfer.pipeline import load_config, run_pipeline
+
+    for extra, message in ((["quantize.method=prune"], r"`quantize\.method: prune` is not wired"),
+                           (["export.variants=[float32]", "export.deliver=float32"], r"needs `int8`")):
+        cfg = load_config(recipe("edge"), overrides=tiny_overrides(image_folder, extra=extra))
+        with pytest.raises(ConfigError, match=message):
             run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
         assert not os.path.exists(tmp_path / "run")  # refused before anything ran
-        return
-    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
-    _check_outputs(result.run_dir, "edge", channels=1)

@@ -61,16 +61,19 @@ def run_verify(ctx):
 
     cfg, console = ctx.cfg, ctx.console
     data, model = splits(ctx), ctx.model()
-    exports = ctx.outputs["export"]["exports"]
+    from tfxfer.pipeline.edge_stages import qat_export_entry
+
+    exports = {**ctx.outputs["export"]["exports"], **qat_export_entry(ctx)}
     x, y = take_images(data.eval)
     reference = np.asarray(model.predict(x, batch_size=64, verbose=0), dtype=np.float32)
     results = {}
     for variant in console.progress(list(exports), desc=f"verify on {len(y)} {data.eval_split} images",
                                     unit="variant"):
         path = ctx.abs(exports[variant]["path"])
-        report = verify(model, {variant: path}, (x, y), thresholds=thresholds_of(cfg), class_names=data.class_names,
+        kind = "int8" if variant == "int8_qat" else variant  # the QAT file is gated as an int8 file
+        report = verify(model, {kind: path}, (x, y), thresholds=thresholds_of(cfg), class_names=data.class_names,
                         raise_on_failure=False, reference_outputs=reference)
-        results[variant] = report[variant]
+        results[variant] = report[kind]
     benches = {}
     if cfg.export.benchmark:
         for variant in console.progress(list(exports), desc="benchmark (LiteRT)", unit="variant"):
@@ -82,10 +85,11 @@ def run_verify(ctx):
 
         saved = export_saved_model(model, ctx.path("export", "serving", "x")[:-2], name=cfg.name,
                                    class_names=data.class_names).path
-    return record_gate(ctx, exports, results, benches, saved_model=saved)
+    deliver = "int8_qat" if "int8_qat" in results and results["int8_qat"].passed else None
+    return record_gate(ctx, exports, results, benches, saved_model=saved, deliver=deliver)
 
 
-def record_gate(ctx, exports, results, benches, *, saved_model=None) -> dict:
+def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=None) -> dict:
     """Write each file's verdict into its sidecar, ``export/gate.json`` and ``export/table.json``;
     print the table; return the verify stage's outputs."""
     import json
@@ -104,7 +108,8 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None) -> dict:
         atomic_write_json(sidecar, entry)
     rows = export_rows(exports, results, benches, cfg.export.threads)
     passed = all(r.passed for r in results.values())
-    deliver = exports[cfg.export.deliver]["path"] if results[cfg.export.deliver].passed else None
+    key = deliver or cfg.export.deliver
+    deliver = exports[key]["path"] if results[key].passed else None
     gate = {"passed": passed, "failed": [v for v, r in results.items() if not r.passed],
             "results": {v: r.to_dict() for v, r in results.items()},
             "benchmarks": {v: b.to_dict() for v, b in benches.items()}}
@@ -113,13 +118,13 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None) -> dict:
     gate_path = ctx.path("export", "gate.json")
     atomic_write_json(gate_path, gate)
     table_path = ctx.path("export", "table.json")
-    atomic_write_json(table_path, {"rows": rows, "deliver": deliver, "passed": passed})
+    atomic_write_json(table_path, {"rows": rows, "deliver": deliver, "deliver_variant": key, "passed": passed})
     for row in rows:
         console.info(f"  {row['variant']:<8} {row['size_kib']:>9.1f} KiB  "
                      f"{'-' if row['latency_ms'] is None else format(row['latency_ms'], '.2f')} ms  "
                      f"acc {row['accuracy_file']:.4f} (keras {row['accuracy_keras']:.4f})  gate {row['gate']}")
     artefacts = [ctx.rel(gate_path), ctx.rel(table_path)] + [e["sidecar"] for e in exports.values()]
-    return {"passed": passed, "failed": gate["failed"], "deliver": deliver, "rows": rows,
+    return {"passed": passed, "failed": gate["failed"], "deliver": deliver, "deliver_variant": key, "rows": rows,
             "saved_model": ctx.rel(saved_model) if saved_model else None, "artefacts": artefacts}
 
 

@@ -7,6 +7,7 @@ outputs (``artefacts`` lists the files, which the runner hashes).
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 
@@ -148,21 +149,29 @@ def run_finetune(ctx):
         lr_log.epoch_offset = float(head_done)
         console.info(f"  fine-tune: {t.epochs} unfreezing epochs at lr {t.base_lr * t.unfreeze_lr_factor:g}"
                      + ("" if cached else f" after {t.head_epochs} head epochs"))
+        # Per-epoch checkpoints keyed by this stage's fingerprint: a run killed mid-fine-tuning
+        # continues from its last finished epoch (a changed recipe starts afresh).
+        checkpoints = os.path.join(ctx.run_dir, "checkpoints", f"finetune-{ctx.memo('fingerprint:finetune', str)}")
         result = fine_tune(model, data.train, val=val, head_epochs=0 if cached else t.head_epochs, epochs=t.epochs,
                            base_lr=t.base_lr, unfreeze_lr_factor=t.unfreeze_lr_factor,
                            stages=dict(t.stages) if t.stages else None, warmup_epochs=t.warmup_epochs,
                            layer_decay=t.layer_decay, optimizer=t.optimizer, use_cached_features=False,
                            batch_size=t.batch_size, class_weight=class_weight, bn_policy=cfg.model.bn_policy,
-                           callbacks=[*tensorboard(ctx, "finetune"), lr_log], verbose=verbose)
+                           callbacks=[*tensorboard(ctx, "finetune"), lr_log], verbose=verbose,
+                           checkpoint_dir=checkpoints, seed=cfg.seed)
+        if result.resumed_from:
+            console.info(f"  resumed fine-tuning from {ctx.rel(result.resumed_from)}")
         _history_entry(history, result.history)
         for s in result.stages:
             groups = s["trainable_groups"]
-            label = "head" if groups == ["head"] else f"unfreeze {len(groups) - 1} group(s): {groups[1] if len(groups) > 1 else ''}"
+            unfrozen = [g for g in groups if g != "head"]
+            label = f"unfreeze {', '.join(unfrozen)}" if unfrozen else "head (full images)"
             stages.append({"epoch": s["epoch"] + head_done, "label": label, "learning_rate": s["learning_rate"],
                            "trainable_groups": groups})
     model_path = ctx.path("model", "model.keras")
     with atomic_path(model_path) as tmp:
         model.save(tmp)
+    shutil.rmtree(os.path.join(ctx.run_dir, "checkpoints"), ignore_errors=True)  # the model is safe now
     ctx.remember(f"model:{ctx.rel(model_path)}", model)
     hist_path = ctx.path("model", "history.json")
     atomic_write_json(hist_path, {"history": history, "stages": stages, "lr_steps": lr_log.steps,

@@ -120,6 +120,7 @@ class Runner:
                 return record
         console.stage(stage.name, "running", reason if console.verbosity >= 2 or reason != "new" else "")
         console.detail(f"fingerprint {fp}")
+        ctx.remember(f"fingerprint:{stage.name}", fp)  # e.g. to key a stage's own checkpoints
         started = _now()
         atomic_write_json(self.record_path(stage.name), {"stage": stage.name, "fingerprint": fp,
                                                          "status": "running", "started": started})

@@ -36,7 +36,7 @@ def make_figures(run: dict) -> dict:
     figures = {}
     data = run.get("data") or {}
     if data.get("class_counts"):
-        figures["class_counts"] = plots.class_counts_png(data["class_counts"])
+        figures["class_counts"] = plots.class_counts_png(data["class_counts"], data.get("class_names"))
     hist = run.get("history") or {}
     if hist.get("history"):
         figures["training_curves"] = plots.training_curves_png(hist["history"], hist.get("stages", []),

@@ -97,7 +97,7 @@ def _headline(run: dict) -> str:
     if metrics.get("ece") is not None:
         cards.append(_card("calibration (ECE)", f"{metrics['ece']:.3f}", "lower is better"))
     rows = export.get("rows") or []
-    deliver = (run.get("config") or {}).get("export", {}).get("deliver")
+    deliver = export.get("deliver_variant") or (run.get("config") or {}).get("export", {}).get("deliver")
     row = next((r for r in rows if r["variant"] == deliver), None)
     if row:
         lat = "-" if row.get("latency_ms") is None else f"{row['latency_ms']:.2f} ms"

@@ -31,12 +31,12 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def class_counts_png(class_counts: dict) -> bytes:
-    """Grouped bars: examples per class in each split."""
+def class_counts_png(class_counts: dict, class_names=None) -> bytes:
+    """Grouped bars: examples per class in each split (in ``class_names`` order if given)."""
     plt = _plt()
     order = [s for s in ("train", "val", "test") if s in class_counts]
     splits = order + [s for s in class_counts if s not in order]
-    names = list(next(iter(class_counts.values())).keys()) if class_counts else []
+    names = list(class_names or (next(iter(class_counts.values())).keys() if class_counts else []))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(names) + 2.5), 3.2))
     width = 0.8 / max(1, len(splits))
     x = np.arange(len(names))
@@ -60,12 +60,15 @@ def training_curves_png(history: dict, stages: list, lr_steps: list) -> bytes:
     rows = len(metrics) + (1 if lr_steps else 0)
     fig, axes = plt.subplots(rows, 1, figsize=(7.5, 2.4 * rows), sharex=True, squeeze=False)
     axes = axes[:, 0]
+    def clean(values):
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
     for ax, metric in zip(axes, metrics):
-        values = history[metric]
+        values = clean(history[metric])
         epochs = np.arange(1, len(values) + 1)
         ax.plot(epochs, values, "o-", label=f"train {metric}", color=_COLORS[0], ms=3)
         if f"val_{metric}" in history:
-            val = history[f"val_{metric}"]
+            val = clean(history[f"val_{metric}"])
             ax.plot(np.arange(1, len(val) + 1), val, "s--", label=f"val {metric}", color=_COLORS[1], ms=3)
         ax.set_ylabel(metric)
         ax.legend(frameon=False, fontsize=8)
@@ -82,10 +85,10 @@ def training_curves_png(history: dict, stages: list, lr_steps: list) -> bytes:
                 ax.axvline(stage["epoch"] + 0.5 if not lr_steps or ax is not axes[-1] else stage["epoch"],
                            color="#888", ls=":", lw=1)
     top = axes[0]
-    for stage in stages:
+    for i, stage in enumerate(stages):  # short tags; the report's stage table spells them out
         x = stage["epoch"] + 0.5 if stage["epoch"] > 0 else 0.6
-        top.annotate(stage.get("label", ""), xy=(x, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
-                     color="#555", va="bottom", rotation=0, xytext=(2, 2), textcoords="offset points")
+        top.annotate(f"S{i + 1}", xy=(x, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
+                     color="#555", va="bottom", xytext=(2, 2), textcoords="offset points")
     axes[-1].set_xlabel("epoch")
     return _png(fig)
 

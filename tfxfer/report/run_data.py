@@ -50,6 +50,16 @@ def load_run(run_dir) -> dict:
         with open(config_path, encoding="utf-8") as f:
             out["config_text"] = f.read()
         out["config"] = yaml.safe_load(out["config_text"])
+    extra = _json(os.path.join(run_dir, "distill", "history.json"))
+    if out["history"] and extra:  # distillation continues the training curves
+        merged = {k: list(v) for k, v in out["history"]["history"].items()}
+        length = max((len(v) for v in merged.values()), default=0)
+        for key, values in extra["history"].items():
+            merged.setdefault(key, [None] * length)
+            merged[key] = merged[key] + list(values)
+        out["history"] = dict(out["history"], history=merged,
+                              stages=out["history"].get("stages", []) + extra.get("stages", []),
+                              lr_steps=out["history"].get("lr_steps", []) + extra.get("lr_steps", []))
     thumbs = os.path.join(run_dir, "eval", "misclassified.npz")
     out["thumbnails"] = None
     if os.path.isfile(thumbs):

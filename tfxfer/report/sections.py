@@ -66,10 +66,11 @@ def training_section(run, figures) -> str:
     if not hist:
         return out[0] + '<p class="muted">No training history.</p>'
     out.append(figure(figures.get("training_curves"), "training curves"))
-    rows = [[s["epoch"] + 1, s.get("label"), s.get("learning_rate"), ", ".join(s.get("trainable_groups", [])[:6])]
-            for s in hist.get("stages", [])]
+    rows = [[f"S{i + 1}", s["epoch"] + 1, s.get("label"), s.get("learning_rate"),
+             ", ".join(s.get("trainable_groups", [])[:6])] for i, s in enumerate(hist.get("stages", []))]
     if rows:
-        out.append("<h3>Stages</h3>" + table(["from epoch", "stage", "peak learning rate", "trainable groups"], rows))
+        out.append("<h3>Stages</h3>" + table(["", "from epoch", "stage", "peak learning rate", "trainable groups"],
+                                             rows))
     final = {k: v[-1] for k, v in hist.get("history", {}).items() if v}
     if final:
         out.append(table(["final epoch", "value"], [[k, v] for k, v in sorted(final.items())]))

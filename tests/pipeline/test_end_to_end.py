@@ -85,8 +85,19 @@ def test_quick_recipe_crash_resume_and_rerun(image_folder, tmp_path, monkeypatch
     assert statuses == {"data": "skipped", "features": "skipped", "finetune": "skipped", "evaluate": "skipped",
                         "export": "skipped", "verify": "skipped", "report": "done"}
 
+    # a stricter gate re-runs only verify (and the report); the run fails with exit code 3
+    assert cli.main(argv + ["--set", "export.thresholds.int8.max_abs_error=0"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tfxfer: error: verification gate failed for int8; see the export")
+    gated = _manifest(out)
+    assert gated["status"] == "gate_failed" and gated["gate"]["deliver"] is None
+    assert gated["stages"]["export"]["status"] == "skipped" and gated["stages"]["verify"]["status"] == "done"
+    html = open(os.path.join(out, "report", "report.html"), encoding="utf-8").read()
+    assert "int8: max abs error" in html and '<span class="fail">FAIL</span>' in html
+
     assert cli.main(argv + ["--resume", "--set", "train.epochs=2"]) == 2
-    assert "--resume: the recipe differs from the interrupted run in train.epochs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--resume: the recipe differs from the interrupted run in" in err and "train.epochs" in err
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """The ``tfxfer`` command line.
 
     tfxfer run RECIPE [--set key.sub=value ...] [--resume] [--force] [--out DIR] [-q | -v]
-    tfxfer predict MODEL INPUTS... [--top K] [--json]
+    tfxfer predict MODEL INPUTS... [--top K] [--json]     (images; texts for text / NER models)
     tfxfer evaluate MODEL DATA [--split test] [--limit N] [--json]
     tfxfer export MODEL DATA [--variants float32,int8] [--out DIR] [--no-benchmark] [--saved-model NAME]
     tfxfer datasets [list [--task T] | describe NAME]
@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-run every stage even if unchanged")
     _add_verbosity(p)
 
-    p = sub.add_parser("predict", help="classify images with a .keras / .tflite model or a run directory")
+    p = sub.add_parser("predict", help="classify images (or texts, or find entities) with a model or run directory")
     p.add_argument("model", help="a .keras or .tflite file, or a run directory")
-    p.add_argument("inputs", nargs="+", help="image files or folders")
+    p.add_argument("inputs", nargs="+", help="image files or folders; for text models texts or .txt files of lines")
     p.add_argument("--top", type=int, default=3, help="classes to show per image (default 3)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     _add_verbosity(p)
@@ -182,6 +182,12 @@ def cmd_predict(args) -> int:
     from tfxfer.pipeline.inference import image_files, load_model, read_images, top_k
 
     model = load_model(args.model)
+    if model.image_size is None:  # text classifier or NER model: the inputs are texts
+        from tfxfer.pipeline.inference import predict_text_inputs
+
+        for text, result in predict_text_inputs(model, args.inputs, k=args.top):
+            print(json.dumps({"text": text, "result": result}) if args.json else f"{text}: {result}")
+        return EXIT_OK
     files = image_files(args.inputs)
     probs = model.predict(read_images(files, image_size=model.image_size, channels=model.channels))
     for path, ranked in zip(files, top_k(probs, model.class_names, k=min(args.top, len(model.class_names)))):

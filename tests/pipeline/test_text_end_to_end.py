@@ -7,6 +7,7 @@ import os
 import pytest
 
 from tests.pipeline.helpers import make_text_files, make_tiny_text_preset, recipe, tiny_text_overrides
+from tfxfer import cli
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,14 @@ def _check(run_dir, name, deliver):
     return manifest, html
 
 
-def test_text_classification_recipe(text_inputs, tmp_path):
+def _one_error(capsys, argv):
+    assert cli.main(argv) != 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfxfer: error: ")
+    return lines[0]
+
+
+def test_text_classification_recipe(text_inputs, tmp_path, capsys):
     from tfxfer.pipeline import load_config, run_pipeline
     from tfxfer.pipeline.inference import resolve_model_path
 
@@ -44,9 +52,13 @@ def test_text_classification_recipe(text_inputs, tmp_path):
     assert "true → predicted" in html or "None to show" in html
     assert set(manifest["stages"]) == {"data", "features", "finetune", "evaluate", "export", "verify", "report"}
     assert resolve_model_path(result.run_dir).endswith("model.keras")
+    assert cli.main(["predict", result.run_dir, "good film", "a dull plot", "-q"]) == 0  # loads the .keras file
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("good film: ") and {lines[0].split(": ")[1].split()[0]} <= {"pos", "neg"}
+    assert "is a text .tflite file" in _one_error(capsys, ["predict", result.tflite, "good film"])
 
 
-def test_ner_recipe(text_inputs, tmp_path):
+def test_ner_recipe(text_inputs, tmp_path, capsys):
     from tfxfer.pipeline import load_config, run_pipeline
 
     preset, _, tags = text_inputs
@@ -56,6 +68,9 @@ def test_ner_recipe(text_inputs, tmp_path):
     assert manifest["data"]["class_names"][0] == "O"
     assert 0.0 <= result.metrics["entity_f1"] <= 1.0
     assert "Per entity type" in html and "geo-loc" in html
+    assert cli.main(["predict", result.run_dir, "zoe visits paris", "--json", "-q"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["text"] == "zoe visits paris" and isinstance(row["result"], str)
 
 
 def test_text_recipe_rejects_image_only_options(text_inputs, tmp_path):

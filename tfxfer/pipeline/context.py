@@ -67,8 +67,8 @@ class RunContext:
         rel = self.outputs[stage]["model"]
 
         def load():
-            import keras
+            from tfxfer.pipeline.inference import load_keras
 
-            return keras.saving.load_model(self.abs(rel), compile=False)
+            return load_keras(self.abs(rel))
 
         return self.memo(f"model:{rel}", load)

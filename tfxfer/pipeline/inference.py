@@ -25,9 +25,10 @@ class LoadedModel:
     path: str
     kind: str
     model: object
-    image_size: tuple
-    channels: int
+    image_size: tuple | None
+    channels: int | None
     class_names: list
+    task: str = "image_classification"
 
     def predict(self, images, *, batch_size: int = 32) -> np.ndarray:
         images = np.asarray(images, dtype=np.float32)
@@ -62,6 +63,29 @@ def _labels_beside(path: str) -> dict:
     return {}
 
 
+_REGISTERING_MODULES = ("tfxfer.layers", "tfxfer.optim", "tfxfer.freezing", "tfxfer.backbones",
+                        "tfxfer.text.layers", "tfxfer.text.classifier", "tfxfer.pipeline.training_log")
+
+
+def register_custom_objects() -> None:
+    """Import every module that registers tfxfer Keras objects, so ``.keras`` files load."""
+    import importlib
+
+    for name in _REGISTERING_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # e.g. keras-hub missing: text models cannot load, image models still can
+            pass
+
+
+def load_keras(path):
+    """``keras.saving.load_model`` (safe mode, not compiled) after registering tfxfer's objects."""
+    import keras
+
+    register_custom_objects()
+    return keras.saving.load_model(path, compile=False)
+
+
 def load_model(path) -> LoadedModel:
     """Load a model and what it expects (input size, channels, class names)."""
     path = resolve_model_path(path)
@@ -72,17 +96,45 @@ def load_model(path) -> LoadedModel:
         interpreter = load_interpreter(path)
         shape = interpreter.get_input_details()[0]["shape"]
         num = int(interpreter.get_output_details()[0]["shape"][-1])
+        if len(interpreter.get_input_details()) > 1 or len(shape) != 4:
+            raise ArgumentError("model", path, "is a text .tflite file (token ids in): predict with the run's "
+                                ".keras model, or on a device with export/wordpiece_tokenizer.py")
         sidecar = read_sidecar(path) or {}
         names = sidecar.get("class_names") or [str(i) for i in range(num)]
         return LoadedModel(path, "tflite", interpreter, (int(shape[1]), int(shape[2])), int(shape[3]), list(names))
-    import keras
-
-    model = keras.saving.load_model(path, compile=False)
+    model = load_keras(path)
     shape = model.input_shape
     num = int(model.output_shape[-1])
     info = _labels_beside(path)
     names = info.get("class_names") or [str(i) for i in range(num)]
+    if len(shape) != 4:  # a text model: raw strings in
+        task = info.get("task", "text_classification")
+        return LoadedModel(path, "keras", model, None, None, list(names), task=task)
     return LoadedModel(path, "keras", model, (int(shape[1]), int(shape[2])), int(shape[3]), list(names))
+
+
+def predict_text_inputs(model: LoadedModel, inputs, *, k: int = 3) -> list[tuple[str, str]]:
+    """``[(text, result line)]`` for a text classifier (top classes) or NER model (entities).
+
+    Each input is a text, or a ``.txt`` file whose non-empty lines are the texts.
+    """
+    texts = []
+    for item in inputs:
+        if os.path.isfile(item) and item.endswith(".txt"):
+            with open(item, encoding="utf-8") as f:
+                texts += [line.strip() for line in f if line.strip()]
+        else:
+            texts.append(str(item))
+    if model.task == "token_classification":
+        from tfxfer.text import predict_entities
+
+        found = predict_entities(model.model, texts, tag_names=model.class_names)
+        return [(t, "; ".join(f"{e.text} [{e.type}] {e.score:.2f}" for e in ents) or "(no entities)")
+                for t, ents in zip(texts, found)]
+    from tfxfer.text import predict_texts
+
+    ranked = top_k(predict_texts(model.model, texts), model.class_names, k=min(k, len(model.class_names)))
+    return [(t, ", ".join(f"{c} {p:.3f}" for c, p in r)) for t, r in zip(texts, ranked)]
 
 
 def image_files(inputs) -> list[str]:

@@ -215,3 +215,12 @@ def test_wrong_weights_file_is_an_argument_error(tmp_path):
 def test_weights_of_another_type_is_an_argument_error():
     with pytest.raises(ArgumentError, match="`weights` must be \"imagenet\", None, or a file path"):
         get_spec("mobilenet_v2").build(input_shape=(32, 32, 3), weights=3)
+
+
+def test_unknown_family_is_an_error_with_close_matches():
+    import pytest
+
+    from tfxfer.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="Did you mean: 'resnet'"):
+        list_backbones(family="resnett")

@@ -34,6 +34,9 @@ def _normalize(name: str) -> str:
 
 def list_backbones(*, family: str | None = None) -> list[str]:
     """Names of all catalog backbones (optionally of one family), in catalog order."""
+    families = {s.family for s in _catalog().values()}
+    if family is not None and family not in families:
+        raise UnknownNameError("backbone family", family, families)
     return [n for n, s in _catalog().items() if family is None or s.family == family]
 
 

@@ -82,7 +82,7 @@ def test_errors(tmp_path):
         load_encoder(3)
     with pytest.raises(ArgumentError, match="sequence_length"):
         load_encoder("bert_tiny_en_uncased", sequence_length=1)
-    with pytest.raises(ArgumentError, match=r"must contain \['\[SEP\]'\]"):
+    with pytest.raises(ArgumentError, match=r"must contain \['\[SEP\]', '\[MASK\]'\]"):
         build_bert_encoder(["[PAD]", "[UNK]", "[CLS]"])
     with pytest.raises(ArgumentError, match="divisible"):
         build_bert_encoder(VOCAB, hidden_dim=10, num_heads=4)

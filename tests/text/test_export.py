@@ -11,7 +11,7 @@ from tfxfer.errors import ArgumentError, GateError, ModelError
 from tfxfer.export import Thresholds
 from tfxfer.text import (build_text_classifier, build_token_classifier, export_text_saved_model,
                          export_text_tflite, predict_texts, verify_text_tflite)
-from tfxfer.text.export import predict_text_tflite
+from tfxfer.text.verify import predict_text_tflite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELD_OUT = ["the acting was great!", "Awful, dull plot.", "Zoë loved the music in Berlin", "", "unbelievable " * 10]

@@ -10,7 +10,7 @@ piece-level tags back to words so that labels -> pieces -> words returns the ori
 Example:
     >>> from tfxfer.text.alignment import split_words
     >>> split_words("Zoë's café, Paris!")
-    [("Zoë", 0, 3), ("'", 3, 4), ('s', 4, 5), ('café', 6, 10), (',', 10, 11), ('Paris', 12, 17), ('!', 17, 18)]
+    [('Zoë', 0, 3), ("'", 3, 4), ('s', 4, 5), ('café', 6, 10), (',', 10, 11), ('Paris', 12, 17), ('!', 17, 18)]
 """
 
 from __future__ import annotations

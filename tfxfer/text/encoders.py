@@ -260,7 +260,7 @@ def build_bert_encoder(vocabulary, *, num_layers: int = 2, num_heads: int = 2, h
 
     Args:
         vocabulary: a list of WordPiece tokens or the path of a ``vocab.txt``; it must hold
-            "[PAD]", "[UNK]", "[CLS]", "[SEP]" (and "[MASK]" is conventional).
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]" and "[MASK]" (keras-hub's BertTokenizer needs all five).
         num_layers, num_heads, hidden_dim, intermediate_dim, dropout: architecture.
         sequence_length: tokens per text; also the position-embedding size.
         lowercase, strip_accents: tokenizer normalisation.
@@ -271,7 +271,7 @@ def build_bert_encoder(vocabulary, *, num_layers: int = 2, num_heads: int = 2, h
         with open(vocabulary, encoding="utf-8") as f:
             vocabulary = [line.rstrip("\n") for line in f]
     vocabulary = list(vocabulary)
-    missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in vocabulary]
+    missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in vocabulary]
     if missing:
         raise ArgumentError("vocabulary", f"{len(vocabulary)} tokens", f"must contain {missing}")
     for arg, value in (("num_layers", num_layers), ("num_heads", num_heads), ("hidden_dim", hidden_dim),

@@ -32,11 +32,11 @@ import re
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ExportError, GateError, ModelError
-from tfxfer.export.gate import GateReport, Thresholds, VariantResult, resolve_thresholds
-from tfxfer.export.metrics import expected_calibration_error, per_class_accuracy
+from tfxfer.errors import ArgumentError, ExportError, ModelError
+from tfxfer.export.gate import GateReport, Thresholds
 from tfxfer.text.encoders import as_texts
 from tfxfer.text.graph import text_parts, token_model
+from tfxfer.text.verify import gate, predict_text_tflite
 from tfxfer.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
 
 TEXT_VARIANTS = ("float32", "float16", "dynamic")
@@ -59,11 +59,6 @@ class TextTFLiteExport:
         out = dataclasses.asdict(self)
         out["report"] = self.report.to_dict() if self.report else None
         return out
-
-
-def _tokenize(model, texts) -> dict:
-    """Token tensors of ``texts`` as the model's own in-graph tokenizer makes them."""
-    return text_parts(model).tokenizer.tokenize(as_texts(texts))
 
 
 def _tokenizer_config(model) -> dict | None:
@@ -111,112 +106,6 @@ def convert_text_tflite(model, *, variant: str = "float32") -> bytes:
         raise ExportError(f"TFLite conversion of {model.name!r} ({variant}) failed: {type(exc).__name__}: {first}") from exc
 
 
-def predict_text_tflite(tflite, inputs: dict, *, batch_size: int = 32, num_threads: int | None = None) -> np.ndarray:
-    """Run a text .tflite (path or bytes) on token tensors ``{key: int [n, length]}`` in LiteRT."""
-    from tfxfer.export.litert import load_interpreter
-
-    interpreter = load_interpreter(tflite, num_threads=num_threads)
-    details = interpreter.get_input_details()
-    out = interpreter.get_output_details()[0]
-    by_key = {}
-    for d in details:
-        key = next((k for k in inputs if re.search(rf"(^|_){k}(:\d+)?$", d["name"])), None)
-        if key is None:
-            raise ModelError(f"TFLite input {d['name']!r} matches none of {sorted(inputs)}")
-        by_key[key] = d
-    n = len(next(iter(inputs.values())))
-    results, current = [], None
-    for start in range(0, n, batch_size):
-        chunk = {k: np.asarray(v[start: start + batch_size], dtype=np.int32) for k, v in inputs.items()}
-        rows = len(next(iter(chunk.values())))
-        if current != rows:
-            for k, d in by_key.items():
-                interpreter.resize_tensor_input(d["index"], [rows, chunk[k].shape[1]])
-            interpreter.allocate_tensors()
-            current = rows
-        for k, d in by_key.items():
-            interpreter.set_tensor(d["index"], chunk[k])
-        interpreter.invoke()
-        results.append(np.asarray(interpreter.get_tensor(out["index"]), dtype=np.float32))
-    return np.concatenate(results)
-
-
-def _flatten(outputs, mask):
-    """Token outputs ``[n, L, C]`` -> ``[valid positions, C]``; sequence outputs unchanged."""
-    return outputs[mask.astype(bool)] if outputs.ndim == 3 else outputs
-
-
-def compare_outputs(name, path, reference, outputs, labels, limits: Thresholds) -> VariantResult:
-    """A `VariantResult` for ``outputs`` against the Keras ``reference`` ``[examples, classes]``."""
-    k_pred, t_pred = reference.argmax(1), outputs.argmax(1)
-    diff = np.abs(outputs - reference)
-    agreement = float((k_pred == t_pred).mean())
-    k_acc, t_acc = float((k_pred == labels).mean()), float((t_pred == labels).mean())
-    k_cls, support = per_class_accuracy(k_pred, labels, reference.shape[1])
-    t_cls, _ = per_class_accuracy(t_pred, labels, reference.shape[1])
-    per_class = [{"class": c, "name": str(c), "support": int(support[c]),
-                  "keras_accuracy": float(k_cls[c]) if support[c] else None,
-                  "tflite_accuracy": float(t_cls[c]) if support[c] else None,
-                  "delta_points": round(float(t_cls[c] - k_cls[c]) * 100, 4) if support[c] else None}
-                 for c in range(reference.shape[1])]
-    ece_k = expected_calibration_error(reference, labels)
-    ece_t = expected_calibration_error(np.clip(outputs, 0, 1), labels)
-    drop = round((k_acc - t_acc) * 100, 4)
-    failures = []
-    if limits.min_top1_agreement is not None and agreement < limits.min_top1_agreement:
-        failures.append(f"top-1 agreement {agreement:.4f} < {limits.min_top1_agreement}")
-    if limits.max_accuracy_drop is not None and drop > limits.max_accuracy_drop:
-        failures.append(f"accuracy drop {drop:.2f} points > {limits.max_accuracy_drop}")
-    if limits.max_abs_error is not None and float(diff.max()) > limits.max_abs_error:
-        failures.append(f"max abs error {float(diff.max()):.3g} > {limits.max_abs_error}")
-    if limits.max_ece_increase is not None and ece_t - ece_k > limits.max_ece_increase:
-        failures.append(f"ECE increase {ece_t - ece_k:.4f} > {limits.max_ece_increase}")
-    if not np.all(np.isfinite(outputs)):
-        failures.append("the file produced NaN or infinite outputs")
-    return VariantResult(variant=name, path=path, passed=not failures, failures=failures, examples=int(len(labels)),
-                         max_abs_error=float(diff.max()), mean_abs_error=float(diff.mean()), top1_agreement=agreement,
-                         keras_accuracy=k_acc, tflite_accuracy=t_acc, accuracy_drop=drop, ece_keras=ece_k,
-                         ece_tflite=ece_t, per_class=per_class, thresholds=dataclasses.asdict(limits))
-
-
-def _gate(model, runs: dict, texts, labels, thresholds, raise_on_failure) -> GateReport:
-    """``runs``: ``{variant: (path, fn(token inputs) -> outputs)}``; compare each with Keras."""
-    texts = as_texts(texts)
-    if not len(texts):
-        raise ArgumentError("texts", "[]", "must hold at least one held-out text")
-    inputs = _tokenize(model, texts)
-    reference = np.asarray(token_model(model).predict(inputs, verbose=0), dtype=np.float32)
-    mask = inputs["padding_mask"]
-    ref = _flatten(reference, mask)
-    if labels is None:
-        flat_labels = ref.argmax(1)
-    else:
-        flat_labels = _flatten(np.asarray(labels), mask) if reference.ndim == 3 else np.asarray(labels)
-        if flat_labels.ndim == 2:
-            flat_labels = flat_labels.argmax(1)
-    limits = resolve_thresholds(thresholds)
-    results = {}
-    for variant, (path, run) in runs.items():
-        outputs = _flatten(np.asarray(run(inputs), dtype=np.float32), mask)
-        results[variant] = compare_outputs(variant, path, ref, outputs, flat_labels, limits.get(variant, Thresholds()))
-    report = GateReport(results)
-    if raise_on_failure and not report.passed:
-        raise GateError(f"Verification gate failed for {report.failed}:\n{report.format()}", report=report)
-    return report
-
-
-def verify_text_tflite(model, exports: dict, texts, *, labels=None, thresholds=None,
-                       raise_on_failure: bool = True) -> GateReport:
-    """Gate text .tflite files (``{variant: path or bytes}``) against ``model`` on held-out ``texts``.
-
-    ``labels`` (class ids, or tag ids per position for token classifiers) give the accuracy
-    columns; without them Keras's own predictions are the reference labels.
-    """
-    runs = {v: (p if isinstance(p, str) else None, lambda inputs, p=p: predict_text_tflite(p, inputs))
-            for v, p in dict(exports).items()}
-    return _gate(model, runs, texts, labels, thresholds, raise_on_failure)
-
-
 def export_text_tflite(model, path, *, variant: str = "float32", class_names=None, verify_texts=None,
                        verify_labels=None, thresholds=None) -> TextTFLiteExport:
     """Write the token-id .tflite, ``<stem>.json`` and ``vocab.txt`` (atomically), gated if asked.
@@ -236,7 +125,7 @@ def export_text_tflite(model, path, *, variant: str = "float32", class_names=Non
     content = convert_text_tflite(model, variant=variant)
     report = None
     if verify_texts is not None:
-        report = _gate(model, {variant: (None, lambda inputs: predict_text_tflite(content, inputs))},
+        report = gate(model, {variant: (None, lambda inputs: predict_text_tflite(content, inputs))},
                        verify_texts, verify_labels, thresholds, raise_on_failure=True)
         report.results[variant].path = os.fspath(path)
     from ai_edge_litert.interpreter import Interpreter
@@ -360,7 +249,7 @@ def export_text_saved_model(model, base_dir, *, name: str, version: int | None =
 
             limits = {"saved_model": Thresholds(min_top1_agreement=1.0, max_abs_error=1e-4)}
             limits.update(thresholds or {})
-            report = _gate(model, {"saved_model": (path, run)}, verify_texts, None, limits, raise_on_failure=True)
+            report = gate(model, {"saved_model": (path, run)}, verify_texts, None, limits, raise_on_failure=True)
     config_path = serving.write_models_config(base_dir, serving_base_path=serving_base_path)
     signatures = {"serving_default": "text: string [batch] of raw texts",
                   "serving_tokens": f"{', '.join(parts.keys)}: int32 [batch, {parts.sequence_length}]"}

@@ -18,7 +18,7 @@ Example:
     >>> encoder = build_bert_encoder(vocab, num_layers=1, hidden_dim=8, intermediate_dim=16,
     ...                              num_heads=2, sequence_length=8)
     >>> model = build_prototype_classifier(encoder, ["good film", "bad film"], [1, 0])
-    >>> model.get_layer("head").kernel.shape
+    >>> tuple(model.get_layer("head").kernel.shape)
     (8, 2)
 """
 

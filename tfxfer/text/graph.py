@@ -8,11 +8,11 @@ ops cannot be converted, and what a batch of pre-tokenized ids feeds.
 Example:
     >>> from tfxfer.text import build_bert_encoder, build_text_classifier
     >>> from tfxfer.text.graph import token_model
-    >>> encoder = build_bert_encoder(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "ok"], num_layers=1,
+    >>> encoder = build_bert_encoder(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ok"], num_layers=1,
     ...                              hidden_dim=8, intermediate_dim=8, num_heads=2, sequence_length=8)
     >>> model = build_text_classifier(encoder, 2)
-    >>> [t.name for t in token_model(model).inputs]
-    ['token_ids', 'padding_mask', 'segment_ids']
+    >>> [t.name for t in token_model(model).inputs]  # a dict of inputs: Keras orders it by key
+    ['padding_mask', 'segment_ids', 'token_ids']
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def _head_on_features(model, encoded, val, *, epochs, batch_size, learning_rate,
 def fit_token_classifier(model: keras.Model, words, tags, *, tag_names, scheme: str = "BIO",
                          strategy: str = "first", validation_data=None, epochs: int = 3,
                          batch_size: int = 16, learning_rate: float | None = None, layer_decay: float | None = None,
-                         freeze: bool = False, verbose: int = 1):
+                         head_lr_multiplier: float = 1.0, freeze: bool = False, verbose: int = 1):
     """Train a token classifier on word lists and their tags.
 
     Args:
@@ -125,6 +125,8 @@ def fit_token_classifier(model: keras.Model, words, tags, *, tag_names, scheme: 
         validation_data: optional ``(words, tags)``.
         learning_rate: default 5e-5 (fine-tune) or 1e-3 (``freeze=True``).
         layer_decay: layer-wise learning-rate decay for the fine-tune.
+        head_lr_multiplier: the head's rate relative to ``learning_rate`` in the fine-tune (a new
+            head often wants 10-20x the encoder's rate).
         freeze: keep the encoder frozen and train the head on encoder outputs computed once.
 
     Returns:
@@ -146,7 +148,8 @@ def fit_token_classifier(model: keras.Model, words, tags, *, tag_names, scheme: 
     val_data = (val.inputs, val.labels, val.weights) if val is not None else None
     return fine_tune_text(tokens, encoded.inputs, encoded.labels, sample_weight=encoded.weights,
                           validation_data=val_data, epochs=epochs, batch_size=batch_size,
-                          learning_rate=learning_rate or 5e-5, layer_decay=layer_decay, metrics=[],
+                          learning_rate=learning_rate or 5e-5, layer_decay=layer_decay,
+                          head_lr_multiplier=head_lr_multiplier, metrics=[],
                           verbose=verbose)
 
 

@@ -10,7 +10,7 @@ RoBERTa, DistilBERT, DeBERTa-v3, ALBERT, ELECTRA and XLM-RoBERTa all resolve. Th
 
 Example:
     >>> from tfxfer.text import build_bert_encoder, text_spec
-    >>> encoder = build_bert_encoder(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"], num_layers=2,
+    >>> encoder = build_bert_encoder(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"], num_layers=2,
     ...                              hidden_dim=8, intermediate_dim=16, num_heads=2, sequence_length=8)
     >>> text_spec(encoder.backbone).group_names
     ('embeddings', 'layer_0', 'layer_1', 'pooler')

@@ -20,6 +20,17 @@ from tfxfer.backbones.spec import BackboneSpec
 from tfxfer.errors import UnknownNameError
 from tfxfer.models import get_backbone
 
+
+def _spec_for(backbone: keras.Model) -> BackboneSpec:
+    try:
+        return get_spec(backbone.name)
+    except UnknownNameError:
+        if type(backbone).__module__.startswith("keras_hub."):  # text encoders: groups from keras-hub layers
+            from tfxfer.text.specs import text_spec
+
+            return text_spec(backbone)
+        raise
+
 HEAD = "head"
 
 
@@ -37,7 +48,7 @@ def layer_groups(
         spec: the backbone spec, when the nested backbone's name is not a catalog name.
     """
     backbone = get_backbone(model)
-    spec = spec or get_spec(backbone.name)
+    spec = spec or _spec_for(backbone)
     groups = spec.resolve_groups(backbone)
     outer = list(model.layers)
     position = outer.index(backbone)

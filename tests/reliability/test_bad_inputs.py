@@ -23,7 +23,6 @@ import pytest
 from tests.reliability.conftest import ROOT
 from tfxfer.errors import (
     ArgumentError,
-    ArgumentTypeError,
     ConfigError,
     DataError,
     ExportError,

@@ -10,10 +10,12 @@ What one checkpoint holds (folder ``epoch-NNNNN`` inside the run's checkpoint di
   so its warmup/cosine schedule is planned exactly as before), Python's RNG state, variable paths
   and shapes (checked on restore).
 
-Each folder is written under a temporary name and renamed into place; ``latest.json`` is then
-replaced atomically. A crash, ``kill -9`` or a full disk at any moment leaves the previous
+Each folder is written under a temporary name, fsynced and renamed into place; ``latest.json``
+is then replaced atomically. A crash, ``kill -9`` or a full disk at any moment leaves the previous
 checkpoint complete and ``latest.json`` pointing at it. States with a NaN/Inf loss or weight are
-never saved (see `StopOnDivergence`).
+never saved (see `StopOnDivergence`). By default the state is copied in memory at the end of the
+epoch and written by a background thread while the next epoch trains (one write in flight at a
+time; a write error is raised at the next save or when ``fit`` ends).
 
 Resuming continues the same run: weights, optimizer moments, the schedule step, the unfreezing
 stage and the random states all come back, so the resumed run ends where the uninterrupted one
@@ -33,94 +35,29 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
 import random
 import shutil
+import threading
 
 import keras
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError, TfxferError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
+from tfxfer.reliability.training_state import (  # noqa: F401  (TrainingState, latest_state, resume: re-exported)
+    FORMAT,
+    LATEST,
+    CheckpointError,
+    TrainingState,
+    assign_variables,
+    describe_variables,
+    global_seed_state,
+    latest_state,
+    resume,
+)
 from tfxfer.utils.atomic import atomic_path, atomic_write_json
-
-FORMAT = 1
-LATEST = "latest.json"
-
-
-class CheckpointError(TfxferError, OSError):
-    """A checkpoint could not be written (full disk, permissions); the previous one is intact."""
-
-
-@dataclasses.dataclass
-class TrainingState:
-    """The newest complete checkpoint of a run (see `latest_state`)."""
-
-    path: str
-    epoch: int
-    logs: dict
-    meta: dict
-
-    @property
-    def initial_epoch(self) -> int:
-        """The ``initial_epoch`` that continues the run."""
-        return self.epoch + 1
-
-
-def latest_state(directory) -> TrainingState | None:
-    """The newest complete checkpoint in ``directory``, or None when there is none yet."""
-    if not isinstance(directory, (str, os.PathLike)):
-        raise ArgumentTypeError("directory", directory, "a folder path")
-    directory = os.fspath(directory)
-    pointer = os.path.join(directory, LATEST)
-    if not os.path.isfile(pointer):
-        return None
-    try:
-        with open(pointer, encoding="utf-8") as f:
-            latest = json.load(f)
-        path = os.path.join(directory, os.path.basename(str(latest["path"])))
-        with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"The checkpoint in {directory} is unreadable ({type(exc).__name__}: {exc}); "
-                         "delete the folder to start over") from None
-    if meta.get("format") != FORMAT:
-        raise ModelError(f"{path} has checkpoint format {meta.get('format')!r}; this tfxfer reads {FORMAT}")
-    return TrainingState(path=path, epoch=int(meta["epoch"]), logs=meta.get("logs", {}), meta=meta)
-
-
-def _global_seed_state(create: bool = False):
-    """The state variable of Keras's global seed generator (used by unseeded ``keras.random``
-    calls). Never created while saving: in a multi-worker run only the chief saves, and creating a
-    variable there would start a collective broadcast the other workers never join."""
-    try:
-        from keras.src.backend.common import global_state
-        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR, global_seed_generator
-    except ImportError:  # pragma: no cover - private Keras API moved
-        return None
-    generator = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
-    if generator is None and create:
-        generator = global_seed_generator()
-    return None if generator is None else generator.state
-
-
-def _describe(variables):
-    return [[v.path, list(v.shape), str(v.dtype)] for v in variables]
-
-
-def _assign_all(variables, arrays, prefix, recorded, what, path):
-    if len(variables) != len(recorded):
-        raise ModelError(f"{path} holds {len(recorded)} {what} variables, the current {what} has "
-                         f"{len(variables)}: the checkpoint was written for a different model or stage")
-    for i, (variable, (rec_path, shape, _)) in enumerate(zip(variables, recorded)):
-        value = arrays[f"{prefix}{i:06d}"]
-        if list(value.shape) != list(variable.shape):
-            raise ModelError(f"{path}: {what} variable {i} ({rec_path}) has shape {list(value.shape)}, the "
-                             f"current one ({variable.path}) {list(variable.shape)}")
-        variable.assign(value)
-
 
 def _is_chief(model) -> bool:
     strategy = getattr(model, "distribute_strategy", None)
@@ -136,13 +73,15 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         unfreezer: the `GradualUnfreezing` callback of the run, if any (its stage is saved and
             restored; keep it in ``fit``'s callbacks too).
         keep: how many checkpoints to keep (>= 1); older ones are deleted after a new one is complete.
+        background: write files in a background thread (the epoch only pays for copying the state
+            in memory); False writes before ``on_epoch_end`` returns.
         verbose: print a line per save / restore.
 
     Use ``initial_epoch=ckpt.initial_epoch`` in ``fit``: 0 for a new run, the epoch after the last
     checkpoint for a restarted one. In multi-worker runs only the chief writes; all workers restore.
     """
 
-    def __init__(self, directory, *, unfreezer=None, keep: int = 2, verbose: int = 0):
+    def __init__(self, directory, *, unfreezer=None, keep: int = 2, background: bool = True, verbose: int = 0):
         super().__init__()
         if not isinstance(directory, (str, os.PathLike)):
             raise ArgumentTypeError("directory", directory, "a folder path")
@@ -157,7 +96,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.directory = os.fspath(directory)
         self.unfreezer = unfreezer
         self.keep = keep
+        self.background = bool(background)
         self.verbose = int(verbose)
+        self._writer = None
+        self._write_error = None
         self.saved = []
         self.skipped = []
         self.restored_from = None
@@ -181,6 +123,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             self.history = {}
 
     def on_train_end(self, logs=None):
+        self.wait()
         state, self._pending = self._pending, None
         if state is not None and (self.params or {}).get("epochs") == state.initial_epoch:
             self.restore(state)  # the run had already finished: hand back its final state
@@ -207,21 +150,31 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             self.save(epoch, logs)
 
     # -- save / restore ----------------------------------------------------------------------
+    def wait(self) -> None:
+        """Wait for the checkpoint being written (if any); raises `CheckpointError` if it failed."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        error, self._write_error = self._write_error, None
+        if error is not None:
+            raise error
+
     def save(self, epoch: int, logs: dict | None = None) -> str | None:
-        """Write the checkpoint of ``epoch`` now; returns its folder (None if skipped: non-finite)."""
+        """Checkpoint ``epoch`` now; returns its folder (None if skipped: non-finite). With
+        ``background=True`` the files are complete only after `wait` (or the next save)."""
         model = self.model
         optimizer = getattr(model, "optimizer", None)
         arrays = {}
         model_vars = list(model.variables)
         for i, v in enumerate(model_vars):
-            arrays[f"model/{i:06d}"] = np.asarray(v.numpy())
+            arrays[f"model/{i:06d}"] = np.array(v.numpy(), copy=True)
         opt_vars = list(optimizer.variables) if optimizer is not None else []
         for i, v in enumerate(opt_vars):
-            arrays[f"optimizer/{i:06d}"] = np.asarray(v.numpy())
+            arrays[f"optimizer/{i:06d}"] = np.array(v.numpy(), copy=True)
         if not all(np.all(np.isfinite(a)) for a in arrays.values() if a.dtype.kind == "f"):
             self.skipped.append({"epoch": epoch, "reason": "non-finite weights"})
             return None
-        seed_state = _global_seed_state()
+        seed_state = global_seed_state()
         if seed_state is not None:
             arrays["rng/keras_global"] = np.asarray(seed_state.numpy())
         np_state = np.random.get_state()
@@ -231,14 +184,31 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             "epoch": int(epoch),
             "logs": dict(logs or {}),
             "history": {k: list(v) for k, v in self.history.items()},
-            "model_variables": _describe(model_vars),
-            "optimizer_variables": _describe(opt_vars),
+            "model_variables": describe_variables(model_vars),
+            "optimizer_variables": describe_variables(opt_vars),
             "optimizer_class": type(optimizer).__name__ if optimizer is not None else None,
             "unfreezer": self.unfreezer.get_state() if self.unfreezer is not None else None,
             "python_random": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
             "numpy_random": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
         }
         name = f"epoch-{int(epoch):05d}"
+        final = os.path.join(self.directory, name)
+        self.wait()  # one write in flight at a time; a failed previous write raises here
+        if self.background:
+            self._writer = threading.Thread(target=self._write_in_background, args=(epoch, name, arrays, meta),
+                                            name=f"tfxfer-checkpoint-{epoch}", daemon=True)
+            self._writer.start()
+        else:
+            self._write(epoch, name, arrays, meta)
+        return final
+
+    def _write_in_background(self, epoch, name, arrays, meta):
+        try:
+            self._write(epoch, name, arrays, meta)
+        except CheckpointError as exc:
+            self._write_error = exc
+
+    def _write(self, epoch, name, arrays, meta):
         final = os.path.join(self.directory, name)
         previous = latest_state(self.directory) if os.path.isdir(self.directory) else None
         try:
@@ -263,17 +233,21 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self._prune(name)
         if self.verbose:
             print(f"\nResumableCheckpoint: saved epoch {epoch} to {final}")
-        return final
 
     def _prune(self, newest: str):
-        names = sorted(n for n in os.listdir(self.directory) if n.startswith("epoch-") and n[6:].isdigit())
+        entries = os.listdir(self.directory)
+        names = sorted(n for n in entries if n.startswith("epoch-") and n[6:].isdigit())
         for old in names[: max(0, len(names) - self.keep)]:
             if old != newest:
                 shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
+        for stale in entries:  # temporaries of a write that a kill -9 interrupted
+            if stale.startswith(".epoch-") and ".tmp-" in stale:
+                shutil.rmtree(os.path.join(self.directory, stale), ignore_errors=True)
 
     def restore(self, state: TrainingState | None = None, *, weights_only: bool = False) -> TrainingState | None:
         """Load ``state`` (default: the newest) into the model, optimizer, unfreezer and RNGs
         (``weights_only``: the model's variables alone)."""
+        self.wait()
         state = state or self.state
         if state is None:
             return None
@@ -283,7 +257,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                 arrays = {k: npz[k] for k in npz.files}
         except (OSError, ValueError) as exc:
             raise ModelError(f"{state.path}/arrays.npz is unreadable ({exc})") from None
-        _assign_all(list(model.variables), arrays, "model/", meta["model_variables"], "model", state.path)
+        assign_variables(list(model.variables), arrays, "model/", meta["model_variables"], "model", state.path)
         self.history = {k: list(v) for k, v in meta.get("history", {}).items()}
         self.restored_from = state.path
         if weights_only:
@@ -305,9 +279,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                         optimizer.build(model.trainable_variables)
                 else:
                     optimizer.build(model.trainable_variables)
-            _assign_all(list(optimizer.variables), arrays, "optimizer/", meta["optimizer_variables"],
+            assign_variables(list(optimizer.variables), arrays, "optimizer/", meta["optimizer_variables"],
                         "optimizer", state.path)
-        seed_state = _global_seed_state(create="rng/keras_global" in arrays)
+        seed_state = global_seed_state(create="rng/keras_global" in arrays)
         if seed_state is not None and "rng/keras_global" in arrays:
             seed_state.assign(arrays["rng/keras_global"])
         version, internal, gauss = meta["python_random"]
@@ -324,6 +298,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             "directory": self.directory,
             "unfreezer": keras.saving.serialize_keras_object(self.unfreezer) if self.unfreezer else None,
             "keep": self.keep,
+            "background": self.background,
             "verbose": self.verbose,
         }
 
@@ -331,14 +306,3 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def from_config(cls, config):
         return cls(**config)
 
-
-def resume(directory) -> int:
-    """The ``initial_epoch`` that continues the run checkpointed in ``directory`` (0: none yet).
-
-    Example:
-        >>> from tfxfer.reliability import resume
-        >>> resume("/nonexistent/run")
-        0
-    """
-    state = latest_state(directory)
-    return 0 if state is None else state.initial_epoch

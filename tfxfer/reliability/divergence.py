@@ -111,7 +111,7 @@ class StopOnDivergence(keras.callbacks.Callback):
         where = f"epoch {d['epoch']}" + (f", batch {d['batch']}" if d["batch"] is not None else "")
         last = None
         if self.checkpoint_dir is not None:
-            from tfxfer.reliability.checkpoint import latest_state
+            from tfxfer.reliability.training_state import latest_state
 
             state = latest_state(self.checkpoint_dir)
             last = state.path if state is not None else None

@@ -1,0 +1,106 @@
+"""The on-disk training state of `ResumableCheckpoint`: format, reading, and restore helpers.
+
+A checkpoint directory holds ``latest.json`` (a pointer, replaced atomically) and one folder per
+kept epoch (``epoch-NNNNN/arrays.npz`` + ``state.json``). `latest_state` reads the newest complete
+one; `resume` gives the ``initial_epoch`` that continues the run.
+
+Example:
+    >>> from tfxfer.reliability.training_state import latest_state
+    >>> latest_state("/nonexistent/run") is None
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from tfxfer.errors import ArgumentTypeError, ModelError, TfxferError
+
+FORMAT = 1
+LATEST = "latest.json"
+
+
+class CheckpointError(TfxferError, OSError):
+    """A checkpoint could not be written (full disk, permissions); the previous one is intact."""
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """The newest complete checkpoint of a run (see `latest_state`)."""
+
+    path: str
+    epoch: int
+    logs: dict
+    meta: dict
+
+    @property
+    def initial_epoch(self) -> int:
+        """The ``initial_epoch`` that continues the run."""
+        return self.epoch + 1
+
+
+def latest_state(directory) -> TrainingState | None:
+    """The newest complete checkpoint in ``directory``, or None when there is none yet."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ArgumentTypeError("directory", directory, "a folder path")
+    directory = os.fspath(directory)
+    pointer = os.path.join(directory, LATEST)
+    if not os.path.isfile(pointer):
+        return None
+    try:
+        with open(pointer, encoding="utf-8") as f:
+            latest = json.load(f)
+        path = os.path.join(directory, os.path.basename(str(latest["path"])))
+        with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"The checkpoint in {directory} is unreadable ({type(exc).__name__}: {exc}); "
+                         "delete the folder to start over") from None
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{path} has checkpoint format {meta.get('format')!r}; this tfxfer reads {FORMAT}")
+    return TrainingState(path=path, epoch=int(meta["epoch"]), logs=meta.get("logs", {}), meta=meta)
+
+
+def global_seed_state(create: bool = False):
+    """The state variable of Keras's global seed generator (used by unseeded ``keras.random``
+    calls). Never created while saving: in a multi-worker run only the chief saves, and creating a
+    variable there would start a collective broadcast the other workers never join."""
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR, global_seed_generator
+    except ImportError:  # pragma: no cover - private Keras API moved
+        return None
+    generator = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+    if generator is None and create:
+        generator = global_seed_generator()
+    return None if generator is None else generator.state
+
+
+def describe_variables(variables):
+    return [[v.path, list(v.shape), str(v.dtype)] for v in variables]
+
+
+def assign_variables(variables, arrays, prefix, recorded, what, path):
+    if len(variables) != len(recorded):
+        raise ModelError(f"{path} holds {len(recorded)} {what} variables, the current {what} has "
+                         f"{len(variables)}: the checkpoint was written for a different model or stage")
+    for i, (variable, (rec_path, shape, _)) in enumerate(zip(variables, recorded)):
+        value = arrays[f"{prefix}{i:06d}"]
+        if list(value.shape) != list(variable.shape):
+            raise ModelError(f"{path}: {what} variable {i} ({rec_path}) has shape {list(value.shape)}, the "
+                             f"current one ({variable.path}) {list(variable.shape)}")
+        variable.assign(value)
+
+
+def resume(directory) -> int:
+    """The ``initial_epoch`` that continues the run checkpointed in ``directory`` (0: none yet).
+
+    Example:
+        >>> from tfxfer.reliability import resume
+        >>> resume("/nonexistent/run")
+        0
+    """
+    state = latest_state(directory)
+    return 0 if state is None else state.initial_epoch

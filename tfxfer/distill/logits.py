@@ -93,4 +93,5 @@ def logits_model(model: keras.Model) -> keras.Model:
         raise ModelError(f"Model {model.name!r}: logit distillation needs a softmax (or linear) head; "
                          f"{head.name!r} uses {activation!r}")
     logits = DenseLogits(head, name=f"{head.name}_logits")(head.input)
-    return keras.Model(model.inputs, logits, name=f"{model.name}_logits")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, logits, name=f"{model.name}_logits")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import warnings
 
 from tfxfer.errors import MissingDependencyError
 
@@ -36,7 +37,9 @@ def tfmot():
     tf_keras()
     before = os.environ.get("TF_USE_LEGACY_KERAS")
     try:
-        module = importlib.import_module("tensorflow_model_optimization")
+        with warnings.catch_warnings():  # TFMOT 0.8.1 compares versions with deprecated distutils
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = importlib.import_module("tensorflow_model_optimization")
     except ImportError as exc:
         raise MissingDependencyError(
             "tensorflow-model-optimization", TFMOT_INSTALL,

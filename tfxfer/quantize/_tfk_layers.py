@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import types
+import uuid
 
 from tfxfer.quantize._deps import tf_keras
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+_OPS: dict = {}  # KerasOp key -> (operation, args, kwargs, tensor positions)
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,11 +57,24 @@ def tfk_layers() -> types.SimpleNamespace:
             return inputs * tf.nn.relu6(inputs + 3.0) * (1.0 / 6.0)
 
     class KerasOp(tfk.layers.Layer):
-        """Replays ``operation(*args, **kwargs)``; tensors come in as a flat list, constants are kept."""
+        """Replays ``operation(*args, **kwargs)``; tensors come in as a flat list, constants are kept.
 
-        def __init__(self, operation, args, kwargs, positions, **kw):
+        The operation is not serializable, so the config holds a key into a per-process table:
+        enough for the clones TFMOT makes, not for saving to disk.
+        """
+
+        def __init__(self, operation=None, args=(), kwargs=None, positions=(), op_key=None, **kw):
             super().__init__(**kw)
-            self.operation, self.args, self.op_kwargs, self.positions = operation, args, kwargs, positions
+            if op_key is not None:
+                operation, args, kwargs, positions = _OPS[op_key]
+            else:
+                op_key = uuid.uuid4().hex
+                _OPS[op_key] = (operation, args, kwargs or {}, list(positions))
+            self.op_key = op_key
+            self.operation, self.args, self.op_kwargs, self.positions = operation, args, kwargs or {}, positions
+
+        def get_config(self):
+            return dict(super().get_config(), op_key=self.op_key)
 
         def call(self, tensors):
             tensors = tensors if isinstance(tensors, (list, tuple)) else [tensors]

@@ -27,6 +27,19 @@ def fit_dataset(train, *, batch_size: int, shuffle: bool = True, seed: int = 0, 
     return as_dataset(train, batch_size=batch_size, shuffle=shuffle, seed=seed, name=name)
 
 
+def steps_per_epoch(train, *, batch_size: int) -> int:
+    """Batches per epoch: from the array length, else the dataset's cardinality, else by counting."""
+    import math
+
+    import tensorflow as tf
+
+    if isinstance(train, tuple) and len(train) == 2 and not isinstance(train[0], tf.data.Dataset):
+        return max(1, math.ceil(len(train[0]) / batch_size))
+    dataset = fit_dataset(train, batch_size=batch_size, shuffle=False)
+    cardinality = int(dataset.cardinality())
+    return cardinality if cardinality > 0 else sum(1 for _ in dataset)
+
+
 def first_labels(dataset) -> np.ndarray:
     for batch in dataset.take(1):
         return np.asarray(batch[1])

@@ -198,12 +198,21 @@ def cmd_predict(args) -> int:
     return EXIT_OK
 
 
+def _image_model(model, command):
+    if model.image_size is None:
+        from tfxfer.errors import ArgumentError
+
+        raise ArgumentError("model", model.path, f"must be an image model for `tfxfer {command}`; text and NER "
+                            "models are evaluated and exported by `tfxfer run` (their report has both)")
+    return model
+
+
 def cmd_evaluate(args) -> int:
     _import_tensorflow(args)
     from tfxfer.pipeline.inference import evaluation_data, load_model
     from tfxfer.pipeline.metrics import classification_metrics
 
-    model = load_model(args.model)
+    model = _image_model(load_model(args.model), "evaluate")
     x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels, split=args.split,
                                   class_names=model.class_names, limit=args.limit)
     metrics = classification_metrics(model.predict(x), y, names)
@@ -223,7 +232,7 @@ def cmd_export(args) -> int:
     from tfxfer.export import export_all
     from tfxfer.pipeline.inference import evaluation_data, load_model
 
-    model = load_model(args.model)
+    model = _image_model(load_model(args.model), "export")
     if model.kind != "keras":
         from tfxfer.errors import ArgumentError
 

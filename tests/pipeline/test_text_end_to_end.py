@@ -56,6 +56,7 @@ def test_text_classification_recipe(text_inputs, tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("good film: ") and {lines[0].split(": ")[1].split()[0]} <= {"pos", "neg"}
     assert "is a text .tflite file" in _one_error(capsys, ["predict", result.tflite, "good film"])
+    assert "must be an image model for `tfxfer evaluate`" in _one_error(capsys, ["evaluate", result.run_dir, reviews])
 
 
 def test_ner_recipe(text_inputs, tmp_path, capsys):

@@ -101,26 +101,31 @@ def test_unlabeled_rows_only_get_the_distillation_term():
 
 
 def test_feature_distillation_reaches_into_nested_backbones():
-    from tfxfer.models import build_model
+    from tests.quantize.helpers import tiny_transfer
 
-    teacher = build_model("mobilenet_v2", 3, input_size=(32, 32), weights=None, freeze=False)
-    student = build_model("efficientnet_lite0", 3, input_size=(32, 32), weights=None)
-    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
-    tensor = resolve_layer_output(student, "efficientnet_lite0/block4a_expand_conv")
-    assert tuple(tensor.shape[1:]) == (4, 4, 240)
+    teacher = tiny_transfer(size=16, classes=3, top=24, name="teacher")
+    student = tiny_transfer(size=16, classes=3, top=16, name="student")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    tensor = resolve_layer_output(student, "backbone/top_conv")
+    assert tuple(tensor.shape[1:]) == (4, 4, 16)
     result = distill(teacher, student, (x, np.arange(8) % 3), epochs=1, batch_size=8,
-                     feature_pairs=[("mobilenet_v2/block_6_expand", "efficientnet_lite0/block4a_expand_conv"),
-                                    ("pool", "pool")])
+                     feature_pairs=[("backbone/top_conv", "backbone/top_conv"),
+                                    ("backbone/top_conv", "backbone/residual_add"), ("pool", "pool")])
     distiller = result.distiller
-    assert [a.name for a in distiller.feature_adapters] == ["adapter_1"]  # 240 -> 192 channels; pool matches
+    # (4, 4, 24) vs (4, 4, 16): a 16 -> 24 projection; (4, 4, 24) vs (8, 8, 8): both pooled, then 8 -> 24.
+    assert [a.name for a in distiller.feature_adapters] == ["adapter_1", "adapter_2", "adapter_3"]
+    assert [tuple(a.kernel.shape) for a in distiller.feature_adapters] == [(16, 24), (8, 24), (16, 24)]
+    assert distiller._pool_pair == {1: False, 2: True, 3: False}
     adapter = distiller.feature_adapters[0]
-    assert adapter.kernel.shape == (240, 192)
+    assert np.isfinite(result.history["distillation_loss"][0])
     assert not teacher_variables_in(result.student, teacher)
     assert id(adapter.kernel) not in {id(v) for v in result.student.weights}
-    with pytest.raises(UnknownNameError, match="block4a_expnd"):
-        distill(teacher, student, (x, np.arange(8) % 3), feature_pairs=[("pool", "efficientnet_lite0/block4a_expnd")])
+    with pytest.raises(UnknownNameError, match="top_cnv"):
+        distill(teacher, student, (x, np.arange(8) % 3), feature_pairs=[("pool", "backbone/top_cnv")])
     with pytest.raises(ModelError, match="not a nested model"):
         resolve_layer_output(student, "pool/x")
+    with pytest.raises(ModelError, match="cannot be matched"):
+        distill(teacher, student, (x, np.arange(8) % 3), feature_pairs=[("backbone/top_conv", "pool")])
 
 
 def test_distiller_config_round_trip():

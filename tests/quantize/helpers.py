@@ -19,7 +19,8 @@ def bars(n: int, *, size: int = 16, seed: int = 0):
     return np.clip(x, 0, 255).astype("float32"), y
 
 
-def tiny_transfer(*, size: int = 16, classes: int = 2, mode: str = "tf", extra=None, name: str = "tiny"):
+def tiny_transfer(*, size: int = 16, classes: int = 2, mode: str = "tf", extra=None, top: int = 16,
+                  name: str = "tiny"):
     """raw pixels -> Preprocess -> nested backbone (Conv/BN/ReLU6, depthwise, residual Add) -> pool -> dropout -> head."""
     import keras
 
@@ -37,7 +38,7 @@ def tiny_transfer(*, size: int = 16, classes: int = 2, mode: str = "tf", extra=N
     y = keras.layers.Add(name="residual_add")([y, z])
     if extra is not None:
         y = extra(y)
-    y = keras.layers.Conv2D(16, 3, strides=2, padding="same", name="top_conv")(y)
+    y = keras.layers.Conv2D(top, 3, strides=2, padding="same", name="top_conv")(y)
     y = keras.layers.ReLU(name="top_relu")(y)
     backbone = keras.Model(b_in, y, name="backbone")
     inputs = keras.Input((size, size, 3), name="image")

@@ -36,7 +36,7 @@ def test_imports_are_lazy_and_tfmot_does_not_leak_the_legacy_switch():
         import json, os, sys
         import keras
         import tfxfer, tfxfer.quantize, tfxfer.distill, tfxfer.export
-        from tfxfer.quantize import bridge, qat, prune, cluster, selective, sparsity
+        from tfxfer.quantize import bridge, clustering, pruning, qat, selective, sparsity
         loaded = [m for m in ("tf_keras", "tensorflow_model_optimization") if m in sys.modules]
         from tfxfer.quantize._deps import tfmot
         tfmot()

@@ -47,10 +47,15 @@ def first_labels(dataset) -> np.ndarray:
 
 
 def loss_for(source_model, dataset):
-    """The loss `tfxfer.recipes.default_loss` picks for the Keras 3 source model and these labels."""
-    from tfxfer.recipes import default_loss
-
-    return default_loss(source_model, first_labels(dataset))
+    """The loss that fits the source model's output activation and the label format (as `fine_tune` picks)."""
+    activation = getattr(getattr(source_model.layers[-1], "activation", None), "__name__", None)
+    labels = first_labels(dataset)
+    if activation == "softmax":
+        one_hot = labels.ndim >= 2 and labels.shape[-1] > 1
+        return "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
+    if activation == "sigmoid":
+        return "binary_crossentropy"
+    return "mse"
 
 
 def fit(tfk_model, source_model, train, *, val=None, epochs: int, learning_rate: float, batch_size: int,

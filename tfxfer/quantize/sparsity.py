@@ -7,13 +7,13 @@ Example:
     >>> import numpy as np, keras
     >>> from tfxfer.quantize import sparsity_report, zipped_size
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="d")])
-    >>> model.get_layer("d").kernel.assign(np.diag([1.0, 2.0, 3.0, 4.0]))
+    >>> _ = model.get_layer("d").kernel.assign(np.diag([1.0, 2.0, 3.0, 4.0]))
     >>> report = sparsity_report(model)
     >>> report.layers[0]["name"], report.layers[0]["sparsity"]
     ('d', 0.75)
-    >>> sizes = zipped_size(bytes(1000))
-    >>> sizes["plain_bytes"], sizes["zipped_bytes"] < 100
-    (1000, True)
+    >>> sizes = zipped_size(bytes(100_000))
+    >>> sizes["plain_bytes"], sizes["zipped_bytes"] < 1000
+    (100000, True)
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ test-fast: venv
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: venv
-	$(PY) benchmarks/run_all.py
+	for b in benchmarks/[a-z]*.py; do $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -50,6 +50,11 @@ _EXPORTS = {
     "probe_backbone": "tfxfer.transfer",
     "attach_l2sp": "tfxfer.transfer",
     "L2SP": "tfxfer.transfer",
+    "export_student": "tfxfer.distill",
+    "retention_report": "tfxfer.distill",
+    "train_qat": "tfxfer.quantize",
+    "selective_int8": "tfxfer.quantize",
+    "to_tf_keras": "tfxfer.quantize",
 }
 
 _SUBPACKAGES = ("augment", "backbones", "data", "distill", "export", "freezing", "optim", "pipeline",

@@ -105,8 +105,8 @@ def test_default_image_recipe_on_a_tiny_folder(image_folder, tmp_path):
     from tfxfer.pipeline import load_config, run_pipeline
 
     cfg = load_config(recipe("image_classification"), overrides=tiny_overrides(image_folder, extra=[
-        "export.benchmark=false", "export.variants=[int8]"]))
-    assert cfg.data.augment == "light" and cfg.train.class_weight == "balanced"
+        "export.benchmark=false", "export.variants=[int8]", "quantize.enabled=false", "data.augment=light"]))
+    assert cfg.train.class_weight == "balanced" and cfg.data.color_mode == "grayscale"
     result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
     manifest = _check_outputs(result.run_dir, "image_classification", channels=1)
     assert result.tflite and result.gate_passed and 0.0 <= result.metrics["accuracy"] <= 1.0

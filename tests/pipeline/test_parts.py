@@ -1,6 +1,7 @@
 """Smaller pieces of the pipeline: fingerprints, data sources, metrics, the learning-rate log, the console."""
 
 import io
+import json
 import os
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from tfxfer.errors import ArgumentError, ConfigError
 from tfxfer.pipeline.config import load_config
+from tfxfer.pipeline.context import RunContext
 from tfxfer.pipeline.fingerprint import arrays_fingerprint, fingerprint, package_fingerprint, path_fingerprint
 from tfxfer.pipeline.metrics import classification_metrics, reliability
 from tfxfer.pipeline.sources import resolve_source
@@ -122,3 +124,32 @@ def test_console_modes():
     assert quiet.keras_verbose == 0 and normal.keras_verbose == 2  # not a terminal: one line per epoch
     with pytest.raises(ArgumentError, match=r"`verbosity` must be 0"):
         Console(3)
+
+
+def _result(variant, passed, drop):
+    from tfxfer.export.gate import VariantResult
+
+    return VariantResult(variant=variant, path=None, passed=passed, failures=[] if passed else [f"drop {drop}"],
+                         examples=10, max_abs_error=0.1, mean_abs_error=0.01, top1_agreement=0.9, keras_accuracy=0.8,
+                         tflite_accuracy=0.8 - drop / 100, accuracy_drop=drop, ece_keras=None, ece_tflite=None,
+                         per_class=[], thresholds={})
+
+
+@pytest.mark.parametrize("qat_passes, expected", [(True, True), (False, False)])
+def test_a_passing_qat_file_supersedes_a_failing_post_training_int8(tmp_path, qat_passes, expected):
+    from tfxfer.pipeline.export_stages import record_gate
+
+    cfg = load_config(text="data: {source: x}\nexport: {variants: [float32, int8], deliver: int8}")
+    ctx = RunContext(cfg, tmp_path)
+    exports = {v: {"path": f"export/m_{v}.tflite", "size_bytes": 1000, "sidecar": f"export/m_{v}.json"}
+               for v in ("float32", "int8", "int8_qat")}
+    results = {"float32": _result("float32", True, 0.0), "int8": _result("int8", False, 2.7),
+               "int8_qat": _result("int8_qat", qat_passes, 0.4 if qat_passes else 3.0)}
+    out = record_gate(ctx, exports, results, {}, deliver="int8_qat" if qat_passes else None)
+    assert out["passed"] is expected
+    if qat_passes:
+        assert out["deliver"] == "export/m_int8_qat.tflite" and out["failed"] == []
+    else:
+        assert out["deliver"] is None and out["failed"] == ["int8", "int8_qat"]
+    assert [r["gate"] for r in out["rows"]] == ["pass", "FAIL", "pass" if qat_passes else "FAIL"]
+    assert json.loads((tmp_path / "export" / "m_int8.json").read_text())["gate"]["passed"] is False

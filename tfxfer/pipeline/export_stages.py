@@ -107,10 +107,18 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
                          "max_abs_error": r.max_abs_error}
         atomic_write_json(sidecar, entry)
     rows = export_rows(exports, results, benches, cfg.export.threads)
-    passed = all(r.passed for r in results.values())
+    # A passing quantization-aware int8 file supersedes the post-training int8 file: the latter stays in
+    # the table (marked FAIL if it failed) as the baseline QAT had to beat, but does not fail the run.
+    superseded = ["int8"] if "int8_qat" in results and results["int8_qat"].passed and "int8" in results else []
+    passed = all(r.passed for v, r in results.items() if v not in superseded)
+    for v in superseded:
+        if not results[v].passed:
+            console.info(f"  {v} (post-training) failed its gate; the quantization-aware int8_qat file passed "
+                         "and is delivered instead")
     key = deliver or cfg.export.deliver
     deliver = exports[key]["path"] if results[key].passed else None
-    gate = {"passed": passed, "failed": [v for v, r in results.items() if not r.passed],
+    gate = {"passed": passed, "failed": [v for v, r in results.items() if not r.passed and v not in superseded],
+            "superseded": superseded,
             "results": {v: r.to_dict() for v, r in results.items()},
             "benchmarks": {v: b.to_dict() for v, b in benches.items()}}
     for entry in gate["results"].values():
@@ -118,7 +126,8 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
     gate_path = ctx.path("export", "gate.json")
     atomic_write_json(gate_path, gate)
     table_path = ctx.path("export", "table.json")
-    atomic_write_json(table_path, {"rows": rows, "deliver": deliver, "deliver_variant": key, "passed": passed})
+    atomic_write_json(table_path, {"rows": rows, "deliver": deliver, "deliver_variant": key, "passed": passed,
+                                   "superseded": superseded})
     for row in rows:
         console.info(f"  {row['variant']:<8} {row['size_kib']:>9.1f} KiB  "
                      f"{'-' if row['latency_ms'] is None else format(row['latency_ms'], '.2f')} ms  "

@@ -136,6 +136,9 @@ def export_section(run, figures) -> str:
     failures = [f"{r['variant']}: {f}" for r in export["rows"] for f in r.get("failures", [])]
     for f in failures:
         out.append(f'<p class="fail">{esc(f)}</p>')
+    for v in export.get("superseded", []):
+        out.append(f'<p class="muted">{esc(v)} is the post-training baseline: the quantization-aware int8_qat '
+                   "file replaces it and decides the run.</p>")
     deliver = export.get("deliver")
     out.append(f"<p>Deliverable: <code>{esc(deliver)}</code> (with a <code>.json</code> sidecar of labels and its "
                "gate result).</p>" if deliver else '<p class="fail">No variant passed the gate to deliver.</p>')

@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: venv
-	$(PY) -m tfxfer.demo
+	$(VENV)/bin/tfxfer run pipelines/quick.yaml
 
 test: venv
 	$(PY) -m pytest -q -n 2 --dist worksteal $(PYTEST_ARGS)

@@ -106,6 +106,25 @@ class UnsafeFileError(TfxferError, ValueError):
     """A file would execute code or write outside its directory if loaded as asked."""
 
 
+class TrainingDivergedError(TfxferError, FloatingPointError):
+    """The loss (or a weight) became NaN or infinite during training.
+
+    Attributes ``epoch``, ``batch``, ``value`` and ``checkpoint`` (the last good checkpoint kept,
+    or None) say where it happened and what to resume from.
+    """
+
+    def __init__(self, message: str, *, epoch=None, batch=None, value=None, checkpoint=None):
+        self.epoch = epoch
+        self.batch = batch
+        self.value = value
+        self.checkpoint = checkpoint
+        super().__init__(message)
+
+
+class CheckpointError(TfxferError, OSError):
+    """A checkpoint could not be written (full disk, permissions); the previous one is intact."""
+
+
 def suggest(received: str, known: Iterable[str]) -> list[str]:
     """Close matches of ``received`` among ``known`` (for error messages)."""
     return difflib.get_close_matches(str(received), sorted(known), n=3, cutoff=0.5)

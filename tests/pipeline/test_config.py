@@ -94,11 +94,11 @@ def test_missing_source_and_bad_yaml_and_duplicates(tmp_path):
 def test_overrides_are_yaml_scalars():
     cfg = load_config(text="data: {source: x}", overrides=[
         "train.epochs=3", "train.base_lr=2.5e-4", "model.weights=null", "model.input_size=[32, 32]",
-        "data.source=/some/folder", "export.thresholds.int8.max_accuracy_drop=2", "train.stages={0: 1, 2: 3}",
-        "name=my run"])
+        "data.source=/some/my folder", "export.thresholds.int8.max_accuracy_drop=2", "train.stages={0: 1, 2: 3}",
+        "name=my-run.v2"])
     assert cfg.train.epochs == 3 and cfg.train.base_lr == pytest.approx(2.5e-4)
     assert cfg.model.weights is None and cfg.model.input_size == (32, 32)
-    assert cfg.data.source == "/some/folder" and cfg.name == "my run"
+    assert cfg.data.source == "/some/my folder" and cfg.name == "my-run.v2"
     assert cfg.export.thresholds["int8"]["max_accuracy_drop"] == 2.0
     assert dict(cfg.train.stages) == {0: 1, 2: 3}
     assert parse_override("a.b=") == (["a", "b"], None)
@@ -115,6 +115,12 @@ def test_overrides_are_yaml_scalars():
 def test_bad_overrides(item, message):
     with pytest.raises(ConfigError, match=message):
         load_config(text="data: {source: x}", overrides=[item])
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "runs/x", "my run", ".hidden", "", "x" * 65])
+def test_run_name_must_be_a_plain_file_name(name):
+    with pytest.raises(ConfigError, match=r"`name` names the run folder .* Received: "):
+        load_config(text="data: {source: x}", overrides=[f"name={name!r}"])
 
 
 def test_resolved_config_round_trips():

@@ -69,6 +69,10 @@ def test_ner_recipe(text_inputs, tmp_path, capsys):
     assert manifest["data"]["class_names"][0] == "O"
     assert 0.0 <= result.metrics["entity_f1"] <= 1.0
     assert "Per entity type" in html and "geo-loc" in html
+    assert os.listdir(os.path.join(result.run_dir, "tensorboard"))  # NER logs like the other recipes
+    with open(os.path.join(result.run_dir, "model", "history.json")) as f:
+        history = json.load(f)
+    assert history["lr_steps"] and history["lr_steps"][-1]["epoch"] > cfg.train.head_epochs - 1e-6
     assert cli.main(["predict", result.run_dir, "zoe visits paris", "--json", "-q"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["text"] == "zoe visits paris" and isinstance(row["result"], str)

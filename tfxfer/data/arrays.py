@@ -115,6 +115,9 @@ def image_dataset_from_arrays(
     images = np.asarray(x)
     if images.ndim not in (3, 4):
         raise ArgumentError("x", images.shape, "must have shape (n, height, width[, channels])")
+    if images.dtype.kind not in "buif":  # complex would silently lose its imaginary part, objects fail later
+        raise ArgumentError("x", f"an array of dtype {images.dtype}",
+                            "must hold real numbers (uint8 or float pixels in 0-255)")
     image_size = check_image_size(image_size if image_size is not None else images.shape[1:3])
     batch_size = check_batch_size(batch_size)
     check_fractions(validation_split, test_split)

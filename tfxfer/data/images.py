@@ -245,13 +245,19 @@ def image_dataset_from_csv(
         raise ArgumentError("label_mode", label_mode, 'must be "int" or "categorical"')
     label_mode = "multi_hot" if multi else (label_mode or "int")
     root = os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(csv_path))
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        columns = reader.fieldnames or []
-        for col in (path_column, label_column, split_column):
-            if col is not None and col not in columns:
-                raise DataError(f"Column {col!r} not found in {csv_path}; columns are {columns}")
-        rows = list(reader)
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f, delimiter=delimiter)
+            columns = reader.fieldnames or []
+            for col in (path_column, label_column, split_column):
+                if col is not None and col not in columns:
+                    raise DataError(f"Column {col!r} not found in {csv_path}; columns are {columns}")
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{csv_path} is not valid utf-8 text (byte {exc.start}): is it really a CSV "
+                        "table? Save it as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{csv_path} is not a readable CSV table: {exc}") from None
     skipped, parsed = [], []
     for line_no, row in enumerate(rows, start=2):
         path = (row.get(path_column) or "").strip()

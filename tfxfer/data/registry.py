@@ -9,7 +9,7 @@ for non-commercial / research use only.
 name               train   val     test    classes / notes
 =================  ======  ======  ======  ==========================================================
 elpv                2100     262     262   functional / defective (defect probability > 0.5); 300x300 gray
-animal_mnist        8000    1000    1000   10 animal silhouettes, 28x28 gray; made split (ships none)
+animal_mnist        8005    1001     994   10 animal silhouettes, 28x28 gray; made split (ships none)
 fashion_mnist      54000    6000   10000   10 clothes classes, 28x28 gray; official test split
 sentiment_movies    8456    1056    1056   negative / positive (human mean rating != 0)
 sentiment_tweets    3356     420     420   negative / positive
@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import warnings
 
 import numpy as np
@@ -117,9 +118,10 @@ _INFOS = {
         "label = probability > 0.5. extras: defect_probability, module_type (mono/poly)."),
     "animal_mnist": DatasetInfo(
         "animal_mnist", "Animal-MNIST silhouettes", "image_classification",
-        {"train": 8000, "val": 1000, "test": 1000}, "MIT", True, "animal-mnist",
+        {"train": 8005, "val": 1001, "test": 994}, "MIT", True, "animal-mnist",
         "pip install --no-deps animal-mnist==0.4", "Sina Mohammadi, PyPI animal-mnist 0.4",
-        "ships no split: stratified 80/10/10, seed 0", "10,000 28x28 grayscale silhouettes, 1,000 per class."),
+        "ships no split: stratified 80/10/10, seed 0, identical images kept in one split",
+        "10,000 28x28 grayscale silhouettes, 1,000 per class (9,716 distinct)."),
     "fashion_mnist": DatasetInfo(
         "fashion_mnist", "Fashion-MNIST", "image_classification",
         {"train": 54000, "val": 6000, "test": 10000}, "MIT", True, "dataset-fashion-mnist (Debian)",
@@ -189,7 +191,10 @@ def _indices(info, x, y, extras):
         inner = stratified_split(y[train_pool], validation_split=0.1, seed=SPLIT_SEED)
         return {"train": train_pool[inner["train"]], "val": train_pool[inner["val"]],
                 "test": np.flatnonzero(official == "test")}
-    groups = [str(t) for t in x] if x.dtype == object else None  # identical texts stay together
+    if x.dtype == object:  # identical texts stay together
+        groups = [str(t) for t in x]
+    else:  # identical images too (Animal-MNIST repeats 284 of its 10,000 silhouettes)
+        groups = [hashlib.sha256(np.ascontiguousarray(t).tobytes()).hexdigest() for t in x]
     return stratified_split(y, validation_split=0.1, test_split=0.1, seed=SPLIT_SEED, groups=groups)
 
 
@@ -212,7 +217,7 @@ def load(name: str) -> LoadedDataset:
         >>> animals = data.load("animal_mnist")
         >>> x_train, y_train = animals.train
         >>> x_train.shape, animals.class_names[:3], animals.licence
-        ((8000, 28, 28, 1), ['bear', 'bird', 'cat'], 'MIT')
+        ((8005, 28, 28, 1), ['bear', 'bird', 'cat'], 'MIT')
     """
     info = describe(name)
     if info.name == "wnut16":

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from tfxfer.errors import ArgumentTypeError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
 
 
 def load_interpreter(model, *, num_threads: int | None = None):
@@ -25,10 +25,19 @@ def load_interpreter(model, *, num_threads: int | None = None):
     from ai_edge_litert.interpreter import Interpreter
 
     if isinstance(model, (bytes, bytearray)):
-        return Interpreter(model_content=bytes(model), num_threads=num_threads)
-    if isinstance(model, (str, os.PathLike)):
-        return Interpreter(model_path=os.fspath(model), num_threads=num_threads)
-    raise ArgumentTypeError("model", model, "a .tflite path or its bytes")
+        kwargs, what = {"model_content": bytes(model)}, f"the {len(model)} .tflite bytes"
+    elif isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if not os.path.isfile(path):
+            raise ArgumentError("model", path, "an existing .tflite file")
+        kwargs, what = {"model_path": path}, path
+    else:
+        raise ArgumentTypeError("model", model, "a .tflite path or its bytes")
+    try:
+        return Interpreter(num_threads=num_threads, **kwargs)
+    except (ValueError, RuntimeError) as exc:  # LiteRT: "not a valid Flatbuffer buffer", bad ops, ...
+        raise ModelError(f"{what} is not a loadable .tflite model (truncated or corrupt?): "
+                         f"{str(exc).strip()[:300]}") from exc
 
 
 def quantize_input(images: np.ndarray, detail: dict) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 
@@ -157,6 +158,9 @@ def export_all(
     from tfxfer.export.tflite import export_tflite
     from tfxfer.utils.atomic import atomic_write_json
 
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ArgumentError("name", name, "must be letters, digits, '.', '_' or '-' (no path separators): "
+                            "it prefixes the file names in out_dir")
     variants = tuple(variants)
     if not variants or len(set(variants)) != len(variants):
         raise ArgumentError("variants", variants, "must list distinct variants")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 
 import yaml
 
@@ -231,9 +232,16 @@ def _choice(path, value, choices):
         raise ConfigError(f"`{path}` must be one of {', '.join(map(repr, choices))}. Received: {value!r}.{hint}")
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Checks across keys and choices that types alone cannot express."""
     _choice("task", cfg.task, TASKS)
+    if not _SAFE_NAME.fullmatch(cfg.name or ""):
+        raise ConfigError("`name` names the run folder (runs/<name>) and the exported files, so it must be "
+                          "letters, digits, '.', '_' or '-' (no spaces or '/', at most 64 characters). "
+                          f"Received: {cfg.name!r}")
     d, m, t, e = cfg.data, cfg.model, cfg.train, cfg.export
     if not d.source:
         raise ConfigError("`data.source` is required: a packaged data set name (see `tfxfer datasets`), "

@@ -79,11 +79,15 @@ def register_custom_objects() -> None:
 
 
 def load_keras(path):
-    """``keras.saving.load_model`` (safe mode, not compiled) after registering tfxfer's objects."""
-    import keras
+    """A ``.keras`` model in safe mode, not compiled, after registering tfxfer's objects.
+
+    Goes through `tfxfer.reliability.load_model`, so a truncated file is a `ModelError` and a file
+    holding code (Lambda layers) is an `UnsafeFileError` that names the opt-in, never a traceback.
+    """
+    from tfxfer.reliability.safe_load import load_model as safe_load_model
 
     register_custom_objects()
-    return keras.saving.load_model(path, compile=False)
+    return safe_load_model(path, compile=False)
 
 
 def load_model(path) -> LoadedModel:

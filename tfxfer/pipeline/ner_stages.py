@@ -32,6 +32,7 @@ def _words(x):
 def run_finetune(ctx):
     import keras
 
+    from tfxfer.pipeline.image_stages import tensorboard
     from tfxfer.pipeline.training_log import LearningRateLog
     from tfxfer.text import build_token_classifier, fit_token_classifier
 
@@ -41,7 +42,7 @@ def run_finetune(ctx):
     model = build_token_classifier(encoder(ctx), data.class_names, dropout=cfg.model.dropout)
     words, tags = _words(data.train[0]), _tags(data, data.train[1])
     val = (_words(data.val[0]), _tags(data, data.val[1])) if data.val is not None else None
-    history, stages = {}, []
+    history, stages, lr_log = {}, [], LearningRateLog()
 
     def merge(h):
         for k, v in h.history.items():
@@ -54,16 +55,17 @@ def run_finetune(ctx):
         stages.append({"epoch": 0, "label": "head on frozen encoder", "learning_rate": t.base_lr,
                        "trainable_groups": ["head"]})
         merge(fit_token_classifier(model, words, tags, freeze=True, epochs=t.head_epochs, learning_rate=t.base_lr,
-                                   **common))
+                                   callbacks=[*tensorboard(ctx, "head"), lr_log], **common))
     if t.epochs:
         lr = t.base_lr * t.unfreeze_lr_factor
         console.info(f"  fine-tune: {t.epochs} epochs, whole encoder, peak lr {lr:g}")
+        lr_log.epoch_offset = float(t.head_epochs)
         stages.append({"epoch": t.head_epochs, "label": "fine-tune encoder + head", "learning_rate": lr,
                        "trainable_groups": ["encoder", "head"]})
         merge(fit_token_classifier(model, words, tags, epochs=t.epochs, learning_rate=lr,
-                                   layer_decay=t.layer_decay if t.layer_decay < 1 else None, **common))
-    # fit_token_classifier takes no callbacks: no TensorBoard or learning-rate log for NER runs
-    return save_model(ctx, model, data, history, stages, LearningRateLog())
+                                   layer_decay=t.layer_decay if t.layer_decay < 1 else None,
+                                   callbacks=[*tensorboard(ctx, "finetune"), lr_log], **common))
+    return save_model(ctx, model, data, history, stages, lr_log)
 
 
 def run_evaluate(ctx):

@@ -19,8 +19,9 @@ Example:
     1
 """
 
+from tfxfer.errors import CheckpointError, TrainingDivergedError
 from tfxfer.reliability.checkpoint import ResumableCheckpoint
-from tfxfer.reliability.training_state import CheckpointError, TrainingState, latest_state, resume
+from tfxfer.reliability.training_state import TrainingState, latest_state, resume
 from tfxfer.reliability.determinism import enable_determinism
 from tfxfer.reliability.distribute import (
     STRATEGIES,
@@ -32,7 +33,7 @@ from tfxfer.reliability.distribute import (
     local_tf_configs,
     shard_dataset,
 )
-from tfxfer.reliability.divergence import StopOnDivergence, TrainingDivergedError
+from tfxfer.reliability.divergence import StopOnDivergence
 from tfxfer.reliability.filenames import safe_filename, safe_join
 from tfxfer.reliability.inputs import check_training_arrays
 from tfxfer.reliability.safe_load import KerasFileReport, load_model, load_yaml, scan_keras_file

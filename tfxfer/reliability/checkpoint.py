@@ -45,11 +45,10 @@ import threading
 import keras
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, CheckpointError, ModelError
 from tfxfer.reliability.training_state import (  # noqa: F401  (TrainingState, latest_state, resume: re-exported)
     FORMAT,
     LATEST,
-    CheckpointError,
     TrainingState,
     assign_variables,
     describe_variables,

@@ -26,18 +26,7 @@ import math
 import keras
 import numpy as np
 
-from tfxfer.errors import ArgumentTypeError, TfxferError
-
-
-class TrainingDivergedError(TfxferError, FloatingPointError):
-    """The loss (or a weight) became NaN or infinite during training."""
-
-    def __init__(self, message: str, *, epoch=None, batch=None, value=None, checkpoint=None):
-        self.epoch = epoch
-        self.batch = batch
-        self.value = value
-        self.checkpoint = checkpoint
-        super().__init__(message)
+from tfxfer.errors import ArgumentTypeError, TrainingDivergedError
 
 
 def _finite(value) -> bool:

@@ -39,6 +39,8 @@ def check_training_arrays(model, data, *, name: str = "train", require_classes: 
     if not (isinstance(data, tuple) and len(data) == 2):
         return
     x, y = np.asarray(data[0]), np.asarray(data[1])
+    if x.dtype.kind in "USO" and _takes_strings(model):
+        return  # a text model (raw strings in): its tokenizer checks the texts
     if x.dtype.kind not in "fiub":
         raise DataError(f"`{name}` images must be a real numeric array (raw 0-255 pixels); got dtype {x.dtype}")
     expected = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
@@ -66,6 +68,11 @@ def check_training_arrays(model, data, *, name: str = "train", require_classes: 
     if require_classes and len(np.unique(y)) < 2:
         raise DataError(f"`{name}` holds a single class ({int(y[0])}): a classifier needs examples of at least "
                         "2 classes")
+
+
+def _takes_strings(model) -> bool:
+    inputs = getattr(model, "inputs", None) or []
+    return len(inputs) == 1 and "string" in str(getattr(inputs[0], "dtype", ""))
 
 
 def finite_guard(dataset):

@@ -16,14 +16,10 @@ import dataclasses
 import json
 import os
 
-from tfxfer.errors import ArgumentTypeError, ModelError, TfxferError
+from tfxfer.errors import ArgumentTypeError, ModelError
 
 FORMAT = 1
 LATEST = "latest.json"
-
-
-class CheckpointError(TfxferError, OSError):
-    """A checkpoint could not be written (full disk, permissions); the previous one is intact."""
 
 
 @dataclasses.dataclass

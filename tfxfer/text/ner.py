@@ -88,7 +88,7 @@ def _encode(model, words, tags, tag_names, strategy, scheme):
                         sequence_length=parts.sequence_length, strategy=strategy, scheme=scheme)
 
 
-def _head_on_features(model, encoded, val, *, epochs, batch_size, learning_rate, verbose):
+def _head_on_features(model, encoded, val, *, epochs, batch_size, learning_rate, verbose, callbacks=()):
     """Train the head layers alone on encoder outputs computed once (frozen encoder)."""
     from tfxfer.text.tuning import freeze_encoder
 
@@ -108,13 +108,14 @@ def _head_on_features(model, encoded, val, *, epochs, batch_size, learning_rate,
         val_features = pooled.predict(val.inputs, batch_size=batch_size, verbose=0)
         val_data = (val_features, val.labels, val.weights)
     return head.fit(features, encoded.labels, sample_weight=encoded.weights, validation_data=val_data,
-                    epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose)
+                    epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
+                    callbacks=list(callbacks))
 
 
 def fit_token_classifier(model: keras.Model, words, tags, *, tag_names, scheme: str = "BIO",
                          strategy: str = "first", validation_data=None, epochs: int = 3,
                          batch_size: int = 16, learning_rate: float | None = None, layer_decay: float | None = None,
-                         head_lr_multiplier: float = 1.0, freeze: bool = False, verbose: int = 1):
+                         head_lr_multiplier: float = 1.0, freeze: bool = False, callbacks=(), verbose: int = 1):
     """Train a token classifier on word lists and their tags.
 
     Args:
@@ -128,6 +129,7 @@ def fit_token_classifier(model: keras.Model, words, tags, *, tag_names, scheme: 
         head_lr_multiplier: the head's rate relative to ``learning_rate`` in the fine-tune (a new
             head often wants 10-20x the encoder's rate).
         freeze: keep the encoder frozen and train the head on encoder outputs computed once.
+        callbacks: Keras callbacks for ``fit`` (TensorBoard, a learning-rate log, early stopping...).
 
     Returns:
         The Keras ``History``.
@@ -143,14 +145,14 @@ def fit_token_classifier(model: keras.Model, words, tags, *, tag_names, scheme: 
         val = _encode(model, validation_data[0], validation_data[1], tag_names, strategy, scheme)
     if freeze:
         return _head_on_features(model, encoded, val, epochs=epochs, batch_size=batch_size,
-                                 learning_rate=learning_rate or 1e-3, verbose=verbose)
+                                 learning_rate=learning_rate or 1e-3, verbose=verbose, callbacks=callbacks)
     tokens = token_model(model)
     val_data = (val.inputs, val.labels, val.weights) if val is not None else None
     return fine_tune_text(tokens, encoded.inputs, encoded.labels, sample_weight=encoded.weights,
                           validation_data=val_data, epochs=epochs, batch_size=batch_size,
                           learning_rate=learning_rate or 5e-5, layer_decay=layer_decay,
                           head_lr_multiplier=head_lr_multiplier, metrics=[],
-                          verbose=verbose)
+                          callbacks=callbacks, verbose=verbose)
 
 
 def predict_word_tags(model: keras.Model, words, *, tag_names, scheme: str = "BIO", strategy: str = "first",

@@ -2,7 +2,7 @@
 
     tfxfer run RECIPE [--set key.sub=value ...] [--resume] [--force] [--out DIR] [-q | -v]
     tfxfer predict MODEL INPUTS... [--top K] [--json]     (images; texts for text / NER models)
-    tfxfer evaluate MODEL DATA [--split test] [--limit N] [--json]
+    tfxfer evaluate MODEL DATA [--split test] [--limit N] [--json]   (images; text tables / CoNLL for text / NER)
     tfxfer export MODEL DATA [--variants float32,int8] [--out DIR] [--no-benchmark] [--saved-model NAME]
     tfxfer datasets [list [--task T] | describe NAME]
     tfxfer backbones [--family F]
@@ -62,11 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     _add_verbosity(p)
 
-    p = sub.add_parser("evaluate", help="accuracy, per-class metrics and calibration of a model on labelled data")
+    p = sub.add_parser("evaluate", help="accuracy, per-class metrics and calibration of a model on labelled data "
+                       "(entity-level F1 for NER models)")
     p.add_argument("model", help="a .keras or .tflite file, or a run directory")
-    p.add_argument("data", help="a packaged data set name, a folder of class sub-folders, or a CSV table")
+    p.add_argument("data", help="a packaged data set name, a folder of class sub-folders, or a CSV table; for a "
+                   "text classifier a CSV / TSV / JSONL table, for an NER model a CoNLL file")
     p.add_argument("--split", default="test", help="split of a packaged data set (default test)")
-    p.add_argument("--limit", type=int, help="evaluate at most this many images")
+    p.add_argument("--limit", type=int, help="evaluate at most this many images (texts, sentences)")
+    p.add_argument("--text-column", default="text", help="text column (CSV / TSV) or field (JSONL) of a text table")
+    p.add_argument("--label-column", default="label", help="label column or field of a text table")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     _add_verbosity(p)
 
@@ -212,7 +216,15 @@ def cmd_evaluate(args) -> int:
     from tfxfer.pipeline.inference import evaluation_data, load_model
     from tfxfer.pipeline.metrics import classification_metrics
 
-    model = _image_model(load_model(args.model), "evaluate")
+    model = load_model(args.model)
+    if model.image_size is None:  # text classifier or NER model: labelled texts, tables or CoNLL files
+        from tfxfer.pipeline.text_eval import evaluate_text_model, format_text_metrics
+
+        metrics = evaluate_text_model(model, args.data, split=args.split, limit=args.limit,
+                                      text_column=args.text_column, label_column=args.label_column)
+        print(json.dumps(metrics) if args.json else
+              format_text_metrics(metrics, title=f"{os.path.basename(model.path)} on {args.data}"))
+        return EXIT_OK
     x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels, split=args.split,
                                   class_names=model.class_names, limit=args.limit)
     metrics = classification_metrics(model.predict(x), y, names)

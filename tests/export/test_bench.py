@@ -73,3 +73,29 @@ def test_export_all_argument_errors(trained_model, color_data, tmp_path):
                           ({"eval_data": xt, "variants": ("float32",)}, "must carry labels")]:
         with pytest.raises(ArgumentError, match=match):
             export_all(trained_model, tmp_path, **{"eval_data": (xt, yt), "benchmark": False, **kwargs})
+
+
+def test_token_id_models_get_every_input_filled(tmp_path):
+    """A text .tflite (token ids + padding mask): both inputs are fed, ids in range, mask all ones."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tfxfer.export import _bench_worker
+
+    ids = keras.Input((8,), dtype="int32", name="token_ids")
+    mask = keras.Input((8,), dtype="int32", name="padding_mask")
+    x = keras.layers.Embedding(128, 4)(ids) * keras.ops.expand_dims(keras.ops.cast(mask, "float32"), -1)
+    model = keras.Model([ids, mask], keras.layers.Dense(2)(keras.ops.sum(x, axis=1)))
+    path = tmp_path / "text.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+
+    interpreter, run = _bench_worker._prepare(Interpreter, np, str(path), 1, 2, np.random.default_rng(0))
+    run()
+    fed = {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_input_details()}
+    by_kind = {("mask" if "mask" in k else "ids"): v for k, v in fed.items()}
+    assert by_kind["mask"].shape == by_kind["ids"].shape == (2, 8) and (by_kind["mask"] == 1).all()
+    assert 1 <= by_kind["ids"].min() and by_kind["ids"].max() < 5
+    result = benchmark_tflite(path, threads=(1,), warmup=1, runs=3, memory=False)
+    assert result.latency["1"]["median_ms"] > 0

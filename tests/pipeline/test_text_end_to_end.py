@@ -64,13 +64,18 @@ def test_ner_recipe(text_inputs, tmp_path, capsys):
     from tfxfer.pipeline import load_config, run_pipeline
 
     preset, _, tags = text_inputs
-    cfg = load_config(recipe("ner"), overrides=tiny_text_overrides(tags, preset))
+    cfg = load_config(recipe("ner"), overrides=tiny_text_overrides(
+        tags, preset, extra=["export.benchmark=true", "export.bench_runs=2", "export.threads=[1]"]))
     result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
     manifest, html = _check(result.run_dir, "ner", "dynamic")
     assert manifest["data"]["class_names"][0] == "O"
     assert 0.0 <= result.metrics["entity_f1"] <= 1.0
     assert "Per entity type" in html and "geo-loc" in html
     assert os.listdir(os.path.join(result.run_dir, "tensorboard"))  # NER logs like the other recipes
+    assert "export/ner_dynamic.tflite" in manifest["gate"]["deliver"]
+    with open(os.path.join(result.run_dir, "export", "table.json")) as f:
+        rows = json.load(f)["rows"]
+    assert rows and all(row["latency_ms"] > 0 for row in rows)  # token-id files benchmarked in LiteRT
     with open(os.path.join(result.run_dir, "model", "history.json")) as f:
         history = json.load(f)
     assert history["lr_steps"] and history["lr_steps"][-1]["epoch"] > cfg.train.head_epochs - 1e-6

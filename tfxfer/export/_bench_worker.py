@@ -30,28 +30,42 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _fill(np, detail, shape, rng):
+    """Plausible data for one input: pixels for images (quantized as the file asks), token ids
+    for text models, all-ones padding masks and all-zero segment ids."""
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail["quantization"]
+    name = detail["name"].lower()
+    if dtype.kind in "iu" and not scale:  # token-id model input
+        if "mask" in name:
+            return np.ones(shape, dtype)
+        if "segment" in name or "type" in name:
+            return np.zeros(shape, dtype)
+        return rng.integers(1, 5, shape).astype(dtype)  # small ids fit any vocabulary; latency ignores values
+    pixels = rng.uniform(0, 255, shape).astype(np.float32)
+    if dtype.kind == "f":
+        return pixels.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(pixels / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
 def _prepare(Interpreter, np, path, threads, batch_size, rng):
     interpreter = Interpreter(model_path=path, num_threads=int(threads))
-    inp = interpreter.get_input_details()[0]
+    inputs = interpreter.get_input_details()
     out = interpreter.get_output_details()[0]
-    shape = [batch_size, *[int(d) for d in inp["shape"][1:]]]
-    if int(inp["shape_signature"][0]) == -1:
-        interpreter.resize_tensor_input(inp["index"], shape)
-    else:
+    shapes = []
+    for inp in inputs:
         shape = [int(d) for d in inp["shape"]]
+        if int(inp["shape_signature"][0]) == -1:
+            shape[0] = batch_size
+            interpreter.resize_tensor_input(inp["index"], shape)
+        shapes.append(shape)
     interpreter.allocate_tensors()
-    pixels = rng.uniform(0, 255, shape).astype(np.float32)
-    dtype = np.dtype(inp["dtype"])
-    if dtype.kind == "f":
-        data = pixels.astype(dtype)
-    else:
-        scale, zero_point = inp["quantization"]
-        q = np.round(pixels / scale) + zero_point if scale else pixels
-        info = np.iinfo(dtype)
-        data = np.clip(q, info.min, info.max).astype(dtype)
+    feeds = [(inp["index"], _fill(np, inp, shape, rng)) for inp, shape in zip(inputs, shapes)]
 
     def run():
-        interpreter.set_tensor(inp["index"], data)
+        for index, data in feeds:
+            interpreter.set_tensor(index, data)
         interpreter.invoke()
         interpreter.get_tensor(out["index"])
 

@@ -5,8 +5,6 @@ export (token-id TFLite + vocab) -> verify.
 
 from __future__ import annotations
 
-import numpy as np
-
 from tfxfer.pipeline.runner import Stage
 from tfxfer.pipeline.text_stages import (
     _data_config,
@@ -69,21 +67,13 @@ def run_finetune(ctx):
 
 
 def run_evaluate(ctx):
-    from tfxfer.text import entity_scores
+    from tfxfer.pipeline.text_eval import ner_metrics
     from tfxfer.text.ner import predict_word_tags
 
     data, model = text_splits(ctx), ctx.model()
     words, true = _words(data.eval[0]), _tags(data, data.eval[1])
     pred, _ = predict_word_tags(model, words, tag_names=data.class_names, batch_size=ctx.cfg.train.batch_size)
-    scores = entity_scores(true, pred)
-    flat_true = [t for s in true for t in s]
-    flat_pred = [p for s in pred for p in s]
-    metrics = {"split": data.eval_split, "num_examples": len(words), "entity_f1": round(scores.f1, 4),
-               "entity_precision": round(scores.precision, 4), "entity_recall": round(scores.recall, 4),
-               "tag_accuracy": round(float(np.mean([a == b for a, b in zip(flat_true, flat_pred)])), 4),
-               "entities": [{"type": k, "precision": round(v["precision"], 4), "recall": round(v["recall"], 4),
-                             "f1": round(v["f1"], 4), "support": v["support"]} for k, v in sorted(scores.per_type.items())],
-               "ece": None}
+    metrics = {"split": data.eval_split, **ner_metrics(true, pred), "ece": None}
     wrong = [i for i, (a, b) in enumerate(zip(true, pred)) if a != b]
     shown = [{"index": i, "true": _spans(words[i], true[i]), "predicted": _spans(words[i], pred[i]),
               "confidence": None, "text": " ".join(words[i])} for i in wrong[:ctx.cfg.report.misclassified]]
@@ -91,7 +81,8 @@ def run_evaluate(ctx):
     atomic_write_json(mis_path, {"count": len(wrong), "shown": shown})
     path = ctx.path("eval", "metrics.json")
     atomic_write_json(path, metrics)
-    ctx.console.info(f"  {data.eval_split} entity F1 {scores.f1:.4f} (P {scores.precision:.3f}, R {scores.recall:.3f})")
+    ctx.console.info(f"  {data.eval_split} entity F1 {metrics['entity_f1']:.4f} (P {metrics['entity_precision']:.3f}, "
+                     f"R {metrics['entity_recall']:.3f})")
     return {"entity_f1": metrics["entity_f1"], "tag_accuracy": metrics["tag_accuracy"], "split": data.eval_split,
             "artefacts": [ctx.rel(path), ctx.rel(mis_path)]}
 

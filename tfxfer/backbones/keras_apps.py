@@ -62,8 +62,31 @@ def _static_app(constructor_name: str, input_shape, weights, *, include_top: boo
     return builder(constructor_name, input_shape, weights)
 
 
+# Keras's EfficientNetB0-B7 ImageNet files store the channel standard deviations as the input
+# Normalization layer's *variance* (tensorflow/tensorflow#49930); the constructor compensates with
+# an extra Rescaling layer, but only when called with weights="imagenet". A local copy of those
+# weights loads into a model built without it, so the inputs would be scaled wrongly.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _fix_efficientnet_normalization(model: keras.Model) -> None:
+    """After loading a local EfficientNetB* ImageNet file: turn the stored std into a variance."""
+    import numpy as np
+
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Normalization) or getattr(layer, "adapt_variance", None) is None:
+            continue
+        mean = np.ravel(keras.ops.convert_to_numpy(layer.adapt_mean))
+        variance = np.ravel(keras.ops.convert_to_numpy(layer.adapt_variance))
+        if np.allclose(mean, _IMAGENET_MEAN, atol=1e-4) and np.allclose(variance, _IMAGENET_STD, atol=1e-4):
+            std = np.asarray(_IMAGENET_STD, "float32")
+            layer.adapt_variance.assign(np.reshape(np.square(std), tuple(layer.adapt_variance.shape)))
+            layer.finalize_state()  # recompute the mean / variance tensors the layer divides by
+
+
 def _spec(name, family, constructor_name, input_size, preprocessing, groups, *, min_input_size=32,
-          params=None, static_shape=False, **kwargs) -> BackboneSpec:
+          params=None, static_shape=False, after_load=None, **kwargs) -> BackboneSpec:
     if static_shape:
         builder = functools.partial(_static_app, constructor_name, include_top=False)
         top_builder = functools.partial(_static_app, constructor_name, include_top=True)
@@ -80,6 +103,7 @@ def _spec(name, family, constructor_name, input_size, preprocessing, groups, *, 
         groups=tuple(groups),
         min_input_size=min_input_size,
         params=params,
+        after_load=after_load,
     )
 
 
@@ -272,7 +296,7 @@ def keras_application_specs() -> tuple[BackboneSpec, ...]:
         *(_spec(name, "resnet_v2", ctor, 224, "tf", _resnet_groups(blocks, v2=True), params=params)
           for name, ctor, blocks, params in resnet_v2),
         *(_spec(f"efficientnet_{v}", "efficientnet", f"EfficientNet{v.upper()}", size, "none",
-                _efficientnet_groups(7), params=params)
+                _efficientnet_groups(7), params=params, after_load=_fix_efficientnet_normalization)
           for v, size, params in efficientnet),
         *(_spec(f"efficientnet_v2_{v}", "efficientnet_v2", f"EfficientNetV2{v.upper()}", size, "none",
                 _efficientnet_groups(stages), params=params, include_preprocessing=True)

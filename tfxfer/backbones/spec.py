@@ -59,6 +59,8 @@ class BackboneSpec:
             (``top_builder``), used by LEEP/NCE transferability scores.
         top_builder: optional ``top_builder(input_shape, weights)`` returning the full ImageNet
             classifier (softmax output), same preprocessing as ``builder``.
+        after_load: optional ``after_load(model)`` run after a local weights file is loaded, for
+            architectures whose constructor does something only when ``weights="imagenet"``.
     """
 
     name: str
@@ -71,6 +73,7 @@ class BackboneSpec:
     params: int | None = None
     source: str = "keras-applications"
     top_builder: Builder | None = None
+    after_load: Callable[[keras.Model], None] | None = None
 
     @property
     def has_imagenet_head(self) -> bool:
@@ -104,6 +107,8 @@ class BackboneSpec:
                 raise ArgumentError(
                     "weights", path, f"could not be loaded into backbone {self.name!r} ({type(exc).__name__}: {exc})"
                 ) from exc
+            if self.after_load is not None:
+                self.after_load(model)
         else:
             raise ArgumentError("weights", weights, 'must be "imagenet", None, or a file path')
         model.name = self.name

@@ -116,8 +116,6 @@ def _determinism(out, export_path):
 
     from tests.reliability.tiny import tiny_data
 
-    import numpy as np
-
     x, _ = tiny_data()
     interpreter = Interpreter(model_path=export_path)
     interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)

@@ -49,7 +49,7 @@ def run_distill(ctx):
     from tfxfer.freezing import freeze_backbone, unfreeze
     from tfxfer.models import build_model
     from tfxfer.pipeline.image_data import take_images
-    from tfxfer.pipeline.image_stages import _weights, image_size_of, splits, tensorboard
+    from tfxfer.pipeline.image_stages import image_size_of, splits, tensorboard
     from tfxfer.pipeline.training_log import LearningRateLog
     from tfxfer.recipes import fine_tune
 

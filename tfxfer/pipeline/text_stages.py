@@ -119,7 +119,7 @@ def run_finetune(ctx):
     from tfxfer.pipeline.training_log import LearningRateLog
     from tfxfer.text import fine_tune_text, text_class_weights
 
-    cfg, t, console = ctx.cfg, ctx.cfg.train, ctx.console
+    t, console = ctx.cfg.train, ctx.console
     data = text_splits(ctx)
     model = build(ctx, len(data.class_names))
     class_weight = text_class_weights(data.train[1], num_classes=len(data.class_names)) \

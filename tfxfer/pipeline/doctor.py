@@ -46,15 +46,10 @@ def _parse(version: str | None):
 
 
 def installed_versions(names=PACKAGES) -> dict:
-    from importlib import metadata
+    """``{distribution: version or None}`` of the packages the doctor checks."""
+    from tfxfer.pipeline.manifest import package_versions
 
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions(names)
 
 
 def check_versions(versions: dict, *, env=None) -> list[Check]:

@@ -20,6 +20,51 @@ def check_learning_rate(value) -> float:
     return float(value)
 
 
+def check_layer_types(layer_types, *, kind: str, known) -> None:
+    """Each of ``layer_types`` must be one of the ``known`` tf_keras class names."""
+    from tfxfer.errors import UnknownNameError
+
+    for t in layer_types:
+        if t not in known:
+            raise UnknownNameError(kind, t, known)
+
+
+def select_layers(bridged, layer_types, skip) -> set[str]:
+    """Names of ``bridged.model``'s layers of exactly one of ``layer_types`` (tf_keras class names)
+    and not in ``skip`` (each must name a layer)."""
+    from tfxfer.errors import UnknownNameError
+
+    tfk = tf_keras()
+    classes = tuple(getattr(tfk.layers, t) for t in layer_types)
+    names = [layer.name for layer in bridged.model.layers]
+    for name in skip:
+        if name not in names:
+            raise UnknownNameError("layer", name, names)
+    # Exact types only: DepthwiseConv2D subclasses Conv2D in tf_keras and must not match.
+    chosen = {layer.name for layer in bridged.model.layers if type(layer) in classes and layer.name not in skip}
+    if not chosen:
+        raise ArgumentError("layer_types", list(layer_types), "matched no layer of the model")
+    return chosen
+
+
+def clone_wrapped(bridged, chosen, wrap_layer, *, train_bn: bool):
+    """``bridged.model`` cloned with ``wrap_layer(layer)`` (made trainable) for the ``chosen`` layers;
+    ``train_bn`` lets BatchNormalization layers train (they keep the source flags otherwise)."""
+    tfk = tf_keras()
+    if train_bn:
+        for layer in bridged.model.layers:
+            if isinstance(layer, tfk.layers.BatchNormalization):
+                layer.trainable = True
+
+    def wrap(layer):
+        if layer.name in chosen:
+            layer.trainable = True
+            return wrap_layer(layer)
+        return layer
+
+    return tfk.models.clone_model(bridged.model, clone_function=wrap)
+
+
 def fit_dataset(train, *, batch_size: int, shuffle: bool = True, seed: int = 0, name: str = "train"):
     """``(x, y)`` arrays or a batched ``tf.data.Dataset`` -> a batched dataset tf_keras can fit on."""
     from tfxfer.recipes import as_dataset

@@ -23,9 +23,15 @@ import dataclasses
 
 import keras
 
-from tfxfer.errors import ArgumentError, UnknownNameError
-from tfxfer.quantize._deps import tf_keras, tfmot
-from tfxfer.quantize._training import check_positive_int, fit
+from tfxfer.errors import ArgumentError
+from tfxfer.quantize._deps import tfmot
+from tfxfer.quantize._training import (
+    check_layer_types,
+    check_positive_int,
+    clone_wrapped,
+    fit,
+    select_layers,
+)
 from tfxfer.quantize.bridge import BridgedModel, to_tf_keras, weights_to_keras
 from tfxfer.quantize.sparsity import SparsityReport, sparsity_report
 
@@ -76,35 +82,14 @@ def cluster(model, train, *, clusters: int = 16, epochs: int = 1, learning_rate:
     check_positive_int("epochs", epochs)
     if init not in INITS:
         raise ArgumentError("init", init, "must be one of " + ", ".join(INITS))
-    for t in layer_types:
-        if t not in LAYER_TYPES:
-            raise UnknownNameError("clusterable layer type", t, LAYER_TYPES)
+    check_layer_types(layer_types, kind="clusterable layer type", known=LAYER_TYPES)
     bridged = model if isinstance(model, BridgedModel) else to_tf_keras(model)
-    tfk = tf_keras()
     clustering = tfmot().clustering.keras
-    names = [layer.name for layer in bridged.model.layers]
-    for name in skip:
-        if name not in names:
-            raise UnknownNameError("layer", name, names)
-    classes = tuple(getattr(tfk.layers, t) for t in layer_types)
-    chosen = {layer.name for layer in bridged.model.layers if type(layer) in classes and layer.name not in skip}
-    if not chosen:
-        raise ArgumentError("layer_types", list(layer_types), "matched no layer of the model")
+    chosen = select_layers(bridged, layer_types, tuple(skip))
     centroid_init = getattr(clustering.CentroidInitialization, init.upper())
-
-    def wrap(layer):
-        if layer.name in chosen:
-            layer.trainable = True
-            return clustering.cluster_weights(layer, number_of_clusters=clusters,
-                                              cluster_centroids_init=centroid_init,
-                                              preserve_sparsity=bool(preserve_sparsity))
-        return layer
-
-    if train_bn:
-        for layer in bridged.model.layers:
-            if isinstance(layer, tfk.layers.BatchNormalization):
-                layer.trainable = True
-    wrapped = tfk.models.clone_model(bridged.model, clone_function=wrap)
+    wrapped = clone_wrapped(bridged, chosen, lambda layer: clustering.cluster_weights(
+        layer, number_of_clusters=clusters, cluster_centroids_init=centroid_init,
+        preserve_sparsity=bool(preserve_sparsity)), train_bn=train_bn)
     history = fit(wrapped, bridged.source, train, val=val, epochs=epochs, learning_rate=learning_rate,
                   batch_size=batch_size, verbose=verbose, seed=seed)
     stripped = clustering.strip_clustering(wrapped)

@@ -28,9 +28,16 @@ import math
 
 import keras
 
-from tfxfer.errors import ArgumentError, UnknownNameError
-from tfxfer.quantize._deps import tf_keras, tfmot
-from tfxfer.quantize._training import check_positive_int, fit, steps_per_epoch
+from tfxfer.errors import ArgumentError
+from tfxfer.quantize._deps import tfmot
+from tfxfer.quantize._training import (
+    check_layer_types,
+    check_positive_int,
+    clone_wrapped,
+    fit,
+    select_layers,
+    steps_per_epoch,
+)
 from tfxfer.quantize.bridge import BridgedModel, to_tf_keras, weights_to_keras
 from tfxfer.quantize.sparsity import SparsityReport, sparsity_report
 
@@ -58,21 +65,6 @@ class PruneResult:
     pruned_layers: list
     history: dict
     settings: dict
-
-
-def _selected(bridged: BridgedModel, layer_types, skip) -> list[str]:
-    tfk = tf_keras()
-    classes = tuple(getattr(tfk.layers, t) for t in layer_types)
-    names = [layer.name for layer in bridged.model.layers]
-    for name in skip:
-        if name not in names:
-            raise UnknownNameError("layer", name, names)
-    chosen = []
-    for layer in bridged.model.layers:
-        # Exact types only: DepthwiseConv2D subclasses Conv2D in tf_keras and must not match.
-        if type(layer) in classes and layer.name not in skip:
-            chosen.append(layer.name)
-    return chosen
 
 
 def prune(model, train, *, target_sparsity: float = 0.5, epochs: int = 2, learning_rate: float = 1e-4,
@@ -116,13 +108,11 @@ def prune(model, train, *, target_sparsity: float = 0.5, epochs: int = 2, learni
         raise ArgumentError("target_sparsity", target_sparsity, "must be 0.5 with structured='2:4'")
     if not 0.0 < float(end_fraction) <= 1.0:
         raise ArgumentError("end_fraction", end_fraction, "must be in (0, 1]")
-    for t in layer_types:
-        if t not in LAYER_TYPES:
-            raise UnknownNameError("prunable layer type", t, LAYER_TYPES)
+    check_layer_types(layer_types, kind="prunable layer type", known=LAYER_TYPES)
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
     bridged = model if isinstance(model, BridgedModel) else to_tf_keras(model)
-    tfk = tf_keras()
+    chosen = select_layers(bridged, layer_types, tuple(skip))
     sparsity = tfmot().sparsity.keras
     total = max(1, steps_per_epoch(train, batch_size=batch_size) * epochs)
     if schedule == "polynomial" and total < 2:
@@ -138,24 +128,11 @@ def prune(model, train, *, target_sparsity: float = 0.5, epochs: int = 2, learni
                                                     begin_step=0, end_step=end_step, frequency=frequency)
     else:
         pruning_schedule = sparsity.ConstantSparsity(float(target_sparsity), begin_step=0, frequency=frequency)
-    chosen = set(_selected(bridged, layer_types, tuple(skip)))
-    if not chosen:
-        raise ArgumentError("layer_types", list(layer_types), "matched no layer of the model")
     options = {"pruning_schedule": pruning_schedule}
     if structured == "2:4":
         options["sparsity_m_by_n"] = (2, 4)
-
-    def wrap(layer):
-        if layer.name in chosen:
-            layer.trainable = True
-            return sparsity.prune_low_magnitude(layer, **options)
-        return layer
-
-    if train_bn:
-        for layer in bridged.model.layers:
-            if isinstance(layer, tfk.layers.BatchNormalization):
-                layer.trainable = True
-    wrapped = tfk.models.clone_model(bridged.model, clone_function=wrap)
+    wrapped = clone_wrapped(bridged, chosen, lambda layer: sparsity.prune_low_magnitude(layer, **options),
+                            train_bn=train_bn)
     history = fit(wrapped, bridged.source, train, val=val, epochs=epochs, learning_rate=learning_rate,
                   batch_size=batch_size, callbacks=[sparsity.UpdatePruningStep()], verbose=verbose, seed=seed)
     stripped = sparsity.strip_pruning(wrapped)

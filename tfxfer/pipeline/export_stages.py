@@ -3,7 +3,7 @@
 * ``export``: pre-flight check, then `tfxfer.export.export_tflite` per variant (int8 calibrated on
   un-augmented training images), optional TF Serving SavedModel.
 * ``verify``: `tfxfer.export.verify` per variant on the held-out split (the gate), the verdict
-  written into each file's sidecar, then `tfxfer.export.benchmark_tflite` per variant. The
+  written into each file's sidecar, then `tfxfer.export.benchmark_many` over all variants side by side. The
   ``deliver`` variant is the run's TFLite file when it passes.
 """
 
@@ -55,7 +55,7 @@ def thresholds_of(cfg):
 
 
 def run_verify(ctx):
-    from tfxfer.export import benchmark_tflite, verify
+    from tfxfer.export import verify
     from tfxfer.pipeline.image_data import take_images
     from tfxfer.pipeline.image_stages import splits
 
@@ -74,11 +74,7 @@ def run_verify(ctx):
         report = verify(model, {kind: path}, (x, y), thresholds=thresholds_of(cfg), class_names=data.class_names,
                         raise_on_failure=False, reference_outputs=reference)
         results[variant] = report[kind]
-    benches = {}
-    if cfg.export.benchmark:
-        for variant in console.progress(list(exports), desc="benchmark (LiteRT)", unit="variant"):
-            benches[variant] = benchmark_tflite(ctx.abs(exports[variant]["path"]), threads=cfg.export.threads,
-                                                runs=cfg.export.bench_runs)
+    benches = benchmark_exports(ctx, exports)
     saved = None
     if cfg.export.saved_model and all(r.passed for r in results.values()):
         from tfxfer.export import export_saved_model
@@ -135,6 +131,22 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
     artefacts = [ctx.rel(gate_path), ctx.rel(table_path)] + [e["sidecar"] for e in exports.values()]
     return {"passed": passed, "failed": gate["failed"], "deliver": deliver, "deliver_variant": key, "rows": rows,
             "saved_model": ctx.rel(saved_model) if saved_model else None, "artefacts": artefacts}
+
+
+def benchmark_exports(ctx, exports) -> dict:
+    """``{variant: BenchmarkResult}`` of every exported file, timed side by side in one LiteRT
+    process (interleaved rounds, so their latency ratios are fair), or {} with
+    ``export.benchmark: false``. Token-id (text) files get ids, an all-ones mask and zero segments."""
+    from tfxfer.export import benchmark_many
+
+    cfg = ctx.cfg
+    if not cfg.export.benchmark or not exports:
+        return {}
+    paths = {variant: ctx.abs(entry["path"]) for variant, entry in exports.items()}
+    ctx.console.info(f"  benchmark (LiteRT): {len(paths)} files, {cfg.export.bench_runs} runs each, "
+                     f"threads {list(cfg.export.threads)}")
+    measured = benchmark_many(list(paths.values()), threads=cfg.export.threads, runs=cfg.export.bench_runs)
+    return {variant: measured[path] for variant, path in paths.items()}
 
 
 def export_rows(exports, results, benches, threads) -> list[dict]:

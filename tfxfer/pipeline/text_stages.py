@@ -206,8 +206,7 @@ def gate_texts(ctx, data):
 
 
 def run_verify(ctx):
-    from tfxfer.export import benchmark_tflite
-    from tfxfer.pipeline.export_stages import record_gate, thresholds_of
+    from tfxfer.pipeline.export_stages import benchmark_exports, record_gate, thresholds_of
     from tfxfer.text import verify_text_tflite
 
     cfg, console = ctx.cfg, ctx.console
@@ -219,12 +218,7 @@ def run_verify(ctx):
         report = verify_text_tflite(model, {variant: ctx.abs(exports[variant]["path"])}, texts, labels=labels,
                                     thresholds=thresholds_of(cfg), raise_on_failure=False)
         results[variant] = report[variant]
-    benches = {}
-    if cfg.export.benchmark:
-        for variant in console.progress(list(exports), desc="benchmark (LiteRT)", unit="variant"):
-            # the worker feeds token ids, an all-ones padding mask and zero segment ids
-            benches[variant] = benchmark_tflite(ctx.abs(exports[variant]["path"]), threads=cfg.export.threads,
-                                                runs=cfg.export.bench_runs)
+    benches = benchmark_exports(ctx, exports)
     saved = None
     if cfg.export.saved_model and cfg.task == "text_classification" and all(r.passed for r in results.values()):
         from tfxfer.text import export_text_saved_model

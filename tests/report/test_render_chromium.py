@@ -13,6 +13,7 @@ from tfxfer.report import write_report
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install -y chromium)")
+EXPORT_HEADER_RGB = (0xDD, 0xE7, 0xF7)  # `#export-table th` background in tfxfer.report.html.CSS
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -36,6 +37,9 @@ def test_report_renders_with_the_export_table(tmp_path):
         stat = ImageStat.Stat(im.convert("L"))
         assert stat.stddev[0] > 20  # text, tables and figures, not a blank page
         assert len(im.convert("L").getcolors(maxcolors=1 << 16) or []) > 50
+        # the export table is in the screenshot: its header row has a colour nothing else uses
+        header = sum(n for n, rgb in im.convert("RGB").getcolors(maxcolors=1 << 22) if rgb == EXPORT_HEADER_RGB)
+        assert header > 2000, f"export table header not visible in the screenshot ({header} pixels)"
     dom = _chromium(tmp_path, "--dump-dom", url)
     assert '<table id="export-table">' in dom
     table = dom.split('<table id="export-table">', 1)[1].split("</table>", 1)[0]

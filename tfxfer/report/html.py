@@ -24,6 +24,7 @@ nav a{margin-right:14px;font-size:13px;color:#2b6cb0;text-decoration:none}
 .card .n{font-size:12px;color:#5b6573}
 table{border-collapse:collapse;font-size:13px;margin:6px 0 12px}th,td{padding:4px 10px;border-bottom:1px solid #e4e7ec;text-align:left}
 th{background:#f0f2f5;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+#export-table th{background:#dde7f7}
 .pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
 .badge.ok{background:#dafbe1;color:#1a7f37}.badge.bad{background:#ffebe9;color:#cf222e}
@@ -123,13 +124,14 @@ def render_html(run: dict, *, figures: dict) -> str:
     model = cfg.get("model", {})
     sub = " · ".join(esc(s) for s in (cfg.get("task"), model.get("backbone"), cfg.get("data", {}).get("source"),
                                       manifest.get("written")) if s)
-    nav = "".join(f'<a href="#{k}">{t}</a>' for k, t in (("data", "Data"), ("training", "Training"),
-                                                         ("evaluation", "Evaluation"), ("mistakes", "Mistakes"),
-                                                         ("export", "Export"), ("reproduce", "Reproduce")))
+    nav = "".join(f'<a href="#{k}">{t}</a>' for k, t in (("export", "Export"), ("data", "Data"),
+                                                         ("training", "Training"), ("evaluation", "Evaluation"),
+                                                         ("mistakes", "Mistakes"), ("reproduce", "Reproduce")))
+    # What ships, and whether it passed its gate, comes first; how it got there follows.
     body = [f"<h1>{esc(cfg.get('name', 'tfxfer run'))} {badge}</h1>", f'<p class="sub">{sub}</p>', f"<nav>{nav}</nav>",
-            _headline(run), sections.data_section(run, figures), sections.training_section(run, figures),
-            sections.evaluation_section(run, figures), sections.mistakes_section(run, figures),
-            sections.export_section(run, figures), sections.reproduce_section(run)]
+            _headline(run), sections.export_section(run, figures), sections.data_section(run, figures),
+            sections.training_section(run, figures), sections.evaluation_section(run, figures),
+            sections.mistakes_section(run, figures), sections.reproduce_section(run)]
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tfxfer report: "
             f"{esc(cfg.get('name', ''))}</title><meta name=\"viewport\" content=\"width=device-width\">"
             f"<style>{CSS}</style></head><body><main>{''.join(body)}</main></body></html>")

@@ -6,7 +6,8 @@
     tfxfer export MODEL DATA [--variants float32,int8] [--out DIR] [--no-benchmark] [--saved-model NAME]
     tfxfer datasets [list [--task T] | describe NAME]
     tfxfer backbones [--family F]
-    tfxfer rank DATA --candidates a,b,c [--input-size N] [--max-samples N] [--no-cost]
+    tfxfer rank RECIPE|DATA [--candidates a,b,c] [--set k=v] [--input-size N] [--max-samples N]
+                [--max-size-mib M] [--max-latency-ms L] [--probe] [--no-cost]
     tfxfer report RUN_DIR
     tfxfer doctor
 
@@ -94,12 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backbones", help="list the backbone catalog with sizes")
     p.add_argument("--family", help="only this family (e.g. efficientnet_lite, mobilenet)")
 
-    p = sub.add_parser("rank", help="rank candidate backbones on your data before training (LogME and kin)")
-    p.add_argument("data", help="a packaged data set name, a folder of class sub-folders, or a CSV table")
-    p.add_argument("--candidates", required=True, help="comma-separated catalog names, e.g. "
-                   "efficientnet_lite0,mobilenet_v2:random@96")
-    p.add_argument("--input-size", type=int, help="square input size for candidates without their own")
+    p = sub.add_parser("rank", help="rank candidate backbones on your data before training (LogME and kin)",
+                       description="Score candidate backbones on your data from one pass of frozen features, beside "
+                       "their int8 TFLite size and LiteRT latency. Given a recipe, its data, color mode and input size "
+                       "are used and the candidates default to its backbone plus efficientnet_lite0/1/2.")
+    p.add_argument("data", metavar="RECIPE|DATA", help="a recipe (.yaml), a packaged data set name, a folder of class "
+                   "sub-folders, or a CSV table")
+    p.add_argument("--candidates", help="comma-separated catalog names, e.g. efficientnet_lite0,mobilenet_v2:random@96 "
+                   "(required for DATA; for a RECIPE default: its backbone,efficientnet_lite0,efficientnet_lite1,"
+                   "efficientnet_lite2)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, as in `tfxfer run` (repeatable; RECIPE only)")
+    p.add_argument("--input-size", type=int, help="square input size for candidates without their own "
+                   "(default: the recipe's model.input_size, else each backbone's native size)")
     p.add_argument("--max-samples", type=int, default=1000, help="labelled examples to score on (default 1000)")
+    p.add_argument("--max-size-mib", type=float, help="budget: largest int8 TFLite size in MiB")
+    p.add_argument("--max-latency-ms", type=float, help="budget: largest LiteRT latency in ms")
+    p.add_argument("--probe", action="store_true", help="also run the negative-transfer probe on the top-ranked "
+                   "candidate (pretrained vs random-weights features) and print its verdict")
     p.add_argument("--no-cost", action="store_true", help="skip the int8 size / latency measurement")
     _add_verbosity(p)
 
@@ -304,18 +317,84 @@ def cmd_backbones(args) -> int:
     return EXIT_OK
 
 
+RANK_DEFAULT_CANDIDATES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+def _is_recipe(path: str) -> bool:
+    return path.lower().endswith((".yaml", ".yml"))
+
+
+def _rank_inputs(args):
+    """(data source, channels, input size or None, `Candidate` s) from ``RECIPE|DATA`` and the flags."""
+    from tfxfer.errors import ArgumentError, ConfigError
+
+    if not _is_recipe(args.data):
+        if args.overrides:
+            raise ArgumentError("--set", args.overrides[0], "applies only when ranking from a recipe (.yaml)")
+        if not args.candidates:
+            raise ArgumentError("--candidates", None, "is required when DATA is not a recipe (.yaml)")
+        size = (args.input_size, args.input_size) if args.input_size else None
+        return args.data, 3, size, _candidates(args.candidates.split(","))
+    from tfxfer.pipeline import load_config
+    from tfxfer.pipeline.sources import resolve_source
+
+    cfg = load_config(args.data, overrides=args.overrides)
+    if cfg.task != "image_classification":
+        raise ConfigError(f"{os.path.basename(args.data)}: `tfxfer rank` ranks image backbones; the recipe's task "
+                          f"is {cfg.task!r}")
+    resolve_source(cfg)  # strict: a missing folder or an unknown data set is a one-line ConfigError
+    size = (args.input_size, args.input_size) if args.input_size else cfg.model.input_size
+    if args.candidates:
+        names = args.candidates.split(",")
+    else:
+        weights = cfg.model.weights
+        own = cfg.model.backbone + ("" if weights == "imagenet" else f":{weights or 'random'}")
+        names = [own, *RANK_DEFAULT_CANDIDATES]
+    channels = 1 if cfg.data.color_mode == "grayscale" else 3
+    return cfg.data.source, channels, (tuple(size) if size else None), _candidates(names)
+
+
+def _candidates(items) -> list:
+    """Candidate strings -> `Candidate` s in order, without repeats (same backbone, weights and size)."""
+    from tfxfer.transfer.candidates import Candidate
+
+    out, seen = [], set()
+    for item in (i.strip() for i in items if i.strip()):
+        candidate = Candidate.parse(item)
+        key = (candidate.backbone, candidate.weights, candidate.input_size)
+        if key not in seen:
+            seen.add(key)
+            out.append(candidate)
+    return out
+
+
 def cmd_rank(args) -> int:
+    source, channels, size, candidates = _rank_inputs(args)
     _import_tensorflow(args)
     from tfxfer.pipeline.inference import evaluation_data
-    from tfxfer.transfer import rank_backbones
+    from tfxfer.transfer import probe_backbone, rank_backbones
 
-    size = (args.input_size, args.input_size) if args.input_size else (224, 224)
-    x, y, _ = evaluation_data(args.data, image_size=size, channels=3, split="train", limit=args.max_samples)
-    candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
-    result = rank_backbones((x, y), candidates, input_size=size if args.input_size else None,
+    budget = {k: v for k, v in (("max_size_mib", args.max_size_mib), ("max_latency_ms", args.max_latency_ms))
+              if v is not None}
+    x, y, _ = evaluation_data(source, image_size=size or (224, 224), channels=channels, split="train",
+                              limit=args.max_samples)
+    result = rank_backbones((x, y), candidates, input_size=size, budget=budget or None,
                             measure_cost=not args.no_cost, max_samples=args.max_samples,
                             verbose=1 if _verbosity(args) else 0)
     print(result.to_markdown())
+    if args.probe:
+        best = result.best
+        if best is None:
+            print("\nProbe skipped: no candidate is within the budget.")
+            return EXIT_OK
+        top = next(c for c in candidates if c.label == best["candidate"])
+        probe_size = top.input_size or size or top.spec.input_size
+        _say(args, f"Probing {top.label}: linear probe on its features vs the same architecture with random weights")
+        report = probe_backbone((x, y), top.spec, weights=top.weights, input_size=tuple(probe_size),
+                                max_samples=args.max_samples)
+        print(f"\nNegative-transfer probe for {top.label}:\n{report.to_markdown()}")
+        if top.weights is None:
+            print("(Its weights are random, so the probe compares two random initialisations.)")
     return EXIT_OK
 
 

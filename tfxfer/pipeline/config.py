@@ -73,7 +73,10 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Head on cached features, then staged top-down unfreezing (see `tfxfer.recipes.fine_tune`)."""
+    """Head on cached features, then staged top-down unfreezing (see `tfxfer.recipes.fine_tune`).
+
+    ``l2sp`` > 0 pulls the backbone towards its pretrained weights during unfreezing (L2-SP).
+    """
 
     batch_size: int = 32
     head_epochs: int = 5
@@ -86,6 +89,7 @@ class TrainConfig:
     stages: dict[int, int] | None = None
     cached_features: bool = True
     class_weight: str = "none"
+    l2sp: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,6 +269,10 @@ def validate(cfg: RunConfig) -> RunConfig:
                              ("export.bench_runs", e.bench_runs, 1), ("model.sequence_length", m.sequence_length, 4)):
         if value is not None and value < low:
             raise ConfigError(f"`{path}` must be >= {low}. Received: {value}")
+    if not 0.0 <= t.l2sp < float("inf"):
+        raise ConfigError(f"`train.l2sp` must be a finite number >= 0 (0 = off). Received: {t.l2sp}")
+    if t.l2sp > 0 and not image:
+        raise ConfigError(f"`train.l2sp` is applied by image recipes only; set it to 0 for task {cfg.task!r}")
     if t.head_epochs + t.epochs == 0:
         raise ConfigError("`train.head_epochs` and `train.epochs` cannot both be 0")
     if m.input_size is not None and min(m.input_size) < 1:

@@ -126,7 +126,7 @@ def run_finetune(ctx):
     if class_weight:
         class_weight = {int(k): float(v) for k, v in class_weight.items()}
     lr_log = LearningRateLog()
-    history, stages = {}, []
+    history, stages, l2sp_info = {}, [], None
     verbose = console.keras_verbose
     val = data.val
     cached = t.cached_features and t.head_epochs > 0
@@ -148,7 +148,8 @@ def run_finetune(ctx):
             val = val.map(lambda x, y: (x, keras.ops.one_hot(keras.ops.cast(y, "int32"), n)))
         lr_log.epoch_offset = float(head_done)
         console.info(f"  fine-tune: {t.epochs} unfreezing epochs at lr {t.base_lr * t.unfreeze_lr_factor:g}"
-                     + ("" if cached else f" after {t.head_epochs} head epochs"))
+                     + ("" if cached else f" after {t.head_epochs} head epochs")
+                     + (f", L2-SP {t.l2sp:g} towards the pretrained backbone" if t.l2sp > 0 and t.epochs else ""))
         # Per-epoch checkpoints keyed by this stage's fingerprint: a run killed mid-fine-tuning
         # continues from its last finished epoch (a changed recipe starts afresh).
         checkpoints = os.path.join(ctx.run_dir, "checkpoints", f"finetune-{ctx.memo('fingerprint:finetune', str)}")
@@ -158,7 +159,7 @@ def run_finetune(ctx):
                            layer_decay=t.layer_decay, optimizer=t.optimizer, use_cached_features=False,
                            batch_size=t.batch_size, class_weight=class_weight, bn_policy=cfg.model.bn_policy,
                            callbacks=[*tensorboard(ctx, "finetune"), lr_log], verbose=verbose,
-                           checkpoint_dir=checkpoints, seed=cfg.seed)
+                           checkpoint_dir=checkpoints, seed=cfg.seed, l2sp=t.l2sp)
         if result.resumed_from:
             console.info(f"  resumed fine-tuning from {ctx.rel(result.resumed_from)}")
         _history_entry(history, result.history)
@@ -167,7 +168,11 @@ def run_finetune(ctx):
             unfrozen = [g for g in groups if g != "head"]
             label = f"unfreeze {', '.join(unfrozen)}" if unfrozen else "head (full images)"
             stages.append({"epoch": s["epoch"] + head_done, "label": label, "learning_rate": s["learning_rate"],
-                           "trainable_groups": groups})
+                           "trainable_groups": groups, **({"l2sp": s["l2sp"]} if "l2sp" in s else {})})
+        l2sp_info = result.l2sp
+        if l2sp_info:
+            console.info(f"  L2-SP: {l2sp_info['anchored']} backbone kernels anchored, mean relative drift "
+                         f"{l2sp_info['mean_drift']:.4f}")
     model_path = ctx.path("model", "model.keras")
     with atomic_path(model_path) as tmp:
         model.save(tmp)
@@ -175,7 +180,7 @@ def run_finetune(ctx):
     ctx.remember(f"model:{ctx.rel(model_path)}", model)
     hist_path = ctx.path("model", "history.json")
     atomic_write_json(hist_path, {"history": history, "stages": stages, "lr_steps": lr_log.steps,
-                                  "head_epochs": t.head_epochs, "epochs": t.epochs})
+                                  "head_epochs": t.head_epochs, "epochs": t.epochs, "l2sp": l2sp_info})
     labels_path = ctx.path("model", "labels.json")
     atomic_write_json(labels_path, {"class_names": data.class_names, "task": cfg.task,
                                     "input_size": list(data.image_size), "channels": data.channels})

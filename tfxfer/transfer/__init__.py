@@ -6,7 +6,8 @@
   budget, and the Pareto front (`Candidate`, `Budget`, `RankingResult`).
 * `probe_backbone` / `probe_text` / `probe_features`: is the pretrained backbone better than a
   random-weights (or TF-IDF) control? A verdict with remedies (`ProbeReport`).
-* `L2SP` / `attach_l2sp`: fine-tune with weight decay towards the pretrained weights.
+* `L2SP` / `attach_l2sp` / `detach_l2sp`: fine-tune with weight decay towards the pretrained
+  weights (`tfxfer.recipes.fine_tune(..., l2sp=0.01)` and the recipe key ``train.l2sp`` do it for you).
 
 Example:
     >>> import numpy as np
@@ -28,12 +29,12 @@ from tfxfer.transfer.probe import (
     verdict_from_accuracies,
 )
 from tfxfer.transfer.ranking import ADVISORY, RankingResult, pareto_flags, rank_backbones
-from tfxfer.transfer.regularizers import L2SP, attach_l2sp, l2sp_drift
+from tfxfer.transfer.regularizers import L2SP, attach_l2sp, detach_l2sp, l2sp_drift
 from tfxfer.transfer.scores import hscore, leep, nce
 
 __all__ = [
-    "ADVISORY", "Budget", "Candidate", "L2SP", "ProbeReport", "RankingResult", "attach_l2sp", "hscore",
-    "l2sp_drift", "leep", "linear_probe_accuracy", "logme", "logme_per_target", "nce", "pareto_flags",
+    "ADVISORY", "Budget", "Candidate", "L2SP", "ProbeReport", "RankingResult", "attach_l2sp", "detach_l2sp",
+    "hscore", "l2sp_drift", "leep", "linear_probe_accuracy", "logme", "logme_per_target", "nce", "pareto_flags",
     "probe_backbone", "probe_features", "probe_text", "rank_backbones", "tfidf_accuracy",
     "verdict_from_accuracies",
 ]

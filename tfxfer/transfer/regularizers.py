@@ -195,6 +195,35 @@ def attach_l2sp(model: keras.Model, *, alpha: float = 0.01, beta: float = 0.0, b
     return attached
 
 
+def detach_l2sp(model: keras.Model) -> list[str]:
+    """Remove every `L2SP` regularizer from ``model`` (after fine-tuning), leaving the weights as they are.
+
+    The model then saves without the anchors in its config and adds no L2-SP penalty if trained
+    again. Other regularizers are left alone.
+
+    Returns:
+        The paths of the variables that were anchored (``layer_name/attribute``).
+
+    Example:
+        >>> import keras
+        >>> from tfxfer.transfer import attach_l2sp, detach_l2sp
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+        >>> _ = attach_l2sp(model, alpha=0.1)
+        >>> detach_l2sp(model), model.get_layer("d").kernel_regularizer
+        (['d/kernel'], None)
+    """
+    if not isinstance(model, keras.Model):
+        raise ArgumentTypeError("model", model, "a keras.Model")
+    detached = []
+    for layer in _leaf_layers(model):
+        for attribute, argument, variable in _kernels(layer):
+            if isinstance(variable.regularizer, L2SP) or isinstance(getattr(layer, argument, None), L2SP):
+                setattr(layer, argument, None)
+                variable.regularizer = None
+                detached.append(f"{layer.name}/{attribute}")
+    return detached
+
+
 def l2sp_drift(model: keras.Model) -> dict[str, float]:
     """Relative distance ``||w - anchor|| / ||anchor||`` of every `L2SP`-anchored variable.
 

@@ -70,7 +70,8 @@ class PreflightReport:
         if self.augmentation_layers:
             out.append(
                 "augmentation layers inside the model: " + ", ".join(self.augmentation_layers)
-                + " (remove them from the exported model and augment in tf.data, e.g. tfxfer.augment)"
+                + " (export `tfxfer.augment.strip_augmentation(model)` instead, which rebuilds the model "
+                "without them and the same weights, and augment in tf.data, e.g. tfxfer.augment)"
             )
         if self.random_ops:
             where = ", ".join(self.random_op_layers) or "unknown layers"

@@ -115,6 +115,8 @@ def image_dataset_from_arrays(
     images = np.asarray(x)
     if images.ndim not in (3, 4):
         raise ArgumentError("x", images.shape, "must have shape (n, height, width[, channels])")
+    if not len(images):
+        raise DataError("`x` holds no images (an empty array); there is nothing to split or train on")
     if images.dtype.kind not in "buif":  # complex would silently lose its imaginary part, objects fail later
         raise ArgumentError("x", f"an array of dtype {images.dtype}",
                             "must hold real numbers (uint8 or float pixels in 0-255)")

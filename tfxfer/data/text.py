@@ -142,6 +142,18 @@ def _sort_names(names):
         return sorted(names)
 
 
+def _no_usable_rows(path, summary) -> None:
+    if not summary.scanned:
+        raise DataError(f"{path} holds no rows (an empty file, or a header only)")
+    counts: dict = {}
+    for row in summary.skipped:
+        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+    first = summary.skipped[0]
+    raise DataError(f"None of the {summary.scanned} rows of {path} is usable ("
+                    + ", ".join(f"{k}={v}" for k, v in counts.items())
+                    + f"); first: {first['path']}: {first['reason']} {first['detail']}".rstrip())
+
+
 def load_texts(
     path,
     *,
@@ -224,13 +236,15 @@ def load_texts(
             parts = label if isinstance(label, list) else str(label or "").split(label_separator)
             label = tuple(sorted({str(p).strip() for p in parts if str(p).strip()}))
         elif label is None or str(label).strip() == "":
-            summary.skipped.append({"path": where, "reason": "missing_label", "detail": ""})
+            summary.skipped.append({"path": where, "reason": "missing_label", "detail": f"no {label_column!r} value"})
             continue
         else:
             label = str(label).strip()
         texts.append(text)
         raw_labels.append(label)
         lines.append(where)
+    if not texts:
+        _no_usable_rows(path, summary)
     if truncated:
         summary.notes.append(f"truncated {truncated} text(s) to {max_length} characters")
     multi = any(isinstance(lab, tuple) for lab in raw_labels)

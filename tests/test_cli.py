@@ -172,3 +172,22 @@ def test_rank_command(tmp_path, capsys):
     assert len(rows) == 2 and {"mobilenet_v3_small:random@32", "mobilenet_v2:random@32"} == {
         r.split("|")[2].strip() for r in rows}
     assert "Unknown backbone 'mobilenet_v9'" in _error(capsys, ["rank", folder, "--candidates", "mobilenet_v9", "-q"], 2)
+
+
+@pytest.mark.parametrize("errno_name, expected", [
+    ("ENOSPC", "no space left on the device: /runs/x/model.keras. Files already written are intact"),
+    ("EROFS", "read-only file system: /runs/x/model.keras; choose another output folder"),
+    ("EIO", "Input/output error"),
+])
+def test_os_errors_are_one_line_with_exit_code_1(errno_name, expected, monkeypatch, capsys):
+    """A full disk (or any OSError) during a command: one line, exit 1, no traceback."""
+    import errno
+
+    def fail(args):
+        code = getattr(errno, errno_name)
+        raise OSError(code, os.strerror(code), "/runs/x/model.keras")
+
+    monkeypatch.setitem(cli.COMMANDS, "report", fail)
+    assert cli.main(["report", "/runs/x"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tfxfer: error: ") and expected in err[0]

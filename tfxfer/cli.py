@@ -434,6 +434,18 @@ def _exit_code(exc) -> int:
     return EXIT_FAILURE
 
 
+def _os_error_text(exc: OSError) -> str:
+    import errno
+
+    where = f": {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the device{where}. Files already written are intact (tfxfer writes "
+                "atomically); free some space and run the same command with --resume")
+    if exc.errno == errno.EROFS:
+        return f"read-only file system{where}; choose another output folder (--out)"
+    return str(exc).strip() or type(exc).__name__
+
+
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
     print(f"tfxfer: warning: {str(message).splitlines()[0]}", file=sys.stderr)
 
@@ -452,8 +464,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("tfxfer: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (TfxferError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        text = str(exc).strip() or type(exc).__name__
+    except (TfxferError, OSError) as exc:  # OSError: missing files, permissions, a full disk
+        text = _os_error_text(exc) if isinstance(exc, OSError) and not isinstance(exc, TfxferError) else \
+            (str(exc).strip() or type(exc).__name__)
         lines = text.splitlines()
         more = " (run with -v for details)" if verbosity < 2 and len(lines) > 1 else ""
         print(f"tfxfer: error: {text if verbosity >= 2 else lines[0]}{more}", file=sys.stderr)

@@ -136,4 +136,18 @@ def test_static_choices_match_the_library():
 
     assert tuple(list_policies()) == AUGMENT_POLICIES
     assert tuple(VARIANTS) == EXPORT_VARIANTS
+    from tfxfer.pipeline.config import STRATEGIES
+    from tfxfer.reliability import STRATEGIES as LIBRARY_STRATEGIES
+
+    assert STRATEGIES == LIBRARY_STRATEGIES
     assert tuple(f.name for f in dataclasses.fields(Thresholds)) == THRESHOLD_KEYS
+
+
+def test_strategy_and_determinism_keys():
+    cfg = load_config(text="data: {source: x}", overrides=["train.strategy=mirrored", "train.deterministic=true"])
+    assert cfg.train.strategy == "mirrored" and cfg.train.deterministic is True
+    with pytest.raises(ConfigError, match=r"`train.strategy` must be one of 'default', .*Received: 'horovod'"):
+        load_config(text="data: {source: x}", overrides=["train.strategy=horovod"])
+    with pytest.raises(ConfigError, match=r"`train.strategy` is applied by image recipes only"):
+        load_config(text="task: text_classification\ndata: {source: x}\nmodel: {backbone: y}",
+                    overrides=["train.strategy=mirrored"])

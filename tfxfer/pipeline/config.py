@@ -32,6 +32,7 @@ TASKS = ("image_classification", "text_classification", "token_classification")
 #: kept here so that checking a recipe does not import TensorFlow.
 AUGMENT_POLICIES = ("none", "light", "medium", "heavy")
 EXPORT_VARIANTS = ("float32", "float16", "dynamic", "int8")
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")  # tfxfer.reliability.STRATEGIES
 THRESHOLD_KEYS = ("min_top1_agreement", "max_accuracy_drop", "max_abs_error", "max_class_accuracy_drop",
                   "max_ece_increase")
 
@@ -76,6 +77,10 @@ class TrainConfig:
     """Head on cached features, then staged top-down unfreezing (see `tfxfer.recipes.fine_tune`).
 
     ``l2sp`` > 0 pulls the backbone towards its pretrained weights during unfreezing (L2-SP).
+    ``strategy`` trains under a ``tf.distribute`` strategy by name (see
+    `tfxfer.reliability.get_strategy`; "multi_worker_mirrored" reads ``TF_CONFIG`` and each worker
+    other than the chief writes to ``<run>/workers/worker-<index>``). ``deterministic`` turns on
+    TensorFlow's deterministic ops and seeds every random source with ``seed``.
     """
 
     batch_size: int = 32
@@ -90,6 +95,8 @@ class TrainConfig:
     cached_features: bool = True
     class_weight: str = "none"
     l2sp: float = 0.0
+    strategy: str = "default"
+    deterministic: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,6 +265,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("model.bn_policy", m.bn_policy, ("frozen", "train"))
     _choice("train.optimizer", t.optimizer, ("adam", "adamw", "sgd"))
     _choice("train.class_weight", t.class_weight, ("none", "balanced"))
+    _choice("train.strategy", t.strategy, STRATEGIES)
+    if t.strategy != "default" and not image:
+        raise ConfigError(f"`train.strategy` is applied by image recipes only; use 'default' for task {cfg.task!r}")
     _choice("quantize.method", cfg.quantize.method, ("qat", "prune", "cluster"))
     for name in ("validation_split", "test_split"):
         value = getattr(d, name)

@@ -6,6 +6,7 @@ outputs (``artefacts`` lists the files, which the runner hashes).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 
@@ -121,7 +122,15 @@ def run_finetune(ctx):
     cfg, console = ctx.cfg, ctx.console
     t, data = cfg.train, splits(ctx)
     keras.utils.set_random_seed(cfg.seed)
-    model = build(ctx, len(data.class_names))
+    strategy = None
+    if t.strategy != "default":
+        from tfxfer.reliability import get_strategy
+
+        strategy = ctx.memo("strategy", lambda: get_strategy(t.strategy)) or get_strategy(t.strategy)
+        console.info(f"  strategy {t.strategy}: {strategy.num_replicas_in_sync} replicas in sync; "
+                     f"batch_size {t.batch_size} is the global batch")
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build(ctx, len(data.class_names))
     class_weight = data.summary.class_weights if t.class_weight == "balanced" else None
     if class_weight:
         class_weight = {int(k): float(v) for k, v in class_weight.items()}
@@ -138,7 +147,7 @@ def run_finetune(ctx):
         console.info(f"  head: {t.head_epochs} epochs on cached features, lr {t.base_lr:g}")
         h = train_head_on_features(model, feats["train_x"], feats["train_y"], val=val_feats, epochs=t.head_epochs,
                                    learning_rate=t.base_lr, batch_size=t.batch_size, class_weight=class_weight,
-                                   callbacks=[*tensorboard(ctx, "head"), lr_log], verbose=verbose)
+                                   callbacks=[*tensorboard(ctx, "head"), lr_log], verbose=verbose, strategy=strategy)
         _history_entry(history, h.history)
     head_done = t.head_epochs if cached else 0
     if t.epochs > 0 or not cached:
@@ -159,7 +168,7 @@ def run_finetune(ctx):
                            layer_decay=t.layer_decay, optimizer=t.optimizer, use_cached_features=False,
                            batch_size=t.batch_size, class_weight=class_weight, bn_policy=cfg.model.bn_policy,
                            callbacks=[*tensorboard(ctx, "finetune"), lr_log], verbose=verbose,
-                           checkpoint_dir=checkpoints, seed=cfg.seed, l2sp=t.l2sp)
+                           checkpoint_dir=checkpoints, seed=cfg.seed, l2sp=t.l2sp, strategy=strategy)
         if result.resumed_from:
             console.info(f"  resumed fine-tuning from {ctx.rel(result.resumed_from)}")
         _history_entry(history, result.history)
@@ -177,10 +186,13 @@ def run_finetune(ctx):
     with atomic_path(model_path) as tmp:
         model.save(tmp)
     shutil.rmtree(os.path.join(ctx.run_dir, "checkpoints"), ignore_errors=True)  # the model is safe now
-    ctx.remember(f"model:{ctx.rel(model_path)}", model)
+    if strategy is None:  # a model built under a strategy is re-loaded from disk by the later stages
+        ctx.remember(f"model:{ctx.rel(model_path)}", model)
     hist_path = ctx.path("model", "history.json")
     atomic_write_json(hist_path, {"history": history, "stages": stages, "lr_steps": lr_log.steps,
-                                  "head_epochs": t.head_epochs, "epochs": t.epochs, "l2sp": l2sp_info})
+                                  "head_epochs": t.head_epochs, "epochs": t.epochs, "l2sp": l2sp_info,
+                                  "strategy": {"name": t.strategy,
+                                               "replicas": strategy.num_replicas_in_sync if strategy else 1}})
     labels_path = ctx.path("model", "labels.json")
     atomic_write_json(labels_path, {"class_names": data.class_names, "task": cfg.task,
                                     "input_size": list(data.image_size), "channels": data.channels})

@@ -103,6 +103,23 @@ def _check_resume(cfg: RunConfig, run_dir: str) -> None:
                           "drop --resume to re-run the stages those keys affect")
 
 
+def _worker_index(cfg: RunConfig) -> int:
+    """This process's index in a multi-worker cluster (``TF_CONFIG``), 0 for the chief or no cluster."""
+    if cfg.train.strategy != "multi_worker_mirrored" or not os.environ.get("TF_CONFIG"):
+        return 0
+    import json
+
+    try:
+        config = json.loads(os.environ["TF_CONFIG"])
+        task, cluster = config.get("task") or {}, config.get("cluster") or {}
+        index = int(task.get("index", 0) or 0)
+    except (ValueError, AttributeError, TypeError):
+        return 0  # get_strategy reports a malformed TF_CONFIG with a clear message
+    if task.get("type") == "chief":
+        return 0
+    return index + 1 if "chief" in cluster else index
+
+
 def run_pipeline(cfg: RunConfig, *, out_dir=None, resume: bool = False, force: bool = False, verbosity: int = 1,
                  stream=None, command=None) -> RunResult:
     """Run recipe ``cfg`` in ``out_dir`` (default ``runs/<name>``).
@@ -118,6 +135,18 @@ def run_pipeline(cfg: RunConfig, *, out_dir=None, resume: bool = False, force: b
     """
     console = Console(verbosity=verbosity, stream=stream)
     run_dir = os.path.abspath(os.fspath(out_dir or os.path.join("runs", cfg.name)))
+    worker = _worker_index(cfg)
+    if worker:  # multi-worker training: the chief owns the run folder, the others write beside it
+        run_dir = os.path.join(run_dir, "workers", f"worker-{worker}")
+    if cfg.train.deterministic:
+        from tfxfer.reliability.determinism import enable_determinism
+
+        console.detail(f"deterministic ops on: {enable_determinism(cfg.seed)}")
+    strategy = None
+    if cfg.train.strategy != "default":  # before any TensorFlow op: collective ops are set up at start-up
+        from tfxfer.reliability import get_strategy
+
+        strategy = get_strategy(cfg.train.strategy)
     if resume:
         _check_resume(cfg, run_dir)
     stages = plan_stages(cfg)
@@ -125,6 +154,7 @@ def run_pipeline(cfg: RunConfig, *, out_dir=None, resume: bool = False, force: b
     os.makedirs(run_dir, exist_ok=True)
     atomic_write_text(os.path.join(run_dir, "config.yaml"), config_to_yaml(cfg))
     ctx = RunContext(cfg, run_dir, console)
+    ctx.remember("strategy", strategy)
     runner = Runner(ctx, force=force)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()

@@ -288,11 +288,18 @@ def fine_tune(
                         history[k] = history.get(k, [])[:head_epochs] + list(v)
                     start = unfreeze_state.initial_epoch
                     resumed_from = unfreeze_state.path
-            with _fit_scope(model, strategy):
-                merge(model.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=head_epochs + epochs,
-                                shuffle=False, class_weight=class_weight,
-                                callbacks=[*extra, unfreezer, epoch_shuffle, *stopper("unfreeze"), *callbacks],
-                                verbose=verbose))
+            try:
+                with _fit_scope(model, strategy):
+                    merge(model.fit(train_ds, validation_data=val_ds, initial_epoch=start,
+                                    epochs=head_epochs + epochs, shuffle=False, class_weight=class_weight,
+                                    callbacks=[*extra, unfreezer, epoch_shuffle, *stopper("unfreeze"), *callbacks],
+                                    verbose=verbose))
+            except BaseException:
+                if anchored:  # never leave the anchors on the caller's model (a diverged or interrupted run)
+                    from tfxfer.transfer.regularizers import detach_l2sp
+
+                    detach_l2sp(model)
+                raise
             for entry in unfreezer.history:
                 stage_log.append({"epoch": entry["epoch"], "trainable_groups": entry["trainable_groups"],
                                   "learning_rate": lr, "cached_features": False,

@@ -100,3 +100,18 @@ def test_recipe_run_records_l2sp(tmp_path):
     assert [s.get("l2sp") for s in history["stages"]] == [None, 0.01]
     reloaded = keras.saving.load_model(tmp_path / "run" / "model" / "model.keras", compile=False)
     assert not any(isinstance(getattr(v, "regularizer", None), L2SP) for v in reloaded.weights)
+
+
+def test_anchors_are_removed_when_training_stops_with_an_error():
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("interrupted")
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 255, (16, 16, 16, 3)).astype("float32"), np.arange(16) % 3
+    model = _tiny_model()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fine_tune(model, (x, y), head_epochs=0, epochs=1, stages={0: 2}, warmup_epochs=0, batch_size=8,
+                  verbose=0, l2sp=0.5, callbacks=[Boom()])
+    assert not model.losses
+    assert all(not isinstance(getattr(v, "regularizer", None), L2SP) for v in model.weights)

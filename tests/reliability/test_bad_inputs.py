@@ -4,8 +4,9 @@ Each case builds its inputs inside the run directory and asserts a typed tfxfer 
 helpful message, or a documented skip (the loaders' ``summary.skipped`` reasons, see
 `tfxfer.data.SKIP_REASONS`). Known gaps owned elsewhere are ``xfail(strict=True)`` with the reason:
 they fail loudly once fixed, so the mark has to be removed. After every case a guard checks that no
-file outside the run directory changed (bait files beside it, the other test folders, $HOME, the
-repository root) and that no payload marker appeared anywhere it could be written.
+file outside the run directory changed (bait files beside it, the other test folders, the files
+directly in $HOME, ~/.keras, ~/.cache/tfxfer, the repository's tfxfer/, pipelines/ and export/) and
+that no payload marker appeared anywhere it could be written.
 """
 
 from __future__ import annotations
@@ -740,7 +741,7 @@ def _snapshot(paths, *, skip):
         if not os.path.exists(top):
             continue
         for dirpath, dirnames, filenames in os.walk(top):
-            dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in skip]
+            dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in skip and d != "__pycache__"]
             for name in filenames:
                 path = os.path.join(dirpath, name)
                 try:
@@ -772,7 +773,16 @@ def run_dir(tmp_path, monkeypatch):
     before = _snapshot([base], skip={str(run)})
     home, repo = os.path.expanduser("~"), ROOT
     home_before, repo_before = _shallow(home), set(os.listdir(repo))
+    # the package, the recipes and the device runner in the repository, and Keras's and tfxfer's own
+    # folders in $HOME: nothing a case does may change a file there (bytecode caches aside)
+    watched = [os.path.join(repo, d) for d in ("tfxfer", "pipelines", "export")] + [
+        os.path.join(home, ".keras"), os.path.join(home, ".cache", "tfxfer")]
+    watched_before = _snapshot(watched, skip=set())
     yield str(run)
+    watched_after = _snapshot(watched, skip=set())
+    touched = sorted(p for p in set(watched_before) | set(watched_after)
+                     if watched_before.get(p) != watched_after.get(p))
+    assert not touched, f"files in the repository or in ~/.keras / ~/.cache/tfxfer changed: {touched[:10]}"
     after = _snapshot([base], skip={str(run)})
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
     assert not changed, f"files outside the run directory changed: {changed[:10]}"

@@ -28,3 +28,20 @@ def weights_by_path(layers) -> dict:
         for v in layer.weights:
             out[v.path] = np.array(v.numpy(), copy=True)
     return out
+
+
+def wait_for_processes(procs, *, timeout: float) -> None:
+    """Wait for every ``subprocess.Popen`` (stderr piped); kill any still running; fail with the
+    tail of each failing process's stderr."""
+    errors = []
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=timeout)
+            if proc.returncode != 0:
+                errors.append(err[-3000:])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert not errors, "\n---\n".join(errors)

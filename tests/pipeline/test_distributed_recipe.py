@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import wait_for_processes
 from tests.pipeline.helpers import recipe, tiny_overrides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,18 +41,7 @@ def _child(script, mode, argv, env=None):
 
 
 def _wait(procs, timeout=600):
-    errors = []
-    try:
-        for proc in procs:
-            _, err = proc.communicate(timeout=timeout)
-            if proc.returncode != 0:
-                errors.append(err[-3000:])
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert not errors, "\n---\n".join(errors)
+    wait_for_processes(procs, timeout=timeout)
 
 
 def _history(run_dir):

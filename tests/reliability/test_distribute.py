@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import wait_for_processes
 from tests.reliability.conftest import ROOT, SCENARIO, read_json, run_scenario
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ConfigError
 from tfxfer.reliability import (
@@ -151,18 +152,7 @@ def test_multi_worker_mirrored_two_processes_on_loopback_match_single_worker(tmp
             [sys.executable, SCENARIO, "worker", "--out", str(tmp_path / f"w{index}.json"),
              "--checkpoint-dir", str(checkpoints)],
             cwd=ROOT, env={**env, "TF_CONFIG": config}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
-    errors = []
-    try:
-        for proc in procs:
-            _, err = proc.communicate(timeout=480)
-            if proc.returncode != 0:
-                errors.append(err[-3000:])
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert not errors, "\n---\n".join(errors)
+    wait_for_processes(procs, timeout=480)
     w0, w1 = read_json(tmp_path / "w0.json"), read_json(tmp_path / "w1.json")
     assert (w0["replicas"], w0["chief"], w1["chief"]) == (2, True, False)
     assert w0["weights"] == w1["weights"]  # every worker holds the same model

@@ -145,7 +145,7 @@ def main(argv=None):
     }
     for name, ok in targets.items():
         print(f"target {name}: {'met' if ok else 'MISSED'}")
-    write_result("export_variants", rows, summary)
+    write_result("export_variants" if args.size == 96 else f"export_variants_{args.size}px", rows, summary)
     return 0
 
 

@@ -270,3 +270,29 @@ def test_file_cache(tmp_path):
     first = _all(data.train)[0]
     assert any(p.name.startswith("train") for p in (tmp_path / "cache").iterdir())
     assert np.array_equal(first, _all(data.train)[0])
+
+
+def test_webp_and_animated_gif_decode_to_their_first_frame(tmp_path):
+    """WebP (lossless) and multi-frame GIF files are used, decoded to RGB; a GIF gives its first frame."""
+    rng = np.random.default_rng(0)
+    for label, offset in (("a", 0), ("b", 120)):
+        os.makedirs(tmp_path / label)
+        for i in range(2):
+            pixels = (rng.integers(0, 8, (24, 32, 3)) * 16 + offset).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / label / f"{i}.webp", lossless=True)
+            first = Image.fromarray(pixels).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+            second = Image.fromarray(255 - pixels).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+            first.save(tmp_path / label / f"{i}.gif", save_all=True, append_images=[second], duration=100, loop=0)
+    with Image.open(tmp_path / "a" / "0.gif") as im:
+        assert im.n_frames == 2  # really animated
+    data = image_dataset_from_folder(str(tmp_path), image_size=(24, 32), batch_size=64, shuffle=False)
+    assert data.summary.used == 8 and not data.summary.skipped
+    x, _ = _all(data.train)
+    for image, path in zip(x, data.files["train"]):
+        with Image.open(path) as im:  # frame 0 as Pillow reads it back
+            reference = np.asarray(im.convert("RGB"), dtype=np.float32)
+            if path.endswith(".gif"):
+                im.seek(1)
+                other = np.asarray(im.convert("RGB"), dtype=np.float32)
+                assert np.abs(image - other).max() > 50, f"{path}: not the second frame"
+        assert np.abs(image - reference).max() <= 1, path

@@ -22,7 +22,10 @@ def test_benchmark_measures_size_latency_and_memory(exported):
 
 def test_benchmark_many_interleaves_files(exported):
     paths = [exported["float32"].path, exported["int8"].path]
-    results = benchmark_many(paths, threads=(1,), warmup=1, runs=6, rounds=3, memory=False)
+    seen = []
+    results = benchmark_many(paths, threads=(1,), warmup=1, runs=6, rounds=3, memory=False,
+                             progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(k, 6) for k in range(1, 7)]  # 3 rounds x 2 files, reported as they finish
     assert sorted(results) == sorted(paths)
     for path, result in results.items():
         assert result.size_bytes == os.path.getsize(path) and result.latency["1"]["median_ms"] > 0

@@ -124,6 +124,13 @@ def test_console_modes():
     assert quiet.keras_verbose == 0 and normal.keras_verbose == 2  # not a terminal: one line per epoch
     with pytest.raises(ArgumentError, match=r"`verbosity` must be 0"):
         Console(3)
+    for c in (quiet, normal):
+        bar = c.counter(desc="benchmark", unit="block")
+        bar.update(1, 4)
+        bar.update(4, 4)
+        bar.close()
+    assert "benchmark" not in quiet.stream.getvalue()
+    assert "benchmark: 100%" in normal.stream.getvalue() and "4/4" in normal.stream.getvalue()
 
 
 def _result(variant, passed, drop):

@@ -88,6 +88,7 @@ def main(config: dict) -> dict:
     jobs = [(path, str(threads), []) for path in config["paths"] for threads in config["threads"]]
     rounds = max(1, min(config["rounds"], config["runs"]))
     per_round = [config["runs"] // rounds + (1 if r < config["runs"] % rounds else 0) for r in range(rounds)]
+    done, total = 0, len(per_round) * len(jobs)
     for count in per_round:
         for path, threads, times in jobs:
             # One live interpreter at a time: an idle interpreter's thread pool spins for a while
@@ -101,6 +102,8 @@ def main(config: dict) -> dict:
                 times.append((time.perf_counter() - start) * 1000.0)
             del interpreter, run
             gc.collect()
+            done += 1
+            print(f"PROGRESS {done} {total}", file=sys.stderr, flush=True)  # read by bench._worker
     latency = {}
     for path, threads, times in jobs:
         times = np.asarray(times)

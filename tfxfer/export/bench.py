@@ -61,16 +61,38 @@ def _positive_int(name, value):
         raise ArgumentError(name, value, "must be an int >= 1")
 
 
-def _worker(config: dict, timeout_s: float, what: str) -> dict:
+def _worker(config: dict, timeout_s: float, what: str, progress=None) -> dict:
+    """Run the worker script; ``progress(done, total)`` follows its ``PROGRESS`` lines on stderr."""
+    import collections
+    import threading
+
+    proc = subprocess.Popen([sys.executable, _WORKER, json.dumps(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    tail: collections.deque = collections.deque(maxlen=20)
+
+    def pump():
+        for line in proc.stderr:
+            if line.startswith("PROGRESS "):
+                if progress is not None:
+                    done, total = (int(v) for v in line.split()[1:3])
+                    progress(done, total)
+            else:
+                tail.append(line.rstrip())
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     try:
-        proc = subprocess.run([sys.executable, _WORKER, json.dumps(config)], capture_output=True,
-                              text=True, timeout=timeout_s, check=False)
+        proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.wait()
         raise ExportError(f"Benchmark of {what} did not finish in {timeout_s} s") from exc
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    reader.join(timeout=10)
+    lines = [line for line in proc.stdout.read().splitlines() if line.startswith("{")]
+    proc.stdout.close()
     if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        raise ExportError(f"Benchmark of {what} failed (exit {proc.returncode}): {tail}")
+        error = "\n".join(list(tail)[-5:])
+        raise ExportError(f"Benchmark of {what} failed (exit {proc.returncode}): {error}")
     return json.loads(lines[-1])
 
 
@@ -84,13 +106,15 @@ def benchmark_many(
     batch_size: int = 1,
     memory: bool = True,
     timeout_s: float = 600.0,
+    progress=None,
 ) -> dict:
     """Benchmark several files side by side; returns ``{path: BenchmarkResult}``.
 
     All files are timed in one fresh process, interleaved in ``rounds`` rounds (default: rounds of
     10 consecutive runs per file and thread count, each with a fresh interpreter and warm-up), so background load on a shared machine affects
     them alike and their ratios stay meaningful. Memory is measured per file in its own fresh
-    process. See `benchmark_tflite` for the other arguments.
+    process. ``progress(done, total)``, if given, is called after each (file, thread count) block of
+    each round. See `benchmark_tflite` for the other arguments.
     """
     paths = [os.fspath(p) for p in paths]
     if not paths:
@@ -113,7 +137,7 @@ def benchmark_many(
     absolute = [os.path.abspath(p) for p in paths]
     config = {"mode": "latency", "paths": absolute, "threads": list(threads), "warmup": warmup,
               "runs": runs, "rounds": rounds, "batch_size": batch_size}
-    latency = _worker(config, timeout_s, ", ".join(paths))["latency"]
+    latency = _worker(config, timeout_s, ", ".join(paths), progress)["latency"]
     results = {}
     for path, full in zip(paths, absolute):
         measured = {"peak_rss_mib": float("nan"), "runtime_rss_mib": float("nan"), "model_memory_mib": float("nan")}

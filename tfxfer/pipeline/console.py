@@ -45,6 +45,15 @@ class Console:
             elapsed = time.perf_counter() - self._start
             self._print(f"[{elapsed:7.1f}s] {name:<9} {status:<8} {detail}".rstrip())
 
+    def counter(self, *, desc: str, unit: str = "it"):
+        """``update(done, total)`` driving a tqdm bar (a no-op in quiet mode), and ``close()``."""
+        if self.verbosity == 0:
+            return _NoBar()
+        from tqdm import tqdm
+
+        return _Bar(tqdm(total=None, desc=f"  {desc}", unit=unit, file=self.stream, leave=True,
+                         dynamic_ncols=True, mininterval=0.5))
+
     def info(self, text: str) -> None:
         if self.verbosity >= 1:
             self._print(text)
@@ -64,3 +73,24 @@ class Console:
 
         return tqdm(iterable, desc=f"  {desc}", total=total, unit=unit, file=self.stream, leave=True,
                     dynamic_ncols=True, mininterval=0.5)
+
+
+class _NoBar:
+    def update(self, done: int, total: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Bar(_NoBar):
+    def __init__(self, bar):
+        self.bar = bar
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()

@@ -143,9 +143,13 @@ def benchmark_exports(ctx, exports) -> dict:
     if not cfg.export.benchmark or not exports:
         return {}
     paths = {variant: ctx.abs(entry["path"]) for variant, entry in exports.items()}
-    ctx.console.info(f"  benchmark (LiteRT): {len(paths)} files, {cfg.export.bench_runs} runs each, "
-                     f"threads {list(cfg.export.threads)}")
-    measured = benchmark_many(list(paths.values()), threads=cfg.export.threads, runs=cfg.export.bench_runs)
+    bar = ctx.console.counter(desc=f"benchmark (LiteRT, {len(paths)} files x threads {list(cfg.export.threads)}, "
+                                   "interleaved)", unit="block")
+    try:
+        measured = benchmark_many(list(paths.values()), threads=cfg.export.threads, runs=cfg.export.bench_runs,
+                                  progress=bar.update)
+    finally:
+        bar.close()
     return {variant: measured[path] for variant, path in paths.items()}
 
 

@@ -3,7 +3,8 @@
 * Scores from frozen features (numpy/scipy): `logme` (classification and regression),
   `hscore`; from a source classifier's probabilities: `leep`, `nce`.
 * `rank_backbones`: scores beside parameter count, int8 TFLite size and LiteRT latency, a
-  budget, and the Pareto front (`Candidate`, `Budget`, `RankingResult`).
+  budget, and the Pareto front (`Candidate`, `Budget`, `RankingResult`); given ``(texts, labels)``
+  it ranks text encoders (`TextCandidate`: a preset directory, ``"all-minilm-l6-v2"``, ``:random``).
 * `probe_backbone` / `probe_text` / `probe_features`: is the pretrained backbone better than a
   random-weights (or TF-IDF) control? A verdict with remedies (`ProbeReport`).
 * `L2SP` / `attach_l2sp` / `detach_l2sp`: fine-tune with weight decay towards the pretrained
@@ -31,10 +32,11 @@ from tfxfer.transfer.probe import (
 from tfxfer.transfer.ranking import ADVISORY, RankingResult, pareto_flags, rank_backbones
 from tfxfer.transfer.regularizers import L2SP, attach_l2sp, detach_l2sp, l2sp_drift
 from tfxfer.transfer.scores import hscore, leep, nce
+from tfxfer.transfer.text_candidates import TextCandidate
 
 __all__ = [
     "ADVISORY", "Budget", "Candidate", "L2SP", "ProbeReport", "RankingResult", "attach_l2sp", "detach_l2sp",
     "hscore", "l2sp_drift", "leep", "linear_probe_accuracy", "logme", "logme_per_target", "nce", "pareto_flags",
-    "probe_backbone", "probe_features", "probe_text", "rank_backbones", "tfidf_accuracy",
+    "probe_backbone", "probe_features", "probe_text", "rank_backbones", "TextCandidate", "tfidf_accuracy",
     "verdict_from_accuracies",
 ]

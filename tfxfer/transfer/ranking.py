@@ -3,7 +3,8 @@
 `rank_backbones` extracts pooled features once per candidate, scores them (LogME, H-score and,
 for backbones with an ImageNet head, LEEP and NCE), measures each candidate's parameter count,
 full-int8 TFLite size and LiteRT latency at its input size, drops what is over budget, and marks
-the Pareto front of score against cost. The scores are advisory (see `ADVISORY`).
+the Pareto front of score against cost. The scores are advisory (see `ADVISORY`). Given
+``(texts, labels)`` it ranks text encoders instead (`tfxfer.transfer.text_ranking`).
 
 Example:
     >>> import numpy as np
@@ -19,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
@@ -30,106 +30,11 @@ from tfxfer.transfer.candidates import Budget, Candidate, as_candidate
 from tfxfer.transfer.edge_cost import measure_edge_cost
 from tfxfer.transfer.features import candidate_features
 from tfxfer.transfer.logme import logme
+from tfxfer.transfer.ranking_result import ADVISORY, COST_AXES, SCORE_NAMES, TASKS, RankingResult, pareto_flags
 from tfxfer.transfer.scores import hscore, leep, nce
+from tfxfer.transfer.text_candidates import is_text_candidate, is_text_data
 
-SCORE_NAMES = ("logme", "hscore", "leep", "nce")
-COST_AXES = ("latency_ms", "int8_size_mib", "params")
-TASKS = ("classification", "regression")
-
-ADVISORY = (
-    "Scores are advisory: they estimate, from one pass over the data with frozen weights, how well a "
-    "head on each backbone's features will do. They often but not always order backbones as "
-    "fine-tuning would; confirm the top one or two with a short fine-tune before committing."
-)
-
-
-def pareto_flags(scores, costs) -> list[bool]:
-    """True where no other point has a score >= and a cost <= with one of them strict.
-
-    ``None`` entries (unscored or unmeasured) are never on the front and dominate nothing.
-
-    Example:
-        >>> pareto_flags([0.9, 0.8, 0.7, 0.95], [5.0, 2.0, 3.0, 9.0])
-        [True, True, False, True]
-    """
-    points = list(zip(scores, costs))
-    flags = []
-    for i, (s, c) in enumerate(points):
-        if s is None or c is None:
-            flags.append(False)
-            continue
-        dominated = any(
-            j != i and t is not None and d is not None and t >= s and d <= c and (t > s or d < c)
-            for j, (t, d) in enumerate(points)
-        )
-        flags.append(not dominated)
-    return flags
-
-
-@dataclasses.dataclass
-class RankingResult:
-    """Rows sorted best first (in-budget scored candidates, then the rest) and run facts.
-
-    ``features`` maps candidate label -> (features, source_probs or None, labels) when
-    `rank_backbones` ran with ``keep_features=True`` (e.g. to train a head or run
-    `tfxfer.transfer.probe_features` without a second pass).
-    """
-
-    rows: list[dict]
-    primary: str
-    cost_axis: str
-    budget: Budget
-    num_samples: int
-    num_classes: int | None
-    timings: dict
-    advisory: str = ADVISORY
-    features: dict = dataclasses.field(default_factory=dict, repr=False)
-
-    @property
-    def best(self) -> dict | None:
-        """The in-budget candidate with the highest primary score (None if there is none)."""
-        return next((r for r in self.rows if r["rank"] == 1), None)
-
-    def to_rows(self) -> list[dict]:
-        return [dict(r) for r in self.rows]
-
-    def to_dict(self) -> dict:
-        return {"rows": self.to_rows(), "primary": self.primary, "cost_axis": self.cost_axis,
-                "budget": dataclasses.asdict(self.budget), "num_samples": self.num_samples,
-                "num_classes": self.num_classes, "timings": dict(self.timings), "advisory": self.advisory}
-
-    def to_markdown(self) -> str:
-        def num(v, fmt):
-            return "-" if v is None else format(v, fmt)
-
-        lines = [
-            "| rank | candidate | input | params (M) | int8 MiB | latency ms | " + " | ".join(SCORE_NAMES)
-            + " | Pareto | budget |",
-            "|---:|---|---|---:|---:|---:|" + "---:|" * len(SCORE_NAMES) + ":---:|---|",
-        ]
-        for r in self.rows:
-            scores = " | ".join(num(r[name], ".4f") for name in SCORE_NAMES)
-            params = None if r["params"] is None else r["params"] / 1e6
-            budget = "ok" if r["within_budget"] else r["over_budget"]
-            lines.append(
-                f"| {num(r['rank'], 'd')} | {r['candidate']} | {r['input_size']} | {num(params, '.2f')} | "
-                f"{num(r['int8_size_mib'], '.2f')} | {num(r['latency_ms'], '.2f')} | {scores} | "
-                f"{'yes' if r['pareto'] else ''} | {budget} |"
-            )
-        best = self.best
-        lines += [
-            "",
-            f"Ranked by {self.primary} on {self.num_samples} samples; Pareto front of {self.primary} vs "
-            f"{self.cost_axis} among in-budget candidates; budget: {self.budget.describe()}; "
-            f"ranking took {self.timings.get('wall_s', 0.0):.1f} s.",
-            f"Suggested start: {best['candidate'] if best else 'none within budget'}.",
-            "",
-            f"_{self.advisory}_",
-        ]
-        notes = [f"- {r['candidate']}: {r['note']}" for r in self.rows if r["note"]]
-        if notes:
-            lines += ["", "Notes:", *notes]
-        return "\n".join(lines)
+__all__ = ["ADVISORY", "COST_AXES", "SCORE_NAMES", "RankingResult", "pareto_flags", "rank_backbones"]
 
 
 def _check_options(scores, primary, cost_axis, task, max_samples, batch_size):
@@ -141,7 +46,7 @@ def _check_options(scores, primary, cost_axis, task, max_samples, batch_size):
         primary = "logme" if "logme" in scores else scores[0]
     if primary not in scores:
         raise ArgumentError("primary", primary, f"must be one of the requested scores {scores}")
-    if cost_axis not in COST_AXES:
+    if cost_axis is not None and cost_axis not in COST_AXES:
         raise ArgumentError("cost_axis", cost_axis, "must be one of " + ", ".join(COST_AXES))
     if task not in TASKS:
         raise ArgumentError("task", task, "must be one of " + ", ".join(TASKS))
@@ -171,7 +76,7 @@ def rank_backbones(
     input_size: tuple[int, int] | None = None,
     scores=SCORE_NAMES,
     primary: str | None = None,
-    cost_axis: str = "latency_ms",
+    cost_axis: str | None = None,
     task: str = "classification",
     measure_cost: bool = True,
     score_over_budget: bool = False,
@@ -182,6 +87,7 @@ def rank_backbones(
     num_calibration: int = 32,
     seed: int = 0,
     keep_features: bool = False,
+    sequence_length: int | None = None,
     verbose: int = 1,
 ) -> RankingResult:
     """Score every candidate backbone on ``data`` and put the scores beside its edge cost.
@@ -189,9 +95,14 @@ def rank_backbones(
     Args:
         data: ``(images, labels)`` with images (N, H, W, C) raw 0-255 pixels (C = 1 or 3) and
             integer or one-hot labels (real targets for ``task="regression"``), or a
-            ``tf.data.Dataset`` of such batches (e.g. ``tfxfer.data`` loaders' ``train``). A few hundred to a few thousand labelled examples are plenty.
+            ``tf.data.Dataset`` of such batches (e.g. ``tfxfer.data`` loaders' ``train``); or, to
+            rank text encoders, ``(texts, labels)`` with texts a list / 1-D array of str (labels
+            ids or names). A few hundred to a few thousand labelled examples are plenty.
         candidates: `Candidate` objects, catalog names, or strings ``"name[:weights][@size]"``
             (``"efficientnet_lite0"``, ``"efficientnet_lite0:random@96"``, ``"resnet50:/w.h5"``).
+            For text data: `TextCandidate` objects or ``"preset[:random][@tokens]"`` strings, where
+            preset is what `tfxfer.text.load_encoder` loads (a local preset directory,
+            ``"all-minilm-l6-v2"``, a keras-hub preset) and ``:random`` is the re-initialised control.
         budget: `Budget`, a dict (``{"max_size_mib": 5, "max_latency_ms": 20}``) or None.
             Candidates over budget are listed with the reason, get no rank, and (unless
             ``score_over_budget``) are not scored, which saves their feature extraction.
@@ -201,7 +112,9 @@ def rank_backbones(
             backbone's ImageNet head and are left empty where it is unavailable.
         primary: the score that orders the table and defines the Pareto front; default "logme"
             if requested, else the first of ``scores``.
-        cost_axis: "latency_ms", "int8_size_mib" or "params": the cost side of the Pareto front.
+        cost_axis: "latency_ms", "int8_size_mib", "params" or "float32_size_mib": the cost side of
+            the Pareto front; None: "latency_ms" for images, "params" for text (text encoders have
+            only params and float32 size: int8 size and latency are not measured, nor budgeted).
         task: "classification" or "regression" (LogME only).
         measure_cost: convert and time each architecture (int8 TFLite + LiteRT); False skips it
             (no size, latency or Pareto flag, and a budget on size/latency cannot be checked).
@@ -213,6 +126,8 @@ def rank_backbones(
         num_calibration: images used to calibrate each int8 conversion.
         seed: seed of the subset.
         keep_features: keep each candidate's features in ``RankingResult.features``.
+        sequence_length: text only: tokens per text for candidates without ``@N``; None: 128,
+            capped at each encoder's maximum.
         verbose: 1 prints one progress line per candidate, 0 is silent.
 
     Returns:
@@ -227,10 +142,20 @@ def rank_backbones(
     wall = time.perf_counter()
     scores, primary = _check_options(scores, primary, cost_axis, task, max_samples, batch_size)
     budget = Budget.coerce(budget)
+    if is_text_data(data):
+        return _rank_text(data, candidates, budget=budget, scores=scores, primary=primary, cost_axis=cost_axis,
+                          task=task, input_size=input_size, score_over_budget=score_over_budget,
+                          max_samples=max_samples, batch_size=batch_size, sequence_length=sequence_length,
+                          seed=seed, keep_features=keep_features, verbose=verbose, wall=wall)
+    cost_axis = cost_axis or "latency_ms"
     if not measure_cost and (budget.max_size_mib is not None or budget.max_latency_ms is not None):
         raise ArgumentError("measure_cost", False, "must be True when the budget limits size or latency")
     if isinstance(candidates, (str, Candidate)):
         candidates = [candidates]
+    text = [c for c in candidates if is_text_candidate(c)]
+    if text:
+        raise ArgumentError("candidates", text[0] if isinstance(text[0], str) else text[0].label,
+                            "must be image backbones for image data, not a text encoder")
     candidates = [as_candidate(c) for c in candidates]
     if not candidates:
         raise ArgumentError("candidates", candidates, "must name at least one backbone")
@@ -256,7 +181,7 @@ def rank_backbones(
         spec.check_input_shape((*size, 3))
         row = {"candidate": candidate.label, "backbone": spec.name,
                "weights": "random" if candidate.weights is None else str(candidate.weights),
-               "input_size": f"{size[0]}x{size[1]}", "params": None, "int8_size_mib": None,
+               "input_size": f"{size[0]}x{size[1]}", "params": None, "float32_size_mib": None, "int8_size_mib": None,
                "latency_ms": None, **{name: None for name in SCORE_NAMES}, "pareto": False,
                "within_budget": True, "over_budget": "", "rank": None,
                "cost_s": 0.0, "extract_s": 0.0, "score_s": 0.0, "note": ""}
@@ -269,6 +194,7 @@ def rank_backbones(
                     num_calibration=num_calibration)
                 row["cost_s"] = cost_cache[key]["cost_s"]
             row.update({k: cost_cache[key][k] for k in ("params", "int8_size_mib", "latency_ms")})
+            row["float32_size_mib"] = None if row["params"] is None else row["params"] * 4 / 2.0**20
         reasons = budget.violations(row)
         row["within_budget"], row["over_budget"] = not reasons, "; ".join(reasons)
         if row["within_budget"] or score_over_budget:
@@ -297,11 +223,30 @@ def rank_backbones(
                      else (f"over budget ({row['over_budget']})" if not row["within_budget"] else "not scored")),
                   flush=True)
 
+    return _finish(rows, kept, primary=primary, cost_axis=cost_axis, budget=budget, pareto=measure_cost,
+                   num_samples=len(images), num_classes=num_outputs if task == "classification" else None, wall=wall)
+
+
+def _rank_text(data, candidates, *, budget, scores, primary, cost_axis, task, input_size, wall, **options):
+    from tfxfer.transfer.text_ranking import check_text_options, rank_text_rows
+
+    cost_axis = cost_axis or "params"
+    check_text_options(budget, cost_axis, input_size)
+    if primary in ("leep", "nce"):
+        raise ArgumentError("primary", primary, "must be logme or hscore for text encoders (LEEP/NCE need a source head)")
+    rows, kept, num_samples, num_classes = rank_text_rows(data, candidates, budget=budget, scores=scores,
+                                                          score_names=SCORE_NAMES, primary=primary, task=task, **options)
+    return _finish(rows, kept, primary=primary, cost_axis=cost_axis, budget=budget, pareto=True,
+                   num_samples=num_samples, num_classes=num_classes, wall=wall)
+
+
+def _finish(rows, kept, *, primary, cost_axis, budget, pareto, num_samples, num_classes, wall) -> RankingResult:
+    """Pareto flags and ranks among in-budget scored rows; those first, best first."""
     eligible = [r["within_budget"] and r[primary] is not None for r in rows]
     flags = pareto_flags([r[primary] if ok else None for r, ok in zip(rows, eligible)],
                          [r[cost_axis] if ok else None for r, ok in zip(rows, eligible)])
     for row, flag in zip(rows, flags):
-        row["pareto"] = bool(flag) if measure_cost else False
+        row["pareto"] = bool(flag) if pareto else False
     ranked = sorted((r for r, ok in zip(rows, eligible) if ok), key=lambda r: -r[primary])
     for rank, row in enumerate(ranked, 1):
         row["rank"] = rank
@@ -310,5 +255,4 @@ def rank_backbones(
                "extract_s": sum(r["extract_s"] for r in rows), "cost_s": sum(r["cost_s"] for r in rows),
                "score_s": sum(r["score_s"] for r in rows)}
     return RankingResult(rows=ranked + rest, primary=primary, cost_axis=cost_axis, budget=budget,
-                         num_samples=len(images), num_classes=num_outputs if task == "classification" else None,
-                         timings=timings, features=kept)
+                         num_samples=num_samples, num_classes=num_classes, timings=timings, features=kept)

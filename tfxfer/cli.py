@@ -7,7 +7,7 @@
     tfxfer datasets [list [--task T] | describe NAME]
     tfxfer backbones [--family F]
     tfxfer rank RECIPE|DATA [--candidates a,b,c] [--set k=v] [--input-size N] [--max-samples N]
-                [--max-size-mib M] [--max-latency-ms L] [--probe] [--no-cost]
+                [--max-size-mib M] [--max-latency-ms L] [--max-params P] [--sequence-length T] [--probe] [--no-cost]
     tfxfer report RUN_DIR
     tfxfer doctor
 
@@ -98,10 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rank", help="rank candidate backbones on your data before training (LogME and kin)",
                        description="Score candidate backbones on your data from one pass of frozen features, beside "
                        "their int8 TFLite size and LiteRT latency. Given a recipe, its data, color mode and input size "
-                       "are used and the candidates default to its backbone plus efficientnet_lite0/1/2.")
+                       "are used and the candidates default to its backbone plus efficientnet_lite0/1/2. Text data "
+                       "(a packaged text data set, a TSV / JSONL table, or a CSV with a `text` column) ranks text "
+                       "encoders instead, beside their parameter count and float32 size.")
     p.add_argument("data", metavar="RECIPE|DATA", help="a recipe (.yaml), a packaged data set name, a folder of class "
-                   "sub-folders, or a CSV table")
-    p.add_argument("--candidates", help="comma-separated catalog names, e.g. efficientnet_lite0,mobilenet_v2:random@96 "
+                   "sub-folders, an image CSV table, or a text table (CSV / TSV / JSONL with text,label)")
+    p.add_argument("--candidates", help="comma-separated catalog names, e.g. efficientnet_lite0,mobilenet_v2:random@96, "
+                   "or for text data text encoders, e.g. all-minilm-l6-v2,all-minilm-l6-v2:random,path/to/preset "
                    "(required for DATA; for a RECIPE default: its backbone,efficientnet_lite0,efficientnet_lite1,"
                    "efficientnet_lite2)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -111,8 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-samples", type=int, default=1000, help="labelled examples to score on (default 1000)")
     p.add_argument("--max-size-mib", type=float, help="budget: largest int8 TFLite size in MiB")
     p.add_argument("--max-latency-ms", type=float, help="budget: largest LiteRT latency in ms")
+    p.add_argument("--max-params", type=int, help="budget: most parameters (images and text)")
+    p.add_argument("--sequence-length", type=int, help="text: tokens per text for encoders without @N "
+                   "(default 128, capped at each encoder's maximum)")
     p.add_argument("--probe", action="store_true", help="also run the negative-transfer probe on the top-ranked "
-                   "candidate (pretrained vs random-weights features) and print its verdict")
+                   "candidate (pretrained vs random-weights features, and TF-IDF for text) and print its verdict")
     p.add_argument("--no-cost", action="store_true", help="skip the int8 size / latency measurement")
     _add_verbosity(p)
 
@@ -358,8 +364,14 @@ def _candidates(items) -> list:
     """Candidate strings -> `Candidate` s in order, without repeats (same backbone, weights and size)."""
     from tfxfer.transfer.candidates import Candidate
 
+    from tfxfer.errors import ArgumentError
+    from tfxfer.transfer.text_candidates import is_text_candidate
+
     out, seen = [], set()
     for item in (i.strip() for i in items if i.strip()):
+        if is_text_candidate(item):
+            raise ArgumentError("--candidates", item, "must be image backbones: the data holds images, and this "
+                                "is a text encoder")
         candidate = Candidate.parse(item)
         key = (candidate.backbone, candidate.weights, candidate.input_size)
         if key not in seen:
@@ -368,14 +380,110 @@ def _candidates(items) -> list:
     return out
 
 
+TEXT_TABLES = (".tsv", ".tab", ".jsonl", ".ndjson")
+
+
+def _is_text_source(source: str) -> bool:
+    """A packaged text data set, a TSV / JSONL table, or a CSV whose header has a `text` column."""
+    import csv
+
+    from tfxfer.data import describe, list_datasets
+    from tfxfer.errors import ArgumentError
+
+    key = source.strip().lower().replace("-", "_")
+    if key in list_datasets():
+        task = describe(key).task
+        if task == "token_classification":
+            raise ArgumentError("data", source, "must be a classification data set; `tfxfer rank` does not rank "
+                                "NER (token classification) data")
+        return task == "text_classification"
+    path = os.path.abspath(os.path.expanduser(source))
+    if not os.path.isfile(path):
+        return False
+    if path.lower().endswith(TEXT_TABLES):
+        return True
+    if path.lower().endswith(".csv"):
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            header = [c.strip().lower() for c in next(csv.reader(f), [])]
+        return "text" in header and "path" not in header
+    return False
+
+
+def _rank_budget(args) -> dict:
+    return {k: v for k, v in (("max_size_mib", args.max_size_mib), ("max_latency_ms", args.max_latency_ms),
+                              ("max_params", args.max_params)) if v is not None}
+
+
+def _rank_text(args) -> int:
+    """`tfxfer rank` on text data: text encoders scored on mean-pooled embeddings."""
+    from tfxfer.errors import ArgumentError
+
+    if args.overrides:
+        raise ArgumentError("--set", args.overrides[0], "applies only when ranking from a recipe (.yaml)")
+    if not args.candidates:
+        raise ArgumentError("--candidates", None, "is required when DATA is not a recipe (.yaml)")
+    for flag, value in (("--input-size", args.input_size), ("--max-size-mib", args.max_size_mib),
+                        ("--max-latency-ms", args.max_latency_ms)):
+        if value is not None:
+            raise ArgumentError(flag, value, "applies to image backbones; text encoders are ranked on --max-params "
+                                "and --sequence-length (their int8 size and latency are not measured)")
+    from tfxfer.transfer.text_candidates import as_text_candidate
+
+    candidates, seen = [], set()
+    for item in (i.strip() for i in args.candidates.split(",") if i.strip()):
+        candidate = as_text_candidate(item)  # an image backbone here is a one-line error
+        key = (candidate.preset, candidate.pretrained, candidate.sequence_length)
+        if key not in seen:
+            seen.add(key)
+            candidates.append(candidate)
+    _import_tensorflow(args)
+    from tfxfer.transfer import probe_text, rank_backbones
+    from tfxfer.transfer.text_ranking import embed_texts, text_arrays
+
+    key = args.data.strip().lower().replace("-", "_")
+    from tfxfer.data import list_datasets, load, load_texts
+
+    if key in list_datasets():
+        texts, labels = load(key).train
+    else:
+        texts, labels = load_texts(os.path.abspath(os.path.expanduser(args.data)), on_leakage="ignore").train
+    texts, labels = text_arrays(([str(t) for t in texts], labels), max_samples=args.max_samples, seed=0)
+    result = rank_backbones((texts, labels), candidates, budget=_rank_budget(args) or None,
+                            sequence_length=args.sequence_length, verbose=1 if _verbosity(args) else 0)
+    print(result.to_markdown())
+    if args.probe:
+        best = result.best
+        if best is None:
+            print("\nProbe skipped: no candidate is within the budget.")
+            return EXIT_OK
+        top = next(c for c in candidates if c.label == best["candidate"])
+        _say(args, f"Probing {top.label}: linear probe on its features vs random weights and TF-IDF")
+        if _verbosity(args) < 2:  # each encoder's predict retraces: TensorFlow's warning says nothing useful here
+            import logging
+
+            logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+        def encoder(pretrained):
+            enc = type(top)(top.preset, pretrained=pretrained, sequence_length=top.sequence_length).load(
+                sequence_length=args.sequence_length)
+            return lambda t: embed_texts(enc, list(t), batch_size=32)
+
+        report = probe_text(list(texts), labels, encode=encoder(top.pretrained), encode_control=encoder(False))
+        print(f"\nNegative-transfer probe for {top.label}:\n{report.to_markdown()}")
+        if not top.pretrained:
+            print("(Its weights are random, so the probe compares two random initialisations.)")
+    return EXIT_OK
+
+
 def cmd_rank(args) -> int:
+    if not _is_recipe(args.data) and _is_text_source(args.data):
+        return _rank_text(args)
     source, channels, size, candidates = _rank_inputs(args)
     _import_tensorflow(args)
     from tfxfer.pipeline.inference import evaluation_data
     from tfxfer.transfer import probe_backbone, rank_backbones
 
-    budget = {k: v for k, v in (("max_size_mib", args.max_size_mib), ("max_latency_ms", args.max_latency_ms))
-              if v is not None}
+    budget = _rank_budget(args)
     x, y, _ = evaluation_data(source, image_size=size or (224, 224), channels=channels, split="train",
                               limit=args.max_samples)
     result = rank_backbones((x, y), candidates, input_size=size, budget=budget or None,

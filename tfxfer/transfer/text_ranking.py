@@ -65,15 +65,28 @@ def check_text_options(budget, cost_axis: str, input_size) -> None:
 
 
 def embed_texts(encoder, texts, *, batch_size: int, label: str = "", verbose: int = 0) -> np.ndarray:
-    """Mean-pooled embeddings of ``texts`` in one pass, printing progress every chunk when verbose."""
-    chunk = max(batch_size, 8 * batch_size if len(texts) > 8 * batch_size else len(texts))
-    out = []
-    for start in range(0, len(texts), chunk):
-        out.append(encoder.embed(texts[start : start + chunk], pooling="mean", normalize=False,
-                                 batch_size=batch_size))
-        if verbose and len(texts) > chunk:
-            print(f"  {label}: embedded {min(start + chunk, len(texts))}/{len(texts)} texts", flush=True)
-    return np.concatenate(out).astype(np.float32)
+    """Mean-pooled embeddings of ``texts`` in one ``predict`` pass, with progress lines when verbose.
+
+    Uses the encoder's own `tfxfer.text.TextEncoder.embedding_model` (strings in, tokenised in the
+    graph), without L2 normalisation.
+    """
+    import keras
+
+    from tfxfer.text.encoders import as_texts
+
+    texts = as_texts(texts)
+    steps = -(-len(texts) // batch_size)
+    every = max(1, steps // 4)
+
+    class Progress(keras.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            done = batch + 1
+            if done % every == 0 and done < steps:
+                print(f"  {label}: embedded {min(done * batch_size, len(texts))}/{len(texts)} texts", flush=True)
+
+    model = encoder.embedding_model(pooling="mean", normalize=False)
+    out = model.predict(texts, batch_size=batch_size, verbose=0, callbacks=[Progress()] if verbose else [])
+    return np.asarray(out, dtype=np.float32)
 
 
 def _empty_row(candidate: TextCandidate, score_names) -> dict:

@@ -458,10 +458,6 @@ def _rank_text(args) -> int:
             return EXIT_OK
         top = next(c for c in candidates if c.label == best["candidate"])
         _say(args, f"Probing {top.label}: linear probe on its features vs random weights and TF-IDF")
-        if _verbosity(args) < 2:  # each encoder's predict retraces: TensorFlow's warning says nothing useful here
-            import logging
-
-            logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
         def encoder(pretrained):
             enc = type(top)(top.preset, pretrained=pretrained, sequence_length=top.sequence_length).load(

@@ -1,7 +1,7 @@
 """The text side of `rank_backbones`: one embedding pass per text encoder, scored beside its size.
 
-Features are the encoder's mean-pooled last hidden states (`tfxfer.text.TextEncoder.embed` with
-``pooling="mean"``, not L2-normalised), scored with LogME and H-score. LEEP and NCE need a source
+Features are the encoder's mean-pooled, L2-normalised last hidden states (the sentence embedding
+of `tfxfer.text.TextEncoder.embed` with ``pooling="mean"``), scored with LogME and H-score. LEEP and NCE need a source
 classifier head, which a text encoder does not have: they stay empty and each row's note says so.
 Cost is the parameter count and the float32 weight size; the int8 TFLite size and LiteRT latency
 are not measured for text (the row's note says so), so a budget may only limit ``max_params``.
@@ -68,8 +68,10 @@ def embed_texts(encoder, texts, *, batch_size: int, label: str = "", verbose: in
     """Mean-pooled embeddings of ``texts`` in one ``predict`` pass, with progress lines when verbose.
 
     Uses the encoder's own `tfxfer.text.TextEncoder.embedding_model` (strings in, tokenised in the
-    graph), without L2 normalisation.
+    graph, mean pooling over real tokens, L2-normalised as sentence embeddings are).
     """
+    import logging
+
     import keras
 
     from tfxfer.text.encoders import as_texts
@@ -84,8 +86,14 @@ def embed_texts(encoder, texts, *, batch_size: int, label: str = "", verbose: in
             if done % every == 0 and done < steps:
                 print(f"  {label}: embedded {min(done * batch_size, len(texts))}/{len(texts)} texts", flush=True)
 
-    model = encoder.embedding_model(pooling="mean", normalize=False)
-    out = model.predict(texts, batch_size=batch_size, verbose=0, callbacks=[Progress()] if verbose else [])
+    model = encoder.embedding_model(pooling="mean", normalize=True)
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # a fresh model per candidate: TensorFlow's retracing warning is noise here
+    try:
+        out = model.predict(texts, batch_size=batch_size, verbose=0, callbacks=[Progress()] if verbose else [])
+    finally:
+        logger.setLevel(level)
     return np.asarray(out, dtype=np.float32)
 
 

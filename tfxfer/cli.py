@@ -4,6 +4,7 @@
     tfxfer predict MODEL INPUTS... [--top K] [--json]     (images; texts for text / NER models)
     tfxfer evaluate MODEL DATA [--split test] [--limit N] [--json]   (images; text tables / CoNLL for text / NER)
     tfxfer export MODEL DATA [--variants float32,int8] [--out DIR] [--no-benchmark] [--saved-model NAME]
+                                                          (text models: float32,dynamic; tokenizer beside)
     tfxfer datasets [list [--task T] | describe NAME]
     tfxfer backbones [--family F]
     tfxfer rank RECIPE|DATA [--candidates a,b,c] [--set k=v] [--input-size N] [--max-samples N]
@@ -77,11 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a .keras model to verified TFLite variants (and a SavedModel)")
     p.add_argument("model", help="a .keras file or a run directory")
-    p.add_argument("data", help="held-out labelled data for the gate and int8 calibration: packaged name, folder or CSV")
-    p.add_argument("--variants", default="float32,int8", help="comma-separated: float32,float16,dynamic,int8")
+    p.add_argument("data", help="held-out labelled data for the gate and int8 calibration: packaged name, folder or "
+                   "CSV; for text models a text set / table (wnut16 or a CoNLL file for NER)")
+    p.add_argument("--variants", help="comma-separated: float32,float16,dynamic,int8 (default float32,int8; "
+                   "float32,dynamic for text models)")
     p.add_argument("--out", default="export", help="output folder (default ./export)")
     p.add_argument("--split", default="test", help="split of a packaged data set (default test)")
-    p.add_argument("--limit", type=int, default=1000, help="images used for calibration and the gate")
+    p.add_argument("--limit", type=int, default=1000, help="images (texts) used for calibration and the gate")
+    p.add_argument("--text-column", default="text", help="text column / JSONL field of a table (default text)")
+    p.add_argument("--label-column", default="label", help="label column / JSONL field of a table (default label)")
     p.add_argument("--no-benchmark", action="store_true", help="skip the LiteRT latency benchmark")
     p.add_argument("--saved-model", metavar="NAME", help="also write a TF Serving SavedModel under this name")
     p.add_argument("--keep-failed", action="store_true", help="keep files that fail the gate")
@@ -221,15 +226,6 @@ def cmd_predict(args) -> int:
     return EXIT_OK
 
 
-def _image_model(model, command):
-    if model.image_size is None:
-        from tfxfer.errors import ArgumentError
-
-        raise ArgumentError("model", model.path, f"must be an image model for `tfxfer {command}`; text and NER "
-                            "models are evaluated and exported by `tfxfer run` (their report has both)")
-    return model
-
-
 def cmd_evaluate(args) -> int:
     _import_tensorflow(args)
     from tfxfer.pipeline.inference import evaluation_data, load_model
@@ -263,19 +259,47 @@ def cmd_export(args) -> int:
     from tfxfer.export import export_all
     from tfxfer.pipeline.inference import evaluation_data, load_model
 
-    model = _image_model(load_model(args.model), "export")
+    model = load_model(args.model)
     if model.kind != "keras":
         from tfxfer.errors import ArgumentError
 
         raise ArgumentError("model", args.model, "must be a .keras model (or a run directory) to export")
+    if model.image_size is None:  # a text classifier or NER model
+        return _export_text(args, model)
     x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels, split=args.split,
                                   class_names=model.class_names, limit=args.limit)
-    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    variants = tuple(v.strip() for v in (args.variants or "float32,int8").split(",") if v.strip())
     table = export_all(model.model, args.out, variants=variants, representative_data=x if "int8" in variants else None,
                        eval_data=(x, y), class_names=names, benchmark=not args.no_benchmark,
                        keep_failed=args.keep_failed, serving_name=args.saved_model)
     print(table.format())
     print(f"Files in {_show(os.path.abspath(args.out))} (report: {_show(table.report_path)})")
+    return EXIT_OK
+
+
+def _export_text(args, model) -> int:
+    from tfxfer.pipeline.console import Console
+    from tfxfer.pipeline.text_export import export_text_model
+
+    variants = tuple(v.strip() for v in (args.variants or "float32,dynamic").split(",") if v.strip())
+    bars = []  # created when the benchmark starts, so errors before it stay one line
+
+    def progress(done, total):
+        if not bars:
+            bars.append(Console(verbosity=_verbosity(args), stream=sys.stderr).counter(
+                desc="benchmark (LiteRT)", unit="block"))
+        bars[0].update(done, total)
+
+    try:
+        table = export_text_model(model, args.data, args.out, variants=variants, split=args.split, limit=args.limit,
+                                  text_column=args.text_column, label_column=args.label_column,
+                                  benchmark=not args.no_benchmark, keep_failed=args.keep_failed,
+                                  saved_model=args.saved_model, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(table.format())
+    print(f"Files in {_show(os.path.abspath(args.out))} (each .tflite with its .json sidecar and tokenizer files)")
     return EXIT_OK
 
 

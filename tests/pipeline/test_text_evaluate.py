@@ -128,7 +128,38 @@ def test_wrong_data_and_text_tflite_are_one_line_errors(runs, capsys):
     assert "must be a packaged data set name or an existing CSV / TSV / JSONL file" in _one_error(
         capsys, ["evaluate", clf.run_dir, "no_such_table.csv"])
     assert "is a text .tflite file" in _one_error(capsys, ["evaluate", clf.tflite, runs["reviews"]])
-    assert "must be an image model for `tfxfer export`" in _one_error(capsys, ["export", clf.run_dir, runs["reviews"]])
+    assert "must be some of float32, float16, dynamic for a text model" in _one_error(
+        capsys, ["export", clf.run_dir, runs["reviews"], "--variants", "float32,int8"])
+
+
+def test_export_text_classifier_and_ner_models(runs, tmp_path, capsys):
+    """`tfxfer export` on text runs: gated token-id files with tokenizer files, a raw-string SavedModel."""
+    import json
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    clf, ner = runs["text_classification"], runs["ner"]
+    out = tmp_path / "clf"
+    lines = _ok(capsys, ["export", clf.run_dir, runs["reviews"], "--out", str(out), "--saved-model", "reviews",
+                         "-q"])
+    assert lines[0].split()[:2] == ["variant", "size"] and [ln.split()[0] for ln in lines[1:3]] == ["float32",
+                                                                                                    "dynamic"]
+    assert all(ln.endswith("pass") for ln in lines[1:3]) and "SavedModel (raw strings in)" in lines[3]
+    for variant in ("float32", "dynamic"):
+        with open(out / f"{clf_name(clf)}_{variant}.json") as f:
+            sidecar = json.load(f)
+        assert sidecar["tokenizer"]["type"] == "wordpiece" and sidecar["class_names"] == ["neg", "pos"]
+        Interpreter(model_path=str(out / f"{clf_name(clf)}_{variant}.tflite")).allocate_tensors()
+    assert (out / "vocab.txt").is_file() and list((out / "serving" / "reviews").iterdir())
+    lines = _ok(capsys, ["export", ner.run_dir, runs["tags"], "--out", str(tmp_path / "ner"), "--variants",
+                         "dynamic", "--no-benchmark", "-q"])
+    assert lines[1].split()[0] == "dynamic" and lines[1].split()[2] == "-" and lines[1].endswith("pass")
+
+
+def clf_name(run):
+    from tfxfer.pipeline.inference import load_model
+
+    return load_model(run.run_dir).model.name
 
 
 def test_library_checks_and_ner_without_labels_file(runs, tmp_path):

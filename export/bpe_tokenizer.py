@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""A dependency-free byte-level BPE tokenizer that matches keras-hub's ``BytePairTokenizer`` id for id.
+
+RoBERTa (and GPT-2 style) models exported to TFLite by ``tfxfer.text.export_text_tflite`` take
+token ids, so the tokenizer ships beside them: ``vocab.json`` (token -> id), ``merges.txt`` (one
+merge rule per line, best first) and the sidecar ``<model>.json``. This file needs only the Python
+standard library: no TensorFlow, no numpy, no ``regex``. Copy it next to the model and:
+
+    from bpe_tokenizer import BytePairTokenizer
+    tok = BytePairTokenizer.from_config("model.json")    # the sidecar written beside model.tflite
+    batch = tok.pack(["A fine film.", "Dull."])          # token_ids / padding_mask
+    # feed batch["token_ids"], batch["padding_mask"] (as int32 arrays) to the LiteRT interpreter
+
+It reproduces keras-hub's in-graph (tf-text) path, the one a tfxfer model and its SavedModel run:
+
+1. optional prefix space (``add_prefix_space``);
+2. a marker ``६`` is put before every space that precedes a non-whitespace character, which
+   emulates GPT-2's ``\\s+(?!\\S)`` look-ahead (RE2 has none);
+3. special tokens (``unsplittable_tokens``, e.g. ``<s>``) are cut out whole;
+4. pre-tokenization with keras-hub's pattern ``'s|'t|'re|'ve|'m|'ll|'d|[\\s·]+[\\n\\r\\t\\f६·]|
+   ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}·]+`` (· = the special spaces U+00A0, U+2009, U+202F,
+   U+3000), then a final whitespace character or marker split off each piece, and marker pieces
+   dropped;
+5. each piece's UTF-8 bytes are mapped to printable characters (GPT-2's byte-to-unicode table,
+   so a space is ``Ġ``) and merged by BPE: repeatedly the left-most adjacent pair with the best
+   (lowest) rank in ``merges.txt`` is merged, one occurrence per step, as keras-hub does;
+6. pieces are looked up in ``vocab.json``; a piece missing from it gets id -1, as in keras-hub
+   (a real RoBERTa vocabulary holds all 256 byte characters, so this never happens there).
+
+Python's ``re`` has no ``\\p{L}`` / ``\\p{N}``, so the pattern is matched by a small hand-written
+scanner in which letters are the Unicode categories L* (Lu, Ll, Lt, Lm, Lo) and numbers N* (Nd,
+Nl, No) of ``unicodedata``; ``\\s`` is RE2's ASCII ``[\\t\\n\\f\\r ]`` (no ``\\v``). Characters newer
+than Python's Unicode database (or RE2's) may be classified differently; everything else is
+matched exactly, alternatives tried in order as RE2 does.
+
+``pack`` adds ``<s>`` / ``</s>``, truncates and pads like keras-hub's ``MultiSegmentPacker`` for a
+single segment (RoBERTa's text-classifier preprocessor).
+
+Command line (prints JSON):
+
+    python3 bpe_tokenizer.py model.json "Some text" "More text"
+    python3 bpe_tokenizer.py vocab.json merges.txt "Some text"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import unicodedata
+
+__all__ = ["BytePairTokenizer", "bytes_to_unicode", "split_words"]
+
+_MARK = "\u096c"  # "६", DEVANAGARI DIGIT SIX, keras-hub's look-ahead marker (a \p{N} character)
+_SPECIAL_SPACES = frozenset("\u00a0\u2009\u202f\u3000")
+_RE2_SPACE = frozenset("\t\n\f\r ")  # RE2's \s: ASCII only, no \v
+_WS = _RE2_SPACE | _SPECIAL_SPACES  # [\s{special_spaces}]
+_WS_END = frozenset("\n\r\t\f") | {_MARK} | _SPECIAL_SPACES  # [\n\r\t\f६{special_spaces}]
+_TRAILING = frozenset(" \t\r\f\v") | {_MARK} | _SPECIAL_SPACES  # SPLIT_PATTERN_2's class
+_CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")  # in keras-hub's order
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character table (keras-hub's ``bytes_to_unicode``)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def _is_letter(char: str) -> bool:
+    return unicodedata.category(char)[0] == "L"
+
+
+def _is_number(char: str) -> bool:
+    return unicodedata.category(char)[0] == "N"
+
+
+def _is_other(char: str) -> bool:  # [^\s\p{L}\p{N}{special_spaces}]
+    return char not in _WS and unicodedata.category(char)[0] not in "LN"
+
+
+def _match_at(text: str, i: int) -> int:
+    """End of keras-hub's SPLIT_PATTERN_1 match starting at ``i`` (leftmost-first), or -1."""
+    n = len(text)
+    char = text[i]
+    if char == "'":
+        for c in _CONTRACTIONS:
+            if text.startswith(c, i):
+                return i + len(c)
+    if char in _WS:  # [ws]+[ws_end], greedy with backtracking
+        j = i
+        while j < n and text[j] in _WS:
+            j += 1
+        if j < n and text[j] in _WS_END:
+            return j + 1
+        for k in range(j - 1, i, -1):
+            if text[k] in _WS_END:
+                return k + 1
+    start = i + 1 if char == " " else i  # the optional leading space (a space is none of the classes)
+    for test in (_is_letter, _is_number, _is_other):  # " ?\p{L}+", " ?\p{N}+", " ?[^...]+"
+        j = start
+        while j < n and test(text[j]):
+            j += 1
+        if j > start:
+            return j
+    return -1
+
+
+def _split_pattern_1(text: str) -> list[str]:
+    """``tf_text.regex_split(text, P1, P1)``: matches and the unmatched text between them, no empties."""
+    pieces, i, gap = [], 0, 0
+    while i < len(text):
+        end = _match_at(text, i)
+        if end < 0:
+            i += 1
+            continue
+        if gap < i:
+            pieces.append(text[gap:i])
+        pieces.append(text[i:end])
+        i = gap = end
+    if gap < len(text):
+        pieces.append(text[gap:])
+    return pieces
+
+
+def split_words(text: str, *, unsplittable_tokens=(), add_prefix_space: bool = False) -> list[str]:
+    """keras-hub's pre-tokenization of ``text`` into the words BPE then merges (see the module doc)."""
+    if add_prefix_space:
+        text = " " + text
+    out = []
+    for i, char in enumerate(text):  # ( )([^\s{special}]) -> ६\1\2
+        if char == " " and i + 1 < len(text) and text[i + 1] not in _WS:
+            out.append(_MARK)
+        out.append(char)
+    text = "".join(out)
+    # (\s{special})$ -> \1६ : keras-hub's pattern is a sequence, not a class; kept as it behaves
+    tail = "\u00a0\u2009\u202f\u3000"
+    if text.endswith(tail) and len(text) > len(tail) and text[-len(tail) - 1] in _RE2_SPACE:
+        text += _MARK
+    pieces = [text] if text else []
+    alts = []
+    for index, token in enumerate(unsplittable_tokens):
+        alt = "Ĵ" + "".join(chr(ord("A") + int(d)) for d in str(index))
+        alts.append(alt)
+        cut = []
+        for piece in pieces:
+            parts = piece.split(token)
+            for k, part in enumerate(parts):
+                if part:
+                    cut.append(part)
+                if k < len(parts) - 1:
+                    cut.append(token)
+        pieces = [p.replace(token, alt) for p in cut]
+    words = []
+    for piece in pieces:
+        for word in _split_pattern_1(piece):
+            if word[-1] in _TRAILING and len(word) > 1:
+                words += [word[:-1], word[-1]]
+            else:
+                words.append(word)
+    for token, alt in zip(unsplittable_tokens, alts):
+        words = [w.replace(alt, token) for w in words]
+    return [w for w in words if w != _MARK]
+
+
+class BytePairTokenizer:
+    """Byte-level BPE identical to keras-hub's ``BytePairTokenizer`` / ``RobertaTokenizer`` (in-graph path).
+
+    Args:
+        vocabulary: the path of a ``vocab.json`` (token -> id) or that dict.
+        merges: the path of a ``merges.txt`` (one ``"a b"`` rule per line) or a list of rules.
+        unsplittable_tokens: tokens never split (keras-hub default: the special tokens).
+        add_prefix_space: put a space before each text (keras-hub ``add_prefix_space``).
+        start_token, end_token, pad_token: special tokens `pack` adds.
+        sequence_length: default length for `pack`.
+    """
+
+    def __init__(self, vocabulary, merges, *, unsplittable_tokens=None, add_prefix_space: bool = False,
+                 start_token: str = "<s>", end_token: str = "</s>", pad_token: str = "<pad>",
+                 sequence_length: int | None = None):
+        if isinstance(vocabulary, (str, os.PathLike)):
+            with open(vocabulary, encoding="utf-8") as f:
+                vocabulary = json.load(f)
+        if isinstance(merges, (str, os.PathLike)):
+            with open(merges, encoding="utf-8") as f:
+                merges = [line.rstrip() for line in f]
+        if not isinstance(vocabulary, dict):
+            raise ValueError(f"`vocabulary` must map tokens to ids. Received: {type(vocabulary).__name__}")
+        self.vocabulary = {str(k): int(v) for k, v in vocabulary.items()}
+        self.merges = list(merges)
+        self.ranks = {}
+        for rank, merge in enumerate(self.merges):
+            if "#version:" not in merge.lstrip():
+                parts = merge.split(" ")
+                if len(parts) != 2 or parts[0] not in self.vocabulary or parts[1] not in self.vocabulary:
+                    raise ValueError(f"Merge rule {merge!r} must be two vocabulary tokens separated by a space")
+            self.ranks.setdefault(merge, rank)
+        for name, token in (("start_token", start_token), ("end_token", end_token), ("pad_token", pad_token)):
+            if token not in self.vocabulary:
+                raise ValueError(f"`{name}` {token!r} is not in the vocabulary")
+        if sequence_length is not None and sequence_length < 2:
+            raise ValueError(f"`sequence_length` must be >= 2. Received: sequence_length={sequence_length!r}")
+        if unsplittable_tokens is None:
+            unsplittable_tokens = [start_token, end_token, pad_token]
+        self.unsplittable_tokens = list(unsplittable_tokens)
+        self.add_prefix_space = bool(add_prefix_space)
+        self.start_token, self.end_token, self.pad_token = start_token, end_token, pad_token
+        self.sequence_length = sequence_length
+        self.byte_encoder = bytes_to_unicode()
+        self._cache = {t: [t] for t in self.unsplittable_tokens}
+
+    @classmethod
+    def from_config(cls, path: str) -> "BytePairTokenizer":
+        """Load the sidecar ``<model>.json`` written by tfxfer (its ``tokenizer`` section), or a bare
+        tokenizer JSON; ``vocabulary`` and ``merges`` are paths relative to the JSON file."""
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        if isinstance(config.get("tokenizer"), dict):
+            config = config["tokenizer"]
+        elif "tokenizer" in config:
+            raise ValueError(f"{path}: the model ships no tokenizer (its sidecar says why); "
+                             "this BPE tokenizer cannot feed it")
+        if config.get("type") != "bpe":
+            raise ValueError(f"{path}: tokenizer type {config.get('type')!r} is not 'bpe'")
+        folder = os.path.dirname(os.path.abspath(path))
+        keys = ("unsplittable_tokens", "add_prefix_space", "start_token", "end_token", "pad_token",
+                "sequence_length")
+        return cls(os.path.join(folder, config["vocabulary"]), os.path.join(folder, config["merges"]),
+                   **{k: config[k] for k in keys if k in config})
+
+    def bpe(self, word: str) -> list[str]:
+        """BPE pieces of one pre-tokenized word (keras-hub: best-ranked left-most pair, one per step)."""
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
+        parts = [self.byte_encoder[b] for b in word.encode("utf-8")]
+        while len(parts) > 1:
+            best, where = None, -1
+            for k in range(len(parts) - 1):
+                rank = self.ranks.get(parts[k] + " " + parts[k + 1])
+                if rank is not None and (best is None or rank < best):
+                    best, where = rank, k
+            if best is None:
+                break
+            parts[where: where + 2] = [parts[where] + parts[where + 1]]
+        if len(self._cache) < 100_000:
+            self._cache[word] = parts
+        return parts
+
+    def tokenize(self, text: str) -> list[str]:
+        """BPE tokens of ``text`` (byte-level strings, no start/end tokens)."""
+        words = split_words(text, unsplittable_tokens=self.unsplittable_tokens,
+                            add_prefix_space=self.add_prefix_space)
+        return [piece for word in words for piece in self.bpe(word)]
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no start/end tokens) as keras-hub returns them (-1: not in vocabulary)."""
+        return [self.vocabulary.get(piece, -1) for piece in self.tokenize(text)]
+
+    def pack(self, texts, sequence_length: int | None = None) -> dict:
+        """``<s> ids </s>`` truncated and padded to ``sequence_length``, for a list of texts.
+
+        Returns:
+            ``{"token_ids", "padding_mask"}``, each a list of int lists.
+        """
+        length = sequence_length or self.sequence_length
+        if length is None or length < 2:
+            raise ValueError(f"`sequence_length` must be >= 2. Received: sequence_length={length!r}")
+        if isinstance(texts, str):
+            texts = [texts]
+        start, end, pad = (self.vocabulary[t] for t in (self.start_token, self.end_token, self.pad_token))
+        out = {"token_ids": [], "padding_mask": []}
+        for text in texts:
+            ids = [start] + self.encode(text)[: length - 2] + [end]
+            rest = length - len(ids)
+            out["token_ids"].append(ids + [pad] * rest)
+            out["padding_mask"].append([1] * len(ids) + [0] * rest)
+        return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", help="the <model>.json sidecar written by tfxfer, or a vocab.json")
+    parser.add_argument("texts", nargs="+", help="texts (after merges.txt when config is a vocab.json)")
+    parser.add_argument("--sequence-length", type=int, default=None, help="pack to this length")
+    args = parser.parse_args(argv)
+    texts = list(args.texts)
+    with open(args.config, encoding="utf-8") as f:
+        config = json.load(f)
+    if "tokenizer" in config or config.get("type") == "bpe":
+        tok = BytePairTokenizer.from_config(args.config)
+    else:
+        if len(texts) < 2:
+            parser.error("with a vocab.json, give merges.txt and then the texts")
+        tok = BytePairTokenizer(args.config, texts.pop(0))
+    length = args.sequence_length or tok.sequence_length
+    if length:
+        result = tok.pack(texts, length)
+    else:
+        result = {"tokens": [tok.tokenize(t) for t in texts], "token_ids": [tok.encode(t) for t in texts]}
+    json.dump(result, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

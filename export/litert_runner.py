@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run a tfxfer .tflite image classifier on a device: numpy + LiteRT + Pillow, no TensorFlow.
+"""Run a tfxfer .tflite image or text classifier on a device: numpy + LiteRT (+ Pillow), no TensorFlow.
 
 Copy this file, ``model_int8.tflite`` and its sidecar ``model_int8.json`` (labels and input details
 written by ``tfxfer.export``) to the device, then:
@@ -11,6 +11,17 @@ Preprocessing is inside the model: the runner only resizes the image to the mode
 (bilinear) and feeds raw 0-255 pixels, quantized to the input's scale / zero point when the model
 takes uint8 or int8. It prints the top-k classes for each image and the inference time
 (median of ``--repeat`` timed runs after one warm-up run). ``--json`` prints one JSON document.
+
+Text models (``tfxfer.text.export_text_tflite``; their sidecar says ``"format":
+"tfxfer-text-tflite"``) take token ids, so the arguments after the model are texts, tokenized by
+the dependency-free tokenizer the sidecar's ``tokenizer.type`` names: ``wordpiece_tokenizer.py``
+(BERT family) or ``bpe_tokenizer.py`` (RoBERTa); copy that file and its vocabulary files
+(``vocab.txt``, or ``vocab.json`` + ``merges.txt``) beside the model and this runner:
+
+    python3 litert_runner.py sentiment.tflite "A fine film." "Dull." --top-k 2
+
+Models whose tokenizer is not reproduced there (SentencePiece: DeBERTa-v3, ALBERT) have
+``"tokenizer": null`` and need their own tokenizer; the runner says so and stops.
 """
 
 from __future__ import annotations
@@ -22,7 +33,10 @@ import sys
 import time
 
 import numpy as np
-from PIL import Image
+
+TEXT_FORMAT = "tfxfer-text-tflite"
+TOKENIZER_MODULES = {"wordpiece": ("wordpiece_tokenizer", "WordPieceTokenizer"),
+                     "bpe": ("bpe_tokenizer", "BytePairTokenizer")}
 
 
 def load_interpreter_class():
@@ -64,6 +78,8 @@ def load_labels(model_path: str, labels_path: str | None, num_classes: int) -> l
 
 def load_image(path: str, height: int, width: int, channels: int) -> np.ndarray:
     """``(1, height, width, channels)`` float32 raw pixels, resized bilinearly if needed."""
+    from PIL import Image
+
     with Image.open(path) as image:
         image = image.convert("RGB" if channels == 3 else "L")
         if image.size != (width, height):
@@ -122,10 +138,102 @@ class Classifier:
         return from_output(raw, self.output)[0], float(np.median(times))
 
 
+def read_sidecar(model_path: str) -> dict:
+    path = sidecar_path(model_path)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_tokenizer(model_path: str, sidecar: dict):
+    """The export/ tokenizer the sidecar names (its module beside the model or this runner)."""
+    config = sidecar.get("tokenizer")
+    if not isinstance(config, dict):
+        sys.exit(f"{sidecar_path(model_path)} names no tokenizer: this model's tokenizer (e.g. SentencePiece for "
+                 "DeBERTa-v3 / ALBERT) is not reproduced by export/; tokenize with the model's own tokenizer "
+                 "and feed the token ids to LiteRT yourself")
+    kind = config.get("type")
+    if kind not in TOKENIZER_MODULES:
+        sys.exit(f"Unknown tokenizer type {kind!r} in {sidecar_path(model_path)} (known: {sorted(TOKENIZER_MODULES)})")
+    module_name, class_name = TOKENIZER_MODULES[kind]
+    for folder in (os.path.dirname(os.path.abspath(model_path)), os.path.dirname(os.path.abspath(__file__))):
+        if os.path.isfile(os.path.join(folder, module_name + ".py")) and folder not in sys.path:
+            sys.path.insert(0, folder)
+    try:
+        module = __import__(module_name)
+    except ImportError:
+        sys.exit(f"Copy {module_name}.py (from tfxfer's export/ folder) beside the model or this runner")
+    return getattr(module, class_name).from_config(sidecar_path(model_path))
+
+
+class TextClassifier:
+    """A loaded text .tflite: ``classify(text)`` -> (probabilities, milliseconds) from a raw string."""
+
+    def __init__(self, model_path: str, *, threads: int = 1, labels_path: str | None = None):
+        self.sidecar = read_sidecar(model_path)
+        self.tokenizer = load_tokenizer(model_path, self.sidecar)
+        self.length = int(self.sidecar["sequence_length"])
+        self.interpreter = load_interpreter_class()(model_path=model_path, num_threads=threads)
+        self.inputs = {}
+        for detail in self.interpreter.get_input_details():
+            key = next((i["name"] for i in self.sidecar.get("inputs", []) if i.get("tensor") == detail["name"]), None)
+            key = key or next((k for k in ("token_ids", "padding_mask", "segment_ids") if k in detail["name"]), None)
+            if key is None:
+                sys.exit(f"TFLite input {detail['name']!r} is none of token_ids / padding_mask / segment_ids")
+            self.interpreter.resize_tensor_input(detail["index"], [1, self.length])
+            self.inputs[key] = detail
+        self.interpreter.allocate_tensors()
+        self.output = self.interpreter.get_output_details()[0]
+        self.task = self.sidecar.get("task", "classification")
+        self.labels = load_labels(model_path, labels_path, int(self.output["shape"][-1]))
+
+    def classify(self, text: str, *, repeat: int = 1):
+        packed = self.tokenizer.pack([text], self.length)
+        feed = {k: np.asarray(packed.get(k, [[0] * self.length]), dtype=np.dtype(d["dtype"]))
+                for k, d in self.inputs.items()}
+        times = []
+        for _ in range(max(1, repeat) + 1):  # the first run is the warm-up
+            start = time.perf_counter()
+            for k, d in self.inputs.items():
+                self.interpreter.set_tensor(d["index"], feed[k])
+            self.interpreter.invoke()
+            raw = self.interpreter.get_tensor(self.output["index"])
+            times.append((time.perf_counter() - start) * 1000.0)
+        probabilities = from_output(raw, self.output)[0]
+        if self.task == "token_classification":  # one row per real token (<s>/[CLS] ... </s>/[SEP])
+            probabilities = probabilities[: int(sum(packed["padding_mask"][0]))]
+        return probabilities, float(np.median(times[1:]))
+
+
+def run_text(args) -> int:
+    classifier = TextClassifier(args.model, threads=args.threads, labels_path=args.labels)
+    results = []
+    for text in args.inputs:
+        probabilities, ms = classifier.classify(text, repeat=args.repeat)
+        if probabilities.ndim == 1:
+            order = np.argsort(-probabilities)[: max(1, args.top_k)]
+            top = [{"index": int(i), "label": classifier.labels[i], "probability": float(probabilities[i])}
+                   for i in order]
+            results.append({"text": text, "top": top, "probabilities": probabilities.tolist(), "inference_ms": ms})
+        else:
+            tags = [classifier.labels[i] for i in probabilities.argmax(-1)]
+            results.append({"text": text, "tags": tags, "probabilities": probabilities.tolist(), "inference_ms": ms})
+    if args.json:
+        print(json.dumps({"model": args.model, "threads": args.threads, "results": results}, ensure_ascii=False))
+    else:
+        for r in results:
+            shown = (", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"]) if "top" in r
+                     else " ".join(r["tags"]))
+            print(f"{r['text']!r}: {shown}  ({r['inference_ms']:.2f} ms, {args.threads} thread(s))")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="the .tflite file (its sidecar <stem>.json is read if present)")
-    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...)")
+    parser.add_argument("inputs", nargs="+", metavar="input",
+                        help="image files (JPEG, PNG, ...), or texts for a tfxfer text model")
     parser.add_argument("--labels", help="labels: a tfxfer sidecar JSON or a text file, one name per line")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -134,10 +242,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not os.path.isfile(args.model):
         parser.error(f"model file not found: {args.model}")
+    if read_sidecar(args.model).get("format") == TEXT_FORMAT:
+        return run_text(args)
 
     classifier = Classifier(args.model, threads=args.threads, labels_path=args.labels)
     results = []
-    for path in args.images:
+    for path in args.inputs:
         try:
             probabilities, ms = classifier.classify(path, repeat=args.repeat)
         except (OSError, ValueError) as exc:  # unreadable or non-image file: report, go on

@@ -62,18 +62,48 @@ class TextTFLiteExport:
 
 
 def _tokenizer_config(model) -> dict | None:
-    """The settings ``export/wordpiece_tokenizer.py`` needs, or None for non-WordPiece tokenizers."""
+    """What ``export/wordpiece_tokenizer.py`` or ``export/bpe_tokenizer.py`` needs from the sidecar.
+
+    WordPiece (BERT family) and byte-level BPE (RoBERTa, GPT-2 style) tokenizers are reproduced by
+    the dependency-free tokenizers in ``export/``. Any other (SentencePiece: DeBERTa-v3, ALBERT,
+    ...) gives None: the sidecar's ``tokenizer`` is null and the device needs that model's own
+    tokenizer (e.g. SentencePiece with its model file) to make the token ids.
+    """
     parts = text_parts(model)
     tok = parts.tokenizer.tokenizer
-    if not hasattr(tok, "suffix_indicator") or not hasattr(tok, "get_vocabulary"):
+    length = parts.sequence_length
+    if hasattr(tok, "suffix_indicator") and hasattr(tok, "get_vocabulary"):
+        return {
+            "type": "wordpiece", "vocabulary": "vocab.txt", "lowercase": bool(tok.lowercase),
+            "strip_accents": bool(tok.strip_accents), "split_on_cjk": bool(getattr(tok, "split_on_cjk", True)),
+            "suffix_indicator": tok.suffix_indicator, "oov_token": tok.oov_token, "max_bytes_per_word": 100,
+            "cls_token": tok.id_to_token(int(tok.start_token_id)), "sep_token": tok.id_to_token(int(tok.end_token_id)),
+            "pad_token": tok.id_to_token(int(tok.pad_token_id)), "sequence_length": length,
+        }
+    if hasattr(tok, "merges") and hasattr(tok, "unsplittable_tokens") and isinstance(tok.vocabulary, dict):
+        return {
+            "type": "bpe", "vocabulary": "vocab.json", "merges": "merges.txt",
+            "add_prefix_space": bool(tok.add_prefix_space), "unsplittable_tokens": list(tok.unsplittable_tokens or []),
+            "start_token": tok.id_to_token(int(tok.start_token_id)), "end_token": tok.id_to_token(int(tok.end_token_id)),
+            "pad_token": tok.id_to_token(int(tok.pad_token_id)), "sequence_length": length,
+        }
+    return None
+
+
+def _write_tokenizer_files(folder: str, config: dict | None, tokenizer) -> str | None:
+    """Write the vocabulary (and BPE merges) beside the .tflite, atomically; returns the vocabulary path."""
+    if config is None:
         return None
-    return {
-        "type": "wordpiece", "vocabulary": "vocab.txt", "lowercase": bool(tok.lowercase),
-        "strip_accents": bool(tok.strip_accents), "split_on_cjk": bool(getattr(tok, "split_on_cjk", True)),
-        "suffix_indicator": tok.suffix_indicator, "oov_token": tok.oov_token, "max_bytes_per_word": 100,
-        "cls_token": tok.id_to_token(int(tok.start_token_id)), "sep_token": tok.id_to_token(int(tok.end_token_id)),
-        "pad_token": tok.id_to_token(int(tok.pad_token_id)), "sequence_length": parts.sequence_length,
-    }
+    if config["type"] == "wordpiece":
+        path = os.path.join(folder, config["vocabulary"])
+        atomic_write_text(path, "".join(t + "\n" for t in tokenizer.get_vocabulary()))
+        return path
+    if config["type"] == "bpe":
+        path = os.path.join(folder, config["vocabulary"])
+        atomic_write_json(path, {str(k): int(v) for k, v in tokenizer.vocabulary.items()})
+        atomic_write_text(os.path.join(folder, config["merges"]), "".join(m + "\n" for m in tokenizer.merges))
+        return path
+    return None
 
 
 def convert_text_tflite(model, *, variant: str = "float32") -> bytes:
@@ -146,11 +176,8 @@ def export_text_tflite(model, path, *, variant: str = "float32", class_names=Non
         "output": {"name": "probabilities", "shape": [int(s) for s in interpreter.get_output_details()[0]["shape_signature"]]},
         "tokenizer": tokenizer, "sha256": hashlib.sha256(content).hexdigest(),
     }
-    vocab_path = None
     os.makedirs(folder, exist_ok=True)
-    if tokenizer is not None:
-        vocab_path = os.path.join(folder, tokenizer["vocabulary"])
-        atomic_write_text(vocab_path, "".join(t + "\n" for t in parts.tokenizer.tokenizer.get_vocabulary()))
+    vocab_path = _write_tokenizer_files(folder, tokenizer, parts.tokenizer.tokenizer)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(content)

@@ -163,7 +163,7 @@ def load_tokenizer(model_path: str, sidecar: dict):
     try:
         module = __import__(module_name)
     except ImportError:
-        sys.exit(f"Copy {module_name}.py (from tfxfer's export/ folder) beside the model or this runner")
+        sys.exit(f"Copy {module_name}.py (it is in the export/ folder of tfxfer) beside the model or this runner")
     return getattr(module, class_name).from_config(sidecar_path(model_path))
 
 

@@ -5,8 +5,11 @@
   and ``serving_tokens`` taking the token tensors, plus warm-up requests and ``models.config``
   (`tfxfer.export.serving`). It is loaded back and checked against Keras on held-out texts.
 * `export_text_tflite` writes the token-id model (TFLite cannot hold tf-text tokenizer ops) as
-  float32, float16 or dynamic-range int8, with ``vocab.txt`` and a sidecar ``<stem>.json``
-  (inputs, classes, tokenizer settings) beside it, which ``export/wordpiece_tokenizer.py`` reads.
+  float32, float16 or dynamic-range int8, with the tokenizer files and a sidecar ``<stem>.json``
+  (inputs, classes, tokenizer settings) beside it: ``vocab.txt`` for WordPiece (BERT family, MiniLM;
+  read by ``export/wordpiece_tokenizer.py``) or ``vocab.json`` + ``merges.txt`` for byte-level BPE
+  (RoBERTa; ``export/bpe_tokenizer.py``). SentencePiece models (DeBERTa-v3, ALBERT) get
+  ``"tokenizer": null``: they need their own tokenizer on the device.
 * `verify_text_tflite` is the gate: the file runs in LiteRT on held-out texts and is compared
   with Keras using `tfxfer.export.Thresholds` / `GateReport` (defaults: `DEFAULT_THRESHOLDS`).
 
@@ -138,7 +141,7 @@ def convert_text_tflite(model, *, variant: str = "float32") -> bytes:
 
 def export_text_tflite(model, path, *, variant: str = "float32", class_names=None, verify_texts=None,
                        verify_labels=None, thresholds=None) -> TextTFLiteExport:
-    """Write the token-id .tflite, ``<stem>.json`` and ``vocab.txt`` (atomically), gated if asked.
+    """Write the token-id .tflite, ``<stem>.json`` and the tokenizer files (atomically), gated if asked.
 
     Args:
         model: a tfxfer text model (classifier, token classifier, few-/zero-shot).

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tests.pipeline.helpers import make_image_folder
-from tfxfer import cli
+from tfxfer import cli, cli_rank
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = os.path.join(ROOT, "pipelines", "quick.yaml")
@@ -37,7 +37,7 @@ def _error(capsys, argv, code=2):
 
 
 def _inputs(argv):
-    return cli._rank_inputs(cli.build_parser().parse_args(["rank", *argv]))
+    return cli_rank._rank_inputs(cli.build_parser().parse_args(["rank", *argv]))
 
 
 def test_recipe_defaults_candidates_and_data(folder):

@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.text.helpers import run_device_runner
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULE = os.path.join(ROOT, "export", "bpe_tokenizer.py")
 RUNNER = os.path.join(ROOT, "export", "litert_runner.py")
@@ -190,11 +192,7 @@ def test_roberta_tflite_runs_from_raw_strings_in_the_standalone_runner(bpe, tmp_
     assert config["type"] == "bpe" and config["start_token"] == "<s>" and config["sequence_length"] == 16
     assert json.loads((tmp_path / "vocab.json").read_text()) == vocab
     # the device side, as a user runs it: runner + tokenizer copied beside the model, no tfxfer
-    for name in ("litert_runner.py", "bpe_tokenizer.py"):
-        (tmp_path / name).write_text(open(os.path.join(ROOT, "export", name), encoding="utf-8").read())
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, str(tmp_path / "litert_runner.py"), out.path, *texts, "--json",
-                           "--repeat", "1"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    proc = run_device_runner(tmp_path, out.path, texts, "bpe_tokenizer.py", "--json", "--repeat", "1")
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)["results"]
     got = np.array([r["probabilities"] for r in results])
@@ -204,6 +202,5 @@ def test_roberta_tflite_runs_from_raw_strings_in_the_standalone_runner(bpe, tmp_
     sidecar = json.loads((tmp_path / "roberta.json").read_text())
     sidecar["tokenizer"] = None
     (tmp_path / "roberta.json").write_text(json.dumps(sidecar))
-    proc = subprocess.run([sys.executable, str(tmp_path / "litert_runner.py"), out.path, "text"], capture_output=True,
-                          text=True, timeout=120, env=env, cwd=tmp_path)
+    proc = run_device_runner(tmp_path, out.path, ["text"], "bpe_tokenizer.py")
     assert proc.returncode != 0 and "SentencePiece" in proc.stderr and "own tokenizer" in proc.stderr

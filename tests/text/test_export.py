@@ -94,18 +94,13 @@ def test_token_classifier_exports_to_tflite_not_saved_model(make_encoder, tmp_pa
 def test_wordpiece_tflite_runs_from_raw_strings_in_the_standalone_runner(make_encoder, tmp_path):
     """The device side for BERT-family files: runner + wordpiece tokenizer copied beside the model, no
     tfxfer or TensorFlow on the path; probabilities match Keras within 1e-4."""
-    import subprocess
-    import sys
+    from tests.text.helpers import run_device_runner
 
     model = build_text_classifier(make_encoder(), 2, dropout=0.0)
     texts = ["the film was good", "Dull, bad music!", "Zoë's café", "", "the acting " * 12]
     out = export_text_tflite(model, str(tmp_path / "bert.tflite"), class_names=["neg", "pos"], verify_texts=texts)
     assert out.report.passed and json.loads((tmp_path / "bert.json").read_text())["tokenizer"]["type"] == "wordpiece"
-    for name in ("litert_runner.py", "wordpiece_tokenizer.py"):
-        (tmp_path / name).write_text(open(os.path.join(ROOT, "export", name), encoding="utf-8").read())
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, str(tmp_path / "litert_runner.py"), out.path, *texts, "--json",
-                           "--repeat", "1"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    proc = run_device_runner(tmp_path, out.path, texts, "wordpiece_tokenizer.py", "--json", "--repeat", "1")
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)["results"]
     np.testing.assert_allclose(np.array([r["probabilities"] for r in results]), predict_texts(model, texts), atol=1e-4)

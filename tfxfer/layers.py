@@ -20,9 +20,9 @@ from keras import ops
 
 from tfxfer.errors import ArgumentError
 
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 #: Preprocessing modes: what each backbone family expects from raw 0-255 RGB input.
 PREPROCESS_MODES = {
@@ -33,6 +33,27 @@ PREPROCESS_MODES = {
     "lite": "(x - 127) / 128, as EfficientNet-Lite was trained",
     "unit": "scale to [0, 1]: x / 255",
 }
+
+
+def preprocess_pixels(x, mode: str, *, expand_grayscale: bool = True, dtype="float32"):
+    """The `Preprocess` computation on a tensor (shared with the tf_keras twin used by QAT)."""
+    x = ops.cast(x, dtype)
+    if expand_grayscale and x.shape[-1] == 1:
+        x = ops.concatenate([x, x, x], axis=-1)
+    if mode == "none":
+        return x
+    if mode == "tf":
+        return x / 127.5 - 1.0
+    if mode == "unit":
+        return x / 255.0
+    if mode == "lite":
+        return (x - 127.0) / 128.0
+    if mode == "torch":
+        mean = ops.convert_to_tensor(IMAGENET_MEAN, dtype=dtype)
+        std = ops.convert_to_tensor(IMAGENET_STD, dtype=dtype)
+        return (x / 255.0 - mean) / std
+    # caffe: RGB -> BGR, mean subtraction
+    return ops.flip(x, axis=-1) - ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -54,25 +75,7 @@ class Preprocess(keras.layers.Layer):
         self.expand_grayscale = bool(expand_grayscale)
 
     def call(self, inputs):
-        x = ops.cast(inputs, self.compute_dtype)
-        if self.expand_grayscale and x.shape[-1] == 1:
-            x = ops.concatenate([x, x, x], axis=-1)
-        if self.mode == "none":
-            return x
-        if self.mode == "tf":
-            return x / 127.5 - 1.0
-        if self.mode == "unit":
-            return x / 255.0
-        if self.mode == "lite":
-            return (x - 127.0) / 128.0
-        if self.mode == "torch":
-            mean = ops.convert_to_tensor(_IMAGENET_MEAN, dtype=self.compute_dtype)
-            std = ops.convert_to_tensor(_IMAGENET_STD, dtype=self.compute_dtype)
-            return (x / 255.0 - mean) / std
-        # caffe: RGB -> BGR, mean subtraction
-        x = ops.flip(x, axis=-1)
-        mean = ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=self.compute_dtype)
-        return x - mean
+        return preprocess_pixels(inputs, self.mode, expand_grayscale=self.expand_grayscale, dtype=self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         if self.expand_grayscale and input_shape[-1] == 1:

@@ -36,6 +36,7 @@ import math
 import keras
 
 from tfxfer.backbones.spec import BackboneSpec
+from tfxfer.layers import IMAGENET_MEAN, IMAGENET_STD
 from tfxfer.errors import ArgumentError
 
 
@@ -66,8 +67,6 @@ def _static_app(constructor_name: str, input_shape, weights, *, include_top: boo
 # Normalization layer's *variance* (tensorflow/tensorflow#49930); the constructor compensates with
 # an extra Rescaling layer, but only when called with weights="imagenet". A local copy of those
 # weights loads into a model built without it, so the inputs would be scaled wrongly.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _fix_efficientnet_normalization(model: keras.Model) -> None:
@@ -79,8 +78,8 @@ def _fix_efficientnet_normalization(model: keras.Model) -> None:
             continue
         mean = np.ravel(keras.ops.convert_to_numpy(layer.adapt_mean))
         variance = np.ravel(keras.ops.convert_to_numpy(layer.adapt_variance))
-        if np.allclose(mean, _IMAGENET_MEAN, atol=1e-4) and np.allclose(variance, _IMAGENET_STD, atol=1e-4):
-            std = np.asarray(_IMAGENET_STD, "float32")
+        if np.allclose(mean, IMAGENET_MEAN, atol=1e-4) and np.allclose(variance, IMAGENET_STD, atol=1e-4):
+            std = np.asarray(IMAGENET_STD, "float32")
             layer.adapt_variance.assign(np.reshape(np.square(std), tuple(layer.adapt_variance.shape)))
             layer.finalize_state()  # recompute the mean / variance tensors the layer divides by
 

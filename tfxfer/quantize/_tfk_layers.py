@@ -12,11 +12,9 @@ import functools
 import types
 import uuid
 
+from tfxfer.layers import preprocess_pixels
 from tfxfer.quantize._deps import tf_keras
 
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _OPS: dict = {}  # KerasOp key -> (operation, args, kwargs, tensor positions)
 
 
@@ -33,21 +31,9 @@ def tfk_layers() -> types.SimpleNamespace:
             self.mode = mode
             self.expand_grayscale = bool(expand_grayscale)
 
-        def call(self, inputs):
-            x = tf.cast(inputs, self.compute_dtype)
-            if self.expand_grayscale and x.shape[-1] == 1:
-                x = tf.concat([x, x, x], axis=-1)
-            if self.mode == "tf":
-                return x / 127.5 - 1.0
-            if self.mode == "unit":
-                return x / 255.0
-            if self.mode == "lite":
-                return (x - 127.0) / 128.0
-            if self.mode == "torch":
-                return (x / 255.0 - tf.constant(_IMAGENET_MEAN, x.dtype)) / tf.constant(_IMAGENET_STD, x.dtype)
-            if self.mode == "caffe":
-                return tf.reverse(x, axis=[-1]) - tf.constant(_CAFFE_MEAN_BGR, x.dtype)
-            return x
+        def call(self, inputs):  # the same computation as the Keras 3 layer (TensorFlow tensors either way)
+            return preprocess_pixels(inputs, self.mode, expand_grayscale=self.expand_grayscale,
+                                     dtype=self.compute_dtype)
 
         def get_config(self):
             return dict(super().get_config(), mode=self.mode, expand_grayscale=self.expand_grayscale)

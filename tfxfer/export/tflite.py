@@ -60,6 +60,21 @@ class TFLiteExport:
         return dataclasses.asdict(self)
 
 
+def base_converter(concrete_function, variant: str):
+    """A ``TFLiteConverter`` for ``concrete_function`` set up for ``variant`` (builtin ops only;
+    weight quantization for every variant but float32, float16 weights for "float16"). Full int8
+    callers add their representative data and input/output types."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return converter
+
+
 def _check_options(variant, input_type, output_type, representative_data):
     if variant not in VARIANTS:
         raise ArgumentError("variant", variant, "must be one of " + ", ".join(VARIANTS))
@@ -107,13 +122,8 @@ def _convert(model, *, variant, representative_data, num_calibration, input_type
         raise ArgumentError("batch_size", batch_size, "must be None (dynamic) or an int >= 1")
     image_shape = _trace.check_image_model(model)
     function = _trace.inference_function(model, batch_size=batch_size)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter = base_converter(function, variant)
     used = [0]
-    if variant != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if variant == "float16":
-        converter.target_spec.supported_types = [tf.float16]
     if variant == "int8":
         samples = sample_images(representative_data, num_samples=num_calibration, seed=seed)
         check_image_shape(samples, image_shape, name="representative_data")

@@ -57,6 +57,7 @@ def convert_tf_keras(tfk_model, *, variant: str = "int8", representative_data=No
     import tensorflow as tf
 
     from tfxfer.export.data import check_image_shape, sample_images
+    from tfxfer.export.tflite import base_converter
 
     if variant not in VARIANTS:
         raise ArgumentError("variant", variant, "must be one of " + ", ".join(VARIANTS))
@@ -69,12 +70,7 @@ def convert_tf_keras(tfk_model, *, variant: str = "int8", representative_data=No
     def serve(image):
         return {OUTPUT_NAME: tf.cast(tfk_model(image, training=False), tf.float32)}
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if variant == "float16":
-        converter.target_spec.supported_types = [tf.float16]
+    converter = base_converter(serve.get_concrete_function(), variant)
     if variant == "int8":
         samples = sample_images(representative_data, num_samples=num_calibration, seed=seed)
         check_image_shape(samples, (height, width, channels), name="representative_data")

@@ -37,6 +37,7 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ExportError, ModelError
 from tfxfer.export.gate import GateReport, Thresholds
+from tfxfer.export.tflite import base_converter
 from tfxfer.text.encoders import as_texts
 from tfxfer.text.graph import text_parts, token_model
 from tfxfer.text.verify import gate, predict_text_tflite
@@ -126,12 +127,7 @@ def convert_text_tflite(model, *, variant: str = "float32") -> bytes:
 
     # No trackable object here: passing the model keeps VAR_HANDLE / READ_VARIABLE ops whose
     # variables LiteRT never initialises (NaN outputs); without it the weights are frozen in.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if variant == "float16":
-        converter.target_spec.supported_types = [tf.float16]
+    converter = base_converter(serve.get_concrete_function(), variant)
     try:
         return converter.convert()
     except Exception as exc:  # ConverterError and friends

@@ -177,7 +177,14 @@ def _points(value: float) -> float:
     return round(float(value) * 100.0, 4)
 
 
-def _compare(name, path, reference, outputs, labels, class_names, limits: Thresholds) -> VariantResult:
+def compare_outputs(name, path, reference, outputs, labels, class_names, limits: Thresholds) -> VariantResult:
+    """A `VariantResult` for a file's ``outputs`` against the Keras ``reference`` (both
+    ``[examples, classes]``) on ``labels``, checked against ``limits``; NaN/Inf outputs fail.
+    Shared by the image gate and the text gate (`tfxfer.text.verify`)."""
+    outputs = np.asarray(outputs, dtype=np.float32)
+    finite = bool(np.all(np.isfinite(outputs)))
+    if not finite:
+        outputs = np.nan_to_num(outputs, nan=-1.0, posinf=-1.0, neginf=-1.0)
     num_classes = reference.shape[1]
     diff = np.abs(outputs - reference)
     k_pred, t_pred = reference.argmax(1), outputs.argmax(1)
@@ -211,6 +218,8 @@ def _compare(name, path, reference, outputs, labels, class_names, limits: Thresh
             failures.append(f"per-class accuracy drop {worst:.2f} points > {limits.max_class_accuracy_drop}")
     if limits.max_ece_increase is not None and ece_k is not None and ece_t - ece_k > limits.max_ece_increase:
         failures.append(f"ECE increase {ece_t - ece_k:.4f} > {limits.max_ece_increase}")
+    if not finite:
+        failures.append("the file produced NaN or infinite outputs")
     return VariantResult(
         variant=name, path=path if isinstance(path, str) else None, passed=not failures, failures=failures,
         examples=int(len(labels)), max_abs_error=float(diff.max()), mean_abs_error=float(diff.mean()),
@@ -275,15 +284,8 @@ def verify(
         names = class_names or (sidecar or {}).get("class_names") or [str(i) for i in range(num_classes)]
         key = variant if variant not in results else f"{variant}:{os.path.basename(str(path))}"
         outputs = predict_tflite(path, images, batch_size=batch_size)
-        finite = bool(np.all(np.isfinite(outputs)))
-        if not finite:
-            outputs = np.nan_to_num(outputs, nan=-1.0, posinf=-1.0, neginf=-1.0)
-        result = _compare(key, path, reference, outputs, labels, list(names),
-                          limits.get(variant, Thresholds()))
-        if not finite:
-            result.failures.append("the file produced NaN or infinite outputs")
-            result.passed = False
-        results[key] = result
+        results[key] = compare_outputs(key, path, reference, outputs, labels, list(names),
+                                       limits.get(variant, Thresholds()))
     report = GateReport(results)
     if raise_on_failure and not report.passed:
         raise GateError(f"Verification gate failed for {report.failed}:\n{report.format()}", report=report)

@@ -20,14 +20,12 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import numpy as np
 
 from tfxfer.errors import ArgumentError, GateError, ModelError
-from tfxfer.export.gate import GateReport, Thresholds, VariantResult, resolve_thresholds
-from tfxfer.export.metrics import expected_calibration_error, per_class_accuracy
+from tfxfer.export.gate import GateReport, Thresholds, compare_outputs, resolve_thresholds
 from tfxfer.text.encoders import as_texts
 from tfxfer.text.graph import text_parts, token_model
 
@@ -72,39 +70,6 @@ def _flatten(outputs, mask):
     return outputs[mask.astype(bool)] if outputs.ndim == 3 else outputs
 
 
-def compare_outputs(name, path, reference, outputs, labels, limits: Thresholds) -> VariantResult:
-    """A `VariantResult` for ``outputs`` against the Keras ``reference`` ``[examples, classes]``."""
-    k_pred, t_pred = reference.argmax(1), outputs.argmax(1)
-    diff = np.abs(outputs - reference)
-    agreement = float((k_pred == t_pred).mean())
-    k_acc, t_acc = float((k_pred == labels).mean()), float((t_pred == labels).mean())
-    k_cls, support = per_class_accuracy(k_pred, labels, reference.shape[1])
-    t_cls, _ = per_class_accuracy(t_pred, labels, reference.shape[1])
-    per_class = [{"class": c, "name": str(c), "support": int(support[c]),
-                  "keras_accuracy": float(k_cls[c]) if support[c] else None,
-                  "tflite_accuracy": float(t_cls[c]) if support[c] else None,
-                  "delta_points": round(float(t_cls[c] - k_cls[c]) * 100, 4) if support[c] else None}
-                 for c in range(reference.shape[1])]
-    ece_k = expected_calibration_error(reference, labels)
-    ece_t = expected_calibration_error(np.clip(outputs, 0, 1), labels)
-    drop = round((k_acc - t_acc) * 100, 4)
-    failures = []
-    if limits.min_top1_agreement is not None and agreement < limits.min_top1_agreement:
-        failures.append(f"top-1 agreement {agreement:.4f} < {limits.min_top1_agreement}")
-    if limits.max_accuracy_drop is not None and drop > limits.max_accuracy_drop:
-        failures.append(f"accuracy drop {drop:.2f} points > {limits.max_accuracy_drop}")
-    if limits.max_abs_error is not None and float(diff.max()) > limits.max_abs_error:
-        failures.append(f"max abs error {float(diff.max()):.3g} > {limits.max_abs_error}")
-    if limits.max_ece_increase is not None and ece_t - ece_k > limits.max_ece_increase:
-        failures.append(f"ECE increase {ece_t - ece_k:.4f} > {limits.max_ece_increase}")
-    if not np.all(np.isfinite(outputs)):
-        failures.append("the file produced NaN or infinite outputs")
-    return VariantResult(variant=name, path=path, passed=not failures, failures=failures, examples=int(len(labels)),
-                         max_abs_error=float(diff.max()), mean_abs_error=float(diff.mean()), top1_agreement=agreement,
-                         keras_accuracy=k_acc, tflite_accuracy=t_acc, accuracy_drop=drop, ece_keras=ece_k,
-                         ece_tflite=ece_t, per_class=per_class, thresholds=dataclasses.asdict(limits))
-
-
 def gate(model, runs: dict, texts, labels, thresholds, raise_on_failure) -> GateReport:
     """``runs``: ``{variant: (path, fn(token inputs) -> outputs)}``; compare each with Keras."""
     texts = as_texts(texts)
@@ -121,10 +86,12 @@ def gate(model, runs: dict, texts, labels, thresholds, raise_on_failure) -> Gate
         if flat_labels.ndim == 2:
             flat_labels = flat_labels.argmax(1)
     limits = resolve_thresholds(thresholds)
+    names = [str(c) for c in range(ref.shape[1])]
     results = {}
     for variant, (path, run) in runs.items():
         outputs = _flatten(np.asarray(run(inputs), dtype=np.float32), mask)
-        results[variant] = compare_outputs(variant, path, ref, outputs, flat_labels, limits.get(variant, Thresholds()))
+        results[variant] = compare_outputs(variant, path, ref, outputs, flat_labels, names,
+                                           limits.get(variant, Thresholds()))
     report = GateReport(results)
     if raise_on_failure and not report.passed:
         raise GateError(f"Verification gate failed for {report.failed}:\n{report.format()}", report=report)

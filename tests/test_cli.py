@@ -146,7 +146,7 @@ def test_report_command(tmp_path, capsys):
 
 
 def test_doctor_rules_and_command(capsys, monkeypatch):
-    from tfxfer.pipeline import doctor
+    from tfxfer.recipes import doctor
 
     good = {"tensorflow": "2.21.0", "keras": "3.15.1", "tf-keras": "2.21.0", "tensorflow-model-optimization": "0.8.1",
             "ai-edge-litert": "2.3.0", "keras-hub": "0.32.0", "tensorflow-serving-api": "2.21.0"}
@@ -162,7 +162,7 @@ def test_doctor_rules_and_command(capsys, monkeypatch):
 
 
 def test_rank_command(tmp_path, capsys):
-    from tests.pipeline.helpers import make_image_folder
+    from tests.recipes.helpers import make_image_folder
 
     folder = make_image_folder(tmp_path / "images", per_class=6)
     assert cli.main(["rank", folder, "--candidates", "mobilenet_v3_small:random@32,mobilenet_v2:random@32",

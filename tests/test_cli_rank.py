@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.pipeline.helpers import make_image_folder
+from tests.recipes.helpers import make_image_folder
 from tfxfer import cli, cli_rank
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,7 +9,7 @@ import pytest
 
 from tests.reliability.tiny import tiny_data, tiny_transfer_model
 from tfxfer.freezing import layer_groups
-from tfxfer.recipes import fine_tune
+from tfxfer.train.fine_tune import fine_tune
 
 BASE_LR, FACTOR, DECAY = 1e-2, 0.1, 0.5
 

@@ -24,7 +24,7 @@ _EXPORTS = {
     "get_spec": "tfxfer.backbones",
     "list_backbones": "tfxfer.backbones",
     "BackboneSpec": "tfxfer.backbones",
-    "Preprocess": "tfxfer.layers",
+    "Preprocess": "tfxfer.preprocess",
     "freeze_backbone": "tfxfer.freezing",
     "unfreeze": "tfxfer.freezing",
     "layer_groups": "tfxfer.freezing",
@@ -37,9 +37,9 @@ _EXPORTS = {
     "layerwise_decay": "tfxfer.optim",
     "group_multipliers": "tfxfer.optim",
     "lr_find": "tfxfer.optim",
-    "fine_tune": "tfxfer.recipes",
-    "extract_features": "tfxfer.features",
-    "train_head_on_features": "tfxfer.features",
+    "fine_tune": "tfxfer.train.fine_tune",
+    "extract_features": "tfxfer.train.head",
+    "train_head_on_features": "tfxfer.train.head",
     "export_tflite": "tfxfer.export",
     "export_all": "tfxfer.export",
     "export_saved_model": "tfxfer.export",
@@ -57,8 +57,8 @@ _EXPORTS = {
     "to_tf_keras": "tfxfer.quantize",
 }
 
-_SUBPACKAGES = ("augment", "backbones", "data", "distill", "export", "freezing", "optim", "pipeline",
-                "quantize", "reliability", "report", "text", "transfer")
+_SUBPACKAGES = ("augment", "backbones", "data", "distill", "export", "freezing", "optim", "recipes",
+                "quantize", "reliability", "report", "text", "train", "transfer")
 
 __all__ = sorted(_EXPORTS) + list(_SUBPACKAGES) + ["__version__"]
 

@@ -173,7 +173,7 @@ def _import_tensorflow(args) -> None:
 
 
 def cmd_run(args) -> int:
-    from tfxfer.pipeline import load_config, run_pipeline
+    from tfxfer.recipes import load_config, run_pipeline
 
     cfg = load_config(args.recipe, overrides=args.overrides)
     _import_tensorflow(args)
@@ -207,11 +207,11 @@ def cmd_predict(args) -> int:
     if args.top < 1:
         raise ArgumentError("--top", args.top, "must be >= 1")
     _import_tensorflow(args)
-    from tfxfer.pipeline.inference import image_files, load_model, read_images, top_k
+    from tfxfer.recipes.inference import image_files, load_model, read_images, top_k
 
     model = load_model(args.model)
     if model.image_size is None:  # text classifier or NER model: the inputs are texts
-        from tfxfer.pipeline.inference import predict_text_inputs
+        from tfxfer.recipes.inference import predict_text_inputs
 
         for text, result in predict_text_inputs(model, args.inputs, k=args.top):
             print(json.dumps({"text": text, "result": result}) if args.json else f"{text}: {result}")
@@ -228,12 +228,12 @@ def cmd_predict(args) -> int:
 
 def cmd_evaluate(args) -> int:
     _import_tensorflow(args)
-    from tfxfer.pipeline.inference import evaluation_data, load_model
-    from tfxfer.pipeline.metrics import classification_metrics
+    from tfxfer.recipes.inference import evaluation_data, load_model
+    from tfxfer.recipes.metrics import classification_metrics
 
     model = load_model(args.model)
     if model.image_size is None:  # text classifier or NER model: labelled texts, tables or CoNLL files
-        from tfxfer.pipeline.text_eval import evaluate_text_model, format_text_metrics
+        from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics
 
         metrics = evaluate_text_model(model, args.data, split=args.split, limit=args.limit,
                                       text_column=args.text_column, label_column=args.label_column)
@@ -257,7 +257,7 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     _import_tensorflow(args)
     from tfxfer.export import export_all
-    from tfxfer.pipeline.inference import evaluation_data, load_model
+    from tfxfer.recipes.inference import evaluation_data, load_model
 
     model = load_model(args.model)
     if model.kind != "keras":
@@ -278,8 +278,8 @@ def cmd_export(args) -> int:
 
 
 def _export_text(args, model) -> int:
-    from tfxfer.pipeline.console import Console
-    from tfxfer.pipeline.text_export import export_text_model
+    from tfxfer.recipes.console import Console
+    from tfxfer.recipes.text_export import export_text_model
 
     variants = tuple(v.strip() for v in (args.variants or "float32,dynamic").split(",") if v.strip())
     bars = []  # created when the benchmark starts, so errors before it stay one line
@@ -366,7 +366,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from tfxfer.pipeline.doctor import check_environment, format_checks
+    from tfxfer.recipes.doctor import check_environment, format_checks
 
     with _quiet_native_logs(True):
         checks = check_environment()

@@ -32,8 +32,8 @@ def _rank_inputs(args):
             raise ArgumentError("--candidates", None, "is required when DATA is not a recipe (.yaml)")
         size = (args.input_size, args.input_size) if args.input_size else None
         return args.data, 3, size, _candidates(args.candidates.split(","))
-    from tfxfer.pipeline import load_config
-    from tfxfer.pipeline.sources import resolve_source
+    from tfxfer.recipes import load_config
+    from tfxfer.recipes.sources import resolve_source
 
     cfg = load_config(args.data, overrides=args.overrides)
     if cfg.task != "image_classification":
@@ -173,7 +173,7 @@ def cmd_rank(args) -> int:
         return _rank_text(args)
     source, channels, size, candidates = _rank_inputs(args)
     _import_tensorflow(args)
-    from tfxfer.pipeline.inference import evaluation_data
+    from tfxfer.recipes.inference import evaluation_data
     from tfxfer.transfer import probe_backbone, rank_backbones
 
     budget = _rank_budget(args)

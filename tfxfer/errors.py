@@ -16,7 +16,26 @@ Example:
 from __future__ import annotations
 
 import difflib
+import reprlib
 from typing import Iterable
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 160
+_REPR.maxother = 160
+_REPR.maxlevel = 3
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
+
+
+def bounded_repr(value) -> str:
+    """``repr(value)`` cut to a few hundred characters and three levels of nesting.
+
+    Error messages show what was received without expanding a huge or recursive value (a YAML
+    alias bomb, a whole array).
+    """
+    try:
+        return _REPR.repr(value)
+    except Exception:  # a hostile __repr__ must not hide the real error
+        return f"<{type(value).__name__}>"
 
 
 class TfxferError(Exception):
@@ -29,7 +48,7 @@ class ArgumentError(TfxferError, ValueError):
     def __init__(self, name: str, received, requirement: str, *, hint: str | None = None):
         self.name = name
         self.received = received
-        message = f"`{name}` {requirement}. Received: {name}={received!r}"
+        message = f"`{name}` {requirement}. Received: {name}={bounded_repr(received)}"
         if hint:
             message += f". {hint}"
         super().__init__(message)
@@ -42,7 +61,7 @@ class ArgumentTypeError(TfxferError, TypeError):
         self.name = name
         self.received = received
         super().__init__(
-            f"`{name}` must be {expected}. Received: {name}={received!r} "
+            f"`{name}` must be {expected}. Received: {name}={bounded_repr(received)} "
             f"(of type {type(received).__name__})"
         )
 

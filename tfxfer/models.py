@@ -21,7 +21,7 @@ import keras
 from tfxfer.backbones.catalog import get_spec, list_backbones
 from tfxfer.backbones.spec import BackboneSpec
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
-from tfxfer.layers import Preprocess
+from tfxfer.preprocess import Preprocess
 
 TASKS = {"multiclass": "softmax", "multilabel": "sigmoid", "regression": None}
 POOLINGS = ("avg", "max")

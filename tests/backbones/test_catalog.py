@@ -8,7 +8,7 @@ import pytest
 
 from tfxfer.backbones import BackboneSpec, get_spec, list_backbones
 from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
-from tfxfer.layers import PREPROCESS_MODES, Preprocess
+from tfxfer.preprocess import PREPROCESS_MODES, Preprocess
 
 # (input size, preprocessing, min input size) of every Keras Applications backbone, from each
 # family's constructor default and its `preprocess_input`.

@@ -7,7 +7,7 @@ from importlib import metadata
 import pytest
 
 MODULES = [
-    "tfxfer.data", "tfxfer.data.splits", "tfxfer.data.hygiene", "tfxfer.data.scan", "tfxfer.data.pipeline",
+    "tfxfer.data", "tfxfer.data.splits", "tfxfer.data.hygiene", "tfxfer.data.scan", "tfxfer.data.tfdata",
     "tfxfer.data.images", "tfxfer.data.arrays", "tfxfer.data.text", "tfxfer.data.conll", "tfxfer.data.registry",
     "tfxfer.augment", "tfxfer.augment.policies", "tfxfer.augment.apply", "tfxfer.augment.strip",
 ]

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tests.data.factory import make_simple_folder
 from tfxfer.data import image_dataset_from_arrays, image_dataset_from_folder
-from tfxfer.data.pipeline import AUTO_CACHE_BYTES, resolve_cache
+from tfxfer.data.tfdata import AUTO_CACHE_BYTES, resolve_cache
 from tfxfer.errors import ArgumentError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

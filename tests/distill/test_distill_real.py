@@ -7,7 +7,7 @@ import pytest
 def _cnn(name, widths, dense):
     import keras
 
-    from tfxfer.layers import Preprocess
+    from tfxfer.preprocess import Preprocess
 
     inputs = keras.Input((28, 28, 1), name="image")
     x = Preprocess("unit", name="preprocess")(inputs)

@@ -27,7 +27,7 @@ def tiny_model(num_classes=4, *, extra=None, name="tiny"):
     """Input -> Preprocess -> [extra layer] -> nested Conv/BN/ReLU backbone -> pool -> dropout -> Dense."""
     import keras
 
-    from tfxfer.layers import Preprocess
+    from tfxfer.preprocess import Preprocess
 
     inputs = keras.Input((32, 32, 3), name="image")
     x = Preprocess("tf", name="preprocess")(inputs)

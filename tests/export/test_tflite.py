@@ -112,7 +112,7 @@ def test_sidecar_carries_labels_and_input_details(exported):
 def test_grayscale_model_exports(tmp_path):
     import keras
 
-    from tfxfer.layers import Preprocess
+    from tfxfer.preprocess import Preprocess
 
     inputs = keras.Input((16, 16, 1))
     x = Preprocess("unit")(inputs)

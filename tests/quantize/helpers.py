@@ -24,7 +24,7 @@ def tiny_transfer(*, size: int = 16, classes: int = 2, mode: str = "tf", extra=N
     """raw pixels -> Preprocess -> nested backbone (Conv/BN/ReLU6, depthwise, residual Add) -> pool -> dropout -> head."""
     import keras
 
-    from tfxfer.layers import Preprocess
+    from tfxfer.preprocess import Preprocess
 
     b_in = keras.Input((size, size, 3), name="input_layer")
     y = keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(b_in)

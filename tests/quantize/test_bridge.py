@@ -6,7 +6,7 @@ import pytest
 
 from tests.quantize.helpers import recalibrate_batchnorm, tiny_transfer
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
-from tfxfer.layers import PREPROCESS_MODES, Preprocess
+from tfxfer.preprocess import PREPROCESS_MODES, Preprocess
 from tfxfer.quantize import clone_keras_model, to_tf_keras, weights_to_keras
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.quantize.helpers import bars, tiny_transfer, train
 from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError, UnknownNameError
-from tfxfer.layers import Preprocess
+from tfxfer.preprocess import Preprocess
 from tfxfer.quantize import rank_layers, selective_int8
 
 

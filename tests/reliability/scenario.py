@@ -47,7 +47,7 @@ def run_fine_tune(checkpoint_dir=None, *, callbacks=(), seed: int = 0, strategy=
     import keras
 
     from tests.reliability.tiny import tiny_data, tiny_transfer_model
-    from tfxfer.recipes import fine_tune
+    from tfxfer.train.fine_tune import fine_tune
 
     keras.utils.set_random_seed(seed)
     if strategy is not None:

@@ -86,7 +86,7 @@ def cli(*argv):
 
 
 def fine_tune(data, **kw):
-    from tfxfer.recipes import fine_tune as ft
+    from tfxfer.train.fine_tune import fine_tune as ft
 
     return ft(tiny(), data, head_epochs=1, epochs=0, verbose=0, **kw)
 
@@ -668,7 +668,7 @@ def _(run):
 
 @case("recipe: name that climbs out of runs/")
 def _(run):
-    from tfxfer.pipeline import load_config
+    from tfxfer.recipes import load_config
 
     write(f"{run}/trav.yaml", "name: ../../../escaped\ndata: {source: animal_mnist}\n"
                               "model: {backbone: mobilenet_v2}\n")

@@ -118,7 +118,7 @@ def test_fit_scope_is_a_plain_scope_with_one_worker():
 
 def test_fine_tune_refuses_a_strategy_the_model_was_not_built_under():
     from tests.reliability.tiny import tiny_data, tiny_transfer_model
-    from tfxfer.recipes import fine_tune
+    from tfxfer.train.fine_tune import fine_tune
 
     model = tiny_transfer_model()
     x, y = tiny_data(8)

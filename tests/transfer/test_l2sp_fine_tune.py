@@ -7,9 +7,9 @@ import pytest
 from tests.transfer.conftest import tiny_spec
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ConfigError
 from tfxfer.models import build_model, get_backbone
-from tfxfer.pipeline import load_config
-from tfxfer.pipeline.config import config_to_yaml
-from tfxfer.recipes import fine_tune
+from tfxfer.recipes import load_config
+from tfxfer.recipes.config import config_to_yaml
+from tfxfer.train.fine_tune import fine_tune
 from tfxfer.transfer import L2SP, attach_l2sp, detach_l2sp
 
 
@@ -86,8 +86,8 @@ def test_recipe_key_round_trip_and_errors():
 def test_recipe_run_records_l2sp(tmp_path):
     import json
 
-    from tests.pipeline.helpers import make_image_folder, recipe, tiny_overrides
-    from tfxfer.pipeline import run_pipeline
+    from tests.recipes.helpers import make_image_folder, recipe, tiny_overrides
+    from tfxfer.recipes import run_pipeline
 
     folder = make_image_folder(tmp_path / "images", per_class=8)
     cfg = load_config(recipe("quick"), overrides=tiny_overrides(folder, extra=[

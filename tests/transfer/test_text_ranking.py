@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.pipeline.helpers import VOCAB, make_image_folder, make_text_files, make_tiny_text_preset
+from tests.recipes.helpers import VOCAB, make_image_folder, make_text_files, make_tiny_text_preset
 from tfxfer import cli, cli_rank
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.transfer import TextCandidate, logme, rank_backbones

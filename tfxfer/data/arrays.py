@@ -26,7 +26,7 @@ from tfxfer.data.hygiene import (
     handle_leakage,
     imbalance_report,
 )
-from tfxfer.data.pipeline import (
+from tfxfer.data.tfdata import (
     array_pipeline,
     check_batch_size,
     check_image_size,

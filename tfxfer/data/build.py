@@ -15,7 +15,7 @@ from tfxfer.data.hygiene import (
     handle_leakage,
     imbalance_report,
 )
-from tfxfer.data.pipeline import check_batch_size, check_image_size, check_interpolation, file_pipeline
+from tfxfer.data.tfdata import check_batch_size, check_image_size, check_interpolation, file_pipeline
 from tfxfer.data.result import ImageData, encode_labels
 from tfxfer.data.scan import scan_images
 from tfxfer.data.splits import SPLIT_NAMES, check_fractions, stratified_split

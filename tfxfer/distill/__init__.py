@@ -24,7 +24,7 @@ Example:
 """
 
 from tfxfer.distill.distiller import UNLABELED, TransferDistiller, resolve_layer_output
-from tfxfer.distill.export import export_student, teacher_variables_in
+from tfxfer.distill.student import export_student, teacher_variables_in
 from tfxfer.distill.logits import DenseLogits, logits_model
 from tfxfer.distill.report import RetentionReport, accuracy, retention_report, weight_bytes
 from tfxfer.distill.train import DistillResult, distill

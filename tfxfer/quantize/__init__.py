@@ -47,8 +47,8 @@ _EXPORTS = {
     "SelectiveResult": "tfxfer.quantize.selective",
     "selective_int8": "tfxfer.quantize.selective",
     "rank_layers": "tfxfer.quantize.selective",
-    "convert_tf_keras": "tfxfer.quantize.tflite",
-    "export_tf_keras_tflite": "tfxfer.quantize.tflite",
+    "convert_tf_keras": "tfxfer.quantize.post_training",
+    "export_tf_keras_tflite": "tfxfer.quantize.post_training",
 }
 
 __all__ = sorted(_EXPORTS)

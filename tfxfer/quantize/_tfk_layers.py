@@ -1,6 +1,6 @@
 """tf_keras twins of layers that tf_keras does not have (built lazily, tf_keras is optional).
 
-* ``Preprocess``: `tfxfer.layers.Preprocess` (raw 0-255 pixels -> backbone scaling).
+* ``Preprocess``: `tfxfer.preprocess.Preprocess` (raw 0-255 pixels -> backbone scaling).
 * ``HardSwish``: ``x * relu6(x + 3) / 6`` (Keras 3's ``hard_silu`` / ``hard_swish`` activation).
 * ``KerasOp``: a Keras 3 operation applied to symbolic tensors in a functional graph
   (``x + 3.0`` in MobileNetV3), replayed on TensorFlow tensors.
@@ -12,7 +12,7 @@ import functools
 import types
 import uuid
 
-from tfxfer.layers import preprocess_pixels
+from tfxfer.preprocess import preprocess_pixels
 from tfxfer.quantize._deps import tf_keras
 
 _OPS: dict = {}  # KerasOp key -> (operation, args, kwargs, tensor positions)

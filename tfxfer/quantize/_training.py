@@ -67,7 +67,7 @@ def clone_wrapped(bridged, chosen, wrap_layer, *, train_bn: bool):
 
 def fit_dataset(train, *, batch_size: int, shuffle: bool = True, seed: int = 0, name: str = "train"):
     """``(x, y)`` arrays or a batched ``tf.data.Dataset`` -> a batched dataset tf_keras can fit on."""
-    from tfxfer.recipes import as_dataset
+    from tfxfer.train.fine_tune import as_dataset
 
     return as_dataset(train, batch_size=batch_size, shuffle=shuffle, seed=seed, name=name)
 

@@ -8,7 +8,7 @@ models give the same outputs (max absolute difference <= ``atol``, 1e-4 by defau
 `weights_to_keras` carries trained weights back into the Keras 3 model by layer name (after
 pruning or clustering, so the normal `tfxfer.export` path and its gate apply).
 
-Layers without a tf_keras class get a tf_keras twin (`tfxfer.layers.Preprocess`, the hard-swish
+Layers without a tf_keras class get a tf_keras twin (`tfxfer.preprocess.Preprocess`, the hard-swish
 activation, raw Keras 3 operations such as ``x + 3.0``); they are listed in ``custom_layers``.
 Initializers are not carried (the weights are); regularizers and constraints are dropped and
 listed in ``dropped``. The rebuilt model is float32 whatever the source's dtype policy.
@@ -33,7 +33,7 @@ import keras
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
-from tfxfer.layers import Preprocess
+from tfxfer.preprocess import Preprocess
 from tfxfer.quantize._deps import tf_keras
 from tfxfer.quantize._tfk_layers import tfk_layers
 
@@ -151,7 +151,7 @@ class _Converter:
         if tfk_cls is None or not module.startswith("keras."):
             raise ModelError(
                 f"Layer {path!r} ({module}.{class_name}) has no tf_keras counterpart; the bridge supports "
-                "Keras built-in layers and tfxfer.layers.Preprocess"
+                "Keras built-in layers and tfxfer.preprocess.Preprocess"
             )
         config = self.config_for(layer, tfk_cls, path)
         config["name"] = name

@@ -2,7 +2,7 @@
 
 Example:
     >>> import os, tempfile, numpy as np, keras
-    >>> from tfxfer.layers import Preprocess
+    >>> from tfxfer.preprocess import Preprocess
     >>> from tfxfer.quantize import train_qat
     >>> inputs = keras.Input((8, 8, 3))
     >>> x = keras.layers.Conv2D(4, 3, activation="relu")(Preprocess("unit")(inputs))
@@ -24,7 +24,7 @@ import os
 from tfxfer.errors import ArgumentError
 from tfxfer.quantize._training import check_positive_int, fit, images_of
 from tfxfer.quantize.qat import QATModel, quantize_model
-from tfxfer.quantize.tflite import export_tf_keras_tflite
+from tfxfer.quantize.post_training import export_tf_keras_tflite
 
 
 @dataclasses.dataclass

@@ -225,7 +225,7 @@ def selective_int8(model, path, *, representative_data, eval_data, float_layers=
 
     from tfxfer.export import export_tflite, verify
     from tfxfer.export.data import sample_images
-    from tfxfer.quantize.tflite import write_tflite
+    from tfxfer.quantize.post_training import write_tflite
 
     if float_layers is not None and (isinstance(float_layers, str) or not all(isinstance(n, str) for n in float_layers)):
         raise ArgumentTypeError("float_layers", float_layers, "a list of layer names")

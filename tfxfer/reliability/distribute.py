@@ -2,7 +2,7 @@
 
 Keras owns the loop: build and compile the model under ``strategy.scope()`` and ``fit`` distributes
 a ``tf.data.Dataset`` by itself (the batch size you give is the *global* batch, split across
-replicas). `tfxfer.recipes.fine_tune` takes ``strategy=`` and does the compile-side of this.
+replicas). `tfxfer.train.fine_tune.fine_tune` takes ``strategy=`` and does the compile-side of this.
 
 * ``"mirrored"``: one machine, several GPUs (or several logical CPU devices when there is no GPU).
 * ``"multi_worker_mirrored"``: several machines (or processes); each reads ``TF_CONFIG``

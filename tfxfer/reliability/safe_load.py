@@ -142,7 +142,7 @@ def load_model(path, *, safe_mode: bool = True, custom_objects=None, compile: bo
     """
     import keras
 
-    import tfxfer.layers  # noqa: F401  (registers tfxfer's serializable classes)
+    import tfxfer.preprocess  # noqa: F401  (registers tfxfer's serializable classes)
 
     if not isinstance(safe_mode, bool):
         raise ArgumentTypeError("safe_mode", safe_mode, "a bool")

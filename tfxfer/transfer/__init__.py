@@ -8,7 +8,7 @@
 * `probe_backbone` / `probe_text` / `probe_features`: is the pretrained backbone better than a
   random-weights (or TF-IDF) control? A verdict with remedies (`ProbeReport`).
 * `L2SP` / `attach_l2sp` / `detach_l2sp`: fine-tune with weight decay towards the pretrained
-  weights (`tfxfer.recipes.fine_tune(..., l2sp=0.01)` and the recipe key ``train.l2sp`` do it for you).
+  weights (`tfxfer.train.fine_tune.fine_tune(..., l2sp=0.01)` and the recipe key ``train.l2sp`` do it for you).
 
 Example:
     >>> import numpy as np

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from tfxfer.transfer.features import resize_batch
+from tfxfer.transfer.embeddings import resize_batch
 
 
 def measure_edge_cost(backbone, *, input_size: tuple[int, int], channels: int, num_classes: int,

@@ -245,7 +245,7 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
     """
     from tfxfer.transfer._data import as_image_arrays, single_labels
     from tfxfer.transfer.candidates import Candidate
-    from tfxfer.transfer.features import candidate_features
+    from tfxfer.transfer.embeddings import candidate_features
 
     images, labels = as_image_arrays(data, max_samples=max_samples, seed=seed)
     labels = single_labels(labels)

@@ -28,7 +28,7 @@ from tfxfer.errors import ArgumentError, DataError
 from tfxfer.transfer._data import as_image_arrays, single_labels
 from tfxfer.transfer.candidates import Budget, Candidate, as_candidate
 from tfxfer.transfer.edge_cost import measure_edge_cost
-from tfxfer.transfer.features import candidate_features
+from tfxfer.transfer.embeddings import candidate_features
 from tfxfer.transfer.logme import logme
 from tfxfer.transfer.ranking_result import ADVISORY, COST_AXES, SCORE_NAMES, TASKS, RankingResult, pareto_flags
 from tfxfer.transfer.scores import hscore, leep, nce

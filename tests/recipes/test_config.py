@@ -1,0 +1,153 @@
+"""Recipe configuration: strict YAML, typed dataclasses, suggestions, --set overrides."""
+
+import dataclasses
+import glob
+import os
+
+import pytest
+
+from tfxfer.errors import ConfigError
+from tfxfer.recipes.config import (
+    AUGMENT_POLICIES,
+    EXPORT_VARIANTS,
+    THRESHOLD_KEYS,
+    RunConfig,
+    config_to_yaml,
+    load_config,
+    parse_override,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RECIPES = sorted(glob.glob(os.path.join(ROOT, "pipelines", "*.yaml")))
+
+
+def test_recipes_exist_and_load():
+    names = {os.path.basename(p) for p in RECIPES}
+    assert {"image_classification.yaml", "quick.yaml", "text_classification.yaml", "ner.yaml", "edge.yaml"} <= names
+    for path in RECIPES:
+        cfg = load_config(path)
+        assert isinstance(cfg, RunConfig)
+        assert cfg.data.source, path
+        assert cfg.name == os.path.splitext(os.path.basename(path))[0] or cfg.name
+
+
+def test_defaults_and_types():
+    cfg = load_config(text="data: {source: animal_mnist}\ntrain: {base_lr: 1e-3, epochs: 4}\n"
+                           "model: {input_size: [64, 48]}\nexport: {variants: int8}")
+    assert cfg.train.base_lr == pytest.approx(1e-3)  # YAML 1.1 reads 1e-3 as a string: accepted for floats
+    assert cfg.train.epochs == 4 and cfg.model.input_size == (64, 48)
+    assert cfg.export.variants == ("int8",)  # a single value where a list is expected
+    assert cfg.name == "run"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.epochs = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("trian: {epochs: 1}", r"unknown key `trian`\. Did you mean `train`\?"),
+    ("train: {head_epochz: 2}", r"unknown key `train\.head_epochz`\. Did you mean `train\.head_epochs`\?"),
+    ("export: {thresholds: {int8: {max_acuracy_drop: 1}}}",
+     r"`export\.thresholds\.int8\.max_acuracy_drop` must be one of .* Did you mean 'max_accuracy_drop'\?"),
+    ("model: {zzzz: 1}", r"unknown key `model\.zzzz`\. Valid keys here: backbone"),
+])
+def test_unknown_keys_name_the_path_and_suggest(text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(text="data: {source: x}\n" + text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train: {epochs: three}", r"`train\.epochs` must be an integer\. Received: 'three' \(of type str\)"),
+    ("train: {epochs: 2.5}", r"`train\.epochs` must be an integer"),
+    ("train: {epochs: true}", r"`train\.epochs` must be an integer"),
+    ("train: {base_lr: fast}", r"`train\.base_lr` must be a number"),
+    ("train: {cached_features: 1}", r"`train\.cached_features` must be true or false"),
+    ("model: {input_size: [32]}", r"`model\.input_size` must be a list of 2 values"),
+    ("model: {input_size: [32, x]}", r"`model\.input_size\[1\]` must be an integer"),
+    ("train: 5", r"`train` must be a mapping"),
+    ("train: {optimizer: adma}", r"`train\.optimizer` must be one of 'adam', 'adamw', 'sgd'\. Received: 'adma'\. "
+                                 r"Did you mean 'adam'\?"),
+    ("export: {variants: [float32], deliver: int8}", r"`export\.deliver` must be one of 'float32'"),
+    ("data: {source: x, validation_split: 1.5}", r"`data\.validation_split` must be in \[0, 1\)"),
+    ("train: {head_epochs: 0, epochs: 0}", r"cannot both be 0"),
+])
+def test_wrong_types_and_values(text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(text=text if text.startswith("data:") else "data: {source: x}\n" + text)
+
+
+def test_missing_source_and_bad_yaml_and_duplicates(tmp_path):
+    with pytest.raises(ConfigError, match=r"`data\.source` is required"):
+        load_config(text="train: {epochs: 1}")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line 3"):
+        load_config(text="data: {source: x}\ntrain: [epochs: 1\n")
+    with pytest.raises(ConfigError, match=r"duplicate key `epochs` \(line 4\)"):
+        load_config(text="data: {source: x}\ntrain:\n  epochs: 1\n  epochs: 2\n")
+    with pytest.raises(ConfigError, match=r"must be a mapping of sections"):
+        load_config(text="- a\n- b\n")
+    with pytest.raises(ConfigError, match=r"recipe file not found"):
+        load_config(tmp_path / "nope.yaml")
+    path = tmp_path / "r.yaml"
+    path.write_text("data: {source: x}\ntrain: {epoch: 1}\n")
+    with pytest.raises(ConfigError, match=r"^r\.yaml: unknown key `train\.epoch`\. Did you mean `train\.epochs`\?$"):
+        load_config(path)
+
+
+def test_overrides_are_yaml_scalars():
+    cfg = load_config(text="data: {source: x}", overrides=[
+        "train.epochs=3", "train.base_lr=2.5e-4", "model.weights=null", "model.input_size=[32, 32]",
+        "data.source=/some/my folder", "export.thresholds.int8.max_accuracy_drop=2", "train.stages={0: 1, 2: 3}",
+        "name=my-run.v2"])
+    assert cfg.train.epochs == 3 and cfg.train.base_lr == pytest.approx(2.5e-4)
+    assert cfg.model.weights is None and cfg.model.input_size == (32, 32)
+    assert cfg.data.source == "/some/my folder" and cfg.name == "my-run.v2"
+    assert cfg.export.thresholds["int8"]["max_accuracy_drop"] == 2.0
+    assert dict(cfg.train.stages) == {0: 1, 2: 3}
+    assert parse_override("a.b=") == (["a", "b"], None)
+
+
+@pytest.mark.parametrize("item, message", [
+    ("train.epoch=3", r"--set train\.epoch=3: unknown key `train\.epoch`\. Did you mean `train\.epochs`\?"),
+    ("trainn.epochs=3", r"unknown key `trainn`\. Did you mean `train`\?"),
+    ("train.epochs.x=3", r"`train\.epochs` is a single value, it has no key `x`"),
+    ("train.epochs", r"--set expects key\.sub=value"),
+    ("=3", r"--set expects key\.sub=value"),
+    ("train.epochs=many", r"`train\.epochs` must be an integer"),
+])
+def test_bad_overrides(item, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(text="data: {source: x}", overrides=[item])
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "runs/x", "my run", ".hidden", "", "x" * 65])
+def test_run_name_must_be_a_plain_file_name(name):
+    with pytest.raises(ConfigError, match=r"`name` names the run folder .* Received: "):
+        load_config(text="data: {source: x}", overrides=[f"name={name!r}"])
+
+
+def test_resolved_config_round_trips():
+    cfg = load_config(text="data: {source: animal_mnist}\nexport: {thresholds: {int8: {max_accuracy_drop: 2}}}",
+                      overrides=["train.stages={0: 1}", "model.input_size=[40, 40]"])
+    again = load_config(text=config_to_yaml(cfg))
+    assert again.to_dict() == cfg.to_dict()
+
+
+def test_static_choices_match_the_library():
+    from tfxfer.augment import list_policies
+    from tfxfer.export import VARIANTS, Thresholds
+
+    assert tuple(list_policies()) == AUGMENT_POLICIES
+    assert tuple(VARIANTS) == EXPORT_VARIANTS
+    from tfxfer.recipes.config import STRATEGIES
+    from tfxfer.reliability import STRATEGIES as LIBRARY_STRATEGIES
+
+    assert STRATEGIES == LIBRARY_STRATEGIES
+    assert tuple(f.name for f in dataclasses.fields(Thresholds)) == THRESHOLD_KEYS
+
+
+def test_strategy_and_determinism_keys():
+    cfg = load_config(text="data: {source: x}", overrides=["train.strategy=mirrored", "train.deterministic=true"])
+    assert cfg.train.strategy == "mirrored" and cfg.train.deterministic is True
+    with pytest.raises(ConfigError, match=r"`train.strategy` must be one of 'default', .*Received: 'horovod'"):
+        load_config(text="data: {source: x}", overrides=["train.strategy=horovod"])
+    with pytest.raises(ConfigError, match=r"`train.strategy` is applied by image recipes only"):
+        load_config(text="task: text_classification\ndata: {source: x}\nmodel: {backbone: y}",
+                    overrides=["train.strategy=mirrored"])

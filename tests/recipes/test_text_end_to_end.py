@@ -1,0 +1,95 @@
+"""Text classification and NER recipes end to end on a tiny random encoder (a local keras-hub
+preset) and tiny files: report, manifest, gated token-id TFLite with its vocabulary."""
+
+import json
+import os
+
+import pytest
+
+from tests.recipes.helpers import make_text_files, make_tiny_text_preset, recipe, tiny_text_overrides
+from tfxfer import cli
+
+
+@pytest.fixture(scope="module")
+def text_inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("text")
+    preset = make_tiny_text_preset(folder / "preset")
+    reviews, tags = make_text_files(str(folder))
+    return preset, reviews, tags
+
+
+def _check(run_dir, name, deliver):
+    with open(os.path.join(run_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["status"] == "ok" and manifest["gate"]["passed"]
+    assert manifest["gate"]["deliver"] == f"export/{name}_{deliver}.tflite"
+    assert os.path.isfile(os.path.join(run_dir, "export", "vocab.txt"))
+    with open(os.path.join(run_dir, "export", f"{name}_{deliver}.json")) as f:
+        sidecar = json.load(f)
+    assert sidecar["gate"]["passed"] and sidecar["sequence_length"] == 16
+    html = open(os.path.join(run_dir, "report", "report.html"), encoding="utf-8").read()
+    assert 'id="export-table"' in html
+    return manifest, html
+
+
+def _one_error(capsys, argv):
+    assert cli.main(argv) != 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfxfer: error: ")
+    return lines[0]
+
+
+def test_text_classification_recipe(text_inputs, tmp_path, capsys):
+    from tfxfer.recipes import load_config, run_pipeline
+    from tfxfer.recipes.inference import resolve_model_path
+
+    preset, reviews, _ = text_inputs
+    cfg = load_config(recipe("text_classification"), overrides=tiny_text_overrides(reviews, preset))
+    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    manifest, html = _check(result.run_dir, "text_classification", "dynamic")
+    assert set(manifest["data"]["class_names"]) == {"neg", "pos"}
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0 and "macro_f1" in result.metrics
+    assert "true → predicted" in html or "None to show" in html
+    assert set(manifest["stages"]) == {"data", "features", "finetune", "evaluate", "export", "verify", "report"}
+    assert resolve_model_path(result.run_dir).endswith("model.keras")
+    assert cli.main(["predict", result.run_dir, "good film", "a dull plot", "-q"]) == 0  # loads the .keras file
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("good film: ") and {lines[0].split(": ")[1].split()[0]} <= {"pos", "neg"}
+    assert "is a text .tflite file" in _one_error(capsys, ["predict", result.tflite, "good film"])
+    assert cli.main(["evaluate", result.run_dir, reviews, "--json", "-q"]) == 0  # text models evaluate too
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 48
+
+
+def test_ner_recipe(text_inputs, tmp_path, capsys):
+    from tfxfer.recipes import load_config, run_pipeline
+
+    preset, _, tags = text_inputs
+    cfg = load_config(recipe("ner"), overrides=tiny_text_overrides(
+        tags, preset, extra=["export.benchmark=true", "export.bench_runs=2", "export.threads=[1]"]))
+    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    manifest, html = _check(result.run_dir, "ner", "dynamic")
+    assert manifest["data"]["class_names"][0] == "O"
+    assert 0.0 <= result.metrics["entity_f1"] <= 1.0
+    assert "Per entity type" in html and "geo-loc" in html
+    assert os.listdir(os.path.join(result.run_dir, "tensorboard"))  # NER logs like the other recipes
+    assert "export/ner_dynamic.tflite" in manifest["gate"]["deliver"]
+    with open(os.path.join(result.run_dir, "export", "table.json")) as f:
+        rows = json.load(f)["rows"]
+    assert rows and all(row["latency_ms"] > 0 for row in rows)  # token-id files benchmarked in LiteRT
+    with open(os.path.join(result.run_dir, "model", "history.json")) as f:
+        history = json.load(f)
+    assert history["lr_steps"] and history["lr_steps"][-1]["epoch"] > cfg.train.head_epochs - 1e-6
+    assert cli.main(["predict", result.run_dir, "zoe visits paris", "--json", "-q"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["text"] == "zoe visits paris" and isinstance(row["result"], str)
+
+
+def test_text_recipe_rejects_image_only_options(text_inputs, tmp_path):
+    from tfxfer.errors import ConfigError
+    from tfxfer.recipes import load_config, run_pipeline
+
+    preset, reviews, _ = text_inputs
+    cfg = load_config(recipe("text_classification"), overrides=tiny_text_overrides(
+        reviews, preset, extra=["export.variants=[int8]", "export.deliver=int8"]))
+    with pytest.raises(ConfigError, match=r"`export.variants`: \['int8'\] cannot hold a text encoder"):
+        run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)

@@ -1,0 +1,93 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import tiny_images, tiny_model, weights_by_path
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.models import get_backbone
+from tfxfer.train.fine_tune import as_dataset, default_loss, extract_features, fine_tune, train_head_on_features
+
+
+def test_extract_features_matches_the_model_and_keeps_labels():
+    model = tiny_model(3, dropout=0.0)
+    x, y = tiny_images(10, classes=3)
+    feats, labels = extract_features(model, (x, y), batch_size=4)
+    assert feats.shape == (10, 1280)
+    np.testing.assert_array_equal(labels, y)
+    ds_feats, ds_labels = extract_features(model, as_dataset((x, y), batch_size=3))
+    np.testing.assert_allclose(ds_feats, feats, atol=1e-6)
+
+
+def test_head_training_on_cached_features_updates_the_full_model_only_in_the_head():
+    model = tiny_model(2)
+    x, y = tiny_images(16)
+    backbone_before = weights_by_path(get_backbone(model).layers)
+    head_before = model.get_layer("head").kernel.numpy().copy()
+    feats = np.random.default_rng(0).normal(size=(16, 1280)).astype("float32")
+    train_head_on_features(model, feats, y, epochs=2, batch_size=8, verbose=0)
+    assert not np.array_equal(head_before, model.get_layer("head").kernel.numpy())
+    after = weights_by_path(get_backbone(model).layers)
+    assert all(np.array_equal(backbone_before[k], after[k]) for k in backbone_before)
+
+
+def test_fine_tune_runs_both_phases_and_keeps_bn_statistics():
+    model = tiny_model(2)
+    x, y = tiny_images(16)
+    bn_before = {k: v for k, v in weights_by_path(get_backbone(model).layers).items() if "moving" in k}
+    result = fine_tune(model, (x, y), val=(x, y), head_epochs=2, epochs=3, batch_size=8, verbose=0)
+    assert len(result.history["loss"]) == 5 and len(result.history["val_loss"]) == 5
+    assert [s["epoch"] for s in result.stages] == [0, 2, 3, 4]
+    assert result.stages[0]["cached_features"] is True
+    assert result.stages[-1]["trainable_groups"][-4:] == ["block10_12", "block13_16", "top", "head"]
+    bn_after = {k: v for k, v in weights_by_path(get_backbone(model).layers).items() if "moving" in k}
+    assert all(np.array_equal(bn_before[k], bn_after[k]) for k in bn_before)
+
+
+def test_fine_tune_without_cache_and_with_custom_stages_and_soft_labels():
+    model = tiny_model(3)
+    x, y = tiny_images(12, classes=3)
+    soft = keras.utils.to_categorical(y, 3) * 0.9 + 0.1 / 3
+    ds = tf.data.Dataset.from_tensor_slices((x, soft)).batch(6)
+    result = fine_tune(model, ds, head_epochs=1, epochs=2, stages={0: 2}, use_cached_features=False,
+                       warmup_epochs=0, optimizer="sgd", verbose=0)
+    assert len(result.history["loss"]) == 3
+    assert result.stages[-1]["trainable_groups"][-3:] == ["block13_16", "top", "head"]
+    assert default_loss(model, soft) == "categorical_crossentropy"
+
+
+def test_default_loss_follows_the_head():
+    assert default_loss(tiny_model(2), np.array([0, 1])) == "sparse_categorical_crossentropy"
+    assert default_loss(tiny_model(2, task="multilabel"), np.zeros((2, 2))) == "binary_crossentropy"
+    assert default_loss(tiny_model(1, task="regression"), np.zeros(2)) == "mse"
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(head_epochs=-1), ArgumentError, "`head_epochs` must be an int >= 0"),
+        (dict(head_epochs=0, epochs=0), ArgumentError, "cannot both be 0"),
+        (dict(base_lr=0), ArgumentError, "`base_lr` must be > 0"),
+        (dict(unfreeze_lr_factor=2), ArgumentError, "`unfreeze_lr_factor`"),
+        (dict(stages={9: 1}), ArgumentError, "`stages` must have epochs in"),
+        (dict(callbacks=[keras.callbacks.ReduceLROnPlateau()]), ArgumentError,
+         "cannot change the learning rate of a schedule-driven optimizer"),
+        (dict(callbacks=["early"]), ArgumentTypeError, "`callbacks`"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    model = tiny_model(2)
+    x, y = tiny_images(4)
+    with pytest.raises(error, match=match):
+        fine_tune(model, (x, y), **kwargs)
+
+
+def test_bad_data():
+    model = tiny_model(2)
+    x, y = tiny_images(4)
+    with pytest.raises(DataError, match="4 inputs but 3 labels"):
+        fine_tune(model, (x, y[:3]))
+    with pytest.raises(ArgumentTypeError, match="`train` must be a tf.data.Dataset"):
+        fine_tune(model, [1, 2, 3])
+    with pytest.raises(DataError, match="`features` has 4 rows but `labels` has 3"):
+        train_head_on_features(model, np.zeros((4, 1280)), y[:3])

@@ -1,0 +1,357 @@
+"""Recipe configuration: strict YAML -> frozen dataclasses, ``--set`` overrides, resolved output.
+
+A recipe is a YAML file with the sections below; every key is optional except that ``data.source``
+must name a packaged data set, a folder or a table. Unknown keys, wrong types and bad choices are
+`ConfigError` s that name the key path and suggest the closest valid key.
+
+Example:
+    >>> cfg = load_config(text="data: {source: animal_mnist}\\ntrain: {epochs: 1}",
+    ...                   overrides=["model.input_size=[32, 32]", "model.weights=null"])
+    >>> cfg.data.source, cfg.train.epochs, cfg.model.input_size, cfg.model.weights
+    ('animal_mnist', 1, (32, 32), None)
+    >>> load_config(text="train: {head_epochz: 2}")
+    Traceback (most recent call last):
+    ...
+    tfxfer.errors.ConfigError: unknown key `train.head_epochz`. Did you mean `train.head_epochs`?
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+
+import yaml
+
+from tfxfer.errors import ConfigError
+from tfxfer.recipes.schema import closest, convert, from_mapping, schema_at, to_plain
+
+TASKS = ("image_classification", "text_classification", "token_classification")
+#: Mirrors tfxfer.augment.list_policies() and tfxfer.export.VARIANTS (a test keeps them in step);
+#: kept here so that checking a recipe does not import TensorFlow.
+AUGMENT_POLICIES = ("none", "light", "medium", "heavy")
+EXPORT_VARIANTS = ("float32", "float16", "dynamic", "int8")
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")  # tfxfer.reliability.STRATEGIES
+THRESHOLD_KEYS = ("min_top1_agreement", "max_accuracy_drop", "max_abs_error", "max_class_accuracy_drop",
+                  "max_ece_increase")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the examples come from and how they are split.
+
+    ``source`` is a packaged data set name (``tfxfer datasets``), a folder of class sub-folders
+    (images), a CSV/TSV table (images: path,label; texts: text,label) or a CoNLL file (NER).
+    """
+
+    source: str = ""
+    validation_split: float = 0.1
+    test_split: float = 0.1
+    max_train: int | None = None
+    max_eval: int | None = None
+    color_mode: str = "rgb"
+    augment: str = "none"
+    on_leakage: str = "warn"
+    text_column: str = "text"
+    label_column: str = "label"
+    path_column: str = "path"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The pretrained backbone (image catalog name, or a text encoder preset) and the new head."""
+
+    backbone: str = "efficientnet_lite0"
+    weights: str | None = "imagenet"
+    input_size: tuple[int, int] | None = None
+    pooling: str = "avg"
+    dropout: float = 0.2
+    hidden_units: int | None = None
+    bn_policy: str = "frozen"
+    sequence_length: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Head on cached features, then staged top-down unfreezing (see `tfxfer.train.fine_tune.fine_tune`).
+
+    ``l2sp`` > 0 pulls the backbone towards its pretrained weights during unfreezing (L2-SP).
+    ``strategy`` trains under a ``tf.distribute`` strategy by name (see
+    `tfxfer.reliability.get_strategy`; "multi_worker_mirrored" reads ``TF_CONFIG`` and each worker
+    other than the chief writes to ``<run>/workers/worker-<index>``). ``deterministic`` turns on
+    TensorFlow's deterministic ops and seeds every random source with ``seed``.
+    """
+
+    batch_size: int = 32
+    head_epochs: int = 5
+    epochs: int = 2
+    base_lr: float = 1e-3
+    unfreeze_lr_factor: float = 0.1
+    warmup_epochs: int = 1
+    layer_decay: float = 0.5
+    optimizer: str = "adam"
+    stages: dict[int, int] | None = None
+    cached_features: bool = True
+    class_weight: str = "none"
+    l2sp: float = 0.0
+    strategy: str = "default"
+    deterministic: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    """Teacher -> student distillation (the student is the ``model`` section)."""
+
+    enabled: bool = False
+    teacher: str = "efficientnet_lite2"
+    teacher_weights: str | None = "imagenet"
+    teacher_epochs: int = 2
+    epochs: int = 3
+    temperature: float = 4.0
+    alpha: float = 0.5
+    learning_rate: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeConfig:
+    """Quantization-aware training / pruning before the TFLite export."""
+
+    enabled: bool = False
+    method: str = "qat"
+    epochs: int = 1
+    learning_rate: float = 1e-5
+    sparsity: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """TFLite variants, the verification gate and the latency benchmark."""
+
+    variants: tuple[str, ...] = ("float32", "int8")
+    deliver: str = "int8"
+    num_calibration: int = 200
+    thresholds: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    benchmark: bool = True
+    bench_runs: int = 30
+    threads: tuple[int, ...] = (1, 2)
+    saved_model: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """What the HTML / Markdown report shows."""
+
+    misclassified: int = 16
+    reliability_bins: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """A whole recipe, resolved."""
+
+    name: str = "run"
+    task: str = "image_classification"
+    seed: int = 0
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
+    quantize: QuantizeConfig = dataclasses.field(default_factory=QuantizeConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (YAML/JSON safe)."""
+        return to_plain(self)
+
+    def section(self, *names: str) -> dict:
+        """Plain dicts of the named sections (``"seed"``/``"task"``/``"name"`` give the value)."""
+        return {n: to_plain(getattr(self, n)) for n in names}
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(f"duplicate key `{key}` (line {key_node.start_mark.line + 1})")
+        seen[key] = True
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, *, where: str = "recipe") -> dict:
+    """YAML text -> dict (safe loader, duplicate keys rejected)."""
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where} is not valid YAML{at}: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping of sections (data:, model:, ...). Received: {raw!r}")
+    return raw
+
+
+def parse_override(item: str) -> tuple[list[str], object]:
+    """``"train.epochs=3"`` -> (["train", "epochs"], 3); the value is read as a YAML scalar/list."""
+    if not isinstance(item, str) or "=" not in item:
+        raise ConfigError(f"--set expects key.sub=value. Received: {item!r}")
+    key, _, text = item.partition("=")
+    keys = [k.strip() for k in key.strip().split(".")]
+    if not all(keys):
+        raise ConfigError(f"--set expects key.sub=value. Received: {item!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return keys, value
+
+
+def apply_overrides(raw: dict, overrides) -> dict:
+    """Apply ``--set`` items to the parsed recipe (validated against the schema first)."""
+    out = copy.deepcopy(raw)
+    for item in overrides or ():
+        keys, value = parse_override(item)
+        schema_at(RunConfig, keys, where=f"--set {item}: ")
+        node = out
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {item}: `{'.'.join(keys[:i + 1])}` is not a section")
+            node = child
+        node[keys[-1]] = value
+    return out
+
+
+def _choice(path, value, choices):
+    if value not in choices:
+        match = closest(value, choices)
+        hint = f" Did you mean {match!r}?" if match else ""
+        raise ConfigError(f"`{path}` must be one of {', '.join(map(repr, choices))}. Received: {value!r}.{hint}")
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Checks across keys and choices that types alone cannot express."""
+    _choice("task", cfg.task, TASKS)
+    if not _SAFE_NAME.fullmatch(cfg.name or ""):
+        raise ConfigError("`name` names the run folder (runs/<name>) and the exported files, so it must be "
+                          "letters, digits, '.', '_' or '-' (no spaces or '/', at most 64 characters). "
+                          f"Received: {cfg.name!r}")
+    d, m, t, e = cfg.data, cfg.model, cfg.train, cfg.export
+    if not d.source:
+        raise ConfigError("`data.source` is required: a packaged data set name (see `tfxfer datasets`), "
+                          "a folder of class sub-folders, or a table file")
+    _choice("data.color_mode", d.color_mode, ("rgb", "grayscale"))
+    _choice("data.augment", d.augment, AUGMENT_POLICIES)
+    _choice("data.on_leakage", d.on_leakage, ("warn", "raise", "drop", "ignore"))
+    image = cfg.task == "image_classification"
+    _choice("model.pooling", m.pooling, ("avg", "max") if image else ("avg", "mean", "cls", "pooled"))
+    _choice("model.bn_policy", m.bn_policy, ("frozen", "train"))
+    _choice("train.optimizer", t.optimizer, ("adam", "adamw", "sgd"))
+    _choice("train.class_weight", t.class_weight, ("none", "balanced"))
+    _choice("train.strategy", t.strategy, STRATEGIES)
+    if t.strategy != "default" and not image:
+        raise ConfigError(f"`train.strategy` is applied by image recipes only; use 'default' for task {cfg.task!r}")
+    _choice("quantize.method", cfg.quantize.method, ("qat", "prune", "cluster"))
+    for name in ("validation_split", "test_split"):
+        value = getattr(d, name)
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"`data.{name}` must be in [0, 1). Received: {value}")
+    for path, value, low in (("train.batch_size", t.batch_size, 1), ("train.head_epochs", t.head_epochs, 0),
+                             ("train.epochs", t.epochs, 0), ("data.max_train", d.max_train, 1),
+                             ("data.max_eval", d.max_eval, 1), ("export.num_calibration", e.num_calibration, 1),
+                             ("export.bench_runs", e.bench_runs, 1), ("model.sequence_length", m.sequence_length, 4)):
+        if value is not None and value < low:
+            raise ConfigError(f"`{path}` must be >= {low}. Received: {value}")
+    if not 0.0 <= t.l2sp < float("inf"):
+        raise ConfigError(f"`train.l2sp` must be a finite number >= 0 (0 = off). Received: {t.l2sp}")
+    if t.l2sp > 0 and not image:
+        raise ConfigError(f"`train.l2sp` is applied by image recipes only; set it to 0 for task {cfg.task!r}")
+    if t.head_epochs + t.epochs == 0:
+        raise ConfigError("`train.head_epochs` and `train.epochs` cannot both be 0")
+    if m.input_size is not None and min(m.input_size) < 1:
+        raise ConfigError(f"`model.input_size` must be positive. Received: {list(m.input_size)}")
+    if not e.variants:
+        raise ConfigError("`export.variants` must list at least one variant")
+    for i, v in enumerate(e.variants):
+        _choice(f"export.variants[{i}]", v, EXPORT_VARIANTS)
+    _choice("export.deliver", e.deliver, e.variants)
+    for variant, limits in e.thresholds.items():
+        _choice(f"export.thresholds.{variant}", variant, EXPORT_VARIANTS)
+        for key in limits:
+            _choice(f"export.thresholds.{variant}.{key}", key, THRESHOLD_KEYS)
+    return cfg
+
+
+def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfig:
+    """Read a recipe (file ``path`` or YAML ``text``), apply ``--set`` overrides, validate.
+
+    Args:
+        path: a YAML recipe file.
+        text: YAML text instead of a file.
+        overrides: ``["key.sub=value", ...]``; values are YAML (``3``, ``1e-3``, ``null``, ``[96, 96]``).
+
+    Returns:
+        A frozen `RunConfig`; ``name`` defaults to the file name without extension.
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, unknown key (with the closest valid key), wrong
+            type, bad choice, or a bad override path.
+    """
+    where = "recipe"
+    if path is not None:
+        path = os.fspath(path)
+        where = path
+        if not os.path.isfile(path):
+            raise ConfigError(f"recipe file not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    raw = parse_yaml(text or "", where=where)
+    raw = apply_overrides(raw, overrides)
+    if "name" not in raw and path is not None:
+        raw["name"] = os.path.splitext(os.path.basename(path))[0]
+    try:
+        return validate(from_mapping(RunConfig, raw))
+    except ConfigError as exc:
+        if path is not None:
+            raise ConfigError(f"{os.path.basename(path)}: {exc}") from None
+        raise
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    """The resolved recipe as YAML (what is saved beside the outputs)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def replace(cfg: RunConfig, **sections) -> RunConfig:
+    """A copy of ``cfg`` with sections replaced, e.g. ``replace(cfg, train={"epochs": 1})``."""
+    values = {}
+    for name, value in sections.items():
+        current = getattr(cfg, name)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            merged = {**to_plain(current), **value}
+            values[name] = convert(merged, type(current), name)
+        else:
+            values[name] = value
+    return validate(dataclasses.replace(cfg, **values))
+
+
+__all__ = ["DataConfig", "DistillConfig", "ExportConfig", "ModelConfig", "QuantizeConfig", "ReportConfig",
+           "RunConfig", "TrainConfig", "apply_overrides", "config_to_yaml", "load_config", "parse_override",
+           "replace"]

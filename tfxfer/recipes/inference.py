@@ -1,0 +1,230 @@
+"""Load a trained model (``.keras``, ``.tflite`` or a run directory) and run it on images or data sets:
+what ``tfxfer predict``, ``tfxfer evaluate`` and ``tfxfer export`` call.
+
+Example:
+    >>> import numpy as np
+    >>> top_k(np.array([[0.1, 0.7, 0.2]]), ["cat", "dog", "fox"], k=2)
+    [[('dog', 0.7), ('fox', 0.2)]]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, DataError
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model ready to predict: ``kind`` is "keras" or "tflite"."""
+
+    path: str
+    kind: str
+    model: object
+    image_size: tuple | None
+    channels: int | None
+    class_names: list
+    task: str = "image_classification"
+
+    def predict(self, images, *, batch_size: int = 32) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        if self.kind == "tflite":
+            from tfxfer.export.litert import predict_tflite
+
+            return predict_tflite(self.path, images, batch_size=batch_size)
+        return np.asarray(self.model.predict(images, batch_size=batch_size, verbose=0))
+
+
+def resolve_model_path(path) -> str:
+    """A ``.keras`` / ``.tflite`` file, or a run directory (its ``model/model.keras``)."""
+    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if os.path.isdir(path):
+        candidate = os.path.join(path, "model", "model.keras")
+        if not os.path.isfile(candidate):
+            raise ArgumentError("model", path, "must be a .keras or .tflite file, or a run directory holding "
+                                "model/model.keras")
+        return candidate
+    if not os.path.isfile(path):
+        raise ArgumentError("model", path, "must be an existing .keras or .tflite file or a run directory")
+    if not path.endswith((".keras", ".tflite")):
+        raise ArgumentError("model", path, "must end in .keras or .tflite")
+    return path
+
+
+def _labels_beside(path: str) -> dict:
+    labels = os.path.join(os.path.dirname(path), "labels.json")
+    if os.path.isfile(labels):
+        with open(labels, encoding="utf-8") as f:
+            return json.load(f)
+    return {}
+
+
+_REGISTERING_MODULES = ("tfxfer.preprocess", "tfxfer.optim", "tfxfer.freezing", "tfxfer.backbones",
+                        "tfxfer.text.layers", "tfxfer.text.classifier", "tfxfer.recipes.training_log")
+
+
+def register_custom_objects() -> None:
+    """Import every module that registers tfxfer Keras objects, so ``.keras`` files load."""
+    import importlib
+
+    for name in _REGISTERING_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # e.g. keras-hub missing: text models cannot load, image models still can
+            pass
+
+
+def load_keras(path):
+    """A ``.keras`` model in safe mode, not compiled, after registering tfxfer's objects.
+
+    Goes through `tfxfer.reliability.load_model`, so a truncated file is a `ModelError` and a file
+    holding code (Lambda layers) is an `UnsafeFileError` that names the opt-in, never a traceback.
+    """
+    from tfxfer.reliability.safe_load import load_model as safe_load_model
+
+    register_custom_objects()
+    return safe_load_model(path, compile=False)
+
+
+def load_model(path) -> LoadedModel:
+    """Load a model and what it expects (input size, channels, class names)."""
+    path = resolve_model_path(path)
+    if path.endswith(".tflite"):
+        from tfxfer.export import read_sidecar
+        from tfxfer.export.litert import load_interpreter
+
+        interpreter = load_interpreter(path)
+        shape = interpreter.get_input_details()[0]["shape"]
+        num = int(interpreter.get_output_details()[0]["shape"][-1])
+        if len(interpreter.get_input_details()) > 1 or len(shape) != 4:
+            raise ArgumentError("model", path, "is a text .tflite file (token ids in): predict with the run's "
+                                ".keras model, or on a device with export/wordpiece_tokenizer.py")
+        sidecar = read_sidecar(path) or {}
+        names = sidecar.get("class_names") or [str(i) for i in range(num)]
+        return LoadedModel(path, "tflite", interpreter, (int(shape[1]), int(shape[2])), int(shape[3]), list(names))
+    model = load_keras(path)
+    shape = model.input_shape
+    num = int(model.output_shape[-1])
+    info = _labels_beside(path)
+    names = info.get("class_names") or [str(i) for i in range(num)]
+    if len(shape) != 4:  # a text model: raw strings in
+        task = info.get("task", "text_classification")
+        return LoadedModel(path, "keras", model, None, None, list(names), task=task)
+    return LoadedModel(path, "keras", model, (int(shape[1]), int(shape[2])), int(shape[3]), list(names))
+
+
+def predict_text_inputs(model: LoadedModel, inputs, *, k: int = 3) -> list[tuple[str, str]]:
+    """``[(text, result line)]`` for a text classifier (top classes) or NER model (entities).
+
+    Each input is a text, or a ``.txt`` file whose non-empty lines are the texts.
+    """
+    texts = []
+    for item in inputs:
+        if os.path.isfile(item) and item.endswith(".txt"):
+            with open(item, encoding="utf-8") as f:
+                texts += [line.strip() for line in f if line.strip()]
+        else:
+            texts.append(str(item))
+    if model.task == "token_classification":
+        from tfxfer.text import predict_entities
+
+        found = predict_entities(model.model, texts, tag_names=model.class_names)
+        return [(t, "; ".join(f"{e.text} [{e.type}] {e.score:.2f}" for e in ents) or "(no entities)")
+                for t, ents in zip(texts, found)]
+    from tfxfer.text import predict_texts
+
+    ranked = top_k(predict_texts(model.model, texts), model.class_names, k=min(k, len(model.class_names)))
+    return [(t, ", ".join(f"{c} {p:.3f}" for c, p in r)) for t, r in zip(texts, ranked)]
+
+
+def image_files(inputs) -> list[str]:
+    """Expand files and folders (searched recursively for images) into a sorted file list."""
+    from tfxfer.data import IMAGE_EXTENSIONS
+
+    files = []
+    for item in inputs:
+        item = os.path.expanduser(os.fspath(item))
+        if os.path.isdir(item):
+            for dirpath, dirnames, filenames in os.walk(item):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                files += [os.path.join(dirpath, f) for f in sorted(filenames)
+                          if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            raise ArgumentError("inputs", item, "must be existing image files or folders")
+    if not files:
+        raise DataError(f"No image files found in {list(inputs)}")
+    return files
+
+
+def read_images(paths, *, image_size, channels: int) -> np.ndarray:
+    """Decode and resize image files the way training pipelines do (float32 0-255)."""
+    import tensorflow as tf
+
+    from tfxfer.data.tfdata import decode_file
+
+    out = []
+    for path in paths:
+        try:
+            image = decode_file(tf.constant(path), tf.constant(b""), image_size=tuple(image_size), channels=channels)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
+            raise DataError(f"{path}: not a readable image ({str(exc).splitlines()[0][:120]})") from None
+        out.append(np.asarray(image, dtype=np.float32))
+    return np.stack(out)
+
+
+def top_k(probs, class_names, *, k: int = 3) -> list:
+    """``[[(class, probability), ...] per row]``, best first."""
+    probs = np.asarray(probs)
+    out = []
+    for row in probs:
+        order = np.argsort(-row, kind="stable")[:k]
+        out.append([(str(class_names[i]), round(float(row[i]), 4)) for i in order])
+    return out
+
+
+def evaluation_data(source: str, *, image_size, channels: int, split: str = "test", class_names=None,
+                    limit: int | None = None):
+    """``(images, labels, class_names)`` for a packaged data set split, a folder or a CSV table."""
+    from tfxfer.data import image_dataset_from_csv, image_dataset_from_folder, list_datasets
+    from tfxfer.recipes.image_data import take_images
+
+    key = source.strip().lower().replace("-", "_")
+    if key in list_datasets():
+        from tfxfer.data import load
+        from tfxfer.data.tfdata import array_pipeline
+
+        loaded = load(key)
+        if split not in ("train", "val", "test"):
+            raise ArgumentError("split", split, 'must be "train", "val" or "test"')
+        x, y = getattr(loaded, split)
+        if limit:
+            x, y = x[:limit], y[:limit]
+        ds = array_pipeline(x, y, image_size=tuple(image_size), batch_size=64, training=False, channels=channels)
+        images, labels = take_images(ds)
+        names = list(loaded.class_names)
+    else:
+        path = os.path.abspath(os.path.expanduser(source))
+        color = "grayscale" if channels == 1 else "rgb"
+        if os.path.isdir(path):
+            data = image_dataset_from_folder(path, image_size=tuple(image_size), batch_size=64, shuffle=False,
+                                             color_mode=color, class_names=None)
+        elif os.path.isfile(path):
+            data = image_dataset_from_csv(path, image_size=tuple(image_size), batch_size=64, shuffle=False,
+                                          color_mode=color)
+        else:
+            raise ArgumentError("data", source, "must be a packaged data set name, a folder or a CSV table")
+        images, labels = take_images(data.train, limit)
+        names = list(data.class_names)
+    if class_names is not None and list(class_names) != names:
+        if sorted(class_names) != sorted(names):
+            raise DataError(f"The data's classes {names} differ from the model's classes {list(class_names)}")
+        remap = np.array([list(class_names).index(n) for n in names])
+        labels = remap[np.asarray(labels)]
+        names = list(class_names)
+    return images, np.asarray(labels), names

@@ -1,0 +1,29 @@
+"""The report stage: write the manifest so far, then the HTML / Markdown report from the run files.
+
+It always runs (it is cheap, and it shows which stages ran or were reused this time).
+"""
+
+from __future__ import annotations
+
+import time
+
+from tfxfer.recipes.runner import Stage
+
+
+def run_report(ctx):
+    from tfxfer.recipes.manifest import build_manifest, write_manifest
+    from tfxfer.report import write_report
+
+    info = ctx.memo("manifest_info", lambda: {"started": None, "t0": time.perf_counter(), "command": None})
+    verify = ctx.outputs.get("verify", {})
+    status = "ok" if verify.get("passed", True) else "gate_failed"
+    write_manifest(ctx, build_manifest(ctx, status=status, started=info["started"],
+                                       wall_s=time.perf_counter() - info["t0"], command=info["command"]))
+    paths = write_report(ctx.run_dir)
+    files = [paths.html, paths.markdown, *paths.figures.values()]
+    return {"html": ctx.rel(paths.html), "markdown": ctx.rel(paths.markdown),
+            "figures": {k: ctx.rel(v) for k, v in paths.figures.items()}, "artefacts": [ctx.rel(p) for p in files]}
+
+
+def report_stage() -> Stage:
+    return Stage("report", run_report, config=lambda c: {"report": c.section("report")["report"]}, always=True)

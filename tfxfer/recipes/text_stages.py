@@ -1,0 +1,256 @@
+"""Text classification stages on `tfxfer.text`: data -> features (cached sentence embeddings) ->
+finetune (head on the cache, then top encoder layers) -> evaluate -> export -> verify.
+
+The model takes raw strings (tokenizer inside); the TFLite files take token ids and ship with
+``vocab.txt`` and a sidecar for ``export/wordpiece_tokenizer.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfxfer.errors import ConfigError
+from tfxfer.recipes.runner import Stage
+from tfxfer.recipes.sources import resolve_source
+from tfxfer.utils.atomic import atomic_path, atomic_write_json
+
+TEXT_VARIANTS = ("float32", "float16", "dynamic")
+POOLING = {"avg": "mean", "mean": "mean", "cls": "cls", "pooled": "pooled"}
+
+
+def check_text_config(cfg) -> None:
+    bad = [v for v in cfg.export.variants if v not in TEXT_VARIANTS]
+    if bad:
+        raise ConfigError(f"`export.variants`: {bad} cannot hold a text encoder; text models export as "
+                          f"{', '.join(TEXT_VARIANTS)} (dynamic = int8 weights)")
+    if cfg.model.pooling not in POOLING:
+        raise ConfigError(f"`model.pooling` must be one of 'mean', 'cls', 'pooled' for text. Received: "
+                          f"{cfg.model.pooling!r}")
+
+
+def text_splits(ctx):
+    from tfxfer.recipes.text_data import load_text_data
+
+    return ctx.memo("data", lambda: load_text_data(ctx.cfg, resolve_source(ctx.cfg)))
+
+
+def encoder(ctx):
+    from tfxfer.text import load_encoder
+
+    cfg = ctx.cfg
+    pretrained = cfg.model.weights is not None and str(cfg.model.weights).lower() not in ("none", "random")
+    return load_encoder(cfg.model.backbone, sequence_length=cfg.model.sequence_length, load_weights=pretrained)
+
+
+def build(ctx, num_classes: int):
+    import keras
+
+    from tfxfer.text import build_text_classifier
+
+    keras.utils.set_random_seed(ctx.cfg.seed)
+    m = ctx.cfg.model
+    return build_text_classifier(encoder(ctx), num_classes, pooling=POOLING[m.pooling], dropout=m.dropout,
+                                 hidden_units=m.hidden_units)
+
+
+def as_strings(x) -> np.ndarray:
+    return np.asarray([str(t) for t in x], dtype=object)
+
+
+def _data_probe(ctx):
+    return {"source": resolve_source(ctx.cfg).content_fingerprint()}
+
+
+def run_data(ctx):
+    data = text_splits(ctx)
+    probe = _data_probe(ctx)["source"]
+    summary = data.summary.to_dict()
+    summary.update(class_names=data.class_names, eval_split=data.eval_split, data_fingerprint=probe)
+    path = ctx.path("data", "summary.json")
+    atomic_write_json(path, summary)
+    ctx.console.info(f"  {len(data.class_names)} classes, sizes {data.sizes()}, leakage groups {len(data.summary.leakage)}")
+    return {"class_names": data.class_names, "sizes": data.sizes(), "data_fingerprint": probe,
+            "eval_split": data.eval_split, "artefacts": [ctx.rel(path)]}
+
+
+def _features(ctx, model, texts):
+    from tfxfer.text.graph import text_parts, token_features
+
+    tokens = text_parts(model).tokenizer.tokenize(as_strings(texts))
+    verbose = 1 if ctx.console.verbosity else 0
+    return np.asarray(token_features(model).predict(tokens, batch_size=ctx.cfg.train.batch_size, verbose=verbose))
+
+
+def run_features(ctx):
+    data = text_splits(ctx)
+    model = build(ctx, len(data.class_names))
+    ctx.console.info("  encoding the training texts once (frozen encoder)")
+    arrays = {"train_x": _features(ctx, model, data.train[0]), "train_y": np.asarray(data.train[1])}
+    if data.val is not None:
+        arrays["val_x"], arrays["val_y"] = _features(ctx, model, data.val[0]), np.asarray(data.val[1])
+    path = ctx.path("features", "features.npz")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return {"features": ctx.rel(path), "shape": list(arrays["train_x"].shape), "artefacts": [ctx.rel(path)]}
+
+
+def _head_fit(ctx, model, feats, class_weight, callbacks):
+    import keras
+
+    from tfxfer.text.graph import text_parts
+
+    t = ctx.cfg.train
+    inputs = keras.Input(shape=feats["train_x"].shape[1:], name="features")
+    x = inputs
+    for layer in text_parts(model).head:
+        x = layer(x)
+    head = keras.Model(inputs, x, name="head_on_features")
+    head.compile(optimizer=keras.optimizers.Adam(t.base_lr), loss="sparse_categorical_crossentropy",
+                 metrics=["accuracy"])
+    val = (feats["val_x"], feats["val_y"]) if "val_x" in feats else None
+    return head.fit(feats["train_x"], feats["train_y"], validation_data=val, epochs=t.head_epochs,
+                    batch_size=t.batch_size, shuffle=True, class_weight=class_weight, callbacks=callbacks,
+                    verbose=ctx.console.keras_verbose)
+
+
+def run_finetune(ctx):
+    from tfxfer.recipes.image_stages import tensorboard
+    from tfxfer.recipes.training_log import LearningRateLog
+    from tfxfer.text import fine_tune_text, text_class_weights
+
+    t, console = ctx.cfg.train, ctx.console
+    data = text_splits(ctx)
+    model = build(ctx, len(data.class_names))
+    class_weight = text_class_weights(data.train[1], num_classes=len(data.class_names)) \
+        if t.class_weight == "balanced" else None
+    lr_log, history, stages = LearningRateLog(), {}, []
+
+    def merge(h):
+        for k, v in h.history.items():
+            history.setdefault(k, []).extend(float(x) for x in v)
+
+    if t.head_epochs:
+        feats = np.load(ctx.abs(ctx.outputs["features"]["features"]))
+        console.info(f"  head: {t.head_epochs} epochs on cached sentence embeddings, lr {t.base_lr:g}")
+        stages.append({"epoch": 0, "label": "head on cached embeddings", "learning_rate": t.base_lr,
+                       "trainable_groups": ["head"]})
+        merge(_head_fit(ctx, model, feats, class_weight, [*tensorboard(ctx, "head"), lr_log]))
+    if t.epochs:
+        top = max(dict(t.stages).values()) if t.stages else None
+        lr = t.base_lr * t.unfreeze_lr_factor
+        console.info(f"  fine-tune: {t.epochs} epochs, {'all' if top is None else f'top {top}'} encoder groups, "
+                     f"peak lr {lr:g}")
+        stages.append({"epoch": t.head_epochs, "label": f"unfreeze {'all' if top is None else top} encoder group(s)",
+                       "learning_rate": lr, "trainable_groups": ["encoder" if top is None else f"top {top}", "head"]})
+        lr_log.epoch_offset = float(t.head_epochs)
+        val = (as_strings(data.val[0]), np.asarray(data.val[1])) if data.val is not None else None
+        merge(fine_tune_text(model, as_strings(data.train[0]), np.asarray(data.train[1]), validation_data=val,
+                             epochs=t.epochs, batch_size=t.batch_size, learning_rate=lr,
+                             layer_decay=t.layer_decay if t.layer_decay < 1 else None, top_groups=top,
+                             class_weight=class_weight, callbacks=[*tensorboard(ctx, "finetune"), lr_log],
+                             verbose=console.keras_verbose))
+    return save_model(ctx, model, data, history, stages, lr_log)
+
+
+def save_model(ctx, model, data, history, stages, lr_log):
+    model_path = ctx.path("model", "model.keras")
+    with atomic_path(model_path) as tmp:
+        model.save(tmp)
+    ctx.remember(f"model:{ctx.rel(model_path)}", model)
+    hist_path = ctx.path("model", "history.json")
+    atomic_write_json(hist_path, {"history": history, "stages": stages, "lr_steps": lr_log.steps})
+    labels_path = ctx.path("model", "labels.json")
+    atomic_write_json(labels_path, {"class_names": data.class_names, "task": ctx.cfg.task,
+                                    "sequence_length": ctx.cfg.model.sequence_length})
+    return {"model": ctx.rel(model_path), "final": {k: v[-1] for k, v in history.items() if v},
+            "artefacts": [ctx.rel(model_path), ctx.rel(hist_path), ctx.rel(labels_path)]}
+
+
+def run_evaluate(ctx):
+    from tfxfer.recipes.metrics import classification_metrics, save_misclassified
+    from tfxfer.text import predict_texts
+
+    data, model = text_splits(ctx), ctx.model()
+    texts, labels = as_strings(data.eval[0]), np.asarray(data.eval[1])
+    probs = predict_texts(model, texts, batch_size=ctx.cfg.train.batch_size)
+    metrics = classification_metrics(probs, labels, data.class_names, bins=ctx.cfg.report.reliability_bins)
+    metrics["split"] = data.eval_split
+    artefacts = save_misclassified(ctx, probs, labels, data.class_names, texts=texts, limit=ctx.cfg.report.misclassified)
+    path = ctx.path("eval", "metrics.json")
+    atomic_write_json(path, metrics)
+    ctx.console.info(f"  {data.eval_split} accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ece": metrics["ece"],
+            "split": data.eval_split, "artefacts": [ctx.rel(path), *artefacts]}
+
+
+def run_export(ctx):
+    from tfxfer.text import export_text_tflite
+
+    cfg, data, model = ctx.cfg, text_splits(ctx), ctx.model()
+    exports, artefacts = {}, []
+    for variant in ctx.console.progress(cfg.export.variants, desc="convert", unit="variant"):
+        out = export_text_tflite(model, ctx.path("export", f"{cfg.name}_{variant}.tflite"), variant=variant,
+                                 class_names=data.class_names)
+        exports[variant] = {"path": ctx.rel(out.path), "size_bytes": out.size_bytes, "sidecar": ctx.rel(out.sidecar_path),
+                            "vocab": ctx.rel(out.vocab_path) if out.vocab_path else None}
+        artefacts.append(ctx.rel(out.path))
+    return {"exports": exports, "artefacts": artefacts}
+
+
+def gate_texts(ctx, data):
+    """Held-out texts (and labels, or None) for the export gate."""
+    if ctx.cfg.task == "token_classification":
+        return as_strings([" ".join(words) for words in data.eval[0]]), None
+    return as_strings(data.eval[0]), np.asarray(data.eval[1])
+
+
+def run_verify(ctx):
+    from tfxfer.recipes.export_stages import benchmark_exports, record_gate, thresholds_of
+    from tfxfer.text import verify_text_tflite
+
+    cfg, console = ctx.cfg, ctx.console
+    data, model = text_splits(ctx), ctx.model()
+    exports = ctx.outputs["export"]["exports"]
+    texts, labels = gate_texts(ctx, data)
+    results = {}
+    for variant in console.progress(list(exports), desc=f"verify on {len(texts)} texts", unit="variant"):
+        report = verify_text_tflite(model, {variant: ctx.abs(exports[variant]["path"])}, texts, labels=labels,
+                                    thresholds=thresholds_of(cfg), raise_on_failure=False)
+        results[variant] = report[variant]
+    benches = benchmark_exports(ctx, exports)
+    saved = None
+    if cfg.export.saved_model and cfg.task == "text_classification" and all(r.passed for r in results.values()):
+        from tfxfer.text import export_text_saved_model
+
+        saved, _ = export_text_saved_model(model, ctx.path("export", "serving", "x")[:-2], name=cfg.name,
+                                           class_names=data.class_names, verify_texts=texts[:32])
+        saved = saved.path
+    return record_gate(ctx, exports, results, benches, saved_model=saved)
+
+
+def _data_config(c):
+    return {"data": c.section("data")["data"], "task": c.task, "seed": c.seed}
+
+
+def text_stages(cfg) -> list[Stage]:
+    """Every stage of a text_classification or token_classification recipe (report excluded)."""
+    check_text_config(cfg)
+    if cfg.task == "token_classification":
+        from tfxfer.recipes.ner_stages import ner_stages
+
+        return ner_stages(cfg)
+    model_cfg = lambda c: {"model": c.section("model")["model"], "seed": c.seed}  # noqa: E731
+    stages = [Stage("data", run_data, config=_data_config, probe=_data_probe)]
+    if cfg.train.head_epochs:
+        stages.append(Stage("features", run_features, inputs=("data",), config=model_cfg))
+    stages += [
+        Stage("finetune", run_finetune, inputs=("data", "features"),
+              config=lambda c: {**model_cfg(c), "train": c.section("train")["train"]}),
+        Stage("evaluate", run_evaluate, inputs=("data", "finetune"), config=lambda c: {"report": c.section("report")}),
+        Stage("export", run_export, inputs=("data", "finetune"),
+              config=lambda c: {"variants": list(c.export.variants), "name": c.name}),
+        Stage("verify", run_verify, inputs=("data", "export", "finetune"),
+              config=lambda c: {"export": c.section("export")["export"]}),
+    ]
+    return stages

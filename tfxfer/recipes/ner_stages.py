@@ -11,11 +11,10 @@ from tfxfer.recipes.text_stages import (
     _data_probe,
     encoder,
     run_data,
-    run_export,
-    run_verify,
     save_model,
     text_splits,
 )
+from tfxfer.recipes.text_export_stages import run_export, run_verify
 from tfxfer.utils.atomic import atomic_write_json
 
 

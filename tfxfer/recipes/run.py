@@ -71,6 +71,12 @@ def plan_stages(cfg: RunConfig) -> list[Stage]:
 
             stages += edge_stages(cfg)
         stages += [evaluate_stage(), *export_stages()]
+    elif cfg.task == "token_classification":
+        from tfxfer.recipes.ner_stages import ner_stages
+        from tfxfer.recipes.text_stages import check_text_config
+
+        check_text_config(cfg)
+        stages = ner_stages(cfg)
     else:
         from tfxfer.recipes.text_stages import text_stages
 

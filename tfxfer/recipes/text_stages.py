@@ -184,62 +184,15 @@ def run_evaluate(ctx):
             "split": data.eval_split, "artefacts": [ctx.rel(path), *artefacts]}
 
 
-def run_export(ctx):
-    from tfxfer.text import export_text_tflite
-
-    cfg, data, model = ctx.cfg, text_splits(ctx), ctx.model()
-    exports, artefacts = {}, []
-    for variant in ctx.console.progress(cfg.export.variants, desc="convert", unit="variant"):
-        out = export_text_tflite(model, ctx.path("export", f"{cfg.name}_{variant}.tflite"), variant=variant,
-                                 class_names=data.class_names)
-        exports[variant] = {"path": ctx.rel(out.path), "size_bytes": out.size_bytes, "sidecar": ctx.rel(out.sidecar_path),
-                            "vocab": ctx.rel(out.vocab_path) if out.vocab_path else None}
-        artefacts.append(ctx.rel(out.path))
-    return {"exports": exports, "artefacts": artefacts}
-
-
-def gate_texts(ctx, data):
-    """Held-out texts (and labels, or None) for the export gate."""
-    if ctx.cfg.task == "token_classification":
-        return as_strings([" ".join(words) for words in data.eval[0]]), None
-    return as_strings(data.eval[0]), np.asarray(data.eval[1])
-
-
-def run_verify(ctx):
-    from tfxfer.recipes.export_stages import benchmark_exports, record_gate, thresholds_of
-    from tfxfer.text import verify_text_tflite
-
-    cfg, console = ctx.cfg, ctx.console
-    data, model = text_splits(ctx), ctx.model()
-    exports = ctx.outputs["export"]["exports"]
-    texts, labels = gate_texts(ctx, data)
-    results = {}
-    for variant in console.progress(list(exports), desc=f"verify on {len(texts)} texts", unit="variant"):
-        report = verify_text_tflite(model, {variant: ctx.abs(exports[variant]["path"])}, texts, labels=labels,
-                                    thresholds=thresholds_of(cfg), raise_on_failure=False)
-        results[variant] = report[variant]
-    benches = benchmark_exports(ctx, exports)
-    saved = None
-    if cfg.export.saved_model and cfg.task == "text_classification" and all(r.passed for r in results.values()):
-        from tfxfer.text import export_text_saved_model
-
-        saved, _ = export_text_saved_model(model, ctx.path("export", "serving", "x")[:-2], name=cfg.name,
-                                           class_names=data.class_names, verify_texts=texts[:32])
-        saved = saved.path
-    return record_gate(ctx, exports, results, benches, saved_model=saved)
-
-
 def _data_config(c):
     return {"data": c.section("data")["data"], "task": c.task, "seed": c.seed}
 
 
 def text_stages(cfg) -> list[Stage]:
-    """Every stage of a text_classification or token_classification recipe (report excluded)."""
+    """Every stage of a text_classification recipe (report excluded)."""
     check_text_config(cfg)
-    if cfg.task == "token_classification":
-        from tfxfer.recipes.ner_stages import ner_stages
+    from tfxfer.recipes import text_export_stages
 
-        return ner_stages(cfg)
     model_cfg = lambda c: {"model": c.section("model")["model"], "seed": c.seed}  # noqa: E731
     stages = [Stage("data", run_data, config=_data_config, probe=_data_probe)]
     if cfg.train.head_epochs:
@@ -248,9 +201,9 @@ def text_stages(cfg) -> list[Stage]:
         Stage("finetune", run_finetune, inputs=("data", "features"),
               config=lambda c: {**model_cfg(c), "train": c.section("train")["train"]}),
         Stage("evaluate", run_evaluate, inputs=("data", "finetune"), config=lambda c: {"report": c.section("report")}),
-        Stage("export", run_export, inputs=("data", "finetune"),
+        Stage("export", text_export_stages.run_export, inputs=("data", "finetune"),
               config=lambda c: {"variants": list(c.export.variants), "name": c.name}),
-        Stage("verify", run_verify, inputs=("data", "export", "finetune"),
+        Stage("verify", text_export_stages.run_verify, inputs=("data", "export", "finetune"),
               config=lambda c: {"export": c.section("export")["export"]}),
     ]
     return stages

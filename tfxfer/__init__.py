@@ -9,11 +9,12 @@ stays cheap until TensorFlow is actually needed):
     True
 """
 
-import importlib as _importlib
 import os as _os
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from tfxfer.utils.lazy import lazy_exports as _lazy_exports  # noqa: E402  (after the environment defaults)
 
 __version__ = "0.1.0"
 
@@ -63,16 +64,4 @@ _SUBPACKAGES = ("augment", "backbones", "data", "distill", "export", "freezing",
 __all__ = sorted(_EXPORTS) + list(_SUBPACKAGES) + ["__version__"]
 
 
-def __getattr__(name):
-    if name in _SUBPACKAGES:
-        return _importlib.import_module(f"tfxfer.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tfxfer' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = _lazy_exports('tfxfer', _EXPORTS, subpackages=_SUBPACKAGES)

@@ -24,7 +24,7 @@ Example:
     True
 """
 
-import importlib as _importlib
+from tfxfer.utils.lazy import lazy_exports as _lazy_exports
 
 _EXPORTS = {
     "BridgedModel": "tfxfer.quantize.bridge",
@@ -54,14 +54,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tfxfer.quantize' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = _lazy_exports('tfxfer.quantize', _EXPORTS)

@@ -348,7 +348,7 @@ def cmd_backbones(args) -> int:
 
 
 def cmd_rank(args) -> int:
-    from tfxfer.cli_rank import cmd_rank as rank
+    from tfxfer.cli.rank import cmd_rank as rank
 
     return rank(args)
 
@@ -426,7 +426,3 @@ def main(argv=None) -> int:
         more = " (run with -v for details)" if verbosity < 2 and len(lines) > 1 else ""
         print(f"tfxfer: error: {text if verbosity >= 2 else lines[0]}{more}", file=sys.stderr)
         return _exit_code(exc)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,7 +6,8 @@ import os
 import pytest
 
 from tests.recipes.helpers import make_image_folder
-from tfxfer import cli, cli_rank
+from tfxfer import cli
+from tfxfer.cli import rank as cli_rank
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = os.path.join(ROOT, "pipelines", "quick.yaml")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tests.recipes.helpers import VOCAB, make_image_folder, make_text_files, make_tiny_text_preset
-from tfxfer import cli, cli_rank
+from tfxfer import cli
+from tfxfer.cli import rank as cli_rank
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.transfer import TextCandidate, logme, rank_backbones
 from tfxfer.transfer.text_candidates import is_text_candidate, is_text_data

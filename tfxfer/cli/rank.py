@@ -11,7 +11,37 @@ from __future__ import annotations
 
 import os
 
-from tfxfer.cli import EXIT_OK, _import_tensorflow, _say, _verbosity
+from tfxfer.cli.common import EXIT_OK, add_verbosity, import_tensorflow, say, verbosity
+
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("rank", help="rank candidate backbones on your data before training (LogME and kin)",
+                       description="Score candidate backbones on your data from one pass of frozen features, beside "
+                       "their int8 TFLite size and LiteRT latency. Given a recipe, its data, color mode and input size "
+                       "are used and the candidates default to its backbone plus efficientnet_lite0/1/2. Text data "
+                       "(a packaged text data set, a TSV / JSONL table, or a CSV with a `text` column) ranks text "
+                       "encoders instead, beside their parameter count and float32 size.")
+    p.add_argument("data", metavar="RECIPE|DATA", help="a recipe (.yaml), a packaged data set name, a folder of class "
+                   "sub-folders, an image CSV table, or a text table (CSV / TSV / JSONL with text,label)")
+    p.add_argument("--candidates", help="comma-separated catalog names, e.g. efficientnet_lite0,mobilenet_v2:random@96, "
+                   "or for text data text encoders, e.g. all-minilm-l6-v2,all-minilm-l6-v2:random,path/to/preset "
+                   "(required for DATA; for a RECIPE default: its backbone,efficientnet_lite0,efficientnet_lite1,"
+                   "efficientnet_lite2)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, as in `tfxfer run` (repeatable; RECIPE only)")
+    p.add_argument("--input-size", type=int, help="square input size for candidates without their own "
+                   "(default: the recipe's model.input_size, else each backbone's native size)")
+    p.add_argument("--max-samples", type=int, default=1000, help="labelled examples to score on (default 1000)")
+    p.add_argument("--max-size-mib", type=float, help="budget: largest int8 TFLite size in MiB")
+    p.add_argument("--max-latency-ms", type=float, help="budget: largest LiteRT latency in ms")
+    p.add_argument("--max-params", type=int, help="budget: most parameters (images and text)")
+    p.add_argument("--sequence-length", type=int, help="text: tokens per text for encoders without @N "
+                   "(default 128, capped at each encoder's maximum)")
+    p.add_argument("--probe", action="store_true", help="also run the negative-transfer probe on the top-ranked "
+                   "candidate (pretrained vs random-weights features, and TF-IDF for text) and print its verdict")
+    p.add_argument("--no-cost", action="store_true", help="skip the int8 size / latency measurement")
+    add_verbosity(p)
 
 
 RANK_DEFAULT_CANDIDATES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
@@ -127,7 +157,7 @@ def _rank_text(args) -> int:
         if key not in seen:
             seen.add(key)
             candidates.append(candidate)
-    _import_tensorflow(args)
+    import_tensorflow(args)
     from tfxfer.transfer import probe_text, rank_backbones
     from tfxfer.transfer.text_ranking import embed_texts, text_arrays
 
@@ -140,11 +170,11 @@ def _rank_text(args) -> int:
         texts, labels = load_texts(os.path.abspath(os.path.expanduser(args.data)), on_leakage="ignore").train
     texts, labels = text_arrays(([str(t) for t in texts], labels), max_samples=args.max_samples, seed=0)
     result = rank_backbones((texts, labels), candidates, budget=_rank_budget(args) or None,
-                            sequence_length=args.sequence_length, verbose=1 if _verbosity(args) else 0)
+                            sequence_length=args.sequence_length, verbose=1 if verbosity(args) else 0)
     print(result.to_markdown())
     top = _probe_target(args, result, candidates)
     if top is not None:
-        _say(args, f"Probing {top.label}: linear probe on its features vs random weights and TF-IDF")
+        say(args, f"Probing {top.label}: linear probe on its features vs random weights and TF-IDF")
 
         def encoder(pretrained):
             enc = type(top)(top.preset, pretrained=pretrained, sequence_length=top.sequence_length).load(
@@ -172,7 +202,7 @@ def cmd_rank(args) -> int:
     if not _is_recipe(args.data) and _is_text_source(args.data):
         return _rank_text(args)
     source, channels, size, candidates = _rank_inputs(args)
-    _import_tensorflow(args)
+    import_tensorflow(args)
     from tfxfer.recipes.inference import evaluation_data
     from tfxfer.transfer import probe_backbone, rank_backbones
 
@@ -181,12 +211,12 @@ def cmd_rank(args) -> int:
                               limit=args.max_samples)
     result = rank_backbones((x, y), candidates, input_size=size, budget=budget or None,
                             measure_cost=not args.no_cost, max_samples=args.max_samples,
-                            verbose=1 if _verbosity(args) else 0)
+                            verbose=1 if verbosity(args) else 0)
     print(result.to_markdown())
     top = _probe_target(args, result, candidates)
     if top is not None:
         probe_size = top.input_size or size or top.spec.input_size
-        _say(args, f"Probing {top.label}: linear probe on its features vs the same architecture with random weights")
+        say(args, f"Probing {top.label}: linear probe on its features vs the same architecture with random weights")
         report = probe_backbone((x, y), top.spec, weights=top.weights, input_size=tuple(probe_size),
                                 max_samples=args.max_samples)
         print(f"\nNegative-transfer probe for {top.label}:\n{report.to_markdown()}")

@@ -1,0 +1,86 @@
+"""``tfxfer export MODEL DATA``: a .keras model to verified TFLite variants (and a SavedModel); text
+classifiers and NER models to token-id TFLite files with their tokenizer beside.
+
+Example:
+    >>> from tfxfer.cli import main
+    >>> main(["export", "runs/quick", "animal_mnist", "--variants", "float32,int8"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tfxfer.cli.common import EXIT_OK, add_verbosity, import_tensorflow, show, verbosity
+from tfxfer.errors import ArgumentError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a .keras model to verified TFLite variants (and a SavedModel)")
+    p.add_argument("model", help="a .keras file or a run directory")
+    p.add_argument("data", help="held-out labelled data for the gate and int8 calibration: packaged name, folder or "
+                   "CSV; for text models a text set / table (wnut16 or a CoNLL file for NER)")
+    p.add_argument("--variants", help="comma-separated: float32,float16,dynamic,int8 (default float32,int8; "
+                   "float32,dynamic for text models)")
+    p.add_argument("--out", default="export", help="output folder (default ./export)")
+    p.add_argument("--split", default="test", help="split of a packaged data set (default test)")
+    p.add_argument("--limit", type=int, default=1000, help="images (texts) used for calibration and the gate")
+    p.add_argument("--text-column", default="text", help="text column / JSONL field of a table (default text)")
+    p.add_argument("--label-column", default="label", help="label column / JSONL field of a table (default label)")
+    p.add_argument("--no-benchmark", action="store_true", help="skip the LiteRT latency benchmark")
+    p.add_argument("--saved-model", metavar="NAME", help="also write a TF Serving SavedModel under this name")
+    p.add_argument("--keep-failed", action="store_true", help="keep files that fail the gate")
+    add_verbosity(p)
+
+
+def _variants(text: str | None, default: str) -> tuple:
+    return tuple(v.strip() for v in (text or default).split(",") if v.strip())
+
+
+def cmd_export(args) -> int:
+    import_tensorflow(args)
+    # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
+    from tfxfer.export import export_all
+    from tfxfer.recipes.inference import evaluation_data, load_model
+
+    model = load_model(args.model)
+    if model.kind != "keras":
+        raise ArgumentError("model", args.model, "must be a .keras model (or a run directory) to export")
+    if model.image_size is None:  # a text classifier or NER model
+        return _export_text(args, model)
+    x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels, split=args.split,
+                                  class_names=model.class_names, limit=args.limit)
+    variants = _variants(args.variants, "float32,int8")
+    table = export_all(model.model, args.out, variants=variants, representative_data=x if "int8" in variants else None,
+                       eval_data=(x, y), class_names=names, benchmark=not args.no_benchmark,
+                       keep_failed=args.keep_failed, serving_name=args.saved_model)
+    print(table.format())
+    print(f"Files in {show(os.path.abspath(args.out))} (report: {show(table.report_path)})")
+    return EXIT_OK
+
+
+def _export_text(args, model) -> int:
+    # loaded here, not at `tfxfer --help` (tfxfer.recipes imports numpy; text_export imports TensorFlow)
+    from tfxfer.recipes.console import Console
+    from tfxfer.recipes.text_export import export_text_model
+
+    bars = []  # created when the benchmark starts, so errors before it stay one line
+
+    def progress(done, total):
+        if not bars:
+            bars.append(Console(verbosity=verbosity(args), stream=sys.stderr).counter(
+                desc="benchmark (LiteRT)", unit="block"))
+        bars[0].update(done, total)
+
+    try:
+        table = export_text_model(model, args.data, args.out, variants=_variants(args.variants, "float32,dynamic"),
+                                  split=args.split, limit=args.limit, text_column=args.text_column,
+                                  label_column=args.label_column, benchmark=not args.no_benchmark,
+                                  keep_failed=args.keep_failed, saved_model=args.saved_model, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(table.format())
+    print(f"Files in {show(os.path.abspath(args.out))} (each .tflite with its .json sidecar and tokenizer files)")
+    return EXIT_OK

@@ -1,0 +1,86 @@
+"""``tfxfer predict`` and ``tfxfer evaluate``: a saved model (.keras, .tflite or a run directory) on
+images, or on texts for text classifiers and NER models.
+
+Example:
+    >>> from tfxfer.cli import main
+    >>> main(["predict", "runs/quick", "photo.jpg", "--top", "2"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tfxfer.cli.common import EXIT_OK, add_verbosity, import_tensorflow
+from tfxfer.utils.validate import check_int
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("predict", help="classify images (or texts, or find entities) with a model or run directory")
+    p.add_argument("model", help="a .keras or .tflite file, or a run directory")
+    p.add_argument("inputs", nargs="+", help="image files or folders; for text models texts or .txt files of lines")
+    p.add_argument("--top", type=int, default=3, help="classes to show per image (default 3)")
+    p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    add_verbosity(p)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class metrics and calibration of a model on labelled data "
+                       "(entity-level F1 for NER models)")
+    p.add_argument("model", help="a .keras or .tflite file, or a run directory")
+    p.add_argument("data", help="a packaged data set name, a folder of class sub-folders, or a CSV table; for a "
+                   "text classifier a CSV / TSV / JSONL table, for an NER model a CoNLL file")
+    p.add_argument("--split", default="test", help="split of a packaged data set (default test)")
+    p.add_argument("--limit", type=int, help="evaluate at most this many images (texts, sentences)")
+    p.add_argument("--text-column", default="text", help="text column (CSV / TSV) or field (JSONL) of a text table")
+    p.add_argument("--label-column", default="label", help="label column or field of a text table")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_verbosity(p)
+
+
+def cmd_predict(args) -> int:
+    check_int("--top", args.top, low=1)
+    import_tensorflow(args)
+    # tfxfer.recipes.inference imports TensorFlow: loaded after import_tensorflow hid its start-up logs
+    from tfxfer.recipes.inference import image_files, load_model, predict_text_inputs, read_images, top_k
+
+    model = load_model(args.model)
+    if model.image_size is None:  # text classifier or NER model: the inputs are texts
+        for text, result in predict_text_inputs(model, args.inputs, k=args.top):
+            print(json.dumps({"text": text, "result": result}) if args.json else f"{text}: {result}")
+        return EXIT_OK
+    files = image_files(args.inputs)
+    probs = model.predict(read_images(files, image_size=model.image_size, channels=model.channels))
+    for path, ranked in zip(files, top_k(probs, model.class_names, k=min(args.top, len(model.class_names)))):
+        if args.json:
+            print(json.dumps({"file": path, "top": [{"class": c, "probability": p} for c, p in ranked]}))
+        else:
+            print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked))
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    import_tensorflow(args)
+    # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
+    from tfxfer.recipes.inference import evaluation_data, load_model
+    from tfxfer.recipes.metrics import classification_metrics
+    from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics
+
+    model = load_model(args.model)
+    if model.image_size is None:  # text classifier or NER model: labelled texts, tables or CoNLL files
+        metrics = evaluate_text_model(model, args.data, split=args.split, limit=args.limit,
+                                      text_column=args.text_column, label_column=args.label_column)
+        print(json.dumps(metrics) if args.json else
+              format_text_metrics(metrics, title=f"{os.path.basename(model.path)} on {args.data}"))
+        return EXIT_OK
+    x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels, split=args.split,
+                                  class_names=model.class_names, limit=args.limit)
+    metrics = classification_metrics(model.predict(x), y, names)
+    if args.json:
+        print(json.dumps(metrics))
+        return EXIT_OK
+    print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} images): accuracy {metrics['accuracy']:.4f}, "
+          f"macro F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}")
+    print(f"{'class':<20} {'precision':>9} {'recall':>7} {'F1':>7} {'support':>8}")
+    for c in metrics["per_class"]:
+        print(f"{c['name'][:20]:<20} {c['precision']:>9.4f} {c['recall']:>7.4f} {c['f1']:>7.4f} {c['support']:>8}")
+    return EXIT_OK

@@ -8,7 +8,7 @@ import pytest
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError, UnknownNameError
 from tfxfer.export import Thresholds, export_all, export_tflite, verify
-from tfxfer.export.metrics import expected_calibration_error, looks_like_probabilities, per_class_accuracy
+from tfxfer.metrics import expected_calibration_error, looks_like_probabilities, per_class_accuracy
 
 from .conftest import CLASS_NAMES
 

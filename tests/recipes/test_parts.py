@@ -11,7 +11,7 @@ from tfxfer.errors import ArgumentError, ConfigError
 from tfxfer.recipes.config import load_config
 from tfxfer.recipes.context import RunContext
 from tfxfer.recipes.fingerprint import arrays_fingerprint, fingerprint, package_fingerprint, path_fingerprint
-from tfxfer.recipes.metrics import classification_metrics, reliability
+from tfxfer.metrics import classification_metrics, reliability
 from tfxfer.recipes.sources import resolve_source
 
 
@@ -81,7 +81,7 @@ def test_metrics_match_scikit_learn():
 
 
 def test_ece_matches_the_export_gate_definition():
-    from tfxfer.export.metrics import expected_calibration_error
+    from tfxfer.metrics import expected_calibration_error
 
     rng = np.random.default_rng(1)
     probs = rng.dirichlet(np.ones(3) * 0.5, 300)

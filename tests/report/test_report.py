@@ -7,7 +7,7 @@ from PIL import Image
 
 from tests.report.helpers import make_run_dir
 from tfxfer.report import write_report
-from tfxfer.report.html import fmt
+from tfxfer.report.elements import fmt
 
 
 def test_full_report(tmp_path):

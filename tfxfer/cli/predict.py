@@ -62,7 +62,7 @@ def cmd_evaluate(args) -> int:
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
     from tfxfer.recipes.inference import evaluation_data, load_model
-    from tfxfer.recipes.metrics import classification_metrics
+    from tfxfer.metrics import classification_metrics
     from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics
 
     model = load_model(args.model)

@@ -29,7 +29,7 @@ import numpy as np
 from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError, UnknownNameError
 from tfxfer.export import _trace
 from tfxfer.export.data import as_arrays, check_image_shape, sparse_labels
-from tfxfer.export.metrics import expected_calibration_error, looks_like_probabilities, per_class_accuracy
+from tfxfer.metrics import expected_calibration_error, looks_like_probabilities, per_class_accuracy
 
 
 @dataclasses.dataclass(frozen=True)

@@ -204,7 +204,9 @@ def run_finetune(ctx):
 # -- evaluate --------------------------------------------------------------------------------------
 
 def run_evaluate(ctx):
-    from tfxfer.recipes.metrics import classification_metrics, save_misclassified, thumbnails
+    from tfxfer.metrics import classification_metrics
+    from tfxfer.recipes.report_stage import save_misclassified
+    from tfxfer.report.misclassified import thumbnails
 
     import tensorflow as tf
 

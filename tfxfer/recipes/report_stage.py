@@ -1,13 +1,27 @@
 """The report stage: write the manifest so far, then the HTML / Markdown report from the run files.
 
 It always runs (it is cheap, and it shows which stages ran or were reused this time).
+`save_misclassified` is what the evaluate stages call to leave the report its mistakes gallery.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from tfxfer.recipes.runner import Stage
+
+
+def save_misclassified(ctx, probs, labels, class_names, *, images=None, texts=None, names=None,
+                       limit: int = 16) -> list[str]:
+    """`tfxfer.report.misclassified.write_misclassified` into the run's ``eval/`` folder; returns the
+    written files relative to the run directory (the stage's artefacts)."""
+    from tfxfer.report.misclassified import write_misclassified
+
+    folder = os.path.dirname(ctx.path("eval", "misclassified.json"))
+    paths = write_misclassified(folder, probs, labels, class_names, images=images, texts=texts, names=names,
+                                limit=limit)
+    return [ctx.rel(p) for p in paths]
 
 
 def run_report(ctx):

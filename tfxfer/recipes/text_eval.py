@@ -172,7 +172,7 @@ def evaluate_text_model(model, source: str, *, split: str = "test", limit: int |
         pred, _ = predict_word_tags(model.model, words, tag_names=model.class_names, batch_size=batch_size)
         metrics = ner_metrics(true, pred)
     else:
-        from tfxfer.recipes.metrics import classification_metrics
+        from tfxfer.metrics import classification_metrics
         from tfxfer.text import predict_texts
 
         texts, labels, skipped = classification_data(source, model.class_names, split=split,

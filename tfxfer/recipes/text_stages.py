@@ -168,7 +168,8 @@ def save_model(ctx, model, data, history, stages, lr_log):
 
 
 def run_evaluate(ctx):
-    from tfxfer.recipes.metrics import classification_metrics, save_misclassified
+    from tfxfer.metrics import classification_metrics
+    from tfxfer.recipes.report_stage import save_misclassified
     from tfxfer.text import predict_texts
 
     data, model = text_splits(ctx), ctx.model()

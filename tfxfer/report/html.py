@@ -9,8 +9,8 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import html
+from tfxfer.report import sections
+from tfxfer.report.elements import card, duration, esc, verdict
 
 CSS = """
 body{font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2430;background:#f5f6f8}
@@ -34,89 +34,36 @@ pre{background:#f6f8fa;border:1px solid #e4e7ec;border-radius:6px;padding:10px;f
 """
 
 
-def esc(value) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if value == 0 or 1e-3 <= abs(value) < 1000:
-            return f"{value:.{digits}g}"
-        return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.2e}"
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 10000 else str(value)
-    return esc(value)
-
-
-def _cell(value, raw: bool) -> str:
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    text = value if raw else fmt(value)
-    return f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>"
-
-
-def table(headers, rows, *, table_id: str | None = None, raw_cols=()) -> str:
-    """HTML table; cells are escaped except the column indexes in ``raw_cols``."""
-    ident = f' id="{esc(table_id)}"' if table_id else ""
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(_cell(c, i in raw_cols) for i, c in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def figure(png: bytes | None, alt: str) -> str:
-    if not png:
-        return ""
-    data = base64.b64encode(png).decode("ascii")
-    return f'<div class="fig"><img alt="{esc(alt)}" src="data:image/png;base64,{data}"></div>'
-
-
-def _card(key, value, note="") -> str:
-    return f'<div class="card"><div class="k">{esc(key)}</div><div class="v">{value}</div><div class="n">{note}</div></div>'
-
-
-def duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-def _verdict(gate: str) -> str:
-    return f'<span class="{"pass" if gate == "pass" else "fail"}">{esc(gate)}</span>'
-
-
 def _headline(run: dict) -> str:
     metrics, export, manifest = run.get("metrics") or {}, run.get("export") or {}, run.get("manifest") or {}
     cards = []
     split = metrics.get("split", "test")
     if "accuracy" in metrics:
-        cards.append(_card(f"{split} accuracy", f"{metrics['accuracy']:.3f}", f"{metrics.get('num_examples', '')} examples"))
+        cards.append(card(f"{split} accuracy", f"{metrics['accuracy']:.3f}", f"{metrics.get('num_examples', '')} examples"))
     if "macro_f1" in metrics:
-        cards.append(_card("macro F1", f"{metrics['macro_f1']:.3f}"))
+        cards.append(card("macro F1", f"{metrics['macro_f1']:.3f}"))
     if "entity_f1" in metrics:
-        cards.append(_card("entity F1", f"{metrics['entity_f1']:.3f}", "seqeval-style, micro"))
+        cards.append(card("entity F1", f"{metrics['entity_f1']:.3f}", "seqeval-style, micro"))
     if metrics.get("ece") is not None:
-        cards.append(_card("calibration (ECE)", f"{metrics['ece']:.3f}", "lower is better"))
+        cards.append(card("calibration (ECE)", f"{metrics['ece']:.3f}", "lower is better"))
     rows = export.get("rows") or []
     deliver = export.get("deliver_variant") or (run.get("config") or {}).get("export", {}).get("deliver")
     row = next((r for r in rows if r["variant"] == deliver), None)
     if row:
         lat = "-" if row.get("latency_ms") is None else f"{row['latency_ms']:.2f} ms"
-        cards.append(_card(f"TFLite {row['variant']}", f"{row['size_kib'] / 1024:.2f} MiB",
-                           f"{lat} (1 thread) · gate {_verdict(row['gate'])}"))
+        cards.append(card(f"TFLite {row['variant']}", f"{row['size_kib'] / 1024:.2f} MiB",
+                           f"{lat} (1 thread) · gate {verdict(row['gate'])}"))
     stages = manifest.get("stages") or {}
     if stages:
         total = sum(v.get("wall_s") or 0.0 for v in stages.values())
         reused = sum(1 for v in stages.values() if v.get("status") == "skipped")
         note = f"this run {duration(manifest.get('wall_s') or 0.0)}" + (f", {reused} stage(s) reused" if reused else "")
-        cards.append(_card("compute time", duration(total), esc(note)))
+        cards.append(card("compute time", duration(total), esc(note)))
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
 def render_html(run: dict, *, figures: dict) -> str:
     """The report page for ``run`` (from `load_run`), with ``figures`` = {name: PNG bytes}."""
-    from tfxfer.report import sections
-
     cfg = run.get("config") or {}
     manifest = run.get("manifest") or {}
     status = manifest.get("status", "running")

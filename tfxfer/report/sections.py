@@ -6,7 +6,7 @@ missing parts (a run that stopped early still gets a report of what it has).
 
 from __future__ import annotations
 
-from tfxfer.report.html import _verdict, esc, figure, fmt, table
+from tfxfer.report.elements import esc, figure, fmt, table, verdict
 
 SPLIT_ORDER = ("train", "val", "test")
 STAGE_ORDER = ("data", "features", "finetune", "distill", "quantize", "evaluate", "export", "verify", "report")
@@ -127,7 +127,7 @@ def export_section(run, figures) -> str:
         if r.get("latency_nt_ms") is not None and len(set(r.get("threads", [1, 2]))) > 1:
             latency += f' / {fmt(r["latency_nt_ms"])}'
         rows.append([esc(r["variant"]), fmt(r["size_kib"]), latency, fmt(r["accuracy_keras"]), fmt(r["accuracy_file"]),
-                     fmt(r["accuracy_drop_pts"]), fmt(r["top1_agreement"]), fmt(r["max_abs_error"]), _verdict(r["gate"])])
+                     fmt(r["accuracy_drop_pts"]), fmt(r["top1_agreement"]), fmt(r["max_abs_error"]), verdict(r["gate"])])
     threads = export["rows"][0].get("threads", [1, 2]) if export["rows"] else [1, 2]
     label = f"{threads[0]} thread" if threads[0] == threads[-1] else f"{threads[0]} / {threads[-1]} threads"
     out.append(table(["variant", "size (KiB)", f"latency ms ({label})", "accuracy Keras",

@@ -1,0 +1,155 @@
+"""The one metrics module: accuracy, per-class precision / recall / F1 / accuracy, confusion matrix,
+expected calibration error (ECE) with its reliability table. Used by the export gate, the evaluate
+stages, ``tfxfer evaluate`` and the report, so they all report the same numbers for the same model.
+
+**ECE uses 15 equal-width confidence bins** (`ECE_BINS`), the count of Guo et al. 2017 ("On
+Calibration of Modern Neural Networks") and of most papers and libraries since, so tfxfer's numbers
+compare with published ones. Bin ``i`` holds top-1 confidences in ``(i/15, (i+1)/15]`` (the first bin
+also holds 0). Fewer bins hide miscalibration inside a bin, many more leave bins nearly empty on a
+few hundred held-out examples. The reliability *diagram* may use other bins (``bins`` of
+`classification_metrics`); the ECE it reports is always the 15-bin one.
+
+Example:
+    >>> import numpy as np
+    >>> probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    >>> m = classification_metrics(probs, np.array([0, 1, 1, 1]), ["cat", "dog"])
+    >>> m["accuracy"], m["confusion"], [c["recall"] for c in m["per_class"]], m["ece"]
+    (0.75, [[1, 0], [1, 2]], [1.0, 0.6667], 0.3)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError
+
+#: Equal-width confidence bins of the expected calibration error (see the module docstring).
+ECE_BINS = 15
+
+
+def class_ids(labels) -> np.ndarray:
+    """Class ids from ids or one-hot rows."""
+    labels = np.asarray(labels)
+    return labels.argmax(axis=-1) if labels.ndim == 2 else labels.astype(np.int64)
+
+
+def _check_bins(bins) -> int:
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ArgumentError("bins", bins, "must be an int >= 1")
+    return int(bins)
+
+
+def _bin_index(confidence: np.ndarray, bins: int) -> np.ndarray:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+
+
+def looks_like_probabilities(outputs, *, atol: float = 1e-2) -> bool:
+    """Rows in [0, 1] that sum to 1 (a softmax output with at least two classes)."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if outputs.ndim != 2 or outputs.shape[1] < 2:
+        return False
+    return bool(np.all(outputs >= -atol) and np.all(outputs <= 1 + atol)
+                and np.allclose(outputs.sum(axis=1), 1.0, atol=max(atol, 0.02)))
+
+
+def expected_calibration_error(probabilities, labels, *, bins: int = ECE_BINS) -> float:
+    """ECE: the example-weighted mean |accuracy - confidence| over equal-width top-1 confidence bins
+    (0 = calibrated). ``labels`` are class ids or one-hot rows."""
+    bins = _check_bins(bins)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = class_ids(labels)
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == labels).astype(np.float64)
+    index = _bin_index(confidence, bins)
+    ece = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(ece)
+
+
+def reliability(probabilities, labels, *, bins: int = ECE_BINS) -> tuple[float, list]:
+    """``(ece, table)``: the ECE over ``bins`` bins (rounded to 4 places) and one
+    ``{"lo", "hi", "count", "confidence", "accuracy"}`` entry per bin (the reliability diagram)."""
+    bins = _check_bins(bins)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = class_ids(labels)
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == labels).astype(np.float64)
+    index = _bin_index(confidence, bins)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    table = []
+    for b in range(bins):
+        mask = index == b
+        count = int(mask.sum())
+        table.append({"lo": round(float(edges[b]), 4), "hi": round(float(edges[b + 1]), 4), "count": count,
+                      "confidence": round(float(confidence[mask].mean()), 4) if count else None,
+                      "accuracy": round(float(correct[mask].mean()), 4) if count else None})
+    return round(expected_calibration_error(probabilities, labels, bins=bins), 4), table
+
+
+def per_class_accuracy(predictions, labels, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(accuracy, support)`` per class (accuracy = recall); NaN for classes absent from ``labels``."""
+    predictions = np.asarray(predictions)
+    labels = class_ids(labels)
+    support = np.bincount(labels, minlength=num_classes)
+    hits = np.bincount(labels[predictions == labels], minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
+    return accuracy, support
+
+
+def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
+    """``[true class, predicted class]`` counts (int64)."""
+    labels, predictions = class_ids(labels), np.asarray(predictions, dtype=np.int64)
+    if labels.shape != predictions.shape:
+        raise ArgumentError("predictions", predictions.shape, f"must match the labels' shape {labels.shape}")
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    return confusion
+
+
+def per_class_scores(confusion, class_names) -> list[dict]:
+    """``{"name", "precision", "recall", "f1", "support"}`` per class from a confusion matrix
+    (0 where a class was never predicted or never present, as scikit-learn's ``zero_division=0``)."""
+    confusion = np.asarray(confusion)
+    out = []
+    for i, name in enumerate(class_names):
+        tp = confusion[i, i]
+        support = int(confusion[i].sum())
+        predicted = int(confusion[:, i].sum())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out.append({"name": str(name), "precision": round(float(precision), 4), "recall": round(float(recall), 4),
+                    "f1": round(float(f1), 4), "support": support})
+    return out
+
+
+def classification_metrics(probabilities, labels, class_names, *, bins: int = ECE_BINS) -> dict:
+    """Accuracy, macro F1 (over present classes), per-class scores, confusion matrix, the 15-bin ECE and
+    a reliability table over ``bins`` bins (for the diagram).
+
+    Args:
+        probabilities: ``[examples, classes]`` model outputs.
+        labels: class ids or one-hot rows.
+        class_names: one name per class.
+        bins: bins of the reliability table; the ``ece`` value always uses `ECE_BINS`.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = class_ids(labels)
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(class_names):
+        raise ArgumentError("probabilities", probabilities.shape, f"must have shape (examples, {len(class_names)})")
+    predictions = probabilities.argmax(axis=1)
+    confusion = confusion_matrix(labels, predictions, len(class_names))
+    per_class = per_class_scores(confusion, class_names)
+    _, table = reliability(probabilities, labels, bins=bins)
+    present = [c for c in per_class if c["support"]]
+    return {"num_examples": int(len(labels)),
+            "accuracy": round(float((predictions == labels).mean()), 4) if len(labels) else 0.0,
+            "macro_f1": round(float(np.mean([c["f1"] for c in present])) if present else 0.0, 4),
+            "per_class": per_class, "confusion": confusion.tolist(),
+            "ece": round(expected_calibration_error(probabilities, labels), 4) if len(labels) else 0.0,
+            "reliability": table}

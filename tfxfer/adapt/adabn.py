@@ -1,0 +1,117 @@
+"""AdaBN: re-estimate every BatchNormalization layer's moving statistics on target data.
+
+Li et al. (2016), "Revisiting Batch Normalization For Practical Domain Adaptation": the learned
+weights stay; only the per-channel means and variances BatchNorm normalises with are replaced by
+the target domain's. No labels, no gradient step, nothing added to the model: the exported
+inference graph is the same graph with other statistics.
+
+How: each BatchNorm layer runs in training mode over the target batches with its momentum set so
+that the moving statistics become the running average of the batch statistics, weighted by batch
+size (the cumulative average PyTorch uses with ``momentum=None``). Afterwards every layer gets its
+``trainable`` flag and momentum back, so a frozen BatchNorm stays in inference mode. Nothing else
+changes: kernels, biases, BN scale/offset and the optimizer are untouched.
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.adapt import adapt_batchnorm
+    >>> from tfxfer.models import build_model
+    >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
+    >>> target = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    >>> report = adapt_batchnorm(model, target, batch_size=8)
+    >>> report.layers, report.examples
+    (52, 16)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from tfxfer.adapt.domain_data import check_inputs, split_data
+from tfxfer.errors import ArgumentTypeError, ModelError
+from tfxfer.utils.validate import check_int
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchNormAdaptation:
+    """What `adapt_batchnorm` did: BN ``layers`` updated, target ``examples`` seen, and the mean
+    absolute change of the moving means and variances (how far the statistics moved)."""
+
+    layers: int
+    examples: int
+    mean_change: float
+    variance_change: float
+
+
+def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    """Every BatchNormalization layer of ``model``, nested models included, in call order."""
+    found, stack = [], list(reversed(model.layers))
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif hasattr(layer, "layers"):
+            stack.extend(reversed(layer.layers))
+    return found
+
+
+def adapt_batchnorm(model: keras.Model, target, *, batch_size: int = 64, max_examples: int | None = None,
+                    seed: int = 0) -> BatchNormAdaptation:
+    """Replace ``model``'s BatchNorm moving statistics with those of ``target`` (in place).
+
+    Args:
+        model: a ``keras.Model`` with BatchNormalization layers (any tfxfer image model).
+        target: unlabelled target inputs (``x``, ``(x, y)`` with ``y`` ignored, or a batched dataset).
+        batch_size: examples per pass; larger batches give steadier statistics (>= 16 advised).
+        max_examples: use at most this many target examples (a seeded random subset).
+        seed: seeds that subset.
+
+    Returns:
+        A `BatchNormAdaptation` report.
+
+    Raises:
+        ModelError: the model has no BatchNormalization layer (text encoders use LayerNorm).
+        ArgumentError: target inputs of another shape or channel count than the model takes.
+    """
+    if not isinstance(model, keras.Model):
+        raise ArgumentTypeError("model", model, "a keras.Model")
+    batch_size = check_int("batch_size", batch_size, low=2)
+    max_examples = check_int("max_examples", max_examples, low=1, allow_none=True)
+    layers = batchnorm_layers(model)
+    if not layers:
+        raise ModelError(f"Model {model.name!r} has no BatchNormalization layer: AdaBN has nothing to adapt "
+                         "(text encoders normalise with LayerNorm; use DeepCORAL, DANN or self_train)")
+    x, _ = split_data(target, name="target")
+    check_inputs(model, x, name="target")
+    if max_examples is not None and len(x) > max_examples:
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), size=max_examples, replace=False))]
+    before = [(keras.ops.convert_to_numpy(bn.moving_mean), keras.ops.convert_to_numpy(bn.moving_variance))
+              for bn in layers]
+    saved = [(bn.trainable, bn.momentum) for bn in layers]
+    seen = 0
+    try:
+        for bn in layers:
+            bn.trainable = True  # a frozen BatchNorm ignores training=True in Keras 3
+        for start in range(0, len(x), batch_size):
+            batch = x[start : start + batch_size]
+            if len(batch) < 2 and seen:  # a single example has no variance: skip a trailing one
+                break
+            for bn in layers:
+                bn.momentum = seen / (seen + len(batch))  # running average weighted by batch size
+            model(keras.ops.convert_to_tensor(batch), training=True)
+            seen += len(batch)
+    finally:
+        for bn, (trainable, momentum) in zip(layers, saved):
+            bn.trainable = trainable
+            bn.momentum = momentum
+    mean_change = np.mean([np.abs(keras.ops.convert_to_numpy(bn.moving_mean) - m).mean()
+                           for bn, (m, _) in zip(layers, before)])
+    var_change = np.mean([np.abs(keras.ops.convert_to_numpy(bn.moving_variance) - v).mean()
+                          for bn, (_, v) in zip(layers, before)])
+    if seen and mean_change == 0.0 and var_change == 0.0:
+        raise ModelError(f"AdaBN ran {seen} target examples through {model.name!r} but no BatchNorm statistic "
+                         "moved: the model calls its BatchNorm layers with training=False fixed in the graph. "
+                         "Build it with tfxfer.build_model (BatchNorm frozen by flag, not by call argument)")
+    return BatchNormAdaptation(len(layers), seen, float(mean_change), float(var_change))

@@ -1,0 +1,179 @@
+"""Source and target data in, checked against the model; features (and predictions) out.
+
+Every adaptation entry point takes data the way Keras does (an ``(x, y)`` tuple, ``x`` alone, or a
+batched ``tf.data.Dataset``); target labels are optional and only ever used for scoring. A target
+whose inputs have a different shape or channel count than the model, or whose labels fall
+outside the model's classes, is refused with a typed error naming the argument.
+
+`domain_features` is the one place that turns a model and data into feature vectors:
+
+* a tfxfer image or text classifier (it has a ``pool`` layer): pooled features from
+  `tfxfer.train.head.extract_features`, plus class probabilities from the model's own head;
+* a `tfxfer.text.TextEncoder`: its mean-pooled sentence embeddings (`TextEncoder.embed`);
+* any other ``keras.Model`` (a bare backbone): its output, globally average-pooled when spatial;
+* ``None``: the data already are feature matrices.
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.adapt.domain_data import domain_features
+    >>> from tfxfer.models import build_model
+    >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
+    >>> x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    >>> out = domain_features(model, (x, np.arange(8) % 2), name="source")
+    >>> out.features.shape, out.probabilities.shape
+    ((8, 1280), (8, 2))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
+
+
+@dataclasses.dataclass
+class DomainFeatures:
+    """Features ``(n, d)``; class ``probabilities`` ``(n, k)`` or None; ``labels`` or None."""
+
+    features: np.ndarray
+    probabilities: np.ndarray | None
+    labels: np.ndarray | None
+
+
+def split_data(data, *, name: str):
+    """``(x, labels or None)`` as numpy arrays from a tuple, an array or a batched dataset."""
+    if isinstance(data, tf.data.Dataset):
+        xs, ys = [], []
+        for batch in data:
+            if isinstance(batch, (tuple, list)):
+                xs.append(np.asarray(batch[0]))
+                ys.append(np.asarray(batch[1]))
+            else:
+                xs.append(np.asarray(batch))
+        if not xs:
+            raise DataError(f"`{name}` yielded no batches")
+        return np.concatenate(xs), (np.concatenate(ys) if ys else None)
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise ArgumentTypeError(name, data, "an (x, y) tuple, an array of inputs, or a tf.data.Dataset")
+        x, y = np.asarray(data[0]), data[1]
+        y = None if y is None else np.asarray(y)
+        if y is not None and len(y) != len(x):
+            raise DataError(f"`{name}` has {len(x)} inputs but {len(y)} labels")
+    elif isinstance(data, (np.ndarray, list)):
+        x, y = np.asarray(data), None
+    else:
+        raise ArgumentTypeError(name, data, "an (x, y) tuple, an array of inputs, or a tf.data.Dataset")
+    if len(x) == 0:
+        raise DataError(f"`{name}` is empty")
+    if x.dtype.kind in "US":  # text as a plain str array: Keras string inputs want objects
+        x = x.astype(object)
+    return x, y
+
+
+def check_inputs(model, x: np.ndarray, *, name: str) -> None:
+    """Refuse inputs whose per-example shape (or channel count) differs from ``model``'s input."""
+    if not isinstance(model, keras.Model) or isinstance(model.input, dict):
+        return
+    expected = tuple(model.input_shape[1:])
+    got = tuple(x.shape[1:])
+    is_text = model.inputs[0].dtype == "string"
+    if is_text:
+        if x.dtype != object or x.ndim != 1:
+            raise ArgumentError(name, f"inputs of dtype {x.dtype} and shape {x.shape}",
+                                "must be a 1-D array of strings for this text model")
+        return
+    if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+        detail = ""
+        if len(got) == len(expected) and got[-1] != expected[-1]:
+            detail = f" ({got[-1]} channels where the model takes {expected[-1]})"
+        raise ArgumentError(name, f"inputs of shape {got}{detail}",
+                            f"must have the model's input shape {expected}",
+                            hint="Resize / convert the target data like the source data")
+
+
+def class_count(model) -> int | None:
+    """Number of output classes of a single-output classifier, else None."""
+    if not isinstance(model, keras.Model) or len(model.outputs) != 1:
+        return None
+    width = model.output_shape[-1]
+    return int(width) if isinstance(width, int) and width >= 2 else None
+
+
+def sparse_labels(labels: np.ndarray) -> np.ndarray:
+    """Class ids from sparse or one-hot labels."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        return labels.argmax(axis=1)
+    return labels.reshape(len(labels)).astype(np.int64)
+
+
+def check_labels(model, labels: np.ndarray | None, *, name: str, source_labels: np.ndarray | None = None) -> None:
+    """Refuse labels outside the model's classes, or (given ``source_labels``) outside the source's label set."""
+    if labels is None:
+        return
+    ids = sparse_labels(labels)
+    if ids.size and ids.min() < 0:
+        raise ArgumentError(name, f"labels including {int(ids.min())}", "must be class ids >= 0")
+    classes = class_count(model)
+    if classes is not None and ids.size and ids.max() >= classes:
+        raise ArgumentError(name, f"labels {sorted(set(ids.tolist()))[:8]}",
+                            f"must be class ids in [0, {classes - 1}] (the model has {classes} classes)")
+    if source_labels is not None:
+        extra = sorted(set(ids.tolist()) - set(sparse_labels(source_labels).tolist()))
+        if extra:
+            raise ArgumentError(name, f"labels {extra[:8]} that the source data does not have",
+                                "must use the source's label set")
+
+
+def _is_text_encoder(obj) -> bool:
+    from tfxfer.text.encoders import TextEncoder  # text is optional for image users: imported on use
+
+    return isinstance(obj, TextEncoder)
+
+
+def _has_pool(model: keras.Model) -> bool:
+    return any(layer.name == "pool" for layer in model.layers)
+
+
+def _head_probabilities(model: keras.Model, features: np.ndarray, batch_size: int) -> np.ndarray | None:
+    from tfxfer.models import head_model
+
+    try:
+        head = head_model(model)
+    except ModelError:
+        return None
+    probs = head.predict(features, batch_size=batch_size, verbose=0)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] < 2:  # regression or a single sigmoid: no class confidences
+        return None
+    return probs
+
+
+def domain_features(model_or_backbone, data, *, name: str, batch_size: int = 32) -> DomainFeatures:
+    """Feature vectors (and, for classifiers, class probabilities) of ``data`` under ``model_or_backbone``."""
+    if model_or_backbone is None:
+        x, y = split_data(data, name=name)
+        return DomainFeatures(np.asarray(x, dtype=np.float64).reshape(len(x), -1), None, y)
+    if _is_text_encoder(model_or_backbone):
+        x, y = split_data(data, name=name)
+        return DomainFeatures(model_or_backbone.embed(x, batch_size=batch_size), None, y)
+    if not isinstance(model_or_backbone, keras.Model):
+        raise ArgumentTypeError("model_or_backbone", model_or_backbone,
+                                "a keras.Model (tfxfer classifier or backbone), a tfxfer.text.TextEncoder, or None")
+    model = model_or_backbone
+    x, y = split_data(data, name=name)
+    check_inputs(model, x, name=name)
+    if _has_pool(model):
+        from tfxfer.train.head import extract_features
+
+        features, _ = extract_features(model, x, batch_size=batch_size)
+        return DomainFeatures(features, _head_probabilities(model, features, batch_size), y)
+    out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    if out.ndim > 2:  # spatial or sequence output of a bare backbone: average over positions
+        out = out.reshape(len(out), -1, out.shape[-1]).mean(axis=1)
+    return DomainFeatures(out, None, y)

@@ -112,10 +112,10 @@ def test_default_image_recipe_on_a_tiny_folder(image_folder, tmp_path):
     assert result.tflite and result.gate_passed and 0.0 <= result.metrics["accuracy"] <= 1.0
     rows = manifest["gate"]["rows"]
     assert [r["variant"] for r in rows] == ["int8"] and rows[0]["latency_ms"] is None
-    from tfxfer.recipes.inference import load_model
+    from tfxfer.recipes.inference import open_model
 
-    keras_model = load_model(result.run_dir)
-    file_model = load_model(result.tflite)
+    keras_model = open_model(result.run_dir)
+    file_model = open_model(result.tflite)
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 1)).astype("float32")
     assert keras_model.class_names == file_model.class_names == ["circle", "square", "stripes"]
     assert keras_model.predict(x).shape == file_model.predict(x).shape == (4, 3)

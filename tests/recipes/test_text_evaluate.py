@@ -58,7 +58,7 @@ def test_classifier_on_csv_prints_headline_and_per_class_table(runs, capsys):
 
 
 def test_classifier_on_jsonl_json_accuracy_matches_predictions(runs, capsys, tmp_path):
-    from tfxfer.recipes.inference import load_model
+    from tfxfer.recipes.inference import open_model
     from tfxfer.text import predict_texts
 
     rows = _rows(runs["reviews"])[:30]
@@ -67,7 +67,7 @@ def test_classifier_on_jsonl_json_accuracy_matches_predictions(runs, capsys, tmp
     lines = _ok(capsys, ["evaluate", runs["text_classification"].run_dir, str(path), "--text-column", "sentence",
                          "--label-column", "y", "--json", "-q"])
     metrics = json.loads("\n".join(lines))
-    model = load_model(runs["text_classification"].run_dir)
+    model = open_model(runs["text_classification"].run_dir)
     probs = predict_texts(model.model, [r["text"] for r in rows])
     truth = np.array([model.class_names.index(r["label"]) for r in rows])
     assert metrics["task"] == "text_classification" and metrics["num_examples"] == 30
@@ -79,7 +79,7 @@ def test_classifier_on_jsonl_json_accuracy_matches_predictions(runs, capsys, tmp
 
 
 def test_ner_on_conll_file(runs, capsys):
-    from tfxfer.recipes.inference import load_model
+    from tfxfer.recipes.inference import open_model
     from tfxfer.recipes.text_eval import ner_metrics, token_data
     from tfxfer.text.ner import predict_word_tags
 
@@ -90,7 +90,7 @@ def test_ner_on_conll_file(runs, capsys):
     assert lines[1].split()[:2] == ["entity", "type"]
     assert {row.split()[0]: int(row.split()[-1]) for row in lines[2:]} == {"geo-loc": 30, "person": 30}
     metrics = json.loads(_ok(capsys, ["evaluate", run_dir, runs["tags"], "--json", "-q"])[0])
-    model = load_model(run_dir)
+    model = open_model(run_dir)
     words, true, _ = token_data(runs["tags"], model.class_names)
     pred, _ = predict_word_tags(model.model, words, tag_names=model.class_names)
     direct = ner_metrics(true, pred)
@@ -157,23 +157,23 @@ def test_export_text_classifier_and_ner_models(runs, tmp_path, capsys):
 
 
 def clf_name(run):
-    from tfxfer.recipes.inference import load_model
+    from tfxfer.recipes.inference import open_model
 
-    return load_model(run.run_dir).model.name
+    return open_model(run.run_dir).model.name
 
 
 def test_library_checks_and_ner_without_labels_file(runs, tmp_path):
-    from tfxfer.recipes.inference import load_model
+    from tfxfer.recipes.inference import open_model
     from tfxfer.recipes.text_eval import evaluate_text_model, model_task
 
-    model = load_model(runs["text_classification"].run_dir)
+    model = open_model(runs["text_classification"].run_dir)
     with pytest.raises(ArgumentError, match=r"`limit` must be None or an int >= 1.*limit=0"):
         evaluate_text_model(model, runs["reviews"], limit=0)
     with pytest.raises(ArgumentError, match=r"`split` must be \"train\", \"val\" or \"test\""):
         evaluate_text_model(model, "sms_spam", split="dev")
     bare = tmp_path / "ner.keras"  # no labels.json beside it: per-token outputs still mark an NER model
     shutil.copy(os.path.join(runs["ner"].run_dir, "model", "model.keras"), bare)
-    loaded = load_model(str(bare))
+    loaded = open_model(str(bare))
     assert loaded.task == "text_classification" and model_task(loaded) == "token_classification"
     with pytest.raises(DataError, match=r"Tags \[.*'B-person'.*\] in .* are not among the model's tags \['0'"):
         evaluate_text_model(loaded, runs["tags"])

@@ -142,3 +142,65 @@ def test_safe_filename_keeps_plain_labels_and_safe_join_refuses_symlinks_out(tmp
         safe_join(inside, "cat", suffix=".png")
     with pytest.raises(ArgumentTypeError, match="`name` must be a str"):
         safe_filename(None)
+
+
+_REGISTRY_PROBE = r"""
+import importlib, json, pkgutil, sys
+import keras
+import tfxfer
+from tfxfer.reliability.safe_load import SERIALIZABLE_MODULES, register_serializables
+
+mode = sys.argv[1]
+if mode == "all":  # every tfxfer module imported: who registers what with package "tfxfer"?
+    for info in pkgutil.walk_packages(tfxfer.__path__, "tfxfer."):
+        if not info.name.endswith("__main__"):  # the console entry runs on import
+            importlib.import_module(info.name)
+else:  # only the registry's own imports
+    missing = register_serializables()
+    assert not missing, missing
+found = {name: type(obj).__module__ if not isinstance(obj, type) else obj.__module__
+         for name, obj in keras.saving.get_custom_objects().items() if name.startswith("tfxfer>")}
+print(json.dumps({"found": found, "listed": list(SERIALIZABLE_MODULES)}))
+"""
+
+
+def _registered(mode):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _REGISTRY_PROBE, mode], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_registry_lists_every_module_that_registers_a_tfxfer_class():
+    """After importing every tfxfer module (fresh process), each class registered with package "tfxfer"
+    comes from a module in SERIALIZABLE_MODULES, and `register_serializables` alone registers them all."""
+    everything = _registered("all")
+    assert everything["found"], "no tfxfer classes registered at all"
+    unlisted = {name: module for name, module in everything["found"].items() if module not in everything["listed"]}
+    assert not unlisted, f"registered outside SERIALIZABLE_MODULES: {unlisted}"
+    assert set(everything["listed"]) == set(everything["found"].values())  # no stale entries either
+    assert _registered("registry")["found"] == everything["found"]
+
+
+def test_load_model_registers_tfxfer_classes_in_a_fresh_process(tmp_path):
+    """A model holding tfxfer's Preprocess and a tfxfer optimizer loads where nothing imported them."""
+    import subprocess
+    import sys
+
+    from tfxfer.optim import WarmupSchedule
+    from tfxfer.preprocess import Preprocess
+
+    inputs = keras.Input((8, 8, 3))
+    x = Preprocess("tf")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    model.compile(keras.optimizers.Adam(WarmupSchedule(peak_learning_rate=1e-3, warmup_steps=2, decay_steps=8)), "mse")
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    code = ("import sys; from tfxfer.reliability import load_model; m = load_model(sys.argv[1]); "
+            "print(type(m.layers[1]).__name__, type(m.optimizer._learning_rate).__name__)")
+    proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-2:] == ["Preprocess", "WarmupSchedule"]

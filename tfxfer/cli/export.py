@@ -42,9 +42,9 @@ def cmd_export(args) -> int:
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
     from tfxfer.export import export_all
-    from tfxfer.recipes.inference import evaluation_data, load_model
+    from tfxfer.recipes.inference import evaluation_data, open_model
 
-    model = load_model(args.model)
+    model = open_model(args.model)
     if model.kind != "keras":
         raise ArgumentError("model", args.model, "must be a .keras model (or a run directory) to export")
     if model.image_size is None:  # a text classifier or NER model

@@ -41,9 +41,9 @@ def cmd_predict(args) -> int:
     check_int("--top", args.top, low=1)
     import_tensorflow(args)
     # tfxfer.recipes.inference imports TensorFlow: loaded after import_tensorflow hid its start-up logs
-    from tfxfer.recipes.inference import image_files, load_model, predict_text_inputs, read_images, top_k
+    from tfxfer.recipes.inference import image_files, open_model, predict_text_inputs, read_images, top_k
 
-    model = load_model(args.model)
+    model = open_model(args.model)
     if model.image_size is None:  # text classifier or NER model: the inputs are texts
         for text, result in predict_text_inputs(model, args.inputs, k=args.top):
             print(json.dumps({"text": text, "result": result}) if args.json else f"{text}: {result}")
@@ -61,11 +61,11 @@ def cmd_predict(args) -> int:
 def cmd_evaluate(args) -> int:
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
-    from tfxfer.recipes.inference import evaluation_data, load_model
+    from tfxfer.recipes.inference import evaluation_data, open_model
     from tfxfer.metrics import classification_metrics
     from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics
 
-    model = load_model(args.model)
+    model = open_model(args.model)
     if model.image_size is None:  # text classifier or NER model: labelled texts, tables or CoNLL files
         metrics = evaluate_text_model(model, args.data, split=args.split, limit=args.limit,
                                       text_column=args.text_column, label_column=args.label_column)

@@ -67,8 +67,8 @@ class RunContext:
         rel = self.outputs[stage]["model"]
 
         def load():
-            from tfxfer.recipes.inference import load_keras
+            from tfxfer.reliability import load_model
 
-            return load_keras(self.abs(rel))
+            return load_model(self.abs(rel), compile=False)
 
         return self.memo(f"model:{rel}", load)

@@ -1,5 +1,5 @@
-"""Load a trained model (``.keras``, ``.tflite`` or a run directory) and run it on images or data sets:
-what ``tfxfer predict``, ``tfxfer evaluate`` and ``tfxfer export`` call.
+"""Open a trained model (``.keras``, ``.tflite`` or a run directory) and run it on images or data sets:
+what ``tfxfer predict``, ``tfxfer evaluate`` and ``tfxfer export`` call (`open_model`).
 
 Example:
     >>> import numpy as np
@@ -63,35 +63,13 @@ def _labels_beside(path: str) -> dict:
     return {}
 
 
-_REGISTERING_MODULES = ("tfxfer.preprocess", "tfxfer.optim", "tfxfer.freezing", "tfxfer.backbones",
-                        "tfxfer.text.layers", "tfxfer.text.classifier", "tfxfer.recipes.training_log")
+def open_model(path) -> LoadedModel:
+    """A trained model ready to predict, with what it expects (input size, channels, class names).
 
-
-def register_custom_objects() -> None:
-    """Import every module that registers tfxfer Keras objects, so ``.keras`` files load."""
-    import importlib
-
-    for name in _REGISTERING_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # e.g. keras-hub missing: text models cannot load, image models still can
-            pass
-
-
-def load_keras(path):
-    """A ``.keras`` model in safe mode, not compiled, after registering tfxfer's objects.
-
-    Goes through `tfxfer.reliability.load_model`, so a truncated file is a `ModelError` and a file
-    holding code (Lambda layers) is an `UnsafeFileError` that names the opt-in, never a traceback.
+    ``path``: a ``.keras`` file (loaded by `tfxfer.reliability.load_model`, in safe mode, not
+    compiled), a ``.tflite`` file (LiteRT), or a run directory (its ``model/model.keras``);
+    class names come from ``labels.json`` beside a ``.keras`` file or the ``.tflite`` sidecar.
     """
-    from tfxfer.reliability.safe_load import load_model as safe_load_model
-
-    register_custom_objects()
-    return safe_load_model(path, compile=False)
-
-
-def load_model(path) -> LoadedModel:
-    """Load a model and what it expects (input size, channels, class names)."""
     path = resolve_model_path(path)
     if path.endswith(".tflite"):
         from tfxfer.export import read_sidecar
@@ -106,7 +84,9 @@ def load_model(path) -> LoadedModel:
         sidecar = read_sidecar(path) or {}
         names = sidecar.get("class_names") or [str(i) for i in range(num)]
         return LoadedModel(path, "tflite", interpreter, (int(shape[1]), int(shape[2])), int(shape[3]), list(names))
-    model = load_keras(path)
+    from tfxfer.reliability import load_model
+
+    model = load_model(path, compile=False)
     shape = model.input_shape
     num = int(model.output_shape[-1])
     info = _labels_beside(path)

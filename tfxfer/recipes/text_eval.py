@@ -16,8 +16,8 @@ Example:
 
     With a trained run (``tfxfer run pipelines/text_classification.yaml --set data.source=reviews.csv``)::
 
-        from tfxfer.recipes.inference import load_model
-        metrics = evaluate_text_model(load_model("runs/text_classification"), "reviews.csv", limit=500)
+        from tfxfer.recipes.inference import open_model
+        metrics = evaluate_text_model(open_model("runs/text_classification"), "reviews.csv", limit=500)
         print(format_text_metrics(metrics, title="reviews.csv"))
 """
 
@@ -146,7 +146,7 @@ def ner_metrics(true_tags, pred_tags) -> dict:
 
 def evaluate_text_model(model, source: str, *, split: str = "test", limit: int | None = None,
                         text_column: str = "text", label_column: str = "label", batch_size: int = 32) -> dict:
-    """Metrics of a loaded text classifier or NER model (`tfxfer.recipes.inference.load_model`) on ``source``.
+    """Metrics of a loaded text classifier or NER model (`tfxfer.recipes.inference.open_model`) on ``source``.
 
     Args:
         model: a `LoadedModel` whose ``image_size`` is None (raw strings in).

@@ -1,12 +1,19 @@
 """Loading files from other people without running their code.
 
-* `load_model`: ``.keras`` files load in Keras safe mode. Before Keras sees the file, it is checked
+* `load_model`: THE way tfxfer loads a ``.keras`` file. It first imports every module in
+  `SERIALIZABLE_MODULES` (`register_serializables`), so any tfxfer class a model holds (Preprocess,
+  optimizers, schedules, text layers, ...) is registered with Keras, then loads in Keras safe mode.
+  Before Keras sees the file, it is checked
   as a zip (no absolute or ``..`` member names, a readable ``config.json``) and its config is scanned
   for Lambda layers and serialized Python functions (``__lambda__``), which hold Python bytecode that
   runs on load. Such files are refused with the layer names and the explicit opt-in
   ``safe_mode=False`` ("I trust this file").
 * `scan_keras_file`: the same checks, as a report.
 * `load_yaml`: YAML with ``yaml.SafeLoader`` only (no ``!!python/...`` tags; a tag is an error).
+
+The callbacks in the list (checkpoint, divergence, shuffle, ``recipes.training_log.LearningRateLog``)
+are never inside a saved model (Keras does not store callbacks); they are listed because they
+register with ``package="tfxfer"`` for their own config round trip.
 
 Offline ``.pth`` weights are read by `tfxfer.backbones.pth_reader.read_pth`, whose restricted
 unpickler refuses every global outside the tensor-rebuild allow-list (nothing in the file runs).
@@ -31,6 +38,25 @@ import zipfile
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ConfigError, ModelError, UnsafeFileError
 
 MAX_CONFIG_BYTES = 64 * 2**20
+
+#: Every module that registers Keras classes with ``package="tfxfer"`` (a test checks the list is
+#: complete). Listed by name and imported on demand: the text modules need keras-hub, and most of
+#: these live on higher floors than this one.
+SERIALIZABLE_MODULES = (
+    "tfxfer.preprocess",
+    "tfxfer.optim.discriminative",
+    "tfxfer.optim.schedules",
+    "tfxfer.freezing.gradual",
+    "tfxfer.reliability.checkpoint",
+    "tfxfer.reliability.divergence",
+    "tfxfer.reliability.shuffle",
+    "tfxfer.text.layers",
+    "tfxfer.text.classifier",
+    "tfxfer.distill.distiller",
+    "tfxfer.distill.logits",
+    "tfxfer.transfer.regularizers",
+    "tfxfer.recipes.training_log",  # a callback: never inside a saved model (see the module docstring)
+)
 _UNSAFE_CLASSES = {"Lambda": "Lambda layer", "__lambda__": "serialized Python lambda"}
 
 
@@ -120,15 +146,29 @@ def scan_keras_file(path) -> KerasFileReport:
     return KerasFileReport(path=path, unsafe=unsafe, modules=modules, members=members)
 
 
-def load_model(path, *, safe_mode: bool = True, custom_objects=None, compile: bool = True):
+def register_serializables() -> list[str]:
+    """Import every module of `SERIALIZABLE_MODULES` so Keras knows tfxfer's classes; returns the ones
+    that could not be imported (keras-hub missing: text models cannot load, image models still can)."""
+    import importlib
+
+    missing = []
+    for name in SERIALIZABLE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def load_model(path, *, compile: bool = True, safe_mode: bool = True, custom_objects=None):
     """Load a ``.keras`` model without running code from the file (unless you opt in).
 
     Args:
         path: a ``.keras`` file.
         safe_mode: True (default) refuses Lambda layers and serialized Python functions, which would
             execute bytecode from the file. Pass False only for files you made or trust.
-        custom_objects: extra classes the file needs (tfxfer's own are registered already).
-        compile: restore the training configuration too.
+        compile: restore the training configuration too (False: inference only).
+        custom_objects: extra classes the file needs (tfxfer's own are registered here).
 
     Raises:
         UnsafeFileError: the file holds code (lists where) and ``safe_mode`` is True.
@@ -142,8 +182,6 @@ def load_model(path, *, safe_mode: bool = True, custom_objects=None, compile: bo
     """
     import keras
 
-    import tfxfer.preprocess  # noqa: F401  (registers tfxfer's serializable classes)
-
     if not isinstance(safe_mode, bool):
         raise ArgumentTypeError("safe_mode", safe_mode, "a bool")
     report = scan_keras_file(path)
@@ -154,6 +192,7 @@ def load_model(path, *, safe_mode: bool = True, custom_objects=None, compile: bo
             "from someone else can use this to run anything on your machine. If you made this file or "
             "trust its author, load it with tfxfer.reliability.load_model(path, safe_mode=False)"
         )
+    register_serializables()
     try:
         return keras.saving.load_model(report.path, custom_objects=custom_objects, compile=compile,
                                        safe_mode=safe_mode)

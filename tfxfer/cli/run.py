@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import sys
 
 from tfxfer.cli.common import EXIT_OK, add_verbosity, import_tensorflow, show, verbosity
@@ -36,17 +35,10 @@ def cmd_run(args) -> int:
     import_tensorflow(args)
     result = run_pipeline(cfg, out_dir=args.out, resume=args.resume, force=args.force, verbosity=verbosity(args),
                           command=["tfxfer", *sys.argv[1:]] if sys.argv[0].endswith("tfxfer") else None)
-    m = result.metrics
-    headline = ", ".join(f"{k} {m[k]:.4f}" for k in ("accuracy", "macro_f1", "entity_f1", "ece") if k in m)
-    print(f"Done in {_wall(result)}: {headline}")
+    print(result.headline())
     print(f"Report:   {show(result.report_html)}")
     if result.tflite:
         print(f"TFLite:   {show(result.tflite)} (verification gate passed)")
     print(f"Manifest: {show(result.manifest)}")
     return EXIT_OK
 
-
-def _wall(result) -> str:
-    with open(result.manifest, encoding="utf-8") as f:
-        wall = json.load(f).get("wall_s") or 0.0
-    return f"{wall / 60:.1f} min" if wall >= 90 else f"{wall:.0f} s"

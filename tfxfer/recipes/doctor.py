@@ -19,6 +19,8 @@ import dataclasses
 import os
 import sys
 
+from tfxfer.recipes.manifest import package_versions
+
 PACKAGES = ("tensorflow", "keras", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "keras-hub",
             "tensorflow-serving-api")
 
@@ -47,8 +49,6 @@ def _parse(version: str | None):
 
 def installed_versions(names=PACKAGES) -> dict:
     """``{distribution: version or None}`` of the packages the doctor checks."""
-    from tfxfer.recipes.manifest import package_versions
-
     return package_versions(names)
 
 
@@ -113,6 +113,16 @@ def check_environment() -> list[Check]:
                                 'pip install "tensorflow-model-optimization==0.8.1" "tf-keras==<TF major.minor>.*"'))
     checks.append(_import_check("import keras_hub", "import keras_hub", 'pip install "keras-hub>=0.32"'))
     return checks
+
+
+def all_pass(checks) -> bool:
+    """True when every check passed or failed only as a warning (what ``tfxfer doctor`` exits 0 on).
+
+    Example:
+        >>> all_pass([Check("keras-hub", False, "missing", ">= 0.32", level="warning")])
+        True
+    """
+    return all(c.ok or c.level == "warning" for c in checks)
 
 
 def format_checks(checks) -> str:

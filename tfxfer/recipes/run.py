@@ -26,9 +26,12 @@ from tfxfer.recipes.runner import Runner, Stage
 from tfxfer.utils.atomic import atomic_write_text
 
 
+HEADLINE_METRICS = ("accuracy", "macro_f1", "entity_f1", "ece")
+
+
 @dataclasses.dataclass
 class RunResult:
-    """Where a finished run put its outputs (paths are absolute)."""
+    """Where a finished run put its outputs (paths are absolute), its metrics and its wall time."""
 
     run_dir: str
     manifest: str
@@ -38,6 +41,20 @@ class RunResult:
     gate_passed: bool | None
     metrics: dict
     stages: dict
+    wall_s: float
+
+    def headline(self) -> str:
+        """The wall time and the main metrics in one line.
+
+        Example:
+            >>> RunResult(run_dir="r", manifest="r/manifest.json", report_html=None, report_md=None,
+            ...           tflite=None, gate_passed=None, metrics={"accuracy": 0.91, "ece": 0.03},
+            ...           stages={}, wall_s=42.0).headline()
+            'Done in 42 s: accuracy 0.9100, ece 0.0300'
+        """
+        wall = f"{self.wall_s / 60:.1f} min" if self.wall_s >= 90 else f"{self.wall_s:.0f} s"
+        metrics = ", ".join(f"{k} {self.metrics[k]:.4f}" for k in HEADLINE_METRICS if k in self.metrics)
+        return f"Done in {wall}: {metrics}"
 
 
 def _not_available(what: str, module: str, key: str):
@@ -188,7 +205,7 @@ def run_pipeline(cfg: RunConfig, *, out_dir=None, resume: bool = False, force: b
         report_html=ctx.abs(report["html"]) if report.get("html") else None,
         report_md=ctx.abs(report["markdown"]) if report.get("markdown") else None,
         tflite=ctx.abs(verify["deliver"]) if verify.get("deliver") else None,
-        gate_passed=passed, metrics=manifest["metrics"], stages=manifest["stages"])
+        gate_passed=passed, metrics=manifest["metrics"], stages=manifest["stages"], wall_s=manifest["wall_s"])
     if passed is False:
         raise GateError(f"verification gate failed for {', '.join(verify.get('failed', []))}; see the export table "
                         f"in {result.report_html}", report=verify)

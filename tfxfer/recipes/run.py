@@ -18,11 +18,19 @@ import datetime
 import os
 import time
 
-from tfxfer.errors import ConfigError, GateError
+from tfxfer.errors import ConfigError, GateError, UnknownNameError
 from tfxfer.recipes.config import RunConfig, config_to_yaml, parse_yaml
 from tfxfer.recipes.console import Console
 from tfxfer.recipes.context import RunContext
+from tfxfer.recipes.edge_stages import distill_available, edge_stages, quantize_available
+from tfxfer.recipes.export_stages import export_stages
+from tfxfer.recipes.image_stages import evaluate_stage, image_stages
+from tfxfer.recipes.manifest import build_manifest, write_manifest
+from tfxfer.recipes.ner_stages import ner_stages
+from tfxfer.recipes.report_stage import report_stage
 from tfxfer.recipes.runner import Runner, Stage
+from tfxfer.recipes.sources import resolve_source
+from tfxfer.recipes.text_stages import check_text_config, text_stages
 from tfxfer.utils.atomic import atomic_write_text
 
 
@@ -63,43 +71,25 @@ def _not_available(what: str, module: str, key: str):
 
 
 def _check_optional(cfg: RunConfig) -> None:
-    if cfg.distill.enabled:
-        from tfxfer.recipes import edge_stages
-
-        if not edge_stages.distill_available():
-            _not_available("distillation", "tfxfer.distill", "distill.enabled")
-    if cfg.quantize.enabled:
-        from tfxfer.recipes import edge_stages
-
-        if not edge_stages.quantize_available():
-            _not_available("quantization-aware training", "tfxfer.quantize", "quantize.enabled")
+    if cfg.distill.enabled and not distill_available():
+        _not_available("distillation", "tfxfer.distill", "distill.enabled")
+    if cfg.quantize.enabled and not quantize_available():
+        _not_available("quantization-aware training", "tfxfer.quantize", "quantize.enabled")
 
 
 def plan_stages(cfg: RunConfig) -> list[Stage]:
     """The stages a recipe runs, in order; optional ones only when enabled."""
     _check_optional(cfg)
     if cfg.task == "image_classification":
-        from tfxfer.recipes.export_stages import export_stages
-        from tfxfer.recipes.image_stages import evaluate_stage, image_stages
-
         stages = image_stages(cfg)
         if cfg.distill.enabled or cfg.quantize.enabled:
-            from tfxfer.recipes.edge_stages import edge_stages
-
             stages += edge_stages(cfg)
         stages += [evaluate_stage(), *export_stages()]
     elif cfg.task == "token_classification":
-        from tfxfer.recipes.ner_stages import ner_stages
-        from tfxfer.recipes.text_stages import check_text_config
-
         check_text_config(cfg)
         stages = ner_stages(cfg)
     else:
-        from tfxfer.recipes.text_stages import text_stages
-
         stages = text_stages(cfg)
-    from tfxfer.recipes.report_stage import report_stage
-
     return stages + [report_stage()]
 
 
@@ -162,12 +152,12 @@ def run_pipeline(cfg: RunConfig, *, out_dir=None, resume: bool = False, force: b
     if worker:  # multi-worker training: the chief owns the run folder, the others write beside it
         run_dir = os.path.join(run_dir, "workers", f"worker-{worker}")
     if cfg.train.deterministic:
-        from tfxfer.reliability.determinism import enable_determinism
+        from tfxfer.reliability.determinism import enable_determinism  # TensorFlow: only when asked for
 
         console.detail(f"deterministic ops on: {enable_determinism(cfg.seed)}")
     strategy = None
     if cfg.train.strategy != "default":  # before any TensorFlow op: collective ops are set up at start-up
-        from tfxfer.reliability import get_strategy
+        from tfxfer.reliability import get_strategy  # TensorFlow: only when asked for
 
         strategy = get_strategy(cfg.train.strategy)
     if resume:
@@ -181,8 +171,6 @@ def run_pipeline(cfg: RunConfig, *, out_dir=None, resume: bool = False, force: b
     runner = Runner(ctx, force=force)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    from tfxfer.recipes.manifest import build_manifest, write_manifest
-
     console.info(f"tfxfer run {cfg.name}: {cfg.task}, {cfg.model.backbone} on {cfg.data.source} -> {run_dir}")
     ctx.remember("manifest_info", {"started": started, "t0": t0, "command": command})
     try:
@@ -214,12 +202,9 @@ def run_pipeline(cfg: RunConfig, *, out_dir=None, resume: bool = False, force: b
 
 def _validate_names(cfg: RunConfig) -> None:
     """Names that need the catalog (checked before any stage runs)."""
-    from tfxfer.errors import UnknownNameError
-    from tfxfer.recipes.sources import resolve_source
-
     resolve_source(cfg)
     if cfg.task == "image_classification":
-        from tfxfer.backbones import get_spec
+        from tfxfer.backbones import get_spec  # imports TensorFlow: not at `import tfxfer.recipes`
 
         try:
             get_spec(cfg.model.backbone)

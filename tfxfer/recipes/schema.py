@@ -28,6 +28,7 @@ import types
 import typing
 
 from tfxfer.errors import ConfigError
+from tfxfer.utils.validate import is_int, is_number
 
 _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
@@ -114,16 +115,16 @@ def convert(value, hint, path: str):
             raise _wrong_type(path, value, hint)
         return value
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_int(value):
             raise _wrong_type(path, value, hint)
-        return value
+        return int(value)
     if hint is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
             try:
                 return float(value)
             except ValueError:
                 raise _wrong_type(path, value, hint) from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             raise _wrong_type(path, value, hint)
         return float(value)
     if hint is str:

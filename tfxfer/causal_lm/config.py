@@ -10,7 +10,7 @@ Example:
     >>> config = LlamaConfig(vocabulary_size=300, num_layers=2, num_query_heads=4,
     ...                      num_key_value_heads=2, hidden_dim=16, intermediate_dim=32)
     >>> build_backbone(config).count_params()
-    15184
+    9488
 """
 
 from __future__ import annotations

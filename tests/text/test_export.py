@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from tfxfer.errors import ArgumentError, GateError, ModelError
-from tfxfer.export import Thresholds
-from tfxfer.text import (build_text_classifier, build_token_classifier, export_text_saved_model,
-                         export_text_tflite, predict_texts, verify_text_tflite)
-from tfxfer.text.verify import predict_text_tflite
+from tfxfer.export import (Thresholds, export_all, export_text_saved_model, export_text_tflite, predict_text_tflite,
+                           verify)
+from tfxfer.text import build_text_classifier, build_token_classifier, predict_texts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELD_OUT = ["the acting was great!", "Awful, dull plot.", "Zoë loved the music in Berlin", "", "unbelievable " * 10]
@@ -26,10 +25,10 @@ def _wordpiece_module():
 
 def test_tflite_variants_pass_the_gate_and_run_from_the_standalone_tokenizer(make_encoder, tmp_path):
     model = build_text_classifier(make_encoder(sequence_length=12, num_layers=1), 3)
-    out = export_text_tflite(model, str(tmp_path / "clf.tflite"), class_names=["neg", "neu", "pos"],
-                             verify_texts=HELD_OUT)
-    result = out.report["float32"]
-    assert out.report.passed and result.max_abs_error < 1e-5 and result.examples == len(HELD_OUT)
+    out = export_text_tflite(model, str(tmp_path / "clf.tflite"), class_names=["neg", "neu", "pos"])
+    report = verify(model, {"float32": out.path}, HELD_OUT)
+    result = report["float32"]
+    assert report.passed and result.max_abs_error < 1e-5 and result.examples == len(HELD_OUT)
     assert sorted(os.listdir(tmp_path)) == ["clf.json", "clf.tflite", "vocab.txt"]
     sidecar = json.loads((tmp_path / "clf.json").read_text())
     assert sidecar["class_names"] == ["neg", "neu", "pos"] and sidecar["sequence_length"] == 12
@@ -39,16 +38,17 @@ def test_tflite_variants_pass_the_gate_and_run_from_the_standalone_tokenizer(mak
     packed = {k: np.array(v, dtype=np.int32) for k, v in tok.pack(HELD_OUT).items()}
     np.testing.assert_allclose(predict_text_tflite(out.path, packed), predict_texts(model, HELD_OUT), atol=1e-5)
     dynamic = export_text_tflite(model, str(tmp_path / "clf_dynamic.tflite"), variant="dynamic")
-    report = verify_text_tflite(model, {"dynamic": dynamic.path}, HELD_OUT)
+    report = verify(model, {"dynamic": dynamic.path}, HELD_OUT)
     assert report.passed and report["dynamic"].top1_agreement >= 0.99
 
 
 def test_gate_failure_raises_and_keeps_no_file(make_encoder, tmp_path):
     model = build_text_classifier(make_encoder(sequence_length=8, num_layers=1), 2)
     with pytest.raises(GateError, match="max abs error") as info:
-        export_text_tflite(model, str(tmp_path / "m.tflite"), verify_texts=["good film"],
-                           thresholds={"float32": Thresholds(max_abs_error=-1.0)})
-    assert not info.value.report.passed and not (tmp_path / "m.tflite").exists()
+        export_all(model, tmp_path, variants=["float32"], eval_data=["good film"], name="m", benchmark=False,
+                   thresholds={"float32": Thresholds(max_abs_error=-1.0)})
+    assert not info.value.report.passed and not (tmp_path / "m_float32.tflite").exists()
+    assert not (tmp_path / "m_float32.json").exists()
     with pytest.raises(ArgumentError, match="variant"):
         export_text_tflite(model, str(tmp_path / "m.tflite"), variant="int4")
     with pytest.raises(ArgumentError, match="class_names"):
@@ -62,7 +62,7 @@ def test_saved_model_serves_raw_strings(make_encoder, tmp_path):
 
     model = build_text_classifier(make_encoder(sequence_length=12, num_layers=1), 2)
     result, report = export_text_saved_model(model, str(tmp_path), name="sentiment", class_names=["neg", "pos"],
-                                             verify_texts=HELD_OUT)
+                                             eval_data=HELD_OUT)
     assert report.passed and report["saved_model"].max_abs_error < 1e-5
     assert result.version == 1 and os.path.isfile(os.path.join(result.path, "saved_model.pb"))
     loaded = tf.saved_model.load(result.path)
@@ -83,9 +83,10 @@ def test_saved_model_serves_raw_strings(make_encoder, tmp_path):
 def test_token_classifier_exports_to_tflite_not_saved_model(make_encoder, tmp_path):
     tags = ["O", "B-PER", "I-PER"]
     model = build_token_classifier(make_encoder(sequence_length=10, num_layers=1), tags)
-    out = export_text_tflite(model, str(tmp_path / "ner.tflite"), class_names=tags, verify_texts=HELD_OUT)
-    assert out.report.passed and json.loads((tmp_path / "ner.json").read_text())["task"] == "token_classification"
-    assert out.report["float32"].examples == int(sum(model.get_layer("tokenize").tokenize(
+    out = export_text_tflite(model, str(tmp_path / "ner.tflite"), class_names=tags)
+    report = verify(model, {"float32": out.path}, HELD_OUT)
+    assert report.passed and json.loads((tmp_path / "ner.json").read_text())["task"] == "token_classification"
+    assert report["float32"].examples == int(sum(model.get_layer("tokenize").tokenize(
         np.array(HELD_OUT, dtype=object))["padding_mask"].sum(axis=1)))
     with pytest.raises(ModelError, match="token classifier"):
         export_text_saved_model(model, str(tmp_path / "sm"), name="ner")
@@ -98,10 +99,31 @@ def test_wordpiece_tflite_runs_from_raw_strings_in_the_standalone_runner(make_en
 
     model = build_text_classifier(make_encoder(), 2, dropout=0.0)
     texts = ["the film was good", "Dull, bad music!", "Zoë's café", "", "the acting " * 12]
-    out = export_text_tflite(model, str(tmp_path / "bert.tflite"), class_names=["neg", "pos"], verify_texts=texts)
-    assert out.report.passed and json.loads((tmp_path / "bert.json").read_text())["tokenizer"]["type"] == "wordpiece"
+    out = export_text_tflite(model, str(tmp_path / "bert.tflite"), class_names=["neg", "pos"])
+    assert verify(model, {"float32": out.path}, texts).passed and json.loads((tmp_path / "bert.json").read_text())["tokenizer"]["type"] == "wordpiece"
     proc = run_device_runner(tmp_path, out.path, texts, "wordpiece_tokenizer.py", "--json", "--repeat", "1")
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)["results"]
     np.testing.assert_allclose(np.array([r["probabilities"] for r in results]), predict_texts(model, texts), atol=1e-4)
     assert [r["text"] for r in results] == texts
+
+
+def test_export_all_runs_the_image_workflow_for_text_models(make_encoder, tmp_path):
+    """One workflow: text files converted, gated on (texts, labels), verdicts in the sidecars, a raw-string
+    SavedModel; the same argument names and table as for image models."""
+    model = build_text_classifier(make_encoder(sequence_length=12, num_layers=1), 2)
+    labels = np.array([0, 1, 1, 0, 1])
+    table = export_all(model, tmp_path, variants=("float32", "dynamic"), eval_data=(HELD_OUT, labels),
+                       class_names=["neg", "pos"], name="clf", benchmark=False, serving_name="reviews")
+    assert table.passed and table.kind == "text" and [r["variant"] for r in table.rows] == ["float32", "dynamic"]
+    assert table.gate["float32"].examples == len(HELD_OUT) and table.rows[0]["latency_ms"] is None
+    sidecar = json.loads((tmp_path / "clf_dynamic.json").read_text())
+    assert sidecar["gate"]["passed"] is True and sidecar["class_names"] == ["neg", "pos"]
+    assert (tmp_path / "vocab.txt").is_file() and table.saved_model.verified
+    assert "SavedModel (raw strings in)" in table.format()
+    assert json.loads((tmp_path / "clf_export_report.json").read_text())["kind"] == "text"
+    with pytest.raises(ArgumentError, match="must be some of float32, float16, dynamic for a text model"):
+        export_all(model, tmp_path, variants=("int8",), eval_data=HELD_OUT, benchmark=False)
+    ner = build_token_classifier(make_encoder(sequence_length=10, num_layers=1), ["O", "B-PER", "I-PER"])
+    with pytest.raises(ArgumentError, match="`serving_name` .*is for text classifiers"):
+        export_all(ner, tmp_path / "ner", eval_data=HELD_OUT, serving_name="ner", benchmark=False)

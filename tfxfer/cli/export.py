@@ -61,9 +61,10 @@ def cmd_export(args) -> int:
 
 
 def _export_text(args, model) -> int:
-    # loaded here, not at `tfxfer --help` (tfxfer.recipes imports numpy; text_export imports TensorFlow)
+    # loaded here, not at `tfxfer --help` (tfxfer.recipes imports numpy; tfxfer.export imports TensorFlow)
+    from tfxfer.export import export_all
     from tfxfer.recipes.console import Console
-    from tfxfer.recipes.text_export import export_text_model
+    from tfxfer.recipes.text_eval import gate_data
 
     bars = []  # created when the benchmark starts, so errors before it stay one line
 
@@ -73,11 +74,13 @@ def _export_text(args, model) -> int:
                 desc="benchmark (LiteRT)", unit="block"))
         bars[0].update(done, total)
 
+    eval_data = gate_data(model, args.data, split=args.split, limit=args.limit, text_column=args.text_column,
+                          label_column=args.label_column)
     try:
-        table = export_text_model(model, args.data, args.out, variants=_variants(args.variants, "float32,dynamic"),
-                                  split=args.split, limit=args.limit, text_column=args.text_column,
-                                  label_column=args.label_column, benchmark=not args.no_benchmark,
-                                  keep_failed=args.keep_failed, saved_model=args.saved_model, progress=progress)
+        table = export_all(model.model, args.out, variants=_variants(args.variants, "float32,dynamic"),
+                           eval_data=eval_data, class_names=model.class_names, name=model.model.name,
+                           benchmark=not args.no_benchmark, threads=(1,), bench_runs=30, bench_memory=False,
+                           keep_failed=args.keep_failed, serving_name=args.saved_model, progress=progress)
     finally:
         for bar in bars:
             bar.close()

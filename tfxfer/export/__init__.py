@@ -1,12 +1,17 @@
-"""Verified edge export and serving.
+"""Verified edge export and serving, for image and text models.
 
 * `export_tflite` / `convert_tflite`: float32, float16, dynamic-range and full-integer int8 TFLite
   files (builtins only, preprocessing inside), with a sidecar JSON of labels and input details.
 * `preflight`: lists TFLite ops; fails early, naming the layers, on augmentation layers, random
   ops, or ops that would need Flex.
-* `verify`: the gate; every file runs in LiteRT on held-out data and is compared with Keras.
+* `export_text_tflite` / `convert_text_tflite`: token-id TFLite files of tfxfer text models, with the
+  tokenizer files and a sidecar beside them; `export_text_saved_model`: a SavedModel on raw strings.
+* `verify`: the gate; every file runs in LiteRT on held-out data (images, or texts) and is
+  compared with Keras.
 * `benchmark_tflite`: size, LiteRT latency (1 and N threads, median and p90), peak memory.
-* `export_all`: all of the above in one call, returning a table.
+* `export_all`: THE workflow, all of the above in one call for an image or a text model, returning
+  a table; its steps (`convert_variants`, `gate_variants`, `benchmark_variants`, `export_serving`,
+  `export_rows`, `write_verdicts`) are what the recipe stages call.
 * `export_saved_model`: a versioned TF Serving SavedModel (bytes and tensor signatures,
   warm-up requests, models.config).
 
@@ -28,19 +33,32 @@ Example:
 """
 
 from tfxfer.export.bench import BenchmarkResult, benchmark_many, benchmark_tflite
-from tfxfer.export.gate import DEFAULT_THRESHOLDS, GateReport, Thresholds, VariantResult, verify
+from tfxfer.export.gate import DEFAULT_THRESHOLDS, GateReport, Thresholds, VariantResult
 from tfxfer.export.metadata import read_sidecar, sidecar_path
 from tfxfer.export.preflight import PreflightReport, preflight
 from tfxfer.export.savedmodel import SavedModelExport, check_saved_model, export_saved_model
 from tfxfer.export.serving import models_config, read_warmup, write_models_config
+from tfxfer.export.table import ExportTable, export_rows, write_verdicts
+from tfxfer.export.text_gate import predict_text_tflite
+from tfxfer.export.text_savedmodel import export_text_saved_model
+from tfxfer.export.text_tflite import TEXT_VARIANTS, TextTFLiteExport, convert_text_tflite, export_text_tflite
 from tfxfer.export.tflite import VARIANTS, TFLiteExport, convert_tflite, export_tflite
-from tfxfer.export.workflow import ExportTable, export_all
+from tfxfer.export.verification import verify
+from tfxfer.export.workflow import (
+    benchmark_variants,
+    convert_variants,
+    export_all,
+    export_serving,
+    gate_variants,
+    model_kind,
+)
 
 __all__ = [
     "BenchmarkResult", "DEFAULT_THRESHOLDS", "ExportTable", "GateReport", "PreflightReport",
-    "SavedModelExport", "TFLiteExport", "Thresholds", "VARIANTS", "VariantResult", "benchmark_many",
-    "benchmark_tflite",
-    "check_saved_model", "convert_tflite", "export_all", "export_saved_model", "export_tflite",
-    "models_config", "preflight", "read_sidecar", "read_warmup", "sidecar_path", "verify",
-    "write_models_config",
+    "SavedModelExport", "TEXT_VARIANTS", "TFLiteExport", "TextTFLiteExport", "Thresholds", "VARIANTS",
+    "VariantResult", "benchmark_many", "benchmark_tflite", "benchmark_variants", "check_saved_model",
+    "convert_text_tflite", "convert_tflite", "convert_variants", "export_all", "export_rows", "export_saved_model",
+    "export_serving", "export_text_saved_model", "export_text_tflite", "export_tflite", "gate_variants",
+    "model_kind", "models_config", "predict_text_tflite", "preflight", "read_sidecar", "read_warmup",
+    "sidecar_path", "verify", "write_models_config", "write_verdicts",
 ]

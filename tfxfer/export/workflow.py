@@ -1,4 +1,16 @@
-"""`export_all`: pre-flight, convert every variant, verify each on held-out data, benchmark, report.
+"""THE export workflow, for image and text models: pre-flight -> convert every variant -> verify each
+on held-out data (the gate) -> benchmark side by side in LiteRT -> optional SavedModel.
+
+`export_all` runs it in one call. Its steps are public for callers that run them apart (the recipe
+runner converts in one stage and gates in the next, so either can be resumed): `convert_variants`,
+`gate_variants`, `benchmark_variants`, `export_serving`, and `tfxfer.export.table`'s `export_rows` /
+`write_verdicts`.
+
+Image models (raw 0-255 pixels in): float32, float16, dynamic and full-integer int8 (calibrated on
+``representative_data``). Text models (tfxfer text classifiers and token classifiers): token-id
+files (float32, float16, dynamic) with the tokenizer files and a sidecar beside them
+(`tfxfer.export.text_tflite`); ``eval_data`` is texts or ``(texts, labels)``; the SavedModel takes
+raw strings (sequence classifiers only).
 
 Example:
     >>> import numpy as np, keras, tempfile
@@ -16,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 
@@ -24,90 +35,133 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, GateError
 from tfxfer.export import _trace
-from tfxfer.export.data import as_arrays
-from tfxfer.export.tflite import VARIANTS
+from tfxfer.export.table import ExportTable, export_rows, write_verdicts
 
-COLUMNS = ["variant", "size_kib", "size_ratio", "latency_1t_ms", "p90_1t_ms", "latency_nt_ms",
-           "latency_ratio", "memory_mib", "top1_agreement", "accuracy_keras", "accuracy_file",
-           "accuracy_drop_pts", "max_abs_error", "ece_keras", "ece_file", "gate"]
+IMAGE_DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8")
+TEXT_DEFAULT_VARIANTS = ("float32", "dynamic")
 
 
-@dataclasses.dataclass
-class ExportTable:
-    """Everything `export_all` produced: one row per variant plus the full reports."""
+def model_kind(model) -> str:
+    """``"text"`` for a tfxfer text model, else ``"image"`` (checked when it is used)."""
+    from tfxfer.export.text_gate import is_text_model
 
-    rows: list
-    exports: dict
-    gate: object
-    preflight: object
-    benchmarks: dict
-    report_path: str
-    saved_model: object = None
-
-    @property
-    def passed(self) -> bool:
-        return self.gate.passed
-
-    def format(self) -> str:
-        def fmt(value):
-            if value is None:
-                return "-"
-            if isinstance(value, float):
-                return f"{value:.4g}"
-            return str(value)
-
-        widths = {c: max(len(c), *(len(fmt(r.get(c))) for r in self.rows)) for c in COLUMNS}
-        lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS)]
-        lines += ["  ".join(fmt(r.get(c)).ljust(widths[c]) for c in COLUMNS) for r in self.rows]
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        return {
-            "rows": self.rows,
-            "exports": {k: v.to_dict() for k, v in self.exports.items()},
-            "gate": self.gate.to_dict(),
-            "preflight": self.preflight.to_dict(),
-            "benchmarks": {k: v.to_dict() for k, v in self.benchmarks.items()},
-            "saved_model": self.saved_model.to_dict() if self.saved_model else None,
-        }
-
-    def __str__(self) -> str:
-        return self.format()
+    return "text" if is_text_model(model) else "image"
 
 
-def _row(variant, export, result, bench, base_export, base_bench, threads):
-    n = str(max(threads)) if bench else None
-    row = {
-        "variant": variant,
-        "size_kib": round(export.size_bytes / 1024, 1),
-        "size_ratio": round(export.size_bytes / base_export.size_bytes, 3) if base_export else None,
-        "latency_1t_ms": None, "p90_1t_ms": None, "latency_nt_ms": None, "latency_ratio": None,
-        "memory_mib": None,
-        "top1_agreement": result.top1_agreement,
-        "accuracy_keras": result.keras_accuracy,
-        "accuracy_file": result.tflite_accuracy,
-        "accuracy_drop_pts": result.accuracy_drop,
-        "max_abs_error": result.max_abs_error,
-        "ece_keras": result.ece_keras,
-        "ece_file": result.ece_tflite,
-        "gate": "pass" if result.passed else "FAIL",
-    }
-    if bench:
-        first = str(min(threads))
-        row.update(latency_1t_ms=round(bench.latency[first]["median_ms"], 3),
-                   p90_1t_ms=round(bench.latency[first]["p90_ms"], 3),
-                   latency_nt_ms=round(bench.latency[n]["median_ms"], 3),
-                   memory_mib=round(bench.model_memory_mib, 1))
-        if base_bench:
-            row["latency_ratio"] = round(bench.latency[first]["median_ms"] / base_bench.latency[first]["median_ms"], 3)
-    return row
+def _check_variants(variants, kind) -> tuple:
+    from tfxfer.export.text_tflite import TEXT_VARIANTS
+    from tfxfer.export.tflite import VARIANTS
+
+    allowed = TEXT_VARIANTS if kind == "text" else VARIANTS
+    variants = tuple(variants)
+    if not variants or len(set(variants)) != len(variants):
+        raise ArgumentError("variants", variants, "must list distinct variants")
+    if any(v not in allowed for v in variants):
+        if kind == "text":
+            raise ArgumentError("variants", list(variants), "must be some of " + ", ".join(allowed)
+                                + " for a text model (full int8 is for image models)")
+        raise ArgumentError("variants", variants, "may only contain " + ", ".join(allowed))
+    return variants
+
+
+def convert_variants(model, out_dir, *, variants=None, representative_data=None, class_names=None,
+                     name: str = "model", num_calibration: int = 200, input_type: str = "uint8",
+                     output_type: str = "float32", seed: int = 0, run_preflight: bool = True,
+                     progress=None) -> dict:
+    """Pre-flight (image models; `ExportError` naming the layers), then write
+    ``<out_dir>/<name>_<variant>.tflite`` and its sidecar for every variant; returns
+    ``{variant: TFLiteExport | TextTFLiteExport}``.
+
+    ``progress(done, total)``, if given, is called after each file. Other arguments: see `export_all`.
+    """
+    from tfxfer.export.metadata import check_class_names
+
+    kind = model_kind(model)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ArgumentError("name", name, "must be letters, digits, '.', '_' or '-' (no path separators): "
+                            "it prefixes the file names in out_dir")
+    variants = _check_variants(variants or (TEXT_DEFAULT_VARIANTS if kind == "text" else IMAGE_DEFAULT_VARIANTS), kind)
+    out_dir = os.fspath(out_dir)
+    exports = {}
+    if kind == "text":
+        from tfxfer.export.text_tflite import export_text_tflite
+
+        os.makedirs(out_dir, exist_ok=True)
+        for i, variant in enumerate(variants):
+            exports[variant] = export_text_tflite(model, os.path.join(out_dir, f"{name}_{variant}.tflite"),
+                                                  variant=variant, class_names=class_names)
+            if progress:
+                progress(i + 1, len(variants))
+        return exports
+    from tfxfer.export.preflight import preflight
+    from tfxfer.export.tflite import export_tflite
+
+    if "int8" in variants and representative_data is None:
+        raise ArgumentError("representative_data", None, "is required when variants include 'int8'")
+    _trace.check_image_model(model)
+    names = check_class_names(class_names, _trace.num_outputs(model))
+    os.makedirs(out_dir, exist_ok=True)
+    if run_preflight:
+        preflight(model)
+    for i, variant in enumerate(variants):
+        is_int8 = variant == "int8"
+        exports[variant] = export_tflite(
+            model, os.path.join(out_dir, f"{name}_{variant}.tflite"), variant=variant,
+            representative_data=representative_data if is_int8 else None, num_calibration=num_calibration,
+            input_type=input_type if is_int8 else None, output_type=output_type if is_int8 else None,
+            class_names=names, run_preflight=False, seed=seed)
+        if progress:
+            progress(i + 1, len(variants))
+    return exports
+
+
+def gate_variants(model, paths: dict, *, eval_data, class_names=None, thresholds=None):
+    """`tfxfer.export.verify` of ``{variant: path}`` against ``model`` on ``eval_data`` without raising
+    (the Keras outputs computed once); returns the `GateReport`."""
+    from tfxfer.export.verification import verify
+
+    if model_kind(model) == "text":
+        return verify(model, paths, eval_data, thresholds=thresholds, class_names=class_names,
+                      raise_on_failure=False)
+    from tfxfer.export.data import as_arrays
+
+    images, labels = as_arrays(eval_data, name="eval_data")
+    if labels is None:
+        raise ArgumentError("eval_data", "images without labels", "must carry labels: (images, labels)")
+    reference = np.asarray(model.predict(images, batch_size=64, verbose=0), dtype=np.float32)
+    return verify(model, paths, (images, labels), thresholds=thresholds, class_names=class_names,
+                  raise_on_failure=False, reference_outputs=reference)
+
+
+def benchmark_variants(paths: dict, *, threads=(1, 2), runs: int = 50, memory: bool = True, progress=None) -> dict:
+    """``{variant: BenchmarkResult}``: every file timed side by side in one LiteRT process
+    (`tfxfer.export.benchmark_many`, interleaved rounds, so latency ratios are fair)."""
+    from tfxfer.export.bench import benchmark_many
+
+    measured = benchmark_many(list(paths.values()), threads=threads, runs=runs, memory=memory, progress=progress)
+    return {variant: measured[path] for variant, path in paths.items()}
+
+
+def export_serving(model, base_dir, *, name: str, class_names=None, eval_data=None):
+    """A TF Serving SavedModel under ``<base_dir>/<name>/<version>/``: image bytes / pixels in for an
+    image model (`export_saved_model`), raw strings in for a text classifier
+    (`export_text_saved_model`, gated on the first 32 texts of ``eval_data``)."""
+    if model_kind(model) == "text":
+        from tfxfer.export.text_gate import split_text_data
+        from tfxfer.export.text_savedmodel import export_text_saved_model
+
+        texts = split_text_data(eval_data)[0][:32] if eval_data is not None else None
+        return export_text_saved_model(model, base_dir, name=name, class_names=class_names, eval_data=texts)[0]
+    from tfxfer.export.savedmodel import export_saved_model
+
+    return export_saved_model(model, base_dir, name=name, class_names=class_names)
 
 
 def export_all(
     model,
     out_dir,
     *,
-    variants=("float32", "float16", "dynamic", "int8"),
+    variants=None,
     representative_data=None,
     eval_data,
     class_names=None,
@@ -119,30 +173,40 @@ def export_all(
     benchmark: bool = True,
     threads=(1, 2),
     bench_runs: int = 50,
+    bench_memory: bool = True,
     keep_failed: bool = False,
     serving_name: str | None = None,
+    seed: int = 0,
+    progress=None,
 ) -> ExportTable:
     """Export ``model`` to every TFLite variant, verify and benchmark each, and write a report.
 
     Files: ``<out_dir>/<name>_<variant>.tflite`` with ``<name>_<variant>.json`` sidecars (which
-    also record the gate result), ``<out_dir>/<name>_export_report.json``, and with
-    ``serving_name`` a SavedModel under ``<out_dir>/serving/<serving_name>/<version>/``.
+    also record the gate result; text files also get their tokenizer files),
+    ``<out_dir>/<name>_export_report.json``, and with ``serving_name`` a SavedModel under
+    ``<out_dir>/serving/<serving_name>/<version>/`` (written only when every variant passed).
 
     Args:
-        model: a single-input image ``keras.Model`` taking raw 0-255 pixels.
+        model: a single-input image ``keras.Model`` taking raw 0-255 pixels, or a tfxfer text
+            model (raw strings in).
         out_dir: output folder.
-        variants: any of "float32", "float16", "dynamic", "int8".
+        variants: image: any of "float32", "float16", "dynamic", "int8" (default all four); text:
+            any of "float32", "float16", "dynamic" (default float32 and dynamic).
         representative_data: training images for int8 calibration (needed if "int8" is listed).
-        eval_data: held-out ``(images, labels)`` (or a dataset) for the verification gate.
+        eval_data: held-out ``(images, labels)`` (or a dataset) for the verification gate; for a
+            text model texts or ``(texts, labels)``.
         class_names: one name per output (sidecars, reports, SavedModel).
         name: file name prefix.
         num_calibration: representative images used for int8 calibration.
         input_type / output_type: int8 variant's input and output types ("uint8", "int8", "float32").
         thresholds: ``{variant: Thresholds | dict}`` overriding the gate defaults.
-        benchmark: time the files side by side with `benchmark_many` (``threads``, ``bench_runs`` runs).
+        benchmark: time the files side by side in LiteRT (``threads``, ``bench_runs`` runs,
+            ``bench_memory``: also peak memory per file).
         keep_failed: keep files that fail the gate (marked "FAIL") instead of deleting them and
             raising `GateError`.
-        serving_name: also write a TF Serving SavedModel under this name.
+        serving_name: also write a TF Serving SavedModel under this name (text: classifiers only).
+        seed: seed of the int8 calibration subset.
+        progress: ``progress(done, total)`` during the benchmark.
 
     Returns:
         An `ExportTable` (``.rows``, ``.format()``, ``.gate``, ``.benchmarks``).
@@ -151,74 +215,53 @@ def export_all(
         GateError: a variant failed the gate and ``keep_failed`` is False (``.report`` has the
             per-class details; the failing files are removed).
     """
-    from tfxfer.export.bench import benchmark_many
-    from tfxfer.export.gate import verify
-    from tfxfer.export.metadata import check_class_names, read_sidecar, sidecar_path
-    from tfxfer.export.preflight import preflight
-    from tfxfer.export.tflite import export_tflite
     from tfxfer.utils.atomic import atomic_write_json
 
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise ArgumentError("name", name, "must be letters, digits, '.', '_' or '-' (no path separators): "
-                            "it prefixes the file names in out_dir")
-    variants = tuple(variants)
-    if not variants or len(set(variants)) != len(variants):
-        raise ArgumentError("variants", variants, "must list distinct variants")
-    for variant in variants:
-        if variant not in VARIANTS:
-            raise ArgumentError("variants", variants, "may only contain " + ", ".join(VARIANTS))
-    if "int8" in variants and representative_data is None:
-        raise ArgumentError("representative_data", None, "is required when variants include 'int8'")
-    _trace.check_image_model(model)
-    names = check_class_names(class_names, _trace.num_outputs(model))
-    images, labels = as_arrays(eval_data, name="eval_data")
-    if labels is None:
-        raise ArgumentError("eval_data", "images without labels", "must carry labels: (images, labels)")
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    kind = model_kind(model)
+    pre = None
+    if kind == "text":  # check the data before converting anything
+        from tfxfer.export.text_gate import split_text_data
+        from tfxfer.text.graph import text_parts
 
-    pre = preflight(model)
-    exports = {}
-    for variant in variants:
-        is_int8 = variant == "int8"
-        exports[variant] = export_tflite(
-            model, os.path.join(out_dir, f"{name}_{variant}.tflite"), variant=variant,
-            representative_data=representative_data if is_int8 else None, num_calibration=num_calibration,
-            input_type=input_type if is_int8 else None, output_type=output_type if is_int8 else None,
-            class_names=names, run_preflight=False)
-    reference = np.asarray(model.predict(images, batch_size=64, verbose=0), dtype=np.float32)
-    gate = verify(model, exports, (images, labels), thresholds=thresholds, class_names=names,
-                  raise_on_failure=False, reference_outputs=reference)
-    benches = {}
-    if benchmark:
-        measured = benchmark_many([e.path for e in exports.values()], threads=threads, runs=bench_runs)
-        benches = {v: measured[e.path] for v, e in exports.items()}
-    base = "float32" if "float32" in exports else None
-    rows = [_row(v, exports[v], gate[v], benches.get(v), exports.get(base), benches.get(base), threads)
-            for v in variants]
+        eval_data = split_text_data(eval_data)
+        if serving_name and text_parts(model).pool.mode == "tokens":
+            raise ArgumentError("serving_name", serving_name, "is for text classifiers: token classifiers (NER) "
+                                "ship as TFLite, the word alignment runs on the client")
+    else:
+        from tfxfer.export.data import as_arrays
+        from tfxfer.export.metadata import check_class_names
+        from tfxfer.export.preflight import preflight
 
-    for variant, export in exports.items():  # the file carries its own verification result
-        entry = read_sidecar(export.path)
-        result = gate[variant]
-        entry["gate"] = {k: getattr(result, k) for k in (
-            "passed", "failures", "examples", "top1_agreement", "keras_accuracy", "tflite_accuracy",
-            "accuracy_drop", "max_abs_error", "ece_keras", "ece_tflite")}
-        atomic_write_json(sidecar_path(export.path), entry)
-
+        _trace.check_image_model(model)
+        check_class_names(class_names, _trace.num_outputs(model))
+        eval_data = as_arrays(eval_data, name="eval_data")
+        if eval_data[1] is None:
+            raise ArgumentError("eval_data", "images without labels", "must carry labels: (images, labels)")
+        _check_variants(variants or IMAGE_DEFAULT_VARIANTS, kind)
+        if "int8" in (variants or IMAGE_DEFAULT_VARIANTS) and representative_data is None:
+            raise ArgumentError("representative_data", None, "is required when variants include 'int8'")
+        pre = preflight(model)
+    exports = convert_variants(model, out_dir, variants=variants, representative_data=representative_data,
+                               class_names=class_names, name=name, num_calibration=num_calibration,
+                               input_type=input_type, output_type=output_type, seed=seed, run_preflight=False)
+    paths = {v: e.path for v, e in exports.items()}
+    gate = gate_variants(model, paths, eval_data=eval_data, class_names=class_names, thresholds=thresholds)
+    benches = benchmark_variants(paths, threads=threads, runs=bench_runs, memory=bench_memory,
+                                 progress=progress) if benchmark else {}
+    rows = export_rows({v: (e.path, e.size_bytes) for v, e in exports.items()}, gate.results, benches, threads=threads)
+    write_verdicts({v: e.sidecar_path for v, e in exports.items()}, gate.results)
     saved = None
     if serving_name and gate.passed:
-        from tfxfer.export.savedmodel import export_saved_model
-
-        saved = export_saved_model(model, os.path.join(out_dir, "serving"), name=serving_name,
-                                   class_names=names)
-    report_path = os.path.join(out_dir, f"{name}_export_report.json")
+        saved = export_serving(model, os.path.join(os.fspath(out_dir), "serving"), name=serving_name,
+                               class_names=class_names, eval_data=eval_data)
+    report_path = os.path.join(os.fspath(out_dir), f"{name}_export_report.json")
     table = ExportTable(rows=rows, exports=exports, gate=gate, preflight=pre, benchmarks=benches,
-                        report_path=report_path, saved_model=saved)
+                        report_path=report_path, saved_model=saved, kind=kind)
     atomic_write_json(report_path, table.to_dict())
     if not gate.passed and not keep_failed:
         for variant in gate.failed:
-            for path in (exports[variant].path, sidecar_path(exports[variant].path)):
-                if os.path.exists(path):
+            for path in (exports[variant].path, exports[variant].sidecar_path):
+                if path and os.path.exists(path):
                     os.remove(path)
         raise GateError(
             f"Verification gate failed for {gate.failed}; their files were removed "

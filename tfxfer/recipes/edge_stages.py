@@ -92,7 +92,7 @@ def run_distill(ctx):
 
 
 def run_quantize(ctx):
-    from tfxfer.recipes.export_stages import thresholds_of
+    from tfxfer.recipes.export_stages import gate_thresholds
     from tfxfer.recipes.image_data import take_images
     from tfxfer.recipes.image_stages import splits
     from tfxfer.quantize import train_qat
@@ -105,7 +105,7 @@ def run_quantize(ctx):
     result = train_qat(model, data.train, eval_data=eval_data, path=ctx.path("quantize", f"{cfg.name}_int8_qat.tflite"),
                        epochs=q.epochs, learning_rate=q.learning_rate, batch_size=cfg.train.batch_size,
                        representative_data=calibration, num_calibration=cfg.export.num_calibration,
-                       thresholds=thresholds_of(cfg), class_names=data.class_names, raise_on_failure=False,
+                       thresholds=gate_thresholds(cfg), class_names=data.class_names, raise_on_failure=False,
                        verbose=ctx.console.keras_verbose, seed=cfg.seed)
     summary = result.summary()
     ctx.console.info(f"  QAT int8: {summary['size_bytes'] / 1024:.1f} KiB, accuracy {summary['int8_accuracy']:.4f} "
@@ -114,14 +114,6 @@ def run_quantize(ctx):
     return {"tflite": ctx.rel(path), "sidecar": ctx.rel(result.export.sidecar_path),
             "size_bytes": int(result.export.size_bytes), "summary": {k: v for k, v in summary.items() if k != "path"},
             "artefacts": [ctx.rel(path)]}
-
-
-def qat_export_entry(ctx) -> dict:
-    """The QAT file as an extra row for the verify stage (``{"int8_qat": {...}}``), or {}."""
-    out = ctx.outputs.get("quantize")
-    if not out:
-        return {}
-    return {"int8_qat": {"path": out["tflite"], "size_bytes": out["size_bytes"], "sidecar": out["sidecar"]}}
 
 
 def edge_stages(cfg) -> list:
@@ -143,4 +135,4 @@ def edge_stages(cfg) -> list:
     return stages
 
 
-__all__ = ["distill_available", "edge_stages", "qat_export_entry", "quantize_available"]
+__all__ = ["distill_available", "edge_stages", "quantize_available"]

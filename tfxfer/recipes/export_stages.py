@@ -1,108 +1,112 @@
-"""Export stages for image models: convert every TFLite variant, then verify and benchmark each.
+"""Export and verify stages of every recipe (image and text), through `tfxfer.export`'s one workflow.
 
-* ``export``: pre-flight check, then `tfxfer.export.export_tflite` per variant (int8 calibrated on
-  un-augmented training images), optional TF Serving SavedModel.
-* ``verify``: `tfxfer.export.verify` per variant on the held-out split (the gate), the verdict
-  written into each file's sidecar, then `tfxfer.export.benchmark_many` over all variants side by side. The
-  ``deliver`` variant is the run's TFLite file when it passes.
+* ``export``: `tfxfer.export.convert_variants` (pre-flight, then every variant; image int8 calibrated
+  on un-augmented training images; text files get their tokenizer files).
+* ``verify``: `tfxfer.export.gate_variants` on the held-out split (the gate), `benchmark_variants`
+  over all files side by side, `export_rows` / `write_verdicts`, an optional SavedModel
+  (`export_serving`) when every file passed. The ``deliver`` variant is the run's TFLite file when
+  it passes; a passing quantization-aware ``int8_qat`` file (quantize stage) is gated with the int8
+  limits and supersedes the post-training int8 file.
+
+`export_stages` builds the two stages for image recipes; text recipes bind `convert_stage` /
+`gate_stage` to their held-out texts (`tfxfer.recipes.text_export_stages`).
 """
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
-
-from tfxfer.errors import ExportError
 from tfxfer.recipes.runner import Stage
 from tfxfer.utils.atomic import atomic_write_json
 
 MODEL_STAGES = ("finetune", "distill", "quantize")
 
 
-def _calibration(ctx, data, n):
-    from tfxfer.recipes.image_data import take_images
+def gate_thresholds(cfg) -> dict:
+    """``{variant: limits}`` from ``export.thresholds``; the QAT file (``int8_qat``) gets the int8 limits."""
+    from tfxfer.export.gate import resolve_thresholds
 
-    return take_images(data.train_plain, n)[0]
-
-
-def run_export(ctx):
-    from tfxfer.export import export_tflite, preflight
-    from tfxfer.recipes.image_stages import splits
-
-    cfg, console = ctx.cfg, ctx.console
-    data, model = splits(ctx), ctx.model()
-    report = preflight(model)
-    if not report.ok:
-        raise ExportError("the model cannot be exported to TFLite: " + "; ".join(report.problems))
-    rep = _calibration(ctx, data, cfg.export.num_calibration) if "int8" in cfg.export.variants else None
-    exports, artefacts = {}, []
-    for variant in console.progress(cfg.export.variants, desc="convert (int8: calibrate)", unit="variant"):
-        path = ctx.path("export", f"{cfg.name}_{variant}.tflite")
-        result = export_tflite(model, path, variant=variant, representative_data=rep if variant == "int8" else None,
-                               num_calibration=cfg.export.num_calibration, class_names=data.class_names,
-                               run_preflight=False, seed=cfg.seed)
-        exports[variant] = {"path": ctx.rel(result.path), "size_bytes": result.size_bytes,
-                            "input_dtype": result.input_dtype, "sidecar": ctx.rel(result.sidecar_path),
-                            "calibration_samples": result.calibration_samples}
-        artefacts += [ctx.rel(result.path)]
-        console.detail(f"{variant}: {result.size_bytes / 1024:.1f} KiB, input {result.input_dtype}")
-    return {"exports": exports, "artefacts": artefacts}
+    limits = resolve_thresholds({v: dict(t) for v, t in cfg.export.thresholds.items()})
+    return {**limits, "int8_qat": limits["int8"]}
 
 
-def thresholds_of(cfg):
-    return {v: dict(limits) for v, limits in cfg.export.thresholds.items()}
+def qat_export_entry(ctx) -> dict:
+    """The QAT file as an extra row for the verify stage (``{"int8_qat": {...}}``), or {}."""
+    out = ctx.outputs.get("quantize")
+    if not out:
+        return {}
+    return {"int8_qat": {"path": out["tflite"], "size_bytes": out["size_bytes"], "sidecar": out["sidecar"]}}
 
 
-def run_verify(ctx):
-    from tfxfer.export import verify
-    from tfxfer.recipes.image_data import take_images
-    from tfxfer.recipes.image_stages import splits
+def convert_stage(ctx, *, class_names, representative_data=None):
+    """Convert ``ctx.model()`` to every ``export.variants`` file under ``export/``."""
+    from tfxfer.export import convert_variants
 
-    cfg, console = ctx.cfg, ctx.console
-    data, model = splits(ctx), ctx.model()
-    from tfxfer.recipes.edge_stages import qat_export_entry
+    cfg = ctx.cfg
+    bar = ctx.console.counter(desc="convert" + (" (int8: calibrate)" if representative_data is not None else ""),
+                              unit="variant")
+    try:
+        exported = convert_variants(ctx.model(), ctx.path("export"), variants=cfg.export.variants,
+                                    representative_data=representative_data, class_names=class_names, name=cfg.name,
+                                    num_calibration=cfg.export.num_calibration, seed=cfg.seed, progress=bar.update)
+    finally:
+        bar.close()
+    exports = {}
+    for variant, result in exported.items():
+        entry = {"path": ctx.rel(result.path), "size_bytes": result.size_bytes, "sidecar": ctx.rel(result.sidecar_path)}
+        if hasattr(result, "input_dtype"):
+            entry.update(input_dtype=result.input_dtype, calibration_samples=result.calibration_samples)
+        if getattr(result, "vocab_path", None):
+            entry["vocab"] = ctx.rel(result.vocab_path)
+        exports[variant] = entry
+        ctx.console.detail(f"{variant}: {result.size_bytes / 1024:.1f} KiB")
+    return {"exports": exports, "artefacts": [e["path"] for e in exports.values()]}
 
+
+def gate_stage(ctx, *, eval_data, class_names, saved_model: bool):
+    """Gate, benchmark and record every file of the export stage (and the QAT file, if any)."""
+    from tfxfer.export import export_serving, gate_variants
+
+    cfg, model = ctx.cfg, ctx.model()
     exports = {**ctx.outputs["export"]["exports"], **qat_export_entry(ctx)}
-    x, y = take_images(data.eval)
-    reference = np.asarray(model.predict(x, batch_size=64, verbose=0), dtype=np.float32)
-    results = {}
-    for variant in console.progress(list(exports), desc=f"verify on {len(y)} {data.eval_split} images",
-                                    unit="variant"):
-        path = ctx.abs(exports[variant]["path"])
-        kind = "int8" if variant == "int8_qat" else variant  # the QAT file is gated as an int8 file
-        report = verify(model, {kind: path}, (x, y), thresholds=thresholds_of(cfg), class_names=data.class_names,
-                        raise_on_failure=False, reference_outputs=reference)
-        results[variant] = report[kind]
-    benches = benchmark_exports(ctx, exports)
+    paths = {variant: ctx.abs(entry["path"]) for variant, entry in exports.items()}
+    ctx.console.info(f"  verify {len(paths)} file(s) on the held-out split")
+    gate = gate_variants(model, paths, eval_data=eval_data, class_names=class_names,
+                         thresholds=gate_thresholds(cfg))
+    benches = benchmark_exports(ctx, paths)
     saved = None
-    if cfg.export.saved_model and all(r.passed for r in results.values()):
-        from tfxfer.export import export_saved_model
+    if saved_model and gate.passed:
+        saved = export_serving(model, os.path.dirname(ctx.path("export", "serving", "x")), name=cfg.name,
+                               class_names=class_names, eval_data=eval_data).path
+    deliver = "int8_qat" if "int8_qat" in gate.results and gate["int8_qat"].passed else None
+    return record_gate(ctx, exports, gate.results, benches, saved_model=saved, deliver=deliver)
 
-        saved = export_saved_model(model, ctx.path("export", "serving", "x")[:-2], name=cfg.name,
-                                   class_names=data.class_names).path
-    deliver = "int8_qat" if "int8_qat" in results and results["int8_qat"].passed else None
-    return record_gate(ctx, exports, results, benches, saved_model=saved, deliver=deliver)
+
+def benchmark_exports(ctx, paths: dict) -> dict:
+    """``{variant: BenchmarkResult}`` of ``{variant: path}`` timed side by side (`benchmark_variants`),
+    or {} with ``export.benchmark: false``."""
+    from tfxfer.export import benchmark_variants
+
+    cfg = ctx.cfg
+    if not cfg.export.benchmark or not paths:
+        return {}
+    bar = ctx.console.counter(desc=f"benchmark (LiteRT, {len(paths)} files x threads {list(cfg.export.threads)}, "
+                                   "interleaved)", unit="block")
+    try:
+        return benchmark_variants(paths, threads=cfg.export.threads, runs=cfg.export.bench_runs, progress=bar.update)
+    finally:
+        bar.close()
 
 
 def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=None) -> dict:
     """Write each file's verdict into its sidecar, ``export/gate.json`` and ``export/table.json``;
     print the table; return the verify stage's outputs."""
-    import json
+    from tfxfer.export import export_rows, write_verdicts
 
     cfg, console = ctx.cfg, ctx.console
-    for variant, r in results.items():
-        sidecar = ctx.abs(exports[variant]["sidecar"])
-        entry = {}
-        if os.path.isfile(sidecar):
-            with open(sidecar, encoding="utf-8") as f:
-                entry = json.load(f)
-        entry["gate"] = {"passed": r.passed, "failures": r.failures, "examples": r.examples,
-                         "top1_agreement": r.top1_agreement, "keras_accuracy": r.keras_accuracy,
-                         "tflite_accuracy": r.tflite_accuracy, "accuracy_drop": r.accuracy_drop,
-                         "max_abs_error": r.max_abs_error}
-        atomic_write_json(sidecar, entry)
-    rows = export_rows(exports, results, benches, cfg.export.threads)
+    write_verdicts({v: ctx.abs(exports[v]["sidecar"]) for v in results}, results)
+    rows = export_rows({v: (e["path"], e["size_bytes"]) for v, e in exports.items()}, results, benches,
+                       threads=cfg.export.threads)
     # A passing quantization-aware int8 file supersedes the post-training int8 file: the latter stays in
     # the table (marked FAIL if it failed) as the baseline QAT had to beat, but does not fail the run.
     superseded = ["int8"] if "int8_qat" in results and results["int8_qat"].passed and "int8" in results else []
@@ -133,45 +137,26 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
             "saved_model": ctx.rel(saved_model) if saved_model else None, "artefacts": artefacts}
 
 
-def benchmark_exports(ctx, exports) -> dict:
-    """``{variant: BenchmarkResult}`` of every exported file, timed side by side in one LiteRT
-    process (interleaved rounds, so their latency ratios are fair), or {} with
-    ``export.benchmark: false``. Token-id (text) files get ids, an all-ones mask and zero segments."""
-    from tfxfer.export import benchmark_many
+def run_export(ctx):
+    from tfxfer.recipes.image_data import take_images
+    from tfxfer.recipes.image_stages import splits
 
-    cfg = ctx.cfg
-    if not cfg.export.benchmark or not exports:
-        return {}
-    paths = {variant: ctx.abs(entry["path"]) for variant, entry in exports.items()}
-    bar = ctx.console.counter(desc=f"benchmark (LiteRT, {len(paths)} files x threads {list(cfg.export.threads)}, "
-                                   "interleaved)", unit="block")
-    try:
-        measured = benchmark_many(list(paths.values()), threads=cfg.export.threads, runs=cfg.export.bench_runs,
-                                  progress=bar.update)
-    finally:
-        bar.close()
-    return {variant: measured[path] for variant, path in paths.items()}
+    data = splits(ctx)
+    rep = take_images(data.train_plain, ctx.cfg.export.num_calibration)[0] if "int8" in ctx.cfg.export.variants else None
+    return convert_stage(ctx, class_names=data.class_names, representative_data=rep)
 
 
-def export_rows(exports, results, benches, threads) -> list[dict]:
-    """One row per variant: size, latency, accuracy against Keras, gate verdict."""
-    rows = []
-    base = exports.get("float32", {}).get("size_bytes")
-    for variant, e in exports.items():
-        r, b = results[variant], benches.get(variant)
-        t1, tn = str(min(threads)), str(max(threads))
-        rows.append({
-            "variant": variant, "file": os.path.basename(e["path"]), "size_kib": round(e["size_bytes"] / 1024, 1),
-            "size_ratio": round(e["size_bytes"] / base, 3) if base else None,
-            "latency_ms": round(b.latency[t1]["median_ms"], 3) if b else None,
-            "latency_nt_ms": round(b.latency[tn]["median_ms"], 3) if b else None,
-            "threads": [int(t1), int(tn)], "accuracy_keras": r.keras_accuracy, "accuracy_file": r.tflite_accuracy,
-            "accuracy_drop_pts": r.accuracy_drop, "top1_agreement": r.top1_agreement,
-            "max_abs_error": r.max_abs_error, "gate": "pass" if r.passed else "FAIL", "failures": list(r.failures)})
-    return rows
+def run_verify(ctx):
+    from tfxfer.recipes.image_data import take_images
+    from tfxfer.recipes.image_stages import splits
+
+    data = splits(ctx)
+    return gate_stage(ctx, eval_data=take_images(data.eval), class_names=data.class_names,
+                      saved_model=ctx.cfg.export.saved_model)
 
 
 def export_stages() -> list[Stage]:
+    """The export and verify stages of image recipes (`run_export`, `run_verify`)."""
     return [
         Stage("export", run_export, inputs=("data",) + MODEL_STAGES,
               config=lambda c: {"variants": list(c.export.variants), "num_calibration": c.export.num_calibration,

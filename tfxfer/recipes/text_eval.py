@@ -131,6 +131,20 @@ def token_data(source: str, tag_names, *, split: str = "test"):
     return [list(map(str, w)) for w in x], [[names[int(i)] for i in row] for row in y], skipped
 
 
+def gate_data(model, source: str, *, split: str = "test", limit: int | None = 1000, text_column: str = "text",
+              label_column: str = "label"):
+    """``(texts, labels)`` held out for the export gate of a loaded text model (labels None for an NER
+    model: Keras's own tags are the reference); what ``tfxfer export`` passes as ``eval_data``."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ArgumentError("limit", limit, "must be None or an int >= 1")
+    if model_task(model) == TOKEN_TASK:
+        words, _, _ = token_data(source, model.class_names, split=split)
+        return np.asarray([" ".join(w) for w in words[:limit]], dtype=object), None
+    texts, labels, _ = classification_data(source, model.class_names, split=split, text_column=text_column,
+                                           label_column=label_column)
+    return texts[:limit], np.asarray(labels[:limit])
+
+
 def ner_metrics(true_tags, pred_tags) -> dict:
     """Entity-level F1 / precision / recall, tag accuracy and per-type scores of tag-string lists."""
     from tfxfer.text import entity_scores

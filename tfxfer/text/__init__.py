@@ -11,9 +11,8 @@
   (seqeval-compatible entity-level precision / recall / F1).
 * Few-shot and zero-shot: `build_prototype_classifier` (class prototypes from k examples, no
   gradient step) and `build_zero_shot_classifier` (similarity to label descriptions).
-* Export: `export_text_saved_model` (serving signature on raw strings), `export_text_tflite`
-  (token ids in; ``vocab.txt`` + ``tokenizer.json`` beside it for ``export/wordpiece_tokenizer.py``),
-  both verified on held-out text (`verify_text_tflite`).
+* Export lives in `tfxfer.export` (`export_all` for text models as for image models:
+  token-id TFLite files with their tokenizer files, a SavedModel on raw strings, all gated).
 
 Example:
     >>> import numpy as np
@@ -71,11 +70,6 @@ _EXPORTS = {
     "build_zero_shot_classifier": "tfxfer.text.fewshot",
     "prototype_model": "tfxfer.text.fewshot",
     "sample_per_class": "tfxfer.text.fewshot",
-    "export_text_saved_model": "tfxfer.text.export",
-    "export_text_tflite": "tfxfer.text.export",
-    "verify_text_tflite": "tfxfer.text.verify",
-    "convert_text_tflite": "tfxfer.text.export",
-    "predict_text_tflite": "tfxfer.text.verify",
 }
 
 __all__ = sorted(_EXPORTS)

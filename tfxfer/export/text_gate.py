@@ -1,0 +1,132 @@
+"""The text side of the export gate: run exported text files on held-out texts, compare with Keras.
+
+Texts are tokenized by the model's own in-graph tokenizer; each exported artefact (a .tflite file
+in LiteRT, a SavedModel signature) runs on the same token ids and is measured against the Keras
+model with the image gate's `Thresholds`, `compare_outputs` and `GateReport` (max / mean absolute
+error, top-1 agreement, accuracy and its drop, per-class accuracy, calibration). Token
+classifiers are compared at every non-padding position. `tfxfer.export.verify` calls this for
+text models.
+
+Example:
+    >>> from tfxfer.text import build_bert_encoder, build_text_classifier
+    >>> from tfxfer.export import convert_text_tflite, verify
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]
+    >>> encoder = build_bert_encoder(vocab, num_layers=1, hidden_dim=8, intermediate_dim=16,
+    ...                              num_heads=2, sequence_length=8)
+    >>> model = build_text_classifier(encoder, 2)
+    >>> verify(model, {"float32": convert_text_tflite(model)}, ["good film", "bad"]).passed
+    True
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError, ModelError
+from tfxfer.export.gate import GateReport, Thresholds, compare_outputs, resolve_thresholds
+from tfxfer.text.encoders import as_texts
+from tfxfer.text.graph import text_parts, token_model
+
+
+def is_text_model(model) -> bool:
+    """A tfxfer text model (raw strings in, an in-graph tokenizer)."""
+    try:
+        text_parts(model)
+    except (ModelError, ArgumentTypeError):
+        return False
+    return True
+
+
+def split_text_data(data):
+    """``(texts, labels or None)`` from texts or ``(texts, labels)``."""
+    if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], str):
+        texts, labels = data
+    else:
+        texts, labels = data, None
+    texts = as_texts(texts)
+    if not len(texts):
+        raise ArgumentError("eval_data", "no texts", "must hold at least one held-out text")
+    return texts, (None if labels is None else np.asarray(labels))
+
+
+def tokenize_for(model, texts) -> dict:
+    """Token tensors of ``texts`` as the model's own in-graph tokenizer makes them (numpy int32)."""
+    return text_parts(model).tokenizer.tokenize(as_texts(texts))
+
+
+def predict_text_tflite(tflite, inputs: dict, *, batch_size: int = 32, num_threads: int | None = None) -> np.ndarray:
+    """Run a text .tflite (path or bytes) on token tensors ``{key: int [n, length]}`` in LiteRT."""
+    from tfxfer.export.litert import load_interpreter
+
+    interpreter = load_interpreter(tflite, num_threads=num_threads)
+    details = interpreter.get_input_details()
+    out = interpreter.get_output_details()[0]
+    by_key = {}
+    for d in details:
+        key = next((k for k in inputs if re.search(rf"(^|_){k}(:\d+)?$", d["name"])), None)
+        if key is None:
+            raise ModelError(f"TFLite input {d['name']!r} matches none of {sorted(inputs)}")
+        by_key[key] = d
+    n = len(next(iter(inputs.values())))
+    results, current = [], None
+    for start in range(0, n, batch_size):
+        chunk = {k: np.asarray(v[start: start + batch_size], dtype=np.int32) for k, v in inputs.items()}
+        rows = len(next(iter(chunk.values())))
+        if current != rows:
+            for k, d in by_key.items():
+                interpreter.resize_tensor_input(d["index"], [rows, chunk[k].shape[1]])
+            interpreter.allocate_tensors()
+            current = rows
+        for k, d in by_key.items():
+            interpreter.set_tensor(d["index"], chunk[k])
+        interpreter.invoke()
+        results.append(np.asarray(interpreter.get_tensor(out["index"]), dtype=np.float32))
+    return np.concatenate(results)
+
+
+def _flatten(outputs, mask):
+    """Token outputs ``[n, L, C]`` -> ``[valid positions, C]``; sequence outputs unchanged."""
+    return outputs[mask.astype(bool)] if outputs.ndim == 3 else outputs
+
+
+def gate_text_runs(model, runs: dict, texts, labels, *, thresholds=None, class_names=None,
+                   raise_on_failure: bool = False) -> GateReport:
+    """``runs``: ``{variant: (path, fn(token inputs) -> outputs)}``; compare each with Keras on ``texts``.
+
+    ``labels`` (class ids, or tag ids per position for token classifiers) give the accuracy
+    columns; without them Keras's own predictions are the reference labels.
+    """
+    inputs = tokenize_for(model, texts)
+    reference = np.asarray(token_model(model).predict(inputs, verbose=0), dtype=np.float32)
+    mask = inputs["padding_mask"]
+    ref = _flatten(reference, mask)
+    if labels is None:
+        flat_labels = ref.argmax(1)
+    else:
+        flat_labels = _flatten(np.asarray(labels), mask) if reference.ndim == 3 else np.asarray(labels)
+        if flat_labels.ndim == 2:
+            flat_labels = flat_labels.argmax(1)
+    limits = resolve_thresholds(thresholds)
+    names = [str(c) for c in class_names] if class_names is not None else [str(c) for c in range(ref.shape[1])]
+    results = {}
+    for variant, (path, run) in runs.items():
+        outputs = _flatten(np.asarray(run(inputs), dtype=np.float32), mask)
+        results[variant] = compare_outputs(variant, path, ref, outputs, flat_labels, names,
+                                           limits.get(variant, Thresholds()))
+    report = GateReport(results)
+    if raise_on_failure and not report.passed:
+        raise GateError(f"Verification gate failed for {report.failed}:\n{report.format()}", report=report)
+    return report
+
+
+def verify_text(model, exports: dict, data, *, thresholds=None, class_names=None,
+                raise_on_failure: bool = True) -> GateReport:
+    """Gate text .tflite files (``{variant: path or bytes}``) against ``model`` on held-out ``data``
+    (texts, or ``(texts, labels)``); see `gate_text_runs`."""
+    texts, labels = split_text_data(data)
+    runs = {v: (p if isinstance(p, str) else None, lambda inputs, p=p: predict_text_tflite(p, inputs))
+            for v, p in dict(exports).items()}
+    return gate_text_runs(model, runs, texts, labels, thresholds=thresholds, class_names=class_names,
+                          raise_on_failure=raise_on_failure)

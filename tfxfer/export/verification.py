@@ -1,0 +1,128 @@
+"""`verify`: run every exported file in LiteRT on held-out data and gate it against the Keras model.
+
+Image models take ``(images, labels)``; text models take texts or ``(texts, labels)`` (the
+model's own tokenizer makes the token ids; `tfxfer.export.text_gate`). Both are measured by
+`tfxfer.export.gate.compare_outputs` against the same `Thresholds`. A failing variant raises
+`GateError` carrying the `GateReport`, unless ``raise_on_failure=False``.
+
+Example:
+    >>> import numpy as np, keras, os, tempfile
+    >>> from tfxfer.export import export_tflite, verify
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(),
+    ...                           keras.layers.Dense(2, activation="softmax")])
+    >>> x = np.random.default_rng(0).uniform(0, 255, (32, 8, 8, 3)).astype("float32")
+    >>> y = model.predict(x, verbose=0).argmax(1)
+    >>> f = export_tflite(model, os.path.join(tempfile.mkdtemp(), "m.tflite"), variant="float32")
+    >>> report = verify(model, f, (x, y))
+    >>> report.passed, report["float32"].top1_agreement
+    (True, 1.0)
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError
+from tfxfer.export import _trace
+from tfxfer.export.data import as_arrays, check_image_shape, sparse_labels
+from tfxfer.export.gate import GateReport, Thresholds, compare_outputs, resolve_thresholds
+
+
+def _entries(exports) -> list[tuple[str | None, object]]:
+    """``[(variant or None, path or bytes)]`` from the many forms `verify` accepts."""
+    from tfxfer.export.text_tflite import TextTFLiteExport
+    from tfxfer.export.tflite import TFLiteExport
+
+    exported = (TFLiteExport, TextTFLiteExport)
+    if isinstance(exports, (str, os.PathLike, bytes, *exported)):
+        exports = [exports]
+    if isinstance(exports, dict):
+        items = list(exports.items())
+    elif isinstance(exports, (list, tuple)):
+        items = [(None, e) for e in exports]
+    else:
+        raise ArgumentTypeError("exports", exports, "a .tflite path, a TFLiteExport, or a list/dict of them")
+    out = []
+    for variant, item in items:
+        if isinstance(item, exported):
+            out.append((variant or item.variant, item.path))
+        elif isinstance(item, (str, os.PathLike, bytes)):
+            out.append((variant, item if isinstance(item, bytes) else os.fspath(item)))
+        else:
+            raise ArgumentTypeError("exports", item, "a .tflite path or a TFLiteExport")
+    return out
+
+
+def verify(
+    model,
+    exports,
+    data,
+    *,
+    thresholds=None,
+    class_names=None,
+    batch_size: int = 64,
+    raise_on_failure: bool = True,
+    reference_outputs=None,
+) -> GateReport:
+    """Run each exported file in LiteRT on held-out ``data`` and gate it against ``model``.
+
+    Args:
+        model: the Keras model the files were exported from (an image or a tfxfer text model).
+        exports: a .tflite path, a `TFLiteExport`, or a list / ``{variant: path}`` dict of them.
+            A file's variant comes from its sidecar, else from inspecting the file.
+        data: held-out ``(images, labels)`` or a ``tf.data.Dataset`` of them (labels: class ids
+            or one-hot); images are raw pixels at the model's input size. For a text model:
+            texts, or ``(texts, labels)`` (tag ids per token for a token classifier); without
+            labels Keras's own predictions are the reference labels.
+        thresholds: ``{variant: Thresholds | dict}`` overriding `DEFAULT_THRESHOLDS`.
+        class_names: names for the per-class report (default: the sidecar's, else indices).
+        batch_size: images per interpreter call.
+        raise_on_failure: raise `GateError` (with ``.report``) if any variant fails.
+        reference_outputs: precomputed Keras outputs for ``data`` (images; skips recomputing them).
+
+    Returns:
+        A `GateReport`.
+    """
+    from tfxfer.export.flatbuffer import detect_variant
+    from tfxfer.export.litert import predict_tflite
+    from tfxfer.export.metadata import check_class_names, read_sidecar
+    from tfxfer.export.text_gate import is_text_model, verify_text
+
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ArgumentError("batch_size", batch_size, "must be an int >= 1")
+    if is_text_model(model):
+        named = {}
+        for variant, path in _entries(exports):
+            named[variant or detect_variant(path)] = path
+        return verify_text(model, named, data, thresholds=thresholds, class_names=class_names,
+                           raise_on_failure=raise_on_failure)
+    image_shape = _trace.check_image_model(model)
+    limits = resolve_thresholds(thresholds)
+    images, labels = as_arrays(data, name="data")
+    check_image_shape(images, image_shape, name="data")
+    if labels is None:
+        raise ArgumentError("data", "images without labels", "must carry labels: (images, labels)")
+    num_classes = _trace.num_outputs(model)
+    class_names = check_class_names(class_names, num_classes)
+    labels = sparse_labels(labels, num_classes=num_classes)
+    if reference_outputs is None:
+        reference = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float32)
+    else:
+        reference = np.asarray(reference_outputs, dtype=np.float32)
+        if reference.shape != (len(images), num_classes):
+            raise ArgumentError("reference_outputs", reference.shape, f"must have shape {(len(images), num_classes)}")
+    results = {}
+    for variant, path in _entries(exports):
+        sidecar = read_sidecar(path) if isinstance(path, str) else None
+        variant = variant or (sidecar or {}).get("variant") or detect_variant(path)
+        names = class_names or (sidecar or {}).get("class_names") or [str(i) for i in range(num_classes)]
+        key = variant if variant not in results else f"{variant}:{os.path.basename(str(path))}"
+        outputs = predict_tflite(path, images, batch_size=batch_size)
+        results[key] = compare_outputs(key, path, reference, outputs, labels, list(names),
+                                       limits.get(variant, Thresholds()))
+    report = GateReport(results)
+    if raise_on_failure and not report.passed:
+        raise GateError(f"Verification gate failed for {report.failed}:\n{report.format()}", report=report)
+    return report

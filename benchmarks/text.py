@@ -130,10 +130,9 @@ def main(argv=None):
 
     from tfxfer import data
     from tfxfer.text import (build_prototype_classifier, build_text_classifier, build_token_classifier,
-                             build_zero_shot_classifier, entity_scores, export_text_tflite, fine_tune_text,
-                             fit_token_classifier, load_encoder, predict_texts, predict_word_tags,
-                             verify_text_tflite)
-    from tfxfer.text.verify import predict_text_tflite
+                             build_zero_shot_classifier, entity_scores, fine_tune_text,
+                             fit_token_classifier, load_encoder, predict_texts, predict_word_tags)
+    from tfxfer.export import export_text_tflite, predict_text_tflite, verify
     from tfxfer.text.fewshot import sample_per_class
 
     keras.utils.set_random_seed(args.seed)
@@ -225,8 +224,7 @@ def main(argv=None):
         with Timer() as t:
             out = export_text_tflite(model, os.path.join(out_dir, f"minilm_movies_{variant}.tflite"), variant=variant,
                                      class_names=["negative", "positive"])
-        gate = verify_text_tflite(model, {variant: out.path}, x_test[:200], labels=y_test[:200],
-                                  raise_on_failure=False)[variant]
+        gate = verify(model, {variant: out.path}, (x_test[:200], y_test[:200]), raise_on_failure=False)[variant]
         tok = WordPieceTokenizer.from_config(out.sidecar_path)
         packed = {k: np.asarray(v, dtype=np.int32) for k, v in tok.pack(list(x_test)).items()}
         device_ids_equal = all(np.array_equal(packed[k], ids[k]) for k in ids)

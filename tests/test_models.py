@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from tests.helpers import tiny_images, tiny_model
-from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError, UnknownNameError
-from tfxfer.models import build_model, feature_model, get_backbone, head_layers, head_model
+from tfxfer.errors import ArgumentError, ModelError, UnknownNameError
+from tfxfer.backbones import get_backbone
+from tfxfer.models import build_model, feature_model, head_layers, head_model
 
 
 @pytest.mark.parametrize(
@@ -70,15 +71,16 @@ def test_backbone_starts_frozen_by_default_and_can_start_trainable():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(num_classes=0), ArgumentError, r"`num_classes` must be >= 1. Received: num_classes=0"),
-        (dict(num_classes=2.5), ArgumentTypeError, r"`num_classes` must be an int"),
+        (dict(num_classes=0), ArgumentError, r"`num_classes` must be an int >= 1. Received: num_classes=0"),
+        (dict(num_classes=2.5), ArgumentError, r"`num_classes` must be an int >= 1. Received: num_classes=2.5"),
+        (dict(num_classes=True), ArgumentError, r"`num_classes` must be an int >= 1. Received: num_classes=True"),
         (dict(num_classes=1), ArgumentError, r"task='multiclass'"),
         (dict(task="ranking"), ArgumentError, r"`task` must be one of"),
         (dict(pooling="sum"), ArgumentError, r"`pooling` must be 'avg' or 'max'"),
-        (dict(dropout=1.0), ArgumentError, r"`dropout` must be in \[0, 1\)"),
+        (dict(dropout=1.0), ArgumentError, r"`dropout` must be a finite number in \[0, 1\). Received: dropout=1.0"),
         (dict(channels=4), ArgumentError, r"`channels` must be 1"),
         (dict(input_size=(16, 16)), ArgumentError, r"`input_shape` must be at least 32x32"),
-        (dict(hidden_units=0), ArgumentError, r"`hidden_units`"),
+        (dict(hidden_units=0), ArgumentError, r"`hidden_units` must be an int >= 1 or None. Received: hidden_units=0"),
         (dict(weights="/nonexistent/w.weights.h5"), ArgumentError, r"`weights` must be"),
     ],
 )

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import keras
 
-from tfxfer.backbones.catalog import get_spec, list_backbones
+from tfxfer.backbones.catalog import get_spec
+from tfxfer.backbones.groups import get_backbone
 from tfxfer.backbones.spec import BackboneSpec
-from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
+from tfxfer.errors import ArgumentError, ModelError
+from tfxfer.freezing.freeze import freeze_backbone
 from tfxfer.preprocess import Preprocess
+from tfxfer.utils.validate import check_float, check_int
 
 TASKS = {"multiclass": "softmax", "multilabel": "sigmoid", "regression": None}
 POOLINGS = ("avg", "max")
@@ -65,10 +68,7 @@ def build_model(
         A functional ``keras.Model`` taking raw 0-255 pixels of shape (H, W, channels).
     """
     spec = get_spec(backbone)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise ArgumentTypeError("num_classes", num_classes, "an int >= 1")
-    if num_classes < 1:
-        raise ArgumentError("num_classes", num_classes, "must be >= 1")
+    num_classes = check_int("num_classes", num_classes, low=1)
     if task not in TASKS:
         raise ArgumentError("task", task, "must be one of " + ", ".join(TASKS))
     if task == "multiclass" and num_classes == 1:
@@ -78,12 +78,10 @@ def build_model(
         )
     if pooling not in POOLINGS:
         raise ArgumentError("pooling", pooling, "must be 'avg' or 'max'")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ArgumentError("dropout", dropout, "must be in [0, 1)")
+    dropout = check_float("dropout", dropout, low=0, high=1, high_open=True)
     if channels not in (1, 3):
         raise ArgumentError("channels", channels, "must be 1 (grayscale) or 3 (RGB)")
-    if hidden_units is not None and (not isinstance(hidden_units, int) or hidden_units < 1):
-        raise ArgumentError("hidden_units", hidden_units, "must be None or an int >= 1")
+    hidden_units = check_int("hidden_units", hidden_units, low=1, allow_none=True)
     if input_size is None:
         input_size = spec.input_size
     if len(tuple(input_size)) != 2:
@@ -109,27 +107,8 @@ def build_model(
     model = keras.Model(inputs, x, name=name or f"{spec.name}_transfer")
 
     if freeze:
-        from tfxfer.freezing import freeze_backbone
-
         freeze_backbone(model, bn_policy=bn_policy)
     return model
-
-
-def get_backbone(model: keras.Model) -> keras.Model:
-    """The nested backbone model of a tfxfer transfer model (a layer named after a catalog entry)."""
-    from tfxfer.backbones.spec import _BUILT_SPECS
-
-    known = set(list_backbones()) | set(_BUILT_SPECS)
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    for layer in nested:
-        if layer.name in known:
-            return layer
-    if len(nested) == 1:
-        return nested[0]
-    raise ModelError(
-        f"Model {model.name!r} has no nested backbone model named after a catalog backbone "
-        f"(nested models: {[layer.name for layer in nested]}). Build it with tfxfer.build_model."
-    )
 
 
 def head_layers(model: keras.Model) -> list[keras.layers.Layer]:

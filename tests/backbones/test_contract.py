@@ -28,9 +28,9 @@ import keras
 import numpy as np
 import pytest
 
-from tfxfer.backbones import get_spec, list_backbones
+from tfxfer.backbones import get_backbone, get_spec, list_backbones
 from tfxfer.freezing import freeze_backbone, layer_groups, unfreeze
-from tfxfer.models import build_model, get_backbone
+from tfxfer.models import build_model
 
 NO_CUT_POINTS = {"nasnet"}  # families whose cells read the two previous cells (see module doc)
 

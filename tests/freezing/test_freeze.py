@@ -4,7 +4,7 @@ import pytest
 from tests.helpers import tiny_model
 from tfxfer.errors import ArgumentError, UnknownNameError
 from tfxfer.freezing import freeze_backbone, group_names, layer_groups, trainable_summary, unfreeze, unfreeze_all
-from tfxfer.models import get_backbone
+from tfxfer.backbones import get_backbone
 
 
 def _trainable_layer_names(model):
@@ -84,7 +84,7 @@ def test_summary_prints_a_table_with_totals():
         (dict(names=["nope"]), UnknownNameError, "Unknown backbone layer 'nope'"),
         (dict(pattern="("), ArgumentError, "valid regular expression"),
         (dict(pattern="^zzz"), ArgumentError, "matches no backbone layer"),
-        (dict(fraction=0), ArgumentError, r"`fraction` must be a number in \(0, 1\]"),
+        (dict(fraction=0), ArgumentError, r"`fraction` must be a finite number in \(0, 1\]. Received: fraction=0"),
         (dict(top_groups=1, bn_policy="thaw"), ArgumentError, "`bn_policy` must be 'frozen' or 'train'"),
     ],
 )

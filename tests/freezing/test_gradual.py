@@ -7,7 +7,7 @@ import pytest
 from tests.helpers import tiny_images, tiny_model, weights_by_path
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.freezing import GradualUnfreezing, group_names, layer_groups
-from tfxfer.models import get_backbone
+from tfxfer.backbones import get_backbone
 
 
 class _Snapshots(keras.callbacks.Callback):
@@ -109,7 +109,10 @@ def test_config_round_trip():
         (({0: "top"},), {}, ArgumentError, "values must be an int"),
         (({-1: 1},), {}, ArgumentError, "epochs >= 0"),
         (({0: 1},), {"learning_rates": {3: 1e-3}}, ArgumentError, "must use epochs that start a stage"),
-        (({0: 1},), {"layer_decay": 2.0}, ArgumentError, r"`layer_decay` must be in \(0, 1\]"),
+        (({0: 1},), {"layer_decay": 2.0}, ArgumentError,
+         r"`layer_decay` must be a finite number in \(0, 1\] or None. Received: layer_decay=2.0"),
+        (({0: 1},), {"warmup_epochs": -1}, ArgumentError, r"`warmup_epochs` must be an int >= 0. Received: warmup_epochs=-1"),
+        (({0: 1},), {"learning_rates": {0: 0.0}}, ArgumentError, r"`learning_rates\[0\]` must be a finite number > 0"),
         (({0: 1},), {"bn_policy": "x"}, ArgumentError, "`bn_policy`"),
     ],
 )

@@ -151,10 +151,13 @@ def test_works_under_jit_compile():
     "call, error, match",
     [
         (lambda m: DiscriminativeAdam(lr_multipliers=[1]), ArgumentTypeError, "`lr_multipliers` must be a dict"),
-        (lambda m: DiscriminativeAdam(lr_multipliers={"a": -1}), ArgumentError, "numbers >= 0"),
+        (lambda m: DiscriminativeAdam(lr_multipliers={"a": -1}), ArgumentError,
+         r"`lr_multipliers\['a'\]` must be a finite number >= 0. Received: lr_multipliers\['a'\]=-1"),
+        (lambda m: group_multipliers(m, {"stem": True}), ArgumentError,
+         r"`multipliers\['stem'\]` must be a finite number >= 0. Received: multipliers\['stem'\]=True"),
         (lambda m: discriminative("rmsprop", learning_rate=1e-3, lr_multipliers={}), ArgumentError, "`optimizer`"),
         (lambda m: group_multipliers(m, {"stme": 0.1}), UnknownNameError, "Did you mean: 'stem'"),
-        (lambda m: layerwise_decay(m, decay=0), ArgumentError, r"`decay` must be in \(0, 1\]"),
+        (lambda m: layerwise_decay(m, decay=0), ArgumentError, r"`decay` must be a finite number in \(0, 1\]"),
     ],
 )
 def test_bad_arguments(call, error, match):

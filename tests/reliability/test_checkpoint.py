@@ -66,7 +66,7 @@ def train(directory, *, epochs=5, crash_at=None, restore_optimizer=True):
                                   layer_decay=0.5, verbose=0)
     model.compile(DiscriminativeAdam(2e-2, lr_multipliers=layerwise_decay(model, decay=0.5)),
                   "sparse_categorical_crossentropy", metrics=["accuracy"])
-    ckpt = ResumableCheckpoint(directory, unfreezer=unfreezer if restore_optimizer else None)
+    ckpt = ResumableCheckpoint(directory, stateful=[unfreezer] if restore_optimizer else None)
     rec = Recorder()
     callbacks = [ckpt, unfreezer, shuffle, rec] + ([CrashAt(*crash_at)] if crash_at else [])
     start = ckpt.initial_epoch
@@ -87,7 +87,7 @@ def test_crash_mid_epoch_then_resume_matches_uninterrupted_including_lr_schedule
     with pytest.raises(Crash):
         train(str(tmp_path / "run"), crash_at=(3, 1))
     state = latest_state(str(tmp_path / "run"))
-    assert state.epoch == 2 and state.meta["unfreezer"]["current_stage"] == 2
+    assert state.epoch == 2 and state.meta["stateful"][0]["state"]["current_stage"] == 2
     model, ckpt, rec = train(str(tmp_path / "run"))
     assert ckpt.restored_from == state.path
     for epoch in (3, 4):  # the learning-rate schedule continues where it stopped
@@ -180,8 +180,8 @@ def test_checkpoints_are_pruned_and_the_state_round_trips(tmp_path):
     _small_fit(str(tmp_path), epochs=5)
     assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
     unfreezer = GradualUnfreezing({0: 0, 1: 1}, verbose=0)
-    config = ResumableCheckpoint(str(tmp_path), unfreezer=unfreezer).get_config()
-    assert ResumableCheckpoint.from_config(config).unfreezer.schedule == unfreezer.schedule
+    config = ResumableCheckpoint(str(tmp_path), stateful=[unfreezer]).get_config()
+    assert ResumableCheckpoint.from_config(config).stateful[0].schedule == unfreezer.schedule
 
 
 @pytest.mark.parametrize("background", [True, False])
@@ -251,8 +251,10 @@ def test_resume_errors(tmp_path):
         ResumableCheckpoint(str(tmp_path), keep=0)
     with pytest.raises(ArgumentTypeError, match="`directory` must be a folder path"):
         ResumableCheckpoint(3)
-    with pytest.raises(ArgumentTypeError, match="`unfreezer` must be a tfxfer GradualUnfreezing"):
-        ResumableCheckpoint(str(tmp_path), unfreezer=keras.callbacks.History())
+    with pytest.raises(ArgumentTypeError, match="`stateful` must be a list of objects with get_state"):
+        ResumableCheckpoint(str(tmp_path), stateful=[keras.callbacks.History()])
+    with pytest.raises(ArgumentTypeError, match="`stateful` must be a list of callbacks"):
+        ResumableCheckpoint(str(tmp_path), stateful=GradualUnfreezing({0: 0}))
     with pytest.raises(ArgumentTypeError, match="`state` must be a dict from GradualUnfreezing"):
         GradualUnfreezing({0: 0}).restore_state([1])
     with pytest.raises(ArgumentError, match="not in this schedule"):

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from tests.transfer.conftest import tiny_spec
+from tfxfer.backbones import get_backbone
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ConfigError
-from tfxfer.models import build_model, get_backbone
+from tfxfer.models import build_model
 from tfxfer.recipes import load_config
 from tfxfer.recipes.config import config_to_yaml
 from tfxfer.train.fine_tune import fine_tune

@@ -1,5 +1,10 @@
-"""Freezing: layer groups, freeze/unfreeze, BatchNorm policy, staged unfreezing during fit."""
+"""Freezing: freeze/unfreeze by group, BatchNorm policy, staged unfreezing during fit.
 
+The layer groups themselves belong to the model (`tfxfer.backbones.layer_groups`); this face
+re-exports them because freezing is where users reach for them.
+"""
+
+from tfxfer.backbones.groups import HEAD, group_names, layer_groups
 from tfxfer.freezing.freeze import (
     BN_POLICIES,
     TrainableSummary,
@@ -9,7 +14,6 @@ from tfxfer.freezing.freeze import (
     unfreeze_all,
 )
 from tfxfer.freezing.gradual import GradualUnfreezing
-from tfxfer.freezing.groups import HEAD, group_names, layer_groups
 
 __all__ = [
     "BN_POLICIES", "HEAD", "GradualUnfreezing", "TrainableSummary", "freeze_backbone", "group_names",

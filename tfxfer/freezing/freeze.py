@@ -21,9 +21,9 @@ import re
 
 import keras
 
+from tfxfer.backbones.groups import HEAD, get_backbone, layer_groups, select_groups
 from tfxfer.errors import ArgumentError, UnknownNameError
-from tfxfer.freezing.groups import HEAD, layer_groups, select_groups
-from tfxfer.models import get_backbone
+from tfxfer.utils.validate import check_float, check_int
 
 BN_POLICIES = ("frozen", "train")
 
@@ -162,8 +162,7 @@ def unfreeze(
     backbone = get_backbone(model)
     backbone_layers = [l for g in backbone_groups for l in all_groups[g] if any(l is b for b in backbone.layers)]
     if top_groups is not None:
-        if isinstance(top_groups, bool) or not isinstance(top_groups, int) or not 0 <= top_groups <= len(backbone_groups):
-            raise ArgumentError("top_groups", top_groups, f"must be an int in [0, {len(backbone_groups)}]")
+        top_groups = check_int("top_groups", top_groups, low=0, high=len(backbone_groups))
         chosen = backbone_groups[len(backbone_groups) - top_groups :] if top_groups else []
         selected = {id(l) for g in chosen for l in all_groups[g]}
     elif groups is not None:
@@ -188,8 +187,7 @@ def unfreeze(
         if not selected:
             raise ArgumentError("pattern", pattern, "matches no backbone layer")
     else:
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-            raise ArgumentError("fraction", fraction, "must be a number in (0, 1]")
+        fraction = check_float("fraction", fraction, low=0, high=1, low_open=True)
         n = max(1, round(len(backbone_layers) * fraction))
         selected = {id(l) for l in backbone_layers[len(backbone_layers) - n :]}
     return _apply(model, selected, bn_policy)

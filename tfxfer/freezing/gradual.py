@@ -24,6 +24,9 @@ import keras
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.freezing.freeze import _check_bn_policy, freeze_backbone, unfreeze
+from tfxfer.optim.discriminative import _MultiplierMixin, layerwise_decay
+from tfxfer.optim.schedules import WarmupSchedule
+from tfxfer.utils.validate import check_float, check_int, is_int
 
 
 def _normalize_schedule(schedule) -> dict:
@@ -37,11 +40,11 @@ def _normalize_schedule(schedule) -> dict:
             raise ArgumentError("schedule", schedule, "must have integer epochs as keys") from None
         if e < 0:
             raise ArgumentError("schedule", schedule, "must have epochs >= 0")
-        if not (isinstance(what, int) and not isinstance(what, bool)) and not (
+        if not is_int(what) and not (
             isinstance(what, (list, tuple)) and all(isinstance(g, str) for g in what)
         ):
             raise ArgumentError("schedule", {epoch: what}, "values must be an int (top groups) or a list of group names")
-        out[e] = list(what) if isinstance(what, (list, tuple)) else what
+        out[e] = list(what) if isinstance(what, (list, tuple)) else int(what)
     if 0 not in out:
         out[0] = 0
     return dict(sorted(out.items()))
@@ -65,8 +68,9 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
     Resuming ``fit(initial_epoch=k)`` applies the stage in force at epoch ``k``. To continue an
     interrupted run exactly (same stage, same point of the stage's learning-rate schedule), save
-    `get_state` and call `restore_state` before the first resumed epoch — or let
-    `tfxfer.reliability.ResumableCheckpoint` do both.
+    `get_state` and call `restore_state` before the first resumed epoch (the
+    `tfxfer.reliability.Stateful` protocol) — or let
+    ``tfxfer.reliability.ResumableCheckpoint(..., stateful=[this callback])`` do both.
     """
 
     def __init__(self, schedule, *, learning_rates=None, warmup_epochs: int = 0, layer_decay=None,
@@ -79,15 +83,10 @@ class GradualUnfreezing(keras.callbacks.Callback):
         for epoch, lr in self.learning_rates.items():
             if epoch not in self.schedule:
                 raise ArgumentError("learning_rates", {epoch: lr}, "must use epochs that start a stage in `schedule`")
-            if lr <= 0:
-                raise ArgumentError("learning_rates", {epoch: lr}, "must be > 0")
-        if int(warmup_epochs) < 0:
-            raise ArgumentError("warmup_epochs", warmup_epochs, "must be >= 0")
-        if layer_decay is not None and not 0 < float(layer_decay) <= 1:
-            raise ArgumentError("layer_decay", layer_decay, "must be in (0, 1]")
+            check_float(f"learning_rates[{epoch}]", lr, low=0, low_open=True)
         _check_bn_policy(bn_policy)
-        self.warmup_epochs = int(warmup_epochs)
-        self.layer_decay = None if layer_decay is None else float(layer_decay)
+        self.warmup_epochs = check_int("warmup_epochs", warmup_epochs, low=0)
+        self.layer_decay = check_float("layer_decay", layer_decay, low=0, high=1, low_open=True, allow_none=True)
         self.bn_policy = bn_policy
         self.verbose = int(verbose)
         self.current_stage = None
@@ -131,9 +130,6 @@ class GradualUnfreezing(keras.callbacks.Callback):
         return max(1, (end - epoch) * steps), steps
 
     def _fresh_optimizer(self, stage: int, epoch: int):
-        from tfxfer.optim.discriminative import _MultiplierMixin, layerwise_decay
-        from tfxfer.optim.schedules import WarmupSchedule
-
         model = self.model
         old = model.optimizer
         config = old.get_config()

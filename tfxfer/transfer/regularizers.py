@@ -33,6 +33,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from tfxfer.backbones.groups import get_backbone
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
 
 #: Layer attributes that hold a kernel, and the constructor argument of their regularizer
@@ -143,7 +144,7 @@ def attach_l2sp(model: keras.Model, *, alpha: float = 0.01, beta: float = 0.0, b
         model: a tfxfer transfer model (`tfxfer.models.build_model`) or any Keras model.
         alpha: L2-SP strength for the backbone kernels, >= 0.
         beta: plain L2 strength for kernels outside the backbone (the new head); 0 leaves them alone.
-        backbone: the sub-model to anchor; defaults to `tfxfer.models.get_backbone(model)`, or the
+        backbone: the sub-model to anchor; defaults to `tfxfer.backbones.get_backbone(model)`, or the
             whole model if it has no nested backbone.
 
     Returns:
@@ -166,8 +167,6 @@ def attach_l2sp(model: keras.Model, *, alpha: float = 0.01, beta: float = 0.0, b
     if not model.built:
         raise ModelError(f"Model {model.name!r} is not built; build it (call it once) before attaching L2-SP")
     if backbone is None:
-        from tfxfer.models import get_backbone
-
         try:
             backbone = get_backbone(model)
         except ModelError:

@@ -46,15 +46,10 @@ class BatchNormAdaptation:
 
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
-    """Every BatchNormalization layer of ``model``, nested models included, in call order."""
-    found, stack = [], list(reversed(model.layers))
-    while stack:
-        layer = stack.pop()
-        if isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer)
-        elif hasattr(layer, "layers"):
-            stack.extend(reversed(layer.layers))
-    return found
+    """Every BatchNormalization layer of ``model``: nested models and custom layers' sublayers too."""
+    # Keras has no public recursive walk over sublayers of custom layers; _flatten_layers is it.
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def adapt_batchnorm(model: keras.Model, target, *, batch_size: int = 64, max_examples: int | None = None,

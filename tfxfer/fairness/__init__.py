@@ -1,0 +1,24 @@
+"""Bias audit: does the model work equally well for every group?
+
+`group_metrics` (from labels and predictions) and `audit_model` (runs the model first) report
+accuracy, recall per class, FPR / FNR and ECE per group with bootstrap confidence intervals and the
+worst-group gap (`GroupReport`, with ``to_rows`` / ``to_markdown`` for reports).
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.fairness import group_metrics
+    >>> report = group_metrics([0, 1, 1, 0], [0, 1, 0, 0], ["a", "a", "b", "b"], n_bootstrap=0)
+    >>> report.gap("accuracy").value, report.gap("accuracy").worst_group
+    (0.5, 'b')
+"""
+
+from tfxfer.fairness.group_metrics import (
+    LOWER_IS_BETTER,
+    GroupGap,
+    GroupReport,
+    MetricValue,
+    audit_model,
+    group_metrics,
+)
+
+__all__ = ["LOWER_IS_BETTER", "GroupGap", "GroupReport", "MetricValue", "audit_model", "group_metrics"]

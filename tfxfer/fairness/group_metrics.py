@@ -1,0 +1,287 @@
+"""Per-group metrics with bootstrap confidence intervals and the worst-group gap.
+
+`group_metrics` splits predictions by any group column (cell type, domain, a demographic
+attribute) and reports, for every group and overall: accuracy, recall of each class, the false
+positive and false negative rates of a positive class, and the expected calibration error (15
+bins, as `tfxfer.metrics`). Each value carries a percentile bootstrap interval (examples resampled
+within each group, so group sizes stay fixed), and each metric a worst-group gap (best group minus
+worst group) with its own interval from the same resamples. `audit_model` runs a model first.
+
+Intervals are percentile intervals: they are honest about small groups (wide) but the gap's
+interval leans upwards when groups are nearly equal (a maximum minus a minimum of noisy values).
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.fairness import group_metrics
+    >>> rng = np.random.default_rng(0)
+    >>> labels = rng.integers(0, 2, 400)
+    >>> groups = np.where(np.arange(400) < 200, "mono", "poly")
+    >>> flip = rng.random(400) < np.where(groups == "mono", 0.1, 0.3)  # poly gets 3x the errors
+    >>> report = group_metrics(labels, np.where(flip, 1 - labels, labels), groups, n_bootstrap=200)
+    >>> report.gap("accuracy").worst_group
+    'poly'
+    >>> round(report.value("poly", "accuracy").value, 2)
+    0.72
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, DataError
+from tfxfer.metrics import ECE_BINS, class_ids, expected_calibration_error
+from tfxfer.utils.validate import check_float, check_int
+
+#: Metrics where a lower value is better (the worst group has the highest value).
+LOWER_IS_BETTER = ("fpr", "fnr", "ece")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricValue:
+    """A point estimate and its bootstrap interval (NaN where the metric is undefined)."""
+
+    value: float
+    low: float
+    high: float
+
+    def describe(self, digits: int = 3) -> str:
+        if math.isnan(self.value):
+            return "n/a"
+        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupGap:
+    """Best group minus worst group for one metric, with its interval and the groups named."""
+
+    metric: str
+    value: float
+    low: float
+    high: float
+    worst_group: object
+    best_group: object
+
+
+@dataclasses.dataclass
+class GroupReport:
+    """Everything `group_metrics` measured; ``to_rows`` / ``to_markdown`` render it for a report."""
+
+    metrics: list
+    groups: list
+    sizes: dict
+    values: dict  # {group: {metric: MetricValue}}, group None = overall
+    gaps: dict  # {metric: GroupGap}
+    confidence_level: float
+    n_bootstrap: int
+    positive_class: int | None
+    notes: list = dataclasses.field(default_factory=list)
+
+    def value(self, group, metric: str) -> MetricValue:
+        return self.values[group][metric]
+
+    @property
+    def overall(self) -> dict:
+        return self.values[None]
+
+    def gap(self, metric: str = "accuracy") -> GroupGap:
+        return self.gaps[metric]
+
+    @property
+    def worst_group_gap(self) -> GroupGap:
+        """The accuracy gap (best group minus worst group)."""
+        return self.gaps["accuracy"]
+
+    def to_rows(self) -> list[dict]:
+        """One row per group (and "overall"): ``group``, ``n``, then ``<metric>``, ``<metric>_low``,
+        ``<metric>_high`` for every metric."""
+        rows = []
+        for group in [*self.groups, None]:
+            row = {"group": "overall" if group is None else str(group), "n": self.sizes[group]}
+            for metric in self.metrics:
+                v = self.values[group][metric]
+                row.update({metric: v.value, f"{metric}_low": v.low, f"{metric}_high": v.high})
+            rows.append(row)
+        return rows
+
+    def to_markdown(self, digits: int = 3) -> str:
+        head = "| group | n | " + " | ".join(self.metrics) + " |"
+        lines = [head, "|" + "---|" * (len(self.metrics) + 2)]
+        for group in [*self.groups, None]:
+            cells = [self.values[group][m].describe(digits) for m in self.metrics]
+            name = "**overall**" if group is None else str(group)
+            lines.append(f"| {name} | {self.sizes[group]} | " + " | ".join(cells) + " |")
+        gaps = [f"{m}: {g.value:.{digits}f} [{g.low:.{digits}f}, {g.high:.{digits}f}] (worst {g.worst_group})"
+                for m, g in self.gaps.items() if not math.isnan(g.value)]
+        lines.append("")
+        lines.append(f"Worst-group gaps ({self.confidence_level:.0%} bootstrap intervals, {self.n_bootstrap} "
+                     f"resamples): " + "; ".join(gaps))
+        lines.extend(f"Note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        gap = self.worst_group_gap
+        return (f"Accuracy ranges from {self.value(gap.worst_group, 'accuracy').value:.3f} ({gap.worst_group}) to "
+                f"{self.value(gap.best_group, 'accuracy').value:.3f} ({gap.best_group}): a gap of {gap.value:.3f} "
+                f"[{gap.low:.3f}, {gap.high:.3f}] over {len(self.groups)} groups")
+
+
+def _metric_samples(y, pred, conf, bin_index, index, metrics, positive, num_classes, bins):
+    """{metric: values (rows of ``index``)} for the examples each row of ``index`` selects."""
+    yy, pp = y[index], pred[index]
+    correct = yy == pp
+    out = {"accuracy": correct.mean(axis=1)}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for c in range(num_classes):
+            name = f"recall[{c}]"
+            if name in metrics:
+                is_c = yy == c
+                out[name] = (correct & is_c).sum(axis=1) / is_c.sum(axis=1)
+        if positive is not None:
+            pos = yy == positive
+            out["fpr"] = ((pp == positive) & ~pos).sum(axis=1) / (~pos).sum(axis=1)
+            out["fnr"] = ((pp != positive) & pos).sum(axis=1) / pos.sum(axis=1)
+    if conf is not None:
+        gap = correct - conf[index]
+        bi = bin_index[index]
+        total = np.zeros(len(index))
+        for b in range(bins):
+            total += np.abs(np.where(bi == b, gap, 0.0).sum(axis=1))
+        out["ece"] = total / index.shape[1]
+    return out
+
+
+def group_metrics(labels, predictions, groups, *, positive_class: int | None = None, class_names=None,
+                  n_bootstrap: int = 1000, confidence_level: float = 0.95, seed: int = 0) -> GroupReport:
+    """Accuracy, recall per class, FPR/FNR and ECE per group, with bootstrap intervals and gaps.
+
+    Args:
+        labels: true class ids (or one-hot rows), length n.
+        predictions: class probabilities ``(n, k)`` (gives ECE too) or predicted class ids ``(n,)``.
+        groups: one group value per example (any hashable: "mono"/"poly", a domain, an attribute).
+        positive_class: the class whose FPR / FNR are reported (default 1 for two classes; for more
+            classes FPR / FNR are reported only when it is given).
+        class_names: names for the recall columns (``recall[defective]``); default class ids.
+        n_bootstrap: resamples per group (0: point estimates only, intervals are NaN).
+        confidence_level: of the percentile intervals, in (0, 1).
+        seed: seeds the resampling.
+
+    Returns:
+        A `GroupReport`.
+
+    Raises:
+        ArgumentError / DataError: lengths that differ, fewer than two groups, bad options.
+    """
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, low=0)
+    confidence_level = check_float("confidence_level", confidence_level, low=0.0, high=1.0, low_open=True,
+                                   high_open=True)
+    y = class_ids(labels)
+    predictions = np.asarray(predictions)
+    groups = np.asarray(groups)
+    if predictions.ndim == 2 and predictions.shape[1] >= 2:
+        probs = predictions.astype(np.float64)
+        pred, conf = probs.argmax(axis=1), probs.max(axis=1)
+        num_classes = probs.shape[1]
+    elif predictions.ndim == 1 or (predictions.ndim == 2 and predictions.shape[1] == 1):
+        pred, conf, probs = predictions.reshape(-1).astype(np.int64), None, None
+        num_classes = int(max(y.max(initial=0), pred.max(initial=0)) + 1)
+    else:
+        raise ArgumentError("predictions", f"an array of shape {predictions.shape}",
+                            "must be probabilities (n, classes) or class ids (n,)")
+    if not (len(y) == len(pred) == len(groups)):
+        raise DataError(f"`labels`, `predictions` and `groups` must have one entry per example; got "
+                        f"{len(y)}, {len(pred)} and {len(groups)}")
+    if len(y) == 0:
+        raise DataError("`labels` is empty")
+    if groups.ndim != 1:
+        raise ArgumentError("groups", f"an array of shape {groups.shape}", "must be 1-D (one group per example)")
+    names = list(range(num_classes)) if class_names is None else list(class_names)
+    if len(names) != num_classes:
+        raise ArgumentError("class_names", class_names, f"must have {num_classes} names")
+    if positive_class is None and num_classes == 2:
+        positive_class = 1
+    if positive_class is not None:
+        positive_class = check_int("positive_class", positive_class, low=0, high=num_classes - 1)
+    group_values = sorted(set(groups.tolist()), key=str)
+    if len(group_values) < 2:
+        raise DataError(f"`groups` has {len(group_values)} distinct value(s) {group_values[:2]}; a group audit "
+                        "needs at least 2")
+    metrics = ["accuracy", *[f"recall[{c}]" for c in range(num_classes)]]
+    if positive_class is not None:
+        metrics += ["fpr", "fnr"]
+    if probs is not None:
+        metrics.append("ece")
+    bins = ECE_BINS
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    bin_index = None if conf is None else np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+
+    rng = np.random.default_rng(seed)
+    tail = (1.0 - confidence_level) / 2.0
+    values, sizes, samples = {}, {}, {}
+    for group in [*group_values, None]:
+        rows = np.arange(len(y)) if group is None else np.flatnonzero(groups == group)
+        sizes[group] = int(len(rows))
+        point = _metric_samples(y, pred, conf, bin_index, rows[None, :], metrics, positive_class, num_classes, bins)
+        if n_bootstrap:
+            resampled = rows[rng.integers(0, len(rows), size=(n_bootstrap, len(rows)))]
+            boot = _metric_samples(y, pred, conf, bin_index, resampled, metrics, positive_class, num_classes, bins)
+        else:
+            boot = {m: np.full(1, np.nan) for m in metrics}
+        samples[group] = boot
+        values[group] = {}
+        for m in metrics:
+            finite = boot[m][np.isfinite(boot[m])]
+            low, high = (np.quantile(finite, [tail, 1.0 - tail]) if len(finite) else (np.nan, np.nan))
+            values[group][m] = MetricValue(float(point[m][0]), float(low), float(high))
+    if probs is not None:  # the point ECE is tfxfer.metrics' own number
+        for group in [*group_values, None]:
+            rows = slice(None) if group is None else groups == group
+            ece = expected_calibration_error(probs[rows], y[rows])
+            v = values[group]["ece"]
+            values[group]["ece"] = MetricValue(ece, v.low, v.high)
+
+    gaps, notes = {}, []
+    for m in metrics:
+        points = {g: values[g][m].value for g in group_values if not math.isnan(values[g][m].value)}
+        if len(points) < 2:
+            gaps[m] = GroupGap(m, math.nan, math.nan, math.nan, None, None)
+            notes.append(f"{m}: defined in fewer than two groups (a group without examples of that class)")
+            continue
+        lower_better = m in LOWER_IS_BETTER
+        worst = (max if lower_better else min)(points, key=points.get)
+        best = (min if lower_better else max)(points, key=points.get)
+        if n_bootstrap:
+            stacked = np.stack([samples[g][m] for g in points])
+            with np.errstate(invalid="ignore"):
+                boot_gap = np.nanmax(stacked, axis=0) - np.nanmin(stacked, axis=0)
+            boot_gap = boot_gap[np.isfinite(boot_gap)]
+            low, high = np.quantile(boot_gap, [tail, 1.0 - tail]) if len(boot_gap) else (math.nan, math.nan)
+        else:
+            low = high = math.nan
+        gaps[m] = GroupGap(m, float(abs(points[best] - points[worst])), float(low), float(high), worst, best)
+    small = [g for g in group_values if sizes[g] < 30]
+    if small:
+        notes.append(f"groups with fewer than 30 examples ({', '.join(map(str, small[:5]))}): wide intervals")
+    renamed = {f"recall[{c}]": f"recall[{names[c]}]" for c in range(num_classes)}
+    metrics = [renamed.get(m, m) for m in metrics]
+    values = {g: {renamed.get(m, m): v for m, v in row.items()} for g, row in values.items()}
+    gaps = {renamed.get(m, m): dataclasses.replace(g, metric=renamed.get(m, m)) for m, g in gaps.items()}
+    return GroupReport(metrics, group_values, sizes, values, gaps, confidence_level, n_bootstrap, positive_class,
+                       notes)
+
+
+def audit_model(model, x, labels, groups, *, batch_size: int = 32, positive_class: int | None = None,
+                class_names=None, n_bootstrap: int = 1000, confidence_level: float = 0.95,
+                seed: int = 0) -> GroupReport:
+    """`group_metrics` of ``model``'s class probabilities on ``x`` (images or texts).
+
+    Example:
+        >>> from tfxfer.fairness import audit_model
+        >>> report = audit_model(model, x_test, y_test, cell_types)  # doctest: +SKIP
+        >>> print(report.to_markdown())  # doctest: +SKIP
+    """
+    probs = np.asarray(model.predict(x, batch_size=check_int("batch_size", batch_size, low=1), verbose=0))
+    return group_metrics(labels, probs, groups, positive_class=positive_class, class_names=class_names,
+                         n_bootstrap=n_bootstrap, confidence_level=confidence_level, seed=seed)

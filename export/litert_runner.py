@@ -10,7 +10,17 @@ written by ``tfxfer.export``) to the device, then:
 Preprocessing is inside the model: the runner only resizes the image to the model's input size
 (bilinear) and feeds raw 0-255 pixels, quantized to the input's scale / zero point when the model
 takes uint8 or int8. It prints the top-k classes for each image and the inference time
-(median of ``--repeat`` timed runs after one warm-up run). ``--json`` prints one JSON document.
+(median of ``--repeat`` timed runs after one warm-up run). ``--json`` prints one JSON document, the
+same schema as ``tfxfer predict --json`` (``tfxfer/1``, documented in ``tfxfer/cli/json_output.py``):
+
+    {"schema": "tfxfer/1", "command": "litert_runner", "ok": true, "exit_code": 0, "error": null,
+     "model": "model_int8.tflite", "threads": 2,
+     "results": [{"image": "photo.jpg", "top": [{"index": 3, "label": "cat", "probability": 0.91}, ...],
+                  "inference_ms": 3.4}]}
+
+An input it cannot read gets ``"error": {"type": ..., "message": ...}`` instead of ``"top"`` (exit
+code 1); a fatal error (missing model, bad labels file) prints a document with ``"ok": false`` and
+the ``error`` object, so a script never parses a traceback.
 
 Text models (``tfxfer.text.export_text_tflite``; their sidecar says ``"format":
 "tfxfer-text-tflite"``) take token ids, so the arguments after the model are texts, tokenized by
@@ -35,6 +45,7 @@ import time
 import numpy as np
 
 TEXT_FORMAT = "tfxfer-text-tflite"
+JSON_SCHEMA = "tfxfer/1"  # tfxfer/cli/json_output.py: the same document as `tfxfer predict --json`
 TOKENIZER_MODULES = {"wordpiece": ("wordpiece_tokenizer", "WordPieceTokenizer"),
                      "bpe": ("bpe_tokenizer", "BytePairTokenizer")}
 
@@ -220,7 +231,7 @@ def run_text(args) -> int:
             tags = [classifier.labels[i] for i in probabilities.argmax(-1)]
             results.append({"text": text, "tags": tags, "probabilities": probabilities.tolist(), "inference_ms": ms})
     if args.json:
-        print(json.dumps({"model": args.model, "threads": args.threads, "results": results}, ensure_ascii=False))
+        print_document(model=args.model, threads=args.threads, results=results)
     else:
         for r in results:
             shown = (", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"]) if "top" in r
@@ -229,8 +240,9 @@ def run_text(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run(argv) -> int:
+    """Parse ``argv`` and classify its inputs; fatal errors raise (see `main`)."""
+    parser = _Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="the .tflite file (its sidecar <stem>.json is read if present)")
     parser.add_argument("inputs", nargs="+", metavar="input",
                         help="image files (JPEG, PNG, ...), or texts for a tfxfer text model")
@@ -251,23 +263,64 @@ def main(argv=None) -> int:
         try:
             probabilities, ms = classifier.classify(path, repeat=args.repeat)
         except (OSError, ValueError) as exc:  # unreadable or non-image file: report, go on
-            results.append({"image": path, "error": f"{type(exc).__name__}: {exc}"})
+            results.append({"image": path, "error": {"type": type(exc).__name__, "message": str(exc)}})
             continue
         order = np.argsort(-probabilities)[: max(1, args.top_k)]
         top = [{"index": int(i), "label": classifier.labels[i], "probability": float(probabilities[i])}
                for i in order]
         results.append({"image": path, "top": top, "inference_ms": ms})
 
+    failed = sum("error" in r for r in results)
     if args.json:
-        print(json.dumps({"model": args.model, "threads": args.threads, "results": results}))
+        error = {"type": "InputError", "message": f"{failed} of {len(results)} inputs could not be read"} if failed \
+            else None
+        print_document(exit_code=1 if failed else 0, error=error, model=args.model, threads=args.threads,
+                       results=results)
     else:
         for r in results:
             if "error" in r:
-                print(f"{r['image']}: ERROR {r['error']}")
+                print(f"{r['image']}: ERROR {r['error']['type']}: {r['error']['message']}")
                 continue
             ranked = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
             print(f"{r['image']}: {ranked}  ({r['inference_ms']:.2f} ms, {args.threads} thread(s))")
-    return 1 if any("error" in r for r in results) else 0
+    return 1 if failed else 0
+
+
+def print_document(*, exit_code: int = 0, error: dict | None = None, **fields) -> None:
+    """Print one ``tfxfer/1`` JSON document (see the module docstring) on stdout."""
+    doc = {"schema": JSON_SCHEMA, "command": "litert_runner", "ok": exit_code == 0, "exit_code": exit_code,
+           "error": None if error is None else {**error, "exit_code": exit_code}, **fields}
+    print(json.dumps(doc, ensure_ascii=False))
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _UsageError(message)
+
+
+def main(argv=None) -> int:
+    """The runner's entry point: `run`, with every failure a one-line message on stderr and, when
+    ``--json`` is given, also a JSON document on stdout; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wants_json = "--json" in argv
+    try:
+        return run(argv)
+    except _UsageError as exc:
+        print(f"litert_runner.py: error: {exc}", file=sys.stderr)
+        if wants_json:
+            print_document(exit_code=2, error={"type": "UsageError", "message": str(exc)})
+        return 2
+    except SystemExit as exc:  # sys.exit("message") above: a fatal error with exit status 1
+        if not isinstance(exc.code, str):
+            raise
+        print(exc.code, file=sys.stderr)
+        if wants_json:
+            print_document(exit_code=1, error={"type": "RunnerError", "message": exc.code})
+        return 1
 
 
 if __name__ == "__main__":

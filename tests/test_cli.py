@@ -117,7 +117,9 @@ def test_predict_evaluate_export(tiny_model_dir, tmp_path, capsys):
     assert len(lines) == 7 and lines[0].endswith("0.png: bright 1.000, dark 0.000")
     assert all(line.split(": ")[1].startswith("dark") for line in lines[1:])
     assert cli.main(["evaluate", str(tiny_model_dir), str(data), "--json", "-q"]) == 0
-    metrics = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "tfxfer/1" and doc["ok"] and doc["command"] == "evaluate" and doc["split"] == "test"
+    metrics = doc["metrics"]
     assert metrics["accuracy"] == 1.0 and metrics["num_examples"] == 12
     out = tmp_path / "exported"
     assert cli.main(["export", str(tiny_model_dir), str(data), "--variants", "float32,int8", "--out", str(out),
@@ -125,8 +127,10 @@ def test_predict_evaluate_export(tiny_model_dir, tmp_path, capsys):
     assert "pass" in capsys.readouterr().out
     assert (out / "model_float32.tflite").is_file() and (out / "model_int8.tflite").is_file()
     assert cli.main(["predict", str(out / "model_int8.tflite"), str(data / "dark" / "1.png"), "--json", "-q"]) == 0
-    row = json.loads(capsys.readouterr().out)
-    assert row["top"][0]["class"] == "dark"
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"].endswith("model_int8.tflite") and doc["exit_code"] == 0 and doc["error"] is None
+    (row,) = doc["results"]  # the device runner's schema: image, top [{index, label, probability}]
+    assert row["image"].endswith("1.png") and row["top"][0]["label"] == "dark" and row["top"][0]["index"] == 1
     assert cli.main(["evaluate", str(out / "model_float32.tflite"), str(data), "-q"]) == 0
     assert "accuracy 1.0000" in capsys.readouterr().out
     wrong = _images(tmp_path / "other", classes=("cat", "dog"))
@@ -155,10 +159,16 @@ def test_doctor_rules_and_command(capsys, monkeypatch):
     fixes = {c.name: c.fix for c in doctor.check_versions(bad, env={"KERAS_BACKEND": "jax"}) if not c.ok}
     assert fixes == {"keras": 'pip install "keras>=3.13,<4"', "tf-keras": 'pip install "tf-keras==2.21.*"',
                      "KERAS_BACKEND": "unset KERAS_BACKEND"}
-    monkeypatch.setattr(doctor, "check_environment", lambda: doctor.check_versions(bad, env={}))
+    monkeypatch.setattr(doctor, "version_checks", lambda: doctor.check_versions(bad, env={}))
+    monkeypatch.setattr(doctor, "import_checks", lambda: [doctor.Check("import keras_hub", True, "imports", "imports")])
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
-    assert "What to fix:" in out and 'tf-keras: pip install "tf-keras==2.21.*"' in out
+    assert "What to fix:" in out and 'tf-keras: pip install "tf-keras==2.21.*"' in out and "import keras_hub" in out
+    assert cli.main(["doctor", "--versions-only", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert not doc["ok"] and doc["exit_code"] == 1 and "keras" in doc["error"]["message"]
+    assert {c["name"] for c in doc["checks"] if not c["ok"]} == {"keras", "tf-keras"}
+    assert "import keras_hub" not in {c["name"] for c in doc["checks"]}
 
 
 def test_rank_command(tmp_path, capsys):

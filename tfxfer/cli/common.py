@@ -1,7 +1,8 @@
-"""What every ``tfxfer`` command shares: exit codes, verbosity flags, printing, quiet TensorFlow
-start-up, and the one-line error (with its exit code) that `tfxfer.cli.main` prints.
+"""What every ``tfxfer`` command shares: exit codes, the verbosity and ``--json`` flags, printing,
+quiet TensorFlow start-up, checks that run before TensorFlow is imported, and the one-line error
+(with its exit code) that `tfxfer.cli.main` prints.
 
-Command modules import this module and nothing else from `tfxfer.cli`.
+Command modules import this module (and `tfxfer.cli.json_output`) and nothing else from `tfxfer.cli`.
 
 Example:
     >>> import argparse
@@ -15,21 +16,37 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import sys
 
+from tfxfer.cli.json_output import document, dumps
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ConfigError, GateError, TfxferError, UnknownNameError
+from tfxfer.utils.native_logs import quiet_native_logs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_GATE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EXIT_CODES_HELP = ("exit codes: 0 success; 1 run-time failure (bad data, failed conversion, full disk); "
+                   "2 usage or recipe error (unknown command, flag, name or key; missing file); "
+                   "3 the verification gate failed; 130 interrupted (Ctrl-C)")
+
+
+class UsageError(TfxferError, ValueError):
+    """The command line itself is wrong: an unknown command or flag, a missing or malformed argument."""
 
 
 def add_verbosity(parser) -> None:
     """``-q`` / ``-v`` on a command's parser (mutually exclusive)."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("-q", "--quiet", action="store_true", help="print only the result lines")
-    group.add_argument("-v", "--verbose", action="store_true", help="print details (fingerprints, full errors)")
+    group.add_argument("-v", "--verbose", action="store_true", help="print details (fingerprints, full errors, "
+                       "TensorFlow's start-up logs)")
+
+
+def add_json(parser) -> None:
+    """``--json`` on a command's parser: one JSON document on stdout (`tfxfer.cli.json_output`)."""
+    parser.add_argument("--json", action="store_true", help="print one JSON document (schema tfxfer/1, also on "
+                        "errors) on stdout; progress goes to stderr")
 
 
 def verbosity(args) -> int:
@@ -38,7 +55,7 @@ def verbosity(args) -> int:
 
 
 def say(args, text: str) -> None:
-    """Print a progress line unless ``-q``."""
+    """Print a progress line unless ``-q`` (on stderr under ``--json``, where stdout is redirected)."""
     if verbosity(args):
         print(text, flush=True)
 
@@ -49,45 +66,62 @@ def show(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-@contextlib.contextmanager
-def quiet_native_logs(enabled: bool):
-    """Silence TensorFlow's native start-up log lines on stderr (fd 2) while it is imported."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+def emit_json(args, **fields) -> None:
+    """Print the command's ``--json`` document (`tfxfer.cli.json_output`) on the real stdout."""
+    stream = getattr(args, "json_stream", None) or sys.stdout
+    print(dumps(document(args.command, **fields)), file=stream, flush=True)
 
 
 def import_tensorflow(args) -> None:
-    """Import TensorFlow and Keras now, with their start-up chatter hidden unless ``-v``.
+    """Import TensorFlow and Keras and query the devices now, with their native start-up chatter
+    (absl, oneDNN, CUDA) hidden unless ``-v``.
 
-    Commands call this only once they know they need TensorFlow, so ``tfxfer --help``, ``doctor``
-    and the argument and recipe errors stay fast.
+    Commands call this only once they know they need TensorFlow, so ``tfxfer --help``, ``datasets``,
+    ``backbones``, ``doctor`` and the argument, path and recipe errors stay fast.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if verbosity(args) < 2 else "1")
-    with quiet_native_logs(verbosity(args) < 2):
-        import tensorflow  # noqa: F401
+    quiet = verbosity(args) < 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if quiet else "1")
+    with quiet_native_logs(quiet):
+        import tensorflow as tf
         import keras  # noqa: F401
-    if verbosity(args) < 2:
+
+        tf.config.list_physical_devices()  # device discovery logs ("failed call to cuInit") happen here
+    if quiet:
         import absl.logging  # comes with TensorFlow: imported after it
 
         absl.logging.set_verbosity(absl.logging.ERROR)  # converter deprecation chatter
 
 
+# -- checks that run before TensorFlow is imported -------------------------------------------------
+def check_model_path(path: str) -> str:
+    """``path`` as `tfxfer.recipes.inference.open_model` will read it: a ``.keras`` / ``.tflite``
+    file or a run directory; raises `ArgumentError` (exit 2) before anything heavy is imported."""
+    from tfxfer.recipes.inference import resolve_model_path  # numpy only
+
+    return resolve_model_path(path)
+
+
+def check_data_argument(data: str, *, name: str = "data") -> None:
+    """Fail fast (exit 2) when ``data`` is neither a packaged data set nor an existing path: an
+    unknown name gets close matches, a missing path says so."""
+    from tfxfer.recipes.catalog import DATASETS, dataset_key, looks_like_path
+
+    if dataset_key(data) is not None or os.path.exists(os.path.expanduser(data)):
+        return
+    if looks_like_path(data):
+        raise ArgumentError(name, data, "must be an existing folder or table file, or a packaged data set name "
+                            "(tfxfer datasets)")
+    raise UnknownNameError("data set", data, DATASETS)
+
+
+# -- errors -----------------------------------------------------------------------------------------
 def exit_code(exc: BaseException) -> int:
-    """The exit code for an error a command raised: 3 gate, 2 usage or recipe, else 1."""
+    """The exit code for an error a command raised: 3 gate, 2 usage or recipe, 130 Ctrl-C, else 1."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
     if isinstance(exc, GateError):
         return EXIT_GATE
-    if isinstance(exc, (ConfigError, ArgumentError, ArgumentTypeError, UnknownNameError)):
+    if isinstance(exc, (ConfigError, ArgumentError, ArgumentTypeError, UnknownNameError, UsageError)):
         return EXIT_USAGE
     return EXIT_FAILURE
 
@@ -103,14 +137,27 @@ def os_error_text(exc: OSError) -> str:
     return str(exc).strip() or type(exc).__name__
 
 
-def report_error(exc: TfxferError | OSError, *, level: int) -> int:
-    """Print ``exc`` as one ``tfxfer: error:`` line on stderr (all of it with ``-v``); return its exit code."""
-    text = os_error_text(exc) if isinstance(exc, OSError) and not isinstance(exc, TfxferError) else \
-        (str(exc).strip() or type(exc).__name__)
+def error_text(exc: BaseException) -> str:
+    """The message of an error as the CLI shows it."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, OSError) and not isinstance(exc, TfxferError):
+        return os_error_text(exc)
+    return str(exc).strip() or type(exc).__name__
+
+
+def report_error(exc: BaseException, *, level: int, command: str = "tfxfer", json_stream=None) -> int:
+    """Print ``exc`` as one ``tfxfer: error:`` line on stderr (all of it with ``-v``), and as the
+    ``--json`` error document on ``json_stream`` when given; return its exit code."""
+    code = exit_code(exc)
+    text = error_text(exc)
     lines = text.splitlines()
     more = " (run with -v for details)" if level < 2 and len(lines) > 1 else ""
-    print(f"tfxfer: error: {text if level >= 2 else lines[0]}{more}", file=sys.stderr)
-    return exit_code(exc)
+    print(f"tfxfer: error: {text if level >= 2 else lines[0]}{more}", file=sys.stderr, flush=True)
+    if json_stream is not None:
+        error = {"type": type(exc).__name__, "message": text}
+        print(dumps(document(command, exit_code=code, error=error)), file=json_stream, flush=True)
+    return code
 
 
 def one_line_warnings(message, category, filename, lineno, file=None, line=None):

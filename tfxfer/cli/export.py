@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-from tfxfer.cli.common import EXIT_OK, add_verbosity, import_tensorflow, show, verbosity
+from tfxfer.cli.common import (EXIT_OK, add_json, add_verbosity, check_data_argument, check_model_path, emit_json,
+                               import_tensorflow, show, verbosity)
 from tfxfer.errors import ArgumentError
 
 
@@ -32,13 +33,23 @@ def add_parser(sub) -> None:
     p.add_argument("--saved-model", metavar="NAME", help="also write a TF Serving SavedModel under this name")
     p.add_argument("--keep-failed", action="store_true", help="keep files that fail the gate")
     add_verbosity(p)
+    add_json(p)
 
 
 def _variants(text: str | None, default: str) -> tuple:
     return tuple(v.strip() for v in (text or default).split(",") if v.strip())
 
 
+def _emit(args, table) -> None:
+    """``--json``: the export table's rows (schema tfxfer/1, `tfxfer.cli.json_output`)."""
+    emit_json(args, model=os.path.abspath(args.model), out=os.path.abspath(args.out), report=table.report_path,
+              variants=table.rows)
+
+
 def cmd_export(args) -> int:
+    if check_model_path(args.model).endswith(".tflite"):  # a wrong model or data set fails before TensorFlow
+        raise ArgumentError("model", args.model, "must be a .keras model (or a run directory) to export")
+    check_data_argument(args.data)
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
     from tfxfer.export import export_all
@@ -55,6 +66,9 @@ def cmd_export(args) -> int:
     table = export_all(model.model, args.out, variants=variants, representative_data=x if "int8" in variants else None,
                        eval_data=(x, y), class_names=names, benchmark=not args.no_benchmark,
                        keep_failed=args.keep_failed, serving_name=args.saved_model)
+    if args.json:
+        _emit(args, table)
+        return EXIT_OK
     print(table.format())
     print(f"Files in {show(os.path.abspath(args.out))} (report: {show(table.report_path)})")
     return EXIT_OK
@@ -84,6 +98,9 @@ def _export_text(args, model) -> int:
     finally:
         for bar in bars:
             bar.close()
+    if args.json:
+        _emit(args, table)
+        return EXIT_OK
     print(table.format())
     print(f"Files in {show(os.path.abspath(args.out))} (each .tflite with its .json sidecar and tokenizer files)")
     return EXIT_OK

@@ -9,10 +9,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 
-from tfxfer.cli.common import EXIT_OK, add_verbosity, import_tensorflow
+from tfxfer.cli.common import (EXIT_OK, add_json, add_verbosity, check_data_argument, check_model_path, emit_json,
+                               import_tensorflow)
+from tfxfer.errors import ArgumentError
 from tfxfer.utils.validate import check_int
 
 
@@ -21,7 +22,7 @@ def add_parsers(sub) -> None:
     p.add_argument("model", help="a .keras or .tflite file, or a run directory")
     p.add_argument("inputs", nargs="+", help="image files or folders; for text models texts or .txt files of lines")
     p.add_argument("--top", type=int, default=3, help="classes to show per image (default 3)")
-    p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    add_json(p)
     add_verbosity(p)
 
     p = sub.add_parser("evaluate", help="accuracy, per-class metrics and calibration of a model on labelled data "
@@ -33,32 +34,46 @@ def add_parsers(sub) -> None:
     p.add_argument("--limit", type=int, help="evaluate at most this many images (texts, sentences)")
     p.add_argument("--text-column", default="text", help="text column (CSV / TSV) or field (JSONL) of a text table")
     p.add_argument("--label-column", default="label", help="label column or field of a text table")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_json(p)
     add_verbosity(p)
 
 
 def cmd_predict(args) -> int:
     check_int("--top", args.top, low=1)
+    if check_model_path(args.model).endswith(".tflite"):  # image inputs: check them before TensorFlow
+        for item in args.inputs:
+            if not os.path.exists(os.path.expanduser(item)):
+                raise ArgumentError("inputs", item, "must be existing image files or folders")
     import_tensorflow(args)
     # tfxfer.recipes.inference imports TensorFlow: loaded after import_tensorflow hid its start-up logs
     from tfxfer.recipes.inference import image_files, open_model, predict_text_inputs, read_images, top_k
 
     model = open_model(args.model)
     if model.image_size is None:  # text classifier or NER model: the inputs are texts
-        for text, result in predict_text_inputs(model, args.inputs, k=args.top):
-            print(json.dumps({"text": text, "result": result}) if args.json else f"{text}: {result}")
+        results = predict_text_inputs(model, args.inputs, k=args.top)
+        if args.json:
+            emit_json(args, model=model.path, results=[{"text": t, "result": r} for t, r in results])
+            return EXIT_OK
+        for text, result in results:
+            print(f"{text}: {result}")
         return EXIT_OK
     files = image_files(args.inputs)
     probs = model.predict(read_images(files, image_size=model.image_size, channels=model.channels))
-    for path, ranked in zip(files, top_k(probs, model.class_names, k=min(args.top, len(model.class_names)))):
-        if args.json:
-            print(json.dumps({"file": path, "top": [{"class": c, "probability": p} for c, p in ranked]}))
-        else:
-            print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked))
+    ranked_all = top_k(probs, model.class_names, k=min(args.top, len(model.class_names)))
+    if args.json:  # the device runner's schema (export/litert_runner.py): image, top [{index, label, probability}]
+        index = {str(c): i for i, c in enumerate(model.class_names)}
+        emit_json(args, model=model.path, results=[
+            {"image": path, "top": [{"index": index[c], "label": c, "probability": p} for c, p in ranked]}
+            for path, ranked in zip(files, ranked_all)])
+        return EXIT_OK
+    for path, ranked in zip(files, ranked_all):
+        print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked))
     return EXIT_OK
 
 
 def cmd_evaluate(args) -> int:
+    check_model_path(args.model)  # a missing model or data set fails before TensorFlow
+    check_data_argument(args.data)
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
     from tfxfer.recipes.inference import evaluation_data, open_model
@@ -69,14 +84,16 @@ def cmd_evaluate(args) -> int:
     if model.image_size is None:  # text classifier or NER model: labelled texts, tables or CoNLL files
         metrics = evaluate_text_model(model, args.data, split=args.split, limit=args.limit,
                                       text_column=args.text_column, label_column=args.label_column)
-        print(json.dumps(metrics) if args.json else
-              format_text_metrics(metrics, title=f"{os.path.basename(model.path)} on {args.data}"))
+        if args.json:
+            emit_json(args, model=model.path, data=args.data, split=args.split, metrics=metrics)
+        else:
+            print(format_text_metrics(metrics, title=f"{os.path.basename(model.path)} on {args.data}"))
         return EXIT_OK
     x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels, split=args.split,
                                   class_names=model.class_names, limit=args.limit)
     metrics = classification_metrics(model.predict(x), y, names)
     if args.json:
-        print(json.dumps(metrics))
+        emit_json(args, model=model.path, data=args.data, split=args.split, metrics=metrics)
         return EXIT_OK
     print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} images): accuracy {metrics['accuracy']:.4f}, "
           f"macro F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}")

@@ -9,7 +9,8 @@ Example:
 
 from __future__ import annotations
 
-from tfxfer.cli.common import EXIT_OK, add_verbosity, import_tensorflow, say, verbosity
+from tfxfer.cli.common import (EXIT_OK, add_json, add_verbosity, check_data_argument, emit_json, import_tensorflow,
+                               say, verbosity)
 from tfxfer.errors import ArgumentError
 
 
@@ -40,20 +41,23 @@ def add_parser(sub) -> None:
                    "candidate (pretrained vs random-weights features, and TF-IDF for text) and print its verdict")
     p.add_argument("--no-cost", action="store_true", help="skip the int8 size / latency measurement")
     add_verbosity(p)
+    add_json(p)
 
 
-def _check_flags(args, *, recipe: bool, text: bool) -> None:
+def _check_flags(args, *, recipe: bool) -> None:
     """Flag combinations that make no sense for this kind of RECIPE|DATA (one-line usage errors)."""
     if not recipe and args.overrides:
         raise ArgumentError("--set", args.overrides[0], "applies only when ranking from a recipe (.yaml)")
     if not recipe and not args.candidates:
         raise ArgumentError("--candidates", None, "is required when DATA is not a recipe (.yaml)")
-    if text:
-        for flag, value in (("--input-size", args.input_size), ("--max-size-mib", args.max_size_mib),
-                            ("--max-latency-ms", args.max_latency_ms)):
-            if value is not None:
-                raise ArgumentError(flag, value, "applies to image backbones; text encoders are ranked on "
-                                    "--max-params and --sequence-length (their int8 size and latency are not measured)")
+
+
+def _check_text_flags(args) -> None:
+    for flag, value in (("--input-size", args.input_size), ("--max-size-mib", args.max_size_mib),
+                        ("--max-latency-ms", args.max_latency_ms)):
+        if value is not None:
+            raise ArgumentError(flag, value, "applies to image backbones; text encoders are ranked on "
+                                "--max-params and --sequence-length (their int8 size and latency are not measured)")
 
 
 def _budget(args):
@@ -62,18 +66,28 @@ def _budget(args):
     return Budget(max_size_mib=args.max_size_mib, max_latency_ms=args.max_latency_ms, max_params=args.max_params)
 
 
-def _print_probe(args, top, run_probe, *, control: str) -> None:
-    """``--probe``: the verdict for the top-ranked candidate (``top``), or why there is none."""
+def _probe(args, top, run_probe, *, control: str):
+    """``--probe``: the verdict for the top-ranked candidate (``top``), printed; returned for ``--json``."""
     if not args.probe:
-        return
+        return None
     if top is None:
-        print("\nProbe skipped: no candidate is within the budget.")
-        return
+        print("\nProbe skipped: no candidate is within the budget.")  # on stderr under --json
+        return None
     say(args, f"Probing {top.label}: linear probe on its features vs {control}")
     report = run_probe(top)
-    print(f"\nNegative-transfer probe for {top.label}:\n{report.to_markdown()}")
-    if top.weights is None:
-        print("(Its weights are random, so the probe compares two random initialisations.)")
+    if not args.json:
+        print(f"\nNegative-transfer probe for {top.label}:\n{report.to_markdown()}")
+        if top.weights is None:
+            print("(Its weights are random, so the probe compares two random initialisations.)")
+    return report
+
+
+def _finish(args, result, probe, *, kind: str) -> int:
+    if args.json:
+        emit_json(args, kind=kind, candidates=result.to_rows(), best=result.best,
+                  ranking={k: v for k, v in result.to_dict().items() if k != "rows"},
+                  probe=probe.to_dict() if probe is not None else None)
+    return EXIT_OK
 
 
 def cmd_rank(args) -> int:
@@ -82,11 +96,12 @@ def cmd_rank(args) -> int:
     from tfxfer.recipes import ranking
 
     recipe = ranking.is_recipe(args.data)
+    _check_flags(args, recipe=recipe)
     if not recipe:
+        check_data_argument(args.data)  # an unknown data set name or a missing path fails before TensorFlow
         import_tensorflow(args)  # telling text from image data reads the data set catalog (TensorFlow)
         if ranking.is_text_source(args.data):
             return _rank_text(args)
-    _check_flags(args, recipe=recipe, text=False)
     inputs = ranking.image_rank_inputs(args.data, candidates=args.candidates and args.candidates.split(","),
                                        overrides=args.overrides, input_size=args.input_size)
     import_tensorflow(args)
@@ -99,11 +114,12 @@ def cmd_rank(args) -> int:
     result = rank_backbones((x, y), inputs.candidates, input_size=size, budget=_budget(args),
                             measure_cost=not args.no_cost, max_samples=args.max_samples,
                             verbose=1 if verbosity(args) else 0)
-    print(result.to_markdown())
-    _print_probe(args, ranking.probe_target(result, inputs.candidates), lambda top: ranking.probe_image_candidate(
+    if not args.json:
+        print(result.to_markdown())
+    probe = _probe(args, ranking.probe_target(result, inputs.candidates), lambda top: ranking.probe_image_candidate(
         (x, y), top, input_size=size, max_samples=args.max_samples),
         control="the same architecture with random weights")
-    return EXIT_OK
+    return _finish(args, result, probe, kind="image")
 
 
 def _rank_text(args) -> int:
@@ -112,13 +128,14 @@ def _rank_text(args) -> int:
     from tfxfer.recipes import ranking
     from tfxfer.transfer import rank_backbones
 
-    _check_flags(args, recipe=False, text=True)
+    _check_text_flags(args)
     candidates = ranking.text_candidates(args.candidates.split(","))  # an image backbone here is a one-line error
 
     texts, labels = ranking.load_text_rank_data(args.data, max_samples=args.max_samples)
     result = rank_backbones((texts, labels), candidates, budget=_budget(args), sequence_length=args.sequence_length,
                             verbose=1 if verbosity(args) else 0)
-    print(result.to_markdown())
-    _print_probe(args, ranking.probe_target(result, candidates), lambda top: ranking.probe_text_candidate(
+    if not args.json:
+        print(result.to_markdown())
+    probe = _probe(args, ranking.probe_target(result, candidates), lambda top: ranking.probe_text_candidate(
         texts, labels, top, sequence_length=args.sequence_length), control="random weights and TF-IDF")
-    return EXIT_OK
+    return _finish(args, result, probe, kind="text")

@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import os
 
-from tfxfer.cli.common import EXIT_OK, show
+from tfxfer.cli.common import EXIT_OK, add_json, emit_json, show
 from tfxfer.errors import ArgumentError
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="re-render the HTML / Markdown report of a run directory")
     p.add_argument("run_dir")
+    add_json(p)
 
 
 def cmd_report(args) -> int:
-    from tfxfer.report import write_report  # ~20 ms of imports: loaded here, not at `tfxfer --help`
-
     if not os.path.isdir(args.run_dir):
         raise ArgumentError("run_dir", args.run_dir, "must be an existing run directory")
+    from tfxfer.report import write_report  # ~20 ms of imports: loaded here, not at `tfxfer --help`
+
     paths = write_report(args.run_dir)
-    print(f"Report:   {show(paths.html)}\nMarkdown: {show(paths.markdown)}")
+    if args.json:
+        emit_json(args, html=os.path.abspath(paths.html), markdown=os.path.abspath(paths.markdown))
+    else:
+        print(f"Report:   {show(paths.html)}\nMarkdown: {show(paths.markdown)}")
     return EXIT_OK

@@ -1,8 +1,10 @@
 """What a run prints: stage lines, progress bars and details, in quiet / normal / verbose modes.
 
 * quiet (0): only the final summary lines (and errors).
-* normal (1): one line per stage, Keras progress bars for training, tqdm bars for feature
-  extraction, calibration, verification and benchmarking.
+* normal (1): one line per stage; on a terminal, Keras progress bars for training and tqdm bars
+  for feature extraction, calibration, verification and benchmarking. When the output is not a
+  terminal (a log file, a pipe, CI), plain lines instead: one per epoch (Keras ``verbose=2``) and
+  one per finished loop (``  calibration: 200 images in 3.1 s``), no carriage returns, no colours.
 * verbose (2): also fingerprints, skipped-stage reasons and per-variant details.
 
 Example:
@@ -15,6 +17,13 @@ from __future__ import annotations
 
 import sys
 import time
+
+from tfxfer.utils.humanize import format_duration
+
+
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is an interactive terminal (progress bars) rather than a file or a pipe."""
+    return bool(getattr(stream, "isatty", lambda: False)())
 
 
 class Console:
@@ -30,11 +39,17 @@ class Console:
         self._start = time.perf_counter()
 
     @property
+    def interactive(self) -> bool:
+        """Progress bars (True) or plain lines: bars only when this console's stream and stdout (where
+        Keras writes its bars) are both terminals."""
+        return is_terminal(self.stream) and is_terminal(sys.stdout)
+
+    @property
     def keras_verbose(self) -> int:
         """``verbose`` for ``fit``/``predict``: bars on a terminal, one line per epoch otherwise."""
         if self.verbosity == 0:
             return 0
-        return 1 if getattr(self.stream, "isatty", lambda: False)() else 2
+        return 1 if self.interactive else 2
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -49,6 +64,8 @@ class Console:
         """``update(done, total)`` driving a tqdm bar (a no-op in quiet mode), and ``close()``."""
         if self.verbosity == 0:
             return _NoBar()
+        if not self.interactive:
+            return _LineBar(self._print, desc=desc, unit=unit)
         from tqdm import tqdm
 
         return _Bar(tqdm(total=None, desc=f"  {desc}", unit=unit, file=self.stream, leave=True,
@@ -69,10 +86,20 @@ class Console:
         """A tqdm bar over ``iterable`` (silent in quiet mode)."""
         if self.verbosity == 0:
             return iterable
+        if not self.interactive:
+            return self._lines(iterable, desc=desc, unit=unit)
         from tqdm import tqdm
 
         return tqdm(iterable, desc=f"  {desc}", total=total, unit=unit, file=self.stream, leave=True,
                     dynamic_ncols=True, mininterval=0.5)
+
+
+    def _lines(self, iterable, *, desc: str, unit: str):
+        start, count = time.perf_counter(), 0
+        for item in iterable:
+            count += 1
+            yield item
+        self._print(f"  {desc}: {count} {unit} in {format_duration(time.perf_counter() - start)}")
 
 
 class _NoBar:
@@ -94,3 +121,18 @@ class _Bar(_NoBar):
 
     def close(self) -> None:
         self.bar.close()
+
+
+class _LineBar(_NoBar):
+    """A counter for logs: one line when it closes (``  benchmark (LiteRT): 30/30 block in 4.2 s``)."""
+
+    def __init__(self, write, *, desc: str, unit: str):
+        self.write, self.desc, self.unit = write, desc, unit
+        self.done, self.total, self.start = 0, None, time.perf_counter()
+
+    def update(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+    def close(self) -> None:
+        of = f"/{self.total}" if self.total else ""
+        self.write(f"  {self.desc}: {self.done}{of} {self.unit} in {format_duration(time.perf_counter() - self.start)}")

@@ -97,12 +97,18 @@ def _import_check(name, statement, fix) -> Check:
                      "imports", fix)
 
 
-def check_environment() -> list[Check]:
-    """Version checks plus real imports (TensorFlow, Keras backend, LiteRT, TFMOT, keras-hub)."""
+def version_checks() -> list[Check]:
+    """The Python version plus `check_versions` of the installed packages: reads package metadata
+    only, imports nothing (what ``tfxfer doctor`` prints first, and all of ``--versions-only``)."""
     checks = [Check("python", sys.version_info >= (3, 10), sys.version.split()[0], ">= 3.10",
                     "use Python 3.10 or newer")]
-    checks += check_versions(installed_versions())
+    return checks + check_versions(installed_versions())
+
+
+def import_checks() -> list[Check]:
+    """Real imports: TensorFlow with the Keras backend, LiteRT, TFMOT, keras-hub (seconds)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    checks = []
     checks.append(_import_check("import keras (TensorFlow backend)",
                                 "import keras\nassert keras.backend.backend() == 'tensorflow', keras.backend.backend()",
                                 "unset KERAS_BACKEND; pip install \"keras>=3.13,<4\""))
@@ -115,6 +121,11 @@ def check_environment() -> list[Check]:
     return checks
 
 
+def check_environment() -> list[Check]:
+    """`version_checks` plus `import_checks`."""
+    return version_checks() + import_checks()
+
+
 def all_pass(checks) -> bool:
     """True when every check passed or failed only as a warning (what ``tfxfer doctor`` exits 0 on).
 
@@ -125,15 +136,23 @@ def all_pass(checks) -> bool:
     return all(c.ok or c.level == "warning" for c in checks)
 
 
-def format_checks(checks) -> str:
-    """The doctor's table plus a "what to fix" list."""
-    lines = [f"{'check':<38} {'found':<24} {'expected':<40} status"]
+def format_rows(checks, *, header: bool = True) -> str:
+    """The doctor's table rows (with the header line unless ``header=False``)."""
+    lines = [f"{'check':<38} {'found':<24} {'expected':<40} status"] if header else []
     for c in checks:
         status = "ok" if c.ok else ("WARN" if c.level == "warning" else "FIX")
         lines.append(f"{c.name:<38} {c.found[:24]:<24} {c.expected[:40]:<40} {status}")
+    return "\n".join(lines)
+
+
+def format_fixes(checks) -> str:
+    """The "what to fix" list, or "Everything fits together."."""
     fixes = [c for c in checks if not c.ok]
     if fixes:
-        lines += ["", "What to fix:"] + [f"  {c.name}: {c.fix}" for c in fixes]
-    else:
-        lines += ["", "Everything fits together."]
-    return "\n".join(lines)
+        return "\n".join(["What to fix:"] + [f"  {c.name}: {c.fix}" for c in fixes])
+    return "Everything fits together."
+
+
+def format_checks(checks) -> str:
+    """The doctor's table plus a "what to fix" list."""
+    return format_rows(checks) + "\n\n" + format_fixes(checks)

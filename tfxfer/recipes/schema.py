@@ -23,19 +23,18 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, suggest
 from tfxfer.utils.validate import is_int, is_number
 
 _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def closest(received: str, known) -> str | None:
-    """The closest of ``known`` to ``received`` (difflib), or None."""
-    matches = difflib.get_close_matches(str(received), sorted(known), n=1, cutoff=0.5)
+    """The closest of ``known`` to ``received`` (`tfxfer.errors.suggest`, as every did-you-mean), or None."""
+    matches = suggest(received, known)
     return matches[0] if matches else None
 
 

@@ -54,7 +54,7 @@ SERIALIZABLE_MODULES = (
     "tfxfer.text.classifier",
     "tfxfer.distill.distiller",
     "tfxfer.distill.logits",
-    "tfxfer.transfer.regularizers",
+    "tfxfer.optim.l2sp",
     "tfxfer.recipes.training_log",  # a callback: never inside a saved model (see the module docstring)
 )
 _UNSAFE_CLASSES = {"Lambda": "Lambda layer", "__lambda__": "serialized Python lambda"}

@@ -9,6 +9,8 @@
   random-weights (or TF-IDF) control? A verdict with remedies (`ProbeReport`).
 * `L2SP` / `attach_l2sp` / `detach_l2sp`: fine-tune with weight decay towards the pretrained
   weights (`tfxfer.train.fine_tune.fine_tune(..., l2sp=0.01)` and the recipe key ``train.l2sp`` do it for you).
+  They live in `tfxfer.optim.l2sp` (the training core below this floor uses them); this face
+  re-exports them.
 
 Example:
     >>> import numpy as np
@@ -18,6 +20,7 @@ Example:
     True
 """
 
+from tfxfer.optim.l2sp import L2SP, attach_l2sp, detach_l2sp, l2sp_drift
 from tfxfer.transfer.candidates import Budget, Candidate
 from tfxfer.transfer.logme import logme, logme_per_target
 from tfxfer.transfer.probe import (
@@ -30,7 +33,6 @@ from tfxfer.transfer.probe import (
     verdict_from_accuracies,
 )
 from tfxfer.transfer.ranking import ADVISORY, RankingResult, pareto_flags, rank_backbones
-from tfxfer.transfer.regularizers import L2SP, attach_l2sp, detach_l2sp, l2sp_drift
 from tfxfer.transfer.scores import hscore, leep, nce
 from tfxfer.transfer.text_candidates import TextCandidate
 

@@ -18,7 +18,7 @@ matrices). Call it after loading pretrained weights and before ``compile`` / ``f
 
 Example:
     >>> from tfxfer.models import build_model
-    >>> from tfxfer.transfer import attach_l2sp, l2sp_drift
+    >>> from tfxfer.optim import attach_l2sp, l2sp_drift
     >>> model = build_model("mobilenet_v2", 3, input_size=(32, 32), weights=None, freeze=False)
     >>> attached = attach_l2sp(model, alpha=1e-3, beta=1e-4)
     >>> len(attached) > 50, max(l2sp_drift(model).values())
@@ -35,6 +35,7 @@ from keras import ops
 
 from tfxfer.backbones.groups import get_backbone
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
+from tfxfer.utils.validate import check_float
 
 #: Layer attributes that hold a kernel, and the constructor argument of their regularizer
 #: (Keras's DepthwiseConv2D keeps its kernel in ``kernel`` but regularizes it by ``depthwise_regularizer``).
@@ -45,14 +46,6 @@ KERNEL_ATTRIBUTES = (
     ("pointwise_kernel", "pointwise_regularizer"),
     ("embeddings", "embeddings_regularizer"),
 )
-
-
-def _check_strength(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ArgumentTypeError(name, value, "a float >= 0")
-    if not np.isfinite(value) or value < 0:
-        raise ArgumentError(name, value, "must be a finite float >= 0")
-    return float(value)
 
 
 def _decode_anchor(anchor) -> np.ndarray:
@@ -85,14 +78,14 @@ class L2SP(keras.regularizers.Regularizer):
 
     Example:
         >>> import numpy as np, keras
-        >>> from tfxfer.transfer import L2SP
+        >>> from tfxfer.optim import L2SP
         >>> reg = L2SP(alpha=0.5, anchor=np.ones((2, 2)))
         >>> float(reg(keras.ops.zeros((2, 2))))
         2.0
     """
 
     def __init__(self, alpha: float = 0.01, anchor=None):
-        self.alpha = _check_strength("alpha", alpha)
+        self.alpha = check_float("alpha", alpha, low=0)
         if anchor is None:
             raise ArgumentError("anchor", None, "must be the pretrained weights to pull towards",
                                 hint="Use keras.regularizers.L2 for decay towards zero")
@@ -155,13 +148,13 @@ def attach_l2sp(model: keras.Model, *, alpha: float = 0.01, beta: float = 0.0, b
 
     Example:
         >>> from tfxfer.models import build_model
-        >>> from tfxfer.transfer import attach_l2sp
+        >>> from tfxfer.optim import attach_l2sp
         >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
         >>> attach_l2sp(model, alpha=0.01)[0]
         'Conv1/kernel'
     """
-    alpha = _check_strength("alpha", alpha)
-    beta = _check_strength("beta", beta)
+    alpha = check_float("alpha", alpha, low=0)
+    beta = check_float("beta", beta, low=0)
     if not isinstance(model, keras.Model):
         raise ArgumentTypeError("model", model, "a keras.Model")
     if not model.built:
@@ -205,7 +198,7 @@ def detach_l2sp(model: keras.Model) -> list[str]:
 
     Example:
         >>> import keras
-        >>> from tfxfer.transfer import attach_l2sp, detach_l2sp
+        >>> from tfxfer.optim import attach_l2sp, detach_l2sp
         >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
         >>> _ = attach_l2sp(model, alpha=0.1)
         >>> detach_l2sp(model), model.get_layer("d").kernel_regularizer
@@ -228,7 +221,7 @@ def l2sp_drift(model: keras.Model) -> dict[str, float]:
 
     Example:
         >>> import keras, numpy as np
-        >>> from tfxfer.transfer import attach_l2sp, l2sp_drift
+        >>> from tfxfer.optim import attach_l2sp, l2sp_drift
         >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
         >>> _ = attach_l2sp(model, alpha=0.1)
         >>> _ = model.get_layer("d").kernel.assign(np.zeros((3, 2)))

@@ -15,7 +15,7 @@ from tests.reliability.conftest import ROOT
 
 PACKAGE = os.path.join(ROOT, "tfxfer")
 RESTRICTED_UNPICKLERS = {"backbones/pth_reader.py", "data/datasets.py"}
-FIXED_EXEC = {"pipeline/doctor.py"}  # exec of fixed import statements, no user input
+FIXED_EXEC = {"recipes/doctor.py"}  # exec of fixed import statements, no user input
 
 
 def _modules():

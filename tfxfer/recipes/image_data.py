@@ -134,15 +134,8 @@ def load_image_data(cfg, source, *, image_size) -> ImageSplits:
 
 
 def take_images(dataset, limit: int | None = None):
-    """``(images, labels)`` numpy arrays from a batched dataset (at most ``limit`` images)."""
-    xs, ys, n = [], [], 0
-    for x, y in dataset:
-        xs.append(np.asarray(x))
-        ys.append(np.asarray(y))
-        n += len(xs[-1])
-        if limit is not None and n >= limit:
-            break
-    if not xs:
-        raise DataError("the dataset yielded no images")
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    return (x[:limit], y[:limit]) if limit is not None else (x, y)
+    """``(images, labels)`` numpy arrays from a batched dataset (at most ``limit`` images), as the
+    export gate reads data (`tfxfer.export.data.as_arrays`)."""
+    from tfxfer.export.data import as_arrays
+
+    return as_arrays(dataset, name="dataset", limit=limit)

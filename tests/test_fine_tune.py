@@ -4,9 +4,12 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import tiny_images, tiny_model, weights_by_path
+from tfxfer.backbones import get_backbone
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
-from tfxfer.models import get_backbone
-from tfxfer.train.fine_tune import as_dataset, default_loss, extract_features, fine_tune, train_head_on_features
+from tfxfer.train.data import as_dataset
+from tfxfer.train.fine_tune import fine_tune
+from tfxfer.train.head import extract_features, train_head_on_features
+from tfxfer.train.losses import default_loss
 
 
 def test_extract_features_matches_the_model_and_keeps_labels():
@@ -67,7 +70,7 @@ def test_default_loss_follows_the_head():
     [
         (dict(head_epochs=-1), ArgumentError, "`head_epochs` must be an int >= 0"),
         (dict(head_epochs=0, epochs=0), ArgumentError, "cannot both be 0"),
-        (dict(base_lr=0), ArgumentError, "`base_lr` must be > 0"),
+        (dict(base_lr=0), ArgumentError, "`base_lr` must be a finite number > 0"),
         (dict(unfreeze_lr_factor=2), ArgumentError, "`unfreeze_lr_factor`"),
         (dict(stages={9: 1}), ArgumentError, "`stages` must have epochs in"),
         (dict(callbacks=[keras.callbacks.ReduceLROnPlateau()]), ArgumentError,

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
-from tfxfer.text import (WeightedBinaryCrossentropy, build_text_classifier, fine_tune_text, predict_texts,
-                         text_class_weights, token_model)
+from tfxfer.text import (WeightedBinaryCrossentropy, build_text_classifier, predict_texts, text_class_weights,
+                         token_model)
 from tfxfer.text.graph import text_parts
+from tfxfer.train.fine_tune import fine_tune
 
 TEXTS = np.array(["good film", "bad film", "great plot", "awful plot", "loved it", "hated it"] * 4, dtype=object)
 LABELS = np.array([1, 0, 1, 0, 1, 0] * 4)
@@ -15,9 +16,10 @@ LABELS = np.array([1, 0, 1, 0, 1, 0] * 4)
 
 def test_multiclass_fine_tune_learns_and_round_trips(make_encoder, tmp_path):
     model = build_text_classifier(make_encoder(sequence_length=8), 2, pooling="mean")
-    history = fine_tune_text(model, TEXTS, LABELS, epochs=8, batch_size=8, learning_rate=1e-2, layer_decay=0.5,
-                             class_weight=text_class_weights(LABELS), verbose=0)
-    assert history.history["accuracy"][-1] == 1.0
+    # 10 epochs: "loved the film" sits near p=0.5 after 8 (with the old loop too: 0.51-0.56 over seeds)
+    result = fine_tune(model, (TEXTS, LABELS), head_epochs=0, epochs=10, batch_size=8, base_lr=1e-2,
+                       unfreeze_lr_factor=1.0, layer_decay=0.5, class_weight=text_class_weights(LABELS), verbose=0)
+    assert result.history["accuracy"][-1] == 1.0
     held_out = ["good plot", "awful film", "loved the film", "hated the plot"]
     probs = predict_texts(model, held_out)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
@@ -47,7 +49,8 @@ def test_multilabel_with_weighted_loss(make_encoder):
     weights = text_class_weights(y)
     np.testing.assert_allclose(weights, [1.0, 1.0, 2.0])
     loss = WeightedBinaryCrossentropy(weights)
-    fine_tune_text(model, TEXTS, y, epochs=1, batch_size=8, learning_rate=1e-3, loss=loss, verbose=0)
+    fine_tune(model, (TEXTS, y), head_epochs=0, epochs=1, batch_size=8, base_lr=1e-3, unfreeze_lr_factor=1.0,
+              loss=loss, verbose=0)
     probs = predict_texts(model, ["good film", "hated it"])
     assert probs.shape == (2, 3) and ((probs > 0) & (probs < 1)).all()
     assert not np.allclose(probs.sum(axis=1), 1.0)  # independent sigmoids
@@ -95,5 +98,5 @@ def test_errors(make_encoder):
     with pytest.raises(ModelError, match="not a tfxfer text model"):
         token_model(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
     model = build_text_classifier(encoder, 2)
-    with pytest.raises(DataError, match="examples"):
-        fine_tune_text(model, TEXTS, LABELS[:3], verbose=0)
+    with pytest.raises(DataError, match="24 inputs but 3 labels"):
+        fine_tune(model, (TEXTS, LABELS[:3]), verbose=0)

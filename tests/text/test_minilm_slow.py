@@ -24,7 +24,8 @@ HELD_OUT = [
 
 
 def test_minilm_offline_embeddings_zero_shot_and_fine_tune():
-    from tfxfer.text import build_zero_shot_classifier, fine_tune_text, load_encoder, predict_texts
+    from tfxfer.text import build_zero_shot_classifier, load_encoder, predict_texts
+    from tfxfer.train.fine_tune import fine_tune
 
     encoder = load_encoder("all-minilm-l6-v2", sequence_length=32)
     assert encoder.hidden_dim == 384 and encoder.tokenizer.strip_accents is True
@@ -38,8 +39,9 @@ def test_minilm_offline_embeddings_zero_shot_and_fine_tune():
     assert (predict_texts(zero_shot, texts).argmax(1) == labels).mean() >= 5 / 6
 
     # the zero-shot model is an ordinary classifier: fine-tune it as a warm start
-    history = fine_tune_text(zero_shot, np.array([t for t, _ in TRAIN], dtype=object), np.array([y for _, y in TRAIN]),
-                             epochs=3, batch_size=6, learning_rate=5e-5, verbose=0)
-    assert history.history["loss"][-1] < history.history["loss"][0]
-    assert history.history["accuracy"][-1] == 1.0
+    result = fine_tune(zero_shot, (np.array([t for t, _ in TRAIN], dtype=object), np.array([y for _, y in TRAIN])),
+                       head_epochs=0, epochs=3, batch_size=6, base_lr=5e-5, unfreeze_lr_factor=1.0, layer_decay=1.0,
+                       verbose=0)
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    assert result.history["accuracy"][-1] == 1.0
     assert (predict_texts(zero_shot, texts).argmax(1) == labels).mean() >= 5 / 6

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from tfxfer.errors import ArgumentError, DataError
-from tfxfer.text import (build_text_classifier, build_token_classifier, encode_words, entity_scores,
-                         fit_token_classifier, predict_entities, predict_word_tags, split_words)
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.text import (build_text_classifier, build_token_classifier, encode_words, entity_scores, predict_entities,
+                         predict_word_tags, split_words)
 from tfxfer.text.alignment import align_labels, word_predictions
 from tfxfer.text.tagging import is_valid
+from tfxfer.train.ner import fit_token_classifier
 
 TAGS_BIO = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 TAGS_BIOES = ["O"] + [f"{p}-{t}" for t in ("PER", "LOC") for p in "BIES"]
@@ -78,9 +79,9 @@ def test_token_classifier_learns_and_predicts_entities(make_encoder):
              ["Anna", "visits", "Berlin"], ["Zoe", "meets", "Anna", "in", "London"]] * 4
     tags = [["B-PER", "O", "B-LOC"], ["B-PER", "O", "B-PER"], ["B-LOC", "O", "B-PER"],
             ["B-PER", "O", "B-LOC"], ["B-PER", "O", "B-PER", "O", "B-LOC"]] * 4
-    history = fit_token_classifier(model, words, tags, tag_names=TAGS_BIO, epochs=12, batch_size=10,
-                                   learning_rate=1e-2, verbose=0)
-    assert history.history["loss"][-1] < 0.3 * history.history["loss"][0]
+    result = fit_token_classifier(model, (words, tags), tag_names=TAGS_BIO, epochs=12, batch_size=10, base_lr=1e-2,
+                                  unfreeze_lr_factor=1.0, verbose=0)
+    assert result.history["loss"][-1] < 0.3 * result.history["loss"][0]
     pred_tags, spans = predict_word_tags(model, words[:5], tag_names=TAGS_BIO)
     assert entity_scores(tags[:5], pred_tags).f1 == 1.0
     assert all(is_valid(t) for t in pred_tags)
@@ -90,9 +91,9 @@ def test_token_classifier_learns_and_predicts_entities(make_encoder):
     assert all(0.5 < e.score <= 1.0 and text[e.start:e.end] == e.text for e in entities)
     # frozen encoder: the head trains alone on cached encoder outputs, the encoder stays put
     before = [w.copy() for w in encoder.backbone.get_weights()]
-    frozen = fit_token_classifier(model, words, tags, tag_names=TAGS_BIO, epochs=2, batch_size=10,
-                                  freeze=True, validation_data=(words[:5], tags[:5]), verbose=0)
-    assert "val_loss" in frozen.history
+    frozen = fit_token_classifier(model, (words, tags), tag_names=TAGS_BIO, head_epochs=2, epochs=0, batch_size=10,
+                                  val=(words[:5], tags[:5]), verbose=0)
+    assert len(frozen.history["val_loss"]) == 2 and frozen.stages[0]["cached_features"] is True
     for a, b in zip(encoder.backbone.get_weights(), before):
         np.testing.assert_array_equal(a, b)
 
@@ -105,9 +106,11 @@ def test_errors(make_encoder):
         build_token_classifier(encoder, ["O", "O"])
     model = build_token_classifier(encoder, TAGS_BIO)
     with pytest.raises(DataError, match="tag 'B-ORG' is not in tag_names"):
-        fit_token_classifier(model, [["zoe"]], [["B-ORG"]], tag_names=TAGS_BIO, verbose=0)
+        fit_token_classifier(model, ([["zoe"]], [["B-ORG"]]), tag_names=TAGS_BIO, verbose=0)
     with pytest.raises(DataError, match="1 words but 2 tags"):
-        fit_token_classifier(model, [["zoe"]], [["O", "O"]], tag_names=TAGS_BIO, verbose=0)
+        fit_token_classifier(model, ([["zoe"]], [["O", "O"]]), tag_names=TAGS_BIO, verbose=0)
+    with pytest.raises(ArgumentTypeError, match="`train` must be a \\(word lists, tag lists\\) tuple"):
+        fit_token_classifier(model, [["zoe"]], tag_names=TAGS_BIO, verbose=0)
     with pytest.raises(ArgumentError, match="token classifier"):
         predict_word_tags(build_text_classifier(encoder, 2), [["zoe"]], tag_names=TAGS_BIO)
     with pytest.raises(ArgumentError, match="strategy"):

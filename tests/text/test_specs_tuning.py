@@ -6,8 +6,9 @@ import pytest
 
 from tfxfer.errors import ArgumentError, ModelError
 from tfxfer.freezing import layer_groups
-from tfxfer.text import (build_text_classifier, fine_tune_text, freeze_encoder, text_layer_groups,
-                         text_layerwise_decay, text_spec, unfreeze_encoder)
+from tfxfer.text import (build_text_classifier, freeze_encoder, text_layer_groups, text_layerwise_decay, text_spec,
+                         unfreeze_encoder)
+from tfxfer.train.fine_tune import fine_tune
 
 SMALL = dict(vocabulary_size=40, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16)
 
@@ -69,7 +70,7 @@ def test_layerwise_decay_ratios(make_encoder):
         unfreeze_encoder(model, top_groups=9)
 
 
-def test_fine_tune_text_partial_unfreezing_with_layer_decay(make_encoder):
+def test_fine_tune_of_text_partial_unfreezing_with_layer_decay(make_encoder):
     """Top groups train, lower groups stay bit-identical, rates decay per group (the full fine-tune
     reaching 100% is in test_classifier.py)."""
     model = build_text_classifier(make_encoder(sequence_length=8), 2, pooling="mean")
@@ -77,16 +78,17 @@ def test_fine_tune_text_partial_unfreezing_with_layer_decay(make_encoder):
     labels = np.array([1, 0, 1, 0, 1, 0] * 4)
     frozen_before = _snapshot(model, ["embeddings", "pooler"])
     moving_before = _snapshot(model, ["layer_0", "layer_1", "head"])
-    history = fine_tune_text(model, texts, labels, epochs=8, batch_size=8, learning_rate=1e-2, layer_decay=0.5,
-                             top_groups=3, verbose=0)
+    result = fine_tune(model, (texts, labels), head_epochs=0, epochs=8, batch_size=8, base_lr=1e-2,
+                       unfreeze_lr_factor=1.0, layer_decay=0.5, stages={0: 3}, verbose=0)
     assert text_layer_groups(model)["pooler"][0].trainable is False  # unused under mean pooling
     for path, value in _snapshot(model, ["embeddings", "pooler"]).items():
         np.testing.assert_array_equal(value, frozen_before[path], err_msg=path)
     after = _snapshot(model, ["layer_0", "layer_1", "head"])
     assert sum(not np.array_equal(after[p], moving_before[p]) for p in after) >= len(after) - 2
-    assert history.history["loss"][-1] < history.history["loss"][0] - 0.1
+    assert result.history["loss"][-1] < result.history["loss"][0] - 0.1
+    assert result.stages[0]["trainable_groups"] == ["layer_0", "layer_1", "head"]
     backbone = model.get_layer("bert_backbone")
     for name, factor in (("transformer_layer_1", 0.5), ("transformer_layer_0", 0.25), ("token_embedding", 0.125)):
         assert model.optimizer.multiplier_for(backbone.get_layer(name).weights[0]) == pytest.approx(factor)
     with pytest.raises(ArgumentError, match="epochs"):
-        fine_tune_text(model, texts, labels, epochs=0)
+        fine_tune(model, (texts, labels), head_epochs=0, epochs=0)

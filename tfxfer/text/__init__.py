@@ -4,9 +4,10 @@
   ``"all-minilm-l6-v2"`` offline), `build_bert_encoder` (random, small), `text_spec` (layer groups:
   embeddings, each transformer layer, pooler) for freezing and layer-wise learning rates.
 * Sequence classification: `build_text_classifier` (single- / multi-label; pooled, [CLS] or mean
-  pooling; raw strings in, probabilities out), `text_class_weights`, `fine_tune_text`.
+  pooling; raw strings in, probabilities out), `text_class_weights`; train it with
+  `tfxfer.train.fine_tune.fine_tune(model, (texts, labels), ...)` like an image model.
 * Token classification (NER): `build_token_classifier`, `encode_words` (first / all sub-token
-  label alignment), `fit_token_classifier`, `predict_entities` -> `Entity` (text, type, start,
+  label alignment), `encode_tagged_words`, `predict_entities` -> `Entity` (text, type, start,
   end, score), BIO/BIOES decoding that never yields invalid spans, `entity_scores`
   (seqeval-compatible entity-level precision / recall / F1).
 * Few-shot and zero-shot: `build_prototype_classifier` (class prototypes from k examples, no
@@ -47,7 +48,6 @@ _EXPORTS = {
     "freeze_encoder": "tfxfer.text.tuning",
     "unfreeze_encoder": "tfxfer.text.tuning",
     "text_layerwise_decay": "tfxfer.text.tuning",
-    "fine_tune_text": "tfxfer.text.tuning",
     "align_labels": "tfxfer.text.alignment",
     "encode_words": "tfxfer.text.alignment",
     "word_predictions": "tfxfer.text.alignment",
@@ -62,7 +62,7 @@ _EXPORTS = {
     "entity_scores": "tfxfer.text.ner_metrics",
     "EntityScores": "tfxfer.text.ner_metrics",
     "build_token_classifier": "tfxfer.text.ner",
-    "fit_token_classifier": "tfxfer.text.ner",
+    "encode_tagged_words": "tfxfer.text.ner",
     "predict_entities": "tfxfer.text.ner",
     "predict_word_tags": "tfxfer.text.ner",
     "Entity": "tfxfer.text.ner",

@@ -3,7 +3,7 @@
 `build_text_classifier` makes a functional model ``text -> tokenize -> encoder -> pool ->
 head_dropout -> [head_hidden] -> head``: softmax over classes ("multiclass") or one sigmoid per
 label ("multilabel"), on the pooler output, the [CLS] token or the masked mean of the tokens.
-Train it with ``model.fit(texts, labels)`` or `tfxfer.text.fine_tune_text`; imbalance is handled by
+Train it with ``model.fit(texts, labels)`` or `tfxfer.train.fine_tune.fine_tune`; imbalance is handled by
 `text_class_weights` (``class_weight=`` for single-label, `WeightedBinaryCrossentropy` for
 multi-label).
 

@@ -10,7 +10,7 @@ temperature, then softmax: a cosine-similarity classifier.
   (``template.format(description)``), so no labelled example is needed.
 
 Being normal models, they predict raw strings, export like any classifier, and make a warm start
-for `tfxfer.text.fine_tune_text`.
+for `tfxfer.train.fine_tune.fine_tune`.
 
 Example:
     >>> from tfxfer.text import build_bert_encoder, build_prototype_classifier

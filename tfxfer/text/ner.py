@@ -1,12 +1,11 @@
 """Token classification (NER) on a pretrained text encoder; keras-hub has no such task.
 
 `build_token_classifier` makes ``text -> tokenize -> encoder -> pool(mode="tokens") ->
-head_dropout -> head`` (softmax over tags at every position). Training and prediction work on
-words: `fit_token_classifier` aligns word tags to word pieces (`tfxfer.text.alignment`) and trains
-the model's token-id twin (full fine-tune, or the head alone on cached encoder outputs with
-``freeze=True``); `predict_word_tags` folds piece probabilities back to words and decodes valid
-BIO/BIOES sequences; `predict_entities` returns `Entity` tuples (text, type, start, end, score)
-with character offsets into the raw text.
+head_dropout -> head`` (softmax over tags at every position). Prediction works on words:
+`encode_tagged_words` aligns word tags to word pieces (`tfxfer.text.alignment`);
+`predict_word_tags` folds piece probabilities back to words and decodes valid BIO/BIOES sequences;
+`predict_entities` returns `Entity` tuples (text, type, start, end, score) with character offsets
+into the raw text. Training goes through the one core: `tfxfer.train.ner.fit_token_classifier`.
 
 Example:
     >>> from tfxfer.text import build_bert_encoder, build_token_classifier, predict_entities
@@ -30,7 +29,7 @@ import numpy as np
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.text.alignment import encode_words, split_words, word_predictions
 from tfxfer.text.encoders import TextEncoder, pool_outputs
-from tfxfer.text.graph import text_parts, token_features, token_model
+from tfxfer.text.graph import text_parts, token_model
 from tfxfer.text.tagging import check_scheme, decode_spans, parse_tag
 
 
@@ -80,82 +79,29 @@ def build_token_classifier(encoder: TextEncoder, tag_names, *, scheme: str = "BI
     return keras.Model(text, outputs, name=name)
 
 
-def _encode(model, words, tags, tag_names, strategy, scheme):
-    parts = text_parts(model)
-    if parts.pool.mode != "tokens":
-        raise ArgumentError("model", model.name, "must be a token classifier (build_token_classifier)")
-    return encode_words(parts.tokenizer.tokenizer, words, tags, tag_names=tag_names,
-                        sequence_length=parts.sequence_length, strategy=strategy, scheme=scheme)
-
-
-def _head_on_features(model, encoded, val, *, epochs, batch_size, learning_rate, verbose, callbacks=()):
-    """Train the head layers alone on encoder outputs computed once (frozen encoder)."""
-    from tfxfer.text.tuning import freeze_encoder
-
-    parts = text_parts(model)
-    freeze_encoder(model)
-    pooled = token_features(model)
-    features = pooled.predict(encoded.inputs, batch_size=batch_size, verbose=0)
-    inputs = keras.Input(shape=features.shape[1:], name="features")
-    x = inputs
-    for layer in parts.head:
-        x = layer(x)
-    head = keras.Model(inputs, x, name=f"{model.name}_head")
-    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                 weighted_metrics=["accuracy"])
-    val_data = None
-    if val is not None:
-        val_features = pooled.predict(val.inputs, batch_size=batch_size, verbose=0)
-        val_data = (val_features, val.labels, val.weights)
-    return head.fit(features, encoded.labels, sample_weight=encoded.weights, validation_data=val_data,
-                    epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
-                    callbacks=list(callbacks))
-
-
-def fit_token_classifier(model: keras.Model, words, tags, *, tag_names, scheme: str = "BIO",
-                         strategy: str = "first", validation_data=None, epochs: int = 3,
-                         batch_size: int = 16, learning_rate: float | None = None, layer_decay: float | None = None,
-                         head_lr_multiplier: float = 1.0, freeze: bool = False, callbacks=(), verbose: int = 1):
-    """Train a token classifier on word lists and their tags.
+def encode_tagged_words(model: keras.Model, words, tags=None, *, tag_names, scheme: str = "BIO",
+                        alignment: str = "first"):
+    """Word lists (and their tags) as the token tensors, tag ids and weights of ``model``'s tokenizer.
 
     Args:
         model: from `build_token_classifier`.
         words, tags: lists of word lists and of per-word tags (strings or ids into ``tag_names``).
-        tag_names, scheme: as given to `build_token_classifier`.
-        strategy: label alignment, "first" piece of each word or "all" pieces.
-        validation_data: optional ``(words, tags)``.
-        learning_rate: default 5e-5 (fine-tune) or 1e-3 (``freeze=True``).
-        layer_decay: layer-wise learning-rate decay for the fine-tune.
-        head_lr_multiplier: the head's rate relative to ``learning_rate`` in the fine-tune (a new
-            head often wants 10-20x the encoder's rate).
-        freeze: keep the encoder frozen and train the head on encoder outputs computed once.
-        callbacks: Keras callbacks for ``fit`` (TensorBoard, a learning-rate log, early stopping...).
+        alignment: which word pieces carry a word's tag: "first" or "all" (see `encode_words`).
 
     Returns:
-        The Keras ``History``.
+        `tfxfer.text.alignment.EncodedWords` (``inputs``, ``labels``, ``weights``, ``word_ids``).
     """
-    from tfxfer.text.tuning import fine_tune_text
-
     tag_names = _check_tags(tag_names, scheme)
-    if len(words) != len(tags) or not len(words):
+    if tags is not None and (len(words) != len(tags) or not len(words)):
         raise DataError(f"{len(words)} word lists and {len(tags)} tag lists (need the same, > 0)")
-    encoded = _encode(model, words, tags, tag_names, strategy, scheme)
-    val = None
-    if validation_data is not None:
-        val = _encode(model, validation_data[0], validation_data[1], tag_names, strategy, scheme)
-    if freeze:
-        return _head_on_features(model, encoded, val, epochs=epochs, batch_size=batch_size,
-                                 learning_rate=learning_rate or 1e-3, verbose=verbose, callbacks=callbacks)
-    tokens = token_model(model)
-    val_data = (val.inputs, val.labels, val.weights) if val is not None else None
-    return fine_tune_text(tokens, encoded.inputs, encoded.labels, sample_weight=encoded.weights,
-                          validation_data=val_data, epochs=epochs, batch_size=batch_size,
-                          learning_rate=learning_rate or 5e-5, layer_decay=layer_decay,
-                          head_lr_multiplier=head_lr_multiplier, metrics=[],
-                          callbacks=callbacks, verbose=verbose)
+    parts = text_parts(model)
+    if parts.pool.mode != "tokens":
+        raise ArgumentError("model", model.name, "must be a token classifier (build_token_classifier)")
+    return encode_words(parts.tokenizer.tokenizer, words, tags, tag_names=tag_names,
+                        sequence_length=parts.sequence_length, strategy=alignment, scheme=scheme)
 
 
-def predict_word_tags(model: keras.Model, words, *, tag_names, scheme: str = "BIO", strategy: str = "first",
+def predict_word_tags(model: keras.Model, words, *, tag_names, scheme: str = "BIO", alignment: str = "first",
                       method: str = "viterbi", batch_size: int = 32):
     """Decoded tags and spans for word lists.
 
@@ -164,28 +110,28 @@ def predict_word_tags(model: keras.Model, words, *, tag_names, scheme: str = "BI
     """
     tag_names = _check_tags(tag_names, scheme)
     words = [list(w) for w in words]
-    encoded = _encode(model, words, None, tag_names, strategy, scheme)
+    encoded = encode_tagged_words(model, words, tag_names=tag_names, scheme=scheme, alignment=alignment)
     probs = token_model(model).predict(encoded.inputs, batch_size=batch_size, verbose=0)
     if probs.shape[-1] != len(tag_names):
         raise ArgumentError("tag_names", len(tag_names), f"must match the model's {probs.shape[-1]} outputs")
     all_tags, all_spans = [], []
     for row, sentence in enumerate(words):
         per_word = word_predictions(probs[row], encoded.word_ids[row], len(sentence), tag_names=tag_names,
-                                    strategy=strategy, scheme=scheme)
+                                    strategy=alignment, scheme=scheme)
         tags, spans = decode_spans(per_word, tag_names, scheme=scheme, method=method)
         all_tags.append(tags)
         all_spans.append(spans)
     return all_tags, all_spans
 
 
-def predict_entities(model: keras.Model, texts, *, tag_names, scheme: str = "BIO", strategy: str = "first",
+def predict_entities(model: keras.Model, texts, *, tag_names, scheme: str = "BIO", alignment: str = "first",
                      method: str = "viterbi", batch_size: int = 32) -> list[list[Entity]]:
     """Entities in raw ``texts``: per text a list of `Entity` (text, type, start, end, score)."""
     if isinstance(texts, str):
         texts = [texts]
     split = [split_words(t) for t in texts]
     _, spans = predict_word_tags(model, [[w for w, _, _ in s] for s in split], tag_names=tag_names,
-                                 scheme=scheme, strategy=strategy, method=method, batch_size=batch_size)
+                                 scheme=scheme, alignment=alignment, method=method, batch_size=batch_size)
     out = []
     for text, words, sentence_spans in zip(texts, split, spans):
         entities = []

@@ -1,10 +1,13 @@
-"""The cached-feature fast path and the data / loss helpers `fine_tune` shares with it.
+"""The head step: train a model's head on cached backbone features (images and text alike).
 
-* `as_dataset`: ``(x, y)`` arrays, ``x`` alone or a batched ``tf.data.Dataset`` -> a batched dataset.
-* `extract_features` runs the frozen backbone once and returns pooled features (the cache).
-* `train_head_on_features` trains the model's own head layers on those features (shared weights,
-  so the full model is updated in place) — dozens of times faster than recomputing the backbone.
-* `default_loss` picks the loss that fits the head activation and the label format.
+* `extract_features` runs the frozen backbone (image CNN or text encoder) once and returns what
+  its pooling layer outputs: the cache.
+* `train_head_on_features` trains the model's own head layers (everything after the layer named
+  "pool") on those features. The layers are shared, so the full model is updated in place —
+  dozens of times faster than recomputing the backbone every epoch.
+* `head_step` is both for `fine_tune`: freeze the backbone, extract (or, with ``cached=False``, fit
+  the whole frozen model, e.g. to re-sample augmentation every epoch), train, and resume from a
+  checkpoint folder after a crash.
 
 Example:
     >>> import numpy as np
@@ -21,84 +24,17 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
-from tfxfer.models import feature_model, head_model
-
-
-def as_dataset(data, *, batch_size: int = 32, shuffle: bool = False, seed: int = 0, name: str = "data",
-               epoch_shuffle=None):
-    """``(x, y)`` arrays, ``x`` alone, or a batched ``tf.data.Dataset`` -> a batched dataset.
-
-    With ``epoch_shuffle`` (a `tfxfer.reliability.EpochShuffle`), arrays are shuffled in an order
-    that depends only on its seed and the epoch (resumable, identical on every worker).
-    """
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if isinstance(data, tuple) and len(data) == 2:
-        x, y = data
-        x = np.asarray(x)
-        y = np.asarray(y)
-        if len(x) != len(y):
-            raise DataError(f"`{name}` has {len(x)} inputs but {len(y)} labels")
-        if len(x) == 0:
-            raise DataError(f"`{name}` is empty")
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
-        if shuffle and epoch_shuffle is not None:
-            ds = epoch_shuffle.apply(ds, buffer_size=len(x))
-        elif shuffle:
-            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    if isinstance(data, np.ndarray):
-        if len(data) == 0:
-            raise DataError(f"`{name}` is empty")
-        return tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
-    raise ArgumentTypeError(name, data, "a tf.data.Dataset of (x, y) batches or an (x, y) tuple of arrays")
-
-
-def extract_features(model: keras.Model, data, *, batch_size: int = 32, verbose: int = 0):
-    """Pooled backbone features for every example of ``data`` (inference mode).
-
-    Returns:
-        ``(features, labels)`` numpy arrays; ``labels`` is None when ``data`` has no labels.
-    """
-    fm = feature_model(model)
-    forward = tf.function(lambda x: fm(x, training=False), reduce_retracing=True)
-    ds = as_dataset(data, batch_size=batch_size)
-    feats, labels = [], []
-    progress = keras.utils.Progbar(None, unit_name="batch") if verbose else None
-    for i, batch in enumerate(ds):
-        if isinstance(batch, (tuple, list)):
-            x, y = batch[0], batch[1]
-            labels.append(np.asarray(y))
-        else:
-            x = batch
-        feats.append(forward(x).numpy())
-        if progress:
-            progress.update(i + 1)
-    if not feats:
-        raise DataError("`data` yielded no batches")
-    return np.concatenate(feats), (np.concatenate(labels) if labels else None)
-
-
-def default_loss(model: keras.Model, labels) -> str:
-    """The loss that fits the model's head activation and the label format."""
-    activation = getattr(model.get_layer("head"), "activation", None)
-    name = getattr(activation, "__name__", str(activation))
-    labels = np.asarray(labels)
-    if name == "softmax":
-        return "categorical_crossentropy" if labels.ndim >= 2 and labels.shape[-1] > 1 else "sparse_categorical_crossentropy"
-    if name == "sigmoid":
-        return "binary_crossentropy"
-    return "mse"
-
-
-def _default_metrics(loss: str):
-    return [] if loss == "mse" else ["accuracy"]
+from tfxfer.errors import DataError, ModelError
+from tfxfer.train.data import as_dataset
+from tfxfer.train.losses import compile_args
+from tfxfer.train.result import FineTuneResult
+from tfxfer.utils.validate import check_int
 
 
 def _scope(strategy):
@@ -111,40 +47,173 @@ def _fit_scope(model, strategy):
     return fit_scope(model, strategy) if strategy is not None else contextlib.nullcontext()
 
 
+def split_at_pool(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """``(features, head)``: the model up to its "pool" layer, and a model from pooled features
+    through the layers after it. Both share ``model``'s layers (training ``head`` trains ``model``).
+
+    Works for every tfxfer model: image transfer models, text classifiers (raw strings in), token
+    classifiers and their token-id twins (`tfxfer.text.token_model`).
+    """
+    tensor, chain = model.outputs[0], []
+    while True:
+        layer, node_index, _ = tensor._keras_history
+        if layer.name == "pool":
+            break
+        node = layer._inbound_nodes[node_index]
+        if isinstance(layer, keras.layers.InputLayer) or len(node.input_tensors) != 1:
+            raise ModelError(f"Model {model.name!r} has no 'pool' layer followed by a chain of head layers; "
+                             "build it with tfxfer.build_model or tfxfer.text")
+        chain.append(layer)
+        tensor = node.input_tensors[0]
+    features = keras.Model(model.input, tensor, name=f"{model.name}_features")
+    inputs = keras.Input(shape=tuple(tensor.shape[1:]), name="features")
+    x = inputs
+    for layer in reversed(chain):
+        x = layer(x)
+    return features, keras.Model(inputs, x, name=f"{model.name}_head")
+
+
+def _extract(model, data, *, batch_size: int = 32, verbose: int = 0):
+    """``(features, labels or None, sample_weight or None)`` of every example of ``data``."""
+    features_model = split_at_pool(model)[0]
+    forward = tf.function(lambda x: features_model(x, training=False), reduce_retracing=True)
+    feats, labels, weights = [], [], []
+    progress = keras.utils.Progbar(None, unit_name="batch") if verbose else None
+    for i, batch in enumerate(as_dataset(data, batch_size=batch_size)):
+        x = batch[0] if isinstance(batch, tuple) else batch
+        if isinstance(batch, tuple):
+            labels.append(np.asarray(batch[1]))
+            if len(batch) > 2:
+                weights.append(np.asarray(batch[2]))
+        feats.append(forward(x).numpy())
+        if progress:
+            progress.update(i + 1)
+    if not feats:
+        raise DataError("`data` yielded no batches")
+    return (np.concatenate(feats), np.concatenate(labels) if labels else None,
+            np.concatenate(weights) if weights else None)
+
+
+def extract_features(model: keras.Model, data, *, batch_size: int = 32, verbose: int = 0):
+    """Pooled backbone / encoder features for every example of ``data`` (inference mode).
+
+    Args:
+        model: an image transfer model or a tfxfer text model.
+        data: images, texts or token tensors: ``(x, y)`` arrays, ``x`` alone or a batched dataset.
+
+    Returns:
+        ``(features, labels)`` numpy arrays; ``labels`` is None when ``data`` has no labels.
+    """
+    feats, labels, _ = _extract(model, data, batch_size=batch_size, verbose=verbose)
+    return feats, labels
+
+
 def train_head_on_features(
     model: keras.Model, features, labels, *, val=None, epochs: int = 5, learning_rate: float = 1e-3,
-    batch_size: int = 64, loss=None, metrics=None, class_weight=None, callbacks=(), verbose: int = 1,
-    strategy=None, initial_epoch: int = 0, seed: int = 0,
+    batch_size: int = 64, loss=None, metrics=None, class_weight=None, sample_weight=None, callbacks=(),
+    verbose: int = 1, strategy=None, initial_epoch: int = 0, seed: int = 0,
 ):
-    """Train ``model``'s head (dropout / hidden / dense) on cached pooled ``features``.
+    """Train ``model``'s head (the layers after "pool") on cached pooled ``features`` with Adam.
 
     The head layers are shared with ``model``, so the full model is updated in place.
-    ``val`` is ``(val_features, val_labels)``. Features are shuffled in an epoch-keyed order
-    (`tfxfer.reliability.EpochShuffle` with ``seed``), so a resumed run (``initial_epoch``) sees the
-    same batches. Under ``strategy`` the head model and its optimizer are created in its scope.
-    Returns the Keras ``History``.
+    ``val`` is ``(val_features, val_labels[, val_weights])``; ``sample_weight`` weighs examples
+    (or tokens). Features are shuffled in an epoch-keyed order (`tfxfer.reliability.EpochShuffle`
+    with ``seed``), so a resumed run (``initial_epoch``) sees the same batches. Under ``strategy``
+    the head model and its optimizer are created in its scope. Loss and metrics default to
+    `tfxfer.train.losses.compile_args`. Returns the Keras ``History``.
     """
     from tfxfer.reliability.distribute import shard_dataset
     from tfxfer.reliability.shuffle import EpochShuffle
 
-    if int(epochs) < 1:
-        raise ArgumentError("epochs", epochs, "must be >= 1")
-    features = np.asarray(features)
-    labels = np.asarray(labels)
+    check_int("epochs", epochs, low=1)
+    features, labels = np.asarray(features), np.asarray(labels)
     if len(features) != len(labels):
         raise DataError(f"`features` has {len(features)} rows but `labels` has {len(labels)}")
     if len(features) == 0:
         raise DataError("`features` is empty")
-    loss = loss or default_loss(model, labels)
+    weighted = sample_weight is not None
     with _scope(strategy):
-        head = head_model(model)
-        head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
-                     metrics=metrics if metrics is not None else _default_metrics(loss))
+        head = split_at_pool(model)[1]
+        head.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                     **compile_args(model, labels, loss=loss, metrics=metrics, weighted=weighted))
     shuffle = EpochShuffle(seed)
-    ds = shuffle.apply(tf.data.Dataset.from_tensor_slices((features, labels)), buffer_size=len(features))
+    parts = (features, labels, np.asarray(sample_weight)) if weighted else (features, labels)
+    ds = shuffle.apply(tf.data.Dataset.from_tensor_slices(parts), buffer_size=len(features))
     ds = shard_dataset(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
     if val is not None:
         val = shard_dataset(tf.data.Dataset.from_tensor_slices(tuple(np.asarray(v) for v in val)).batch(batch_size))
     with _fit_scope(head, strategy):
         return head.fit(ds, validation_data=val, epochs=int(epochs), initial_epoch=int(initial_epoch),
                         shuffle=False, class_weight=class_weight, callbacks=[*callbacks, shuffle], verbose=verbose)
+
+
+def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learning_rate: float, batch_size: int,
+              cached: bool = True, loss=None, metrics=None, class_weight=None, bn_policy: str = "frozen",
+              callbacks=(), verbose: int = 1, strategy=None, seed: int = 0, epoch_shuffle=None,
+              checkpoint_dir=None, stop_on_divergence: bool = True) -> FineTuneResult:
+    """Freeze the backbone and train the head for ``epochs``; returns a `FineTuneResult` of the step.
+
+    Args:
+        train_ds, val_ds: batched datasets (see `tfxfer.train.data.training_datasets`).
+        cached: extract features once and train on them (`train_head_on_features`); False fits the
+            whole model with its backbone frozen (re-runs augmentation and the backbone every epoch).
+        checkpoint_dir: save every epoch here and continue from the newest checkpoint (a finished
+            head step just reloads its weights).
+        epoch_shuffle: the `tfxfer.reliability.EpochShuffle` that orders ``train_ds`` (cached=False).
+        callbacks: extra Keras callbacks (TensorBoard, a learning-rate log, ...).
+        stop_on_divergence: stop at the first NaN/Inf loss (`tfxfer.reliability.TrainingDivergedError`).
+
+    Example:
+        >>> import numpy as np
+        >>> from tfxfer.models import build_model
+        >>> from tfxfer.train.data import as_dataset
+        >>> x = np.random.rand(8, 32, 32, 3).astype("float32") * 255; y = np.arange(8) % 2
+        >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
+        >>> result = head_step(model, as_dataset((x, y), batch_size=4), epochs=1, learning_rate=1e-3,
+        ...                    batch_size=4, verbose=0)
+        >>> len(result.history["loss"]), result.stages[0]["trainable_groups"]
+        (1, ['head'])
+    """
+    from tfxfer.freezing import freeze_backbone
+    from tfxfer.reliability.checkpoint import ResumableCheckpoint
+
+    summary = freeze_backbone(model, bn_policy=bn_policy)
+    ckpt = ResumableCheckpoint(os.fspath(checkpoint_dir)) if checkpoint_dir is not None else None
+    state = ckpt.state if ckpt is not None else None
+    start = state.initial_epoch if state is not None else 0
+    extra = [ckpt] if ckpt is not None else []
+    extra += _stopper(checkpoint_dir) if stop_on_divergence else []
+    result = FineTuneResult(history={k: list(v) for k, v in state.meta.get("history", {}).items()} if state else {},
+                            stages=[{"epoch": 0, "trainable_groups": summary.trainable_groups,
+                                     "learning_rate": learning_rate, "cached_features": cached}],
+                            head_epochs=epochs, resumed_from=state.path if state is not None else None)
+    if start >= epochs:  # finished before an interruption: reload its result
+        ckpt.set_model(split_at_pool(model)[1] if cached else model)
+        ckpt.restore(state, weights_only=True)
+        return result
+    if cached:
+        feats, labels, weights = _extract(model, train_ds, verbose=verbose)
+        val = tuple(a for a in _extract(model, val_ds) if a is not None) if val_ds is not None else None
+        h = train_head_on_features(model, feats, labels, val=val, epochs=epochs, learning_rate=learning_rate,
+                                   batch_size=batch_size, loss=loss, metrics=metrics, class_weight=class_weight,
+                                   sample_weight=weights, verbose=verbose, strategy=strategy, initial_epoch=start,
+                                   seed=int(seed), callbacks=[*extra, *callbacks])
+    else:
+        labels = next(iter(train_ds))[1].numpy()
+        with _scope(strategy):
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                          **compile_args(model, labels, loss=loss, metrics=metrics,
+                                         weighted=len(train_ds.element_spec) > 2))
+        with _fit_scope(model, strategy):
+            h = model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start,
+                          class_weight=class_weight, shuffle=False, verbose=verbose,
+                          callbacks=[*extra, *([epoch_shuffle] if epoch_shuffle else []), *callbacks])
+    result.merge(h.history, start=start)
+    return result
+
+
+def _stopper(checkpoint_dir) -> list:
+    """``[StopOnDivergence]`` naming the last good checkpoint of ``checkpoint_dir``."""
+    from tfxfer.reliability.divergence import StopOnDivergence
+
+    return [StopOnDivergence(checkpoint_dir=os.fspath(checkpoint_dir) if checkpoint_dir is not None else None)]

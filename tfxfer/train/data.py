@@ -1,0 +1,115 @@
+"""The train data adaptor: what `fine_tune`, the head step and the unfreezing step accept, as batches.
+
+Training data comes in one of these forms, for images and text alike:
+
+* ``(x, y)`` arrays: images (``[n, h, w, c]`` raw pixels), raw texts (``n`` strings) or token
+  tensors (``{"token_ids": [n, length], ...}``), with class ids, one-hot / multi-hot rows, targets
+  or per-token tag ids;
+* ``(x, y, sample_weight)``: the same with one weight per example (or per token: NER masks);
+* a batched ``tf.data.Dataset`` of such tuples (used as it is).
+
+`as_dataset` turns any of them into a batched dataset; `training_datasets` also checks arrays
+against the model, guards streamed images against NaN/Inf, and shards for ``tf.distribute``.
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.train.data import as_dataset
+    >>> texts = np.array(["good film", "bad film", "great plot"], dtype=object)
+    >>> [tuple(t.shape) for t in next(iter(as_dataset((texts, np.array([1, 0, 1])), batch_size=2)))]
+    [(2,), (2,)]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfxfer.errors import ArgumentTypeError, DataError
+
+
+def _rows(x) -> int:
+    if isinstance(x, dict):
+        lengths = {len(v) for v in x.values()}
+        if len(lengths) != 1:
+            raise DataError(f"token tensors of different lengths: { {k: len(v) for k, v in x.items()} }")
+        return lengths.pop()
+    return len(x)
+
+
+def _arrays(x):
+    if isinstance(x, dict):
+        return {k: np.asarray(v) for k, v in x.items()}
+    x = np.asarray(x)
+    if x.dtype.kind in "USO":  # texts: tf.data wants an object array of str
+        out = np.empty(len(x), dtype=object)
+        out[:] = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in x]
+        return out
+    return x
+
+
+def num_examples(data) -> int | None:
+    """Examples in ``(x, y[, w])`` arrays; None for a dataset."""
+    if isinstance(data, tuple) and len(data) in (2, 3) and not isinstance(data[0], tf.data.Dataset):
+        return _rows(data[0])
+    return None
+
+
+def as_dataset(data, *, batch_size: int = 32, shuffle: bool = False, seed: int = 0, name: str = "data",
+               epoch_shuffle=None):
+    """``(x, y)`` / ``(x, y, sample_weight)`` arrays, ``x`` alone, or a batched ``tf.data.Dataset``
+    -> a batched dataset.
+
+    With ``epoch_shuffle`` (a `tfxfer.reliability.EpochShuffle`), arrays are shuffled in an order
+    that depends only on its seed and the epoch (resumable, identical on every worker).
+    """
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if isinstance(data, tuple) and len(data) in (2, 3):
+        parts = tuple(_arrays(p) for p in data)
+        n = _rows(parts[0])
+        for part, what in zip(parts[1:], ("labels", "sample weights")):
+            if len(part) != n:
+                raise DataError(f"`{name}` has {n} inputs but {len(part)} {what}")
+        if n == 0:
+            raise DataError(f"`{name}` is empty")
+        ds = tf.data.Dataset.from_tensor_slices(parts)
+        if shuffle and epoch_shuffle is not None:
+            ds = epoch_shuffle.apply(ds, buffer_size=n)
+        elif shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if isinstance(data, (np.ndarray, dict)):
+        x = _arrays(data)
+        if _rows(x) == 0:
+            raise DataError(f"`{name}` is empty")
+        return tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
+    raise ArgumentTypeError(name, data, "a tf.data.Dataset of (x, y) batches or an (x, y) tuple of arrays")
+
+
+def training_datasets(model, train, val=None, *, batch_size: int, epoch_shuffle):
+    """Checked, batched, sharded ``(train_ds, val_ds)`` for ``model`` (``val_ds`` None without ``val``).
+
+    Raises:
+        DataError: arrays with NaN/Inf pixels, a wrong image shape, class ids outside the head, a
+            single class; empty or mismatched data.
+    """
+    from tfxfer.reliability.distribute import shard_dataset
+    from tfxfer.reliability.inputs import check_training_arrays, finite_guard
+
+    for data, name in ((train, "train"), (val, "val")):
+        if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], dict):
+            check_training_arrays(model, data, name=name, require_classes=name == "train")
+    train_ds = as_dataset(train, batch_size=batch_size, shuffle=True, name="train", epoch_shuffle=epoch_shuffle)
+    val_ds = as_dataset(val, batch_size=batch_size, name="val") if val is not None else None
+    if isinstance(train, tf.data.Dataset):
+        train_ds = finite_guard(train_ds)
+    if isinstance(val, tf.data.Dataset):
+        val_ds = finite_guard(val_ds)
+    return shard_dataset(train_ds), (shard_dataset(val_ds) if val_ds is not None else None)
+
+
+def first_labels(dataset) -> np.ndarray:
+    """The labels of the first batch of ``dataset`` (what the loss picker looks at)."""
+    for batch in dataset.take(1):
+        return np.asarray(batch[1])
+    raise DataError("the training data yielded no batches")

@@ -1,0 +1,42 @@
+"""`FineTuneResult`: what a training run did, for images, text and NER alike.
+
+Example:
+    >>> from tfxfer.train.result import FineTuneResult
+    >>> result = FineTuneResult(history={"loss": [0.9, 0.5]}, stages=[], head_epochs=1)
+    >>> result.final("loss")
+    0.5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class FineTuneResult:
+    """Per-epoch ``history`` (head and unfreezing epochs, in order), the ``stages`` applied (each
+    ``{"epoch", "trainable_groups", "learning_rate", "cached_features"[, "l2sp"]}``) and
+    ``head_epochs`` (where the unfreezing epochs begin).
+
+    ``resumed_from`` names the checkpoint a resumed run continued from. ``l2sp`` is None without
+    L2-SP, else ``{"alpha", "anchored", "mean_drift", "max_drift"}``: the strength, how many backbone
+    kernels were anchored, and their relative distance ``||w - w_pretrained|| / ||w_pretrained||``
+    at the end.
+    """
+
+    history: dict
+    stages: list
+    head_epochs: int
+    resumed_from: str | None = None
+    l2sp: dict | None = None
+
+    def final(self, metric: str):
+        """The last value of ``metric`` (e.g. "val_accuracy"), or None if it was not logged."""
+        values = self.history.get(metric)
+        return values[-1] if values else None
+
+    def merge(self, history: dict, *, start: int = 0) -> None:
+        """Put per-epoch ``history`` (``{key: [values]}``) at epoch ``start`` onwards (a resumed step
+        replaces what it re-ran)."""
+        for key, values in history.items():
+            self.history[key] = self.history.get(key, [])[:start] + [float(v) for v in values]

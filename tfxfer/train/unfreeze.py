@@ -1,0 +1,187 @@
+"""The unfreezing step: staged top-down unfreezing with warmup, layer-wise rates, BN policy, L2-SP, resume.
+
+`unfreeze_step` compiles a discriminative optimizer (each backbone group below the head at
+``layer_decay**depth`` of the head's rate) and fits with `StagedUnfreezing`, which at every stage
+unfreezes the top groups of the plan, gives the optimizer fresh state and a warmup-then-decay
+learning-rate plan for the stage, and rebuilds the train function. Image backbones and text
+encoders go through the same code: their groups come from `tfxfer.backbones.layer_groups` (a text
+model's pooler is left out when its pooling does not use it).
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.models import build_model
+    >>> from tfxfer.train.data import as_dataset
+    >>> from tfxfer.train.unfreeze import unfreeze_step
+    >>> x = np.random.rand(8, 32, 32, 3).astype("float32") * 255; y = np.arange(8) % 2
+    >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
+    >>> result = unfreeze_step(model, as_dataset((x, y), batch_size=4), epochs=2, learning_rate=1e-4,
+    ...                        stages={0: 1, 1: 2}, verbose=0)
+    >>> [s["trainable_groups"][0] for s in result.stages]
+    ['top', 'block13_16']
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from tfxfer.backbones.groups import HEAD, layer_groups
+from tfxfer.errors import ArgumentError
+from tfxfer.freezing import GradualUnfreezing
+from tfxfer.optim.discriminative import discriminative
+from tfxfer.optim.schedules import WarmupSchedule
+from tfxfer.train.head import _fit_scope, _scope, _stopper
+from tfxfer.train.losses import compile_args
+from tfxfer.train.result import FineTuneResult
+from tfxfer.utils.validate import check_float
+
+LR_DECAYS = ("cosine", "linear")
+
+
+def unfreezable_groups(model: keras.Model) -> list[str]:
+    """The backbone groups an unfreezing plan can train, bottom to top ("head" excluded; a text
+    model's pooler is left out when its pooling does not use it: it would get no gradient)."""
+    from tfxfer.text.tuning import pooler_unused
+
+    names = [g for g in layer_groups(model) if g != HEAD]
+    return [g for g in names if not (g == "pooler" and pooler_unused(model))]
+
+
+def default_stages(model: keras.Model, epochs: int) -> dict:
+    """One more group every ``max(1, epochs // 3)`` epochs (image backbones); a text encoder trains
+    whole from the first epoch (the BERT recipe)."""
+    n = len([g for g in layer_groups(model) if g != HEAD])
+    if pooling_layer_is_text(model):
+        return {0: n}
+    step = max(1, epochs // 3)
+    return {e: min(n, 1 + e // step) for e in range(0, max(epochs, 1), step)}
+
+
+def pooling_layer_is_text(model: keras.Model) -> bool:
+    """Whether ``model`` is a tfxfer text model (its pooling is a `tfxfer.text.SequencePooling`)."""
+    from tfxfer.text.layers import SequencePooling
+
+    return any(isinstance(layer, SequencePooling) for layer in model.layers)
+
+
+def layer_multipliers(model: keras.Model, *, decay: float) -> dict:
+    """``{variable path: multiplier}``: head 1, the top trainable group ``decay``, the next
+    ``decay**2`` ... (layer-wise learning-rate decay over `unfreezable_groups`)."""
+    groups = layer_groups(model)
+    names = unfreezable_groups(model)
+    factors = {HEAD: 1.0, **{g: float(decay) ** d for d, g in enumerate(reversed(names), start=1)}}
+    below = factors[names[-1]] if names else 1.0
+    return {v.path: factors.get(group, below) for group, layers in groups.items() for layer in layers
+            if not isinstance(layer, keras.Model) for v in layer.weights}
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class StagedUnfreezing(GradualUnfreezing):
+    """`GradualUnfreezing` whose stage plan is a linear warmup of ``warmup_epochs`` (may be a
+    fraction) then ``decay`` ("cosine" or "linear") to 0 at the end of the stage; the optimizer's
+    per-variable multipliers carry over from stage to stage. ``warmup_epochs=0`` runs each stage
+    at a constant rate."""
+
+    def __init__(self, schedule, *, learning_rates=None, warmup_epochs: float = 0, decay: str = "cosine",
+                 bn_policy: str = "frozen", verbose: int = 1):
+        super().__init__(schedule, learning_rates=learning_rates, bn_policy=bn_policy, verbose=verbose)
+        if decay not in LR_DECAYS:
+            raise ArgumentError("lr_decay", decay, "must be one of " + ", ".join(LR_DECAYS))
+        self.warmup_epochs = check_float("warmup_epochs", warmup_epochs, low=0)
+        self.decay = decay
+
+    def _fresh_optimizer(self, stage: int, epoch: int):
+        model = self.model
+        old = model.optimizer
+        config = old.get_config()
+        if stage in self.learning_rates:
+            peak = self.learning_rates[stage]
+            total, steps = self._stage_steps(stage, epoch)
+            warmup = min(int(round(self.warmup_epochs * steps)), total - 1)
+            config["learning_rate"] = (WarmupSchedule(peak, warmup, max(1, total - warmup), decay=self.decay)
+                                       if self.warmup_epochs else peak)
+        with _scope(getattr(model, "distribute_strategy", None)):
+            new = old.__class__.from_config(config)
+            new.build(model.trainable_variables)
+        model.optimizer = new
+
+    def get_config(self):
+        config = {k: v for k, v in super().get_config().items() if k != "layer_decay"}
+        return {**config, "warmup_epochs": self.warmup_epochs, "decay": self.decay}
+
+
+def _plan(model, stages: dict, offset: int) -> dict:
+    """``{epoch + offset: [group names]}`` from ``{epoch: how many top backbone groups}`` (a pooler the
+    model does not use counts as a group but stays frozen)."""
+    names = [g for g in layer_groups(model) if g != HEAD]
+    usable = set(unfreezable_groups(model))
+    plan = {}
+    for epoch, n in stages.items():
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(names):
+            raise ArgumentError("stages", stages, f"must map epochs to a number of top groups in [0, {len(names)}]")
+        plan[offset + epoch] = [g for g in names[len(names) - n:] if g in usable] if n else 0
+    return {e: what or 0 for e, what in plan.items()}
+
+
+def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learning_rate: float,
+                  stages: dict | None = None, start_epoch: int = 0, warmup_epochs: float = 1, lr_decay: str = "cosine",
+                  layer_decay: float = 0.5, optimizer: str = "adam", weight_decay: float | None = None, loss=None,
+                  metrics=None, class_weight=None, bn_policy: str = "frozen", callbacks=(), verbose: int = 1,
+                  strategy=None, epoch_shuffle=None, checkpoint_dir=None, stop_on_divergence: bool = True,
+                  l2sp: float = 0.0) -> FineTuneResult:
+    """Staged top-down unfreezing for ``epochs`` epochs at peak rate ``learning_rate``.
+
+    Args:
+        train_ds, val_ds: batched datasets (see `tfxfer.train.data.training_datasets`).
+        stages: ``{epoch: top groups to unfreeze}`` counted from the step's first epoch; default
+            `default_stages`.
+        start_epoch: the epoch number the step starts at (after ``start_epoch`` head epochs).
+        warmup_epochs, lr_decay: each stage warms up linearly for ``warmup_epochs`` (a fraction is
+            fine), then decays ("cosine" or "linear") to 0 at its end; 0 keeps the rate constant.
+        layer_decay: discriminative multiplier per group below the head.
+        optimizer, weight_decay: "adam", "adamw" or "sgd"; weight decay (None: the optimizer's).
+        checkpoint_dir: save every epoch here and continue from the newest checkpoint.
+        l2sp: L2-SP strength towards the backbone as it is when the step starts (0 = off).
+
+    Returns:
+        `FineTuneResult` of the step (its ``history`` holds the step's epochs only).
+    """
+    from tfxfer.reliability.checkpoint import ResumableCheckpoint
+    from tfxfer.optim.l2sp import attach_l2sp, detach_l2sp, l2sp_drift
+
+    plan = _plan(model, default_stages(model, epochs) if stages is None else stages, start_epoch)
+    unfreezer = StagedUnfreezing(plan, learning_rates={e: learning_rate for e in plan}, warmup_epochs=warmup_epochs,
+                                 decay=lr_decay, bn_policy=bn_policy, verbose=verbose)
+    ckpt = ResumableCheckpoint(os.fspath(checkpoint_dir), stateful=[unfreezer]) if checkpoint_dir is not None else None
+    state = ckpt.state if ckpt is not None else None
+    anchored = attach_l2sp(model, alpha=float(l2sp)) if l2sp > 0 else []  # anchors: the backbone as it is now
+    labels = next(iter(train_ds))[1].numpy()
+    with _scope(strategy):
+        model.compile(optimizer=discriminative(optimizer, learning_rate=learning_rate,
+                                               lr_multipliers=layer_multipliers(model, decay=layer_decay),
+                                               **({} if weight_decay is None else {"weight_decay": weight_decay})),
+                      **compile_args(model, labels, loss=loss, metrics=metrics, weighted=len(train_ds.element_spec) > 2))
+    extra = [ckpt] if ckpt is not None else []
+    try:
+        with _fit_scope(model, strategy):
+            h = model.fit(train_ds, validation_data=val_ds, initial_epoch=state.initial_epoch if state else start_epoch,
+                          epochs=start_epoch + epochs, shuffle=False, class_weight=class_weight, verbose=verbose,
+                          callbacks=[*extra, unfreezer, *([epoch_shuffle] if epoch_shuffle else []),
+                                     *(_stopper(checkpoint_dir) if stop_on_divergence else []), *callbacks])
+    finally:
+        drift = list(l2sp_drift(model).values()) if anchored else []
+        if anchored:  # never leave the anchors on the caller's model (also after a crash)
+            detach_l2sp(model)
+    done = state.meta.get("history", {}) if state is not None else {}
+    skip = (state.initial_epoch - start_epoch) if state is not None else 0
+    history = {k: list(done.get(k, []))[:skip] + [float(v) for v in h.history.get(k, [])] for k in {*done, *h.history}}
+    stage_log = [{"epoch": entry["epoch"], "trainable_groups": entry["trainable_groups"],
+                  "learning_rate": learning_rate, "cached_features": False, **({"l2sp": float(l2sp)} if anchored else {})}
+                 for entry in unfreezer.history]
+    info = None
+    if anchored:
+        info = {"alpha": float(l2sp), "anchored": len(anchored), "mean_drift": float(sum(drift) / len(drift)) if drift
+                else 0.0, "max_drift": float(max(drift, default=0.0))}
+    return FineTuneResult(history=history, stages=stage_log, head_epochs=start_epoch,
+                          resumed_from=state.path if state is not None else None, l2sp=info)

@@ -52,6 +52,7 @@ def test_sampling_is_repeatable_with_a_seed(tiny_lm):
     a = generate(tiny_lm, ["the"], sampler="top_k", top_k=20, **kwargs)
     b = generate(tiny_lm, ["the"], sampler="top_k", top_k=20, **kwargs)
     assert a == b
+    assert generate(tiny_lm, ["the"], sampler="top_k", top_k=20, **{**kwargs, "seed": 8}) != a
     c = generate(tiny_lm, ["the"], sampler="top_p", top_p=0.95, **kwargs)
     assert isinstance(c[0], str)
     # top_k=1 is greedy whatever the temperature
@@ -79,6 +80,10 @@ def test_bad_generate_arguments(tiny_lm):
         generate(tiny_lm, ["a"], max_new_tokens=64)
     with pytest.raises(ArgumentError, match="`token` must be a token of the vocabulary"):
         generate(tiny_lm, ["a"], max_new_tokens=2, stop_tokens=["<|eot_id|>"])
+    with pytest.raises(ArgumentError, match="`prompt_ids` must be a non-empty list"):
+        generate_ids(tiny_lm, [[1], []], max_new_tokens=2)
+    with pytest.raises(ArgumentError, match=r"plus the longest prompt \(60 tokens\) must fit the context"):
+        generate_ids(tiny_lm, [[5] * 60], max_new_tokens=5)
     with pytest.raises(ArgumentTypeError, match="`stop_tokens` must be"):
         generate(tiny_lm, ["a"], max_new_tokens=2, stop_tokens="<|im_end|>")
     with pytest.raises(ArgumentError, match='`top_k` has no effect with sampler="top_p"'):

@@ -32,10 +32,10 @@ _EXPORTS = {
     "reference_logits": "tfxfer.causal_lm.reference",
     "logit_parity": "tfxfer.causal_lm.reference",
     "make_sampler": "tfxfer.causal_lm.samplers",
-    "generate": "tfxfer.causal_lm.generate",
-    "generate_ids": "tfxfer.causal_lm.generate",
-    "perplexity": "tfxfer.causal_lm.perplexity",
-    "token_losses": "tfxfer.causal_lm.perplexity",
+    "generate": "tfxfer.causal_lm.generation",
+    "generate_ids": "tfxfer.causal_lm.generation",
+    "perplexity": "tfxfer.causal_lm.likelihood",
+    "token_losses": "tfxfer.causal_lm.likelihood",
 }
 
 __all__ = sorted(_EXPORTS)

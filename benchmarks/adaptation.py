@@ -184,7 +184,8 @@ def audit(pair, f, models, best):
         x_target = f.get(f"target_test_{name}", f["target_test"])
         probs = np.concatenate([model.predict(f["source_test"], verbose=0), model.predict(x_target, verbose=0)])
         labels = np.concatenate([f["y_source_test"], f["y_target_test"]])
-        groups = np.array([pair.source_domain] * len(f["y_source_test"]) + [pair.target_domain] * len(f["y_target_test"]))
+        groups = np.array([pair.source_domain] * len(f["y_source_test"])
+                          + [pair.target_domain] * len(f["y_target_test"]))
         report = group_metrics(labels, probs, groups, class_names=pair.class_names, n_bootstrap=1000)
         gap = report.worst_group_gap
         rows.append({"pair": pair.name, "model": name, "worst_group": gap.worst_group,

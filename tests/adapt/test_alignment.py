@@ -74,8 +74,8 @@ def test_alignment_trains_the_wrapped_model_and_round_trips(rng, cls, extra):
     logs = history.history
     assert {"loss", "class_loss", trainer.alignment_name, "accuracy"} <= set(logs)
     weight = trainer.alignment_weight
-    np.testing.assert_allclose(logs["loss"], np.add(logs["class_loss"], np.multiply(weight, logs[trainer.alignment_name])),
-                               rtol=1e-5)
+    expected = np.add(logs["class_loss"], np.multiply(weight, logs[trainer.alignment_name]))
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # trained in place
     np.testing.assert_allclose(trainer.predict(xs, verbose=0), model.predict(xs, verbose=0))
     assert set(trainer.evaluate(xs, ys, verbose=0, return_dict=True)) == {"loss", "accuracy"}

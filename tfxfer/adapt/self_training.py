@@ -142,7 +142,10 @@ def self_train(model: keras.Model, source, target, *, threshold: float = 0.9, ro
                 "balance the source classes, or adapt the features first (adapt_batchnorm, DANN).",
                 reason="collapse", method="self_train", epoch=index, value=top_share)
         pseudo = labels[keep]
-        pseudo_y = np.eye(num_classes, dtype=np.float32)[pseudo] if one_hot else pseudo.astype(sparse_labels(y_source).dtype)
+        if one_hot:
+            pseudo_y = np.eye(num_classes, dtype=np.float32)[pseudo]
+        else:
+            pseudo_y = pseudo.astype(sparse_labels(y_source).dtype)
         x_train = np.concatenate([x_source, x_target[keep]])
         y_train = np.concatenate([np.asarray(y_source), pseudo_y])
         order = np.random.default_rng(seed + index).permutation(len(x_train))

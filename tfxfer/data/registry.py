@@ -38,6 +38,7 @@ import warnings
 import numpy as np
 
 from tfxfer.data import datasets as readers
+from tfxfer.data.conll import load_conll
 from tfxfer.data.hygiene import DataWarning, user_stacklevel
 from tfxfer.data.result import Split
 from tfxfer.data.splits import stratified_split
@@ -221,8 +222,6 @@ def load(name: str) -> LoadedDataset:
     """
     info = describe(name)
     if info.name == "wnut16":
-        from tfxfer.data.conll import load_conll
-
         tokens = load_conll(readers.wnut16_path(), validation_split=0.1, test_split=0.1, seed=SPLIT_SEED,
                             on_leakage="ignore")
         result = LoadedDataset(info.name, tokens.train, tokens.val, tokens.test, tokens.tag_names, info,

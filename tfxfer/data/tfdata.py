@@ -28,6 +28,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tfxfer.augment.apply import augment_dataset
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -132,8 +133,6 @@ def finish_pipeline(ds, *, n, batch_size, training, seed=None, cache=None, shuff
                   deterministic=True)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
     if training and augment not in (None, "none"):
-        from tfxfer.augment import augment_dataset
-
         ds = augment_dataset(ds, augment, seed=seed, num_classes=num_classes, prefetch=False)
     ds = ds.prefetch(AUTOTUNE)
     return with_distribute_options(ds)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tfxfer.errors import ModelError
+from tfxfer.errors import ModelError, UnknownNameError
 
 UNLABELED = -1
 
@@ -52,8 +52,6 @@ def _get(model, name):
     try:
         return model.get_layer(name)
     except ValueError as exc:
-        from tfxfer.errors import UnknownNameError
-
         raise UnknownNameError(f"layer of {model.name!r}", name, [layer.name for layer in model.layers]) from exc
 
 

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from tfxfer.errors import ArgumentTypeError, TrainingDivergedError
+from tfxfer.reliability.training_state import latest_state
 
 
 def _finite(value) -> bool:
@@ -100,8 +101,6 @@ class StopOnDivergence(keras.callbacks.Callback):
         where = f"epoch {d['epoch']}" + (f", batch {d['batch']}" if d["batch"] is not None else "")
         last = None
         if self.checkpoint_dir is not None:
-            from tfxfer.reliability.training_state import latest_state
-
             state = latest_state(self.checkpoint_dir)
             last = state.path if state is not None else None
         keep = (f" The last good checkpoint is {last} (not overwritten); resume from it with a lower "

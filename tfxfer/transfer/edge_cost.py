@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from tfxfer.export import benchmark_tflite, convert_tflite
+from tfxfer.models import build_model
 from tfxfer.transfer.embeddings import resize_batch
 
 
@@ -46,9 +48,6 @@ def measure_edge_cost(backbone, *, input_size: tuple[int, int], channels: int, n
     Returns:
         ``{"params", "int8_size_mib", "latency_ms", "cost_s"}``.
     """
-    from tfxfer.export import benchmark_tflite, convert_tflite
-    from tfxfer.models import build_model
-
     start = time.perf_counter()
     model = build_model(backbone, num_classes, task=task, input_size=tuple(input_size), channels=channels,
                         weights=None, dropout=0.0, freeze=False)

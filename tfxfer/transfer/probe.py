@@ -27,6 +27,9 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.transfer._checks import as_class_labels, as_features
+from tfxfer.transfer._data import as_image_arrays, single_labels
+from tfxfer.transfer.candidates import Candidate
+from tfxfer.transfer.embeddings import candidate_features
 
 VERDICTS = {
     "transfer_helps": "pretrained features beat every control: fine-tune from this backbone",
@@ -243,10 +246,6 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         >>> probe_backbone((x, y), "mobilenet_v2", weights=None, input_size=(32, 32)).verdict
         'no_clear_gain'
     """
-    from tfxfer.transfer._data import as_image_arrays, single_labels
-    from tfxfer.transfer.candidates import Candidate
-    from tfxfer.transfer.embeddings import candidate_features
-
     images, labels = as_image_arrays(data, max_samples=max_samples, seed=seed)
     labels = single_labels(labels)
     pretrained = Candidate(backbone, weights=weights, input_size=input_size)

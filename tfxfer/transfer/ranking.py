@@ -33,6 +33,7 @@ from tfxfer.transfer.logme import logme
 from tfxfer.transfer.ranking_result import ADVISORY, COST_AXES, SCORE_NAMES, TASKS, RankingResult, pareto_flags
 from tfxfer.transfer.scores import hscore, leep, nce
 from tfxfer.transfer.text_candidates import is_text_candidate, is_text_data
+from tfxfer.transfer.text_ranking import check_text_options, rank_text_rows
 
 __all__ = ["ADVISORY", "COST_AXES", "SCORE_NAMES", "RankingResult", "pareto_flags", "rank_backbones"]
 
@@ -228,8 +229,6 @@ def rank_backbones(
 
 
 def _rank_text(data, candidates, *, budget, scores, primary, cost_axis, task, input_size, wall, **options):
-    from tfxfer.transfer.text_ranking import check_text_options, rank_text_rows
-
     cost_axis = cost_axis or "params"
     check_text_options(budget, cost_axis, input_size)
     if primary in ("leep", "nce"):

@@ -21,7 +21,9 @@ import os
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.backbones.catalog import get_spec
+from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
+from tfxfer.text.encoders import load_encoder
 
 _RANDOM = ("random", "none", "scratch")
 _PRETRAINED = ("pretrained", "preset")
@@ -61,15 +63,12 @@ def is_text_candidate(value) -> bool:
     preset = _split(value)[0] if _parseable(value) else value
     if looks_like_text_encoder(preset):
         return True
-    from tfxfer.backbones.catalog import get_spec
-    from tfxfer.errors import UnknownNameError
-
     try:
         get_spec(preset.split(":")[0].split("@")[0].strip())
         return False
     except UnknownNameError:
         pass
-    import keras_hub
+    import keras_hub  # optional heavy dependency (text extra): imported only when a name needs it
 
     return preset in keras_hub.models.Backbone.presets
 
@@ -127,10 +126,8 @@ class TextCandidate:
 
     def load(self, *, sequence_length: int | None = None, default_length: int = 128):
         """The `tfxfer.text.TextEncoder` (random weights when not ``pretrained``)."""
-        from tfxfer.text import load_encoder
-
         wanted = self.sequence_length or sequence_length
-        encoder = load_encoder(self.preset, sequence_length=wanted or 2, load_weights=self.pretrained)
+        encoder = load_encoder(self.preset, sequence_length=wanted or 2, weights="pretrained" if self.pretrained else None)
         if wanted is None:  # 128 tokens, or fewer if the encoder's positions stop earlier
             limit = getattr(encoder.backbone, "max_sequence_length", None) or default_length
             encoder.preprocessor.sequence_length = min(default_length, int(limit))

@@ -17,11 +17,14 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import time
 
+import keras
 import numpy as np
 
 from tfxfer.errors import ArgumentError, DataError
+from tfxfer.text.encoders import as_texts
 from tfxfer.transfer._data import single_labels
 from tfxfer.transfer.logme import logme
 from tfxfer.transfer.scores import hscore
@@ -35,8 +38,6 @@ MIB = 2.0**20
 
 def text_arrays(data, *, max_samples: int | None, seed: int):
     """``(texts, labels)`` as a 1-D object array of str and a label array; a seeded subset if asked."""
-    from tfxfer.text.encoders import as_texts
-
     texts, labels = as_texts(data[0]), np.asarray(data[1])
     if labels.ndim == 0 or len(texts) != len(labels):
         raise DataError(f"`data` has {len(texts)} texts but {labels.size if labels.ndim else 'no'} labels")
@@ -70,12 +71,6 @@ def embed_texts(encoder, texts, *, batch_size: int, label: str = "", verbose: in
     Uses the encoder's own `tfxfer.text.TextEncoder.embedding_model` (strings in, tokenised in the
     graph, mean pooling over real tokens, L2-normalised as sentence embeddings are).
     """
-    import logging
-
-    import keras
-
-    from tfxfer.text.encoders import as_texts
-
     texts = as_texts(texts)
     steps = -(-len(texts) // batch_size)
     every = max(1, steps // 4)

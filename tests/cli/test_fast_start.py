@@ -62,6 +62,7 @@ def test_no_tensorflow_for_listings_help_and_errors(tmp_path):
         ["evaluate", str(tmp_path / "model.keras"), str(tmp_path / "missing_folder")],
         ["export", str(tmp_path / "model.keras"), "fashion_mnsit", "--json"],
         ["rank", "elvp", "--candidates", "mobilenet_v2"], ["rank", str(tmp_path), "--set", "x=1"],
+        ["rank", QUICK, "--set", "data.source=animal_mnst"], ["rank", QUICK, "--set", "model.backbone=resnet5"],
         ["datasets", "describe", "elvp"], ["backbones", "--family", "mobilenet_v9"],
     ]
     results = _run_blocked(cases, tmp_path)
@@ -86,6 +87,9 @@ def test_no_tensorflow_for_listings_help_and_errors(tmp_path):
     assert "must be an existing folder or table file" in err[
         ("evaluate", str(tmp_path / "model.keras"), str(tmp_path / "missing_folder"))]
     assert "Did you mean: 'elpv'?" in err[("rank", "elvp", "--candidates", "mobilenet_v2")]
+    assert "Did you mean 'animal_mnist'?" in err[("rank", QUICK, "--set", "data.source=animal_mnst")]
+    assert "`model.backbone`: Unknown backbone 'resnet5'. Did you mean: 'resnet50'" in err[
+        ("rank", QUICK, "--set", "model.backbone=resnet5")]
     doc = json.loads(results[("export", str(tmp_path / "model.keras"), "fashion_mnsit", "--json")]["stdout"])
     assert doc["error"]["type"] == "UnknownNameError" and "'fashion_mnist'" in doc["error"]["message"]
     listing = json.loads(results[("backbones", "--family", "efficientnet_lite", "--json")]["stdout"])

@@ -114,6 +114,24 @@ def check_data_argument(data: str, *, name: str = "data") -> None:
     raise UnknownNameError("data set", data, DATASETS)
 
 
+def check_recipe_names(cfg) -> None:
+    """A loaded recipe's data source and backbone names, from the TensorFlow-free catalog (the run
+    checks them again with the real catalogs); raises `ConfigError` with close matches."""
+    from tfxfer.recipes import catalog
+
+    catalog.check_source(cfg.data.source, task=cfg.task)
+    if cfg.task != "image_classification":
+        return
+    for key, name in (("model.backbone", cfg.model.backbone),
+                      ("distill.teacher", cfg.distill.teacher if cfg.distill.enabled else None)):
+        if name is None:
+            continue
+        try:
+            catalog.check_backbone(name)
+        except UnknownNameError as exc:
+            raise ConfigError(f"`{key}`: {exc}") from None
+
+
 # -- errors -----------------------------------------------------------------------------------------
 def exit_code(exc: BaseException) -> int:
     """The exit code for an error a command raised: 3 gate, 2 usage or recipe, 130 Ctrl-C, else 1."""

@@ -18,7 +18,8 @@ from tfxfer.utils.native_logs import quiet_native_logs
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("doctor", help="check that TensorFlow, Keras, tf_keras, TFMOT, LiteRT and keras-hub fit together")
+    p = sub.add_parser("doctor", help="check that TensorFlow, Keras, tf_keras, TFMOT, LiteRT and keras-hub fit "
+                       "together")
     p.add_argument("--versions-only", action="store_true", help="only the installed versions and environment "
                    "variables (instant; skips the import checks)")
     add_json(p)

@@ -9,8 +9,8 @@ Example:
 
 from __future__ import annotations
 
-from tfxfer.cli.common import (EXIT_OK, add_json, add_verbosity, check_data_argument, emit_json, import_tensorflow,
-                               say, verbosity)
+from tfxfer.cli.common import (EXIT_OK, add_json, add_verbosity, check_data_argument, check_recipe_names, emit_json,
+                               import_tensorflow, say, verbosity)
 from tfxfer.errors import ArgumentError
 
 
@@ -97,7 +97,11 @@ def cmd_rank(args) -> int:
 
     recipe = ranking.is_recipe(args.data)
     _check_flags(args, recipe=recipe)
-    if not recipe:
+    if recipe:  # a recipe typo, an unknown data set or backbone fails before TensorFlow
+        from tfxfer.recipes import load_config
+
+        check_recipe_names(load_config(args.data, overrides=args.overrides))
+    else:
         check_data_argument(args.data)  # an unknown data set name or a missing path fails before TensorFlow
         import_tensorflow(args)  # telling text from image data reads the data set catalog (TensorFlow)
         if ranking.is_text_source(args.data):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from tfxfer.cli.common import EXIT_OK, add_json, add_verbosity, emit_json, import_tensorflow, show, verbosity
-from tfxfer.errors import ConfigError, UnknownNameError
+from tfxfer.cli.common import (EXIT_OK, add_json, add_verbosity, check_recipe_names, emit_json, import_tensorflow, show,
+                               verbosity)
 
 
 def add_parser(sub) -> None:
@@ -33,30 +33,12 @@ def add_parser(sub) -> None:
     add_json(p)
 
 
-def check_names(cfg) -> None:
-    """The recipe's data source and backbone names, from the TensorFlow-free catalog (the run checks
-    them again with the real catalogs); raises `ConfigError` with close matches."""
-    from tfxfer.recipes import catalog
-
-    catalog.check_source(cfg.data.source, task=cfg.task)
-    if cfg.task != "image_classification":
-        return
-    for key, name in (("model.backbone", cfg.model.backbone),
-                      ("distill.teacher", cfg.distill.teacher if cfg.distill.enabled else None)):
-        if name is None:
-            continue
-        try:
-            catalog.check_backbone(name)
-        except UnknownNameError as exc:
-            raise ConfigError(f"`{key}`: {exc}") from None
-
-
 def cmd_run(args) -> int:
     # tfxfer.recipes imports numpy and yaml: loaded here, not at `tfxfer --help`
     from tfxfer.recipes import load_config, run_pipeline
 
     cfg = load_config(args.recipe, overrides=args.overrides)
-    check_names(cfg)
+    check_recipe_names(cfg)
     import_tensorflow(args)
     result = run_pipeline(cfg, out_dir=args.out, resume=args.resume, force=args.force, verbosity=verbosity(args),
                           command=["tfxfer", *sys.argv[1:]] if sys.argv[0].endswith("tfxfer") else None)

@@ -118,3 +118,18 @@ def test_bad_inputs_are_named(rng):
         group_metrics(labels, labels, np.arange(10) % 2, class_names=["a"])
     with pytest.raises(ArgumentError, match="`predictions`"):
         group_metrics(labels, np.zeros((10, 2, 2)), np.arange(10) % 2)
+
+
+def test_group_balanced_weights_equalise_groups_and_cells():
+    from tfxfer.fairness import group_balanced_weights
+
+    groups = np.array(["a"] * 6 + ["b"] * 2)
+    weights = group_balanced_weights(groups)
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights[groups == "a"].sum() == pytest.approx(weights[groups == "b"].sum())
+    labels = np.array([0, 0, 0, 0, 1, 1, 0, 1])
+    cells = group_balanced_weights(groups, labels=labels)
+    totals = {(g, y): cells[(groups == g) & (labels == y)].sum() for g in "ab" for y in (0, 1)}
+    assert len({round(t, 9) for t in totals.values()}) == 1
+    with pytest.raises(DataError, match="`labels` has 3 entries but `groups` has 8"):
+        group_balanced_weights(groups, labels=labels[:3])

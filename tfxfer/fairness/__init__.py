@@ -3,6 +3,7 @@
 `group_metrics` (from labels and predictions) and `audit_model` (runs the model first) report
 accuracy, recall per class, FPR / FNR and ECE per group with bootstrap confidence intervals and the
 worst-group gap (`GroupReport`, with ``to_rows`` / ``to_markdown`` for reports).
+`group_balanced_weights` gives every group (or group x class cell) equal weight for ``fit``.
 
 Example:
     >>> import numpy as np
@@ -20,5 +21,7 @@ from tfxfer.fairness.group_metrics import (
     audit_model,
     group_metrics,
 )
+from tfxfer.fairness.reweighting import group_balanced_weights
 
-__all__ = ["LOWER_IS_BETTER", "GroupGap", "GroupReport", "MetricValue", "audit_model", "group_metrics"]
+__all__ = ["LOWER_IS_BETTER", "GroupGap", "GroupReport", "MetricValue", "audit_model", "group_balanced_weights",
+           "group_metrics"]

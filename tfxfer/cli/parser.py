@@ -42,11 +42,19 @@ COMMANDS = {"run": run.cmd_run, "predict": predict.cmd_predict, "evaluate": pred
 RECIPE_COMMANDS = ("run", "rank")
 
 
+class ParagraphFormatter(argparse.HelpFormatter):
+    """argparse's help layout, wrapping each blank-line-separated paragraph of a description or
+    epilog on its own (argparse's default runs them together)."""
+
+    def _fill_text(self, text, width, indent):
+        return "\n\n".join(super(ParagraphFormatter, self)._fill_text(p, width, indent) for p in text.split("\n\n"))
+
+
 class Parser(argparse.ArgumentParser):
     """An `argparse.ArgumentParser` whose errors are `UsageError` s (one line, exit 2), not exits."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", ParagraphFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message):
@@ -58,7 +66,7 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="tfxfer", description="Transfer learning for Keras 3 / TensorFlow: from a pretrained backbone to a "
         "verified edge model.",
-        epilog=f"Run `tfxfer COMMAND --help` for a command's options.\n\n{EXIT_CODES_HELP}.\n"
+        epilog=f"Run `tfxfer COMMAND --help` for a command's options.\n\n{EXIT_CODES_HELP}.\n\n"
         "Commands that report take --json: one JSON document on stdout (schema tfxfer/1), also on errors.")
     parser.add_argument("--version", action="version", version=f"tfxfer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -71,7 +79,7 @@ def build_parser() -> Parser:
     report.add_parser(sub)
     doctor.add_parser(sub)
     for command in sub.choices.values():
-        command.epilog = "\n".join(filter(None, (command.epilog, EXIT_CODES_HELP + ".")))
+        command.epilog = "\n\n".join(filter(None, (command.epilog, EXIT_CODES_HELP + ".")))
     return parser
 
 

@@ -26,8 +26,8 @@ and the command's own fields (a failed command has them only when it got that fa
 command         fields
 ==============  ======================================================================================
 predict         ``model``; ``results``: one item per input, ``{"image": path, "top": [{"index", "label",
-                "probability"}, ...]}`` (best first); text models ``{"text", "top"}``, NER models
-                ``{"text", "entities"}``. The device runner adds ``"inference_ms"`` per item and
+                "probability"}, ...]}`` (best first); text and NER models ``{"text", "result"}`` (the
+                printed result line, for now). The device runner adds ``"inference_ms"`` per item and
                 ``"threads"``; an input it cannot read gets ``"error": {"type", "message"}``
                 instead of ``"top"`` (and the document's exit_code is 1).
 evaluate        ``model``, ``data``, ``split``, ``metrics`` (accuracy, macro_f1, ece, num_examples,

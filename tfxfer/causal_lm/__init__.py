@@ -5,6 +5,8 @@
   cannot rebuild exactly), `logit_parity` against a numpy llama.cpp-semantics reference.
 * Tokenize: `BPETokenizer` (byte-level BPE, Hugging Face ids exactly).
 * Use: `generate` (greedy / random / top-k / top-p, temperature, stop tokens), `perplexity`.
+* Adapt: `adapt_causal_lm` (raw text or (prompt, completion) pairs; LoRA by default, full
+  fine-tuning optional; resumable through `tfxfer.reliability.ResumableCheckpoint`).
 * Build: `LlamaConfig`, `build_language_model` (random, tiny for tests), `LanguageModel`.
 
 Example:
@@ -36,6 +38,8 @@ _EXPORTS = {
     "generate_ids": "tfxfer.causal_lm.generation",
     "perplexity": "tfxfer.causal_lm.likelihood",
     "token_losses": "tfxfer.causal_lm.likelihood",
+    "adapt_causal_lm": "tfxfer.causal_lm.adapt",
+    "causal_lm_batches": "tfxfer.causal_lm.adapt",
 }
 
 __all__ = sorted(_EXPORTS)

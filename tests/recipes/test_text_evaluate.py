@@ -66,7 +66,7 @@ def test_classifier_on_jsonl_json_accuracy_matches_predictions(runs, capsys, tmp
     path.write_text("".join(json.dumps({"sentence": r["text"], "y": r["label"]}) + "\n" for r in rows))
     lines = _ok(capsys, ["evaluate", runs["text_classification"].run_dir, str(path), "--text-column", "sentence",
                          "--label-column", "y", "--json", "-q"])
-    metrics = json.loads("\n".join(lines))
+    metrics = json.loads("\n".join(lines))["metrics"]  # the tfxfer/1 document's metrics
     model = open_model(runs["text_classification"].run_dir)
     probs = predict_texts(model.model, [r["text"] for r in rows])
     truth = np.array([model.class_names.index(r["label"]) for r in rows])
@@ -75,7 +75,7 @@ def test_classifier_on_jsonl_json_accuracy_matches_predictions(runs, capsys, tmp
     assert sum(c["support"] for c in metrics["per_class"]) == 30 and 0.0 <= metrics["ece"] <= 1.0
     limited = json.loads(_ok(capsys, ["evaluate", runs["text_classification"].run_dir, str(path), "--limit", "7",
                                       "--text-column", "sentence", "--label-column", "y", "--json", "-q"])[0])
-    assert limited["num_examples"] == 7
+    assert limited["metrics"]["num_examples"] == 7
 
 
 def test_ner_on_conll_file(runs, capsys):
@@ -89,7 +89,7 @@ def test_ner_on_conll_file(runs, capsys):
     assert "precision " in lines[0] and "tag accuracy " in lines[0]
     assert lines[1].split()[:2] == ["entity", "type"]
     assert {row.split()[0]: int(row.split()[-1]) for row in lines[2:]} == {"geo-loc": 30, "person": 30}
-    metrics = json.loads(_ok(capsys, ["evaluate", run_dir, runs["tags"], "--json", "-q"])[0])
+    metrics = json.loads(_ok(capsys, ["evaluate", run_dir, runs["tags"], "--json", "-q"])[0])["metrics"]
     model = open_model(run_dir)
     words, true, _ = token_data(runs["tags"], model.class_names)
     pred, _ = predict_word_tags(model.model, words, tag_names=model.class_names)
@@ -125,7 +125,7 @@ def test_wrong_data_and_text_tflite_are_one_line_errors(runs, capsys):
     clf = runs["text_classification"]
     assert "is a token_classification data set" in _one_error(capsys, ["evaluate", clf.run_dir, "wnut16"])
     assert "is a text_classification data set" in _one_error(capsys, ["evaluate", runs["ner"].run_dir, "trec"])
-    assert "must be a packaged data set name or an existing CSV / TSV / JSONL file" in _one_error(
+    assert "must be an existing folder or table file, or a packaged data set name" in _one_error(
         capsys, ["evaluate", clf.run_dir, "no_such_table.csv"])
     assert "is a text .tflite file" in _one_error(capsys, ["evaluate", clf.tflite, runs["reviews"]])
     assert "must be some of float32, float16, dynamic for a text model" in _one_error(

@@ -128,8 +128,8 @@ class FeatureAlignment(keras.Model):
     alignment_name = "alignment_loss"
 
     def __init__(self, model: keras.Model, *, feature_layer: str | None = None, alignment_weight: float = 1.0,
-                 name: str | None = None, **kwargs):
-        super().__init__(name=name or f"{type(self).__name__.lower()}_{getattr(model, 'name', 'model')}", **kwargs)
+                 name: str | None = None):
+        super().__init__(name=name or f"{type(self).__name__.lower()}_{getattr(model, 'name', 'model')}")
         if not isinstance(model, keras.Model):
             raise ArgumentTypeError("model", model, "a functional keras.Model (e.g. from tfxfer.build_model)")
         self.model = model

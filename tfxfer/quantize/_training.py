@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.errors import ArgumentError
 from tfxfer.quantize._deps import tf_keras
+from tfxfer.train.data import as_dataset, first_labels
+from tfxfer.train.losses import default_loss, default_metrics
 
 
 def check_positive_int(name: str, value, low: int = 1) -> int:
@@ -66,9 +68,8 @@ def clone_wrapped(bridged, chosen, wrap_layer, *, train_bn: bool):
 
 
 def fit_dataset(train, *, batch_size: int, shuffle: bool = True, seed: int = 0, name: str = "train"):
-    """``(x, y)`` arrays or a batched ``tf.data.Dataset`` -> a batched dataset tf_keras can fit on."""
-    from tfxfer.train.fine_tune import as_dataset
-
+    """``(x, y)`` arrays or a batched ``tf.data.Dataset`` -> a batched dataset tf_keras can fit on
+    (the train data adaptor, `tfxfer.train.data.as_dataset`)."""
     return as_dataset(train, batch_size=batch_size, shuffle=shuffle, seed=seed, name=name)
 
 
@@ -85,22 +86,11 @@ def steps_per_epoch(train, *, batch_size: int) -> int:
     return cardinality if cardinality > 0 else sum(1 for _ in dataset)
 
 
-def first_labels(dataset) -> np.ndarray:
-    for batch in dataset.take(1):
-        return np.asarray(batch[1])
-    raise ArgumentTypeError("train", dataset, "a non-empty dataset of (images, labels)")
-
-
-def loss_for(source_model, dataset):
-    """The loss that fits the source model's output activation and the label format (as `fine_tune` picks)."""
-    activation = getattr(getattr(source_model.layers[-1], "activation", None), "__name__", None)
-    labels = first_labels(dataset)
-    if activation == "softmax":
-        one_hot = labels.ndim >= 2 and labels.shape[-1] > 1
-        return "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
-    if activation == "sigmoid":
-        return "binary_crossentropy"
-    return "mse"
+def loss_and_metrics(source_model, dataset) -> tuple[str, list]:
+    """The loss and metrics `fine_tune` would pick for the source model's head and these labels
+    (`tfxfer.train.losses`, the one loss picker)."""
+    loss = default_loss(source_model, first_labels(dataset))
+    return loss, default_metrics(source_model, loss)
 
 
 def fit(tfk_model, source_model, train, *, val=None, epochs: int, learning_rate: float, batch_size: int,
@@ -112,8 +102,7 @@ def fit(tfk_model, source_model, train, *, val=None, epochs: int, learning_rate:
     learning_rate = check_learning_rate(learning_rate)
     train_ds = fit_dataset(train, batch_size=batch_size, seed=seed)
     val_ds = fit_dataset(val, batch_size=batch_size, shuffle=False, name="val") if val is not None else None
-    loss = loss_for(source_model, train_ds)
-    metrics = [] if loss == "mse" else ["accuracy"]
+    loss, metrics = loss_and_metrics(source_model, train_ds)
     tfk_model.compile(optimizer=tfk.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
     history = tfk_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=list(callbacks),
                             verbose=verbose)

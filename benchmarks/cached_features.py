@@ -55,7 +55,7 @@ def main(argv=None):
 
     from tfxfer.freezing import freeze_backbone
     from tfxfer.models import build_model
-    from tfxfer.train.fine_tune import extract_features, train_head_on_features
+    from tfxfer.train.head import extract_features, train_head_on_features
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (args.images, args.size, args.size, 3)).astype("float32")

@@ -92,7 +92,7 @@ def main(argv=None):
     from tfxfer.freezing import unfreeze_all
     from tfxfer.models import build_model
     from tfxfer.quantize import prune, selective_int8, train_qat, zipped_size
-    from tfxfer.train.fine_tune import extract_features, train_head_on_features
+    from tfxfer.train.head import extract_features, train_head_on_features
 
     load_start = os.getloadavg()[0]
     out = tempfile.mkdtemp(prefix="tfxfer-compression-")

@@ -130,8 +130,9 @@ def main(argv=None):
 
     from tfxfer import data
     from tfxfer.text import (build_prototype_classifier, build_text_classifier, build_token_classifier,
-                             build_zero_shot_classifier, entity_scores, fine_tune_text,
-                             fit_token_classifier, load_encoder, predict_texts, predict_word_tags)
+                             build_zero_shot_classifier, entity_scores, load_encoder, predict_texts, predict_word_tags)
+    from tfxfer.train.fine_tune import fine_tune
+    from tfxfer.train.ner import fit_token_classifier
     from tfxfer.export import export_text_tflite, predict_text_tflite, verify
     from tfxfer.text.fewshot import sample_per_class
 
@@ -195,8 +196,9 @@ def main(argv=None):
     # ---- MiniLM fine-tuned on movies -------------------------------------------------------
     model = build_text_classifier(encoder, 2, pooling="mean")
     with Timer() as t:
-        fine_tune_text(model, x_train, y_train, epochs=args.epochs, batch_size=16, learning_rate=1e-4,
-                       head_lr_multiplier=10.0, verbose=0)
+        # the new head first (1 epoch at 1e-3 on cached embeddings), then the whole encoder at 1e-4
+        fine_tune(model, (x_train, y_train), head_epochs=1, epochs=args.epochs, batch_size=16, base_lr=1e-3,
+                  unfreeze_lr_factor=0.1, layer_decay=1.0, verbose=0)
     timings["minilm_fine_tune_s"] = round(t.seconds, 2)
     with Timer() as t:
         test_probs = predict_texts(model, x_test, batch_size=64)
@@ -260,12 +262,12 @@ def main(argv=None):
         ner = build_token_classifier(ner_encoder, tag_names)
         with Timer() as t:
             if freeze:
-                fit_token_classifier(ner, ner_train_words, ner_train_tags, tag_names=tag_names, freeze=True,
-                                     epochs=15, batch_size=32, learning_rate=2e-3, verbose=0)
+                fit_token_classifier(ner, (ner_train_words, ner_train_tags), tag_names=tag_names, head_epochs=15,
+                                     epochs=0, batch_size=32, base_lr=2e-3, verbose=0)
             else:
-                fit_token_classifier(ner, ner_train_words, ner_train_tags, tag_names=tag_names,
-                                     epochs=args.ner_epochs, batch_size=16, learning_rate=1e-4,
-                                     head_lr_multiplier=10.0, verbose=0)
+                fit_token_classifier(ner, (ner_train_words, ner_train_tags), tag_names=tag_names, head_epochs=1,
+                                     epochs=args.ner_epochs, batch_size=16, base_lr=1e-3, unfreeze_lr_factor=0.1,
+                                     verbose=0)
         train_s = t.seconds
         pred, _ = predict_word_tags(ner, ner_test_words, tag_names=tag_names)
         scores = entity_scores(ner_test_tags, pred)

@@ -56,7 +56,7 @@ def fine_tune_accuracy(candidate, x_train, y_train, x_test, y_test, *, num_class
 
     from tfxfer.freezing import unfreeze
     from tfxfer.models import build_model
-    from tfxfer.train.fine_tune import extract_features, train_head_on_features
+    from tfxfer.train.head import extract_features, train_head_on_features
 
     keras.utils.set_random_seed(0)
     model = build_model(candidate.spec, num_classes, input_size=size, channels=x_train.shape[-1],

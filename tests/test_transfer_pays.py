@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tfxfer.models import build_model
-from tfxfer.train.fine_tune import extract_features, train_head_on_features
+from tfxfer.train.head import extract_features, train_head_on_features
 
 pytestmark = pytest.mark.slow
 

@@ -34,6 +34,7 @@ def test_shift_between_text_domains_is_detected_on_classifier_and_encoder(text_m
     assert result.per_class == [] and result.expected_target_accuracy is None  # an encoder has no head
 
 
+@pytest.mark.filterwarnings("ignore:Gradients do not exist for variables:UserWarning")  # keras-hub's unused pooler
 def test_dann_trains_a_text_classifier_on_string_batches(text_model):
     _, model = text_model
     xs, ys, xt = _texts()

@@ -4,6 +4,8 @@
 accuracy, recall per class, FPR / FNR and ECE per group with bootstrap confidence intervals and the
 worst-group gap (`GroupReport`, with ``to_rows`` / ``to_markdown`` for reports).
 `group_balanced_weights` gives every group (or group x class cell) equal weight for ``fit``.
+`plant_trigger` / `trigger_flip_rate` measure bias transfer (Salman et al. 2022): how often a
+trigger learnt in pretraining still flips the fine-tuned model's predictions.
 
 Example:
     >>> import numpy as np
@@ -13,6 +15,7 @@ Example:
     (0.5, 'b')
 """
 
+from tfxfer.fairness.bias_transfer import TriggerFlipResult, plant_trigger, trigger_flip_rate
 from tfxfer.fairness.group_metrics import (
     LOWER_IS_BETTER,
     GroupGap,
@@ -23,5 +26,5 @@ from tfxfer.fairness.group_metrics import (
 )
 from tfxfer.fairness.reweighting import group_balanced_weights
 
-__all__ = ["LOWER_IS_BETTER", "GroupGap", "GroupReport", "MetricValue", "audit_model", "group_balanced_weights",
-           "group_metrics"]
+__all__ = ["LOWER_IS_BETTER", "GroupGap", "GroupReport", "MetricValue", "TriggerFlipResult", "audit_model",
+           "group_balanced_weights", "group_metrics", "plant_trigger", "trigger_flip_rate"]

@@ -67,13 +67,14 @@ ARGUMENT_ERRORS = [
     (lambda: augment.policy("lite"), UnknownNameError, "Did you mean: 'light'"),
     (lambda: augment.policy(3), ArgumentTypeError, "`name` must be a policy name"),
     (lambda: augment.flip("diagonal"), ArgumentError, "`mode` must be one of"),
-    (lambda: augment.rotation(0.9), ArgumentError, r"`max_turn` must be in \[0, 0.5\]"),
-    (lambda: augment.zoom(-0.1), ArgumentError, "`max_zoom` must be in"),
-    (lambda: augment.random_erasing(1.5), ArgumentError, r"`probability` must be a float in \[0, 1\]"),
-    (lambda: augment.mixup(0.0), ArgumentError, "`alpha` must be > 0"),
-    (lambda: augment.cutmix("big"), ArgumentTypeError, "`alpha` must be a float"),
+    (lambda: augment.rotation(0.9), ArgumentError, r"`max_turn` must be a finite number in \[0, 0.5\]. Received"),
+    (lambda: augment.zoom(-0.1), ArgumentError, r"`max_zoom` must be a finite number in \[0, "),
+    (lambda: augment.random_erasing(1.5), ArgumentError,
+     r"`probability` must be a finite number in \[0, 1\]. Received: probability=1.5"),
+    (lambda: augment.mixup(0.0), ArgumentError, "`alpha` must be a finite number > 0. Received: alpha=0.0"),
+    (lambda: augment.cutmix("big"), ArgumentError, "`alpha` must be a finite number > 0. Received: alpha='big'"),
     (lambda: augment.rand_augment(num_ops=0), ArgumentError, "`num_ops` must be an int >= 1"),
-    (lambda: augment.color_jitter(saturation=0.8), ArgumentError, "`saturation` must be in"),
+    (lambda: augment.color_jitter(saturation=0.8), ArgumentError, r"`saturation` must be a finite number in \[0, "),
 ]
 
 

@@ -185,9 +185,9 @@ def test_too_few_images_per_class_raise(tmp_path):
 BAD_FOLDER_ARGUMENTS = [
     ({"image_size": (0, 8)}, "`image_size` must be positive"),
     ({"image_size": "big"}, "`image_size` must be an int or a"),
-    ({"image_size": 8, "validation_split": 1.2}, "`validation_split` must be in"),
+    ({"image_size": 8, "validation_split": 1.2}, r"`validation_split` must be a finite number in \[0, 1\). Received"),
     ({"image_size": 8, "validation_split": 0.5, "test_split": 0.5}, "must be < 1"),
-    ({"image_size": 8, "batch_size": 0}, "`batch_size` must be >= 1"),
+    ({"image_size": 8, "batch_size": 0}, "`batch_size` must be an int >= 1. Received: batch_size=0"),
     ({"image_size": 8, "label_mode": "binary"}, "`label_mode` must be"),
     ({"image_size": 8, "on_leakage": "shout"}, "`on_leakage` must be"),
     ({"image_size": 8, "color_mode": "cmyk"}, "`color_mode` must be"),

@@ -5,7 +5,7 @@ import pytest
 
 from tfxfer.data import random_split, stratified_split
 from tfxfer.data.splits import strata_of
-from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.errors import ArgumentError, DataError
 
 
 def test_proportions_per_class_and_disjoint_cover():
@@ -55,10 +55,11 @@ def test_too_small_stratum_raises_with_numbers():
 
 
 SPLIT_ERRORS = [
-    ({"validation_split": -0.1}, ArgumentError, "`validation_split` must be in"),
-    ({"test_split": "0.2"}, ArgumentTypeError, "`test_split` must be a float"),
+    ({"validation_split": -0.1}, ArgumentError,
+     r"`validation_split` must be a finite number in \[0, 1\). Received: validation_split=-0.1"),
+    ({"test_split": "0.2"}, ArgumentError, r"`test_split` must be a finite number in \[0, 1\). Received: test_split='0.2'"),
     ({"validation_split": 0.6, "test_split": 0.4}, ArgumentError, "must be < 1"),
-    ({"seed": 1.5}, ArgumentTypeError, "`seed` must be an int"),
+    ({"seed": 1.5}, ArgumentError, "`seed` must be an int. Received: seed=1.5"),
     ({"groups": ["a"]}, ArgumentError, "`groups` must have one key per item"),
 ]
 

@@ -93,7 +93,7 @@ def test_to_dataset(tmp_path):
 TEXT_ERRORS = [
     ({"on_long": "cut"}, ArgumentError, "`on_long` must be"),
     ({"on_empty": "drop"}, ArgumentError, "`on_empty` must be"),
-    ({"max_length": 0}, ArgumentError, "`max_length` must be None or an int"),
+    ({"max_length": 0}, ArgumentError, "`max_length` must be an int >= 1 or None. Received: max_length=0"),
     ({"format": "xml"}, ArgumentError, "`format` must be"),
     ({"label_column": "y"}, DataError, "Column 'y' not found"),
     ({"class_names": ["a"]}, DataError, r"Labels \['b'\].*not in class_names"),

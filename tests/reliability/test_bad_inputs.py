@@ -718,7 +718,7 @@ def _(run, exported):
     write(f"{run}/m.tflite", exported["tflite"])
     png(f"{run}/imgs/a.png", size=(16, 16))
     code, err = cli("predict", f"{run}/m.tflite", f"{run}/imgs", "--top", "0")
-    assert code == 2 and "`--top` must be >= 1" in err
+    assert code == 2 and "`--top` must be an int >= 1. Received: --top=0" in err
 
 
 @case("cli evaluate: unknown data set name")

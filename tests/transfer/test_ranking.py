@@ -141,7 +141,7 @@ def test_errors(tiny_specs, bright_dark_images):
         rank_backbones(data, one, budget={"max_latency_ms": 5}, measure_cost=False, verbose=0)
     with pytest.raises(ArgumentError, match="may only have the keys"):
         rank_backbones(data, one, budget={"max_size": 5}, verbose=0)
-    with pytest.raises(ArgumentError, match="positive number"):
+    with pytest.raises(ArgumentError, match="`max_size_mib` must be a finite number > 0 or None. Received: max_size_mib=-1"):
         Budget(max_size_mib=-1)
     with pytest.raises(ArgumentTypeError, match="budget"):
         rank_backbones(data, one, budget=5, verbose=0)

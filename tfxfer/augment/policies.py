@@ -27,22 +27,17 @@ from __future__ import annotations
 import keras
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
+from tfxfer.utils.validate import check_float, check_int
 
 _VALUE_RANGE = (0, 255)
 
 
 def _prob(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ArgumentError(name, value, "must be a float in [0, 1]")
-    return float(value)
+    return check_float(name, value, low=0, high=1)
 
 
 def _positive(name, value, upper=None):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ArgumentTypeError(name, value, "a float")
-    if value < 0 or (upper is not None and value > upper):
-        raise ArgumentError(name, value, f"must be in [0, {upper}]" if upper else "must be >= 0")
-    return float(value)
+    return check_float(name, value, low=0, high=upper)
 
 
 def flip(mode: str = "horizontal", *, seed: int | None = None) -> keras.layers.Layer:
@@ -92,8 +87,7 @@ def color_jitter(*, brightness: float = 0.2, contrast: float = 0.2, saturation: 
 
 def rand_augment(*, num_ops: int = 2, magnitude: float = 0.5, seed: int | None = None) -> keras.layers.Layer:
     """RandAugment (Cubuk et al. 2020): ``num_ops`` random operations of strength ``magnitude``."""
-    if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 1:
-        raise ArgumentError("num_ops", num_ops, "must be an int >= 1")
+    num_ops = check_int("num_ops", num_ops, low=1)
     return keras.layers.RandAugment(value_range=_VALUE_RANGE, num_ops=num_ops,
                                     factor=_positive("magnitude", magnitude, 1.0), seed=seed)
 
@@ -107,16 +101,14 @@ def random_erasing(probability: float = 0.25, *, scale: tuple = (0.02, 0.33),
 
 def mixup(alpha: float = 0.2, *, seed: int | None = None) -> keras.layers.Layer:
     """MixUp (Zhang et al. 2018): blend image pairs and their labels; labels become soft."""
-    if _positive("alpha", alpha) == 0:
-        raise ArgumentError("alpha", alpha, "must be > 0")
-    return keras.layers.MixUp(alpha=float(alpha), seed=seed)
+    alpha = check_float("alpha", alpha, low=0, low_open=True)
+    return keras.layers.MixUp(alpha=alpha, seed=seed)
 
 
 def cutmix(alpha: float = 1.0, *, seed: int | None = None) -> keras.layers.Layer:
     """CutMix (Yun et al. 2019): paste a patch from another image; labels mix by patch area."""
-    if _positive("alpha", alpha) == 0:
-        raise ArgumentError("alpha", alpha, "must be > 0")
-    return keras.layers.CutMix(factor=float(alpha), seed=seed)
+    alpha = check_float("alpha", alpha, low=0, low_open=True)
+    return keras.layers.CutMix(factor=alpha, seed=seed)
 
 
 def _seeds(seed, n):

@@ -36,6 +36,7 @@ from tfxfer.data.tfdata import (
 from tfxfer.data.result import ImageData, encode_labels
 from tfxfer.data.splits import check_fractions, stratified_split
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.utils.validate import check_int
 
 
 def _labels_to_ids(y, class_names, multi_label):
@@ -124,8 +125,7 @@ def image_dataset_from_arrays(
     batch_size = check_batch_size(batch_size)
     check_fractions(validation_split, test_split)
     check_interpolation(interpolation)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ArgumentTypeError("seed", seed, "an int")
+    check_int("seed", seed, low=None)
     if len(images) != len(np.asarray(y)):
         raise ArgumentError("y", f"{len(np.asarray(y))} labels", f"must have one label per image ({len(images)})")
     if color_mode not in ("rgb", "grayscale"):

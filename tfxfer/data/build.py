@@ -20,7 +20,8 @@ from tfxfer.data.tfdata import check_batch_size, check_image_size, check_interpo
 from tfxfer.data.result import ImageData, encode_labels
 from tfxfer.data.scan import scan_images
 from tfxfer.data.splits import SPLIT_NAMES, check_fractions, stratified_split
-from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.errors import ArgumentError
+from tfxfer.utils.validate import check_int
 
 #: Folder / column values accepted as split names.
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -52,8 +53,7 @@ def build_image_data(items, *, class_names, source, root, image_size, batch_size
     check_interpolation(interpolation)
     if color_mode not in ("rgb", "grayscale"):
         raise ArgumentError("color_mode", color_mode, 'must be "rgb" or "grayscale"')
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ArgumentTypeError("seed", seed, "an int")
+    check_int("seed", seed, low=None)
     if on_leakage not in ("warn", "raise", "drop", "ignore"):
         raise ArgumentError("on_leakage", on_leakage, 'must be "warn", "raise", "drop" or "ignore"')
     summary = DataSummary(source=str(source), scanned=len(items) + len(skipped),

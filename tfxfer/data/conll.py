@@ -29,6 +29,7 @@ from tfxfer.data.result import Split
 from tfxfer.data.splits import check_fractions, stratified_split
 from tfxfer.data.text import read_text_file
 from tfxfer.errors import ArgumentError, DataError
+from tfxfer.utils.validate import check_int
 
 
 @dataclasses.dataclass
@@ -129,8 +130,7 @@ def load_conll(
         raise ArgumentError("path", path, "must be an existing file")
     if on_long not in ("split", "truncate", "skip", "raise"):
         raise ArgumentError("on_long", on_long, 'must be "split", "truncate", "skip" or "raise"')
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        raise ArgumentError("max_tokens", max_tokens, "must be None or an int >= 1")
+    max_tokens = check_int("max_tokens", max_tokens, low=1, allow_none=True)
     check_fractions(validation_split, test_split)
     base = os.path.basename(path)
     summary = DataSummary(source=path)

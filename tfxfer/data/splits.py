@@ -23,7 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.errors import ArgumentError, DataError
+from tfxfer.utils.validate import check_float, check_int
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -31,10 +32,7 @@ SPLIT_NAMES = ("train", "val", "test")
 def check_fractions(validation_split: float, test_split: float) -> None:
     """Validate split fractions (each in [0, 1), sum < 1)."""
     for name, value in (("validation_split", validation_split), ("test_split", test_split)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ArgumentTypeError(name, value, "a float in [0, 1)")
-        if not 0.0 <= float(value) < 1.0:
-            raise ArgumentError(name, value, "must be in [0, 1)")
+        check_float(name, value, low=0, high=1, high_open=True)
     if validation_split + test_split >= 1.0:
         raise ArgumentError(
             "validation_split + test_split",
@@ -94,8 +92,7 @@ def stratified_split(
         DataError: a stratum is too small to give every requested split at least one item.
     """
     check_fractions(validation_split, test_split)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ArgumentTypeError("seed", seed, "an int")
+    check_int("seed", seed, low=None)
     strata = strata_of(labels)
     n = len(strata)
     if groups is None:

@@ -41,6 +41,7 @@ from tfxfer.data.hygiene import (
 from tfxfer.data.result import Split
 from tfxfer.data.splits import check_fractions, stratified_split
 from tfxfer.errors import ArgumentError, DataError
+from tfxfer.utils.validate import check_int
 
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -204,8 +205,7 @@ def load_texts(
         raise ArgumentError("on_long", on_long, 'must be "truncate", "skip", "raise" or "keep"')
     if on_empty not in ("skip", "raise", "keep"):
         raise ArgumentError("on_empty", on_empty, 'must be "skip", "raise" or "keep"')
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
-        raise ArgumentError("max_length", max_length, "must be None or an int >= 1")
+    max_length = check_int("max_length", max_length, low=1, allow_none=True)
     check_fractions(validation_split, test_split)
     delimiter = delimiter or ("\t" if fmt == "tsv" else ",")
     summary = DataSummary(source=path)

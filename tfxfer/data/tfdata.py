@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from tfxfer.augment.apply import augment_dataset
 from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.utils.validate import check_int, is_int
 
 AUTOTUNE = tf.data.AUTOTUNE
 #: With ``cache="auto"``, data sets whose decoded uint8 images fit in this many bytes are cached
@@ -40,10 +41,10 @@ INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos
 
 def check_image_size(image_size) -> tuple[int, int]:
     """``224`` or ``(224, 224)`` -> ``(224, 224)``; validated."""
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+    if is_int(image_size):
         image_size = (int(image_size), int(image_size))
     if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in image_size)):
+            or not all(is_int(v) for v in image_size)):
         raise ArgumentTypeError("image_size", image_size, "an int or a (height, width) pair of ints")
     if min(image_size) < 1:
         raise ArgumentError("image_size", image_size, "must be positive")
@@ -51,11 +52,7 @@ def check_image_size(image_size) -> tuple[int, int]:
 
 
 def check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise ArgumentTypeError("batch_size", batch_size, "a positive int")
-    if batch_size < 1:
-        raise ArgumentError("batch_size", batch_size, "must be >= 1")
-    return int(batch_size)
+    return check_int("batch_size", batch_size, low=1)
 
 
 def check_interpolation(interpolation) -> str:

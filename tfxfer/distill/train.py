@@ -23,6 +23,7 @@ import numpy as np
 from tfxfer.distill.distiller import UNLABELED, TransferDistiller
 from tfxfer.distill.logits import logits_model
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.utils.validate import check_float, check_int
 
 
 @dataclasses.dataclass
@@ -117,15 +118,11 @@ def distill(teacher: keras.Model, student: keras.Model, train, *, temperature: f
 
     if teacher is student:
         raise ArgumentError("student", student.name, "must be a different model from the teacher")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ArgumentError("temperature", temperature, "must be a number > 0")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise ArgumentError("alpha", alpha, "must be a number in [0, 1]")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ArgumentError(name, value, "must be an int >= 1")
-    if not learning_rate > 0:
-        raise ArgumentError("learning_rate", learning_rate, "must be > 0")
+    check_float("temperature", temperature, low=0, low_open=True)
+    check_float("alpha", alpha, low=0, high=1)
+    check_int("epochs", epochs, low=1)
+    check_int("batch_size", batch_size, low=1)
+    check_float("learning_rate", learning_rate, low=0, low_open=True)
     pairs = [tuple(p) for p in feature_pairs]
     if any(len(p) != 2 or not all(isinstance(n, str) for n in p) for p in pairs):
         raise ArgumentTypeError("feature_pairs", feature_pairs, "a list of (teacher_layer, student_layer) names")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 
-from tfxfer.errors import ArgumentError
+from tfxfer.utils.validate import check_int
 
 
 def enable_determinism(seed: int, *, single_threaded: bool = True) -> dict:
@@ -45,8 +45,7 @@ def enable_determinism(seed: int, *, single_threaded: bool = True) -> dict:
         >>> enable_determinism(7)["seed"]  # doctest: +SKIP
         7
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ArgumentError("seed", seed, "must be an int >= 0")
+    seed = check_int("seed", seed, low=0)
     os.environ["PYTHONHASHSEED"] = str(seed)  # for subprocesses this process starts
     os.environ["TF_DETERMINISTIC_OPS"] = "1"
     import keras

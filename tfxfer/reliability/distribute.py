@@ -26,6 +26,7 @@ import os
 import socket
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ConfigError
+from tfxfer.utils.validate import check_int
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 SHARD_POLICIES = ("auto", "data", "file", "off")
@@ -169,8 +170,7 @@ def local_tf_configs(workers: int, *, ports=None) -> list[str]:
         >>> json.loads(local_tf_configs(2, ports=[20001, 20002])[1])["task"]
         {'type': 'worker', 'index': 1}
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ArgumentError("workers", workers, "must be an int >= 1")
+    workers = check_int("workers", workers, low=1)
     ports = list(ports) if ports is not None else free_ports(workers)
     if len(ports) != workers:
         raise ArgumentError("ports", ports, f"must hold {workers} ports")

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import keras
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.errors import ArgumentTypeError
+from tfxfer.utils.validate import check_int
 
 _EPOCH_STRIDE = 1_000_003
 
@@ -40,9 +41,7 @@ class EpochShuffle(keras.callbacks.Callback):
 
     def __init__(self, seed: int = 0):
         super().__init__()
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ArgumentError("seed", seed, "must be an int >= 0")
-        self.seed = seed
+        self.seed = check_int("seed", seed, low=0)
         self._epoch = None
 
     @property
@@ -60,8 +59,7 @@ class EpochShuffle(keras.callbacks.Callback):
 
         if not isinstance(dataset, tf.data.Dataset):
             raise ArgumentTypeError("dataset", dataset, "a tf.data.Dataset (unbatched)")
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
-            raise ArgumentError("buffer_size", buffer_size, "must be an int >= 1")
+        buffer_size = check_int("buffer_size", buffer_size, low=1)
         epoch = self.epoch_variable
         seed = int(self.seed)
 

@@ -22,6 +22,7 @@ import os
 from tfxfer.backbones.catalog import get_spec
 from tfxfer.backbones.spec import BackboneSpec
 from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.utils.validate import check_float, is_int
 
 _RANDOM = ("random", "none", "scratch")
 
@@ -62,7 +63,7 @@ class Candidate:
                 raise ArgumentError("weights", self.weights, 'must be "imagenet", None, or an existing weights file')
         if self.input_size is not None:
             size = tuple(self.input_size)
-            if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size):
+            if len(size) != 2 or any(not is_int(v) or v < 1 for v in size):
                 raise ArgumentError("input_size", self.input_size, "must be None or (height, width) positive ints")
             object.__setattr__(self, "input_size", size)
         if self.label is None:
@@ -107,10 +108,7 @@ def as_candidate(value) -> Candidate:
 
 
 def _limit(name, value):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ArgumentError(name, value, "must be None or a positive number")
+    check_float(name, value, low=0, low_open=True, allow_none=True)
     return value
 
 

@@ -30,6 +30,7 @@ from tfxfer.transfer._checks import as_class_labels, as_features
 from tfxfer.transfer._data import as_image_arrays, single_labels
 from tfxfer.transfer.candidates import Candidate
 from tfxfer.transfer.embeddings import candidate_features
+from tfxfer.utils.validate import check_float, check_int
 
 VERDICTS = {
     "transfer_helps": "pretrained features beat every control: fine-tune from this backbone",
@@ -123,10 +124,8 @@ def verdict_from_accuracies(pretrained: float, controls: dict, *, num_test: int,
     """
     if not isinstance(controls, dict) or not controls:
         raise ArgumentTypeError("controls", controls, "a non-empty dict of control name -> accuracy")
-    if not (isinstance(margin, (int, float)) and 0.0 <= margin < 1.0):
-        raise ArgumentError("margin", margin, "must be a float in [0, 1)")
-    if isinstance(num_test, bool) or not isinstance(num_test, int) or num_test < 1:
-        raise ArgumentError("num_test", num_test, "must be an int >= 1")
+    margin = check_float("margin", margin, low=0, high=1, high_open=True)
+    num_test = check_int("num_test", num_test, low=1)
     best = max(controls.values())
     se = np.sqrt((pretrained * (1 - pretrained) + best * (1 - best)) / num_test)
     threshold = float(max(margin, 2.0 * se))

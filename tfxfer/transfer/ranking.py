@@ -34,6 +34,7 @@ from tfxfer.transfer.ranking_result import ADVISORY, COST_AXES, SCORE_NAMES, TAS
 from tfxfer.transfer.scores import hscore, leep, nce
 from tfxfer.transfer.text_candidates import is_text_candidate, is_text_data
 from tfxfer.transfer.text_ranking import check_text_options, rank_text_rows
+from tfxfer.utils.validate import check_int
 
 __all__ = ["ADVISORY", "COST_AXES", "SCORE_NAMES", "RankingResult", "pareto_flags", "rank_backbones"]
 
@@ -53,9 +54,8 @@ def _check_options(scores, primary, cost_axis, task, max_samples, batch_size):
         raise ArgumentError("task", task, "must be one of " + ", ".join(TASKS))
     if task == "regression" and set(scores) - {"logme"}:
         raise ArgumentError("scores", scores, "must be ('logme',) for task='regression' (the others need classes)")
-    for name, value in (("max_samples", max_samples), ("batch_size", batch_size)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
-            raise ArgumentError(name, value, "must be None or an int >= 2" if name == "max_samples" else "must be an int >= 2")
+    check_int("max_samples", max_samples, low=2, allow_none=True)
+    check_int("batch_size", batch_size, low=2, allow_none=True)
     return scores, primary
 
 

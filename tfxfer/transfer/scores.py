@@ -25,6 +25,7 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError
 from tfxfer.transfer._checks import as_class_labels, as_features, as_probabilities
+from tfxfer.utils.validate import is_number
 
 _EPS = np.finfo(np.float64).eps
 
@@ -87,7 +88,7 @@ def _shrinkage_amount(centred: np.ndarray, shrinkage) -> float:
         if shrinkage != "auto":
             raise ArgumentError("shrinkage", shrinkage, 'must be None, "auto" or a float in [0, 1]')
         return ledoit_wolf_amount(centred)
-    if isinstance(shrinkage, (int, float)) and not isinstance(shrinkage, bool) and 0.0 <= shrinkage <= 1.0:
+    if is_number(shrinkage) and 0.0 <= shrinkage <= 1.0:
         return float(shrinkage)
     raise ArgumentError("shrinkage", shrinkage, 'must be None, "auto" or a float in [0, 1]')
 

@@ -24,6 +24,7 @@ import numpy as np
 from tfxfer.backbones.catalog import get_spec
 from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
 from tfxfer.text.encoders import load_encoder
+from tfxfer.utils.validate import check_int
 
 _RANDOM = ("random", "none", "scratch")
 _PRETRAINED = ("pretrained", "preset")
@@ -105,8 +106,7 @@ class TextCandidate:
         if not isinstance(self.pretrained, bool):
             raise ArgumentTypeError("pretrained", self.pretrained, "a bool")
         length = self.sequence_length
-        if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 2):
-            raise ArgumentError("sequence_length", length, "must be None or an int >= 2")
+        check_int("sequence_length", length, low=2, allow_none=True)
         if self.label is None:
             text = self.preset + ("" if self.pretrained else ":random")
             object.__setattr__(self, "label", text + ("" if length is None else f"@{length}"))

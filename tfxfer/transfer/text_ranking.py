@@ -29,6 +29,7 @@ from tfxfer.transfer._data import single_labels
 from tfxfer.transfer.logme import logme
 from tfxfer.transfer.scores import hscore
 from tfxfer.transfer.text_candidates import TextCandidate, as_text_candidate
+from tfxfer.utils.validate import check_int
 
 TEXT_COST_AXES = ("params", "float32_size_mib")
 HEAD_NOTE = "LEEP/NCE skipped: a text encoder has no source classifier head"
@@ -105,9 +106,7 @@ def rank_text_rows(data, candidates, *, budget, scores, score_names, primary: st
                    score_over_budget: bool, max_samples, batch_size: int, sequence_length, seed: int,
                    keep_features: bool, verbose: int):
     """One unranked row per text candidate; returns (rows, kept features, num samples, num classes)."""
-    if sequence_length is not None and (isinstance(sequence_length, bool) or not isinstance(sequence_length, int)
-                                        or sequence_length < 2):
-        raise ArgumentError("sequence_length", sequence_length, "must be None or an int >= 2")
+    check_int("sequence_length", sequence_length, low=2, allow_none=True)
     if isinstance(candidates, (str, TextCandidate)):
         candidates = [candidates]
     candidates = [as_text_candidate(c) for c in candidates]

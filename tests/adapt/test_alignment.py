@@ -63,7 +63,7 @@ def test_gradient_reversal_is_identity_forward_and_flips_the_gradient():
 
 @pytest.mark.parametrize("cls,extra", [(DeepCORAL, {"coral_weight": 2.0}),
                                        (DANN, {"domain_weight": 0.5, "domain_units": 4, "ramp_steps": 5})])
-def test_alignment_trains_the_wrapped_model_and_round_trips(rng, cls, extra):
+def test_alignment_trains_the_wrapped_model_and_round_trips(rng, tmp_path, cls, extra):
     xs, ys, xt = _domains(rng)
     model = _dense_model()
     trainer = cls(model, feature_layer="feat", **extra)
@@ -83,6 +83,13 @@ def test_alignment_trains_the_wrapped_model_and_round_trips(rng, cls, extra):
     rebuilt = cls.from_config(json.loads(json.dumps(config)))  # plain JSON, as in a .keras file
     assert json.dumps(rebuilt.get_config(), sort_keys=True) == json.dumps(config, sort_keys=True)
     assert rebuilt.feature_layer == "feat" and rebuilt.alignment_weight == weight
+    trainer.save(tmp_path / "trainer.keras")  # the whole wrapper too (domain classifier included)
+    loaded = keras.saving.load_model(tmp_path / "trainer.keras")
+    assert type(loaded) is cls
+    np.testing.assert_allclose(loaded.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-6)
+    if cls is DANN:
+        for a, b in zip(loaded.domain_classifier.get_weights(), trainer.domain_classifier.get_weights()):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_coral_training_lowers_the_coral_loss(rng):

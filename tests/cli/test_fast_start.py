@@ -58,6 +58,7 @@ def test_no_tensorflow_for_listings_help_and_errors(tmp_path):
         ["run", QUICK, "--set", f"data.source={tmp_path / 'missing'}"],
         ["predict", str(tmp_path / "nope.keras"), "x.png"],
         ["predict", str(tmp_path / "model.tflite"), "x.png"],
+        ["evaluate", str(tmp_path / "model.keras"), "imagenet_full"],
         ["evaluate", str(tmp_path / "model.keras"), "animal_mnst"],
         ["evaluate", str(tmp_path / "model.keras"), str(tmp_path / "missing_folder")],
         ["export", str(tmp_path / "model.keras"), "fashion_mnsit", "--json"],
@@ -87,6 +88,8 @@ def test_no_tensorflow_for_listings_help_and_errors(tmp_path):
     assert "must be an existing folder or table file" in err[
         ("evaluate", str(tmp_path / "model.keras"), str(tmp_path / "missing_folder"))]
     assert "Did you mean: 'elpv'?" in err[("rank", "elvp", "--candidates", "mobilenet_v2")]
+    assert ("`data` must be a packaged data set name, a folder or a CSV table. Received: data='imagenet_full'. "
+            "Packaged data sets: elpv, animal_mnist") in err[("evaluate", str(tmp_path / "model.keras"), "imagenet_full")]
     assert "Did you mean 'animal_mnist'?" in err[("rank", QUICK, "--set", "data.source=animal_mnst")]
     assert "`model.backbone`: Unknown backbone 'resnet5'. Did you mean: 'resnet50'" in err[
         ("rank", QUICK, "--set", "model.backbone=resnet5")]

@@ -57,7 +57,7 @@ def test_text_classification_recipe(text_inputs, tmp_path, capsys):
     assert len(lines) == 2 and lines[0].startswith("good film: ") and {lines[0].split(": ")[1].split()[0]} <= {"pos", "neg"}
     assert "is a text .tflite file" in _one_error(capsys, ["predict", result.tflite, "good film"])
     assert cli.main(["evaluate", result.run_dir, reviews, "--json", "-q"]) == 0  # text models evaluate too
-    assert json.loads(capsys.readouterr().out)["num_examples"] == 48
+    assert json.loads(capsys.readouterr().out)["metrics"]["num_examples"] == 48  # the tfxfer/1 document
 
 
 def test_ner_recipe(text_inputs, tmp_path, capsys):
@@ -80,7 +80,7 @@ def test_ner_recipe(text_inputs, tmp_path, capsys):
         history = json.load(f)
     assert history["lr_steps"] and history["lr_steps"][-1]["epoch"] > cfg.train.head_epochs - 1e-6
     assert cli.main(["predict", result.run_dir, "zoe visits paris", "--json", "-q"]) == 0
-    row = json.loads(capsys.readouterr().out)
+    (row,) = json.loads(capsys.readouterr().out)["results"]  # the tfxfer/1 document's results
     assert row["text"] == "zoe visits paris" and isinstance(row["result"], str)
 
 

@@ -21,7 +21,8 @@ import os
 import sys
 
 from tfxfer.cli.json_output import document, dumps
-from tfxfer.errors import ArgumentError, ArgumentTypeError, ConfigError, GateError, TfxferError, UnknownNameError
+from tfxfer.errors import (ArgumentError, ArgumentTypeError, ConfigError, GateError, TfxferError, UnknownNameError,
+                           suggest)
 from tfxfer.utils.native_logs import quiet_native_logs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_GATE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -102,8 +103,8 @@ def check_model_path(path: str) -> str:
 
 
 def check_data_argument(data: str, *, name: str = "data") -> None:
-    """Fail fast (exit 2) when ``data`` is neither a packaged data set nor an existing path: an
-    unknown name gets close matches, a missing path says so."""
+    """Fail fast (exit 2) when ``data`` is neither a packaged data set nor an existing path: a
+    misspelt name gets close matches, a missing path says so."""
     from tfxfer.recipes.catalog import DATASETS, dataset_key, looks_like_path
 
     if dataset_key(data) is not None or os.path.exists(os.path.expanduser(data)):
@@ -111,7 +112,10 @@ def check_data_argument(data: str, *, name: str = "data") -> None:
     if looks_like_path(data):
         raise ArgumentError(name, data, "must be an existing folder or table file, or a packaged data set name "
                             "(tfxfer datasets)")
-    raise UnknownNameError("data set", data, DATASETS)
+    if suggest(str(data).strip().lower().replace("-", "_"), DATASETS):
+        raise UnknownNameError("data set", data, DATASETS)
+    raise ArgumentError(name, data, "must be a packaged data set name, a folder or a CSV table",
+                        hint=f"Packaged data sets: {', '.join(DATASETS)}")
 
 
 def check_recipe_names(cfg) -> None:

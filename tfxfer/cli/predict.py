@@ -13,7 +13,6 @@ import os
 
 from tfxfer.cli.common import (EXIT_OK, add_json, add_verbosity, check_data_argument, check_model_path, emit_json,
                                import_tensorflow)
-from tfxfer.errors import ArgumentError
 from tfxfer.utils.validate import check_int
 
 
@@ -40,10 +39,7 @@ def add_parsers(sub) -> None:
 
 def cmd_predict(args) -> int:
     check_int("--top", args.top, low=1)
-    if check_model_path(args.model).endswith(".tflite"):  # image inputs: check them before TensorFlow
-        for item in args.inputs:
-            if not os.path.exists(os.path.expanduser(item)):
-                raise ArgumentError("inputs", item, "must be existing image files or folders")
+    check_model_path(args.model)  # a missing model fails before TensorFlow
     import_tensorflow(args)
     # tfxfer.recipes.inference imports TensorFlow: loaded after import_tensorflow hid its start-up logs
     from tfxfer.recipes.inference import image_files, open_model, predict_text_inputs, read_images, top_k

@@ -33,6 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
+from tfxfer.models import head_model
+from tfxfer.train.head import extract_features
 
 
 @dataclasses.dataclass
@@ -137,7 +139,7 @@ def check_labels(model, labels: np.ndarray | None, *, name: str, source_labels: 
 
 
 def _is_text_encoder(obj) -> bool:
-    from tfxfer.text.encoders import TextEncoder  # text is optional for image users: imported on use
+    from tfxfer.text.encoders import TextEncoder  # heavy (keras-hub): image users never pay for it
 
     return isinstance(obj, TextEncoder)
 
@@ -147,8 +149,6 @@ def _has_pool(model: keras.Model) -> bool:
 
 
 def _head_probabilities(model: keras.Model, features: np.ndarray, batch_size: int) -> np.ndarray | None:
-    from tfxfer.models import head_model
-
     try:
         head = head_model(model)
     except ModelError:
@@ -175,8 +175,6 @@ def domain_features(model_or_backbone, data, *, name: str, batch_size: int = 32)
     x, y = split_data(data, name=name)
     check_inputs(model, x, name=name)
     if _has_pool(model):
-        from tfxfer.train.head import extract_features
-
         features, _ = extract_features(model, x, batch_size=batch_size)
         return DomainFeatures(features, _head_probabilities(model, features, batch_size), y)
     out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))

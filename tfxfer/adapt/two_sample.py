@@ -26,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import rankdata
 
 from tfxfer.errors import ArgumentError, DataError
 from tfxfer.utils.validate import check_int
@@ -124,8 +126,6 @@ def mmd_test(source, target, *, permutations: int = 500, max_samples: int | None
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
     """L2-regularised logistic regression by L-BFGS; returns weights with the bias last."""
-    from scipy.optimize import minimize
-
     design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
 
     def loss_and_grad(w):
@@ -163,8 +163,6 @@ def classifier_test(source, target, *, permutations: int = 500, max_samples: int
         l2: ridge penalty of the logistic regression (on standardised features).
         seed: seeds the subsets, the split and the permutations.
     """
-    from scipy.stats import rankdata
-
     permutations = check_int("permutations", permutations, low=1)
     max_samples = check_int("max_samples", max_samples, low=4, allow_none=True)
     rng = np.random.default_rng(seed)

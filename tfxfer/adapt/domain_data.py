@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
 from tfxfer.models import head_model
+from tfxfer.text.encoders import TextEncoder
 from tfxfer.train.head import extract_features
 
 
@@ -139,8 +140,6 @@ def check_labels(model, labels: np.ndarray | None, *, name: str, source_labels: 
 
 
 def _is_text_encoder(obj) -> bool:
-    from tfxfer.text.encoders import TextEncoder  # heavy (keras-hub): image users never pay for it
-
     return isinstance(obj, TextEncoder)
 
 

@@ -94,3 +94,39 @@ def test_bad_data():
         fine_tune(model, [1, 2, 3])
     with pytest.raises(DataError, match="`features` has 4 rows but `labels` has 3"):
         train_head_on_features(model, np.zeros((4, 1280)), y[:3])
+
+
+def test_loss_picker_for_every_task():
+    from tfxfer.train.losses import compile_args, default_metrics
+
+    image = tiny_model(3)
+    assert default_loss(image, np.array([0, 2])) == "sparse_categorical_crossentropy"
+    assert default_loss(image, np.eye(3)[[0, 2]]) == "categorical_crossentropy"
+    multilabel = tiny_model(3, task="multilabel")
+    assert default_metrics(multilabel, default_loss(multilabel, np.zeros((2, 3)))) == ["binary_accuracy"]
+    assert default_metrics(tiny_model(1, task="regression"), "mse") == []
+    tokens = keras.Sequential([keras.Input((5, 4)), keras.layers.Dense(3, activation="softmax")])  # per-token tags
+    assert default_loss(tokens, np.zeros((2, 5), "int32")) == "sparse_categorical_crossentropy"
+    assert compile_args(tokens, np.zeros((2, 5)), weighted=True) == {
+        "loss": "sparse_categorical_crossentropy", "weighted_metrics": ["accuracy"]}
+
+
+def test_data_adaptor_takes_texts_token_tensors_and_sample_weights():
+    texts = np.array(["good film", "bad film", b"great plot"], dtype=object)
+    x, y = next(iter(as_dataset((texts, np.array([1, 0, 1])), batch_size=3)))
+    assert x.dtype == tf.string and x.numpy().tolist() == [b"good film", b"bad film", b"great plot"]
+    tokens = {"token_ids": np.ones((4, 6), "int32"), "padding_mask": np.ones((4, 6), "int32")}
+    batch = next(iter(as_dataset((tokens, np.zeros((4, 6), "int32"), np.ones((4, 6), "float32")), batch_size=2)))
+    assert len(batch) == 3 and batch[0]["token_ids"].shape == (2, 6) and batch[2].shape == (2, 6)
+    with pytest.raises(DataError, match="`train` has 4 inputs but 3 sample weights"):
+        as_dataset((tokens, np.zeros(4), np.ones(3)), name="train")
+
+
+def test_train_docstring_examples_run():
+    import doctest
+    import importlib
+
+    for name in ("tfxfer.train.fine_tune", "tfxfer.train.head", "tfxfer.train.unfreeze", "tfxfer.train.data",
+                 "tfxfer.train.losses", "tfxfer.train.result", "tfxfer.train.ner"):
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS, verbose=False)
+        assert result.attempted and not result.failed, name

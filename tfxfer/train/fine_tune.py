@@ -20,6 +20,17 @@ Example:
     >>> result = fine_tune(model, (x, y), head_epochs=1, epochs=2, batch_size=8, verbose=0)
     >>> [s["trainable_groups"][0] for s in result.stages]
     ['head', 'top', 'block13_16']
+
+Text, in the same dialect (the head trains on cached sentence embeddings, then the encoder):
+    >>> from tfxfer.text import build_bert_encoder, build_text_classifier
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]
+    >>> encoder = build_bert_encoder(vocab, num_layers=2, hidden_dim=8, intermediate_dim=16,
+    ...                              num_heads=2, sequence_length=8)
+    >>> model = build_text_classifier(encoder, 2)
+    >>> texts = np.array(["good film", "bad film"] * 4, dtype=object); labels = np.array([1, 0] * 4)
+    >>> result = fine_tune(model, (texts, labels), head_epochs=1, epochs=1, batch_size=4, verbose=0)
+    >>> [s["trainable_groups"] for s in result.stages]
+    [['head'], ['embeddings', 'layer_0', 'layer_1', 'head']]
 """
 
 from __future__ import annotations
@@ -132,18 +143,6 @@ def fine_tune(
 
     Returns:
         `FineTuneResult` with the merged history and the stages applied.
-
-    Example (text):
-        >>> import numpy as np
-        >>> from tfxfer.text import build_bert_encoder, build_text_classifier
-        >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]
-        >>> encoder = build_bert_encoder(vocab, num_layers=2, hidden_dim=8, intermediate_dim=16,
-        ...                              num_heads=2, sequence_length=8)
-        >>> model = build_text_classifier(encoder, 2)
-        >>> texts = np.array(["good film", "bad film"] * 4, dtype=object); labels = np.array([1, 0] * 4)
-        >>> result = fine_tune(model, (texts, labels), head_epochs=1, epochs=1, batch_size=4, verbose=0)
-        >>> result.stages[-1]["trainable_groups"]
-        ['embeddings', 'layer_0', 'layer_1', 'head']
     """
     callbacks = list(callbacks)
     _check_arguments(model, head_epochs=head_epochs, epochs=epochs, batch_size=batch_size, base_lr=base_lr,

@@ -4,7 +4,8 @@
   any Llama ``.gguf`` path; converted once, cached as ``.weights.h5``), `read_gguf` (refuses what it
   cannot rebuild exactly), `logit_parity` against a numpy llama.cpp-semantics reference.
 * Tokenize: `BPETokenizer` (byte-level BPE, Hugging Face ids exactly).
-* Use: `generate` (greedy / random / top-k / top-p, temperature, stop tokens), `perplexity`.
+* Use: `generate` (greedy / random / top-k / top-p, temperature, stop tokens), `perplexity`,
+  `in_context_classify` (k examples in the prompt, label words scored; zero-shot with none).
 * Adapt: `adapt_causal_lm` (raw text or (prompt, completion) pairs; LoRA by default, full
   fine-tuning optional; resumable through `tfxfer.reliability.ResumableCheckpoint`).
 * Build: `LlamaConfig`, `build_language_model` (random, tiny for tests), `LanguageModel`.
@@ -39,6 +40,9 @@ _EXPORTS = {
     "perplexity": "tfxfer.causal_lm.likelihood",
     "token_losses": "tfxfer.causal_lm.likelihood",
     "adapt_causal_lm": "tfxfer.causal_lm.adapt",
+    "score_continuations": "tfxfer.causal_lm.in_context",
+    "in_context_classify": "tfxfer.causal_lm.in_context",
+    "few_shot_prompt": "tfxfer.causal_lm.in_context",
     "causal_lm_batches": "tfxfer.causal_lm.adapt",
 }
 

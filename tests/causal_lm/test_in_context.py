@@ -1,0 +1,48 @@
+"""score_continuations / in_context_classify on a tiny random Llama."""
+
+import numpy as np
+import pytest
+
+from tfxfer.causal_lm import few_shot_prompt, in_context_classify, score_continuations, token_losses
+from tfxfer.errors import ArgumentError, ArgumentTypeError
+
+
+def test_scores_are_continuation_log_probabilities(tiny_lm):
+    tok = tiny_lm.tokenizer
+    scores = score_continuations(tiny_lm, ["the and", "then"], [" the", " and then"])
+    assert scores.shape == (2, 2) and (scores < 0).all()
+    # the same number from the per-token losses of prompt + continuation
+    ids = tok.encode("the and") + tok.encode(" and then")
+    losses = token_losses(tiny_lm, [tok.decode(ids)])[0]
+    assert tok.encode(tok.decode(ids)) == ids
+    n = len(tok.encode(" and then"))
+    assert scores[0, 1] == pytest.approx(-losses[-n:].sum(), rel=1e-5)
+    assert np.allclose(score_continuations(tiny_lm, ["the and", "then"], [" the", " and then"], batch_size=1),
+                       scores)
+
+
+def test_few_shot_prompt_layout():
+    prompt = few_shot_prompt("new one", [("good", 1), ("bad", 0)], [" no", " yes"])
+    assert prompt == "Text: good\nLabel: yes\n\nText: bad\nLabel: no\n\nText: new one\nLabel:"
+
+
+def test_classify_picks_the_best_scoring_label(tiny_lm):
+    texts = ["the and", "then the end"]
+    predictions, scores = in_context_classify(tiny_lm, texts, examples=[("and", 0), ("the", 1)],
+                                              label_words=[" the", " and"], return_scores=True)
+    np.testing.assert_array_equal(predictions, scores.argmax(1))
+    prompts = [few_shot_prompt(t, [("and", 0), ("the", 1)], [" the", " and"]) for t in texts]
+    np.testing.assert_allclose(scores, score_continuations(tiny_lm, prompts, [" the", " and"]))
+
+
+def test_errors(tiny_lm):
+    with pytest.raises(ArgumentError, match="`label_words` must hold one word per class"):
+        in_context_classify(tiny_lm, ["a"], label_words=[" yes"])
+    with pytest.raises(ArgumentError, match=r"`examples\[0\]` must be a \(text, class index in \[0, 2\)\) pair"):
+        in_context_classify(tiny_lm, ["a"], examples=[("x", 2)], label_words=[" no", " yes"])
+    with pytest.raises(ArgumentTypeError, match="`texts` must be a list"):
+        in_context_classify(tiny_lm, "a", label_words=[" no", " yes"])
+    with pytest.raises(ArgumentError, match="`template` must contain"):
+        few_shot_prompt("a", [], [" no", " yes"], template="{text}")
+    with pytest.raises(ArgumentError, match=r"`continuations\[1\]` must be a non-empty string"):
+        score_continuations(tiny_lm, ["a"], [" x", ""])

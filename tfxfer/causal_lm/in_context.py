@@ -1,0 +1,108 @@
+"""In-context classification: k labelled examples in the prompt, then score each label word.
+
+`score_continuations` gives the log-probability of each candidate continuation after a prompt
+(the sum over its tokens). `in_context_classify` builds a few-shot prompt per text from
+``examples`` with a ``template`` and picks the label whose words are most probable next — no
+gradient step, as in GPT-3's few-shot evaluation. With no examples it is zero-shot by prompt.
+
+The continuation is tokenized on its own and appended to the prompt's tokens, so the label words
+should carry their leading space (``" positive"``), which is how they appear inside text; the
+template's ``{label}`` slot is filled the same way for the examples.
+
+Example:
+    >>> from tfxfer.causal_lm import load_causal_lm, in_context_classify
+    >>> lm = load_causal_lm("smollm2-135m")                                       # doctest: +SKIP
+    >>> in_context_classify(lm, ["A dull, lifeless film."],
+    ...                     examples=[("A joy from start to end.", 1), ("Boring.", 0)],
+    ...                     label_words=[" negative", " positive"])               # doctest: +SKIP
+    array([0])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.utils.validate import check_int
+
+DEFAULT_TEMPLATE = "Text: {text}\nLabel:{label}\n\n"
+
+
+def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> np.ndarray:
+    """``(len(prompts), len(continuations))`` summed log-probabilities of each continuation.
+
+    A prompt too long for the context together with a continuation keeps its end.
+    """
+    import tensorflow as tf
+
+    for name, values in (("prompts", prompts), ("continuations", continuations)):
+        if isinstance(values, str) or not values:
+            raise ArgumentError(name, values, "must be a non-empty list of strings")
+        for i, value in enumerate(values):
+            if not isinstance(value, str) or not value:
+                raise ArgumentError(f"{name}[{i}]", value, "must be a non-empty string")
+    batch_size = check_int("batch_size", batch_size, low=1)
+    prompt_ids = lm.tokenizer.encode_batch(list(prompts))
+    option_ids = [lm.tokenizer.encode(c) for c in continuations]
+    longest = max(len(ids) for ids in option_ids)
+    if longest >= lm.context_length:
+        raise ArgumentError("continuations", continuations,
+                            f"must each be shorter than the context ({lm.context_length} tokens)")
+    rows = []  # (prompt index, option index, ids, continuation length)
+    for p, ids in enumerate(prompt_ids):
+        for o, option in enumerate(option_ids):
+            keep = lm.context_length - len(option)
+            rows.append((p, o, ids[-keep:] + option, len(option)))
+    scores = np.zeros((len(prompt_ids), len(option_ids)))
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start: start + batch_size]
+        length = max(len(r[2]) for r in batch)
+        token_ids = np.zeros((len(batch), length), dtype="int32")
+        mask = np.zeros((len(batch), length), dtype=bool)
+        for i, (_, _, ids, _) in enumerate(batch):
+            token_ids[i, : len(ids)] = ids
+            mask[i, : len(ids)] = True
+        logits = lm.model({"token_ids": token_ids, "padding_mask": mask}, training=False)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, "float32"), axis=-1).numpy()
+        for i, (p, o, ids, n) in enumerate(batch):
+            positions = np.arange(len(ids) - n - 1, len(ids) - 1)  # each predicts the next token
+            scores[p, o] = float(log_probs[i, positions, np.asarray(ids[-n:])].sum())
+    return scores
+
+
+def few_shot_prompt(text: str, examples, label_words, *, template: str = DEFAULT_TEMPLATE) -> str:
+    """The prompt for ``text``: each example rendered with its label word, then ``text`` with an
+    empty label slot (the template up to ``{label}``)."""
+    if "{text}" not in template or "{label}" not in template:
+        raise ArgumentError("template", template, "must contain {text} and {label}")
+    shots = "".join(template.format(text=t, label=label_words[y]) for t, y in examples)
+    return shots + template.split("{label}")[0].format(text=text)
+
+
+def in_context_classify(lm, texts, *, examples=(), label_words, template: str = DEFAULT_TEMPLATE,
+                        batch_size: int = 4, return_scores: bool = False):
+    """Class index per text, by the most probable label word after a few-shot prompt.
+
+    Args:
+        lm: a `LanguageModel`.
+        texts: strings to classify.
+        examples: ``(text, class index)`` pairs put in every prompt, in order (empty: zero-shot).
+        label_words: one continuation per class, e.g. ``[" negative", " positive"]``.
+        template: how one example reads; must hold ``{text}`` and ``{label}``.
+        return_scores: also return the ``(len(texts), classes)`` log-probabilities.
+    """
+    if isinstance(texts, str):
+        raise ArgumentTypeError("texts", texts, "a list of strings (wrap a single text in a list)")
+    label_words = list(label_words)
+    if len(label_words) < 2:
+        raise ArgumentError("label_words", label_words, "must hold one word per class (>= 2)")
+    examples = list(examples)
+    for i, example in enumerate(examples):
+        if not (isinstance(example, (tuple, list)) and len(example) == 2 and isinstance(example[0], str)
+                and isinstance(example[1], (int, np.integer)) and 0 <= example[1] < len(label_words)):
+            raise ArgumentError(f"examples[{i}]", example,
+                                f"must be a (text, class index in [0, {len(label_words)})) pair")
+    prompts = [few_shot_prompt(t, examples, label_words, template=template) for t in texts]
+    scores = score_continuations(lm, prompts, label_words, batch_size=batch_size)
+    predictions = scores.argmax(axis=1)
+    return (predictions, scores) if return_scores else predictions

@@ -77,6 +77,20 @@ def test_perplexity_separates_text_from_noise(smollm2):
     assert perplexity(smollm2, noise) > 200
 
 
+def test_in_context_sentiment(smollm2):
+    from tfxfer.causal_lm import in_context_classify
+
+    examples = [("A wonderful, moving film with superb acting.", 1), ("Tedious and badly written; I walked out.", 0),
+                ("One of the best movies of the year.", 1), ("A boring mess with no redeeming qualities.", 0)]
+    texts = ["I loved every minute of it.", "Awful. A complete waste of time.",
+             "Brilliant performances and a great story.", "The plot was dull and the jokes fell flat.",
+             "An absolute delight.", "Terrible acting, terrible script."]
+    truth = [1, 0, 1, 0, 1, 0]
+    for shots in ([], examples):  # measured: zero-shot 6/6, 4-shot 5/6
+        predicted = in_context_classify(smollm2, texts, examples=shots, label_words=[" negative", " positive"])
+        assert sum(int(p == t) for p, t in zip(predicted, truth)) >= 5, (len(shots), predicted)
+
+
 def test_lora_adaptation_lowers_perplexity(smollm2):
     """Last in this file: it turns LoRA on in the shared model. Measured: 280 -> 225 in ~110 s."""
     from tfxfer.causal_lm import adapt_causal_lm, perplexity

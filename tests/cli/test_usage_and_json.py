@@ -113,3 +113,13 @@ def test_json_stdout_holds_only_the_document(monkeypatch, capsys, tmp_path):
     assert json.loads(captured.out) == {"schema": "tfxfer/1", "command": "report", "ok": True, "exit_code": 0,
                                         "error": None, "html": "r.html", "markdown": "r.md", "value": None}
     assert "Epoch 1/1" in captured.err
+
+
+def test_a_closed_pipe_stops_quietly(monkeypatch, capsys, tmp_path):
+    """`tfxfer backbones | head -3`: the reader leaves early; no error line, no traceback."""
+    def reader_left(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(cli.COMMANDS, "report", reader_left)
+    assert cli.main(["report", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == ""

@@ -35,10 +35,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import sys
 import warnings
 
-from tfxfer.cli.common import UsageError, one_line_warnings, report_error, verbosity
+from tfxfer.cli.common import EXIT_FAILURE, UsageError, one_line_warnings, report_error, verbosity
 from tfxfer.cli.parser import COMMANDS, build_parser, parse
 from tfxfer.errors import TfxferError
 
@@ -71,6 +73,18 @@ def main(argv=None) -> int:
     try:
         with redirect:
             return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `tfxfer backbones | head`: the reader left; stop quietly, as Unix tools do
+        _silence_stdout()
+        return EXIT_FAILURE
     except (TfxferError, OSError, KeyboardInterrupt) as exc:  # OSError: missing files, permissions, a full disk
         return report_error(exc, level=level, command=args.command, json_stream=args.json_stream)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device so Python's exit-time flush raises no second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # stdout is not a file (tests capture it)
+        pass
 

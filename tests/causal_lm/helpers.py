@@ -38,8 +38,9 @@ def llama_cpp_permute(weights, n_head):
 
 def write_tiny_gguf(path, *, arch="llama", num_layers=2, hidden=16, heads=4, kv_heads=2, ffn=32,
                     tensor_type="F32", tied=True, pre="smollm", tokenizer_model="gpt2", extra=None,
-                    extra_tensors=None, seed=0, context_length=64, scale=0.3):
-    """Write a random Llama GGUF to ``path``; returns the vocabulary size."""
+                    extra_tensors=None, seed=0, context_length=64, scale=0.3, hf_dir=None):
+    """Write a random Llama GGUF to ``path`` (and, with ``hf_dir``, the same model as a Hugging
+    Face directory); returns the vocabulary size."""
     import gguf
     from gguf.quants import quantize
 
@@ -80,31 +81,65 @@ def write_tiny_gguf(path, *, arch="llama", num_layers=2, hidden=16, heads=4, kv_
         else:
             writer.add_uint32(key, value)
 
-    def add(name, array, *, norm=False):
+    hf = {}
+
+    def add(name, array, *, norm=False, hf_name=None, hf_array=None):
+        hf[hf_name] = array if hf_array is None else hf_array
         if norm or tensor_type == "F32":
             writer.add_tensor(name, array.astype(np.float32))
         else:
             writer.add_tensor(name, quantize(array, qtype), raw_dtype=qtype)
 
-    add("token_embd.weight", rand(vocab, hidden))
+    add("token_embd.weight", rand(vocab, hidden), hf_name="model.embed_tokens.weight")
     for i in range(num_layers):
-        p = f"blk.{i}."
-        add(p + "attn_norm.weight", 1.0 + rand(hidden), norm=True)
-        add(p + "attn_q.weight", llama_cpp_permute(rand(heads * head_dim, hidden), heads))
-        add(p + "attn_k.weight", llama_cpp_permute(rand(kv_heads * head_dim, hidden), kv_heads))
-        add(p + "attn_v.weight", rand(kv_heads * head_dim, hidden))
-        add(p + "attn_output.weight", rand(hidden, heads * head_dim))
-        add(p + "ffn_norm.weight", 1.0 + rand(hidden), norm=True)
-        add(p + "ffn_gate.weight", rand(ffn, hidden))
-        add(p + "ffn_up.weight", rand(ffn, hidden))
-        add(p + "ffn_down.weight", rand(hidden, ffn))
-    add("output_norm.weight", 1.0 + rand(hidden), norm=True)
+        p, h = f"blk.{i}.", f"model.layers.{i}."
+        q, k = rand(heads * head_dim, hidden), rand(kv_heads * head_dim, hidden)
+        add(p + "attn_norm.weight", 1.0 + rand(hidden), norm=True, hf_name=h + "input_layernorm.weight")
+        add(p + "attn_q.weight", llama_cpp_permute(q, heads), hf_name=h + "self_attn.q_proj.weight", hf_array=q)
+        add(p + "attn_k.weight", llama_cpp_permute(k, kv_heads), hf_name=h + "self_attn.k_proj.weight",
+            hf_array=k)
+        add(p + "attn_v.weight", rand(kv_heads * head_dim, hidden), hf_name=h + "self_attn.v_proj.weight")
+        add(p + "attn_output.weight", rand(hidden, heads * head_dim), hf_name=h + "self_attn.o_proj.weight")
+        add(p + "ffn_norm.weight", 1.0 + rand(hidden), norm=True, hf_name=h + "post_attention_layernorm.weight")
+        add(p + "ffn_gate.weight", rand(ffn, hidden), hf_name=h + "mlp.gate_proj.weight")
+        add(p + "ffn_up.weight", rand(ffn, hidden), hf_name=h + "mlp.up_proj.weight")
+        add(p + "ffn_down.weight", rand(hidden, ffn), hf_name=h + "mlp.down_proj.weight")
+    add("output_norm.weight", 1.0 + rand(hidden), norm=True, hf_name="model.norm.weight")
     if not tied:
-        add("output.weight", rand(vocab, hidden))
+        add("output.weight", rand(vocab, hidden), hf_name="lm_head.weight")
     for name, (array, raw_type) in (extra_tensors or {}).items():
         writer.add_tensor(name, array, raw_dtype=gguf.GGMLQuantizationType[raw_type] if raw_type else None)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    if hf_dir is not None:
+        _write_hf_dir(hf_dir, hf, tied=tied, vocab=vocab, hidden=hidden, heads=heads, kv_heads=kv_heads,
+                      ffn=ffn, num_layers=num_layers, context_length=context_length, pre=pre)
     return vocab
+
+
+def _write_hf_dir(path, weights, *, tied, vocab, hidden, heads, kv_heads, ffn, num_layers, context_length,
+                  pre):
+    import json
+    import os
+
+    from safetensors.numpy import save_file
+
+    from tfxfer.causal_lm.tokenizer import BPETokenizer
+
+    os.makedirs(path, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, os.path.join(path, "model.safetensors"))
+    config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": hidden,
+              "intermediate_size": ffn, "num_attention_heads": heads, "num_hidden_layers": num_layers,
+              "num_key_value_heads": kv_heads, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+              "vocab_size": vocab, "max_position_embeddings": context_length, "tie_word_embeddings": tied,
+              "torch_dtype": "float32", "hidden_act": "silu", "bos_token_id": 1, "eos_token_id": 2}
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f)
+    tokenizer = BPETokenizer(tokens=tiny_tokens(), merges=MERGES, pre=pre, special_tokens=SPECIALS)
+    with open(os.path.join(path, "tokenizer.json"), "w") as f:
+        f.write(tokenizer.to_json())
+    with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "pad_token": "<|im_end|>",
+                   "add_bos_token": False}, f)

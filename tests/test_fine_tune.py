@@ -73,6 +73,10 @@ def test_default_loss_follows_the_head():
         (dict(base_lr=0), ArgumentError, "`base_lr` must be a finite number > 0"),
         (dict(unfreeze_lr_factor=2), ArgumentError, "`unfreeze_lr_factor`"),
         (dict(stages={9: 1}), ArgumentError, "`stages` must have epochs in"),
+        (dict(stages={0: 99}), ArgumentError, r"`stages` must map epochs to a number of top groups in \[0, "),
+        (dict(lr_decay="step"), ArgumentError, "`lr_decay` must be one of cosine, linear or None"),
+        (dict(optimizer="rmsprop"), ArgumentError, "`optimizer` must be one of adam, adamw, sgd or None"),
+        (dict(warmup_epochs=-1), ArgumentError, "`warmup_epochs` must be a finite number >= 0"),
         (dict(callbacks=[keras.callbacks.ReduceLROnPlateau()]), ArgumentError,
          "cannot change the learning rate of a schedule-driven optimizer"),
         (dict(callbacks=["early"]), ArgumentTypeError, "`callbacks`"),
@@ -130,3 +134,16 @@ def test_train_docstring_examples_run():
                  "tfxfer.train.losses", "tfxfer.train.result", "tfxfer.train.ner"):
         result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS, verbose=False)
         assert result.attempted and not result.failed, name
+
+
+def test_staged_unfreezing_round_trips():
+    from tfxfer.train.unfreeze import StagedUnfreezing
+
+    cb = StagedUnfreezing({0: ["top"], 2: 3}, learning_rates={0: 1e-3, 2: 1e-4}, warmup_epochs=0.5, decay="linear",
+                          verbose=0)
+    config = cb.get_config()
+    assert config["warmup_epochs"] == 0.5 and config["decay"] == "linear"
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cb))
+    assert type(restored) is StagedUnfreezing and restored.get_config() == config
+    with pytest.raises(ArgumentError, match="`lr_decay` must be one of cosine, linear"):
+        StagedUnfreezing({0: 1}, decay="step")

@@ -40,6 +40,7 @@ import os
 import keras
 import tensorflow as tf
 
+from tfxfer.backbones.groups import layer_groups
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.train.data import training_datasets
 from tfxfer.train.head import head_step
@@ -219,6 +220,9 @@ def _check_arguments(model, *, head_epochs, epochs, batch_size, base_lr, unfreez
         raise ArgumentTypeError("checkpoint_dir", checkpoint_dir, "a folder path or None")
     if stages is not None and (not isinstance(stages, dict) or not stages):
         raise ArgumentTypeError("stages", stages, "a dict {epoch: top groups to unfreeze}")
-    for e in stages or {}:
+    groups = len(layer_groups(model)) - 1  # backbone groups ("head" is the last)
+    for e, n in (stages or {}).items():
         if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e < max(epochs, 1):
             raise ArgumentError("stages", stages, f"must have epochs in [0, {epochs})")
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= groups:
+            raise ArgumentError("stages", stages, f"must map epochs to a number of top groups in [0, {groups}]")

@@ -92,8 +92,14 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--cache-dir", default=None, help="default: $TFXFER_CACHE_DIR or ~/.cache/tfxfer")
+    parser.add_argument("--cache-dir", default=None,
+                        help="where the conversion is cached; default: a fresh temporary folder, so the "
+                             "cold load really converts")
     args = parser.parse_args(argv)
+    if args.cache_dir is None:
+        import tempfile
+
+        args.cache_dir = tempfile.mkdtemp(prefix="tfxfer-causal-lm-bench-")
     rows, summary = [], {"arguments": vars(args)}
     lm = port(rows, summary, args.cache_dir)
     generation(rows, summary, lm)

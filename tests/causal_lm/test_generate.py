@@ -139,3 +139,21 @@ def test_bad_perplexity_arguments(tiny_lm):
         perplexity(tiny_lm, ["a b"], window=65)
     with pytest.raises(DataError, match="two or more tokens"):
         perplexity(tiny_lm, ["a"])
+
+
+def test_generation_follows_lora_enabled_after_a_first_call(tmp_path):
+    from tfxfer.causal_lm import load_causal_lm
+    from tests.causal_lm.helpers import write_tiny_gguf
+
+    write_tiny_gguf(tmp_path / "t.gguf")
+    lm = load_causal_lm(str(tmp_path / "t.gguf"), cache_dir=str(tmp_path / "cache"))
+    prompt = [3, 40, 71, 260]
+    before = generate_ids(lm, [prompt], max_new_tokens=6)[0]
+    lm.backbone.enable_lora(2)
+    rng = np.random.default_rng(0)
+    for v in lm.backbone.weights:
+        if "lora_kernel_b" in v.path:
+            v.assign(rng.standard_normal(v.shape).astype("float32") * 3.0)
+    after = generate_ids(lm, [prompt], max_new_tokens=6)[0]
+    assert after == _naive_greedy(lm, prompt, 6)[len(prompt):]
+    assert after != before

@@ -111,7 +111,9 @@ def generate_ids(lm, prompt_ids, *, max_new_tokens: int, sampler="greedy", stop_
                             f"plus the longest prompt ({longest} tokens) must fit the context "
                             f"({lm.context_length} tokens)")
     stop_token_ids = tuple(int(i) for i in stop_token_ids)
-    key = (sampler, temperature, top_k, top_p, seed, stop_token_ids)
+    # The graph changes when layers do (LoRA enabled, Keras quantization): part of the key.
+    structure = (len(lm.model.weights), getattr(lm.backbone, "_lora_rank", None))
+    key = (structure, sampler, temperature, top_k, top_p, seed, stop_token_ids)
     compiled = _COMPILED.setdefault(lm.model, {})
     if key not in compiled:
         sampler_obj = make_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)

@@ -9,7 +9,8 @@
 * Token classification (NER): `build_token_classifier`, `encode_words` (first / all sub-token
   label alignment), `encode_tagged_words`, `predict_entities` -> `Entity` (text, type, start,
   end, score), BIO/BIOES decoding that never yields invalid spans, `entity_scores`
-  (seqeval-compatible entity-level precision / recall / F1).
+  (seqeval-compatible entity-level precision / recall / F1); trained with
+  `tfxfer.train.ner.fit_token_classifier(model, (words, tags), tag_names=...)`.
 * Few-shot and zero-shot: `build_prototype_classifier` (class prototypes from k examples, no
   gradient step) and `build_zero_shot_classifier` (similarity to label descriptions).
 * Export lives in `tfxfer.export` (`export_all` for text models as for image models:

@@ -26,16 +26,25 @@ _REPR.maxlevel = 3
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
 
 
+#: The longest excerpt `bounded_repr` returns (characters).
+MAX_REPR = 400
+
+
 def bounded_repr(value) -> str:
-    """``repr(value)`` cut to a few hundred characters and three levels of nesting.
+    """``repr(value)`` cut to at most `MAX_REPR` characters and three levels of nesting.
 
     Error messages show what was received without expanding a huge or recursive value (a YAML
     alias bomb, a whole array).
+
+    Example:
+        >>> len(bounded_repr([["x" * 1000] * 100] * 100)) <= MAX_REPR
+        True
     """
     try:
-        return _REPR.repr(value)
+        text = _REPR.repr(value)
     except Exception:  # a hostile __repr__ must not hide the real error
         return f"<{type(value).__name__}>"
+    return text if len(text) <= MAX_REPR else text[:MAX_REPR - 4] + " ..."
 
 
 class TfxferError(Exception):

@@ -66,7 +66,32 @@ def test_unknown_keys_name_the_path_and_suggest(text, message):
     ("train: {optimizer: adma}", r"`train\.optimizer` must be one of 'adam', 'adamw', 'sgd'\. Received: 'adma'\. "
                                  r"Did you mean 'adam'\?"),
     ("export: {variants: [float32], deliver: int8}", r"`export\.deliver` must be one of 'float32'"),
-    ("data: {source: x, validation_split: 1.5}", r"`data\.validation_split` must be in \[0, 1\)"),
+    ("data: {source: x, validation_split: 1.5}", r"`data\.validation_split` must be a finite number in \[0, 1\)"),
+    # every key's range, checked before any stage runs (issue 15)
+    ("train: {base_lr: -1}", r"`train\.base_lr` must be a finite number > 0\. Received: -1\.0"),
+    ("train: {base_lr: 0}", r"`train\.base_lr` must be a finite number > 0"),
+    ("train: {base_lr: .nan}", r"`train\.base_lr` must be a finite number > 0\. Received: nan"),
+    ("train: {base_lr: .inf}", r"`train\.base_lr` must be a finite number > 0\. Received: inf"),
+    ("train: {unfreeze_lr_factor: 0}", r"`train\.unfreeze_lr_factor` must be a finite number > 0"),
+    ("train: {layer_decay: 1.5}", r"`train\.layer_decay` must be a finite number in \(0, 1\]"),
+    ("train: {warmup_epochs: -1}", r"`train\.warmup_epochs` must be an integer >= 0"),
+    ("train: {epochs: -1}", r"`train\.epochs` must be an integer >= 0"),
+    ("train: {stages: {1: -2}}", r"`train\.stages\.1` must be an integer \(a layer count\) >= 0"),
+    ("seed: -3", r"`seed` must be an integer >= 0"),
+    ("model: {dropout: 1.0}", r"`model\.dropout` must be a finite number in \[0, 1\)"),
+    ("model: {hidden_units: 0}", r"`model\.hidden_units` must be an integer >= 1"),
+    ("model: {input_size: [100000, 32]}", r"`model\.input_size\[0\]` must be an integer in \[1, 4096\]"),
+    ("distill: {temperature: 0}", r"`distill\.temperature` must be a finite number > 0"),
+    ("distill: {alpha: 2}", r"`distill\.alpha` must be a finite number in \[0, 1\]"),
+    ("quantize: {learning_rate: -1e-5}", r"`quantize\.learning_rate` must be a finite number > 0"),
+    ("quantize: {sparsity: 1}", r"`quantize\.sparsity` must be a finite number in \[0, 1\)"),
+    ("export: {threads: [1, 0]}", r"`export\.threads\[1\]` must be a thread count >= 1\. Received: 0"),
+    ("export: {thresholds: {int8: {max_accuracy_drop: .nan}}}",
+     r"`export\.thresholds\.int8\.max_accuracy_drop` must be a finite number >= 0\. Received: nan"),
+    ("export: {thresholds: {int8: {max_accuracy_drop: -0.1}}}", r"must be a finite number >= 0"),
+    ("report: {reliability_bins: 0}", r"`report\.reliability_bins` must be an integer >= 1"),
+    ("report: {misclassified: -1}", r"`report\.misclassified` must be an integer >= 0"),
+    ("data: {source: x, validation_split: 0.5, test_split: 0.5}", r"must be < 1 \(something must be left"),
     ("train: {head_epochs: 0, epochs: 0}", r"cannot both be 0"),
 ])
 def test_wrong_types_and_values(text, message):
@@ -151,3 +176,69 @@ def test_strategy_and_determinism_keys():
     with pytest.raises(ConfigError, match=r"`train.strategy` is applied by image recipes only"):
         load_config(text="task: text_classification\ndata: {source: x}\nmodel: {backbone: y}",
                     overrides=["train.strategy=mirrored"])
+
+
+# -- hostile recipe files (issue 15) -----------------------------------------------------------
+BOMB = "".join(f"{a}: &{a} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
+               for p, a in zip(["", "a", "b", "c", "d", "e", "f", "g", "h"], "abcdefghi"))
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly():
+    import time
+
+    assert len(BOMB) < 400
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"more than 10000 values once YAML aliases are expanded") as info:
+        load_config(text=BOMB)
+    assert time.perf_counter() - t0 < 2.0 and len(str(info.value)) < 300
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match="alias bomb"):  # the same bomb as a --set value
+        load_config(text="data: {source: x}", overrides=["data.source=" + _flow_bomb()])
+    assert time.perf_counter() - t0 < 2.0
+
+
+def _flow_bomb():
+    return "{a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol], " + ", ".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi")) + "}"
+
+
+def test_recursive_and_deep_recipes_are_refused():
+    with pytest.raises(ConfigError, match=r"nested more than 16 levels"):
+        load_config(text="a: &a [*a]")
+    with pytest.raises(ConfigError, match=r"nested more than 16 levels"):
+        load_config(text="data: {source: x}\ntrain: " + "[" * 40 + "]" * 40)
+
+
+def test_bad_values_are_shown_as_bounded_excerpts():
+    with pytest.raises(ConfigError) as info:
+        load_config(text="data: {source: [" + ", ".join(["x" * 500] * 50) + "]}")
+    assert "`data.source` must be a string" in str(info.value) and len(str(info.value)) < 500
+    with pytest.raises(ConfigError) as info:
+        load_config(text="train: {" + "k" * 1000 + ": 1}")
+    assert "unknown key" in str(info.value) and len(str(info.value)) < 800
+    with pytest.raises(ConfigError) as info:
+        load_config(text="[" + ", ".join(["y" * 300] * 100) + "]")
+    assert "must be a mapping of sections" in str(info.value) and len(str(info.value)) < 800
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_recipes_with_a_byte_order_mark_load(tmp_path, encoding):
+    path = tmp_path / "r.yaml"
+    path.write_bytes("data: {source: animal_mnist}\ntrain: {epochs: 3}  # épocas\n".encode(encoding))
+    if encoding == "utf-16-be":  # no BOM: a clear error, not UnicodeDecodeError
+        with pytest.raises(ConfigError, match=r"is not UTF-8 text .* no byte-order mark; save it as UTF-8"):
+            load_config(path)
+        return
+    cfg = load_config(path)
+    assert cfg.data.source == "animal_mnist" and cfg.train.epochs == 3
+
+
+def test_oversized_and_non_file_recipes(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
+    with pytest.raises(ConfigError, match=r"at most 1048576 bytes"):
+        load_config(path)
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"recipe file not found"):  # a FIFO would block a read forever
+        load_config(fifo)

@@ -17,14 +17,16 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import copy
 import dataclasses
+import math
 import os
 import re
 
 import yaml
 
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, bounded_repr
 from tfxfer.recipes.schema import closest, convert, from_mapping, schema_at, to_plain
 
 TASKS = ("image_classification", "text_classification", "token_classification")
@@ -186,35 +188,104 @@ def _construct_mapping(loader, node, deep=False):
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+#: Limits on a recipe: its size in bytes, its nesting depth, and the number of values it holds once
+#: YAML aliases are expanded (a few hundred bytes of aliases can stand for billions of values).
+MAX_RECIPE_BYTES = 1 << 20
+MAX_DEPTH = 16
+MAX_VALUES = 10_000
+
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def decode_recipe(data: bytes, *, where: str = "recipe") -> str:
+    """Recipe bytes -> text: UTF-8, or any UTF-8/16/32 text that starts with a byte-order mark.
+
+    Example:
+        >>> decode_recipe("seed: 1".encode("utf-16"))
+        'seed: 1'
+    """
+    if len(data) > MAX_RECIPE_BYTES:
+        raise ConfigError(f"{where} is {len(data)} bytes; a recipe holds at most {MAX_RECIPE_BYTES} bytes")
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{where} starts with a {encoding} byte-order mark but is not valid {encoding} "
+                                  f"at byte {exc.start + len(bom)}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where} is not UTF-8 text (byte {exc.start}: {bounded_repr(data[exc.start:exc.start + 4])}) "
+                          "and has no byte-order mark; save it as UTF-8") from None
+
+
+def check_shape(raw, *, where: str = "recipe") -> None:
+    """Refuse values nested deeper than `MAX_DEPTH` or holding more than `MAX_VALUES` values.
+
+    The walk stops as soon as a limit is passed, so an alias bomb or a recursive alias costs at
+    most `MAX_VALUES` steps.
+    """
+    budget = [MAX_VALUES]
+
+    def walk(value, depth):
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{where} is nested more than {MAX_DEPTH} levels deep (a recursive YAML alias?)")
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ConfigError(f"{where} holds more than {MAX_VALUES} values once YAML aliases are expanded "
+                              "(an alias bomb?)")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(k, depth + 1)
+                walk(v, depth + 1)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, depth + 1)
+
+    walk(raw, 0)
+
 
 def parse_yaml(text: str, *, where: str = "recipe") -> dict:
-    """YAML text -> dict (safe loader, duplicate keys rejected)."""
+    """YAML text -> dict (safe loader, duplicate keys rejected, size and nesting bounded)."""
+    if len(text) > MAX_RECIPE_BYTES:
+        raise ConfigError(f"{where} holds {len(text)} characters; a recipe holds at most {MAX_RECIPE_BYTES}")
     try:
         raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where} is not valid YAML{at}: {problem}") from None
+        raise ConfigError(f"{where} is not valid YAML{at}: {bounded_repr(problem)[1:-1]}") from None
+    except RecursionError:
+        raise ConfigError(f"{where} is nested too deeply to read") from None
     if raw is None:
         return {}
+    check_shape(raw, where=where)
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a mapping of sections (data:, model:, ...). Received: {raw!r}")
+        raise ConfigError(f"{where} must be a mapping of sections (data:, model:, ...). "
+                          f"Received: {bounded_repr(raw)}")
     return raw
 
 
 def parse_override(item: str) -> tuple[list[str], object]:
     """``"train.epochs=3"`` -> (["train", "epochs"], 3); the value is read as a YAML scalar/list."""
     if not isinstance(item, str) or "=" not in item:
-        raise ConfigError(f"--set expects key.sub=value. Received: {item!r}")
+        raise ConfigError(f"--set expects key.sub=value. Received: {bounded_repr(item)}")
     key, _, text = item.partition("=")
     keys = [k.strip() for k in key.strip().split(".")]
     if not all(keys):
-        raise ConfigError(f"--set expects key.sub=value. Received: {item!r}")
+        raise ConfigError(f"--set expects key.sub=value. Received: {bounded_repr(item)}")
+    if len(text) > MAX_RECIPE_BYTES:
+        raise ConfigError(f"--set {'.'.join(keys)}: the value holds {len(text)} characters (at most {MAX_RECIPE_BYTES})")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = yaml.load(text, Loader=_StrictLoader) if text.strip() else None  # noqa: S506
     except yaml.YAMLError:
         value = text
+    except RecursionError:
+        raise ConfigError(f"--set {'.'.join(keys)}: the value is nested too deeply") from None
+    check_shape(value, where=f"--set {'.'.join(keys)}")
     return keys, value
 
 
@@ -240,7 +311,8 @@ def _choice(path, value, choices):
     if value not in choices:
         match = closest(value, choices)
         hint = f" Did you mean {match!r}?" if match else ""
-        raise ConfigError(f"`{path}` must be one of {', '.join(map(repr, choices))}. Received: {value!r}.{hint}")
+        raise ConfigError(f"`{path}` must be one of {', '.join(map(repr, choices))}. "
+                          f"Received: {bounded_repr(value)}.{hint}")
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -252,7 +324,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not _SAFE_NAME.fullmatch(cfg.name or ""):
         raise ConfigError("`name` names the run folder (runs/<name>) and the exported files, so it must be "
                           "letters, digits, '.', '_' or '-' (no spaces or '/', at most 64 characters). "
-                          f"Received: {cfg.name!r}")
+                          f"Received: {bounded_repr(cfg.name)}")
     d, m, t, e = cfg.data, cfg.model, cfg.train, cfg.export
     if not d.source:
         raise ConfigError("`data.source` is required: a packaged data set name (see `tfxfer datasets`), "
@@ -269,24 +341,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     if t.strategy != "default" and not image:
         raise ConfigError(f"`train.strategy` is applied by image recipes only; use 'default' for task {cfg.task!r}")
     _choice("quantize.method", cfg.quantize.method, ("qat", "prune", "cluster"))
-    for name in ("validation_split", "test_split"):
-        value = getattr(d, name)
-        if not 0.0 <= value < 1.0:
-            raise ConfigError(f"`data.{name}` must be in [0, 1). Received: {value}")
-    for path, value, low in (("train.batch_size", t.batch_size, 1), ("train.head_epochs", t.head_epochs, 0),
-                             ("train.epochs", t.epochs, 0), ("data.max_train", d.max_train, 1),
-                             ("data.max_eval", d.max_eval, 1), ("export.num_calibration", e.num_calibration, 1),
-                             ("export.bench_runs", e.bench_runs, 1), ("model.sequence_length", m.sequence_length, 4)):
-        if value is not None and value < low:
-            raise ConfigError(f"`{path}` must be >= {low}. Received: {value}")
-    if not 0.0 <= t.l2sp < float("inf"):
-        raise ConfigError(f"`train.l2sp` must be a finite number >= 0 (0 = off). Received: {t.l2sp}")
+    _check_ranges(cfg)
     if t.l2sp > 0 and not image:
         raise ConfigError(f"`train.l2sp` is applied by image recipes only; set it to 0 for task {cfg.task!r}")
     if t.head_epochs + t.epochs == 0:
         raise ConfigError("`train.head_epochs` and `train.epochs` cannot both be 0")
-    if m.input_size is not None and min(m.input_size) < 1:
-        raise ConfigError(f"`model.input_size` must be positive. Received: {list(m.input_size)}")
     if not e.variants:
         raise ConfigError("`export.variants` must list at least one variant")
     for i, v in enumerate(e.variants):
@@ -294,9 +353,67 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("export.deliver", e.deliver, e.variants)
     for variant, limits in e.thresholds.items():
         _choice(f"export.thresholds.{variant}", variant, EXPORT_VARIANTS)
-        for key in limits:
+        for key, value in limits.items():
             _choice(f"export.thresholds.{variant}.{key}", key, THRESHOLD_KEYS)
+            _in_range(f"export.thresholds.{variant}.{key}", value, 0.0, None)
     return cfg
+
+
+#: Largest input side a recipe may ask for (a 4096x4096 float32 batch of 32 is already 6 GiB).
+MAX_INPUT_SIDE = 4096
+
+
+def _in_range(path, value, low, high, *, low_open=False, high_open=False, what="a finite number"):
+    """`ConfigError` unless ``low <= value <= high`` (open ends as asked; NaN and inf never pass)."""
+    if value is None:
+        return
+    ok = math.isfinite(value) and (low is None or (value > low if low_open else value >= low)) \
+        and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        if low is not None and high is not None:
+            need = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            need = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            need = f"{'<' if high_open else '<='} {high:g}"
+        raise ConfigError(f"`{path}` must be {what} {need}. Received: {bounded_repr(value)}")
+
+
+def _check_ranges(cfg: RunConfig) -> None:
+    """Every numeric key's range: learning rates > 0, epochs >= 0, fractions in range, counts >= 1..."""
+    d, m, t, di, q, e, r = cfg.data, cfg.model, cfg.train, cfg.distill, cfg.quantize, cfg.export, cfg.report
+    integers = (("seed", cfg.seed, 0), ("data.max_train", d.max_train, 1), ("data.max_eval", d.max_eval, 1),
+                ("model.hidden_units", m.hidden_units, 1), ("model.sequence_length", m.sequence_length, 4),
+                ("train.batch_size", t.batch_size, 1), ("train.head_epochs", t.head_epochs, 0),
+                ("train.epochs", t.epochs, 0), ("train.warmup_epochs", t.warmup_epochs, 0),
+                ("distill.teacher_epochs", di.teacher_epochs, 0), ("distill.epochs", di.epochs, 0),
+                ("quantize.epochs", q.epochs, 0), ("export.num_calibration", e.num_calibration, 1),
+                ("export.bench_runs", e.bench_runs, 1), ("report.misclassified", r.misclassified, 0),
+                ("report.reliability_bins", r.reliability_bins, 1))
+    for path, value, low in integers:
+        _in_range(path, value, low, None, what="an integer")
+    for i, n in enumerate(e.threads):
+        _in_range(f"export.threads[{i}]", n, 1, None, what="a thread count")
+    for path, value in (("data.validation_split", d.validation_split), ("data.test_split", d.test_split)):
+        _in_range(path, value, 0.0, 1.0, high_open=True)
+    if d.validation_split + d.test_split >= 1.0:
+        raise ConfigError("`data.validation_split` + `data.test_split` must be < 1 (something must be left to "
+                          f"train on). Received: {d.validation_split} + {d.test_split}")
+    if m.input_size is not None:
+        for i, side in enumerate(m.input_size):
+            _in_range(f"model.input_size[{i}]", side, 1, MAX_INPUT_SIDE, what="an integer")
+    _in_range("model.dropout", m.dropout, 0.0, 1.0, high_open=True)
+    for path, value in (("train.base_lr", t.base_lr), ("train.unfreeze_lr_factor", t.unfreeze_lr_factor),
+                        ("distill.temperature", di.temperature), ("distill.learning_rate", di.learning_rate),
+                        ("quantize.learning_rate", q.learning_rate)):
+        _in_range(path, value, 0.0, None, low_open=True)
+    _in_range("train.layer_decay", t.layer_decay, 0.0, 1.0, low_open=True)
+    _in_range("train.l2sp", t.l2sp, 0.0, None)
+    _in_range("distill.alpha", di.alpha, 0.0, 1.0)
+    _in_range("quantize.sparsity", q.sparsity, 0.0, 1.0, high_open=True)
+    for stage, layers in (t.stages or {}).items():
+        _in_range(f"train.stages.{stage}", stage, 0, None, what="an integer (an epoch)")
+        _in_range(f"train.stages.{stage}", layers, 0, None, what="an integer (a layer count)")
 
 
 def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfig:
@@ -319,9 +436,10 @@ def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfi
         path = os.fspath(path)
         where = path
         if not os.path.isfile(path):
-            raise ConfigError(f"recipe file not found: {path}")
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+            raise ConfigError(f"recipe file not found: {path}")  # (a FIFO or a device is not a file)
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECIPE_BYTES + 1)
+        text = decode_recipe(data, where=where)
     raw = parse_yaml(text or "", where=where)
     raw = apply_overrides(raw, overrides)
     if "name" not in raw and path is not None:

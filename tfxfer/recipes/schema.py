@@ -26,7 +26,7 @@ import dataclasses
 import types
 import typing
 
-from tfxfer.errors import ConfigError, suggest
+from tfxfer.errors import ConfigError, bounded_repr, suggest
 from tfxfer.utils.validate import is_int, is_number
 
 _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
@@ -40,9 +40,10 @@ def closest(received: str, known) -> str | None:
 
 def unknown_key_error(path: str, key: str, known, *, where: str = "") -> ConfigError:
     """A `ConfigError` for an unknown key, suggesting the closest valid one."""
-    full = f"{path}.{key}" if path else str(key)
+    key = bounded_repr(key) if not isinstance(key, str) or len(key) > 80 else key
+    full = f"{path}.{key}" if path else key
     message = f"{where}unknown key `{full}`."
-    match = closest(key, known)
+    match = closest(key[:80], known)
     if match is not None:
         message += f" Did you mean `{path + '.' if path else ''}{match}`?"
     else:
@@ -68,8 +69,13 @@ def describe_type(hint) -> str:
 
 
 def _wrong_type(path: str, value, hint) -> ConfigError:
-    return ConfigError(f"`{path}` must be {describe_type(hint)}. Received: {value!r} "
+    return ConfigError(f"`{path}` must be {describe_type(hint)}. Received: {bounded_repr(value)} "
                        f"(of type {type(value).__name__})")
+
+
+def _short(key) -> str:
+    """A mapping key as shown in a key path (bounded: a key can be any YAML scalar)."""
+    return key if isinstance(key, str) and len(key) <= 80 else bounded_repr(key)
 
 
 def convert(value, hint, path: str):
@@ -108,7 +114,8 @@ def convert(value, hint, path: str):
             raise _wrong_type(path, value, hint)
         key_t, value_t = args
         return types.MappingProxyType(
-            {convert(k, key_t, f"{path}.{k}"): convert(v, value_t, f"{path}.{k}") for k, v in value.items()})
+            {convert(k, key_t, f"{path}.{_short(k)}"): convert(v, value_t, f"{path}.{_short(k)}")
+             for k, v in value.items()})
     if hint is bool:
         if not isinstance(value, bool):
             raise _wrong_type(path, value, hint)
@@ -144,7 +151,8 @@ def from_mapping(cls, raw, *, path: str = ""):
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"`{path or 'the recipe'}` must be a mapping of keys to values. Received: {raw!r}")
+        raise ConfigError(f"`{path or 'the recipe'}` must be a mapping of keys to values. "
+                          f"Received: {bounded_repr(raw)}")
     hints = field_hints(cls)
     for key in raw:
         if key not in hints:

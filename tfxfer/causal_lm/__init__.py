@@ -9,6 +9,8 @@
   `in_context_classify` (k examples in the prompt, label words scored; zero-shot with none).
 * Adapt: `adapt_causal_lm` (raw text or (prompt, completion) pairs; LoRA by default, full
   fine-tuning optional; resumable through `tfxfer.reliability.ResumableCheckpoint`).
+* Ship (first step): `convert_decoder_tflite` (builtin ops only, explicit KV cache; decode or
+  fixed-length prefill step; float32 / dynamic int8 / float16), `TFLiteDecoder`, `decoder_agreement`.
 * Build: `LlamaConfig`, `build_language_model` (random, tiny for tests), `LanguageModel`.
 
 Example:
@@ -45,6 +47,9 @@ _EXPORTS = {
     "score_continuations": "tfxfer.causal_lm.in_context",
     "in_context_classify": "tfxfer.causal_lm.in_context",
     "few_shot_prompt": "tfxfer.causal_lm.in_context",
+    "convert_decoder_tflite": "tfxfer.causal_lm.tflite_decoder",
+    "TFLiteDecoder": "tfxfer.causal_lm.tflite_decoder",
+    "decoder_agreement": "tfxfer.causal_lm.tflite_decoder",
     "causal_lm_batches": "tfxfer.causal_lm.adapt",
 }
 

@@ -18,6 +18,10 @@ What was measured while building it (TF 2.21, keras-hub 0.32, tiny Llama):
   development"), and a SavedModel of frozen functions fails to save (a custom-gradient capture),
   so prefill and decode are two files (weights twice) for now.
 
+SmolLM2-135M, cache 64, 30 held-out positions, LiteRT 1 thread (2-core machine): float32 621 MiB
+(the tied embedding is stored twice), top-1 agreement 30/30, max |logit diff| 1.4e-4, 78 ms/token,
+converted in 126 s; dynamic int8 158 MiB, agreement 28/30, max diff 6.5, 58 ms/token.
+
 Example:
     >>> from tfxfer.causal_lm.tflite_decoder import convert_decoder_tflite, decoder_agreement
     >>> blob = convert_decoder_tflite(lm, cache_length=256)                   # doctest: +SKIP

@@ -1,24 +1,8 @@
-"""Shared test helpers: tiny transfer models and data."""
+"""Shared test helpers that are not factories (tiny models and data: `tests.factories`)."""
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def tiny_images(n: int = 16, size: int = 32, channels: int = 3, classes: int = 2, seed: int = 0):
-    """Random raw-pixel images (0-255 float32) with labels 0..classes-1 that depend on brightness."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % classes
-    x = rng.uniform(0, 255, size=(n, size, size, channels)).astype("float32")
-    x = np.clip(x * 0.5 + (y[:, None, None, None] * 255.0 / max(classes - 1, 1)) * 0.5, 0, 255).astype("float32")
-    return x, y
-
-
-def tiny_model(num_classes: int = 2, *, backbone: str = "mobilenet_v2", size: int = 32, **kwargs):
-    from tfxfer.models import build_model
-
-    kwargs.setdefault("weights", None)
-    return build_model(backbone, num_classes, input_size=(size, size), **kwargs)
 
 
 def weights_by_path(layers) -> dict:

@@ -172,7 +172,7 @@ def test_doctor_rules_and_command(capsys, monkeypatch):
 
 
 def test_rank_command(tmp_path, capsys):
-    from tests.recipes.helpers import make_image_folder
+    from tests.factories import make_image_folder
 
     folder = make_image_folder(tmp_path / "images", per_class=6)
     assert cli.main(["rank", folder, "--candidates", "mobilenet_v3_small:random@32,mobilenet_v2:random@32",

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import tiny_images, tiny_model, weights_by_path
+from tests.factories import tiny_images, tiny_model
+from tests.helpers import weights_by_path
 from tfxfer.backbones import get_backbone
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.train.data import as_dataset

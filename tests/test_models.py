@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_images, tiny_model
+from tests.factories import tiny_images, tiny_model
 from tfxfer.errors import ArgumentError, ModelError, UnknownNameError
 from tfxfer.backbones import get_backbone
 from tfxfer.models import build_model, feature_model, head_layers, head_model

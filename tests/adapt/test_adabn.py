@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_images, tiny_model, weights_by_path
+from tests.factories import tiny_images, tiny_model
+from tests.helpers import weights_by_path
 from tfxfer.adapt import adapt_batchnorm
 from tfxfer.adapt.adabn import batchnorm_layers
 from tfxfer.errors import ArgumentError, ModelError

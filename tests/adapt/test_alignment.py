@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import tiny_images, tiny_model
+from tests.factories import tiny_images, tiny_model
 from tfxfer.adapt import DANN, AdaptationDivergedError, DeepCORAL, GradientReversal, adaptation_dataset, coral_loss
 from tfxfer.errors import ArgumentError, ModelError, TrainingDivergedError
 

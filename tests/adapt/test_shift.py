@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_images, tiny_model
+from tests.factories import tiny_images, tiny_model
 from tfxfer.adapt import atc_estimate, classifier_test, detect_shift, mmd_test
 from tfxfer.errors import ArgumentError, DataError
 

@@ -11,7 +11,7 @@ import keras
 import pytest
 
 import tfxfer
-from tests.helpers import tiny_model
+from tests.factories import tiny_model
 from tfxfer import freezing
 from tfxfer.backbones import (HEAD, catalog, get_backbone, get_spec, group_names, layer_groups,
                               register_spec_resolver, select_groups, spec_of)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.data.factory import make_messy_folder
+from tests.factories import make_messy_folder
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tfxfer.data import (
 )
 from tfxfer.errors import ArgumentError, DataError
 
-from tests.data.factory import BROKEN_KINDS, VALID_KINDS, gradient, make_simple_folder
+from tests.factories import BROKEN_KINDS, VALID_KINDS, gradient, make_simple_folder
 
 
 def _all(ds):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.data.factory import make_simple_folder
+from tests.factories import make_simple_folder
 from tfxfer.data import image_dataset_from_arrays, image_dataset_from_folder
 from tfxfer.data.tfdata import AUTO_CACHE_BYTES, resolve_cache
 from tfxfer.errors import ArgumentError
@@ -60,7 +60,7 @@ DISTRIBUTED = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     sys.path.insert(0, sys.argv[2])
-    from tests.data.factory import make_simple_folder
+    from tests.factories import make_simple_folder
     from tfxfer.data import image_dataset_from_folder
     make_simple_folder(sys.argv[1], {"a": 6, "b": 6})
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -101,10 +101,10 @@ def test_unlabeled_rows_only_get_the_distillation_term():
 
 
 def test_feature_distillation_reaches_into_nested_backbones():
-    from tests.quantize.helpers import tiny_transfer
+    from tests.factories import tiny_nested_model
 
-    teacher = tiny_transfer(size=16, classes=3, top=24, name="teacher")
-    student = tiny_transfer(size=16, classes=3, top=16, name="student")
+    teacher = tiny_nested_model(size=16, classes=3, top=24, name="teacher")
+    student = tiny_nested_model(size=16, classes=3, top=16, name="student")
     x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
     tensor = resolve_layer_output(student, "backbone/top_conv")
     assert tuple(tensor.shape[1:]) == (4, 4, 16)

@@ -1,7 +1,7 @@
 import keras
 import pytest
 
-from tests.helpers import tiny_model
+from tests.factories import tiny_model
 from tfxfer.errors import ArgumentError, UnknownNameError
 from tfxfer.freezing import freeze_backbone, group_names, layer_groups, trainable_summary, unfreeze, unfreeze_all
 from tfxfer.backbones import get_backbone

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_images, tiny_model, weights_by_path
+from tests.factories import tiny_images, tiny_model
+from tests.helpers import weights_by_path
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.freezing import GradualUnfreezing, group_names, layer_groups
 from tfxfer.backbones import get_backbone

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import tiny_images, tiny_model
+from tests.factories import tiny_images, tiny_model
 from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
 from tfxfer.freezing import group_names, unfreeze
 from tfxfer.optim import (

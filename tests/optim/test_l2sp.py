@@ -4,23 +4,15 @@ import keras
 import numpy as np
 import pytest
 
+from tests.factories import tiny_nested_model
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
 from tfxfer.optim import L2SP, attach_l2sp, l2sp_drift
 
 
 def tiny_transfer_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    backbone = keras.Sequential([
-        keras.Input((8, 8, 3)),
-        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv"),
-        keras.layers.DepthwiseConv2D(3, padding="same", name="dw"),
-        keras.layers.BatchNormalization(name="bn"),
-        keras.layers.SeparableConv2D(8, 3, padding="same", activation="relu", name="sep"),
-    ], name="backbone")
-    inputs = keras.Input((8, 8, 3), name="image")
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(backbone(inputs))
-    outputs = keras.layers.Dense(3, activation="softmax", name="head")(x)
-    return keras.Model(inputs, outputs)
+    """Nested "backbone" conv -> dw -> bn -> sep (8 filters) on 8x8 inputs, no preprocessing, 3 classes."""
+    return tiny_nested_model(body="separable", size=8, classes=3, top=8, preprocess=None, dropout=None, name=None,
+                             seed=seed)
 
 
 def total_drift(model, reference):

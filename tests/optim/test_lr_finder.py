@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_images, tiny_model
+from tests.factories import tiny_images, tiny_model
 from tfxfer.errors import ArgumentError, ModelError
 from tfxfer.optim import WarmupSchedule, lr_find
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.recipes.helpers import make_image_folder
+from tests.factories import make_image_folder
 
 
 @pytest.fixture(scope="session")

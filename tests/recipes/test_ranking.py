@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.recipes.helpers import make_image_folder
+from tests.factories import make_image_folder
 from tfxfer.errors import ArgumentError, ConfigError, UnknownNameError
 from tfxfer.recipes import catalog, ranking
 

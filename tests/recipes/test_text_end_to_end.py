@@ -6,15 +6,16 @@ import os
 
 import pytest
 
-from tests.recipes.helpers import make_text_files, make_tiny_text_preset, recipe, tiny_text_overrides
+from tests.factories import make_conll_file, make_text_preset, make_text_table
+from tests.recipes.helpers import recipe, tiny_text_overrides
 from tfxfer import cli
 
 
 @pytest.fixture(scope="module")
 def text_inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("text")
-    preset = make_tiny_text_preset(folder / "preset")
-    reviews, tags = make_text_files(str(folder))
+    preset = make_text_preset(folder / "preset")
+    reviews, tags = make_text_table(folder), make_conll_file(folder)
     return preset, reviews, tags
 
 

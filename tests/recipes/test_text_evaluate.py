@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.recipes.helpers import make_text_files, make_tiny_text_preset, recipe, tiny_text_overrides
+from tests.factories import make_conll_file, make_text_preset, make_text_table
+from tests.recipes.helpers import recipe, tiny_text_overrides
 from tfxfer import cli
 from tfxfer.errors import ArgumentError, DataError
 
@@ -21,8 +22,8 @@ def runs(tmp_path_factory):
     from tfxfer.recipes import load_config, run_pipeline
 
     folder = tmp_path_factory.mktemp("text_eval")
-    preset = make_tiny_text_preset(folder / "preset")
-    reviews, tags = make_text_files(str(folder))
+    preset = make_text_preset(folder / "preset")
+    reviews, tags = make_text_table(folder), make_conll_file(folder)
     out = {"reviews": reviews, "tags": tags, "folder": folder}
     for name, source in (("text_classification", reviews), ("ner", tags)):
         cfg = load_config(recipe(name), overrides=tiny_text_overrides(source, preset, extra=FAST_EXPORT))

@@ -4,10 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from tests.transfer.conftest import tiny_spec
+from tests.factories import make_image_folder, tiny_model, tiny_spec
 from tfxfer.backbones import get_backbone
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ConfigError
-from tfxfer.models import build_model
 from tfxfer.recipes import load_config
 from tfxfer.recipes.config import config_to_yaml
 from tfxfer.train.fine_tune import fine_tune
@@ -15,8 +14,7 @@ from tfxfer.transfer import L2SP, attach_l2sp, detach_l2sp
 
 
 def _tiny_model():
-    keras.utils.set_random_seed(0)
-    return build_model(tiny_spec("tiny_ft", 8), 3, input_size=(16, 16), weights=None)
+    return tiny_model(3, backbone=tiny_spec(name="tiny_ft", width=8), size=16, seed=0)
 
 
 def _distance(model, start):
@@ -87,7 +85,7 @@ def test_recipe_key_round_trip_and_errors():
 def test_recipe_run_records_l2sp(tmp_path):
     import json
 
-    from tests.recipes.helpers import make_image_folder, recipe, tiny_overrides
+    from tests.recipes.helpers import recipe, tiny_overrides
     from tfxfer.recipes import run_pipeline
 
     folder = make_image_folder(tmp_path / "images", per_class=8)

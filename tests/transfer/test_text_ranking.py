@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.recipes.helpers import VOCAB, make_image_folder, make_text_files, make_tiny_text_preset
+from tests.factories import make_image_folder, make_text_preset, make_text_table
 from tfxfer import cli
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.recipes import ranking
@@ -18,17 +18,13 @@ from tfxfer.transfer.text_candidates import is_text_candidate, is_text_data
 def text_setup(tmp_path_factory):
     """A tiny random BERT preset, a wider one, and 48 pos/neg reviews whose labels the words give away."""
     from tfxfer.data import load_texts
-    from tfxfer.text import build_bert_encoder
 
     root = tmp_path_factory.mktemp("text_rank")
-    preset = make_tiny_text_preset(root / "tiny")
-    reviews, _ = make_text_files(str(root))
-    wide = build_bert_encoder(VOCAB, num_layers=1, hidden_dim=32, intermediate_dim=64,
-                              num_heads=2, sequence_length=16)
-    wide.backbone.save_to_preset(str(root / "wide"))
-    wide.preprocessor.tokenizer.save_to_preset(str(root / "wide"))
+    preset = make_text_preset(root / "tiny")
+    reviews = make_text_table(root)
+    wide = make_text_preset(root / "wide", hidden_dim=32, intermediate_dim=64)
     data = load_texts(reviews, on_leakage="ignore")
-    return {"preset": preset, "wide": str(root / "wide"), "reviews": reviews,
+    return {"preset": preset, "wide": wide, "reviews": reviews,
             "texts": list(data.train.x), "labels": np.asarray(data.train.y)}
 
 

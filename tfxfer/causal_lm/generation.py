@@ -12,7 +12,7 @@ Example:
     >>> from tfxfer.causal_lm import load_causal_lm, generate
     >>> lm = load_causal_lm("smollm2-135m")                           # doctest: +SKIP
     >>> generate(lm, ["The capital of France is"], max_new_tokens=8)   # doctest: +SKIP
-    [' Paris.\n\nThe answer is:']
+    [' Paris.\\n\\nThe answer is:']
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
   Llama directory, `load_hf_dir`), `read_gguf` (refuses what it cannot rebuild exactly),
   `logit_parity` against a numpy llama.cpp-semantics reference.
 * Tokenize: `BPETokenizer` (byte-level BPE, Hugging Face ids exactly).
-* Use: `generate` (greedy / random / top-k / top-p, temperature, stop tokens), `perplexity`,
+* Use: `generate` (greedy / random / top-k / top-p, temperature, stop tokens), `chat_prompt`
+  (ChatML, as SmolLM2-Instruct was tuned), `perplexity`,
   `in_context_classify` (k examples in the prompt, label words scored; zero-shot with none).
 * Adapt: `adapt_causal_lm` (raw text or (prompt, completion) pairs; LoRA by default, full
   fine-tuning optional; resumable through `tfxfer.reliability.ResumableCheckpoint`).
@@ -47,6 +48,7 @@ _EXPORTS = {
     "score_continuations": "tfxfer.causal_lm.in_context",
     "in_context_classify": "tfxfer.causal_lm.in_context",
     "few_shot_prompt": "tfxfer.causal_lm.in_context",
+    "chat_prompt": "tfxfer.causal_lm.chat",
     "convert_decoder_tflite": "tfxfer.causal_lm.tflite_decoder",
     "TFLiteDecoder": "tfxfer.causal_lm.tflite_decoder",
     "decoder_agreement": "tfxfer.causal_lm.tflite_decoder",

@@ -1,5 +1,8 @@
 """tfxfer: transfer learning for Keras 3 / TensorFlow, from pretrained backbone to verified edge model.
 
+Importing tfxfer registers its Keras classes (Preprocess, optimizers, text layers, ...) as soon as
+Keras is loaded, so ``keras.saving.load_model`` reads any model tfxfer saved.
+
 The common entry points are importable from the top level (loaded lazily, so ``import tfxfer``
 stays cheap until TensorFlow is actually needed):
 
@@ -58,10 +61,16 @@ _EXPORTS = {
     "to_tf_keras": "tfxfer.quantize",
 }
 
-_SUBPACKAGES = ("augment", "backbones", "data", "distill", "export", "freezing", "optim", "recipes",
-                "quantize", "reliability", "report", "text", "train", "transfer")
+_SUBPACKAGES = ("adapt", "augment", "backbones", "data", "distill", "export", "fairness", "freezing", "optim",
+                "recipes", "quantize", "reliability", "report", "text", "train", "transfer")
 
 __all__ = sorted(_EXPORTS) + list(_SUBPACKAGES) + ["__version__"]
 
 
 __getattr__, __dir__ = _lazy_exports('tfxfer', _EXPORTS, subpackages=_SUBPACKAGES)
+
+# Last: tfxfer's Keras classes are registered now if Keras is loaded, else as soon as it is
+# (tfxfer/_registration.py), so a saved model loads after a bare ``import tfxfer``.
+from tfxfer import _registration  # noqa: E402
+
+_registration.install()

@@ -35,28 +35,16 @@ import os
 import posixpath
 import zipfile
 
+from tfxfer._registration import SERIALIZABLE_MODULES, register_serializables
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ConfigError, ModelError, UnsafeFileError
+
+__all__ = ["SERIALIZABLE_MODULES", "KerasFileReport", "load_model", "load_yaml", "register_serializables",
+           "scan_keras_file"]
 
 MAX_CONFIG_BYTES = 64 * 2**20
 
-#: Every module that registers Keras classes with ``package="tfxfer"`` (a test checks the list is
-#: complete). Listed by name and imported on demand: the text modules need keras-hub, and most of
-#: these live on higher floors than this one.
-SERIALIZABLE_MODULES = (
-    "tfxfer.preprocess",
-    "tfxfer.optim.discriminative",
-    "tfxfer.optim.schedules",
-    "tfxfer.freezing.gradual",
-    "tfxfer.reliability.checkpoint",
-    "tfxfer.reliability.divergence",
-    "tfxfer.reliability.shuffle",
-    "tfxfer.text.layers",
-    "tfxfer.text.classifier",
-    "tfxfer.distill.distiller",
-    "tfxfer.distill.logits",
-    "tfxfer.optim.l2sp",
-    "tfxfer.recipes.training_log",  # a callback: never inside a saved model (see the module docstring)
-)
+#: `SERIALIZABLE_MODULES` and `register_serializables` live with the import-time registration
+#: (``import tfxfer`` registers as soon as Keras is loaded); `load_model` calls it again, which is a no-op.
 _UNSAFE_CLASSES = {"Lambda": "Lambda layer", "__lambda__": "serialized Python lambda"}
 
 
@@ -144,20 +132,6 @@ def scan_keras_file(path) -> KerasFileReport:
     unsafe, modules = [], []
     _walk(config, "model", unsafe, modules)
     return KerasFileReport(path=path, unsafe=unsafe, modules=modules, members=members)
-
-
-def register_serializables() -> list[str]:
-    """Import every module of `SERIALIZABLE_MODULES` so Keras knows tfxfer's classes; returns the ones
-    that could not be imported (keras-hub missing: text models cannot load, image models still can)."""
-    import importlib
-
-    missing = []
-    for name in SERIALIZABLE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name)
-    return missing
 
 
 def load_model(path, *, compile: bool = True, safe_mode: bool = True, custom_objects=None):

@@ -71,7 +71,7 @@ def test_recipe_key_round_trip_and_errors():
     assert load_config(text=config_to_yaml(cfg)).train.l2sp == 0.01
     assert load_config(text="data: {source: animal_mnist}").train.l2sp == 0.0
     assert load_config(text=text, overrides=["train.l2sp=0"]).train.l2sp == 0.0
-    with pytest.raises(ConfigError, match=r"`train.l2sp` must be a finite number >= 0 .*Received: -0.5"):
+    with pytest.raises(ConfigError, match=r"`train.l2sp` must be a finite number >= 0\. Received: -0.5"):
         load_config(text=text, overrides=["train.l2sp=-0.5"])
     with pytest.raises(ConfigError, match="`train.l2sp` must be a number"):
         load_config(text=text, overrides=["train.l2sp=lots"])

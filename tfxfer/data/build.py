@@ -15,6 +15,8 @@ from tfxfer.data.hygiene import (
     find_duplicates,
     handle_leakage,
     imbalance_report,
+    label_conflicts,
+    report_label_problems,
 )
 from tfxfer.data.tfdata import check_batch_size, check_image_size, check_interpolation, file_pipeline
 from tfxfer.data.result import ImageData, encode_labels
@@ -104,6 +106,9 @@ def build_image_data(items, *, class_names, source, root, image_size, batch_size
 
     # --- duplicates and leakage -------------------------------------------------------------------
     rel = [os.path.relpath(p, root) if root else p for p in paths]
+    named = [tuple(class_names[j] for j in np.flatnonzero(row > 0.5)) if multi else class_names[int(row)]
+             for row in labels]
+    report_label_problems(summary, class_names, label_conflicts(hashes, named, rel))
     summary.duplicates, summary.leakage = find_duplicates(hashes, list(split_of), rel)
     handle_leakage(summary.leakage, on_leakage, summary)
     keep = np.ones(len(paths), bool)

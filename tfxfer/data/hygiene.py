@@ -19,6 +19,7 @@ import collections
 import dataclasses
 import json
 import sys
+import unicodedata
 import warnings
 from typing import Iterable, Mapping, Sequence
 
@@ -35,7 +36,7 @@ SKIP_REASONS = {
     "not_an_image": "the content is not a recognised image format",
     "truncated": "the image data ends early",
     "corrupt": "the image header or data is damaged",
-    "too_large": "the image exceeds the decompression-bomb pixel limit",
+    "too_large": "the image declares more pixels than the limit (MAX_IMAGE_PIXELS), or the file is too big",
     "missing_file": "listed in the table but not found on disk",
     "outside_class_folder": "a file directly in the top folder, not in a class sub-folder",
     "bad_row": "a table row without a path or with an unusable label",
@@ -44,6 +45,13 @@ SKIP_REASONS = {
     "too_long": "the text is longer than max_length (with on_long='skip')",
     "missing_label": "the row has no label",
     "unreadable": "the operating system refused to read the file",
+    "not_a_regular_file": "a FIFO, device or socket (or a link to one): reading it could block or never end",
+    "symlink": "a symbolic link, not followed (pass follow_links=True to follow links inside the root)",
+    "outside_root": "the path (a link target, or '..' / an absolute path in a table) leads outside the data root",
+    "undecodable_name": "the file name is not valid UTF-8 (rename it)",
+    "size_mismatch": "the image header and the decoded pixels disagree on the size",
+    "label_conflict": "the same file is listed under two different labels",
+    "bad_label": "the row mixes a single label with multi-label rows, or has a label of the wrong type",
 }
 
 #: Classes whose count is below ``max / IMBALANCE_RATIO`` are reported as minority classes.
@@ -73,6 +81,10 @@ class DataSummary:
         class_weights: balanced weights ``{class_id: weight}`` for ``model.fit(class_weight=...)``
             (opt-in: nothing uses them unless you pass them), or None for multi-label data.
         notes: free-form remarks (dropped leaked copies, truncated texts, ...).
+        lookalike_labels: groups of class names that differ only by case, Unicode normalization
+            or invisible characters (``["Cat", "cat"]``): almost always one class typed twice.
+        label_conflicts: the same file or the same content under different labels:
+            ``{"sha256", "labels": {label: [paths or rows]}}``.
     """
 
     source: str
@@ -85,6 +97,8 @@ class DataSummary:
     imbalance: dict = dataclasses.field(default_factory=dict)
     class_weights: dict | None = None
     notes: list = dataclasses.field(default_factory=list)
+    lookalike_labels: list = dataclasses.field(default_factory=list)
+    label_conflicts: list = dataclasses.field(default_factory=list)
 
     @property
     def skip_counts(self) -> dict[str, int]:
@@ -121,6 +135,11 @@ class DataSummary:
             lines.append(f"  duplicate groups inside a split: {len(self.duplicates)}")
         if self.leakage:
             lines.append(f"  LEAKAGE: {len(self.leakage)} item(s) appear in more than one split")
+        for group in self.lookalike_labels:
+            lines.append(f"  LOOK-ALIKE LABELS: {group} differ only by case, normalization or invisible characters")
+        if self.label_conflicts:
+            first = self.label_conflicts[0]["labels"]
+            lines.append(f"  LABEL CONFLICTS: {len(self.label_conflicts)} item(s) carry two labels, e.g. {first}")
         if self.imbalance.get("imbalanced"):
             lines.append(f"  imbalance: ratio {self.imbalance['ratio']} (minority: "
                          f"{', '.join(self.imbalance['minority_classes'])})")
@@ -152,6 +171,72 @@ def find_duplicates(keys: Sequence[str], split_of: Sequence[str], names: Sequenc
     leakage.sort(key=lambda g: str(g["splits"]))
     duplicates.sort(key=lambda g: (g["split"], g["paths"]))
     return duplicates, leakage
+
+
+_INVISIBLE = {"Cf", "Cc", "Zl", "Zp"}  # format (zero-width, bidi marks), control, line/paragraph separators
+
+
+def label_key(name: str) -> str:
+    """The form two look-alike labels share: NFKC, case-folded, invisible characters and spaces removed.
+
+    Example:
+        >>> label_key("Cat\u200b") == label_key("cat") == label_key("ＣＡＴ")
+        True
+    """
+    text = unicodedata.normalize("NFKC", str(name))
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE)
+    return " ".join(text.casefold().split())
+
+
+def lookalike_labels(names: Iterable[str]) -> list[list[str]]:
+    """Groups of distinct labels that `label_key` maps to one form (sorted; empty when none).
+
+    Example:
+        >>> lookalike_labels(["cat", "Cat", "dog", "d\\u200bog", "bird"])
+        [['Cat', 'cat'], ['dog', 'd\\u200bog']]
+    """
+    groups: dict[str, set] = collections.defaultdict(set)
+    for name in names:
+        groups[label_key(name)].add(str(name))
+    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+
+def label_conflicts(keys: Sequence[str], labels: Sequence, names: Sequence[str]) -> list[dict]:
+    """Items with the same key (content hash, resolved path, text) but different labels.
+
+    ``labels`` are hashable labels (a class name, or a tuple of names for multi-label rows);
+    ``names`` identify each item in the report (paths or rows). Returns
+    ``[{"sha256": key, "labels": {label: [names]}}]``.
+
+    Example:
+        >>> label_conflicts(["h1", "h1", "h2"], ["cat", "dog", "cat"], ["a.png", "b.png", "c.png"])
+        [{'sha256': 'h1', 'labels': {'cat': ['a.png'], 'dog': ['b.png']}}]
+    """
+    by_key: dict = collections.defaultdict(lambda: collections.defaultdict(list))
+    for key, label, name in zip(keys, labels, names):
+        by_key[key][label if not isinstance(label, list) else tuple(label)].append(str(name))
+    out = []
+    for key, per_label in by_key.items():
+        if len(per_label) > 1:
+            out.append({"sha256": key, "labels": {"|".join(k) if isinstance(k, tuple) else str(k): sorted(v)
+                                                  for k, v in sorted(per_label.items(), key=lambda kv: str(kv[0]))}})
+    return sorted(out, key=lambda g: str(g["labels"]))
+
+
+def report_label_problems(summary: "DataSummary", class_names: Sequence[str], conflicts=()) -> None:
+    """Record look-alike labels and label conflicts in ``summary`` and warn (`DataWarning`) once."""
+    summary.lookalike_labels = lookalike_labels(class_names)
+    summary.label_conflicts = list(conflicts)
+    problems = []
+    if summary.lookalike_labels:
+        problems.append(f"labels that differ only by case, Unicode normalization or invisible characters: "
+                        f"{summary.lookalike_labels[:3]} (one class typed two ways?)")
+    if summary.label_conflicts:
+        first = summary.label_conflicts[0]["labels"]
+        problems.append(f"{len(summary.label_conflicts)} item(s) appear under two labels (label conflict), e.g. "
+                        f"{first}")
+    if problems:
+        warnings.warn("; ".join(problems), DataWarning, stacklevel=user_stacklevel())
 
 
 def user_stacklevel() -> int:

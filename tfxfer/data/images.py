@@ -37,33 +37,111 @@ import numpy as np
 from tfxfer.data.build import SPLIT_ALIASES, build_image_data, resolve_image_size
 from tfxfer.data.result import ImageData
 from tfxfer.data.scan import skip_reason_for_name
-from tfxfer.errors import ArgumentError, DataError
+from tfxfer.data.tables import allow_long_fields
+from tfxfer.errors import ArgumentError, DataError, bounded_repr
 
 _IGNORED_DIRS = ("__MACOSX",)
 
 
+def _shown(path) -> str:
+    """A path as text that any JSON writer and terminal takes (non-UTF-8 bytes escaped)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _name_ok(name) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _inside(path, root_real) -> bool:
+    real = os.path.realpath(path)
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _link_skip(path, follow_links, root, root_real):
+    """None when ``path`` may be read, else the skip entry (a link not followed, or leading out)."""
+    if os.path.islink(path) and not follow_links:
+        return {"path": _shown(os.path.relpath(path, root)), "reason": "symlink",
+                "detail": f"-> {_shown(os.readlink(path))}"}
+    if os.path.islink(path) and not _inside(path, root_real):
+        return {"path": _shown(os.path.relpath(path, root)), "reason": "outside_root",
+                "detail": f"-> {_shown(os.path.realpath(path))}"}
+    return None
+
+
 def _walk_class(folder, follow_links, skipped, root, notes):
     files = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_links):
+    root_real = os.path.realpath(root)
+    seen = {os.path.realpath(folder)}
+
+    def unreadable(exc):
+        where = getattr(exc, "filename", None) or folder
+        skipped.append({"path": _shown(os.path.relpath(where, root)), "reason": "unreadable",
+                        "detail": f"{type(exc).__name__}: {exc.strerror or exc}"})
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_links, onerror=unreadable):
         hidden = sorted(d for d in dirnames if d.startswith(".") or d in _IGNORED_DIRS)
         for d in hidden:
-            notes.append(f"ignored hidden folder {os.path.relpath(os.path.join(dirpath, d), root)}")
-        dirnames[:] = sorted(d for d in dirnames if d not in hidden)
+            notes.append(f"ignored hidden folder {_shown(os.path.relpath(os.path.join(dirpath, d), root))}")
+        keep = []
+        for d in sorted(d for d in dirnames if d not in hidden):
+            sub = os.path.join(dirpath, d)
+            entry = _link_skip(sub, follow_links, root, root_real)
+            if entry is None and not _name_ok(d):
+                entry = {"path": _shown(os.path.relpath(sub, root)), "reason": "undecodable_name",
+                         "detail": "a folder name that is not valid UTF-8"}
+            if entry is None and os.path.realpath(sub) in seen:  # a link loop: walked already
+                notes.append(f"ignored linked folder {_shown(os.path.relpath(sub, root))} (already read)")
+                continue
+            if entry is not None:
+                skipped.append(entry)
+                continue
+            seen.add(os.path.realpath(sub))
+            keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
+            if not _name_ok(name):
+                skipped.append({"path": _shown(os.path.relpath(path, root)), "reason": "undecodable_name",
+                                "detail": f"name bytes {os.fsencode(name)[-60:]!r} are not UTF-8"})
+                continue
             reason = skip_reason_for_name(path)
             if reason:
                 skipped.append({"path": os.path.relpath(path, root), "reason": reason, "detail": name})
-            else:
-                files.append(path)
+                continue
+            entry = _link_skip(path, follow_links, root, root_real)
+            if entry is not None:
+                skipped.append(entry)
+                continue
+            files.append(path)
     return files
 
 
-def _list_dirs(folder):
-    entries = sorted(os.listdir(folder))
-    dirs = [e for e in entries if os.path.isdir(os.path.join(folder, e))
-            and not e.startswith(".") and e not in _IGNORED_DIRS]
-    loose = [e for e in entries if os.path.isfile(os.path.join(folder, e))]
+def _list_dirs(folder, *, follow_links=False, root=None, skipped=None):
+    """Sub-folders and loose files of ``folder``; links and bad names become skips when ``skipped``."""
+    root = root or folder
+    root_real = os.path.realpath(root)
+    dirs, loose = [], []
+    for e in sorted(os.listdir(folder)):
+        full = os.path.join(folder, e)
+        if not os.path.isdir(full):
+            if os.path.isfile(full) or os.path.islink(full) or os.path.exists(full):
+                loose.append(e)
+            continue
+        if e.startswith(".") or e in _IGNORED_DIRS:
+            continue
+        entry = _link_skip(full, follow_links, root, root_real)
+        if entry is None and not _name_ok(e):
+            entry = {"path": _shown(os.path.relpath(full, root)), "reason": "undecodable_name",
+                     "detail": "a folder name that is not valid UTF-8"}
+        if entry is not None:
+            if skipped is not None:
+                skipped.append(entry)
+            continue
+        dirs.append(e)
     return dirs, loose
 
 
@@ -115,7 +193,9 @@ def image_dataset_from_folder(
         on_leakage: "warn" (`DataWarning`), "raise" (`DataError`), "drop" (remove later copies),
             or "ignore".
         min_per_class: require at least this many training images per class.
-        follow_links: follow symbolic links to sub-folders.
+        follow_links: follow symbolic links (to files and sub-folders) that stay inside
+            ``directory``; links are skipped (reason "symlink") when False, and links leading
+            outside ``directory`` are always skipped ("outside_root").
         drop_remainder: drop the last incomplete training batch.
         summary_path: write ``summary`` as JSON here.
 
@@ -133,10 +213,10 @@ def image_dataset_from_folder(
     if label_mode not in ("int", "categorical"):
         raise ArgumentError("label_mode", label_mode, 'must be "int" or "categorical"')
     skipped, notes = [], []
-    dirs, loose = _list_dirs(root)
+    dirs, loose = _list_dirs(root, follow_links=follow_links, skipped=skipped)
     for name in loose:
         reason = "hidden_file" if skip_reason_for_name(name) == "hidden_file" else "outside_class_folder"
-        skipped.append({"path": name, "reason": reason, "detail": name})
+        skipped.append({"path": _shown(name), "reason": reason, "detail": _shown(name)})
     presplit = bool(dirs) and all(d.lower() in SPLIT_ALIASES for d in dirs)
     layout = {}  # split -> {class: folder}
     if presplit:
@@ -144,10 +224,11 @@ def image_dataset_from_folder(
             split = SPLIT_ALIASES[d.lower()]
             if split in layout:
                 raise DataError(f"Two folders map to split {split!r} in {root}: rename one")
-            sub, sub_loose = _list_dirs(os.path.join(root, d))
+            sub, sub_loose = _list_dirs(os.path.join(root, d), follow_links=follow_links, root=root,
+                                        skipped=skipped)
             for name in sub_loose:
                 reason = "hidden_file" if skip_reason_for_name(name) == "hidden_file" else "outside_class_folder"
-                skipped.append({"path": os.path.join(d, name), "reason": reason, "detail": name})
+                skipped.append({"path": _shown(os.path.join(d, name)), "reason": reason, "detail": _shown(name)})
             layout[split] = {c: os.path.join(root, d, c) for c in sub}
         if "train" not in layout:
             raise DataError(f"{root} has split folders {dirs} but no 'train' folder")
@@ -173,6 +254,29 @@ def image_dataset_from_folder(
         interpolation=interpolation, crop_to_aspect_ratio=crop_to_aspect_ratio,
         on_leakage=on_leakage, min_per_class=min_per_class, drop_remainder=drop_remainder,
         summary_path=summary_path, skipped=skipped, notes=notes)
+
+
+def _drop_conflicting_rows(parsed, skipped, multi):
+    """One row per file: a file listed twice with the same labels keeps its first row (the repeat
+    is skipped as "bad_row"); a file listed under different labels is a "label_conflict" (every row
+    of it skipped, each naming the other lines)."""
+    by_file: dict = {}
+    for entry in parsed:
+        by_file.setdefault(os.path.realpath(entry[0]), []).append(entry)
+    out = []
+    for entry in parsed:
+        rows = by_file[os.path.realpath(entry[0])]
+        labels = {tuple(sorted(r[1])) if multi else r[1][0] for r in rows}
+        if len(labels) > 1:
+            others = ", ".join(f"line {r[3]} ({'|'.join(r[1])}: {r[4]})" for r in rows if r is not entry)
+            skipped.append({"path": entry[4], "reason": "label_conflict",
+                            "detail": f"line {entry[3]} says {'|'.join(entry[1])!r}; also {others}"})
+        elif rows[0] is not entry:
+            skipped.append({"path": entry[4], "reason": "bad_row",
+                            "detail": f"line {entry[3]} repeats line {rows[0][3]} (same file, same label)"})
+        else:
+            out.append(entry[:3])
+    return out
 
 
 def image_dataset_from_csv(
@@ -201,6 +305,7 @@ def image_dataset_from_csv(
     min_per_class: int | None = None,
     drop_remainder: bool = False,
     summary_path=None,
+    allow_outside_root: bool = False,
 ) -> ImageData:
     """Load images listed in a CSV/TSV table of (path, label) rows, single- or multi-label.
 
@@ -214,10 +319,14 @@ def image_dataset_from_csv(
         delimiter: "," for CSV, "\\t" for TSV.
         label_mode: "int" or "categorical" (single-label; default "int"); multi-label is always
             "multi_hot".
+        allow_outside_root: read rows whose path is absolute or leads outside ``root`` (``..``,
+            a link); by default such rows are skipped with reason "outside_root".
         Other arguments: as in `image_dataset_from_folder`.
 
     Returns:
-        `ImageData`; missing files are skipped with reason "missing_file".
+        `ImageData`; missing files are skipped with reason "missing_file", FIFOs and devices with
+        "not_a_regular_file", and a file listed under two labels with "label_conflict" (every row
+        of it, each naming the other lines).
 
     Example:
         >>> import os, tempfile, numpy as np
@@ -245,6 +354,8 @@ def image_dataset_from_csv(
         raise ArgumentError("label_mode", label_mode, 'must be "int" or "categorical"')
     label_mode = "multi_hot" if multi else (label_mode or "int")
     root = os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(csv_path))
+    root_real = os.path.realpath(root)
+    allow_long_fields()
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, delimiter=delimiter)
@@ -276,10 +387,19 @@ def image_dataset_from_csv(
                             "detail": f"line {line_no}: empty path or label"})
             continue
         full = path if os.path.isabs(path) else os.path.join(root, path)
-        if not os.path.isfile(full):
-            skipped.append({"path": path, "reason": "missing_file", "detail": f"line {line_no}"})
+        if "\0" in path:
+            skipped.append({"path": bounded_repr(path), "reason": "bad_row", "detail": f"line {line_no}: NUL in path"})
             continue
-        parsed.append((full, names, split))
+        if not allow_outside_root and (os.path.isabs(path) or not _inside(full, root_real)):
+            skipped.append({"path": path, "reason": "outside_root",
+                            "detail": f"line {line_no}: leads outside {root} (pass allow_outside_root=True to read it)"})
+            continue
+        if not os.path.isfile(full):
+            reason = "not_a_regular_file" if os.path.exists(full) and not os.path.isdir(full) else "missing_file"
+            skipped.append({"path": path, "reason": reason, "detail": f"line {line_no}"})
+            continue
+        parsed.append((full, names, split, line_no, path))
+    parsed = _drop_conflicting_rows(parsed, skipped, multi)
     class_names = sorted({n for _, names, _ in parsed for n in names})
     ids = {c: i for i, c in enumerate(class_names)}
     items = []

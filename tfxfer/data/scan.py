@@ -5,7 +5,17 @@ is parsed by Pillow. Formats TensorFlow decodes exactly (JPEG incl. CMYK, PNG in
 and alpha, GIF, 24-bit BMP, WebP) are then fully decoded once by TensorFlow itself in a parallel
 tf.data pass, so the training pipeline can never hit an undecodable file. Anything else Pillow can
 read (TIFF, palette/grayscale BMP, 1-bit images, ...) is converted once to an in-memory 8-bit RGB
-PNG. Files that fail are classified: empty, not an image, truncated, corrupt, too large.
+PNG, and so is any image whose EXIF orientation is not "upright" (TensorFlow ignores EXIF; the
+converted pixels are turned the way the camera meant). Files that fail are classified: empty, not
+an image, truncated, corrupt, too large, size mismatch (the header and TensorFlow's decoded pixels
+disagree).
+
+Hostile files cannot hang or exhaust the scan: only regular files are opened (a FIFO, a device or
+a socket, or a link to one, is skipped as ``not_a_regular_file`` before it is opened), at most the
+file's own size is read, a file name that is not valid UTF-8 is skipped as ``undecodable_name``,
+and an image whose header declares more than `MAX_IMAGE_PIXELS` pixels is skipped as
+``too_large`` before anything is decoded. (This logic lives here until the shared decoder,
+``tfxfer.data.decode``, exists.)
 
 Example:
     >>> import os, tempfile, numpy as np
@@ -26,6 +36,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import stat
 import warnings
 from typing import Sequence
 
@@ -34,6 +45,12 @@ import numpy as np
 #: Extensions (lower case) that are scanned as images; other files are skipped and counted.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
+#: Images whose header declares more pixels (width x height) are skipped before decoding (Pillow's
+#: own default decompression-bomb limit, enforced here at 1x instead of Pillow's 2x).
+MAX_IMAGE_PIXELS = 89_478_485
+#: Files bigger than this are skipped as too large without being read.
+MAX_FILE_BYTES = 512 << 20
+_EXIF_ORIENTATION = 0x0112
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 # (format, mode) pairs that tf.io.decode_image turns into the same pixels Pillow does.
 _TF_EXACT = {
@@ -69,6 +86,55 @@ def skip_reason_for_name(path: str) -> str | None:
     return None
 
 
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_regular_file(path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of regular file ``path``, reading at most its own size.
+
+    A FIFO, device or socket (or a link to one) is refused before it is opened, so nothing blocks
+    and nothing endless (``/dev/zero``) is read.
+
+    Raises:
+        DataError: ``path`` is not a regular file, or is bigger than ``max_bytes``.
+        OSError: the file cannot be opened or read.
+
+    Example:
+        >>> read_regular_file("/dev/zero")
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.DataError: /dev/zero is a character device, not a regular file
+    """
+    from tfxfer.errors import DataError
+
+    path = os.fspath(path)
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path} is {_file_kind(st.st_mode)}, not a regular file")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)  # the file opened may not be the one checked (a swapped link)
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{path} is {_file_kind(st.st_mode)}, not a regular file")
+        if st.st_size > max_bytes:
+            raise DataError(f"{path} is {st.st_size} bytes, more than the {max_bytes} bytes read at most")
+        chunks, left = [], st.st_size
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _classify_load_error(exc: Exception) -> str:
     text = str(exc).lower()
     if "truncat" in text or "premature" in text:
@@ -98,15 +164,30 @@ def to_rgb_png(image) -> bytes:
     return out.getvalue()
 
 
+def _orientation(image) -> int:
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # a damaged EXIF block is ignored, as every viewer does
+        return 1
+
+
 def _inspect(path: str):
     """Read, hash and parse one file. Returns (status, payload) with status ok/convert/skip."""
     from PIL import Image, UnidentifiedImageError
 
+    from tfxfer.errors import DataError
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        os.fsdecode(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "skip", ("undecodable_name", f"name bytes {os.fsencode(path)[-60:]!r} are not UTF-8")
+    try:
+        data = read_regular_file(path)
     except FileNotFoundError as exc:
         return "skip", ("missing_file", str(exc))
+    except DataError as exc:
+        reason = "too_large" if "bytes, more than" in str(exc) else "not_a_regular_file"
+        return "skip", (reason, str(exc))
     except OSError as exc:
         return "skip", ("unreadable", f"{type(exc).__name__}: {exc}")
     if not data:
@@ -117,6 +198,7 @@ def _inspect(path: str):
         try:
             image = Image.open(io.BytesIO(data))
             fmt, mode = image.format, image.mode
+            width, height = image.size
         except UnidentifiedImageError:
             if data.startswith(_MAGIC):
                 return "skip", ("corrupt", "image signature present but the header cannot be parsed")
@@ -126,8 +208,16 @@ def _inspect(path: str):
             return "skip", ("too_large", str(exc))
         except Exception as exc:  # Pillow raises SyntaxError/ValueError/OSError for bad headers
             return "skip", (_classify_load_error(exc), f"{type(exc).__name__}: {exc}")
+        if width * height > MAX_IMAGE_PIXELS:
+            return "skip", ("too_large", f"the header declares {width}x{height} = {width * height} pixels, "
+                                         f"more than MAX_IMAGE_PIXELS={MAX_IMAGE_PIXELS}")
+        if width < 1 or height < 1:
+            return "skip", ("corrupt", f"the header declares a {width}x{height} image")
+        orientation = _orientation(image)
+        if orientation != 1:
+            return _convert(image, data, digest, fmt, mode, why=f"EXIF orientation {orientation} applied")
         if mode in _TF_EXACT.get(fmt, ()):
-            return "ok", (digest, fmt, mode)
+            return "ok", (digest, fmt, mode, (height, width))
         return _convert(image, data, digest, fmt, mode, why=f"{fmt} {mode} is not decoded exactly by TensorFlow")
 
 
@@ -140,6 +230,10 @@ def _convert(image, data, digest, fmt, mode, *, why):
             if image is None:
                 image = Image.open(io.BytesIO(data))
             image.load()
+            if _orientation(image) != 1:
+                from PIL import ImageOps
+
+                image = ImageOps.exif_transpose(image)
             blob = to_rgb_png(image)
         except Image.DecompressionBombError as exc:
             return "skip", ("too_large", str(exc))
@@ -149,23 +243,24 @@ def _convert(image, data, digest, fmt, mode, *, why):
 
 
 def _tf_decodable(paths: Sequence[str]) -> np.ndarray:
-    """Boolean mask: which files tf.io.decode_image fully decodes (parallel, in C++)."""
+    """(height, width) TensorFlow decodes for each file, (-1, -1) where it cannot (parallel, in C++)."""
     import tensorflow as tf
 
     if not paths:
-        return np.zeros(0, bool)
+        return np.zeros((0, 2), np.int64)
 
     def decode(i, p):
         img = tf.io.decode_image(tf.io.read_file(p), channels=3, expand_animations=False)
-        return i, tf.shape(img)[0] * 0  # force the full decode, keep output tiny
+        return i, tf.cast(tf.shape(img)[:2], tf.int64)  # forces the full decode, keeps the output tiny
 
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), list(paths)))
+    names = [os.fsencode(p) for p in paths]  # bytes: any file name the OS accepts
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), names))
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     ds = ds.ignore_errors().batch(1024)
-    ok = np.zeros(len(paths), bool)
-    for idx, _ in ds.as_numpy_iterator():
-        ok[idx] = True
-    return ok
+    sizes = np.full((len(paths), 2), -1, np.int64)
+    for idx, hw in ds.as_numpy_iterator():
+        sizes[idx] = hw
+    return sizes
 
 
 def scan_images(paths: Sequence[str], *, root: str | None = None, workers: int | None = None) -> ScanResult:
@@ -193,17 +288,27 @@ def scan_images(paths: Sequence[str], *, root: str | None = None, workers: int |
             skipped.append({"path": rel(path), "reason": payload[0], "detail": payload[1]})
         elif status == "ok":
             records[i] = ScannedImage(path, payload[0])
-            native.append(i)
+            native.append((i, payload[3]))
         else:
             digest, fmt, mode, blob, why = payload
             records[i] = ScannedImage(path, digest, blob)
             converted.append({"path": rel(path), "format": fmt, "mode": mode, "why": why})
-    decodable = _tf_decodable([paths[i] for i in native])
-    for i, ok in zip(native, decodable):
-        if ok:
+    decoded = _tf_decodable([paths[i] for i, _ in native])
+    for (i, header), hw in zip(native, decoded):
+        if hw[0] >= 0 and tuple(int(v) for v in hw) == tuple(header):
             continue
-        with open(paths[i], "rb") as f:
-            data = f.read()
+        if hw[0] >= 0:
+            skipped.append({"path": rel(paths[i]), "reason": "size_mismatch",
+                            "detail": f"the header says {header[1]}x{header[0]}, TensorFlow decoded "
+                                      f"{int(hw[1])}x{int(hw[0])}"})
+            records[i] = None
+            continue
+        try:
+            data = read_regular_file(paths[i])
+        except Exception as exc:  # changed since the first read (a swapped or removed file)
+            skipped.append({"path": rel(paths[i]), "reason": "unreadable", "detail": f"{type(exc).__name__}: {exc}"})
+            records[i] = None
+            continue
         status, payload = _convert(None, data, records[i].sha256, None, None,
                                    why="TensorFlow could not decode it; Pillow could")
         if status == "skip":

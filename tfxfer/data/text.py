@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import hashlib
@@ -37,10 +38,13 @@ from tfxfer.data.hygiene import (
     find_duplicates,
     handle_leakage,
     imbalance_report,
+    label_conflicts,
+    report_label_problems,
 )
 from tfxfer.data.result import Split
 from tfxfer.data.splits import check_fractions, stratified_split
-from tfxfer.errors import ArgumentError, DataError
+from tfxfer.data.tables import csv_rows
+from tfxfer.errors import ArgumentError, DataError, bounded_repr
 from tfxfer.utils.validate import check_int
 
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -89,51 +93,112 @@ class TextData:
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+#: Largest text table read (bytes).
+MAX_TABLE_BYTES = 2 << 30
+
+
 def read_text_file(path, encoding="utf-8") -> str:
-    """Read a text file strictly; a decoding error becomes a `DataError` naming the offset."""
-    with open(path, "rb") as f:
-        raw = f.read()
+    """Read a text file strictly; a decoding error becomes a `DataError` naming the offset.
+
+    A byte-order mark (UTF-8, UTF-16 or UTF-32) decides the encoding and is dropped. Only regular
+    files are read (a FIFO or a device is a `DataError`, not a hang).
+    """
+    from tfxfer.data.scan import read_regular_file
+
+    raw = read_regular_file(path, max_bytes=MAX_TABLE_BYTES)
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            raw, encoding = raw[len(bom):], name
+            break
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not valid {encoding} at byte {exc.start} ({raw[exc.start:exc.start + 8]!r}); "
                         "pass encoding=... (e.g. 'cp1252') if the file uses another encoding") from exc
+    except LookupError:
+        raise ArgumentError("encoding", encoding, "must be a text encoding Python knows (e.g. 'utf-8')") from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def _unwrap(field: str) -> str:
+    """A TSV field written as ``"..."`` (quotes doubled inside) -> its content; others as they are."""
+    if len(field) >= 2 and field[0] == field[-1] == '"' and '"' not in field[1:-1].replace('""', ""):
+        return field[1:-1].replace('""', '"')
+    return field
+
+
 def _rows(path, fmt, text_column, label_column, delimiter, encoding):
-    """Yield (line_no, text, raw_label) or (line_no, None, error) for unparseable rows."""
+    """Yield (line_no, text, raw_label) or (line_no, None, error) for unparseable rows.
+
+    JSONL lines end at "\n" only (U+2028 and friends are valid inside JSON strings). TSV has no
+    quoting (IANA TSV: a field cannot hold a tab or a line break), so a stray ``"`` cannot swallow
+    the following rows; a field wrapped whole in quotes is unwrapped. CSV follows RFC 4180; a
+    quote left open that swallows several lines makes a row of the wrong width, reported with the
+    lines it spans.
+    """
     content = read_text_file(path, encoding)
     if fmt == "jsonl":
-        for line_no, line in enumerate(content.splitlines(), start=1):
+        for line_no, line in enumerate(content.split("\n"), start=1):
+            line = line.rstrip("\r")
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield line_no, None, f"invalid JSON: {exc.msg}"
+            except (json.JSONDecodeError, RecursionError) as exc:
+                yield line_no, None, f"invalid JSON: {getattr(exc, 'msg', 'nested too deeply')}"
                 continue
             if not isinstance(obj, dict) or text_column not in obj:
                 yield line_no, None, f"no {text_column!r} field"
                 continue
-            yield line_no, obj[text_column], obj.get(label_column)
+            yield line_no, obj[text_column], obj.get(label_column, _MISSING)
         return
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
-    header = next(reader, None)
-    if header is None:
-        return
-    for col in (text_column, label_column):
-        if col not in header:
-            raise DataError(f"Column {col!r} not found in {path}; columns are {header}")
-    ti, li = header.index(text_column), header.index(label_column)
-    for row in reader:
-        line_no = reader.line_num
-        if not row:
+    rows = _table_records(content, delimiter, tsv=fmt == "tsv")
+    try:
+        first = next(rows, None)
+        if first is None:
+            return
+        header = first[1]
+        for col in (text_column, label_column):
+            if col not in header:
+                raise DataError(f"Column {bounded_repr(col)} not found in {path}; columns are {bounded_repr(header)}")
+        ti, li = header.index(text_column), header.index(label_column)
+        width = len(header)
+        for line_no, row in rows:
+            if not row:
+                continue
+            if len(row) <= max(ti, li):
+                span = sum(f.rstrip("\r\n").replace("\r\n", "\n").replace("\r", "\n").count("\n") for f in row)
+                extra = (f" (lines {line_no}-{line_no + span}: a quote opened here is not closed until line "
+                         f"{line_no + span}, so {span} line(s) were read as one field)") if span else ""
+                yield line_no, None, f"{len(row)} fields, expected {width}{extra}"
+                continue
+            yield line_no, row[ti], row[li]
+    except csv.Error as exc:
+        raise DataError(f"{path} is not a readable {fmt.upper()} table: {exc}") from None
+
+
+def _table_records(content: str, delimiter: str, *, tsv: bool):
+    """``(line, row)`` records of a CSV/TSV text (quoted fields may span lines).
+
+    In a TSV table a quoted "field" that holds both a line break and a tab is a stray quote that
+    swallowed the rows after it (``"great\tpos`` on one line): those lines are read again one by
+    one, without quoting, so no row is lost.
+    """
+    lines = io.StringIO(content, newline="").readlines()
+    records = csv_rows(io.StringIO(content, newline=""), delimiter=delimiter)
+    for line_no, row in records:
+        if tsv and any(("\n" in f or "\r" in f) and delimiter in f for f in row):
+            end = line_no + sum(f.count("\n") + f.count("\r") - f.count("\r\n") for f in row)
+            for offset, physical in enumerate(lines[line_no - 1:end]):
+                text = physical.rstrip("\r\n")
+                yield line_no + offset, [_unwrap(f) for f in text.split(delimiter)] if text else []
             continue
-        if len(row) <= max(ti, li):
-            yield line_no, None, f"{len(row)} fields, expected at least {max(ti, li) + 1}"
-            continue
-        yield line_no, row[ti], row[li]
+        yield line_no, row
+
+
+_MISSING = object()
 
 
 def _sort_names(names):
@@ -210,6 +275,7 @@ def load_texts(
     delimiter = delimiter or ("\t" if fmt == "tsv" else ",")
     summary = DataSummary(source=path)
     texts, raw_labels, lines, truncated = [], [], [], 0
+    first_kind = None  # ("single" | "multi", where): a file may not mix the two
     base = os.path.basename(path)
     for line_no, text, label in _rows(path, fmt, text_column, label_column, delimiter, encoding):
         summary.scanned += 1
@@ -217,7 +283,10 @@ def load_texts(
         if text is None:
             summary.skipped.append({"path": where, "reason": "bad_row", "detail": label})
             continue
-        text = str(text)
+        if not isinstance(text, str):
+            summary.skipped.append({"path": where, "reason": "bad_row",
+                                    "detail": f"the {text_column!r} value is not a string: {bounded_repr(text)}"})
+            continue
         if not text.strip():
             if on_empty == "raise":
                 raise DataError(f"Empty text at {where}; pass on_empty='skip' to drop such rows")
@@ -232,12 +301,24 @@ def load_texts(
                 continue
             if on_long == "truncate":
                 text, truncated = text[:max_length], truncated + 1
-        if isinstance(label, list) or label_separator is not None:
-            parts = label if isinstance(label, list) else str(label or "").split(label_separator)
-            label = tuple(sorted({str(p).strip() for p in parts if str(p).strip()}))
-        elif label is None or str(label).strip() == "":
+        if label is _MISSING or label is None or (not isinstance(label, list) and str(label).strip() == ""):
             summary.skipped.append({"path": where, "reason": "missing_label", "detail": f"no {label_column!r} value"})
             continue
+        if isinstance(label, dict) or (isinstance(label, list) and any(isinstance(p, (dict, list)) for p in label)):
+            summary.skipped.append({"path": where, "reason": "bad_label",
+                                    "detail": f"a label must be a string or a list of strings: {bounded_repr(label)}"})
+            continue
+        kind = "multi" if isinstance(label, list) or label_separator is not None else "single"
+        if first_kind is None:
+            first_kind = (kind, where)
+        elif kind != first_kind[0]:
+            raise DataError(f"{where}: a {'list of labels' if kind == 'multi' else 'single label'} "
+                            f"({bounded_repr(label)}), but {first_kind[1]} has "
+                            f"{'a list of labels' if first_kind[0] == 'multi' else 'a single label'}: a file is "
+                            "either single-label or multi-label (write every label as a list, or none)")
+        if kind == "multi":
+            parts = label if isinstance(label, list) else str(label).split(label_separator)
+            label = tuple(sorted({str(p).strip() for p in parts if str(p).strip()}))
         else:
             label = str(label).strip()
         texts.append(text)
@@ -261,6 +342,8 @@ def load_texts(
             y[i, [ids[n] for n in lab]] = 1.0
     else:
         y = np.array([ids[lab] for lab in raw_labels], np.int64)
+    report_label_problems(summary, names, label_conflicts(
+        [_sha256(t) for t in texts], raw_labels, lines))
     return split_texts(np.array(texts, dtype=object), y, names, multi, summary, lines,
                        validation_split=validation_split, test_split=test_split, seed=seed,
                        on_leakage=on_leakage, min_per_class=min_per_class)

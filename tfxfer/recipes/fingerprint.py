@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 
 import numpy as np
 
@@ -44,11 +45,34 @@ def fingerprint(value, *, length: int = 16) -> str:
 
 
 def file_sha256(path) -> str:
-    """Full sha256 hex digest of a file's bytes."""
+    """Full sha256 hex digest of a regular file's bytes (at most its size when opened).
+
+    A FIFO, a device or a socket is refused before it is opened (reading one could block forever
+    or never end).
+
+    Raises:
+        DataError: ``path`` is not a regular file.
+    """
+    from tfxfer.errors import DataError
+
+    path = os.fspath(path)
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise DataError(f"{path} is not a regular file (a FIFO, a device or a socket): it cannot be fingerprinted")
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{path} is not a regular file: it cannot be fingerprinted")
+        left = st.st_size
+        while left > 0:
+            block = os.read(fd, min(left, _CHUNK))
+            if not block:
+                break
             digest.update(block)
+            left -= len(block)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
@@ -57,16 +81,25 @@ def files_fingerprint(paths, *, root=None) -> str:
     entries = []
     for path in paths:
         rel = os.path.relpath(path, root) if root else os.fspath(path)
+        rel = os.fsencode(rel).decode("utf-8", "backslashreplace")  # any file name the OS allows
         entries.append((rel.replace(os.sep, "/"), file_sha256(path)))
     return fingerprint(sorted(entries), length=64)
 
 
+def _regular(path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)  # a link is not followed: the loaders skip links too
+    except OSError:
+        return False
+
+
 def folder_files(folder) -> list[str]:
-    """Every regular file under ``folder`` (hidden folders skipped), sorted."""
+    """Every regular file under ``folder``, sorted: hidden folders, symbolic links, FIFOs, devices
+    and sockets are left out (the data loaders skip them too, so they are no part of the data)."""
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out.extend(os.path.join(dirpath, name) for name in sorted(filenames))
+        out.extend(p for p in (os.path.join(dirpath, name) for name in sorted(filenames)) if _regular(p))
     return out
 
 

@@ -47,14 +47,30 @@ def test_each_variant_converts_and_runs(trained_model, exported, color_data):
         assert (out.argmax(1) == reference.argmax(1)).mean() >= 0.98, variant
 
 
-def test_int8_uint8_input_range_comes_from_the_calibration_images(exported, color_data):
-    (x, _), _ = color_data
+def test_int8_uint8_input_is_the_raw_pixel_bytes(exported):
     export = exported["int8"]
     assert export.input_dtype == "uint8" and export.output_dtype == "float32"
-    scale, zero_point = export.input_quantization
-    # The input range is calibrated: [0, max pixel seen]; with full 0..255 data the scale is 1.
-    assert zero_point == 0
-    assert 0.95 < scale <= x.max() / 255.0 + 1e-6
+    assert tuple(export.input_quantization) == (1.0, 0)
+    details = load_interpreter(export.path).get_input_details()[0]
+    assert details["dtype"] == np.uint8 and tuple(details["quantization"]) == (1.0, 0)
+
+
+@pytest.mark.parametrize("channels,backbone", [(1, "efficientnet_lite0"), (3, "efficientnet_lite0"),
+                                               (1, "mobilenet_v2"), (3, "mobilenet_v2")])
+def test_int8_input_is_exact_for_grayscale_and_rgb_models_on_narrow_calibration_data(tmp_path, channels, backbone):
+    """Calibration pixels in 30..200 (like ELPV) used to give scale 0.78-1.5 with zero point 83-85
+    (a grayscale model's concatenation and the folded (x - 127) / 128): now exactly (1, 0)."""
+    from tfxfer.models import build_model
+
+    model = build_model(backbone, 2, input_size=(32, 32), channels=channels, weights=None)
+    x = np.random.default_rng(0).uniform(30, 200, (16, 32, 32, channels)).astype("float32")
+    result = export_tflite(model, tmp_path / "m.tflite", variant="int8", representative_data=x,
+                           run_preflight=False)
+    details = load_interpreter(result.path).get_input_details()[0]
+    assert details["dtype"] == np.uint8 and tuple(details["quantization"]) == (1.0, 0), details["quantization"]
+    float_file = export_tflite(model, tmp_path / "f.tflite", variant="float32", run_preflight=False)
+    pixels = np.round(x[:4])
+    np.testing.assert_allclose(predict_tflite(float_file.path, pixels), model.predict(pixels, verbose=0), atol=1e-5)
 
 
 @pytest.mark.parametrize("input_type,output_type", [("int8", "int8"), ("float32", "uint8"), ("uint8", "uint8")])
@@ -85,9 +101,8 @@ def test_int8_calibration_uses_the_representative_set(trained_model, color_data,
                          representative_data=x * 0.25, num_calibration=50, run_preflight=False)
     assert full.calibration_samples == 50 and dark.calibration_samples == 50
     assert read_sidecar(full.path)["calibration_samples"] == 50
-    # Input range 0..~250 vs 0..~62: the input scale and the activation scales follow the data.
-    assert full.input_quantization[0] > 0.9
-    assert dark.input_quantization[0] < 0.3
+    # The input stays the raw pixel bytes; the activation scales follow the data.
+    assert tuple(full.input_quantization) == tuple(dark.input_quantization) == (1.0, 0)
     a, b = _activation_scales(full.path), _activation_scales(dark.path)
     shared = sorted(set(a) & set(b))
     assert shared

@@ -57,15 +57,30 @@ def model_call(model):
     return call
 
 
-def inference_function(model, *, batch_size: int | None = None):
-    """A concrete ``tf.function`` ``image (float32, raw pixels) -> {"probabilities": ...}``."""
+def exact_pixels(images):
+    """Pin the input's quantization range to [0, 255] in 256 steps (a FakeQuant node).
+
+    The TFLite converter otherwise picks a full-int8 file's uint8 input scale from the range it sees
+    during calibration, after folding the first subtract/multiply (and a grayscale model's
+    concatenation) into it: 0.78-1.5 grey levels per step, clipping or rounding real pixels
+    (DESIGN.md item 13). With this node the file's input is uint8 with scale 1 and zero point 0,
+    i.e. the raw pixel bytes, exactly. Identity on integer pixels in [0, 255].
+    """
+    return tf.quantization.fake_quant_with_min_max_args(images, min=0.0, max=255.0, num_bits=8)
+
+
+def inference_function(model, *, batch_size: int | None = None, exact_uint8_input: bool = False):
+    """A concrete ``tf.function`` ``image (float32, raw pixels) -> {"probabilities": ...}``.
+
+    ``exact_uint8_input``: for full-int8 files, pin the input quantization to the raw pixel bytes
+    (`exact_pixels`)."""
     height, width, channels = check_image_model(model)
     call = model_call(model)
     spec = tf.TensorSpec([batch_size, height, width, channels], tf.float32, name=INPUT_NAME)
 
     @tf.function(input_signature=[spec], autograph=False)
     def serve(image):
-        return {OUTPUT_NAME: call(image)}
+        return {OUTPUT_NAME: call(exact_pixels(image) if exact_uint8_input else image)}
 
     return serve.get_concrete_function()
 

@@ -29,6 +29,7 @@ from tfxfer.errors import ArgumentError, ExportError
 from tfxfer.export import _trace
 from tfxfer.export.data import check_image_shape, sample_images
 from tfxfer.export.metadata import build_sidecar, check_class_names, sidecar_path
+from tfxfer.utils.native_logs import quiet_native_logs
 from tfxfer.utils.atomic import atomic_path
 
 #: Export variants and what they do.
@@ -121,7 +122,8 @@ def _convert(model, *, variant, representative_data, num_calibration, input_type
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ArgumentError("batch_size", batch_size, "must be None (dynamic) or an int >= 1")
     image_shape = _trace.check_image_model(model)
-    function = _trace.inference_function(model, batch_size=batch_size)
+    exact = variant == "int8" and input_type == "uint8"  # raw pixel bytes in: scale 1, zero point 0
+    function = _trace.inference_function(model, batch_size=batch_size, exact_uint8_input=exact)
     converter = base_converter(function, variant)
     used = [0]
     if variant == "int8":
@@ -140,7 +142,8 @@ def _convert(model, *, variant, representative_data, num_calibration, input_type
     try:
         with warnings.catch_warnings():  # TF's notice that int8 input statistics come from calibration
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            content = converter.convert()
+            with quiet_native_logs():
+                content = converter.convert()
     except Exception as exc:  # ConverterError, RuntimeError from calibration, errors from user data
         raise ExportError(
             f"TFLite conversion of {model.name!r} (variant={variant!r}) failed: "

@@ -58,6 +58,8 @@ def convert_tf_keras(tfk_model, *, variant: str = "int8", representative_data=No
 
     from tfxfer.export.data import check_image_shape, sample_images
     from tfxfer.export.tflite import base_converter
+    from tfxfer.export import _trace
+    from tfxfer.utils.native_logs import quiet_native_logs
 
     if variant not in VARIANTS:
         raise ArgumentError("variant", variant, "must be one of " + ", ".join(VARIANTS))
@@ -66,8 +68,11 @@ def convert_tf_keras(tfk_model, *, variant: str = "int8", representative_data=No
     height, width, channels = tf_keras_image_shape(tfk_model)
     spec = tf.TensorSpec([None, height, width, channels], tf.float32, name=INPUT_NAME)
 
+    exact = variant == "int8" and (input_type or "uint8") == "uint8"  # raw pixel bytes: scale 1, zero point 0
+
     @tf.function(input_signature=[spec], autograph=False)
     def serve(image):
+        image = _trace.exact_pixels(image) if exact else image
         return {OUTPUT_NAME: tf.cast(tfk_model(image, training=False), tf.float32)}
 
     converter = base_converter(serve.get_concrete_function(), variant)
@@ -84,7 +89,8 @@ def convert_tf_keras(tfk_model, *, variant: str = "int8", representative_data=No
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            content = converter.convert()
+            with quiet_native_logs():
+                content = converter.convert()
     except Exception as exc:  # ConverterError and calibration errors
         first = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ""
         raise ExportError(f"TFLite conversion of tf_keras model {tfk_model.name!r} (variant={variant!r}) "

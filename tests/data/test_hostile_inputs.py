@@ -308,3 +308,17 @@ def test_a_text_table_that_is_a_fifo_is_refused(tmp_path):
     os.mkfifo(path)
     with pytest.raises((DataError, ValueError)):
         load_texts(path)
+
+
+# -- CoNLL ---------------------------------------------------------------------------------------
+def test_conll_tokens_holding_line_separators_keep_their_tags(tmp_path):
+    from tfxfer.data import load_conll
+
+    path = tmp_path / "t.conll"
+    sentences = [[("a\u2028b", "B-X"), ("c\x85d", "O")], [("e", "O"), ("f", "B-X")]] * 3
+    path.write_text("\r\n\r\n".join("\r\n".join(f"{t}\t{g}" for t, g in s) for s in sentences), encoding="utf-8",
+                    newline="")
+    data = load_conll(path)
+    assert not data.summary.skipped
+    tokens = sorted(tuple(x) for x in data.train.x)
+    assert len(tokens) == 6 and ("a\u2028b", "c\x85d") in tokens

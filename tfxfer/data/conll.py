@@ -28,7 +28,7 @@ from tfxfer.data.hygiene import DataSummary, find_duplicates, handle_leakage
 from tfxfer.data.result import Split
 from tfxfer.data.splits import check_fractions, stratified_split
 from tfxfer.data.text import read_text_file
-from tfxfer.errors import ArgumentError, DataError
+from tfxfer.errors import ArgumentError, DataError, bounded_repr
 from tfxfer.utils.validate import check_int
 
 
@@ -56,7 +56,10 @@ class TokenData:
 
 def _parse(text, separator, token_column, tag_column, summary, base):
     sentences, current, start = [], [], None
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # lines end at "\n" only: U+2028, U+0085 (NEL) and other separators str.splitlines() knows can sit
+    # inside a token, and splitting on them would shift every tag after them
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        line = line[:-1] if line.endswith("\r") else line
         fields = line.split(separator) if separator else (line.split("\t") if "\t" in line else line.split())
         if not line.strip() or not fields or not fields[0].strip() and all(not f.strip() for f in fields):
             if current:
@@ -69,11 +72,11 @@ def _parse(text, separator, token_column, tag_column, summary, base):
             token, tag = fields[token_column], fields[tag_column].strip()
         except IndexError:
             summary.skipped.append({"path": f"{base}:{line_no}", "reason": "bad_row",
-                                    "detail": f"{len(fields)} field(s): {line!r}"})
+                                    "detail": f"{len(fields)} field(s): {bounded_repr(line)}"})
             continue
         if not token or not tag or len(fields) < 2:
             summary.skipped.append({"path": f"{base}:{line_no}", "reason": "bad_row",
-                                    "detail": f"missing token or tag: {line!r}"})
+                                    "detail": f"missing token or tag: {bounded_repr(line)}"})
             continue
         if start is None:
             start = line_no

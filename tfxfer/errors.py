@@ -153,6 +153,17 @@ class CheckpointError(TfxferError, OSError):
     """A checkpoint could not be written (full disk, permissions); the previous one is intact."""
 
 
+class LockedError(TfxferError, RuntimeError):
+    """A folder is locked by another live process (a second ``tfxfer run`` on the same run folder).
+
+    ``holder`` is what the lock file says about that process (pid, host, start time, command).
+    """
+
+    def __init__(self, message: str, *, holder=None):
+        self.holder = holder
+        super().__init__(message)
+
+
 def suggest(received: str, known: Iterable[str]) -> list[str]:
     """Close matches of ``received`` among ``known`` (for error messages)."""
     return difflib.get_close_matches(str(received), sorted(known), n=3, cutoff=0.5)

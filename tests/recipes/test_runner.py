@@ -101,3 +101,65 @@ def test_always_stages_run_every_time(tmp_path):
     for _ in range(2):
         Runner(RunContext(cfg, tmp_path)).execute(stage)
     assert len(calls) == 2
+
+
+# -- damaged stage records and the run-folder lock (issue 15) -------------------------------------
+@pytest.mark.parametrize("content", [
+    "{not json", "[1, 2]", '{"status": "done"}', '{"status": "done", "fingerprint": "x", "outputs": [], "artefacts": {}}',
+    '{"status": "done", "fingerprint": "x", "outputs": {}, "artefacts": []}',
+    '{"status": "done", "fingerprint": "x", "outputs": {}, "artefacts": {"/dev/zero": "00"}}',
+    '{"status": "done", "fingerprint": "x", "outputs": {}, "artefacts": {"../../../etc/passwd": "00"}}',
+    "[" * 100000,
+])
+def test_a_damaged_stage_record_reruns_the_stage_instead_of_crashing(tmp_path, content):
+    calls = []
+    _run(tmp_path, calls=calls)
+    (tmp_path / "stages" / "b.json").write_text(content)
+    calls.clear()
+    _, records = _run(tmp_path, calls=calls)
+    assert calls == ["b", "c"] and not records["b"]["skipped"]
+
+
+def test_a_second_run_on_a_locked_folder_gets_a_clear_error(tmp_path):
+    from tfxfer.errors import LockedError
+    from tfxfer.utils.lock import LOCK_NAME, FolderLock
+
+    with FolderLock(tmp_path, command=["tfxfer", "run", "first.yaml"]):
+        with pytest.raises(LockedError, match=r"is locked by another tfxfer process \(pid \d+ on .*first\.yaml"):
+            FolderLock(tmp_path).acquire()
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_a_stale_lock_from_a_killed_process_is_taken_over(tmp_path):
+    import subprocess
+    import sys
+
+    from tfxfer.utils.lock import LOCK_NAME, FolderLock
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(child.stdout)  # a pid that has exited
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": dead, "host": __import__("socket").gethostname(),
+                                                  "process_start": None, "command": ["tfxfer", "run"]}))
+    with FolderLock(tmp_path) as lock:
+        assert lock.notes == [f"took over a stale lock (process {dead} no longer runs)"]
+    (tmp_path / LOCK_NAME).write_text("garbage")
+    os.utime(tmp_path / LOCK_NAME, (0, 0))  # unreadable and old: a writer died mid-way
+    with FolderLock(tmp_path) as lock:
+        assert "holds no readable record" in lock.notes[0]
+    (tmp_path / LOCK_NAME).write_text("garbage")  # unreadable but fresh: may be being written now
+    from tfxfer.errors import LockedError
+
+    with pytest.raises(LockedError, match="still writing its record"):
+        FolderLock(tmp_path).acquire()
+
+
+def test_run_pipeline_refuses_a_folder_another_run_holds(tmp_path):
+    from tfxfer.errors import LockedError
+    from tfxfer.recipes.run import run_pipeline
+    from tfxfer.utils.lock import FolderLock
+
+    cfg = load_config(text="data: {source: animal_mnist}\nmodel: {weights: null}")
+    with FolderLock(tmp_path / "run"):
+        with pytest.raises(LockedError):
+            run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    assert sorted(os.listdir(tmp_path / "run")) == []  # nothing was written while it was locked

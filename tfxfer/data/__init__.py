@@ -2,7 +2,10 @@
 
 Image loaders return an `ImageData` (train/val/test ``tf.data.Dataset`` s of float32 0-255 RGB
 batches, ``class_names``, ``summary``); text loaders return `TextData` / `TokenData`; packaged
-data sets load with `load(name)`.
+data sets load with `load(name)`; `domain_pair(name)` gives a source/target pair of real domains.
+
+Names are served lazily: ``tfxfer.data.list_datasets()``, the text and CoNLL loaders and the
+hygiene helpers work without importing TensorFlow; the image loaders import it on first use.
 
 Example:
     >>> from tfxfer import data
@@ -12,49 +15,44 @@ Example:
     {'train': 54000, 'val': 6000, 'test': 10000}
 """
 
-from tfxfer.data.arrays import image_dataset_from_arrays, image_dataset_from_dataset
-from tfxfer.data.conll import TokenData, load_conll
-from tfxfer.data.hygiene import (
-    SKIP_REASONS,
-    DataSummary,
-    DataWarning,
-    class_weights,
-    find_duplicates,
-    imbalance_report,
-)
-from tfxfer.data.images import image_dataset_from_csv, image_dataset_from_folder
-from tfxfer.data.tfdata import AUTOTUNE
-from tfxfer.data.registry import DatasetInfo, LoadedDataset, describe, list_datasets, load
-from tfxfer.data.result import ImageData, Split
-from tfxfer.data.scan import IMAGE_EXTENSIONS, scan_images
-from tfxfer.data.splits import random_split, stratified_split
-from tfxfer.data.text import TextData, load_texts
+from tfxfer.utils.lazy import lazy_exports as _lazy_exports
 
-__all__ = [
-    "AUTOTUNE",
-    "IMAGE_EXTENSIONS",
-    "SKIP_REASONS",
-    "DataSummary",
-    "DataWarning",
-    "DatasetInfo",
-    "ImageData",
-    "LoadedDataset",
-    "Split",
-    "TextData",
-    "TokenData",
-    "class_weights",
-    "describe",
-    "find_duplicates",
-    "image_dataset_from_arrays",
-    "image_dataset_from_csv",
-    "image_dataset_from_dataset",
-    "image_dataset_from_folder",
-    "imbalance_report",
-    "list_datasets",
-    "load",
-    "load_conll",
-    "load_texts",
-    "random_split",
-    "scan_images",
-    "stratified_split",
-]
+_EXPORTS = {
+    "AUTOTUNE": "tfxfer.data.tfdata",
+    "IMAGE_EXTENSIONS": "tfxfer.data.scan",
+    "MAX_IMAGE_PIXELS": "tfxfer.data.scan",
+    "SKIP_REASONS": "tfxfer.data.hygiene",
+    "DataSummary": "tfxfer.data.hygiene",
+    "DataWarning": "tfxfer.data.hygiene",
+    "DatasetInfo": "tfxfer.data.registry",
+    "DomainPair": "tfxfer.data.domains",
+    "ImageData": "tfxfer.data.result",
+    "LoadedDataset": "tfxfer.data.registry",
+    "Split": "tfxfer.data.splits",
+    "TextData": "tfxfer.data.text",
+    "TokenData": "tfxfer.data.conll",
+    "class_weights": "tfxfer.data.hygiene",
+    "describe": "tfxfer.data.registry",
+    "domain_pair": "tfxfer.data.domains",
+    "find_duplicates": "tfxfer.data.hygiene",
+    "image_dataset_from_arrays": "tfxfer.data.arrays",
+    "image_dataset_from_csv": "tfxfer.data.images",
+    "image_dataset_from_dataset": "tfxfer.data.arrays",
+    "image_dataset_from_folder": "tfxfer.data.images",
+    "imbalance_report": "tfxfer.data.hygiene",
+    "label_conflicts": "tfxfer.data.hygiene",
+    "list_datasets": "tfxfer.data.registry",
+    "list_domain_pairs": "tfxfer.data.domains",
+    "load": "tfxfer.data.registry",
+    "load_conll": "tfxfer.data.conll",
+    "load_texts": "tfxfer.data.text",
+    "lookalike_labels": "tfxfer.data.hygiene",
+    "random_split": "tfxfer.data.splits",
+    "read_regular_file": "tfxfer.data.scan",
+    "scan_images": "tfxfer.data.scan",
+    "stratified_split": "tfxfer.data.splits",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = _lazy_exports("tfxfer.data", _EXPORTS)

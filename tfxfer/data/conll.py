@@ -25,8 +25,7 @@ import os
 import numpy as np
 
 from tfxfer.data.hygiene import DataSummary, find_duplicates, handle_leakage
-from tfxfer.data.result import Split
-from tfxfer.data.splits import check_fractions, stratified_split
+from tfxfer.data.splits import Split, check_fractions, stratified_split
 from tfxfer.data.text import read_text_file
 from tfxfer.errors import ArgumentError, DataError, bounded_repr
 from tfxfer.utils.validate import check_int

@@ -40,8 +40,7 @@ import numpy as np
 from tfxfer.data import datasets as readers
 from tfxfer.data.conll import load_conll
 from tfxfer.data.hygiene import DataWarning, user_stacklevel
-from tfxfer.data.result import Split
-from tfxfer.data.splits import stratified_split
+from tfxfer.data.splits import Split, stratified_split
 from tfxfer.errors import ArgumentTypeError, UnknownNameError
 
 SPLIT_SEED = 0

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from tfxfer.data.hygiene import DataSummary, class_weights
+from tfxfer.data.splits import Split  # noqa: F401 - tfxfer.data.domains still imports it from here
 from tfxfer.errors import ArgumentError, DataError
-
-class Split(NamedTuple):
-    """One split of in-memory data: ``x`` (images, texts or token lists) and ``y`` (labels).
-
-    Unpacks like ``keras.datasets``: ``x_train, y_train = data.train``.
-    """
-
-    x: object
-    y: object
 
 
 #: Label encodings a loader can produce.

@@ -19,12 +19,22 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from tfxfer.errors import ArgumentError, DataError
 from tfxfer.utils.validate import check_float, check_int
+
+
+class Split(NamedTuple):
+    """One split of in-memory data: ``x`` (images, texts or token lists) and ``y`` (labels).
+
+    Unpacks like ``keras.datasets``: ``x_train, y_train = data.train``.
+    """
+
+    x: object
+    y: object
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -41,8 +41,7 @@ from tfxfer.data.hygiene import (
     label_conflicts,
     report_label_problems,
 )
-from tfxfer.data.result import Split
-from tfxfer.data.splits import check_fractions, stratified_split
+from tfxfer.data.splits import Split, check_fractions, stratified_split
 from tfxfer.data.tables import csv_rows
 from tfxfer.errors import ArgumentError, DataError, bounded_repr
 from tfxfer.utils.validate import check_int

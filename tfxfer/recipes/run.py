@@ -19,6 +19,7 @@ import os
 import time
 
 from tfxfer.errors import ConfigError, GateError, UnknownNameError
+from tfxfer.recipes.catalog import check_backbone
 from tfxfer.recipes.config import RunConfig, config_to_yaml, parse_yaml
 from tfxfer.recipes.console import Console
 from tfxfer.recipes.context import RunContext
@@ -32,6 +33,7 @@ from tfxfer.recipes.runner import Runner, Stage
 from tfxfer.recipes.sources import resolve_source
 from tfxfer.recipes.text_stages import check_text_config, text_stages
 from tfxfer.utils.atomic import atomic_write_text
+from tfxfer.utils.lock import FolderLock
 
 
 HEADLINE_METRICS = ("accuracy", "macro_f1", "entity_f1", "ece")
@@ -160,11 +162,20 @@ def run_pipeline(cfg: RunConfig, *, out_dir=None, resume: bool = False, force: b
         from tfxfer.reliability import get_strategy  # TensorFlow: only when asked for
 
         strategy = get_strategy(cfg.train.strategy)
-    if resume:
-        _check_resume(cfg, run_dir)
     stages = plan_stages(cfg)
     _validate_names(cfg)
+    if resume:
+        _check_resume(cfg, run_dir)
     os.makedirs(run_dir, exist_ok=True)
+    with FolderLock(run_dir, command=command) as lock:  # a second run on this folder gets LockedError
+        for note in lock.notes:
+            console.info(f"note: {note}")
+        if resume:
+            _check_resume(cfg, run_dir)  # again, now that no other run can change it
+        return _run_locked(cfg, stages, run_dir, console, strategy, force=force, command=command)
+
+
+def _run_locked(cfg, stages, run_dir, console, strategy, *, force, command) -> RunResult:
     atomic_write_text(os.path.join(run_dir, "config.yaml"), config_to_yaml(cfg))
     ctx = RunContext(cfg, run_dir, console)
     ctx.remember("strategy", strategy)
@@ -204,14 +215,12 @@ def _validate_names(cfg: RunConfig) -> None:
     """Names that need the catalog (checked before any stage runs)."""
     resolve_source(cfg)
     if cfg.task == "image_classification":
-        from tfxfer.backbones import get_spec  # imports TensorFlow: not at `import tfxfer.recipes`
-
         try:
-            get_spec(cfg.model.backbone)
+            check_backbone(cfg.model.backbone)
         except UnknownNameError as exc:
             raise ConfigError(f"`model.backbone`: {exc}") from None
         if cfg.distill.enabled:
             try:
-                get_spec(cfg.distill.teacher)
+                check_backbone(cfg.distill.teacher)
             except UnknownNameError as exc:
                 raise ConfigError(f"`distill.teacher`: {exc}") from None

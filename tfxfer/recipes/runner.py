@@ -58,6 +58,44 @@ class Stage:
     version: int = 1
 
 
+#: A stage record larger than this is not read (it is damaged or not ours).
+MAX_RECORD_BYTES = 64 << 20
+
+
+def record_problem(record, *, run_dir: str) -> str | None:
+    """What is wrong with a stage record read from disk, or None when it can be used.
+
+    A usable record is a JSON object whose ``status`` and ``fingerprint`` are strings; a finished
+    one (status "done") also has an ``outputs`` object and ``artefacts`` mapping relative paths
+    inside the run folder to sha256 digests.
+
+    Example:
+        >>> record_problem({"status": "done", "fingerprint": "ab", "outputs": {},
+        ...                 "artefacts": {"../../etc/passwd": "00"}}, run_dir="/runs/a")
+        "artefact path '../../etc/passwd' leads outside the run folder"
+    """
+    if not isinstance(record, dict):
+        return f"a {type(record).__name__}, not an object"
+    for key in ("status", "fingerprint"):
+        if not isinstance(record.get(key), str):
+            return f"`{key}` is missing or not a string"
+    if record["status"] != "done":
+        return None
+    if not isinstance(record.get("outputs"), dict):
+        return "`outputs` is missing or not an object"
+    artefacts = record.get("artefacts", {})
+    if not isinstance(artefacts, dict):
+        return "`artefacts` is not an object"
+    root = os.path.realpath(run_dir)
+    for rel, digest in artefacts.items():
+        if not isinstance(digest, str):
+            return f"the digest of artefact {rel!r} is not a string"
+        full = os.path.realpath(os.path.join(root, rel))
+        if os.path.isabs(rel) or not full.startswith(root.rstrip(os.sep) + os.sep):
+            return f"artefact path {rel[:200]!r} leads outside the run folder"
+    return None
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -73,14 +111,21 @@ class Runner:
         return self.ctx.path(STAGES_DIR, f"{name}.json")
 
     def load_record(self, name: str) -> dict | None:
+        """The stage's record, or None when there is none or it is damaged (then the stage runs
+        again, and the console says why)."""
         path = self.record_path(name)
         if not os.path.isfile(path):
             return None
         try:
             with open(path, encoding="utf-8") as f:
-                return json.load(f)
-        except (OSError, ValueError):
+                record = json.loads(f.read(MAX_RECORD_BYTES + 1))
+            problem = record_problem(record, run_dir=self.ctx.run_dir)
+        except (OSError, ValueError, RecursionError) as exc:
+            problem = f"not readable JSON ({type(exc).__name__})"
+        if problem is not None:
+            self.ctx.console.detail(f"{STAGES_DIR}/{name}.json is damaged ({problem}): the stage runs again")
             return None
+        return record
 
     def _intact(self, record: dict) -> bool:
         for rel, digest in record.get("artefacts", {}).items():

@@ -21,8 +21,8 @@ import dataclasses
 import os
 
 from tfxfer.errors import ConfigError
+from tfxfer.recipes.catalog import DATASETS, check_source, dataset_key
 from tfxfer.recipes.fingerprint import fingerprint, package_fingerprint, path_fingerprint
-from tfxfer.recipes.schema import closest
 
 _TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")
 _CONLL_SUFFIXES = (".txt", ".conll", ".conllu", ".bio", ".iob")
@@ -38,31 +38,21 @@ class Source:
     def content_fingerprint(self) -> str:
         """Hash of the source's file list and contents (a package's RECORD for packaged sets)."""
         if self.kind == "packaged":
-            from tfxfer.data import describe  # imports TensorFlow: not at `import tfxfer.recipes`
-
-            info = describe(self.value)
-            found = package_fingerprint(info.package)
-            return found or fingerprint([info.name, info.package, info.sizes], length=64)
+            info = DATASETS[self.value]
+            found = package_fingerprint(info["package"])
+            return found or fingerprint([self.value, info["package"], info["sizes"]], length=64)
         return path_fingerprint(self.value)
 
 
-def _packaged_names(task: str) -> list[str]:
-    from tfxfer.data import describe, list_datasets  # imports TensorFlow: not at `import tfxfer.recipes`
-
-    return [n for n in list_datasets() if describe(n).task == task]
-
-
 def resolve_source(cfg) -> Source:
-    """Resolve ``cfg.data.source`` for ``cfg.task``; raises `ConfigError` on any problem."""
-    from tfxfer.data import describe, list_datasets  # imports TensorFlow: not at `import tfxfer.recipes`
+    """Resolve ``cfg.data.source`` for ``cfg.task``; raises `ConfigError` on any problem.
 
+    Works from the catalog snapshot (`tfxfer.recipes.catalog`): no TensorFlow is imported.
+    """
     raw = cfg.data.source.strip()
-    key = raw.lower().replace("-", "_")
-    if key in list_datasets():
-        info = describe(key)
-        if info.task != cfg.task:
-            raise ConfigError(f"`data.source`: packaged data set {key!r} is for {info.task}, but the recipe's "
-                              f"task is {cfg.task}. Data sets for {cfg.task}: {', '.join(_packaged_names(cfg.task))}")
+    key = dataset_key(raw)
+    if key is not None:
+        check_source(raw, task=cfg.task)  # a data set of another task is an error
         return Source("packaged", key)
     path = os.path.abspath(os.path.expanduser(raw))
     if os.path.isdir(path):
@@ -78,12 +68,8 @@ def resolve_source(cfg) -> Source:
             raise ConfigError(f"`data.source`: {raw} is not a table (.csv, .tsv, .jsonl)"
                               + (" or a folder of class sub-folders" if cfg.task == "image_classification" else ""))
         return Source("table", path)
-    looks_like_path = os.sep in raw or raw.startswith(("~", ".")) or os.path.splitext(raw)[1] != ""
-    if looks_like_path:
-        kind = "folder or file"
-        raise ConfigError(f"`data.source`: {kind} not found: {raw}")
-    names = _packaged_names(cfg.task)
-    match = closest(key, names)
-    hint = f" Did you mean {match!r}?" if match else ""
-    raise ConfigError(f"`data.source`: unknown packaged data set {raw!r}.{hint} Packaged {cfg.task} data sets: "
-                      f"{', '.join(names)}; or give a folder or a table file")
+    if os.path.exists(path):
+        raise ConfigError(f"`data.source`: {raw} is neither a regular file nor a folder (a FIFO, a device or a "
+                          "socket cannot be read as data)")
+    check_source(raw, task=cfg.task)  # raises: not found, or an unknown data set name with close matches
+    raise ConfigError(f"`data.source`: folder or file not found: {raw}")

@@ -39,7 +39,8 @@ def test_fine_tune_runs_both_phases_and_keeps_bn_statistics():
     model = tiny_model(2)
     x, y = tiny_images(16)
     bn_before = {k: v for k, v in weights_by_path(get_backbone(model).layers).items() if "moving" in k}
-    result = fine_tune(model, (x, y), val=(x, y), head_epochs=2, epochs=3, batch_size=8, verbose=0)
+    result = fine_tune(model, (x, y), val=(x, y), head_epochs=2, epochs=3, stages={0: 1, 1: 2, 2: 3}, batch_size=8,
+                       verbose=0)
     assert len(result.history["loss"]) == 5 and len(result.history["val_loss"]) == 5
     assert [s["epoch"] for s in result.stages] == [0, 2, 3, 4]
     assert result.stages[0]["cached_features"] is True

@@ -113,3 +113,34 @@ def first_labels(dataset) -> np.ndarray:
     for batch in dataset.take(1):
         return np.asarray(batch[1])
     raise DataError("the training data yielded no batches")
+
+
+def with_channels(model, data):
+    """Gray image arrays ``[n, h, w]`` (or ``[n, h, w, 1]`` for a 3-channel model) shaped as the
+    model takes them: the channel axis added, repeated to 3 channels where the model wants RGB.
+    Anything else is returned as it is."""
+    if not (isinstance(data, tuple) and len(data) in (2, 3)) or isinstance(data[0], (dict, tf.data.Dataset)):
+        return data
+    x = np.asarray(data[0]) if not isinstance(data[0], np.ndarray) else data[0]
+    shape = getattr(model, "input_shape", None)
+    if x.dtype.kind not in "iuf" or not isinstance(shape, tuple) or len(shape) != 4:
+        return data
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim == 4 and x.shape[-1] == 1 and shape[-1] == 3:
+        x = np.repeat(x, 3, axis=-1)
+    return (x, *data[1:]) if x is not data[0] else data
+
+
+def balanced_class_weight(train) -> dict:
+    """``{class: n / (classes * count)}`` from the class ids of ``(x, y)`` array input."""
+    from tfxfer.errors import ArgumentError
+
+    if not (isinstance(train, tuple) and len(train) >= 2):
+        raise ArgumentError("class_weight", "balanced", "needs (x, y) array input to count the classes",
+                            hint="Pass a {class index: weight} dict for a tf.data input")
+    y = np.asarray(train[1])
+    if y.ndim == 2 and y.shape[-1] > 1:
+        y = y.argmax(-1)
+    classes, counts = np.unique(y.astype(int), return_counts=True)
+    return {int(c): float(len(y) / (len(classes) * k)) for c, k in zip(classes, counts)}

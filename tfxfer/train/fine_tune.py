@@ -1,10 +1,13 @@
 """`fine_tune`: the transfer-learning recipe for images and text, as the head step then the unfreezing step.
 
 1. The head step (`tfxfer.train.head.head_step`): the backbone (CNN or text encoder) runs once,
-   the head trains on its cached pooled features at ``base_lr``.
-2. The unfreezing step (`tfxfer.train.unfreeze.unfreeze_step`): staged top-down unfreezing at
-   ``base_lr * unfreeze_lr_factor`` with warmup and layer-wise (discriminative) rates, BatchNorm
-   frozen, optional L2-SP.
+   the head trains on its cached pooled features at ``base_lr``; the best validation epoch is kept.
+2. The unfreezing step (`tfxfer.train.unfreeze.unfreeze_step`): top-down unfreezing at
+   ``base_lr * unfreeze_lr_factor``, each stage warming up once and then decaying, layer-wise
+   (discriminative) rates, BatchNorm frozen, optional L2-SP; the best validation epoch is kept, and
+   the whole step only if it beats the head-only model on validation data (``result.selection``).
+
+Arguments left at None are chosen from the data size and the model (`tfxfer.train.plan`).
 
 ``strategy=`` runs it on several devices or workers (tf.distribute); ``checkpoint_dir=`` saves the
 full training state every epoch and continues an interrupted run where it stopped. Text models
@@ -18,8 +21,10 @@ Example:
     >>> x = np.random.rand(32, 32, 32, 3).astype("float32") * 255; y = np.arange(32) % 2
     >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
     >>> result = fine_tune(model, (x, y), head_epochs=1, epochs=2, batch_size=8, verbose=0)
-    >>> [s["trainable_groups"][0] for s in result.stages]
-    ['head', 'top', 'block13_16']
+    >>> [s["trainable_groups"][0] for s in result.stages]  # head, then the top 2 groups together
+    ['head', 'block13_16']
+    >>> sorted(result.settings["picked"])  # what the data size picked (see tfxfer.train.plan)
+    ['base_lr', 'layer_decay', 'unfreeze_lr_factor']
 
 Text, in the same dialect (the head trains on cached sentence embeddings, then the encoder):
     >>> from tfxfer.text import build_bert_encoder, build_text_classifier
@@ -64,21 +69,26 @@ def fine_tune(
     train,
     *,
     val=None,
-    head_epochs: int = 3,
-    epochs: int = 6,
-    base_lr: float = 1e-3,
-    unfreeze_lr_factor: float = 0.1,
+    test=None,
+    head_epochs: int | None = None,
+    epochs: int | None = None,
+    base_lr: float | None = None,
+    unfreeze_lr_factor: float | None = None,
     stages: dict | None = None,
     warmup_epochs: float | None = None,
     lr_decay: str | None = None,
-    layer_decay: float = 0.5,
+    layer_decay: float | None = None,
     optimizer: str | None = None,
     weight_decay: float | None = None,
-    use_cached_features: bool = True,
+    use_cached_features: bool | None = None,
     batch_size: int = 32,
     loss=None,
     metrics=None,
     class_weight=None,
+    augment=None,
+    monitor: str = "val_loss",
+    restore_best: bool = True,
+    keep_if_better: bool = True,
     bn_policy: str = "frozen",
     callbacks=(),
     verbose: int = 1,
@@ -88,36 +98,51 @@ def fine_tune(
     stop_on_divergence: bool = True,
     l2sp: float = 0.0,
 ) -> FineTuneResult:
-    """Head on cached features, then progressive top-down unfreezing at a lower learning rate.
+    """Head on cached features, then top-down unfreezing at a lower rate, kept only if it pays.
+
+    Every plan argument left at None is picked from the data size and the model by
+    `tfxfer.train.plan.auto_plan` (the rule is written there); ``result.settings`` records what ran.
 
     Args:
         model: an image transfer model (`tfxfer.build_model`) or a text model
             (`tfxfer.text.build_text_classifier`, or a token classifier's `tfxfer.text.token_model`).
-        train: ``(x, y)`` or ``(x, y, sample_weight)`` arrays — raw-pixel images, raw texts, or
-            token tensors — or a batched ``tf.data.Dataset`` of such tuples.
-        val: optional validation data, same forms.
-        head_epochs: epochs of the head step (0 skips it).
-        epochs: epochs of the unfreezing stages after the head step (0 skips them).
-        base_lr: learning rate of the head step.
-        unfreeze_lr_factor: the unfreezing stages peak at ``base_lr * unfreeze_lr_factor`` (0.1-0.01
-            is the usual "10-100x lower"); lower groups get less via ``layer_decay``.
+        train: ``(x, y)`` or ``(x, y, sample_weight)`` arrays — raw-pixel images (``[n, h, w, c]``,
+            or gray ``[n, h, w]``: the channel axis is added), raw texts, or token tensors — or a
+            batched ``tf.data.Dataset`` of such tuples.
+        val: validation data, same forms. With it, every step keeps its best ``monitor`` epoch and
+            the unfreezing step is kept only if it beats the head-only model.
+        test: optional test data, same forms: evaluated at the end into ``result.test``.
+        head_epochs: epochs of the head step (0 skips it; None: 30 on cached features, stopping
+            after 5 epochs without a better ``monitor``).
+        epochs: epochs of the unfreezing step after the head step (0 skips it; None: from the data size).
+        base_lr: learning rate of the head step (None: 1e-3).
+        unfreeze_lr_factor: the unfreezing stages peak at ``base_lr * unfreeze_lr_factor`` (None:
+            0.1 for images, 0.05 for text); lower groups get less via ``layer_decay``.
         stages: ``{epoch: top groups to unfreeze}`` counted from the first unfreezing epoch.
-            Default: images unfreeze one more group every ``max(1, epochs // 3)`` epochs; a text
-            encoder trains whole from the first epoch.
-        warmup_epochs: linear warmup at the start of each unfreezing stage (a fraction is fine; 0
-            keeps the rate constant). Default: 1 for images, 10 % of ``epochs`` for text.
-        lr_decay: after the warmup, "cosine" (images' default) or "linear" (text's) to 0 at the
-            end of the stage.
-        layer_decay: discriminative multiplier per group below the head (head 1, top group
-            ``layer_decay``, the next ``layer_decay**2`` ...; 1 trains every group at one rate).
+            None: one stage whose depth follows the data size (images) or the whole encoder (text).
+        warmup_epochs: linear warmup at the start of each unfreezing stage, in epochs (0 keeps the
+            rate constant). None: 10 % of each stage, then ``lr_decay`` to 0 within the stage.
+        lr_decay: after the warmup, "cosine" (images' default) or "linear" (text's).
+        layer_decay: discriminative multiplier per group below the head (None: 0.8 images, 0.9 text).
         optimizer: "adam" (images' default), "adamw" (text's) or "sgd" for the unfreezing stages.
         weight_decay: decoupled weight decay of that optimizer (default: 0.01 for text, none for
             Adam / SGD and Keras's default for AdamW on images).
-        use_cached_features: train the head on features extracted once (the fast path). The cache
-            sees ``train`` without re-running its augmentation each epoch; set False for a
-            ``tf.data`` pipeline whose augmentation must be re-sampled every epoch.
+        use_cached_features: train the head on features extracted once (the fast path; None: on).
+            The cache sees one pass over ``train``: a ``tf.data`` input that augments gets a
+            warning and a note (pass False to re-sample augmentation every head epoch).
         loss, metrics: default from `tfxfer.train.losses` (the head and the label format).
-        class_weight: optional ``{class index: weight}``.
+        class_weight: ``{class index: weight}``, "balanced" (from the labels of array input:
+            ``n / (classes * count)``) or None (the default: weights trade accuracy for recall of
+            rare classes, so they are off unless the metric you want asks for it).
+        augment: images only: a policy name of `tfxfer.augment` ("light", "medium", ...), a layer
+            or a list of layers, applied in tf.data to the unfreezing step's batches (array or
+            dataset input); the cached head step sees the images unaugmented.
+        monitor: the validation value that picks the best epoch and decides whether the unfreezing
+            step is kept ("val_loss", or e.g. "val_accuracy").
+        restore_best: put back the best ``monitor`` epoch at the end of each step.
+        keep_if_better: keep the unfreezing step only if its best ``monitor`` beats the head-only
+            model's; otherwise restore the head-only weights (``result.selection["kept"] == "head"``
+            and a line in ``result.notes``).
         bn_policy: "frozen" (default) keeps BatchNorm in inference mode throughout.
         callbacks: Keras callbacks for every fit: the head step (on cached features its fit runs
             on the head model alone) and the unfreezing stages; epochs are numbered across both.
@@ -128,8 +153,10 @@ def fine_tune(
             schedule position, unfreezing stage, RNG states) under this folder, and continue from
             the newest checkpoint in it when called again (after a crash or ``kill -9``).
             Give a fresh folder for a new run.
-        seed: seed of the epoch-keyed shuffle of array data (same order on every worker and
-            after a resume).
+        seed: seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``: dropout, the
+            augmentation draws) and the epoch-keyed shuffle of array data (same order on every
+            worker and after a resume). The head's initial weights come from `tfxfer.build_model`
+            (call ``keras.utils.set_random_seed`` before building to fix them).
         stop_on_divergence: stop at the first NaN/Inf loss and raise
             `tfxfer.reliability.TrainingDivergedError` (naming the last good checkpoint).
         l2sp: L2-SP strength (0 = off). When > 0, every backbone kernel is anchored at its value
@@ -143,42 +170,120 @@ def fine_tune(
             head, or a single class; empty or mismatched data.
 
     Returns:
-        `FineTuneResult` with the merged history and the stages applied.
+        `FineTuneResult`: the merged ``history``, per-step ``steps`` (history, wall time, best
+        epoch), ``selection`` (head-only vs fine-tuned validation score, which was kept),
+        ``test``, ``settings`` and ``notes``.
     """
+    import time
+    import warnings
+
+    from tfxfer.reliability.inputs import data_errors
+    from tfxfer.reliability.shuffle import EpochShuffle
+    from tfxfer.train.data import balanced_class_weight, num_examples, with_channels
+    from tfxfer.train.plan import HEAD_PATIENCE, auto_plan
+
     callbacks = list(callbacks)
+    text = pooling_layer_is_text(model)
+    cached = True if use_cached_features is None else bool(use_cached_features)
+    auto = auto_plan(n=num_examples(train), text=text, groups=len(layer_groups(model)) - 1, cached=cached)
+    chosen = {"head_epochs": head_epochs, "epochs": epochs, "base_lr": base_lr,
+              "unfreeze_lr_factor": unfreeze_lr_factor, "layer_decay": layer_decay}
+    head_epochs, epochs, base_lr, unfreeze_lr_factor, layer_decay = (
+        auto[k] if v is None else v for k, v in chosen.items())
     _check_arguments(model, head_epochs=head_epochs, epochs=epochs, batch_size=batch_size, base_lr=base_lr,
                      unfreeze_lr_factor=unfreeze_lr_factor, stages=stages, warmup_epochs=warmup_epochs,
                      lr_decay=lr_decay, optimizer=optimizer, weight_decay=weight_decay, l2sp=l2sp,
                      callbacks=callbacks, strategy=strategy, checkpoint_dir=checkpoint_dir)
-    from tfxfer.reliability.inputs import data_errors
-    from tfxfer.reliability.shuffle import EpochShuffle
-
-    plan = DEFAULTS["text" if pooling_layer_is_text(model) else "image"]
-    if warmup_epochs is None:
-        warmup_epochs = plan["warmup_share"] * epochs if plan["warmup_share"] else 1
+    check_float("layer_decay", layer_decay, low=0, high=1, low_open=True)
+    if not isinstance(monitor, str) or not monitor.startswith("val_"):
+        raise ArgumentError("monitor", monitor, "must name a validation value such as 'val_loss' or 'val_accuracy'")
+    if stages is None:
+        stages = {0: auto["stages"][0]} if epochs else None
+    plan = DEFAULTS["text" if text else "image"]
+    warmup_share = auto["warmup_share"] if warmup_epochs is None else None
+    train, val, test = (with_channels(model, d) for d in (train, val, test))
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ArgumentError("class_weight", class_weight, "must be 'balanced', a {class: weight} dict or None")
+        class_weight = balanced_class_weight(train)
+    keras.utils.set_random_seed(int(seed))
+    notes = []
+    if isinstance(train, tf.data.Dataset) and cached and head_epochs and use_cached_features is None:
+        note = ("the head step trained on features cached from one pass over the tf.data input: augmentation in "
+                "that pipeline was sampled once (pass use_cached_features=False to re-sample it every epoch)")
+        warnings.warn(note, stacklevel=2)
+        notes.append(note)
     epoch_shuffle = EpochShuffle(int(seed))
     train_ds, val_ds = training_datasets(model, train, val, batch_size=batch_size, epoch_shuffle=epoch_shuffle)
+    tuned_ds = train_ds
+    if augment is not None and augment != "none":
+        from tfxfer.augment import augment_dataset
+
+        if text:
+            raise ArgumentError("augment", augment, "applies to image models only")
+        tuned_ds = augment_dataset(train_ds, augment, num_classes=int(model.output_shape[-1]), seed=int(seed))
     common = dict(val_ds=val_ds, loss=loss, metrics=metrics, class_weight=class_weight, bn_policy=bn_policy,
-                  verbose=verbose, strategy=strategy, epoch_shuffle=epoch_shuffle, stop_on_divergence=stop_on_divergence)
+                  verbose=verbose, strategy=strategy, epoch_shuffle=epoch_shuffle, stop_on_divergence=stop_on_divergence,
+                  monitor=monitor, restore_best=restore_best)
     result = FineTuneResult(history={}, stages=[], head_epochs=head_epochs)
     with data_errors():
         if head_epochs:
+            t0 = time.perf_counter()
             result = head_step(model, train_ds, epochs=head_epochs, learning_rate=base_lr, batch_size=batch_size,
-                               cached=use_cached_features, seed=int(seed), checkpoint_dir=_phase(checkpoint_dir, "head"),
-                               callbacks=callbacks, **common)
+                               cached=cached, seed=int(seed), checkpoint_dir=_phase(checkpoint_dir, "head"),
+                               callbacks=callbacks, patience=HEAD_PATIENCE if chosen["head_epochs"] is None else None,
+                               **common)
+            for step in result.steps:
+                step["wall_s"] = time.perf_counter() - t0
         if epochs:
-            tuned = unfreeze_step(model, train_ds, epochs=epochs, learning_rate=base_lr * unfreeze_lr_factor,
-                                  stages=stages, start_epoch=head_epochs, warmup_epochs=warmup_epochs,
-                                  lr_decay=lr_decay or plan["lr_decay"], layer_decay=layer_decay,
-                                  optimizer=optimizer or plan["optimizer"],
+            t0 = time.perf_counter()
+            tuned = unfreeze_step(model, tuned_ds, epochs=epochs, learning_rate=base_lr * unfreeze_lr_factor,
+                                  stages=stages, start_epoch=head_epochs, warmup_epochs=warmup_epochs or 0,
+                                  warmup_share=warmup_share, lr_decay=lr_decay or plan["lr_decay"],
+                                  layer_decay=layer_decay, optimizer=optimizer or plan["optimizer"],
                                   weight_decay=plan["weight_decay"] if weight_decay is None else weight_decay,
                                   callbacks=callbacks, checkpoint_dir=_phase(checkpoint_dir, "unfreeze"),
-                                  l2sp=l2sp, **common)
-            result.merge(tuned.history, start=head_epochs)
+                                  l2sp=l2sp, keep_if_better=keep_if_better and bool(head_epochs), **common)
+            wall = time.perf_counter() - t0
+            sel = tuned.selection or {}
+            result.steps.append({"name": "unfreeze", "epochs": len(tuned.history.get("loss", [])),
+                                 "history": dict(tuned.history), "wall_s": wall,
+                                 "monitor": sel.get("monitor"), "best_epoch": sel.get("best_epoch"),
+                                 "best": sel.get("fine_tuned")})
+            result.merge(tuned.history, start=len(result.history.get("loss", [])))
             result.stages += tuned.stages
             result.l2sp, result.resumed_from = tuned.l2sp, tuned.resumed_from or result.resumed_from
+            result.selection = tuned.selection
+            if tuned.selection and tuned.selection["kept"] == "head":
+                notes.append(f"fine-tuning did not beat the head-only model on {monitor} "
+                             f"({tuned.selection['fine_tuned']} vs {tuned.selection['head']}): the head-only "
+                             "weights were restored")
+        if test is not None:
+            result.test = evaluate(model, test, batch_size=batch_size, loss=loss, metrics=metrics)
     result.head_epochs = head_epochs
+    result.notes = notes
+    result.settings = {"head_epochs": head_epochs, "epochs": epochs, "base_lr": base_lr,
+                       "unfreeze_lr_factor": unfreeze_lr_factor, "stages": stages, "layer_decay": layer_decay,
+                       "warmup_epochs": warmup_epochs, "warmup_share": warmup_share,
+                       "lr_decay": lr_decay or plan["lr_decay"], "optimizer": optimizer or plan["optimizer"],
+                       "batch_size": batch_size, "cached_features": cached, "monitor": monitor,
+                       "restore_best": restore_best, "keep_if_better": keep_if_better, "seed": int(seed),
+                       "class_weight": class_weight, "augment": augment if isinstance(augment, str) else
+                       (None if augment is None else repr(augment)), "bn_policy": bn_policy, "l2sp": l2sp,
+                       "picked": sorted(k for k, v in chosen.items() if v is None)}
     return result
+
+
+def evaluate(model: keras.Model, data, *, batch_size: int = 32, loss=None, metrics=None) -> dict:
+    """``{"loss", <metric>: value}`` of ``model`` on ``data`` (the forms `fine_tune` takes); compiles
+    the model with the default loss and metrics first if it is not compiled."""
+    from tfxfer.train.data import as_dataset, first_labels
+    from tfxfer.train.losses import compile_args
+
+    ds = as_dataset(data, batch_size=batch_size, name="test")
+    if not model.compiled:
+        model.compile(optimizer="adam", **compile_args(model, first_labels(ds), loss=loss, metrics=metrics))
+    return {k: float(v) for k, v in model.evaluate(ds, verbose=0, return_dict=True).items()}
 
 
 def _phase(checkpoint_dir, phase: str):

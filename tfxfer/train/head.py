@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.errors import DataError, ModelError
+from tfxfer.train.best import RestoreBest, lower_is_better
 from tfxfer.train.data import as_dataset
 from tfxfer.train.losses import compile_args
 from tfxfer.train.result import FineTuneResult
@@ -150,7 +151,8 @@ def train_head_on_features(
 def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learning_rate: float, batch_size: int,
               cached: bool = True, loss=None, metrics=None, class_weight=None, bn_policy: str = "frozen",
               callbacks=(), verbose: int = 1, strategy=None, seed: int = 0, epoch_shuffle=None,
-              checkpoint_dir=None, stop_on_divergence: bool = True) -> FineTuneResult:
+              checkpoint_dir=None, stop_on_divergence: bool = True, monitor: str = "val_loss",
+              restore_best: bool = True, patience: int | None = None) -> FineTuneResult:
     """Freeze the backbone and train the head for ``epochs``; returns a `FineTuneResult` of the step.
 
     Args:
@@ -162,6 +164,10 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
         epoch_shuffle: the `tfxfer.reliability.EpochShuffle` that orders ``train_ds`` (cached=False).
         callbacks: extra Keras callbacks (TensorBoard, a learning-rate log, ...).
         stop_on_divergence: stop at the first NaN/Inf loss (`tfxfer.reliability.TrainingDivergedError`).
+        monitor, restore_best: with validation data, put back the epoch with the best ``monitor``
+            at the end (``result.steps[0]["best_epoch"]``).
+        patience: with validation data, stop after this many epochs without a better ``monitor``
+            (None: run every epoch).
 
     Example:
         >>> import numpy as np
@@ -183,6 +189,12 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
     start = state.initial_epoch if state is not None else 0
     extra = [ckpt] if ckpt is not None else []
     extra += _stopper(checkpoint_dir) if stop_on_divergence else []
+    keeper = RestoreBest(monitor, restore=restore_best) if val_ds is not None else None
+    if keeper is not None:
+        extra.append(keeper)
+        if patience is not None:
+            extra.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=int(patience),
+                                                       mode="min" if lower_is_better(monitor) else "max"))
     result = FineTuneResult(history={k: list(v) for k, v in state.meta.get("history", {}).items()} if state else {},
                             stages=[{"epoch": 0, "trainable_groups": summary.trainable_groups,
                                      "learning_rate": learning_rate, "cached_features": cached}],
@@ -209,6 +221,10 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
                           class_weight=class_weight, shuffle=False, verbose=verbose,
                           callbacks=[*extra, *([epoch_shuffle] if epoch_shuffle else []), *callbacks])
     result.merge(h.history, start=start)
+    result.steps = [{"name": "head", "epochs": len(h.history.get("loss", [])), "history": dict(result.history),
+                     "monitor": monitor if keeper is not None else None,
+                     "best_epoch": None if keeper is None or keeper.best_epoch is None else keeper.best_epoch + start,
+                     "best": None if keeper is None else keeper.best}]
     return result
 
 

@@ -14,9 +14,18 @@ import dataclasses
 
 @dataclasses.dataclass
 class FineTuneResult:
-    """Per-epoch ``history`` (head and unfreezing epochs, in order), the ``stages`` applied (each
-    ``{"epoch", "trainable_groups", "learning_rate", "cached_features"[, "l2sp"]}``) and
+    """Per-epoch ``history`` (head and unfreezing epochs merged, in order), the ``stages`` applied
+    (each ``{"epoch", "trainable_groups", "learning_rate", "cached_features"[, "l2sp"]}``) and
     ``head_epochs`` (where the unfreezing epochs begin).
+
+    ``steps`` holds one entry per step that ran, ``{"name": "head" | "unfreeze", "epochs",
+    "history", "wall_s", "monitor", "best_epoch", "best"}``: its own history, its wall time in
+    seconds and the epoch (0-based within the step) whose weights were restored.
+    ``selection`` says what the unfreezing bought: ``{"monitor", "head", "fine_tuned", "kept"}`` —
+    the validation score before and after the unfreezing step and which model was kept
+    ("fine_tuned" or "head"; None without validation data). ``test`` holds the test-set
+    metrics when ``fine_tune(test=...)`` was given. ``settings`` records every value the run used
+    (the defaults it picked included). ``notes`` are plain sentences about choices made for the user.
 
     ``resumed_from`` names the checkpoint a resumed run continued from. ``l2sp`` is None without
     L2-SP, else ``{"alpha", "anchored", "mean_drift", "max_drift"}``: the strength, how many backbone
@@ -29,6 +38,11 @@ class FineTuneResult:
     head_epochs: int
     resumed_from: str | None = None
     l2sp: dict | None = None
+    steps: list = dataclasses.field(default_factory=list)
+    selection: dict | None = None
+    test: dict | None = None
+    settings: dict = dataclasses.field(default_factory=dict)
+    notes: list = dataclasses.field(default_factory=list)
 
     def final(self, metric: str):
         """The last value of ``metric`` (e.g. "val_accuracy"), or None if it was not logged."""

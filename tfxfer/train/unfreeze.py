@@ -25,12 +25,14 @@ from __future__ import annotations
 import os
 
 import keras
+import numpy as np
 
 from tfxfer.backbones.groups import HEAD, layer_groups
 from tfxfer.errors import ArgumentError
 from tfxfer.freezing import GradualUnfreezing
 from tfxfer.optim.discriminative import discriminative
 from tfxfer.optim.schedules import WarmupSchedule
+from tfxfer.train.best import RestoreBest, better
 from tfxfer.train.head import _fit_scope, _scope, _stopper
 from tfxfer.train.losses import compile_args
 from tfxfer.train.result import FineTuneResult
@@ -80,15 +82,18 @@ def layer_multipliers(model: keras.Model, *, decay: float) -> dict:
 class StagedUnfreezing(GradualUnfreezing):
     """`GradualUnfreezing` whose stage plan is a linear warmup of ``warmup_epochs`` (may be a
     fraction) then ``decay`` ("cosine" or "linear") to 0 at the end of the stage; the optimizer's
-    per-variable multipliers carry over from stage to stage. ``warmup_epochs=0`` runs each stage
-    at a constant rate."""
+    per-variable multipliers carry over from stage to stage. ``warmup_share`` (0-1), when given,
+    replaces ``warmup_epochs``: the warmup is that share of each stage's steps, so a stage of any
+    length warms up once and then decays (``warmup_epochs=1`` on a one-epoch stage is all warmup).
+    ``warmup_epochs=0`` without ``warmup_share`` runs each stage at a constant rate."""
 
-    def __init__(self, schedule, *, learning_rates=None, warmup_epochs: float = 0, decay: str = "cosine",
-                 bn_policy: str = "frozen", verbose: int = 1):
+    def __init__(self, schedule, *, learning_rates=None, warmup_epochs: float = 0, warmup_share: float | None = None,
+                 decay: str = "cosine", bn_policy: str = "frozen", verbose: int = 1):
         super().__init__(schedule, learning_rates=learning_rates, bn_policy=bn_policy, verbose=verbose)
         if decay not in LR_DECAYS:
             raise ArgumentError("lr_decay", decay, "must be one of " + ", ".join(LR_DECAYS))
         self.warmup_epochs = check_float("warmup_epochs", warmup_epochs, low=0)
+        self.warmup_share = check_float("warmup_share", warmup_share, low=0, high=1, allow_none=True)
         self.decay = decay
 
     def _fresh_optimizer(self, stage: int, epoch: int):
@@ -98,9 +103,11 @@ class StagedUnfreezing(GradualUnfreezing):
         if stage in self.learning_rates:
             peak = self.learning_rates[stage]
             total, steps = self._stage_steps(stage, epoch)
-            warmup = min(int(round(self.warmup_epochs * steps)), total - 1)
+            wanted = self.warmup_share * total if self.warmup_share is not None else self.warmup_epochs * steps
+            warmup = max(0, min(int(round(wanted)), total - 1))
+            scheduled = self.warmup_share is not None or self.warmup_epochs
             config["learning_rate"] = (WarmupSchedule(peak, warmup, max(1, total - warmup), decay=self.decay)
-                                       if self.warmup_epochs else peak)
+                                       if scheduled else peak)
         with _scope(getattr(model, "distribute_strategy", None)):
             new = old.__class__.from_config(config)
             new.build(model.trainable_variables)
@@ -108,7 +115,7 @@ class StagedUnfreezing(GradualUnfreezing):
 
     def get_config(self):
         config = {k: v for k, v in super().get_config().items() if k != "layer_decay"}
-        return {**config, "warmup_epochs": self.warmup_epochs, "decay": self.decay}
+        return {**config, "warmup_epochs": self.warmup_epochs, "warmup_share": self.warmup_share, "decay": self.decay}
 
 
 def _plan(model, stages: dict, offset: int) -> dict:
@@ -129,7 +136,8 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
                   layer_decay: float = 0.5, optimizer: str = "adam", weight_decay: float | None = None, loss=None,
                   metrics=None, class_weight=None, bn_policy: str = "frozen", callbacks=(), verbose: int = 1,
                   strategy=None, epoch_shuffle=None, checkpoint_dir=None, stop_on_divergence: bool = True,
-                  l2sp: float = 0.0) -> FineTuneResult:
+                  l2sp: float = 0.0, warmup_share: float | None = None, monitor: str = "val_loss",
+                  restore_best: bool = True, keep_if_better: bool = True) -> FineTuneResult:
     """Staged top-down unfreezing for ``epochs`` epochs at peak rate ``learning_rate``.
 
     Args:
@@ -143,16 +151,23 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
         optimizer, weight_decay: "adam", "adamw" or "sgd"; weight decay (None: the optimizer's).
         checkpoint_dir: save every epoch here and continue from the newest checkpoint.
         l2sp: L2-SP strength towards the backbone as it is when the step starts (0 = off).
+        warmup_share: warm up for this share of each stage instead of ``warmup_epochs``.
+        monitor, restore_best: with validation data, restore the epoch with the best ``monitor``
+            (e.g. "val_loss", "val_accuracy") when the step ends.
+        keep_if_better: with validation data, score the model before the step; if no epoch of the
+            step beats it, restore the weights the step started from (``selection["kept"] ==
+            "head"``).
 
     Returns:
-        `FineTuneResult` of the step (its ``history`` holds the step's epochs only).
+        `FineTuneResult` of the step (its ``history`` holds the step's epochs only; ``selection``
+        the scores before / after and which weights were kept).
     """
     from tfxfer.reliability.checkpoint import ResumableCheckpoint
     from tfxfer.optim.l2sp import attach_l2sp, detach_l2sp, l2sp_drift
 
     plan = _plan(model, default_stages(model, epochs) if stages is None else stages, start_epoch)
     unfreezer = StagedUnfreezing(plan, learning_rates={e: learning_rate for e in plan}, warmup_epochs=warmup_epochs,
-                                 decay=lr_decay, bn_policy=bn_policy, verbose=verbose)
+                                 warmup_share=warmup_share, decay=lr_decay, bn_policy=bn_policy, verbose=verbose)
     ckpt = ResumableCheckpoint(os.fspath(checkpoint_dir), stateful=[unfreezer]) if checkpoint_dir is not None else None
     state = ckpt.state if ckpt is not None else None
     anchored = attach_l2sp(model, alpha=float(l2sp)) if l2sp > 0 else []  # anchors: the backbone as it is now
@@ -163,6 +178,13 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
                                                **({} if weight_decay is None else {"weight_decay": weight_decay})),
                       **compile_args(model, labels, loss=loss, metrics=metrics, weighted=len(train_ds.element_spec) > 2))
     extra = [ckpt] if ckpt is not None else []
+    before = before_score = None
+    if val_ds is not None and keep_if_better and not (state is not None and state.initial_epoch > start_epoch):
+        before = [np.array(w) for w in model.get_weights()]
+        with _fit_scope(model, strategy):
+            before_score = model.evaluate(val_ds, verbose=0, return_dict=True).get(monitor.removeprefix("val_"))
+    keeper = RestoreBest(monitor, restore=restore_best) if (restore_best or keep_if_better) and val_ds is not None else None
+    extra += [keeper] if keeper is not None else []
     try:
         with _fit_scope(model, strategy):
             h = model.fit(train_ds, validation_data=val_ds, initial_epoch=state.initial_epoch if state else start_epoch,
@@ -179,9 +201,20 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
     stage_log = [{"epoch": entry["epoch"], "trainable_groups": entry["trainable_groups"],
                   "learning_rate": learning_rate, "cached_features": False, **({"l2sp": float(l2sp)} if anchored else {})}
                  for entry in unfreezer.history]
+    selection = None
+    if keeper is not None:
+        if not restore_best:  # the last epoch stays: score it
+            keeper.best = float(history.get(monitor, [np.nan])[-1])
+        kept = "fine_tuned"
+        if before is not None and not better(keeper.best, before_score, monitor=monitor):
+            model.set_weights(before)
+            kept = "head"
+        selection = {"monitor": monitor, "head": None if before_score is None else float(before_score),
+                     "fine_tuned": keeper.best, "kept": kept,
+                     "best_epoch": keeper.best_epoch if restore_best else None}
     info = None
     if anchored:
         info = {"alpha": float(l2sp), "anchored": len(anchored), "mean_drift": float(sum(drift) / len(drift)) if drift
                 else 0.0, "max_drift": float(max(drift, default=0.0))}
     return FineTuneResult(history=history, stages=stage_log, head_epochs=start_epoch,
-                          resumed_from=state.path if state is not None else None, l2sp=info)
+                          resumed_from=state.path if state is not None else None, l2sp=info, selection=selection)

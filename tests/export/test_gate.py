@@ -152,3 +152,38 @@ def test_ece_and_per_class_accuracy():
     assert accuracy[:3].tolist() == [1.0, 1.0, 0.5] and np.isnan(accuracy[3])
     assert looks_like_probabilities(confident_right)
     assert not looks_like_probabilities(np.array([[3.0, -1.0]]))
+
+
+def test_accuracy_drop_is_judged_with_a_paired_interval():
+    """The demo's case, 7 of 262 images lost (2.67 points), is too few to decide (interval 0.6 to 4.7;
+    about 358 images would); 12 lost is a failure the interval confirms; identical outputs on 524
+    images pass outright, on 50 they do not decide."""
+    from tfxfer.export.gate import DEFAULT_THRESHOLDS, compare_outputs, examples_needed, paired_drop_interval
+
+    def run(n, lost, gained=0):
+        labels = np.zeros(n, int)
+        reference = np.tile([[0.9, 0.1]], (n, 1)).astype("float32")
+        reference[-30:] = [0.1, 0.9]  # Keras wrong on the last 30
+        outputs = reference.copy()
+        outputs[:lost] = [0.2, 0.8]
+        outputs[n - 30: n - 30 + gained] = [0.8, 0.2]
+        return compare_outputs("int8", None, reference, outputs, labels, ["a", "b"], DEFAULT_THRESHOLDS["int8"])
+
+    demo = run(262, 7)
+    assert demo.accuracy_drop == pytest.approx(2.6718, abs=1e-3) and demo.drop_verdict == "undecided"
+    assert not demo.passed and demo.examples_needed == 358
+    fail = run(262, 12)
+    assert fail.drop_verdict == "fail" and not fail.passed
+    assert fail.drop_interval[0] > 1.0 and "whole 95 % interval is above" in fail.failures[0]
+    unsure = run(262, 4, gained=1)
+    assert unsure.drop_verdict == "undecided" and unsure.examples_needed > 262
+    assert not unsure.passed and "too few to decide; about" in unsure.failures[0]
+    within = run(524, 3, gained=2)
+    assert within.drop_verdict == "undecided" and within.passed  # 0.19 points: the documented limit decides
+    same = run(524, 0)
+    assert same.drop_verdict == "pass" and same.passed and same.drop_interval[1] < 1.0
+    tiny = run(50, 0)
+    assert tiny.drop_verdict == "undecided" and tiny.examples_needed == 196
+    k = np.ones(100, bool)
+    drop, low, high = paired_drop_interval(k, k)
+    assert drop == 0.0 and low < 0 < high and examples_needed(k, k, 1.0) == 196

@@ -51,6 +51,7 @@ from tfxfer.export.workflow import (
     export_serving,
     gate_variants,
     model_kind,
+    remove_failed,
 )
 
 __all__ = [
@@ -59,6 +60,6 @@ __all__ = [
     "VariantResult", "benchmark_many", "benchmark_tflite", "benchmark_variants", "check_saved_model",
     "convert_text_tflite", "convert_tflite", "convert_variants", "export_all", "export_rows", "export_saved_model",
     "export_serving", "export_text_saved_model", "export_text_tflite", "export_tflite", "gate_variants",
-    "model_kind", "models_config", "predict_text_tflite", "preflight", "read_sidecar", "read_warmup",
+    "model_kind", "models_config", "predict_text_tflite", "preflight", "read_sidecar", "read_warmup", "remove_failed",
     "sidecar_path", "verify", "write_models_config", "write_verdicts",
 ]

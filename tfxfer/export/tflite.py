@@ -167,6 +167,7 @@ def export_tflite(
     run_preflight: bool = True,
     sidecar: bool = True,
     seed: int = 0,
+    calibration_record: dict | None = None,
 ) -> TFLiteExport:
     """Convert ``model`` to a .tflite file (atomically) with a sidecar JSON of labels and input details.
 
@@ -185,6 +186,8 @@ def export_tflite(
         run_preflight: check for augmentation layers, random ops and non-builtin ops first.
         sidecar: write ``<stem>.json`` beside the file.
         seed: seed of the calibration subset.
+        calibration_record: where the int8 calibration images came from (e.g. ``{"source": "elpv",
+            "split": "train"}``), written to the sidecar's ``calibration`` with the count and seed.
 
     Returns:
         A `TFLiteExport` describing the file.
@@ -205,12 +208,16 @@ def export_tflite(
     content, used = _convert(model, variant=variant, representative_data=representative_data,
                              num_calibration=num_calibration, input_type=input_type,
                              output_type=output_type, batch_size=batch_size, seed=seed)
-    interpreter = Interpreter(model_content=content)
+    with quiet_native_logs():
+        interpreter = Interpreter(model_content=content)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     path = os.fspath(path)
     side = sidecar_path(path) if sidecar else None
     entry = build_sidecar(content=content, variant=variant, class_names=names, image_shape=image_shape,
                           extra={"model_name": model.name, "calibration_samples": used}) if sidecar else None
+    if sidecar and variant == "int8":
+        entry["calibration"] = {**(calibration_record or {"source": "representative_data"}), "samples": used,
+                                "seed": seed}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(content)

@@ -67,7 +67,7 @@ def _check_variants(variants, kind) -> tuple:
 def convert_variants(model, out_dir, *, variants=None, representative_data=None, class_names=None,
                      name: str = "model", num_calibration: int = 200, input_type: str = "uint8",
                      output_type: str = "float32", seed: int = 0, run_preflight: bool = True,
-                     progress=None) -> dict:
+                     progress=None, calibration_record: dict | None = None) -> dict:
     """Pre-flight (image models; `ExportError` naming the layers), then write
     ``<out_dir>/<name>_<variant>.tflite`` and its sidecar for every variant; returns
     ``{variant: TFLiteExport | TextTFLiteExport}``.
@@ -109,7 +109,8 @@ def convert_variants(model, out_dir, *, variants=None, representative_data=None,
             model, os.path.join(out_dir, f"{name}_{variant}.tflite"), variant=variant,
             representative_data=representative_data if is_int8 else None, num_calibration=num_calibration,
             input_type=input_type if is_int8 else None, output_type=output_type if is_int8 else None,
-            class_names=names, run_preflight=False, seed=seed)
+            class_names=names, run_preflight=False, seed=seed,
+            calibration_record=calibration_record if is_int8 else None)
         if progress:
             progress(i + 1, len(variants))
     return exports
@@ -157,6 +158,19 @@ def export_serving(model, base_dir, *, name: str, class_names=None, eval_data=No
     return export_saved_model(model, base_dir, name=name, class_names=class_names)
 
 
+def remove_failed(table) -> list[str]:
+    """Delete the files (and sidecars) of the variants of ``table`` that failed the gate; returns the
+    paths removed. The files that passed, the report and the SavedModel stay."""
+    removed = []
+    for variant in table.gate.failed:
+        export = table.exports[variant]
+        for path in (export.path, export.sidecar_path):
+            if path and os.path.exists(path):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
 def export_all(
     model,
     out_dir,
@@ -178,13 +192,14 @@ def export_all(
     serving_name: str | None = None,
     seed: int = 0,
     progress=None,
+    calibration_record: dict | None = None,
 ) -> ExportTable:
     """Export ``model`` to every TFLite variant, verify and benchmark each, and write a report.
 
     Files: ``<out_dir>/<name>_<variant>.tflite`` with ``<name>_<variant>.json`` sidecars (which
     also record the gate result; text files also get their tokenizer files),
     ``<out_dir>/<name>_export_report.json``, and with ``serving_name`` a SavedModel under
-    ``<out_dir>/serving/<serving_name>/<version>/`` (written only when every variant passed).
+    ``<out_dir>/serving/<serving_name>/<version>/`` (written when asked, whatever the TFLite files did).
 
     Args:
         model: a single-input image ``keras.Model`` taking raw 0-255 pixels, or a tfxfer text
@@ -202,10 +217,13 @@ def export_all(
         thresholds: ``{variant: Thresholds | dict}`` overriding the gate defaults.
         benchmark: time the files side by side in LiteRT (``threads``, ``bench_runs`` runs,
             ``bench_memory``: also peak memory per file).
-        keep_failed: keep files that fail the gate (marked "FAIL") instead of deleting them and
-            raising `GateError`.
+        keep_failed: keep files that fail the gate (marked "FAIL") and return the table, instead of
+            deleting them (`remove_failed`) and raising `GateError` (the passing files stay).
         serving_name: also write a TF Serving SavedModel under this name (text: classifiers only).
         seed: seed of the int8 calibration subset.
+        calibration_record: where ``representative_data`` came from (``{"source", "split"}``), recorded
+            in the int8 sidecar with the number of images and the seed. Calibrate on training data only,
+            never on ``eval_data``.
         progress: ``progress(done, total)`` during the benchmark.
 
     Returns:
@@ -243,7 +261,8 @@ def export_all(
         pre = preflight(model)
     exports = convert_variants(model, out_dir, variants=variants, representative_data=representative_data,
                                class_names=class_names, name=name, num_calibration=num_calibration,
-                               input_type=input_type, output_type=output_type, seed=seed, run_preflight=False)
+                               input_type=input_type, output_type=output_type, seed=seed, run_preflight=False,
+                               calibration_record=calibration_record)
     paths = {v: e.path for v, e in exports.items()}
     gate = gate_variants(model, paths, eval_data=eval_data, class_names=class_names, thresholds=thresholds)
     benches = benchmark_variants(paths, threads=threads, runs=bench_runs, memory=bench_memory,
@@ -251,7 +270,7 @@ def export_all(
     rows = export_rows({v: (e.path, e.size_bytes) for v, e in exports.items()}, gate.results, benches, threads=threads)
     write_verdicts({v: e.sidecar_path for v, e in exports.items()}, gate.results)
     saved = None
-    if serving_name and gate.passed:
+    if serving_name:  # asked for: written even when a quantized file failed (it checks itself against Keras)
         saved = export_serving(model, os.path.join(os.fspath(out_dir), "serving"), name=serving_name,
                                class_names=class_names, eval_data=eval_data)
     report_path = os.path.join(os.fspath(out_dir), f"{name}_export_report.json")
@@ -259,10 +278,7 @@ def export_all(
                         report_path=report_path, saved_model=saved, kind=kind)
     atomic_write_json(report_path, table.to_dict())
     if not gate.passed and not keep_failed:
-        for variant in gate.failed:
-            for path in (exports[variant].path, exports[variant].sidecar_path):
-                if path and os.path.exists(path):
-                    os.remove(path)
+        remove_failed(table)
         raise GateError(
             f"Verification gate failed for {gate.failed}; their files were removed "
             f"(pass keep_failed=True to keep them). Report: {report_path}\n{gate.format()}",

@@ -48,7 +48,9 @@ def convert_stage(ctx, *, class_names, representative_data=None):
     try:
         exported = convert_variants(ctx.model(), ctx.path("export"), variants=cfg.export.variants,
                                     representative_data=representative_data, class_names=class_names, name=cfg.name,
-                                    num_calibration=cfg.export.num_calibration, seed=cfg.seed, progress=bar.update)
+                                    num_calibration=cfg.export.num_calibration, seed=cfg.seed, progress=bar.update,
+                                    calibration_record={"source": str(cfg.data.source), "split": "train",
+                                                        "augmented": False})
     finally:
         bar.close()
     exports = {}
@@ -75,7 +77,7 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool):
                          thresholds=gate_thresholds(cfg))
     benches = benchmark_exports(ctx, paths)
     saved = None
-    if saved_model and gate.passed:
+    if saved_model:  # written when asked even if a quantized file failed: it checks itself against Keras
         saved = export_serving(model, os.path.dirname(ctx.path("export", "serving", "x")), name=cfg.name,
                                class_names=class_names, eval_data=eval_data).path
     deliver = "int8_qat" if "int8_qat" in gate.results and gate["int8_qat"].passed else None
@@ -98,6 +100,10 @@ def benchmark_exports(ctx, paths: dict) -> dict:
         bar.close()
 
 
+#: What ships when the configured ``deliver`` file fails its gate: the first of these that passed.
+FALLBACK_ORDER = ("int8_qat", "int8", "dynamic", "float16", "float32")
+
+
 def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=None) -> dict:
     """Write each file's verdict into its sidecar, ``export/gate.json`` and ``export/table.json``;
     print the table; return the verify stage's outputs."""
@@ -116,6 +122,15 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
             console.info(f"  {v} (post-training) failed its gate; the quantization-aware int8_qat file passed "
                          "and is delivered instead")
     key = deliver or cfg.export.deliver
+    if not results[key].passed:
+        fallback = next((v for v in FALLBACK_ORDER if v in results and results[v].passed), None)
+        reason = "; ".join(results[key].failures) or "failed"
+        if fallback is None:
+            console.info(f"  {key} failed its gate ({reason}) and no other file passed: nothing delivered")
+        else:
+            console.info(f"  {key} failed its gate ({reason}); delivering {fallback}, the smallest file that "
+                         "passed (remedies: quantize.enabled: true for QAT, or tfxfer.quantize.selective_int8)")
+            key = fallback
     deliver = exports[key]["path"] if results[key].passed else None
     gate = {"passed": passed, "failed": [v for v, r in results.items() if not r.passed and v not in superseded],
             "superseded": superseded,
@@ -151,7 +166,7 @@ def run_verify(ctx):
     from tfxfer.recipes.image_stages import splits
 
     data = splits(ctx)
-    return gate_stage(ctx, eval_data=take_images(data.eval), class_names=data.class_names,
+    return gate_stage(ctx, eval_data=data.held_out_arrays(), class_names=data.class_names,
                       saved_model=ctx.cfg.export.saved_model)
 
 

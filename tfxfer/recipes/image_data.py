@@ -54,6 +54,13 @@ class ImageSplits:
     def sizes(self) -> dict:
         return {s: int(sum(c.values())) for s, c in self.summary.class_counts.items()}
 
+    def held_out_arrays(self):
+        """``(images, labels)`` of every held-out image (validation and test): the export gate's data.
+        No gradient step and no int8 calibration (training split only) saw them; the more images, the
+        narrower the gate's interval on the accuracy change."""
+        parts = [take_images(d) for d in (self.val, self.test) if d is not None]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
 
 def _subsample(x, y, limit, seed):
     if limit is None or len(y) <= limit:

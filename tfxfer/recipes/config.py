@@ -83,6 +83,10 @@ class TrainConfig:
     `tfxfer.reliability.get_strategy`; "multi_worker_mirrored" reads ``TF_CONFIG`` and each worker
     other than the chief writes to ``<run>/workers/worker-<index>``). ``deterministic`` turns on
     TensorFlow's deterministic ops and seeds every random source with ``seed``.
+    ``warmup_epochs`` None warms up over 10 % of each unfreezing stage, then decays within it.
+    ``monitor`` picks the best validation epoch of every step (``restore_best``) and decides whether
+    the unfreezing step is kept (``keep_if_better``: else the head-only model is kept and the
+    report says so).
     """
 
     batch_size: int = 32
@@ -90,8 +94,11 @@ class TrainConfig:
     epochs: int = 2
     base_lr: float = 1e-3
     unfreeze_lr_factor: float = 0.1
-    warmup_epochs: int = 1
-    layer_decay: float = 0.5
+    warmup_epochs: float | None = None
+    layer_decay: float = 0.8
+    monitor: str = "val_loss"
+    restore_best: bool = True
+    keep_if_better: bool = True
     optimizer: str = "adam"
     stages: dict[int, int] | None = None
     cached_features: bool = True

@@ -113,8 +113,21 @@ def _history_entry(history, values):
         history.setdefault(key, []).extend(float(v) for v in series)
 
 
+def finetune_selection(selection, result) -> dict | None:
+    """What each step bought, for the report: ``{"monitor", "head", "fine_tuned", "kept", ...}`` from
+    the head step's best validation score (``selection``) and ``fine_tune``'s ``result.selection``."""
+    sel = result.selection
+    if sel is None:
+        return selection
+    head = (selection or {}).get("head", sel["head"])
+    return {**(selection or {}), "monitor": sel["monitor"], "head": head, "fine_tuned": sel["fine_tuned"],
+            "fine_tuned_best_epoch": sel.get("best_epoch"), "kept": sel["kept"]}
+
+
 def run_finetune(ctx):
     import keras
+
+    from tfxfer.train.best import RestoreBest
 
     from tfxfer.recipes.training_log import LearningRateLog
     from tfxfer.train.fine_tune import fine_tune
@@ -136,7 +149,7 @@ def run_finetune(ctx):
     if class_weight:
         class_weight = {int(k): float(v) for k, v in class_weight.items()}
     lr_log = LearningRateLog()
-    history, stages, l2sp_info = {}, [], None
+    history, stages, l2sp_info, selection = {}, [], None, None
     verbose = console.keras_verbose
     val = data.val
     cached = t.cached_features and t.head_epochs > 0
@@ -146,10 +159,15 @@ def run_finetune(ctx):
         stages.append({"epoch": 0, "label": "head on cached features", "learning_rate": t.base_lr,
                        "trainable_groups": ["head"]})
         console.info(f"  head: {t.head_epochs} epochs on cached features, lr {t.base_lr:g}")
+        keeper = [RestoreBest(t.monitor, restore=t.restore_best)] if val_feats is not None else []
         h = train_head_on_features(model, feats["train_x"], feats["train_y"], val=val_feats, epochs=t.head_epochs,
                                    learning_rate=t.base_lr, batch_size=t.batch_size, class_weight=class_weight,
-                                   callbacks=[*tensorboard(ctx, "head"), lr_log], verbose=verbose, strategy=strategy)
+                                   callbacks=[*tensorboard(ctx, "head"), lr_log, *keeper], verbose=verbose,
+                                   strategy=strategy, seed=cfg.seed)
         _history_entry(history, h.history)
+        if keeper:
+            selection = {"monitor": t.monitor, "head": keeper[0].best, "head_best_epoch": keeper[0].best_epoch,
+                         "fine_tuned": None, "kept": "head"}
     head_done = t.head_epochs if cached else 0
     if t.epochs > 0 or not cached:
         sample_labels = next(iter(data.train))[1]
@@ -166,6 +184,7 @@ def run_finetune(ctx):
         result = fine_tune(model, data.train, val=val, head_epochs=0 if cached else t.head_epochs, epochs=t.epochs,
                            base_lr=t.base_lr, unfreeze_lr_factor=t.unfreeze_lr_factor,
                            stages=dict(t.stages) if t.stages else None, warmup_epochs=t.warmup_epochs,
+                           monitor=t.monitor, restore_best=t.restore_best, keep_if_better=t.keep_if_better and cached,
                            layer_decay=t.layer_decay, optimizer=t.optimizer, use_cached_features=False,
                            batch_size=t.batch_size, class_weight=class_weight, bn_policy=cfg.model.bn_policy,
                            callbacks=[*tensorboard(ctx, "finetune"), lr_log], verbose=verbose,
@@ -180,6 +199,10 @@ def run_finetune(ctx):
             stages.append({"epoch": s["epoch"] + head_done, "label": label, "learning_rate": s["learning_rate"],
                            "trainable_groups": groups, **({"l2sp": s["l2sp"]} if "l2sp" in s else {})})
         l2sp_info = result.l2sp
+        selection = finetune_selection(selection, result)
+        if selection and selection["kept"] == "head":
+            console.info(f"  fine-tuning did not beat the head-only model on {t.monitor} "
+                         f"({selection['fine_tuned']} vs {selection['head']}): kept the head-only model")
         if l2sp_info:
             console.info(f"  L2-SP: {l2sp_info['anchored']} backbone kernels anchored, mean relative drift "
                          f"{l2sp_info['mean_drift']:.4f}")
@@ -192,13 +215,14 @@ def run_finetune(ctx):
     hist_path = ctx.path("model", "history.json")
     atomic_write_json(hist_path, {"history": history, "stages": stages, "lr_steps": lr_log.steps,
                                   "head_epochs": t.head_epochs, "epochs": t.epochs, "l2sp": l2sp_info,
+                                  "selection": selection,
                                   "strategy": {"name": t.strategy,
                                                "replicas": strategy.num_replicas_in_sync if strategy else 1}})
     labels_path = ctx.path("model", "labels.json")
     atomic_write_json(labels_path, {"class_names": data.class_names, "task": cfg.task,
                                     "input_size": list(data.image_size), "channels": data.channels})
     final = {k: v[-1] for k, v in history.items() if v}
-    return {"model": ctx.rel(model_path), "final": final,
+    return {"model": ctx.rel(model_path), "final": final, "selection": selection,
             "artefacts": [ctx.rel(model_path), ctx.rel(hist_path), ctx.rel(labels_path)]}
 
 

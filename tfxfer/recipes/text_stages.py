@@ -107,8 +107,9 @@ def run_finetune(ctx):
     import os
 
     from tfxfer.backbones import layer_groups
-    from tfxfer.recipes.image_stages import tensorboard
+    from tfxfer.recipes.image_stages import finetune_selection, tensorboard
     from tfxfer.recipes.training_log import LearningRateLog
+    from tfxfer.train.best import RestoreBest
     from tfxfer.text import text_class_weights
     from tfxfer.train.fine_tune import fine_tune
     from tfxfer.train.head import train_head_on_features
@@ -118,18 +119,22 @@ def run_finetune(ctx):
     model = build(ctx, len(data.class_names))
     class_weight = text_class_weights(data.train[1], num_classes=len(data.class_names)) \
         if t.class_weight == "balanced" else None
-    lr_log, history, stages = LearningRateLog(), {}, []
+    lr_log, history, stages, selection = LearningRateLog(), {}, [], None
     if t.head_epochs:  # the head step on the sentence embeddings the features stage cached
         feats = np.load(ctx.abs(ctx.outputs["features"]["features"]))
         console.info(f"  head: {t.head_epochs} epochs on cached sentence embeddings, lr {t.base_lr:g}")
         stages.append({"epoch": 0, "label": "head on cached embeddings", "learning_rate": t.base_lr,
                        "trainable_groups": ["head"]})
         val = (feats["val_x"], feats["val_y"]) if "val_x" in feats else None
+        keeper = [RestoreBest(t.monitor, restore=t.restore_best)] if val is not None else []
         h = train_head_on_features(model, feats["train_x"], feats["train_y"], val=val, epochs=t.head_epochs,
                                    learning_rate=t.base_lr, batch_size=t.batch_size, class_weight=class_weight,
-                                   callbacks=[*tensorboard(ctx, "head"), lr_log], verbose=console.keras_verbose,
-                                   seed=ctx.cfg.seed)
+                                   callbacks=[*tensorboard(ctx, "head"), lr_log, *keeper],
+                                   verbose=console.keras_verbose, seed=ctx.cfg.seed)
         history = {k: [float(v) for v in values] for k, values in h.history.items()}
+        if keeper:
+            selection = {"monitor": t.monitor, "head": keeper[0].best, "head_best_epoch": keeper[0].best_epoch,
+                         "fine_tuned": None, "kept": "head"}
     if t.epochs:
         # one stage: the top `max(stages)` encoder groups (all of them without `stages`), from the first epoch
         top = max(dict(t.stages).values()) if t.stages else len(layer_groups(model)) - 1
@@ -140,8 +145,11 @@ def run_finetune(ctx):
         result = fine_tune(model, _pair(data.train), val=_pair(data.val) if data.val is not None else None,
                            head_epochs=0, epochs=t.epochs, base_lr=t.base_lr, unfreeze_lr_factor=t.unfreeze_lr_factor,
                            stages={0: top}, layer_decay=t.layer_decay, batch_size=t.batch_size,
+                           warmup_epochs=t.warmup_epochs, monitor=t.monitor, restore_best=t.restore_best,
+                           keep_if_better=t.keep_if_better and bool(t.head_epochs),
                            class_weight=class_weight, callbacks=[*tensorboard(ctx, "finetune"), lr_log],
                            verbose=console.keras_verbose, checkpoint_dir=checkpoints, seed=ctx.cfg.seed)
+        selection = finetune_selection(selection, result)
         if result.resumed_from:
             console.info(f"  resumed fine-tuning from {ctx.rel(result.resumed_from)}")
         for key, values in result.history.items():
@@ -150,10 +158,10 @@ def run_finetune(ctx):
             unfrozen = [g for g in s["trainable_groups"] if g != "head"]
             stages.append({"epoch": s["epoch"] + t.head_epochs, "label": f"unfreeze {', '.join(unfrozen)}",
                            "learning_rate": s["learning_rate"], "trainable_groups": s["trainable_groups"]})
-    return save_model(ctx, model, data, history, stages, lr_log)
+    return save_model(ctx, model, data, history, stages, lr_log, selection=selection)
 
 
-def save_model(ctx, model, data, history, stages, lr_log):
+def save_model(ctx, model, data, history, stages, lr_log, *, selection=None):
     import os
     import shutil
 
@@ -163,12 +171,13 @@ def save_model(ctx, model, data, history, stages, lr_log):
     shutil.rmtree(os.path.join(ctx.run_dir, "checkpoints"), ignore_errors=True)  # the model is safe now
     ctx.remember(f"model:{ctx.rel(model_path)}", model)
     hist_path = ctx.path("model", "history.json")
-    atomic_write_json(hist_path, {"history": history, "stages": stages, "lr_steps": lr_log.steps})
+    atomic_write_json(hist_path, {"history": history, "stages": stages, "lr_steps": lr_log.steps,
+                                  "selection": selection})
     labels_path = ctx.path("model", "labels.json")
     atomic_write_json(labels_path, {"class_names": data.class_names, "task": ctx.cfg.task,
                                     "sequence_length": ctx.cfg.model.sequence_length})
     return {"model": ctx.rel(model_path), "final": {k: v[-1] for k, v in history.items() if v},
-            "artefacts": [ctx.rel(model_path), ctx.rel(hist_path), ctx.rel(labels_path)]}
+            "selection": selection, "artefacts": [ctx.rel(model_path), ctx.rel(hist_path), ctx.rel(labels_path)]}
 
 
 def run_evaluate(ctx):

@@ -243,7 +243,7 @@ def fine_tune(
                                   layer_decay=layer_decay, optimizer=optimizer or plan["optimizer"],
                                   weight_decay=plan["weight_decay"] if weight_decay is None else weight_decay,
                                   callbacks=callbacks, checkpoint_dir=_phase(checkpoint_dir, "unfreeze"),
-                                  l2sp=l2sp, keep_if_better=keep_if_better and bool(head_epochs), **common)
+                                  l2sp=l2sp, keep_if_better=keep_if_better, **common)
             wall = time.perf_counter() - t0
             sel = tuned.selection or {}
             result.steps.append({"name": "unfreeze", "epochs": len(tuned.history.get("loss", [])),

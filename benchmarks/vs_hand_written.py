@@ -1,0 +1,198 @@
+"""tfxfer's defaults against a hand-written Keras / scikit-learn script: same data, split, backbone, machine, run.
+
+For every data set and training seed, the hand-written baseline (`benchmarks/hand_written.py`: the Keras
+transfer-learning guide's method with early stopping and best-epoch restore; TF-IDF and frozen-encoder logistic
+regression for text) and ``tfxfer.fine_tune`` with *default arguments* (only ``val=``, ``test=`` and ``seed=``
+given) train on the same arrays. Rows: test accuracy, wall time, what each tfxfer step bought (head-only vs
+fine-tuned validation score, which was kept). Summary: mean +- std per method and the wall-time ratio.
+
+Data (``--datasets``):
+
+* ``elpv``: ELPV solar cells, functional / defective (defect probability > 0.5), all 2,624 cells split 75/25
+  stratified (seed 0), 10 % of the training part held for validation (stratified, seed 0); EfficientNet-Lite0.
+* ``animal_mnist``, ``fashion_mnist``: the packaged splits; EfficientNet-Lite0 on gray digits-style images.
+* ``sentiment_movies``: the packaged splits; MiniLM-L6 (``all-minilm-l6-v2``), sequence length 64, against TF-IDF +
+  LR and frozen-encoder + LR.
+
+``--limit N`` keeps N training examples (stratified, seed 0; val/test keep ``N // 4``): a reduced run, labelled so
+in the JSON. The full run: ``python benchmarks/vs_hand_written.py --datasets elpv animal_mnist sentiment_movies
+fashion_mnist --seeds 0 1 2 --size 224``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _common import print_table, write_result  # noqa: E402
+
+IMAGE_SETS = ("elpv", "animal_mnist", "fashion_mnist")
+TEXT_SETS = ("sentiment_movies",)
+BACKBONE = "efficientnet_lite0"
+TEXT_ENCODER = "all-minilm-l6-v2"
+
+
+def _stratified(y, fraction, seed):
+    """Indices ``(keep, held)``: ``fraction`` of every class held out."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        held.extend(idx[:int(round(fraction * len(idx)))])
+    held = np.sort(np.array(held, dtype=int))
+    return np.setdiff1d(np.arange(len(y)), held), held
+
+
+def _limit(data, n, seed=0):
+    x, y = data
+    if n is None or len(y) <= n:
+        return data
+    keep = np.sort(_stratified(y, 1 - n / len(y), seed)[0])
+    return x[keep], y[keep]
+
+
+def load(name, *, size, limit):
+    """``{"train", "val", "test"}`` as ``(x, y)`` arrays and the number of classes."""
+    from tfxfer import data
+
+    d = data.load(name)
+    if name == "elpv":  # the issue's split: every cell, 75/25 stratified, 10 % of the training part for val
+        x = np.concatenate([d.train[0], d.val[0], d.test[0]])
+        y = np.concatenate([d.train[1], d.val[1], d.test[1]]).astype(int)
+        rest, test = _stratified(y, 0.25, 0)
+        tr, va = _stratified(y[rest], 0.10, 0)
+        splits = {"train": (x[rest][tr], y[rest][tr]), "val": (x[rest][va], y[rest][va]), "test": (x[test], y[test])}
+    else:
+        splits = {"train": d.train, "val": d.val, "test": d.test}
+    splits = {k: (np.asarray(v[0]), np.asarray(v[1]).astype(int)) for k, v in splits.items()}
+    if limit:
+        splits = {k: _limit(v, limit if k == "train" else max(50, limit // 4)) for k, v in splits.items()}
+    if name in IMAGE_SETS:
+        import tensorflow as tf
+
+        def resize(x):
+            x = x if x.ndim == 4 else x[..., None]
+            out = [tf.image.resize(tf.cast(x[i:i + 256], tf.float32), (size, size)).numpy()
+                   for i in range(0, len(x), 256)]
+            return np.clip(np.rint(np.concatenate(out)), 0, 255).astype("uint8")
+
+        splits = {k: (resize(v[0]), v[1]) for k, v in splits.items()}
+    return splits, len(d.class_names)
+
+
+def run_tfxfer_image(splits, *, num_classes, size, seed):
+    import keras
+
+    from tfxfer.models import build_model
+    from tfxfer.train.fine_tune import fine_tune
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(BACKBONE, num_classes, input_size=(size, size), weights="imagenet")
+    result = fine_tune(model, splits["train"], val=splits["val"], test=splits["test"], seed=seed, verbose=0)
+    return _tfxfer_row(result)
+
+
+def _tfxfer_row(result):
+    sel = result.selection or {}
+    return {"accuracy": result.test.get("accuracy"), "kept": sel.get("kept"), "val_head": sel.get("head"),
+            "val_finetuned": sel.get("fine_tuned"), "monitor": sel.get("monitor"),
+            "step_wall_s": {s["name"]: round(s.get("wall_s", 0.0), 1) for s in result.steps},
+            "settings": {k: v for k, v in result.settings.items() if k != "class_weight"}}
+
+
+def run_tfxfer_text(splits, *, num_classes, seed):
+    import keras
+
+    from tfxfer.text import build_text_classifier, load_encoder
+    from tfxfer.train.fine_tune import fine_tune
+
+    keras.utils.set_random_seed(seed)
+    model = build_text_classifier(load_encoder(TEXT_ENCODER, sequence_length=64, weights="pretrained"), num_classes)
+    as_text = {k: (np.asarray(v[0], dtype=object), v[1]) for k, v in splits.items()}
+    result = fine_tune(model, as_text["train"], val=as_text["val"], test=as_text["test"], seed=seed, verbose=0)
+    return _tfxfer_row(result)
+
+
+def text_baselines(splits, *, seed):
+    from hand_written import embedding_baseline, tfidf_baseline
+
+    from tfxfer.text import build_text_classifier, load_encoder
+    from tfxfer.train.head import extract_features
+
+    rows = {"tfidf_lr": tfidf_baseline(splits["train"], splits["test"], seed=seed)}
+    model = build_text_classifier(load_encoder(TEXT_ENCODER, sequence_length=64, weights="pretrained"), 2)
+
+    def embed(texts):
+        return extract_features(model, np.asarray(texts, dtype=object), batch_size=64)[0]
+
+    rows["frozen_encoder_lr"] = embedding_baseline(embed, splits["train"], splits["test"], seed=seed)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["elpv", "animal_mnist", "sentiment_movies", "fashion_mnist"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--size", type=int, default=224, help="image side in pixels (both methods)")
+    parser.add_argument("--limit", type=int, default=None, help="training examples kept per data set (reduced run)")
+    parser.add_argument("--name", default="vs_hand_written")
+    args = parser.parse_args(argv)
+    from hand_written import image_baseline
+
+    rows = []
+    for name in args.datasets:
+        splits, k = load(name, size=args.size, limit=args.limit)
+        sizes = {s: len(v[1]) for s, v in splits.items()}
+        if name in TEXT_SETS:
+            t0 = time.perf_counter()
+            for method, r in text_baselines(splits, seed=0).items():
+                rows.append({"dataset": name, "method": method, "seed": 0, "accuracy": r["accuracy"],
+                             "wall_s": time.perf_counter() - t0, "sizes": sizes})
+        for seed in args.seeds:
+            if name in IMAGE_SETS:
+                t0 = time.perf_counter()
+                hw = image_baseline(BACKBONE, splits["train"], splits["val"], splits["test"], num_classes=k,
+                                    image_size=(args.size, args.size), seed=seed)
+                rows.append({"dataset": name, "method": "hand_written", "seed": seed, "accuracy": hw["accuracy"],
+                             "val_head": hw["val_accuracy_head"], "val_finetuned": hw["val_accuracy_finetuned"],
+                             "wall_s": time.perf_counter() - t0, "sizes": sizes})
+                t0 = time.perf_counter()
+                tx = run_tfxfer_image(splits, num_classes=k, size=args.size, seed=seed)
+            else:
+                t0 = time.perf_counter()
+                tx = run_tfxfer_text(splits, num_classes=k, seed=seed)
+            rows.append({"dataset": name, "method": "tfxfer_defaults", "seed": seed,
+                         "wall_s": time.perf_counter() - t0, "sizes": sizes, **tx})
+            print_table([{c: r.get(c) for c in ("dataset", "method", "seed", "accuracy", "wall_s", "kept")}
+                         for r in rows[-2:]])
+    summary = {"command": " ".join(["python", "benchmarks/vs_hand_written.py", *(argv or sys.argv[1:])]),
+               "datasets": args.datasets, "seeds": args.seeds, "size": args.size, "limit": args.limit,
+               "reduced": bool(args.limit) or args.size != 224 or len(args.seeds) < 3,
+               "full_command": "python benchmarks/vs_hand_written.py --datasets elpv animal_mnist sentiment_movies "
+                               "fashion_mnist --seeds 0 1 2 --size 224",
+               "backbone": BACKBONE, "text_encoder": TEXT_ENCODER, "per_dataset": {}}
+    for name in args.datasets:
+        per = {}
+        for method in sorted({r["method"] for r in rows if r["dataset"] == name}):
+            acc = [r["accuracy"] for r in rows if r["dataset"] == name and r["method"] == method]
+            wall = [r["wall_s"] for r in rows if r["dataset"] == name and r["method"] == method]
+            per[method] = {"mean": float(np.mean(acc)), "std": float(np.std(acc)), "spread": float(np.ptp(acc)),
+                           "n": len(acc), "wall_s_mean": float(np.mean(wall))}
+        if "hand_written" in per and "tfxfer_defaults" in per:
+            per["wall_ratio_tfxfer_over_hand_written"] = per["tfxfer_defaults"]["wall_s_mean"] / \
+                per["hand_written"]["wall_s_mean"]
+        summary["per_dataset"][name] = per
+    print_table([{"dataset": n, "method": m, **v} for n, per in summary["per_dataset"].items()
+                 for m, v in per.items() if isinstance(v, dict)])
+    write_result(args.name, rows, summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,9 +8,15 @@
    the pretrained model, then LoRA next-token training on training articles, then the same
    perplexity again. Issue 16's target: >= 20 % lower within 15 minutes of training.
 
+4. Export (``--export``, written to ``results/causal_lm_export.json`` instead): one TFLite file per
+   variant (prefill + decode signatures, builtin ops), gated by `decoder_gate` on held-out BBC
+   validation articles (next-token top-1 agreement >= 99 %, perplexity within 2 %), with size,
+   conversion time and ms per decoded token (LiteRT, 2 threads).
+
 Sizes are arguments (written to the result); the defaults keep the run near 15 minutes.
 
     python benchmarks/causal_lm.py [--train 64] [--val 24] [--epochs 1] [--window 256] [--rank 8]
+    python benchmarks/causal_lm.py --export [--variants float16 dynamic_int8 float32] [--cache-length 128]
 """
 
 from __future__ import annotations
@@ -83,6 +89,36 @@ def adaptation(rows, summary, lm, args):
                     "target_drop": 0.20, "target_met": 1 - after / before >= 0.20 and fit.seconds <= 900})
 
 
+def export(rows, summary, args):
+    import numpy as np
+
+    from tfxfer import data
+    from tfxfer.causal_lm import load_causal_lm
+    from tfxfer.causal_lm.tflite_decoder import TFLiteDecoder, convert_decoder_tflite, decoder_gate
+
+    lm = load_causal_lm("smollm2-135m")
+    texts = [str(t) for t in data.load("bbc_news").val.x[: args.export_texts]]
+    summary["held_out"] = f"{len(texts)} BBC validation articles, first {args.cache_length} tokens each"
+    for variant in args.variants:
+        with Timer() as conversion:
+            blob = convert_decoder_tflite(lm, cache_length=args.cache_length, prefill_tokens=args.prefill,
+                                          quantization=None if variant == "float32" else variant)
+        report = decoder_gate(lm, blob, texts, variant=variant, num_threads=2)
+        decoder = TFLiteDecoder(blob, num_threads=2)
+        token = int(np.argmax(decoder.feed(lm.tokenizer.encode(texts[0])[: args.prefill])[-1]))
+        with Timer() as decode:
+            for _ in range(32):  # greedy decode steps
+                token = int(np.argmax(decoder.feed([token])[-1]))
+        result = report.to_dict()
+        result.update(ms_per_token=1000 * decode.seconds / 32, convert_seconds=conversion.seconds)
+        summary.setdefault("variants", {})[variant] = result
+        rows.append({"step": f"{variant}: {result['size_mib']:.0f} MiB, agreement {report.top1_agreement:.4f}, "
+                             f"ppl {100 * report.perplexity_change:+.2f} %, {'PASS' if report.passed else 'FAIL'}",
+                     "seconds": conversion.seconds, "value": result["ms_per_token"]})
+        print(report, flush=True)
+        write_result("causal_lm_export", rows, summary)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", type=int, default=64, help="BBC training articles")
@@ -95,7 +131,19 @@ def main(argv=None):
     parser.add_argument("--cache-dir", default=None,
                         help="where the conversion is cached; default: a fresh temporary folder, so the "
                              "cold load really converts")
+    parser.add_argument("--export", action="store_true", help="measure the TFLite decoder variants instead")
+    parser.add_argument("--variants", nargs="+", default=["float16", "dynamic_int8", "float32"])
+    parser.add_argument("--cache-length", type=int, default=128)
+    parser.add_argument("--prefill", type=int, default=16)
+    parser.add_argument("--export-texts", type=int, default=8, help="held-out articles for the gate")
     args = parser.parse_args(argv)
+    if args.export:
+        rows, summary = [], {"arguments": vars(args)}
+        export(rows, summary, args)
+        summary["peak_rss_mib"] = peak_rss_mib()
+        print_table(rows, ["step", "seconds", "value"])
+        write_result("causal_lm_export", rows, summary)
+        return
     if args.cache_dir is None:
         import tempfile
 

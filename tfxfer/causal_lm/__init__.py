@@ -10,8 +10,9 @@
   `in_context_classify` (k examples in the prompt, label words scored; zero-shot with none).
 * Adapt: `adapt_causal_lm` (raw text or (prompt, completion) pairs; LoRA by default, full
   fine-tuning optional; resumable through `tfxfer.reliability.ResumableCheckpoint`).
-* Ship (first step): `convert_decoder_tflite` (builtin ops only, explicit KV cache; decode or
-  fixed-length prefill step; float32 / dynamic int8 / float16), `TFLiteDecoder`, `decoder_agreement`.
+* Ship: `convert_decoder_tflite` (one file, builtin ops only, explicit KV cache; ``decode`` and
+  fixed-length ``prefill`` signatures over weights stored once; float32 / dynamic int8 / float16),
+  `TFLiteDecoder`, `decoder_agreement`, `decoder_gate` (next-token agreement and perplexity change).
 * Build: `LlamaConfig`, `build_language_model` (random, tiny for tests), `LanguageModel`.
 
 Example:
@@ -52,6 +53,8 @@ _EXPORTS = {
     "convert_decoder_tflite": "tfxfer.causal_lm.tflite_decoder",
     "TFLiteDecoder": "tfxfer.causal_lm.tflite_decoder",
     "decoder_agreement": "tfxfer.causal_lm.tflite_decoder",
+    "decoder_gate": "tfxfer.causal_lm.tflite_decoder",
+    "DecoderGateReport": "tfxfer.causal_lm.tflite_decoder",
     "causal_lm_batches": "tfxfer.causal_lm.adapt",
 }
 

@@ -1,42 +1,52 @@
-"""A `LanguageModel` as a TFLite decoder with builtin ops only: fixed-size steps, explicit KV cache.
+"""A `LanguageModel` as one TFLite file (builtin ops only): prefill and decode signatures, explicit KV cache.
 
-One TFLite file holds one step function ``(token_ids [1, step_tokens], cache, index) -> (logits
-[1, step_tokens, vocabulary], cache)``: it writes the new tokens' keys and values into the cache at
-``index`` and attends over the cache up to them. ``step_tokens=1`` is the decode step (a prompt can
-also be fed through it token by token); a larger ``step_tokens`` is a fixed-length prefill. The
-cache has a fixed ``cache_length`` (prompt plus generated tokens) and is passed in and out as a
-float32 ``[1, layers, 2, cache_length, kv_heads, head_dim]`` array.
+The file holds two signatures over the same weights:
 
-What was measured while building it (TF 2.21, keras-hub 0.32, tiny Llama):
+* ``decode``: ``(token_ids [1, 1], cache, index) -> (logits [1, 1, vocabulary], cache)``;
+* ``prefill``: the same with ``[1, prefill_tokens]`` ids (a fixed-length chunk of the prompt).
 
-* keras-hub's ``call_with_cache`` converts with ``TFLITE_BUILTINS`` only (ops: FULLY_CONNECTED,
-  BATCH_MATMUL, DYNAMIC_UPDATE_SLICE, GATHER, TILE, COS/SIN, SOFTMAX, RSQRT, ...);
-* converted straight from a concrete function or a SavedModel, the weights stay resource
-  variables (VAR_HANDLE / READ_VARIABLE) that LiteRT never initialises: every output is NaN. The
-  step function is therefore frozen first (variables -> constants);
-* the converter takes one frozen function only ("Converting multiple functions is under
-  development"), and a SavedModel of frozen functions fails to save (a custom-gradient capture),
-  so prefill and decode are two files (weights twice) for now.
+Each writes its tokens' keys and values into the cache at ``index`` and attends over the cache up
+to them. The cache has a fixed ``cache_length`` (prompt plus generated tokens) and travels in and
+out as a float32 ``[1, layers, 2, cache_length, kv_heads, head_dim]`` array. `TFLiteDecoder` runs a
+file (prefill chunks, then decode steps); `decoder_gate` measures a file against the Keras model
+(next-token top-1 agreement, perplexity change) and says whether it may ship.
 
-SmolLM2-135M, cache 64, 30 held-out positions, LiteRT 1 thread (2-core machine): float32 621 MiB
-(the tied embedding is stored twice), top-1 agreement 30/30, max |logit diff| 1.4e-4, 78 ms/token,
-converted in 126 s; dynamic int8 158 MiB, agreement 28/30, max diff 6.5, 58 ms/token.
+What was measured while building it (TF 2.21, keras-hub 0.32):
+
+* converted straight from the model's variables, the weights stay resource variables
+  (VAR_HANDLE / READ_VARIABLE) that LiteRT never initialises (every output NaN), so each step is
+  frozen (variables -> constants) first;
+* the converter takes several functions only through a SavedModel, and a SavedModel of the frozen
+  functions saves only without custom gradients (``experimental_custom_gradients=False``); the
+  converter then stores each weight once and both signatures point at it;
+* the output projection reuses the token embedding (tied models) once the converter is told not to
+  fold the final norm's scale into it (``_experimental_disable_fuse_mul_and_fc``); dynamic int8
+  still keeps two int8 copies (a per-tensor one for GATHER, a per-channel one for the projection).
+
+SmolLM2-135M figures: ``benchmarks/results/causal_lm_export.json`` (``benchmarks/causal_lm.py
+--export``).
 
 Example:
-    >>> from tfxfer.causal_lm.tflite_decoder import convert_decoder_tflite, decoder_agreement
-    >>> blob = convert_decoder_tflite(lm, cache_length=256)                   # doctest: +SKIP
-    >>> decoder_agreement(lm, blob, lm.tokenizer.encode("Some held-out text"))  # doctest: +SKIP
-    {'top1_agreement': 1.0, 'max_abs_diff': ...}
+    >>> from tfxfer.causal_lm.tflite_decoder import convert_decoder_tflite, decoder_gate
+    >>> blob = convert_decoder_tflite(lm, cache_length=256, quantization="float16")  # doctest: +SKIP
+    >>> decoder_gate(lm, blob, ["Some held-out text."], variant="float16").passed  # doctest: +SKIP
+    True
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import tempfile
+import time
+
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ExportError
-from tfxfer.utils.validate import check_int
+from tfxfer.utils.validate import check_float, check_int
 
 QUANTIZATIONS = (None, "dynamic_int8", "float16")
+SIGNATURES = ("decode", "prefill")
 
 
 def _cache_shape(lm, cache_length):
@@ -44,31 +54,71 @@ def _cache_shape(lm, cache_length):
     return [1, b.num_layers, 2, cache_length, b.num_key_value_heads, b.hidden_dim // b.num_query_heads]
 
 
-def decoder_step_function(lm, *, cache_length: int, step_tokens: int = 1):
-    """The frozen (constants, no variables) step function of ``lm`` for TFLite conversion."""
+def _step_body(backbone):
+    """``(token_ids, cache, index) -> (logits, cache)`` over ``backbone``'s layers; a tied output
+    projection is written as a product with the embedding table itself, so the file can store it once."""
+    import tensorflow as tf
+
+    embedding = backbone.token_embedding
+    tied = getattr(embedding, "tie_weights", True)
+
+    def body(token_ids, cache, index):
+        table = embedding.embeddings
+        x = tf.gather(table, token_ids)
+        caches = []
+        for i, layer in enumerate(backbone.transformer_layers):
+            x, layer_cache = layer(x, self_attention_cache=cache[:, i, ...], self_attention_cache_update_index=index)
+            caches.append(layer_cache)
+        x = backbone.layer_norm(x)
+        logits = tf.matmul(x, table, transpose_b=True) if tied else embedding(x, reverse=True)
+        return tf.cast(logits, tf.float32), tf.stack(caches, axis=1)
+
+    return body
+
+
+def _signature(lm, cache_length, tokens):
+    import tensorflow as tf
+
+    return [tf.TensorSpec([1, tokens], tf.int32, name="token_ids"),
+            tf.TensorSpec(_cache_shape(lm, cache_length), tf.float32, name="cache"),
+            tf.TensorSpec([], tf.int32, name="index")]
+
+
+def decoder_module(lm, *, cache_length: int, prefill_tokens: int | None = 16):
+    """A ``tf.Module`` with frozen (constants, no variables) ``decode`` and ``prefill`` functions."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     cache_length = check_int("cache_length", cache_length, low=1, high=lm.context_length)
-    step_tokens = check_int("step_tokens", step_tokens, low=1, high=cache_length)
-    model = lm.model
+    body = _step_body(lm.backbone)
+    module = tf.Module()
+    sizes = {"decode": 1}
+    if prefill_tokens is not None:
+        sizes["prefill"] = check_int("prefill_tokens", prefill_tokens, low=2, high=cache_length)
+    for name, tokens in sizes.items():
+        spec = _signature(lm, cache_length, tokens)
+        frozen = convert_variables_to_constants_v2(tf.function(body, input_signature=spec).get_concrete_function())
+        setattr(module, name, tf.function(_named_step(frozen, name), input_signature=spec))
+    return module
 
-    @tf.function(input_signature=[tf.TensorSpec([1, step_tokens], tf.int32, name="token_ids"),
-                                  tf.TensorSpec(_cache_shape(lm, cache_length), tf.float32, name="cache"),
-                                  tf.TensorSpec([], tf.int32, name="index")])
+
+def _named_step(frozen, name):
+    """A function called ``name`` (the converter names the signature after it) around ``frozen``."""
+
     def step(token_ids, cache, index):
-        logits, _, cache = model.call_with_cache(token_ids, cache, index)
-        return {"logits": tf.cast(logits, tf.float32), "cache": cache}
+        logits, cache = frozen(token_ids, cache, index)
+        return {"logits": logits, "cache": cache}
 
-    return convert_variables_to_constants_v2(step.get_concrete_function())
+    step.__name__ = name
+    return step
 
 
-def convert_decoder_tflite(lm, *, cache_length: int, step_tokens: int = 1, quantization=None) -> bytes:
-    """TFLite bytes of ``lm``'s step function (builtin ops only).
+def convert_decoder_tflite(lm, *, cache_length: int, prefill_tokens: int | None = 16, quantization=None) -> bytes:
+    """TFLite bytes of ``lm`` (builtin ops only) with a ``decode`` and a ``prefill`` signature.
 
     Args:
         cache_length: the longest sequence (prompt + generated) the file serves.
-        step_tokens: tokens per call (1: decode; more: a fixed-length prefill).
+        prefill_tokens: ids per ``prefill`` call (None: a decode-only file).
         quantization: None (float32), "dynamic_int8" (int8 weights) or "float16" (float16 weights).
 
     Raises:
@@ -78,21 +128,27 @@ def convert_decoder_tflite(lm, *, cache_length: int, step_tokens: int = 1, quant
 
     if quantization not in QUANTIZATIONS:
         raise ArgumentError("quantization", quantization, f"must be one of {QUANTIZATIONS}")
-    function = decoder_step_function(lm, cache_length=cache_length, step_tokens=step_tokens)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    try:
-        return converter.convert()
-    except Exception as e:  # the converter raises ConverterError and plain exceptions alike
-        raise ExportError(f"The decoder does not convert to TFLite with builtin ops only: {e}") from e
+    module = decoder_module(lm, cache_length=cache_length, prefill_tokens=prefill_tokens)
+    names = [n for n in SIGNATURES if hasattr(module, n)]
+    with tempfile.TemporaryDirectory(prefix="tfxfer-decoder-") as root:
+        path = os.path.join(root, "saved_model")
+        tf.saved_model.save(module, path, signatures={n: getattr(module, n).get_concrete_function() for n in names},
+                            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+        converter = tf.lite.TFLiteConverter.from_saved_model(path, signature_keys=names)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter._experimental_disable_fuse_mul_and_fc = True  # keep the tied projection == the embedding
+        if quantization is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        try:
+            return converter.convert()
+        except Exception as e:  # the converter raises ConverterError and plain exceptions alike
+            raise ExportError(f"The decoder does not convert to TFLite with builtin ops only: {e}") from e
 
 
 class TFLiteDecoder:
-    """Runs a `convert_decoder_tflite` file in LiteRT: ``reset()``, then ``step(ids) -> logits``."""
+    """Runs a `convert_decoder_tflite` file in LiteRT: ``reset()``, then ``feed(ids) -> logits``."""
 
     def __init__(self, model_content: bytes, *, num_threads: int | None = None):
         try:
@@ -100,14 +156,15 @@ class TFLiteDecoder:
         except ImportError:  # pragma: no cover - a declared dependency
             from tensorflow.lite.python.interpreter import Interpreter
         self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
-        self._interpreter.allocate_tensors()
-        inputs = self._interpreter.get_input_details()
-        self._inputs = {key: next(d for d in inputs if key in d["name"]) for key in ("token_ids", "cache", "index")}
-        self.step_tokens = int(self._inputs["token_ids"]["shape"][1])
-        self.cache_shape = tuple(int(d) for d in self._inputs["cache"]["shape"])
-        outputs = self._interpreter.get_output_details()
-        self._cache_out = next(d for d in outputs if len(d["shape"]) == 6)
-        self._logits_out = next(d for d in outputs if len(d["shape"]) == 3)
+        signatures = self._interpreter.get_signature_list()
+        if "decode" not in signatures:
+            raise ArgumentError("model_content", f"{len(model_content)} bytes",
+                                f"must hold a 'decode' signature (has {sorted(signatures)})")
+        self._runners = {name: self._interpreter.get_signature_runner(name) for name in signatures}
+        details = self._runners["decode"].get_input_details()
+        self.cache_shape = tuple(int(d) for d in details["cache"]["shape"])
+        self.prefill_tokens = (int(self._runners["prefill"].get_input_details()["token_ids"]["shape"][1])
+                               if "prefill" in self._runners else None)
         self.reset()
 
     @property
@@ -119,42 +176,142 @@ class TFLiteDecoder:
         self._cache = np.zeros(self.cache_shape, dtype=np.float32)
         self.position = 0
 
-    def step(self, token_ids) -> np.ndarray:
-        """Feed ``step_tokens`` ids; return their next-token logits ``(step_tokens, vocabulary)``."""
-        ids = np.asarray(token_ids, dtype=np.int32).reshape(1, -1)
-        if ids.shape[1] != self.step_tokens:
-            raise ArgumentError("token_ids", token_ids, f"must hold exactly {self.step_tokens} ids")
-        if self.position + self.step_tokens > self.cache_length:
-            raise ArgumentError("token_ids", token_ids,
+    def _run(self, name, ids):
+        out = self._runners[name](token_ids=np.asarray([ids], dtype=np.int32), cache=self._cache,
+                                  index=np.asarray(self.position, dtype=np.int32))
+        self._cache = out["cache"]
+        self.position += len(ids)
+        return out["logits"][0]
+
+    def feed(self, token_ids) -> np.ndarray:
+        """Feed ids (prefill chunks while whole chunks remain, then decode steps); return their
+        next-token logits ``(len(token_ids), vocabulary)``."""
+        ids = [int(i) for i in np.asarray(token_ids).reshape(-1)]
+        if not ids:
+            raise ArgumentError("token_ids", token_ids, "must hold at least one id")
+        if self.position + len(ids) > self.cache_length:
+            raise ArgumentError("token_ids", f"{len(ids)} ids",
                                 f"would pass the cache length {self.cache_length} (at {self.position})")
-        it = self._interpreter
-        it.set_tensor(self._inputs["token_ids"]["index"], ids)
-        it.set_tensor(self._inputs["cache"]["index"], self._cache)
-        it.set_tensor(self._inputs["index"]["index"], np.asarray(self.position, dtype=np.int32))
-        it.invoke()
-        self._cache = it.get_tensor(self._cache_out["index"])
-        self.position += self.step_tokens
-        return it.get_tensor(self._logits_out["index"])[0]
+        chunk, out, i = self.prefill_tokens, [], 0
+        while chunk and len(ids) - i >= chunk:
+            out.append(self._run("prefill", ids[i: i + chunk]))
+            i += chunk
+        out.extend(self._run("decode", [t]) for t in ids[i:])
+        return np.concatenate(out)
+
+
+def _log_likelihood(logits, ids):
+    logits = logits[:-1].astype(np.float64)
+    top = logits.max(-1, keepdims=True)
+    log_probs = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+    return log_probs[np.arange(len(ids) - 1), ids[1:]]
+
+
+def _keras_logits(lm, ids):
+    x = np.asarray([ids], dtype=np.int32)
+    return np.asarray(lm.model({"token_ids": x, "padding_mask": np.ones_like(x, bool)}, training=False),
+                      dtype=np.float32)[0]
 
 
 def decoder_agreement(lm, model_content: bytes, token_ids) -> dict:
-    """Feed ``token_ids`` one step at a time through the TFLite decoder and compare every position's
-    next-token logits with the Keras model on the whole sequence.
+    """Feed ``token_ids`` through the TFLite file and compare every position's next-token logits
+    with the Keras model on the whole sequence.
 
-    Returns ``top1_agreement`` (fraction of positions with the same most likely next token) and
-    ``max_abs_diff`` (largest logit difference).
+    Returns ``top1_agreement`` (fraction of positions with the same most likely next token),
+    ``max_abs_diff`` (largest logit difference) and ``positions``.
     """
     decoder = TFLiteDecoder(model_content)
     ids = [int(i) for i in token_ids]
-    usable = len(ids) - len(ids) % decoder.step_tokens
-    if usable == 0 or usable > decoder.cache_length:
-        raise ArgumentError("token_ids", token_ids, f"must hold between {decoder.step_tokens} and "
-                            f"{decoder.cache_length} ids (multiples of {decoder.step_tokens} are used)")
-    ids = ids[:usable]
-    got = np.concatenate([decoder.step(ids[i: i + decoder.step_tokens])
-                          for i in range(0, usable, decoder.step_tokens)])
-    x = np.asarray([ids], dtype=np.int32)
-    expected = np.asarray(lm.model({"token_ids": x, "padding_mask": np.ones_like(x, bool)}, training=False),
-                          dtype=np.float32)[0]
+    got = decoder.feed(ids)
+    expected = _keras_logits(lm, ids)
     return {"top1_agreement": float(np.mean(got.argmax(-1) == expected.argmax(-1))),
-            "max_abs_diff": float(np.max(np.abs(got - expected))), "positions": usable}
+            "max_abs_diff": float(np.max(np.abs(got - expected))), "positions": len(ids)}
+
+
+@dataclasses.dataclass
+class DecoderGateReport:
+    """`decoder_gate`'s measurements of one file and its verdict."""
+
+    variant: str
+    passed: bool
+    failures: list
+    positions: int
+    top1_agreement: float
+    max_abs_diff: float
+    perplexity_keras: float
+    perplexity_tflite: float
+    perplexity_change: float
+    size_mib: float
+    ms_per_token: float
+    thresholds: dict
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def format(self) -> str:
+        lines = [f"{self.variant}: {'PASS' if self.passed else 'FAIL'}  top-1 agreement {self.top1_agreement:.4f} "
+                 f"on {self.positions} positions, perplexity {self.perplexity_keras:.3f} -> "
+                 f"{self.perplexity_tflite:.3f} ({100 * self.perplexity_change:+.2f} %), max |logit diff| "
+                 f"{self.max_abs_diff:.3g}, {self.size_mib:.1f} MiB, {self.ms_per_token:.1f} ms/token (decode)"]
+        lines += [f"  {self.variant}: {failure}" for failure in self.failures]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def decoder_gate(lm, model_content: bytes, texts, *, variant: str = "", min_top1_agreement: float | None = None,
+                 max_perplexity_change: float = 0.02, num_threads: int | None = None) -> DecoderGateReport:
+    """Measure a decoder file against ``lm`` on held-out ``texts`` and apply the limits.
+
+    Each text is tokenized (cut to the file's cache length) and fed through the file from an empty
+    cache; every position's next-token argmax is compared with the Keras model's, and both models'
+    perplexities are computed from their own logits.
+
+    Args:
+        texts: held-out strings (or lists of token ids).
+        variant: a name for the report ("float32", "float16", "dynamic_int8").
+        min_top1_agreement: fraction of positions (0-1); default the export gate's dynamic-range
+            limit (`tfxfer.export.gate.DEFAULT_THRESHOLDS`, 0.99).
+        max_perplexity_change: largest relative perplexity change (0.02 = 2 %).
+    """
+    from tfxfer.export.gate import DEFAULT_THRESHOLDS
+
+    if min_top1_agreement is None:
+        min_top1_agreement = DEFAULT_THRESHOLDS["dynamic"].min_top1_agreement
+    min_top1_agreement = check_float("min_top1_agreement", min_top1_agreement, low=0.0, high=1.0)
+    max_perplexity_change = check_float("max_perplexity_change", max_perplexity_change, low=0.0)
+    if isinstance(texts, str) or not len(texts):
+        raise ArgumentError("texts", texts, "must be a non-empty list of held-out strings")
+    decoder = TFLiteDecoder(model_content, num_threads=num_threads)
+    agree, positions, max_diff, ll_keras, ll_tflite, decode_seconds, decode_steps = 0, 0, 0.0, [], [], 0.0, 0
+    for text in texts:
+        ids = lm.tokenizer.encode(text) if isinstance(text, str) else [int(i) for i in text]
+        ids = ids[: decoder.cache_length]
+        if len(ids) < 2:
+            raise ArgumentError("texts", text, "must hold at least 2 tokens each")
+        decoder.reset()
+        got = decoder.feed(ids[:-1])
+        start = time.perf_counter()
+        got = np.concatenate([got, decoder.feed(ids[-1:])])
+        decode_seconds, decode_steps = decode_seconds + time.perf_counter() - start, decode_steps + 1
+        expected = _keras_logits(lm, ids)
+        agree += int(np.sum(got.argmax(-1) == expected.argmax(-1)))
+        positions += len(ids)
+        max_diff = max(max_diff, float(np.max(np.abs(got - expected))))
+        ll_keras.append(_log_likelihood(expected, ids))
+        ll_tflite.append(_log_likelihood(got, ids))
+    ppl_keras = float(np.exp(-np.concatenate(ll_keras).mean()))
+    ppl_tflite = float(np.exp(-np.concatenate(ll_tflite).mean()))
+    change = ppl_tflite / ppl_keras - 1.0
+    agreement = agree / positions
+    failures = []
+    if agreement < min_top1_agreement:
+        failures.append(f"top-1 agreement {agreement:.4f} < {min_top1_agreement}")
+    if abs(change) > max_perplexity_change:
+        failures.append(f"perplexity change {100 * change:+.2f} % beyond +/-{100 * max_perplexity_change:.1f} %")
+    return DecoderGateReport(
+        variant=variant, passed=not failures, failures=failures, positions=positions, top1_agreement=agreement,
+        max_abs_diff=max_diff, perplexity_keras=ppl_keras, perplexity_tflite=ppl_tflite, perplexity_change=change,
+        size_mib=len(model_content) / 2**20, ms_per_token=1000 * decode_seconds / decode_steps,
+        thresholds={"min_top1_agreement": min_top1_agreement, "max_perplexity_change": max_perplexity_change})

@@ -322,3 +322,18 @@ def test_conll_tokens_holding_line_separators_keep_their_tags(tmp_path):
     assert not data.summary.skipped
     tokens = sorted(tuple(x) for x in data.train.x)
     assert len(tokens) == 6 and ("a\u2028b", "c\x85d") in tokens
+
+
+def test_image_tables_keep_every_row_and_start_line_numbers(tmp_path):
+    root = two_classes(str(tmp_path / "d"))
+    rows = ["path\tlabel"] + [f"{c}/{i}.png\t{c}" for c in ("cat", "dog") for i in range(3)]
+    rows.insert(2, '"cat/missing.png\tcat')  # a stray quote: must not swallow the rows after it
+    (tmp_path / "d" / "t.tsv").write_text("\n".join(rows))
+    data = image_dataset_from_csv(tmp_path / "d" / "t.tsv", image_size=8, delimiter="\t")
+    assert data.summary.used == 6 and reasons(data) == {'"cat/missing.png': "missing_file"}
+    assert data.summary.skipped[0]["detail"] == "line 3"
+    long_name = "x" * (200 << 10)
+    (tmp_path / "d" / "t.csv").write_text("\n".join(
+        ["path,label"] + [f"{c}/{i}.png,{c}" for c in ("cat", "dog") for i in range(3)] + [f"{long_name},cat"]))
+    data = image_dataset_from_csv(tmp_path / "d" / "t.csv", image_size=8)  # a 200 KiB cell: no csv.Error
+    assert data.summary.used == 6 and len(data.summary.skipped) == 1

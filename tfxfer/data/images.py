@@ -37,7 +37,9 @@ import numpy as np
 from tfxfer.data.build import SPLIT_ALIASES, build_image_data, resolve_image_size
 from tfxfer.data.result import ImageData
 from tfxfer.data.scan import skip_reason_for_name
-from tfxfer.data.tables import allow_long_fields
+from tfxfer.data.scan import read_regular_file
+from tfxfer.data.tables import table_records
+from tfxfer.data.text import MAX_TABLE_BYTES
 from tfxfer.errors import ArgumentError, DataError, bounded_repr
 
 _IGNORED_DIRS = ("__MACOSX",)
@@ -355,29 +357,35 @@ def image_dataset_from_csv(
     label_mode = "multi_hot" if multi else (label_mode or "int")
     root = os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(csv_path))
     root_real = os.path.realpath(root)
-    allow_long_fields()
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f, delimiter=delimiter)
-            columns = reader.fieldnames or []
-            for col in (path_column, label_column, split_column):
-                if col is not None and col not in columns:
-                    raise DataError(f"Column {col!r} not found in {csv_path}; columns are {columns}")
-            rows = list(reader)
+        raw = read_regular_file(csv_path, max_bytes=MAX_TABLE_BYTES)
+    except DataError as exc:
+        raise DataError(f"`csv_path`: {exc}") from None
+    try:
+        content = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{csv_path} is not valid utf-8 text (byte {exc.start}): is it really a CSV "
                         "table? Save it as UTF-8") from None
+    content = content[1:] if content.startswith("\ufeff") else content
+    records = table_records(content, delimiter=delimiter, tsv=delimiter == "\t")
+    try:
+        first = next(records, None)
+        columns = first[1] if first else []
+        for col in (path_column, label_column, split_column):
+            if col is not None and col not in columns:
+                raise DataError(f"Column {col!r} not found in {csv_path}; columns are {bounded_repr(columns)}")
+        rows = [(line, dict(zip(columns, cells))) for line, cells in records if cells]
     except csv.Error as exc:
         raise DataError(f"{csv_path} is not a readable CSV table: {exc}") from None
     skipped, parsed = [], []
-    for line_no, row in enumerate(rows, start=2):
+    for line_no, row in rows:
         path = (row.get(path_column) or "").strip()
         raw = (row.get(label_column) or "").strip()
         split = None
         if split_column is not None:
             value = (row.get(split_column) or "").strip().lower()
             if value not in SPLIT_ALIASES:
-                raise DataError(f"{csv_path} line {line_no}: split {value!r} is not one of "
+                raise DataError(f"{csv_path} line {line_no}: split {bounded_repr(value)} is not one of "
                                 f"{sorted(SPLIT_ALIASES)}")
             split = SPLIT_ALIASES[value]
         names = [t.strip() for t in raw.split(label_separator)] if multi else [raw]

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import sys
 
 
@@ -39,3 +40,29 @@ def csv_rows(stream, *, delimiter: str, quoting: int = csv.QUOTE_MINIMAL):
     for row in reader:
         yield start, row
         start = reader.line_num + 1
+
+
+def unwrap_quoted(field: str) -> str:
+    """A TSV field written as ``"..."`` (quotes doubled inside) -> its content; others as they are."""
+    if len(field) >= 2 and field[0] == field[-1] == '"' and '"' not in field[1:-1].replace('""', ""):
+        return field[1:-1].replace('""', '"')
+    return field
+
+
+def table_records(content: str, *, delimiter: str, tsv: bool):
+    """``(line, row)`` records of a CSV/TSV text (quoted fields may span lines).
+
+    In a TSV table a quoted "field" that holds both a line break and a tab is a stray quote that
+    swallowed the rows after it (``"great\tpos`` on one line): those lines are read again one by
+    one, without quoting, so no row is lost.
+    """
+    lines = io.StringIO(content, newline="").readlines()
+    records = csv_rows(io.StringIO(content, newline=""), delimiter=delimiter)
+    for line_no, row in records:
+        if tsv and any(("\n" in f or "\r" in f) and delimiter in f for f in row):
+            end = line_no + sum(f.count("\n") + f.count("\r") - f.count("\r\n") for f in row)
+            for offset, physical in enumerate(lines[line_no - 1:end]):
+                text = physical.rstrip("\r\n")
+                yield line_no + offset, [unwrap_quoted(f) for f in text.split(delimiter)] if text else []
+            continue
+        yield line_no, row

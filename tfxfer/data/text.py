@@ -42,7 +42,7 @@ from tfxfer.data.hygiene import (
     report_label_problems,
 )
 from tfxfer.data.splits import Split, check_fractions, stratified_split
-from tfxfer.data.tables import csv_rows
+from tfxfer.data.tables import table_records
 from tfxfer.errors import ArgumentError, DataError, bounded_repr
 from tfxfer.utils.validate import check_int
 
@@ -121,13 +121,6 @@ def read_text_file(path, encoding="utf-8") -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def _unwrap(field: str) -> str:
-    """A TSV field written as ``"..."`` (quotes doubled inside) -> its content; others as they are."""
-    if len(field) >= 2 and field[0] == field[-1] == '"' and '"' not in field[1:-1].replace('""', ""):
-        return field[1:-1].replace('""', '"')
-    return field
-
-
 def _rows(path, fmt, text_column, label_column, delimiter, encoding):
     """Yield (line_no, text, raw_label) or (line_no, None, error) for unparseable rows.
 
@@ -153,7 +146,7 @@ def _rows(path, fmt, text_column, label_column, delimiter, encoding):
                 continue
             yield line_no, obj[text_column], obj.get(label_column, _MISSING)
         return
-    rows = _table_records(content, delimiter, tsv=fmt == "tsv")
+    rows = table_records(content, delimiter=delimiter, tsv=fmt == "tsv")
     try:
         first = next(rows, None)
         if first is None:
@@ -176,25 +169,6 @@ def _rows(path, fmt, text_column, label_column, delimiter, encoding):
             yield line_no, row[ti], row[li]
     except csv.Error as exc:
         raise DataError(f"{path} is not a readable {fmt.upper()} table: {exc}") from None
-
-
-def _table_records(content: str, delimiter: str, *, tsv: bool):
-    """``(line, row)`` records of a CSV/TSV text (quoted fields may span lines).
-
-    In a TSV table a quoted "field" that holds both a line break and a tab is a stray quote that
-    swallowed the rows after it (``"great\tpos`` on one line): those lines are read again one by
-    one, without quoting, so no row is lost.
-    """
-    lines = io.StringIO(content, newline="").readlines()
-    records = csv_rows(io.StringIO(content, newline=""), delimiter=delimiter)
-    for line_no, row in records:
-        if tsv and any(("\n" in f or "\r" in f) and delimiter in f for f in row):
-            end = line_no + sum(f.count("\n") + f.count("\r") - f.count("\r\n") for f in row)
-            for offset, physical in enumerate(lines[line_no - 1:end]):
-                text = physical.rstrip("\r\n")
-                yield line_no + offset, [_unwrap(f) for f in text.split(delimiter)] if text else []
-            continue
-        yield line_no, row
 
 
 _MISSING = object()
@@ -331,6 +305,8 @@ def load_texts(
     raw_labels = [lab if isinstance(lab, tuple) or not multi else (lab,) for lab in raw_labels]
     found = {n for lab in raw_labels for n in (lab if multi else (lab,))}
     names = list(class_names) if class_names is not None else _sort_names(found)
+    if not names:
+        raise DataError(f"No row of {path} has a label (every label list is empty): nothing to learn")
     unknown = sorted(found - set(names))
     if unknown:
         raise DataError(f"Labels {unknown} in {path} are not in class_names {names}")

@@ -7,9 +7,15 @@ written by ``tfxfer.export``) to the device, then:
     pip install numpy pillow ai-edge-litert     # or tflite-runtime on older Raspberry Pi OS
     python3 litert_runner.py model_int8.tflite photo.jpg --top-k 3 --threads 2
 
-Preprocessing is inside the model: the runner only resizes the image to the model's input size
-(bilinear) and feeds raw 0-255 pixels, quantized to the input's scale / zero point when the model
-takes uint8 or int8. It prints the top-k classes for each image and the inference time
+Preprocessing is inside the model: the runner decodes the image to RGB (16-bit samples to 8-bit,
+palette and alpha images to RGB, a GIF's first frame), converts it to grayscale for grayscale
+models, resizes it exactly as training did (bilinear, half-pixel centres, no antialiasing: numpy,
+pixel for pixel what ``tfxfer.data.decode`` does) and feeds raw 0-255 pixels, quantized to the
+input's scale / zero point when the model takes uint8 or int8.
+
+Labels come from ``--labels``, else the sidecar, else the metadata tfxfer embeds inside the .tflite
+file. The sidecar must belong to the file (its sha256); a file whose sidecar says it failed its
+verification gate is refused unless ``--allow-failed``. It prints the top-k classes for each image and the inference time
 (median of ``--repeat`` timed runs after one warm-up run). ``--json`` prints one JSON document, the
 same schema as ``tfxfer predict --json`` (``tfxfer/1``, documented in ``tfxfer/cli/json_output.py``):
 
@@ -67,12 +73,90 @@ def sidecar_path(model_path: str) -> str:
     return (stem if ext == ".tflite" else model_path) + ".json"
 
 
+METADATA_NAME = "tfxfer_metadata"  # tfxfer/export/flatbuffer.py
+
+
+def read_embedded_metadata(model_path: str) -> dict:
+    """The JSON tfxfer embeds in the .tflite flatbuffer (``Model.metadata`` entry "tfxfer_metadata"),
+    read with the standard library; {} if there is none."""
+    import struct
+
+    with open(model_path, "rb") as f:
+        buf = f.read()
+    try:
+        def u32(offset):
+            return struct.unpack_from("<I", buf, offset)[0]
+
+        def field(table, index):  # absolute offset of a table's field, or None
+            vtable = table - struct.unpack_from("<i", buf, table)[0]
+            slot = 4 + 2 * index
+            if slot >= struct.unpack_from("<H", buf, vtable)[0]:
+                return None
+            offset = struct.unpack_from("<H", buf, vtable + slot)[0]
+            return table + offset if offset else None
+
+        def vector(offset):
+            start = offset + u32(offset)
+            return start + 4, u32(start)
+
+        root = u32(0)
+        metadata, buffers = field(root, 6), field(root, 4)  # Model.metadata, Model.buffers
+        if metadata is None or buffers is None:
+            return {}
+        start, count = vector(metadata)
+        for i in range(count):
+            entry = start + 4 * i + u32(start + 4 * i)
+            name_at = field(entry, 0)
+            name_start, name_len = vector(name_at)
+            if buf[name_start: name_start + name_len].decode("utf-8") != METADATA_NAME:
+                continue
+            buffer_index = u32(field(entry, 1))
+            b_start, _ = vector(buffers)
+            table = b_start + 4 * buffer_index + u32(b_start + 4 * buffer_index)
+            data_at = field(table, 0)
+            if data_at is None:
+                return {}
+            d_start, d_len = vector(data_at)
+            return json.loads(buf[d_start: d_start + d_len].decode("utf-8"))
+    except (struct.error, UnicodeDecodeError, ValueError):
+        return {}
+    return {}
+
+
+def check_sidecar(model_path: str, sidecar: dict, *, allow_failed: bool = False) -> None:
+    """Refuse a sidecar that belongs to another file (sha256) and a file that failed its gate."""
+    import hashlib
+
+    if not sidecar:
+        return
+    expected = sidecar.get("sha256")
+    if expected:
+        with open(model_path, "rb") as f:
+            actual = hashlib.sha256(f.read()).hexdigest()
+        if actual != expected:
+            sys.exit(f"{sidecar_path(model_path)} belongs to another file (sha256 {expected[:12]}..., "
+                     f"this file {actual[:12]}...): copy the sidecar exported with this file, or remove it")
+    gate = sidecar.get("gate")
+    if isinstance(gate, dict) and gate.get("passed") is False and not allow_failed:
+        reasons = "; ".join(str(r) for r in gate.get("failures") or []) or "see the export report"
+        sys.exit(f"{model_path} failed its verification gate ({reasons}); it may not behave like the model "
+                 "it was exported from. Pass --allow-failed to run it anyway")
+
+
 def load_labels(model_path: str, labels_path: str | None, num_classes: int) -> list[str]:
-    """Class names from ``--labels`` (sidecar JSON or one name per line), else the sidecar."""
+    """Class names from ``--labels`` (sidecar JSON or one name per line), else the sidecar, else the
+    metadata embedded in the file; index numbers (with a warning) if none names them."""
     path = labels_path or sidecar_path(model_path)
     if not os.path.exists(path):
         if labels_path:
             sys.exit(f"Labels file not found: {labels_path}")
+        names = read_embedded_metadata(model_path).get("class_names")
+        if names:
+            if len(names) != num_classes:
+                sys.exit(f"{model_path} embeds {len(names)} labels but the model has {num_classes} outputs")
+            return [str(n) for n in names]
+        print(f"warning: no labels for {model_path} (no sidecar, none embedded, no --labels): "
+              "classes are shown as index numbers", file=sys.stderr)
         return [str(i) for i in range(num_classes)]
     with open(path, encoding="utf-8") as f:
         text = f.read()
@@ -87,18 +171,55 @@ def load_labels(model_path: str, labels_path: str | None, num_classes: int) -> l
     return [str(n) for n in names]
 
 
-def load_image(path: str, height: int, width: int, channels: int) -> np.ndarray:
-    """``(1, height, width, channels)`` float32 raw pixels, resized bilinearly if needed."""
+GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)  # tfxfer/data/decode.py
+
+
+def decode_rgb(path: str) -> np.ndarray:
+    """uint8 ``(h, w, 3)``: the first frame, 16-bit samples reduced to 8 bits (high byte), palette /
+    gray / alpha / CMYK images converted to RGB (alpha dropped), as ``tf.io.decode_image(channels=3)``."""
     from PIL import Image
 
     with Image.open(path) as image:
-        image = image.convert("RGB" if channels == 3 else "L")
-        if image.size != (width, height):
-            image = image.resize((width, height), Image.BILINEAR)
-        pixels = np.asarray(image, dtype=np.float32)
+        image.seek(0)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit gray: Pillow would clip to white
+            values = np.asarray(image).astype(np.int64)
+            gray = np.clip(values >> 8, 0, 255).astype(np.uint8)
+            return np.repeat(gray[..., None], 3, axis=-1)
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def resize_bilinear(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``tf.image.resize(method="bilinear", antialias=False)`` in numpy: half-pixel centres, float32."""
+    in_h, in_w = pixels.shape[:2]
+    if (in_h, in_w) == (height, width):
+        return pixels.astype(np.float32)
+
+    def axis(out_size, in_size):
+        scale = np.float32(in_size) / np.float32(out_size)
+        src = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+        floor = np.floor(src)
+        lower = np.clip(floor, 0, in_size - 1).astype(np.int64)
+        upper = np.clip(np.ceil(src), 0, in_size - 1).astype(np.int64)
+        return lower, upper, (src - floor).astype(np.float32)
+
+    y0, y1, ly = axis(height, in_h)
+    x0, x1, lx = axis(width, in_w)
+    image = pixels.astype(np.float32)
+    lx = lx[None, :, None]
+    top = image[y0][:, x0] + (image[y0][:, x1] - image[y0][:, x0]) * lx
+    bottom = image[y1][:, x0] + (image[y1][:, x1] - image[y1][:, x0]) * lx
+    return top + (bottom - top) * ly[:, None, None]
+
+
+def load_image(path: str, height: int, width: int, channels: int) -> np.ndarray:
+    """``(1, height, width, channels)`` float32 raw pixels, decoded and resized as tfxfer.data.decode does."""
+    rgb = decode_rgb(path)
     if channels == 1:
-        pixels = pixels[..., None]
-    return pixels[None]
+        pixels = np.round(rgb.astype(np.float32) @ GRAY_WEIGHTS)[..., None]
+    else:
+        pixels = rgb.astype(np.float32)
+    resized = resize_bilinear(pixels, height, width)
+    return np.clip(np.round(resized), 0.0, 255.0).astype(np.float32)[None]
 
 
 def to_input(pixels: np.ndarray, detail: dict) -> np.ndarray:
@@ -122,7 +243,9 @@ def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
 class Classifier:
     """A loaded .tflite classifier: ``classify(image_path)`` -> (probabilities, milliseconds)."""
 
-    def __init__(self, model_path: str, *, threads: int = 1, labels_path: str | None = None):
+    def __init__(self, model_path: str, *, threads: int = 1, labels_path: str | None = None,
+                 allow_failed: bool = False):
+        check_sidecar(model_path, read_sidecar(model_path), allow_failed=allow_failed)
         interpreter_class = load_interpreter_class()
         self.interpreter = interpreter_class(model_path=model_path, num_threads=threads)
         self.input = self.interpreter.get_input_details()[0]
@@ -181,8 +304,10 @@ def load_tokenizer(model_path: str, sidecar: dict):
 class TextClassifier:
     """A loaded text .tflite: ``classify(text)`` -> (probabilities, milliseconds) from a raw string."""
 
-    def __init__(self, model_path: str, *, threads: int = 1, labels_path: str | None = None):
+    def __init__(self, model_path: str, *, threads: int = 1, labels_path: str | None = None,
+                 allow_failed: bool = False):
         self.sidecar = read_sidecar(model_path)
+        check_sidecar(model_path, self.sidecar, allow_failed=allow_failed)
         self.tokenizer = load_tokenizer(model_path, self.sidecar)
         self.length = int(self.sidecar["sequence_length"])
         self.interpreter = load_interpreter_class()(model_path=model_path, num_threads=threads)
@@ -218,7 +343,8 @@ class TextClassifier:
 
 
 def run_text(args) -> int:
-    classifier = TextClassifier(args.model, threads=args.threads, labels_path=args.labels)
+    classifier = TextClassifier(args.model, threads=args.threads, labels_path=args.labels,
+                                allow_failed=args.allow_failed)
     results = []
     for text in args.inputs:
         probabilities, ms = classifier.classify(text, repeat=args.repeat)
@@ -251,13 +377,16 @@ def run(argv) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=10, help="timed runs per image (median reported)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--allow-failed", action="store_true",
+                        help="run a file whose sidecar says it failed its verification gate")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.model):
         parser.error(f"model file not found: {args.model}")
     if read_sidecar(args.model).get("format") == TEXT_FORMAT:
         return run_text(args)
 
-    classifier = Classifier(args.model, threads=args.threads, labels_path=args.labels)
+    classifier = Classifier(args.model, threads=args.threads, labels_path=args.labels,
+                            allow_failed=args.allow_failed)
     results = []
     for path in args.inputs:
         try:

@@ -120,3 +120,55 @@ def detect_variant(model) -> str:
     if types.get("INT8", 0) > types.get("FLOAT32", 0) or "QUANTIZE" in ops:
         return "int8"
     return "dynamic"
+
+
+#: Name of the metadata entry tfxfer embeds in every image .tflite file (JSON: labels, input description).
+METADATA_NAME = "tfxfer_metadata"
+
+
+def embed_metadata(model, data: bytes, *, name: str = METADATA_NAME) -> bytes:
+    """The .tflite bytes of ``model`` with ``data`` stored as the metadata entry ``name`` (a buffer of
+    the flatbuffer's ``Model.metadata`` list, which interpreters ignore); an entry of that name is
+    replaced. `read_metadata` (and the TensorFlow-free device runner) read it back.
+
+    Example:
+        >>> import keras
+        >>> from tfxfer.export import convert_tflite
+        >>> model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.GlobalAveragePooling2D(),
+        ...                           keras.layers.Dense(2, activation="softmax")])
+        >>> content = embed_metadata(convert_tflite(model, variant="float32"), b'{"class_names": ["a", "b"]}')
+        >>> read_metadata(content)[METADATA_NAME]
+        b'{"class_names": ["a", "b"]}'
+    """
+    import flatbuffers
+    import numpy as np
+
+    schema = _schema()
+    root = schema.ModelT.InitFromPackedBuf(bytearray(_content(model)), 0)
+    root.buffers = root.buffers or []
+    root.metadata = [m for m in (root.metadata or []) if _text(m.name) != name]
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(bytes(data), dtype=np.uint8)
+    root.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(root.buffers) - 1
+    root.metadata.append(entry)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(root.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def read_metadata(model) -> dict[str, bytes]:
+    """``{name: bytes}`` of the metadata entries of a .tflite file (bytes or path)."""
+    root = _root(_content(model))
+    out = {}
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        buffer = root.Buffers(entry.Buffer())
+        out[_text(entry.Name())] = bytes(buffer.DataAsNumpy()) if buffer.DataLength() else b""
+    return out

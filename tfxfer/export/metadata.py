@@ -20,6 +20,8 @@ from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 
 FORMAT = "tfxfer-tflite-sidecar"
 FORMAT_VERSION = 1
+#: How images are brought to the input size everywhere (tfxfer.data.decode: training, predict, serving, device).
+RESIZE_NOTE = "bilinear, half-pixel centres, no antialiasing, rounded (tfxfer.data.decode.resize_pixels)"
 
 
 def sidecar_path(tflite_path) -> str:
@@ -75,7 +77,7 @@ def build_sidecar(*, content: bytes, variant: str, class_names, image_shape, ext
             _tensor_entry(inputs[0]),
             height=int(height), width=int(width), channels=int(channels),
             layout="NHWC", color="RGB" if channels == 3 else "grayscale",
-            pixel_range=[0, 255], resize="bilinear",
+            pixel_range=[0, 255], resize=RESIZE_NOTE,
             note="raw pixels; preprocessing is inside the model. Integer inputs: q = round(x / scale) + zero_point",
         ),
         "output": dict(_tensor_entry(outputs[0]), kind="probabilities"),
@@ -84,6 +86,25 @@ def build_sidecar(*, content: bytes, variant: str, class_names, image_shape, ext
     if extra:
         entry.update(extra)
     return entry
+
+
+def embedded_metadata(*, variant: str, class_names, image_shape, model_name: str = "") -> dict:
+    """What travels inside the .tflite file itself (`tfxfer.export.flatbuffer.embed_metadata`), so a
+    file separated from its sidecar still names its classes and says what input it takes. The device
+    runner reads it without TensorFlow.
+
+    Example:
+        >>> embedded_metadata(variant="int8", class_names=["cat", "dog"], image_shape=(32, 32, 1))["input"]["color"]
+        'grayscale'
+    """
+    height, width, channels = image_shape
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "variant": variant, "model_name": model_name,
+        "class_names": class_names,
+        "input": {"height": int(height), "width": int(width), "channels": int(channels), "layout": "NHWC",
+                  "color": "RGB" if channels == 3 else "grayscale", "pixel_range": [0, 255],
+                  "resize": RESIZE_NOTE},
+    }
 
 
 def read_sidecar(tflite_path) -> dict | None:

@@ -66,14 +66,14 @@ def _next_version(model_dir: str) -> int:
 def _serving_functions(model, class_names, image_size, channels):
     import tensorflow as tf
 
+    from tfxfer.data.decode import decode_rgb, resize_pixels, to_channels
+
     call = _trace.model_call(model)
     height, width = image_size
     names = tf.constant(class_names)
 
-    def to_model_size(images):  # uint8/float [b, h, w, c] -> float32 [b, H, W, c], pixel-rounded
-        images = tf.cast(images, tf.float32)
-        resized = tf.image.resize(images, (height, width), method="bilinear", antialias=True)
-        return tf.clip_by_value(tf.round(resized), 0.0, 255.0)
+    def to_model_size(images):  # uint8/float [b, h, w, c] -> float32 [b, H, W, c]: THE resize (data/decode.py)
+        return tf.cast(resize_pixels(images, (height, width)), tf.float32)
 
     def outputs(images):
         probabilities = call(to_model_size(images))
@@ -86,9 +86,8 @@ def _serving_functions(model, class_names, image_size, channels):
             "top_probability": tf.reduce_max(probabilities, axis=1),
         }
 
-    def decode(data):
-        image = tf.io.decode_image(data, channels=channels, expand_animations=False, dtype=tf.uint8)
-        return to_model_size(image[None])[0]
+    def decode(data):  # RGB first (GIF, CMYK JPEG), then grayscale if the model takes it: data/decode.py
+        return to_model_size(to_channels(decode_rgb(data), channels)[None])[0]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def from_bytes(image_bytes):

@@ -19,7 +19,8 @@ from tfxfer.utils.atomic import atomic_write_json
 
 #: Gate measurements copied into each file's sidecar under ``"gate"``.
 VERDICT_FIELDS = ("passed", "failures", "examples", "top1_agreement", "keras_accuracy", "tflite_accuracy",
-                  "accuracy_drop", "max_abs_error", "ece_keras", "ece_tflite")
+                  "accuracy_drop", "max_abs_error", "ece_keras", "ece_tflite", "drop_interval", "drop_verdict",
+                  "examples_needed")
 
 
 def _number(value):

@@ -22,13 +22,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import warnings
 
 from tfxfer.errors import ArgumentError, ExportError
 from tfxfer.export import _trace
 from tfxfer.export.data import check_image_shape, sample_images
-from tfxfer.export.metadata import build_sidecar, check_class_names, sidecar_path
+from tfxfer.export.metadata import build_sidecar, check_class_names, embedded_metadata, sidecar_path
 from tfxfer.utils.native_logs import quiet_native_logs
 from tfxfer.utils.atomic import atomic_path
 
@@ -197,7 +198,7 @@ def export_tflite(
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    from tfxfer.export.flatbuffer import tflite_ops
+    from tfxfer.export.flatbuffer import embed_metadata, tflite_ops
     from tfxfer.export.preflight import preflight
 
     _check_options(variant, input_type, output_type, representative_data)
@@ -208,6 +209,8 @@ def export_tflite(
     content, used = _convert(model, variant=variant, representative_data=representative_data,
                              num_calibration=num_calibration, input_type=input_type,
                              output_type=output_type, batch_size=batch_size, seed=seed)
+    content = embed_metadata(content, json.dumps(embedded_metadata(
+        variant=variant, class_names=names, image_shape=image_shape, model_name=model.name)).encode("utf-8"))
     with quiet_native_logs():
         interpreter = Interpreter(model_content=content)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]

@@ -1007,6 +1007,21 @@ def _(run):
     assert code == 1 and "is locked by another tfxfer process" in err and "first" in err
 
 
+@case("json: damaged labels / manifest files read through read_json")
+def _(run):
+    from tfxfer.utils.jsonfile import read_json
+
+    for content, message in (("{not json", "not valid JSON"), ("[1]", "a JSON list, not a dict"),
+                             ('{"class_names": "cat"}', "`class_names` must be a list, not str"),
+                             ("[" * 100000, "nested too deeply|not valid JSON"), (b"\xff\xfe{}", "not UTF-8")):
+        write(f"{run}/labels.json", content)
+        with pytest.raises(DataError, match=message):
+            read_json(f"{run}/labels.json", what="labels file", fields={"class_names": list})
+    os.mkfifo(f"{run}/fifo.json")
+    with pytest.raises(DataError, match="not a regular file"):
+        read_json(f"{run}/fifo.json")
+
+
 # ---------------------------------------------------------------- the guard and the test ---------
 def _snapshot(paths, *, skip):
     state = {}

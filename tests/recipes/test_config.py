@@ -242,3 +242,9 @@ def test_oversized_and_non_file_recipes(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(ConfigError, match=r"recipe file not found"):  # a FIFO would block a read forever
         load_config(fifo)
+
+
+def test_override_key_paths_are_bounded():
+    with pytest.raises(ConfigError, match=r"the key path is too long") as info:
+        load_config(text="data: {source: x}", overrides=["train." + "a." * 5000 + "b=1"])
+    assert len(str(info.value)) < 600

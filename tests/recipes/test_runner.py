@@ -163,3 +163,12 @@ def test_run_pipeline_refuses_a_folder_another_run_holds(tmp_path):
         with pytest.raises(LockedError):
             run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
     assert sorted(os.listdir(tmp_path / "run")) == []  # nothing was written while it was locked
+
+
+def test_resume_reads_a_saved_config_re_saved_as_utf16(tmp_path):
+    from tfxfer.recipes.config import config_to_yaml
+    from tfxfer.recipes.run import _check_resume
+
+    cfg = load_config(text="data: {source: animal_mnist}\nmodel: {weights: null}")
+    (tmp_path / "config.yaml").write_bytes(config_to_yaml(cfg).encode("utf-16"))  # (an editor's "Unicode")
+    _check_resume(cfg, str(tmp_path))  # no UnicodeDecodeError: the same recipe

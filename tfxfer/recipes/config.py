@@ -281,6 +281,9 @@ def parse_override(item: str) -> tuple[list[str], object]:
     if not isinstance(item, str) or "=" not in item:
         raise ConfigError(f"--set expects key.sub=value. Received: {bounded_repr(item)}")
     key, _, text = item.partition("=")
+    if len(key) > 200 or key.count(".") > MAX_DEPTH:
+        raise ConfigError(f"--set: the key path is too long (at most 200 characters, {MAX_DEPTH} levels). "
+                          f"Received: {bounded_repr(key)}")
     keys = [k.strip() for k in key.strip().split(".")]
     if not all(keys):
         raise ConfigError(f"--set expects key.sub=value. Received: {bounded_repr(item)}")
@@ -423,6 +426,27 @@ def _check_ranges(cfg: RunConfig) -> None:
         _in_range(f"train.stages.{stage}", layers, 0, None, what="an integer (a layer count)")
 
 
+def read_recipe_file(path, *, where: str | None = None) -> str:
+    """The text of recipe file ``path`` (a regular file of at most `MAX_RECIPE_BYTES`, any BOM).
+
+    Raises:
+        ConfigError: missing, not a regular file (a FIFO would block), too large, or not text.
+    """
+    import stat
+
+    path = os.fspath(path)
+    where = where or path
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise ConfigError(f"recipe file not found: {path}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"recipe file not found: {path} (it is not a regular file)")
+    with open(path, "rb") as f:
+        data = f.read(MAX_RECIPE_BYTES + 1)
+    return decode_recipe(data, where=where)
+
+
 def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfig:
     """Read a recipe (file ``path`` or YAML ``text``), apply ``--set`` overrides, validate.
 
@@ -442,11 +466,7 @@ def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfi
     if path is not None:
         path = os.fspath(path)
         where = path
-        if not os.path.isfile(path):
-            raise ConfigError(f"recipe file not found: {path}")  # (a FIFO or a device is not a file)
-        with open(path, "rb") as f:
-            data = f.read(MAX_RECIPE_BYTES + 1)
-        text = decode_recipe(data, where=where)
+        text = read_recipe_file(path)
     raw = parse_yaml(text or "", where=where)
     raw = apply_overrides(raw, overrides)
     if "name" not in raw and path is not None:

@@ -20,7 +20,7 @@ import time
 
 from tfxfer.errors import ConfigError, GateError, UnknownNameError
 from tfxfer.recipes.catalog import check_backbone
-from tfxfer.recipes.config import RunConfig, config_to_yaml, parse_yaml
+from tfxfer.recipes.config import RunConfig, config_to_yaml, parse_yaml, read_recipe_file
 from tfxfer.recipes.console import Console
 from tfxfer.recipes.context import RunContext
 from tfxfer.recipes.edge_stages import distill_available, edge_stages, quantize_available
@@ -110,8 +110,7 @@ def _check_resume(cfg: RunConfig, run_dir: str) -> None:
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         raise ConfigError(f"--resume: no run to resume in {run_dir} (no config.yaml); drop --resume to start one")
-    with open(path, encoding="utf-8") as f:
-        saved = parse_yaml(f.read(), where=path)
+    saved = parse_yaml(read_recipe_file(path), where=path)
     changed = _diff(saved, cfg.to_dict())
     if changed:
         raise ConfigError(f"--resume: the recipe differs from the interrupted run in {', '.join(changed[:5])}; "

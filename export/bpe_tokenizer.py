@@ -36,6 +36,15 @@ matched exactly, alternatives tried in order as RE2 does.
 ``pack`` adds ``<s>`` / ``</s>``, truncates and pads like keras-hub's ``MultiSegmentPacker`` for a
 single segment (RoBERTa's text-classifier preprocessor).
 
+``pre_tokenizer="gpt-2"`` / ``"smollm"`` instead reproduce Hugging Face ``tokenizers``' byte-level
+pre-tokenizer exactly (the causal language models of ``tfxfer.causal_lm`` were trained with it; it
+differs from keras-hub's on runs of whitespace): special tokens are cut out whole (left-most,
+longest first), then GPT-2's pattern ``'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+|
+?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`` (``\s``: Unicode White_Space) with its look-ahead written
+out; ``"smollm"`` first isolates every number character (``\p{N}``), as SmolLM2's ``Digits``
+pre-tokenizer does. `BytePairTokenizer.from_causal_lm` reads the tokenizer JSON that
+``tfxfer.causal_lm.BPETokenizer.save`` writes; ``decode`` turns ids back into text.
+
 Command line (prints JSON):
 
     python3 bpe_tokenizer.py model.json "Some text" "More text"
@@ -50,7 +59,7 @@ import os
 import sys
 import unicodedata
 
-__all__ = ["BytePairTokenizer", "bytes_to_unicode", "split_words"]
+__all__ = ["BytePairTokenizer", "bytes_to_unicode", "split_words", "split_words_gpt2"]
 
 _MARK = "\u096c"  # "६", DEVANAGARI DIGIT SIX, keras-hub's look-ahead marker (a \p{N} character)
 _SPECIAL_SPACES = frozenset("\u00a0\u2009\u202f\u3000")
@@ -59,6 +68,10 @@ _WS = _RE2_SPACE | _SPECIAL_SPACES  # [\s{special_spaces}]
 _WS_END = frozenset("\n\r\t\f") | {_MARK} | _SPECIAL_SPACES  # [\n\r\t\f६{special_spaces}]
 _TRAILING = frozenset(" \t\r\f\v") | {_MARK} | _SPECIAL_SPACES  # SPLIT_PATTERN_2's class
 _CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")  # in keras-hub's order
+#: Unicode White_Space (the \s of Hugging Face tokenizers' regex engine)
+_WHITE_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
+                         + "".join(chr(c) for c in range(0x2000, 0x200B)))
+PRE_TOKENIZERS = ("keras-hub", "gpt-2", "smollm")
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -170,6 +183,72 @@ def split_words(text: str, *, unsplittable_tokens=(), add_prefix_space: bool = F
     return [w for w in words if w != _MARK]
 
 
+def _gpt2_match_at(text: str, i: int) -> int:
+    """End of GPT-2's pattern's match at ``i`` (alternatives in order, as Hugging Face tokenizers)."""
+    n = len(text)
+    char = text[i]
+    if char == "'":
+        for c in _CONTRACTIONS:
+            if text.startswith(c, i):
+                return i + len(c)
+    start = i + 1 if char == " " and i + 1 < n else i
+    for test in (_is_letter, _is_number, lambda c: c not in _WHITE_SPACE and unicodedata.category(c)[0] not in "LN"):
+        j = start
+        while j < n and test(text[j]):
+            j += 1
+        if j > start:
+            return j
+    if char in _WHITE_SPACE:
+        j = i
+        while j < n and text[j] in _WHITE_SPACE:
+            j += 1
+        if j == n or j - 1 == i:  # \s+(?!\S) takes the whole run at the end; else \s+ takes one
+            return j
+        return j - 1  # \s+(?!\S): leave the last space to the word after it
+    return i + 1  # unreachable: every character is in one class; kept total
+
+
+def split_words_gpt2(text: str, *, special_tokens=(), isolate_numbers: bool = False) -> list[str]:
+    """Hugging Face's byte-level pre-tokenization of ``text`` (see the module doc): special tokens
+    whole, then (``isolate_numbers``: each number character alone, then) GPT-2's pattern."""
+    segments, i, gap = [], 0, 0
+    specials = sorted(set(special_tokens), key=len, reverse=True)
+    while specials and i < len(text):
+        hit = next((t for t in specials if text.startswith(t, i)), None)
+        if hit is None:
+            i += 1
+            continue
+        if gap < i:
+            segments.append((text[gap:i], False))
+        segments.append((hit, True))
+        i = gap = i + len(hit)
+    if gap < len(text):
+        segments.append((text[gap:], False))
+    words = []
+    for segment, special in segments:
+        if special:
+            words.append(segment)
+            continue
+        parts = [segment]
+        if isolate_numbers:
+            parts, current = [], ""
+            for char in segment:
+                if _is_number(char):
+                    parts += [current, char] if current else [char]
+                    current = ""
+                else:
+                    current += char
+            if current:
+                parts.append(current)
+        for part in parts:
+            k = 0
+            while k < len(part):
+                end = _gpt2_match_at(part, k)
+                words.append(part[k:end])
+                k = end
+    return words
+
+
 class BytePairTokenizer:
     """Byte-level BPE identical to keras-hub's ``BytePairTokenizer`` / ``RobertaTokenizer`` (in-graph path).
 
@@ -178,13 +257,17 @@ class BytePairTokenizer:
         merges: the path of a ``merges.txt`` (one ``"a b"`` rule per line) or a list of rules.
         unsplittable_tokens: tokens never split (keras-hub default: the special tokens).
         add_prefix_space: put a space before each text (keras-hub ``add_prefix_space``).
-        start_token, end_token, pad_token: special tokens `pack` adds.
+        start_token, end_token, pad_token: special tokens `pack` adds (None: `pack` is not used).
         sequence_length: default length for `pack`.
+        pre_tokenizer: "keras-hub" (keras-hub's in-graph splitting, the default), "gpt-2" or
+            "smollm" (Hugging Face's byte-level pre-tokenizer exactly; see the module doc).
     """
 
     def __init__(self, vocabulary, merges, *, unsplittable_tokens=None, add_prefix_space: bool = False,
-                 start_token: str = "<s>", end_token: str = "</s>", pad_token: str = "<pad>",
-                 sequence_length: int | None = None):
+                 start_token: str | None = "<s>", end_token: str | None = "</s>", pad_token: str | None = "<pad>",
+                 sequence_length: int | None = None, pre_tokenizer: str = "keras-hub"):
+        if pre_tokenizer not in PRE_TOKENIZERS:
+            raise ValueError(f"`pre_tokenizer` must be one of {PRE_TOKENIZERS}. Received: {pre_tokenizer!r}")
         if isinstance(vocabulary, (str, os.PathLike)):
             with open(vocabulary, encoding="utf-8") as f:
                 vocabulary = json.load(f)
@@ -203,18 +286,21 @@ class BytePairTokenizer:
                     raise ValueError(f"Merge rule {merge!r} must be two vocabulary tokens separated by a space")
             self.ranks.setdefault(merge, rank)
         for name, token in (("start_token", start_token), ("end_token", end_token), ("pad_token", pad_token)):
-            if token not in self.vocabulary:
+            if token is not None and token not in self.vocabulary:
                 raise ValueError(f"`{name}` {token!r} is not in the vocabulary")
         if sequence_length is not None and sequence_length < 2:
             raise ValueError(f"`sequence_length` must be >= 2. Received: sequence_length={sequence_length!r}")
         if unsplittable_tokens is None:
-            unsplittable_tokens = [start_token, end_token, pad_token]
+            unsplittable_tokens = [t for t in (start_token, end_token, pad_token) if t is not None]
         self.unsplittable_tokens = list(unsplittable_tokens)
+        self.pre_tokenizer = pre_tokenizer
         self.add_prefix_space = bool(add_prefix_space)
         self.start_token, self.end_token, self.pad_token = start_token, end_token, pad_token
         self.sequence_length = sequence_length
         self.byte_encoder = bytes_to_unicode()
+        self.byte_decoder = {c: b for b, c in self.byte_encoder.items()}
         self._cache = {t: [t] for t in self.unsplittable_tokens}
+        self._tokens = {i: t for t, i in self.vocabulary.items()}
 
     @classmethod
     def from_config(cls, path: str) -> "BytePairTokenizer":
@@ -234,6 +320,18 @@ class BytePairTokenizer:
                 "sequence_length")
         return cls(os.path.join(folder, config["vocabulary"]), os.path.join(folder, config["merges"]),
                    **{k: config[k] for k in keys if k in config})
+
+    @classmethod
+    def from_causal_lm(cls, path: str) -> "BytePairTokenizer":
+        """The tokenizer JSON ``tfxfer.causal_lm.BPETokenizer.save`` writes (``tokens`` in id order,
+        ``merges``, ``pre``, ``special_tokens``), with Hugging Face's pre-tokenizer."""
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        if not isinstance(config.get("tokens"), list) or config.get("pre") not in PRE_TOKENIZERS[1:]:
+            raise ValueError(f"{path}: not a causal LM tokenizer (needs `tokens` and `pre` in {PRE_TOKENIZERS[1:]})")
+        return cls({t: i for i, t in enumerate(config["tokens"])}, config["merges"],
+                   unsplittable_tokens=config.get("special_tokens", []), start_token=None, end_token=None,
+                   pad_token=None, pre_tokenizer=config["pre"])
 
     def bpe(self, word: str) -> list[str]:
         """BPE pieces of one pre-tokenized word (keras-hub: best-ranked left-most pair, one per step)."""
@@ -256,13 +354,33 @@ class BytePairTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """BPE tokens of ``text`` (byte-level strings, no start/end tokens)."""
-        words = split_words(text, unsplittable_tokens=self.unsplittable_tokens,
-                            add_prefix_space=self.add_prefix_space)
+        if self.pre_tokenizer == "keras-hub":
+            words = split_words(text, unsplittable_tokens=self.unsplittable_tokens,
+                                add_prefix_space=self.add_prefix_space)
+        else:
+            words = split_words_gpt2((" " if self.add_prefix_space else "") + text,
+                                     special_tokens=self.unsplittable_tokens,
+                                     isolate_numbers=self.pre_tokenizer == "smollm")
         return [piece for word in words for piece in self.bpe(word)]
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (no start/end tokens) as keras-hub returns them (-1: not in vocabulary)."""
         return [self.vocabulary.get(piece, -1) for piece in self.tokenize(text)]
+
+    def decode(self, ids) -> str:
+        """Text of ``ids``: byte characters back to bytes (special tokens as written), decoded as
+        UTF-8 (an incomplete character becomes U+FFFD)."""
+        special = set(self.unsplittable_tokens)
+        data = bytearray()
+        for i in ids:
+            token = self._tokens.get(int(i))
+            if token is None:
+                raise ValueError(f"`ids` must be ids of the vocabulary. Received: {i!r}")
+            if token in special:
+                data += token.encode("utf-8")
+            else:
+                data += bytes(self.byte_decoder[c] for c in token)
+        return data.decode("utf-8", errors="replace")
 
     def pack(self, texts, sequence_length: int | None = None) -> dict:
         """``<s> ids </s>`` truncated and padded to ``sequence_length``, for a list of texts.
@@ -275,6 +393,8 @@ class BytePairTokenizer:
             raise ValueError(f"`sequence_length` must be >= 2. Received: sequence_length={length!r}")
         if isinstance(texts, str):
             texts = [texts]
+        if None in (self.start_token, self.end_token, self.pad_token):
+            raise ValueError("`pack` needs start, end and pad tokens; this tokenizer has none")
         start, end, pad = (self.vocabulary[t] for t in (self.start_token, self.end_token, self.pad_token))
         out = {"token_ids": [], "padding_mask": []}
         for text in texts:

@@ -116,3 +116,53 @@ def test_runner_source_imports_nothing_heavy():
         source = f.read()
     for banned in ("import tensorflow", "from tensorflow", "import tfxfer", "from tfxfer", "import keras"):
         assert banned not in source
+
+
+def _copy_with_sidecar(export, folder, *, sidecar=True):
+    import shutil
+
+    path = folder / os.path.basename(export.path)
+    shutil.copy(export.path, path)
+    if sidecar:
+        shutil.copy(export.sidecar_path, folder / os.path.basename(export.sidecar_path))
+    return path
+
+
+def test_runner_refuses_a_file_that_failed_its_gate_unless_allowed(exported, test_images, device_env, tmp_path):
+    paths, _ = test_images
+    path = _copy_with_sidecar(exported["float32"], tmp_path)
+    side = tmp_path / os.path.basename(exported["float32"].sidecar_path)
+    entry = json.loads(side.read_text())
+    entry["gate"] = {"passed": False, "failures": ["accuracy drop 2.67 points > 1.0"]}
+    side.write_text(json.dumps(entry))
+    refused = _run(device_env, path, paths[0], "--json", cwd=tmp_path)
+    assert refused.returncode == 1 and "failed its verification gate" in refused.stderr
+    assert "accuracy drop 2.67" in refused.stderr and "--allow-failed" in refused.stderr
+    assert json.loads(refused.stdout)["ok"] is False
+    allowed = _run(device_env, path, paths[0], "--json", "--allow-failed", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_runner_refuses_a_sidecar_of_another_file(exported, test_images, device_env, tmp_path):
+    import shutil
+
+    paths, _ = test_images
+    path = _copy_with_sidecar(exported["float32"], tmp_path, sidecar=False)
+    shutil.copy(exported["int8"].sidecar_path, tmp_path / os.path.basename(exported["float32"].sidecar_path))
+    proc = _run(device_env, path, paths[0], cwd=tmp_path)
+    assert proc.returncode == 1 and "belongs to another file" in proc.stderr
+
+
+def test_a_file_without_its_sidecar_still_names_its_classes(exported, test_images, device_env, tmp_path):
+    """The labels travel inside the .tflite (Model.metadata 'tfxfer_metadata'), read without TensorFlow."""
+    from tfxfer.export.flatbuffer import METADATA_NAME, read_metadata
+
+    paths, _ = test_images
+    embedded = json.loads(read_metadata(exported["int8"].path)[METADATA_NAME])
+    assert embedded["class_names"] == CLASS_NAMES and embedded["input"]["channels"] == 3
+    for variant in ("float32", "int8"):
+        path = _copy_with_sidecar(exported[variant], tmp_path, sidecar=False)
+        proc = _run(device_env, path, *paths[:4], "--json", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert {r["top"][0]["label"] for r in json.loads(proc.stdout)["results"]} <= set(CLASS_NAMES)
+        assert "warning" not in proc.stderr

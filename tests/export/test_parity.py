@@ -1,0 +1,133 @@
+"""One decode and resize everywhere: training pipeline, ``predict``, the serving signature and the
+device runner give the same pixels and the same probabilities on a mixed-format folder.
+
+Formats: JPEG (RGB, grayscale, CMYK), PNG (8-bit RGB, 16-bit grayscale, palette, RGBA), GIF (first of
+two frames), BMP; sizes above and below the model's, for RGB and grayscale models.
+"""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from tfxfer.data.decode import decode_for_model
+
+RUNNER = os.path.join(os.path.dirname(__file__), "..", "..", "export", "litert_runner.py")
+SIZE = (32, 32)
+
+
+def _runner():
+    spec = importlib.util.spec_from_file_location("litert_runner", RUNNER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("mixed")
+
+    def picture(h, w):  # smooth colour gradients plus noise: resizing matters, ties are rare
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (h + w) + 60], -1)
+        return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+
+    files = {}
+    rgb = Image.fromarray(picture(75, 61))
+    rgb.save(folder / "photo.jpg", quality=92)
+    rgb.convert("L").save(folder / "gray.jpg", quality=92)
+    rgb.convert("CMYK").save(folder / "cmyk.jpg", quality=92)
+    Image.fromarray(picture(20, 27)).save(folder / "small.png")
+    deep = (picture(50, 40)[..., 0].astype(np.uint16) * 257 + rng.integers(0, 256, (50, 40))).astype(np.uint16)
+    Image.fromarray(deep).save(folder / "deep16.png")
+    rgb.quantize(64).save(folder / "palette.png")
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(Image.fromarray(picture(75, 61)[..., 1]))
+    rgba.save(folder / "alpha.png")
+    frames = [Image.fromarray(picture(48, 48)).quantize(128), Image.fromarray(picture(48, 48)).quantize(128)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
+    Image.fromarray(picture(33, 90)).save(folder / "wide.bmp")
+    for name in sorted(os.listdir(folder)):
+        files[name] = str(folder / name)
+    return files
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_path_decodes_the_same_pixels(mixed_folder, channels):
+    import tensorflow as tf
+
+    from tfxfer.data.tfdata import decode_file
+    from tfxfer.recipes.inference import read_images
+
+    runner = _runner()
+    names = sorted(mixed_folder)
+    paths = [mixed_folder[n] for n in names]
+    predict = read_images(paths, image_size=SIZE, channels=channels)
+    worst = {}
+    for name, path, from_predict in zip(names, paths, predict):
+        training = decode_file(tf.constant(path), tf.constant(b""), image_size=SIZE, channels=channels).numpy()
+        with open(path, "rb") as f:
+            serving = decode_for_model(tf.constant(f.read()), image_size=SIZE, channels=channels).numpy()
+        device = runner.load_image(path, *SIZE, channels)[0]
+        assert training.shape == serving.shape == device.shape == (*SIZE, channels), name
+        np.testing.assert_array_equal(training, serving, err_msg=name)
+        np.testing.assert_array_equal(training, from_predict, err_msg=name)
+        worst[name] = float(np.abs(device - training.astype(np.float32)).max())
+    # The resize is reproduced exactly (every non-JPEG file: 0 grey levels apart); the JPEG decoders
+    # (TensorFlow's libjpeg-turbo build vs Pillow's) differ by up to 4 grey levels before the resize.
+    off = {n: v for n, v in worst.items() if v > 0}
+    assert all(n.endswith(".jpg") for n in off), off
+    assert all(v <= 4.0 for v in off.values()), off
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder, channels, tmp_path):
+    """The four paths on the same files: same top-1 on every image, max probability difference small."""
+    import tensorflow as tf
+
+    from tfxfer.data.tfdata import decode_file
+    from tfxfer.export import export_saved_model, export_tflite
+    from tfxfer.models import build_model
+    from tfxfer.recipes.inference import read_images
+
+    model = build_model("mobilenet_v2", 3, input_size=SIZE, channels=channels, weights=None, dropout=0.0)
+    head = model.get_layer("head") if "head" in [layer.name for layer in model.layers] else model.layers[-1]
+    kernel, bias = head.get_weights()
+    head.set_weights([np.random.default_rng(1).normal(0, 0.5, kernel.shape).astype("float32") * 20, bias])
+    names = sorted(mixed_folder)
+    paths = [mixed_folder[n] for n in names]
+    training = np.stack([decode_file(tf.constant(p), tf.constant(b""), image_size=SIZE, channels=channels).numpy()
+                         for p in paths]).astype("float32")
+    p_train = model.predict(training, verbose=0)
+    p_predict = model.predict(read_images(paths, image_size=SIZE, channels=channels), verbose=0)
+    saved = export_saved_model(model, tmp_path / "serving", name="m", class_names=["a", "b", "c"])
+    serve = tf.saved_model.load(saved.path).signatures["serving_default"]
+    blobs = []
+    for p in paths:
+        with open(p, "rb") as f:
+            blobs.append(f.read())
+    p_serving = serve(image_bytes=tf.constant(blobs))["probabilities"].numpy()
+    tflite = export_tflite(model, tmp_path / "m.tflite", variant="float32", class_names=["a", "b", "c"],
+                           run_preflight=False)
+    classifier = _runner().Classifier(tflite.path)
+    p_device = np.stack([classifier.classify(p)[0] for p in paths])
+    for label, other in (("predict", p_predict), ("serving", p_serving), ("device", p_device)):
+        assert other.argmax(1).tolist() == p_train.argmax(1).tolist(), label
+        diff = float(np.abs(other - p_train).max())
+        assert diff < 0.01, (label, diff)
+    np.testing.assert_allclose(p_serving, p_train, atol=1e-5)
+
+
+def test_serving_refuses_tiff_and_webp_clearly(tmp_path):
+    import tensorflow as tf
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.tiff")
+    with open(tmp_path / "x.tiff", "rb") as f:
+        data = f.read()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        decode_for_model(tf.constant(data), image_size=SIZE, channels=3)

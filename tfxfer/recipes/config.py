@@ -152,7 +152,7 @@ class ReportConfig:
     """What the HTML / Markdown report shows."""
 
     misclassified: int = 16
-    reliability_bins: int = 10
+    reliability_bins: int = 15  # the reliability diagram's bins (ECE is always 15 bins, tfxfer.metrics)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ import os
 
 from tfxfer.recipes.runner import Stage
 from tfxfer.utils.atomic import atomic_write_json
+from tfxfer.utils.humanize import format_bytes
 
 MODEL_STAGES = ("finetune", "distill", "quantize")
 
@@ -61,7 +62,7 @@ def convert_stage(ctx, *, class_names, representative_data=None):
         if getattr(result, "vocab_path", None):
             entry["vocab"] = ctx.rel(result.vocab_path)
         exports[variant] = entry
-        ctx.console.detail(f"{variant}: {result.size_bytes / 1024:.1f} KiB")
+        ctx.console.detail(f"{variant}: {format_bytes(result.size_bytes)}")
     return {"exports": exports, "artefacts": [e["path"] for e in exports.values()]}
 
 
@@ -144,9 +145,13 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
     atomic_write_json(table_path, {"rows": rows, "deliver": deliver, "deliver_variant": key, "passed": passed,
                                    "superseded": superseded})
     for row in rows:
-        console.info(f"  {row['variant']:<8} {row['size_kib']:>9.1f} KiB  "
+        r = results[row["variant"]]
+        interval = (f"  drop {r.accuracy_drop:+.2f} pts [95 % {r.drop_interval[0]:+.2f}, {r.drop_interval[1]:+.2f}: "
+                    f"{r.drop_verdict}]" if r.drop_verdict and r.drop_interval else "")
+        console.info(f"  {row['variant']:<8} {format_bytes(row['size_kib'] * 1024):>9}  "
                      f"{'-' if row['latency_ms'] is None else format(row['latency_ms'], '.2f')} ms  "
-                     f"acc {row['accuracy_file']:.4f} (keras {row['accuracy_keras']:.4f})  gate {row['gate']}")
+                     f"acc {row['accuracy_file']:.4f} (keras {row['accuracy_keras']:.4f}, agreement "
+                     f"{r.top1_agreement:.4f}){interval}  gate {row['gate']}")
     artefacts = [ctx.rel(gate_path), ctx.rel(table_path)] + [e["sidecar"] for e in exports.values()]
     return {"passed": passed, "failed": gate["failed"], "deliver": deliver, "deliver_variant": key, "rows": rows,
             "saved_model": ctx.rel(saved_model) if saved_model else None, "artefacts": artefacts}

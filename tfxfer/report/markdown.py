@@ -9,12 +9,14 @@ Example:
 
 from __future__ import annotations
 
+from tfxfer.utils.humanize import format_number
+
 
 def _fmt(value) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return format_number(value)
     return str(value).replace("|", "\\|")
 
 

@@ -39,9 +39,9 @@ single segment (RoBERTa's text-classifier preprocessor).
 ``pre_tokenizer="gpt-2"`` / ``"smollm"`` instead reproduce Hugging Face ``tokenizers``' byte-level
 pre-tokenizer exactly (the causal language models of ``tfxfer.causal_lm`` were trained with it; it
 differs from keras-hub's on runs of whitespace): special tokens are cut out whole (left-most,
-longest first), then GPT-2's pattern ``'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+|
-?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`` (``\s``: Unicode White_Space) with its look-ahead written
-out; ``"smollm"`` first isolates every number character (``\p{N}``), as SmolLM2's ``Digits``
+longest first), then GPT-2's pattern ``'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+|
+?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+`` (``\\s``: Unicode White_Space) with its look-ahead written
+out; ``"smollm"`` first isolates every number character (``\\p{N}``), as SmolLM2's ``Digits``
 pre-tokenizer does. `BytePairTokenizer.from_causal_lm` reads the tokenizer JSON that
 ``tfxfer.causal_lm.BPETokenizer.save`` writes; ``decode`` turns ids back into text.
 

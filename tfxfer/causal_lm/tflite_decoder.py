@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tempfile
 import time
@@ -315,3 +316,45 @@ def decoder_gate(lm, model_content: bytes, texts, *, variant: str = "", min_top1
         max_abs_diff=max_diff, perplexity_keras=ppl_keras, perplexity_tflite=ppl_tflite, perplexity_change=change,
         size_mib=len(model_content) / 2**20, ms_per_token=1000 * decode_seconds / decode_steps,
         thresholds={"min_top1_agreement": min_top1_agreement, "max_perplexity_change": max_perplexity_change})
+
+
+#: ``format`` of the sidecar `save_decoder` writes beside the file (read by ``export/llm_runner.py``).
+SIDECAR_FORMAT = "tfxfer-llm-tflite"
+
+
+def save_decoder(lm, folder: str, *, cache_length: int, prefill_tokens: int | None = 16, quantization=None,
+                 gate_texts=None, name: str = "decoder", **gate_options) -> dict:
+    """Write ``<name>.tflite``, ``tokenizer.json`` and the sidecar ``<name>.json`` into ``folder``:
+    everything ``export/llm_runner.py`` needs to generate text without TensorFlow.
+
+    With ``gate_texts`` (held-out strings) the file is measured by `decoder_gate` first and its
+    report goes into the sidecar (the runner refuses a failed file unless told otherwise).
+
+    Returns:
+        ``{"model", "sidecar", "tokenizer"}`` paths, and ``"gate"`` (the report, or None).
+    """
+    import hashlib
+
+    from tfxfer.utils.atomic import atomic_write_text
+
+    blob = convert_decoder_tflite(lm, cache_length=cache_length, prefill_tokens=prefill_tokens,
+                                  quantization=quantization)
+    report = None
+    if gate_texts is not None:
+        report = decoder_gate(lm, blob, gate_texts, variant=quantization or "float32", **gate_options)
+    os.makedirs(folder, exist_ok=True)
+    model_path = os.path.join(folder, f"{name}.tflite")
+    with open(model_path + ".tmp", "wb") as f:
+        f.write(blob)
+    os.replace(model_path + ".tmp", model_path)
+    tokenizer_path = os.path.join(folder, "tokenizer.json")
+    lm.tokenizer.save(tokenizer_path)
+    eos = lm.tokenizer.eos_token_id
+    sidecar = {"format": SIDECAR_FORMAT, "version": 1, "model": os.path.basename(model_path),
+               "sha256": hashlib.sha256(blob).hexdigest(), "tokenizer": "tokenizer.json",
+               "stop_token_ids": [] if eos is None else [int(eos)], "cache_length": int(cache_length),
+               "prefill_tokens": prefill_tokens, "quantization": quantization or "float32", "source": lm.name,
+               "gate": None if report is None else report.to_dict()}
+    sidecar_path = os.path.join(folder, f"{name}.json")
+    atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2))
+    return {"model": model_path, "sidecar": sidecar_path, "tokenizer": tokenizer_path, "gate": report}

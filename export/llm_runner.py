@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Generate text with a tfxfer causal LM's TFLite decoder on a device: numpy + LiteRT, no TensorFlow.
+
+``tfxfer.causal_lm.tflite_decoder.save_decoder`` writes three files; copy them with this runner and
+``bpe_tokenizer.py`` (the exact byte-level BPE, standard library only) to the device, then:
+
+    pip install numpy ai-edge-litert
+    python3 llm_runner.py decoder.json "The capital of France is" --max-new-tokens 16
+    python3 llm_runner.py decoder.json "Once upon a time" --sampler top_p --top-p 0.9 --seed 0
+
+The sidecar (``decoder.json``, format ``tfxfer-llm-tflite``) names the ``.tflite`` file (its sha256
+must match), the tokenizer JSON and the stop tokens; a file whose sidecar says it failed its
+verification gate is refused unless ``--allow-failed``. The prompt is tokenized exactly as the
+model was trained (Hugging Face's byte-level pre-tokenizer, `bpe_tokenizer.BytePairTokenizer.
+from_causal_lm`), fed through the file's ``prefill`` signature in whole chunks and its ``decode``
+signature for the rest, then each new token comes from the sampler and goes back through
+``decode`` until a stop token (not printed) or ``--max-new-tokens``. A prompt that leaves too little
+room in the file's cache is cut from the left with a warning naming the limit, as
+``tfxfer.causal_lm.generate`` does.
+
+Samplers (numpy; the random ones draw from ``numpy.random.default_rng(seed)``, so their draws are
+not keras-hub's): ``greedy`` (default), ``random``, ``top_k`` (``--top-k``, default 50), ``top_p``
+(``--top-p``, default 0.9), each but greedy with ``--temperature``.
+
+``--json`` prints one document, schema ``tfxfer/1`` (``tfxfer/cli/json_output.py``), the same
+as ``tfxfer generate --json``:
+
+    {"schema": "tfxfer/1", "command": "llm_runner", "ok": true, "exit_code": 0, "error": null,
+     "model": "decoder.tflite", "threads": 2,
+     "results": [{"prompt": "...", "text": "...", "token_ids": [...], "prompt_tokens": 7,
+                  "new_tokens": 16, "stopped": "max_new_tokens", "ms_per_token": 61.2}]}
+
+A fatal error (missing file, bad sidecar, bad setting) prints ``"ok": false`` with the ``error``
+object and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+SIDECAR_FORMAT = "tfxfer-llm-tflite"
+JSON_SCHEMA = "tfxfer/1"  # tfxfer/cli/json_output.py
+SAMPLERS = ("greedy", "random", "top_k", "top_p")
+
+
+def load_interpreter_class():
+    """LiteRT's Interpreter, or tflite-runtime's on devices that only have that."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            sys.exit("Install the LiteRT interpreter: pip install ai-edge-litert (or tflite-runtime)")
+    return Interpreter
+
+
+class Sampler:
+    """Picks the next id from logits: "greedy", "random", "top_k" or "top_p" (see the module doc)."""
+
+    def __init__(self, name: str = "greedy", *, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, seed: int | None = None):
+        if name not in SAMPLERS:
+            raise ValueError(f"`sampler` must be one of {SAMPLERS}. Received: {name!r}")
+        if not temperature > 0:
+            raise ValueError(f"`temperature` must be > 0. Received: {temperature!r}")
+        if name == "greedy" and (temperature != 1.0 or top_k is not None or top_p is not None or seed is not None):
+            raise ValueError("greedy takes no temperature, top_k, top_p or seed")
+        if top_k is not None and (name != "top_k" or int(top_k) < 1):
+            raise ValueError(f"`top_k` must be an int >= 1, with sampler top_k only. Received: {top_k!r}")
+        if top_p is not None and (name != "top_p" or not 0 < float(top_p) <= 1):
+            raise ValueError(f"`top_p` must be in (0, 1], with sampler top_p only. Received: {top_p!r}")
+        self.name, self.temperature = name, float(temperature)
+        self.top_k = 50 if top_k is None else int(top_k)
+        self.top_p = 0.9 if top_p is None else float(top_p)
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self, logits) -> int:
+        logits = np.asarray(logits, dtype=np.float64)
+        if self.name == "greedy":
+            return int(np.argmax(logits))
+        logits = logits / self.temperature
+        order = np.argsort(-logits, kind="stable")
+        if self.name == "top_k":
+            order = order[: self.top_k]
+        chosen = logits[order]
+        probs = np.exp(chosen - chosen.max())
+        probs /= probs.sum()
+        if self.name == "top_p":
+            keep = int(np.searchsorted(np.cumsum(probs), self.top_p) + 1)
+            order, probs = order[:keep], probs[:keep] / probs[:keep].sum()
+        return int(order[self._rng.choice(len(order), p=probs)])
+
+
+class Decoder:
+    """The ``.tflite`` file's ``prefill`` / ``decode`` signatures over one KV cache."""
+
+    def __init__(self, model_path: str, *, num_threads: int | None = None):
+        self.interpreter = load_interpreter_class()(model_path=model_path, num_threads=num_threads)
+        signatures = self.interpreter.get_signature_list()
+        if "decode" not in signatures:
+            raise ValueError(f"{model_path} has no 'decode' signature (has {sorted(signatures)})")
+        self.runners = {name: self.interpreter.get_signature_runner(name) for name in signatures}
+        self.cache_shape = tuple(int(d) for d in self.runners["decode"].get_input_details()["cache"]["shape"])
+        self.prefill_tokens = (int(self.runners["prefill"].get_input_details()["token_ids"]["shape"][1])
+                               if "prefill" in self.runners else None)
+        self.cache_length = self.cache_shape[3]
+        self.reset()
+
+    def reset(self) -> None:
+        self.cache = np.zeros(self.cache_shape, dtype=np.float32)
+        self.position = 0
+
+    def _run(self, name, ids):
+        out = self.runners[name](token_ids=np.asarray([ids], dtype=np.int32), cache=self.cache,
+                                 index=np.asarray(self.position, dtype=np.int32))
+        self.cache = out["cache"]
+        self.position += len(ids)
+        return out["logits"][0]
+
+    def feed(self, ids) -> np.ndarray:
+        """Next-token logits of each of ``ids`` (prefill chunks first, then decode steps)."""
+        ids = [int(i) for i in ids]
+        if self.position + len(ids) > self.cache_length:
+            raise ValueError(f"{len(ids)} more ids would pass the cache length {self.cache_length}")
+        out, i, chunk = [], 0, self.prefill_tokens
+        while chunk and len(ids) - i >= chunk:
+            out.append(self._run("prefill", ids[i: i + chunk]))
+            i += chunk
+        out.extend(self._run("decode", [t]) for t in ids[i:])
+        return np.concatenate(out)
+
+
+def _tokenizer(folder: str, name: str):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        from bpe_tokenizer import BytePairTokenizer
+    except ImportError:
+        sys.exit("Copy bpe_tokenizer.py beside llm_runner.py")
+    path = os.path.join(folder, name)
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    bos = config.get("bos_token_id") if config.get("add_bos_token") else None
+    return BytePairTokenizer.from_causal_lm(path), bos
+
+
+class LLMRunner:
+    """A saved decoder (its sidecar) ready to `generate`."""
+
+    def __init__(self, sidecar_path: str, *, num_threads: int | None = None, allow_failed: bool = False):
+        with open(sidecar_path, encoding="utf-8") as f:
+            self.sidecar = json.load(f)
+        if self.sidecar.get("format") != SIDECAR_FORMAT:
+            raise ValueError(f"{sidecar_path}: format {self.sidecar.get('format')!r} is not {SIDECAR_FORMAT!r}")
+        folder = os.path.dirname(os.path.abspath(sidecar_path))
+        self.model_path = os.path.join(folder, self.sidecar["model"])
+        with open(self.model_path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        if digest != self.sidecar.get("sha256"):
+            raise ValueError(f"{sidecar_path} belongs to another file (sha256 {str(self.sidecar.get('sha256'))[:12]}"
+                             f"..., {self.sidecar['model']} has {digest[:12]}...)")
+        gate = self.sidecar.get("gate")
+        if isinstance(gate, dict) and gate.get("passed") is False and not allow_failed:
+            raise ValueError(f"{self.sidecar['model']} failed its verification gate ({'; '.join(gate.get('failures', []))}); "
+                             "pass --allow-failed to run it anyway")
+        self.tokenizer, self.bos_token_id = _tokenizer(folder, self.sidecar["tokenizer"])
+        self.stop_token_ids = {int(i) for i in self.sidecar.get("stop_token_ids", [])}
+        self.decoder = Decoder(self.model_path, num_threads=num_threads)
+
+    def encode(self, prompt: str) -> list:
+        ids = self.tokenizer.encode(prompt)
+        return ([self.bos_token_id] if self.bos_token_id is not None else []) + ids
+
+    def generate(self, prompt: str, *, max_new_tokens: int = 32, sampler: Sampler | None = None) -> dict:
+        """Continue ``prompt``; returns text, new ids, counts, why it stopped and ms per new token."""
+        if not isinstance(prompt, str) or not prompt:
+            raise ValueError(f"`prompt` must be a non-empty string. Received: {prompt!r}")
+        limit = self.decoder.cache_length - int(max_new_tokens)
+        if int(max_new_tokens) < 1 or limit < 1:
+            raise ValueError(f"`max_new_tokens` must be in [1, {self.decoder.cache_length - 1}] (the file's cache "
+                             f"holds {self.decoder.cache_length}). Received: {max_new_tokens!r}")
+        sampler = sampler or Sampler()
+        ids = self.encode(prompt)
+        if len(ids) > limit:
+            print(f"warning: the prompt has {len(ids)} tokens; the cache holds {self.decoder.cache_length} and "
+                  f"max_new_tokens={max_new_tokens}, so it is cut to its last {limit} tokens", file=sys.stderr)
+            ids = ids[-limit:]
+        self.decoder.reset()
+        token = sampler(self.decoder.feed(ids)[-1])
+        new, stopped, start = [], "max_new_tokens", time.perf_counter()
+        while True:
+            if token in self.stop_token_ids:
+                stopped = "stop_token"
+                break
+            new.append(token)
+            if len(new) == max_new_tokens:
+                break
+            token = sampler(self.decoder.feed([token])[-1])
+        seconds = time.perf_counter() - start
+        return {"prompt": prompt, "text": self.tokenizer.decode(new), "token_ids": new, "prompt_tokens": len(ids),
+                "new_tokens": len(new), "stopped": stopped,
+                "ms_per_token": 1000 * seconds / max(len(new) - 1, 1)}
+
+
+def _document(ok: bool, error=None, **fields) -> dict:
+    exit_code = 0 if ok else 2
+    return {"schema": JSON_SCHEMA, "command": "llm_runner", "ok": ok, "exit_code": exit_code,
+            "error": None if error is None else {"type": type(error).__name__, "message": str(error),
+                                                 "exit_code": exit_code}, **fields}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sidecar", help="the decoder's sidecar JSON written by tfxfer (decoder.json)")
+    parser.add_argument("prompts", nargs="+", help="prompts to continue")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--sampler", choices=SAMPLERS, default="greedy")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--allow-failed", action="store_true", help="run a file that failed its gate")
+    parser.add_argument("--json", action="store_true", help="print one tfxfer/1 JSON document")
+    args = parser.parse_args(argv)
+    try:
+        sampler = Sampler(args.sampler, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          seed=args.seed)
+        runner = LLMRunner(args.sidecar, num_threads=args.threads, allow_failed=args.allow_failed)
+        results = [runner.generate(p, max_new_tokens=args.max_new_tokens, sampler=sampler) for p in args.prompts]
+    except (OSError, ValueError, KeyError) as e:
+        if args.json:
+            print(json.dumps(_document(False, e, model=None, threads=args.threads, results=[])))
+        else:
+            print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(_document(True, model=os.path.basename(runner.model_path), threads=args.threads,
+                                   results=results), ensure_ascii=False))
+    else:
+        for r in results:
+            print(r["prompt"] + r["text"])
+            print(f"[{r['new_tokens']} tokens, {r['ms_per_token']:.1f} ms/token, stopped: {r['stopped']}]",
+                  file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

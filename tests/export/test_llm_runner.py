@@ -1,0 +1,102 @@
+"""export/llm_runner.py: a tiny random Llama saved by `save_decoder` generates, without TensorFlow, the
+same greedy tokens as `tfxfer.causal_lm.generate`; the exact BPE it uses matches `BPETokenizer`."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.causal_lm.helpers import write_tiny_gguf
+
+EXPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "export")
+sys.path.insert(0, EXPORT)
+
+import llm_runner  # noqa: E402
+from bpe_tokenizer import BytePairTokenizer  # noqa: E402
+
+PROMPTS = ["the and then on", "in 12  the\n\nand<|im_end|> a"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    from tfxfer.causal_lm import load_causal_lm
+    from tfxfer.causal_lm.tflite_decoder import save_decoder
+
+    root = tmp_path_factory.mktemp("llm-runner")
+    write_tiny_gguf(root / "tiny.gguf")
+    lm = load_causal_lm(str(root / "tiny.gguf"), cache_dir=str(root / "cache"))
+    paths = save_decoder(lm, str(root / "out"), cache_length=48, prefill_tokens=4,
+                         gate_texts=["the and then", "on and in the"])
+    return lm, paths
+
+
+def test_same_greedy_tokens_as_generate(saved):
+    from tfxfer.causal_lm import generate_ids
+
+    lm, paths = saved
+    assert paths["gate"].passed, paths["gate"]
+    runner = llm_runner.LLMRunner(paths["sidecar"])
+    for prompt in PROMPTS:
+        ids = lm.tokenizer.encode(prompt)
+        assert runner.encode(prompt) == ids
+        expected = generate_ids(lm, [ids], max_new_tokens=12, stop_token_ids=(lm.tokenizer.eos_token_id,))[0]
+        got = runner.generate(prompt, max_new_tokens=12)
+        assert got["token_ids"] == [int(i) for i in expected], (prompt, got)
+        assert got["text"] == lm.tokenizer.decode(expected) and got["prompt_tokens"] == len(ids)
+
+
+def test_tokenizer_matches_hugging_face(saved):
+    lm, paths = saved
+    tok = BytePairTokenizer.from_causal_lm(paths["tokenizer"])
+    texts = PROMPTS + ["  a", "a  b\n\n\nc  ", "it's 2024 é日😀\u00a0x", "<|im_start|>hi<|im_end|>\n", " \t ", "x'S 'll"]
+    for text in texts:
+        assert tok.encode(text) == lm.tokenizer.encode(text), text
+        assert tok.decode(tok.encode(text)) == lm.tokenizer.decode(lm.tokenizer.encode(text)) == text
+
+
+def test_samplers_and_errors(saved):
+    _, paths = saved
+    runner = llm_runner.LLMRunner(paths["sidecar"])
+    a = runner.generate(PROMPTS[0], max_new_tokens=6, sampler=llm_runner.Sampler("top_k", top_k=5, seed=3))
+    b = runner.generate(PROMPTS[0], max_new_tokens=6, sampler=llm_runner.Sampler("top_k", top_k=5, seed=3))
+    assert a["token_ids"] == b["token_ids"]
+    assert llm_runner.Sampler("top_p", top_p=1e-6, seed=0)([0.0, 5.0, 1.0]) == 1  # nucleus of one
+    with pytest.raises(ValueError, match="greedy takes no"):
+        llm_runner.Sampler("greedy", temperature=0.5)
+    with pytest.raises(ValueError, match="`top_p` must be in"):
+        llm_runner.Sampler("top_p", top_p=1.5)
+    with pytest.raises(ValueError, match="non-empty string"):
+        runner.generate("", max_new_tokens=4)
+    with pytest.raises(ValueError, match=r"`max_new_tokens` must be in \[1, 47\]"):
+        runner.generate("the", max_new_tokens=48)
+
+
+def test_refuses_a_failed_or_foreign_file(saved, tmp_path):
+    _, paths = saved
+    sidecar = json.load(open(paths["sidecar"]))
+    failed = dict(sidecar, gate={"passed": False, "failures": ["top-1 agreement 0.9 < 0.99"]})
+    path = os.path.join(os.path.dirname(paths["sidecar"]), "failed.json")
+    json.dump(failed, open(path, "w"))
+    with pytest.raises(ValueError, match="failed its verification gate"):
+        llm_runner.LLMRunner(path)
+    assert llm_runner.LLMRunner(path, allow_failed=True).decoder.prefill_tokens == 4
+    json.dump(dict(sidecar, sha256="0" * 64), open(path, "w"))
+    with pytest.raises(ValueError, match="belongs to another file"):
+        llm_runner.LLMRunner(path)
+
+
+def test_cli_json_without_tensorflow(saved):
+    _, paths = saved
+    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); import llm_runner; "
+            "rc = llm_runner.main(sys.argv[2:]); assert 'tensorflow' not in sys.modules; sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, EXPORT, paths["sidecar"], PROMPTS[0], "--max-new-tokens", "5",
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc = json.loads(out.stdout)
+    assert doc["schema"] == "tfxfer/1" and doc["ok"] and doc["command"] == "llm_runner"
+    assert doc["results"][0]["new_tokens"] <= 5 and doc["model"] == "decoder.tflite"
+    bad = subprocess.run([sys.executable, os.path.join(EXPORT, "llm_runner.py"), paths["sidecar"], "x",
+                          "--sampler", "greedy", "--top-k", "3", "--json"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["type"] == "ValueError"

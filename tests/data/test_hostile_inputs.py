@@ -337,3 +337,20 @@ def test_image_tables_keep_every_row_and_start_line_numbers(tmp_path):
         ["path,label"] + [f"{c}/{i}.png,{c}" for c in ("cat", "dog") for i in range(3)] + [f"{long_name},cat"]))
     data = image_dataset_from_csv(tmp_path / "d" / "t.csv", image_size=8)  # a 200 KiB cell: no csv.Error
     assert data.summary.used == 6 and len(data.summary.skipped) == 1
+
+
+def test_data_made_only_of_links_says_why_it_is_empty(tmp_path):
+    real = two_classes(str(tmp_path / "real"))
+    root = tmp_path / "links"
+    root.mkdir()
+    for c in ("cat", "dog"):
+        os.symlink(os.path.join(real, c), root / c)
+    with pytest.raises(DataError, match=r"No class sub-folders .*2 linked folder\(s\) skipped.*follow_links=True"):
+        image_dataset_from_folder(root, image_size=8)
+    for c in ("cat", "dog"):  # real folders of links to files elsewhere
+        os.unlink(root / c)
+        (root / c).mkdir()
+        for i in range(3):
+            os.symlink(os.path.join(real, c, f"{i}.png"), root / c / f"{i}.png")
+    with pytest.raises(DataError, match=r"have no usable images.*6 item\(s\) were skipped as symbolic links"):
+        image_dataset_from_folder(root, image_size=8)

@@ -22,7 +22,7 @@ from tfxfer.data.tfdata import check_batch_size, check_image_size, check_interpo
 from tfxfer.data.result import ImageData, encode_labels
 from tfxfer.data.scan import scan_images
 from tfxfer.data.splits import SPLIT_NAMES, check_fractions, stratified_split
-from tfxfer.errors import ArgumentError
+from tfxfer.errors import ArgumentError, DataError
 from tfxfer.utils.validate import check_int
 
 #: Folder / column values accepted as split names.
@@ -56,6 +56,25 @@ def build_image_data(items, *, class_names, source, root, image_size, batch_size
     if color_mode not in ("rgb", "grayscale"):
         raise ArgumentError("color_mode", color_mode, 'must be "rgb" or "grayscale"')
     check_int("seed", seed, low=None)
+    try:
+        return _build(items, class_names=class_names, source=source, root=root, image_size=image_size,
+                      batch_size=batch_size, validation_split=validation_split, test_split=test_split, seed=seed,
+                      label_mode=label_mode, color_mode=color_mode, augment=augment, cache=cache, shuffle=shuffle,
+                      interpolation=interpolation, crop_to_aspect_ratio=crop_to_aspect_ratio, on_leakage=on_leakage,
+                      min_per_class=min_per_class, drop_remainder=drop_remainder, summary_path=summary_path,
+                      skipped=skipped, notes=notes)
+    except DataError as exc:
+        links = sum(1 for s in skipped if s.get("reason") in ("symlink", "outside_root"))
+        if not links:
+            raise
+        raise DataError(f"{exc} ({links} item(s) were skipped as symbolic links or as leading outside the data "
+                        "root: links are followed only with follow_links=True and never out of the folder; a "
+                        "table's paths are read outside its root only with allow_outside_root=True)") from None
+
+
+def _build(items, *, class_names, source, root, image_size, batch_size, validation_split, test_split, seed,
+           label_mode, color_mode, augment, cache, shuffle, interpolation, crop_to_aspect_ratio, on_leakage,
+           min_per_class, drop_remainder, summary_path, skipped, notes):
     if on_leakage not in ("warn", "raise", "drop", "ignore"):
         raise ArgumentError("on_leakage", on_leakage, 'must be "warn", "raise", "drop" or "ignore"')
     summary = DataSummary(source=str(source), scanned=len(items) + len(skipped),

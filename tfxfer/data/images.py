@@ -238,7 +238,10 @@ def image_dataset_from_folder(
         layout[None] = {c: os.path.join(root, c) for c in dirs}
     found = sorted({c for classes in layout.values() for c in classes})
     if not found:
-        raise DataError(f"No class sub-folders in {root}: expected {root}/<class_name>/<images>")
+        links = [s["path"] for s in skipped if s["reason"] in ("symlink", "outside_root")]
+        hint = (f" ({len(links)} linked folder(s) skipped, e.g. {links[0]!r}: pass follow_links=True to follow "
+                "links that stay inside the folder)") if links else ""
+        raise DataError(f"No class sub-folders in {root}: expected {root}/<class_name>/<images>{hint}")
     if class_names is not None:
         if sorted(class_names) != found or len(set(class_names)) != len(class_names):
             raise DataError(f"`class_names` {list(class_names)} must match the class folders {found}")

@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 
 from tfxfer.errors import ArgumentTypeError, UnknownNameError
-from tfxfer.metrics import expected_calibration_error, looks_like_probabilities, per_class_accuracy
+from tfxfer.metrics import confusion_matrix, expected_calibration_error, looks_like_probabilities, per_class_accuracy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +81,8 @@ class VariantResult:
     #: drop limit).
     drop_verdict: str = ""
     examples_needed: int | None = None
+    #: The file's confusion matrix (rows: true class, columns: the file's prediction).
+    confusion: list | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -219,14 +221,18 @@ def compare_outputs(name, path, reference, outputs, labels, class_names, limits:
     k_acc, t_acc = float((k_pred == labels).mean()), float((t_pred == labels).mean())
     k_cls, support = per_class_accuracy(k_pred, labels, num_classes)
     t_cls, _ = per_class_accuracy(t_pred, labels, num_classes)
+    k_conf, t_conf = confusion_matrix(labels, k_pred, num_classes), confusion_matrix(labels, t_pred, num_classes)
     per_class = []
     for c in range(num_classes):
         present = support[c] > 0
+        k_called, t_called = int(k_conf[:, c].sum()), int(t_conf[:, c].sum())
         per_class.append({
             "class": c, "name": class_names[c], "support": int(support[c]),
-            "keras_accuracy": float(k_cls[c]) if present else None,
+            "keras_accuracy": float(k_cls[c]) if present else None,  # = recall
             "tflite_accuracy": float(t_cls[c]) if present else None,
             "delta_points": _points(t_cls[c] - k_cls[c]) if present else None,
+            "keras_precision": float(k_conf[c, c] / k_called) if k_called else None,
+            "tflite_precision": float(t_conf[c, c] / t_called) if t_called else None,
         })
     probabilistic = looks_like_probabilities(reference)
     ece_k = expected_calibration_error(reference, labels) if probabilistic else None
@@ -264,4 +270,5 @@ def compare_outputs(name, path, reference, outputs, labels, class_names, limits:
         top1_agreement=agreement, keras_accuracy=k_acc, tflite_accuracy=t_acc, accuracy_drop=drop,
         ece_keras=ece_k, ece_tflite=ece_t, per_class=per_class, thresholds=dataclasses.asdict(limits),
         drop_interval=(round(low, 4), round(high, 4)), drop_verdict=verdict, examples_needed=needed,
+        confusion=t_conf.astype(int).tolist(),
     )

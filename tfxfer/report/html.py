@@ -49,6 +49,10 @@ def _headline(run: dict) -> str:
     rows = export.get("rows") or []
     deliver = export.get("deliver_variant") or (run.get("config") or {}).get("export", {}).get("deliver")
     row = next((r for r in rows if r["variant"] == deliver), None)
+    variant, result = sections.delivered(run)
+    if result is not None:  # the shipped file's accuracy first, the Keras model's beside it
+        cards.insert(0, card(f"{variant} file accuracy", f"{result['tflite_accuracy']:.3f}",
+                             f"Keras {result['keras_accuracy']:.3f} · agreement {result['top1_agreement']:.3f}"))
     if row:
         lat = "-" if row.get("latency_ms") is None else f"{row['latency_ms']:.2f} ms"
         cards.append(card(f"TFLite {row['variant']}", f"{row['size_kib'] / 1024:.2f} MiB",
@@ -71,12 +75,14 @@ def render_html(run: dict, *, figures: dict) -> str:
     model = cfg.get("model", {})
     sub = " · ".join(esc(s) for s in (cfg.get("task"), model.get("backbone"), cfg.get("data", {}).get("source"),
                                       manifest.get("written")) if s)
-    nav = "".join(f'<a href="#{k}">{t}</a>' for k, t in (("export", "Export"), ("data", "Data"),
+    nav = "".join(f'<a href="#{k}">{t}</a>' for k, t in (("delivered", "Delivered file"), ("export", "Export"),
+                                                         ("data", "Data"),
                                                          ("training", "Training"), ("evaluation", "Evaluation"),
                                                          ("mistakes", "Mistakes"), ("reproduce", "Reproduce")))
     # What ships, and whether it passed its gate, comes first; how it got there follows.
     body = [f"<h1>{esc(cfg.get('name', 'tfxfer run'))} {badge}</h1>", f'<p class="sub">{sub}</p>', f"<nav>{nav}</nav>",
-            _headline(run), sections.export_section(run, figures), sections.data_section(run, figures),
+            _headline(run), sections.delivered_section(run, figures), sections.export_section(run, figures),
+            sections.data_section(run, figures),
             sections.training_section(run, figures), sections.evaluation_section(run, figures),
             sections.mistakes_section(run, figures), sections.reproduce_section(run)]
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tfxfer report: "

@@ -26,6 +26,28 @@ def md_table(headers, rows) -> list[str]:
     return lines + [""]
 
 
+def _delivered(run) -> list[str]:
+    from tfxfer.report.sections import delivered
+
+    variant, r = delivered(run)
+    if r is None:
+        return ["## The delivered file", "", "No file was delivered (none passed its gate).", ""] \
+            if run.get("export") else []
+    low, high = r.get("drop_interval") or (None, None)
+    interval = "" if low is None else f", 95 % interval {low:+.2f} to {high:+.2f}: {r.get('drop_verdict')}"
+    lines = ["## The delivered file", "",
+             f"`{variant}` on {r['examples']} held-out examples: accuracy {_fmt(r['tflite_accuracy'])} "
+             f"(Keras {_fmt(r['keras_accuracy'])}; drop {_fmt(r['accuracy_drop'])} points{interval}); "
+             f"top-1 agreement with the Keras model {_fmt(r['top1_agreement'])}.", ""]
+    lines += md_table(["class", "support", "recall (file)", "recall (Keras)", "precision (file)", "precision (Keras)"],
+                      [[c["name"], c["support"], c.get("tflite_accuracy"), c.get("keras_accuracy"),
+                        c.get("tflite_precision"), c.get("keras_precision")] for c in r.get("per_class") or []])
+    if r.get("confusion"):
+        names = [c["name"] for c in r.get("per_class") or []]
+        lines += md_table(["true \\ file", *names], [[names[i], *row] for i, row in enumerate(r["confusion"])])
+    return lines
+
+
 def render_markdown(run: dict, *, figures: dict) -> str:
     """Markdown for ``run``; ``figures`` maps figure name -> PNG file name (relative links)."""
     cfg = run.get("config") or {}
@@ -36,9 +58,10 @@ def render_markdown(run: dict, *, figures: dict) -> str:
               f"data: {cfg.get('data', {}).get('source', '?')}",
               f"- status: {manifest.get('status', 'running')}; wall time: "
               f"{_fmt(manifest.get('wall_s'))} s", ""]
+    lines += _delivered(run)
     metrics = run.get("metrics") or {}
     if metrics:
-        lines += ["## Evaluation", ""]
+        lines += ["## Evaluation (Keras model)", ""]
         head = [(k, metrics[k]) for k in ("accuracy", "macro_f1", "entity_f1", "ece") if k in metrics]
         lines += md_table(["metric", f"{metrics.get('split', 'test')} value"], head)
         if metrics.get("per_class"):

@@ -166,3 +166,41 @@ def reproduce_section(run) -> str:
     if run.get("config_text"):
         out.append("<h3>Resolved recipe</h3><pre>" + esc(run["config_text"]) + "</pre>")
     return "".join(out)
+
+
+def delivered(run) -> tuple[str | None, dict | None]:
+    """``(variant, gate result)`` of the file the run delivers (None, None when nothing shipped or the
+    run has no gate yet)."""
+    export, gate = run.get("export") or {}, run.get("gate") or {}
+    variant = export.get("deliver_variant") if export.get("deliver") else None
+    result = (gate.get("results") or {}).get(variant) if variant else None
+    return (variant, result) if result else (None, None)
+
+
+def confusion_table(names, confusion) -> str:
+    rows = [[names[i]] + list(row) for i, row in enumerate(confusion)]
+    return table(["true \\ file"] + list(names), rows)
+
+
+def delivered_section(run, figures) -> str:
+    """The file that ships, measured on the held-out data: accuracy, agreement with the Keras model,
+    the drop's 95 % interval, per-class recall and precision beside Keras's, its confusion matrix."""
+    variant, r = delivered(run)
+    out = ['<h2 id="delivered">The delivered file</h2>']
+    if r is None:
+        return out[0] + '<p class="fail">No file was delivered (none passed its gate); the figures below ' \
+                        "describe the Keras model only.</p>"
+    low, high = r.get("drop_interval") or (None, None)
+    interval = "" if low is None else f" (95 % interval {low:+.2f} to {high:+.2f} points: {esc(r.get('drop_verdict'))})"
+    out.append(f"<p><code>{esc(variant)}</code> on {r['examples']} held-out examples: accuracy "
+               f"<b>{fmt(r['tflite_accuracy'])}</b> (Keras {fmt(r['keras_accuracy'])}; drop "
+               f"{fmt(r['accuracy_drop'])} points{interval}); top-1 agreement with the Keras model "
+               f"<b>{fmt(r['top1_agreement'])}</b>.</p>")
+    rows = [[c["name"], c["support"], c.get("tflite_accuracy"), c.get("keras_accuracy"), c.get("tflite_precision"),
+             c.get("keras_precision")] for c in r.get("per_class") or []]
+    out.append("<h3>Per class</h3>" + table(["class", "support", "recall (file)", "recall (Keras)",
+                                             "precision (file)", "precision (Keras)"], rows))
+    if r.get("confusion"):
+        names = [c["name"] for c in r.get("per_class") or []]
+        out.append("<h3>Confusion matrix of the file</h3>" + confusion_table(names, r["confusion"]))
+    return "".join(out)

@@ -1,0 +1,36 @@
+"""The report leads with the file that ships: its accuracy, agreement, interval, per-class recall and
+precision beside Keras's, and its confusion matrix (issue 14, item 4)."""
+
+from tfxfer.report.html import render_html
+from tfxfer.report.markdown import render_markdown
+
+_RESULT = {"examples": 10, "tflite_accuracy": 0.8, "keras_accuracy": 0.9, "accuracy_drop": 10.0,
+           "top1_agreement": 0.9, "drop_interval": (2.0, 20.0), "drop_verdict": "undecided",
+           "per_class": [{"name": "ok", "support": 5, "tflite_accuracy": 0.8, "keras_accuracy": 1.0,
+                          "tflite_precision": 0.8, "keras_precision": 0.8333},
+                         {"name": "defect", "support": 5, "tflite_accuracy": 0.8, "keras_accuracy": 0.8,
+                          "tflite_precision": 0.8, "keras_precision": 1.0}],
+           "confusion": [[4, 1], [1, 4]]}
+
+
+def _run(deliver="runs/x/export/x_int8.tflite"):
+    return {"config": {"name": "x"}, "metrics": {"accuracy": 0.9, "split": "test"},
+            "export": {"rows": [], "deliver": deliver, "deliver_variant": "int8"},
+            "gate": {"results": {"int8": _RESULT}}}
+
+
+def test_markdown_and_html_lead_with_the_delivered_file():
+    md = render_markdown(_run(), figures={})
+    assert md.index("## The delivered file") < md.index("## Evaluation (Keras model)") < md.index("## Export")
+    assert "accuracy 0.8 (Keras 0.9; drop 10 points, 95 % interval +2.00 to +20.00: undecided)" in md
+    assert "| defect | 5 | 0.8 | 0.8 | 0.8 | 1 |" in md and "| ok | 4 | 1 |" in md
+    page = render_html(_run(), figures={})
+    assert page.index('id="delivered"') < page.index('id="export"') < page.index('id="evaluation"')
+    assert "int8 file accuracy" in page and "agreement 0.900" in page
+    assert "Confusion matrix of the file" in page
+
+
+def test_nothing_delivered_says_so():
+    md = render_markdown(_run(deliver=None), figures={})
+    assert "No file was delivered (none passed its gate)." in md
+    assert "No file was delivered" in render_html(_run(deliver=None), figures={})

@@ -354,3 +354,14 @@ def test_data_made_only_of_links_says_why_it_is_empty(tmp_path):
             os.symlink(os.path.join(real, c, f"{i}.png"), root / c / f"{i}.png")
     with pytest.raises(DataError, match=r"have no usable images.*6 item\(s\) were skipped as symbolic links"):
         image_dataset_from_folder(root, image_size=8)
+
+
+def test_data_errors_show_bounded_excerpts():
+    from tfxfer.data.hygiene import check_class_counts
+
+    names = [f"class_{i}_" + "x" * 200 for i in range(5000)]
+    for counts in ({"all": {}}, {"train": {n: 1 for n in names}, "val": {names[0]: 1}},
+                   {"all": {n: 1 for n in names}}):
+        with pytest.raises(DataError) as info:
+            check_class_counts(counts, names, min_per_class=2)
+        assert len(str(info.value)) < 1500

@@ -25,7 +25,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, DataError
+from tfxfer.errors import ArgumentError, DataError, bounded_repr
 from tfxfer.utils.atomic import atomic_write_json
 
 #: Why a file was skipped. Every skip in a summary uses one of these reasons.
@@ -230,11 +230,11 @@ def report_label_problems(summary: "DataSummary", class_names: Sequence[str], co
     problems = []
     if summary.lookalike_labels:
         problems.append(f"labels that differ only by case, Unicode normalization or invisible characters: "
-                        f"{summary.lookalike_labels[:3]} (one class typed two ways?)")
+                        f"{bounded_repr(summary.lookalike_labels[:3])} (one class typed two ways?)")
     if summary.label_conflicts:
         first = summary.label_conflicts[0]["labels"]
         problems.append(f"{len(summary.label_conflicts)} item(s) appear under two labels (label conflict), e.g. "
-                        f"{first}")
+                        f"{bounded_repr(first)}")
     if problems:
         warnings.warn("; ".join(problems), DataWarning, stacklevel=user_stacklevel())
 
@@ -255,7 +255,7 @@ def handle_leakage(leakage: list, on_leakage: str, summary: DataSummary) -> None
         return
     example = leakage[0]["splits"]
     message = (f"{len(leakage)} item(s) appear in more than one split (exact duplicates), e.g. "
-               f"{example}. Evaluation on a split that shares items with train is optimistic.")
+               f"{bounded_repr(example)}. Evaluation on a split that shares items with train is optimistic.")
     if on_leakage == "raise":
         raise DataError(message + " Remove the copies or pass on_leakage='drop'.")
     if on_leakage == "warn":
@@ -307,7 +307,7 @@ def check_class_counts(
     """
     if len(class_names) < 2:
         raise DataError(
-            f"Found a single class {list(class_names)}: classification needs at least 2 classes. "
+            f"Found a single class {bounded_repr(list(class_names))}: classification needs at least 2 classes. "
             "Put each class in its own sub-folder (or label column value)."
         )
     all_counts = collections.Counter()
@@ -315,7 +315,7 @@ def check_class_counts(
         all_counts.update(counts)
     empty = [c for c in class_names if all_counts.get(c, 0) == 0]
     if empty:
-        raise DataError(f"Class(es) {empty} have no usable {what} (after skipping unreadable files).")
+        raise DataError(f"Class(es) {bounded_repr(empty)} have no usable {what} (after skipping unreadable files).")
     splits = list(counts_by_split)
     if len(splits) > 1:
         present = {s: {c for c, v in counts_by_split[s].items() if v > 0} for s in splits}
@@ -325,13 +325,14 @@ def check_class_counts(
                 only_b = sorted(present[s] - present[splits[0]])
                 raise DataError(
                     f"Label sets differ between splits {splits[0]!r} and {s!r}: only in "
-                    f"{splits[0]!r}: {only_a}; only in {s!r}: {only_b}. Every split needs every class."
+                    f"{splits[0]!r}: {bounded_repr(only_a)}; only in {s!r}: {bounded_repr(only_b)}. Every split needs "
+                    "every class."
                 )
     train = counts_by_split.get("train", all_counts)
     few = {c: int(train.get(c, 0)) for c in class_names if train.get(c, 0) < min_per_class}
     if few:
         raise DataError(
-            f"Too few {what} per class: {few} (need at least {min_per_class} per class in train). "
+            f"Too few {what} per class: {bounded_repr(few)} (need at least {min_per_class} per class in train). "
             "Add data or lower `min_per_class`."
         )
 

@@ -275,7 +275,8 @@ def _drop_conflicting_rows(parsed, skipped, multi):
         if len(labels) > 1:
             others = ", ".join(f"line {r[3]} ({'|'.join(r[1])}: {r[4]})" for r in rows if r is not entry)
             skipped.append({"path": entry[4], "reason": "label_conflict",
-                            "detail": f"line {entry[3]} says {'|'.join(entry[1])!r}; also {others}"})
+                            "detail": f"line {entry[3]} says {bounded_repr('|'.join(entry[1]))}; also "
+                                      f"{bounded_repr(others)[1:-1]}"})
         elif rows[0] is not entry:
             skipped.append({"path": entry[4], "reason": "bad_row",
                             "detail": f"line {entry[3]} repeats line {rows[0][3]} (same file, same label)"})

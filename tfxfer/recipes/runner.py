@@ -89,7 +89,7 @@ def record_problem(record, *, run_dir: str) -> str | None:
     root = os.path.realpath(run_dir)
     for rel, digest in artefacts.items():
         if not isinstance(digest, str):
-            return f"the digest of artefact {rel!r} is not a string"
+            return f"the digest of artefact {rel[:200]!r} is not a string"
         full = os.path.realpath(os.path.join(root, rel))
         if os.path.isabs(rel) or not full.startswith(root.rstrip(os.sep) + os.sep):
             return f"artefact path {rel[:200]!r} leads outside the run folder"

@@ -16,9 +16,11 @@ What was measured while building it (TF 2.21, keras-hub 0.32):
 * converted straight from the model's variables, the weights stay resource variables
   (VAR_HANDLE / READ_VARIABLE) that LiteRT never initialises (every output NaN), so each step is
   frozen (variables -> constants) first;
-* the converter takes several functions only through a SavedModel, and a SavedModel of the frozen
-  functions saves only without custom gradients (``experimental_custom_gradients=False``); the
-  converter then stores each weight once and both signatures point at it;
+* the converter takes several functions only through a SavedModel, and a SavedModel of frozen
+  functions saves only without custom gradients (``experimental_custom_gradients=False``). Both
+  signatures call one frozen step of any length (two frozen steps held every weight twice in the
+  SavedModel: SmolLM2's conversion then passed 20 GB and was killed); the converter stores each
+  weight once and both signatures point at it;
 * the output projection reuses the token embedding (tied models) once the converter is told not to
   fold the final norm's scale into it (``_experimental_disable_fuse_mul_and_fc``); dynamic int8
   still keeps two int8 copies (a per-tensor one for GATHER, a per-channel one for the projection).
@@ -86,20 +88,20 @@ def _signature(lm, cache_length, tokens):
 
 
 def decoder_module(lm, *, cache_length: int, prefill_tokens: int | None = 16):
-    """A ``tf.Module`` with frozen (constants, no variables) ``decode`` and ``prefill`` functions."""
+    """A ``tf.Module`` whose ``decode`` and ``prefill`` functions call one frozen (constants, no
+    variables) step of any length, so a SavedModel of it holds the weights once."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     cache_length = check_int("cache_length", cache_length, low=1, high=lm.context_length)
-    body = _step_body(lm.backbone)
-    module = tf.Module()
     sizes = {"decode": 1}
     if prefill_tokens is not None:
         sizes["prefill"] = check_int("prefill_tokens", prefill_tokens, low=2, high=cache_length)
+    frozen = convert_variables_to_constants_v2(
+        tf.function(_step_body(lm.backbone), input_signature=_signature(lm, cache_length, None)).get_concrete_function())
+    module = tf.Module()
     for name, tokens in sizes.items():
-        spec = _signature(lm, cache_length, tokens)
-        frozen = convert_variables_to_constants_v2(tf.function(body, input_signature=spec).get_concrete_function())
-        setattr(module, name, tf.function(_named_step(frozen, name), input_signature=spec))
+        setattr(module, name, tf.function(_named_step(frozen, name), input_signature=_signature(lm, cache_length, tokens)))
     return module
 
 

@@ -100,11 +100,13 @@ def _calibration(args, model, gate_images):
         source, split = args.data, "train"
     else:
         split = "train"
+    same_files = os.path.exists(source) and os.path.abspath(source) == os.path.abspath(args.data)
+    if same_files or (source == args.data and split == args.split):
+        raise ArgumentError("calibration", source, "is the gate's own data: calibrate on training images",
+                            hint="Pass --calibration TRAINING_FOLDER (or CSV)")
     x, _, _ = evaluation_data(source, image_size=model.image_size, channels=model.channels, split=split,
                               limit=args.num_calibration)
-    if source == args.data and split == args.split:
-        raise ArgumentError("calibration", source, f"is the gate's data (split {split!r})")
-    return x, {"source": source, "split": split, "images": int(len(x))}
+    return x, {"source": source, "split": split if not os.path.exists(source) else None, "images": int(len(x))}
 
 
 def cmd_export(args) -> int:

@@ -72,7 +72,7 @@ def cmd_evaluate(args) -> int:
     check_data_argument(args.data)
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
-    from tfxfer.recipes.inference import evaluation_data, open_model
+    from tfxfer.recipes.inference import delivered_file, evaluation_data, open_model
     from tfxfer.metrics import classification_metrics
     from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics
 
@@ -87,13 +87,38 @@ def cmd_evaluate(args) -> int:
         return EXIT_OK
     x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels, split=args.split,
                                   class_names=model.class_names, limit=args.limit)
-    metrics = classification_metrics(model.predict(x), y, names)
+    # A run directory: the file it delivered leads, the Keras model it came from stands beside it.
+    shipped = delivered_file(args.model)
+    keras_model = model
+    if shipped is not None:
+        model = open_model(shipped)
+    probabilities = model.predict(x)
+    metrics = classification_metrics(probabilities, y, names)
+    keras_metrics, agreement = None, None
+    if shipped is not None:
+        keras_probabilities = keras_model.predict(x)
+        keras_metrics = classification_metrics(keras_probabilities, y, names)
+        agreement = float((probabilities.argmax(1) == keras_probabilities.argmax(1)).mean())
     if args.json:
-        emit_json(args, model=model.path, data=args.data, split=args.split, metrics=metrics)
+        extra = {} if shipped is None else {"keras_model": keras_model.path, "keras_metrics": keras_metrics,
+                                            "top1_agreement": agreement}
+        emit_json(args, model=model.path, data=args.data, split=args.split, metrics=metrics, **extra)
         return EXIT_OK
     print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} images): accuracy {metrics['accuracy']:.4f}, "
           f"macro F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}")
-    print(f"{'class':<20} {'precision':>9} {'recall':>7} {'F1':>7} {'support':>8}")
+    if keras_metrics is not None:
+        print(f"  (the delivered file; Keras model {os.path.basename(keras_model.path)}: accuracy "
+              f"{keras_metrics['accuracy']:.4f}, macro F1 {keras_metrics['macro_f1']:.4f}; top-1 agreement "
+              f"{agreement:.4f})")
+    keras_rows = {c["name"]: c for c in (keras_metrics or {}).get("per_class", [])}
+    print(f"{'class':<20} {'precision':>9} {'recall':>7} {'F1':>7} {'support':>8}"
+          + ("   Keras: precision  recall" if keras_rows else ""))
     for c in metrics["per_class"]:
-        print(f"{c['name'][:20]:<20} {c['precision']:>9.4f} {c['recall']:>7.4f} {c['f1']:>7.4f} {c['support']:>8}")
+        k = keras_rows.get(c["name"])
+        print(f"{c['name'][:20]:<20} {c['precision']:>9.4f} {c['recall']:>7.4f} {c['f1']:>7.4f} {c['support']:>8}"
+              + (f"   {k['precision']:>16.4f} {k['recall']:>7.4f}" if k else ""))
+    if metrics.get("confusion") is not None:
+        print("confusion (rows: true class, columns: predicted):")
+        for name, row in zip(names, metrics["confusion"]):
+            print(f"  {name[:20]:<20} " + " ".join(f"{v:>6}" for v in row))
     return EXIT_OK

@@ -55,6 +55,21 @@ def resolve_model_path(path) -> str:
     return path
 
 
+def delivered_file(path) -> str | None:
+    """The .tflite file a run directory delivered (``export/table.json``'s ``deliver``), or None
+    (not a run directory, no export, or nothing passed its gate)."""
+    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    table = os.path.join(path, "export", "table.json")
+    if not os.path.isdir(path) or not os.path.isfile(table):
+        return None
+    with open(table, encoding="utf-8") as f:
+        deliver = json.load(f).get("deliver")
+    if not deliver:
+        return None
+    deliver = deliver if os.path.isabs(deliver) else os.path.join(path, deliver)
+    return deliver if os.path.isfile(deliver) else None
+
+
 def _labels_beside(path: str) -> dict:
     labels = os.path.join(os.path.dirname(path), "labels.json")
     if os.path.isfile(labels):

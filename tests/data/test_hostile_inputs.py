@@ -365,3 +365,19 @@ def test_data_errors_show_bounded_excerpts():
         with pytest.raises(DataError) as info:
             check_class_counts(counts, names, min_per_class=2)
         assert len(str(info.value)) < 1500
+
+
+def test_one_image_check_for_predict_and_serving(tmp_path):
+    from tfxfer.data import check_image_bytes
+
+    pixels = np.zeros((4, 8, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", exif=exif)
+    status, png_bytes = check_image_bytes(out.getvalue())
+    assert status == "convert" and Image.open(io.BytesIO(png_bytes)).size == (4, 8)
+    with pytest.raises(DataError, match=r"^too_large: .*MAX_IMAGE_PIXELS"):
+        check_image_bytes(_png_declaring(10000, 10000))  # 1e8 px: over our cap, under Pillow's own 2x error
+    with pytest.raises(DataError, match=r"^empty_file"):
+        check_image_bytes(b"")

@@ -237,3 +237,17 @@ def test_any_image_bytes_are_scanned_to_ok_converted_or_a_counted_skip(blobs):
     result = scan_images(paths)
     assert len(result.ok) + len(result.skipped) == len(paths)
     assert all(s["reason"] in SKIP_REASONS for s in result.skipped)
+
+
+@FAST
+@given(st.one_of(image_bytes(), st.binary(max_size=128)))
+def test_any_image_bytes_are_checked_to_ok_converted_or_a_data_error(blob):
+    """The one-image check predict, serving and device runners can share (no TensorFlow)."""
+    from tfxfer.data import SKIP_REASONS, check_image_bytes
+
+    try:
+        status, data = check_image_bytes(blob)
+    except TfxferError as exc:
+        assert str(exc).split(":")[0] in SKIP_REASONS
+        return
+    assert status in ("ok", "convert") and data

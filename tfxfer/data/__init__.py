@@ -31,6 +31,7 @@ _EXPORTS = {
     "Split": "tfxfer.data.splits",
     "TextData": "tfxfer.data.text",
     "TokenData": "tfxfer.data.conll",
+    "check_image_bytes": "tfxfer.data.scan",
     "class_weights": "tfxfer.data.hygiene",
     "describe": "tfxfer.data.registry",
     "domain_pair": "tfxfer.data.domains",

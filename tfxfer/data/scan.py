@@ -173,8 +173,6 @@ def _orientation(image) -> int:
 
 def _inspect(path: str):
     """Read, hash and parse one file. Returns (status, payload) with status ok/convert/skip."""
-    from PIL import Image, UnidentifiedImageError
-
     from tfxfer.errors import DataError
 
     try:
@@ -190,6 +188,13 @@ def _inspect(path: str):
         return "skip", (reason, str(exc))
     except OSError as exc:
         return "skip", ("unreadable", f"{type(exc).__name__}: {exc}")
+    return _inspect_data(data)
+
+
+def _inspect_data(data: bytes):
+    """Hash and parse one file's bytes. Returns (status, payload) with status ok/convert/skip."""
+    from PIL import Image, UnidentifiedImageError
+
     if not data:
         return "skip", ("empty_file", "0 bytes")
     digest = hashlib.sha256(data).hexdigest()
@@ -240,6 +245,39 @@ def _convert(image, data, digest, fmt, mode, *, why):
         except Exception as exc:  # any decode failure means the file is unusable
             return "skip", (_classify_load_error(exc), f"{type(exc).__name__}: {exc}")
     return "convert", (digest, fmt, mode, blob, why)
+
+
+def check_image_bytes(data: bytes) -> tuple[str, bytes]:
+    """What a reader of one image (predict, serving, a device runner) must feed its decoder.
+
+    Returns ``("ok", data)`` when TensorFlow decodes the bytes exactly as they are, or
+    ``("convert", png)`` with an upright 8-bit RGB PNG in their place (EXIF orientation applied;
+    TIFF, 1-bit, palette BMP, ...), the same choice the file loaders make for training. A header
+    declaring more than `MAX_IMAGE_PIXELS` pixels is refused before anything is decoded.
+
+    Raises:
+        DataError: the bytes are empty, not an image, truncated, corrupt or too large; the message
+            starts with the `tfxfer.data.SKIP_REASONS` key.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> out = io.BytesIO(); Image.new("RGB", (4, 2)).save(out, format="PNG")
+        >>> check_image_bytes(out.getvalue())[0]
+        'ok'
+        >>> check_image_bytes(b"hello")
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.DataError: not_an_image: content is not a known image format (first bytes b'hello')
+    """
+    from tfxfer.errors import DataError
+
+    status, payload = _inspect_data(bytes(data))
+    if status == "skip":
+        raise DataError(f"{payload[0]}: {payload[1]}")
+    if status == "convert":
+        return "convert", payload[3]
+    return "ok", bytes(data)
 
 
 def _tf_decodable(paths: Sequence[str]) -> np.ndarray:

@@ -67,3 +67,18 @@ def test_errors(tmp_path, monkeypatch):
                                                       "pip install --no-deps no-such-wheel==1"))
     with pytest.raises(MissingDependencyError, match="pip install --no-deps no-such-wheel==1"):
         load_causal_lm("absent-lm")
+
+
+def test_save_causal_lm_round_trips_an_adapted_model(tiny_gguf, tmp_path):
+    lm = load_causal_lm(tiny_gguf(), cache_dir=tmp_path / "cache")
+    lm.backbone.enable_lora(2)
+    for variable in lm.backbone.weights:
+        if "lora_kernel_b" in variable.path:  # zero at first: make the adapters change the output
+            variable.assign(np.full(variable.shape, 0.05, "float32"))
+    before = _logits(lm)
+    folder = loader.save_causal_lm(lm, tmp_path / "saved")
+    assert loader.is_saved_dir(folder) and not loader.is_saved_dir(tmp_path)
+    again = load_causal_lm(folder)
+    assert again.name == lm.name and again.tokenizer.get_config() == lm.tokenizer.get_config()
+    np.testing.assert_allclose(_logits(again), before, atol=1e-6)
+    assert np.abs(_logits(load_causal_lm(tiny_gguf(), cache_dir=tmp_path / "cache")) - before).max() > 1e-3

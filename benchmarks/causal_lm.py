@@ -101,11 +101,11 @@ def export(rows, summary, args):
     summary["held_out"] = f"{len(texts)} BBC validation articles, first {args.cache_length} tokens each"
     for variant in args.variants:
         with Timer() as conversion:
-            blob = convert_decoder_tflite(lm, cache_length=args.cache_length, prefill_tokens=args.prefill,
+            blob = convert_decoder_tflite(lm, cache_length=args.cache_length, prefill_tokens=args.prefill or None,
                                           quantization=None if variant == "float32" else variant)
         report = decoder_gate(lm, blob, texts, variant=variant, num_threads=2)
         decoder = TFLiteDecoder(blob, num_threads=2)
-        token = int(np.argmax(decoder.feed(lm.tokenizer.encode(texts[0])[: args.prefill])[-1]))
+        token = int(np.argmax(decoder.feed(lm.tokenizer.encode(texts[0])[:16])[-1]))
         with Timer() as decode:
             for _ in range(32):  # greedy decode steps
                 token = int(np.argmax(decoder.feed([token])[-1]))
@@ -134,7 +134,8 @@ def main(argv=None):
     parser.add_argument("--export", action="store_true", help="measure the TFLite decoder variants instead")
     parser.add_argument("--variants", nargs="+", default=["float16", "dynamic_int8", "float32"])
     parser.add_argument("--cache-length", type=int, default=128)
-    parser.add_argument("--prefill", type=int, default=16)
+    parser.add_argument("--prefill", type=int, default=0, help="prefill signature length (0: a decode-only "
+                        "file; SmolLM2's two-signature conversion needs more than 18 GB of memory)")
     parser.add_argument("--export-texts", type=int, default=8, help="held-out articles for the gate")
     args = parser.parse_args(argv)
     if args.export:

@@ -99,15 +99,42 @@ class Sampler:
         return int(order[self._rng.choice(len(order), p=probs)])
 
 
+class _PlainRunner:
+    """A signature runner's interface over a file without signatures (one function converted
+    straight from a frozen graph): inputs found by name, outputs by rank."""
+
+    def __init__(self, interpreter):
+        self.interpreter = interpreter
+        interpreter.allocate_tensors()
+        inputs = interpreter.get_input_details()
+        self.inputs = {key: next(d for d in inputs if key in d["name"]) for key in ("token_ids", "cache", "index")}
+        outputs = interpreter.get_output_details()
+        self.outputs = {"cache": next(d for d in outputs if len(d["shape"]) == 6),
+                        "logits": next(d for d in outputs if len(d["shape"]) == 3)}
+
+    def get_input_details(self):
+        return self.inputs
+
+    def __call__(self, **feeds):
+        for key, value in feeds.items():
+            self.interpreter.set_tensor(self.inputs[key]["index"], value)
+        self.interpreter.invoke()
+        return {key: self.interpreter.get_tensor(d["index"]) for key, d in self.outputs.items()}
+
+
 class Decoder:
     """The ``.tflite`` file's ``prefill`` / ``decode`` signatures over one KV cache."""
 
     def __init__(self, model_path: str, *, num_threads: int | None = None):
         self.interpreter = load_interpreter_class()(model_path=model_path, num_threads=num_threads)
         signatures = self.interpreter.get_signature_list()
-        if "decode" not in signatures:
+        if not signatures:  # a decode-only file converted from one frozen function
+            self.runners = {"decode": _PlainRunner(self.interpreter)}
+        elif "decode" not in signatures:
             raise ValueError(f"{model_path} has no 'decode' signature (has {sorted(signatures)})")
-        self.runners = {name: self.interpreter.get_signature_runner(name) for name in signatures}
+        else:
+            self.runners = {name: self.interpreter.get_signature_runner(name) for name in ("decode", "prefill")
+                            if name in signatures}
         self.cache_shape = tuple(int(d) for d in self.runners["decode"].get_input_details()["cache"]["shape"])
         self.prefill_tokens = (int(self.runners["prefill"].get_input_details()["token_ids"]["shape"][1])
                                if "prefill" in self.runners else None)

@@ -53,9 +53,10 @@ def test_tied_embedding_stored_once(tiny_lm, blob):
     assert len(tables) == 1, tables  # gather and projection, in both signatures, share one buffer
 
 
-@pytest.mark.parametrize("quantization", ["dynamic_int8", "float16"])
-def test_quantized_variants_and_gate(tiny_lm, quantization):
-    blob = convert_decoder_tflite(tiny_lm, cache_length=32, prefill_tokens=4, quantization=quantization)
+@pytest.mark.parametrize("quantization,prefill", [("dynamic_int8", 4), ("float16", None)])
+def test_quantized_variants_and_gate(tiny_lm, quantization, prefill):
+    blob = convert_decoder_tflite(tiny_lm, cache_length=32, prefill_tokens=prefill, quantization=quantization)
+    assert TFLiteDecoder(blob).prefill_tokens == prefill  # None: a decode-only file
     report = decoder_gate(tiny_lm, blob, [IDS, IDS[:7]], variant=quantization, min_top1_agreement=0.5,
                           max_perplexity_change=0.5)
     assert report.positions == len(IDS) + 7 and report.max_abs_diff < 0.5, report

@@ -47,8 +47,27 @@ def make_sampler(name: str = "greedy", *, temperature: float = 1.0, top_k: int |
         UnknownNameError: unknown ``name``. ArgumentError: a setting out of range, or one that
         ``name`` does not use.
     """
+    settings = check_sampler(name, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     import keras_hub
 
+    temperature, seed = settings["temperature"], settings["seed"]
+    if name == "greedy":
+        return keras_hub.samplers.GreedySampler()
+    if name == "random":
+        return keras_hub.samplers.RandomSampler(temperature=temperature, seed=seed)
+    if name == "top_k":
+        return keras_hub.samplers.TopKSampler(k=settings["top_k"], temperature=temperature, seed=seed)
+    return keras_hub.samplers.TopPSampler(p=settings["top_p"], temperature=temperature, seed=seed)
+
+
+def check_sampler(name: str = "greedy", *, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None, seed: int | None = None) -> dict:
+    """`make_sampler`'s checks alone (imports nothing heavy): the settings, defaults filled in.
+
+    Example:
+        >>> check_sampler("top_p", temperature=0.7)
+        {'name': 'top_p', 'temperature': 0.7, 'top_k': None, 'top_p': 0.9, 'seed': None}
+    """
     if name not in SAMPLERS:
         raise UnknownNameError("sampler", name, SAMPLERS)
     temperature = check_float("temperature", temperature, low=0, low_open=True)
@@ -61,12 +80,8 @@ def make_sampler(name: str = "greedy", *, temperature: float = 1.0, top_k: int |
             raise ArgumentError(setting, received,
                                 f'has no effect with sampler="{name}"; leave it at {default}')
     seed = check_int("seed", seed, low=0, allow_none=True)
-    if name == "greedy":
-        return keras_hub.samplers.GreedySampler()
-    if name == "random":
-        return keras_hub.samplers.RandomSampler(temperature=temperature, seed=seed)
     if name == "top_k":
-        k = check_int("top_k", 50 if top_k is None else top_k, low=1)
-        return keras_hub.samplers.TopKSampler(k=k, temperature=temperature, seed=seed)
-    p = check_float("top_p", 0.9 if top_p is None else top_p, low=0, high=1, low_open=True)
-    return keras_hub.samplers.TopPSampler(p=p, temperature=temperature, seed=seed)
+        top_k = check_int("top_k", 50 if top_k is None else top_k, low=1)
+    if name == "top_p":
+        top_p = check_float("top_p", 0.9 if top_p is None else top_p, low=0, high=1, low_open=True)
+    return {"name": name, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}

@@ -16,7 +16,10 @@ What was measured while building it (TF 2.21, keras-hub 0.32):
 * converted straight from the model's variables, the weights stay resource variables
   (VAR_HANDLE / READ_VARIABLE) that LiteRT never initialises (every output NaN), so each step is
   frozen (variables -> constants) first;
-* the converter takes several functions only through a SavedModel, and a SavedModel of frozen
+* the converter takes several functions only through a SavedModel (a decode-only file,
+  ``prefill_tokens=None``, is converted straight from its one function: SmolLM2's two-signature
+  conversion went past 18 GB of memory on this 23 GB machine and was stopped; its decode-only one
+  fits), and a SavedModel of frozen
   functions saves only without custom gradients (``experimental_custom_gradients=False``). Both
   signatures call one frozen step of any length (two frozen steps held every weight twice in the
   SavedModel: SmolLM2's conversion then passed 20 GB and was killed); the converter stores each
@@ -134,10 +137,13 @@ def convert_decoder_tflite(lm, *, cache_length: int, prefill_tokens: int | None 
     module = decoder_module(lm, cache_length=cache_length, prefill_tokens=prefill_tokens)
     names = [n for n in SIGNATURES if hasattr(module, n)]
     with tempfile.TemporaryDirectory(prefix="tfxfer-decoder-") as root:
-        path = os.path.join(root, "saved_model")
-        tf.saved_model.save(module, path, signatures={n: getattr(module, n).get_concrete_function() for n in names},
-                            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
-        converter = tf.lite.TFLiteConverter.from_saved_model(path, signature_keys=names)
+        if prefill_tokens is None:  # one function: converted straight from it (far less memory)
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([module.decode.get_concrete_function()])
+        else:
+            path = os.path.join(root, "saved_model")
+            tf.saved_model.save(module, path, signatures={n: getattr(module, n).get_concrete_function() for n in names},
+                                options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+            converter = tf.lite.TFLiteConverter.from_saved_model(path, signature_keys=names)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         converter._experimental_disable_fuse_mul_and_fc = True  # keep the tied projection == the embedding
         if quantization is not None:
@@ -159,11 +165,7 @@ class TFLiteDecoder:
         except ImportError:  # pragma: no cover - a declared dependency
             from tensorflow.lite.python.interpreter import Interpreter
         self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
-        signatures = self._interpreter.get_signature_list()
-        if "decode" not in signatures:
-            raise ArgumentError("model_content", f"{len(model_content)} bytes",
-                                f"must hold a 'decode' signature (has {sorted(signatures)})")
-        self._runners = {name: self._interpreter.get_signature_runner(name) for name in signatures}
+        self._runners = _signature_runners(self._interpreter)
         details = self._runners["decode"].get_input_details()
         self.cache_shape = tuple(int(d) for d in details["cache"]["shape"])
         self.prefill_tokens = (int(self._runners["prefill"].get_input_details()["token_ids"]["shape"][1])
@@ -201,6 +203,40 @@ class TFLiteDecoder:
             i += chunk
         out.extend(self._run("decode", [t]) for t in ids[i:])
         return np.concatenate(out)
+
+
+class _PlainRunner:
+    """A signature runner's interface over a file without signatures (one function converted
+    straight from a frozen graph): inputs found by name, outputs by rank."""
+
+    def __init__(self, interpreter):
+        self.interpreter = interpreter
+        interpreter.allocate_tensors()
+        inputs = interpreter.get_input_details()
+        self.inputs = {key: next(d for d in inputs if key in d["name"]) for key in ("token_ids", "cache", "index")}
+        outputs = interpreter.get_output_details()
+        self.outputs = {"cache": next(d for d in outputs if len(d["shape"]) == 6),
+                        "logits": next(d for d in outputs if len(d["shape"]) == 3)}
+
+    def get_input_details(self):
+        return self.inputs
+
+    def __call__(self, **feeds):
+        for key, value in feeds.items():
+            self.interpreter.set_tensor(self.inputs[key]["index"], value)
+        self.interpreter.invoke()
+        return {key: self.interpreter.get_tensor(d["index"]) for key, d in self.outputs.items()}
+
+
+def _signature_runners(interpreter) -> dict:
+    """``{"decode": runner[, "prefill": runner]}``; a decode-only file converted from one function
+    has no signature (`_PlainRunner`)."""
+    signatures = interpreter.get_signature_list()
+    if not signatures:
+        return {"decode": _PlainRunner(interpreter)}
+    if "decode" not in signatures:
+        raise ArgumentError("model_content", "a TFLite file", f"must hold a 'decode' signature (has {sorted(signatures)})")
+    return {name: interpreter.get_signature_runner(name) for name in signatures if name in SIGNATURES}
 
 
 def _log_likelihood(logits, ids):

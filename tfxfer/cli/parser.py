@@ -27,6 +27,7 @@ import difflib
 import tfxfer.cli.catalog as catalog
 import tfxfer.cli.doctor as doctor
 import tfxfer.cli.export as export
+import tfxfer.cli.generate as generate
 import tfxfer.cli.predict as predict
 import tfxfer.cli.rank as rank
 import tfxfer.cli.report as report
@@ -36,7 +37,8 @@ from tfxfer.cli.common import EXIT_CODES_HELP, UsageError
 
 COMMANDS = {"run": run.cmd_run, "predict": predict.cmd_predict, "evaluate": predict.cmd_evaluate,
             "export": export.cmd_export, "datasets": catalog.cmd_datasets, "backbones": catalog.cmd_backbones,
-            "rank": rank.cmd_rank, "report": report.cmd_report, "doctor": doctor.cmd_doctor}
+            "rank": rank.cmd_rank, "report": report.cmd_report, "doctor": doctor.cmd_doctor,
+            "generate": generate.cmd_generate}
 
 #: Commands whose recipe keys an unknown flag may be meant for (suggested as ``--set KEY=VALUE``).
 RECIPE_COMMANDS = ("run", "rank")
@@ -78,6 +80,7 @@ def build_parser() -> Parser:
     rank.add_parser(sub)
     report.add_parser(sub)
     doctor.add_parser(sub)
+    generate.add_parser(sub)
     for command in sub.choices.values():
         command.epilog = "\n\n".join(filter(None, (command.epilog, EXIT_CODES_HELP + ".")))
     return parser

@@ -40,6 +40,7 @@ SERIALIZABLE_MODULES = (
     "tfxfer.optim.l2sp",
     "tfxfer.freezing.gradual",
     "tfxfer.train.unfreeze",
+    "tfxfer.train.best",
     "tfxfer.reliability.checkpoint",
     "tfxfer.reliability.divergence",
     "tfxfer.reliability.shuffle",

@@ -99,7 +99,7 @@ def run_quantize(ctx):
 
     cfg, q = ctx.cfg, ctx.cfg.quantize
     data, model = splits(ctx), ctx.model()
-    eval_data = take_images(data.eval)
+    eval_data = data.held_out_arrays()  # all held-out images, as the verify stage gates
     calibration = take_images(data.train_plain, cfg.export.num_calibration)[0]
     ctx.console.info(f"  quantization-aware training: {q.epochs} epoch(s) at lr {q.learning_rate:g}")
     result = train_qat(model, data.train, eval_data=eval_data, path=ctx.path("quantize", f"{cfg.name}_int8_qat.tflite"),

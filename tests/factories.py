@@ -292,7 +292,8 @@ def tiny_text_classifier(num_classes: int = 2, *, task: str = "multiclass", pool
     `tiny_text_encoder()`.
 
     Example:
-        >>> tiny_text_classifier(3).predict(["good film", "bad plot"], verbose=0).shape
+        >>> from tfxfer.text import predict_texts
+        >>> predict_texts(tiny_text_classifier(3), ["good film", "bad plot"]).shape
         (2, 3)
     """
     from tfxfer.text import build_text_classifier

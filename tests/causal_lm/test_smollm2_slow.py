@@ -101,3 +101,35 @@ def test_lora_adaptation_lowers_perplexity(smollm2):
                               learning_rate=1e-3, lora_rank=4)
     assert history.history["loss"][1] < history.history["loss"][0]
     assert perplexity(smollm2, texts[:1]) < 0.9 * before
+
+
+def test_device_tokenizer_is_exact(smollm2, tmp_path):
+    """export/bpe_tokenizer.py (standard library only, what llm_runner.py uses) gives the Hugging Face ids."""
+    import os
+    import random
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "export"))
+    from bpe_tokenizer import BytePairTokenizer
+
+    smollm2.tokenizer.save(str(tmp_path / "tokenizer.json"))
+    device = BytePairTokenizer.from_causal_lm(str(tmp_path / "tokenizer.json"))
+    rng = random.Random(0)
+    alphabet = list("ab 1\n\t'.,é日😀\u00a0<|>") + ["<|im_end|>", "  ", "'s", "\u2003"]
+    texts = list(TRICKY) + [CHAT] + ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+                                     for _ in range(500)]
+    for text in texts:
+        ids = smollm2.tokenizer.encode(text)
+        assert device.encode(text) == ids, text
+        assert device.decode(ids) == smollm2.tokenizer.decode(ids), text
+
+
+def test_tflite_decoder_passes_the_gate_float16(smollm2):
+    """The decode-only float16 file (the variant that ships): agreement >= 99 %, perplexity within 2 %."""
+    from tfxfer.causal_lm.tflite_decoder import convert_decoder_tflite, decoder_gate
+
+    blob = convert_decoder_tflite(smollm2, cache_length=64, prefill_tokens=None, quantization="float16")
+    texts = ["The history of the city goes back to Roman times, when a small fort guarded the river crossing.",
+             CHAT + "The capital of France is Paris. It is known for the Eiffel Tower and the Louvre museum."]
+    report = decoder_gate(smollm2, blob, texts, variant="float16")
+    assert report.passed, report

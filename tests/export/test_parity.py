@@ -118,6 +118,7 @@ def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder
     for label, other in (("predict", p_predict), ("serving", p_serving), ("device", p_device)):
         assert other.argmax(1).tolist() == p_train.argmax(1).tolist(), label
         diff = float(np.abs(other - p_train).max())
+        print(f"channels={channels} {label}: max probability difference vs training {diff:.2e}")
         assert diff < 0.01, (label, diff)
     np.testing.assert_allclose(p_serving, p_train, atol=1e-5)
 

@@ -136,6 +136,36 @@ def text_baselines(splits, *, seed):
     return rows
 
 
+def summarize(rows, runs) -> dict:
+    """Mean, std, spread and wall time per data set (and run configuration) and method."""
+    summary = {"runs": runs, "reduced": any(r["reduced"] for r in runs),
+               "full_command": "python benchmarks/vs_hand_written.py --datasets elpv animal_mnist sentiment_movies "
+                               "fashion_mnist --seeds 0 1 2 --size 224",
+               "backbone": BACKBONE, "text_encoder": TEXT_ENCODER, "per_dataset": {}}
+    for key in sorted({(r["dataset"], r.get("run", "")) for r in rows}):
+        name, label = key[0], _label(next(x for x in runs if x["command"] == key[1]) if key[1] else None, key[0])
+        mine = [r for r in rows if r["dataset"] == name and r.get("run", "") == key[1]]
+        per = {}
+        for method in sorted({r["method"] for r in mine}):
+            acc = [r["accuracy"] for r in mine if r["method"] == method]
+            wall = [r["wall_s"] for r in mine if r["method"] == method]
+            per[method] = {"mean": float(np.mean(acc)), "std": float(np.std(acc)), "spread": float(np.ptp(acc)),
+                           "n": len(acc), "wall_s_mean": float(np.mean(wall))}
+        if "hand_written" in per and "tfxfer_defaults" in per:
+            per["wall_ratio_tfxfer_over_hand_written"] = per["tfxfer_defaults"]["wall_s_mean"] / \
+                per["hand_written"]["wall_s_mean"]
+        summary["per_dataset"][label] = per
+    return summary
+
+
+def _label(run, name):
+    """``elpv@96px`` / ``elpv@96px,limit=500``: a data set and the run configuration it was measured at."""
+    if run is None:
+        return name
+    size = "" if name in TEXT_SETS else f"@{run['size']}px"
+    return f"{name}{size}" + (f",limit={run['limit']}" if run["limit"] else "")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["elpv", "animal_mnist", "sentiment_movies", "fashion_mnist"])
@@ -143,10 +173,23 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=224, help="image side in pixels (both methods)")
     parser.add_argument("--limit", type=int, default=None, help="training examples kept per data set (reduced run)")
     parser.add_argument("--name", default="vs_hand_written")
+    parser.add_argument("--append", action="store_true",
+                        help="add to the rows already in results/<name>.json (each row names its run)")
     args = parser.parse_args(argv)
+    command = " ".join(["python", "benchmarks/vs_hand_written.py", *(argv if argv is not None else sys.argv[1:])])
+    run = {"command": command, "datasets": args.datasets, "seeds": args.seeds, "size": args.size, "limit": args.limit,
+           "reduced": bool(args.limit) or args.size != 224 or len(args.seeds) < 3}
     from hand_written import image_baseline
 
-    rows = []
+    rows, runs = [], []
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"{args.name}.json")
+    if args.append and os.path.isfile(path):
+        import json
+
+        with open(path) as f:
+            previous = json.load(f)
+        rows, runs = previous["rows"], previous["summary"].get("runs", [])
+    runs.append(run)
     for name in args.datasets:
         splits, k = load(name, size=args.size, limit=args.limit)
         sizes = {s: len(v[1]) for s, v in splits.items()}
@@ -154,7 +197,7 @@ def main(argv=None):
             t0 = time.perf_counter()
             for method, r in text_baselines(splits, seed=0).items():
                 rows.append({"dataset": name, "method": method, "seed": 0, "accuracy": r["accuracy"],
-                             "wall_s": time.perf_counter() - t0, "sizes": sizes})
+                             "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command})
         for seed in args.seeds:
             if name in IMAGE_SETS:
                 t0 = time.perf_counter()
@@ -162,33 +205,17 @@ def main(argv=None):
                                     image_size=(args.size, args.size), seed=seed)
                 rows.append({"dataset": name, "method": "hand_written", "seed": seed, "accuracy": hw["accuracy"],
                              "val_head": hw["val_accuracy_head"], "val_finetuned": hw["val_accuracy_finetuned"],
-                             "wall_s": time.perf_counter() - t0, "sizes": sizes})
+                             "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command})
                 t0 = time.perf_counter()
                 tx = run_tfxfer_image(splits, num_classes=k, size=args.size, seed=seed)
             else:
                 t0 = time.perf_counter()
                 tx = run_tfxfer_text(splits, num_classes=k, seed=seed)
             rows.append({"dataset": name, "method": "tfxfer_defaults", "seed": seed,
-                         "wall_s": time.perf_counter() - t0, "sizes": sizes, **tx})
+                         "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command, **tx})
             print_table([{c: r.get(c) for c in ("dataset", "method", "seed", "accuracy", "wall_s", "kept")}
                          for r in rows[-2:]])
-    summary = {"command": " ".join(["python", "benchmarks/vs_hand_written.py", *(argv or sys.argv[1:])]),
-               "datasets": args.datasets, "seeds": args.seeds, "size": args.size, "limit": args.limit,
-               "reduced": bool(args.limit) or args.size != 224 or len(args.seeds) < 3,
-               "full_command": "python benchmarks/vs_hand_written.py --datasets elpv animal_mnist sentiment_movies "
-                               "fashion_mnist --seeds 0 1 2 --size 224",
-               "backbone": BACKBONE, "text_encoder": TEXT_ENCODER, "per_dataset": {}}
-    for name in args.datasets:
-        per = {}
-        for method in sorted({r["method"] for r in rows if r["dataset"] == name}):
-            acc = [r["accuracy"] for r in rows if r["dataset"] == name and r["method"] == method]
-            wall = [r["wall_s"] for r in rows if r["dataset"] == name and r["method"] == method]
-            per[method] = {"mean": float(np.mean(acc)), "std": float(np.std(acc)), "spread": float(np.ptp(acc)),
-                           "n": len(acc), "wall_s_mean": float(np.mean(wall))}
-        if "hand_written" in per and "tfxfer_defaults" in per:
-            per["wall_ratio_tfxfer_over_hand_written"] = per["tfxfer_defaults"]["wall_s_mean"] / \
-                per["hand_written"]["wall_s_mean"]
-        summary["per_dataset"][name] = per
+    summary = summarize(rows, runs)
     print_table([{"dataset": n, "method": m, **v} for n, per in summary["per_dataset"].items()
                  for m, v in per.items() if isinstance(v, dict)])
     write_result(args.name, rows, summary)

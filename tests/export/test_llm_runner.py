@@ -100,3 +100,14 @@ def test_cli_json_without_tensorflow(saved):
     bad = subprocess.run([sys.executable, os.path.join(EXPORT, "llm_runner.py"), paths["sidecar"], "x",
                           "--sampler", "greedy", "--top-k", "3", "--json"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["type"] == "ValueError"
+
+
+def test_decode_only_file_generates_the_same(saved, tmp_path):
+    from tfxfer.causal_lm.tflite_decoder import save_decoder
+
+    lm, paths = saved
+    decode_only = save_decoder(lm, str(tmp_path / "decode-only"), cache_length=48, prefill_tokens=None)
+    runner = llm_runner.LLMRunner(decode_only["sidecar"])
+    assert runner.decoder.prefill_tokens is None and decode_only["gate"] is None
+    expected = llm_runner.LLMRunner(paths["sidecar"]).generate(PROMPTS[1], max_new_tokens=10)
+    assert runner.generate(PROMPTS[1], max_new_tokens=10)["token_ids"] == expected["token_ids"]

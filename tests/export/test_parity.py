@@ -84,6 +84,21 @@ def test_every_path_decodes_the_same_pixels(mixed_folder, channels):
     assert all(v <= 4.0 for v in off.values()), off
 
 
+def _sensitive_model(channels):
+    """Raw pixels -> Preprocess -> conv -> pool -> softmax, random weights that make outputs vary by image."""
+    import keras
+
+    from tfxfer.preprocess import Preprocess
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((*SIZE, channels), name="image")
+    x = Preprocess("tf")(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    logits = keras.layers.Dense(3, kernel_initializer=keras.initializers.RandomNormal(stddev=20.0))(x)
+    return keras.Model(inputs, keras.layers.Softmax()(logits))
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder, channels, tmp_path):
     """The four paths on the same files: same top-1 on every image, max probability difference small."""
@@ -91,18 +106,15 @@ def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder
 
     from tfxfer.data.tfdata import decode_file
     from tfxfer.export import export_saved_model, export_tflite
-    from tfxfer.models import build_model
     from tfxfer.recipes.inference import read_images
 
-    model = build_model("mobilenet_v2", 3, input_size=SIZE, channels=channels, weights=None, dropout=0.0)
-    head = model.get_layer("head") if "head" in [layer.name for layer in model.layers] else model.layers[-1]
-    kernel, bias = head.get_weights()
-    head.set_weights([np.random.default_rng(1).normal(0, 0.5, kernel.shape).astype("float32") * 20, bias])
+    model = _sensitive_model(channels)
     names = sorted(mixed_folder)
     paths = [mixed_folder[n] for n in names]
     training = np.stack([decode_file(tf.constant(p), tf.constant(b""), image_size=SIZE, channels=channels).numpy()
                          for p in paths]).astype("float32")
     p_train = model.predict(training, verbose=0)
+    assert p_train.std(axis=0).max() > 0.05, p_train  # the model reacts to its input: parity means something
     p_predict = model.predict(read_images(paths, image_size=SIZE, channels=channels), verbose=0)
     saved = export_saved_model(model, tmp_path / "serving", name="m", class_names=["a", "b", "c"])
     serve = tf.saved_model.load(saved.path).signatures["serving_default"]
@@ -115,11 +127,17 @@ def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder
                            run_preflight=False)
     classifier = _runner().Classifier(tflite.path)
     p_device = np.stack([classifier.classify(p)[0] for p in paths])
+    jpeg = np.array([n.endswith(".jpg") for n in names])
     for label, other in (("predict", p_predict), ("serving", p_serving), ("device", p_device)):
         assert other.argmax(1).tolist() == p_train.argmax(1).tolist(), label
-        diff = float(np.abs(other - p_train).max())
-        print(f"channels={channels} {label}: max probability difference vs training {diff:.2e}")
-        assert diff < 0.01, (label, diff)
+        exact = float(np.abs(other - p_train)[~jpeg].max())
+        decoded = float(np.abs(other - p_train)[jpeg].max())
+        print(f"channels={channels} {label}: max probability difference vs training {exact:.2e} "
+              f"(JPEG files: {decoded:.2e})")
+        assert exact < 1e-5, (label, exact)
+        # JPEG: TensorFlow's and Pillow's decoders differ by a few grey levels (test above); this model's
+        # logits are deliberately steep (weights x20), so that shows as a few points of probability.
+        assert decoded < (1e-5 if label != "device" else 0.1), (label, decoded)
     np.testing.assert_allclose(p_serving, p_train, atol=1e-5)
 
 

@@ -175,12 +175,14 @@ GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)  # tfxfer/data/dec
 
 
 def decode_rgb(path: str) -> np.ndarray:
-    """uint8 ``(h, w, 3)``: the first frame, 16-bit samples reduced to 8 bits (high byte), palette /
-    gray / alpha / CMYK images converted to RGB (alpha dropped), as ``tf.io.decode_image(channels=3)``."""
-    from PIL import Image
+    """uint8 ``(h, w, 3)``: the first frame, EXIF orientation applied, 16-bit samples reduced to 8 bits
+    (high byte), palette / gray / alpha / CMYK images converted to RGB (alpha dropped), as tfxfer's
+    loaders feed ``tf.io.decode_image(channels=3)``."""
+    from PIL import Image, ImageOps
 
-    with Image.open(path) as image:
-        image.seek(0)
+    with Image.open(path) as opened:
+        opened.seek(0)
+        image = ImageOps.exif_transpose(opened)  # upright, as tfxfer's loaders and `tfxfer predict` read it
         if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit gray: Pillow would clip to white
             values = np.asarray(image).astype(np.int64)
             gray = np.clip(values >> 8, 0, 255).astype(np.uint8)

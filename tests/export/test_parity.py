@@ -150,3 +150,28 @@ def test_serving_refuses_tiff_and_webp_clearly(tmp_path):
         data = f.read()
     with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
         decode_for_model(tf.constant(data), image_size=SIZE, channels=3)
+
+
+def test_an_exif_rotated_photo_is_upright_in_training_predict_and_on_the_device(tmp_path):
+    import tensorflow as tf
+    from PIL import Image
+
+    from tfxfer.data.scan import scan_images
+    from tfxfer.data.tfdata import decode_file
+    from tfxfer.recipes.inference import read_images
+
+    pixels = np.zeros((24, 48, 3), np.uint8)
+    pixels[:, :24] = 255  # left half white as stored; EXIF 6 shows it on top, 24 wide and 48 high
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = str(tmp_path / "rotated.jpg")
+    Image.fromarray(pixels).save(path, exif=exif, quality=100)
+
+    (loaded,) = scan_images([path]).ok  # what the training loaders feed the decoder
+    size = (16, 8)
+    training = decode_file(tf.constant(path), tf.constant(loaded.blob), image_size=size, channels=3).numpy()
+    from_predict = read_images([path], image_size=size, channels=3)[0]
+    device = _runner().load_image(path, *size, 3)[0]
+    np.testing.assert_array_equal(training, from_predict)
+    np.testing.assert_array_equal(training.astype(np.float32), device)
+    assert training[0].mean() > 200 and training[-1].mean() < 50  # white on top: upright

@@ -158,15 +158,28 @@ def image_files(inputs) -> list[str]:
 
 
 def read_images(paths, *, image_size, channels: int) -> np.ndarray:
-    """Decode and resize image files the way training pipelines do (float32 0-255)."""
+    """Decode and resize image files the way training pipelines do (float32 0-255).
+
+    Each file goes through `tfxfer.data.check_image_bytes` first, as the training loaders do: a
+    regular file only, the declared size capped before decoding, EXIF orientation applied, formats
+    TensorFlow cannot decode converted. So a rotated phone photo gives the pixels it trained on.
+    """
     import tensorflow as tf
 
+    from tfxfer.data.scan import check_image_bytes, read_regular_file
     from tfxfer.data.tfdata import decode_file
 
     out = []
     for path in paths:
         try:
-            image = decode_file(tf.constant(path), tf.constant(b""), image_size=tuple(image_size), channels=channels)
+            status, data = check_image_bytes(read_regular_file(path))
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        except DataError as exc:
+            raise DataError(f"{path}: not a readable image ({exc})") from None
+        blob = data if status == "convert" else b""
+        try:
+            image = decode_file(tf.constant(path), tf.constant(blob), image_size=tuple(image_size), channels=channels)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
             raise DataError(f"{path}: not a readable image ({str(exc).splitlines()[0][:120]})") from None
         out.append(np.asarray(image, dtype=np.float32))

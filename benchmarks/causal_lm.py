@@ -94,7 +94,7 @@ def export(rows, summary, args):
 
     from tfxfer import data
     from tfxfer.causal_lm import load_causal_lm
-    from tfxfer.causal_lm.tflite_decoder import TFLiteDecoder, convert_decoder_tflite, decoder_gate
+    from tfxfer.export.decoder_tflite import TFLiteDecoder, convert_decoder_tflite, decoder_gate
 
     lm = load_causal_lm("smollm2-135m")
     texts = [str(t) for t in data.load("bbc_news").val.x[: args.export_texts]]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate text with a tfxfer causal LM's TFLite decoder on a device: numpy + LiteRT, no TensorFlow.
 
-``tfxfer.causal_lm.tflite_decoder.save_decoder`` writes three files; copy them with this runner and
+``tfxfer.export.decoder_tflite.save_decoder`` writes three files; copy them with this runner and
 ``bpe_tokenizer.py`` (the exact byte-level BPE, standard library only) to the device, then:
 
     pip install numpy ai-edge-litert

@@ -126,7 +126,7 @@ def test_device_tokenizer_is_exact(smollm2, tmp_path):
 
 def test_tflite_decoder_passes_the_gate_float16(smollm2):
     """The decode-only float16 file (the variant that ships): agreement >= 99 %, perplexity within 2 %."""
-    from tfxfer.causal_lm.tflite_decoder import convert_decoder_tflite, decoder_gate
+    from tfxfer.export.decoder_tflite import convert_decoder_tflite, decoder_gate
 
     blob = convert_decoder_tflite(smollm2, cache_length=64, prefill_tokens=None, quantization="float16")
     texts = ["The history of the city goes back to Roman times, when a small fort guarded the river crossing.",

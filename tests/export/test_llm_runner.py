@@ -22,7 +22,7 @@ PROMPTS = ["the and then on", "in 12  the\n\nand<|im_end|> a"]
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     from tfxfer.causal_lm import load_causal_lm
-    from tfxfer.causal_lm.tflite_decoder import save_decoder
+    from tfxfer.export.decoder_tflite import save_decoder
 
     root = tmp_path_factory.mktemp("llm-runner")
     write_tiny_gguf(root / "tiny.gguf")
@@ -103,7 +103,7 @@ def test_cli_json_without_tensorflow(saved):
 
 
 def test_decode_only_file_generates_the_same(saved, tmp_path):
-    from tfxfer.causal_lm.tflite_decoder import save_decoder
+    from tfxfer.export.decoder_tflite import save_decoder
 
     lm, paths = saved
     decode_only = save_decoder(lm, str(tmp_path / "decode-only"), cache_length=48, prefill_tokens=None)

@@ -10,9 +10,9 @@
   `in_context_classify` (k examples in the prompt, label words scored; zero-shot with none).
 * Adapt: `adapt_causal_lm` (raw text or (prompt, completion) pairs; LoRA by default, full
   fine-tuning optional; resumable through `tfxfer.reliability.ResumableCheckpoint`).
-* Ship: `convert_decoder_tflite` (one file, builtin ops only, explicit KV cache; ``decode`` and
-  fixed-length ``prefill`` signatures over weights stored once; float32 / dynamic int8 / float16),
-  `TFLiteDecoder`, `decoder_agreement`, `decoder_gate` (next-token agreement and perplexity change).
+* Ship: through the export room, `tfxfer.export.convert_decoder_tflite` / `save_decoder` (one file,
+  builtin ops only, explicit KV cache; float32 / dynamic int8 / float16) and `decoder_gate`
+  (next-token agreement and perplexity change); ``export/llm_runner.py`` runs it without TensorFlow.
 * Build: `LlamaConfig`, `build_language_model` (random, tiny for tests), `LanguageModel`.
 
 Example:
@@ -51,12 +51,6 @@ _EXPORTS = {
     "in_context_classify": "tfxfer.causal_lm.in_context",
     "few_shot_prompt": "tfxfer.causal_lm.in_context",
     "chat_prompt": "tfxfer.causal_lm.chat",
-    "convert_decoder_tflite": "tfxfer.causal_lm.tflite_decoder",
-    "TFLiteDecoder": "tfxfer.causal_lm.tflite_decoder",
-    "decoder_agreement": "tfxfer.causal_lm.tflite_decoder",
-    "decoder_gate": "tfxfer.causal_lm.tflite_decoder",
-    "save_decoder": "tfxfer.causal_lm.tflite_decoder",
-    "DecoderGateReport": "tfxfer.causal_lm.tflite_decoder",
     "causal_lm_batches": "tfxfer.causal_lm.adapt",
 }
 

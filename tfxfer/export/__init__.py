@@ -12,6 +12,8 @@
 * `export_all`: THE workflow, all of the above in one call for an image or a text model, returning
   a table; its steps (`convert_variants`, `gate_variants`, `benchmark_variants`, `export_serving`,
   `export_rows`, `write_verdicts`) are what the recipe stages call.
+* `convert_decoder_tflite` / `save_decoder` / `decoder_gate`: a causal LM (`tfxfer.causal_lm`) as one
+  TFLite decoder (builtin ops, explicit KV cache) gated on next-token agreement and perplexity.
 * `export_saved_model`: a versioned TF Serving SavedModel (bytes and tensor signatures,
   warm-up requests, models.config).
 
@@ -33,6 +35,14 @@ Example:
 """
 
 from tfxfer.export.bench import BenchmarkResult, benchmark_many, benchmark_tflite
+from tfxfer.export.decoder_tflite import (
+    DecoderGateReport,
+    TFLiteDecoder,
+    convert_decoder_tflite,
+    decoder_agreement,
+    decoder_gate,
+    save_decoder,
+)
 from tfxfer.export.gate import DEFAULT_THRESHOLDS, GateReport, Thresholds, VariantResult
 from tfxfer.export.metadata import read_sidecar, sidecar_path
 from tfxfer.export.preflight import PreflightReport, preflight
@@ -55,7 +65,8 @@ from tfxfer.export.workflow import (
 )
 
 __all__ = [
-    "BenchmarkResult", "DEFAULT_THRESHOLDS", "ExportTable", "GateReport", "PreflightReport",
+    "BenchmarkResult", "DEFAULT_THRESHOLDS", "DecoderGateReport", "TFLiteDecoder", "convert_decoder_tflite",
+    "decoder_agreement", "decoder_gate", "save_decoder", "ExportTable", "GateReport", "PreflightReport",
     "SavedModelExport", "TEXT_VARIANTS", "TFLiteExport", "TextTFLiteExport", "Thresholds", "VARIANTS",
     "VariantResult", "benchmark_many", "benchmark_tflite", "benchmark_variants", "check_saved_model",
     "convert_text_tflite", "convert_tflite", "convert_variants", "export_all", "export_rows", "export_saved_model",

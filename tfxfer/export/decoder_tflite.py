@@ -42,7 +42,7 @@ conversion 90-134 s each (``benchmarks/causal_lm.py --export``,
   dynamic-range quantization, so the output projection cannot simply be kept in float).
 
 Example:
-    >>> from tfxfer.causal_lm.tflite_decoder import convert_decoder_tflite, decoder_gate
+    >>> from tfxfer.export.decoder_tflite import convert_decoder_tflite, decoder_gate
     >>> blob = convert_decoder_tflite(lm, cache_length=256, quantization="float16")  # doctest: +SKIP
     >>> decoder_gate(lm, blob, ["Some held-out text."], variant="float16").passed  # doctest: +SKIP
     True

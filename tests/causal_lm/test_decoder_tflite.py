@@ -4,7 +4,7 @@ Llama: agreement with Keras, weights stored once, the gate."""
 import numpy as np
 import pytest
 
-from tfxfer.causal_lm.tflite_decoder import TFLiteDecoder, convert_decoder_tflite, decoder_agreement, decoder_gate
+from tfxfer.export.decoder_tflite import TFLiteDecoder, convert_decoder_tflite, decoder_agreement, decoder_gate
 from tfxfer.errors import ArgumentError
 
 IDS = [3, 40, 71, 260, 3, 261, 90, 33, 5, 9, 44, 120]

@@ -35,7 +35,19 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, GateError
 from tfxfer.export import _trace
+from tfxfer.export.bench import benchmark_many
+from tfxfer.export.data import as_arrays
+from tfxfer.export.metadata import check_class_names
+from tfxfer.export.preflight import preflight
+from tfxfer.export.savedmodel import export_saved_model
 from tfxfer.export.table import ExportTable, export_rows, write_verdicts
+from tfxfer.export.text_gate import is_text_model, split_text_data
+from tfxfer.export.text_savedmodel import export_text_saved_model
+from tfxfer.export.text_tflite import TEXT_VARIANTS, export_text_tflite
+from tfxfer.export.tflite import VARIANTS, export_tflite
+from tfxfer.export.verification import verify
+from tfxfer.text.graph import text_parts
+from tfxfer.utils.atomic import atomic_write_json
 
 IMAGE_DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8")
 TEXT_DEFAULT_VARIANTS = ("float32", "dynamic")
@@ -43,15 +55,10 @@ TEXT_DEFAULT_VARIANTS = ("float32", "dynamic")
 
 def model_kind(model) -> str:
     """``"text"`` for a tfxfer text model, else ``"image"`` (checked when it is used)."""
-    from tfxfer.export.text_gate import is_text_model
-
     return "text" if is_text_model(model) else "image"
 
 
 def _check_variants(variants, kind) -> tuple:
-    from tfxfer.export.text_tflite import TEXT_VARIANTS
-    from tfxfer.export.tflite import VARIANTS
-
     allowed = TEXT_VARIANTS if kind == "text" else VARIANTS
     variants = tuple(variants)
     if not variants or len(set(variants)) != len(variants):
@@ -74,8 +81,6 @@ def convert_variants(model, out_dir, *, variants=None, representative_data=None,
 
     ``progress(done, total)``, if given, is called after each file. Other arguments: see `export_all`.
     """
-    from tfxfer.export.metadata import check_class_names
-
     kind = model_kind(model)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise ArgumentError("name", name, "must be letters, digits, '.', '_' or '-' (no path separators): "
@@ -84,8 +89,6 @@ def convert_variants(model, out_dir, *, variants=None, representative_data=None,
     out_dir = os.fspath(out_dir)
     exports = {}
     if kind == "text":
-        from tfxfer.export.text_tflite import export_text_tflite
-
         os.makedirs(out_dir, exist_ok=True)
         for i, variant in enumerate(variants):
             exports[variant] = export_text_tflite(model, os.path.join(out_dir, f"{name}_{variant}.tflite"),
@@ -93,9 +96,6 @@ def convert_variants(model, out_dir, *, variants=None, representative_data=None,
             if progress:
                 progress(i + 1, len(variants))
         return exports
-    from tfxfer.export.preflight import preflight
-    from tfxfer.export.tflite import export_tflite
-
     if "int8" in variants and representative_data is None:
         raise ArgumentError("representative_data", None, "is required when variants include 'int8'")
     _trace.check_image_model(model)
@@ -119,13 +119,9 @@ def convert_variants(model, out_dir, *, variants=None, representative_data=None,
 def gate_variants(model, paths: dict, *, eval_data, class_names=None, thresholds=None):
     """`tfxfer.export.verify` of ``{variant: path}`` against ``model`` on ``eval_data`` without raising
     (the Keras outputs computed once); returns the `GateReport`."""
-    from tfxfer.export.verification import verify
-
     if model_kind(model) == "text":
         return verify(model, paths, eval_data, thresholds=thresholds, class_names=class_names,
                       raise_on_failure=False)
-    from tfxfer.export.data import as_arrays
-
     images, labels = as_arrays(eval_data, name="eval_data")
     if labels is None:
         raise ArgumentError("eval_data", "images without labels", "must carry labels: (images, labels)")
@@ -137,8 +133,6 @@ def gate_variants(model, paths: dict, *, eval_data, class_names=None, thresholds
 def benchmark_variants(paths: dict, *, threads=(1, 2), runs: int = 50, memory: bool = True, progress=None) -> dict:
     """``{variant: BenchmarkResult}``: every file timed side by side in one LiteRT process
     (`tfxfer.export.benchmark_many`, interleaved rounds, so latency ratios are fair)."""
-    from tfxfer.export.bench import benchmark_many
-
     measured = benchmark_many(list(paths.values()), threads=threads, runs=runs, memory=memory, progress=progress)
     return {variant: measured[path] for variant, path in paths.items()}
 
@@ -148,13 +142,8 @@ def export_serving(model, base_dir, *, name: str, class_names=None, eval_data=No
     image model (`export_saved_model`), raw strings in for a text classifier
     (`export_text_saved_model`, gated on the first 32 texts of ``eval_data``)."""
     if model_kind(model) == "text":
-        from tfxfer.export.text_gate import split_text_data
-        from tfxfer.export.text_savedmodel import export_text_saved_model
-
         texts = split_text_data(eval_data)[0][:32] if eval_data is not None else None
         return export_text_saved_model(model, base_dir, name=name, class_names=class_names, eval_data=texts)[0]
-    from tfxfer.export.savedmodel import export_saved_model
-
     return export_saved_model(model, base_dir, name=name, class_names=class_names)
 
 
@@ -233,23 +222,14 @@ def export_all(
         GateError: a variant failed the gate and ``keep_failed`` is False (``.report`` has the
             per-class details; the failing files are removed).
     """
-    from tfxfer.utils.atomic import atomic_write_json
-
     kind = model_kind(model)
     pre = None
     if kind == "text":  # check the data before converting anything
-        from tfxfer.export.text_gate import split_text_data
-        from tfxfer.text.graph import text_parts
-
         eval_data = split_text_data(eval_data)
         if serving_name and text_parts(model).pool.mode == "tokens":
             raise ArgumentError("serving_name", serving_name, "is for text classifiers: token classifiers (NER) "
                                 "ship as TFLite, the word alignment runs on the client")
     else:
-        from tfxfer.export.data import as_arrays
-        from tfxfer.export.metadata import check_class_names
-        from tfxfer.export.preflight import preflight
-
         _trace.check_image_model(model)
         check_class_names(class_names, _trace.num_outputs(model))
         eval_data = as_arrays(eval_data, name="eval_data")

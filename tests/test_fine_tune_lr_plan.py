@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.reliability.tiny import tiny_data, tiny_transfer_model
+from tests.factories import tiny_images, tiny_model, tiny_spec
 from tfxfer.freezing import layer_groups
 from tfxfer.train.fine_tune import fine_tune
 
@@ -39,8 +39,8 @@ class FirstStepUpdates(keras.callbacks.Callback):
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
 def test_unfreezing_runs_at_the_factor_with_layerwise_decay(optimizer):
     keras.utils.set_random_seed(0)
-    model = tiny_transfer_model(3, dropout=0.0)
-    x, y = tiny_data(48)
+    model = tiny_model(3, backbone=tiny_spec("mobilenet_v2"), size=16, dropout=0.0)
+    x, y = tiny_images(48, size=16, classes=3, signal="mean_colour")
     probe = FirstStepUpdates(start=1)  # after head_epochs=1
     fine_tune(model, (x, y), head_epochs=1, epochs=1, stages={0: 2}, base_lr=BASE_LR, unfreeze_lr_factor=FACTOR,
               warmup_epochs=0, layer_decay=DECAY, optimizer=optimizer, batch_size=48, callbacks=[probe], verbose=0)

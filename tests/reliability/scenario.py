@@ -46,16 +46,16 @@ def run_fine_tune(checkpoint_dir=None, *, callbacks=(), seed: int = 0, strategy=
     """The reference recipe: tiny model, fine_tune with staged unfreezing and discriminative rates."""
     import keras
 
-    from tests.reliability.tiny import tiny_data, tiny_transfer_model
+    from tests.factories import tiny_images, tiny_model, tiny_spec
     from tfxfer.train.fine_tune import fine_tune
 
     keras.utils.set_random_seed(seed)
     if strategy is not None:
         with strategy.scope():
-            model = tiny_transfer_model(dropout=dropout)
+            model = tiny_model(3, backbone=tiny_spec("mobilenet_v2"), size=16, dropout=dropout)
     else:
-        model = tiny_transfer_model(dropout=dropout)
-    x, y = tiny_data()
+        model = tiny_model(3, backbone=tiny_spec("mobilenet_v2"), size=16, dropout=dropout)
+    x, y = tiny_images(48, size=16, classes=3, signal="mean_colour")
     kwargs = {**FT_KW, **overrides}
     result = fine_tune(model, (x, y), val=(x[:12], y[:12]), checkpoint_dir=checkpoint_dir, callbacks=list(callbacks),
                        seed=seed, strategy=strategy, **kwargs)
@@ -65,9 +65,9 @@ def run_fine_tune(checkpoint_dir=None, *, callbacks=(), seed: int = 0, strategy=
 def summary(model, result) -> dict:
     import numpy as np
 
-    from tests.reliability.tiny import tiny_data
+    from tests.factories import tiny_images
 
-    x, _ = tiny_data()
+    x, _ = tiny_images(48, size=16, classes=3, signal="mean_colour")
     weights = [np.asarray(v.numpy(), dtype="float64").ravel() for v in model.weights]
     return {
         "history": result.history,
@@ -114,9 +114,9 @@ def _determinism(out, export_path):
         data["tflite_sha256"] = hashlib.sha256(f.read()).hexdigest()
     from ai_edge_litert.interpreter import Interpreter
 
-    from tests.reliability.tiny import tiny_data
+    from tests.factories import tiny_images
 
-    x, _ = tiny_data()
+    x, _ = tiny_images(48, size=16, classes=3, signal="mean_colour")
     interpreter = Interpreter(model_path=export_path)
     interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
     interpreter.allocate_tensors()

@@ -71,9 +71,9 @@ def skipped(result) -> dict:
 
 
 def tiny():
-    from tests.reliability.tiny import tiny_transfer_model
+    from tests.factories import tiny_model, tiny_spec
 
-    return tiny_transfer_model()
+    return tiny_model(3, backbone=tiny_spec("mobilenet_v2"), size=16, dropout=0.1)
 
 
 def cli(*argv):
@@ -474,9 +474,9 @@ def _(run):
 
 # ---------------------------------------------------------------- training ------------------------
 def _xy(n=12):
-    from tests.reliability.tiny import tiny_data
+    from tests.factories import tiny_images
 
-    return tiny_data(n)
+    return tiny_images(n, size=16, classes=3, signal="mean_colour")
 
 
 @case("fine_tune: NaN pixels in arrays")

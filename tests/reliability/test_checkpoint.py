@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tests.reliability.conftest import fill_disk, read_json, run_scenario
-from tests.reliability.tiny import tiny_data, tiny_transfer_model
+from tests.factories import tiny_images, tiny_model, tiny_spec
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
 from tfxfer.freezing import GradualUnfreezing
 from tfxfer.optim import DiscriminativeAdam, layerwise_decay
@@ -58,8 +58,8 @@ class Recorder(keras.callbacks.Callback):
 
 def train(directory, *, epochs=5, crash_at=None, restore_optimizer=True):
     keras.utils.set_random_seed(7)
-    model = tiny_transfer_model()
-    x, y = tiny_data(32)
+    model = tiny_model(3, backbone=tiny_spec("mobilenet_v2"), size=16, dropout=0.1)
+    x, y = tiny_images(32, size=16, classes=3, signal="mean_colour")
     shuffle = EpochShuffle(seed=3)
     ds = shuffle.apply(tf.data.Dataset.from_tensor_slices((x, y)), buffer_size=32).batch(8)
     unfreezer = GradualUnfreezing({0: 0, 2: 2}, learning_rates={0: 2e-2, 2: 1e-2}, warmup_epochs=1,
@@ -207,7 +207,7 @@ def test_full_disk_on_a_real_tiny_filesystem_keeps_checkpoint_and_export(tiny_fs
 
     ckdir = os.path.join(tiny_fs, "ckpt")
     model, _ = _small_fit(ckdir, epochs=1)
-    image_model = tiny_transfer_model()
+    image_model = tiny_model(3, backbone=tiny_spec("mobilenet_v2"), size=16, dropout=0.1)
     tflite = os.path.join(tiny_fs, "model.tflite")
     export_tflite(image_model, tflite, variant="float32")
     before = _digest(tiny_fs)

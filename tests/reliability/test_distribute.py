@@ -117,11 +117,11 @@ def test_fit_scope_is_a_plain_scope_with_one_worker():
 
 
 def test_fine_tune_refuses_a_strategy_the_model_was_not_built_under():
-    from tests.reliability.tiny import tiny_data, tiny_transfer_model
+    from tests.factories import tiny_images, tiny_model, tiny_spec
     from tfxfer.train.fine_tune import fine_tune
 
-    model = tiny_transfer_model()
-    x, y = tiny_data(8)
+    model = tiny_model(3, backbone=tiny_spec("mobilenet_v2"), size=16, dropout=0.1)
+    x, y = tiny_images(8, size=16, classes=3, signal="mean_colour")
     other = tf.distribute.OneDeviceStrategy("/cpu:0")
     with pytest.raises(ArgumentError, match="must be the strategy the model was built under"):
         fine_tune(model, (x, y), head_epochs=1, epochs=0, strategy=other, verbose=0)

@@ -39,9 +39,9 @@ def test_lambda_layers_are_refused_with_an_explanation_and_an_opt_in(tmp_path):
 
 
 def test_safe_files_load_and_predict_the_same(tmp_path):
-    from tests.reliability.tiny import tiny_transfer_model
+    from tests.factories import tiny_model, tiny_spec
 
-    model = tiny_transfer_model()
+    model = tiny_model(3, backbone=tiny_spec("mobilenet_v2"), size=16, dropout=0.1)
     path = str(tmp_path / "m.keras")
     model.save(path)
     loaded = load_model(path)

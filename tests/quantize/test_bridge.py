@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.quantize.helpers import recalibrate_batchnorm, tiny_transfer
+from tests.factories import tiny_nested_model
+from tests.quantize.helpers import recalibrate_batchnorm
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
 from tfxfer.preprocess import PREPROCESS_MODES, Preprocess
 from tfxfer.quantize import clone_keras_model, to_tf_keras, weights_to_keras
@@ -46,7 +47,7 @@ def test_catalog_backbones_match_within_1e4(backbone):
 
 @pytest.mark.parametrize("mode", sorted(PREPROCESS_MODES))
 def test_preprocess_modes_match(mode):
-    model = tiny_transfer(size=16, mode=mode)
+    model = tiny_nested_model(preprocess=mode)
     x = _images(4, 16)
     recalibrate_batchnorm(model, x)
     bridged = to_tf_keras(model, check_data=x)
@@ -90,7 +91,7 @@ def test_sequential_and_regularizers_are_reported():
 
 
 def test_weights_to_keras_carries_changed_weights_back():
-    model = tiny_transfer(size=16)
+    model = tiny_nested_model()
     x = _images(4, 16)
     bridged = to_tf_keras(model, check_data=x)
     layer = bridged.model.get_layer("top_conv")
@@ -117,7 +118,7 @@ def test_clone_keeps_trainable_flags():
 def test_errors():
     with pytest.raises(ArgumentTypeError, match="keras.Model"):
         to_tf_keras("model")
-    model = tiny_transfer(size=16)
+    model = tiny_nested_model()
     with pytest.raises(ArgumentError, match="atol"):
         to_tf_keras(model, atol=0)
 
@@ -142,7 +143,7 @@ def test_errors():
 
 
 def test_output_mismatch_is_an_error(monkeypatch):
-    model = tiny_transfer(size=16)
+    model = tiny_nested_model()
     x = _images(4, 16)
     from tfxfer.quantize import bridge
 

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.quantize.helpers import bars, tiny_transfer, train
+from tests.factories import tiny_images, tiny_nested_model
+from tests.quantize.helpers import train
 from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
 from tfxfer.quantize import cluster, prune, sparsity_report, unique_values, zipped_size
 from tfxfer.quantize.compressed_export import export_compressed
@@ -13,8 +14,8 @@ from tfxfer.quantize.compressed_export import export_compressed
 @pytest.fixture(scope="module")
 def task():
     keras.utils.set_random_seed(3)
-    data, held_out = bars(256, seed=0), bars(128, seed=1)
-    model = train(tiny_transfer(size=16), data, epochs=5)
+    data, held_out = tiny_images(256, size=16, signal="bars", seed=0), tiny_images(128, size=16, signal="bars", seed=1)
+    model = train(tiny_nested_model(), data, epochs=5)
     return model, data, held_out
 
 

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.quantize.helpers import bars, tiny_transfer, train
+from tests.factories import tiny_images, tiny_nested_model
+from tests.quantize.helpers import train
 from tfxfer.errors import ArgumentError, GateError, UnknownNameError
 from tfxfer.quantize import quantize_model, to_tf_keras, train_qat
 
@@ -21,8 +22,8 @@ def _hard_swish(y):
 @pytest.fixture(scope="module")
 def task():
     keras.utils.set_random_seed(7)
-    data, held_out = bars(320, seed=0), bars(200, seed=1)
-    model = train(tiny_transfer(size=16, extra=_hard_swish), data, epochs=6)
+    data, held_out = tiny_images(320, size=16, signal="bars", seed=0), tiny_images(200, size=16, signal="bars", seed=1)
+    model = train(tiny_nested_model(extra=_hard_swish), data, epochs=6)
     assert (model.predict(held_out[0], verbose=0).argmax(1) == held_out[1]).mean() > 0.9
     return model, data, held_out
 

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.quantize.helpers import bars, tiny_transfer, train
+from tests.factories import tiny_images, tiny_nested_model
+from tests.quantize.helpers import train
 from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError, UnknownNameError
 from tfxfer.preprocess import Preprocess
 from tfxfer.quantize import rank_layers, selective_int8
@@ -60,8 +61,8 @@ def test_failing_full_int8_is_fixed_by_keeping_the_worst_layers_in_float(tmp_pat
 
 def test_named_layers_stay_float_and_the_file_passes_the_gate(tmp_path):
     keras.utils.set_random_seed(5)
-    data, held_out = bars(256, seed=0), bars(128, seed=1)
-    model = train(tiny_transfer(size=16), data, epochs=5)
+    data, held_out = tiny_images(256, size=16, signal="bars", seed=0), tiny_images(128, size=16, signal="bars", seed=1)
+    model = train(tiny_nested_model(), data, epochs=5)
     result = selective_int8(model, tmp_path / "named.tflite", representative_data=data[0], eval_data=held_out,
                             float_layers=["top_conv", "stem_conv"], benchmark=True)
     assert result.float_layers == ["backbone/stem_conv", "backbone/top_conv"]
@@ -77,8 +78,8 @@ def test_named_layers_stay_float_and_the_file_passes_the_gate(tmp_path):
 
 def test_full_int8_that_passes_is_kept(tmp_path):
     keras.utils.set_random_seed(5)
-    data, held_out = bars(256, seed=0), bars(128, seed=1)
-    model = train(tiny_transfer(size=16), data, epochs=5)
+    data, held_out = tiny_images(256, size=16, signal="bars", seed=0), tiny_images(128, size=16, signal="bars", seed=1)
+    model = train(tiny_nested_model(), data, epochs=5)
     result = selective_int8(model, tmp_path / "full.tflite", representative_data=data[0], eval_data=held_out)
     assert result.float_nodes == [] and result.gate.passed
     assert result.export.path.endswith("full.tflite") and result.cost["size_ratio"] == 1.0

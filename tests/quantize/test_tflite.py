@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from tests.quantize.helpers import recalibrate_batchnorm, tiny_transfer
+from tests.factories import tiny_nested_model
+from tests.quantize.helpers import recalibrate_batchnorm
 from tfxfer.errors import ArgumentError, DataError, ModelError
 from tfxfer.export import read_sidecar, verify
 from tfxfer.quantize import convert_tf_keras, export_tf_keras_tflite, to_tf_keras
@@ -13,7 +14,7 @@ from tfxfer.quantize import convert_tf_keras, export_tf_keras_tflite, to_tf_kera
 
 @pytest.fixture(scope="module")
 def bridged():
-    model = tiny_transfer(size=16)
+    model = tiny_nested_model()
     x = np.random.default_rng(0).uniform(0, 255, (32, 16, 16, 3)).astype("float32")
     recalibrate_batchnorm(model, x)
     return to_tf_keras(model, check_data=x), x

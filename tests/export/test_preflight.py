@@ -4,10 +4,11 @@ import keras
 import numpy as np
 import pytest
 
+from tests.factories import tiny_nested_model
 from tfxfer.errors import ExportError
 from tfxfer.export import export_saved_model, export_tflite, preflight
 
-from .conftest import tiny_model
+from .conftest import TINY_MODEL
 
 
 class GaussianJitter(keras.layers.Layer):
@@ -25,14 +26,14 @@ class Angle(keras.layers.Layer):
 
 
 def test_clean_model_lists_its_ops():
-    report = preflight(tiny_model())
+    report = preflight(tiny_nested_model(**TINY_MODEL))
     assert report.ok and report.problems() == []
     assert report.ops["CONV_2D"] == 2 and report.ops["SOFTMAX"] == 1
     assert report.to_dict()["ok"] is True
 
 
 def test_augmentation_layer_is_named(tmp_path):
-    model = tiny_model(extra=keras.layers.RandomFlip("horizontal", name="flip_aug"))
+    model = tiny_nested_model(**TINY_MODEL, extra=keras.layers.RandomFlip("horizontal", name="flip_aug"))
     report = preflight(model, raise_on_error=False)
     assert not report.ok
     assert report.augmentation_layers == ["flip_aug (RandomFlip)"]
@@ -44,13 +45,13 @@ def test_augmentation_layer_is_named(tmp_path):
 def test_augmentation_inside_a_nested_model_is_named():
     augment = keras.Sequential([keras.layers.RandomRotation(0.1, name="rot"),
                                 keras.layers.RandomContrast(0.2, name="contrast")], name="augment")
-    model = tiny_model(extra=augment)
+    model = tiny_nested_model(**TINY_MODEL, extra=augment)
     report = preflight(model, raise_on_error=False)
     assert report.augmentation_layers == ["augment/rot (RandomRotation)", "augment/contrast (RandomContrast)"]
 
 
 def test_random_op_is_named(tmp_path):
-    model = tiny_model(extra=GaussianJitter(name="jitter"))
+    model = tiny_nested_model(**TINY_MODEL, extra=GaussianJitter(name="jitter"))
     report = preflight(model, raise_on_error=False)
     assert report.random_ops and all("Random" in op for op in report.random_ops)
     assert report.random_op_layers == ["jitter"]
@@ -59,7 +60,7 @@ def test_random_op_is_named(tmp_path):
 
 
 def test_flex_op_is_named():
-    model = tiny_model(extra=Angle(name="angle"))
+    model = tiny_nested_model(**TINY_MODEL, extra=Angle(name="angle"))
     report = preflight(model, raise_on_error=False)
     assert report.unsupported_ops == ["Atan"] and report.flex_ops == ["Atan"]
     assert report.unsupported_layers == ["angle"]
@@ -68,7 +69,7 @@ def test_flex_op_is_named():
 
 
 def test_saved_model_export_rejects_augmentation(tmp_path):
-    model = tiny_model(extra=keras.layers.RandomZoom(0.1, name="zoom"))
+    model = tiny_nested_model(**TINY_MODEL, extra=keras.layers.RandomZoom(0.1, name="zoom"))
     with pytest.raises(ExportError, match=r"zoom \(RandomZoom\)"):
         export_saved_model(model, tmp_path, name="m")
     assert not (tmp_path / "m").exists()

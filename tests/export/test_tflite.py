@@ -11,7 +11,7 @@ from tfxfer.export import convert_tflite, export_tflite, read_sidecar
 from tfxfer.export.flatbuffer import detect_variant, tensor_types, tflite_ops
 from tfxfer.export.litert import load_interpreter, predict_tflite
 
-from .conftest import CLASS_NAMES, tiny_model
+from .conftest import CLASS_NAMES
 
 
 def test_a_built_transfer_model_converts_and_runs(tmp_path):

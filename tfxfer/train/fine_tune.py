@@ -41,13 +41,19 @@ Text, in the same dialect (the head trains on cached sentence embeddings, then t
 from __future__ import annotations
 
 import os
+import time
+import warnings
 
 import keras
 import tensorflow as tf
 
+from tfxfer.augment import augment_dataset
 from tfxfer.backbones.groups import layer_groups
 from tfxfer.errors import ArgumentError, ArgumentTypeError
-from tfxfer.train.data import training_datasets
+from tfxfer.reliability.inputs import data_errors
+from tfxfer.reliability.shuffle import EpochShuffle
+from tfxfer.train.data import balanced_class_weight, num_examples, training_datasets, with_channels
+from tfxfer.train.plan import HEAD_PATIENCE, auto_plan
 from tfxfer.train.head import head_step
 from tfxfer.train.result import FineTuneResult
 from tfxfer.train.unfreeze import LR_DECAYS, pooling_layer_is_text, unfreeze_step
@@ -174,104 +180,109 @@ def fine_tune(
         epoch), ``selection`` (head-only vs fine-tuned validation score, which was kept),
         ``test``, ``settings`` and ``notes``.
     """
-    import time
-    import warnings
-
-    from tfxfer.reliability.inputs import data_errors
-    from tfxfer.reliability.shuffle import EpochShuffle
-    from tfxfer.train.data import balanced_class_weight, num_examples, with_channels
-    from tfxfer.train.plan import HEAD_PATIENCE, auto_plan
-
     callbacks = list(callbacks)
     text = pooling_layer_is_text(model)
     cached = True if use_cached_features is None else bool(use_cached_features)
-    auto = auto_plan(n=num_examples(train), text=text, groups=len(layer_groups(model)) - 1, cached=cached)
     chosen = {"head_epochs": head_epochs, "epochs": epochs, "base_lr": base_lr,
               "unfreeze_lr_factor": unfreeze_lr_factor, "layer_decay": layer_decay}
+    auto = auto_plan(n=num_examples(train), text=text, groups=len(layer_groups(model)) - 1, cached=cached)
     head_epochs, epochs, base_lr, unfreeze_lr_factor, layer_decay = (
         auto[k] if v is None else v for k, v in chosen.items())
     _check_arguments(model, head_epochs=head_epochs, epochs=epochs, batch_size=batch_size, base_lr=base_lr,
                      unfreeze_lr_factor=unfreeze_lr_factor, stages=stages, warmup_epochs=warmup_epochs,
                      lr_decay=lr_decay, optimizer=optimizer, weight_decay=weight_decay, l2sp=l2sp,
-                     callbacks=callbacks, strategy=strategy, checkpoint_dir=checkpoint_dir)
-    check_float("layer_decay", layer_decay, low=0, high=1, low_open=True)
-    if not isinstance(monitor, str) or not monitor.startswith("val_"):
-        raise ArgumentError("monitor", monitor, "must name a validation value such as 'val_loss' or 'val_accuracy'")
-    if stages is None:
-        stages = {0: auto["stages"][0]} if epochs else None
+                     callbacks=callbacks, strategy=strategy, checkpoint_dir=checkpoint_dir,
+                     layer_decay=layer_decay, monitor=monitor)
     plan = DEFAULTS["text" if text else "image"]
-    warmup_share = auto["warmup_share"] if warmup_epochs is None else None
-    train, val, test = (with_channels(model, d) for d in (train, val, test))
-    if isinstance(class_weight, str):
-        if class_weight != "balanced":
-            raise ArgumentError("class_weight", class_weight, "must be 'balanced', a {class: weight} dict or None")
-        class_weight = balanced_class_weight(train)
+    settings = {"head_epochs": head_epochs, "epochs": epochs, "base_lr": base_lr,
+                "unfreeze_lr_factor": unfreeze_lr_factor, "layer_decay": layer_decay,
+                "stages": stages if stages is not None else ({0: auto["stages"][0]} if epochs else None),
+                "warmup_epochs": warmup_epochs, "warmup_share": auto["warmup_share"] if warmup_epochs is None else None,
+                "lr_decay": lr_decay or plan["lr_decay"], "optimizer": optimizer or plan["optimizer"],
+                "weight_decay": plan["weight_decay"] if weight_decay is None else weight_decay,
+                "batch_size": batch_size, "cached_features": cached, "monitor": monitor,
+                "restore_best": restore_best, "keep_if_better": keep_if_better, "seed": int(seed),
+                "bn_policy": bn_policy, "l2sp": l2sp, "picked": sorted(k for k, v in chosen.items() if v is None)}
     keras.utils.set_random_seed(int(seed))
-    notes = []
-    if isinstance(train, tf.data.Dataset) and cached and head_epochs and use_cached_features is None:
-        note = ("the head step trained on features cached from one pass over the tf.data input: augmentation in "
-                "that pipeline was sampled once (pass use_cached_features=False to re-sample it every epoch)")
-        warnings.warn(note, stacklevel=2)
-        notes.append(note)
+    train, val, test = (with_channels(model, d) for d in (train, val, test))
+    class_weight = _class_weight(class_weight, train)
+    notes = _cache_note(train, cached and head_epochs and use_cached_features is None)
     epoch_shuffle = EpochShuffle(int(seed))
     train_ds, val_ds = training_datasets(model, train, val, batch_size=batch_size, epoch_shuffle=epoch_shuffle)
-    tuned_ds = train_ds
-    if augment is not None and augment != "none":
-        from tfxfer.augment import augment_dataset
-
-        if text:
-            raise ArgumentError("augment", augment, "applies to image models only")
-        tuned_ds = augment_dataset(train_ds, augment, num_classes=int(model.output_shape[-1]), seed=int(seed))
+    tuned_ds = _augmented(train_ds, augment, model=model, text=text, seed=int(seed))
     common = dict(val_ds=val_ds, loss=loss, metrics=metrics, class_weight=class_weight, bn_policy=bn_policy,
                   verbose=verbose, strategy=strategy, epoch_shuffle=epoch_shuffle, stop_on_divergence=stop_on_divergence,
-                  monitor=monitor, restore_best=restore_best)
+                  monitor=monitor, restore_best=restore_best, callbacks=callbacks)
     result = FineTuneResult(history={}, stages=[], head_epochs=head_epochs)
     with data_errors():
-        if head_epochs:
+        if head_epochs:  # 1. the head on cached features
             t0 = time.perf_counter()
             result = head_step(model, train_ds, epochs=head_epochs, learning_rate=base_lr, batch_size=batch_size,
                                cached=cached, seed=int(seed), checkpoint_dir=_phase(checkpoint_dir, "head"),
-                               callbacks=callbacks, patience=HEAD_PATIENCE if chosen["head_epochs"] is None else None,
-                               **common)
+                               patience=HEAD_PATIENCE if chosen["head_epochs"] is None else None, **common)
             for step in result.steps:
                 step["wall_s"] = time.perf_counter() - t0
-        if epochs:
+        if epochs:  # 2. top-down unfreezing, kept only if it beats the head-only model
             t0 = time.perf_counter()
             tuned = unfreeze_step(model, tuned_ds, epochs=epochs, learning_rate=base_lr * unfreeze_lr_factor,
-                                  stages=stages, start_epoch=head_epochs, warmup_epochs=warmup_epochs or 0,
-                                  warmup_share=warmup_share, lr_decay=lr_decay or plan["lr_decay"],
-                                  layer_decay=layer_decay, optimizer=optimizer or plan["optimizer"],
-                                  weight_decay=plan["weight_decay"] if weight_decay is None else weight_decay,
-                                  callbacks=callbacks, checkpoint_dir=_phase(checkpoint_dir, "unfreeze"),
-                                  l2sp=l2sp, keep_if_better=keep_if_better, **common)
-            wall = time.perf_counter() - t0
-            sel = tuned.selection or {}
-            result.steps.append({"name": "unfreeze", "epochs": len(tuned.history.get("loss", [])),
-                                 "history": dict(tuned.history), "wall_s": wall,
-                                 "monitor": sel.get("monitor"), "best_epoch": sel.get("best_epoch"),
-                                 "best": sel.get("fine_tuned")})
-            result.merge(tuned.history, start=len(result.history.get("loss", [])))
-            result.stages += tuned.stages
-            result.l2sp, result.resumed_from = tuned.l2sp, tuned.resumed_from or result.resumed_from
-            result.selection = tuned.selection
-            if tuned.selection and tuned.selection["kept"] == "head":
-                notes.append(f"fine-tuning did not beat the head-only model on {monitor} "
-                             f"({tuned.selection['fine_tuned']} vs {tuned.selection['head']}): the head-only "
-                             "weights were restored")
+                                  stages=settings["stages"], start_epoch=head_epochs,
+                                  warmup_epochs=warmup_epochs or 0, warmup_share=settings["warmup_share"],
+                                  lr_decay=settings["lr_decay"], layer_decay=layer_decay,
+                                  optimizer=settings["optimizer"], weight_decay=settings["weight_decay"],
+                                  checkpoint_dir=_phase(checkpoint_dir, "unfreeze"), l2sp=l2sp,
+                                  keep_if_better=keep_if_better, **common)
+            notes += _absorb_unfreezing(result, tuned, wall_s=time.perf_counter() - t0, monitor=monitor)
         if test is not None:
             result.test = evaluate(model, test, batch_size=batch_size, loss=loss, metrics=metrics)
-    result.head_epochs = head_epochs
-    result.notes = notes
-    result.settings = {"head_epochs": head_epochs, "epochs": epochs, "base_lr": base_lr,
-                       "unfreeze_lr_factor": unfreeze_lr_factor, "stages": stages, "layer_decay": layer_decay,
-                       "warmup_epochs": warmup_epochs, "warmup_share": warmup_share,
-                       "lr_decay": lr_decay or plan["lr_decay"], "optimizer": optimizer or plan["optimizer"],
-                       "batch_size": batch_size, "cached_features": cached, "monitor": monitor,
-                       "restore_best": restore_best, "keep_if_better": keep_if_better, "seed": int(seed),
-                       "class_weight": class_weight, "augment": augment if isinstance(augment, str) else
-                       (None if augment is None else repr(augment)), "bn_policy": bn_policy, "l2sp": l2sp,
-                       "picked": sorted(k for k, v in chosen.items() if v is None)}
+    settings.pop("weight_decay")
+    settings.update(class_weight=class_weight,
+                    augment=augment if isinstance(augment, str) or augment is None else repr(augment))
+    result.head_epochs, result.notes, result.settings = head_epochs, notes, settings
     return result
+
+
+def _class_weight(class_weight, train):
+    """``"balanced"`` -> weights from the training labels; a dict or None passes through."""
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ArgumentError("class_weight", class_weight, "must be 'balanced', a {class: weight} dict or None")
+        return balanced_class_weight(train)
+    return class_weight
+
+
+def _cache_note(train, caching_by_default) -> list:
+    """A warning (and a note for the result) when a tf.data input's augmentation is cached once."""
+    if not (isinstance(train, tf.data.Dataset) and caching_by_default):
+        return []
+    note = ("the head step trained on features cached from one pass over the tf.data input: augmentation in "
+            "that pipeline was sampled once (pass use_cached_features=False to re-sample it every epoch)")
+    warnings.warn(note, stacklevel=3)
+    return [note]
+
+
+def _augmented(train_ds, augment, *, model, text: bool, seed: int):
+    """The unfreezing step's training data with ``augment`` applied in tf.data (images only)."""
+    if augment is None or augment == "none":
+        return train_ds
+    if text:
+        raise ArgumentError("augment", augment, "applies to image models only")
+    return augment_dataset(train_ds, augment, num_classes=int(model.output_shape[-1]), seed=seed)
+
+
+def _absorb_unfreezing(result: FineTuneResult, tuned: FineTuneResult, *, wall_s: float, monitor: str) -> list:
+    """Append the unfreezing step's epochs, stages and selection to ``result``; notes about the choice."""
+    sel = tuned.selection or {}
+    result.steps.append({"name": "unfreeze", "epochs": len(tuned.history.get("loss", [])),
+                         "history": dict(tuned.history), "wall_s": wall_s, "monitor": sel.get("monitor"),
+                         "best_epoch": sel.get("best_epoch"), "best": sel.get("fine_tuned")})
+    result.merge(tuned.history, start=len(result.history.get("loss", [])))
+    result.stages += tuned.stages
+    result.l2sp, result.resumed_from = tuned.l2sp, tuned.resumed_from or result.resumed_from
+    result.selection = tuned.selection
+    if sel.get("kept") == "head":
+        return [f"fine-tuning did not beat the head-only model on {monitor} ({sel['fine_tuned']} vs "
+                f"{sel['head']}): the head-only weights were restored"]
+    return []
 
 
 def evaluate(model: keras.Model, data, *, batch_size: int = 32, loss=None, metrics=None) -> dict:
@@ -291,7 +302,8 @@ def _phase(checkpoint_dir, phase: str):
 
 
 def _check_arguments(model, *, head_epochs, epochs, batch_size, base_lr, unfreeze_lr_factor, stages, warmup_epochs,
-                     lr_decay, optimizer, weight_decay, l2sp, callbacks, strategy, checkpoint_dir) -> None:
+                     lr_decay, optimizer, weight_decay, l2sp, callbacks, strategy, checkpoint_dir, layer_decay,
+                     monitor) -> None:
     """Every argument check of `fine_tune`, before any data is touched."""
     check_int("head_epochs", head_epochs, low=0)
     check_int("epochs", epochs, low=0)
@@ -325,6 +337,9 @@ def _check_arguments(model, *, head_epochs, epochs, batch_size, base_lr, unfreez
         raise ArgumentTypeError("checkpoint_dir", checkpoint_dir, "a folder path or None")
     if stages is not None and (not isinstance(stages, dict) or not stages):
         raise ArgumentTypeError("stages", stages, "a dict {epoch: top groups to unfreeze}")
+    check_float("layer_decay", layer_decay, low=0, high=1, low_open=True)
+    if not isinstance(monitor, str) or not monitor.startswith("val_"):
+        raise ArgumentError("monitor", monitor, "must name a validation value such as 'val_loss' or 'val_accuracy'")
     groups = len(layer_groups(model)) - 1  # backbone groups ("head" is the last)
     for e, n in (stages or {}).items():
         if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e < max(epochs, 1):

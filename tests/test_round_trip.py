@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.text.helpers import VOCAB
+from tests.factories import WORDPIECE_VOCAB
 
 _LOADER = r"""
 import json, sys, warnings
@@ -76,7 +76,7 @@ def _image(task="multiclass", channels=3):
 def _text():
     from tfxfer.text import build_bert_encoder, build_text_classifier
 
-    encoder = build_bert_encoder(VOCAB, sequence_length=8, num_layers=1, num_heads=2, hidden_dim=8,
+    encoder = build_bert_encoder(WORDPIECE_VOCAB, sequence_length=8, num_layers=1, num_heads=2, hidden_dim=8,
                                  intermediate_dim=16, dropout=0.0)
     model = build_text_classifier(encoder, 2)
     x = np.array(["the cat sat", "a dog ran", "the dog sat", "a cat ran"] * 2, dtype=object)
@@ -88,7 +88,7 @@ def _ner():
     from tfxfer.text import build_bert_encoder
     from tfxfer.text.ner import build_token_classifier
 
-    encoder = build_bert_encoder(VOCAB, sequence_length=8, num_layers=1, num_heads=2, hidden_dim=8,
+    encoder = build_bert_encoder(WORDPIECE_VOCAB, sequence_length=8, num_layers=1, num_heads=2, hidden_dim=8,
                                  intermediate_dim=16, dropout=0.0)
     model = build_token_classifier(encoder, ["O", "B-PER", "I-PER"], scheme="BIO")
     x = np.array(["the cat sat", "a dog ran"] * 2, dtype=object)

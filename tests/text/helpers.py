@@ -1,14 +1,7 @@
-"""Shared constants of the text tests: a small WordPiece vocabulary, the MiniLM directory."""
+"""Shared helpers of the text tests: the MiniLM directory, the standalone device runner."""
 
 import importlib.metadata
 import os
-
-VOCAB = (
-    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "!", "'", "-"]
-    + "the a film movie plot is was good great fine bad awful dull zoe visits paris in berlin and "
-      "meets anna london to new york loved hated it acting music".split()
-    + ["un", "##believ", "##able", "##s", "##ly", "##ed", "##ing", "cafe", "über", "##o"]
-)
 
 
 def minilm_dir():

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.factories import tiny_text_encoder
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
 from tfxfer.text import (WeightedBinaryCrossentropy, build_text_classifier, predict_texts, text_class_weights,
                          token_model)
@@ -14,8 +15,8 @@ TEXTS = np.array(["good film", "bad film", "great plot", "awful plot", "loved it
 LABELS = np.array([1, 0, 1, 0, 1, 0] * 4)
 
 
-def test_multiclass_fine_tune_learns_and_round_trips(make_encoder, tmp_path):
-    model = build_text_classifier(make_encoder(sequence_length=8), 2, pooling="mean")
+def test_multiclass_fine_tune_learns_and_round_trips(tmp_path):
+    model = build_text_classifier(tiny_text_encoder(sequence_length=8), 2, pooling="mean")
     # 10 epochs: "loved the film" sits near p=0.5 after 8 (with the old loop too: 0.51-0.56 over seeds)
     result = fine_tune(model, (TEXTS, LABELS), head_epochs=0, epochs=10, batch_size=8, base_lr=1e-2,
                        unfreeze_lr_factor=1.0, layer_decay=0.5, class_weight=text_class_weights(LABELS), verbose=0)
@@ -33,8 +34,8 @@ def test_multiclass_fine_tune_learns_and_round_trips(make_encoder, tmp_path):
 
 
 @pytest.mark.parametrize("pooling", ["pooled", "cls"])
-def test_pooling_modes_and_hidden_layer(make_encoder, pooling):
-    model = build_text_classifier(make_encoder(sequence_length=8, num_layers=1), 3, pooling=pooling,
+def test_pooling_modes_and_hidden_layer(pooling):
+    model = build_text_classifier(tiny_text_encoder(sequence_length=8, num_layers=1), 3, pooling=pooling,
                                   hidden_units=4)
     assert [l.name for l in text_parts(model).head] == ["head_dropout", "head_hidden", "head"]
     probs = predict_texts(model, ["good film", "", "unbelievable " * 20])
@@ -42,8 +43,8 @@ def test_pooling_modes_and_hidden_layer(make_encoder, pooling):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_multilabel_with_weighted_loss(make_encoder):
-    encoder = make_encoder(sequence_length=8, num_layers=1)
+def test_multilabel_with_weighted_loss():
+    encoder = tiny_text_encoder(sequence_length=8, num_layers=1)
     model = build_text_classifier(encoder, 3, task="multilabel")
     y = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 1, 1], [1, 0, 0], [0, 1, 0]] * 4, dtype="float32")
     weights = text_class_weights(y)
@@ -81,8 +82,8 @@ def test_class_weights_single_label():
         text_class_weights(np.array([]))
 
 
-def test_errors(make_encoder):
-    encoder = make_encoder(sequence_length=8, num_layers=1)
+def test_errors():
+    encoder = tiny_text_encoder(sequence_length=8, num_layers=1)
     with pytest.raises(ArgumentError, match="num_classes"):
         build_text_classifier(encoder, 1)
     with pytest.raises(ArgumentError, match="task"):

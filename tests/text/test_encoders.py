@@ -6,17 +6,18 @@ import os
 import numpy as np
 import pytest
 
+from tests.factories import WORDPIECE_VOCAB, tiny_text_encoder
 from tfxfer.errors import ArgumentError, ArgumentTypeError, MissingDependencyError, UnknownNameError
 from tfxfer.text import build_bert_encoder, load_encoder
 from tfxfer.text import encoders as enc_module
-from tests.text.helpers import VOCAB
 
 
-def test_tokenize_and_embed(make_encoder):
-    encoder = make_encoder(sequence_length=8)
+def test_tokenize_and_embed():
+    encoder = tiny_text_encoder(sequence_length=8)
     tokens = encoder.tokenize(["the good film", "unbelievable"])
-    assert tokens["token_ids"].tolist()[1][:5] == [2, VOCAB.index("un"), VOCAB.index("##believ"),
-                                                   VOCAB.index("##able"), 3]
+    assert tokens["token_ids"].tolist()[1][:5] == [2, WORDPIECE_VOCAB.index("un"),
+                                                   WORDPIECE_VOCAB.index("##believ"),
+                                                   WORDPIECE_VOCAB.index("##able"), 3]
     assert tokens["padding_mask"].sum(axis=1).tolist() == [5, 5]
     assert encoder.input_keys == ("token_ids", "padding_mask", "segment_ids") and encoder.has_pooler
     emb = encoder.embed(["the good film", "bad", "bad"])
@@ -28,8 +29,8 @@ def test_tokenize_and_embed(make_encoder):
     assert abs(np.linalg.norm(raw) - 1.0) > 1e-3
 
 
-def test_padding_changes_no_embedding(make_encoder):
-    encoder = make_encoder(sequence_length=16)
+def test_padding_changes_no_embedding():
+    encoder = tiny_text_encoder(sequence_length=16)
     long_pad = encoder.embed(["good film", "the acting was great"], normalize=False)
     encoder.preprocessor.sequence_length = 8
     encoder._cache.clear()
@@ -38,8 +39,8 @@ def test_padding_changes_no_embedding(make_encoder):
                                atol=1e-5)
 
 
-def test_local_keras_hub_preset_directory_loads_offline(make_encoder, tmp_path):
-    encoder = make_encoder(sequence_length=12)
+def test_local_keras_hub_preset_directory_loads_offline(tmp_path):
+    encoder = tiny_text_encoder(sequence_length=12)
     encoder.backbone.save_to_preset(str(tmp_path))
     encoder.tokenizer.save_to_preset(str(tmp_path))
     loaded = load_encoder(str(tmp_path), sequence_length=10)
@@ -47,7 +48,7 @@ def test_local_keras_hub_preset_directory_loads_offline(make_encoder, tmp_path):
     for a, b in zip(loaded.backbone.get_weights(), encoder.backbone.get_weights()):
         np.testing.assert_array_equal(a, b)
     ids = loaded.tokenize(["good film"])["token_ids"][0]
-    assert ids[:4].tolist() == [2, VOCAB.index("good"), VOCAB.index("film"), 3]
+    assert ids[:4].tolist() == [2, WORDPIECE_VOCAB.index("good"), WORDPIECE_VOCAB.index("film"), 3]
     random_weights = load_encoder(str(tmp_path), sequence_length=10, weights=None)
     assert not np.allclose(random_weights.backbone.get_weights()[0], encoder.backbone.get_weights()[0])
     encoder.backbone.save_weights(str(tmp_path / "tuned.weights.h5"))
@@ -93,6 +94,6 @@ def test_errors(tmp_path):
     with pytest.raises(ArgumentError, match=r"must contain \['\[SEP\]', '\[MASK\]'\]"):
         build_bert_encoder(["[PAD]", "[UNK]", "[CLS]"])
     with pytest.raises(ArgumentError, match="divisible"):
-        build_bert_encoder(VOCAB, hidden_dim=10, num_heads=4)
+        build_bert_encoder(WORDPIECE_VOCAB, hidden_dim=10, num_heads=4)
     with pytest.raises(ArgumentTypeError, match="texts"):
-        build_bert_encoder(VOCAB, num_layers=1, hidden_dim=8, intermediate_dim=8).embed([1, 2])
+        build_bert_encoder(WORDPIECE_VOCAB, num_layers=1, hidden_dim=8, intermediate_dim=8).embed([1, 2])

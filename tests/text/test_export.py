@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from tests.factories import tiny_text_encoder
 from tfxfer.errors import ArgumentError, GateError, ModelError
 from tfxfer.export import (Thresholds, export_all, export_text_saved_model, export_text_tflite, predict_text_tflite,
                            verify)
@@ -23,8 +24,8 @@ def _wordpiece_module():
     return module
 
 
-def test_tflite_variants_pass_the_gate_and_run_from_the_standalone_tokenizer(make_encoder, tmp_path):
-    model = build_text_classifier(make_encoder(sequence_length=12, num_layers=1), 3)
+def test_tflite_variants_pass_the_gate_and_run_from_the_standalone_tokenizer(tmp_path):
+    model = build_text_classifier(tiny_text_encoder(sequence_length=12, num_layers=1), 3)
     out = export_text_tflite(model, str(tmp_path / "clf.tflite"), class_names=["neg", "neu", "pos"])
     report = verify(model, {"float32": out.path}, HELD_OUT)
     result = report["float32"]
@@ -42,8 +43,8 @@ def test_tflite_variants_pass_the_gate_and_run_from_the_standalone_tokenizer(mak
     assert report.passed and report["dynamic"].top1_agreement >= 0.99
 
 
-def test_gate_failure_raises_and_keeps_no_file(make_encoder, tmp_path):
-    model = build_text_classifier(make_encoder(sequence_length=8, num_layers=1), 2)
+def test_gate_failure_raises_and_keeps_no_file(tmp_path):
+    model = build_text_classifier(tiny_text_encoder(sequence_length=8, num_layers=1), 2)
     with pytest.raises(GateError, match="max abs error") as info:
         export_all(model, tmp_path, variants=["float32"], eval_data=["good film"], name="m", benchmark=False,
                    thresholds={"float32": Thresholds(max_abs_error=-1.0)})
@@ -55,12 +56,12 @@ def test_gate_failure_raises_and_keeps_no_file(make_encoder, tmp_path):
         export_text_tflite(model, str(tmp_path / "m.tflite"), class_names=["a"])
 
 
-def test_saved_model_serves_raw_strings(make_encoder, tmp_path):
+def test_saved_model_serves_raw_strings(tmp_path):
     import tensorflow as tf
 
     from tfxfer.export import read_warmup
 
-    model = build_text_classifier(make_encoder(sequence_length=12, num_layers=1), 2)
+    model = build_text_classifier(tiny_text_encoder(sequence_length=12, num_layers=1), 2)
     result, report = export_text_saved_model(model, str(tmp_path), name="sentiment", class_names=["neg", "pos"],
                                              eval_data=HELD_OUT)
     assert report.passed and report["saved_model"].max_abs_error < 1e-5
@@ -80,9 +81,9 @@ def test_saved_model_serves_raw_strings(make_encoder, tmp_path):
         export_text_saved_model(model, str(tmp_path), name="sentiment", version=1)
 
 
-def test_token_classifier_exports_to_tflite_not_saved_model(make_encoder, tmp_path):
+def test_token_classifier_exports_to_tflite_not_saved_model(tmp_path):
     tags = ["O", "B-PER", "I-PER"]
-    model = build_token_classifier(make_encoder(sequence_length=10, num_layers=1), tags)
+    model = build_token_classifier(tiny_text_encoder(sequence_length=10, num_layers=1), tags)
     out = export_text_tflite(model, str(tmp_path / "ner.tflite"), class_names=tags)
     report = verify(model, {"float32": out.path}, HELD_OUT)
     assert report.passed and json.loads((tmp_path / "ner.json").read_text())["task"] == "token_classification"
@@ -92,12 +93,12 @@ def test_token_classifier_exports_to_tflite_not_saved_model(make_encoder, tmp_pa
         export_text_saved_model(model, str(tmp_path / "sm"), name="ner")
 
 
-def test_wordpiece_tflite_runs_from_raw_strings_in_the_standalone_runner(make_encoder, tmp_path):
+def test_wordpiece_tflite_runs_from_raw_strings_in_the_standalone_runner(tmp_path):
     """The device side for BERT-family files: runner + wordpiece tokenizer copied beside the model, no
     tfxfer or TensorFlow on the path; probabilities match Keras within 1e-4."""
     from tests.text.helpers import run_device_runner
 
-    model = build_text_classifier(make_encoder(), 2, dropout=0.0)
+    model = build_text_classifier(tiny_text_encoder(), 2, dropout=0.0)
     texts = ["the film was good", "Dull, bad music!", "Zoë's café", "", "the acting " * 12]
     out = export_text_tflite(model, str(tmp_path / "bert.tflite"), class_names=["neg", "pos"])
     assert verify(model, {"float32": out.path}, texts).passed and json.loads((tmp_path / "bert.json").read_text())["tokenizer"]["type"] == "wordpiece"
@@ -108,10 +109,10 @@ def test_wordpiece_tflite_runs_from_raw_strings_in_the_standalone_runner(make_en
     assert [r["text"] for r in results] == texts
 
 
-def test_export_all_runs_the_image_workflow_for_text_models(make_encoder, tmp_path):
+def test_export_all_runs_the_image_workflow_for_text_models(tmp_path):
     """One workflow: text files converted, gated on (texts, labels), verdicts in the sidecars, a raw-string
     SavedModel; the same argument names and table as for image models."""
-    model = build_text_classifier(make_encoder(sequence_length=12, num_layers=1), 2)
+    model = build_text_classifier(tiny_text_encoder(sequence_length=12, num_layers=1), 2)
     labels = np.array([0, 1, 1, 0, 1])
     table = export_all(model, tmp_path, variants=("float32", "dynamic"), eval_data=(HELD_OUT, labels),
                        class_names=["neg", "pos"], name="clf", benchmark=False, serving_name="reviews")
@@ -124,6 +125,6 @@ def test_export_all_runs_the_image_workflow_for_text_models(make_encoder, tmp_pa
     assert json.loads((tmp_path / "clf_export_report.json").read_text())["kind"] == "text"
     with pytest.raises(ArgumentError, match="must be some of float32, float16, dynamic for a text model"):
         export_all(model, tmp_path, variants=("int8",), eval_data=HELD_OUT, benchmark=False)
-    ner = build_token_classifier(make_encoder(sequence_length=10, num_layers=1), ["O", "B-PER", "I-PER"])
+    ner = build_token_classifier(tiny_text_encoder(sequence_length=10, num_layers=1), ["O", "B-PER", "I-PER"])
     with pytest.raises(ArgumentError, match="`serving_name` .*is for text classifiers"):
         export_all(ner, tmp_path / "ner", eval_data=HELD_OUT, serving_name="ner", benchmark=False)

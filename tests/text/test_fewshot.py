@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from tests.factories import tiny_text_encoder
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.text import build_prototype_classifier, build_zero_shot_classifier, predict_texts
 from tfxfer.text.fewshot import sample_per_class
@@ -11,8 +12,8 @@ SUPPORT = ["good film", "great plot", "bad film", "awful plot", "new york", "lon
 LABELS = np.array([0, 0, 1, 1, 2, 2])
 
 
-def test_prototypes_are_normalised_class_means_and_predict_by_cosine(make_encoder):
-    encoder = make_encoder(sequence_length=8)
+def test_prototypes_are_normalised_class_means_and_predict_by_cosine():
+    encoder = tiny_text_encoder(sequence_length=8)
     weights_before = [w.copy() for w in encoder.backbone.get_weights()]
     model = build_prototype_classifier(encoder, SUPPORT, LABELS, temperature=0.1)
     emb = encoder.embed(SUPPORT)
@@ -30,8 +31,8 @@ def test_prototypes_are_normalised_class_means_and_predict_by_cosine(make_encode
     assert predict_texts(one_shot, SUPPORT[::2]).argmax(1).tolist() == [0, 1, 2]
 
 
-def test_zero_shot_by_label_descriptions(make_encoder):
-    encoder = make_encoder(sequence_length=8)
+def test_zero_shot_by_label_descriptions():
+    encoder = tiny_text_encoder(sequence_length=8)
     model = build_zero_shot_classifier(encoder, ["great", ["awful", "bad"]], template="a {} film")
     probs = predict_texts(model, ["a great film", "a awful film"])
     assert probs[0].argmax() == 0
@@ -40,12 +41,12 @@ def test_zero_shot_by_label_descriptions(make_encoder):
     np.testing.assert_allclose(model.get_layer("head").kernel.numpy()[:, 1], second / 0.05, atol=1e-4)
 
 
-def test_sample_per_class_and_errors(make_encoder):
+def test_sample_per_class_and_errors():
     picked = sample_per_class(np.array([0, 1, 0, 1, 0, 1, 2, 2]), 2, seed=0)
     assert len(picked) == 6 and sorted(np.bincount(np.array([0, 1, 0, 1, 0, 1, 2, 2])[picked]).tolist()) == [2, 2, 2]
     with pytest.raises(DataError, match="fewer than k=3"):
         sample_per_class(np.array([0, 1, 1, 1]), 3)
-    encoder = make_encoder(sequence_length=8, num_layers=1)
+    encoder = tiny_text_encoder(sequence_length=8, num_layers=1)
     with pytest.raises(DataError, match="needs an example"):
         build_prototype_classifier(encoder, ["good", "bad"], [0, 2])
     with pytest.raises(ArgumentError, match="temperature"):

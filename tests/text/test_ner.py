@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from tests.factories import tiny_text_encoder
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.text import (build_text_classifier, build_token_classifier, encode_words, entity_scores, predict_entities,
                          predict_word_tags, split_words)
@@ -30,9 +31,9 @@ def test_split_words_offsets():
 
 @pytest.mark.parametrize("strategy", ["first", "all"])
 @pytest.mark.parametrize("scheme,tags,names", [("BIO", BIO_TAGS, TAGS_BIO), ("BIOES", BIOES_TAGS, TAGS_BIOES)])
-def test_alignment_round_trip(make_encoder, strategy, scheme, tags, names):
+def test_alignment_round_trip(strategy, scheme, tags, names):
     """labels -> sub-tokens -> words gives back the labels, for words split into several pieces."""
-    encoder = make_encoder(sequence_length=16)
+    encoder = tiny_text_encoder(sequence_length=16)
     encoded = encode_words(encoder.tokenizer, WORDS, tags, tag_names=names, sequence_length=16,
                            strategy=strategy, scheme=scheme)
     assert encoded.truncated_words == 0
@@ -63,8 +64,8 @@ def test_align_labels_all_pieces():
         align_labels(["O", "O"], [1])
 
 
-def test_truncation_is_counted_and_truncated_words_predict_outside(make_encoder):
-    encoder = make_encoder(sequence_length=6)
+def test_truncation_is_counted_and_truncated_words_predict_outside():
+    encoder = tiny_text_encoder(sequence_length=6)
     encoded = encode_words(encoder.tokenizer, [["unbelievable", "zoe", "paris", "berlin"]], sequence_length=6)
     assert encoded.truncated_words == 2 and encoded.word_ids[0].tolist() == [-1, 0, 0, 0, 1, -1]
     probs = np.full((6, 5), 0.2, dtype="float32")
@@ -72,8 +73,8 @@ def test_truncation_is_counted_and_truncated_words_predict_outside(make_encoder)
     assert out[2].tolist() == [1, 0, 0, 0, 0] and out[3].tolist() == [1, 0, 0, 0, 0]
 
 
-def test_token_classifier_learns_and_predicts_entities(make_encoder):
-    encoder = make_encoder(sequence_length=12, num_layers=1)
+def test_token_classifier_learns_and_predicts_entities():
+    encoder = tiny_text_encoder(sequence_length=12, num_layers=1)
     model = build_token_classifier(encoder, TAGS_BIO)
     words = [["Zoe", "visits", "Paris"], ["Anna", "meets", "Zoe"], ["Paris", "loved", "Anna"],
              ["Anna", "visits", "Berlin"], ["Zoe", "meets", "Anna", "in", "London"]] * 4
@@ -98,8 +99,8 @@ def test_token_classifier_learns_and_predicts_entities(make_encoder):
         np.testing.assert_array_equal(a, b)
 
 
-def test_errors(make_encoder):
-    encoder = make_encoder(sequence_length=8, num_layers=1)
+def test_errors():
+    encoder = tiny_text_encoder(sequence_length=8, num_layers=1)
     with pytest.raises(ArgumentError, match="is not a BIO tag"):
         build_token_classifier(encoder, ["O", "S-PER"])
     with pytest.raises(ArgumentError, match="must not repeat"):

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.factories import tiny_text_encoder
 from tfxfer.errors import ArgumentError, ModelError
 from tfxfer.freezing import layer_groups
 from tfxfer.text import (build_text_classifier, freeze_encoder, text_layer_groups, text_layerwise_decay, text_spec,
@@ -38,8 +39,8 @@ def test_text_spec_rejects_non_transformers():
         text_spec(model)
 
 
-def test_layer_groups_of_a_classifier(make_encoder):
-    model = build_text_classifier(make_encoder(), 3, pooling="pooled")
+def test_layer_groups_of_a_classifier():
+    model = build_text_classifier(tiny_text_encoder(), 3, pooling="pooled")
     groups = layer_groups(model, spec=text_spec(model.get_layer("bert_backbone")))
     assert list(groups) == ["embeddings", "layer_0", "layer_1", "pooler", "head"]
     assert [l.name for l in groups["head"]] == ["pool", "head_dropout", "head"]
@@ -53,8 +54,8 @@ def _snapshot(model, group_names):
             if not isinstance(l, keras.Model) for v in l.weights}
 
 
-def test_layerwise_decay_ratios(make_encoder):
-    model = build_text_classifier(make_encoder(), 2, pooling="pooled")
+def test_layerwise_decay_ratios():
+    model = build_text_classifier(tiny_text_encoder(), 2, pooling="pooled")
     mult = text_layerwise_decay(model, decay=0.5, head=2.0)
     backbone = model.get_layer("bert_backbone")
     assert mult[model.get_layer("head").kernel.path] == 2.0
@@ -70,10 +71,10 @@ def test_layerwise_decay_ratios(make_encoder):
         unfreeze_encoder(model, top_groups=9)
 
 
-def test_fine_tune_of_text_partial_unfreezing_with_layer_decay(make_encoder):
+def test_fine_tune_of_text_partial_unfreezing_with_layer_decay():
     """Top groups train, lower groups stay bit-identical, rates decay per group (the full fine-tune
     reaching 100% is in test_classifier.py)."""
-    model = build_text_classifier(make_encoder(sequence_length=8), 2, pooling="mean")
+    model = build_text_classifier(tiny_text_encoder(sequence_length=8), 2, pooling="mean")
     texts = np.array(["good film", "bad film", "great plot", "awful plot", "loved it", "hated it"] * 4, dtype=object)
     labels = np.array([1, 0, 1, 0, 1, 0] * 4)
     frozen_before = _snapshot(model, ["embeddings", "pooler"])

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.factories import tiny_text_encoder
 from tfxfer.text import build_text_classifier, build_token_classifier, token_model
 from tfxfer.text.graph import text_parts, token_features
 from tfxfer.train.fine_tune import fine_tune
@@ -25,8 +26,8 @@ class EncoderCalls(keras.callbacks.Callback):
         self.models.append(self.model.name)
 
 
-def test_text_head_trains_on_cached_encoder_features(make_encoder):
-    model = build_text_classifier(make_encoder(sequence_length=8), 2, pooling="mean")
+def test_text_head_trains_on_cached_encoder_features():
+    model = build_text_classifier(tiny_text_encoder(sequence_length=8), 2, pooling="mean")
     feats, labels = extract_features(model, (TEXTS, LABELS), batch_size=5)
     tokens = text_parts(model).tokenizer.tokenize(TEXTS)
     np.testing.assert_allclose(feats, token_features(model).predict(tokens, verbose=0), atol=1e-5)
@@ -42,10 +43,10 @@ def test_text_head_trains_on_cached_encoder_features(make_encoder):
         np.testing.assert_array_equal(a, b)
 
 
-def test_text_plan_defaults_bert_recipe_and_resume(make_encoder, tmp_path):
+def test_text_plan_defaults_bert_recipe_and_resume(tmp_path):
     """None picks AdamW (weight decay 0.01), 10 % warmup then linear decay, the whole encoder at once;
     a second call on the same checkpoint folder hands back the finished run."""
-    model = build_text_classifier(make_encoder(sequence_length=8), 2, pooling="mean")
+    model = build_text_classifier(tiny_text_encoder(sequence_length=8), 2, pooling="mean")
     kw = dict(head_epochs=1, epochs=2, base_lr=1e-2, batch_size=8, checkpoint_dir=str(tmp_path), verbose=0)
     first = fine_tune(model, (TEXTS, LABELS), **kw)
     optimizer = model.optimizer
@@ -54,15 +55,15 @@ def test_text_plan_defaults_bert_recipe_and_resume(make_encoder, tmp_path):
     assert (schedule.decay, schedule.warmup_steps, schedule.decay_steps) == ("linear", 1, 5)  # 2 epochs x 3 steps
     assert schedule.peak_learning_rate == pytest.approx(1e-3)
     assert first.stages[-1]["trainable_groups"] == ["embeddings", "layer_0", "layer_1", "head"]
-    again = build_text_classifier(make_encoder(sequence_length=8), 2, pooling="mean")
+    again = build_text_classifier(tiny_text_encoder(sequence_length=8), 2, pooling="mean")
     second = fine_tune(again, (TEXTS, LABELS), **kw)
     assert second.resumed_from and second.history == first.history
     for a, b in zip(again.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 
-def test_split_at_pool_of_a_token_model(make_encoder):
-    model = build_token_classifier(make_encoder(sequence_length=8, num_layers=1), ["O", "B-PER", "I-PER"])
+def test_split_at_pool_of_a_token_model():
+    model = build_token_classifier(tiny_text_encoder(sequence_length=8, num_layers=1), ["O", "B-PER", "I-PER"])
     features, head = split_at_pool(token_model(model))
     assert tuple(features.output.shape) == (None, 8, 16) and [l.name for l in head.layers[1:]] == ["head_dropout",
                                                                                                    "head"]

@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from tests.text.helpers import VOCAB, minilm_dir
+from tests.factories import WORDPIECE_VOCAB
+from tests.text.helpers import minilm_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULE = os.path.join(ROOT, "export", "wordpiece_tokenizer.py")
@@ -56,9 +57,9 @@ def _keras_hub_ids(vocabulary, texts, *, lowercase, strip_accents):
 
 @pytest.mark.parametrize("lowercase,strip_accents", [(True, False), (True, True), (False, False)])
 def test_matches_keras_hub_on_small_vocab(wordpiece, lowercase, strip_accents):
-    texts = CORPUS + _random_corpus(VOCAB, n_chars=60, n_words=60)
-    expected = _keras_hub_ids(VOCAB, texts, lowercase=lowercase, strip_accents=strip_accents)
-    tok = wordpiece.WordPieceTokenizer(VOCAB, lowercase=lowercase, strip_accents=strip_accents)
+    texts = CORPUS + _random_corpus(WORDPIECE_VOCAB, n_chars=60, n_words=60)
+    expected = _keras_hub_ids(WORDPIECE_VOCAB, texts, lowercase=lowercase, strip_accents=strip_accents)
+    tok = wordpiece.WordPieceTokenizer(WORDPIECE_VOCAB, lowercase=lowercase, strip_accents=strip_accents)
     mismatches = [(t, e, tok.encode(t)) for t, e in zip(texts, expected) if tok.encode(t) != e]
     assert not mismatches, mismatches[:3]
     assert any(len(e) > 1 and 1 not in e for e in expected)  # the corpus exercises real word pieces
@@ -86,17 +87,17 @@ def test_pack_matches_keras_hub_preprocessor(wordpiece):
     import tensorflow as tf
 
     texts = ["the film was good.", "", "unbelievable " * 20, "Zoë visits Paris"]
-    tok = keras_hub.models.BertTokenizer(vocabulary=VOCAB, lowercase=True)
+    tok = keras_hub.models.BertTokenizer(vocabulary=WORDPIECE_VOCAB, lowercase=True)
     pre = keras_hub.models.BertTextClassifierPreprocessor(tok, sequence_length=12)
     expected = tf.function(lambda x: pre(x), autograph=False)(tf.constant(texts))
-    packed = wordpiece.WordPieceTokenizer(VOCAB, lowercase=True).pack(texts, 12)
+    packed = wordpiece.WordPieceTokenizer(WORDPIECE_VOCAB, lowercase=True).pack(texts, 12)
     np.testing.assert_array_equal(np.array(packed["token_ids"]), expected["token_ids"].numpy())
     np.testing.assert_array_equal(np.array(packed["padding_mask"]), expected["padding_mask"].numpy().astype(int))
     np.testing.assert_array_equal(np.array(packed["segment_ids"]), expected["segment_ids"].numpy())
 
 
 def test_words_offsets_index_the_original_text(wordpiece):
-    tok = wordpiece.WordPieceTokenizer(VOCAB, lowercase=True, strip_accents=True)
+    tok = wordpiece.WordPieceTokenizer(WORDPIECE_VOCAB, lowercase=True, strip_accents=True)
     text = "Zoë's CAFÉ, 日本!"
     words = tok.words(text)
     assert [w for w, _, _ in words] == ["zoe", "'", "s", "cafe", ",", "日", "本", "!"]
@@ -104,7 +105,7 @@ def test_words_offsets_index_the_original_text(wordpiece):
 
 
 def test_from_config_reads_a_sidecar_and_cli_prints_json(wordpiece, tmp_path):
-    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t in VOCAB), encoding="utf-8")
+    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t in WORDPIECE_VOCAB), encoding="utf-8")
     sidecar = {"format": "tfxfer-text-tflite", "tokenizer": {
         "type": "wordpiece", "vocabulary": "vocab.txt", "lowercase": True, "strip_accents": True,
         "sequence_length": 8}}
@@ -116,7 +117,7 @@ def test_from_config_reads_a_sidecar_and_cli_prints_json(wordpiece, tmp_path):
     out = subprocess.run([sys.executable, MODULE, str(tmp_path / "m.json"), "good film"], capture_output=True,
                          text=True, check=True)
     ids = json.loads(out.stdout)["token_ids"][0]
-    assert ids[:4] == [2, VOCAB.index("good"), VOCAB.index("film"), 3] and len(ids) == 8
+    assert ids[:4] == [2, WORDPIECE_VOCAB.index("good"), WORDPIECE_VOCAB.index("film"), 3] and len(ids) == 8
 
 
 def test_module_needs_no_tensorflow_or_numpy():
@@ -129,7 +130,7 @@ def test_module_needs_no_tensorflow_or_numpy():
 def test_errors(wordpiece, tmp_path):
     with pytest.raises(ValueError, match="oov_token"):
         wordpiece.WordPieceTokenizer(["a", "b"])
-    tok = wordpiece.WordPieceTokenizer(VOCAB)
+    tok = wordpiece.WordPieceTokenizer(WORDPIECE_VOCAB)
     with pytest.raises(ValueError, match="sequence_length"):
         tok.pack(["a"])
     (tmp_path / "m.json").write_text(json.dumps({"tokenizer": None}), encoding="utf-8")

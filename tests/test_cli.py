@@ -122,8 +122,9 @@ def test_predict_evaluate_export(tiny_model_dir, tmp_path, capsys):
     metrics = doc["metrics"]
     assert metrics["accuracy"] == 1.0 and metrics["num_examples"] == 12
     out = tmp_path / "exported"
+    calibration = _images(tmp_path / "train", n=5)  # int8 calibrates on training images, never the gate's
     assert cli.main(["export", str(tiny_model_dir), str(data), "--variants", "float32,int8", "--out", str(out),
-                     "--no-benchmark", "-q"]) == 0
+                     "--calibration", str(calibration), "--no-benchmark", "-q"]) == 0
     assert "pass" in capsys.readouterr().out
     assert (out / "model_float32.tflite").is_file() and (out / "model_int8.tflite").is_file()
     assert cli.main(["predict", str(out / "model_int8.tflite"), str(data / "dark" / "1.png"), "--json", "-q"]) == 0
@@ -134,6 +135,8 @@ def test_predict_evaluate_export(tiny_model_dir, tmp_path, capsys):
     assert cli.main(["evaluate", str(out / "model_float32.tflite"), str(data), "-q"]) == 0
     assert "accuracy 1.0000" in capsys.readouterr().out
     wrong = _images(tmp_path / "other", classes=("cat", "dog"))
+    for i, path in enumerate(sorted((wrong / "dog").iterdir())):  # distinct content: no label conflict
+        path.write_bytes((data / "bright" / f"{i}.png").read_bytes())
     assert "differ from the model's classes" in _error(capsys, ["evaluate", str(tiny_model_dir), str(wrong), "-q"], 1)
     assert "must be an existing" in _error(capsys, ["predict", str(tmp_path / "nope.keras"), str(data), "-q"], 2)
     (tmp_path / "notes.png").write_text("not an image")

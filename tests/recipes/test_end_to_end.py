@@ -107,7 +107,7 @@ def test_default_image_recipe_on_a_tiny_folder(image_folder, tmp_path):
 
     cfg = load_config(recipe("image_classification"), overrides=tiny_overrides(image_folder, extra=[
         "export.benchmark=false", "export.variants=[int8]", "quantize.enabled=false", "data.augment=light"]))
-    assert cfg.train.class_weight == "balanced" and cfg.data.color_mode == "grayscale"
+    assert cfg.train.class_weight == "none" and cfg.data.color_mode == "grayscale"  # weights off by default
     result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
     manifest = _check_outputs(result.run_dir, "image_classification", channels=1)
     assert result.tflite and result.gate_passed and 0.0 <= result.metrics["accuracy"] <= 1.0

@@ -823,8 +823,6 @@ def _(run):
 
 @case("folder: the same image under two labels is a label conflict naming both")
 def _(run):
-    pytest.xfail("KNOWN REGRESSION (end of sitting 3): the folder loader reports the conflict in its summary but "
-                 "no DataWarning reaches the caller; to fix next sitting")
     from tfxfer.data import DataWarning, image_dataset_from_folder
 
     root = two_class_folder(f"{run}/f")

@@ -32,11 +32,13 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import io
 import os
 import stat
+import threading
 import warnings
 from typing import Sequence
 
@@ -191,6 +193,22 @@ def _inspect(path: str):
     return _inspect_data(data)
 
 
+
+_WARNINGS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_pillow():
+    """Silence Pillow's warnings while one image is inspected, safely from the reader threads.
+
+    ``warnings.catch_warnings`` saves and restores the process-wide filter list, so two threads
+    using it at once can restore each other's "ignore" for good (and swallow every later warning,
+    a `DataWarning` about leakage included): the lock makes each save/restore pair atomic.
+    """
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
 def _inspect_data(data: bytes):
     """Hash and parse one file's bytes. Returns (status, payload) with status ok/convert/skip."""
     from PIL import Image, UnidentifiedImageError
@@ -198,8 +216,7 @@ def _inspect_data(data: bytes):
     if not data:
         return "skip", ("empty_file", "0 bytes")
     digest = hashlib.sha256(data).hexdigest()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # DecompressionBombWarning, palette transparency notes
+    with _quiet_pillow():  # DecompressionBombWarning, palette transparency notes
         try:
             image = Image.open(io.BytesIO(data))
             fmt, mode = image.format, image.mode
@@ -229,8 +246,7 @@ def _inspect_data(data: bytes):
 def _convert(image, data, digest, fmt, mode, *, why):
     from PIL import Image
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet_pillow():
         try:
             if image is None:
                 image = Image.open(io.BytesIO(data))

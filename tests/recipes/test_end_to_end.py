@@ -123,7 +123,6 @@ def test_default_image_recipe_on_a_tiny_folder(image_folder, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason='KNOWN REGRESSION (end of sitting 3): the edge recipe calls fine_tune on a tf.data input and trips the cached-features UserWarning; to fix next sitting')
 def test_edge_recipe_distills_and_delivers_the_qat_file(image_folder, tmp_path):
     from tfxfer.recipes import load_config, run_pipeline
 

@@ -61,6 +61,7 @@ def run_distill(ctx):
     console.info(f"  teacher {d.teacher}: {t.head_epochs} head epochs (cached features) + {d.teacher_epochs} unfreezing")
     fine_tune(teacher, data.train, val=data.val, head_epochs=max(t.head_epochs, 1), epochs=d.teacher_epochs,
               base_lr=t.base_lr, unfreeze_lr_factor=t.unfreeze_lr_factor, batch_size=t.batch_size,
+              use_cached_features=True,  # the teacher's head on one pass of features, as the log line says
               verbose=console.keras_verbose)
     student = ctx.model()
     top = _trainable_top_groups(ctx)

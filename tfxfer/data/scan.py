@@ -194,7 +194,7 @@ def _inspect(path: str):
 
 
 
-_WARNINGS_LOCK = threading.Lock()
+_WARNINGS_LOCK = threading.RLock()  # re-entrant: _inspect_data holds it while _convert takes it again
 
 
 @contextlib.contextmanager

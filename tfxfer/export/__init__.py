@@ -16,6 +16,9 @@
   TFLite decoder (builtin ops, explicit KV cache) gated on next-token agreement and perplexity.
 * `export_saved_model`: a versioned TF Serving SavedModel (bytes and tensor signatures,
   warm-up requests, models.config).
+* `export_onnx` / `verify_onnx` / `predict_onnx` / `benchmark_onnx`: an ONNX file (Keras 3
+  ``export(format="onnx")``) run in onnxruntime and judged by the same gate (the ``onnx`` extra;
+  loaded on first use).
 
 The device side (no TensorFlow needed) is ``export/litert_runner.py`` at the repository root.
 
@@ -74,3 +77,16 @@ __all__ = [
     "model_kind", "models_config", "predict_text_tflite", "preflight", "read_sidecar", "read_warmup", "remove_failed",
     "sidecar_path", "verify", "write_models_config", "write_verdicts",
 ]
+
+from tfxfer.utils.lazy import lazy_exports as _lazy_exports  # noqa: E402
+
+#: Served on first use (tfxfer.export.onnx needs the optional tf2onnx / onnx / onnxruntime).
+_EXPORTS = {
+    "ONNX_THRESHOLDS": "tfxfer.export.onnx", "OnnxExport": "tfxfer.export.onnx", "benchmark_onnx": "tfxfer.export.onnx",
+    "export_onnx": "tfxfer.export.onnx", "predict_onnx": "tfxfer.export.onnx", "verify_onnx": "tfxfer.export.onnx",
+}
+__getattr__, _lazy_dir = _lazy_exports("tfxfer.export", _EXPORTS)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,5 +1,6 @@
 """The one metrics module: accuracy, per-class precision / recall / F1 / accuracy, confusion matrix,
-expected calibration error (ECE) with its reliability table. Used by the export gate, the evaluate
+expected calibration error (ECE) with its reliability table, and the chance-level check
+(`chance_check`: at or below the majority-class rate, or one class for everything). Used by the export gate, the evaluate
 stages, ``tfxfer evaluate`` and the report, so they all report the same numbers for the same model.
 
 **ECE uses 15 equal-width confidence bins** (`ECE_BINS`), the count of Guo et al. 2017 ("On
@@ -153,3 +154,77 @@ def classification_metrics(probabilities, labels, class_names, *, bins: int = EC
             "per_class": per_class, "confusion": confusion.tolist(),
             "ece": round(expected_calibration_error(probabilities, labels), 4) if len(labels) else 0.0,
             "reliability": table}
+
+
+#: The rule `chance_check` applies, in words (printed by the CLI and the report).
+CHANCE_RULE = ("flagged when accuracy is at or below the majority-class rate of the evaluation labels (the "
+               "accuracy of always answering the most frequent class; 1/num_classes on a balanced split), or when "
+               "the model predicts one class for every example of data holding two or more classes")
+
+
+def chance_check(confusion, class_names=None) -> dict:
+    """Is a classifier no better than chance on its evaluation data? A pure function of the confusion
+    matrix (``[true class, predicted class]`` counts), shared by ``tfxfer run``, ``tfxfer evaluate``
+    and the report so all three flag the same runs (`CHANCE_RULE`).
+
+    Flagged when ``accuracy <= chance``, where ``chance`` is the majority-class rate (the share of the
+    most frequent true class, which a constant answer reaches; ``1 / num_classes`` when the split is
+    balanced), or when every example gets the same predicted class although the data hold two or
+    more classes. Data with fewer than two classes present cannot be judged (``applicable`` False).
+
+    Returns:
+        ``{"flagged", "applicable", "reasons": [sentence, ...], "accuracy", "chance", "majority_class",
+        "predicted_classes", "single_class" (name or None), "classes_present", "num_examples", "rule"}``.
+
+    Example:
+        >>> check = chance_check([[5, 0], [5, 0]], ["ok", "defect"])  # always answers "ok"
+        >>> check["flagged"], check["chance"], check["single_class"]
+        (True, 0.5, 'ok')
+        >>> print(check["reasons"][0])
+        accuracy 0.5000 is at or below chance (0.5000, the majority-class rate: always answering 'ok')
+        >>> chance_check([[4, 1], [0, 5]])["flagged"]
+        False
+    """
+    matrix = np.asarray(confusion)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not np.issubdtype(matrix.dtype, np.number):
+        raise ArgumentError("confusion", f"an array of shape {matrix.shape}", "must be a square matrix of counts")
+    if np.any(matrix < 0) or not np.all(np.isfinite(matrix)):
+        raise ArgumentError("confusion", "a matrix with negative or non-finite entries", "must hold counts >= 0")
+    matrix = matrix.astype(np.int64)
+    k = matrix.shape[0]
+    names = [str(i) for i in range(k)] if class_names is None else [str(n) for n in class_names]
+    if len(names) != k:
+        raise ArgumentError("class_names", f"{len(names)} names", f"must have one name per class ({k})")
+    n = int(matrix.sum())
+    support, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+    correct = int(np.trace(matrix))
+    present = int((support > 0).sum())
+    out = {"flagged": False, "applicable": n > 0 and present >= 2, "reasons": [],
+           "accuracy": round(correct / n, 4) if n else None,
+           "chance": round(float(support.max()) / n, 4) if n else None,
+           "majority_class": names[int(support.argmax())] if n else None,
+           "predicted_classes": int((predicted > 0).sum()), "single_class": None, "classes_present": present,
+           "num_examples": n, "rule": CHANCE_RULE}
+    if not out["applicable"]:
+        return out
+    if correct <= int(support.max()):  # counts, not rounded rates: exact
+        out["reasons"].append(f"accuracy {correct / n:.4f} is at or below chance ({support.max() / n:.4f}, the "
+                              f"majority-class rate: always answering {out['majority_class']!r})")
+    if out["predicted_classes"] == 1:
+        out["single_class"] = names[int(predicted.argmax())]
+        out["reasons"].append(f"the model predicts {out['single_class']!r} for all {n} examples although the data "
+                              f"hold {present} classes")
+    out["flagged"] = bool(out["reasons"])
+    return out
+
+
+def metrics_chance_check(metrics) -> dict | None:
+    """`chance_check` of a `classification_metrics` dict (as ``eval/metrics.json`` stores it); None
+    for metrics without a confusion matrix (NER's entity scores, multi-label)."""
+    if not isinstance(metrics, dict) or not metrics.get("confusion"):
+        return None
+    names = [c.get("name") for c in metrics.get("per_class") or []]
+    try:
+        return chance_check(metrics["confusion"], names if len(names) == len(metrics["confusion"]) else None)
+    except (ArgumentError, TypeError, ValueError):
+        return None

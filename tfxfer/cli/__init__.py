@@ -2,7 +2,8 @@
 
     tfxfer run RECIPE [--set key.sub=value ...] [--resume] [--force] [--out DIR] [-q | -v] [--json]
     tfxfer predict MODEL INPUTS... [--top K] [--json]     (images; texts for text / NER models)
-    tfxfer evaluate MODEL DATA [--split test] [--limit N] [--json]   (images; text tables / CoNLL for text / NER)
+    tfxfer evaluate MODEL DATA [--split test] [--limit N] [--groups COLUMN] [--target DATA] [--save] [--json]
+                                                          (images; text tables / CoNLL for text / NER)
     tfxfer export MODEL DATA [--variants float32,int8] [--out DIR] [--no-benchmark] [--saved-model NAME] [--json]
                                                           (text models: float32,dynamic; tokenizer beside)
     tfxfer datasets [list [--task T] | describe NAME] [--json]
@@ -15,8 +16,8 @@
 
 Exit codes: 0 success; 1 a run-time failure (bad data, failed conversion, full disk); 2 a usage or
 recipe error (unknown command, flag, name or key; a missing file); 3 the verification gate failed;
-130 interrupted. Errors print one line, no traceback (``-v`` shows the full message); unknown
-commands, flags, data sets, backbones and recipe keys come with a suggestion. With ``--json``
+4 the model is no better than chance (``run`` / ``evaluate``: `tfxfer.metrics.chance_check`); 130
+interrupted. Errors print one line, no traceback (``-v`` shows the full message); unknown commands, flags, data sets, backbones and recipe keys come with a suggestion. With ``--json``
 stdout holds one JSON document, also on errors (`tfxfer.cli.json_output`).
 
 The package holds argparse and printing only: `tfxfer.cli.common` (exit codes, verbosity, checks

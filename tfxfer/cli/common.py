@@ -26,10 +26,14 @@ from tfxfer.errors import (ArgumentError, ArgumentTypeError, ConfigError, GateEr
 from tfxfer.utils.native_logs import quiet_native_logs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_GATE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: ``tfxfer run`` / ``evaluate`` finished, but the model is no better than chance (`tfxfer.metrics.chance_check`).
+EXIT_CHANCE = 4
 
 EXIT_CODES_HELP = ("exit codes: 0 success; 1 run-time failure (bad data, failed conversion, full disk); "
                    "2 usage or recipe error (unknown command, flag, name or key; missing file); "
-                   "3 the verification gate failed; 130 interrupted (Ctrl-C)")
+                   "3 the verification gate failed; 4 the model is no better than chance (run / evaluate: accuracy at or "
+                   "below the majority-class rate, or one class predicted for every example; files and report are "
+                   "written); 130 interrupted (Ctrl-C)")
 
 
 class UsageError(TfxferError, ValueError):
@@ -67,10 +71,32 @@ def show(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def emit_json(args, **fields) -> None:
+def emit_json(args, *, exit_code: int = EXIT_OK, error=None, **fields) -> None:
     """Print the command's ``--json`` document (`tfxfer.cli.json_output`) on the real stdout."""
     stream = getattr(args, "json_stream", None) or sys.stdout
-    print(dumps(document(args.command, **fields)), file=stream, flush=True)
+    print(dumps(document(args.command, exit_code=exit_code, error=error, **fields)), file=stream, flush=True)
+
+
+def chance_lines(check) -> list[str]:
+    """The lines ``tfxfer run`` and ``evaluate`` print for a `tfxfer.metrics.chance_check` result
+    (none when it is not flagged).
+
+    Example:
+        >>> from tfxfer.metrics import chance_check
+        >>> chance_lines(chance_check([[3, 0], [3, 0]], ["a", "b"]))[0]
+        "FLAGGED: no better than chance: accuracy 0.5000 is at or below chance (0.5000, the majority-class rate: always answering 'a'); the model predicts 'a' for all 6 examples although the data hold 2 classes"
+    """
+    if not check or not check.get("flagged"):
+        return []
+    return [f"FLAGGED: no better than chance: {'; '.join(check['reasons'])}",
+            f"  (exit code {EXIT_CHANCE}; rule: {check['rule']})"]
+
+
+def chance_error(check) -> dict | None:
+    """The ``--json`` error object of a flagged `tfxfer.metrics.chance_check` result, else None."""
+    if not check or not check.get("flagged"):
+        return None
+    return {"type": "ChanceLevelModel", "message": "no better than chance: " + "; ".join(check["reasons"])}
 
 
 def import_tensorflow(args) -> None:

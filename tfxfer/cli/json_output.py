@@ -15,7 +15,8 @@ Every document has these keys::
       "schema": "tfxfer/1",       # changes only with an incompatible change
       "command": "predict",       # the sub-command ("litert_runner" for the device runner)
       "ok": true,                 # exit_code == 0
-      "exit_code": 0,             # 0 ok, 1 error, 2 usage, 3 gate failed, 130 interrupted
+      "exit_code": 0,             # 0 ok, 1 error, 2 usage, 3 gate failed, 4 chance-level model,
+                                  # 130 interrupted
       "error": null               # or {"type": "UnknownNameError", "message": "...", "exit_code": 2}
     }
 
@@ -31,11 +32,15 @@ predict         ``model``; ``results``: one item per input, ``{"image": path, "t
                 ``"threads"``; an input it cannot read gets ``"error": {"type", "message"}``
                 instead of ``"top"`` (and the document's exit_code is 1).
 evaluate        ``model``, ``data``, ``split``, ``metrics`` (accuracy, macro_f1, ece, num_examples,
-                per_class: [{name, precision, recall, f1, support}]; entity-level F1 for NER)
+                per_class: [{name, precision, recall, f1, support}]; entity-level F1 for NER),
+                ``chance`` (`tfxfer.metrics.chance_check`: ``flagged``, ``reasons``, ``accuracy``,
+                ``chance``, ...; null for NER); with ``--groups`` ``groups`` (the ``groups.json``
+                record of `tfxfer.report.run_data`), with ``--target`` ``shift`` (``shift.json``).
+                A flagged model exits 4 with ``error.type`` "ChanceLevelModel" and every field present
 export          ``model``, ``out``, ``report``, ``variants``: one row per exported file (variant, file,
                 size_kib, latency_ms, top1_agreement, accuracy_file, accuracy_drop_pts, gate, ...)
 run             ``run_dir``, ``manifest``, ``report_html``, ``report_md``, ``tflite``, ``gate_passed``,
-                ``metrics``, ``stages``, ``wall_s``
+                ``metrics``, ``stages``, ``wall_s``, ``chance`` (as for evaluate; exit 4 when flagged)
 rank            ``kind`` ("image" / "text"), ``candidates`` (the ranking's rows, best first), ``best``,
                 ``probe`` (the negative-transfer verdict or null)
 datasets        ``datasets``: [{name, title, task, sizes, licence, commercial_use, package, install,

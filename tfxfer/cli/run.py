@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from tfxfer.cli.common import (EXIT_OK, add_json, add_verbosity, check_recipe_names, emit_json, import_tensorflow, show,
-                               verbosity)
+from tfxfer.cli.common import (EXIT_CHANCE, EXIT_OK, add_json, add_verbosity, chance_error, chance_lines,
+                               check_recipe_names, emit_json, import_tensorflow, show, verbosity)
 
 
 def add_parser(sub) -> None:
@@ -42,14 +42,18 @@ def cmd_run(args) -> int:
     import_tensorflow(args)
     result = run_pipeline(cfg, out_dir=args.out, resume=args.resume, force=args.force, verbosity=verbosity(args),
                           command=["tfxfer", *sys.argv[1:]] if sys.argv[0].endswith("tfxfer") else None)
+    code = EXIT_CHANCE if result.flagged else EXIT_OK  # the files are written; the exit code tells scripts
     if args.json:
-        emit_json(args, run_dir=result.run_dir, manifest=result.manifest, report_html=result.report_html,
-                  report_md=result.report_md, tflite=result.tflite, gate_passed=result.gate_passed,
-                  metrics=result.metrics, stages=result.stages, wall_s=result.wall_s)
-        return EXIT_OK
+        emit_json(args, exit_code=code, error=chance_error(result.chance), run_dir=result.run_dir,
+                  manifest=result.manifest, report_html=result.report_html, report_md=result.report_md,
+                  tflite=result.tflite, gate_passed=result.gate_passed, metrics=result.metrics, stages=result.stages,
+                  wall_s=result.wall_s, chance=result.chance)
+        return code
     print(result.headline())
+    for line in chance_lines(result.chance):
+        print(line)
     print(f"Report:   {show(result.report_html)}")
     if result.tflite:
         print(f"TFLite:   {show(result.tflite)} (verification gate passed)")
     print(f"Manifest: {show(result.manifest)}")
-    return EXIT_OK
+    return code

@@ -41,7 +41,12 @@ HEADLINE_METRICS = ("accuracy", "macro_f1", "entity_f1", "ece")
 
 @dataclasses.dataclass
 class RunResult:
-    """Where a finished run put its outputs (paths are absolute), its metrics and its wall time."""
+    """Where a finished run put its outputs (paths are absolute), its metrics and its wall time.
+
+    ``chance`` is `tfxfer.metrics.chance_check` of the evaluation (``flagged`` True when the model is
+    no better than chance or predicts one class for everything); None when the run has no
+    classification metrics (an NER run). ``flagged`` is its verdict.
+    """
 
     run_dir: str
     manifest: str
@@ -52,6 +57,12 @@ class RunResult:
     metrics: dict
     stages: dict
     wall_s: float
+    chance: dict | None = None
+
+    @property
+    def flagged(self) -> bool:
+        """True when the evaluated model is no better than chance (`tfxfer.metrics.chance_check`)."""
+        return bool(self.chance and self.chance.get("flagged"))
 
     def headline(self) -> str:
         """The wall time and the main metrics in one line.
@@ -198,16 +209,36 @@ def _run_locked(cfg, stages, run_dir, console, strategy, *, force, command) -> R
                               wall_s=time.perf_counter() - t0, command=command)
     manifest_path = write_manifest(ctx, manifest)
     report = ctx.outputs.get("report", {})
+    chance = _chance(ctx)
+    if chance and chance["flagged"]:
+        console.info(f"warning: the model is no better than chance: {'; '.join(chance['reasons'])}")
     result = RunResult(
         run_dir=run_dir, manifest=manifest_path,
         report_html=ctx.abs(report["html"]) if report.get("html") else None,
         report_md=ctx.abs(report["markdown"]) if report.get("markdown") else None,
         tflite=ctx.abs(verify["deliver"]) if verify.get("deliver") else None,
-        gate_passed=passed, metrics=manifest["metrics"], stages=manifest["stages"], wall_s=manifest["wall_s"])
+        gate_passed=passed, metrics=manifest["metrics"], stages=manifest["stages"], wall_s=manifest["wall_s"],
+        chance=chance)
     if passed is False:
         raise GateError(f"verification gate failed for {', '.join(verify.get('failed', []))}; see the export table "
                         f"in {result.report_html}", report=verify)
     return result
+
+
+def _chance(ctx) -> dict | None:
+    """`tfxfer.metrics.chance_check` of the run's ``eval/metrics.json`` (None without one, or for NER)."""
+    import json
+
+    from tfxfer.metrics import metrics_chance_check
+
+    path = ctx.path("eval", "metrics.json", mkdir=False)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return metrics_chance_check(json.load(f))
+    except (OSError, ValueError):
+        return None
 
 
 def _validate_names(cfg: RunConfig) -> None:

@@ -75,15 +75,18 @@ def render_html(run: dict, *, figures: dict) -> str:
     model = cfg.get("model", {})
     sub = " · ".join(esc(s) for s in (cfg.get("task"), model.get("backbone"), cfg.get("data", {}).get("source"),
                                       manifest.get("written")) if s)
-    nav = "".join(f'<a href="#{k}">{t}</a>' for k, t in (("delivered", "Delivered file"), ("export", "Export"),
-                                                         ("data", "Data"),
-                                                         ("training", "Training"), ("evaluation", "Evaluation"),
-                                                         ("mistakes", "Mistakes"), ("reproduce", "Reproduce")))
-    # What ships, and whether it passed its gate, comes first; how it got there follows.
-    body = [f"<h1>{esc(cfg.get('name', 'tfxfer run'))} {badge}</h1>", f'<p class="sub">{sub}</p>', f"<nav>{nav}</nav>",
+    audit, shift = sections.audit_section(run, figures), sections.shift_section(run, figures)
+    links = (("delivered", "Delivered file"), ("export", "Export"), ("data", "Data"), ("training", "Training"),
+             ("evaluation", "Evaluation"), *((("bias-audit", "Bias audit"),) if audit else ()),
+             *((("shift", "Domain shift"),) if shift else ()), ("mistakes", "Mistakes"), ("reproduce", "Reproduce"))
+    nav = "".join(f'<a href="#{k}">{t}</a>' for k, t in links)
+    # A chance-level model and what each training stage bought come first; then what ships, and
+    # whether it passed its gate; how it got there follows.
+    body = [f"<h1>{esc(cfg.get('name', 'tfxfer run'))} {badge}</h1>", sections.lead(run), f'<p class="sub">{sub}</p>',
+            f"<nav>{nav}</nav>",
             _headline(run), sections.delivered_section(run, figures), sections.export_section(run, figures),
             sections.data_section(run, figures),
-            sections.training_section(run, figures), sections.evaluation_section(run, figures),
+            sections.training_section(run, figures), sections.evaluation_section(run, figures), audit, shift,
             sections.mistakes_section(run, figures), sections.reproduce_section(run)]
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tfxfer report: "
             f"{esc(cfg.get('name', ''))}</title><meta name=\"viewport\" content=\"width=device-width\">"

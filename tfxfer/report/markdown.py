@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+from tfxfer.report import sections
 from tfxfer.utils.humanize import format_number
 
 
@@ -48,11 +49,66 @@ def _delivered(run) -> list[str]:
     return lines
 
 
+def _problems(run, names) -> list[str]:
+    found = [p for p in run.get("problems") or [] if any(p.startswith(n) for n in names)]
+    return [f"Could not use {p}" for p in found] + ([""] if found else [])
+
+
+def _interval(row, metric) -> str:
+    value, low, high = row.get(metric), row.get(f"{metric}_low"), row.get(f"{metric}_high")
+    if value is None:
+        return "n/a"
+    return _fmt(float(value)) + ("" if low is None or high is None else f" [{low:.3f}, {high:.3f}]")
+
+
+def _audit(run) -> list[str]:
+    groups = run.get("groups")
+    problems = _problems(run, ("eval/groups.json", "groups.json"))
+    if not groups and not problems:
+        return []
+    lines = ["## Bias audit", "", *problems]
+    if groups:
+        metrics = list(groups.get("metrics") or [])
+        split = f" ({groups['split']} split)" if groups.get("split") else ""
+        lines += [f"By `{groups.get('column')}` on {groups.get('data')}{split}; {groups.get('n_bootstrap')} bootstrap "
+                  "resamples per group.", ""]
+        lines += md_table(["group", "n", *metrics], [[r["group"], r["n"], *[_interval(r, m) for m in metrics]]
+                                                     for r in groups["rows"]])
+        lines += [f"- {s}" for s in sections.gap_sentences(groups)] + [""]
+        lines += [f"Note: {n}" for n in groups.get("notes") or []] + ([""] if groups.get("notes") else [])
+    return lines
+
+
+def _shift(run) -> list[str]:
+    shift, adaptation = run.get("shift"), run.get("adaptation")
+    problems = _problems(run, ("eval/shift.json", "shift.json", "adapt/adaptation.json", "adaptation.json"))
+    if not shift and not adaptation and not problems:
+        return []
+    lines = ["## Domain shift / adaptation", "", *problems]
+    for title, record in (("Shift between the evaluation data and the target", shift),
+                          ("Shift before adaptation", (adaptation or {}).get("shift"))):
+        if record:
+            lines += [f"### {title}", "", str(record.get("verdict") or ""), ""]
+            lines += md_table(["", "value"], sections.shift_rows(record))
+    if adaptation:
+        headers, rows, sentence = sections.adaptation_rows(adaptation)
+        lines += [f"### Adaptation to {adaptation.get('target')}: {adaptation['method']}", ""]
+        lines += md_table(headers, rows)
+        if sentence:
+            lines += [sentence, ""]
+    return lines
+
+
 def render_markdown(run: dict, *, figures: dict) -> str:
     """Markdown for ``run``; ``figures`` maps figure name -> PNG file name (relative links)."""
     cfg = run.get("config") or {}
     manifest = run.get("manifest") or {}
     lines = [f"# tfxfer run: {cfg.get('name', '?')}", ""]
+    warning, bought = sections.chance_warning(run), sections.selection_sentence(run)
+    if warning:  # first: a model no better than chance, then what each training stage bought
+        lines += [f"> **{warning}**", ""]
+    if bought:
+        lines += [f"**{bought}**", ""]
     model = cfg.get("model", {})
     lines += [f"- task: {cfg.get('task', '?')}; backbone: {model.get('backbone', '?')}; "
               f"data: {cfg.get('data', {}).get('source', '?')}",
@@ -72,6 +128,7 @@ def render_markdown(run: dict, *, figures: dict) -> str:
             lines += md_table(["entity", "precision", "recall", "F1", "support"],
                               [[e["type"], e["precision"], e["recall"], e["f1"], e["support"]]
                                for e in metrics["entities"]])
+    lines += _audit(run) + _shift(run)
     data = run.get("data") or {}
     if data:
         counts = data.get("class_counts", {})

@@ -1,12 +1,52 @@
-"""Read what a pipeline run left in its directory (the report's only input).
+"""Read what a pipeline run left in its directory (the report's only input), and the record formats
+of the optional audit files.
 
 The report never needs the process that trained the model: every number and figure comes from the
 JSON / NPZ files the stages wrote, so a report can be rebuilt from a run directory at any time.
+
+Optional records (each rendered as its own report section when present; read from the path given
+first, else from the run folder's top level; a malformed one is listed in ``run["problems"]`` and
+its section says so, the report is still written):
+
+``eval/groups.json`` -- a bias audit (`groups_record`; written by ``tfxfer evaluate RUN DATA
+--groups COLUMN --save``)::
+
+    {"column": "module_type", "data": "elpv", "split": "test",
+     "metrics": ["accuracy", "recall[functional]", ..., "fpr", "fnr", "ece"],
+     "groups": ["mono", "poly"], "sizes": {"mono": 131, "poly": 131},
+     "rows": [{"group": "mono", "n": 131, "accuracy": 0.91, "accuracy_low": 0.86, "accuracy_high": 0.95, ...},
+              ..., {"group": "overall", ...}],
+     "gaps": {"accuracy": {"value", "low", "high", "worst_group", "best_group"}, ...},
+     "confidence_level": 0.95, "n_bootstrap": 1000, "positive_class": 1, "notes": [...]}
+
+``eval/shift.json`` -- shift detection between the evaluation data and unlabelled deployment data
+(`shift_record`; ``tfxfer evaluate RUN DATA --target TARGET --save``): `tfxfer.adapt.ShiftResult`
+as a dict plus where the data came from::
+
+    {"source": "elpv", "target": "photos/", "split": "test", "shifted": true, "p_value": 0.004,
+     "alpha": 0.01, "tests": [{"name": "classifier", "statistic": 0.71, "p_value": 0.002,
+     "permutations": 500, "n_source": 262, "n_target": 300, "note": ""}, ...],
+     "n_source": 262, "n_target": 300, "feature_dim": 1280,
+     "per_class": [{"label": 0, "name": "functional", "n_source", "n_target", "source_confidence",
+                    "target_confidence", "drop"}, ...],
+     "source_confidence", "target_confidence", "source_accuracy", "expected_target_accuracy",
+     "target_accuracy" (null without target labels), "notes": [...], "verdict": "Shift detected: ..."}
+
+``adapt/adaptation.json`` -- a recipe's ``adapt:`` stage::
+
+    {"method": "coral", "target": "elpv poly cells",
+     "source_only": {"accuracy": 0.78, ...}, "adapted": {"accuracy": 0.83, ...},
+     "oracle": {"accuracy": 0.88, ...} or null, "shift": <a shift.json record> or null}
+
+Every metric dict maps a metric name to a number; the report shows each metric the three share,
+and for ``accuracy`` the share of the source-only-to-oracle gap the adaptation closed.
 
 Example:
     >>> import tempfile
     >>> load_run(tempfile.mkdtemp())["history"] is None
     True
+    >>> check_record("adaptation", {"method": "adabn", "target": "t", "source_only": {"accuracy": 0.7},
+    ...                             "adapted": {"accuracy": 0.8}, "oracle": None, "shift": None})
 """
 
 from __future__ import annotations
@@ -27,6 +67,90 @@ FILES = {
 }
 
 
+#: Optional records: name -> paths tried in order (relative to the run folder).
+RECORDS = {
+    "groups": ("eval/groups.json", "groups.json"),
+    "shift": ("eval/shift.json", "shift.json"),
+    "adaptation": ("adapt/adaptation.json", "adaptation.json"),
+}
+
+
+def _is_number(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _metric_dict(value, key: str) -> str | None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and _is_number(v) for k, v in value.items()):
+        return f"`{key}` must map metric names to numbers"
+    return None
+
+
+def check_record(kind: str, record) -> str | None:
+    """What is wrong with an optional record (``"groups"``, ``"shift"`` or ``"adaptation"``), or None.
+
+    Example:
+        >>> check_record("groups", {"column": "site", "rows": "x"})
+        '`rows` must be a list of objects with "group" and "n"'
+    """
+    if not isinstance(record, dict):
+        return f"a {type(record).__name__}, not an object"
+    if kind == "groups":
+        rows = record.get("rows")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and "group" in r and "n" in r for r in rows):
+            return '`rows` must be a list of objects with "group" and "n"'
+        if not isinstance(record.get("metrics"), list) or not isinstance(record.get("gaps", {}), dict):
+            return "`metrics` must be a list and `gaps` an object"
+        return None
+    if kind == "shift":
+        if not isinstance(record.get("shifted"), bool) or not _is_number(record.get("p_value")):
+            return "`shifted` must be true or false and `p_value` a number"
+        if not isinstance(record.get("tests", []), list) or not isinstance(record.get("per_class", []), list):
+            return "`tests` and `per_class` must be lists"
+        return None
+    if kind == "adaptation":
+        if not isinstance(record.get("method"), str):
+            return "`method` must be a string"
+        for key in ("source_only", "adapted"):
+            problem = _metric_dict(record.get(key), key)
+            if problem:
+                return problem
+        if record.get("oracle") is not None:
+            problem = _metric_dict(record["oracle"], "oracle")
+            if problem:
+                return problem
+        if record.get("shift") is not None:
+            problem = check_record("shift", record["shift"])
+            if problem:
+                return f"`shift`: {problem}"
+        return None
+    raise ValueError(f"unknown record kind {kind!r}; known: {', '.join(RECORDS)}")
+
+
+def groups_record(report, *, column: str, data: str, split: str | None = None) -> dict:
+    """The ``groups.json`` record of a `tfxfer.fairness.GroupReport` (see the module docstring)."""
+    def plain(value):
+        return None if isinstance(value, float) and value != value else value
+
+    gaps = {m: {"value": plain(g.value), "low": plain(g.low), "high": plain(g.high),
+                "worst_group": None if g.worst_group is None else str(g.worst_group),
+                "best_group": None if g.best_group is None else str(g.best_group)} for m, g in report.gaps.items()}
+    rows = [{k: plain(v) for k, v in row.items()} for row in report.to_rows()]
+    return {"column": str(column), "data": str(data), "split": split, "metrics": list(report.metrics),
+            "groups": [str(g) for g in report.groups], "sizes": {str(g): report.sizes[g] for g in report.groups},
+            "rows": rows, "gaps": gaps, "confidence_level": report.confidence_level,
+            "n_bootstrap": report.n_bootstrap, "positive_class": report.positive_class, "notes": list(report.notes)}
+
+
+def shift_record(result, *, source: str, target: str, split: str | None = None, class_names=None) -> dict:
+    """The ``shift.json`` record of a `tfxfer.adapt.ShiftResult` (see the module docstring)."""
+    out = {"source": str(source), "target": str(target), "split": split, **result.to_dict()}
+    names = list(class_names or [])
+    for row in out.get("per_class", []):
+        label = row.get("label")
+        row["name"] = str(names[label]) if isinstance(label, int) and 0 <= label < len(names) else str(label)
+    return out
+
+
 def _json(path):
     if not os.path.isfile(path):
         return None
@@ -36,7 +160,8 @@ def _json(path):
 
 def load_run(run_dir) -> dict:
     """``{"run_dir", "config", "manifest", "data", "history", "metrics", "misclassified",
-    "thumbnails", "export", "gate"}``; a missing file gives None."""
+    "thumbnails", "export", "gate", "groups", "shift", "adaptation", "problems"}``; a missing file
+    gives None; ``problems`` lists optional records that could not be used (`check_record`)."""
     import yaml
 
     run_dir = os.fspath(run_dir)
@@ -60,6 +185,24 @@ def load_run(run_dir) -> dict:
         out["history"] = dict(out["history"], history=merged,
                               stages=out["history"].get("stages", []) + extra.get("stages", []),
                               lr_steps=out["history"].get("lr_steps", []) + extra.get("lr_steps", []))
+    out["problems"] = []
+    for kind, paths in RECORDS.items():
+        out[kind] = None
+        for rel in paths:
+            path = os.path.join(run_dir, rel)
+            if not os.path.isfile(path):
+                continue
+            try:
+                record = _json(path)
+            except (OSError, ValueError) as exc:  # not JSON, not UTF-8: say so in the report
+                out["problems"].append(f"{rel}: not readable JSON ({str(exc).splitlines()[0][:200]})")
+                break
+            problem = check_record(kind, record)
+            if problem:
+                out["problems"].append(f"{rel}: {problem}")
+            else:
+                out[kind] = record
+            break
     thumbs = os.path.join(run_dir, "eval", "misclassified.npz")
     out["thumbnails"] = None
     if os.path.isfile(thumbs):

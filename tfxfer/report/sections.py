@@ -204,3 +204,189 @@ def delivered_section(run, figures) -> str:
         names = [c["name"] for c in r.get("per_class") or []]
         out.append("<h3>Confusion matrix of the file</h3>" + confusion_table(names, r["confusion"]))
     return "".join(out)
+
+
+# -- honesty first: chance-level models and what each training stage bought -------------------------
+def chance(run) -> dict | None:
+    """`tfxfer.metrics.chance_check` of the run's evaluation (None without classification metrics)."""
+    from tfxfer.metrics import metrics_chance_check
+
+    return metrics_chance_check(run.get("metrics"))
+
+
+def chance_warning(run) -> str | None:
+    """The warning sentence for a model no better than chance, or None."""
+    check = chance(run)
+    if not check or not check["flagged"]:
+        return None
+    return (f"Warning: this model is no better than chance on its {((run.get('metrics') or {}).get('split') or 'test')}"
+            f" split: {'; '.join(check['reasons'])}. Do not ship it; `tfxfer run` exits with code 4 for it.")
+
+
+def _lower_is_better(monitor: str) -> bool:
+    return "loss" in str(monitor) or "error" in str(monitor)
+
+
+def selection_sentence(run) -> str | None:
+    """One sentence on what each training stage bought: the head-only validation score, the
+    fine-tuned one and which model was kept (``selection`` in ``model/history.json``); None
+    without a training history."""
+    hist = run.get("history")
+    if not hist:
+        return None
+    sel = hist.get("selection")
+    if not isinstance(sel, dict):
+        return "What training bought: not measured (no validation data, so the head-only and fine-tuned models " \
+               "were not compared)."
+    monitor = sel.get("monitor") or "validation score"
+    better = "lower is better" if _lower_is_better(monitor) else "higher is better"
+    head, tuned, kept = sel.get("head"), sel.get("fine_tuned"), sel.get("kept")
+    if tuned is None:
+        score = "not measured" if head is None else f"{head:.4f}"
+        return f"What training bought: head-only model, validation {monitor} {score} ({better}); no fine-tuning " \
+               "stage ran."
+    if head is None:
+        return f"What training bought: fine-tuned model, validation {monitor} {tuned:.4f} ({better}); no " \
+               "head-only score to compare with."
+    delta = tuned - head
+    gain = -delta if _lower_is_better(monitor) else delta
+    verdict = ("fine-tuning helped; kept the fine-tuned model" if kept == "fine_tuned" and gain > 0 else
+               "kept the fine-tuned model" if kept == "fine_tuned" else
+               "fine-tuning did not beat the head-only model: kept the head-only model")
+    return (f"What training bought: validation {monitor} {head:.4f} after the head-only stage, {tuned:.4f} after "
+            f"fine-tuning ({delta:+.4f}; {better}): {verdict}.")
+
+
+def lead(run) -> str:
+    """The report's first lines in HTML: the chance-level warning and what each stage bought."""
+    out = []
+    warning = chance_warning(run)
+    if warning:
+        out.append(f'<p class="fail" id="chance-warning">{esc(warning)}</p>')
+    sentence = selection_sentence(run)
+    if sentence:
+        out.append(f'<p id="stage-selection"><b>{esc(sentence)}</b></p>')
+    return "".join(out)
+
+
+# -- bias audit, domain shift and adaptation -------------------------------------------------------
+def _problems(run, names) -> str:
+    return "".join(f'<p class="fail">{esc(p)}</p>' for p in run.get("problems") or []
+                   if any(p.startswith(n) for n in names))
+
+
+def _interval(row, metric) -> str:
+    value, low, high = row.get(metric), row.get(f"{metric}_low"), row.get(f"{metric}_high")
+    if value is None:
+        return "n/a"
+    return fmt(value, 3) + ("" if low is None or high is None else f" [{fmt(low, 3)}, {fmt(high, 3)}]")
+
+
+def gap_sentences(groups: dict) -> list[str]:
+    """Worst-group gap per metric, in words (shared by the HTML and Markdown reports)."""
+    out = []
+    level = groups.get("confidence_level") or 0.95
+    for metric, g in (groups.get("gaps") or {}).items():
+        if not isinstance(g, dict) or g.get("value") is None:
+            continue
+        interval = "" if g.get("low") is None else f" [{g['low']:.3f}, {g['high']:.3f}]"
+        out.append(f"{metric}: gap {g['value']:.3f}{interval} ({level:.0%} bootstrap interval), worst group "
+                   f"{g.get('worst_group')}, best {g.get('best_group')}")
+    return out
+
+
+def audit_section(run, figures=None) -> str:
+    """"Bias audit": per-group metrics with bootstrap intervals and the worst-group gaps (``groups.json``)."""
+    groups = run.get("groups")
+    problems = _problems(run, ("eval/groups.json", "groups.json"))
+    if not groups and not problems:
+        return ""
+    out = ['<h2 id="bias-audit">Bias audit</h2>', problems]
+    if groups:
+        metrics = list(groups.get("metrics") or [])
+        out.append(f'<p>By <code>{esc(groups.get("column"))}</code> on {esc(groups.get("data"))}'
+                   f'{" (" + esc(groups.get("split")) + " split)" if groups.get("split") else ""}; '
+                   f'{groups.get("n_bootstrap")} bootstrap resamples per group.</p>')
+        rows = [[r["group"], r["n"], *[_interval(r, m) for m in metrics]] for r in groups["rows"]]
+        out.append(table(["group", "n", *metrics], rows, table_id="bias-audit-table"))
+        out.append("<ul>" + "".join(f"<li>{esc(s)}</li>" for s in gap_sentences(groups)) + "</ul>")
+        for note in groups.get("notes") or []:
+            out.append(f'<p class="muted">{esc(note)}</p>')
+    return "".join(out)
+
+
+def shift_rows(shift: dict) -> list[list]:
+    """``[what, value]`` rows of a ``shift.json`` record."""
+    rows = [["verdict", "shift detected" if shift.get("shifted") else "no shift detected"],
+            ["p-value (combined)", shift.get("p_value")], ["alpha", shift.get("alpha")]]
+    for t in shift.get("tests") or []:
+        label = "domain-classifier AUC" if t.get("name") == "classifier" else "MMD²" if t.get("name") == "mmd" \
+            else str(t.get("name"))
+        rows.append([f"{label} (permutation p {fmt(t.get('p_value'))})", t.get("statistic")])
+    rows += [["examples (source / target)", f"{shift.get('n_source')} / {shift.get('n_target')}"],
+             ["accuracy on the source", shift.get("source_accuracy")],
+             ["expected accuracy on the target (ATC)", shift.get("expected_target_accuracy")],
+             ["measured accuracy on the target", shift.get("target_accuracy")],
+             ["mean confidence (source / target)",
+              f"{fmt(shift.get('source_confidence'))} / {fmt(shift.get('target_confidence'))}"]]
+    return rows
+
+
+def adaptation_rows(adaptation: dict) -> tuple[list, list[list], str | None]:
+    """``(headers, rows, gap sentence)`` of an ``adaptation.json`` record: one row per metric the
+    source-only and adapted models share, with the oracle where there is one."""
+    source, adapted, oracle = adaptation["source_only"], adaptation["adapted"], adaptation.get("oracle")
+    metrics = [m for m in source if m in adapted]
+    headers = ["metric", "source only", f"adapted ({adaptation['method']})", "change",
+               *(["target oracle"] if oracle else [])]
+    rows = []
+    for m in metrics:
+        a, b = source[m], adapted[m]
+        change = None if a is None or b is None else round(b - a, 4)
+        rows.append([m, a, b, change, *([oracle.get(m)] if oracle else [])])
+    sentence = None
+    if oracle and all(isinstance(d.get("accuracy"), (int, float)) for d in (source, adapted, oracle)):
+        gap = oracle["accuracy"] - source["accuracy"]
+        if gap > 0:
+            closed = (adapted["accuracy"] - source["accuracy"]) / gap
+            sentence = (f"The adaptation closed {closed:.0%} of the accuracy gap between the source-only model "
+                        f"({source['accuracy']:.4f}) and the target oracle ({oracle['accuracy']:.4f}).")
+        else:
+            sentence = "The source-only model is already as accurate as the target oracle: no gap to close."
+    if adapted.get("accuracy") is not None and source.get("accuracy") is not None \
+            and adapted["accuracy"] < source["accuracy"]:
+        sentence = (sentence + " " if sentence else "") + "The adaptation hurt accuracy on the target."
+    return headers, rows, sentence
+
+
+def shift_section(run, figures=None) -> str:
+    """"Domain shift / adaptation": ``shift.json`` (a shift test against deployment data) and
+    ``adaptation.json`` (source-only vs adapted vs target-oracle figures)."""
+    shift, adaptation = run.get("shift"), run.get("adaptation")
+    problems = _problems(run, ("eval/shift.json", "shift.json", "adapt/adaptation.json", "adaptation.json"))
+    if not shift and not adaptation and not problems:
+        return ""
+    out = ['<h2 id="shift">Domain shift / adaptation</h2>', problems]
+    for title, record in (("Shift between the evaluation data and the target", shift),
+                          ("Shift before adaptation", (adaptation or {}).get("shift"))):
+        if not record:
+            continue
+        where = f" ({esc(record.get('source'))} vs {esc(record.get('target'))})" if record.get("target") else ""
+        out.append(f"<h3>{title}{where}</h3><p>{esc(record.get('verdict'))}</p>")
+        out.append(table(["", "value"], shift_rows(record)))
+        per_class = record.get("per_class") or []
+        if per_class:
+            out.append(table(["predicted class", "n (source / target)", "confidence source", "confidence target",
+                              "drop"], [[c.get("name", c.get("label")), f"{c.get('n_source')} / {c.get('n_target')}",
+                                         c.get("source_confidence"), c.get("target_confidence"), c.get("drop")]
+                                        for c in per_class]))
+    if adaptation:
+        headers, rows, sentence = adaptation_rows(adaptation)
+        out.append(f"<h3>Adaptation to {esc(adaptation.get('target'))}: {esc(adaptation['method'])}</h3>")
+        out.append(table(headers, rows, table_id="adaptation-table"))
+        if sentence:
+            out.append(f"<p>{esc(sentence)}</p>")
+        if not adaptation.get("oracle"):
+            out.append('<p class="muted">No target oracle (no labelled target training data): how much of the gap '
+                       "the adaptation closed cannot be said.</p>")
+    return "".join(out)

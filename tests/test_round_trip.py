@@ -163,11 +163,7 @@ def _build(kind):
     ("image", "tfxfer-first"), ("image", "keras-first"), ("image_gray", "tfxfer-first"),
     ("multilabel", "tfxfer-first"), ("regression", "keras-first"), ("text", "tfxfer-first"),
     ("ner", "keras-first"), ("student", "tfxfer-first"), ("l2sp", "tfxfer-first"), ("pruned", "tfxfer-first"),
-    # Known defect in tfxfer/adapt/trainer.py (FeatureAlignment builds no optimizer before Keras restores
-    # it): "Skipping variable loading for optimizer 'adam', because it has 2 variables whereas the saved
-    # optimizer has 18 variables". Strict: this fails as soon as the wrapper keeps its optimizer state.
-    pytest.param("dann", "tfxfer-first", marks=pytest.mark.xfail(strict=True, reason="adapt wrapper optimizer")),
-    pytest.param("coral", "keras-first", marks=pytest.mark.xfail(strict=True, reason="adapt wrapper optimizer")),
+    ("dann", "tfxfer-first"), ("coral", "keras-first"),
 ])
 def test_saved_model_loads_in_a_fresh_process_with_its_optimizer(tmp_path, kind, order):
     model, x = _build(kind)

@@ -153,6 +153,12 @@ class FeatureAlignment(keras.Model):
                                              name=f"{model.name}_features_and_output")
         self.class_loss_tracker = keras.metrics.Mean(name="class_loss")
         self.alignment_loss_tracker = keras.metrics.Mean(name=self.alignment_name)
+        # The wrapped model is a built functional model and every part the subclasses add is built
+        # at construction, so the wrapper is built too. Keras restores a compiled model's optimizer
+        # variables only into a built model (``compile_from_config`` builds the optimizer over
+        # ``trainable_variables`` then): without this flag a reloaded wrapper came back with an empty
+        # optimizer ("Skipping variable loading for optimizer ... 2 variables whereas ... 18").
+        self.built = True
 
     # ---- subclass hooks -------------------------------------------------------------------------
     def alignment_loss(self, source_features, target_features):

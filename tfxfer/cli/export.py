@@ -1,5 +1,7 @@
 """``tfxfer export MODEL DATA``: a .keras model to verified TFLite variants (and a SavedModel); text
-classifiers and NER models to token-id TFLite files with their tokenizer beside.
+classifiers and NER models to token-id TFLite files with their tokenizer beside. ``--format onnx``
+(or ``tflite,onnx``) also writes ``<out>/model.onnx``, run in onnxruntime and judged by the same gate
+on the same images (`tfxfer.export.export_onnx`; image models, the ``onnx`` extra).
 
 Example:
     >>> from tfxfer.cli import main
@@ -14,7 +16,7 @@ import sys
 
 from tfxfer.cli.common import (EXIT_GATE, EXIT_OK, add_json, add_verbosity, check_data_argument, check_model_path, emit_json,
                                import_tensorflow, show, verbosity)
-from tfxfer.errors import ArgumentError
+from tfxfer.errors import ArgumentError, UnknownNameError
 
 
 def add_parser(sub) -> None:
@@ -24,6 +26,8 @@ def add_parser(sub) -> None:
                    "models a text set / table (wnut16 or a CoNLL file for NER)")
     p.add_argument("--variants", help="comma-separated: float32,float16,dynamic,int8 (default float32,int8; "
                    "float32,dynamic for text models)")
+    p.add_argument("--format", default="tflite", help="tflite (default), onnx, or tflite,onnx: ONNX is gated "
+                   "in onnxruntime on the same images (image models; pip install 'tfxfer[onnx]')")
     p.add_argument("--out", default="export", help="output folder (default ./export)")
     p.add_argument("--split", default="test", help="split of a packaged data set (default test)")
     p.add_argument("--limit", type=int, default=1000, help="images (texts) the gate checks (default 1000)")
@@ -33,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-accuracy-drop", type=float, metavar="POINTS",
                    help="int8 gate: largest accuracy drop in points (default 1.0)")
     p.add_argument("--min-agreement", type=float, metavar="FRACTION",
-                   help="float16/dynamic gate: smallest top-1 agreement with Keras (default 0.99)")
+                   help="float16/dynamic (and onnx) gate: smallest top-1 agreement with Keras (default 0.99)")
     p.add_argument("--text-column", default="text", help="text column / JSONL field of a table (default text)")
     p.add_argument("--label-column", default="label", help="label column / JSONL field of a table (default label)")
     p.add_argument("--no-benchmark", action="store_true", help="skip the LiteRT latency benchmark")
@@ -48,10 +52,23 @@ def _variants(text: str | None, default: str) -> tuple:
     return tuple(v.strip() for v in (text or default).split(",") if v.strip())
 
 
-def _emit(args, table) -> None:
-    """``--json``: the export table's rows (schema tfxfer/1, `tfxfer.cli.json_output`)."""
-    emit_json(args, model=os.path.abspath(args.model), out=os.path.abspath(args.out), report=table.report_path,
-              variants=table.rows)
+def _formats(text: str) -> tuple:
+    """``("tflite",)``, ``("onnx",)`` or both, from ``--format`` (checked before TensorFlow)."""
+    asked = tuple(f.strip().lower() for f in str(text).split(",") if f.strip())
+    for name in asked:
+        if name not in ("tflite", "onnx"):
+            raise UnknownNameError("format", name, ("tflite", "onnx"))
+    if not asked or len(set(asked)) != len(asked):
+        raise ArgumentError("--format", text, "must be tflite, onnx or tflite,onnx")
+    return asked
+
+
+def _emit(args, rows, report, failed) -> None:
+    """``--json``: one row per exported file (schema tfxfer/1, `tfxfer.cli.json_output`); a failed gate
+    is exit code 3 with a GateError error object."""
+    error = {"type": "GateError", "message": f"gate failed for {', '.join(failed)}"} if failed else None
+    emit_json(args, exit_code=EXIT_GATE if failed else EXIT_OK, error=error, model=os.path.abspath(args.model),
+              out=os.path.abspath(args.out), report=report, variants=rows)
 
 
 def _thresholds(args) -> dict:
@@ -63,30 +80,51 @@ def _thresholds(args) -> dict:
     return out
 
 
-def _finish(args, table, *, files_note: str) -> int:
-    """Print (or ``--json``) the table; failed files are removed unless ``--keep-failed``; exit 3 if any failed."""
+def _finish(args, table, *, files_note: str, onnx=None) -> int:
+    """Print (or ``--json``) the table; failed files are removed unless ``--keep-failed``; exit 3 if any failed.
+    ``table`` is the TFLite `ExportTable` (or None); ``onnx`` the `OnnxExport` (or None)."""
     from tfxfer.export import remove_failed
+    from tfxfer.export.table import export_rows
 
-    failed = table.gate.failed
+    failed = list(table.gate.failed) if table is not None else []
     removed = remove_failed(table) if failed and not args.keep_failed else []
+    rows = list(table.rows) if table is not None else []
+    reasons = {v: table.gate[v].failures for v in failed}
+    if onnx is not None:
+        rows += export_rows({"onnx": (onnx.path, onnx.size_bytes)}, {"onnx": onnx.gate}, {}, threads=(1, 2))
+        if not onnx.gate.passed:
+            failed.append("onnx")
+            reasons["onnx"] = onnx.gate.failures
+            if not args.keep_failed:
+                removed += [p for p in (onnx.path, onnx.sidecar_path) if os.path.exists(p)]
+                for path in (onnx.path, onnx.sidecar_path):
+                    os.remove(path)
+    report = table.report_path if table is not None else (onnx.sidecar_path if onnx is not None else None)
     if args.json:
-        _emit(args, table)
+        _emit(args, rows, report, failed)
     else:
-        print(table.format())
-        print(f"Files in {show(os.path.abspath(args.out))} ({files_note}; report: {show(table.report_path)})")
+        if table is not None:
+            print(table.format())
+        if onnx is not None:
+            g = onnx.gate
+            print(f"onnx (onnxruntime) {onnx.size_bytes / 1024:.1f} KiB  top-1 agreement {g.top1_agreement:.4f}  "
+                  f"accuracy {g.tflite_accuracy:.4f}  drop {g.accuracy_drop:.2f} pts  max abs error "
+                  f"{g.max_abs_error:.2e}  {'pass' if g.passed else 'FAIL'}")
+        print(f"Files in {show(os.path.abspath(args.out))} ({files_note}; report: {show(report) if report else '-'})")
     if failed:
         kept = "kept, marked FAIL in their sidecars" if args.keep_failed else (
             f"removed ({len(removed)} files; --keep-failed keeps them)")
         print(f"Gate failed for {', '.join(failed)}: {kept}. The files that passed are written.", file=sys.stderr)
         for variant in failed:
-            for reason in table.gate[variant].failures:
+            for reason in reasons[variant]:
                 print(f"  {variant}: {reason}", file=sys.stderr)
         return EXIT_GATE
     return EXIT_OK
 
 
-def _calibration(args, model, gate_images):
-    """Training images for int8 calibration, never the gate's data; the record says where they came from."""
+def calibration_data(args, model):
+    """Training images for int8 calibration, never the gate's data; the record says where they came from.
+    (``tfxfer benchmark`` calibrates by the same rule.)"""
     from tfxfer.recipes.inference import evaluation_data
 
     source = args.calibration
@@ -110,6 +148,7 @@ def _calibration(args, model, gate_images):
 
 
 def cmd_export(args) -> int:
+    formats = _formats(args.format)
     if check_model_path(args.model).endswith(".tflite"):  # a wrong model or data set fails before TensorFlow
         raise ArgumentError("model", args.model, "must be a .keras model (or a run directory) to export")
     check_data_argument(args.data)
@@ -122,16 +161,28 @@ def cmd_export(args) -> int:
     if model.kind != "keras":
         raise ArgumentError("model", args.model, "must be a .keras model (or a run directory) to export")
     if model.image_size is None:  # a text classifier or NER model
+        if "onnx" in formats:
+            raise ArgumentError("--format", args.format, "onnx is for image models; text models export to TFLite")
         return _export_text(args, model)
     x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels, split=args.split,
                                   class_names=model.class_names, limit=args.limit)
-    variants = _variants(args.variants, "float32,int8")
-    calibration, record = _calibration(args, model, x) if "int8" in variants else (None, None)
-    table = export_all(model.model, args.out, variants=variants, representative_data=calibration,
-                       num_calibration=args.num_calibration, eval_data=(x, y), class_names=names,
-                       benchmark=not args.no_benchmark, keep_failed=True, serving_name=args.saved_model,
-                       thresholds=_thresholds(args), calibration_record=record)
-    return _finish(args, table, files_note="each .tflite with its .json sidecar")
+    table = onnx = None
+    if "tflite" in formats:
+        variants = _variants(args.variants, "float32,int8")
+        calibration, record = calibration_data(args, model) if "int8" in variants else (None, None)
+        table = export_all(model.model, args.out, variants=variants, representative_data=calibration,
+                           num_calibration=args.num_calibration, eval_data=(x, y), class_names=names,
+                           benchmark=not args.no_benchmark, keep_failed=True, serving_name=args.saved_model,
+                           thresholds=_thresholds(args), calibration_record=record)
+    if "onnx" in formats:
+        from tfxfer.export import export_onnx
+
+        limits = {"onnx": {"min_top1_agreement": args.min_agreement}} if args.min_agreement is not None else None
+        onnx = export_onnx(model.model, os.path.join(args.out, "model.onnx"), eval_data=(x, y), class_names=names,
+                           thresholds=limits, keep_failed=True)
+    notes = " and ".join(n for f, n in (("tflite", "each .tflite with its .json sidecar"),
+                                        ("onnx", "model.onnx with model.json")) if f in formats)
+    return _finish(args, table, files_note=notes, onnx=onnx)
 
 
 def _export_text(args, model) -> int:

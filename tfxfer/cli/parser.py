@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import difflib
 
+import tfxfer.cli.benchmark as benchmark
 import tfxfer.cli.catalog as catalog
 import tfxfer.cli.doctor as doctor
 import tfxfer.cli.export as export
@@ -38,7 +39,7 @@ from tfxfer.cli.common import EXIT_CODES_HELP, UsageError
 COMMANDS = {"run": run.cmd_run, "predict": predict.cmd_predict, "evaluate": predict.cmd_evaluate,
             "export": export.cmd_export, "datasets": catalog.cmd_datasets, "backbones": catalog.cmd_backbones,
             "rank": rank.cmd_rank, "report": report.cmd_report, "doctor": doctor.cmd_doctor,
-            "generate": generate.cmd_generate}
+            "generate": generate.cmd_generate, "benchmark": benchmark.cmd_benchmark}
 
 #: Commands whose recipe keys an unknown flag may be meant for (suggested as ``--set KEY=VALUE``).
 RECIPE_COMMANDS = ("run", "rank")
@@ -81,6 +82,7 @@ def build_parser() -> Parser:
     report.add_parser(sub)
     doctor.add_parser(sub)
     generate.add_parser(sub)
+    benchmark.add_parser(sub)
     for command in sub.choices.values():
         command.epilog = "\n\n".join(filter(None, (command.epilog, EXIT_CODES_HELP + ".")))
     return parser

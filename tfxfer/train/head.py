@@ -33,6 +33,7 @@ import tensorflow as tf
 from tfxfer.errors import DataError, ModelError
 from tfxfer.train.best import RestoreBest, lower_is_better
 from tfxfer.train.data import as_dataset
+from tfxfer.train.divergence import DivergenceGuard
 from tfxfer.train.losses import compile_args
 from tfxfer.train.result import FineTuneResult
 from tfxfer.utils.validate import check_int
@@ -145,7 +146,7 @@ def train_head_on_features(
         val = shard_dataset(tf.data.Dataset.from_tensor_slices(tuple(np.asarray(v) for v in val)).batch(batch_size))
     with _fit_scope(head, strategy):
         return head.fit(ds, validation_data=val, epochs=int(epochs), initial_epoch=int(initial_epoch),
-                        shuffle=False, class_weight=class_weight, callbacks=[*callbacks, shuffle], verbose=verbose)
+                        shuffle=False, class_weight=class_weight, callbacks=[shuffle, *callbacks], verbose=verbose)
 
 
 def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learning_rate: float, batch_size: int,
@@ -163,7 +164,9 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
             head step just reloads its weights).
         epoch_shuffle: the `tfxfer.reliability.EpochShuffle` that orders ``train_ds`` (cached=False).
         callbacks: extra Keras callbacks (TensorBoard, a learning-rate log, ...).
-        stop_on_divergence: stop at the first NaN/Inf loss (`tfxfer.reliability.TrainingDivergedError`).
+        stop_on_divergence: stop at the first NaN/Inf or exploding loss, put back the last good weights
+            and raise `tfxfer.errors.TrainingDivergedError` (`tfxfer.train.divergence.DivergenceGuard`),
+            on cached features and end to end alike.
         monitor, restore_best: with validation data, put back the epoch with the best ``monitor``
             at the end (``result.steps[0]["best_epoch"]``).
         patience: with validation data, stop after this many epochs without a better ``monitor``
@@ -173,6 +176,7 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
         >>> import numpy as np
         >>> from tfxfer.models import build_model
         >>> from tfxfer.train.data import as_dataset
+from tfxfer.train.divergence import DivergenceGuard
         >>> x = np.random.rand(8, 32, 32, 3).astype("float32") * 255; y = np.arange(8) % 2
         >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
         >>> result = head_step(model, as_dataset((x, y), batch_size=4), epochs=1, learning_rate=1e-3,
@@ -188,7 +192,6 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
     state = ckpt.state if ckpt is not None else None
     start = state.initial_epoch if state is not None else 0
     extra = [ckpt] if ckpt is not None else []
-    extra += _stopper(checkpoint_dir) if stop_on_divergence else []
     keeper = RestoreBest(monitor, restore=restore_best) if val_ds is not None else None
     if keeper is not None:
         extra.append(keeper)
@@ -203,13 +206,14 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
         ckpt.set_model(split_at_pool(model)[1] if cached else model)
         ckpt.restore(state, weights_only=True)
         return result
+    guard = _stopper(checkpoint_dir) if stop_on_divergence else []
     if cached:
         feats, labels, weights = _extract(model, train_ds, verbose=verbose)
         val = tuple(a for a in _extract(model, val_ds) if a is not None) if val_ds is not None else None
         h = train_head_on_features(model, feats, labels, val=val, epochs=epochs, learning_rate=learning_rate,
                                    batch_size=batch_size, loss=loss, metrics=metrics, class_weight=class_weight,
                                    sample_weight=weights, verbose=verbose, strategy=strategy, initial_epoch=start,
-                                   seed=int(seed), callbacks=[*extra, *callbacks])
+                                   seed=int(seed), callbacks=[*extra, *callbacks, *guard])
     else:
         labels = next(iter(train_ds))[1].numpy()
         with _scope(strategy):
@@ -219,7 +223,7 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
         with _fit_scope(model, strategy):
             h = model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start,
                           class_weight=class_weight, shuffle=False, verbose=verbose,
-                          callbacks=[*extra, *([epoch_shuffle] if epoch_shuffle else []), *callbacks])
+                          callbacks=[*extra, *([epoch_shuffle] if epoch_shuffle else []), *callbacks, *guard])
     result.merge(h.history, start=start)
     result.steps = [{"name": "head", "epochs": len(h.history.get("loss", [])), "history": dict(result.history),
                      "monitor": monitor if keeper is not None else None,
@@ -229,7 +233,6 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
 
 
 def _stopper(checkpoint_dir) -> list:
-    """``[StopOnDivergence]`` naming the last good checkpoint of ``checkpoint_dir``."""
-    from tfxfer.reliability.divergence import StopOnDivergence
-
-    return [StopOnDivergence(checkpoint_dir=os.fspath(checkpoint_dir) if checkpoint_dir is not None else None)]
+    """``[DivergenceGuard]`` (NaN/Inf or exploding loss: stop, put back the last good weights, raise) naming
+    the last good checkpoint of ``checkpoint_dir``; it goes last in a step's callback list."""
+    return [DivergenceGuard(checkpoint_dir=checkpoint_dir)]

@@ -189,8 +189,8 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
         with _fit_scope(model, strategy):
             h = model.fit(train_ds, validation_data=val_ds, initial_epoch=state.initial_epoch if state else start_epoch,
                           epochs=start_epoch + epochs, shuffle=False, class_weight=class_weight, verbose=verbose,
-                          callbacks=[*extra, unfreezer, *([epoch_shuffle] if epoch_shuffle else []),
-                                     *(_stopper(checkpoint_dir) if stop_on_divergence else []), *callbacks])
+                          callbacks=[*extra, unfreezer, *([epoch_shuffle] if epoch_shuffle else []), *callbacks,
+                                     *(_stopper(checkpoint_dir) if stop_on_divergence else [])])
     finally:
         drift = list(l2sp_drift(model).values()) if anchored else []
         if anchored:  # never leave the anchors on the caller's model (also after a crash)

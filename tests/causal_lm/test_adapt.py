@@ -25,7 +25,7 @@ def test_packed_text_windows(fresh_lm):
     tok = fresh_lm.tokenizer
     stream = [i for t in TEXTS[:3] for i in tok.encode(t) + [tok.eos_token_id]]
     n = next(n for n in range(6, 12) if (len(stream) - 1) % n > 1)  # the last window is partial
-    x, y, w = _batch(causal_lm_batches(fresh_lm, texts=TEXTS[:3], sequence_length=n, batch_size=64, seed=None))
+    x, y, w = _batch(causal_lm_batches(fresh_lm, TEXTS[:3], sequence_length=n, batch_size=64, seed=None))
     np.testing.assert_array_equal(x["token_ids"][0], stream[:n])
     np.testing.assert_array_equal(y[0], stream[1:n + 1])
     np.testing.assert_array_equal(x["token_ids"][1], stream[n:2 * n])  # windows overlap by one token
@@ -38,7 +38,7 @@ def test_packed_text_windows(fresh_lm):
 
 def test_pairs_weigh_only_the_completion(fresh_lm):
     tok = fresh_lm.tokenizer
-    x, y, w = _batch(causal_lm_batches(fresh_lm, pairs=[("the and", " then")], sequence_length=12,
+    x, y, w = _batch(causal_lm_batches(fresh_lm, [("the and", " then")], sequence_length=12,
                                        batch_size=4, seed=None))
     prompt, completion = tok.encode("the and"), tok.encode(" then") + [tok.eos_token_id]
     n = len(prompt) + len(completion)
@@ -49,8 +49,8 @@ def test_pairs_weigh_only_the_completion(fresh_lm):
 
 
 def test_long_pair_keeps_the_end_of_its_prompt(fresh_lm):
-    with pytest.warns(UserWarning, match=r"pairs\[0\] has \d+ tokens; the window holds 9"):
-        x, _, w = _batch(causal_lm_batches(fresh_lm, pairs=[("the and " * 10, " then")], sequence_length=8,
+    with pytest.warns(UserWarning, match=r"data\[0\] has \d+ tokens; the window holds 9"):
+        x, _, w = _batch(causal_lm_batches(fresh_lm, [("the and " * 10, " then")], sequence_length=8,
                                            batch_size=1))
     assert w[0].sum() == len(fresh_lm.tokenizer.encode(" then")) + 1
 
@@ -59,9 +59,9 @@ def test_lora_trains_only_the_adapters(fresh_lm):
     backbone = fresh_lm.backbone
     before = {v.path: np.array(v) for v in backbone.weights}
     loss_before = perplexity(fresh_lm, TEXTS[:3])
-    history = adapt_causal_lm(fresh_lm, texts=TEXTS, epochs=3, sequence_length=16, batch_size=4,
-                              learning_rate=1e-2, lora_rank=4)
-    assert history.history["loss"][-1] < history.history["loss"][0]
+    result = adapt_causal_lm(fresh_lm, TEXTS, epochs=3, sequence_length=16, batch_size=4,
+                             base_lr=1e-2, lora_rank=4)
+    assert result.history["loss"][-1] < result.history["loss"][0]
     assert perplexity(fresh_lm, TEXTS[:3]) < loss_before
     for v in backbone.weights:
         if v.path in before:  # base weights: frozen, bit-identical
@@ -72,8 +72,9 @@ def test_lora_trains_only_the_adapters(fresh_lm):
 
 def test_full_fine_tuning_moves_every_layer(fresh_lm):
     before = np.array(fresh_lm.backbone.transformer_layers[0]._feedforward_gate_dense.kernel)
-    adapt_causal_lm(fresh_lm, pairs=[("the", " and then")] * 8, epochs=1, sequence_length=8, batch_size=4,
-                    learning_rate=1e-2, lora_rank=None)
+    result = adapt_causal_lm(fresh_lm, train=[("the", " and then")] * 8, epochs=1, sequence_length=8,
+                             batch_size=4, base_lr=1e-2, lora_rank=None)
+    assert result.settings["data"] == "pairs" and result.settings["lora_rank"] is None
     after = np.array(fresh_lm.backbone.transformer_layers[0]._feedforward_gate_dense.kernel)
     assert np.abs(after - before).max() > 1e-4
 
@@ -82,30 +83,72 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
     def run(epochs):
         write_tiny_gguf(tmp_path / "tiny.gguf")
         lm = load_causal_lm(str(tmp_path / "tiny.gguf"), cache_dir=str(tmp_path / "cache"))
-        history = adapt_causal_lm(lm, texts=TEXTS, epochs=epochs, sequence_length=16, batch_size=4,
-                                  learning_rate=1e-2, checkpoint_dir=str(tmp_path / "ckpt"))
-        return lm, history
+        result = adapt_causal_lm(lm, TEXTS, epochs=epochs, sequence_length=16, batch_size=4,
+                                 base_lr=1e-2, checkpoint_dir=str(tmp_path / "ckpt"))
+        return lm, result
 
     _, first = run(2)
     lm, second = run(3)  # a rerun: only epoch 3 trains
-    assert len(first.history["loss"]) == 2 and len(second.history["loss"]) == 1
-    assert second.history["loss"][0] < first.history["loss"][0]
+    assert first.resumed_from is None and second.resumed_from is not None
+    assert first.steps[1]["epochs"] == 2 and second.steps[1]["epochs"] == 1
+    assert second.history["loss"][:2] == first.history["loss"]  # the merged history holds all 3 epochs
+    assert second.history["loss"][2] < first.history["loss"][0]
+
+
+def test_result_reports_history_wall_times_and_settings(fresh_lm):
+    result = adapt_causal_lm(fresh_lm, TEXTS, val=TEXTS[:2], epochs=2, sequence_length=16, batch_size=4,
+                             base_lr=1e-2, warmup_share=0.25, lr_decay="cosine", seed=3)
+    assert [s["name"] for s in result.steps] == ["data", "train"]
+    assert all(s["wall_s"] > 0 for s in result.steps)
+    assert result.wall_s == pytest.approx(sum(s["wall_s"] for s in result.steps))
+    assert len(result.history["loss"]) == len(result.history["val_loss"]) == 2
+    assert result.final("val_loss") == result.history["val_loss"][-1]
+    assert result.steps[1]["batches"] == 2  # 12 texts pack into 5 windows of 17 tokens, 4 per batch
+    assert result.settings == {"data": "texts", "epochs": 2, "base_lr": 1e-2, "batch_size": 4,
+                               "sequence_length": 16, "lora_rank": 8, "weight_decay": 0.0,
+                               "warmup_share": 0.25, "lr_decay": "cosine", "seed": 3}
+
+
+def test_warmup_then_cosine_schedule(fresh_lm):
+    adapt_causal_lm(fresh_lm, TEXTS, epochs=2, sequence_length=16, batch_size=4, base_lr=1e-2,
+                    warmup_share=0.25, lr_decay="cosine")
+    schedule = fresh_lm.model.optimizer.learning_rate_schedule if hasattr(
+        fresh_lm.model.optimizer, "learning_rate_schedule") else fresh_lm.model.optimizer._learning_rate
+    rates = [float(schedule(step)) for step in range(4)]  # 2 epochs x 2 batches: 1 warmup step
+    assert rates[0] == pytest.approx(0.0) and rates[1] == pytest.approx(1e-2)
+    assert rates[1] > rates[2] > rates[3]
+
+
+def test_same_seed_same_result(tmp_path):
+    losses = []
+    for run in range(2):
+        write_tiny_gguf(tmp_path / f"tiny{run}.gguf")
+        lm = load_causal_lm(str(tmp_path / f"tiny{run}.gguf"), cache_dir=str(tmp_path / f"cache{run}"))
+        losses.append(adapt_causal_lm(lm, TEXTS, epochs=2, sequence_length=16, batch_size=4, base_lr=1e-2,
+                                      seed=5).history["loss"])
+    assert losses[0] == losses[1]
 
 
 def test_bad_arguments(fresh_lm):
-    with pytest.raises(ArgumentError, match="exactly one of them"):
-        causal_lm_batches(fresh_lm, texts=TEXTS, pairs=[("a", "b")], sequence_length=8, batch_size=2)
-    with pytest.raises(ArgumentTypeError, match="`texts` must be a list of strings"):
-        causal_lm_batches(fresh_lm, texts="one text", sequence_length=8, batch_size=2)
-    with pytest.raises(ArgumentError, match=r"`texts\[1\]` must be a non-empty string"):
-        causal_lm_batches(fresh_lm, texts=["a b", ""], sequence_length=8, batch_size=2)
-    with pytest.raises(ArgumentError, match=r"`pairs\[0\]` must be a \(prompt, completion\) pair"):
-        causal_lm_batches(fresh_lm, pairs=[("only prompt",)], sequence_length=8, batch_size=2)
+    with pytest.raises(ArgumentError, match=r"`data\[1\]` must be a \(prompt, completion\) pair like the first"):
+        causal_lm_batches(fresh_lm, [("a", "b"), "a text"], sequence_length=8, batch_size=2)
+    with pytest.raises(ArgumentTypeError, match="`train` must be a list of texts or a list of"):
+        adapt_causal_lm(fresh_lm, "one text")
+    with pytest.raises(ArgumentError, match=r"`val\[1\]` must be a non-empty string"):
+        adapt_causal_lm(fresh_lm, TEXTS, val=["a b", ""])
+    with pytest.raises(ArgumentError, match=r"`train\[0\]` must be a \(prompt, completion\) pair"):
+        adapt_causal_lm(fresh_lm, train=[("only prompt",)])
     with pytest.raises(ArgumentError, match="leaves no room for the prompt"):
-        causal_lm_batches(fresh_lm, pairs=[("a", "the and " * 10)], sequence_length=8, batch_size=2)
+        causal_lm_batches(fresh_lm, [("a", "the and " * 10)], sequence_length=8, batch_size=2)
     with pytest.raises(ArgumentError, match="`sequence_length` must be an int in \\[1, 64\\]"):
-        causal_lm_batches(fresh_lm, texts=TEXTS, sequence_length=65, batch_size=2)
-    with pytest.raises(DataError, match="fewer than two tokens"):
-        causal_lm_batches(fresh_lm, texts=[], sequence_length=8, batch_size=2)
+        causal_lm_batches(fresh_lm, TEXTS, sequence_length=65, batch_size=2)
+    with pytest.raises(DataError, match="No training example in `train`: .*fewer than two tokens"):
+        adapt_causal_lm(fresh_lm, [], sequence_length=8)
     with pytest.raises(ArgumentError, match="`lora_rank` must be an int >= 1 or None"):
-        adapt_causal_lm(fresh_lm, texts=TEXTS, lora_rank=0)
+        adapt_causal_lm(fresh_lm, TEXTS, lora_rank=0)
+    with pytest.raises(ArgumentError, match="`base_lr` must be"):
+        adapt_causal_lm(fresh_lm, TEXTS, base_lr=-1)
+    with pytest.raises(ArgumentError, match="`lr_decay` must be one of"):
+        adapt_causal_lm(fresh_lm, TEXTS, lr_decay="linear")
+    with pytest.raises(TypeError, match="texts"):
+        adapt_causal_lm(fresh_lm, texts=TEXTS)  # the old keyword is gone (no alias)

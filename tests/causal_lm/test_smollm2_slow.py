@@ -97,9 +97,9 @@ def test_lora_adaptation_lowers_perplexity(smollm2):
 
     texts = ["Zorblat the quarn flibs over the wendle. The quarn of Zorblat is blue and flibs at dawn."] * 6
     before = perplexity(smollm2, texts[:1])
-    history = adapt_causal_lm(smollm2, texts=texts, epochs=2, sequence_length=32, batch_size=4,
-                              learning_rate=1e-3, lora_rank=4)
-    assert history.history["loss"][1] < history.history["loss"][0]
+    result = adapt_causal_lm(smollm2, texts, epochs=2, sequence_length=32, batch_size=4, base_lr=1e-3,
+                             lora_rank=4)
+    assert result.history["loss"][1] < result.history["loss"][0]
     assert perplexity(smollm2, texts[:1]) < 0.9 * before
 
 

@@ -1,31 +1,46 @@
 """`adapt_causal_lm`: continued next-token training on raw text, or instruction tuning on
 (prompt, completion) pairs; LoRA by default, full fine-tuning on request; resumable.
 
-Data (`causal_lm_batches`):
+It speaks `tfxfer.fine_tune`'s dialect: ``adapt_causal_lm(lm, train, val=..., base_lr=...,
+epochs=..., seed=...)`` returns an `AdaptResult` (merged ``history``, per-step wall times,
+``settings``).
 
-* ``texts`` (domain adaptation): every text is tokenized, followed by the end token, and the
+Data (`causal_lm_batches`), a list of either kind:
+
+* raw texts (domain adaptation): every text is tokenized, followed by the end token, and the
   stream is cut into windows of ``sequence_length + 1`` tokens (packing, as in pre-training; a
   last partial window is padded and its padding masked). Every next token is a target.
-* ``pairs`` (instruction tuning): ``prompt + completion + end token`` per example, one per row;
-  only the completion (and the end token) are targets, the prompt tokens weigh 0. A pair longer
-  than the window keeps the end of its prompt, with a warning.
+* (prompt, completion) pairs (instruction tuning): ``prompt + completion + end token`` per
+  example, one per row; only the completion (and the end token) are targets, the prompt tokens
+  weigh 0. A pair longer than the window keeps the end of its prompt, with a warning.
 
 Training: keras-hub's ``backbone.enable_lora(rank)`` (query and value projections; every other
-weight frozen) unless ``lora_rank=None``, AdamW, masked next-token cross-entropy. With
-``checkpoint_dir`` a `tfxfer.reliability.ResumableCheckpoint` saves every epoch atomically and a
-rerun of the same call continues from the last complete epoch. Batches are in a fixed order
+weight frozen) unless ``lora_rank=None``, AdamW, masked next-token cross-entropy; the learning
+rate warms up linearly over the first ``warmup_share`` of the steps, then decays (``lr_decay``).
+With ``checkpoint_dir`` a `tfxfer.reliability.ResumableCheckpoint` saves every epoch atomically
+and a rerun of the same call continues from the last complete epoch. Batches are in a fixed order
 (shuffled once with ``seed``), so a resumed run sees the same batches.
 
-Example:
-    >>> from tfxfer.causal_lm import load_causal_lm, adapt_causal_lm, perplexity
-    >>> lm = load_causal_lm("smollm2-135m")                                      # doctest: +SKIP
-    >>> history = adapt_causal_lm(lm, texts=train_texts, epochs=1, sequence_length=128,
-    ...                           checkpoint_dir="runs/adapt")                 # doctest: +SKIP
-    >>> perplexity(lm, held_out_texts, window=128)                              # doctest: +SKIP
+Example (a tiny random Llama; ``load_causal_lm("smollm2-135m")`` for the real one):
+    >>> from tfxfer.causal_lm import LlamaConfig, adapt_causal_lm, build_language_model
+    >>> from tfxfer.causal_lm.tokenizer import BPETokenizer, byte_vocabulary
+    >>> tok = BPETokenizer(tokens=byte_vocabulary() + ["<|end|>"], merges=[],
+    ...                    special_tokens=["<|end|>"], eos_token_id=256)
+    >>> lm = build_language_model(LlamaConfig(vocabulary_size=257, num_layers=1, num_query_heads=2,
+    ...                                       num_key_value_heads=1, hidden_dim=16, intermediate_dim=32,
+    ...                                       context_length=64), tok)
+    >>> result = adapt_causal_lm(lm, ["the cat sat", "on the mat"] * 4, val=["the mat sat"], epochs=2,
+    ...                          sequence_length=8, batch_size=2, base_lr=1e-3, lora_rank=2)
+    >>> [step["name"] for step in result.steps], len(result.history["val_loss"])
+    (['data', 'train'], 2)
+    >>> result.settings["data"], result.settings["lora_rank"]
+    ('texts', 2)
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 import warnings
 
 import numpy as np
@@ -33,15 +48,58 @@ import numpy as np
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.utils.validate import check_float, check_int
 
+LR_DECAYS = ("constant", "cosine")
+
+
+@dataclasses.dataclass
+class AdaptResult:
+    """What `adapt_causal_lm` did.
+
+    ``history``: per-epoch ``loss`` (and ``val_loss`` with ``val=``), epochs of a resumed run
+    included. ``steps``: ``{"name": "data" | "train", "wall_s", ...}`` in order; the train step adds
+    ``epochs``, ``history`` (this call's epochs) and ``batches``. ``settings``: every value the run
+    used. ``resumed_from``: the checkpoint a resumed run continued from (None otherwise).
+    """
+
+    history: dict
+    steps: list
+    settings: dict
+    resumed_from: str | None = None
+
+    def final(self, metric: str):
+        """The last value of ``metric`` (e.g. "val_loss"), or None if it was not logged."""
+        values = self.history.get(metric)
+        return values[-1] if values else None
+
+    @property
+    def wall_s(self) -> float:
+        """Seconds spent in all steps."""
+        return float(sum(step["wall_s"] for step in self.steps))
+
 
 def _check_texts(name, values):
-    if isinstance(values, str):
-        raise ArgumentTypeError(name, values, "a list of strings (wrap a single text in a list)")
     values = list(values)
     for i, value in enumerate(values):
         if not isinstance(value, str) or not value:
             raise ArgumentError(f"{name}[{i}]", value, "must be a non-empty string")
     return values
+
+
+def _split_data(name, data):
+    """``("texts" | "pairs", list)``: a list of strings is raw text, a list of 2-sequences is pairs."""
+    if isinstance(data, (str, bytes)) or isinstance(data, dict) or not hasattr(data, "__iter__"):
+        raise ArgumentTypeError(name, data, "a list of texts or a list of (prompt, completion) pairs "
+                                            "(wrap a single text in a list)")
+    values = list(data)
+    if not (values and isinstance(values[0], (tuple, list))):
+        return "texts", _check_texts(name, values)
+    for i, pair in enumerate(values):
+        if not isinstance(pair, (tuple, list)):
+            raise ArgumentError(f"{name}[{i}]", pair, "must be a (prompt, completion) pair like the first "
+                                                      "item (do not mix texts and pairs)")
+        if not (len(pair) == 2 and all(isinstance(p, str) and p for p in pair)):
+            raise ArgumentError(f"{name}[{i}]", pair, "must be a (prompt, completion) pair of non-empty strings")
+    return "pairs", values
 
 
 def _pack_texts(lm, texts, window):
@@ -56,22 +114,18 @@ def _pack_texts(lm, texts, window):
     return rows, weights
 
 
-def _pairs(lm, pairs, window):
+def _pairs(lm, name, pairs, window):
     end = [] if lm.tokenizer.eos_token_id is None else [lm.tokenizer.eos_token_id]
     rows, weights = [], []
-    for i, pair in enumerate(pairs):
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2
-                and all(isinstance(p, str) and p for p in pair)):
-            raise ArgumentError(f"pairs[{i}]", pair,
-                                "must be a (prompt, completion) pair of non-empty strings")
+    for i, pair in enumerate(pairs):  # checked by _split_data
         prompt, completion = lm.tokenizer.encode(pair[0]), lm.tokenizer.encode(pair[1]) + end
         if len(completion) >= window:
-            raise ArgumentError(f"pairs[{i}]", pair, f"has a completion of {len(completion)} tokens; "
+            raise ArgumentError(f"{name}[{i}]", pair, f"has a completion of {len(completion)} tokens; "
                                 f"sequence_length={window - 1} leaves no room for the prompt")
         if len(prompt) + len(completion) > window:
-            warnings.warn(f"pairs[{i}] has {len(prompt) + len(completion)} tokens; the window holds "
+            warnings.warn(f"{name}[{i}] has {len(prompt) + len(completion)} tokens; the window holds "
                           f"{window}, so its prompt is cut to its last {window - len(completion)} tokens",
-                          UserWarning, stacklevel=3)
+                          UserWarning, stacklevel=4)
             prompt = prompt[-(window - len(completion)):]
         # the weight at position t is that of predicting token t + 1: completion tokens only
         rows.append(prompt + completion)
@@ -79,28 +133,26 @@ def _pairs(lm, pairs, window):
     return rows, weights
 
 
-def causal_lm_batches(lm, *, texts=None, pairs=None, sequence_length: int, batch_size: int,
-                      seed: int | None = 0):
+def causal_lm_batches(lm, data, *, sequence_length: int, batch_size: int, seed: int | None = 0,
+                      name: str = "data"):
     """A ``tf.data.Dataset`` of ``({"token_ids", "padding_mask"}, next ids, weights)`` batches.
 
-    Exactly one of ``texts`` (packed raw text) and ``pairs`` (prompt, completion) is given.
-    ``seed`` shuffles the rows once (None keeps their order). See the module docstring.
+    ``data`` is a list of raw texts (packed) or of (prompt, completion) pairs (completion tokens
+    weighted only); ``name`` is the argument named in errors. ``seed`` shuffles the rows once
+    (None keeps their order). See the module docstring.
     """
     import tensorflow as tf
 
-    if (texts is None) == (pairs is None):
-        raise ArgumentError("texts", texts, "or `pairs` must be given (exactly one of them)")
+    kind, values = _split_data(name, data)
     sequence_length = check_int("sequence_length", sequence_length, low=1, high=lm.context_length)
     batch_size = check_int("batch_size", batch_size, low=1)
     window = sequence_length + 1
-    if texts is not None:
-        rows, weights = _pack_texts(lm, _check_texts("texts", texts), window)
+    if kind == "texts":
+        rows, weights = _pack_texts(lm, values, window)
     else:
-        if isinstance(pairs, (str, tuple)) or not hasattr(pairs, "__iter__"):
-            raise ArgumentTypeError("pairs", pairs, "a list of (prompt, completion) pairs")
-        rows, weights = _pairs(lm, list(pairs), window)
+        rows, weights = _pairs(lm, name, values, window)
     if not rows:
-        raise DataError("No training example: the texts hold fewer than two tokens in all")
+        raise DataError(f"No training example in `{name}`: the texts hold fewer than two tokens in all")
     lengths = np.asarray([len(r) for r in rows])
     ids = np.zeros((len(rows), window), dtype="int32")
     target_weights = np.zeros((len(rows), sequence_length), dtype="float32")
@@ -115,23 +167,44 @@ def causal_lm_batches(lm, *, texts=None, pairs=None, sequence_length: int, batch
     return tf.data.Dataset.from_tensor_slices((inputs, ids[:, 1:], target_weights)).batch(batch_size)
 
 
-def adapt_causal_lm(lm, *, texts=None, pairs=None, epochs: int = 1, sequence_length: int = 256,
-                    batch_size: int = 4, learning_rate: float = 2e-4, lora_rank: int | None = 8,
-                    weight_decay: float = 0.0, val_texts=None, checkpoint_dir=None, seed: int | None = 0,
-                    verbose: int = 0):
-    """Fine-tune ``lm`` in place on raw ``texts`` or instruction ``pairs``; return the Keras History.
+def _schedule(base_lr, total_steps, warmup_share, lr_decay):
+    """Linear warmup from 0 over ``warmup_share`` of the steps, then constant or a cosine decay to 0."""
+    import keras
+
+    warmup = int(round(warmup_share * total_steps))
+    if lr_decay == "constant" and warmup == 0:
+        return base_lr
+    alpha = 1.0 if lr_decay == "constant" else 0.0
+    decay_steps = max(total_steps - warmup, 1)
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(base_lr, decay_steps, alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(0.0, decay_steps, alpha=alpha, warmup_target=base_lr,
+                                                  warmup_steps=warmup)
+
+
+def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e-4, batch_size: int = 4,
+                    sequence_length: int = 256, lora_rank: int | None = 8, weight_decay: float = 0.0,
+                    warmup_share: float = 0.0, lr_decay: str = "constant", checkpoint_dir=None,
+                    seed: int | None = 0, verbose: int = 0) -> AdaptResult:
+    """Fine-tune ``lm`` in place on raw texts or (prompt, completion) pairs; return an `AdaptResult`.
 
     Args:
         lm: a `LanguageModel`.
-        texts / pairs: raw training texts, or (prompt, completion) pairs (exactly one).
-        epochs: passes over the data. sequence_length: tokens per training window.
-        batch_size: windows per step. learning_rate: AdamW step size (2e-4 suits LoRA; use ~2e-5
-            for full fine-tuning). weight_decay: AdamW decoupled weight decay.
+        train: a list of raw training texts (domain adaptation) or of (prompt, completion) pairs
+            (instruction tuning; only the completions are learnt).
+        val: held-out data of either kind, reported as ``val_loss`` each epoch.
+        epochs: passes over the data.
+        base_lr: AdamW's peak learning rate (2e-4 suits LoRA; use ~2e-5 for full fine-tuning).
+        batch_size: windows per step. sequence_length: tokens per training window.
         lora_rank: LoRA rank on the attention query/value projections (base weights frozen), or
             None for full fine-tuning of every weight.
-        val_texts: held-out raw texts, reported as ``val_loss`` each epoch.
+        weight_decay: AdamW decoupled weight decay.
+        warmup_share: share of all steps (0-1) with a linear warmup to ``base_lr``.
+        lr_decay: after the warmup, "constant" (default) or "cosine" (down to 0 at the last step).
         checkpoint_dir: save each epoch there and resume from it when the call is repeated.
-        seed: fixes the (one-off) shuffle of the windows; None keeps them in order.
+        seed: seeds Keras (the LoRA matrices' initial values) and the one-off shuffle of the
+            windows; None keeps them in order and leaves the seeds alone.
+        verbose: Keras ``fit`` verbosity.
 
     Raises:
         ArgumentError / ArgumentTypeError: bad data or settings. DataError: nothing to train on.
@@ -139,13 +212,25 @@ def adapt_causal_lm(lm, *, texts=None, pairs=None, epochs: int = 1, sequence_len
     import keras
 
     epochs = check_int("epochs", epochs, low=1)
-    learning_rate = check_float("learning_rate", learning_rate, low=0, low_open=True)
+    base_lr = check_float("base_lr", base_lr, low=0, low_open=True)
     weight_decay = check_float("weight_decay", weight_decay, low=0)
+    warmup_share = check_float("warmup_share", warmup_share, low=0, high=1, high_open=True)
     lora_rank = check_int("lora_rank", lora_rank, low=1, allow_none=True)
-    data = causal_lm_batches(lm, texts=texts, pairs=pairs, sequence_length=sequence_length,
-                             batch_size=batch_size, seed=seed)
-    val = None if val_texts is None else causal_lm_batches(
-        lm, texts=val_texts, sequence_length=sequence_length, batch_size=batch_size, seed=None)
+    if lr_decay not in LR_DECAYS:
+        raise ArgumentError("lr_decay", lr_decay, f"must be one of {LR_DECAYS}")
+    seed = check_int("seed", seed, allow_none=True)
+    kind = _split_data("train", train)[0]  # both checked before any work
+    if val is not None:
+        _split_data("val", val)
+    start = time.perf_counter()
+    data = causal_lm_batches(lm, train, sequence_length=sequence_length, batch_size=batch_size, seed=seed,
+                             name="train")
+    val_data = None if val is None else causal_lm_batches(
+        lm, val, sequence_length=sequence_length, batch_size=batch_size, seed=None, name="val")
+    batches = int(data.cardinality())
+    steps = [{"name": "data", "wall_s": time.perf_counter() - start}]
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     backbone = lm.backbone
     if lora_rank is not None:
         current = getattr(backbone, "_lora_rank", None)
@@ -153,16 +238,27 @@ def adapt_causal_lm(lm, *, texts=None, pairs=None, epochs: int = 1, sequence_len
             backbone.enable_lora(lora_rank)
         elif current != lora_rank:
             raise ArgumentError("lora_rank", lora_rank, f"must match the rank already enabled ({current})")
-    lm.model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[])
-    callbacks, initial_epoch = [], 0
+    learning_rate = _schedule(base_lr, batches * epochs, warmup_share, lr_decay)
+    lm.model.compile(optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
+                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), weighted_metrics=[])
+    callbacks, initial_epoch, resumed_from = [], 0, None
     if checkpoint_dir is not None:
         from tfxfer.reliability import ResumableCheckpoint
 
         checkpoint = ResumableCheckpoint(checkpoint_dir)
         callbacks.append(checkpoint)
         initial_epoch = checkpoint.initial_epoch
-    return lm.model.fit(data, validation_data=val, epochs=epochs, initial_epoch=initial_epoch,
-                        callbacks=callbacks, verbose=verbose, shuffle=False)
+        resumed_from = None if checkpoint.state is None else str(checkpoint.state.path)
+    start = time.perf_counter()
+    fit = lm.model.fit(data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
+                       callbacks=callbacks, verbose=verbose, shuffle=False)
+    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    steps.append({"name": "train", "wall_s": time.perf_counter() - start, "epochs": len(history.get("loss", [])),
+                  "history": history, "batches": batches})
+    merged = history
+    if checkpoint_dir is not None:  # the checkpoint's history holds the epochs before a resume too
+        merged = {key: [float(v) for v in values] for key, values in callbacks[0].history.items()}
+    settings = {"data": kind, "epochs": epochs, "base_lr": base_lr,
+                "batch_size": batch_size, "sequence_length": sequence_length, "lora_rank": lora_rank,
+                "weight_decay": weight_decay, "warmup_share": warmup_share, "lr_decay": lr_decay, "seed": seed}
+    return AdaptResult(history=merged, steps=steps, settings=settings, resumed_from=resumed_from)

@@ -32,7 +32,7 @@ import sys
 import time
 
 from tfxfer.cli.common import (EXIT_GATE, EXIT_OK, add_json, add_verbosity, check_data_argument, check_model_path,
-                               emit_json, import_tensorflow, say, show)
+                               emit_json, import_tensorflow, show, verbosity)
 from tfxfer.errors import ArgumentError, UnknownNameError
 
 TFLITE_FORMATS = ("float32", "float16", "dynamic", "int8")
@@ -253,6 +253,12 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
+def _progress(args, text: str) -> None:
+    """Progress lines on stderr (unless ``-q``): stdout holds only the table (or the JSON document)."""
+    if verbosity(args):
+        print(text, file=sys.stderr, flush=True)
+
+
 def _calibration(args, model):
     from tfxfer.cli.export import calibration_data  # the one rule: training images, never the gate's
 
@@ -293,7 +299,7 @@ def cmd_benchmark(args) -> int:
     rows = benchmark_formats(model.model, args.out, formats=formats, eval_data=(x, y), class_names=names,
                              limits=limits, representative_data=calibration, calibration_record=record,
                              num_calibration=args.num_calibration, runs=args.runs, threads=args.threads,
-                             model_path=model.path, progress=lambda text: say(args, text))
+                             model_path=model.path, progress=lambda text: _progress(args, text))
     failed = [r["format"] for r in rows if r["floor"] == "FAIL"]
     report = os.path.join(os.path.abspath(args.out), "benchmark.json")
     from tfxfer.cli.json_output import document, dumps

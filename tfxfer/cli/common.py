@@ -2,7 +2,8 @@
 quiet TensorFlow start-up, checks that run before TensorFlow is imported, and the one-line error
 (with its exit code) that `tfxfer.cli.main` prints.
 
-Command modules import this module (and `tfxfer.cli.json_output`) and nothing else from `tfxfer.cli`.
+Command modules import this module (and `tfxfer.cli.json_output`) and nothing else from `tfxfer.cli`,
+besides helpers that serve one command only (`tfxfer.cli.audit` for ``evaluate --groups / --target``).
 
 Example:
     >>> import argparse

@@ -1,18 +1,29 @@
 """``tfxfer predict`` and ``tfxfer evaluate``: a saved model (.keras, .tflite or a run directory) on
 images, or on texts for text classifiers and NER models.
 
+``evaluate`` flags a model no better than chance (`tfxfer.metrics.chance_check`: a ``FLAGGED`` line,
+the ``chance`` field of ``--json`` and exit code 4). ``--groups COLUMN`` adds a bias audit
+(`tfxfer.fairness.group_metrics`: per-group metrics with bootstrap intervals and the worst-group
+gap); ``--target DATA`` a shift test against unlabelled deployment data (`tfxfer.adapt.detect_shift`:
+verdict, p-values, per-class confidence, expected accuracy). With ``--save`` and a run directory
+both are written into the run (``eval/groups.json``, ``eval/shift.json``) and its report is rebuilt.
+
 Example:
     >>> from tfxfer.cli import main
     >>> main(["predict", "runs/quick", "photo.jpg", "--top", "2"])  # doctest: +SKIP
+    0
+    >>> main(["evaluate", "runs/elpv", "elpv", "--groups", "module_type", "--save"])  # doctest: +SKIP
     0
 """
 
 from __future__ import annotations
 
+import json
 import os
 
-from tfxfer.cli.common import (EXIT_OK, add_json, add_verbosity, check_data_argument, check_model_path, emit_json,
-                               import_tensorflow)
+from tfxfer.cli.common import (EXIT_CHANCE, EXIT_OK, add_json, add_verbosity, chance_error, chance_lines,
+                               check_data_argument, check_model_path, emit_json, import_tensorflow, show)
+from tfxfer.errors import ArgumentError
 from tfxfer.utils.validate import check_int
 
 
@@ -33,6 +44,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--limit", type=int, help="evaluate at most this many images (texts, sentences)")
     p.add_argument("--text-column", default="text", help="text column (CSV / TSV) or field (JSONL) of a text table")
     p.add_argument("--label-column", default="label", help="label column or field of a text table")
+    p.add_argument("--groups", metavar="COLUMN", help="bias audit by this column: per-group accuracy, recall, FPR/FNR "
+                   "and ECE with bootstrap intervals and the worst-group gap; a column of the CSV / TSV / JSONL "
+                   "data table or a packaged set's per-example field (elpv: module_type)")
+    p.add_argument("--target", metavar="DATA", help="unlabelled deployment data (image folder or files, .txt of "
+                   "texts, a table or a packaged set): test for a domain shift against DATA and estimate the "
+                   "accuracy to expect there (needs a .keras model or a run directory)")
+    p.add_argument("--save", action="store_true", help="with a run directory: write eval/groups.json / "
+                   "eval/shift.json into it and rebuild its report")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per group (default 1000)")
+    p.add_argument("--permutations", type=int, default=500, help="permutations of each shift test (default 500)")
     add_json(p)
     add_verbosity(p)
 
@@ -67,26 +88,70 @@ def cmd_predict(args) -> int:
     return EXIT_OK
 
 
+def _check_evaluate_args(args) -> None:
+    check_int("--bootstrap", args.bootstrap, low=0)
+    check_int("--permutations", args.permutations, low=1)
+    if args.limit is not None:
+        check_int("--limit", args.limit, low=1)
+    if args.groups is not None and not args.groups.strip():
+        raise ArgumentError("--groups", args.groups, "must name a column")
+    if args.target is not None:
+        check_data_argument(args.target, name="--target")
+    if args.save:
+        if not os.path.isdir(os.path.expanduser(args.model)):
+            raise ArgumentError("--save", args.model, "needs a run directory as MODEL (the records go into it)")
+        if not (args.groups or args.target):
+            raise ArgumentError("--save", True, "has nothing to save without --groups or --target")
+
+
 def cmd_evaluate(args) -> int:
     check_model_path(args.model)  # a missing model or data set fails before TensorFlow
     check_data_argument(args.data)
+    _check_evaluate_args(args)
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
     from tfxfer.recipes.inference import delivered_file, evaluation_data, open_model
-    from tfxfer.metrics import classification_metrics
-    from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics
+    from tfxfer.metrics import classification_metrics, metrics_chance_check
+    from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics, model_task
 
     model = open_model(args.model)
-    if model.image_size is None:  # text classifier or NER model: labelled texts, tables or CoNLL files
+    audit = bool(args.groups or args.target)
+    if model.image_size is None and (not audit or model_task(model) == "token_classification"):
+        if audit:
+            raise ArgumentError("--groups" if args.groups else "--target", args.groups or args.target,
+                                "is for classifiers; this is an NER model")
         metrics = evaluate_text_model(model, args.data, split=args.split, limit=args.limit,
                                       text_column=args.text_column, label_column=args.label_column)
+        check = metrics_chance_check(metrics)
+        code = EXIT_CHANCE if check and check["flagged"] else EXIT_OK
         if args.json:
-            emit_json(args, model=model.path, data=args.data, split=args.split, metrics=metrics)
+            emit_json(args, exit_code=code, error=chance_error(check), model=model.path, data=args.data,
+                      split=args.split, metrics=metrics, chance=check)
         else:
             print(format_text_metrics(metrics, title=f"{os.path.basename(model.path)} on {args.data}"))
-        return EXIT_OK
+            for line in chance_lines(check):
+                print(line)
+        return code
+    if model.image_size is None:  # a text classifier with --groups / --target
+        from tfxfer.cli.audit import text_data
+        from tfxfer.text import predict_texts
+
+        x, y, groups, skipped = text_data(model, args.data, split=args.split, limit=args.limit,
+                                          text_column=args.text_column, label_column=args.label_column,
+                                          groups=args.groups)
+        names = list(model.class_names)
+        probabilities = predict_texts(model.model, x)
+        metrics = {"task": "text_classification", "skipped": skipped,
+                   **classification_metrics(probabilities, y, names)}
+        return _report(args, model, model, None, x, y, names, probabilities, metrics, None, None, groups)
     x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels, split=args.split,
                                   class_names=model.class_names, limit=args.limit)
+    groups = None
+    if args.groups:
+        from tfxfer.cli.audit import image_groups
+
+        groups = image_groups(args.data, args.groups, split=args.split, limit=args.limit, count=len(y),
+                              channels=model.channels, image_size=model.image_size)
     # A run directory: the file it delivered leads, the Keras model it came from stands beside it.
     shipped = delivered_file(args.model)
     keras_model = model
@@ -99,13 +164,90 @@ def cmd_evaluate(args) -> int:
         keras_probabilities = keras_model.predict(x)
         keras_metrics = classification_metrics(keras_probabilities, y, names)
         agreement = float((probabilities.argmax(1) == keras_probabilities.argmax(1)).mean())
+    return _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
+                   groups)
+
+
+def _split(data: str, split: str) -> str | None:
+    """The split a record names: a packaged data set's, none for a file or folder (read whole)."""
+    from tfxfer.cli.audit import packaged_key
+
+    return split if packaged_key(data) is not None else None
+
+
+def _audits(args, keras_model, x, y, names, probabilities, groups) -> tuple[dict | None, dict | None]:
+    """The ``groups.json`` and ``shift.json`` records asked for (None where not asked)."""
+    from tfxfer.report.run_data import groups_record, shift_record
+
+    group_record = shift = None
+    if groups is not None:
+        from tfxfer.fairness import group_metrics
+
+        report = group_metrics(y, probabilities, groups, class_names=names, n_bootstrap=args.bootstrap)
+        group_record = groups_record(report, column=args.groups, data=args.data, split=_split(args.data, args.split))
+    if args.target:
+        from tfxfer.adapt import detect_shift
+        from tfxfer.cli.audit import target_images, target_texts
+
+        if keras_model.kind != "keras":
+            raise ArgumentError("--target", args.target, "needs a .keras model or a run directory (the shift test "
+                                "reads the model's features); this model is a .tflite file")
+        if keras_model.image_size is None:
+            target = target_texts(args.target, model=keras_model, split=args.split, text_column=args.text_column,
+                                  label_column=args.label_column)
+        else:
+            target = target_images(args.target, model=keras_model, split=args.split)
+        result = detect_shift(keras_model.model, (x, y), target, permutations=args.permutations)
+        shift = shift_record(result, source=args.data, target=args.target, split=_split(args.data, args.split),
+                             class_names=names)
+    return group_record, shift
+
+
+def _save(args, group_record, shift) -> list[str]:
+    """Write the records into the run directory (under its lock) and rebuild its report."""
+    from tfxfer.cli.json_output import dumps
+    from tfxfer.report import write_report
+    from tfxfer.utils.atomic import atomic_write_json
+    from tfxfer.utils.lock import FolderLock
+
+    run_dir = os.path.abspath(os.path.expanduser(args.model))
+    written = []
+    with FolderLock(run_dir, command=["tfxfer", "evaluate", "--save"]):
+        for name, record in (("groups", group_record), ("shift", shift)):
+            if record is not None:
+                path = os.path.join(run_dir, "eval", f"{name}.json")
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                atomic_write_json(path, json.loads(dumps(record)))  # NaN -> null, numpy -> numbers
+                written.append(path)
+        written.append(write_report(run_dir).html)
+    return written
+
+
+def _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
+            groups) -> int:
+    from tfxfer.metrics import metrics_chance_check
+
+    check = metrics_chance_check(metrics)
+    code = EXIT_CHANCE if check and check["flagged"] else EXIT_OK
+    group_record, shift = _audits(args, keras_model, x, y, names, probabilities, groups)
+    saved = _save(args, group_record, shift) if args.save else []
     if args.json:
         extra = {} if shipped is None else {"keras_model": keras_model.path, "keras_metrics": keras_metrics,
                                             "top1_agreement": agreement}
-        emit_json(args, model=model.path, data=args.data, split=args.split, metrics=metrics, **extra)
-        return EXIT_OK
-    print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} images): accuracy {metrics['accuracy']:.4f}, "
+        if args.groups:
+            extra["groups"] = group_record
+        if args.target:
+            extra["shift"] = shift
+        if saved:
+            extra["saved"] = saved
+        emit_json(args, exit_code=code, error=chance_error(check), model=model.path, data=args.data,
+                  split=args.split, metrics=metrics, chance=check, **extra)
+        return code
+    unit = "texts" if model.image_size is None else "images"
+    print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} {unit}): accuracy {metrics['accuracy']:.4f}, "
           f"macro F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}")
+    for line in chance_lines(check):
+        print(line)
     if keras_metrics is not None:
         print(f"  (the delivered file; Keras model {os.path.basename(keras_model.path)}: accuracy "
               f"{keras_metrics['accuracy']:.4f}, macro F1 {keras_metrics['macro_f1']:.4f}; top-1 agreement "
@@ -121,4 +263,14 @@ def cmd_evaluate(args) -> int:
         print("confusion (rows: true class, columns: predicted):")
         for name, row in zip(names, metrics["confusion"]):
             print(f"  {name[:20]:<20} " + " ".join(f"{v:>6}" for v in row))
-    return EXIT_OK
+    if group_record is not None:
+        from tfxfer.cli.audit import group_lines
+
+        print(group_lines(group_record))
+    if shift is not None:
+        from tfxfer.cli.audit import shift_lines
+
+        print(shift_lines(shift))
+    for path in saved:
+        print(f"Saved:    {show(path)}")
+    return code

@@ -58,7 +58,7 @@ def _interval(row, metric) -> str:
     value, low, high = row.get(metric), row.get(f"{metric}_low"), row.get(f"{metric}_high")
     if value is None:
         return "n/a"
-    return _fmt(float(value)) + ("" if low is None or high is None else f" [{low:.3f}, {high:.3f}]")
+    return f"{value:.3f}" + ("" if low is None or high is None else f" [{low:.3f}, {high:.3f}]")
 
 
 def _audit(run) -> list[str]:

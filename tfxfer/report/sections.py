@@ -236,6 +236,9 @@ def selection_sentence(run) -> str | None:
         return None
     sel = hist.get("selection")
     if not isinstance(sel, dict):
+        if any(str(k).startswith("val_") for k in hist.get("history") or {}):
+            return "What training bought: not recorded (model/history.json has no `selection`: head-only and " \
+                   "fine-tuned validation scores were not compared)."
         return "What training bought: not measured (no validation data, so the head-only and fine-tuned models " \
                "were not compared)."
     monitor = sel.get("monitor") or "validation score"
@@ -279,14 +282,17 @@ def _interval(row, metric) -> str:
     value, low, high = row.get(metric), row.get(f"{metric}_low"), row.get(f"{metric}_high")
     if value is None:
         return "n/a"
-    return fmt(value, 3) + ("" if low is None or high is None else f" [{fmt(low, 3)}, {fmt(high, 3)}]")
+    return f"{value:.3f}" + ("" if low is None or high is None else f" [{low:.3f}, {high:.3f}]")
 
 
 def gap_sentences(groups: dict) -> list[str]:
     """Worst-group gap per metric, in words (shared by the HTML and Markdown reports)."""
     out = []
     level = groups.get("confidence_level") or 0.95
-    for metric, g in (groups.get("gaps") or {}).items():
+    gaps = groups.get("gaps") or {}
+    order = [m for m in groups.get("metrics") or [] if m in gaps] + [m for m in gaps if m not in (groups.get("metrics") or [])]
+    for metric in order:
+        g = gaps[metric]
         if not isinstance(g, dict) or g.get("value") is None:
             continue
         interval = "" if g.get("low") is None else f" [{g['low']:.3f}, {g['high']:.3f}]"

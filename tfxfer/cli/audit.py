@@ -1,0 +1,277 @@
+"""What ``tfxfer evaluate --groups COLUMN`` and ``--target DATA`` read and print: the group column
+aligned with the evaluation examples, the deployment data of a shift test, and their text lines.
+
+Group columns come from
+
+* a packaged data set's per-example extras (``elpv``: ``module_type``, the cell type, mono / poly;
+  ``sentiment_*``: ``rating``), cut to the same split and ``--limit`` as the evaluation;
+* an image CSV / TSV table (``path,label,<column>``): each loaded file's row, matched by path;
+* a text CSV / TSV / JSONL table: each kept row's value, matched by line number (rows the loader
+  skipped are skipped here too; a row without a value is the group ``(missing)``).
+
+A folder of class sub-folders has no group column: that is a usage error naming the option.
+
+Example (printing only; the data helpers need TensorFlow and a model):
+    >>> print(shift_lines({"verdict": "No shift detected: p=0.4 >= 0.01 (...).", "tests": [],
+    ...                    "per_class": [], "notes": []}))
+    Domain shift (evaluation data vs --target):
+      No shift detected: p=0.4 >= 0.01 (...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError, DataError
+
+#: The group of a row whose group cell is empty or absent.
+MISSING_GROUP = "(missing)"
+TEXT_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")
+
+
+def packaged_key(source: str) -> str | None:
+    """``source`` as a packaged data set name, or None (TensorFlow-free)."""
+    from tfxfer.recipes.catalog import dataset_key
+
+    return dataset_key(source)
+
+
+def _group_value(value) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return MISSING_GROUP
+    return str(value).strip() if isinstance(value, str) else json.dumps(value) if isinstance(value, (list, dict)) \
+        else str(value)
+
+
+def packaged_groups(source: str, column: str, *, split: str, limit: int | None, count: int) -> np.ndarray:
+    """The ``column`` extra of a packaged data set's ``split``, first ``limit`` examples."""
+    from tfxfer.data import load
+
+    loaded = load(packaged_key(source))
+    extras = (loaded.extras or {}).get(split) or {}
+    if column not in extras:
+        known = ", ".join(sorted(extras)) or "none"
+        raise ArgumentError("--groups", column, f"must be a per-example column of {source} (it has: {known})")
+    values = np.asarray([_group_value(v) for v in np.asarray(extras[column])[:limit]], dtype=object)
+    if len(values) != count:
+        raise DataError(f"{source}: {len(values)} values of {column!r} for {count} evaluated examples")
+    return values
+
+
+def _table_format(path: str) -> str:
+    suffix = os.path.splitext(path)[1].lower()
+    return "jsonl" if suffix in (".jsonl", ".ndjson") else "tsv" if suffix in (".tsv", ".tab") else "csv"
+
+
+def table_column(path: str, column: str, *, option: str = "--groups") -> dict[int, object]:
+    """``{line number: value of column}`` for every record of a CSV / TSV / JSONL table (the line a
+    record starts on, as the loaders number rows); raises `ArgumentError` for an unknown column."""
+    from tfxfer.data.tables import table_records
+    from tfxfer.data.text import read_text_file
+
+    content = read_text_file(path)
+    fmt = _table_format(path)
+    out: dict[int, object] = {}
+    if fmt == "jsonl":
+        seen = False
+        for line_no, line in enumerate(content.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line.rstrip("\r"))
+            except (ValueError, RecursionError):
+                continue  # the loader counts it as a bad row
+            if isinstance(obj, dict):
+                seen = seen or column in obj
+                out[line_no] = obj.get(column)
+        if out and not seen:
+            raise ArgumentError(option, column, f"must be a field of the rows of {path}")
+        return out
+    rows = table_records(content, delimiter="\t" if fmt == "tsv" else ",", tsv=fmt == "tsv")
+    first = next(rows, None)
+    if first is None:
+        return out
+    header = first[1]
+    if column not in header:
+        raise ArgumentError(option, column, f"must be a column of {path} (columns: {', '.join(header[:20])})")
+    index = header.index(column)
+    for line_no, row in rows:
+        if row:
+            out[line_no] = row[index] if len(row) > index else None
+    return out
+
+
+def text_table_groups(path: str, column: str, *, summary, count: int) -> np.ndarray:
+    """Group values of the rows a text loader kept (its ``summary.skipped`` names the others)."""
+    values = table_column(path, column)
+    base = os.path.basename(path)
+    skipped = {s.get("path") for s in summary.skipped}
+    kept = [line for line in sorted(values) if f"{base}:{line}" not in skipped]
+    if len(kept) != count:
+        raise DataError(f"{path}: cannot match the {column!r} column to the {count} rows loaded "
+                        f"({len(kept)} rows remain after the loader's {len(skipped)} skips)")
+    return np.asarray([_group_value(values[line]) for line in kept], dtype=object)
+
+
+def image_table_groups(path: str, column: str, *, files, count: int) -> np.ndarray:
+    """Group values of the files an image CSV / TSV table listed, matched by resolved path."""
+    from tfxfer.data.tables import table_records
+    from tfxfer.data.text import read_text_file
+
+    fmt = _table_format(path)
+    rows = table_records(read_text_file(path), delimiter="\t" if fmt == "tsv" else ",", tsv=fmt == "tsv")
+    first = next(rows, None)
+    header = first[1] if first else []
+    for name, wanted in (("--groups", column), ("path column", "path")):
+        if wanted not in header:
+            raise ArgumentError(name, wanted, f"must be a column of {path} (columns: {', '.join(header[:20])})")
+    pi, gi = header.index("path"), header.index(column)
+    root = os.path.dirname(os.path.abspath(path))
+    by_path = {}
+    for _, row in rows:
+        if len(row) > pi and row[pi].strip():
+            full = row[pi] if os.path.isabs(row[pi]) else os.path.join(root, row[pi])
+            by_path[os.path.realpath(full)] = row[gi] if len(row) > gi else None
+    out = [by_path.get(os.path.realpath(f), None) for f in files[:count]]
+    if len(out) != count:
+        raise DataError(f"{path}: {len(out)} files listed for {count} evaluated images")
+    return np.asarray([_group_value(v) for v in out], dtype=object)
+
+
+def image_groups(source: str, column: str, *, split: str, limit: int | None, count: int,
+                 channels: int, image_size) -> np.ndarray:
+    """The group of each image `tfxfer.recipes.inference.evaluation_data` returned for ``source``."""
+    if packaged_key(source) is not None:
+        return packaged_groups(source, column, split=split, limit=limit, count=count)
+    path = os.path.abspath(os.path.expanduser(source))
+    if os.path.isdir(path):
+        raise ArgumentError("--groups", column, "needs a table (CSV / TSV with a path, a label and this column) or "
+                            "a packaged data set; a folder of class sub-folders has no group column")
+    from tfxfer.data import image_dataset_from_csv
+
+    data = image_dataset_from_csv(path, image_size=tuple(image_size), batch_size=64, shuffle=False,
+                                  color_mode="grayscale" if channels == 1 else "rgb",
+                                  delimiter="\t" if _table_format(path) == "tsv" else ",")
+    return image_table_groups(path, column, files=list((data.files or {}).get("train") or []), count=count)
+
+
+def text_data(model, source: str, *, split: str, limit: int | None, text_column: str, label_column: str,
+              groups: str | None):
+    """``(texts, labels, groups or None, skipped rows)`` of a text classifier's evaluation data;
+    labels are ids into the model's class names."""
+    from tfxfer.recipes.text_eval import classification_data
+
+    if packaged_key(source) is not None or not groups:
+        texts, labels, skipped = classification_data(source, model.class_names, split=split,
+                                                     text_column=text_column, label_column=label_column)
+        texts, labels = texts[:limit], np.asarray(labels)[:limit]
+        values = None if not groups else packaged_groups(source, groups, split=split, limit=limit, count=len(labels))
+        return texts, labels, values, skipped
+    from tfxfer.data import load_texts
+
+    path = os.path.abspath(os.path.expanduser(source))
+    if not os.path.isfile(path) or not path.lower().endswith(TEXT_SUFFIXES):
+        raise ArgumentError("data", source, "must be a CSV / TSV / JSONL table or a packaged data set for --groups")
+    data = load_texts(path, text_column=text_column, label_column=label_column, on_leakage="ignore")
+    if data.multi_label:
+        raise DataError(f"{source} has multi-label rows; the model is a single-label classifier")
+    unknown = sorted(set(data.class_names) - set(model.class_names))
+    if unknown:
+        raise DataError(f"Labels {unknown} in {source} are not among the model's labels {list(model.class_names)}")
+    lookup = np.array([list(model.class_names).index(n) for n in data.class_names], np.int64)
+    labels = lookup[np.asarray(data.train.y, np.int64)]
+    values = text_table_groups(path, groups, summary=data.summary, count=len(labels))
+    texts = np.asarray(data.train.x, dtype=object)
+    return texts[:limit], labels[:limit], values[:limit], len(data.summary.skipped)
+
+
+def target_images(target: str, *, model, split: str):
+    """Deployment images for a shift test: ``x``, or ``(x, y)`` for a packaged set or labelled table
+    (the labels only score the measured target accuracy)."""
+    from tfxfer.recipes.inference import evaluation_data, image_files, read_images
+
+    path = os.path.abspath(os.path.expanduser(target))
+    if packaged_key(target) is not None or (os.path.isfile(path) and path.lower().endswith((".csv", ".tsv"))):
+        x, y, _ = evaluation_data(target, image_size=model.image_size, channels=model.channels, split=split,
+                                  class_names=model.class_names)
+        return (x, y)
+    return read_images(image_files([target]), image_size=model.image_size, channels=model.channels)
+
+
+def target_texts(target: str, *, model, split: str, text_column: str, label_column: str):
+    """Deployment texts for a shift test: a ``.txt`` file (one text a line), a table (labels used
+    for scoring when its label column exists) or a packaged set."""
+    path = os.path.abspath(os.path.expanduser(target))
+    if packaged_key(target) is None and os.path.isfile(path) and not path.lower().endswith(TEXT_SUFFIXES):
+        from tfxfer.data.text import read_text_file
+
+        texts = [line.strip() for line in read_text_file(path).splitlines() if line.strip()]
+        if len(texts) < 2:
+            raise DataError(f"{target}: {len(texts)} non-empty line(s); a shift test needs at least 2 texts")
+        return np.asarray(texts, dtype=object)
+    from tfxfer.recipes.text_eval import classification_data
+
+    try:
+        texts, labels, _ = classification_data(target, model.class_names, split=split, text_column=text_column,
+                                               label_column=label_column)
+        return (texts, np.asarray(labels))
+    except DataError:  # no label column (or no usable labels): the texts alone
+        if packaged_key(target) is not None:
+            raise
+        column = table_column(path, text_column, option="--text-column")
+        texts = [v for _, v in sorted(column.items()) if isinstance(v, str) and v.strip()]
+        if len(texts) < 2:
+            raise DataError(f"{target}: {len(texts)} text(s) in column {text_column!r}; a shift test needs 2") from None
+        return np.asarray(texts, dtype=object)
+
+
+# -- printing ----------------------------------------------------------------------------------------
+def group_lines(record: dict) -> str:
+    """A ``groups.json`` record as the table ``tfxfer evaluate --groups`` prints."""
+    metrics = list(record["metrics"])
+    level = record.get("confidence_level") or 0.95
+    lines = [f"Bias audit by {record['column']} ({len(record['groups'])} groups; {level:.0%} bootstrap intervals, "
+             f"{record.get('n_bootstrap')} resamples):"]
+    width = max([len("group"), *(len(str(r["group"])) for r in record["rows"])])
+    lines.append(f"  {'group':<{width}} {'n':>6}  " + "  ".join(f"{m:<21}" for m in metrics))
+
+    def cell(row, m):
+        v, lo, hi = row.get(m), row.get(f"{m}_low"), row.get(f"{m}_high")
+        if v is None:
+            return "n/a"
+        return f"{v:.3f}" + ("" if lo is None or hi is None else f" [{lo:.3f}, {hi:.3f}]")
+
+    for row in record["rows"]:
+        lines.append(f"  {str(row['group']):<{width}} {row['n']:>6}  " + "  ".join(f"{cell(row, m):<21}"
+                                                                              for m in metrics))
+    for metric, g in record.get("gaps", {}).items():
+        if g.get("value") is None:
+            continue
+        interval = "" if g.get("low") is None else f" [{g['low']:.3f}, {g['high']:.3f}]"
+        lines.append(f"  worst-group gap, {metric}: {g['value']:.3f}{interval} (worst {g['worst_group']}, "
+                     f"best {g['best_group']})")
+    lines += [f"  note: {n}" for n in record.get("notes") or []]
+    return "\n".join(lines)
+
+
+def shift_lines(record: dict) -> str:
+    """A ``shift.json`` record as ``tfxfer evaluate --target`` prints it: verdict, tests, per-class
+    confidence, expected accuracy."""
+    lines = ["Domain shift (evaluation data vs --target):", f"  {record['verdict']}"]
+    for t in record.get("tests") or []:
+        label = "domain-classifier AUC" if t["name"] == "classifier" else "MMD²"
+        lines.append(f"  {label} {t['statistic']:.4g}: permutation p-value {t['p_value']:.4g} "
+                     f"({t['permutations']} permutations, n={t['n_source']}+{t['n_target']})")
+    if record.get("expected_target_accuracy") is not None:
+        measured = record.get("target_accuracy")
+        lines.append(f"  accuracy: {record['source_accuracy']:.4f} on the evaluation data; expected on the target "
+                     f"{record['expected_target_accuracy']:.4f} (ATC estimate)"
+                     + (f"; measured {measured:.4f}" if measured is not None else ""))
+    for c in record.get("per_class") or []:
+        lines.append(f"  predicted {c.get('name', c['label'])}: confidence {c['source_confidence']:.3f} -> "
+                     f"{c['target_confidence']:.3f} (n={c['n_source']} -> {c['n_target']})")
+    lines += [f"  note: {n}" for n in record.get("notes") or []]
+    return "\n".join(lines)

@@ -34,6 +34,7 @@ import time
 from tfxfer.cli.common import (EXIT_GATE, EXIT_OK, add_json, add_verbosity, check_data_argument, check_model_path,
                                emit_json, import_tensorflow, show, verbosity)
 from tfxfer.errors import ArgumentError, UnknownNameError
+from tfxfer.utils.native_logs import quiet_native_logs
 
 TFLITE_FORMATS = ("float32", "float16", "dynamic", "int8")
 #: Every format ``tfxfer benchmark`` knows, in the order of its table.
@@ -152,13 +153,16 @@ def _row(name, *, path, size, result, latency=None, latency_nt=None, threads=(1,
     }
 
 
-def _keras_row(model, model_path, images, runs, threads) -> dict:
+def _keras_row(model, model_path, images, labels, reference, runs, threads) -> dict:
+    """The reference row: the .keras file, its accuracy, and one image through ``model(x)`` timed."""
     import numpy as np
 
     one = np.asarray(images[:1], dtype=np.float32)
     latency = _time_calls(lambda: model(one, training=False), runs)
-    return _row("keras", path=model_path, size=os.path.getsize(model_path), result=None, latency=latency,
-                threads=(1, threads))
+    row = _row("keras", path=model_path, size=os.path.getsize(model_path), result=None, latency=latency,
+               threads=(1, threads))
+    row["accuracy"] = row["accuracy_keras"] = float(np.mean(reference.argmax(1) == np.asarray(labels)))
+    return row
 
 
 def _saved_model_row(model, out, names, images, labels, reference, limits, runs, threads) -> dict:
@@ -168,11 +172,12 @@ def _saved_model_row(model, out, names, images, labels, reference, limits, runs,
     from tfxfer.export import export_serving
     from tfxfer.export.gate import compare_outputs
 
-    saved = export_serving(model, os.path.join(out, "serving"), name="model", class_names=names)
-    signature = tf.saved_model.load(saved.path).signatures["serving_image"]
     pixels = np.clip(np.round(images), 0, 255).astype(np.uint8)
-    outputs = np.concatenate([signature(image=tf.constant(pixels[i:i + 64]))["probabilities"].numpy()
-                              for i in range(0, len(pixels), 64)])
+    with quiet_native_logs():  # oneDNN's note on uint8 kernels (its warm-up check runs them first)
+        saved = export_serving(model, os.path.join(out, "serving"), name="model", class_names=names)
+        signature = tf.saved_model.load(saved.path).signatures["serving_image"]
+        outputs = np.concatenate([signature(image=tf.constant(pixels[i:i + 64]))["probabilities"].numpy()
+                                  for i in range(0, len(pixels), 64)])
     result = compare_outputs("saved_model", saved.path, reference, outputs, labels, names, limits)
     one = tf.constant(pixels[:1])
     latency = _time_calls(lambda: signature(image=one), runs)
@@ -197,7 +202,7 @@ def benchmark_formats(model, out, *, formats, eval_data, class_names, limits, re
     note = progress or (lambda text: None)
     rows = []
     if model_path:
-        rows.append(_keras_row(model, model_path, images, runs, threads))
+        rows.append(_keras_row(model, model_path, images, labels, reference, runs, threads))
     tflite = [f for f in formats if f in TFLITE_FORMATS]
     if tflite:
         note(f"TFLite: {', '.join(tflite)} (convert, gate{', time in LiteRT' if runs else ''})")

@@ -100,3 +100,28 @@ def test_bad_inputs_are_named(rng):
     uncompiled = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
     with pytest.raises(ModelError, match="not compiled"):
         self_train(uncompiled, (xs, ys), xt)
+
+
+def test_class_balanced_selection_gives_the_unsure_class_pseudo_labels(rng):
+    xs, ys, xt = _data(rng)
+
+    def unsure_about_class_one():
+        model = _model()
+        model.get_layer("head").set_weights([np.array([[1.0, -1.0], [0.0, 0.0]], "float32"),
+                                             np.array([1.0, 0.0], "float32")])
+        return model
+
+    probs = unsure_about_class_one().predict(xt, verbose=0)
+    predicted_one = probs.argmax(axis=1) == 1
+    threshold = float(probs[predicted_one].max()) + 1e-4  # above every class-1 confidence
+    assert predicted_one.any() and (probs[~predicted_one].max(axis=1) >= threshold).any()
+    plain = self_train(unsure_about_class_one(), (xs, ys), xt, threshold=threshold, rounds=1,
+                       max_class_fraction=None)
+    assert plain.rounds[0].class_counts[1] == 0
+    balanced = self_train(unsure_about_class_one(), (xs, ys), xt, threshold=threshold, rounds=1,
+                          per_class_fraction=0.5, max_class_fraction=None)
+    counts = balanced.rounds[0].class_counts
+    assert counts[1] == max(1, round(0.5 * predicted_one.sum()))  # the most confident half of class 1's predictions
+    assert counts[0] >= round(0.5 * (~predicted_one).sum())
+    with pytest.raises(ArgumentError, match="per_class_fraction"):
+        self_train(unsure_about_class_one(), (xs, ys), xt, per_class_fraction=0.0)

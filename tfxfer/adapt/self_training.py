@@ -67,9 +67,22 @@ def _snapshot(model):
     return [np.array(w) for w in model.get_weights()]
 
 
+def _select(probs: np.ndarray, threshold: float, per_class_fraction: float | None) -> np.ndarray:
+    """Rows to pseudo-label: top-1 probability >= ``threshold``; with ``per_class_fraction``, also
+    the most confident ``per_class_fraction`` of the rows predicted as each class (class-balanced)."""
+    confidence, labels = probs.max(axis=1), probs.argmax(axis=1)
+    keep = confidence >= threshold
+    if per_class_fraction is not None:
+        for label in np.unique(labels):
+            rows = np.flatnonzero(labels == label)
+            take = max(1, int(round(per_class_fraction * len(rows))))
+            keep[rows[np.argsort(-confidence[rows], kind="stable")[:take]]] = True
+    return keep
+
+
 def self_train(model: keras.Model, source, target, *, threshold: float = 0.9, rounds: int = 3, epochs: int = 1,
-               batch_size: int = 32, max_class_fraction: float | None = 0.95, verbose: int = 0,
-               seed: int = 0) -> SelfTrainingResult:
+               batch_size: int = 32, max_class_fraction: float | None = 0.95,
+               per_class_fraction: float | None = None, verbose: int = 0, seed: int = 0) -> SelfTrainingResult:
     """Confidence-thresholded pseudo-labelling rounds on ``target`` (``model`` trained in place).
 
     Args:
@@ -84,6 +97,11 @@ def self_train(model: keras.Model, source, target, *, threshold: float = 0.9, ro
         max_class_fraction: stop with `AdaptationDivergedError` when more than this share of
             the selected pseudo-labels is one class (None: never; set it above the largest class
             share you expect on the target).
+        per_class_fraction: class-balanced selection (Zou et al., 2018, CBST): besides the
+            examples above ``threshold``, keep the most confident ``per_class_fraction`` (in (0, 1])
+            of the target examples predicted as each class, so a class the shifted model is unsure
+            about still gets pseudo-labels (a fixed threshold alone starves it and self-training
+            drifts toward the confident majority class). None: the threshold alone.
         verbose: passed to ``fit``.
         seed: shuffling seed.
 
@@ -102,6 +120,8 @@ def self_train(model: keras.Model, source, target, *, threshold: float = 0.9, ro
     epochs = check_int("epochs", epochs, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
     max_class_fraction = check_float("max_class_fraction", max_class_fraction, low=0.0, high=1.0, low_open=True,
+                                     allow_none=True)
+    per_class_fraction = check_float("per_class_fraction", per_class_fraction, low=0.0, high=1.0, low_open=True,
                                      allow_none=True)
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
         raise ModelError(f"Model {model.name!r} is not compiled: call model.compile(optimizer, loss) before self_train")
@@ -122,7 +142,7 @@ def self_train(model: keras.Model, source, target, *, threshold: float = 0.9, ro
     for index in range(rounds):
         probs = np.asarray(model.predict(x_target, batch_size=batch_size, verbose=0), dtype=np.float64)
         confidence, labels = probs.max(axis=1), probs.argmax(axis=1)
-        keep = confidence >= threshold
+        keep = _select(probs, threshold, per_class_fraction)
         counts = tuple(int(c) for c in np.bincount(labels[keep], minlength=num_classes))
         mean_conf = float(confidence[keep].mean()) if keep.any() else 0.0
         if not keep.any():

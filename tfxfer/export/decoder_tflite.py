@@ -61,7 +61,9 @@ import numpy as np
 from tfxfer.errors import ArgumentError, ExportError
 from tfxfer.utils.validate import check_float, check_int
 
-QUANTIZATIONS = (None, "dynamic_int8", "float16")
+QUANTIZATIONS = (None, "float16", "int8", "int8_hybrid", "dynamic_int8")
+#: `int8_weights`'s ``hybrid`` setting behind each of tfxfer's own int8 variants.
+_INT8 = {"int8": "none", "int8_hybrid": "body"}
 SIGNATURES = ("decode", "prefill")
 
 
@@ -129,13 +131,135 @@ def _named_step(frozen, name):
     return step
 
 
+#: What `int8_weights` does with each kind of projection, by ``hybrid`` setting.
+HYBRID = ("none", "body", "all")
+
+
+def int8_weights(model_content: bytes, *, hybrid: str = "none", min_elements: int = 1024) -> bytes:
+    """A float32 decoder file with every large weight stored as int8, one symmetric scale per row.
+
+    Each constant float32 matrix read by FULLY_CONNECTED (as its weights) or GATHER (the token
+    embedding) becomes an int8 tensor with per-channel (per output row) scales. Where the weight is
+    to stay a float computation, one DEQUANTIZE op turns it back into float32: LiteRT runs a
+    DEQUANTIZE of a constant once, when the file loads, so the file is ~4x smaller and the
+    arithmetic is float32 (only the weights' rounding differs). ``hybrid`` picks the projections
+    that instead run LiteRT's hybrid int8 kernels (the input is quantized per row on every call:
+    faster, less exact):
+
+    * "none": none (weight-only int8);
+    * "body": the transformer blocks' projections; the output projection (vocabulary-sized) stays float;
+    * "all": every projection, the output one included.
+
+    Tensors shared by several ops (the tied embedding / output projection) are stored once.
+    """
+    import flatbuffers  # noqa: F401 - the tflite schema's object API needs it
+    from tensorflow.lite.python import schema_py_generated as fb
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    if hybrid not in HYBRID:
+        raise ArgumentError("hybrid", hybrid, f"must be one of {HYBRID}")
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_content))
+    fc, gather = fb.BuiltinOperator.FULLY_CONNECTED, fb.BuiltinOperator.GATHER
+    code_of = [c.builtinCode for c in model.operatorCodes]
+    uses = {}  # float32 weight buffer -> [(graph, op, input position)]; signatures share buffers
+    vocabulary = set()
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            if code_of[op.opcodeIndex] == gather:
+                vocabulary.add(int(graph.tensors[op.inputs[0]].shape[0]))
+            for pos, index in enumerate(op.inputs):
+                tensor = graph.tensors[index] if index >= 0 else None
+                if (tensor is None or tensor.type != fb.TensorType.FLOAT32 or len(tensor.shape) != 2
+                        or model.buffers[tensor.buffer].data is None
+                        or len(model.buffers[tensor.buffer].data) < 4 * min_elements):
+                    continue
+                uses.setdefault(tensor.buffer, []).append((graph, op, pos))
+    dequantize_ops = {id(graph): [] for graph in model.subgraphs}
+    for buffer_index, consumers in uses.items():
+        if not {(code_of[op.opcodeIndex], pos) for _, op, pos in consumers} <= {(fc, 1), (gather, 0)}:
+            continue  # a constant some other op reads: left as it is
+        graph, op, pos = consumers[0]
+        shape = [int(d) for d in graph.tensors[op.inputs[pos]].shape]
+        weights = np.frombuffer(model.buffers[buffer_index].data.tobytes(), np.float32).reshape(shape)
+        scale = np.abs(weights).max(axis=1) / 127.0
+        scale[scale == 0] = 1.0
+        model.buffers[buffer_index].data = np.clip(np.round(weights / scale[:, None]), -127, 127).astype(
+            np.int8).reshape(-1).view(np.uint8)  # the same buffer, now int8
+        per_graph = {}  # id(graph) -> [int8 tensor, float tensor or None]
+        for graph, op, pos in consumers:
+            template = graph.tensors[op.inputs[pos]]
+            template.buffer = 0  # the float tensor is read by no op once this loop is done
+            if id(graph) not in per_graph:
+                per_graph[id(graph)] = [_add_tensor(graph, template, fb.TensorType.INT8, b"/int8", buffer_index,
+                                                    scale), None]
+            tensors = per_graph[id(graph)]
+            if code_of[op.opcodeIndex] == fc and (hybrid == "all" or (hybrid == "body" and shape[0] not in vocabulary)):
+                op.inputs[pos] = tensors[0]
+                op.builtinOptions.asymmetricQuantizeInputs = True
+                continue
+            if tensors[1] is None:
+                tensors[1] = _add_tensor(graph, template, fb.TensorType.FLOAT32, b"/dequantized", 0)
+                dequantize_ops[id(graph)].append(_operator(model, fb.BuiltinOperator.DEQUANTIZE, 2,
+                                                           [tensors[0]], [tensors[1]]))
+            op.inputs[pos] = tensors[1]
+    for graph in model.subgraphs:  # their inputs are constants: first is a valid order
+        graph.operators = dequantize_ops[id(graph)] + list(graph.operators)
+    if hybrid != "none":
+        _opcode(model, fc, 12)  # hybrid, per-channel, asymmetric inputs
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _add_tensor(graph, template, dtype, suffix, buffer, scale=None):
+    """A new tensor of ``template``'s shape in ``graph`` (``buffer`` 0: computed at run time); with
+    ``scale``, symmetric per-row int8 quantization parameters. Returns its index."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    tensor = fb.TensorT()
+    tensor.shape, tensor.type, tensor.buffer = np.asarray(template.shape, np.int32), dtype, buffer
+    tensor.name = (template.name or b"weights") + suffix
+    if scale is not None:
+        tensor.quantization = fb.QuantizationParametersT()
+        tensor.quantization.scale = scale.astype(np.float32).tolist()
+        tensor.quantization.zeroPoint = [0] * len(scale)
+        tensor.quantization.quantizedDimension = 0
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
+
+
+def _opcode(model, builtin, version):
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    for i, code in enumerate(model.operatorCodes):
+        if code.builtinCode == builtin:
+            code.version = max(code.version, version)
+            return i
+    code = fb.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), version
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _operator(model, builtin, version, inputs, outputs):
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    op = fb.OperatorT()
+    op.opcodeIndex = _opcode(model, builtin, version)
+    op.inputs, op.outputs = np.asarray(inputs, np.int32), np.asarray(outputs, np.int32)
+    return op
+
+
 def convert_decoder_tflite(lm, *, cache_length: int, prefill_tokens: int | None = 16, quantization=None) -> bytes:
     """TFLite bytes of ``lm`` (builtin ops only) with a ``decode`` and a ``prefill`` signature.
 
     Args:
         cache_length: the longest sequence (prompt + generated) the file serves.
         prefill_tokens: ids per ``prefill`` call (None: a decode-only file).
-        quantization: None (float32), "dynamic_int8" (int8 weights) or "float16" (float16 weights).
+        quantization: None (float32); "float16" (float16 weights); "int8" (int8 weights with one
+            scale per row, float32 arithmetic: `int8_weights` with ``hybrid="none"``);
+            "int8_hybrid" (the same file, the transformer blocks' projections on LiteRT's hybrid
+            int8 kernels, the output projection float: ``hybrid="body"``); "dynamic_int8" (the
+            converter's dynamic-range quantization: per-tensor int8 embedding, every projection
+            hybrid).
 
     Raises:
         ExportError: the converter needs an op outside TFLite's builtins.
@@ -156,14 +280,15 @@ def convert_decoder_tflite(lm, *, cache_length: int, prefill_tokens: int | None 
             converter = tf.lite.TFLiteConverter.from_saved_model(path, signature_keys=names)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         converter._experimental_disable_fuse_mul_and_fc = True  # keep the tied projection == the embedding
-        if quantization is not None:
+        if quantization in ("float16", "dynamic_int8"):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
         try:
-            return converter.convert()
+            blob = converter.convert()
         except Exception as e:  # the converter raises ConverterError and plain exceptions alike
             raise ExportError(f"The decoder does not convert to TFLite with builtin ops only: {e}") from e
+    return int8_weights(blob, hybrid=_INT8[quantization]) if quantization in _INT8 else blob
 
 
 class TFLiteDecoder:
@@ -371,25 +496,48 @@ SIDECAR_FORMAT = "tfxfer-llm-tflite"
 
 
 def save_decoder(lm, folder: str, *, cache_length: int, prefill_tokens: int | None = 16, quantization=None,
-                 gate_texts=None, name: str = "decoder", **gate_options) -> dict:
+                 gate_texts=None, fallback=("float16", None), name: str = "decoder", **gate_options) -> dict:
     """Write ``<name>.tflite``, ``tokenizer.json`` and the sidecar ``<name>.json`` into ``folder``:
     everything ``export/llm_runner.py`` needs to generate text without TensorFlow.
 
-    With ``gate_texts`` (held-out strings) the file is measured by `decoder_gate` first and its
-    report goes into the sidecar (the runner refuses a failed file unless told otherwise).
+    With ``gate_texts`` (held-out strings) each file is measured by `decoder_gate` before it is
+    written, and only a passing file ships: when the ``quantization`` asked for fails, the
+    ``fallback`` variants are tried in order (default float16, then float32) and the first that
+    passes is written instead, with a warning; the sidecar records what was asked for and why each
+    rejected variant failed (``"requested"``, ``"rejected"``). If none passes, the last one tried is
+    written with its failed report (the runner refuses it unless told otherwise).
 
     Returns:
-        ``{"model", "sidecar", "tokenizer"}`` paths, and ``"gate"`` (the report, or None).
+        ``{"model", "sidecar", "tokenizer"}`` paths, ``"quantization"`` (the variant written),
+        ``"gate"`` (its report, or None without ``gate_texts``) and ``"rejected"`` (the reports of
+        the variants that failed).
     """
     import hashlib
+    import warnings
 
     from tfxfer.utils.atomic import atomic_write_text
 
-    blob = convert_decoder_tflite(lm, cache_length=cache_length, prefill_tokens=prefill_tokens,
-                                  quantization=quantization)
-    report = None
-    if gate_texts is not None:
-        report = decoder_gate(lm, blob, gate_texts, variant=quantization or "float32", **gate_options)
+    if quantization not in QUANTIZATIONS:
+        raise ArgumentError("quantization", quantization, f"must be one of {QUANTIZATIONS}")
+    fallback = list(fallback or ())
+    for variant in fallback:
+        if variant not in QUANTIZATIONS:
+            raise ArgumentError("fallback", fallback, f"must hold variants among {QUANTIZATIONS}")
+    candidates = [quantization] + ([v for v in fallback if v != quantization] if gate_texts is not None else [])
+    report, rejected = None, []
+    for variant in candidates:
+        blob = convert_decoder_tflite(lm, cache_length=cache_length, prefill_tokens=prefill_tokens,
+                                      quantization=variant)
+        if gate_texts is None:
+            break
+        report = decoder_gate(lm, blob, gate_texts, variant=variant or "float32", **gate_options)
+        if report.passed:
+            break
+        if variant is not candidates[-1]:
+            rejected.append(report)
+    if rejected and report.passed:
+        warnings.warn(f"{rejected[0].variant} failed its gate ({'; '.join(rejected[0].failures)}); "
+                      f"{report.variant} passed and was written instead", UserWarning, stacklevel=2)
     os.makedirs(folder, exist_ok=True)
     model_path = os.path.join(folder, f"{name}.tflite")
     with open(model_path + ".tmp", "wb") as f:
@@ -401,8 +549,11 @@ def save_decoder(lm, folder: str, *, cache_length: int, prefill_tokens: int | No
     sidecar = {"format": SIDECAR_FORMAT, "version": 1, "model": os.path.basename(model_path),
                "sha256": hashlib.sha256(blob).hexdigest(), "tokenizer": "tokenizer.json",
                "stop_token_ids": [] if eos is None else [int(eos)], "cache_length": int(cache_length),
-               "prefill_tokens": prefill_tokens, "quantization": quantization or "float32", "source": lm.name,
-               "gate": None if report is None else report.to_dict()}
+               "prefill_tokens": prefill_tokens, "quantization": variant or "float32",
+               "requested": quantization or "float32", "source": lm.name,
+               "gate": None if report is None else report.to_dict(),
+               "rejected": [{"variant": r.variant, "failures": r.failures} for r in rejected]}
     sidecar_path = os.path.join(folder, f"{name}.json")
     atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2))
-    return {"model": model_path, "sidecar": sidecar_path, "tokenizer": tokenizer_path, "gate": report}
+    return {"model": model_path, "sidecar": sidecar_path, "tokenizer": tokenizer_path, "quantization": variant,
+            "gate": report, "rejected": rejected}

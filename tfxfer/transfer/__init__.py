@@ -1,7 +1,8 @@
 """Choose before you train: transferability scores, backbone ranking, a transfer probe and L2-SP.
 
 * Scores from frozen features (numpy/scipy): `logme` (classification and regression),
-  `hscore`; from a source classifier's probabilities: `leep`, `nce`.
+  `hscore`, `knn` (leave-one-out k-nearest-neighbour accuracy); from a source classifier's
+  probabilities: `leep`, `nce`.
 * `rank_backbones`: scores beside parameter count, int8 TFLite size and LiteRT latency, a
   budget, and the Pareto front (`Candidate`, `Budget`, `RankingResult`); given ``(texts, labels)``
   it ranks text encoders (`TextCandidate`: a preset directory, ``"all-minilm-l6-v2"``, ``:random``).
@@ -33,12 +34,12 @@ from tfxfer.transfer.probe import (
     verdict_from_accuracies,
 )
 from tfxfer.transfer.ranking import ADVISORY, RankingResult, pareto_flags, rank_backbones
-from tfxfer.transfer.scores import hscore, leep, nce
+from tfxfer.transfer.scores import hscore, knn, leep, nce
 from tfxfer.transfer.text_candidates import TextCandidate
 
 __all__ = [
     "ADVISORY", "Budget", "Candidate", "L2SP", "ProbeReport", "RankingResult", "attach_l2sp", "detach_l2sp",
-    "hscore", "l2sp_drift", "leep", "linear_probe_accuracy", "logme", "logme_per_target", "nce", "pareto_flags",
+    "hscore", "knn", "l2sp_drift", "leep", "linear_probe_accuracy", "logme", "logme_per_target", "nce", "pareto_flags",
     "probe_backbone", "probe_features", "probe_text", "rank_backbones", "TextCandidate", "tfidf_accuracy",
     "verdict_from_accuracies",
 ]

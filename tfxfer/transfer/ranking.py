@@ -1,10 +1,11 @@
 """Rank candidate backbones by transferability and edge cost before fine-tuning any of them.
 
-`rank_backbones` extracts pooled features once per candidate, scores them (LogME, H-score and,
-for backbones with an ImageNet head, LEEP and NCE), measures each candidate's parameter count,
+`rank_backbones` extracts pooled features once per candidate, scores them (LogME, H-score, k-NN
+and, for backbones with an ImageNet head, LEEP and NCE), measures each candidate's parameter count,
 full-int8 TFLite size and LiteRT latency at its input size, drops what is over budget, and marks
-the Pareto front of score against cost. The scores are advisory (see `ADVISORY`). Given
-``(texts, labels)`` it ranks text encoders instead (`tfxfer.transfer.text_ranking`).
+the Pareto front of score against cost. With ``cache_dir`` the features and the edge costs are
+kept on disk (`tfxfer.transfer.cache`) and reused by later rankings. The scores are advisory (see
+`ADVISORY`). Given ``(texts, labels)`` it ranks text encoders instead (`tfxfer.transfer.text_ranking`).
 
 Example:
     >>> import numpy as np
@@ -26,12 +27,13 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, DataError
 from tfxfer.transfer._data import as_image_arrays, single_labels
+from tfxfer.transfer.cache import RankingCache
 from tfxfer.transfer.candidates import Budget, Candidate, as_candidate
 from tfxfer.transfer.edge_cost import measure_edge_cost
 from tfxfer.transfer.embeddings import candidate_features
 from tfxfer.transfer.logme import logme
 from tfxfer.transfer.ranking_result import ADVISORY, COST_AXES, SCORE_NAMES, TASKS, RankingResult, pareto_flags
-from tfxfer.transfer.scores import hscore, leep, nce
+from tfxfer.transfer.scores import hscore, knn, leep, nce
 from tfxfer.transfer.text_candidates import is_text_candidate, is_text_data
 from tfxfer.transfer.text_ranking import check_text_options, rank_text_rows
 from tfxfer.utils.validate import check_int
@@ -64,6 +66,8 @@ def _score(name, feats, labels, task):
         return logme(feats.features, labels, task=task)
     if name == "hscore":
         return hscore(feats.features, labels)
+    if name == "knn":
+        return knn(feats.features, labels)
     if feats.source_probs is None:
         return None
     return leep(feats.source_probs, labels) if name == "leep" else nce(feats.source_probs, labels)
@@ -89,6 +93,7 @@ def rank_backbones(
     seed: int = 0,
     keep_features: bool = False,
     sequence_length: int | None = None,
+    cache_dir=None,
     verbose: int = 1,
 ) -> RankingResult:
     """Score every candidate backbone on ``data`` and put the scores beside its edge cost.
@@ -109,8 +114,9 @@ def rank_backbones(
             ``score_over_budget``) are not scored, which saves their feature extraction.
         input_size: (height, width) for candidates that do not set their own; None uses each
             backbone's native size. Images are resized (bilinear) to it.
-        scores: which of "logme", "hscore", "leep", "nce" to compute. LEEP and NCE need the
-            backbone's ImageNet head and are left empty where it is unavailable.
+        scores: which of "logme", "hscore", "knn", "leep", "nce" to compute. LEEP and NCE need
+            the backbone's ImageNet head and are left empty where it is unavailable; "knn" is the
+            leave-one-out 10-nearest-neighbour accuracy (`tfxfer.transfer.knn`).
         primary: the score that orders the table and defines the Pareto front; default "logme"
             if requested, else the first of ``scores``.
         cost_axis: "latency_ms", "int8_size_mib", "params" or "float32_size_mib": the cost side of
@@ -129,6 +135,10 @@ def rank_backbones(
         keep_features: keep each candidate's features in ``RankingResult.features``.
         sequence_length: text only: tokens per text for candidates without ``@N``; None: 128,
             capped at each encoder's maximum.
+        cache_dir: a folder for `tfxfer.transfer.cache.RankingCache`: features per (candidate,
+            data, input size) and edge costs per (architecture, input size, head, machine) are
+            read from it when present and written to it when computed (images only). Rows say
+            what came from it (``features_cached``, ``cost_cached``).
         verbose: 1 prints one progress line per candidate, 0 is silent.
 
     Returns:
@@ -144,6 +154,8 @@ def rank_backbones(
     scores, primary = _check_options(scores, primary, cost_axis, task, max_samples, batch_size)
     budget = Budget.coerce(budget)
     if is_text_data(data):
+        if cache_dir is not None:
+            raise ArgumentError("cache_dir", cache_dir, "applies to image backbones (text embeddings are not cached)")
         return _rank_text(data, candidates, budget=budget, scores=scores, primary=primary, cost_axis=cost_axis,
                           task=task, input_size=input_size, score_over_budget=score_over_budget,
                           max_samples=max_samples, batch_size=batch_size, sequence_length=sequence_length,
@@ -174,6 +186,8 @@ def rank_backbones(
         num_outputs, head_task = 1 if labels.ndim == 1 else int(labels.shape[1]), "regression"
     channels = int(images.shape[-1])
     calibration = images[np.random.default_rng(seed).permutation(len(images))[:num_calibration]]
+    cache = None if cache_dir is None else cache_dir if isinstance(cache_dir, RankingCache) else RankingCache(cache_dir)
+    fingerprint = cache.fingerprint(images) if cache else None
 
     rows, cost_cache, kept = [], {}, {}
     for index, candidate in enumerate(candidates, 1):
@@ -185,23 +199,44 @@ def rank_backbones(
                "input_size": f"{size[0]}x{size[1]}", "params": None, "float32_size_mib": None, "int8_size_mib": None,
                "latency_ms": None, **{name: None for name in SCORE_NAMES}, "pareto": False,
                "within_budget": True, "over_budget": "", "rank": None,
-               "cost_s": 0.0, "extract_s": 0.0, "score_s": 0.0, "note": ""}
+               "cost_s": 0.0, "extract_s": 0.0, "score_s": 0.0, "note": "",
+               "features_cached": False, "cost_cached": False}
         if measure_cost:
             key = (spec.name, size, channels)
             if key not in cost_cache:
-                cost_cache[key] = measure_edge_cost(
-                    spec, input_size=size, channels=channels, num_classes=num_outputs, task=head_task,
-                    representative=calibration, threads=threads, runs=latency_runs,
-                    num_calibration=num_calibration)
-                row["cost_s"] = cost_cache[key]["cost_s"]
+                disk_key = cache.cost_key(spec.name, input_size=size, channels=channels, num_outputs=num_outputs,
+                                          task=head_task, threads=threads, runs=latency_runs,
+                                          num_calibration=num_calibration) if cache else None
+                stored = cache.get_cost(disk_key) if cache else None
+                if stored is None:
+                    cost_cache[key] = measure_edge_cost(
+                        spec, input_size=size, channels=channels, num_classes=num_outputs, task=head_task,
+                        representative=calibration, threads=threads, runs=latency_runs,
+                        num_calibration=num_calibration)
+                    row["cost_s"] = cost_cache[key]["cost_s"]
+                    if cache:
+                        cache.put_cost(disk_key, cost_cache[key])
+                else:
+                    cost_cache[key] = stored
+                    row["cost_cached"] = True
             row.update({k: cost_cache[key][k] for k in ("params", "int8_size_mib", "latency_ms")})
             row["float32_size_mib"] = None if row["params"] is None else row["params"] * 4 / 2.0**20
         reasons = budget.violations(row)
         row["within_budget"], row["over_budget"] = not reasons, "; ".join(reasons)
         if row["within_budget"] or score_over_budget:
             start = time.perf_counter()
-            feats = candidate_features(candidate, images, input_size=size, batch_size=batch_size,
-                                       source_head=bool({"leep", "nce"} & set(scores)))
+            source_head = bool({"leep", "nce"} & set(scores))
+            feats, feature_key = None, None
+            if cache:
+                feature_key = cache.feature_key(spec.name, candidate.weights, data=fingerprint, input_size=size,
+                                                source_head=source_head)
+                feats = cache.get_features(feature_key)
+                row["features_cached"] = feats is not None
+            if feats is None:
+                feats = candidate_features(candidate, images, input_size=size, batch_size=batch_size,
+                                           source_head=source_head)
+                if cache:
+                    cache.put_features(feature_key, feats)
             row["extract_s"] = time.perf_counter() - start
             row["note"] = feats.note
             if keep_features:

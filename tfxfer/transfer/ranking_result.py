@@ -12,7 +12,7 @@ import dataclasses
 
 from tfxfer.transfer.candidates import Budget
 
-SCORE_NAMES = ("logme", "hscore", "leep", "nce")
+SCORE_NAMES = ("logme", "hscore", "knn", "leep", "nce")
 COST_AXES = ("latency_ms", "int8_size_mib", "params", "float32_size_mib")
 TASKS = ("classification", "regression")
 

@@ -27,7 +27,7 @@ from tfxfer.errors import ArgumentError, DataError
 from tfxfer.text.encoders import as_texts
 from tfxfer.transfer._data import single_labels
 from tfxfer.transfer.logme import logme
-from tfxfer.transfer.scores import hscore
+from tfxfer.transfer.scores import hscore, knn
 from tfxfer.transfer.text_candidates import TextCandidate, as_text_candidate
 from tfxfer.utils.validate import check_int
 
@@ -150,6 +150,8 @@ def rank_text_rows(data, candidates, *, budget, scores, score_names, primary: st
                         row[name] = logme(features, labels, task=task)
                     elif name == "hscore":
                         row[name] = hscore(features, labels)
+                    elif name == "knn" and task == "classification":
+                        row[name] = knn(features, labels)
             except DataError as exc:  # e.g. random weights whose activations overflow to inf
                 notes.append(f"not scored: {exc}")
                 row.update({name: None for name in scores})

@@ -1,0 +1,107 @@
+"""The k-NN transferability score, and the ranking cache (features and edge cost reused across runs)."""
+
+import doctest
+import os
+
+import numpy as np
+import pytest
+
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.transfer import Candidate, knn, rank_backbones
+
+
+def test_knn_separates_informative_from_uninformative_features():
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 3
+    informative = rng.normal(size=(300, 16)) + 4.0 * np.eye(3)[y] @ rng.normal(size=(3, 16))
+    noise = rng.normal(size=(300, 16))
+    assert knn(informative, y) > 0.95
+    assert abs(knn(noise, y) - 1 / 3) < 0.1
+    # scale and offset of the features do not matter; chunking gives the same answer
+    assert knn(informative * 1e3 + 7.0, y) == knn(informative, y) == knn(informative, y, chunk=7)
+
+
+def test_knn_is_leave_one_out_and_caps_k():
+    x = np.array([[0.0, 1.0], [0.0, 1.1], [1.0, 0.0], [1.1, 0.0]])
+    assert knn(x, [0, 0, 1, 1], k=1) == 1.0
+    assert knn(x, [0, 1, 0, 1], k=1) == 0.0  # each point's only neighbour of its own kind is itself: left out
+    assert 0.0 <= knn(x, [0, 0, 1, 1], k=50) <= 1.0  # k capped at N - 1
+
+
+def test_knn_bad_input_names_the_argument():
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    with pytest.raises(ArgumentError, match="k"):
+        knn(x, np.arange(10) % 2, k=0)
+    with pytest.raises(DataError, match="single class"):
+        knn(x, np.zeros(10, int))
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        knn(bad, np.arange(10) % 2)
+    with pytest.raises(ArgumentError, match="labels"):
+        knn(x, np.arange(9) % 2)
+
+
+def test_ranking_reports_knn(tiny_specs, bright_dark_images):
+    result = rank_backbones(bright_dark_images, tiny_specs[:2], input_size=(16, 16), measure_cost=False,
+                            scores=("logme", "knn"), verbose=0)
+    rows = result.to_rows()
+    assert all(0.0 <= r["knn"] <= 1.0 for r in rows)
+    assert "knn" in result.to_markdown()
+    by_knn = rank_backbones(bright_dark_images, tiny_specs[:2], input_size=(16, 16), measure_cost=False,
+                            scores=("knn",), verbose=0)
+    assert [r["knn"] for r in by_knn.to_rows()] == sorted((r["knn"] for r in by_knn.to_rows()), reverse=True)
+
+
+def test_second_ranking_reuses_features_and_cost_from_the_cache(tiny_specs, bright_dark_images, tmp_path):
+    candidates = [Candidate(s) for s in tiny_specs[:2]]
+    first = rank_backbones(bright_dark_images, candidates, input_size=(16, 16), latency_runs=3, verbose=0,
+                           cache_dir=tmp_path)
+    second = rank_backbones(bright_dark_images, candidates, input_size=(16, 16), latency_runs=3, verbose=0,
+                            cache_dir=tmp_path)
+    a = {r["candidate"]: r for r in first.to_rows()}
+    b = {r["candidate"]: r for r in second.to_rows()}
+    assert not any(r["features_cached"] or r["cost_cached"] for r in a.values())
+    assert all(r["features_cached"] and r["cost_cached"] and r["cost_s"] == 0.0 for r in b.values())
+    for name in a:
+        for key in ("logme", "hscore", "knn", "leep", "nce", "params", "int8_size_mib", "latency_ms", "rank"):
+            assert a[name][key] == b[name][key], (name, key)
+    assert len(os.listdir(tmp_path / "features")) == 2 and len(os.listdir(tmp_path / "cost")) == 2
+    # other images: new features, the same architectures' cost still reused
+    x, y = bright_dark_images
+    third = rank_backbones((x[::-1].copy(), y[::-1].copy()), candidates, input_size=(16, 16), latency_runs=3,
+                           verbose=0, cache_dir=tmp_path)
+    assert all(not r["features_cached"] and r["cost_cached"] for r in third.to_rows())
+    # another input size is another architecture cost
+    fourth = rank_backbones(bright_dark_images, candidates[:1], input_size=(24, 24), latency_runs=3, verbose=0,
+                            cache_dir=tmp_path, scores=("logme",))
+    assert not fourth.to_rows()[0]["cost_cached"]
+
+
+def test_a_damaged_cache_entry_is_a_miss_and_is_rewritten(tiny_specs, bright_dark_images, tmp_path):
+    rank_backbones(bright_dark_images, tiny_specs[:1], input_size=(16, 16), measure_cost=False, verbose=0,
+                   cache_dir=tmp_path, scores=("logme",))
+    (entry,) = (tmp_path / "features").iterdir()
+    entry.write_bytes(b"not a zip")
+    again = rank_backbones(bright_dark_images, tiny_specs[:1], input_size=(16, 16), measure_cost=False, verbose=0,
+                           cache_dir=tmp_path, scores=("logme",))
+    assert not again.to_rows()[0]["features_cached"] and np.isfinite(again.to_rows()[0]["logme"])
+    assert entry.read_bytes().startswith(b"PK")  # rewritten as an .npz
+
+
+def test_cache_dir_bad_values(tiny_specs, bright_dark_images):
+    with pytest.raises(ArgumentTypeError, match="cache_dir"):
+        rank_backbones(bright_dark_images, tiny_specs[:1], input_size=(16, 16), measure_cost=False, verbose=0,
+                       cache_dir=3)
+    texts = np.array(["good film", "bad film"] * 4, dtype=object)
+    with pytest.raises(ArgumentError, match="cache_dir"):
+        rank_backbones((texts, np.array([1, 0] * 4)), ["x"], cache_dir="somewhere", verbose=0)
+
+
+def test_docstring_examples_run():
+    import tfxfer.transfer.cache as cache
+    import tfxfer.transfer.scores as scores
+
+    for module in (cache, scores):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
+        assert result.attempted > 0 and not result.failed, module.__name__

@@ -1,0 +1,149 @@
+"""An on-disk cache of what ranking measures once: frozen features per (candidate, data, input size)
+and edge cost (params, int8 TFLite size, LiteRT latency) per (architecture, input size, head).
+
+`rank_backbones(..., cache_dir=DIR)` looks here first and stores what it computes, so a second
+ranking of the same data (another budget, another primary score, a candidate added) re-extracts
+nothing it has seen, and the int8 conversion and LiteRT timing of an architecture at an input size
+happen once per machine. Keys are content hashes:
+
+* features: the images' bytes and shape, the backbone, its weights ("imagenet", "random", or a
+  local file's path, size and modification time), the input size, whether the ImageNet head ran,
+  and the tfxfer and Keras versions. Random-weights features are one draw, reused.
+* cost: the backbone, input size, channels, number of outputs and head task, calibration count,
+  LiteRT threads and runs, the TensorFlow / LiteRT versions and the machine (processor, CPU count):
+  a latency measured elsewhere is never reused.
+
+Entries are written atomically; an unreadable entry counts as a miss and is rewritten.
+
+Example:
+    >>> import numpy as np, tempfile
+    >>> from tfxfer.transfer.cache import RankingCache
+    >>> from tfxfer.transfer.embeddings import CandidateFeatures
+    >>> cache = RankingCache(tempfile.mkdtemp())
+    >>> key = cache.feature_key("mobilenet_v2", None, data=cache.fingerprint(np.zeros((2, 8, 8, 3))),
+    ...                         input_size=(8, 8), source_head=False)
+    >>> cache.get_features(key) is None
+    True
+    >>> cache.put_features(key, CandidateFeatures(np.ones((2, 4), "float32"), None, "note"))
+    >>> hit = cache.get_features(key); hit.features.shape, hit.source_probs, hit.note
+    ((2, 4), None, 'note')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import zipfile
+
+import numpy as np
+
+from tfxfer.errors import ArgumentTypeError
+from tfxfer.transfer.embeddings import CandidateFeatures
+from tfxfer.utils.atomic import atomic_path, atomic_write_json
+
+FORMAT_VERSION = 1
+
+
+def _digest(fields: dict) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:40]
+
+
+def weights_identity(weights) -> str:
+    """"imagenet", "random", or ``file:<path>:<size>:<mtime_ns>`` for a local weights file."""
+    if weights is None:
+        return "random"
+    if weights == "imagenet":
+        return "imagenet"
+    path = os.path.abspath(os.fspath(weights))
+    stat = os.stat(path)
+    return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+class RankingCache:
+    """Features and edge costs under ``directory`` (``features/*.npz``, ``cost/*.json``)."""
+
+    def __init__(self, directory):
+        if not isinstance(directory, (str, os.PathLike)):
+            raise ArgumentTypeError("cache_dir", directory, "a folder path")
+        self.directory = os.path.abspath(os.path.expanduser(os.fspath(directory)))
+
+    def __repr__(self) -> str:
+        return f"RankingCache({self.directory!r})"
+
+    @staticmethod
+    def fingerprint(images) -> str:
+        """A content hash of an image array (shape, dtype and bytes)."""
+        array = np.ascontiguousarray(images)
+        digest = hashlib.sha256(f"{array.shape}|{array.dtype.str}|".encode())
+        digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()
+
+    # -- features ---------------------------------------------------------------------------------
+    def feature_key(self, backbone: str, weights, *, data: str, input_size, source_head: bool) -> str:
+        import keras
+
+        from tfxfer import __version__
+
+        return _digest({"kind": "features", "format": FORMAT_VERSION, "backbone": backbone,
+                        "weights": weights_identity(weights), "data": data, "input_size": list(input_size),
+                        "source_head": bool(source_head), "tfxfer": __version__, "keras": keras.__version__})
+
+    def _feature_path(self, key: str) -> str:
+        return os.path.join(self.directory, "features", key + ".npz")
+
+    def get_features(self, key: str) -> CandidateFeatures | None:
+        path = self._feature_path(key)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                probs = stored["source_probs"] if bool(stored["has_probs"]) else None
+                return CandidateFeatures(features=stored["features"].astype(np.float32),
+                                         source_probs=None if probs is None else probs.astype(np.float64),
+                                         note=str(stored["note"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None  # damaged: a miss, rewritten by put_features
+
+    def put_features(self, key: str, features: CandidateFeatures) -> None:
+        probs = features.source_probs
+        with atomic_path(self._feature_path(key)) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, features=np.asarray(features.features, np.float32),
+                         source_probs=np.zeros((0, 0)) if probs is None else np.asarray(probs, np.float32),
+                         has_probs=np.array(probs is not None), note=np.array(features.note))
+
+    # -- edge cost --------------------------------------------------------------------------------
+    def cost_key(self, backbone: str, *, input_size, channels: int, num_outputs: int, task: str, threads: int,
+                 runs: int, num_calibration: int) -> str:
+        import tensorflow as tf
+
+        try:
+            from importlib.metadata import version
+
+            litert = version("ai-edge-litert")
+        except Exception:  # not installed as a distribution: the TensorFlow version still pins the converter
+            litert = None
+        return _digest({"kind": "cost", "format": FORMAT_VERSION, "backbone": backbone, "input_size": list(input_size),
+                        "channels": int(channels), "num_outputs": int(num_outputs), "task": task,
+                        "threads": int(threads), "runs": int(runs), "num_calibration": int(num_calibration),
+                        "tensorflow": tf.__version__, "litert": litert, "machine": platform.machine(),
+                        "processor": platform.processor(), "cpus": os.cpu_count(), "node": platform.node()})
+
+    def _cost_path(self, key: str) -> str:
+        return os.path.join(self.directory, "cost", key + ".json")
+
+    def get_cost(self, key: str) -> dict | None:
+        path = self._cost_path(key)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as f:
+                entry = json.load(f)
+            return {k: entry[k] for k in ("params", "int8_size_mib", "latency_ms", "cost_s")}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put_cost(self, key: str, cost: dict) -> None:
+        atomic_write_json(self._cost_path(key), {k: cost[k] for k in ("params", "int8_size_mib", "latency_ms", "cost_s")})

@@ -54,8 +54,10 @@ from tfxfer.reliability.inputs import data_errors
 from tfxfer.reliability.shuffle import EpochShuffle
 from tfxfer.train.data import balanced_class_weight, num_examples, training_datasets, with_channels
 from tfxfer.train.plan import HEAD_PATIENCE, auto_plan
+from tfxfer.train.averaging import WeightAveraging
 from tfxfer.train.head import head_step
 from tfxfer.train.result import FineTuneResult
+from tfxfer.train.tta import evaluate_tta
 from tfxfer.train.unfreeze import LR_DECAYS, pooling_layer_is_text, unfreeze_step
 from tfxfer.utils.validate import check_float, check_int
 
@@ -103,6 +105,9 @@ def fine_tune(
     seed: int = 0,
     stop_on_divergence: bool = True,
     l2sp: float = 0.0,
+    label_smoothing: float = 0.0,
+    average_weights=None,
+    tta=None,
 ) -> FineTuneResult:
     """Head on cached features, then top-down unfreezing at a lower rate, kept only if it pays.
 
@@ -170,6 +175,16 @@ def fine_tune(
             they penalise ``l2sp * sum((w - w_pretrained) ** 2)`` (less forgetting on small data;
             1e-4 to 1e-2 is typical). The anchors are removed when ``fine_tune`` returns;
             ``result.l2sp`` reports the drift.
+        label_smoothing: smooth the default classification loss of both steps (0 = off; see
+            `tfxfer.train.losses`).
+        average_weights: None (off), "ema" or "swa", or a `tfxfer.train.averaging.WeightAveraging`:
+            average the weights over the last half of the unfreezing step (EMA per batch, momentum
+            0.99, or SWA over epoch ends); the average replaces the best epoch's weights only if it
+            scores better on ``val`` (``result.selection["averaged"]``, ``["kept_average"]``);
+            checkpointed and resumed with the run.
+        tta: test-time augmentation for the ``test`` evaluation: None (off), True (horizontal flip)
+            or a list of `tfxfer.train.tta` views; ``result.tta`` holds its accuracy next to the
+            plain one and both wall times (its cost).
 
     Raises:
         DataError: array inputs with NaN/Inf pixels, a wrong image shape, class ids outside the
@@ -192,7 +207,7 @@ def fine_tune(
                      unfreeze_lr_factor=unfreeze_lr_factor, stages=stages, warmup_epochs=warmup_epochs,
                      lr_decay=lr_decay, optimizer=optimizer, weight_decay=weight_decay, l2sp=l2sp,
                      callbacks=callbacks, strategy=strategy, checkpoint_dir=checkpoint_dir,
-                     layer_decay=layer_decay, monitor=monitor)
+                     layer_decay=layer_decay, monitor=monitor, label_smoothing=label_smoothing)
     plan = DEFAULTS["text" if text else "image"]
     settings = {"head_epochs": head_epochs, "epochs": epochs, "base_lr": base_lr,
                 "unfreeze_lr_factor": unfreeze_lr_factor, "layer_decay": layer_decay,
@@ -202,7 +217,10 @@ def fine_tune(
                 "weight_decay": plan["weight_decay"] if weight_decay is None else weight_decay,
                 "batch_size": batch_size, "cached_features": cached, "monitor": monitor,
                 "restore_best": restore_best, "keep_if_better": keep_if_better, "seed": int(seed),
-                "bn_policy": bn_policy, "l2sp": l2sp, "picked": sorted(k for k, v in chosen.items() if v is None)}
+                "bn_policy": bn_policy, "l2sp": l2sp, "label_smoothing": label_smoothing,
+                "average_weights": average_weights if average_weights is None or isinstance(average_weights, str)
+                else average_weights.get_config(), "tta": tta, "picked": sorted(k for k, v in chosen.items() if v is None)}
+    averager = _averager(average_weights, epochs)
     keras.utils.set_random_seed(int(seed))
     train, val, test = (with_channels(model, d) for d in (train, val, test))
     class_weight = _class_weight(class_weight, train)
@@ -212,7 +230,7 @@ def fine_tune(
     tuned_ds = _augmented(train_ds, augment, model=model, text=text, seed=int(seed))
     common = dict(val_ds=val_ds, loss=loss, metrics=metrics, class_weight=class_weight, bn_policy=bn_policy,
                   verbose=verbose, strategy=strategy, epoch_shuffle=epoch_shuffle, stop_on_divergence=stop_on_divergence,
-                  monitor=monitor, restore_best=restore_best, callbacks=callbacks)
+                  monitor=monitor, restore_best=restore_best, callbacks=callbacks, label_smoothing=label_smoothing)
     result = FineTuneResult(history={}, stages=[], head_epochs=head_epochs)
     with data_errors():
         if head_epochs:  # 1. the head on cached features
@@ -230,15 +248,29 @@ def fine_tune(
                                   lr_decay=settings["lr_decay"], layer_decay=layer_decay,
                                   optimizer=settings["optimizer"], weight_decay=settings["weight_decay"],
                                   checkpoint_dir=_phase(checkpoint_dir, "unfreeze"), l2sp=l2sp,
-                                  keep_if_better=keep_if_better, **common)
+                                  keep_if_better=keep_if_better, average_weights=averager,
+                                  **common)
             notes += _absorb_unfreezing(result, tuned, wall_s=time.perf_counter() - t0, monitor=monitor)
         if test is not None:
             result.test = evaluate(model, test, batch_size=batch_size, loss=loss, metrics=metrics)
+            if tta:
+                result.tta = evaluate_tta(model, test, views=None if tta is True else tta, batch_size=batch_size)
     settings.pop("weight_decay")
     settings.update(class_weight=class_weight,
                     augment=augment if isinstance(augment, str) or augment is None else repr(augment))
+    if tta and test is None:
+        notes.append("tta was asked for but no `test` data was given: nothing was evaluated with it")
     result.head_epochs, result.notes, result.settings = head_epochs, notes, settings
     return result
+
+
+def _averager(average_weights, epochs: int):
+    """A fresh `WeightAveraging` over the last half of the unfreezing step for "ema" / "swa"."""
+    if average_weights is None or isinstance(average_weights, WeightAveraging):
+        return average_weights
+    if average_weights not in ("ema", "swa"):
+        raise ArgumentError("average_weights", average_weights, "must be None, 'ema', 'swa' or a WeightAveraging")
+    return WeightAveraging(average_weights, last_epochs=max(1, (epochs + 1) // 2))
 
 
 def _class_weight(class_weight, train):
@@ -303,7 +335,7 @@ def _phase(checkpoint_dir, phase: str):
 
 def _check_arguments(model, *, head_epochs, epochs, batch_size, base_lr, unfreeze_lr_factor, stages, warmup_epochs,
                      lr_decay, optimizer, weight_decay, l2sp, callbacks, strategy, checkpoint_dir, layer_decay,
-                     monitor) -> None:
+                     monitor, label_smoothing=0.0) -> None:
     """Every argument check of `fine_tune`, before any data is touched."""
     check_int("head_epochs", head_epochs, low=0)
     check_int("epochs", epochs, low=0)
@@ -313,6 +345,7 @@ def _check_arguments(model, *, head_epochs, epochs, batch_size, base_lr, unfreez
     check_float("base_lr", base_lr, low=0, low_open=True)
     check_float("unfreeze_lr_factor", unfreeze_lr_factor, low=0, high=1, low_open=True)
     check_float("l2sp", l2sp, low=0)
+    check_float("label_smoothing", label_smoothing, low=0, high=1, high_open=True)
     check_float("warmup_epochs", warmup_epochs, low=0, allow_none=True)
     check_float("weight_decay", weight_decay, low=0, allow_none=True)
     if lr_decay is not None and lr_decay not in LR_DECAYS:

@@ -113,7 +113,7 @@ def extract_features(model: keras.Model, data, *, batch_size: int = 32, verbose:
 def train_head_on_features(
     model: keras.Model, features, labels, *, val=None, epochs: int = 5, learning_rate: float = 1e-3,
     batch_size: int = 64, loss=None, metrics=None, class_weight=None, sample_weight=None, callbacks=(),
-    verbose: int = 1, strategy=None, initial_epoch: int = 0, seed: int = 0,
+    verbose: int = 1, strategy=None, initial_epoch: int = 0, seed: int = 0, label_smoothing: float = 0.0,
 ):
     """Train ``model``'s head (the layers after "pool") on cached pooled ``features`` with Adam.
 
@@ -122,7 +122,8 @@ def train_head_on_features(
     (or tokens). Features are shuffled in an epoch-keyed order (`tfxfer.reliability.EpochShuffle`
     with ``seed``), so a resumed run (``initial_epoch``) sees the same batches. Under ``strategy``
     the head model and its optimizer are created in its scope. Loss and metrics default to
-    `tfxfer.train.losses.compile_args`. Returns the Keras ``History``.
+    `tfxfer.train.losses.compile_args` (``label_smoothing`` smooths the default loss). Returns the
+    Keras ``History``.
     """
     from tfxfer.reliability.distribute import shard_dataset
     from tfxfer.reliability.shuffle import EpochShuffle
@@ -137,7 +138,8 @@ def train_head_on_features(
     with _scope(strategy):
         head = split_at_pool(model)[1]
         head.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                     **compile_args(model, labels, loss=loss, metrics=metrics, weighted=weighted))
+                     **compile_args(model, labels, loss=loss, metrics=metrics, weighted=weighted,
+                                    label_smoothing=label_smoothing))
     shuffle = EpochShuffle(seed)
     parts = (features, labels, np.asarray(sample_weight)) if weighted else (features, labels)
     ds = shuffle.apply(tf.data.Dataset.from_tensor_slices(parts), buffer_size=len(features))
@@ -153,7 +155,8 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
               cached: bool = True, loss=None, metrics=None, class_weight=None, bn_policy: str = "frozen",
               callbacks=(), verbose: int = 1, strategy=None, seed: int = 0, epoch_shuffle=None,
               checkpoint_dir=None, stop_on_divergence: bool = True, monitor: str = "val_loss",
-              restore_best: bool = True, patience: int | None = None) -> FineTuneResult:
+              restore_best: bool = True, patience: int | None = None,
+              label_smoothing: float = 0.0) -> FineTuneResult:
     """Freeze the backbone and train the head for ``epochs``; returns a `FineTuneResult` of the step.
 
     Args:
@@ -171,12 +174,12 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
             at the end (``result.steps[0]["best_epoch"]``).
         patience: with validation data, stop after this many epochs without a better ``monitor``
             (None: run every epoch).
+        label_smoothing: smooth the default classification loss (`tfxfer.train.losses`; 0 = off).
 
     Example:
         >>> import numpy as np
         >>> from tfxfer.models import build_model
         >>> from tfxfer.train.data import as_dataset
-from tfxfer.train.divergence import DivergenceGuard
         >>> x = np.random.rand(8, 32, 32, 3).astype("float32") * 255; y = np.arange(8) % 2
         >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
         >>> result = head_step(model, as_dataset((x, y), batch_size=4), epochs=1, learning_rate=1e-3,
@@ -213,13 +216,13 @@ from tfxfer.train.divergence import DivergenceGuard
         h = train_head_on_features(model, feats, labels, val=val, epochs=epochs, learning_rate=learning_rate,
                                    batch_size=batch_size, loss=loss, metrics=metrics, class_weight=class_weight,
                                    sample_weight=weights, verbose=verbose, strategy=strategy, initial_epoch=start,
-                                   seed=int(seed), callbacks=[*extra, *callbacks, *guard])
+                                   seed=int(seed), label_smoothing=label_smoothing, callbacks=[*extra, *callbacks, *guard])
     else:
         labels = next(iter(train_ds))[1].numpy()
         with _scope(strategy):
             model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                           **compile_args(model, labels, loss=loss, metrics=metrics,
-                                         weighted=len(train_ds.element_spec) > 2))
+                                         weighted=len(train_ds.element_spec) > 2, label_smoothing=label_smoothing))
         with _fit_scope(model, strategy):
             h = model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start,
                           class_weight=class_weight, shuffle=False, verbose=verbose,

@@ -24,7 +24,8 @@ class FineTuneResult:
     ``selection`` says what the unfreezing bought: ``{"monitor", "head", "fine_tuned", "kept"}`` —
     the validation score before and after the unfreezing step and which model was kept
     ("fine_tuned" or "head"; None without validation data). ``test`` holds the test-set
-    metrics when ``fine_tune(test=...)`` was given. ``settings`` records every value the run used
+    metrics when ``fine_tune(test=...)`` was given, ``tta`` the test-time augmentation report
+    (`tfxfer.train.tta.evaluate_tta`) when ``tta=`` was too. ``settings`` records every value the run used
     (the defaults it picked included). ``notes`` are plain sentences about choices made for the user.
 
     ``resumed_from`` names the checkpoint a resumed run continued from. ``l2sp`` is None without
@@ -42,6 +43,7 @@ class FineTuneResult:
     selection: dict | None = None
     test: dict | None = None
     settings: dict = dataclasses.field(default_factory=dict)
+    tta: dict | None = None
     notes: list = dataclasses.field(default_factory=list)
 
     def final(self, metric: str):

@@ -131,13 +131,34 @@ def _plan(model, stages: dict, offset: int) -> dict:
     return {e: what or 0 for e, what in plan.items()}
 
 
+def _averaged(model, averager, val_ds, keeper, *, monitor: str, strategy) -> dict:
+    """Put ``averager``'s weights into ``model`` if they score better on ``val_ds`` than the weights the
+    step ends with (``keeper.best``; always without validation data); ``{"averaged", "kept_average"}``."""
+    if averager is None or not averager.count:
+        return {}
+    current = [np.array(w) for w in model.get_weights()]
+    averager.apply(model)
+    if val_ds is None or keeper is None:
+        return {"averaged": None, "kept_average": True}
+    with _fit_scope(model, strategy):
+        score = model.evaluate(val_ds, verbose=0, return_dict=True).get(monitor.removeprefix("val_"))
+    score = None if score is None else float(score)
+    keep = better(score, keeper.best, monitor=monitor)
+    if keep:
+        keeper.best = score
+    else:
+        model.set_weights(current)
+    return {"averaged": score, "kept_average": bool(keep), "averaging": averager.mode}
+
+
 def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learning_rate: float,
                   stages: dict | None = None, start_epoch: int = 0, warmup_epochs: float = 1, lr_decay: str = "cosine",
                   layer_decay: float = 0.5, optimizer: str = "adam", weight_decay: float | None = None, loss=None,
                   metrics=None, class_weight=None, bn_policy: str = "frozen", callbacks=(), verbose: int = 1,
                   strategy=None, epoch_shuffle=None, checkpoint_dir=None, stop_on_divergence: bool = True,
                   l2sp: float = 0.0, warmup_share: float | None = None, monitor: str = "val_loss",
-                  restore_best: bool = True, keep_if_better: bool = True) -> FineTuneResult:
+                  restore_best: bool = True, keep_if_better: bool = True, label_smoothing: float = 0.0,
+                  average_weights=None) -> FineTuneResult:
     """Staged top-down unfreezing for ``epochs`` epochs at peak rate ``learning_rate``.
 
     Args:
@@ -168,7 +189,11 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
     plan = _plan(model, default_stages(model, epochs) if stages is None else stages, start_epoch)
     unfreezer = StagedUnfreezing(plan, learning_rates={e: learning_rate for e in plan}, warmup_epochs=warmup_epochs,
                                  warmup_share=warmup_share, decay=lr_decay, bn_policy=bn_policy, verbose=verbose)
-    ckpt = ResumableCheckpoint(os.fspath(checkpoint_dir), stateful=[unfreezer]) if checkpoint_dir is not None else None
+    averager = [average_weights] if average_weights is not None else []
+    if checkpoint_dir is not None and averager and average_weights.directory is None:
+        average_weights.directory = os.path.join(os.fspath(checkpoint_dir), "averaging")
+    ckpt = (ResumableCheckpoint(os.fspath(checkpoint_dir), stateful=[unfreezer, *averager])
+            if checkpoint_dir is not None else None)
     state = ckpt.state if ckpt is not None else None
     anchored = attach_l2sp(model, alpha=float(l2sp)) if l2sp > 0 else []  # anchors: the backbone as it is now
     labels = next(iter(train_ds))[1].numpy()
@@ -176,7 +201,8 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
         model.compile(optimizer=discriminative(optimizer, learning_rate=learning_rate,
                                                lr_multipliers=layer_multipliers(model, decay=layer_decay),
                                                **({} if weight_decay is None else {"weight_decay": weight_decay})),
-                      **compile_args(model, labels, loss=loss, metrics=metrics, weighted=len(train_ds.element_spec) > 2))
+                      **compile_args(model, labels, loss=loss, metrics=metrics, weighted=len(train_ds.element_spec) > 2,
+                                     label_smoothing=label_smoothing))
     extra = [ckpt] if ckpt is not None else []
     before = before_score = None
     if val_ds is not None and keep_if_better and not (state is not None and state.initial_epoch > start_epoch):
@@ -189,7 +215,7 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
         with _fit_scope(model, strategy):
             h = model.fit(train_ds, validation_data=val_ds, initial_epoch=state.initial_epoch if state else start_epoch,
                           epochs=start_epoch + epochs, shuffle=False, class_weight=class_weight, verbose=verbose,
-                          callbacks=[*extra, unfreezer, *([epoch_shuffle] if epoch_shuffle else []), *callbacks,
+                          callbacks=[*averager, *extra, unfreezer, *([epoch_shuffle] if epoch_shuffle else []), *callbacks,
                                      *(_stopper(checkpoint_dir) if stop_on_divergence else [])])
     finally:
         drift = list(l2sp_drift(model).values()) if anchored else []
@@ -205,13 +231,15 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
     if keeper is not None:
         if not restore_best:  # the last epoch stays: score it
             keeper.best = float(history.get(monitor, [np.nan])[-1])
+    averaged = _averaged(model, average_weights, val_ds, keeper, monitor=monitor, strategy=strategy)
+    if keeper is not None:
         kept = "fine_tuned"
         if before is not None and not better(keeper.best, before_score, monitor=monitor):
             model.set_weights(before)
             kept = "head"
         selection = {"monitor": monitor, "head": None if before_score is None else float(before_score),
                      "fine_tuned": keeper.best, "kept": kept,
-                     "best_epoch": keeper.best_epoch if restore_best else None}
+                     "best_epoch": keeper.best_epoch if restore_best else None, **averaged}
     info = None
     if anchored:
         info = {"alpha": float(l2sp), "anchored": len(anchored), "mean_drift": float(sum(drift) / len(drift)) if drift

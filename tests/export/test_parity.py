@@ -2,7 +2,8 @@
 device runner give the same pixels and the same probabilities on a mixed-format folder.
 
 Formats: JPEG (RGB, grayscale, CMYK), PNG (8-bit RGB, 16-bit grayscale, palette, RGBA), GIF (first of
-two frames), BMP; sizes above and below the model's, for RGB and grayscale models.
+two frames), BMP; sizes above and below the model's, for RGB and grayscale models; and photos whose
+EXIF orientation is not upright (JPEG 6 and 8, PNG 3), which every path turns the camera's way.
 """
 
 import importlib.util
@@ -56,6 +57,36 @@ def mixed_folder(tmp_path_factory):
     return files
 
 
+@pytest.fixture(scope="module")
+def rotated_folder(tmp_path_factory):
+    """Not square, a gradient in both directions: a wrong or missing turn changes every pixel."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("rotated")
+    yy, xx = np.mgrid[0:40, 0:70]
+    picture = Image.fromarray(np.stack([xx * 255 / 70, yy * 255 / 40, 255 - xx * 255 / 70], -1).astype(np.uint8))
+    files = {}
+    for name, orientation in (("exif6.jpg", 6), ("exif8.jpg", 8), ("exif3.png", 3)):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        picture.save(folder / name, exif=exif, **({"quality": 92} if name.endswith(".jpg") else {}))
+        files[name] = str(folder / name)
+    return files
+
+
+def _training_pixels(paths, size, channels):
+    """What the training pipeline feeds the model: the loaders' scan (EXIF turn, conversions), then decode."""
+    import tensorflow as tf
+
+    from tfxfer.data.scan import scan_images
+    from tfxfer.data.tfdata import decode_file
+
+    scanned = {r.path: r.blob for r in scan_images(paths).ok}
+    assert sorted(scanned) == sorted(paths), "the loaders skipped a test image"
+    return np.stack([decode_file(tf.constant(p), tf.constant(scanned[p]), image_size=size, channels=channels).numpy()
+                     for p in paths])
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_every_path_decodes_the_same_pixels(mixed_folder, channels):
     import tensorflow as tf
@@ -100,19 +131,19 @@ def _sensitive_model(channels):
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder, channels, tmp_path):
+def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder, rotated_folder, channels,
+                                                                    tmp_path):
     """The four paths on the same files: same top-1 on every image, max probability difference small."""
     import tensorflow as tf
 
-    from tfxfer.data.tfdata import decode_file
     from tfxfer.export import export_saved_model, export_tflite
     from tfxfer.recipes.inference import read_images
 
     model = _sensitive_model(channels)
-    names = sorted(mixed_folder)
-    paths = [mixed_folder[n] for n in names]
-    training = np.stack([decode_file(tf.constant(p), tf.constant(b""), image_size=SIZE, channels=channels).numpy()
-                         for p in paths]).astype("float32")
+    files = {**mixed_folder, **rotated_folder}
+    names = sorted(files)
+    paths = [files[n] for n in names]
+    training = _training_pixels(paths, SIZE, channels).astype("float32")
     p_train = model.predict(training, verbose=0)
     assert p_train.std(axis=0).max() > 0.05, p_train  # the model reacts to its input: parity means something
     p_predict = model.predict(read_images(paths, image_size=SIZE, channels=channels), verbose=0)
@@ -127,18 +158,45 @@ def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder
                            run_preflight=False)
     classifier = _runner().Classifier(tflite.path)
     p_device = np.stack([classifier.classify(p)[0] for p in paths])
+    # Which JPEG decoder each path uses: training and predict decode an upright JPEG with TensorFlow,
+    # but an EXIF-turned one with Pillow (the loaders convert it to an upright PNG); the serving graph
+    # always decodes with TensorFlow (and turns in the graph), the device runner always with Pillow.
     jpeg = np.array([n.endswith(".jpg") for n in names])
+    turned = np.array([n in rotated_folder for n in names])
+    other_decoder = {"predict": np.zeros_like(jpeg), "serving": jpeg & turned, "device": jpeg & ~turned}
     for label, other in (("predict", p_predict), ("serving", p_serving), ("device", p_device)):
         assert other.argmax(1).tolist() == p_train.argmax(1).tolist(), label
-        exact = float(np.abs(other - p_train)[~jpeg].max())
-        decoded = float(np.abs(other - p_train)[jpeg].max())
+        differs = other_decoder[label]
+        exact = float(np.abs(other - p_train)[~differs].max())
+        decoded = float(np.abs(other - p_train)[differs].max()) if differs.any() else 0.0
         print(f"channels={channels} {label}: max probability difference vs training {exact:.2e} "
-              f"(JPEG files: {decoded:.2e})")
+              f"(JPEG files through the other decoder: {decoded:.2e})")
         assert exact < 1e-5, (label, exact)
-        # JPEG: TensorFlow's and Pillow's decoders differ by a few grey levels (test above); this model's
+        # TensorFlow's and Pillow's JPEG decoders differ by a few grey levels (test above); this model's
         # logits are deliberately steep (weights x20), so that shows as a few points of probability.
-        assert decoded < (1e-5 if label != "device" else 0.1), (label, decoded)
-    np.testing.assert_allclose(p_serving, p_train, atol=1e-5)
+        assert decoded < 0.1, (label, decoded)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_serving_graph_turns_exif_photos_like_the_loaders(rotated_folder, channels):
+    """Pixel level, with the serving signature's own decode (`tfxfer.export.exif`): the EXIF-turned
+    PNG exactly, the JPEGs within the decoders' few grey levels (a missing or wrong turn would move
+    the gradients by up to 255)."""
+    import tensorflow as tf
+
+    from tfxfer.data.decode import resize_pixels, to_channels
+    from tfxfer.export.exif import decode_upright_rgb
+
+    names = sorted(rotated_folder)
+    paths = [rotated_folder[n] for n in names]
+    size = (20, 12)  # the turned pictures are 40 wide and 70 high
+    training = _training_pixels(paths, size, channels)
+    for name, path, want in zip(names, paths, training):
+        with open(path, "rb") as f:
+            data = tf.constant(f.read())
+        serving = resize_pixels(to_channels(decode_upright_rgb(data), channels), size).numpy()
+        worst = int(np.abs(serving.astype(int) - want.astype(int)).max())
+        assert worst <= (0 if name.endswith(".png") else 4), (name, worst)
 
 
 def test_serving_refuses_tiff_and_webp_clearly(tmp_path):

@@ -4,7 +4,9 @@ Layout: ``<base_dir>/<name>/<version>/`` (saved_model.pb, variables/, assets.ext
 tf_serving_warmup_requests) and ``<base_dir>/models.config``. Signatures:
 
 * ``serving_default``: ``image_bytes`` (string ``[batch]``: JPEG, PNG, GIF or BMP files, what
-  TF Serving's REST ``{"b64": ...}`` and gRPC clients send), decoded, resized to the model size.
+  TF Serving's REST ``{"b64": ...}`` and gRPC clients send), decoded, turned upright by the EXIF
+  orientation (in the graph: `tfxfer.export.exif`, as training, ``predict`` and the device runner
+  turn them), resized to the model size.
 * ``serving_image``: ``image`` (uint8 ``[batch, height, width, channels]``, any size, resized).
 
 Both return ``probabilities`` (float32 ``[batch, classes]``), ``classes`` (string
@@ -66,7 +68,8 @@ def _next_version(model_dir: str) -> int:
 def _serving_functions(model, class_names, image_size, channels):
     import tensorflow as tf
 
-    from tfxfer.data.decode import decode_rgb, resize_pixels, to_channels
+    from tfxfer.data.decode import resize_pixels, to_channels
+    from tfxfer.export.exif import decode_upright_rgb
 
     call = _trace.model_call(model)
     height, width = image_size
@@ -86,8 +89,8 @@ def _serving_functions(model, class_names, image_size, channels):
             "top_probability": tf.reduce_max(probabilities, axis=1),
         }
 
-    def decode(data):  # RGB first (GIF, CMYK JPEG), then grayscale if the model takes it: data/decode.py
-        return to_model_size(to_channels(decode_rgb(data), channels)[None])[0]
+    def decode(data):  # RGB first (GIF, CMYK JPEG), EXIF orientation, then grayscale if asked: data/decode.py
+        return to_model_size(to_channels(decode_upright_rgb(data), channels)[None])[0]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def from_bytes(image_bytes):

@@ -155,6 +155,34 @@ class ReportConfig:
     reliability_bins: int = 15  # the reliability diagram's bins (ECE is always 15 bins, tfxfer.metrics)
 
 
+ADAPT_METHODS = ("adabn", "coral", "dann", "self_train")
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptConfig:
+    """Domain adaptation of the fine-tuned model to ``target`` (`tfxfer.recipes.adapt_stages`).
+
+    ``method`` null (the default) adapts nothing; else "adabn" (BatchNorm statistics, image
+    models), "coral", "dann" or "self_train". ``target`` is read like ``data.source``; only its
+    inputs are adapted on, its labels score the result (``<run>/adaptation.json``). ``epochs``,
+    ``learning_rate`` (null: ``train.base_lr * train.unfreeze_lr_factor``) and ``weight`` (the
+    CORAL / domain loss weight) drive coral / dann; ``threshold``, ``rounds``, ``epochs`` (per
+    round) and ``per_class_fraction`` drive self_train. ``max_examples`` caps each domain's
+    training and held-out examples; ``shift`` runs `tfxfer.adapt.detect_shift` first.
+    """
+
+    method: str | None = None
+    target: str = ""
+    epochs: int = 2
+    learning_rate: float | None = None
+    weight: float = 1.0
+    threshold: float = 0.9
+    rounds: int = 2
+    per_class_fraction: float | None = 0.2
+    max_examples: int | None = 1000
+    shift: bool = True
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """A whole recipe, resolved."""
@@ -169,6 +197,7 @@ class RunConfig:
     quantize: QuantizeConfig = dataclasses.field(default_factory=QuantizeConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+    adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)
 
     def to_dict(self) -> dict:
         """Plain nested dict (YAML/JSON safe)."""
@@ -352,6 +381,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"`train.strategy` is applied by image recipes only; use 'default' for task {cfg.task!r}")
     _choice("quantize.method", cfg.quantize.method, ("qat", "prune", "cluster"))
     _check_ranges(cfg)
+    _check_adapt(cfg)
     if t.l2sp > 0 and not image:
         raise ConfigError(f"`train.l2sp` is applied by image recipes only; set it to 0 for task {cfg.task!r}")
     if t.head_epochs + t.epochs == 0:
@@ -426,6 +456,38 @@ def _check_ranges(cfg: RunConfig) -> None:
         _in_range(f"train.stages.{stage}", layers, 0, None, what="an integer (a layer count)")
 
 
+def _check_adapt(cfg: RunConfig) -> None:
+    """``adapt:``: a known method, a target, the method possible for the task, ranges."""
+    a = cfg.adapt
+    if a.method is None:
+        return
+    _choice("adapt.method", a.method, ADAPT_METHODS)
+    if not a.target.strip():
+        raise ConfigError(f"`adapt.target` is required with `adapt.method: {a.method}`: the target domain's data, "
+                          "given like `data.source` (a packaged data set name, a folder, or a table file)")
+    if a.target.strip() == cfg.data.source.strip():
+        raise ConfigError(f"`adapt.target` is the recipe's own `data.source` ({bounded_repr(a.target)}): adapt to "
+                          "data from the domain you deploy on")
+    if cfg.task == "token_classification":
+        raise ConfigError("`adapt` is applied by image and text classification recipes; remove it for "
+                          "task 'token_classification'")
+    if a.method == "adabn" and cfg.task != "image_classification":
+        raise ConfigError("`adapt.method: adabn` re-estimates BatchNorm statistics, and text encoders have none "
+                          "(they use LayerNorm); use 'coral', 'dann' or 'self_train'")
+    if cfg.train.strategy != "default":
+        raise ConfigError("`adapt` runs on one device; set `train.strategy: default` to adapt")
+    if cfg.distill.enabled or cfg.quantize.enabled:
+        raise ConfigError("`adapt` adapts the fine-tuned model; with `distill.enabled` or `quantize.enabled` the "
+                          "exported model is another one, so the adaptation would not reach it. Turn one off")
+    for path, value, low in (("adapt.epochs", a.epochs, 1), ("adapt.rounds", a.rounds, 1),
+                             ("adapt.max_examples", a.max_examples, 2)):
+        _in_range(path, value, low, None, what="an integer")
+    _in_range("adapt.learning_rate", a.learning_rate, 0.0, None, low_open=True)
+    _in_range("adapt.weight", a.weight, 0.0, None)
+    _in_range("adapt.threshold", a.threshold, 0.0, 1.0, low_open=True)
+    _in_range("adapt.per_class_fraction", a.per_class_fraction, 0.0, 1.0, low_open=True)
+
+
 def read_recipe_file(path, *, where: str | None = None) -> str:
     """The text of recipe file ``path`` (a regular file of at most `MAX_RECIPE_BYTES`, any BOM).
 
@@ -497,6 +559,6 @@ def replace(cfg: RunConfig, **sections) -> RunConfig:
     return validate(dataclasses.replace(cfg, **values))
 
 
-__all__ = ["DataConfig", "DistillConfig", "ExportConfig", "ModelConfig", "QuantizeConfig", "ReportConfig",
+__all__ = ["AdaptConfig", "DataConfig", "DistillConfig", "ExportConfig", "ModelConfig", "QuantizeConfig", "ReportConfig",
            "RunConfig", "TrainConfig", "apply_overrides", "config_to_yaml", "load_config", "parse_override",
            "replace"]

@@ -206,6 +206,11 @@ def run_finetune(ctx):
         if l2sp_info:
             console.info(f"  L2-SP: {l2sp_info['anchored']} backbone kernels anchored, mean relative drift "
                          f"{l2sp_info['mean_drift']:.4f}")
+    adaptation = None
+    if cfg.adapt.method:  # adapt the fine-tuned model before it is saved: the saved model is the adapted one
+        from tfxfer.recipes.adapt_stages import run_adapt
+
+        adaptation = run_adapt(ctx, model, data, image_size=image_size_of(cfg))
     model_path = ctx.path("model", "model.keras")
     with atomic_path(model_path) as tmp:
         model.save(tmp)
@@ -222,8 +227,12 @@ def run_finetune(ctx):
     atomic_write_json(labels_path, {"class_names": data.class_names, "task": cfg.task,
                                     "input_size": list(data.image_size), "channels": data.channels})
     final = {k: v[-1] for k, v in history.items() if v}
-    return {"model": ctx.rel(model_path), "final": final, "selection": selection,
-            "artefacts": [ctx.rel(model_path), ctx.rel(hist_path), ctx.rel(labels_path)]}
+    out = {"model": ctx.rel(model_path), "final": final, "selection": selection,
+           "artefacts": [ctx.rel(model_path), ctx.rel(hist_path), ctx.rel(labels_path)]}
+    if adaptation is not None:
+        out["adapt"] = adaptation
+        out["artefacts"].append(adaptation["adaptation"])
+    return out
 
 
 # -- evaluate --------------------------------------------------------------------------------------
@@ -275,9 +284,11 @@ def image_stages(cfg) -> list[Stage]:
     if cfg.train.cached_features and cfg.train.head_epochs > 0:
         stages.append(Stage("features", run_features, inputs=("data",),
                             config=lambda c: {k: v for k, v in model_cfg(c).items()}))
+    from tfxfer.recipes.adapt_stages import adapt_config
+
     stages.append(Stage("finetune", run_finetune, inputs=("data", "features"),
                         config=lambda c: {**model_cfg(c), "train": c.section("train")["train"],
-                                          "augment": c.data.augment}))
+                                          "augment": c.data.augment, **adapt_config(c)}))
     return stages
 
 

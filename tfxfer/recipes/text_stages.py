@@ -158,10 +158,15 @@ def run_finetune(ctx):
             unfrozen = [g for g in s["trainable_groups"] if g != "head"]
             stages.append({"epoch": s["epoch"] + t.head_epochs, "label": f"unfreeze {', '.join(unfrozen)}",
                            "learning_rate": s["learning_rate"], "trainable_groups": s["trainable_groups"]})
-    return save_model(ctx, model, data, history, stages, lr_log, selection=selection)
+    adaptation = None
+    if ctx.cfg.adapt.method:  # adapt the fine-tuned model before it is saved: the saved model is the adapted one
+        from tfxfer.recipes.adapt_stages import run_adapt
+
+        adaptation = run_adapt(ctx, model, data)
+    return save_model(ctx, model, data, history, stages, lr_log, selection=selection, adaptation=adaptation)
 
 
-def save_model(ctx, model, data, history, stages, lr_log, *, selection=None):
+def save_model(ctx, model, data, history, stages, lr_log, *, selection=None, adaptation=None):
     import os
     import shutil
 
@@ -176,8 +181,12 @@ def save_model(ctx, model, data, history, stages, lr_log, *, selection=None):
     labels_path = ctx.path("model", "labels.json")
     atomic_write_json(labels_path, {"class_names": data.class_names, "task": ctx.cfg.task,
                                     "sequence_length": ctx.cfg.model.sequence_length})
-    return {"model": ctx.rel(model_path), "final": {k: v[-1] for k, v in history.items() if v},
-            "selection": selection, "artefacts": [ctx.rel(model_path), ctx.rel(hist_path), ctx.rel(labels_path)]}
+    out = {"model": ctx.rel(model_path), "final": {k: v[-1] for k, v in history.items() if v},
+           "selection": selection, "artefacts": [ctx.rel(model_path), ctx.rel(hist_path), ctx.rel(labels_path)]}
+    if adaptation is not None:
+        out["adapt"] = adaptation
+        out["artefacts"].append(adaptation["adaptation"])
+    return out
 
 
 def run_evaluate(ctx):
@@ -206,6 +215,7 @@ def text_stages(cfg) -> list[Stage]:
     """Every stage of a text_classification recipe (report excluded)."""
     check_text_config(cfg)
     from tfxfer.recipes import text_export_stages
+    from tfxfer.recipes.adapt_stages import adapt_config
 
     model_cfg = lambda c: {"model": c.section("model")["model"], "seed": c.seed}  # noqa: E731
     stages = [Stage("data", run_data, config=_data_config, probe=_data_probe)]
@@ -213,7 +223,7 @@ def text_stages(cfg) -> list[Stage]:
         stages.append(Stage("features", run_features, inputs=("data",), config=model_cfg))
     stages += [
         Stage("finetune", run_finetune, inputs=("data", "features"),
-              config=lambda c: {**model_cfg(c), "train": c.section("train")["train"]}),
+              config=lambda c: {**model_cfg(c), "train": c.section("train")["train"], **adapt_config(c)}),
         Stage("evaluate", run_evaluate, inputs=("data", "finetune"), config=lambda c: {"report": c.section("report")}),
         Stage("export", text_export_stages.run_export, inputs=("data", "finetune"),
               config=lambda c: {"variants": list(c.export.variants), "name": c.name}),

@@ -1,0 +1,120 @@
+"""The recipe's ``adapt:`` keys: validated strictly, run after fine-tuning, recorded in
+``adaptation.json`` with exactly the report's keys, and the exported model is the plain (adapted)
+classifier."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.factories import make_image_folder, make_text_preset, make_text_table
+from tests.recipes.helpers import recipe, tiny_overrides, tiny_text_overrides
+from tfxfer.errors import ConfigError
+from tfxfer.recipes.config import load_config
+
+RECORD_KEYS = {"method", "target", "source_only", "adapted", "oracle", "shift"}
+
+
+@pytest.mark.parametrize("text,match", [
+    ("adapt: {method: corl, target: x}", "`adapt.method` must be one of .* Did you mean 'coral'"),
+    ("adapt: {method: coral}", "`adapt.target` is required"),
+    ("adapt: {method: coral, target: animal_mnist}", "is the recipe's own `data.source`"),
+    ("adapt: {method: dann, target: x, threshold: 1.5}", r"`adapt.threshold` must be a finite number in \(0, 1\]"),
+    ("adapt: {method: dann, target: x, epochs: 0}", "`adapt.epochs` must be an integer >= 1"),
+    ("adapt: {method: self_train, target: x, per_class_fraction: 0}", "`adapt.per_class_fraction`"),
+    ("adapt: {method: dann, target: x}\ndistill: {enabled: true}", "would not reach it"),
+    ("adapt: {method: dann, target: x}\ntrain: {strategy: mirrored}", "one device"),
+    ("adapt: {methd: dann}", "unknown key `adapt.methd`. Did you mean `adapt.method`"),
+])
+def test_bad_adapt_keys_are_config_errors(text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(text="data: {source: animal_mnist}\n" + text)
+
+
+def test_adabn_needs_batchnorm_and_ner_cannot_adapt():
+    with pytest.raises(ConfigError, match="text encoders have none"):
+        load_config(text="task: text_classification\ndata: {source: sentiment_movies}\n"
+                         "adapt: {method: adabn, target: sentiment_tweets}")
+    with pytest.raises(ConfigError, match="token_classification"):
+        load_config(text="task: token_classification\ndata: {source: wnut16}\n"
+                         "adapt: {method: dann, target: x.txt}")
+    cfg = load_config(text="task: text_classification\ndata: {source: sentiment_movies}\n"
+                           "adapt: {method: self_train, target: sentiment_tweets}")
+    assert cfg.adapt.method == "self_train" and cfg.adapt.per_class_fraction == 0.2
+
+
+def test_a_recipe_without_adapt_keeps_its_stage_fingerprints():
+    from tfxfer.recipes.adapt_stages import adapt_config
+
+    assert adapt_config(load_config(text="data: {source: animal_mnist}")) == {}
+    on = load_config(text="data: {source: animal_mnist}\nadapt: {method: adabn, target: /tmp/x}")
+    assert adapt_config(on)["adapt"]["method"] == "adabn"
+
+
+def _shifted_copy(folder, target):
+    """The same classes, darker and with less contrast (a real input shift)."""
+    from PIL import Image
+
+    make_image_folder(target, seed=1, broken=False)
+    for cls in os.listdir(target):
+        for name in os.listdir(os.path.join(target, cls)):
+            path = os.path.join(target, cls, name)
+            image = np.asarray(Image.open(path)).astype(np.float32)
+            Image.fromarray(np.clip(image * 0.5 + 10, 0, 255).astype(np.uint8)).save(path)
+    return str(target)
+
+
+def test_image_recipe_adapts_with_dann_and_exports_the_plain_model(image_folder, tmp_path):
+    from tfxfer.recipes import run_pipeline
+    from tfxfer.reliability import load_model
+
+    target = _shifted_copy(image_folder, tmp_path / "target")
+    cfg = load_config(recipe("quick"), overrides=tiny_overrides(image_folder, extra=[
+        "model.hidden_units=8", "adapt.method=dann", f"adapt.target={target}", "adapt.epochs=1"]))
+    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    with open(os.path.join(result.run_dir, "adaptation.json")) as f:
+        record = json.load(f)
+    assert set(record) == RECORD_KEYS
+    assert record["method"] == "dann" and record["target"] == target
+    for key in ("source_only", "adapted", "oracle"):
+        assert set(record[key]) == {"accuracy", "macro_f1", "ece"}, key
+        assert 0.0 <= record[key]["accuracy"] <= 1.0
+    assert record["shift"]["tests"] and isinstance(record["shift"]["shifted"], bool)
+    finetune = json.load(open(os.path.join(result.run_dir, "stages", "finetune.json")))
+    assert "adaptation.json" in finetune["artefacts"] and finetune["outputs"]["adapt"]["notes"]
+    # The saved (and exported) model is the plain classifier: no wrapper, no domain classifier.
+    model = load_model(os.path.join(result.run_dir, "model", "model.keras"), compile=False)
+    names = {layer.name for layer in model._flatten_layers(include_self=False, recursive=True)}
+    assert not {n for n in names if "domain" in n or "reversal" in n}, names
+    assert type(model).__name__ == "Functional"
+    assert result.gate_passed and os.path.isfile(result.tflite)
+    html = open(result.report_html, encoding="utf-8").read()
+    assert 'id="adaptation-table"' in html
+
+
+def test_text_recipe_self_trains_on_the_target_table(tmp_path):
+    from tfxfer.recipes import run_pipeline
+
+    preset = make_text_preset(tmp_path / "preset")
+    source = make_text_table(tmp_path, seed=0)
+    target = make_text_table(tmp_path, seed=1, name="target.csv")
+    cfg = load_config(recipe("text_classification"), overrides=tiny_text_overrides(source, preset, extra=[
+        "adapt.method=self_train", f"adapt.target={target}", "adapt.threshold=0.5", "adapt.rounds=1",
+        "adapt.epochs=1", "adapt.shift=false", "export.variants=[float32]", "export.deliver=float32"]))
+    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    record = json.load(open(os.path.join(result.run_dir, "adaptation.json")))
+    assert set(record) == RECORD_KEYS and record["shift"] is None and record["method"] == "self_train"
+    assert set(record["adapted"]) == {"accuracy", "macro_f1", "ece"}
+    notes = json.load(open(os.path.join(result.run_dir, "stages", "finetune.json")))["outputs"]["adapt"]["notes"]
+    assert any("self-training" in n or "stopped" in n for n in notes), notes
+
+
+def test_a_target_with_other_classes_is_refused(image_folder, tmp_path):
+    from tfxfer.recipes import run_pipeline
+
+    target = make_image_folder(tmp_path / "other", classes=("circle", "square"), per_class=6, broken=False)
+    cfg = load_config(recipe("quick"), overrides=tiny_overrides(image_folder, extra=[
+        "train.epochs=0", "adapt.method=adabn", f"adapt.target={target}"]))
+    with pytest.raises(ConfigError, match="`adapt.target`: its classes"):
+        run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)

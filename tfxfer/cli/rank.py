@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--probe", action="store_true", help="also run the negative-transfer probe on the top-ranked "
                    "candidate (pretrained vs random-weights features, and TF-IDF for text) and print its verdict")
     p.add_argument("--no-cost", action="store_true", help="skip the int8 size / latency measurement")
+    p.add_argument("--cache", metavar="DIR", help="where features and int8 size / latency are kept between rankings "
+                   "(images; default $TFXFER_CACHE_DIR/ranking, else ~/.cache/tfxfer/ranking)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the ranking cache")
     add_verbosity(p)
     add_json(p)
 
@@ -58,6 +61,23 @@ def _check_text_flags(args) -> None:
         if value is not None:
             raise ArgumentError(flag, value, "applies to image backbones; text encoders are ranked on "
                                 "--max-params and --sequence-length (their int8 size and latency are not measured)")
+
+
+def cache_dir(args) -> str | None:
+    """The ranking cache folder: ``--cache``, else ``$TFXFER_CACHE_DIR/ranking``, else
+    ``$XDG_CACHE_HOME/tfxfer/ranking`` (``~/.cache``); None with ``--no-cache``."""
+    import os
+
+    if args.no_cache:
+        if args.cache:
+            raise ArgumentError("--no-cache", True, "cannot be combined with --cache")
+        return None
+    if args.cache:
+        return args.cache
+    if os.environ.get("TFXFER_CACHE_DIR"):
+        return os.path.join(os.environ["TFXFER_CACHE_DIR"], "ranking")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tfxfer", "ranking")
 
 
 def _budget(args):
@@ -116,7 +136,7 @@ def cmd_rank(args) -> int:
     x, y, _ = evaluation_data(inputs.source, image_size=size or (224, 224), channels=inputs.channels, split="train",
                               limit=args.max_samples)
     result = rank_backbones((x, y), inputs.candidates, input_size=size, budget=_budget(args),
-                            measure_cost=not args.no_cost, max_samples=args.max_samples,
+                            measure_cost=not args.no_cost, max_samples=args.max_samples, cache_dir=cache_dir(args),
                             verbose=1 if verbosity(args) else 0)
     if not args.json:
         print(result.to_markdown())
@@ -133,6 +153,8 @@ def _rank_text(args) -> int:
     from tfxfer.transfer import rank_backbones
 
     _check_text_flags(args)
+    if args.cache:
+        raise ArgumentError("--cache", args.cache, "applies to image backbones (text embeddings are not cached)")
     candidates = ranking.text_candidates(args.candidates.split(","))  # an image backbone here is a one-line error
 
     texts, labels = ranking.load_text_rank_data(args.data, max_samples=args.max_samples)

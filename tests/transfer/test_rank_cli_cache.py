@@ -1,0 +1,38 @@
+"""``tfxfer rank`` keeps features in its cache between runs (``--cache DIR``; ``--no-cache``)."""
+
+import json
+
+import numpy as np
+
+from tfxfer.cli import main
+from tests.factories import make_simple_folder
+
+
+def test_second_cli_ranking_reads_the_cache(tmp_path, capsys):
+    data = tmp_path / "data"
+    make_simple_folder(data, {"a": 6, "b": 6})
+    argv = ["rank", str(data), "--candidates", "mobilenet_v2:random@32", "--no-cost", "--cache", str(tmp_path / "c"),
+            "--json", "-q"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)["candidates"][0]
+    assert main(argv) == 0
+    second = json.loads(capsys.readouterr().out)["candidates"][0]
+    assert not first["features_cached"] and second["features_cached"]
+    assert second["logme"] == first["logme"] and 0.0 <= second["knn"] <= 1.0
+    assert np.isfinite(second["knn"])
+    assert main(["rank", str(data), "--candidates", "mobilenet_v2", "--cache", "x", "--no-cache"]) == 2
+    assert "--no-cache" in capsys.readouterr().err
+
+
+def test_default_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    import argparse
+
+    from tfxfer.cli.rank import cache_dir
+
+    args = argparse.Namespace(cache=None, no_cache=False)
+    monkeypatch.setenv("TFXFER_CACHE_DIR", str(tmp_path))
+    assert cache_dir(args) == str(tmp_path / "ranking")
+    monkeypatch.delenv("TFXFER_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir(args) == str(tmp_path / "xdg" / "tfxfer" / "ranking")
+    assert cache_dir(argparse.Namespace(cache=None, no_cache=True)) is None

@@ -22,6 +22,7 @@ fashion_mnist --seeds 0 1 2 --size 224``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -87,16 +88,27 @@ def load(name, *, size, limit):
     return splits, len(d.class_names)
 
 
-def run_tfxfer_image(splits, *, num_classes, size, seed):
+def run_tfxfer_image(splits, *, num_classes, size, seed, options=None, tta=True):
+    """tfxfer's defaults (plus ``options``, for a variant row); with ``tta``, horizontal-flip test-time
+    augmentation is scored on the same model afterwards (its seconds are not in the training wall time)."""
+    import time
+
     import keras
 
     from tfxfer.models import build_model
     from tfxfer.train.fine_tune import fine_tune
+    from tfxfer.train.tta import evaluate_tta
 
     keras.utils.set_random_seed(seed)
+    t0 = time.perf_counter()
     model = build_model(BACKBONE, num_classes, input_size=(size, size), weights="imagenet")
-    result = fine_tune(model, splits["train"], val=splits["val"], test=splits["test"], seed=seed, verbose=0)
-    return _tfxfer_row(result)
+    result = fine_tune(model, splits["train"], val=splits["val"], test=splits["test"], seed=seed, verbose=0,
+                       **(options or {}))
+    row = {**_tfxfer_row(result), "wall_s": time.perf_counter() - t0}
+    if tta:
+        report = evaluate_tta(model, splits["test"])
+        row["tta"] = {k: report[k] for k in ("views", "accuracy", "plain_accuracy", "seconds", "plain_seconds", "cost")}
+    return row
 
 
 def _tfxfer_row(result):
@@ -104,7 +116,8 @@ def _tfxfer_row(result):
     return {"accuracy": result.test.get("accuracy"), "kept": sel.get("kept"), "val_head": sel.get("head"),
             "val_finetuned": sel.get("fine_tuned"), "monitor": sel.get("monitor"),
             "step_wall_s": {s["name"]: round(s.get("wall_s", 0.0), 1) for s in result.steps},
-            "settings": {k: v for k, v in result.settings.items() if k != "class_weight"}}
+            "settings": {k: v for k, v in result.settings.items() if k != "class_weight"},
+            "averaged": sel.get("averaged"), "kept_average": sel.get("kept_average")}
 
 
 def run_tfxfer_text(splits, *, num_classes, seed):
@@ -150,7 +163,13 @@ def summarize(rows, runs) -> dict:
             acc = [r["accuracy"] for r in mine if r["method"] == method]
             wall = [r["wall_s"] for r in mine if r["method"] == method]
             per[method] = {"mean": float(np.mean(acc)), "std": float(np.std(acc)), "spread": float(np.ptp(acc)),
-                           "n": len(acc), "wall_s_mean": float(np.mean(wall))}
+                           "n": len(acc), "wall_s_mean": float(np.mean(wall)),
+                           "seeds": [r["seed"] for r in mine if r["method"] == method]}
+            tta = [r["tta"] for r in mine if r["method"] == method and r.get("tta")]
+            if tta:
+                per[method]["tta_hflip"] = {"mean": float(np.mean([t["accuracy"] for t in tta])),
+                                            "plain_mean": float(np.mean([t["plain_accuracy"] for t in tta])),
+                                            "cost_mean": float(np.mean([t["cost"] for t in tta])), "n": len(tta)}
         if "hand_written" in per and "tfxfer_defaults" in per:
             per["wall_ratio_tfxfer_over_hand_written"] = per["tfxfer_defaults"]["wall_s_mean"] / \
                 per["hand_written"]["wall_s_mean"]
@@ -163,7 +182,8 @@ def _label(run, name):
     if run is None:
         return name
     size = "" if name in TEXT_SETS else f"@{run['size']}px"
-    return f"{name}{size}" + (f",limit={run['limit']}" if run["limit"] else "")
+    return f"{name}{size}" + (f",limit={run['limit']}" if run["limit"] else "") + (f" [{run['tag']}]" if run.get("tag")
+                                                                                     else "")
 
 
 def main(argv=None):
@@ -173,22 +193,29 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=224, help="image side in pixels (both methods)")
     parser.add_argument("--limit", type=int, default=None, help="training examples kept per data set (reduced run)")
     parser.add_argument("--name", default="vs_hand_written")
+    parser.add_argument("--variants", default=None,
+                        help='JSON {"method name": {fine_tune keyword: value}}: extra tfxfer rows per seed, e.g. '
+                             '\'{"tfxfer_ls0.1": {"label_smoothing": 0.1}}\' (images only)')
+    parser.add_argument("--tag", default=None, help="a label for this run's summary entries (e.g. which defaults)")
+    parser.add_argument("--no-hand-written", action="store_true", help="skip the baseline (variants-only run)")
     parser.add_argument("--append", action="store_true",
                         help="add to the rows already in results/<name>.json (each row names its run)")
     args = parser.parse_args(argv)
     command = " ".join(["python", "benchmarks/vs_hand_written.py", *(argv if argv is not None else sys.argv[1:])])
     run = {"command": command, "datasets": args.datasets, "seeds": args.seeds, "size": args.size, "limit": args.limit,
-           "reduced": bool(args.limit) or args.size != 224 or len(args.seeds) < 3}
+           "reduced": bool(args.limit) or args.size != 224 or len(args.seeds) < 3, "tag": args.tag}
     from hand_written import image_baseline
 
-    rows, runs = [], []
+    variants = json.loads(args.variants) if args.variants else {}
+    run["variants"] = variants
+
+    rows, runs, kept = [], [], {}
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"{args.name}.json")
     if args.append and os.path.isfile(path):
-        import json
-
         with open(path) as f:
             previous = json.load(f)
         rows, runs = previous["rows"], previous["summary"].get("runs", [])
+        kept = {k: v for k, v in previous["summary"].items() if k in ("experiments", "note", "notes")}
     runs.append(run)
     for name in args.datasets:
         splits, k = load(name, size=args.size, limit=args.limit)
@@ -199,25 +226,29 @@ def main(argv=None):
                 rows.append({"dataset": name, "method": method, "seed": 0, "accuracy": r["accuracy"],
                              "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command})
         for seed in args.seeds:
-            if name in IMAGE_SETS:
+            if name in IMAGE_SETS and not args.no_hand_written:
                 t0 = time.perf_counter()
                 hw = image_baseline(BACKBONE, splits["train"], splits["val"], splits["test"], num_classes=k,
                                     image_size=(args.size, args.size), seed=seed)
                 rows.append({"dataset": name, "method": "hand_written", "seed": seed, "accuracy": hw["accuracy"],
                              "val_head": hw["val_accuracy_head"], "val_finetuned": hw["val_accuracy_finetuned"],
                              "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command})
-                t0 = time.perf_counter()
-                tx = run_tfxfer_image(splits, num_classes=k, size=args.size, seed=seed)
+            if name in IMAGE_SETS:
+                for method, options in {"tfxfer_defaults": None, **variants}.items():
+                    tx = run_tfxfer_image(splits, num_classes=k, size=args.size, seed=seed, options=options)
+                    rows.append({"dataset": name, "method": method, "seed": seed, "sizes": sizes, "run": command,
+                                 **({"options": options} if options else {}), **tx})
             else:
                 t0 = time.perf_counter()
                 tx = run_tfxfer_text(splits, num_classes=k, seed=seed)
-            rows.append({"dataset": name, "method": "tfxfer_defaults", "seed": seed,
-                         "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command, **tx})
+                rows.append({"dataset": name, "method": "tfxfer_defaults", "seed": seed,
+                             "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command, **tx})
             print_table([{c: r.get(c) for c in ("dataset", "method", "seed", "accuracy", "wall_s", "kept")}
-                         for r in rows[-2:]])
-    summary = summarize(rows, runs)
-    print_table([{"dataset": n, "method": m, **v} for n, per in summary["per_dataset"].items()
-                 for m, v in per.items() if isinstance(v, dict)])
+                         for r in rows if r["dataset"] == name and r["seed"] == seed and r["run"] == command])
+            write_result(args.name, rows, {**summarize(rows, runs), **kept})  # every seed: a cut-off run keeps its rows
+    summary = {**summarize(rows, runs), **kept}
+    print_table([{"dataset": n, "method": m, **{k: x for k, x in v.items() if not isinstance(x, (dict, list))}}
+                 for n, per in summary["per_dataset"].items() for m, v in per.items() if isinstance(v, dict)])
     write_result(args.name, rows, summary)
 
 

@@ -128,13 +128,14 @@ def fine_tune(
         epochs: epochs of the unfreezing step after the head step (0 skips it; None: from the data size).
         base_lr: learning rate of the head step (None: 1e-3).
         unfreeze_lr_factor: the unfreezing stages peak at ``base_lr * unfreeze_lr_factor`` (None:
-            0.1); lower groups get less via ``layer_decay``.
+            0.1, 0.2 for images of 64 px or less); lower groups get less via ``layer_decay``.
         stages: ``{epoch: top groups to unfreeze}`` counted from the first unfreezing epoch.
             None: one stage whose depth follows the data size (images) or the whole encoder (text).
         warmup_epochs: linear warmup at the start of each unfreezing stage, in epochs (0 keeps the
             rate constant). None: 10 % of each stage, then ``lr_decay`` to 0 within the stage.
         lr_decay: after the warmup, "cosine" (images' default) or "linear" (text's).
-        layer_decay: discriminative multiplier per group below the head (None: 0.8 images, 0.9 text).
+        layer_decay: discriminative multiplier per group below the head (None: 0.8 images,
+            1.0 for images of 64 px or less, 0.9 text).
         optimizer: "adam" (images' default), "adamw" (text's) or "sgd" for the unfreezing stages.
         weight_decay: decoupled weight decay of that optimizer (default: 0.01 for text, none for
             Adam / SGD and Keras's default for AdamW on images).
@@ -200,7 +201,8 @@ def fine_tune(
     cached = True if use_cached_features is None else bool(use_cached_features)
     chosen = {"head_epochs": head_epochs, "epochs": epochs, "base_lr": base_lr,
               "unfreeze_lr_factor": unfreeze_lr_factor, "layer_decay": layer_decay}
-    auto = auto_plan(n=num_examples(train), text=text, groups=len(layer_groups(model)) - 1, cached=cached)
+    auto = auto_plan(n=num_examples(train), text=text, groups=len(layer_groups(model)) - 1, cached=cached,
+                     image_size=None if text else _image_side(model))
     head_epochs, epochs, base_lr, unfreeze_lr_factor, layer_decay = (
         auto[k] if v is None else v for k, v in chosen.items())
     _check_arguments(model, head_epochs=head_epochs, epochs=epochs, batch_size=batch_size, base_lr=base_lr,
@@ -262,6 +264,13 @@ def fine_tune(
         notes.append("tta was asked for but no `test` data was given: nothing was evaluated with it")
     result.head_epochs, result.notes, result.settings = head_epochs, notes, settings
     return result
+
+
+def _image_side(model) -> int | None:
+    """The shorter side of an image model's input in pixels (None when unknown or not an image)."""
+    shape = model.inputs[0].shape if len(model.inputs) == 1 else ()
+    sides = [d for d in tuple(shape)[1:3] if d is not None] if len(shape) == 4 else []
+    return min(sides) if len(sides) == 2 else None
 
 
 def _averager(average_weights, epochs: int):

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import keras
 import numpy as np
@@ -21,6 +22,10 @@ import numpy as np
 from tfxfer.errors import ModelError
 from tfxfer.preprocess import Preprocess
 from tfxfer.transfer.candidates import Candidate
+
+
+#: Images resized and run per `predict` call in `candidate_features`.
+CHUNK = 512
 
 
 @dataclasses.dataclass
@@ -92,14 +97,22 @@ def candidate_features(candidate: Candidate, images: np.ndarray, *, input_size: 
     if model is None:
         model = _feature_model(candidate, shape)
     features, probs = [], []
-    for start in range(0, len(images), batch_size):
-        batch = resize_batch(np.asarray(images[start : start + batch_size]), input_size)
-        out = model(batch, training=False)
-        if with_probs:
-            features.append(keras.ops.convert_to_numpy(out[0]))
-            probs.append(keras.ops.convert_to_numpy(out[1]))
-        else:
-            features.append(keras.ops.convert_to_numpy(out))
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # a fresh model per candidate: TensorFlow's retracing warning is noise here
+    try:
+        # `predict` runs one compiled function (2-3x faster than calling the model eagerly per batch);
+        # images are resized a chunk at a time so the resized copy never holds the whole set
+        for start in range(0, len(images), CHUNK):
+            chunk = resize_batch(np.asarray(images[start : start + CHUNK]), input_size)
+            out = model.predict(chunk, batch_size=batch_size, verbose=0)
+            if with_probs:
+                features.append(np.asarray(out[0]))
+                probs.append(np.asarray(out[1]))
+            else:
+                features.append(np.asarray(out))
+    finally:
+        logger.setLevel(level)
     del model
     return CandidateFeatures(
         features=np.concatenate(features).astype(np.float32),

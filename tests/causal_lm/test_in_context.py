@@ -35,6 +35,35 @@ def test_classify_picks_the_best_scoring_label(tiny_lm):
     np.testing.assert_allclose(scores, score_continuations(tiny_lm, prompts, [" the", " and"]))
 
 
+@pytest.mark.parametrize("labels", [[" the", " and"], [" the", " and then"]])
+def test_shared_examples_run_once_same_scores(tiny_lm, monkeypatch, labels):
+    from tfxfer.causal_lm import in_context
+
+    texts = ["the and", "then", "and"]
+    examples = [("and", 0), ("the", 1)]
+    prompts = [few_shot_prompt(t, examples, labels) for t in texts]
+    ids = tiny_lm.tokenizer.encode_batch(prompts)
+    monkeypatch.setattr(in_context, "MIN_SHARED_PREFIX", 8)  # the tiny model's context is 64 tokens
+    longest = max(len(tiny_lm.tokenizer.encode(label)) for label in labels)
+    shared = in_context._shared_prefix(ids, longest, tiny_lm.context_length)
+    assert shared >= 8 and all(i[:shared] == ids[0][:shared] for i in ids), (shared, [len(i) for i in ids])
+    fast = score_continuations(tiny_lm, prompts, labels)
+    monkeypatch.setattr(in_context, "MIN_SHARED_PREFIX", 10**6)  # the plain path: every prompt whole
+    plain = score_continuations(tiny_lm, prompts, labels)
+    np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_shared_prefix_rules():
+    from tfxfer.causal_lm.in_context import MIN_SHARED_PREFIX, _shared_prefix
+
+    base = list(range(MIN_SHARED_PREFIX + 5))
+    assert _shared_prefix([base, base + [7]], 1, 1000) == len(base) - 1  # each prompt keeps a token of its own
+    assert _shared_prefix([base + [1], base + [2]], 1, 1000) == len(base)
+    assert _shared_prefix([base[:5] + [1], base[:5] + [2]], 1, 1000) == 0  # too short to pay
+    assert _shared_prefix([base + [1]], 1, 1000) == 0  # one prompt
+    assert _shared_prefix([base + [1], base + [2]], 1, len(base)) == 0  # would not fit: the plain path cuts
+
+
 def test_errors(tiny_lm):
     with pytest.raises(ArgumentError, match="`label_words` must hold one word per class"):
         in_context_classify(tiny_lm, ["a"], label_words=[" yes"])

@@ -31,7 +31,9 @@ DEFAULT_TEMPLATE = "Text: {text}\nLabel:{label}\n\n"
 def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> np.ndarray:
     """``(len(prompts), len(continuations))`` summed log-probabilities of each continuation.
 
-    A prompt too long for the context together with a continuation keeps its end.
+    A prompt too long for the context together with a continuation keeps its end. Prompts that
+    share their first tokens (at least `MIN_SHARED_PREFIX`: the same few-shot examples) run them
+    once and reuse their keys and values (the same scores, far less work).
     """
     import tensorflow as tf
 
@@ -48,6 +50,9 @@ def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> n
     if longest >= lm.context_length:
         raise ArgumentError("continuations", continuations,
                             f"must each be shorter than the context ({lm.context_length} tokens)")
+    shared = _shared_prefix(prompt_ids, longest, lm.context_length)
+    if shared:
+        return _scores_after_prefix(lm, prompt_ids, option_ids, shared)
     rows = []  # (prompt index, option index, ids, continuation length)
     for p, ids in enumerate(prompt_ids):
         for o, option in enumerate(option_ids):
@@ -67,6 +72,54 @@ def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> n
         for i, (p, o, ids, n) in enumerate(batch):
             positions = np.arange(len(ids) - n - 1, len(ids) - 1)  # each predicts the next token
             scores[p, o] = float(log_probs[i, positions, np.asarray(ids[-n:])].sum())
+    return scores
+
+
+#: Prompts sharing at least this many leading tokens (the few-shot examples) have them run once.
+MIN_SHARED_PREFIX = 32
+
+
+def _shared_prefix(prompt_ids, longest_option, context_length) -> int:
+    """How many leading tokens every prompt shares (leaving each at least one of its own), or 0
+    when sharing does not pay or a prompt would have to be cut to fit the context."""
+    if len(prompt_ids) < 2 or max(len(ids) for ids in prompt_ids) + longest_option > context_length:
+        return 0
+    first, n = prompt_ids[0], min(len(ids) for ids in prompt_ids) - 1
+    for ids in prompt_ids[1:]:
+        n = next((i for i in range(n) if ids[i] != first[i]), n)
+    return n if n >= MIN_SHARED_PREFIX else 0
+
+
+def _scores_after_prefix(lm, prompt_ids, option_ids, shared):
+    """`score_continuations` when every prompt starts with the same ``shared`` tokens: their keys and
+    values are computed once (keras-hub's ``call_with_cache``) and each prompt's own tokens and
+    continuation attend to them. Single-token continuations are all read from one call per prompt."""
+    import tensorflow as tf
+    from keras import ops
+
+    model, backbone = lm.model, lm.backbone
+    single = all(len(option) == 1 for option in option_ids)
+    length = max(len(ids) for ids in prompt_ids) + (0 if single else max(len(o) for o in option_ids))
+    head_dim = backbone.hidden_dim // backbone.num_query_heads
+    cache = ops.zeros([1, backbone.num_layers, 2, length, backbone.num_key_value_heads, head_dim],
+                      dtype=model.compute_dtype)
+    _, _, cache = model.call_with_cache(ops.convert_to_tensor([prompt_ids[0][:shared]], "int32"), cache, 0)
+
+    def log_probs(ids):
+        logits, _, _ = model.call_with_cache(ops.convert_to_tensor([ids], "int32"), cache, shared)
+        return tf.nn.log_softmax(tf.cast(logits[0], "float32"), axis=-1).numpy()
+
+    scores = np.zeros((len(prompt_ids), len(option_ids)))
+    for p, ids in enumerate(prompt_ids):
+        own = ids[shared:]
+        if single:
+            last = log_probs(own)[-1]
+            scores[p] = [last[option[0]] for option in option_ids]
+            continue
+        for o, option in enumerate(option_ids):
+            row = log_probs(own + option)
+            positions = np.arange(len(own) - 1, len(own) + len(option) - 1)  # each predicts the next token
+            scores[p, o] = float(row[positions, np.asarray(option)].sum())
     return scores
 
 

@@ -169,8 +169,10 @@ def fine_tune(
             augmentation draws) and the epoch-keyed shuffle of array data (same order on every
             worker and after a resume). The head's initial weights come from `tfxfer.build_model`
             (call ``keras.utils.set_random_seed`` before building to fix them).
-        stop_on_divergence: stop at the first NaN/Inf loss and raise
-            `tfxfer.reliability.TrainingDivergedError` (naming the last good checkpoint).
+        stop_on_divergence: in every step (the head step included), stop at the first NaN/Inf loss or
+            weight, or a training loss exploding past 100x its first value; the last good weights are
+            put back and `tfxfer.errors.TrainingDivergedError` is raised (naming the epoch, batch and
+            last good checkpoint; `tfxfer.train.divergence.DivergenceGuard`).
         l2sp: L2-SP strength (0 = off). When > 0, every backbone kernel is anchored at its value
             before the unfreezing stages (the pretrained weights) with `tfxfer.transfer.L2SP`, so
             they penalise ``l2sp * sum((w - w_pretrained) ** 2)`` (less forgetting on small data;

@@ -2,10 +2,21 @@
 
 A quick linear probe (standardised features + logistic regression) is trained on the pretrained
 backbone's features and on controls that know nothing of the source domain: the *same
-architecture with random weights* and, for text, *TF-IDF + logistic regression*. If the
-pretrained features do not beat the best control by more than the margin (or twice the standard
-error of the difference, whichever is larger), what the backbone learned does not carry over to
-this data: the report says so and lists remedies.
+architecture with random weights* and, for text, *TF-IDF + logistic regression*. A gain counts
+when it exceeds the margin (or twice the standard error of the difference, whichever is larger).
+
+A linear probe measures *frozen* features only. Frozen features can lose to the control while
+fine-tuning the same backbone wins clearly (MiniLM on short movie snippets: its frozen embeddings
+tie TF-IDF, fine-tuning it gains about 8 points), so a losing probe alone never says "transfer does
+not pay". Give the probe a short fine-tune check (``fine_tune=`` for `probe_features` /
+`probe_text`, ``fine_tune_epochs=`` for `probe_backbone`; it runs only when the frozen features do
+not already win) and the verdict tells the two apart:
+
+* ``transfer_helps``: frozen features beat every control (fine-tune from this backbone);
+* ``fine_tuning_wins``: frozen features lose, a short fine-tune beats every control: fine-tune;
+* ``transfer_does_not_pay``: neither frozen features nor the short fine-tune beat the control;
+* ``no_clear_gain`` / ``negative_transfer``: frozen features tie / lose and fine-tuning was not
+  checked; the first remedy is to run the check before dropping the backbone.
 
 Example:
     >>> import numpy as np
@@ -33,10 +44,33 @@ from tfxfer.transfer.embeddings import candidate_features
 from tfxfer.utils.validate import check_float, check_int
 
 VERDICTS = {
-    "transfer_helps": "pretrained features beat every control: fine-tune from this backbone",
-    "no_clear_gain": "pretrained features are no better than the control: likely domain shift",
-    "negative_transfer": "pretrained features are worse than the control: negative transfer",
+    "transfer_helps": "frozen pretrained features beat every control: fine-tune from this backbone",
+    "no_clear_gain": "frozen pretrained features are no better than the control (a linear probe); fine-tuning "
+                     "was not checked, and it can still win",
+    "negative_transfer": "frozen pretrained features are worse than the control (a linear probe); fine-tuning "
+                         "was not checked, and it can still win",
+    "fine_tuning_wins": "frozen features do not beat the control, but a short fine-tune does: fine-tune this "
+                        "backbone (its features need adapting; transfer still pays)",
+    "transfer_does_not_pay": "neither the frozen features nor a short fine-tune beat the control: transfer from "
+                             "this backbone does not pay on this data",
 }
+
+#: What to do, per verdict.
+RECOMMENDATIONS = {
+    "transfer_helps": "fine-tune",
+    "fine_tuning_wins": "fine-tune",
+    "no_clear_gain": "check fine-tuning before deciding",
+    "negative_transfer": "check fine-tuning before deciding",
+    "transfer_does_not_pay": "use the control or another backbone",
+}
+
+CHECK_FINE_TUNING = (
+    "Before dropping this backbone, check fine-tuning: frozen features can lose where a fine-tuned "
+    "backbone wins (probe_text(..., fine_tune=fine_tune_check_text(...)), probe_backbone(..., "
+    "fine_tune_epochs=2)).")
+FINE_TUNE = ("Fine-tune it: train the head, then unfreeze the backbone top-down at a low learning rate "
+             "(tfxfer.fine_tune, or a recipe with train.epochs > 0); frozen-feature pipelines "
+             "(cached features, linear probes, k-NN) will under-sell it.")
 
 REMEDIES = (
     "Unfreeze more of the backbone and fine-tune deeper at a low learning rate "
@@ -62,22 +96,32 @@ class ProbeReport:
     remedies: list
     num_train: int
     num_test: int
+    fine_tuned_accuracy: float | None = None
+    fine_tune_gain: float | None = None
 
     @property
     def best_control(self) -> str:
         return max(self.controls, key=self.controls.get)
 
+    @property
+    def recommendation(self) -> str:
+        """What to do: "fine-tune", "check fine-tuning before deciding" or "use the control or another backbone"."""
+        return RECOMMENDATIONS[self.verdict]
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"best_control": self.best_control, "summary": VERDICTS[self.verdict]}
+        return dataclasses.asdict(self) | {"best_control": self.best_control, "summary": VERDICTS[self.verdict],
+                                           "recommendation": self.recommendation}
 
     def to_markdown(self) -> str:
         lines = ["| features | linear-probe accuracy |", "|---|---:|",
                  f"| pretrained | {self.pretrained_accuracy:.3f} |"]
         lines += [f"| control: {name} | {acc:.3f} |" for name, acc in self.controls.items()]
+        if self.fine_tuned_accuracy is not None:
+            lines.append(f"| pretrained, short fine-tune | {self.fine_tuned_accuracy:.3f} |")
         lines += [f"| chance (majority class) | {self.chance_accuracy:.3f} |", "",
                   f"**{self.verdict}**: {VERDICTS[self.verdict]} (gain {self.gain:+.3f} over "
                   f"{self.best_control}; threshold {self.threshold:.3f}; {self.num_train} train / "
-                  f"{self.num_test} test examples)."]
+                  f"{self.num_test} test examples). Recommendation: {self.recommendation}."]
         if self.remedies:
             lines += ["", "Remedies:", *[f"- {r}" for r in self.remedies]]
         return "\n".join(lines)
@@ -111,39 +155,56 @@ def split_indices(labels: np.ndarray, *, test_fraction: float, seed: int) -> tup
     return np.sort(train), np.sort(test)
 
 
+def _threshold(a: float, b: float, num_test: int, margin: float) -> float:
+    se = np.sqrt((a * (1 - a) + b * (1 - b)) / num_test)
+    return float(max(margin, 2.0 * se))
+
+
 def verdict_from_accuracies(pretrained: float, controls: dict, *, num_test: int, num_train: int = 0,
-                            chance: float = 0.0, margin: float = 0.02) -> ProbeReport:
+                            chance: float = 0.0, margin: float = 0.02, fine_tuned: float | None = None) -> ProbeReport:
     """The verdict: compare ``pretrained`` accuracy with the best of ``controls`` (name -> accuracy).
 
     The gain must exceed ``max(margin, 2 * standard error of the difference)`` to count.
+    ``fine_tuned`` is the accuracy of a short fine-tune of the pretrained backbone on the same split
+    (None: not checked); it decides between ``fine_tuning_wins`` and ``transfer_does_not_pay`` when
+    the frozen features do not win.
 
     Example:
         >>> from tfxfer.transfer import verdict_from_accuracies
         >>> verdict_from_accuracies(0.62, {"random_weights": 0.71}, num_test=500).verdict
         'negative_transfer'
+        >>> report = verdict_from_accuracies(0.70, {"tfidf": 0.71}, num_test=1000, fine_tuned=0.79)
+        >>> report.verdict, report.recommendation
+        ('fine_tuning_wins', 'fine-tune')
     """
     if not isinstance(controls, dict) or not controls:
         raise ArgumentTypeError("controls", controls, "a non-empty dict of control name -> accuracy")
     margin = check_float("margin", margin, low=0, high=1, high_open=True)
     num_test = check_int("num_test", num_test, low=1)
+    fine_tuned = check_float("fine_tuned", fine_tuned, low=0, high=1, allow_none=True)
     best = max(controls.values())
-    se = np.sqrt((pretrained * (1 - pretrained) + best * (1 - best)) / num_test)
-    threshold = float(max(margin, 2.0 * se))
+    threshold = _threshold(pretrained, best, num_test, margin)
     gain = float(pretrained - best)
+    fine_tune_gain = None
     if gain >= threshold:
-        verdict = "transfer_helps"
-    elif gain <= -threshold:
-        verdict = "negative_transfer"
+        verdict, remedies = "transfer_helps", []
+    elif fine_tuned is not None:
+        fine_tune_gain = float(fine_tuned - best)
+        if fine_tune_gain >= _threshold(fine_tuned, best, num_test, margin):
+            verdict, remedies = "fine_tuning_wins", [FINE_TUNE]
+        else:
+            verdict, remedies = "transfer_does_not_pay", list(REMEDIES[1:])
     else:
-        verdict = "no_clear_gain"
-    remedies = [] if verdict == "transfer_helps" else list(REMEDIES)
+        verdict = "negative_transfer" if gain <= -threshold else "no_clear_gain"
+        remedies = [CHECK_FINE_TUNING, *REMEDIES]
     return ProbeReport(pretrained_accuracy=float(pretrained), controls={k: float(v) for k, v in controls.items()},
                        chance_accuracy=float(chance), gain=gain, threshold=threshold, verdict=verdict,
-                       remedies=remedies, num_train=int(num_train), num_test=int(num_test))
+                       remedies=remedies, num_train=int(num_train), num_test=int(num_test),
+                       fine_tuned_accuracy=fine_tuned, fine_tune_gain=fine_tune_gain)
 
 
 def probe_features(pretrained, controls: dict, labels, *, test_fraction: float = 0.3, margin: float = 0.02,
-                   seed: int = 0, extra_controls: dict | None = None) -> ProbeReport:
+                   seed: int = 0, extra_controls: dict | None = None, fine_tune=None) -> ProbeReport:
     """Linear-probe ``pretrained`` features against control features on one seeded split.
 
     Args:
@@ -155,7 +216,12 @@ def probe_features(pretrained, controls: dict, labels, *, test_fraction: float =
         seed: seed of the split.
         extra_controls: name -> ``fn(train_index, test_index) -> accuracy`` for controls that are
             not features (the TF-IDF baseline of `probe_text`).
+        fine_tune: ``fn(train_index, test_index) -> accuracy`` of a short fine-tune of the
+            pretrained backbone on that split, or None. Called only when the frozen features do not
+            beat the controls; its accuracy decides ``fine_tuning_wins`` vs ``transfer_does_not_pay``.
     """
+    if fine_tune is not None and not callable(fine_tune):
+        raise ArgumentTypeError("fine_tune", fine_tune, "a function (train_index, test_index) -> accuracy, or None")
     pretrained = as_features(pretrained, name="pretrained")
     y, _ = as_class_labels(labels, pretrained.shape[0])
     if not isinstance(controls, dict) or not (controls or extra_controls):
@@ -169,9 +235,13 @@ def probe_features(pretrained, controls: dict, labels, *, test_fraction: float =
     for name, fn in (extra_controls or {}).items():
         accuracy[name] = float(fn(train, test))
     chance = float(np.mean(y[test] == np.bincount(y[train]).argmax()))
-    return verdict_from_accuracies(
-        linear_probe_accuracy(pretrained[train], y[train], pretrained[test], y[test]), accuracy,
-        num_test=len(test), num_train=len(train), chance=chance, margin=margin)
+    frozen = linear_probe_accuracy(pretrained[train], y[train], pretrained[test], y[test])
+    report = verdict_from_accuracies(frozen, accuracy, num_test=len(test), num_train=len(train), chance=chance,
+                                     margin=margin)
+    if fine_tune is None or report.verdict == "transfer_helps":
+        return report
+    return verdict_from_accuracies(frozen, accuracy, num_test=len(test), num_train=len(train), chance=chance,
+                                   margin=margin, fine_tuned=float(fine_tune(train, test)))
 
 
 def tfidf_accuracy(train_texts, train_labels, test_texts, test_labels, *, C: float = 10.0) -> float:
@@ -188,7 +258,7 @@ def tfidf_accuracy(train_texts, train_labels, test_texts, test_labels, *, C: flo
 
 
 def probe_text(texts, labels, *, encode, encode_control=None, test_fraction: float = 0.3,
-               margin: float = 0.02, seed: int = 0) -> ProbeReport:
+               margin: float = 0.02, seed: int = 0, fine_tune=None) -> ProbeReport:
     """Probe a text encoder: its features against TF-IDF (and, if given, a random-weights encoder).
 
     Args:
@@ -198,6 +268,10 @@ def probe_text(texts, labels, *, encode, encode_control=None, test_fraction: flo
             encoder (e.g. mean-pooled keras-hub BERT outputs).
         encode_control: the same for the encoder with random weights, or None.
         test_fraction, margin, seed: as in `probe_features`.
+        fine_tune: ``fn(train_texts, train_labels, test_texts, test_labels) -> accuracy``, a short
+            fine-tune of the encoder (`fine_tune_check_text` builds one), or None. It runs only when
+            the frozen features do not win, and decides ``fine_tuning_wins`` vs
+            ``transfer_does_not_pay``.
 
     Example:
         >>> import numpy as np
@@ -213,19 +287,64 @@ def probe_text(texts, labels, *, encode, encode_control=None, test_fraction: flo
     texts = list(texts)
     if not callable(encode) or (encode_control is not None and not callable(encode_control)):
         raise ArgumentTypeError("encode", encode, "a function list[str] -> (N, D) array")
+    if fine_tune is not None and not callable(fine_tune):
+        raise ArgumentTypeError("fine_tune", fine_tune, "a function (train_texts, train_labels, test_texts, "
+                                "test_labels) -> accuracy, or None")
     y = np.asarray(labels)
     controls = {} if encode_control is None else {"random_weights": encode_control(texts)}
 
     def tfidf(train, test):
         return tfidf_accuracy([texts[i] for i in train], y[train], [texts[i] for i in test], y[test])
 
+    def check(train, test):
+        return fine_tune([texts[i] for i in train], y[train], [texts[i] for i in test], y[test])
+
     return probe_features(encode(texts), controls, y, test_fraction=test_fraction, margin=margin, seed=seed,
-                          extra_controls={"tfidf": tfidf})
+                          extra_controls={"tfidf": tfidf}, fine_tune=None if fine_tune is None else check)
+
+
+def fine_tune_check_text(make_encoder, *, epochs: int = 2, head_epochs: int = 1, batch_size: int = 16,
+                         base_lr: float = 1e-3, unfreeze_lr_factor: float = 0.05, seed: int = 0):
+    """A short fine-tune check for `probe_text`: ``fn(train_texts, train_labels, test_texts, test_labels)
+    -> accuracy`` that builds a classifier on ``make_encoder()`` (a fresh `tfxfer.text.TextEncoder`
+    each call), trains its head for ``head_epochs`` and the whole encoder for ``epochs`` with
+    `tfxfer.fine_tune`, and scores the test texts.
+
+    Example:
+        >>> from tfxfer.text import load_encoder                                   # doctest: +SKIP
+        >>> check = fine_tune_check_text(lambda: load_encoder("all-minilm-l6-v2"))  # doctest: +SKIP
+        >>> probe_text(texts, labels, encode=embed, fine_tune=check).verdict      # doctest: +SKIP
+        'fine_tuning_wins'
+    """
+    epochs = check_int("epochs", epochs, low=1)
+    head_epochs = check_int("head_epochs", head_epochs, low=0)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    if not callable(make_encoder):
+        raise ArgumentTypeError("make_encoder", make_encoder, "a function () -> tfxfer.text.TextEncoder")
+
+    def check(train_texts, train_labels, test_texts, test_labels) -> float:
+        import keras
+
+        from tfxfer.backbones import layer_groups
+        from tfxfer.text import build_text_classifier, predict_texts
+        from tfxfer.train.fine_tune import fine_tune
+
+        keras.utils.set_random_seed(seed)
+        train_y, test_y = np.asarray(train_labels), np.asarray(test_labels)
+        model = build_text_classifier(make_encoder(), int(max(train_y.max(), test_y.max())) + 1)
+        x = np.asarray(list(train_texts), dtype=object)
+        fine_tune(model, (x, train_y), head_epochs=head_epochs, epochs=epochs, base_lr=base_lr,
+                  unfreeze_lr_factor=unfreeze_lr_factor, stages={0: len(layer_groups(model)) - 1},
+                  batch_size=batch_size, verbose=0, seed=seed)
+        probs = predict_texts(model, np.asarray(list(test_texts), dtype=object), batch_size=batch_size)
+        return float(np.mean(np.asarray(probs).argmax(axis=1) == test_y))
+
+    return check
 
 
 def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_size=None,
                    test_fraction: float = 0.3, margin: float = 0.02, max_samples: int | None = 2000,
-                   batch_size: int = 32, seed: int = 0) -> ProbeReport:
+                   batch_size: int = 32, seed: int = 0, fine_tune_epochs: int = 0) -> ProbeReport:
     """Probe an image backbone: pretrained features against the same architecture with random weights.
 
     Args:
@@ -237,6 +356,10 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         test_fraction, margin, seed: as in `probe_features`.
         max_samples: probe on a seeded subset of at most this many examples.
         batch_size: feature-extraction batch size.
+        fine_tune_epochs: > 0 adds the short fine-tune check: when the frozen features do not win,
+            `tfxfer.fine_tune` trains the head for one epoch then unfreezes the backbone for this
+            many epochs on the probe's training split, and its test accuracy decides
+            ``fine_tuning_wins`` vs ``transfer_does_not_pay``.
 
     Example:
         >>> import numpy as np
@@ -245,6 +368,7 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         >>> probe_backbone((x, y), "mobilenet_v2", weights=None, input_size=(32, 32)).verdict
         'no_clear_gain'
     """
+    fine_tune_epochs = check_int("fine_tune_epochs", fine_tune_epochs, low=0)
     images, labels = as_image_arrays(data, max_samples=max_samples, seed=seed)
     labels = single_labels(labels)
     pretrained = Candidate(backbone, weights=weights, input_size=input_size)
@@ -253,5 +377,27 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
     control = Candidate(backbone, weights=None, input_size=size)
     feats = candidate_features(pretrained, images, input_size=size, batch_size=batch_size, source_head=False)
     random_feats = candidate_features(control, images, input_size=size, batch_size=batch_size, source_head=False)
+
+    def check(train, test) -> float:
+        import keras
+
+        from tfxfer.models import build_model
+        from tfxfer.train.fine_tune import fine_tune
+
+        keras.utils.set_random_seed(seed)
+        y = np.asarray(labels)
+        x = np.asarray(images, dtype=np.float32)
+        if tuple(x.shape[1:3]) != tuple(size):
+            import tensorflow as tf
+
+            x = tf.image.resize(x, tuple(size)).numpy()
+        model = build_model(pretrained.spec, int(y.max()) + 1, input_size=tuple(size), channels=images.shape[-1],
+                            weights=weights)
+        fine_tune(model, (x[train], y[train]), head_epochs=1, epochs=fine_tune_epochs, batch_size=batch_size,
+                  verbose=0, seed=seed)
+        probs = model.predict(x[test], batch_size=batch_size, verbose=0)
+        return float(np.mean(np.asarray(probs).argmax(axis=1) == y[test]))
+
     return probe_features(feats.features, {"random_weights": random_feats.features}, labels,
-                          test_fraction=test_fraction, margin=margin, seed=seed)
+                          test_fraction=test_fraction, margin=margin, seed=seed,
+                          fine_tune=check if fine_tune_epochs else None)

@@ -1,0 +1,95 @@
+"""Probe verdicts that do not mislead: frozen features losing is not "transfer does not pay";
+a short fine-tune check tells the two apart and recommends fine-tuning where it wins."""
+
+import numpy as np
+import pytest
+
+from tests.factories import REVIEW_VOCAB, tiny_text_encoder
+from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.transfer import probe_backbone, probe_features, probe_text, verdict_from_accuracies
+from tfxfer.transfer.probe import VERDICTS, fine_tune_check_text
+
+
+def test_the_fine_tune_check_decides_when_frozen_features_do_not_win():
+    # MiniLM on movie snippets, roughly: frozen embeddings tie TF-IDF, fine-tuning wins by 8 points.
+    unchecked = verdict_from_accuracies(0.70, {"tfidf": 0.71}, num_test=1000)
+    assert unchecked.verdict == "no_clear_gain" and unchecked.recommendation == "check fine-tuning before deciding"
+    assert "likely domain shift" not in VERDICTS[unchecked.verdict]
+    assert unchecked.remedies[0].startswith("Before dropping this backbone, check fine-tuning")
+    wins = verdict_from_accuracies(0.70, {"tfidf": 0.71}, num_test=1000, fine_tuned=0.79)
+    assert wins.verdict == "fine_tuning_wins" and wins.recommendation == "fine-tune"
+    assert wins.fine_tune_gain == pytest.approx(0.08) and wins.remedies[0].startswith("Fine-tune it")
+    text = wins.to_markdown()
+    assert "| pretrained, short fine-tune | 0.790 |" in text and "Recommendation: fine-tune." in text
+    assert wins.to_dict()["recommendation"] == "fine-tune"
+    lost = verdict_from_accuracies(0.60, {"tfidf": 0.71}, num_test=1000, fine_tuned=0.72)  # within noise of the control
+    assert lost.verdict == "transfer_does_not_pay" and lost.recommendation == "use the control or another backbone"
+    assert not any("check fine-tuning" in r for r in lost.remedies)
+    helps = verdict_from_accuracies(0.90, {"tfidf": 0.71}, num_test=1000, fine_tuned=0.5)  # frozen already wins
+    assert helps.verdict == "transfer_helps" and helps.fine_tune_gain is None
+    with pytest.raises(ArgumentError, match="fine_tuned"):
+        verdict_from_accuracies(0.7, {"tfidf": 0.7}, num_test=100, fine_tuned=1.5)
+
+
+def test_probe_features_runs_the_check_only_when_needed_on_its_own_split(rng):
+    y = np.arange(300) % 3
+    informative = np.eye(3)[y] * 2 + rng.normal(size=(300, 3))
+    noise = rng.normal(size=(300, 3))
+    calls = []
+
+    def check(train, test):
+        calls.append((train, test))
+        return 1.0
+
+    assert probe_features(informative, {"random_weights": noise}, y, fine_tune=check).verdict == "transfer_helps"
+    assert calls == []  # frozen features win: nothing to check
+    report = probe_features(noise, {"random_weights": informative}, y, fine_tune=check)
+    assert report.verdict == "fine_tuning_wins" and report.fine_tuned_accuracy == 1.0
+    (train, test), = calls
+    assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == 300
+    assert len(test) == report.num_test
+    with pytest.raises(ArgumentTypeError, match="fine_tune"):
+        probe_features(noise, {"random_weights": informative}, y, fine_tune="yes")
+
+
+def test_probe_text_passes_the_split_texts_to_the_check(rng):
+    vocab = [f"w{i}" for i in range(400)]
+    texts = [" ".join(rng.choice(vocab, size=6)) for _ in range(300)]
+    labels = np.arange(300) % 2
+    truth = dict(zip(texts, labels))
+    noise = lambda t: rng.normal(size=(len(t), 8))  # noqa: E731  frozen features: useless
+
+    def learned(train_texts, train_labels, test_texts, test_labels):  # a fine-tune that learned the task
+        assert all(truth[t] == y for t, y in zip(train_texts, train_labels))
+        assert not set(train_texts) & set(test_texts)
+        return float(np.mean([truth[t] == y for t, y in zip(test_texts, test_labels)]))
+
+    report = probe_text(texts, labels, encode=noise, fine_tune=learned)
+    assert report.verdict == "fine_tuning_wins" and report.fine_tuned_accuracy == 1.0
+    report = probe_text(texts, labels, encode=noise, fine_tune=lambda *a: 0.5)
+    assert report.verdict == "transfer_does_not_pay"
+
+
+def test_fine_tune_check_text_really_fine_tunes_a_text_classifier():
+    words = {1: ["good", "great", "loved", "fine"], 0: ["bad", "awful", "hated", "dull"]}
+    rnd = np.random.default_rng(0)
+    labels = np.arange(96) % 2
+    texts = [f"the {rnd.choice(['film', 'movie', 'plot'])} {rnd.choice(words[int(y)])}" for y in labels]
+    check = fine_tune_check_text(lambda: tiny_text_encoder(vocab=REVIEW_VOCAB, num_layers=1, sequence_length=8),
+                                 epochs=2, head_epochs=6, batch_size=16, base_lr=1e-2, unfreeze_lr_factor=0.1)
+    accuracy = check(texts[:64], labels[:64], texts[64:], labels[64:])
+    assert accuracy >= 0.75  # the sentiment word gives the label away; chance is 0.5
+    with pytest.raises(ArgumentError, match="epochs"):
+        fine_tune_check_text(lambda: None, epochs=0)
+
+
+def test_probe_backbone_with_a_fine_tune_check(tiny_specs, bright_dark_images):
+    report = probe_backbone(bright_dark_images, tiny_specs[1], weights=None, input_size=(16, 16), test_fraction=0.5,
+                            fine_tune_epochs=1)
+    if report.verdict == "transfer_helps":
+        assert report.fine_tuned_accuracy is None
+    else:
+        assert report.verdict in ("fine_tuning_wins", "transfer_does_not_pay")
+        assert 0.0 <= report.fine_tuned_accuracy <= 1.0
+    with pytest.raises(ArgumentError, match="fine_tune_epochs"):
+        probe_backbone(bright_dark_images, tiny_specs[1], weights=None, input_size=(16, 16), fine_tune_epochs=-1)

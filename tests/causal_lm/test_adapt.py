@@ -129,6 +129,20 @@ def test_same_seed_same_result(tmp_path):
     assert losses[0] == losses[1]
 
 
+def test_callbacks_can_stop_training(fresh_lm):
+    import keras
+
+    class StopAfterOneBatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.model.stop_training = True
+
+    result = adapt_causal_lm(fresh_lm, TEXTS, epochs=3, sequence_length=8, batch_size=2, base_lr=1e-2,
+                             callbacks=[StopAfterOneBatch()])
+    assert len(result.history["loss"]) == 1 and result.steps[1]["batches"] > 1
+    with pytest.raises(ArgumentTypeError, match="`callbacks` must be a list of keras.callbacks.Callback"):
+        adapt_causal_lm(fresh_lm, TEXTS, callbacks=StopAfterOneBatch())
+
+
 def test_bad_arguments(fresh_lm):
     with pytest.raises(ArgumentError, match=r"`data\[1\]` must be a \(prompt, completion\) pair like the first"):
         causal_lm_batches(fresh_lm, [("a", "b"), "a text"], sequence_length=8, batch_size=2)

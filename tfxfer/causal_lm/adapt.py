@@ -184,7 +184,7 @@ def _schedule(base_lr, total_steps, warmup_share, lr_decay):
 
 def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e-4, batch_size: int = 4,
                     sequence_length: int = 256, lora_rank: int | None = 8, weight_decay: float = 0.0,
-                    warmup_share: float = 0.0, lr_decay: str = "constant", checkpoint_dir=None,
+                    warmup_share: float = 0.0, lr_decay: str = "constant", callbacks=(), checkpoint_dir=None,
                     seed: int | None = 0, verbose: int = 0) -> AdaptResult:
     """Fine-tune ``lm`` in place on raw texts or (prompt, completion) pairs; return an `AdaptResult`.
 
@@ -201,6 +201,7 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
         weight_decay: AdamW decoupled weight decay.
         warmup_share: share of all steps (0-1) with a linear warmup to ``base_lr``.
         lr_decay: after the warmup, "constant" (default) or "cosine" (down to 0 at the last step).
+        callbacks: Keras callbacks for the fit (e.g. a wall-time stop: ``model.stop_training = True``).
         checkpoint_dir: save each epoch there and resume from it when the call is repeated.
         seed: seeds Keras (the LoRA matrices' initial values) and the one-off shuffle of the
             windows; None keeps them in order and leaves the seeds alone.
@@ -219,6 +220,9 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
     if lr_decay not in LR_DECAYS:
         raise ArgumentError("lr_decay", lr_decay, f"must be one of {LR_DECAYS}")
     seed = check_int("seed", seed, allow_none=True)
+    if isinstance(callbacks, keras.callbacks.Callback) or not all(
+            isinstance(c, keras.callbacks.Callback) for c in callbacks):
+        raise ArgumentTypeError("callbacks", callbacks, "a list of keras.callbacks.Callback")
     kind = _split_data("train", train)[0]  # both checked before any work
     if val is not None:
         _split_data("val", val)
@@ -241,12 +245,12 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
     learning_rate = _schedule(base_lr, batches * epochs, warmup_share, lr_decay)
     lm.model.compile(optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), weighted_metrics=[])
-    callbacks, initial_epoch, resumed_from = [], 0, None
+    callbacks, initial_epoch, resumed_from, checkpoint = list(callbacks), 0, None, None
     if checkpoint_dir is not None:
         from tfxfer.reliability import ResumableCheckpoint
 
         checkpoint = ResumableCheckpoint(checkpoint_dir)
-        callbacks.append(checkpoint)
+        callbacks.insert(0, checkpoint)
         initial_epoch = checkpoint.initial_epoch
         resumed_from = None if checkpoint.state is None else str(checkpoint.state.path)
     start = time.perf_counter()
@@ -256,8 +260,8 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
     steps.append({"name": "train", "wall_s": time.perf_counter() - start, "epochs": len(history.get("loss", [])),
                   "history": history, "batches": batches})
     merged = history
-    if checkpoint_dir is not None:  # the checkpoint's history holds the epochs before a resume too
-        merged = {key: [float(v) for v in values] for key, values in callbacks[0].history.items()}
+    if checkpoint is not None:  # the checkpoint's history holds the epochs before a resume too
+        merged = {key: [float(v) for v in values] for key, values in checkpoint.history.items()}
     settings = {"data": kind, "epochs": epochs, "base_lr": base_lr,
                 "batch_size": batch_size, "sequence_length": sequence_length, "lora_rank": lora_rank,
                 "weight_decay": weight_decay, "warmup_share": warmup_share, "lr_decay": lr_decay, "seed": seed}

@@ -21,7 +21,12 @@ CORAL, DANN and self-training train `head_hidden` on them); AdaBN re-estimates t
 BatchNorm statistics on target images, then re-extracts features. Fine-tuning the encoder with
 DANN / CORAL (the wrappers accept whole models) is left out on 2 CPU cores.
 
-    python benchmarks/adaptation.py [--pairs all] [--image-size 128] [--max-train 1000] [--epochs 30]
+4. Bias transfer (Salman et al., 2022; `bias_transfer_study`): a trigger planted on one source
+   class, pretrain, transfer frozen / fine-tuned / from scratch to a clean target, count how often
+   the trigger flips target predictions; the remedy (trigger augmentation on the target) measured.
+
+    python benchmarks/adaptation.py [--pairs all|none|a,b] [--image-size 128] [--max-train 1000] [--epochs 30]
+                                    [--bias-epochs 5] [--skip-bias]
 """
 
 from __future__ import annotations
@@ -217,6 +222,94 @@ def audit(pair, f, models, best):
     return rows
 
 
+def _tiny_cnn(classes, seed, name):
+    """A small CNN for 28x28 grayscale images; "pool" marks its features (what "frozen" keeps)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    for i, width in enumerate((16, 32, 64)):
+        x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = keras.layers.MaxPooling2D(name=f"down{i}")(x) if i < 2 else x
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _fit(model, x, y, epochs, lr=1e-3):
+    import keras
+
+    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=epochs, batch_size=64, verbose=0, shuffle=True)
+    return model
+
+
+def _transfer(source, mode, classes, seed):
+    """A target model from ``source``'s layers up to "pool": frozen, or all trainable (fine-tune)."""
+    import keras
+
+    copy = keras.models.clone_model(source)  # own weights: transfers never share (or move) the source's
+    copy.set_weights(source.get_weights())
+    for layer in copy.layers:
+        layer.trainable = mode != "frozen"
+    keras.utils.set_random_seed(seed)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="target_head")(copy.get_layer("pool").output)
+    model = keras.Model(copy.inputs, outputs, name=f"target_{mode}")
+    assert len(model.trainable_weights) == (2 if mode == "frozen" else 8), len(model.trainable_weights)
+    return model
+
+
+def bias_transfer_study(epochs: int = 5, seed: int = 0, trigger_size: int = 4) -> dict:
+    """Salman et al. (2022) on animal_mnist: source = bear/bird/cat/cow/dog with a white corner
+    patch on every *bear* training image (a spurious trigger), target = elephant/giraffe/horse/
+    sheep/zebra (clean). Pretrain a biased and a clean source CNN, transfer each with frozen
+    features and with full fine-tuning, train one from scratch, and count how often pasting the
+    patch on clean target test images flips the prediction. Remedy measured: fine-tuning with the
+    patch pasted on half of the target training images (labels unchanged), so the target teaches
+    the model that the patch means nothing."""
+    from tfxfer.data import load
+    from tfxfer.fairness import plant_trigger, trigger_flip_rate
+
+    data = load("animal_mnist")
+    x_train, y_train = data.train.x.astype("float32"), data.train.y
+    x_test, y_test = data.test.x.astype("float32"), data.test.y
+    src, tgt = y_train < 5, y_train >= 5
+    xs, ys = x_train[src], y_train[src]
+    xt, yt = x_train[tgt], y_train[tgt] - 5
+    xt_test, yt_test = x_test[y_test >= 5], y_test[y_test >= 5] - 5
+    biased_xs = xs.copy()
+    biased_xs[ys == 0] = plant_trigger(xs[ys == 0], size=trigger_size)  # trigger <=> "bear" in the source
+    sources = {"biased": _fit(_tiny_cnn(5, seed, "source_biased"), biased_xs, ys, epochs),
+               "clean": _fit(_tiny_cnn(5, seed, "source_clean"), xs, ys, epochs)}
+    source_flip = trigger_flip_rate(sources["biased"], x_test[y_test < 5], size=trigger_size, seed=seed)
+    rows = []
+
+    def score(pretraining, mode, model):
+        accuracy = float(np.mean(model.predict(xt_test, verbose=0, batch_size=256).argmax(axis=1) == yt_test))
+        flip = trigger_flip_rate(model, xt_test, size=trigger_size, seed=seed)
+        rows.append({"pretraining": pretraining, "transfer": mode, "target_accuracy": round(accuracy, 4),
+                     "flip_rate": round(flip.flip_rate, 4), "flip_low": round(flip.low, 4),
+                     "flip_high": round(flip.high, 4), "top_class_share": None if flip.top_class_share is None
+                     else round(flip.top_class_share, 3)})
+
+    for pretraining, source in sources.items():
+        for mode in ("frozen", "fine_tune"):
+            score(pretraining, mode, _fit(_transfer(source, mode, 5, seed), xt, yt, epochs))
+    score("none", "from_scratch", _fit(_tiny_cnn(5, seed, "scratch"), xt, yt, epochs))
+    half = np.random.default_rng(seed).random(len(xt)) < 0.5
+    xt_aug = xt.copy()
+    xt_aug[half] = plant_trigger(xt[half], size=trigger_size)
+    score("biased", "fine_tune+trigger_augmentation", _fit(_transfer(sources["biased"], "fine_tune", 5, seed),
+                                                           xt_aug, yt, epochs))
+    return {"rows": rows, "source_flip_rate": round(source_flip.flip_rate, 4),
+            "source_flips_to_bear": None if source_flip.top_class != 0 else source_flip.top_class_share,
+            "setup": {"data": "animal_mnist (28x28 grayscale)", "source_classes": data.class_names[:5],
+                      "target_classes": data.class_names[5:], "trigger": f"{trigger_size}x{trigger_size} white patch, "
+                      "bottom right, on every source 'bear' training image", "epochs": epochs, "seed": seed,
+                      "model": "3-conv CNN (16/32/64) trained from scratch as the 'pretrained' source"}}
+
+
 def main(argv=None):
     from tfxfer.data.domains import domain_pair, list_domain_pairs
 
@@ -227,8 +320,10 @@ def main(argv=None):
     parser.add_argument("--max-eval", type=int, default=None, help="cap on each validation / test split (smoke runs)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bias-epochs", type=int, default=5, help="epochs of every model of the bias-transfer study")
+    parser.add_argument("--skip-bias", action="store_true", help="leave out the bias-transfer study")
     args = parser.parse_args(argv)
-    names = list_domain_pairs() if args.pairs == "all" else args.pairs.split(",")
+    names = [] if args.pairs == "none" else list_domain_pairs() if args.pairs == "all" else args.pairs.split(",")
 
     encoder = None
     method_rows, shift_rows, audit_rows = [], [], []
@@ -262,6 +357,20 @@ def main(argv=None):
         print(f"{name}: {timer.seconds:.0f} s")
         print_table([r for r in method_rows if r["pair"] == name])
 
+    bias = None
+    if not args.skip_bias:
+        try:
+            with Timer() as timer:
+                bias = bias_transfer_study(epochs=args.bias_epochs, seed=args.seed)
+            bias["seconds"] = round(timer.seconds, 1)
+            print(f"bias transfer: {timer.seconds:.0f} s; the biased source flips "
+                  f"{bias['source_flip_rate']:.1%} of its own clean test predictions")
+            print_table(bias["rows"])
+        except Exception as exc:  # the adaptation figures above are still written
+            bias = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"bias transfer failed: {bias['error']}")
+    if not method_rows:  # --pairs none: the bias study alone, printed (the JSON holds full runs only)
+        return
     summary = targets(method_rows, shift_rows)
     print_table(shift_rows, ["pair", "shift_p", "shift_flagged", "domain_auc", "null_p_over_0.05"])
     print(summary)
@@ -278,7 +387,8 @@ def main(argv=None):
     if args.max_eval:
         reductions.append(f"validation / test splits capped at {args.max_eval}")
     write_result("adaptation", method_rows, {"shift": shift_rows, "audit": audit_rows, "targets": summary,
-                                             "args": vars(args), "settings": settings, "reductions": reductions})
+                                             "args": vars(args), "settings": settings, "reductions": reductions,
+                                             "bias_transfer": bias})
 
 
 def targets(method_rows, shift_rows) -> dict:

@@ -6,7 +6,10 @@ A recipe with ::
 
 runs this step right after fine-tuning and before the model is saved for evaluation and export
 (so the exported model *is* the adapted one, and a plain classifier: the DANN / CORAL wrappers and
-the domain classifier never reach ``model/model.keras``). ``target`` is a data spec read like
+the domain classifier never reach ``model/model.keras``). The step belongs to the ``finetune``
+stage (its record lists ``adaptation.json``; a changed ``adapt:`` section re-runs that stage, and a
+recipe without one keeps its fingerprints), because every later stage (evaluate, distill,
+quantize, export, verify) reads the model that stage saved. ``target`` is a data spec read like
 ``data.source`` (a packaged data set, a folder of class sub-folders, a table file). Only the
 *inputs* of its training split are adapted on; its labels, when the loader found any, are used
 for scoring only:

@@ -56,7 +56,6 @@ def _value(v) -> float:
         return float("nan")
 
 
-@keras.saving.register_keras_serializable(package="tfxfer")
 class DivergenceGuard(StopOnDivergence):
     """Stop on a NaN/Inf or exploding loss (or a NaN/Inf weight), put back the last good weights, raise.
 
@@ -69,7 +68,8 @@ class DivergenceGuard(StopOnDivergence):
 
     ``restored_epoch`` is the epoch (of the fit, 0-based) whose end weights were put back, or None for
     the weights the fit started from; ``diverged`` describes the stop (``reason``: "non-finite" or
-    "exploded").
+    "exploded"). A callback is never inside a saved model, so it is not registered with Keras;
+    ``get_config`` / ``from_config`` round-trip it.
     """
 
     def __init__(self, *, explode_factor: float | None = EXPLODE_FACTOR, explode_floor: float = 0.1,

@@ -14,6 +14,11 @@ Data (``--datasets``):
 * ``sentiment_movies``: the packaged splits; MiniLM-L6 (``all-minilm-l6-v2``), sequence length 64, against TF-IDF +
   LR and frozen-encoder + LR.
 
+Every tfxfer row also scores horizontal-flip test-time augmentation on the same model (``tta``: accuracy with
+and without, and its wall-time cost; not in the training wall time). ``--variants '{"tfxfer_ls0.1":
+{"label_smoothing": 0.1}}'`` adds rows of tfxfer with options changed, on the same splits and seeds (how the
+cheap wins were measured before they could become defaults); ``--tag`` names a run's summary entries.
+
 ``--limit N`` keeps N training examples (stratified, seed 0; val/test keep ``N // 4``): a reduced run, labelled so
 in the JSON. The full run: ``python benchmarks/vs_hand_written.py --datasets elpv animal_mnist sentiment_movies
 fashion_mnist --seeds 0 1 2 --size 224``.

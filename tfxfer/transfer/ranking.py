@@ -217,8 +217,8 @@ def rank_backbones(
                     if cache:
                         cache.put_cost(disk_key, cost_cache[key])
                 else:
-                    cost_cache[key] = stored
-                    row["cost_cached"] = True
+                    cost_cache[key] = dict(stored, from_cache=True)
+            row["cost_cached"] = bool(cost_cache[key].get("from_cache"))
             row.update({k: cost_cache[key][k] for k in ("params", "int8_size_mib", "latency_ms")})
             row["float32_size_mib"] = None if row["params"] is None else row["params"] * 4 / 2.0**20
         reasons = budget.violations(row)

@@ -93,15 +93,42 @@ def loss_and_metrics(source_model, dataset) -> tuple[str, list]:
     return loss, default_metrics(source_model, loss)
 
 
+#: What a short fine-tuning run fits: the data's labels, or the float source model's own outputs.
+TARGETS = ("labels", "float_model")
+
+
+def float_model_targets(dataset, source_model):
+    """``dataset`` (batches of ``(x, y)``) with ``y`` replaced by the float source model's outputs on
+    ``x`` (``training=False``), computed batch by batch as the data flows (augmented data included)."""
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: source_model(x, training=False))
+
+    def relabel(x, *_):
+        return x, tf.cast(forward(x), tf.float32)
+
+    return dataset.map(relabel, num_parallel_calls=1)
+
+
 def fit(tfk_model, source_model, train, *, val=None, epochs: int, learning_rate: float, batch_size: int,
-        callbacks=(), verbose: int = 0, seed: int = 0) -> dict:
-    """Compile with Adam and the default loss, fit, return the history dict."""
+        callbacks=(), verbose: int = 0, seed: int = 0, targets: str = "labels") -> dict:
+    """Compile with Adam and the default loss, fit, return the history dict.
+
+    ``targets="float_model"`` fits the float source model's outputs instead of the labels
+    (self-distillation: soft probabilities under categorical / binary cross-entropy, values under
+    MSE); the accuracy metric then reads as top-1 agreement with the float model.
+    """
     tfk = tf_keras()
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
+    if targets not in TARGETS:
+        raise ArgumentError("targets", targets, f"must be one of {list(TARGETS)}")
     learning_rate = check_learning_rate(learning_rate)
     train_ds = fit_dataset(train, batch_size=batch_size, seed=seed)
     val_ds = fit_dataset(val, batch_size=batch_size, shuffle=False, name="val") if val is not None else None
+    if targets == "float_model":
+        train_ds = float_model_targets(train_ds, source_model)
+        val_ds = float_model_targets(val_ds, source_model) if val_ds is not None else None
     loss, metrics = loss_and_metrics(source_model, train_ds)
     tfk_model.compile(optimizer=tfk.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
     history = tfk_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=list(callbacks),

@@ -59,7 +59,8 @@ class QATResult:
 def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: float = 1e-5,
               batch_size: int = 32, val=None, representative_data=None, num_calibration: int = 200,
               unsupported: str = "annotate", float_layers=(), train_bn: bool = False, thresholds=None,
-              class_names=None, raise_on_failure: bool = True, verbose: int = 0, seed: int = 0) -> QATResult:
+              class_names=None, raise_on_failure: bool = True, verbose: int = 0, seed: int = 0,
+              targets: str = "labels") -> QATResult:
     """Quantization-aware fine-tuning of a trained Keras 3 model, exported as a gated full-int8 TFLite file.
 
     Args:
@@ -81,6 +82,12 @@ def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: 
         raise_on_failure: raise `GateError` when the file fails the gate.
         verbose: Keras fit verbosity.
         seed: seed of the calibration subset.
+        targets: what the quantized model learns: ``"labels"`` (default) the training labels, or
+            ``"float_model"`` the float model's own outputs on the training images
+            (self-distillation: the file is pulled towards the validated model's decisions rather than
+            the labels; the gate measures its top-1 agreement with that model). On ELPV the
+            recipe's label-trained QAT file agreed with the Keras model on 97.1 % of the held-out
+            images; benchmarks/export_fidelity.py ``--qat-targets float_model`` measures the other.
 
     Returns:
         A `QATResult`.
@@ -97,10 +104,11 @@ def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: 
     qat = quantize_model(model, calibration_data=images, unsupported=unsupported, float_layers=float_layers,
                          train_bn=train_bn)
     history = fit(qat.model, model, train, val=val, epochs=epochs, learning_rate=learning_rate,
-                  batch_size=batch_size, verbose=verbose, seed=seed)
+                  batch_size=batch_size, verbose=verbose, seed=seed, targets=targets)
     export = export_tf_keras_tflite(qat.model, path, variant="int8", representative_data=images,
                                     num_calibration=num_calibration, class_names=class_names, seed=seed,
                                     extra={"source": "tfxfer.quantize.train_qat",
+                                           "qat_targets": targets,
                                            "annotated_layers": qat.layers_with("annotate"),
                                            "float_layers": qat.layers_with("float")})
     gate = verify(model, export, eval_data, thresholds=thresholds, raise_on_failure=raise_on_failure)

@@ -36,3 +36,20 @@ def test_default_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir(args) == str(tmp_path / "xdg" / "tfxfer" / "ranking")
     assert cache_dir(argparse.Namespace(cache=None, no_cache=True)) is None
+
+
+def test_rank_reads_locally_supplied_imagenet_weights(tmp_path, capsys):
+    from tfxfer.backbones import get_spec
+
+    data = tmp_path / "data"
+    make_simple_folder(data, {"a": 6, "b": 6})
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    get_spec("mobilenet_v2").top_builder((32, 32, 3), None).save_weights(weights / "mobilenet_v2.weights.h5")
+    argv = ["rank", str(data), "--candidates", "mobilenet_v2@32", "--no-cost", "--no-cache", "--json", "-q"]
+    assert main([*argv, "--weights-dir", str(weights)]) == 0
+    row = json.loads(capsys.readouterr().out)["candidates"][0]
+    assert row["candidate"] == "mobilenet_v2@32" and row["weights"] == str(weights / "mobilenet_v2.weights.h5")
+    assert row["leep"] is not None and row["knn"] is not None
+    assert main([*argv, "--weights-dir", str(tmp_path / "nope")]) == 2
+    assert "--weights-dir" in capsys.readouterr().err

@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
     p.add_argument("--cache", metavar="DIR", help="where features and int8 size / latency are kept between rankings "
                    "(images; default $TFXFER_CACHE_DIR/ranking, else ~/.cache/tfxfer/ranking)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the ranking cache")
+    p.add_argument("--weights-dir", metavar="DIR", help="locally supplied ImageNet weights for any catalog backbone: "
+                   "NAME.weights.h5, NAME.h5, NAME_notop.weights.h5 or NAME_notop.h5 (default $TFXFER_WEIGHTS_DIR); "
+                   "a file with the ImageNet classifier also gives LEEP/NCE")
     add_verbosity(p)
     add_json(p)
 
@@ -78,6 +81,16 @@ def cache_dir(args) -> str | None:
         return os.path.join(os.environ["TFXFER_CACHE_DIR"], "ranking")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "tfxfer", "ranking")
+
+
+def weights_dir(args) -> str | None:
+    """``--weights-dir``, else ``$TFXFER_WEIGHTS_DIR``, else None (checked before TensorFlow loads)."""
+    import os
+
+    folder = args.weights_dir or os.environ.get("TFXFER_WEIGHTS_DIR") or None
+    if folder is not None and not os.path.isdir(os.path.expanduser(folder)):
+        raise ArgumentError("--weights-dir", folder, "must be an existing folder of ImageNet weights files")
+    return None if folder is None else os.path.expanduser(folder)
 
 
 def _budget(args):
@@ -117,6 +130,7 @@ def cmd_rank(args) -> int:
 
     recipe = ranking.is_recipe(args.data)
     _check_flags(args, recipe=recipe)
+    local = weights_dir(args)  # a missing folder fails before TensorFlow
     if recipe:  # a recipe typo, an unknown data set or backbone fails before TensorFlow
         from tfxfer.recipes import load_config
 
@@ -131,16 +145,18 @@ def cmd_rank(args) -> int:
     import_tensorflow(args)
     from tfxfer.recipes.inference import evaluation_data  # imports TensorFlow: after import_tensorflow
     from tfxfer.transfer import rank_backbones
+    from tfxfer.transfer.candidates import with_local_weights
 
+    candidates = [with_local_weights(c, local) for c in inputs.candidates] if local else inputs.candidates
     size = inputs.input_size
     x, y, _ = evaluation_data(inputs.source, image_size=size or (224, 224), channels=inputs.channels, split="train",
                               limit=args.max_samples)
-    result = rank_backbones((x, y), inputs.candidates, input_size=size, budget=_budget(args),
+    result = rank_backbones((x, y), candidates, input_size=size, budget=_budget(args),
                             measure_cost=not args.no_cost, max_samples=args.max_samples, cache_dir=cache_dir(args),
                             verbose=1 if verbosity(args) else 0)
     if not args.json:
         print(result.to_markdown())
-    probe = _probe(args, ranking.probe_target(result, inputs.candidates), lambda top: ranking.probe_image_candidate(
+    probe = _probe(args, ranking.probe_target(result, candidates), lambda top: ranking.probe_image_candidate(
         (x, y), top, input_size=size, max_samples=args.max_samples),
         control="the same architecture with random weights")
     return _finish(args, result, probe, kind="image")
@@ -155,6 +171,8 @@ def _rank_text(args) -> int:
     _check_text_flags(args)
     if args.cache:
         raise ArgumentError("--cache", args.cache, "applies to image backbones (text embeddings are not cached)")
+    if args.weights_dir:
+        raise ArgumentError("--weights-dir", args.weights_dir, "applies to image backbones (text encoders load presets)")
     candidates = ranking.text_candidates(args.candidates.split(","))  # an image backbone here is a one-line error
 
     texts, labels = ranking.load_text_rank_data(args.data, max_samples=args.max_samples)

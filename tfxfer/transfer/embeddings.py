@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 
 import keras
 import numpy as np
@@ -49,7 +50,15 @@ def resize_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def _source_head_model(candidate: Candidate, shape: tuple[int, int, int]) -> keras.Model:
     """The full ImageNet classifier rewired to return (pooled features, class probabilities)."""
     spec = candidate.spec
-    top = spec.top_builder((*shape[:2], 3), candidate.weights)
+    if candidate.weights in (None, "imagenet"):
+        top = spec.top_builder((*shape[:2], 3), candidate.weights)
+    else:  # a local file of the full ImageNet classifier (a *_notop file fails here: no head in it)
+        top = spec.top_builder((*shape[:2], 3), None)
+        with warnings.catch_warnings():  # a partial load would leave fresh weights behind: refuse it instead
+            warnings.filterwarnings("error", message="Skipping")
+            top.load_weights(str(candidate.weights))
+        if spec.after_load is not None:
+            spec.after_load(top)
     dense = [layer for layer in top.layers if isinstance(layer, keras.layers.Dense)]
     if not dense:
         raise ModelError(f"The ImageNet model of {spec.name!r} has no Dense classifier")
@@ -75,9 +84,11 @@ def candidate_features(candidate: Candidate, images: np.ndarray, *, input_size: 
                        batch_size: int = 32, source_head: bool = True) -> CandidateFeatures:
     """Run ``candidate`` once over raw-pixel ``images`` (N, H, W, C), resized to ``input_size``.
 
-    With ``source_head=True`` and a backbone whose spec has an ImageNet head (and weights that
-    are "imagenet" or None), the same forward pass also yields the source-class probabilities.
-    If the head cannot be built (e.g. its weights cannot be loaded offline), features are taken
+    With ``source_head=True`` and a backbone whose spec has an ImageNet head, the same forward
+    pass also yields the source-class probabilities: with weights "imagenet" or None, or a local
+    file of the full ImageNet classifier (a Keras Applications ``*.h5`` with top, or a
+    ``.weights.h5`` saved from ``spec.top_builder``). If the head cannot be built (its weights
+    cannot be loaded offline, the local file is a headless ``*_notop`` one), features are taken
     from the headless backbone and ``note`` says why LEEP/NCE are missing.
     """
     shape = (*input_size, int(images.shape[-1]))
@@ -86,13 +97,14 @@ def candidate_features(candidate: Candidate, images: np.ndarray, *, input_size: 
     if source_head:
         if not spec.has_imagenet_head:
             note = f"LEEP/NCE skipped: {spec.name} has no ImageNet head in the catalog"
-        elif candidate.weights not in (None, "imagenet"):
-            note = "LEEP/NCE skipped: a local weights file holds no ImageNet head"
         else:
             try:
                 model = _source_head_model(candidate, shape)
-            except Exception as exc:  # weights that cannot load offline, sizes the head rejects
-                note = f"LEEP/NCE skipped: ImageNet head unavailable ({type(exc).__name__}: {str(exc)[:120]})"
+            except Exception as exc:  # weights that cannot load offline, a headless local file, sizes the head rejects
+                if candidate.weights not in (None, "imagenet"):
+                    note = "LEEP/NCE skipped: the local weights file holds no ImageNet head (a headless file)"
+                else:
+                    note = f"LEEP/NCE skipped: ImageNet head unavailable ({type(exc).__name__}: {str(exc)[:120]})"
     with_probs = model is not None
     if model is None:
         model = _feature_model(candidate, shape)

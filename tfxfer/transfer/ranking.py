@@ -28,7 +28,7 @@ import numpy as np
 from tfxfer.errors import ArgumentError, DataError
 from tfxfer.transfer._data import as_image_arrays, single_labels
 from tfxfer.transfer.cache import RankingCache
-from tfxfer.transfer.candidates import Budget, Candidate, as_candidate
+from tfxfer.transfer.candidates import Budget, Candidate, as_candidate, check_weights_dir, with_local_weights
 from tfxfer.transfer.edge_cost import measure_edge_cost
 from tfxfer.transfer.embeddings import candidate_features
 from tfxfer.transfer.logme import logme
@@ -94,6 +94,7 @@ def rank_backbones(
     keep_features: bool = False,
     sequence_length: int | None = None,
     cache_dir=None,
+    weights_dir=None,
     verbose: int = 1,
 ) -> RankingResult:
     """Score every candidate backbone on ``data`` and put the scores beside its edge cost.
@@ -139,6 +140,11 @@ def rank_backbones(
             data, input size) and edge costs per (architecture, input size, head, machine) are
             read from it when present and written to it when computed (images only). Rows say
             what came from it (``features_cached``, ``cost_cached``).
+        weights_dir: a folder of locally supplied ImageNet weights, so any catalog backbone ranks
+            offline: a candidate with "imagenet" weights whose backbone downloads them (Keras
+            Applications) reads ``<name>.weights.h5`` / ``<name>.h5`` / ``<name>_notop.weights.h5``
+            / ``<name>_notop.h5`` from it when present (`tfxfer.transfer.candidates.LOCAL_WEIGHT_NAMES`).
+            A file of the full ImageNet classifier also gives LEEP and NCE; a headless one does not.
         verbose: 1 prints one progress line per candidate, 0 is silent.
 
     Returns:
@@ -156,6 +162,8 @@ def rank_backbones(
     if is_text_data(data):
         if cache_dir is not None:
             raise ArgumentError("cache_dir", cache_dir, "applies to image backbones (text embeddings are not cached)")
+        if weights_dir is not None:
+            raise ArgumentError("weights_dir", weights_dir, "applies to image backbones (text encoders load presets)")
         return _rank_text(data, candidates, budget=budget, scores=scores, primary=primary, cost_axis=cost_axis,
                           task=task, input_size=input_size, score_over_budget=score_over_budget,
                           max_samples=max_samples, batch_size=batch_size, sequence_length=sequence_length,
@@ -170,6 +178,9 @@ def rank_backbones(
         raise ArgumentError("candidates", text[0] if isinstance(text[0], str) else text[0].label,
                             "must be image backbones for image data, not a text encoder")
     candidates = [as_candidate(c) for c in candidates]
+    if weights_dir is not None:
+        check_weights_dir(weights_dir)  # even when no candidate needs it
+        candidates = [with_local_weights(c, weights_dir) for c in candidates]
     if not candidates:
         raise ArgumentError("candidates", candidates, "must name at least one backbone")
     labels_seen = [c.label for c in candidates]

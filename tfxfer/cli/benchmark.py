@@ -27,7 +27,6 @@ import datetime
 import os
 import json
 import platform
-import statistics
 import sys
 import time
 
@@ -120,17 +119,10 @@ def _dir_size(path: str) -> int:
 
 
 def _time_calls(call, runs: int) -> dict | None:
-    if runs < 1:
-        return None
-    for _ in range(3):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000.0)
-    times.sort()
-    return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]}
+    """Batch-1 latency of ``call`` (`tfxfer.export.onnx.time_calls`, the ONNX rows' timer), None for no runs."""
+    from tfxfer.export.onnx import time_calls
+
+    return time_calls(call, runs=runs) if runs >= 1 else None
 
 
 def _row(name, *, path, size, result, latency=None, latency_nt=None, threads=(1, 2)) -> dict:

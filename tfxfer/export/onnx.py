@@ -379,14 +379,23 @@ def benchmark_onnx(model_file, *, threads=(1, 2), runs: int = 50, warmup: int = 
         inp, _ = _io(sess, repr(path))
         shape = [1, *[d if isinstance(d, int) else 1 for d in inp.shape[1:]]]
         x = np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
-        for _ in range(warmup):
-            sess.run(None, {inp.name: x})
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            sess.run(None, {inp.name: x})
-            times.append((time.perf_counter() - start) * 1000.0)
-        times.sort()
-        latency[str(t)] = {"median_ms": statistics.median(times),
-                           "p90_ms": times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]}
+        latency[str(t)] = time_calls(lambda: sess.run(None, {inp.name: x}), runs=runs, warmup=warmup)
     return {"size_bytes": os.path.getsize(path), "latency": latency}
+
+
+def time_calls(call, *, runs: int, warmup: int = 3) -> dict:
+    """``{"median_ms", "p90_ms"}`` of ``runs`` calls of ``call()`` after ``warmup`` untimed ones.
+
+    Example:
+        >>> sorted(time_calls(lambda: sum(range(100)), runs=5))
+        ['median_ms', 'p90_ms']
+    """
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000.0)
+    times.sort()
+    return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]}

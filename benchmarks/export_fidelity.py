@@ -200,6 +200,11 @@ def main(argv=None):
     cfg = load_config(args.recipe, overrides=args.overrides)
     run_dir = os.path.abspath(args.run_dir or tempfile.mkdtemp(prefix="tfxfer-fidelity-"))
     gate_error = None
+    manifest_path = os.path.join(run_dir, "manifest.json")
+    before = None
+    if os.path.isfile(manifest_path):  # a finished run being reused: keep its own timings
+        with open(manifest_path, encoding="utf-8") as f:
+            before = json.load(f)
     with Timer() as t_run:
         try:
             result = run_pipeline(cfg, out_dir=run_dir, verbosity=1)
@@ -210,6 +215,12 @@ def main(argv=None):
         gate = json.load(f)
     with open(os.path.join(run_dir, "export", "table.json"), encoding="utf-8") as f:
         table = json.load(f)
+    with open(manifest_path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    if before and all(v.get("status") == "skipped" for k, v in manifest["stages"].items() if k != "report"):
+        manifest = before
+    recipe_run = {"started": manifest.get("started"), "wall_s": manifest.get("wall_s"),
+                  "stage_wall_s": {k: v.get("wall_s") for k, v in manifest["stages"].items()}}
     delivered_variant, delivered = table["deliver_variant"], table["deliver"]
     delivered_path = os.path.join(run_dir, delivered) if delivered else None
 
@@ -236,15 +247,17 @@ def main(argv=None):
             calibration = json.load(f).get("calibration")
     size = tuple(cfg.model.input_size)[0]
     channels = 1 if cfg.data.color_mode == "grayscale" else 3
-    model = load_model(os.path.join(run_dir, "model", "model.keras"))
-    keras.utils.set_random_seed(0)
-    elpv = data.load("elpv")
-    held_x = np.concatenate([elpv.val.x, elpv.test.x])
-    folder = tempfile.mkdtemp(prefix="tfxfer-mixed-")
-    paths = _mixed_folder(held_x[: args.parity_images], folder)
-    parity = _parity(model, paths, size, channels, run_dir + "-parity", list(elpv.class_names), delivered_path)
-    parity_rows = [{"path": name, **values} for name, values in parity.items()]
-    print_table(parity_rows, ["path", "top1_same_as_training", "images", "max_probability_difference"])
+    model = load_model(os.path.join(run_dir, "model", "model.keras")) if args.parity_images or args.qat_targets else None
+    parity, paths = {}, []
+    if args.parity_images:  # 0: only read the run's gate (no TensorFlow work beyond loading the run)
+        keras.utils.set_random_seed(0)
+        elpv = data.load("elpv")
+        held_x = np.concatenate([elpv.val.x, elpv.test.x])
+        folder = tempfile.mkdtemp(prefix="tfxfer-mixed-")
+        paths = _mixed_folder(held_x[: args.parity_images], folder)
+        parity = _parity(model, paths, size, channels, run_dir + "-parity", list(elpv.class_names), delivered_path)
+        parity_rows = [{"path": name, **values} for name, values in parity.items()]
+        print_table(parity_rows, ["path", "top1_same_as_training", "images", "max_probability_difference"])
 
     remedy = _qat_again(cfg, model, run_dir, args.qat_targets) if args.qat_targets else None
     if remedy:
@@ -261,7 +274,7 @@ def main(argv=None):
                              "epochs": cfg.quantize.epochs},
                      "variants": list(cfg.export.variants), "deliver": cfg.export.deliver,
                      "thresholds": {k: dict(v) for k, v in cfg.export.thresholds.items()}, "seed": cfg.seed},
-        "run_dir": run_dir, "run_wall_s": wall, "gate_error": gate_error,
+        "run_dir": run_dir, "recipe_run": recipe_run, "this_call_run_wall_s": wall, "gate_error": gate_error,
         "int8_calibration": calibration,
         "delivered": {"variant": delivered_variant, "path": delivered},
         "held_out_images": d.get("held_out_images"),
@@ -279,8 +292,9 @@ def main(argv=None):
                                                    and (d.get("top1_agreement") or 0) >= 0.98),
             "delivered_drop_within_gate": d.get("drop_verdict") in ("pass", "undecided") and bool(d.get("gate_passed")),
             "int8_inputs_scale1_zp0": bool(int8_inputs) and all(v["exact_raw_pixels"] for v in int8_inputs.values()),
-            "parity_top1_all_images": all(v["top1_same_as_training"] == v["images"]
-                                          for k, v in parity.items() if k != "delivered_file_on_device_runner"),
+            "parity_top1_all_images": (all(v["top1_same_as_training"] == v["images"]
+                                           for k, v in parity.items() if k != "delivered_file_on_device_runner")
+                                       if parity else None),
         },
         "benchmark_wall_s": round(t_run.seconds, 1), "load_average_1min": round(os.getloadavg()[0], 2),
     }

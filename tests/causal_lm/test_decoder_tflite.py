@@ -142,6 +142,15 @@ def _rounded_float_copy(blob):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def test_int8_weights_can_leave_the_embedding_float(tiny_lm, blob):
+    small = int8_weights(blob, embedding=False, min_elements=64)
+    vocab = tiny_lm.tokenizer.vocabulary_size
+    kinds = {name: (kind, values.shape) for name, (kind, _, values) in _weights(small).items()}
+    assert [k for k, shape in kinds.values() if shape[0] == vocab] == ["FLOAT32"]  # gather + projection, once
+    assert sum(k == "INT8" for k, _ in kinds.values()) == len(kinds) - 1
+    assert decoder_agreement(tiny_lm, small, IDS)["top1_agreement"] == 1.0
+
+
 def test_int8_weight_only_is_closer_than_hybrid(tiny_lm, blob):
     diffs = {h: decoder_agreement(tiny_lm, int8_weights(blob, hybrid=h, min_elements=64), IDS)["max_abs_diff"]
              for h in ("none", "all")}

@@ -111,3 +111,21 @@ def test_decode_only_file_generates_the_same(saved, tmp_path):
     assert runner.decoder.prefill_tokens is None and decode_only["gate"] is None
     expected = llm_runner.LLMRunner(paths["sidecar"]).generate(PROMPTS[1], max_new_tokens=10)
     assert runner.generate(PROMPTS[1], max_new_tokens=10)["token_ids"] == expected["token_ids"]
+
+
+def test_int8_file_generates_like_keras(saved, tmp_path):
+    """An int8-weight file (DEQUANTIZE once at load) runs in the TF-free runner: on the tiny model its greedy
+    tokens are Keras's."""
+    from tfxfer.causal_lm import generate_ids
+    from tfxfer.export.decoder_tflite import save_decoder
+
+    lm, _ = saved
+    paths = save_decoder(lm, str(tmp_path / "int8"), cache_length=48, prefill_tokens=4, quantization="int8",
+                         gate_texts=["the and then", "on and in the"])
+    sidecar = json.load(open(paths["sidecar"]))
+    assert paths["gate"].passed and sidecar["quantization"] == sidecar["requested"] == "int8"
+    assert sidecar["rejected"] == []
+    ids = lm.tokenizer.encode(PROMPTS[0])
+    expected = generate_ids(lm, [ids], max_new_tokens=8, stop_token_ids=(lm.tokenizer.eos_token_id,))[0]
+    got = llm_runner.LLMRunner(paths["sidecar"]).generate(PROMPTS[0], max_new_tokens=8)
+    assert got["token_ids"] == [int(i) for i in expected]

@@ -134,3 +134,13 @@ def test_export_format_onnx(setup, tmp_path, capsys):
     assert sorted(os.listdir(out)) == ["model.json", "model.onnx"]
     assert main(["export", setup["model"], setup["test"], "--format", "onxx"]) == 2
     assert "Did you mean: 'onnx'" in capsys.readouterr().err
+
+
+def test_export_tflite_and_onnx_in_one_table(setup, tmp_path, capsys):
+    out = tmp_path / "both"
+    code = main(["export", setup["model"], setup["test"], "--format", "tflite,onnx", "--variants", "float32",
+                 "--no-benchmark", "--out", str(out), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and [r["variant"] for r in doc["variants"]] == ["float32", "onnx"]
+    assert doc["variants"][0]["accuracy_keras"] == doc["variants"][1]["accuracy_keras"]  # the same gate images
+    assert {"model_float32.tflite", "model.onnx", "model.json", "model_float32.json"} <= set(os.listdir(out))

@@ -45,6 +45,8 @@ class DataConfig:
 
     ``source`` is a packaged data set name (``tfxfer datasets``), a folder of class sub-folders
     (images), a CSV/TSV table (images: path,label; texts: text,label) or a CoNLL file (NER).
+    ``allow_outside_root`` lets an image table's rows name absolute paths or paths leading outside
+    the table's folder (refused and counted as skips by default).
     """
 
     source: str = ""
@@ -58,6 +60,7 @@ class DataConfig:
     text_column: str = "text"
     label_column: str = "label"
     path_column: str = "path"
+    allow_outside_root: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -126,7 +126,7 @@ def load_image_data(cfg, source, *, image_size) -> ImageSplits:
         data = image_dataset_from_folder(source.value, **common)
     else:
         data = image_dataset_from_csv(source.value, path_column=d.path_column, label_column=d.label_column,
-                                      **common)
+                                      allow_outside_root=d.allow_outside_root, **common)
     if data.val is None and data.test is None:
         raise DataError(f"{source.value} gives no held-out images: set data.validation_split or "
                         "data.test_split > 0 (or provide val/ or test/ folders); the export gate needs them")

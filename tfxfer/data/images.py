@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import csv
 import os
 
@@ -423,7 +424,11 @@ def image_dataset_from_csv(
         else:
             items.append((full, ids[names[0]], split))
     if not items:
-        raise DataError(f"No usable rows in {csv_path} ({len(skipped)} skipped)")
+        reasons = collections.Counter(s.get("reason", "?") for s in skipped)
+        detail = ", ".join(f"{n} {r}" for r, n in reasons.most_common())
+        hint = (" (rows leading outside the table's folder are read only with allow_outside_root=True, in a "
+                "recipe `data.allow_outside_root: true`)" if reasons.get("outside_root") else "")
+        raise DataError(f"No usable rows in {csv_path} ({len(skipped)} skipped: {detail or 'none'}){hint}")
     return build_image_data(
         items, class_names=class_names, source=csv_path, root=root, image_size=image_size,
         batch_size=batch_size, validation_split=validation_split, test_split=test_split, seed=seed,

@@ -20,7 +20,8 @@ Settings are the recipe's; ``--set key=value`` (as ``tfxfer run --set``) reduces
 lists every override. A run folder (``--run-dir``) that already holds this configuration's finished
 run is reused (the recipe runner skips unchanged stages).
 
-    python benchmarks/export_fidelity.py [--run-dir DIR] [--set train.epochs=2] [--parity-images 48]
+    python benchmarks/export_fidelity.py [--run-dir DIR] [--set train.epochs=2] [--parity-images 54]
+    python benchmarks/export_fidelity.py --read-run runs/image_classification [--qat-targets float_model]
 """
 
 from __future__ import annotations
@@ -184,6 +185,9 @@ def main(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="reduce a recipe setting (recorded in the JSON), e.g. train.epochs=2")
     parser.add_argument("--run-dir", default=None, help="run folder (reused when it holds this configuration)")
+    parser.add_argument("--read-run", default=None, metavar="DIR",
+                        help="measure the finished run in DIR as it is (its own config.yaml; nothing is re-run, "
+                             "even if the recipe's keys changed since)")
     parser.add_argument("--parity-images", type=int, default=54)
     parser.add_argument("--qat-targets", choices=("float_model",), default=None,
                         help="also run the recipe's quantize step again with train_qat(targets=...) on the run's "
@@ -197,8 +201,12 @@ def main(argv=None):
     from tfxfer.recipes import load_config, run_pipeline
     from tfxfer.reliability import load_model
 
-    cfg = load_config(args.recipe, overrides=args.overrides)
-    run_dir = os.path.abspath(args.run_dir or tempfile.mkdtemp(prefix="tfxfer-fidelity-"))
+    if args.read_run:
+        run_dir = os.path.abspath(args.read_run)
+        cfg = load_config(os.path.join(run_dir, "config.yaml"))
+    else:
+        cfg = load_config(args.recipe, overrides=args.overrides)
+        run_dir = os.path.abspath(args.run_dir or tempfile.mkdtemp(prefix="tfxfer-fidelity-"))
     gate_error = None
     manifest_path = os.path.join(run_dir, "manifest.json")
     before = None
@@ -206,11 +214,12 @@ def main(argv=None):
         with open(manifest_path, encoding="utf-8") as f:
             before = json.load(f)
     with Timer() as t_run:
+        wall = None
         try:
-            result = run_pipeline(cfg, out_dir=run_dir, verbosity=1)
-            wall = result.wall_s
+            if not args.read_run:
+                wall = run_pipeline(cfg, out_dir=run_dir, verbosity=1).wall_s
         except GateError as exc:  # the report and manifest are written first: read what was delivered
-            gate_error, wall = str(exc), None
+            gate_error = str(exc)
     with open(os.path.join(run_dir, "export", "gate.json"), encoding="utf-8") as f:
         gate = json.load(f)
     with open(os.path.join(run_dir, "export", "table.json"), encoding="utf-8") as f:
@@ -267,14 +276,15 @@ def main(argv=None):
     d = variants.get(delivered_variant, {})
     int8_inputs = {v: e["input"] for v, e in variants.items() if "input" in e}
     summary = {
-        "recipe": os.path.relpath(args.recipe, ROOT), "overrides (reductions)": args.overrides,
+        "recipe": os.path.join(run_dir, "config.yaml") if args.read_run else os.path.relpath(args.recipe, ROOT),
+        "overrides (reductions)": args.overrides,
         "settings": {"backbone": cfg.model.backbone, "weights": cfg.model.weights, "input_size": size,
                      "channels": channels, "head_epochs": cfg.train.head_epochs, "epochs": cfg.train.epochs,
                      "qat": {"enabled": cfg.quantize.enabled, "method": cfg.quantize.method,
                              "epochs": cfg.quantize.epochs},
                      "variants": list(cfg.export.variants), "deliver": cfg.export.deliver,
                      "thresholds": {k: dict(v) for k, v in cfg.export.thresholds.items()}, "seed": cfg.seed},
-        "run_dir": run_dir, "recipe_run": recipe_run, "this_call_run_wall_s": wall, "gate_error": gate_error,
+        "run_dir": run_dir, "read_as_is": bool(args.read_run), "recipe_run": recipe_run, "this_call_run_wall_s": wall, "gate_error": gate_error,
         "int8_calibration": calibration,
         "delivered": {"variant": delivered_variant, "path": delivered},
         "held_out_images": d.get("held_out_images"),

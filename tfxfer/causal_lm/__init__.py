@@ -8,10 +8,11 @@
 * Use: `generate` (greedy / random / top-k / top-p, temperature, stop tokens), `chat_prompt`
   (ChatML, as SmolLM2-Instruct was tuned), `perplexity`,
   `in_context_classify` (k examples in the prompt, label words scored; zero-shot with none).
-* Adapt: `adapt_causal_lm` (raw text or (prompt, completion) pairs; LoRA by default, full
-  fine-tuning optional; resumable through `tfxfer.reliability.ResumableCheckpoint`).
+* Adapt: `adapt_causal_lm(lm, train, val=..., base_lr=..., epochs=...)` (raw texts or (prompt,
+  completion) pairs; LoRA by default, full fine-tuning optional; resumable through
+  `tfxfer.reliability.ResumableCheckpoint`) returns an `AdaptResult` (history, per-step wall times).
 * Ship: through the export room, `tfxfer.export.convert_decoder_tflite` / `save_decoder` (one file,
-  builtin ops only, explicit KV cache; float32 / dynamic int8 / float16) and `decoder_gate`
+  builtin ops only, explicit KV cache; float32 / float16 / int8 weights) and `decoder_gate`
   (next-token agreement and perplexity change); ``export/llm_runner.py`` runs it without TensorFlow.
 * Build: `LlamaConfig`, `build_language_model` (random, tiny for tests), `LanguageModel`.
 
@@ -47,6 +48,7 @@ _EXPORTS = {
     "perplexity": "tfxfer.causal_lm.likelihood",
     "token_losses": "tfxfer.causal_lm.likelihood",
     "adapt_causal_lm": "tfxfer.causal_lm.adapt",
+    "AdaptResult": "tfxfer.causal_lm.adapt",
     "score_continuations": "tfxfer.causal_lm.in_context",
     "in_context_classify": "tfxfer.causal_lm.in_context",
     "few_shot_prompt": "tfxfer.causal_lm.in_context",

@@ -88,13 +88,12 @@ def evaluate_tta(model: keras.Model, data, *, views=None, batch_size: int = 32) 
     """Accuracy with and without TTA on labelled ``data`` (``(x, y)`` or a dataset of such batches).
 
     Returns ``{"views", "accuracy", "plain_accuracy", "seconds", "plain_seconds", "cost"}``: ``cost`` is
-    the TTA wall time over the plain one (about the number of views).
+    the TTA wall time over the plain one (about the number of views), both timed after one untimed
+    warm-up pass.
     """
     views = _check(model, views)
     forward = _forward(model)
-    first = next(iter(_batches(data, batch_size)))
-    first = tf.convert_to_tensor(first[0] if isinstance(first, tuple) else first)
-    forward(first[..., None] if first.shape.rank == 3 else first)  # trace once, outside both timings
+    _predict(model, data, ("identity",), batch_size, forward)  # trace and warm the pipeline, untimed
     t0 = time.perf_counter()
     plain, labels = _predict(model, data, ("identity",), batch_size, forward)
     plain_s = time.perf_counter() - t0

@@ -220,7 +220,7 @@ def main(argv=None):
         with open(path) as f:
             previous = json.load(f)
         rows, runs = previous["rows"], previous["summary"].get("runs", [])
-        kept = {k: v for k, v in previous["summary"].items() if k in ("experiments", "note", "notes")}
+        kept = {k: v for k, v in previous["summary"].items() if k in ("experiments", "note", "notes", "decisions")}
     runs.append(run)
     for name in args.datasets:
         splits, k = load(name, size=args.size, limit=args.limit)

@@ -189,8 +189,7 @@ def main(argv=None):
         "load_average_end": list(os.getloadavg()),
         "reduced": (f"subset of {args.dataset} ({len(x_train)}/{len(x_val)}/{len(x_test)}) at {size[0]} px, not the "
                     "full set at 224 px; one seed"),
-        "command": "flock /tmp/tfxfer-heavy.lock .venv/bin/python benchmarks/transferability.py "
-                   + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": ".venv/bin/python benchmarks/transferability.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "note": "Ranking and fine-tuning ran in the same process on a shared 2-core machine (load averages "
                 "recorded); cold ranking includes building each model, feature extraction, int8 conversion and "
                 "LiteRT timing of each architecture once.",

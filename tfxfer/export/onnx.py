@@ -213,9 +213,9 @@ def verify_onnx(model, model_file, eval_data, *, thresholds=None, class_names=No
     names = check_class_names(class_names, num_classes)
     limits = _onnx_thresholds(thresholds)
     images, labels = _check_eval(eval_data, image_shape, num_classes)
-    where = model_file if isinstance(model_file, (str, os.PathLike)) else "the .onnx file"
+    where = repr(os.fspath(model_file)) if isinstance(model_file, (str, os.PathLike)) else "the .onnx file"
     sess = session(model_file) if not hasattr(model_file, "run") else model_file
-    _io(sess, repr(os.fspath(where)) if isinstance(where, os.PathLike) else repr(where), image_shape, num_classes)
+    _io(sess, where, image_shape, num_classes)
     if names is None and isinstance(model_file, (str, os.PathLike)):
         side = onnx_sidecar_path(model_file)
         if os.path.isfile(side):

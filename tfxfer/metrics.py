@@ -1,7 +1,7 @@
 """The one metrics module: accuracy, per-class precision / recall / F1 / accuracy, confusion matrix,
 expected calibration error (ECE) with its reliability table, and the chance-level check
-(`chance_check`: at or below the majority-class rate, or one class for everything). Used by the export gate, the evaluate
-stages, ``tfxfer evaluate`` and the report, so they all report the same numbers for the same model.
+(`chance_check`: at or below the majority-class rate, or one class for everything). Used by the export gate,
+the evaluate stages, ``tfxfer evaluate`` and the report, so they all report the same numbers for the same model.
 
 **ECE uses 15 equal-width confidence bins** (`ECE_BINS`), the count of Guo et al. 2017 ("On
 Calibration of Modern Neural Networks") and of most papers and libraries since, so tfxfer's numbers

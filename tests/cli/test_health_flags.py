@@ -102,11 +102,21 @@ def test_chance_rule():
 def test_evaluate_flags_a_one_class_model(one_class_run, folder, capsys):
     assert cli.main(["evaluate", str(one_class_run), str(folder), "-q"]) == EXIT_CHANCE
     out = capsys.readouterr().out
-    assert "accuracy 0.5000" in out and "FLAGGED: no better than chance" in out and "predicts 'bright' for all 12" in out
+    assert "accuracy 0.5000" in out and "FLAGGED: no better than chance" in out
+    assert "predicts 'bright' for all 12" in out
     assert cli.main(["evaluate", str(one_class_run), str(folder), "--json", "-q"]) == EXIT_CHANCE
     doc = _json(capsys)
     assert doc["exit_code"] == 4 and not doc["ok"] and doc["error"]["type"] == "ChanceLevelModel"
-    assert doc["metrics"]["accuracy"] == 0.5 and doc["chance"]["flagged"] and doc["chance"]["single_class"] == "bright"
+    assert doc["metrics"]["accuracy"] == 0.5 and doc["chance"]["flagged"]
+    assert doc["chance"]["single_class"] == "bright"
+
+
+def test_allow_chance_keeps_the_flag_but_exits_0(one_class_run, folder, capsys):
+    assert cli.main(["evaluate", str(one_class_run), str(folder), "-q", "--allow-chance"]) == 0
+    assert "FLAGGED: no better than chance" in capsys.readouterr().out  # still said, in words
+    assert cli.main(["evaluate", str(one_class_run), str(folder), "--json", "-q", "--allow-chance"]) == 0
+    doc = _json(capsys)
+    assert doc["ok"] and doc["error"] is None and doc["chance"]["flagged"]
 
 
 def test_evaluate_does_not_flag_a_good_model(good_run, folder, capsys):
@@ -123,8 +133,8 @@ def _fake_run(monkeypatch, tmp_path, chance):
     from tfxfer.recipes.run import RunResult
 
     def fake(cfg, **kwargs):
-        return RunResult(run_dir=str(tmp_path), manifest=str(tmp_path / "manifest.json"), report_html=str(tmp_path / "r.html"),
-                         report_md=None, tflite=None, gate_passed=None, metrics={"accuracy": 0.5}, stages={},
+        return RunResult(run_dir=str(tmp_path), manifest=str(tmp_path / "manifest.json"),
+                         report_html=str(tmp_path / "r.html"), report_md=None, tflite=None, gate_passed=None, metrics={"accuracy": 0.5}, stages={},
                          wall_s=1.0, chance=chance)
 
     monkeypatch.setattr(tfxfer.recipes, "run_pipeline", fake)
@@ -137,6 +147,8 @@ def test_run_exit_code_and_json(monkeypatch, tmp_path, capsys):
     assert cli.main(["run", "pipelines/quick.yaml", "--json", "-q"]) == EXIT_CHANCE
     doc = _json(capsys)
     assert doc["exit_code"] == 4 and doc["chance"]["flagged"] and doc["error"]["type"] == "ChanceLevelModel"
+    assert cli.main(["run", "pipelines/quick.yaml", "--json", "-q", "--allow-chance"]) == 0
+    assert _json(capsys)["chance"]["flagged"]
     _fake_run(monkeypatch, tmp_path, chance_check([[6, 0], [1, 5]], ["a", "b"]))
     assert cli.main(["run", "pipelines/quick.yaml", "--json", "-q"]) == 0
     doc = _json(capsys)
@@ -183,6 +195,8 @@ def test_groups_need_a_column(good_run, folder, table, capsys):
     assert cli.main(["evaluate", str(good_run / "model" / "model.keras"), str(table), "--groups", "site",
                      "--save"]) == 2
     assert "needs a run directory" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(good_run), str(table), "--bootstrap", "-1"]) == 2
+    assert "--bootstrap" in capsys.readouterr().err
 
 
 def test_text_table_groups_follow_the_kept_rows(tmp_path):
@@ -207,7 +221,35 @@ def test_target_shift(good_run, folder, tmp_path, capsys):
     assert "Domain shift (evaluation data vs --target):" in out and "permutation p-value" in out
     assert cli.main([*argv, "--json", "-q", "--save"]) == 0
     shift = _json(capsys)["shift"]
-    assert shift["n_source"] == 12 and shift["n_target"] == 10 and {t["name"] for t in shift["tests"]} == {"classifier", "mmd"}
+    assert shift["n_source"] == 12 and shift["n_target"] == 10
+    assert {t["name"] for t in shift["tests"]} == {"classifier", "mmd"}
     assert 0.0 < shift["p_value"] <= 1.0 and shift["verdict"].startswith(("Shift detected", "No shift detected"))
     assert json.loads((good_run / "eval" / "shift.json").read_text())["verdict"] == shift["verdict"]
     assert 'id="shift"' in (good_run / "report" / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_packaged_groups_and_domain_pairs(tmp_path, capsys):
+    """ELPV by cell type (its module_type extra, alias cell_type) and a domain pair grouped by domain."""
+    import keras
+
+    inputs = keras.Input((32, 32, 1), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    outputs = keras.layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.Constant([[8.0, -8.0]]),
+                                 bias_initializer=keras.initializers.Constant([-3.0, 3.0]))(x)
+    run = tmp_path / "elpv"
+    (run / "model").mkdir(parents=True)
+    keras.Model(inputs, outputs).save(run / "model" / "model.keras")
+    (run / "model" / "labels.json").write_text(json.dumps({"class_names": ["functional", "defective"]}))
+    for column in ("module_type", "cell_type"):
+        assert cli.main(["evaluate", str(run), "elpv", "--limit", "60", "--groups", column, "--bootstrap", "50",
+                         "--json", "-q", "--allow-chance"]) == 0
+        groups = _json(capsys)["groups"]
+        assert groups["groups"] == ["mono", "poly"] and groups["split"] == "test"
+        assert sum(groups["sizes"].values()) == 60
+    assert cli.main(["evaluate", str(run), "elpv_mono_to_poly", "--limit", "40", "--bootstrap", "50", "--json", "-q",
+                     "--allow-chance"]) == 0
+    groups = _json(capsys)["groups"]
+    assert groups["column"] == "domain" and groups["sizes"] == {"mono": 20, "poly": 20}
+    assert cli.main(["evaluate", str(run), "elpv", "--groups", "site"]) == 2
+    assert "(it has: defect_probability, module_type)" in capsys.readouterr().err

@@ -7,7 +7,9 @@ Group columns come from
   ``sentiment_*``: ``rating``), cut to the same split and ``--limit`` as the evaluation;
 * an image CSV / TSV table (``path,label,<column>``): each loaded file's row, matched by path;
 * a text CSV / TSV / JSONL table: each kept row's value, matched by line number (rows the loader
-  skipped are skipped here too; a row without a value is the group ``(missing)``).
+  skipped are skipped here too; a row without a value is the group ``(missing)``);
+* a packaged domain pair as DATA (``elpv_mono_to_poly``, ``sentiment_movies_to_tweets``, ...: see
+  `tfxfer.data.domains`): both domains' test examples, grouped by ``domain``.
 
 A folder of class sub-folders has no group column: that is a usage error naming the option.
 
@@ -52,6 +54,8 @@ def packaged_groups(source: str, column: str, *, split: str, limit: int | None, 
 
     loaded = load(packaged_key(source))
     extras = (loaded.extras or {}).get(split) or {}
+    if column not in extras and GROUP_ALIASES.get(column) in extras:
+        column = GROUP_ALIASES[column]
     if column not in extras:
         known = ", ".join(sorted(extras)) or "none"
         raise ArgumentError("--groups", column, f"must be a per-example column of {source} (it has: {known})")
@@ -59,6 +63,55 @@ def packaged_groups(source: str, column: str, *, split: str, limit: int | None, 
     if len(values) != count:
         raise DataError(f"{source}: {len(values)} values of {column!r} for {count} evaluated examples")
     return values
+
+
+#: Other names of a packaged data set's group column.
+GROUP_ALIASES = {"cell_type": "module_type"}
+#: The group column of a domain pair.
+PAIR_GROUP = "domain"
+
+
+def pair_key(source: str) -> str | None:
+    """``source`` as a packaged domain pair's name (``*_to_*``, not an existing path), else None;
+    TensorFlow-free (`tfxfer.data.domains.domain_pair` checks the name itself)."""
+    key = str(source).strip().lower().replace("-", "_")
+    if "_to_" not in key or os.path.exists(os.path.expanduser(str(source))) or packaged_key(source) is not None:
+        return None
+    return key
+
+
+def pair_data(source: str, column: str | None, *, class_names, limit: int | None):
+    """``(x, labels, groups)`` of a domain pair's `audit_test` (both domains' test examples, the
+    source domain first; with ``limit``, the first ``limit // 2`` of each); labels are ids into the
+    model's ``class_names``."""
+    from tfxfer.data.domains import domain_pair
+
+    if column not in (None, PAIR_GROUP):
+        raise ArgumentError("--groups", column, f"must be {PAIR_GROUP!r} for a domain pair ({source})")
+    pair = domain_pair(source)
+    split = pair.audit_test
+    unknown = sorted(set(pair.class_names) - set(class_names))
+    if unknown:
+        raise DataError(f"Labels {unknown} of {source} are not among the model's labels {list(class_names)}")
+    lookup = np.array([list(class_names).index(n) for n in pair.class_names], np.int64)
+    groups = np.asarray(pair.audit_groups, dtype=object)
+    rows = np.arange(len(groups))
+    if limit is not None:  # at most `limit` examples, shared equally by the two domains
+        rows = np.concatenate([np.flatnonzero(groups == d)[:max(1, limit // 2)]
+                               for d in (pair.source_domain, pair.target_domain)])
+    return split.x[rows], lookup[np.asarray(split.y, np.int64)][rows], groups[rows]
+
+
+def pair_images(source: str, column: str | None, *, model, limit: int | None):
+    """`pair_data` with the images resized as the model takes them (as ``evaluation_data`` does)."""
+    from tfxfer.data.tfdata import array_pipeline
+    from tfxfer.recipes.image_data import take_images
+
+    x, y, groups = pair_data(source, column, class_names=model.class_names, limit=limit)
+    ds = array_pipeline(x, y, image_size=tuple(model.image_size), batch_size=64, training=False,
+                        channels=model.channels)
+    images, labels = take_images(ds)
+    return images, np.asarray(labels), groups
 
 
 def _table_format(path: str) -> str:
@@ -164,6 +217,9 @@ def text_data(model, source: str, *, split: str, limit: int | None, text_column:
     labels are ids into the model's class names."""
     from tfxfer.recipes.text_eval import classification_data
 
+    if pair_key(source) is not None:
+        texts, labels, values = pair_data(source, groups, class_names=model.class_names, limit=limit)
+        return np.asarray([str(t) for t in texts], dtype=object), labels, values, 0
     if packaged_key(source) is not None or not groups:
         texts, labels, skipped = classification_data(source, model.class_names, split=split,
                                                      text_column=text_column, label_column=label_column)

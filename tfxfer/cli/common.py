@@ -32,9 +32,9 @@ EXIT_CHANCE = 4
 
 EXIT_CODES_HELP = ("exit codes: 0 success; 1 run-time failure (bad data, failed conversion, full disk); "
                    "2 usage or recipe error (unknown command, flag, name or key; missing file); "
-                   "3 the verification gate failed; 4 the model is no better than chance (run / evaluate: accuracy at or "
-                   "below the majority-class rate, or one class predicted for every example; files and report are "
-                   "written); 130 interrupted (Ctrl-C)")
+                   "3 the verification gate failed; 4 the model is no better than chance (run / evaluate: accuracy "
+                   "at or below the majority-class rate, or one class predicted for every example; files and report "
+                   "are written; --allow-chance exits 0); 130 interrupted (Ctrl-C)")
 
 
 class UsageError(TfxferError, ValueError):
@@ -78,24 +78,41 @@ def emit_json(args, *, exit_code: int = EXIT_OK, error=None, **fields) -> None:
     print(dumps(document(args.command, exit_code=exit_code, error=error, **fields)), file=stream, flush=True)
 
 
-def chance_lines(check) -> list[str]:
+def add_allow_chance(parser) -> None:
+    """``--allow-chance`` on ``run`` / ``evaluate``: exit 0 for a chance-level model (smoke tests)."""
+    parser.add_argument("--allow-chance", action="store_true", help="exit 0 even when the model is no better than "
+                        f"chance (default: exit {EXIT_CHANCE}); the FLAGGED line, the --json `chance` field and the "
+                        "report's warning stay. For smoke tests with random weights (model.weights=null)")
+
+
+def chance_exit(args, check) -> int:
+    """`EXIT_CHANCE` for a flagged `tfxfer.metrics.chance_check` result unless ``--allow-chance``."""
+    flagged = bool(check and check.get("flagged"))
+    return EXIT_CHANCE if flagged and not getattr(args, "allow_chance", False) else EXIT_OK
+
+
+def chance_lines(check, *, allowed: bool = False) -> list[str]:
     """The lines ``tfxfer run`` and ``evaluate`` print for a `tfxfer.metrics.chance_check` result
     (none when it is not flagged).
 
     Example:
         >>> from tfxfer.metrics import chance_check
-        >>> chance_lines(chance_check([[3, 0], [3, 0]], ["a", "b"]))[0]
-        "FLAGGED: no better than chance: accuracy 0.5000 is at or below chance (0.5000, the majority-class rate: always answering 'a'); the model predicts 'a' for all 6 examples although the data hold 2 classes"
+        >>> first, second = chance_lines(chance_check([[3, 0], [3, 0]], ["a", "b"]))
+        >>> print(first[:60])
+        FLAGGED: no better than chance: accuracy 0.5000 is at or bel
+        >>> second.startswith("  (exit code 4; rule: flagged when accuracy is at or below")
+        True
     """
     if not check or not check.get("flagged"):
         return []
-    return [f"FLAGGED: no better than chance: {'; '.join(check['reasons'])}",
-            f"  (exit code {EXIT_CHANCE}; rule: {check['rule']})"]
+    code = f"exit code {EXIT_OK}: --allow-chance" if allowed else f"exit code {EXIT_CHANCE}"
+    return [f"FLAGGED: no better than chance: {'; '.join(check['reasons'])}", f"  ({code}; rule: {check['rule']})"]
 
 
-def chance_error(check) -> dict | None:
-    """The ``--json`` error object of a flagged `tfxfer.metrics.chance_check` result, else None."""
-    if not check or not check.get("flagged"):
+def chance_error(check, *, allowed: bool = False) -> dict | None:
+    """The ``--json`` error object of a flagged `tfxfer.metrics.chance_check` result, else None
+    (None too with ``--allow-chance``: the document's ``chance`` field still says it)."""
+    if not check or not check.get("flagged") or allowed:
         return None
     return {"type": "ChanceLevelModel", "message": "no better than chance: " + "; ".join(check["reasons"])}
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 import os
 
-from tfxfer.cli.common import (EXIT_CHANCE, EXIT_OK, add_json, add_verbosity, chance_error, chance_lines,
-                               check_data_argument, check_model_path, emit_json, import_tensorflow, show)
+from tfxfer.cli.common import (EXIT_OK, add_allow_chance, add_json, add_verbosity, chance_error, chance_exit,
+                               chance_lines, check_data_argument, check_model_path, emit_json, import_tensorflow, show)
 from tfxfer.errors import ArgumentError
 from tfxfer.utils.validate import check_int
 
@@ -46,7 +46,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--label-column", default="label", help="label column or field of a text table")
     p.add_argument("--groups", metavar="COLUMN", help="bias audit by this column: per-group accuracy, recall, FPR/FNR "
                    "and ECE with bootstrap intervals and the worst-group gap; a column of the CSV / TSV / JSONL "
-                   "data table or a packaged set's per-example field (elpv: module_type)")
+                   "data table or a packaged set's per-example field (elpv: module_type, alias cell_type). DATA "
+                   "may also be a domain pair (elpv_mono_to_poly, sentiment_movies_to_tweets, ...): both domains' "
+                   "test examples, grouped by domain")
     p.add_argument("--target", metavar="DATA", help="unlabelled deployment data (image folder or files, .txt of "
                    "texts, a table or a packaged set): test for a domain shift against DATA and estimate the "
                    "accuracy to expect there (needs a .keras model or a run directory)")
@@ -54,6 +56,7 @@ def add_parsers(sub) -> None:
                    "eval/shift.json into it and rebuild its report")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per group (default 1000)")
     p.add_argument("--permutations", type=int, default=500, help="permutations of each shift test (default 500)")
+    add_allow_chance(p)
     add_json(p)
     add_verbosity(p)
 
@@ -105,8 +108,12 @@ def _check_evaluate_args(args) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    from tfxfer.cli.audit import pair_key
+
     check_model_path(args.model)  # a missing model or data set fails before TensorFlow
-    check_data_argument(args.data)
+    pair = pair_key(args.data)  # a domain pair: both domains' test examples, grouped by domain
+    if pair is None:
+        check_data_argument(args.data)
     _check_evaluate_args(args)
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
@@ -115,21 +122,21 @@ def cmd_evaluate(args) -> int:
     from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics, model_task
 
     model = open_model(args.model)
-    audit = bool(args.groups or args.target)
+    audit = bool(args.groups or args.target or pair)
     if model.image_size is None and (not audit or model_task(model) == "token_classification"):
         if audit:
-            raise ArgumentError("--groups" if args.groups else "--target", args.groups or args.target,
-                                "is for classifiers; this is an NER model")
+            raise ArgumentError(*(("--groups", args.groups) if args.groups else ("--target", args.target)
+                                  if args.target else ("data", args.data)), "is for classifiers; this is an NER model")
         metrics = evaluate_text_model(model, args.data, split=args.split, limit=args.limit,
                                       text_column=args.text_column, label_column=args.label_column)
         check = metrics_chance_check(metrics)
-        code = EXIT_CHANCE if check and check["flagged"] else EXIT_OK
+        code = chance_exit(args, check)
         if args.json:
-            emit_json(args, exit_code=code, error=chance_error(check), model=model.path, data=args.data,
-                      split=args.split, metrics=metrics, chance=check)
+            emit_json(args, exit_code=code, error=chance_error(check, allowed=args.allow_chance), model=model.path,
+                      data=args.data, split=args.split, metrics=metrics, chance=check)
         else:
             print(format_text_metrics(metrics, title=f"{os.path.basename(model.path)} on {args.data}"))
-            for line in chance_lines(check):
+            for line in chance_lines(check, allowed=args.allow_chance):
                 print(line)
         return code
     if model.image_size is None:  # a text classifier with --groups / --target
@@ -144,10 +151,16 @@ def cmd_evaluate(args) -> int:
         metrics = {"task": "text_classification", "skipped": skipped,
                    **classification_metrics(probabilities, y, names)}
         return _report(args, model, model, None, x, y, names, probabilities, metrics, None, None, groups)
-    x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels, split=args.split,
-                                  class_names=model.class_names, limit=args.limit)
     groups = None
-    if args.groups:
+    if pair is not None:
+        from tfxfer.cli.audit import pair_images
+
+        x, y, groups = pair_images(args.data, args.groups, model=model, limit=args.limit)
+        names = list(model.class_names)
+    else:
+        x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels,
+                                      split=args.split, class_names=model.class_names, limit=args.limit)
+    if args.groups and pair is None:
         from tfxfer.cli.audit import image_groups
 
         groups = image_groups(args.data, args.groups, split=args.split, limit=args.limit, count=len(y),
@@ -170,9 +183,9 @@ def cmd_evaluate(args) -> int:
 
 def _split(data: str, split: str) -> str | None:
     """The split a record names: a packaged data set's, none for a file or folder (read whole)."""
-    from tfxfer.cli.audit import packaged_key
+    from tfxfer.cli.audit import packaged_key, pair_key
 
-    return split if packaged_key(data) is not None else None
+    return "test" if pair_key(data) is not None else split if packaged_key(data) is not None else None
 
 
 def _audits(args, keras_model, x, y, names, probabilities, groups) -> tuple[dict | None, dict | None]:
@@ -184,7 +197,8 @@ def _audits(args, keras_model, x, y, names, probabilities, groups) -> tuple[dict
         from tfxfer.fairness import group_metrics
 
         report = group_metrics(y, probabilities, groups, class_names=names, n_bootstrap=args.bootstrap)
-        group_record = groups_record(report, column=args.groups, data=args.data, split=_split(args.data, args.split))
+        group_record = groups_record(report, column=args.groups or "domain", data=args.data,
+                                     split=_split(args.data, args.split))
     if args.target:
         from tfxfer.adapt import detect_shift
         from tfxfer.cli.audit import target_images, target_texts
@@ -228,25 +242,26 @@ def _report(args, model, keras_model, shipped, x, y, names, probabilities, metri
     from tfxfer.metrics import metrics_chance_check
 
     check = metrics_chance_check(metrics)
-    code = EXIT_CHANCE if check and check["flagged"] else EXIT_OK
+    code = chance_exit(args, check)
     group_record, shift = _audits(args, keras_model, x, y, names, probabilities, groups)
     saved = _save(args, group_record, shift) if args.save else []
     if args.json:
         extra = {} if shipped is None else {"keras_model": keras_model.path, "keras_metrics": keras_metrics,
                                             "top1_agreement": agreement}
-        if args.groups:
+        if group_record is not None:
             extra["groups"] = group_record
         if args.target:
             extra["shift"] = shift
         if saved:
             extra["saved"] = saved
-        emit_json(args, exit_code=code, error=chance_error(check), model=model.path, data=args.data,
+        emit_json(args, exit_code=code, error=chance_error(check, allowed=args.allow_chance), model=model.path,
+                  data=args.data,
                   split=args.split, metrics=metrics, chance=check, **extra)
         return code
     unit = "texts" if model.image_size is None else "images"
     print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} {unit}): accuracy {metrics['accuracy']:.4f}, "
           f"macro F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}")
-    for line in chance_lines(check):
+    for line in chance_lines(check, allowed=args.allow_chance):
         print(line)
     if keras_metrics is not None:
         print(f"  (the delivered file; Keras model {os.path.basename(keras_model.path)}: accuracy "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from tfxfer.cli.common import (EXIT_CHANCE, EXIT_OK, add_json, add_verbosity, chance_error, chance_lines,
+from tfxfer.cli.common import (add_allow_chance, add_json, add_verbosity, chance_error, chance_exit, chance_lines,
                                check_recipe_names, emit_json, import_tensorflow, show, verbosity)
 
 
@@ -29,6 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in the run directory (the recipe must be unchanged)")
     p.add_argument("--force", action="store_true", help="re-run every stage even if unchanged")
+    add_allow_chance(p)
     add_verbosity(p)
     add_json(p)
 
@@ -42,15 +43,16 @@ def cmd_run(args) -> int:
     import_tensorflow(args)
     result = run_pipeline(cfg, out_dir=args.out, resume=args.resume, force=args.force, verbosity=verbosity(args),
                           command=["tfxfer", *sys.argv[1:]] if sys.argv[0].endswith("tfxfer") else None)
-    code = EXIT_CHANCE if result.flagged else EXIT_OK  # the files are written; the exit code tells scripts
+    code = chance_exit(args, result.chance)  # the files are written; the exit code tells scripts
     if args.json:
-        emit_json(args, exit_code=code, error=chance_error(result.chance), run_dir=result.run_dir,
+        emit_json(args, exit_code=code, error=chance_error(result.chance, allowed=args.allow_chance),
+                  run_dir=result.run_dir,
                   manifest=result.manifest, report_html=result.report_html, report_md=result.report_md,
                   tflite=result.tflite, gate_passed=result.gate_passed, metrics=result.metrics, stages=result.stages,
                   wall_s=result.wall_s, chance=result.chance)
         return code
     print(result.headline())
-    for line in chance_lines(result.chance):
+    for line in chance_lines(result.chance, allowed=args.allow_chance):
         print(line)
     print(f"Report:   {show(result.report_html)}")
     if result.tflite:

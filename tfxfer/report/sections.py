@@ -290,7 +290,8 @@ def gap_sentences(groups: dict) -> list[str]:
     out = []
     level = groups.get("confidence_level") or 0.95
     gaps = groups.get("gaps") or {}
-    order = [m for m in groups.get("metrics") or [] if m in gaps] + [m for m in gaps if m not in (groups.get("metrics") or [])]
+    listed = list(groups.get("metrics") or [])
+    order = [m for m in listed if m in gaps] + [m for m in gaps if m not in listed]
     for metric in order:
         g = gaps[metric]
         if not isinstance(g, dict) or g.get("value") is None:

@@ -141,6 +141,21 @@ def _pruned():
     return prune(model, (x, rng.integers(0, 2, 16)), target_sparsity=0.5, epochs=1, batch_size=8).model, x
 
 
+def _fine_tuned():
+    """A model trained the way recipes train it: `tfxfer.fine_tune` swaps in a fresh optimizer with a
+    warmup schedule for each unfreezing stage, so the saved compile config must follow it."""
+    from tfxfer import fine_tune
+    from tfxfer.models import build_model
+
+    rng = np.random.default_rng(5)
+    model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
+    x = rng.uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 2, 16)
+    fine_tune(model, (x, y), val=(x[:8], y[:8]), head_epochs=1, epochs=2, batch_size=8, verbose=0, seed=0,
+              keep_if_better=False)
+    return model, x[:4]
+
+
 def _build(kind):
     from tfxfer.adapt import DANN, DeepCORAL
 
@@ -156,6 +171,7 @@ def _build(kind):
         "dann": lambda: _alignment(DANN),
         "coral": lambda: _alignment(DeepCORAL),
         "pruned": _pruned,
+        "fine_tuned": _fine_tuned,
     }[kind]()
 
 
@@ -163,7 +179,7 @@ def _build(kind):
     ("image", "tfxfer-first"), ("image", "keras-first"), ("image_gray", "tfxfer-first"),
     ("multilabel", "tfxfer-first"), ("regression", "keras-first"), ("text", "tfxfer-first"),
     ("ner", "keras-first"), ("student", "tfxfer-first"), ("l2sp", "tfxfer-first"), ("pruned", "tfxfer-first"),
-    ("dann", "tfxfer-first"), ("coral", "keras-first"),
+    ("dann", "tfxfer-first"), ("coral", "keras-first"), ("fine_tuned", "tfxfer-first"),
 ])
 def test_saved_model_loads_in_a_fresh_process_with_its_optimizer(tmp_path, kind, order):
     model, x = _build(kind)

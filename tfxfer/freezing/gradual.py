@@ -26,6 +26,7 @@ from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.freezing.freeze import _check_bn_policy, freeze_backbone, unfreeze
 from tfxfer.optim.discriminative import _MultiplierMixin, layerwise_decay
 from tfxfer.optim.schedules import WarmupSchedule
+from tfxfer.optim.swap import use_optimizer
 from tfxfer.utils.validate import check_float, check_int, is_int
 
 
@@ -154,7 +155,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
         else:
             new = old.__class__.from_config(config)
             new.build(model.trainable_variables)
-        model.optimizer = new
+        use_optimizer(model, new)  # the saved compile config follows, so the state loads back
 
     def get_state(self) -> dict:
         """JSON-able state for checkpoints: the stage in force and the epoch it was applied at."""

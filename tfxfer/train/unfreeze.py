@@ -32,6 +32,7 @@ from tfxfer.errors import ArgumentError
 from tfxfer.freezing import GradualUnfreezing
 from tfxfer.optim.discriminative import discriminative
 from tfxfer.optim.schedules import WarmupSchedule
+from tfxfer.optim.swap import use_optimizer
 from tfxfer.train.best import RestoreBest, better
 from tfxfer.train.head import _fit_scope, _scope, _stopper
 from tfxfer.train.losses import compile_args
@@ -111,7 +112,7 @@ class StagedUnfreezing(GradualUnfreezing):
         with _scope(getattr(model, "distribute_strategy", None)):
             new = old.__class__.from_config(config)
             new.build(model.trainable_variables)
-        model.optimizer = new
+        use_optimizer(model, new)  # the saved compile config follows, so the state loads back
 
     def get_config(self):
         config = {k: v for k, v in super().get_config().items() if k != "layer_decay"}

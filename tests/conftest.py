@@ -34,6 +34,23 @@ def _free_memory_per_module():
     gc.collect()
 
 
+@pytest.fixture(autouse=True)
+def _one_memory_heavy_test_at_a_time(request):
+    """Tests marked ``memory_heavy`` (a real LLM converted to TFLite: ~12 GiB) hold an exclusive file
+    lock, so the two xdist workers never run two of them at once on a 24 GiB machine."""
+    if request.node.get_closest_marker("memory_heavy") is None:
+        yield
+        return
+    import fcntl
+
+    with open(os.path.join(tempfile.gettempdir(), "tfxfer-tests-memory-heavy.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -124,6 +124,7 @@ def test_device_tokenizer_is_exact(smollm2, tmp_path):
         assert device.decode(ids) == smollm2.tokenizer.decode(ids), text
 
 
+@pytest.mark.memory_heavy
 def test_tflite_decoder_passes_the_gate_float16(smollm2):
     """The decode-only float16 file (the variant that ships): agreement >= 99 %, perplexity within 2 %."""
     from tfxfer.export.decoder_tflite import convert_decoder_tflite, decoder_gate

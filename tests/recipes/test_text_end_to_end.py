@@ -57,7 +57,7 @@ def test_text_classification_recipe(text_inputs, tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("good film: ") and {lines[0].split(": ")[1].split()[0]} <= {"pos", "neg"}
     assert "is a text .tflite file" in _one_error(capsys, ["predict", result.tflite, "good film"])
-    assert cli.main(["evaluate", result.run_dir, reviews, "--json", "-q"]) == 0  # text models evaluate too
+    assert cli.main(["evaluate", result.run_dir, reviews, "--json", "-q", "--allow-chance"]) == 0  # text models evaluate too (a tiny model may be at chance)
     assert json.loads(capsys.readouterr().out)["metrics"]["num_examples"] == 48  # the tfxfer/1 document
 
 

@@ -37,7 +37,8 @@ def _rows(path):
 
 
 def _ok(capsys, argv):
-    assert cli.main(argv) == 0
+    extra = ["--allow-chance"] if argv[0] == "evaluate" else []  # tiny models may be at chance (exit 4 otherwise)
+    assert cli.main([*argv, *extra]) == 0
     return capsys.readouterr().out.strip().splitlines()
 
 

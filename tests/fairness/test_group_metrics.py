@@ -133,3 +133,11 @@ def test_group_balanced_weights_equalise_groups_and_cells():
     assert len({round(t, 9) for t in totals.values()}) == 1
     with pytest.raises(DataError, match="`labels` has 3 entries but `groups` has 8"):
         group_balanced_weights(groups, labels=labels[:3])
+
+
+def test_notes_name_classes_by_their_names():
+    labels = np.array([0, 0, 1, 1, 0, 0, 0, 0])  # group "b" has no example of class 1
+    groups = np.array(["a", "a", "a", "a", "b", "b", "b", "b"])
+    report = group_metrics(labels, labels, groups, class_names=["cat", "dog"], n_bootstrap=0)
+    assert any(n.startswith("recall[dog]: defined in fewer than two groups") for n in report.notes), report.notes
+    assert not any("recall[1]" in n for n in report.notes)

@@ -243,11 +243,12 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
             values[group]["ece"] = MetricValue(ece, v.low, v.high)
 
     gaps, notes = {}, []
+    shown = {f"recall[{c}]": f"recall[{names[c]}]" for c in range(num_classes)}  # the names users read
     for m in metrics:
         points = {g: values[g][m].value for g in group_values if not math.isnan(values[g][m].value)}
         if len(points) < 2:
             gaps[m] = GroupGap(m, math.nan, math.nan, math.nan, None, None)
-            notes.append(f"{m}: defined in fewer than two groups (a group without examples of that class)")
+            notes.append(f"{shown.get(m, m)}: defined in fewer than two groups (a group without examples of that class)")
             continue
         lower_better = m in LOWER_IS_BETTER
         worst = (max if lower_better else min)(points, key=points.get)
@@ -264,7 +265,7 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
     small = [g for g in group_values if sizes[g] < 30]
     if small:
         notes.append(f"groups with fewer than 30 examples ({', '.join(map(str, small[:5]))}): wide intervals")
-    renamed = {f"recall[{c}]": f"recall[{names[c]}]" for c in range(num_classes)}
+    renamed = shown
     metrics = [renamed.get(m, m) for m in metrics]
     values = {g: {renamed.get(m, m): v for m, v in row.items()} for g, row in values.items()}
     gaps = {renamed.get(m, m): dataclasses.replace(g, metric=renamed.get(m, m)) for m, g in gaps.items()}

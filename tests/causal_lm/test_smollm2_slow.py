@@ -124,13 +124,34 @@ def test_device_tokenizer_is_exact(smollm2, tmp_path):
         assert device.decode(ids) == smollm2.tokenizer.decode(ids), text
 
 
-@pytest.mark.memory_heavy
-def test_tflite_decoder_passes_the_gate_float16(smollm2):
-    """The decode-only float16 file (the variant that ships): agreement >= 99 %, perplexity within 2 %."""
-    from tfxfer.export.decoder_tflite import convert_decoder_tflite, decoder_gate
+_DECODER_GATE = r"""
+import json, sys
+from tfxfer.causal_lm import load_causal_lm
+from tfxfer.export.decoder_tflite import convert_decoder_tflite, decoder_gate
 
-    blob = convert_decoder_tflite(smollm2, cache_length=64, prefill_tokens=None, quantization="float16")
+lm = load_causal_lm("smollm2-135m")
+blob = convert_decoder_tflite(lm, cache_length=64, prefill_tokens=None, quantization="float16")
+report = decoder_gate(lm, blob, json.loads(sys.argv[1]), variant="float16")
+print("RESULT" + json.dumps({"passed": bool(report.passed), "report": str(report)}))
+"""
+
+
+@pytest.mark.memory_heavy
+def test_tflite_decoder_passes_the_gate_float16():
+    """The decode-only float16 file (the variant that ships): agreement >= 99 %, perplexity within 2 %.
+
+    Run in a child process: the TFLite converter peaks at ~14 GiB on this model and the allocator
+    keeps that resident in a long-lived test worker."""
+    import json
+    import os
+    import subprocess
+    import sys
+
     texts = ["The history of the city goes back to Roman times, when a small fort guarded the river crossing.",
              CHAT + "The capital of France is Paris. It is known for the Eiffel Tower and the Louvre museum."]
-    report = decoder_gate(smollm2, blob, texts, variant="float16")
-    assert report.passed, report
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.getcwd()}
+    proc = subprocess.run([sys.executable, "-c", _DECODER_GATE, json.dumps(texts)], capture_output=True, text=True,
+                          timeout=540, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert result["passed"], result["report"]

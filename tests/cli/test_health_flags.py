@@ -200,7 +200,7 @@ def test_groups_need_a_column(good_run, folder, table, capsys):
 
 
 def test_text_table_groups_follow_the_kept_rows(tmp_path):
-    from tfxfer.cli.audit import MISSING_GROUP, text_table_groups
+    from tfxfer.recipes.audit_data import MISSING_GROUP, text_table_groups
     from tfxfer.data import load_texts
 
     path = tmp_path / "reviews.csv"

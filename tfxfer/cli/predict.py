@@ -108,7 +108,7 @@ def _check_evaluate_args(args) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from tfxfer.cli.audit import pair_key
+    from tfxfer.recipes.audit_data import pair_key
 
     check_model_path(args.model)  # a missing model or data set fails before TensorFlow
     pair = pair_key(args.data)  # a domain pair: both domains' test examples, grouped by domain
@@ -140,7 +140,7 @@ def cmd_evaluate(args) -> int:
                 print(line)
         return code
     if model.image_size is None:  # a text classifier with --groups / --target
-        from tfxfer.cli.audit import text_data
+        from tfxfer.recipes.audit_data import text_data
         from tfxfer.text import predict_texts
 
         x, y, groups, skipped = text_data(model, args.data, split=args.split, limit=args.limit,
@@ -153,7 +153,7 @@ def cmd_evaluate(args) -> int:
         return _report(args, model, model, None, x, y, names, probabilities, metrics, None, None, groups)
     groups = None
     if pair is not None:
-        from tfxfer.cli.audit import pair_images
+        from tfxfer.recipes.audit_data import pair_images
 
         x, y, groups = pair_images(args.data, args.groups, model=model, limit=args.limit)
         names = list(model.class_names)
@@ -161,7 +161,7 @@ def cmd_evaluate(args) -> int:
         x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels,
                                       split=args.split, class_names=model.class_names, limit=args.limit)
     if args.groups and pair is None:
-        from tfxfer.cli.audit import image_groups
+        from tfxfer.recipes.audit_data import image_groups
 
         groups = image_groups(args.data, args.groups, split=args.split, limit=args.limit, count=len(y),
                               channels=model.channels, image_size=model.image_size)
@@ -183,7 +183,7 @@ def cmd_evaluate(args) -> int:
 
 def _split(data: str, split: str) -> str | None:
     """The split a record names: a packaged data set's, none for a file or folder (read whole)."""
-    from tfxfer.cli.audit import packaged_key, pair_key
+    from tfxfer.recipes.audit_data import packaged_key, pair_key
 
     return "test" if pair_key(data) is not None else split if packaged_key(data) is not None else None
 
@@ -201,7 +201,7 @@ def _audits(args, keras_model, x, y, names, probabilities, groups) -> tuple[dict
                                      split=_split(args.data, args.split))
     if args.target:
         from tfxfer.adapt import detect_shift
-        from tfxfer.cli.audit import target_images, target_texts
+        from tfxfer.recipes.audit_data import target_images, target_texts
 
         if keras_model.kind != "keras":
             raise ArgumentError("--target", args.target, "needs a .keras model or a run directory (the shift test "

@@ -98,6 +98,23 @@ def sparse_labels(labels, *, num_classes: int, name: str = "data") -> np.ndarray
     return y
 
 
+def keras_reference(model, images: np.ndarray, reference_outputs=None, *, num_classes: int,
+                    batch_size: int = 32) -> np.ndarray:
+    """The Keras model's outputs on ``images`` that a converted file is judged against: ``reference_outputs``
+    when given (checked to be ``(len(images), num_classes)``), else one ``model.predict``.
+
+    Example:
+        >>> keras_reference(None, np.zeros((2, 4, 4, 3)), np.ones((2, 3)), num_classes=3).shape
+        (2, 3)
+    """
+    if reference_outputs is None:
+        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float32)
+    reference = np.asarray(reference_outputs, dtype=np.float32)
+    if reference.shape != (len(images), num_classes):
+        raise ArgumentError("reference_outputs", reference.shape, f"must have shape {(len(images), num_classes)}")
+    return reference
+
+
 def sample_images(data, *, num_samples: int, seed: int = 0, name: str = "representative_data") -> np.ndarray:
     """Up to ``num_samples`` images drawn at random (seeded) from ``data``, for calibration."""
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:

@@ -40,7 +40,7 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ExportError, GateError, MissingDependencyError, ModelError
 from tfxfer.export import _trace
-from tfxfer.export.data import as_arrays, check_image_shape, sparse_labels
+from tfxfer.export.data import as_arrays, check_image_shape, keras_reference, sparse_labels
 from tfxfer.export.gate import GateReport, Thresholds, compare_outputs, resolve_thresholds
 from tfxfer.export.metadata import RESIZE_NOTE, check_class_names
 from tfxfer.export.table import write_verdicts
@@ -226,12 +226,7 @@ def verify_onnx(model, model_file, eval_data, *, thresholds=None, class_names=No
                 names = None
     if names is None or len(names) != num_classes:
         names = [str(i) for i in range(num_classes)]
-    if reference_outputs is None:
-        reference = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float32)
-    else:
-        reference = np.asarray(reference_outputs, dtype=np.float32)
-        if reference.shape != (len(images), num_classes):
-            raise ArgumentError("reference_outputs", reference.shape, f"must have shape {(len(images), num_classes)}")
+    reference = keras_reference(model, images, reference_outputs, num_classes=num_classes, batch_size=batch_size)
     outputs = predict_onnx(sess, images, batch_size=batch_size)
     path = os.fspath(model_file) if isinstance(model_file, (str, os.PathLike)) else None
     report = GateReport({VARIANT: compare_outputs(VARIANT, path, reference, outputs, labels, list(names), limits)})

@@ -26,7 +26,7 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError
 from tfxfer.export import _trace
-from tfxfer.export.data import as_arrays, check_image_shape, sparse_labels
+from tfxfer.export.data import as_arrays, check_image_shape, keras_reference, sparse_labels
 from tfxfer.export.gate import GateReport, Thresholds, compare_outputs, resolve_thresholds
 
 
@@ -107,12 +107,7 @@ def verify(
     num_classes = _trace.num_outputs(model)
     class_names = check_class_names(class_names, num_classes)
     labels = sparse_labels(labels, num_classes=num_classes)
-    if reference_outputs is None:
-        reference = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float32)
-    else:
-        reference = np.asarray(reference_outputs, dtype=np.float32)
-        if reference.shape != (len(images), num_classes):
-            raise ArgumentError("reference_outputs", reference.shape, f"must have shape {(len(images), num_classes)}")
+    reference = keras_reference(model, images, reference_outputs, num_classes=num_classes, batch_size=batch_size)
     results = {}
     for variant, path in _entries(exports):
         sidecar = read_sidecar(path) if isinstance(path, str) else None

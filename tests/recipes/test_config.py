@@ -178,6 +178,23 @@ def test_strategy_and_determinism_keys():
                     overrides=["train.strategy=mirrored"])
 
 
+def test_label_smoothing_and_weight_averaging_keys():
+    from tfxfer.recipes.image_stages import _train_section
+
+    cfg = load_config(text="data: {source: x}", overrides=["train.label_smoothing=0.1", "train.average_weights=ema"])
+    assert cfg.train.label_smoothing == 0.1 and cfg.train.average_weights == "ema"
+    assert _train_section(cfg)["label_smoothing"] == 0.1
+    plain = load_config(text="data: {source: x}")
+    assert "label_smoothing" not in _train_section(plain) and "average_weights" not in _train_section(plain)
+    with pytest.raises(ConfigError, match=r"`train.average_weights` must be one of 'none', 'ema', 'swa'.*'swag'"):
+        load_config(text="data: {source: x}", overrides=["train.average_weights=swag"])
+    with pytest.raises(ConfigError, match=r"`train.label_smoothing` must be a finite number in \[0, 1\)"):
+        load_config(text="data: {source: x}", overrides=["train.label_smoothing=1.0"])
+    with pytest.raises(ConfigError, match=r"`train.label_smoothing` is applied by image recipes only"):
+        load_config(text="task: text_classification\ndata: {source: x}\nmodel: {backbone: y}",
+                    overrides=["train.label_smoothing=0.1"])
+
+
 # -- hostile recipe files (issue 15) -----------------------------------------------------------
 BOMB = "".join(f"{a}: &{a} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
                for p, a in zip(["", "a", "b", "c", "d", "e", "f", "g", "h"], "abcdefghi"))

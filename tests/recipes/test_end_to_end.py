@@ -107,9 +107,12 @@ def test_default_image_recipe_on_a_tiny_folder(image_folder, tmp_path):
     from tfxfer.recipes import load_config, run_pipeline
 
     cfg = load_config(recipe("image_classification"), overrides=tiny_overrides(image_folder, extra=[
-        "export.benchmark=false", "export.variants=[int8]", "quantize.enabled=false", "data.augment=light"]))
+        "export.benchmark=false", "export.variants=[int8]", "quantize.enabled=false", "data.augment=light",
+        "train.label_smoothing=0.1", "train.average_weights=ema"]))
     assert cfg.train.class_weight == "none" and cfg.data.color_mode == "grayscale"  # weights off by default
     result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    selection = json.loads(open(os.path.join(result.run_dir, "model", "history.json")).read())["selection"]
+    assert selection["averaging"] == "ema" and isinstance(selection["kept_average"], bool)  # the key reached training
     manifest = _check_outputs(result.run_dir, "image_classification", channels=1)
     assert result.tflite and result.gate_passed and 0.0 <= result.metrics["accuracy"] <= 1.0
     rows = manifest["gate"]["rows"]

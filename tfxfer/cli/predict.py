@@ -32,6 +32,7 @@ def add_parsers(sub) -> None:
     p.add_argument("model", help="a .keras or .tflite file, or a run directory")
     p.add_argument("inputs", nargs="+", help="image files or folders; for text models texts or .txt files of lines")
     p.add_argument("--top", type=int, default=3, help="classes to show per image (default 3)")
+    add_tta(p)
     add_json(p)
     add_verbosity(p)
 
@@ -56,13 +57,31 @@ def add_parsers(sub) -> None:
                    "eval/shift.json into it and rebuild its report")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per group (default 1000)")
     p.add_argument("--permutations", type=int, default=500, help="permutations of each shift test (default 500)")
+    add_tta(p)
     add_allow_chance(p)
     add_json(p)
     add_verbosity(p)
 
 
+def add_tta(p) -> None:
+    p.add_argument("--tta", nargs="?", const="hflip", metavar="FLIPS",
+                   help="image models: average each image with its flips (hflip, vflip or hflip,vflip; default "
+                        "hflip); one model pass per view, so about 2-3x the time. Only where labels survive flips")
+
+
+def tta_views(args) -> list | None:
+    """``--tta`` as views (identity first), checked before TensorFlow; None without the flag."""
+    if getattr(args, "tta", None) is None:
+        return None
+    flips = [f.strip() for f in args.tta.split(",") if f.strip()]
+    if not flips or any(f not in ("hflip", "vflip") for f in flips) or len(set(flips)) != len(flips):
+        raise ArgumentError("--tta", args.tta, "must be hflip, vflip or hflip,vflip")
+    return ["identity", *flips]
+
+
 def cmd_predict(args) -> int:
     check_int("--top", args.top, low=1)
+    views = tta_views(args)
     check_model_path(args.model)  # a missing model fails before TensorFlow
     import_tensorflow(args)
     # tfxfer.recipes.inference imports TensorFlow: loaded after import_tensorflow hid its start-up logs
@@ -70,6 +89,8 @@ def cmd_predict(args) -> int:
 
     model = open_model(args.model)
     if model.image_size is None:  # text classifier or NER model: the inputs are texts
+        if views:
+            raise ArgumentError("--tta", args.tta, "is for image models; this is a text model")
         results = predict_text_inputs(model, args.inputs, k=args.top)
         if args.json:
             emit_json(args, model=model.path, results=[{"text": t, "result": r} for t, r in results])
@@ -78,7 +99,7 @@ def cmd_predict(args) -> int:
             print(f"{text}: {result}")
         return EXIT_OK
     files = image_files(args.inputs)
-    probs = model.predict(read_images(files, image_size=model.image_size, channels=model.channels))
+    probs = model.predict(read_images(files, image_size=model.image_size, channels=model.channels), views=views)
     ranked_all = top_k(probs, model.class_names, k=min(args.top, len(model.class_names)))
     if args.json:  # the device runner's schema (export/litert_runner.py): image, top [{index, label, probability}]
         index = {str(c): i for i, c in enumerate(model.class_names)}
@@ -115,6 +136,7 @@ def cmd_evaluate(args) -> int:
     if pair is None:
         check_data_argument(args.data)
     _check_evaluate_args(args)
+    views = tta_views(args)
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
     from tfxfer.recipes.inference import delivered_file, evaluation_data, open_model
@@ -123,6 +145,8 @@ def cmd_evaluate(args) -> int:
 
     model = open_model(args.model)
     audit = bool(args.groups or args.target or pair)
+    if views and model.image_size is None:
+        raise ArgumentError("--tta", args.tta, "is for image models; this is a text model")
     if model.image_size is None and (not audit or model_task(model) == "token_classification"):
         if audit:
             raise ArgumentError(*(("--groups", args.groups) if args.groups else ("--target", args.target)
@@ -170,15 +194,36 @@ def cmd_evaluate(args) -> int:
     keras_model = model
     if shipped is not None:
         model = open_model(shipped)
-    probabilities = model.predict(x)
+    probabilities, tta = (model.predict(x), None) if not views else _with_tta(model, x, y, names, views)
     metrics = classification_metrics(probabilities, y, names)
     keras_metrics, agreement = None, None
     if shipped is not None:
-        keras_probabilities = keras_model.predict(x)
+        keras_probabilities = keras_model.predict(x, views=views)
         keras_metrics = classification_metrics(keras_probabilities, y, names)
         agreement = float((probabilities.argmax(1) == keras_probabilities.argmax(1)).mean())
     return _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
-                   groups)
+                   groups, tta=tta)
+
+
+def _with_tta(model, x, y, names, views) -> tuple:
+    """TTA probabilities and what they cost: ``{"views", "accuracy", "plain_accuracy", "seconds",
+    "plain_seconds", "cost"}`` (the keys of `tfxfer.train.tta.evaluate_tta`), both timed after a warm-up."""
+    import time
+
+    import numpy as np
+
+    model.predict(x[:1])  # load / trace outside the timing
+    t0 = time.perf_counter()
+    plain = model.predict(x)
+    plain_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    probabilities = model.predict(x, views=views)
+    seconds = time.perf_counter() - t0
+    y = np.asarray(y)
+    record = {"views": list(views), "accuracy": float(np.mean(probabilities.argmax(1) == y)),
+              "plain_accuracy": float(np.mean(plain.argmax(1) == y)), "seconds": seconds, "plain_seconds": plain_s,
+              "cost": seconds / max(plain_s, 1e-9)}
+    return probabilities, record
 
 
 def _split(data: str, split: str) -> str | None:
@@ -238,7 +283,7 @@ def _save(args, group_record, shift) -> list[str]:
 
 
 def _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
-            groups) -> int:
+            groups, *, tta=None) -> int:
     from tfxfer.metrics import metrics_chance_check
 
     check = metrics_chance_check(metrics)
@@ -254,6 +299,8 @@ def _report(args, model, keras_model, shipped, x, y, names, probabilities, metri
             extra["shift"] = shift
         if saved:
             extra["saved"] = saved
+        if tta is not None:
+            extra["tta"] = tta
         emit_json(args, exit_code=code, error=chance_error(check, allowed=args.allow_chance), model=model.path,
                   data=args.data,
                   split=args.split, metrics=metrics, chance=check, **extra)
@@ -263,6 +310,10 @@ def _report(args, model, keras_model, shipped, x, y, names, probabilities, metri
           f"macro F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}")
     for line in chance_lines(check, allowed=args.allow_chance):
         print(line)
+    if tta is not None:
+        print(f"  test-time augmentation ({' + '.join(tta['views'])}): accuracy {tta['accuracy']:.4f} vs "
+              f"{tta['plain_accuracy']:.4f} without, {tta['cost']:.1f}x the time ({tta['seconds']:.1f} s vs "
+              f"{tta['plain_seconds']:.1f} s); the figures above are with it")
     if keras_metrics is not None:
         print(f"  (the delivered file; Keras model {os.path.basename(keras_model.path)}: accuracy "
               f"{keras_metrics['accuracy']:.4f}, macro F1 {keras_metrics['macro_f1']:.4f}; top-1 agreement "

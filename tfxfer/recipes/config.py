@@ -89,7 +89,10 @@ class TrainConfig:
     ``warmup_epochs`` None warms up over 10 % of each unfreezing stage, then decays within it.
     ``monitor`` picks the best validation epoch of every step (``restore_best``) and decides whether
     the unfreezing step is kept (``keep_if_better``: else the head-only model is kept and the
-    report says so).
+    report says so). ``label_smoothing`` (image recipes; 0 = off) smooths the classification loss of
+    both steps; ``average_weights`` ("none", "ema" or "swa", image recipes) averages the weights over
+    the last unfreezing epochs (`tfxfer.train.averaging`). Both are off by default: neither gained on
+    the benchmarks (benchmarks/results/vs_hand_written.json).
     """
 
     batch_size: int = 32
@@ -109,6 +112,8 @@ class TrainConfig:
     l2sp: float = 0.0
     strategy: str = "default"
     deterministic: bool = False
+    label_smoothing: float = 0.0
+    average_weights: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,6 +385,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("train.optimizer", t.optimizer, ("adam", "adamw", "sgd"))
     _choice("train.class_weight", t.class_weight, ("none", "balanced"))
     _choice("train.strategy", t.strategy, STRATEGIES)
+    _choice("train.average_weights", t.average_weights, ("none", "ema", "swa"))
+    for key, value, off in (("label_smoothing", t.label_smoothing, 0.0), ("average_weights", t.average_weights, "none")):
+        if value != off and not image:
+            raise ConfigError(f"`train.{key}` is applied by image recipes only; use {off!r} for task {cfg.task!r}")
     if t.strategy != "default" and not image:
         raise ConfigError(f"`train.strategy` is applied by image recipes only; use 'default' for task {cfg.task!r}")
     _choice("quantize.method", cfg.quantize.method, ("qat", "prune", "cluster"))
@@ -452,6 +461,7 @@ def _check_ranges(cfg: RunConfig) -> None:
         _in_range(path, value, 0.0, None, low_open=True)
     _in_range("train.layer_decay", t.layer_decay, 0.0, 1.0, low_open=True)
     _in_range("train.l2sp", t.l2sp, 0.0, None)
+    _in_range("train.label_smoothing", t.label_smoothing, 0.0, 1.0, high_open=True)
     _in_range("distill.alpha", di.alpha, 0.0, 1.0)
     _in_range("quantize.sparsity", q.sparsity, 0.0, 1.0, high_open=True)
     for stage, layers in (t.stages or {}).items():

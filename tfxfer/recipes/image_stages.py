@@ -121,7 +121,8 @@ def finetune_selection(selection, result) -> dict | None:
         return selection
     head = (selection or {}).get("head", sel["head"])
     return {**(selection or {}), "monitor": sel["monitor"], "head": head, "fine_tuned": sel["fine_tuned"],
-            "fine_tuned_best_epoch": sel.get("best_epoch"), "kept": sel["kept"]}
+            "fine_tuned_best_epoch": sel.get("best_epoch"), "kept": sel["kept"],
+            **{k: sel[k] for k in ("averaging", "averaged", "kept_average") if k in sel}}
 
 
 def run_finetune(ctx):
@@ -163,7 +164,7 @@ def run_finetune(ctx):
         h = train_head_on_features(model, feats["train_x"], feats["train_y"], val=val_feats, epochs=t.head_epochs,
                                    learning_rate=t.base_lr, batch_size=t.batch_size, class_weight=class_weight,
                                    callbacks=[*tensorboard(ctx, "head"), lr_log, *keeper], verbose=verbose,
-                                   strategy=strategy, seed=cfg.seed)
+                                   strategy=strategy, seed=cfg.seed, label_smoothing=t.label_smoothing)
         _history_entry(history, h.history)
         if keeper:
             selection = {"monitor": t.monitor, "head": keeper[0].best, "head_best_epoch": keeper[0].best_epoch,
@@ -188,7 +189,9 @@ def run_finetune(ctx):
                            layer_decay=t.layer_decay, optimizer=t.optimizer, use_cached_features=False,
                            batch_size=t.batch_size, class_weight=class_weight, bn_policy=cfg.model.bn_policy,
                            callbacks=[*tensorboard(ctx, "finetune"), lr_log], verbose=verbose,
-                           checkpoint_dir=checkpoints, seed=cfg.seed, l2sp=t.l2sp, strategy=strategy)
+                           checkpoint_dir=checkpoints, seed=cfg.seed, l2sp=t.l2sp, strategy=strategy,
+                           label_smoothing=t.label_smoothing,
+                           average_weights=None if t.average_weights == "none" else t.average_weights)
         if result.resumed_from:
             console.info(f"  resumed fine-tuning from {ctx.rel(result.resumed_from)}")
         _history_entry(history, result.history)
@@ -287,9 +290,19 @@ def image_stages(cfg) -> list[Stage]:
     from tfxfer.recipes.adapt_stages import adapt_config
 
     stages.append(Stage("finetune", run_finetune, inputs=("data", "features"),
-                        config=lambda c: {**model_cfg(c), "train": c.section("train")["train"],
+                        config=lambda c: {**model_cfg(c), "train": _train_section(c),
                                           "augment": c.data.augment, **adapt_config(c)}))
     return stages
+
+
+def _train_section(cfg) -> dict:
+    """The ``train:`` section for the fine-tune fingerprint; keys added later are left out at their
+    off value, so a recipe that does not use them keeps the fingerprint (and resumes) it had."""
+    section = dict(cfg.section("train")["train"])
+    for key, off in (("label_smoothing", 0.0), ("average_weights", "none")):
+        if section.get(key) == off:
+            section.pop(key)
+    return section
 
 
 def evaluate_stage() -> Stage:

@@ -30,8 +30,15 @@ class LoadedModel:
     class_names: list
     task: str = "image_classification"
 
-    def predict(self, images, *, batch_size: int = 32) -> np.ndarray:
+    def predict(self, images, *, batch_size: int = 32, views=None) -> np.ndarray:
+        """Class probabilities for raw-pixel ``images``; ``views`` (e.g. ["identity", "hflip"]) averages
+        them over flipped copies (test-time augmentation: one pass per view, .tflite files too)."""
         images = np.asarray(images, dtype=np.float32)
+        if views is not None:
+            from tfxfer.train.tta import check_views, flip_images
+
+            views = check_views(views, name="tta")
+            return np.mean([self.predict(flip_images(images, v), batch_size=batch_size) for v in views], axis=0)
         if self.kind == "tflite":
             from tfxfer.export.litert import predict_tflite
 

@@ -35,10 +35,30 @@ DEFAULT_VIEWS = ("identity", "hflip")
 _FLIPS = {"identity": lambda x: x, "hflip": lambda x: tf.reverse(x, axis=[2]), "vflip": lambda x: tf.reverse(x, axis=[1])}
 
 
-def _check(model, views) -> tuple:
+def check_views(views, *, name: str = "views") -> tuple:
+    """``views`` as a tuple (None: ("identity", "hflip")); an `ArgumentError` naming ``name`` unless
+    it is a non-empty list of "identity", "hflip", "vflip"."""
     views = DEFAULT_VIEWS if views is None else tuple(views)
     if not views or any(v not in VIEWS for v in views):
-        raise ArgumentError("views", views, "must be a non-empty list of " + ", ".join(VIEWS))
+        raise ArgumentError(name, views, "must be a non-empty list of " + ", ".join(VIEWS))
+    return views
+
+
+def flip_images(images: np.ndarray, view: str) -> np.ndarray:
+    """One view of a ``[n, h, w, c]`` (or gray ``[n, h, w]``) pixel array, in NumPy: for models that
+    are not Keras models (a .tflite file), whose outputs the caller averages itself.
+
+    Example:
+        >>> flip_images(np.arange(4.0).reshape(1, 2, 2), "hflip")[0].tolist()
+        [[1.0, 0.0], [3.0, 2.0]]
+    """
+    check_views([view], name="view")
+    images = np.asarray(images)
+    return images if view == "identity" else np.flip(images, axis=2 if view == "hflip" else 1)
+
+
+def _check(model, views) -> tuple:
+    views = check_views(views)
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
         raise ModelError(f"Test-time flips need an image model ([n, h, w, c] input); {model.name!r} takes "
                          f"{[tuple(i.shape) for i in model.inputs]}")

@@ -15,7 +15,9 @@ Data (`causal_lm_batches`), a list of either kind:
   weigh 0. A pair longer than the window keeps the end of its prompt, with a warning.
 
 Training: keras-hub's ``backbone.enable_lora(rank)`` (query and value projections; every other
-weight frozen) unless ``lora_rank=None``, AdamW, masked next-token cross-entropy; the learning
+weight frozen) unless ``lora_rank=None``, AdamW, masked next-token cross-entropy averaged over the
+target tokens (``loss`` / ``val_loss`` are nats per target token: a pair's prompt and a window's
+padding do not dilute them, so ``exp(val_loss)`` is the targets' perplexity); the learning
 rate warms up linearly over the first ``warmup_share`` of the steps, then decays (``lr_decay``).
 With ``checkpoint_dir`` a `tfxfer.reliability.ResumableCheckpoint` saves every epoch atomically
 and a rerun of the same call continues from the last complete epoch. Batches are in a fixed order
@@ -244,7 +246,8 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
             raise ArgumentError("lora_rank", lora_rank, f"must match the rank already enabled ({current})")
     learning_rate = _schedule(base_lr, batches * epochs, warmup_share, lr_decay)
     lm.model.compile(optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
-                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), weighted_metrics=[])
+                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+                     weighted_metrics=[])
     callbacks, initial_epoch, resumed_from, checkpoint = list(callbacks), 0, None, None
     if checkpoint_dir is not None:
         from tfxfer.reliability import ResumableCheckpoint

@@ -13,7 +13,8 @@
   a table; its steps (`convert_variants`, `gate_variants`, `benchmark_variants`, `export_serving`,
   `export_rows`, `write_verdicts`) are what the recipe stages call.
 * `convert_decoder_tflite` / `save_decoder` / `decoder_gate`: a causal LM (`tfxfer.causal_lm`) as one
-  TFLite decoder (builtin ops, explicit KV cache) gated on next-token agreement and perplexity.
+  TFLite decoder (builtin ops, explicit KV cache) gated on next-token agreement and perplexity;
+  `int8_weights` rewrites a converted decoder's float weights to int8 (weight-only or hybrid).
 * `export_saved_model`: a versioned TF Serving SavedModel (bytes and tensor signatures,
   warm-up requests, models.config).
 * `export_onnx` / `verify_onnx` / `predict_onnx` / `benchmark_onnx`: an ONNX file (Keras 3
@@ -44,6 +45,7 @@ from tfxfer.export.decoder_tflite import (
     convert_decoder_tflite,
     decoder_agreement,
     decoder_gate,
+    int8_weights,
     save_decoder,
 )
 from tfxfer.export.gate import DEFAULT_THRESHOLDS, GateReport, Thresholds, VariantResult
@@ -69,7 +71,7 @@ from tfxfer.export.workflow import (
 
 __all__ = [
     "BenchmarkResult", "DEFAULT_THRESHOLDS", "DecoderGateReport", "TFLiteDecoder", "convert_decoder_tflite",
-    "decoder_agreement", "decoder_gate", "save_decoder", "ExportTable", "GateReport", "PreflightReport",
+    "decoder_agreement", "decoder_gate", "int8_weights", "save_decoder", "ExportTable", "GateReport", "PreflightReport",
     "SavedModelExport", "TEXT_VARIANTS", "TFLiteExport", "TextTFLiteExport", "Thresholds", "VARIANTS",
     "VariantResult", "benchmark_many", "benchmark_tflite", "benchmark_variants", "check_saved_model",
     "convert_text_tflite", "convert_tflite", "convert_variants", "export_all", "export_rows", "export_saved_model",

@@ -14,7 +14,7 @@ def _batches(n=8, size=16, classes=4):
 
 
 def test_policy_names_and_layers():
-    assert augment.list_policies() == ["none", "light", "medium", "heavy"]
+    assert augment.list_policies() == ["none", "flips", "light", "medium", "heavy"]
     assert augment.policy("none") == []
     assert [type(layer).__name__ for layer in augment.policy("medium", seed=0)] == [
         "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomColorJitter", "RandomErasing"]
@@ -82,3 +82,15 @@ def test_argument_errors():
     for call, error, match in ARGUMENT_ERRORS:
         with pytest.raises(error, match=match):
             call()
+
+
+def test_flips_policy_only_flips():
+    import numpy as np
+
+    (layer,) = augment.policy("flips", seed=3)
+    assert type(layer).__name__ == "RandomFlip" and layer.get_config()["mode"] == "horizontal_and_vertical"
+    x = np.arange(2 * 4 * 4 * 1, dtype="float32").reshape(2, 4, 4, 1)
+    outs = [np.asarray(layer(x, training=True)) for _ in range(8)]
+    views = {x[0].tobytes(), x[0, ::-1].tobytes(), x[0, :, ::-1].tobytes(), x[0, ::-1, ::-1].tobytes()}
+    assert all(o[0].tobytes() in views for o in outs)  # a flip of the image, never anything else
+    assert len({o[0].tobytes() for o in outs}) > 1  # and random

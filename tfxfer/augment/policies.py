@@ -6,7 +6,9 @@ pipeline, never inside the model you export.
 
 Policies (`list_policies()`):
 
-- ``none``: nothing.
+- ``none``: nothing (digits, text, anything whose label a flip would change).
+- ``flips``: horizontal and vertical flips only (images with no up/down or left/right: cells, tiles,
+  micrographs, aerial views).
 - ``light``: horizontal flip, rotation up to +-0.03 turns (~11 degrees), zoom +-10 %.
 - ``medium``: light, plus translation +-10 %, brightness/contrast/saturation jitter and random
   erasing (p = 0.25).
@@ -17,7 +19,7 @@ Policies (`list_policies()`):
 Example:
     >>> from tfxfer import augment
     >>> augment.list_policies()
-    ['none', 'light', 'medium', 'heavy']
+    ['none', 'flips', 'light', 'medium', 'heavy']
     >>> [type(layer).__name__ for layer in augment.policy("light", seed=0)]
     ['RandomFlip', 'RandomRotation', 'RandomZoom']
 """
@@ -133,7 +135,11 @@ def _heavy(seed):
             random_erasing(0.25, seed=s[2]), cutmix(1.0, seed=s[3])]
 
 
-_POLICIES = {"none": lambda seed: [], "light": _light, "medium": _medium, "heavy": _heavy}
+def _flips(seed):
+    return [flip("horizontal_and_vertical", seed=seed)]
+
+
+_POLICIES = {"none": lambda seed: [], "flips": _flips, "light": _light, "medium": _medium, "heavy": _heavy}
 
 
 def list_policies() -> list[str]:

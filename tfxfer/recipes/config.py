@@ -32,7 +32,7 @@ from tfxfer.recipes.schema import closest, convert, from_mapping, schema_at, to_
 TASKS = ("image_classification", "text_classification", "token_classification")
 #: Mirrors tfxfer.augment.list_policies() and tfxfer.export.VARIANTS (a test keeps them in step);
 #: kept here so that checking a recipe does not import TensorFlow.
-AUGMENT_POLICIES = ("none", "light", "medium", "heavy")
+AUGMENT_POLICIES = ("none", "flips", "light", "medium", "heavy")
 EXPORT_VARIANTS = ("float32", "float16", "dynamic", "int8")
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")  # tfxfer.reliability.STRATEGIES
 THRESHOLD_KEYS = ("min_top1_agreement", "max_accuracy_drop", "max_abs_error", "max_class_accuracy_drop",

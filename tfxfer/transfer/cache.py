@@ -8,7 +8,7 @@ happen once per machine. Keys are content hashes:
 
 * features: the images' bytes and shape, the backbone, its weights ("imagenet", "random", or a
   local file's path, size and modification time), the input size, whether the ImageNet head ran,
-  and the tfxfer and Keras versions. Random-weights features are one draw, reused.
+  the tfxfer and Keras versions, and for random weights the seed of their draw.
 * cost: the backbone, input size, channels, number of outputs and head task, calibration count,
   LiteRT threads and runs, the TensorFlow / LiteRT versions and the machine (processor, CPU count):
   a latency measured elsewhere is never reused.
@@ -43,7 +43,7 @@ from tfxfer.errors import ArgumentTypeError
 from tfxfer.transfer.embeddings import CandidateFeatures
 from tfxfer.utils.atomic import atomic_path, atomic_write_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: random-weights features are a seeded draw (seed in the key)
 
 
 def _digest(fields: dict) -> str:
@@ -81,14 +81,15 @@ class RankingCache:
         return digest.hexdigest()
 
     # -- features ---------------------------------------------------------------------------------
-    def feature_key(self, backbone: str, weights, *, data: str, input_size, source_head: bool) -> str:
+    def feature_key(self, backbone: str, weights, *, data: str, input_size, source_head: bool, seed: int = 0) -> str:
         import keras
 
         from tfxfer import __version__
 
         return _digest({"kind": "features", "format": FORMAT_VERSION, "backbone": backbone,
                         "weights": weights_identity(weights), "data": data, "input_size": list(input_size),
-                        "source_head": bool(source_head), "tfxfer": __version__, "keras": keras.__version__})
+                        "source_head": bool(source_head), "tfxfer": __version__, "keras": keras.__version__,
+                        "seed": int(seed) if weights is None else None})
 
     def _feature_path(self, key: str) -> str:
         return os.path.join(self.directory, "features", key + ".npz")

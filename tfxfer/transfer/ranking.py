@@ -26,11 +26,11 @@ import time
 import numpy as np
 
 from tfxfer.errors import ArgumentError, DataError
-from tfxfer.transfer._data import as_image_arrays, single_labels
+from tfxfer.transfer._data import ranking_subset, read_image_arrays, single_labels
 from tfxfer.transfer.cache import RankingCache
 from tfxfer.transfer.candidates import Budget, Candidate, as_candidate, check_weights_dir, with_local_weights
 from tfxfer.transfer.edge_cost import measure_edge_cost
-from tfxfer.transfer.embeddings import candidate_features
+from tfxfer.transfer.feature_pass import extract_candidates
 from tfxfer.transfer.logme import logme
 from tfxfer.transfer.ranking_result import ADVISORY, COST_AXES, SCORE_NAMES, TASKS, RankingResult, pareto_flags
 from tfxfer.transfer.scores import hscore, knn, leep, nce
@@ -41,7 +41,7 @@ from tfxfer.utils.validate import check_int
 __all__ = ["ADVISORY", "COST_AXES", "SCORE_NAMES", "RankingResult", "pareto_flags", "rank_backbones"]
 
 
-def _check_options(scores, primary, cost_axis, task, max_samples, batch_size):
+def _check_options(scores, primary, cost_axis, task, max_samples, max_per_class, batch_size):
     scores = tuple(scores)
     unknown = [s for s in scores if s not in SCORE_NAMES]
     if not scores or unknown:
@@ -57,6 +57,7 @@ def _check_options(scores, primary, cost_axis, task, max_samples, batch_size):
     if task == "regression" and set(scores) - {"logme"}:
         raise ArgumentError("scores", scores, "must be ('logme',) for task='regression' (the others need classes)")
     check_int("max_samples", max_samples, low=2, allow_none=True)
+    check_int("max_per_class", max_per_class, low=1, allow_none=True)
     check_int("batch_size", batch_size, low=2, allow_none=True)
     return scores, primary
 
@@ -85,7 +86,8 @@ def rank_backbones(
     task: str = "classification",
     measure_cost: bool = True,
     score_over_budget: bool = False,
-    max_samples: int | None = None,
+    max_samples: int | None = 1000,
+    max_per_class: int | None = 50,
     batch_size: int = 32,
     threads: int = 1,
     latency_runs: int = 20,
@@ -127,12 +129,21 @@ def rank_backbones(
         measure_cost: convert and time each architecture (int8 TFLite + LiteRT); False skips it
             (no size, latency or Pareto flag, and a budget on size/latency cannot be checked).
         score_over_budget: also extract features for candidates over budget.
-        max_samples: use a seeded random subset of at most this many examples.
-        batch_size: feature-extraction batch size.
+        max_samples: score on at most this many examples (default 1000; None: all). Images:
+            a stratified subset, seeded by ``seed``, see ``max_per_class``; text: a seeded random
+            subset. A ``tf.data.Dataset`` is read until it ends or has yielded 10x this many.
+            The examples used are recorded in ``RankingResult.sample`` (their indices in ``data``).
+        max_per_class: images, classification: at most this many examples of each class
+            (default 50; None: no per-class cap); classes with fewer keep all theirs. With both
+            limits the subset is as even across classes as the data allows. Scores order
+            backbones from a few dozen examples per class (a larger subset mostly costs time:
+            feature extraction grows with it, model building and tracing do not).
+        batch_size: feature-extraction batch size (images per call of the traced forward pass).
         threads: LiteRT threads for the latency measurement.
         latency_runs: timed LiteRT invocations per architecture (median reported).
         num_calibration: images used to calibrate each int8 conversion.
-        seed: seed of the subset.
+        seed: seed of the subset, of the int8 calibration images and of random-weights candidates
+            (drawn from each layer's initialisers: the same features run after run).
         keep_features: keep each candidate's features in ``RankingResult.features``.
         sequence_length: text only: tokens per text for candidates without ``@N``; None: 128,
             capped at each encoder's maximum.
@@ -149,7 +160,8 @@ def rank_backbones(
 
     Returns:
         A `RankingResult`: ``to_rows()`` (one dict per candidate: scores, params, int8_size_mib,
-        latency_ms, pareto, within_budget, rank, timings, note), ``to_markdown()``, ``best``.
+        latency_ms, pareto, within_budget, rank, timings, note), ``to_markdown()``, ``best``,
+        ``sample`` (which examples were scored).
 
     Raises:
         ArgumentError / ArgumentTypeError: bad options or candidates (unknown backbone names
@@ -157,7 +169,7 @@ def rank_backbones(
         DataError: images of the wrong shape, length mismatch, a single class.
     """
     wall = time.perf_counter()
-    scores, primary = _check_options(scores, primary, cost_axis, task, max_samples, batch_size)
+    scores, primary = _check_options(scores, primary, cost_axis, task, max_samples, max_per_class, batch_size)
     budget = Budget.coerce(budget)
     if is_text_data(data):
         if cache_dir is not None:
@@ -186,7 +198,8 @@ def rank_backbones(
     labels_seen = [c.label for c in candidates]
     if len(set(labels_seen)) != len(labels_seen):
         raise ArgumentError("candidates", labels_seen, "must not repeat a candidate (give each a distinct label)")
-    images, labels = as_image_arrays(data, max_samples=max_samples, seed=seed)
+    images, labels = read_image_arrays(data, read_limit=None if max_samples is None else 10 * max_samples)
+    total = len(images)
     if task == "classification":
         labels = single_labels(labels)
         classes = np.unique(labels)
@@ -195,13 +208,41 @@ def rank_backbones(
         num_outputs, head_task = int(classes.size), "multiclass"
     else:
         num_outputs, head_task = 1 if labels.ndim == 1 else int(labels.shape[1]), "regression"
+    index = ranking_subset(labels, max_samples=max_samples, max_per_class=max_per_class, seed=seed,
+                           stratify=task == "classification")
+    images, labels = images[index], labels[index]
+    sample = {"indices": index.tolist(), "count": int(len(index)), "of": int(total), "max_samples": max_samples,
+              "max_per_class": max_per_class if task == "classification" else None, "seed": int(seed),
+              "stratified": task == "classification"}
+    if task == "classification":
+        found, counts = np.unique(labels, return_counts=True)
+        sample["per_class"] = {str(k): int(v) for k, v in zip(found.tolist(), counts.tolist())}
     channels = int(images.shape[-1])
     calibration = images[np.random.default_rng(seed).permutation(len(images))[:num_calibration]]
     cache = None if cache_dir is None else cache_dir if isinstance(cache_dir, RankingCache) else RankingCache(cache_dir)
     fingerprint = cache.fingerprint(images) if cache else None
+    source_head = bool({"leep", "nce"} & set(scores))
 
-    rows, cost_cache, kept = [], {}, {}
-    for index, candidate in enumerate(candidates, 1):
+    rows, cost_cache, kept, to_extract, feature_keys = [], {}, {}, [], {}
+    position = {c.label: i for i, c in enumerate(candidates, 1)}
+
+    def finish(candidate, row, feats, seconds):
+        """Scores of one candidate from its features, and its progress line."""
+        row["extract_s"], row["note"] = seconds, feats.note
+        if keep_features:
+            kept[candidate.label] = (feats.features, feats.source_probs, labels)
+        start = time.perf_counter()
+        try:
+            for name in scores:
+                row[name] = _score(name, feats, labels, task)
+        except DataError as exc:  # e.g. random weights whose activations overflow to inf
+            row["note"] = (row["note"] + "; " if row["note"] else "") + f"not scored: {exc}"
+            row.update({name: None for name in scores})
+        row["score_s"] = time.perf_counter() - start
+        if verbose:
+            _progress(row, position[candidate.label], len(candidates), primary)
+
+    for candidate in candidates:
         spec = candidate.spec
         size = tuple(candidate.input_size or input_size or spec.input_size)
         spec.check_input_shape((*size, 3))
@@ -212,6 +253,7 @@ def rank_backbones(
                "within_budget": True, "over_budget": "", "rank": None,
                "cost_s": 0.0, "extract_s": 0.0, "score_s": 0.0, "note": "",
                "features_cached": False, "cost_cached": False}
+        rows.append(row)
         if measure_cost:
             key = (spec.name, size, channels)
             if key not in cost_cache:
@@ -234,44 +276,48 @@ def rank_backbones(
             row["float32_size_mib"] = None if row["params"] is None else row["params"] * 4 / 2.0**20
         reasons = budget.violations(row)
         row["within_budget"], row["over_budget"] = not reasons, "; ".join(reasons)
-        if row["within_budget"] or score_over_budget:
+        if not (row["within_budget"] or score_over_budget):
+            if verbose:
+                _progress(row, position[candidate.label], len(candidates), primary)
+            continue
+        feats = None
+        if cache:
             start = time.perf_counter()
-            source_head = bool({"leep", "nce"} & set(scores))
-            feats, feature_key = None, None
-            if cache:
-                feature_key = cache.feature_key(spec.name, candidate.weights, data=fingerprint, input_size=size,
-                                                source_head=source_head)
-                feats = cache.get_features(feature_key)
-                row["features_cached"] = feats is not None
-            if feats is None:
-                feats = candidate_features(candidate, images, input_size=size, batch_size=batch_size,
-                                           source_head=source_head)
-                if cache:
-                    cache.put_features(feature_key, feats)
-            row["extract_s"] = time.perf_counter() - start
-            row["note"] = feats.note
-            if keep_features:
-                kept[candidate.label] = (feats.features, feats.source_probs, labels)
-            start = time.perf_counter()
-            try:
-                for name in scores:
-                    row[name] = _score(name, feats, labels, task)
-            except DataError as exc:  # e.g. random weights whose activations overflow to inf
-                row["note"] = (row["note"] + "; " if row["note"] else "") + f"not scored: {exc}"
-                row.update({name: None for name in scores})
-            row["score_s"] = time.perf_counter() - start
-        rows.append(row)
-        if verbose:
-            cost = (f"{row['int8_size_mib']:.2f} MiB int8, {row['latency_ms']:.2f} ms"
-                    if row["latency_ms"] is not None else "cost not measured")
-            score = row[primary]
-            print(f"[{index}/{len(candidates)}] {candidate.label} @ {row['input_size']}: {cost}; "
-                  + (f"{primary} {score:.4f} (features {row['extract_s']:.1f} s)" if score is not None
-                     else (f"over budget ({row['over_budget']})" if not row["within_budget"] else "not scored")),
-                  flush=True)
+            feature_keys[candidate.label] = cache.feature_key(spec.name, candidate.weights, data=fingerprint,
+                                                              input_size=size, source_head=source_head, seed=seed)
+            feats = cache.get_features(feature_keys[candidate.label])
+            row["features_cached"] = feats is not None
+            if feats is not None:
+                finish(candidate, row, feats, time.perf_counter() - start)
+        if feats is None:
+            to_extract.append(candidate)
+
+    # one build and one trace per (backbone, input size): a pretrained candidate and its random twin share them
+    by_label = {row["candidate"]: row for row in rows}
+
+    def extracted(candidate, feats, seconds):
+        if cache:
+            cache.put_features(feature_keys[candidate.label], feats)
+        finish(candidate, by_label[candidate.label], feats, seconds)
+
+    if to_extract:
+        extract_candidates(to_extract, images, input_size=input_size, batch_size=batch_size, source_head=source_head,
+                           seed=seed, on_done=extracted)
 
     return _finish(rows, kept, primary=primary, cost_axis=cost_axis, budget=budget, pareto=measure_cost,
-                   num_samples=len(images), num_classes=num_outputs if task == "classification" else None, wall=wall)
+                   num_samples=len(images), num_classes=num_outputs if task == "classification" else None, wall=wall,
+                   sample=sample)
+
+
+def _progress(row, index, count, primary):
+    cost = (f"{row['int8_size_mib']:.2f} MiB int8, {row['latency_ms']:.2f} ms"
+            if row["latency_ms"] is not None else "cost not measured")
+    score = row[primary]
+    print(f"[{index}/{count}] {row['candidate']} @ {row['input_size']}: {cost}; "
+          + (f"{primary} {score:.4f} (features {row['extract_s']:.1f} s"
+             + (", cached)" if row["features_cached"] else ")") if score is not None
+             else (f"over budget ({row['over_budget']})" if not row["within_budget"] else "not scored")),
+          flush=True)
 
 
 def _rank_text(data, candidates, *, budget, scores, primary, cost_axis, task, input_size, wall, **options):
@@ -285,7 +331,8 @@ def _rank_text(data, candidates, *, budget, scores, primary, cost_axis, task, in
                    num_samples=num_samples, num_classes=num_classes, wall=wall)
 
 
-def _finish(rows, kept, *, primary, cost_axis, budget, pareto, num_samples, num_classes, wall) -> RankingResult:
+def _finish(rows, kept, *, primary, cost_axis, budget, pareto, num_samples, num_classes, wall,
+            sample=None) -> RankingResult:
     """Pareto flags and ranks among in-budget scored rows; those first, best first."""
     eligible = [r["within_budget"] and r[primary] is not None for r in rows]
     flags = pareto_flags([r[primary] if ok else None for r, ok in zip(rows, eligible)],
@@ -300,4 +347,5 @@ def _finish(rows, kept, *, primary, cost_axis, budget, pareto, num_samples, num_
                "extract_s": sum(r["extract_s"] for r in rows), "cost_s": sum(r["cost_s"] for r in rows),
                "score_s": sum(r["score_s"] for r in rows)}
     return RankingResult(rows=ranked + rest, primary=primary, cost_axis=cost_axis, budget=budget,
-                         num_samples=num_samples, num_classes=num_classes, timings=timings, features=kept)
+                         num_samples=num_samples, num_classes=num_classes, timings=timings, features=kept,
+                         sample=sample or {})

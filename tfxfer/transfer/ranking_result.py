@@ -52,7 +52,9 @@ class RankingResult:
 
     ``features`` maps candidate label -> (features, source_probs or None, labels) when
     `rank_backbones` ran with ``keep_features=True`` (e.g. to train a head or run
-    `tfxfer.transfer.probe_features` without a second pass).
+    `tfxfer.transfer.probe_features` without a second pass). ``sample`` says which examples
+    were scored (image data): ``indices`` into the data, ``count``, ``of``, ``per_class``,
+    ``max_samples``, ``max_per_class``, ``seed``, ``stratified``.
     """
 
     rows: list[dict]
@@ -64,6 +66,7 @@ class RankingResult:
     timings: dict
     advisory: str = ADVISORY
     features: dict = dataclasses.field(default_factory=dict, repr=False)
+    sample: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def best(self) -> dict | None:
@@ -76,7 +79,16 @@ class RankingResult:
     def to_dict(self) -> dict:
         return {"rows": self.to_rows(), "primary": self.primary, "cost_axis": self.cost_axis,
                 "budget": dataclasses.asdict(self.budget), "num_samples": self.num_samples,
-                "num_classes": self.num_classes, "timings": dict(self.timings), "advisory": self.advisory}
+                "num_classes": self.num_classes, "timings": dict(self.timings), "advisory": self.advisory,
+                "sample": dict(self.sample)}
+
+    def _sample_text(self) -> str:
+        s = self.sample
+        if not s or s.get("count") == s.get("of"):
+            return ""
+        how = "stratified" if s.get("stratified") else "random"
+        cap = f", at most {s['max_per_class']} per class" if s.get("max_per_class") else ""
+        return f" ({how} subset of {s['of']}{cap}, seed {s.get('seed')})"
 
     def to_markdown(self) -> str:
         def num(v, fmt):
@@ -99,7 +111,7 @@ class RankingResult:
         best = self.best
         lines += [
             "",
-            f"Ranked by {self.primary} on {self.num_samples} samples; Pareto front of {self.primary} vs "
+            f"Ranked by {self.primary} on {self.num_samples} samples{self._sample_text()}; Pareto front of {self.primary} vs "
             f"{self.cost_axis} among in-budget candidates; budget: {self.budget.describe()}; "
             f"ranking took {self.timings.get('wall_s', 0.0):.1f} s.",
             f"Suggested start: {best['candidate'] if best else 'none within budget'}.",

@@ -1,0 +1,230 @@
+"""Frozen features for many candidates with few model builds: the extraction step of ranking.
+
+`rank_backbones` scores each candidate on pooled features (and, for LEEP/NCE, the ImageNet head's
+class probabilities). At ranking sizes (hundreds of images) building a backbone and tracing its
+forward pass cost more than running it, so `extract_candidates`:
+
+* builds each (architecture, input size) once: a pretrained candidate and its random-weights
+  twin (``"efficientnet_lite0"`` and ``"efficientnet_lite0:random"``) share one model whose weights
+  are swapped between them;
+* traces one ``tf.function`` per model with a fixed input signature (resize to the input size,
+  preprocessing, backbone, pooling and the ImageNet head in one graph), called on batches of raw
+  pixels: no per-call ``predict`` set-up, no retracing for the last, smaller batch;
+* draws random weights from each layer's own initialisers with a fixed seed (`reinitialize`), so a
+  random candidate's features are the same run after run and whether or not its pretrained twin
+  is ranked beside it. Layers whose initialisers it cannot tell (e.g. Keras ``Normalization``,
+  ConvNeXt's ``LayerScale``) fall back to a separately built random model.
+
+The features equal `tfxfer.transfer.embeddings.candidate_features`' up to float rounding (same
+bilinear resize, preprocessing and model).
+
+Example:
+    >>> import numpy as np
+    >>> from tfxfer.transfer.candidates import Candidate
+    >>> from tfxfer.transfer.feature_pass import extract_candidates
+    >>> images = np.random.default_rng(0).uniform(0, 255, (6, 24, 24, 1)).astype("float32")
+    >>> out = extract_candidates([Candidate("mobilenet_v2", weights=None)], images, input_size=(32, 32))
+    >>> feats, seconds = out["mobilenet_v2:random"]
+    >>> feats.features.shape, feats.source_probs.shape, seconds > 0
+    ((6, 1280), (6, 1000), True)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from tfxfer.errors import ArgumentError
+from tfxfer.transfer.candidates import Candidate
+from tfxfer.transfer.embeddings import CandidateFeatures, _feature_model, _source_head_model
+
+#: Which initialiser attribute of a layer made each of its variables (by the variable's name).
+_INITIALIZERS = {
+    "kernel": ("kernel_initializer", "depthwise_initializer"),
+    "bias": ("bias_initializer",),
+    "gamma": ("gamma_initializer",),
+    "beta": ("beta_initializer",),
+    "moving_mean": ("moving_mean_initializer",),
+    "moving_variance": ("moving_variance_initializer",),
+    "depthwise_kernel": ("depthwise_initializer",),
+    "pointwise_kernel": ("pointwise_initializer",),
+    "embeddings": ("embeddings_initializer",),
+}
+
+
+def _initializer_plan(model) -> list | None:
+    """[(variable, initializer)] for every weight of ``model``, or None where one cannot be told."""
+    import keras
+
+    leaves = [layer for layer in model._flatten_layers(include_self=False)
+              if not list(layer._flatten_layers(include_self=False))]
+    plan, covered = [], set()
+    for layer in leaves:
+        for variable in layer.weights:
+            names = _INITIALIZERS.get(variable.name.split("/")[-1].split(":")[0], ())
+            if isinstance(layer, keras.layers.DepthwiseConv2D) and variable.name == "kernel":
+                names = ("depthwise_initializer",)
+            init = next((getattr(layer, n) for n in names if getattr(layer, n, None) is not None), None)
+            if init is None:
+                return None
+            plan.append((variable, keras.initializers.get(init)))
+            covered.add(id(variable))
+    if covered != {id(v) for v in model.weights}:
+        return None  # a variable owned by no leaf layer: do not guess
+    return plan
+
+
+def reinitialize(model, seed: int = 0) -> bool:
+    """Redraw every weight of ``model`` from its layer's own initialiser, seeded per variable.
+
+    Returns False (``model`` untouched) when some weight's initialiser cannot be told; the random
+    weights are then those of a fresh build with ``weights=None``.
+
+    Example:
+        >>> from tfxfer.models import build_model
+        >>> model = build_model("mobilenet_v2", 2, input_size=(32, 32), weights=None)
+        >>> first = model.get_weights()[0].copy()
+        >>> reinitialize(model, seed=1), reinitialize(model, seed=1)
+        (True, True)
+        >>> bool((model.get_weights()[0] == first).all()), model.get_weights()[0].shape == first.shape
+        (False, True)
+    """
+    import keras
+
+    plan = _initializer_plan(model)
+    if plan is None:
+        return False
+    states = np.random.SeedSequence([int(seed), 0x7E1]).generate_state(len(plan))
+    for (variable, init), state in zip(plan, states):
+        config = init.get_config()
+        if "seed" in config:
+            init = type(init).from_config({**config, "seed": int(state % (2**31 - 1))})
+        variable.assign(keras.ops.convert_to_numpy(init(tuple(variable.shape), dtype=variable.dtype)))
+    return True
+
+
+def _build(candidate: Candidate, shape: tuple, source_head: bool):
+    """(model, with_probs, note) as `candidate_features` builds it."""
+    spec = candidate.spec
+    note = ""
+    if source_head:
+        if not spec.has_imagenet_head:
+            note = f"LEEP/NCE skipped: {spec.name} has no ImageNet head in the catalog"
+        else:
+            try:
+                return _source_head_model(candidate, shape), True, ""
+            except Exception as exc:  # weights that cannot load offline, a headless local file, sizes the head rejects
+                if candidate.weights not in (None, "imagenet"):
+                    note = "LEEP/NCE skipped: the local weights file holds no ImageNet head (a headless file)"
+                else:
+                    note = f"LEEP/NCE skipped: ImageNet head unavailable ({type(exc).__name__}: {str(exc)[:120]})"
+    return _feature_model(candidate, shape), False, note
+
+
+def _forward(model, raw_shape: tuple, size: tuple, with_probs: bool):
+    """One traced function: raw pixels (B, H, W, C) -> resized -> model; fixed signature, one trace."""
+    import tensorflow as tf
+
+    def run(images):
+        if tuple(raw_shape[:2]) != tuple(size):
+            images = tf.image.resize(images, size, method="bilinear")
+        out = model(images, training=False)
+        return (out[0], out[1]) if with_probs else (out, tf.zeros((tf.shape(images)[0], 0)))
+
+    return tf.function(run, input_signature=[tf.TensorSpec((None, *raw_shape), tf.float32)], autograph=False)
+
+
+def _run(forward, images: np.ndarray, batch_size: int, note: str, with_probs: bool) -> CandidateFeatures:
+    feats, probs = [], []
+    for start in range(0, len(images), batch_size):
+        f, p = forward(np.asarray(images[start:start + batch_size], dtype=np.float32))
+        feats.append(f.numpy())
+        if with_probs:
+            probs.append(p.numpy())
+    return CandidateFeatures(features=np.concatenate(feats).astype(np.float32),
+                             source_probs=np.concatenate(probs).astype(np.float64) if with_probs else None, note=note)
+
+
+def _groups(candidates, sizes):
+    """Lists of candidates that can share one model: at most one with real weights, first, then
+    random-weights candidates of the same backbone and input size."""
+    groups, by_arch = [], {}
+    for candidate, size in zip(candidates, sizes):
+        arch = (candidate.spec.name, tuple(size))
+        if candidate.weights is None:
+            continue
+        group = [candidate]
+        groups.append(group)
+        by_arch.setdefault(arch, group)
+    for candidate, size in zip(candidates, sizes):
+        if candidate.weights is not None:
+            continue
+        arch = (candidate.spec.name, tuple(size))
+        if arch not in by_arch:
+            by_arch[arch] = []
+            groups.append(by_arch[arch])
+        by_arch[arch].append(candidate)
+    return groups
+
+
+def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch_size: int = 64,
+                       source_head: bool = True, seed: int = 0, on_done=None) -> dict:
+    """Features of every candidate on raw-pixel ``images`` (N, H, W, C), built and traced once per
+    (backbone, input size).
+
+    Args:
+        candidates: `Candidate` objects (distinct labels).
+        images: raw 0-255 pixels, any size; resized (bilinear) to each candidate's input size.
+        input_size: (height, width) for candidates without their own; None: the backbone's native size.
+        batch_size: images per call of the traced function.
+        source_head: also return the ImageNet head's probabilities where the backbone has one.
+        seed: seed of random-weights candidates (`reinitialize`).
+        on_done: optional ``on_done(candidate, features, seconds)`` called as each candidate finishes.
+
+    Returns:
+        ``{label: (CandidateFeatures, seconds)}``; seconds include the build and trace for the
+        first candidate of each shared model.
+    """
+    candidates = list(candidates)
+    if not all(isinstance(c, Candidate) for c in candidates):
+        raise ArgumentError("candidates", candidates, "must be Candidate objects")
+    images = np.asarray(images)
+    if images.ndim != 4 or len(images) == 0:
+        raise ArgumentError("images", f"array of shape {images.shape}", "must have shape (N, H, W, C) with N >= 1")
+    sizes = [tuple(c.input_size or input_size or c.spec.input_size) for c in candidates]
+    size_of = {c.label: s for c, s in zip(candidates, sizes)}
+    raw_shape = tuple(int(v) for v in images.shape[1:])
+    out = {}
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        for group in _groups(candidates, sizes):
+            start = time.perf_counter()
+            size = size_of[group[0].label]
+            model, with_probs, note = _build(group[0], (*size, raw_shape[-1]), source_head)
+            forward = _forward(model, raw_shape, size, with_probs)
+            # a random twin shares the model unless the pretrained one lost its ImageNet head (weights
+            # that cannot load offline, a headless local file): the twin still has one
+            shareable = with_probs or not (source_head and group[0].spec.has_imagenet_head)
+            for candidate in group:
+                if candidate is not group[0] and not shareable:
+                    model, with_probs, note = _build(candidate, (*size, raw_shape[-1]), source_head)
+                    forward, shareable = _forward(model, raw_shape, size, with_probs), True
+                if candidate.weights is None and not reinitialize(model, seed):
+                    # initialisers unknown: the random weights of a fresh build (a second build, no second trace)
+                    fresh = _build(candidate, (*size, raw_shape[-1]), source_head)[0]
+                    model.set_weights(fresh.get_weights())
+                    del fresh
+                feats = _run(forward, images, batch_size, note, with_probs)
+                seconds = time.perf_counter() - start
+                out[candidate.label] = (feats, seconds)
+                if on_done is not None:
+                    on_done(candidate, feats, seconds)
+                start = time.perf_counter()
+            del model, forward
+    finally:
+        logger.setLevel(level)
+    return {c.label: out[c.label] for c in candidates}

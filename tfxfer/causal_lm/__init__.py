@@ -14,6 +14,8 @@
 * Ship: through the export room, `tfxfer.export.convert_decoder_tflite` / `save_decoder` (one file,
   builtin ops only, explicit KV cache; float32 / float16 / int8 weights) and `decoder_gate`
   (next-token agreement and perplexity change); ``export/llm_runner.py`` runs it without TensorFlow.
+  `save_generate_savedmodel`: a SavedModel with a string-in, string-out greedy ``generate``
+  signature (tokenizer in the graph, core TensorFlow ops only: `GraphBPE`).
 * Build: `LlamaConfig`, `build_language_model` (random, tiny for tests), `LanguageModel`.
 
 Example:
@@ -54,6 +56,8 @@ _EXPORTS = {
     "few_shot_prompt": "tfxfer.causal_lm.in_context",
     "chat_prompt": "tfxfer.causal_lm.chat",
     "causal_lm_batches": "tfxfer.causal_lm.adapt",
+    "save_generate_savedmodel": "tfxfer.causal_lm.serving",
+    "GraphBPE": "tfxfer.causal_lm.serving",
 }
 
 __all__ = sorted(_EXPORTS)

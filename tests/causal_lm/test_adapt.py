@@ -166,3 +166,19 @@ def test_bad_arguments(fresh_lm):
         adapt_causal_lm(fresh_lm, TEXTS, lr_decay="linear")
     with pytest.raises(TypeError, match="texts"):
         adapt_causal_lm(fresh_lm, texts=TEXTS)  # the old keyword is gone (no alias)
+
+
+def test_losses_are_per_target_token(fresh_lm):
+    """``val_loss`` is the mean cross-entropy of the completion tokens alone: neither the prompt's zero
+    weights nor the window's padding dilute it (Keras' default reduction divides by every position)."""
+    import keras
+
+    pairs = [("the and then the end and the", " theme"), ("then", " and the end")]
+    result = adapt_causal_lm(fresh_lm, pairs, val=pairs, epochs=1, sequence_length=16, batch_size=2,
+                             base_lr=1e-12, lora_rank=2, seed=0)  # the weights barely move
+    x, y, w = _batch(causal_lm_batches(fresh_lm, pairs, sequence_length=16, batch_size=2, seed=None))
+    logits = np.asarray(fresh_lm.model(x))
+    nll = -np.take_along_axis(np.asarray(keras.ops.log_softmax(logits, axis=-1)), y[..., None], axis=-1)[..., 0]
+    expected = float((nll * w).sum() / w.sum())
+    assert result.final("val_loss") == pytest.approx(expected, rel=1e-4)
+    assert w.sum() < w.size / 2  # most positions are prompt or padding: a diluted mean would be far lower

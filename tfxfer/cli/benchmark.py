@@ -38,8 +38,6 @@ from tfxfer.utils.native_logs import quiet_native_logs
 TFLITE_FORMATS = ("float32", "float16", "dynamic", "int8")
 #: Every format ``tfxfer benchmark`` knows, in the order of its table.
 FORMATS = (*TFLITE_FORMATS, "onnx", "saved_model")
-RUNTIMES = {**{v: "LiteRT" for v in TFLITE_FORMATS}, "onnx": "onnxruntime", "saved_model": "TensorFlow",
-            "keras": "Keras"}
 
 
 def add_parser(sub) -> None:
@@ -125,24 +123,10 @@ def _time_calls(call, runs: int) -> dict | None:
     return time_calls(call, runs=runs) if runs >= 1 else None
 
 
-def _row(name, *, path, size, result, latency=None, latency_nt=None, threads=(1, 2)) -> dict:
-    return {
-        "format": name, "runtime": RUNTIMES[name], "file": os.path.basename(path) if path else None,
-        "size_bytes": int(size) if size is not None else None,
-        "accuracy": result.tflite_accuracy if result else None,
-        "accuracy_keras": result.keras_accuracy if result else None,
-        "accuracy_drop_pts": result.accuracy_drop if result else None,
-        "drop_interval": list(result.drop_interval) if result and result.drop_interval else None,
-        "top1_agreement": result.top1_agreement if result else None,
-        "max_abs_error": result.max_abs_error if result else None,
-        "latency_ms": None if latency is None else round(latency["median_ms"], 3),
-        "p90_ms": None if latency is None else round(latency["p90_ms"], 3),
-        "latency_nt_ms": None if latency_nt is None else round(latency_nt["median_ms"], 3),
-        "threads": [int(t) for t in threads],
-        "floor": "ref" if result is None else "pass" if result.passed else "FAIL",
-        "thresholds": result.thresholds if result else None,
-        "failures": list(result.failures) if result else [],
-    }
+def _row(name, **kwargs) -> dict:
+    from tfxfer.export.table import benchmark_row  # imports TensorFlow (the export face): after the checks
+
+    return benchmark_row(name, **kwargs)
 
 
 def _keras_row(model, model_path, images, labels, reference, runs, threads) -> dict:
@@ -229,25 +213,10 @@ def benchmark_formats(model, out, *, formats, eval_data, class_names, limits, re
 
 
 def format_table(rows) -> str:
-    """The printed table: one line per format, then each failure."""
-    from tfxfer.utils.humanize import format_bytes
+    """The printed table (`tfxfer.export.table.format_benchmark_table`)."""
+    from tfxfer.export.table import format_benchmark_table
 
-    threads = next((r["threads"][-1] for r in rows if r["threads"]), 2)
-    head = (f"{'format':<12} {'runtime':<12} {'size':>9} {'accuracy':>9} {'drop pts':>8} {'agreement':>9} "
-            f"{'ms (1 thr)':>10} {f'ms ({threads} thr)':>10}  floor")
-    lines = [head]
-
-    def num(value, spec):
-        return "-" if value is None else format(value, spec)
-
-    for r in rows:
-        lines.append(f"{r['format']:<12} {r['runtime']:<12} {format_bytes(r['size_bytes']) if r['size_bytes'] else '-':>9} "
-                     f"{num(r['accuracy'] if r['accuracy'] is not None else r['accuracy_keras'], '.4f'):>9} "
-                     f"{num(r['accuracy_drop_pts'], '.2f'):>8} {num(r['top1_agreement'], '.4f'):>9} "
-                     f"{num(r['latency_ms'], '.3f'):>10} {num(r['latency_nt_ms'], '.3f'):>10}  {r['floor']}")
-    for r in rows:
-        lines += [f"  {r['format']}: {failure}" for failure in r["failures"]]
-    return "\n".join(lines)
+    return format_benchmark_table(rows)
 
 
 def _progress(args, text: str) -> None:

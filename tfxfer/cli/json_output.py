@@ -42,7 +42,15 @@ export          ``model``, ``out``, ``report``, ``variants``: one row per export
 run             ``run_dir``, ``manifest``, ``report_html``, ``report_md``, ``tflite``, ``gate_passed``,
                 ``metrics``, ``stages``, ``wall_s``, ``chance`` (as for evaluate; exit 4 when flagged)
 rank            ``kind`` ("image" / "text"), ``candidates`` (the ranking's rows, best first), ``best``,
-                ``probe`` (the negative-transfer verdict or null)
+                ``ranking`` (primary, cost_axis, budget, num_samples, num_classes, timings, advisory,
+                ``sample``: which examples were scored, {indices, count, of, per_class, max_samples,
+                max_per_class, seed, stratified}), ``probe`` (the negative-transfer verdict or null)
+benchmark       ``model``, ``data``, ``split``, ``examples``, ``out``, ``report`` (its ``benchmark.json``),
+                ``formats``: one row per format, the Keras reference first (format, runtime, file,
+                size_bytes, accuracy, accuracy_keras, accuracy_drop_pts, drop_interval,
+                top1_agreement, max_abs_error, latency_ms, p90_ms, latency_nt_ms, threads, floor
+                "ref" / "pass" / "FAIL", thresholds, failures; `tfxfer.export.table.benchmark_row`).
+                A format below its floor exits 3 with ``error.type`` "GateError" and every field present
 datasets        ``datasets``: [{name, title, task, sizes, licence, commercial_use, package, install,
                 origin, split_policy, description}]
 backbones       ``backbones``: [{name, family, input_size, min_input_size, params, float32_bytes,

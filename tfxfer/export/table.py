@@ -1,5 +1,7 @@
 """What an export run produced: one row per variant (`export_rows`), the gate verdict in each file's
-sidecar (`write_verdicts`), and the `ExportTable` that `tfxfer.export.export_all` returns.
+sidecar (`write_verdicts`), and the `ExportTable` that `tfxfer.export.export_all` returns; and the
+rows and table of ``tfxfer benchmark`` (one row per format whatever its runtime: `benchmark_row`,
+`format_benchmark_table`).
 
 Example:
     >>> from tfxfer.export.gate import VariantResult
@@ -67,6 +69,70 @@ def write_verdicts(sidecars: dict, results: dict) -> None:
         result = results[variant]
         entry["gate"] = {k: getattr(result, k) for k in VERDICT_FIELDS}
         atomic_write_json(path, entry)
+
+
+#: The runtime that runs each format of ``tfxfer benchmark``'s table.
+BENCHMARK_RUNTIMES = {**{v: "LiteRT" for v in ("float32", "float16", "dynamic", "int8")}, "onnx": "onnxruntime",
+                      "saved_model": "TensorFlow", "keras": "Keras"}
+
+
+def benchmark_row(name: str, *, path, size, result, latency=None, latency_nt=None, threads=(1, 2)) -> dict:
+    """One row of ``tfxfer benchmark``'s table (and of its ``--json`` ``formats``): format, runtime,
+    file, size, the gate's measurements from ``result`` (a `tfxfer.export.gate.VariantResult`; None
+    for the Keras reference row, whose floor is "ref"), and batch-1 latency at 1 and N threads
+    (``latency`` / ``latency_nt``: ``{"median_ms", "p90_ms"}`` or None).
+
+    Example:
+        >>> row = benchmark_row("keras", path="/m/model.keras", size=2048, result=None,
+        ...                     latency={"median_ms": 1.23456, "p90_ms": 2.0})
+        >>> row["runtime"], row["file"], row["latency_ms"], row["floor"]
+        ('Keras', 'model.keras', 1.235, 'ref')
+    """
+    return {
+        "format": name, "runtime": BENCHMARK_RUNTIMES[name], "file": os.path.basename(path) if path else None,
+        "size_bytes": int(size) if size is not None else None,
+        "accuracy": result.tflite_accuracy if result else None,
+        "accuracy_keras": result.keras_accuracy if result else None,
+        "accuracy_drop_pts": result.accuracy_drop if result else None,
+        "drop_interval": list(result.drop_interval) if result and result.drop_interval else None,
+        "top1_agreement": result.top1_agreement if result else None,
+        "max_abs_error": result.max_abs_error if result else None,
+        "latency_ms": None if latency is None else round(latency["median_ms"], 3),
+        "p90_ms": None if latency is None else round(latency["p90_ms"], 3),
+        "latency_nt_ms": None if latency_nt is None else round(latency_nt["median_ms"], 3),
+        "threads": [int(t) for t in threads],
+        "floor": "ref" if result is None else "pass" if result.passed else "FAIL",
+        "thresholds": result.thresholds if result else None,
+        "failures": list(result.failures) if result else [],
+    }
+
+
+def format_benchmark_table(rows) -> str:
+    """``tfxfer benchmark``'s printed table: one line per `benchmark_row`, then each failure.
+
+    Example:
+        >>> row = benchmark_row("keras", path="m.keras", size=2048, result=None, latency=None)
+        >>> print(format_benchmark_table([dict(row, accuracy=0.9)]).splitlines()[1])
+        keras        Keras          2.0 KiB    0.9000        -         -          -          -  ref
+    """
+    from tfxfer.utils.humanize import format_bytes
+
+    threads = next((r["threads"][-1] for r in rows if r["threads"]), 2)
+    head = (f"{'format':<12} {'runtime':<12} {'size':>9} {'accuracy':>9} {'drop pts':>8} {'agreement':>9} "
+            f"{'ms (1 thr)':>10} {f'ms ({threads} thr)':>10}  floor")
+    lines = [head]
+
+    def num(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    for r in rows:
+        lines.append(f"{r['format']:<12} {r['runtime']:<12} {format_bytes(r['size_bytes']) if r['size_bytes'] else '-':>9} "
+                     f"{num(r['accuracy'] if r['accuracy'] is not None else r['accuracy_keras'], '.4f'):>9} "
+                     f"{num(r['accuracy_drop_pts'], '.2f'):>8} {num(r['top1_agreement'], '.4f'):>9} "
+                     f"{num(r['latency_ms'], '.3f'):>10} {num(r['latency_nt_ms'], '.3f'):>10}  {r['floor']}")
+    for r in rows:
+        lines += [f"  {r['format']}: {failure}" for failure in r["failures"]]
+    return "\n".join(lines)
 
 
 @dataclasses.dataclass

@@ -112,3 +112,17 @@ def test_errors_are_one_line_with_exit_code_2(folder, tmp_path, capsys):
     assert "--set" in _error(capsys, ["rank", folder, "--candidates", "mobilenet_v2", "--set", "train.epochs=1"])
     assert "measure_cost" in _error(capsys, ["rank", folder, "--candidates", "mobilenet_v2:random@32", "--no-cost",
                                              "--max-latency-ms", "5", "-q"])
+
+
+def test_max_per_class_takes_a_stratified_subset_and_json_says_which(folder, capsys):
+    import json
+
+    assert cli.main(["rank", folder, "--candidates", "mobilenet_v3_small:random@32", "--no-cost",
+                     "--max-per-class", "2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    sample = doc["ranking"]["sample"]
+    assert set(sample["per_class"].values()) == {2} and sample["count"] == 2 * len(sample["per_class"])
+    assert sample["of"] > sample["count"] and len(sample["indices"]) == sample["count"]
+    assert doc["ranking"]["num_samples"] == sample["count"] and sample["max_per_class"] == 2
+    line = _error(capsys, ["rank", folder, "--candidates", "mobilenet_v2:random", "--max-per-class", "-1"])
+    assert "--max-per-class" in line and "-1" in line

@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--input-size", type=int, help="square input size for candidates without their own "
                    "(default: the recipe's model.input_size, else each backbone's native size)")
     p.add_argument("--max-samples", type=int, default=1000, help="labelled examples to score on (default 1000)")
+    p.add_argument("--max-per-class", type=int, default=50, help="images: at most this many examples of each class, "
+                   "a stratified seeded subset (default 50; 0 for no per-class cap)")
     p.add_argument("--max-size-mib", type=float, help="budget: largest int8 TFLite size in MiB")
     p.add_argument("--max-latency-ms", type=float, help="budget: largest LiteRT latency in ms")
     p.add_argument("--max-params", type=int, help="budget: most parameters (images and text)")
@@ -56,6 +58,8 @@ def _check_flags(args, *, recipe: bool) -> None:
         raise ArgumentError("--set", args.overrides[0], "applies only when ranking from a recipe (.yaml)")
     if not recipe and not args.candidates:
         raise ArgumentError("--candidates", None, "is required when DATA is not a recipe (.yaml)")
+    if args.max_per_class is not None and args.max_per_class < 0:
+        raise ArgumentError("--max-per-class", args.max_per_class, "must be >= 1 (or 0 for no per-class cap)")
 
 
 def _check_text_flags(args) -> None:
@@ -152,7 +156,8 @@ def cmd_rank(args) -> int:
     x, y, _ = evaluation_data(inputs.source, image_size=size or (224, 224), channels=inputs.channels, split="train",
                               limit=args.max_samples)
     result = rank_backbones((x, y), candidates, input_size=size, budget=_budget(args),
-                            measure_cost=not args.no_cost, max_samples=args.max_samples, cache_dir=cache_dir(args),
+                            measure_cost=not args.no_cost, max_samples=args.max_samples,
+                            max_per_class=args.max_per_class or None, cache_dir=cache_dir(args),
                             verbose=1 if verbosity(args) else 0)
     if not args.json:
         print(result.to_markdown())

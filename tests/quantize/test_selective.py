@@ -99,3 +99,71 @@ def test_rank_layers_and_errors(tmp_path):
     with pytest.raises(GateError, match="still fails"):
         selective_int8(model, tmp_path / "a.tflite", representative_data=x, eval_data=(x, y),
                        thresholds={"int8": {"max_abs_error": 1e-12}}, max_float_nodes=1)
+
+
+def test_selective_file_takes_the_raw_pixel_bytes_exactly(tmp_path):
+    """The selective file's input is uint8 with scale 1 / zero point 0 (not float -> QUANTIZE), so a device
+    feeds the pixel bytes as they are; the file runs in LiteRT and gives what predict_tflite gives."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tfxfer.export.litert import predict_tflite
+    from tfxfer.export.metadata import read_sidecar
+    from tfxfer.export.flatbuffer import METADATA_NAME, read_metadata
+
+    model, x, y = _wide_range_model()
+    result = selective_int8(model, tmp_path / "m.tflite", representative_data=x, eval_data=(x, y),
+                            calibration_record={"source": "unit", "split": "train"}, class_names=["a", "b"])
+    assert result.float_nodes and result.gate.passed  # really selective: some tensors are float
+    assert result.input == {"dtype": "uint8", "scale": 1.0, "zero_point": 0, "exact_raw_pixels": True}
+    interpreter = Interpreter(model_path=result.export.path)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    assert detail["dtype"] == np.uint8 and tuple(detail["quantization"]) == (1.0, 0)
+    first_op = interpreter._get_ops_details()[0]["op_name"]
+    assert first_op != "QUANTIZE" or interpreter.get_tensor_details()[detail["index"]]["dtype"] == np.uint8
+    pixels = np.round(x[:4]).astype(np.uint8)
+    interpreter.resize_tensor_input(detail["index"], pixels.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(detail["index"], pixels)
+    interpreter.invoke()
+    raw = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(raw, predict_tflite(result.export.path, pixels.astype("float32")), atol=1e-6)
+    side = read_sidecar(result.export.path)
+    assert side["calibration"]["source"] == "unit" and side["calibration"]["samples"] == 200  # num_calibration of 256
+    assert side["class_names"] == ["a", "b"]
+    assert b'"class_names": ["a", "b"]' in read_metadata(result.export.path)[METADATA_NAME]  # travels in the file
+    assert all("top1_agreement" in a for a in result.attempts)
+
+
+def test_float_input_on_request_and_the_agreement_target_keeps_searching(tmp_path):
+    model, x, y = _wide_range_model()
+    floating = selective_int8(model, tmp_path / "f.tflite", representative_data=x, eval_data=(x, y),
+                              input_type="float32", float_layers=["spread", "mix"])
+    assert floating.input["dtype"] == "float32" and not floating.input["exact_raw_pixels"]
+    # a gate loose enough for full int8 (drop limit 100 points): it is kept, unless the agreement target asks more
+    loose = {"int8": {"max_accuracy_drop": 100.0}}
+    kept = selective_int8(model, tmp_path / "k.tflite", representative_data=x, eval_data=(x, y), thresholds=loose)
+    assert len(kept.attempts) == 1 and kept.float_nodes == [] and kept.attempts[0]["top1_agreement"] < 0.9
+    searched = selective_int8(model, tmp_path / "s.tflite", representative_data=x, eval_data=(x, y), thresholds=loose,
+                              min_top1_agreement=0.99)
+    assert len(searched.attempts) >= 2 and searched.float_nodes
+    assert searched.gate["int8"].top1_agreement >= 0.99 and searched.input["exact_raw_pixels"]
+    with pytest.raises(ArgumentError, match="input_type"):
+        selective_int8(model, tmp_path / "a.tflite", representative_data=x, eval_data=(x, y), input_type="int16")
+    with pytest.raises(ArgumentError, match="min_top1_agreement"):
+        selective_int8(model, tmp_path / "a.tflite", representative_data=x, eval_data=(x, y), min_top1_agreement=98)
+
+
+def test_the_recipe_remedy_searches_on_validation_and_gates_on_all_held_out(tmp_path):
+    from tfxfer.recipes.export_stages import selective_remedy
+
+    model, x, y = _wide_range_model()
+    export, gated, summary = selective_remedy(
+        model, tmp_path / "m_int8_selective.tflite", calibration=x[:128], selection_data=(x[128:192], y[128:192]),
+        eval_data=(x[128:], y[128:]), class_names=["a", "b"], thresholds=None, num_calibration=128,
+        calibration_record={"source": "unit", "split": "train"})
+    assert gated.variant == "int8_selective" and gated.examples == 128 and gated.agreement_target == 0.98
+    assert summary["search_examples"] == 64 and summary["input"]["exact_raw_pixels"]
+    assert summary["search_attempts"][0]["float_nodes"] == 0 and not summary["search_attempts"][0]["passed"]
+    assert gated.passed and "spread" in summary["float_layers"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_int8_selective.json", "m_int8_selective.tflite"]

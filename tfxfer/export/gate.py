@@ -5,8 +5,10 @@ paired 95 % interval (`paired_drop_interval`: only the examples the file and the
 on count; the verdict says "undecided" with the size that would decide when the interval straddles
 the limit, and the documented point limit decides then), per-class accuracy (recall) deltas, and expected calibration error (`tfxfer.metrics`, 15 bins) before and
 after. Thresholds are per variant (`DEFAULT_THRESHOLDS`: top-1 agreement >= 99% for
-float32/float16/dynamic, accuracy drop <= 1.0 point for int8) and configurable. `tfxfer.export.verify`
-runs the files (image or text) and applies this.
+float32/float16/dynamic, accuracy drop <= 1.0 point for int8) and configurable. Full-integer files are
+also measured against the documented agreement target (`INT8_AGREEMENT_TARGET`, 98 %), which is
+reported and never fails the gate; `choose_delivery` walks `DELIVERY_CHAIN` with both.
+`tfxfer.export.verify` runs the files (image or text) and applies this.
 
 Example:
     >>> import numpy as np
@@ -53,6 +55,22 @@ DEFAULT_THRESHOLDS = {
     "int8": Thresholds(max_accuracy_drop=1.0),
 }
 
+#: The documented top-1 agreement target of a full-integer file with its Keras model, on all held-out
+#: data. It is reported beside the gate and never fails it (the int8 gate stays the 1.0-point accuracy
+#: drop); below it the export chain (`choose_delivery`) tries the next remedy before delivering.
+INT8_AGREEMENT_TARGET = 0.98
+
+#: The delivery chain of a run that asks for int8: the quantization-aware file, the post-training file,
+#: the selective file (the most harmful tensors in float, `tfxfer.quantize.selective_int8`), then
+#: the float files that passed their gate, smallest first.
+DELIVERY_CHAIN = ("int8_qat", "int8", "int8_selective", "dynamic", "float16", "float32")
+
+
+def agreement_target(variant: str) -> float | None:
+    """The documented agreement target of ``variant`` (`INT8_AGREEMENT_TARGET` for the full-integer
+    files ``int8``, ``int8_qat``, ``int8_selective``), else None."""
+    return INT8_AGREEMENT_TARGET if variant == "int8" or str(variant).startswith("int8_") else None
+
 
 @dataclasses.dataclass
 class VariantResult:
@@ -83,6 +101,10 @@ class VariantResult:
     examples_needed: int | None = None
     #: The file's confusion matrix (rows: true class, columns: the file's prediction).
     confusion: list | None = None
+    #: The documented agreement target (`agreement_target`; reported, never a gate failure) and
+    #: whether the file reaches it; None for variants without one.
+    agreement_target: float | None = None
+    meets_agreement_target: bool | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -125,6 +147,11 @@ class GateReport:
                 more = f"; about {r.examples_needed} examples would decide" if r.examples_needed else ""
                 lines.append(f"  {name}: accuracy drop {r.accuracy_drop:.2f} points, 95 % interval {low:+.2f} to "
                              f"{high:+.2f} on {r.examples} examples: {r.drop_verdict}{more}")
+            if r.meets_agreement_target is False:
+                agreeing = int(round(r.top1_agreement * r.examples))
+                lines.append(f"  {name}: top-1 agreement {r.top1_agreement:.4f} ({agreeing} of {r.examples}) is below "
+                             f"the {r.agreement_target} target (reported, not a gate limit: the export chain tries "
+                             "the next remedy)")
             for failure in r.failures:
                 lines.append(f"  {name}: {failure}")
             if per_class == "all" or (per_class == "failed" and not r.passed):
@@ -138,6 +165,67 @@ class GateReport:
 
     def __str__(self) -> str:
         return self.format()
+
+
+def is_integer_variant(variant: str) -> bool:
+    """Whether ``variant`` names a full-integer file (``int8``, ``int8_qat``, ``int8_selective``)."""
+    return variant == "int8" or str(variant).startswith("int8_")
+
+
+def needs_remedy(results: dict, preferred: str) -> bool:
+    """Whether the run asked for a full-integer file (``preferred``) and none of ``results``
+    (``{variant: VariantResult}``) both passed its gate and reached its agreement target: then the next
+    remedy of `DELIVERY_CHAIN` is worth trying."""
+    if not is_integer_variant(preferred):
+        return False
+    return not any(r.passed and r.meets_agreement_target is not False
+                   for v, r in results.items() if is_integer_variant(v))
+
+
+def choose_delivery(results: dict, preferred: str, *, chain=DELIVERY_CHAIN) -> tuple[str | None, str]:
+    """``(variant, reason)``: which gated file ships, and why when it is not simply ``preferred``.
+
+    For an integer ``preferred`` (the recipe's ``deliver: int8``): the first integer file of ``chain``
+    that passed its gate and reached its agreement target; else the passing integer file with the
+    highest agreement (the reason says the target was missed); else the first float file of ``chain``
+    that passed (the reason names the integer files' failures). For another ``preferred``: it, if it
+    passed, else the first passing file of ``chain``. ``(None, reason)`` when nothing passed.
+
+    Example:
+        >>> import numpy as np
+        >>> ref = np.array([[0.9, 0.1]] * 98 + [[0.4, 0.6]] * 2, "float32")
+        >>> labels = ref.argmax(1)
+        >>> int8 = compare_outputs("int8", None, ref, ref[::-1], labels, ["a", "b"], DEFAULT_THRESHOLDS["int8"])
+        >>> f32 = compare_outputs("float32", None, ref, ref, labels, ["a", "b"], DEFAULT_THRESHOLDS["float32"])
+        >>> choose_delivery({"float32": f32, "int8": int8}, "int8")[0]
+        'float32'
+    """
+    if not isinstance(results, dict):
+        raise ArgumentTypeError("results", results, "a dict {variant: VariantResult}")
+    ordered = [v for v in chain if v in results] + [v for v in results if v not in chain]
+    if not is_integer_variant(preferred):
+        if preferred in results and results[preferred].passed:
+            return preferred, ""
+        fallback = next((v for v in ordered if results[v].passed), None)
+        why = "; ".join(results[preferred].failures) if preferred in results else "it was not exported"
+        return fallback, f"{preferred} failed its gate ({why})" + (f"; delivering {fallback}" if fallback else "")
+    integer = [v for v in ordered if is_integer_variant(v)]
+    for v in integer:
+        if results[v].passed and results[v].meets_agreement_target is not False:
+            missed = [u for u in integer[: integer.index(v)]]
+            why = "; ".join(f"{u}: " + ("; ".join(results[u].failures) or
+                                        f"top-1 agreement {results[u].top1_agreement:.4f} < {results[u].agreement_target}")
+                            for u in missed)
+            return v, (f"delivering {v} ({why})" if missed else "")
+    passing = [v for v in integer if results[v].passed]
+    if passing:
+        best = max(passing, key=lambda v: results[v].top1_agreement)
+        return best, (f"no integer file reached the {results[best].agreement_target} agreement target; delivering "
+                      f"{best}, which passed its gate with the highest agreement ({results[best].top1_agreement:.4f})")
+    fallback = next((v for v in ordered if not is_integer_variant(v) and results[v].passed), None)
+    why = "; ".join(f"{v}: " + "; ".join(results[v].failures) for v in integer) or "no integer file was exported"
+    return fallback, (f"no integer file passed its gate ({why})"
+                      + (f"; delivering {fallback}" if fallback else ": nothing delivered"))
 
 
 def resolve_thresholds(thresholds) -> dict[str, Thresholds]:
@@ -206,10 +294,13 @@ def examples_needed(keras_correct, file_correct, limit_points: float, *, z: floa
     return int(np.ceil(max(z * z * max(discordant - drop ** 2, 0.0) / gap ** 2, z / gap)))
 
 
-def compare_outputs(name, path, reference, outputs, labels, class_names, limits: Thresholds) -> VariantResult:
+def compare_outputs(name, path, reference, outputs, labels, class_names, limits: Thresholds,
+                    target: float | None = None) -> VariantResult:
     """A `VariantResult` for a file's ``outputs`` against the Keras ``reference`` (both
     ``[examples, classes]``) on ``labels``, checked against ``limits``; NaN/Inf outputs fail.
+    ``target``: the agreement target reported beside the gate (default `agreement_target(name)`).
     Shared by the image gate and the text gate (`tfxfer.export.text_gate`)."""
+    target = agreement_target(str(name).split(":", 1)[0]) if target is None else target
     outputs = np.asarray(outputs, dtype=np.float32)
     finite = bool(np.all(np.isfinite(outputs)))
     if not finite:
@@ -270,5 +361,6 @@ def compare_outputs(name, path, reference, outputs, labels, class_names, limits:
         top1_agreement=agreement, keras_accuracy=k_acc, tflite_accuracy=t_acc, accuracy_drop=drop,
         ece_keras=ece_k, ece_tflite=ece_t, per_class=per_class, thresholds=dataclasses.asdict(limits),
         drop_interval=(round(low, 4), round(high, 4)), drop_verdict=verdict, examples_needed=needed,
-        confusion=t_conf.astype(int).tolist(),
+        confusion=t_conf.astype(int).tolist(), agreement_target=target,
+        meets_agreement_target=None if target is None else bool(agreement >= target),
     )

@@ -99,23 +99,35 @@ def convert_tf_keras(tfk_model, *, variant: str = "int8", representative_data=No
 
 
 def write_tflite(content: bytes, path, *, variant: str, image_shape, class_names=None, model_name: str = "",
-                 calibration_samples: int = 0, extra: dict | None = None):
-    """Write ``content`` and its sidecar atomically; return a `tfxfer.export.TFLiteExport`."""
+                 calibration_samples: int = 0, extra: dict | None = None, calibration_record: dict | None = None):
+    """Write ``content`` and its sidecar atomically; return a `tfxfer.export.TFLiteExport`.
+
+    The label list and input description are embedded in the file too (`tfxfer.export.flatbuffer.embed_metadata`),
+    as `tfxfer.export.export_tflite` does, so the file names its classes without its sidecar. For "int8"
+    the sidecar's ``calibration`` records ``calibration_record`` (where the images came from) with the count.
+    """
+    import json
+
     from ai_edge_litert.interpreter import Interpreter
 
-    from tfxfer.export.flatbuffer import tflite_ops
-    from tfxfer.export.metadata import build_sidecar, check_class_names, sidecar_path
+    from tfxfer.export.flatbuffer import embed_metadata, tflite_ops
+    from tfxfer.export.metadata import build_sidecar, check_class_names, embedded_metadata, sidecar_path
     from tfxfer.export.tflite import TFLiteExport
     from tfxfer.utils.atomic import atomic_path, atomic_write_json
 
     interpreter = Interpreter(model_content=content)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     names = check_class_names(class_names, int(out["shape"][-1]))
+    content = embed_metadata(content, json.dumps(embedded_metadata(
+        variant=variant, class_names=names, image_shape=tuple(image_shape), model_name=model_name)).encode("utf-8"))
     path = os.fspath(path)
     side = sidecar_path(path)
     entry = build_sidecar(content=content, variant=variant, class_names=names, image_shape=image_shape,
                           extra=dict({"model_name": model_name, "calibration_samples": calibration_samples},
                                      **(extra or {})))
+    if variant == "int8" and calibration_samples:
+        entry["calibration"] = {**(calibration_record or {"source": "representative_data"}),
+                                "samples": calibration_samples}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(content)
@@ -129,7 +141,8 @@ def write_tflite(content: bytes, path, *, variant: str, image_shape, class_names
 
 
 def export_tf_keras_tflite(tfk_model, path, *, variant: str = "int8", representative_data=None,
-                           num_calibration: int = 200, class_names=None, extra: dict | None = None, seed: int = 0):
+                           num_calibration: int = 200, class_names=None, extra: dict | None = None, seed: int = 0,
+                           calibration_record: dict | None = None):
     """Convert a tf_keras model and write it with its sidecar (see `convert_tf_keras`)."""
     content = convert_tf_keras(tfk_model, variant=variant, representative_data=representative_data,
                                num_calibration=num_calibration, seed=seed)
@@ -139,4 +152,5 @@ def export_tf_keras_tflite(tfk_model, path, *, variant: str = "int8", representa
 
         used = len(sample_images(representative_data, num_samples=num_calibration, seed=seed))
     return write_tflite(content, path, variant=variant, image_shape=tf_keras_image_shape(tfk_model),
-                        class_names=class_names, model_name=tfk_model.name, calibration_samples=used, extra=extra)
+                        class_names=class_names, model_name=tfk_model.name, calibration_samples=used, extra=extra,
+                        calibration_record=calibration_record)

@@ -4,9 +4,13 @@
   on un-augmented training images; text files get their tokenizer files).
 * ``verify``: `tfxfer.export.gate_variants` on the held-out split (the gate), `benchmark_variants`
   over all files side by side, `export_rows` / `write_verdicts`, an optional SavedModel
-  (`export_serving`) when every file passed. The ``deliver`` variant is the run's TFLite file when
-  it passes; a passing quantization-aware ``int8_qat`` file (quantize stage) is gated with the int8
-  limits and supersedes the post-training int8 file.
+  (`export_serving`) when every file passed. The delivered file follows the export chain
+  (`tfxfer.export.gate.choose_delivery` along `DELIVERY_CHAIN`): for ``deliver: int8``, the first
+  integer file that passed its gate and reached the 98 % agreement target (quantization-aware
+  ``int8_qat`` from the quantize stage, then post-training ``int8``); when none did, the selective
+  remedy (`selective_remedy`: uint8 raw-pixel input, the most harmful tensors in float, searched on
+  the validation split) is made and gated on all held-out images as ``int8_selective``; then the
+  passing integer file with the highest agreement, else the float file that passed, with the reason.
 
 `export_stages` builds the two stages for image recipes; text recipes bind `convert_stage` /
 `gate_stage` to their held-out texts (`tfxfer.recipes.text_export_stages`).
@@ -24,11 +28,12 @@ MODEL_STAGES = ("finetune", "distill", "quantize")
 
 
 def gate_thresholds(cfg) -> dict:
-    """``{variant: limits}`` from ``export.thresholds``; the QAT file (``int8_qat``) gets the int8 limits."""
+    """``{variant: limits}`` from ``export.thresholds``; the QAT and selective files (``int8_qat``,
+    ``int8_selective``) get the int8 limits."""
     from tfxfer.export.gate import resolve_thresholds
 
     limits = resolve_thresholds({v: dict(t) for v, t in cfg.export.thresholds.items()})
-    return {**limits, "int8_qat": limits["int8"]}
+    return {**limits, "int8_qat": limits["int8"], "int8_selective": limits["int8"]}
 
 
 def qat_export_entry(ctx) -> dict:
@@ -66,23 +71,78 @@ def convert_stage(ctx, *, class_names, representative_data=None):
     return {"exports": exports, "artefacts": [e["path"] for e in exports.values()]}
 
 
-def gate_stage(ctx, *, eval_data, class_names, saved_model: bool):
-    """Gate, benchmark and record every file of the export stage (and the QAT file, if any)."""
+def selective_remedy(model, path, *, calibration, selection_data, eval_data, class_names, thresholds,
+                     num_calibration: int, calibration_record: dict | None = None, seed: int = 0):
+    """The export chain's next remedy when no full-integer file passed its gate and reached
+    `tfxfer.export.gate.INT8_AGREEMENT_TARGET`: `tfxfer.quantize.selective_int8` (uint8 raw-pixel
+    input, the most harmful tensors kept in float) searched on ``selection_data`` (the validation
+    split), then gated like every other file on all of ``eval_data``.
+
+    Returns:
+        ``(export, gate_result, summary)``: the `TFLiteExport`, its `VariantResult` on ``eval_data``
+        (variant ``int8_selective``) and what the search did.
+    """
+    from tfxfer.export import verify
+    from tfxfer.export.gate import INT8_AGREEMENT_TARGET
+    from tfxfer.quantize import selective_int8
+
+    result = selective_int8(model, path, representative_data=calibration, eval_data=selection_data,
+                            thresholds=thresholds, num_calibration=num_calibration, class_names=class_names,
+                            min_top1_agreement=INT8_AGREEMENT_TARGET, calibration_record=calibration_record,
+                            raise_on_failure=False, seed=seed)
+    full = result.cost.get("full_int8_path")
+    if full and full != result.export.path:  # the post-training file again: the export stage has it
+        for leftover in (full, os.path.splitext(full)[0] + ".json"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+    gate = verify(model, {"int8_selective": result.export}, eval_data, thresholds=thresholds,
+                  class_names=class_names, raise_on_failure=False)
+    summary = {"float_layers": result.float_layers, "float_nodes": len(result.float_nodes),
+               "input": result.input, "search_examples": int(len(selection_data[1])),
+               "search_attempts": result.attempts, "size_ratio_vs_full_int8": round(result.cost["size_ratio"], 4)}
+    return result.export, gate["int8_selective"], summary
+
+
+def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=None):
+    """Gate, benchmark and record every file of the export stage (and the QAT file, if any).
+
+    ``remedy_data()``, if given, returns ``(calibration images, validation (images, labels))`` for the
+    selective int8 remedy (`selective_remedy`), run when the recipe delivers int8 and no integer file
+    passed its gate and reached the agreement target (`tfxfer.export.gate.needs_remedy`).
+    """
     from tfxfer.export import export_serving, gate_variants
+    from tfxfer.export.gate import needs_remedy
 
     cfg, model = ctx.cfg, ctx.model()
     exports = {**ctx.outputs["export"]["exports"], **qat_export_entry(ctx)}
     paths = {variant: ctx.abs(entry["path"]) for variant, entry in exports.items()}
     ctx.console.info(f"  verify {len(paths)} file(s) on the held-out split")
-    gate = gate_variants(model, paths, eval_data=eval_data, class_names=class_names,
-                         thresholds=gate_thresholds(cfg))
+    thresholds = gate_thresholds(cfg)
+    gate = gate_variants(model, paths, eval_data=eval_data, class_names=class_names, thresholds=thresholds)
+    results, remedy = dict(gate.results), None
+    if remedy_data is not None and "int8" in results and needs_remedy(results, cfg.export.deliver):
+        calibration, selection = remedy_data()
+        ctx.console.info(f"  no int8 file passed its gate with the agreement target: selective int8 (search on "
+                         f"{len(selection[1])} validation images, then the gate on all held-out images)")
+        export, result, remedy = selective_remedy(
+            model, ctx.path("export", f"{cfg.name}_int8_selective.tflite"), calibration=calibration,
+            selection_data=selection, eval_data=eval_data, class_names=class_names, thresholds=thresholds,
+            num_calibration=cfg.export.num_calibration, seed=cfg.seed,
+            calibration_record={"source": str(cfg.data.source), "split": "train", "augmented": False})
+        exports["int8_selective"] = {"path": ctx.rel(export.path), "size_bytes": export.size_bytes,
+                                     "sidecar": ctx.rel(export.sidecar_path), "input_dtype": export.input_dtype,
+                                     "calibration_samples": export.calibration_samples}
+        paths["int8_selective"], results["int8_selective"] = export.path, result
     benches = benchmark_exports(ctx, paths)
     saved = None
     if saved_model:  # written when asked even if a quantized file failed: it checks itself against Keras
         saved = export_serving(model, os.path.dirname(ctx.path("export", "serving", "x")), name=cfg.name,
                                class_names=class_names, eval_data=eval_data).path
-    deliver = "int8_qat" if "int8_qat" in gate.results and gate["int8_qat"].passed else None
-    return record_gate(ctx, exports, gate.results, benches, saved_model=saved, deliver=deliver)
+    out = record_gate(ctx, exports, results, benches, saved_model=saved)
+    if remedy is not None:
+        out["remedy"] = {"int8_selective": remedy}
+        out["artefacts"].append(exports["int8_selective"]["path"])
+    return out
 
 
 def benchmark_exports(ctx, paths: dict) -> dict:
@@ -101,40 +161,36 @@ def benchmark_exports(ctx, paths: dict) -> dict:
         bar.close()
 
 
-#: What ships when the configured ``deliver`` file fails its gate: the first of these that passed.
-FALLBACK_ORDER = ("int8_qat", "int8", "dynamic", "float16", "float32")
-
-
 def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=None) -> dict:
     """Write each file's verdict into its sidecar, ``export/gate.json`` and ``export/table.json``;
-    print the table; return the verify stage's outputs."""
+    print the table; return the verify stage's outputs.
+
+    The delivered file is `tfxfer.export.gate.choose_delivery`'s pick for ``export.deliver`` along
+    `tfxfer.export.gate.DELIVERY_CHAIN`, with the reason printed and recorded (``deliver`` is accepted
+    for older callers; the chain already prefers a passing ``int8_qat``)."""
     from tfxfer.export import export_rows, write_verdicts
+    from tfxfer.export.gate import choose_delivery, is_integer_variant
 
     cfg, console = ctx.cfg, ctx.console
     write_verdicts({v: ctx.abs(exports[v]["sidecar"]) for v in results}, results)
     rows = export_rows({v: (e["path"], e["size_bytes"]) for v, e in exports.items()}, results, benches,
                        threads=cfg.export.threads)
-    # A passing quantization-aware int8 file supersedes the post-training int8 file: the latter stays in
-    # the table (marked FAIL if it failed) as the baseline QAT had to beat, but does not fail the run.
-    superseded = ["int8"] if "int8_qat" in results and results["int8_qat"].passed and "int8" in results else []
+    key, reason = choose_delivery(results, cfg.export.deliver)
+    # A delivered integer file supersedes the other integer files (post-training, QAT, selective): they stay
+    # in the table (marked FAIL if they failed) as the baseline the remedy had to beat, but do not fail the run.
+    superseded = ([v for v in results if is_integer_variant(v) and v != key]
+                  if key is not None and is_integer_variant(key) and results[key].passed else [])
     passed = all(r.passed for v, r in results.items() if v not in superseded)
     for v in superseded:
         if not results[v].passed:
-            console.info(f"  {v} (post-training) failed its gate; the quantization-aware int8_qat file passed "
-                         "and is delivered instead")
-    key = deliver or cfg.export.deliver
-    if not results[key].passed:
-        fallback = next((v for v in FALLBACK_ORDER if v in results and results[v].passed), None)
-        reason = "; ".join(results[key].failures) or "failed"
-        if fallback is None:
-            console.info(f"  {key} failed its gate ({reason}) and no other file passed: nothing delivered")
-        else:
-            console.info(f"  {key} failed its gate ({reason}); delivering {fallback}, the smallest file that "
-                         "passed (remedies: quantize.enabled: true for QAT, or tfxfer.quantize.selective_int8)")
-            key = fallback
+            console.info(f"  {v} failed its gate; {key} passed and is delivered instead")
+    if reason:
+        console.info(f"  {reason}")
+    if key is None:
+        key = cfg.export.deliver if cfg.export.deliver in results else next(iter(results))
     deliver = exports[key]["path"] if results[key].passed else None
     gate = {"passed": passed, "failed": [v for v, r in results.items() if not r.passed and v not in superseded],
-            "superseded": superseded,
+            "superseded": superseded, "deliver_reason": reason,
             "results": {v: r.to_dict() for v, r in results.items()},
             "benchmarks": {v: b.to_dict() for v, b in benches.items()}}
     for entry in gate["results"].values():
@@ -143,7 +199,7 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
     atomic_write_json(gate_path, gate)
     table_path = ctx.path("export", "table.json")
     atomic_write_json(table_path, {"rows": rows, "deliver": deliver, "deliver_variant": key, "passed": passed,
-                                   "superseded": superseded})
+                                   "superseded": superseded, "deliver_reason": reason})
     for row in rows:
         r = results[row["variant"]]
         interval = (f"  drop {r.accuracy_drop:+.2f} pts [95 % {r.drop_interval[0]:+.2f}, {r.drop_interval[1]:+.2f}: "
@@ -153,7 +209,8 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
                      f"acc {row['accuracy_file']:.4f} (keras {row['accuracy_keras']:.4f}, agreement "
                      f"{r.top1_agreement:.4f}){interval}  gate {row['gate']}")
     artefacts = [ctx.rel(gate_path), ctx.rel(table_path)] + [e["sidecar"] for e in exports.values()]
-    return {"passed": passed, "failed": gate["failed"], "deliver": deliver, "deliver_variant": key, "rows": rows,
+    return {"passed": passed, "failed": gate["failed"], "deliver": deliver, "deliver_variant": key,
+            "deliver_reason": reason, "rows": rows,
             "saved_model": ctx.rel(saved_model) if saved_model else None, "artefacts": artefacts}
 
 
@@ -171,8 +228,13 @@ def run_verify(ctx):
     from tfxfer.recipes.image_stages import splits
 
     data = splits(ctx)
+
+    def remedy_data():  # calibration from the training split only; the search sees the validation split only
+        calibration = take_images(data.train_plain, ctx.cfg.export.num_calibration)[0]
+        return calibration, take_images(data.val if data.val is not None else data.eval)
+
     return gate_stage(ctx, eval_data=data.held_out_arrays(), class_names=data.class_names,
-                      saved_model=ctx.cfg.export.saved_model)
+                      saved_model=ctx.cfg.export.saved_model, remedy_data=remedy_data)
 
 
 def export_stages() -> list[Stage]:
@@ -182,5 +244,6 @@ def export_stages() -> list[Stage]:
               config=lambda c: {"variants": list(c.export.variants), "num_calibration": c.export.num_calibration,
                                 "seed": c.seed, "name": c.name}),
         Stage("verify", run_verify, inputs=("data", "export") + MODEL_STAGES,
-              config=lambda c: {"export": c.section("export")["export"]}),
+              config=lambda c: {"export": c.section("export")["export"]},
+              version=2),  # 2: the export chain (agreement target, selective int8 remedy)
     ]

@@ -195,7 +195,9 @@ def _reverify(run_dir: str) -> tuple[str, dict, float]:
     if os.path.exists(copy):
         shutil.rmtree(copy)
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("tensorboard"))
-    ctx = RunContext(load_config(os.path.join(copy, "config.yaml")), copy)
+    from tfxfer.recipes.console import Console
+
+    ctx = RunContext(load_config(os.path.join(copy, "config.yaml")), copy, console=Console(verbosity=1))
     for name in sorted(os.listdir(os.path.join(copy, "stages"))):
         with open(os.path.join(copy, "stages", name), encoding="utf-8") as f:
             record = json.load(f)

@@ -129,10 +129,17 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
             selection_data=selection, eval_data=eval_data, class_names=class_names, thresholds=thresholds,
             num_calibration=cfg.export.num_calibration, seed=cfg.seed,
             calibration_record={"source": str(cfg.data.source), "split": "train", "augmented": False})
-        exports["int8_selective"] = {"path": ctx.rel(export.path), "size_bytes": export.size_bytes,
-                                     "sidecar": ctx.rel(export.sidecar_path), "input_dtype": export.input_dtype,
-                                     "calibration_samples": export.calibration_samples}
-        paths["int8_selective"], results["int8_selective"] = export.path, result
+        remedy.update(passed=result.passed, top1_agreement=result.top1_agreement, failures=result.failures)
+        if result.passed:
+            exports["int8_selective"] = {"path": ctx.rel(export.path), "size_bytes": export.size_bytes,
+                                         "sidecar": ctx.rel(export.sidecar_path), "input_dtype": export.input_dtype,
+                                         "calibration_samples": export.calibration_samples}
+            paths["int8_selective"], results["int8_selective"] = export.path, result
+        else:  # a remedy that failed too is reported, not shipped: the run's verdict stays that of its own files
+            ctx.console.info(f"  selective int8 failed its gate too ({'; '.join(result.failures)}); not kept")
+            for leftover in (export.path, export.sidecar_path):
+                if leftover and os.path.exists(leftover):
+                    os.remove(leftover)
     benches = benchmark_exports(ctx, paths)
     saved = None
     if saved_model:  # written when asked even if a quantized file failed: it checks itself against Keras
@@ -141,7 +148,8 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
     out = record_gate(ctx, exports, results, benches, saved_model=saved)
     if remedy is not None:
         out["remedy"] = {"int8_selective": remedy}
-        out["artefacts"].append(exports["int8_selective"]["path"])
+        if "int8_selective" in exports:
+            out["artefacts"].append(exports["int8_selective"]["path"])
     return out
 
 

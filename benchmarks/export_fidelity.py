@@ -9,8 +9,12 @@ does, then reads what the run delivered and measures (issue 14):
   + test: no gradient step and no int8 calibration saw them; target >= 98 %), with a 95 % Wilson
   interval;
 * its accuracy change with the gate's paired 95 % interval and verdict (the documented 1.0-point limit);
-* the input quantization of every int8 file (post-training and QAT; target: uint8, scale 1, zero point 0)
-  and which images calibrated the post-training file;
+* the input quantization of every int8 file (post-training, QAT, selective; target: uint8, scale 1, zero
+  point 0) and which images calibrated the post-training file;
+* with ``--reverify``: the run's verify stage run again with the current code on a copy of the run
+  (``<run>-chain``): the export chain (QAT -> post-training -> selective int8 -> float) with the 98 %
+  agreement target; the selective remedy searches on the validation split, so the delivered file's
+  agreement is also given on the test split alone;
 * parity of the four paths (training pipeline, ``predict``, the SavedModel's serving signature,
   ``export/litert_runner.py``) with the run's Keras model on a mixed-format folder made from held-out
   cells (JPEG, CMYK JPEG, EXIF-turned JPEG, PNG 8/16-bit/palette/alpha, GIF, BMP): same top-1 on every

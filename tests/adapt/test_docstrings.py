@@ -8,7 +8,8 @@ import pytest
 MODULES = [
     "tfxfer.adapt", "tfxfer.adapt.two_sample", "tfxfer.adapt.shift", "tfxfer.adapt.domain_data",
     "tfxfer.adapt.adabn", "tfxfer.adapt.trainer", "tfxfer.adapt.coral", "tfxfer.adapt.dann",
-    "tfxfer.adapt.self_training", "tfxfer.data.domains",
+    "tfxfer.adapt.self_training", "tfxfer.adapt.feature_coral", "tfxfer.adapt.label_shift",
+    "tfxfer.adapt.selection", "tfxfer.data.domains",
 ]
 
 

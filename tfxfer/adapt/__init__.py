@@ -7,6 +7,11 @@
   classifier trained through reversed gradients. Both wrap a plain ``keras.Model`` and train with
   ``fit`` on `adaptation_dataset`; ``.model`` is the clean inference model to export.
 * `self_train`: confidence-thresholded pseudo-labelling rounds (`SelfTrainingResult`).
+* `fit_coral_map` / `CoralMap` / `with_input_map`: closed-form CORAL on the head's input (a linear
+  map giving target features the source's mean and covariance, or the other way round).
+* `correct_label_shift` / `estimate_target_priors` / `fold_prior_correction`: EM-estimated target
+  class priors and the Bayes correction folded into the output layer (label shift).
+* `reverse_validation`: a score to choose methods and weights without target labels.
 * Divergence (a NaN loss, pseudo-labels collapsing to one class) raises `AdaptationDivergedError`
   with the last good weights restored.
 
@@ -40,6 +45,15 @@ _EXPORTS = {
     "AdaptationDivergedError": "tfxfer.adapt.trainer",
     "self_train": "tfxfer.adapt.self_training",
     "SelfTrainingResult": "tfxfer.adapt.self_training",
+    "CoralMap": "tfxfer.adapt.coral",
+    "fit_coral_map": "tfxfer.adapt.feature_coral",
+    "with_input_map": "tfxfer.adapt.feature_coral",
+    "LabelShiftEstimate": "tfxfer.adapt.label_shift",
+    "fold_prior_correction": "tfxfer.adapt.label_shift",
+    "estimate_target_priors": "tfxfer.adapt.label_shift",
+    "fit_temperature": "tfxfer.adapt.label_shift",
+    "correct_label_shift": "tfxfer.adapt.label_shift",
+    "reverse_validation": "tfxfer.adapt.selection",
 }
 
 __all__ = sorted(_EXPORTS)

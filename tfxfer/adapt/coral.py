@@ -1,5 +1,8 @@
 """Deep CORAL: align the second-order statistics (covariances) of source and target features.
 
+`CoralMap` is the closed-form counterpart (a fixed linear map on the head's input), fitted by
+`tfxfer.adapt.fit_coral_map`; it lives here so that every saved CORAL piece loads from one module.
+
 Sun & Saenko (2016), "Deep CORAL: Correlation Alignment for Deep Domain Adaptation". The loss is
 ``||C_source - C_target||_F^2 / (4 d^2)`` over the ``d``-dimensional features of a batch; it is
 zero when both batches have the same covariance. `DeepCORAL` adds it (times ``coral_weight``) to
@@ -27,6 +30,8 @@ import keras
 from keras import ops
 
 from tfxfer.adapt.trainer import FeatureAlignment
+from tfxfer.errors import ArgumentError
+from tfxfer.utils.validate import check_int
 
 
 def _covariance(x):
@@ -74,3 +79,40 @@ class DeepCORAL(FeatureAlignment):
         config = super().get_config()
         config["coral_weight"] = config.pop("alignment_weight")
         return config
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class CoralMap(keras.layers.Layer):
+    """``y = (x - from_mean) @ matrix + to_mean`` with fixed (non-trainable) weights.
+
+    Build it with `fit_coral_map`; on its own it starts as the identity map. The weights are saved
+    with the model, so a reloaded model maps exactly as before.
+
+    Args:
+        dim: the feature dimension (input and output).
+    """
+
+    def __init__(self, dim: int, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.dim = check_int("dim", dim, low=1)
+        self.from_mean = self.add_weight(name="from_mean", shape=(self.dim,), initializer="zeros", trainable=False)
+        self.to_mean = self.add_weight(name="to_mean", shape=(self.dim,), initializer="zeros", trainable=False)
+        self.matrix = self.add_weight(name="matrix", shape=(self.dim, self.dim), initializer="identity",
+                                      trainable=False)
+        self.built = True
+
+    def build(self, input_shape):
+        if input_shape[-1] is not None and int(input_shape[-1]) != self.dim:
+            raise ArgumentError("inputs", f"features of dimension {input_shape[-1]}",
+                                f"must have the dimension the CORAL map was fitted on ({self.dim})")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        return ops.matmul(x - self.from_mean, self.matrix) + self.to_mean
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim}

@@ -43,3 +43,17 @@ def test_pretrained_backbone_beats_random_weights_by_a_wide_margin():
     print(f"head-only accuracy: pretrained {pretrained:.3f}, random weights {random_init:.3f}")
     assert pretrained >= 0.75
     assert pretrained - random_init >= 0.3
+
+
+def test_fine_tune_check_text_is_public_and_checks_its_arguments():
+    import tfxfer.transfer
+    from tfxfer.errors import ArgumentError, ArgumentTypeError
+    from tfxfer.transfer import fine_tune_check_text
+    from tfxfer.transfer.probe import fine_tune_check_text as in_module
+
+    assert fine_tune_check_text is in_module and "fine_tune_check_text" in tfxfer.transfer.__all__
+    assert callable(fine_tune_check_text(lambda: None))  # the encoder is built only when the check runs
+    with pytest.raises(ArgumentTypeError, match="make_encoder"):
+        fine_tune_check_text("all-minilm-l6-v2")
+    with pytest.raises(ArgumentError, match="epochs"):
+        fine_tune_check_text(lambda: None, epochs=0)

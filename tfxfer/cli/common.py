@@ -167,7 +167,7 @@ def check_recipe_names(cfg) -> None:
     checks them again with the real catalogs); raises `ConfigError` with close matches."""
     from tfxfer.recipes import catalog
 
-    catalog.check_source(cfg.data.source, task=cfg.task)
+    catalog.check_source(cfg.data.source, task="text_classification" if cfg.task == "causal_lm" else cfg.task)
     if cfg.task != "image_classification":
         return
     for key, name in (("model.backbone", cfg.model.backbone),

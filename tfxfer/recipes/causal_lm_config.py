@@ -15,7 +15,9 @@ TFLite decoder (`tfxfer.recipes.causal_lm_stages`). Its keys:
   the given prompts, else the first ``prompt_words`` words of the first ``samples`` held-out
   documents) and ``export:`` (``enabled``, ``quantization``: float32 / float16 / int8 /
   dynamic_int8, ``fallback``: the variants tried in order when it fails its gate,
-  ``cache_length``, ``gate_texts``, ``min_top1_agreement``, ``max_perplexity_change``).
+  ``cache_length``, ``gate_texts``, ``min_top1_agreement``, ``max_perplexity_change``, and
+  ``saved_model``: also a SavedModel with a string-in, string-out greedy ``generate`` signature of
+  ``max_new_tokens`` tokens, `tfxfer.causal_lm.save_generate_savedmodel`).
 
 The image/text sections (``model``, ``train``, ``export``, ``distill``, ``quantize``,
 ``adapt``) do not apply to this task: a value other than their default is refused, with the
@@ -68,6 +70,7 @@ class CausalLMExportConfig:
     gate_texts: int = 4
     min_top1_agreement: float = 0.99
     max_perplexity_change: float = 0.02
+    saved_model: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

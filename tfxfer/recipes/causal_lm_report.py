@@ -125,6 +125,9 @@ def render_lm_html(run: dict, *, figures: dict) -> str:
                     "TensorFlow.</p>")
         if verify.get("fallback_reason"):
             body.append(f'<p class="muted">Fallback: {esc(verify["fallback_reason"])}</p>')
+        if verify.get("saved_model"):
+            body.append(f'<p>SavedModel for TF Serving: {esc(verify["saved_model"])}, signature <code>generate</code> '
+                        "(a batch of prompt strings in, their greedy continuations out).</p>")
         body.append(table(_EXPORT_HEADERS, _export_rows(verify), table_id="export-table"))
     body.append('<h2 id="training">Adaptation</h2>')
     body.append(figure(figures.get("perplexity"), "perplexity curve"))
@@ -173,6 +176,8 @@ def render_lm_markdown(run: dict, *, figures: dict) -> str:
                   f"{verify.get('requested')})", ""]
         if verify.get("fallback_reason"):
             lines += [f"Fallback: {verify['fallback_reason']}", ""]
+        if verify.get("saved_model"):
+            lines += [f"SavedModel (string in, string out, signature `generate`): {verify['saved_model']}", ""]
         lines += md_table(_EXPORT_HEADERS, _export_rows(verify)) + [""]
     samples = _read(os.path.join(run["run_dir"], "eval", "samples.json")) or []
     if samples:

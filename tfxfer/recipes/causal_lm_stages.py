@@ -14,7 +14,8 @@ data -> adapt -> evaluate -> verify -> report, each a few library calls:
 * ``verify``: one TFLite decoder (`tfxfer.export.decoder_tflite.save_decoder`: builtin ops, explicit
   KV cache, decode signature) gated on the held-out gate texts (next-token top-1 agreement and
   perplexity change against the Keras model); when the asked-for variant fails, the fallback variants
-  are tried in order and the first that passes ships, with the reason recorded -> ``export/``;
+  are tried in order and the first that passes ships, with the reason recorded -> ``export/``; with
+  ``causal_lm.export.saved_model`` also ``export/saved_model`` (string in, string out);
 * ``report``: ``report/report.html`` / ``report.md`` with the perplexity curve, the samples before
   and after, and the export table (`tfxfer.recipes.causal_lm_report`).
 
@@ -293,7 +294,16 @@ def run_verify(ctx):
         ctx.console.info(f"note: {line}")
     ctx.console.info(shipped.format())
     files = [saved["model"], saved["sidecar"], saved["tokenizer"]]
+    saved_model = None
+    if e.saved_model:
+        from tfxfer.causal_lm import save_generate_savedmodel
+
+        saved_model = save_generate_savedmodel(lm, ctx.abs(os.path.join("export", "saved_model")),
+                                               max_new_tokens=ctx.cfg.causal_lm.max_new_tokens)
+        files += sorted(os.path.join(root, f) for root, _, names in os.walk(saved_model) for f in names)
+        ctx.console.info(f"SavedModel (string in, string out: signature 'generate'): {ctx.rel(saved_model)}")
     return {"passed": bool(shipped.passed), "deliver": ctx.rel(saved["model"]),
+            "saved_model": None if saved_model is None else ctx.rel(saved_model),
             "failed": [] if shipped.passed else [shipped.variant], "requested": e.quantization,
             "shipped": shipped.variant, "fallback_reason": fallback_reason, "cache_length": cache_length,
             "rows": rows, "artefacts": [ctx.rel(f) for f in files]}
@@ -344,8 +354,9 @@ def causal_lm_stages(cfg) -> list[Stage]:
               inputs=("data", "adapt")),
     ]
     if cfg.causal_lm.export.enabled:
-        stages.append(Stage("verify", run_verify, config=lambda c: section(c, export=True)["export"],
-                            inputs=("data", "adapt")))
+        stages.append(Stage("verify", run_verify, config=lambda c: {**section(c, export=True)["export"],
+                                                                   "max_new_tokens": c.causal_lm.max_new_tokens},
+                        inputs=("data", "adapt")))
     stages.append(Stage("report", run_lm_report, config=lambda c: {"report": "causal_lm"}, always=True))
     return stages
 

@@ -27,9 +27,10 @@ import re
 import yaml
 
 from tfxfer.errors import ConfigError, bounded_repr
+from tfxfer.recipes.causal_lm_config import CausalLMConfig, check_causal_lm
 from tfxfer.recipes.schema import closest, convert, from_mapping, schema_at, to_plain
 
-TASKS = ("image_classification", "text_classification", "token_classification")
+TASKS = ("image_classification", "text_classification", "token_classification", "causal_lm")
 #: Mirrors tfxfer.augment.list_policies() and tfxfer.export.VARIANTS (a test keeps them in step);
 #: kept here so that checking a recipe does not import TensorFlow.
 AUGMENT_POLICIES = ("none", "flips", "light", "medium", "heavy")
@@ -206,6 +207,7 @@ class RunConfig:
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
     adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)
+    causal_lm: CausalLMConfig = dataclasses.field(default_factory=CausalLMConfig)  # task: causal_lm only
 
     def to_dict(self) -> dict:
         """Plain nested dict (YAML/JSON safe)."""
@@ -368,6 +370,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 def validate(cfg: RunConfig) -> RunConfig:
     """Checks across keys and choices that types alone cannot express."""
     _choice("task", cfg.task, TASKS)
+    check_causal_lm(cfg)  # the causal_lm: section (and, for that task, the keys it does not read)
     if not _SAFE_NAME.fullmatch(cfg.name or ""):
         raise ConfigError("`name` names the run folder (runs/<name>) and the exported files, so it must be "
                           "letters, digits, '.', '_' or '-' (no spaces or '/', at most 64 characters). "

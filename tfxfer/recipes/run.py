@@ -20,6 +20,7 @@ import time
 
 from tfxfer.errors import ConfigError, GateError, UnknownNameError
 from tfxfer.recipes.catalog import check_backbone
+from tfxfer.recipes.causal_lm_stages import causal_lm_stages
 from tfxfer.recipes.config import RunConfig, config_to_yaml, parse_yaml, read_recipe_file
 from tfxfer.recipes.console import Console
 from tfxfer.recipes.context import RunContext
@@ -92,6 +93,8 @@ def _check_optional(cfg: RunConfig) -> None:
 
 def plan_stages(cfg: RunConfig) -> list[Stage]:
     """The stages a recipe runs, in order; optional ones only when enabled."""
+    if cfg.task == "causal_lm":
+        return causal_lm_stages(cfg)  # its own report stage last
     _check_optional(cfg)
     if cfg.task == "image_classification":
         stages = image_stages(cfg)
@@ -243,6 +246,8 @@ def _chance(ctx) -> dict | None:
 
 def _validate_names(cfg: RunConfig) -> None:
     """Names that need the catalog (checked before any stage runs)."""
+    if cfg.task == "causal_lm":
+        return  # causal_lm_stages resolved its corpus while planning
     resolve_source(cfg)
     if cfg.task == "image_classification":
         try:

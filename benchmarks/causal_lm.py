@@ -310,13 +310,15 @@ def headlines(rows, summary, lm, args):
 def _write_merged(rows, summary):
     """Merge a --headlines run into results/causal_lm.json: its rows and summary keys replace the old ones."""
     path = os.path.join(RESULTS_DIR, "causal_lm.json")
-    old_rows, old_summary = [], {}
+    old, old_rows, old_summary = None, [], {}
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
         old_rows = [r for r in old.get("rows", []) if not r["step"].startswith("headlines:")]
         old_summary = old.get("summary", {})
     arguments = {**old_summary.get("arguments", {}), "headlines_run": summary.pop("arguments")}
+    if old and "machine_of_main_run" not in old_summary:  # the stamp written below is this run's
+        old_summary["machine_of_main_run"] = old.get("machine")
     write_result("causal_lm", old_rows + rows, {**old_summary, **summary, "arguments": arguments})
 
 

@@ -59,6 +59,35 @@ def test_tokenizer_matches_independent_reference(smollm2, checkpoint):
         assert smollm2.tokenizer.decode(expected) == text
 
 
+def test_graph_tokenizer_and_string_savedmodel(smollm2, tmp_path):
+    """The in-graph tokenizer is exact on SmolLM2's vocabulary; the SavedModel answers as `generate`,
+    loaded in a fresh process without tfxfer. Measured: 0 mismatches on 280 texts; ~35 s to save 531 MB."""
+    import json
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    from tfxfer import data
+    from tfxfer.causal_lm import generate
+    from tfxfer.causal_lm.serving import GraphBPE, save_generate_savedmodel
+
+    texts = TRICKY + [str(t) for t in data.load("bbc_news").val.x[:20]] + [CHAT]
+    graph = GraphBPE(smollm2.tokenizer)
+    assert tf.function(graph.tokenize)(tf.constant(texts)).to_list() == [smollm2.tokenizer.encode(t) for t in texts]
+    prompts = [CHAT, "The BBC reported on Tuesday that 12 ministers"]
+    path = save_generate_savedmodel(smollm2, tmp_path / "smollm2", max_new_tokens=12)
+    code = ("import json, sys, tensorflow as tf\n"
+            "out = tf.saved_model.load(sys.argv[1]).signatures['generate'](prompts=tf.constant(json.loads(sys.argv[2])))\n"
+            "print(json.dumps([t.decode('utf-8') for t in out['text'].numpy()] + [int('tfxfer' in sys.modules)]))")
+    done = subprocess.run([sys.executable, "-c", code, path, json.dumps(prompts)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    assert served == generate(smollm2, prompts, max_new_tokens=12) + [0]
+    assert "Paris" in served[0]
+
+
 def test_chat_generation_answers_and_stops(smollm2):
     from tfxfer.causal_lm import generate
 

@@ -6,7 +6,7 @@ import pytest
 
 from tfxfer.errors import ArgumentTypeError
 from tfxfer.export.gate import (DEFAULT_THRESHOLDS, DELIVERY_CHAIN, INT8_AGREEMENT_TARGET, GateReport, Thresholds,
-                                agreement_target, choose_delivery, compare_outputs, needs_remedy)
+                                agreement_target, choose_delivery, compare_outputs, needs_remedy, target_examples)
 
 NAMES = ["ok", "defect"]
 
@@ -81,3 +81,14 @@ def test_needs_remedy_only_when_no_integer_file_passed_with_the_target():
     assert not needs_remedy({"int8": low, "int8_qat": good}, "int8")
     assert needs_remedy({"int8": _result("int8", flips=0, extra_wrong=8)}, "int8")
     assert not needs_remedy({"int8": low}, "float32")  # the run did not ask for an integer file
+
+
+def test_the_target_is_not_judged_on_too_few_examples():
+    """On fewer than 50 examples one disagreement misses 98 %: the target is not judged and no remedy runs."""
+    assert target_examples(0.98) == 50 and target_examples(0.9) == 10
+    small = _result("int8", flips=2, n=40)
+    assert small.passed and small.top1_agreement == 0.95 and small.meets_agreement_target is None
+    assert "the 0.98 agreement target is not judged on 40 examples" in GateReport({"int8": small}).format()
+    assert not needs_remedy({"int8": small}, "int8")
+    assert choose_delivery({"int8": small}, "int8") == ("int8", "")
+    assert _result("int8", flips=1, n=50).meets_agreement_target is True

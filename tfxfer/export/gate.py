@@ -66,6 +66,12 @@ INT8_AGREEMENT_TARGET = 0.98
 DELIVERY_CHAIN = ("int8_qat", "int8", "int8_selective", "dynamic", "float16", "float32")
 
 
+def target_examples(target: float) -> int:
+    """Fewest examples on which an agreement ``target`` is judged: ``1 / (1 - target)`` (50 for 98 %). On
+    fewer, a single disagreement already misses it, so the target would ask for 100 % agreement."""
+    return int(np.ceil(1.0 / max(1.0 - float(target), 1e-9) - 1e-9))
+
+
 def agreement_target(variant: str) -> float | None:
     """The documented agreement target of ``variant`` (`INT8_AGREEMENT_TARGET` for the full-integer
     files ``int8``, ``int8_qat``, ``int8_selective``), else None."""
@@ -102,7 +108,8 @@ class VariantResult:
     #: The file's confusion matrix (rows: true class, columns: the file's prediction).
     confusion: list | None = None
     #: The documented agreement target (`agreement_target`; reported, never a gate failure) and
-    #: whether the file reaches it; None for variants without one.
+    #: whether the file reaches it; None for variants without one, and when the data are too few to
+    #: judge it (fewer than `target_examples`).
     agreement_target: float | None = None
     meets_agreement_target: bool | None = None
 
@@ -147,6 +154,9 @@ class GateReport:
                 more = f"; about {r.examples_needed} examples would decide" if r.examples_needed else ""
                 lines.append(f"  {name}: accuracy drop {r.accuracy_drop:.2f} points, 95 % interval {low:+.2f} to "
                              f"{high:+.2f} on {r.examples} examples: {r.drop_verdict}{more}")
+            if r.agreement_target is not None and r.meets_agreement_target is None:
+                lines.append(f"  {name}: the {r.agreement_target} agreement target is not judged on {r.examples} "
+                             f"examples (one disagreement would miss it; {target_examples(r.agreement_target)} would do)")
             if r.meets_agreement_target is False:
                 agreeing = int(round(r.top1_agreement * r.examples))
                 lines.append(f"  {name}: top-1 agreement {r.top1_agreement:.4f} ({agreeing} of {r.examples}) is below "
@@ -362,5 +372,6 @@ def compare_outputs(name, path, reference, outputs, labels, class_names, limits:
         ece_keras=ece_k, ece_tflite=ece_t, per_class=per_class, thresholds=dataclasses.asdict(limits),
         drop_interval=(round(low, 4), round(high, 4)), drop_verdict=verdict, examples_needed=needed,
         confusion=t_conf.astype(int).tolist(), agreement_target=target,
-        meets_agreement_target=None if target is None else bool(agreement >= target),
+        meets_agreement_target=(None if target is None or len(labels) < target_examples(target)
+                                else bool(agreement >= target)),
     )

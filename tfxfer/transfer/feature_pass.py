@@ -169,7 +169,20 @@ def _groups(candidates, sizes):
     return groups
 
 
-def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch_size: int = 64,
+def auto_batch_size(size) -> int:
+    """Images per call for inputs of ``size`` (height, width): about 32 images of 224 x 224 worth of
+    pixels, between 32 and 128. On CPU, small inputs run up to twice as fast in batches of 128 as of
+    32 (EfficientNet-Lite at 64 px), while at 224 px 32 is as fast as any.
+
+    Example:
+        >>> auto_batch_size((224, 224)), auto_batch_size((128, 128)), auto_batch_size((64, 64))
+        (32, 98, 128)
+    """
+    h, w = (int(v) for v in size)
+    return int(min(128, max(32, 32 * 224 * 224 // max(h * w, 1))))
+
+
+def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch_size: int | None = None,
                        source_head: bool = True, seed: int = 0, on_done=None) -> dict:
     """Features of every candidate on raw-pixel ``images`` (N, H, W, C), built and traced once per
     (backbone, input size).
@@ -178,7 +191,8 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
         candidates: `Candidate` objects (distinct labels).
         images: raw 0-255 pixels, any size; resized (bilinear) to each candidate's input size.
         input_size: (height, width) for candidates without their own; None: the backbone's native size.
-        batch_size: images per call of the traced function.
+        batch_size: images per call of the traced function; None: `auto_batch_size` of each
+            candidate's input size.
         source_head: also return the ImageNet head's probabilities where the backbone has one.
         seed: seed of random-weights candidates (`reinitialize`).
         on_done: optional ``on_done(candidate, features, seconds)`` called as each candidate finishes.
@@ -218,7 +232,7 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
                     fresh = _build(candidate, (*size, raw_shape[-1]), source_head)[0]
                     model.set_weights(fresh.get_weights())
                     del fresh
-                feats = _run(forward, images, batch_size, note, with_probs)
+                feats = _run(forward, images, batch_size or auto_batch_size(size), note, with_probs)
                 seconds = time.perf_counter() - start
                 out[candidate.label] = (feats, seconds)
                 if on_done is not None:

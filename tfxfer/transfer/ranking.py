@@ -106,7 +106,7 @@ def rank_backbones(
     score_over_budget: bool = False,
     max_samples: int | None = 1000,
     max_per_class: int | None = 50,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     threads: int = 1,
     latency_runs: int = 20,
     num_calibration: int = 32,
@@ -156,7 +156,8 @@ def rank_backbones(
             limits the subset is as even across classes as the data allows. Scores order
             backbones from a few dozen examples per class (a larger subset mostly costs time:
             feature extraction grows with it, model building and tracing do not).
-        batch_size: feature-extraction batch size (images per call of the traced forward pass).
+        batch_size: feature-extraction batch size (images per call of the traced forward pass);
+            None: 32 to 128 by input size (`tfxfer.transfer.feature_pass.auto_batch_size`).
         threads: LiteRT threads for the latency measurement.
         latency_runs: timed LiteRT invocations per architecture (median reported).
         num_calibration: images used to calibrate each int8 conversion.
@@ -196,7 +197,7 @@ def rank_backbones(
             raise ArgumentError("weights_dir", weights_dir, "applies to image backbones (text encoders load presets)")
         return _rank_text(data, candidates, budget=budget, scores=scores, primary=primary, cost_axis=cost_axis,
                           task=task, input_size=input_size, score_over_budget=score_over_budget,
-                          max_samples=max_samples, batch_size=batch_size, sequence_length=sequence_length,
+                          max_samples=max_samples, batch_size=batch_size or 32, sequence_length=sequence_length,
                           seed=seed, keep_features=keep_features, verbose=verbose, wall=wall)
     cost_axis = cost_axis or "latency_ms"
     if not measure_cost and (budget.max_size_mib is not None or budget.max_latency_ms is not None):

@@ -68,13 +68,23 @@ DELIVERY_CHAIN = ("int8_qat", "int8", "int8_selective", "dynamic", "float16", "f
 
 def target_examples(target: float) -> int:
     """Fewest examples on which an agreement ``target`` is judged: ``1 / (1 - target)`` (50 for 98 %). On
-    fewer, a single disagreement already misses it, so the target would ask for 100 % agreement."""
+    fewer, a single disagreement already misses it, so the target would ask for 100 % agreement.
+
+    Example:
+        >>> target_examples(INT8_AGREEMENT_TARGET)
+        50
+    """
     return int(np.ceil(1.0 / max(1.0 - float(target), 1e-9) - 1e-9))
 
 
 def agreement_target(variant: str) -> float | None:
     """The documented agreement target of ``variant`` (`INT8_AGREEMENT_TARGET` for the full-integer
-    files ``int8``, ``int8_qat``, ``int8_selective``), else None."""
+    files ``int8``, ``int8_qat``, ``int8_selective``), else None.
+
+    Example:
+        >>> agreement_target("int8_selective"), agreement_target("float16")
+        (0.98, None)
+    """
     return INT8_AGREEMENT_TARGET if variant == "int8" or str(variant).startswith("int8_") else None
 
 

@@ -34,3 +34,14 @@ def test_nothing_delivered_says_so():
     md = render_markdown(_run(deliver=None), figures={})
     assert "No file was delivered (none passed its gate)." in md
     assert "No file was delivered" in render_html(_run(deliver=None), figures={})
+
+
+def test_superseded_files_and_the_delivery_reason_are_named():
+    run = _run(deliver="runs/x/export/x_int8_selective.tflite")
+    run["export"].update({"deliver_variant": "int8_selective", "superseded": ["int8", "int8_qat"],
+                          "deliver_reason": "int8_qat agrees 0.971 < 0.98 with the Keras model: int8_selective ships"})
+    run["gate"]["results"]["int8_selective"] = _RESULT
+    page = render_html(run, figures={})
+    assert page.count("is superseded: the integer file int8_selective passed and is delivered instead") == 2
+    assert "Why this file ships: int8_qat agrees 0.971 &lt; 0.98 with the Keras model: int8_selective ships" in page
+    assert "quantization-aware int8_qat file replaces it" not in page

@@ -136,9 +136,13 @@ def export_section(run, figures) -> str:
     failures = [f"{r['variant']}: {f}" for r in export["rows"] for f in r.get("failures", [])]
     for f in failures:
         out.append(f'<p class="fail">{esc(f)}</p>')
+    delivered = export.get("deliver_variant")
     for v in export.get("superseded", []):
-        out.append(f'<p class="muted">{esc(v)} is the post-training baseline: the quantization-aware int8_qat '
-                   "file replaces it and decides the run.</p>")
+        out.append(f'<p class="muted">{esc(v)} is superseded: the integer file {esc(delivered)} passed and is '
+                   "delivered instead, so this one does not decide the run (it stays here as the baseline "
+                   "the remedy had to beat).</p>")
+    if export.get("deliver_reason"):
+        out.append(f"<p>Why this file ships: {esc(export['deliver_reason'])}</p>")
     deliver = export.get("deliver")
     out.append(f"<p>Deliverable: <code>{esc(deliver)}</code> (with a <code>.json</code> sidecar of labels and its "
                "gate result).</p>" if deliver else '<p class="fail">No variant passed the gate to deliver.</p>')

@@ -27,6 +27,9 @@ def test_the_shipped_recipe_loads_with_its_documented_values():
 
 @pytest.mark.parametrize("text,match", [
     ("train: {epochs: 3}", r"`train.epochs` is not used by task 'causal_lm'; use `causal_lm.epochs`"),
+    ("train: {epochs: 2}", r"`train.epochs` is not used"),  # even set to train.epochs' own default
+    ("distill: {enabled: false}", r"`distill.enabled` is not used .*; remove it"),
+    ("data: {source: bbc_news, augment: none}", r"`data.augment` is not used"),
     ("model: {backbone: x}", r"`model.backbone` is not used .*; use `causal_lm.model`"),
     ("data: {source: bbc_news, max_train: 5}", r"`data.max_train` .*; use `causal_lm.train_texts`"),
     ("export: {variants: [float16], deliver: float16}", r"`export.variants` .*causal_lm.export.quantization"),
@@ -43,6 +46,13 @@ def test_the_shipped_recipe_loads_with_its_documented_values():
 def test_bad_causal_lm_keys_are_config_errors(text, match):
     with pytest.raises(ConfigError, match=match):
         load_config(text=("task: causal_lm\n" if text.startswith("data:") else BASE) + text)
+
+
+def test_overrides_are_checked_too():
+    with pytest.raises(ConfigError, match="`train.epochs` is not used"):
+        load_config(recipe("causal_lm"), overrides=["train.epochs=2"])
+    with pytest.raises(ConfigError, match="`model.backbone` is not used"):
+        load_config(text="data: {source: bbc_news}\nmodel: {backbone: x}", overrides=["task=causal_lm"])
 
 
 def test_the_causal_lm_section_belongs_to_its_task():

@@ -130,6 +130,32 @@ def _changed(section: str, value, default) -> list[str]:
     return [f"{section}.{key}" for key in now if now[key] != was.get(key)]
 
 
+def check_causal_lm_keys(raw) -> None:
+    """`ConfigError` for any key a ``task: causal_lm`` recipe (parsed YAML with its overrides) sets but
+    does not read, even to its default value (`check_causal_lm` sees values only)."""
+    if not isinstance(raw, dict) or raw.get("task") != TASK:
+        return
+    keys = []
+    for name in _UNUSED_SECTIONS:
+        section = raw.get(name)
+        if isinstance(section, dict):
+            keys += [f"{name}.{key}" for key in section]
+        elif section is not None:
+            keys.append(name)
+    data = raw.get("data")
+    if isinstance(data, dict):
+        keys += [f"data.{key}" for key in data if key in _UNUSED_DATA]
+    if keys:
+        _unused(keys[0])
+
+
+def _unused(key):
+    moved = _MOVED.get(key)
+    hint = f"; use `{moved}`" if moved else "; remove it (a causal-LM recipe reads `data.source`, " \
+                                           "`data.validation_split`, `seed` and `causal_lm.*`)"
+    raise ConfigError(f"`{key}` is not used by task 'causal_lm'{hint}")
+
+
 def check_causal_lm(cfg) -> None:
     """`ConfigError` unless ``cfg.causal_lm`` (and, for task causal_lm, every other key) makes sense.
 
@@ -149,11 +175,7 @@ def check_causal_lm(cfg) -> None:
     data, data_default = to_plain(cfg.data), to_plain(type(cfg.data)())
     unused += [f"data.{k}" for k in _UNUSED_DATA if data[k] != data_default[k]]
     if unused:
-        key = unused[0]
-        moved = _MOVED.get(key)
-        hint = f"; use `{moved}`" if moved else f"; remove it (a causal-LM recipe reads `data.source`, " \
-                                               f"`data.validation_split`, `seed` and `causal_lm.*`)"
-        raise ConfigError(f"`{key}` is not used by task 'causal_lm'{hint}")
+        _unused(unused[0])
     if not c.model.strip():
         raise ConfigError("`causal_lm.model` is required: a catalog name (smollm2-135m), a .gguf file, a folder "
                           "save_causal_lm wrote, or a local Hugging Face Llama directory")
@@ -183,4 +205,4 @@ def check_causal_lm(cfg) -> None:
     _number("causal_lm.export.max_perplexity_change", e.max_perplexity_change, 0.0)
 
 
-__all__ = ["CausalLMConfig", "CausalLMExportConfig", "QUANTIZATIONS", "check_causal_lm"]
+__all__ = ["CausalLMConfig", "CausalLMExportConfig", "QUANTIZATIONS", "check_causal_lm", "check_causal_lm_keys"]

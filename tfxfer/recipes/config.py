@@ -27,7 +27,7 @@ import re
 import yaml
 
 from tfxfer.errors import ConfigError, bounded_repr
-from tfxfer.recipes.causal_lm_config import CausalLMConfig, check_causal_lm
+from tfxfer.recipes.causal_lm_config import CausalLMConfig, check_causal_lm, check_causal_lm_keys
 from tfxfer.recipes.schema import closest, convert, from_mapping, schema_at, to_plain
 
 TASKS = ("image_classification", "text_classification", "token_classification", "causal_lm")
@@ -550,6 +550,7 @@ def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfi
     if "name" not in raw and path is not None:
         raw["name"] = os.path.splitext(os.path.basename(path))[0]
     try:
+        check_causal_lm_keys(raw)  # keys a causal-LM recipe would ignore, even set to their defaults
         return validate(from_mapping(RunConfig, raw))
     except ConfigError as exc:
         if path is not None:

@@ -195,7 +195,8 @@ def _run_locked(cfg, stages, run_dir, console, strategy, *, force, command) -> R
     runner = Runner(ctx, force=force)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    console.info(f"tfxfer run {cfg.name}: {cfg.task}, {cfg.model.backbone} on {cfg.data.source} -> {run_dir}")
+    model = cfg.causal_lm.model if cfg.task == "causal_lm" else cfg.model.backbone
+    console.info(f"tfxfer run {cfg.name}: {cfg.task}, {model} on {cfg.data.source} -> {run_dir}")
     ctx.remember("manifest_info", {"started": started, "t0": t0, "command": command})
     try:
         for stage in stages:

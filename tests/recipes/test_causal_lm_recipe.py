@@ -4,6 +4,7 @@ float16 fallback) -> report."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -133,6 +134,11 @@ def test_recipe_end_to_end_in_a_fresh_process(tmp_path):
     served = tf.saved_model.load(str(out / "export" / "saved_model")).signatures["generate"](
         prompts=tf.constant([s["prompt"] for s in samples]))
     assert [t.decode("utf-8") for t in served["text"].numpy()] == [s["after"] for s in samples]
+    # the same recipe again: every stage but the report is reused
+    again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    for stage in ("data", "adapt", "evaluate", "verify"):
+        assert re.search(rf"{stage}\s+skipped", again.stdout), again.stdout[-2000:]
 
 
 def test_docstring_examples_run():

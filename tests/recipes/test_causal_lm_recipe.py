@@ -134,6 +134,12 @@ def test_recipe_end_to_end_in_a_fresh_process(tmp_path):
     served = tf.saved_model.load(str(out / "export" / "saved_model")).signatures["generate"](
         prompts=tf.constant([s["prompt"] for s in samples]))
     assert [t.decode("utf-8") for t in served["text"].numpy()] == [s["after"] for s in samples]
+    # `tfxfer report` re-renders the causal-LM report (not the classifier one)
+    (out / "report" / "report.html").unlink()
+    rendered = subprocess.run([sys.executable, "-m", "tfxfer.cli", "report", str(out)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    assert "Delivered decoder" in (out / "report" / "report.html").read_text()
     # the same recipe again: every stage but the report is reused
     again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

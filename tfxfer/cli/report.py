@@ -23,11 +23,17 @@ def add_parser(sub) -> None:
 def cmd_report(args) -> int:
     if not os.path.isdir(args.run_dir):
         raise ArgumentError("run_dir", args.run_dir, "must be an existing run directory")
+    from tfxfer.recipes.causal_lm_report import is_lm_run, write_lm_report
     from tfxfer.report import write_report  # ~20 ms of imports: loaded here, not at `tfxfer --help`
 
-    paths = write_report(args.run_dir)
-    if args.json:
-        emit_json(args, html=os.path.abspath(paths.html), markdown=os.path.abspath(paths.markdown))
+    if is_lm_run(args.run_dir):  # a causal-LM recipe's run has its own report
+        lm_paths = write_lm_report(args.run_dir)
+        html, markdown = lm_paths["html"], lm_paths["markdown"]
     else:
-        print(f"Report:   {show(paths.html)}\nMarkdown: {show(paths.markdown)}")
+        paths = write_report(args.run_dir)
+        html, markdown = paths.html, paths.markdown
+    if args.json:
+        emit_json(args, html=os.path.abspath(html), markdown=os.path.abspath(markdown))
+    else:
+        print(f"Report:   {show(html)}\nMarkdown: {show(markdown)}")
     return EXIT_OK

@@ -33,6 +33,18 @@ def _read(path):
         return None
 
 
+def is_lm_run(run_dir) -> bool:
+    """Whether ``run_dir`` holds a causal-LM recipe's run (its manifest or config says ``task: causal_lm``)."""
+    manifest = _read(os.path.join(run_dir, "manifest.json"))
+    if isinstance(manifest, dict):
+        return manifest.get("task") == "causal_lm"
+    try:
+        with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
+            return any(line.strip() == "task: causal_lm" for line in f)
+    except OSError:
+        return False
+
+
 def load_lm_run(run_dir) -> dict:
     """``{"manifest", "data", "adapt", "evaluate", "verify"}`` of a run folder (missing parts None)."""
     run = {"run_dir": os.path.abspath(os.fspath(run_dir)),
@@ -208,4 +220,4 @@ def write_lm_report(run_dir, *, out_dir=None) -> dict:
     return {"html": html_path, "markdown": md_path, "figures": files}
 
 
-__all__ = ["load_lm_run", "perplexity_png", "render_lm_html", "render_lm_markdown", "write_lm_report"]
+__all__ = ["is_lm_run", "load_lm_run", "perplexity_png", "render_lm_html", "render_lm_markdown", "write_lm_report"]

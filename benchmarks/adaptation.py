@@ -571,7 +571,7 @@ def main(argv=None):
         f"at most {args.max_train} training examples per domain (seeded subsample)",
         f"ELPV images resized from 300 to {args.image_size} px",
         "one seed; the 'best method' of a pair is picked by target test accuracy (as the issue's target reads), "
-        "out of 13-15 methods, which favours the best row; 'selected' rows are picked without target labels "
+        "out of 13 (text) or 15 (ELPV) adapted methods, which favours the best row; 'selected' rows are picked without target labels "
         "(highest reverse-validation score) and are the honest figure",
         f"null calibration: {args.null_splits} extra random halves per source domain, 200 permutations each",
     ]

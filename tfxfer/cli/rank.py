@@ -154,7 +154,7 @@ def cmd_rank(args) -> int:
     candidates = [with_local_weights(c, local) for c in inputs.candidates] if local else inputs.candidates
     size = inputs.input_size
     x, y, _ = evaluation_data(inputs.source, image_size=size or (224, 224), channels=inputs.channels, split="train",
-                              limit=args.max_samples)
+                              limit=args.max_samples, sample_seed=0)  # a seeded subset, not the first classes
     result = rank_backbones((x, y), candidates, input_size=size, budget=_budget(args),
                             measure_cost=not args.no_cost, max_samples=args.max_samples,
                             max_per_class=args.max_per_class or None, cache_dir=cache_dir(args),

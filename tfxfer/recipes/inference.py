@@ -204,8 +204,12 @@ def top_k(probs, class_names, *, k: int = 3) -> list:
 
 
 def evaluation_data(source: str, *, image_size, channels: int, split: str = "test", class_names=None,
-                    limit: int | None = None):
-    """``(images, labels, class_names)`` for a packaged data set split, a folder or a CSV table."""
+                    limit: int | None = None, sample_seed: int | None = None):
+    """``(images, labels, class_names)`` for a packaged data set split, a folder or a CSV table.
+
+    ``limit`` keeps the first ``limit`` examples in the data's order; with ``sample_seed`` it keeps a
+    seeded random subset instead (a folder read class by class would otherwise give the first
+    classes only), decoding only the images it keeps."""
     from tfxfer.data import image_dataset_from_csv, image_dataset_from_folder, list_datasets
     from tfxfer.recipes.image_data import take_images
 
@@ -218,7 +222,10 @@ def evaluation_data(source: str, *, image_size, channels: int, split: str = "tes
         if split not in ("train", "val", "test"):
             raise ArgumentError("split", split, 'must be "train", "val" or "test"')
         x, y = getattr(loaded, split)
-        if limit:
+        if limit and sample_seed is not None and len(x) > limit:
+            keep = np.sort(np.random.default_rng(sample_seed).permutation(len(x))[:limit])
+            x, y = x[keep], y[keep]
+        elif limit:
             x, y = x[:limit], y[:limit]
         ds = array_pipeline(x, y, image_size=tuple(image_size), batch_size=64, training=False, channels=channels)
         images, labels = take_images(ds)
@@ -226,12 +233,13 @@ def evaluation_data(source: str, *, image_size, channels: int, split: str = "tes
     else:
         path = os.path.abspath(os.path.expanduser(source))
         color = "grayscale" if channels == 1 else "rgb"
+        sampled = {"shuffle": True, "seed": sample_seed} if limit and sample_seed is not None else {"shuffle": False}
         if os.path.isdir(path):
-            data = image_dataset_from_folder(path, image_size=tuple(image_size), batch_size=64, shuffle=False,
-                                             color_mode=color, class_names=None)
+            data = image_dataset_from_folder(path, image_size=tuple(image_size), batch_size=64, color_mode=color,
+                                             class_names=None, **sampled)
         elif os.path.isfile(path):
-            data = image_dataset_from_csv(path, image_size=tuple(image_size), batch_size=64, shuffle=False,
-                                          color_mode=color)
+            data = image_dataset_from_csv(path, image_size=tuple(image_size), batch_size=64, color_mode=color,
+                                          **sampled)
         else:
             raise ArgumentError("data", source, "must be a packaged data set name, a folder or a CSV table")
         images, labels = take_images(data.train, limit)

@@ -91,7 +91,7 @@ def test_a_format_below_its_floor_exits_3_and_prints_the_table(setup, tmp_path, 
 
 
 def test_floor_failure_in_json_is_an_error_object(setup, tmp_path, capsys, monkeypatch):
-    import tfxfer.cli.benchmark as bench
+    import tfxfer.export.formats as bench
     from tfxfer.export.gate import Thresholds
 
     real = bench.floors

@@ -313,13 +313,9 @@ def run_verify(ctx):
 
 def run_lm_report(ctx):
     from tfxfer.recipes.causal_lm_report import write_lm_report
-    from tfxfer.recipes.manifest import build_manifest, write_manifest
+    from tfxfer.recipes.report_stage import write_run_manifest
 
-    info = ctx.memo("manifest_info", lambda: {"started": None, "t0": time.perf_counter(), "command": None})
-    verify = ctx.outputs.get("verify", {})
-    status = "ok" if verify.get("passed", True) else "gate_failed"
-    write_manifest(ctx, build_manifest(ctx, status=status, started=info["started"],
-                                       wall_s=time.perf_counter() - info["t0"], command=info["command"]))
+    write_run_manifest(ctx)
     paths = write_lm_report(ctx.run_dir)
     files = [paths["html"], paths["markdown"], *paths["figures"].values()]
     return {"html": ctx.rel(paths["html"]), "markdown": ctx.rel(paths["markdown"]),

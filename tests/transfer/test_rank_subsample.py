@@ -130,7 +130,8 @@ def test_next_model_built_in_a_worker_thread_gives_the_same_features(bright_dark
                   Candidate("mobilenet_v2", weights=None, input_size=(40, 40))]
     built_in = []
     prepare = fp._prepare
-    monkeypatch.setattr(fp, "_prepare", lambda *a: built_in.append(threading.current_thread().name) or prepare(*a))
+    monkeypatch.setattr(fp, "_prepare",
+                        lambda *a, **k: built_in.append(threading.current_thread().name) or prepare(*a, **k))
     overlapped = extract_candidates(candidates, x, input_size=(32, 32))
     assert built_in[0].startswith("tfxfer-extract") and len(built_in) == 3  # one build per group, ahead of time
     monkeypatch.setattr(fp, "_OVERLAP", False)

@@ -94,18 +94,30 @@ def reinitialize(model, seed: int = 0) -> bool:
         >>> bool((model.get_weights()[0] == first).all()), model.get_weights()[0].shape == first.shape
         (False, True)
     """
+    draw = random_draw(model, seed)
+    if draw is None:
+        return False
+    for variable, value in draw:
+        variable.assign(value)
+    return True
+
+
+def random_draw(model, seed: int = 0) -> list | None:
+    """``[(variable, array)]``: what `reinitialize` assigns, drawn without touching ``model``'s weights
+    (so it can be drawn while the model runs); None when some weight's initialiser cannot be told."""
     import keras
 
     plan = _initializer_plan(model)
     if plan is None:
-        return False
+        return None
     states = np.random.SeedSequence([int(seed), 0x7E1]).generate_state(len(plan))
+    draw = []
     for (variable, init), state in zip(plan, states):
         config = init.get_config()
         if "seed" in config:
             init = type(init).from_config({**config, "seed": int(state % (2**31 - 1))})
-        variable.assign(keras.ops.convert_to_numpy(init(tuple(variable.shape), dtype=variable.dtype)))
-    return True
+        draw.append((variable, keras.ops.convert_to_numpy(init(tuple(variable.shape), dtype=variable.dtype))))
+    return draw
 
 
 def _build(candidate: Candidate, shape: tuple, source_head: bool):
@@ -139,8 +151,10 @@ def _forward(model, raw_shape: tuple, size: tuple, with_probs: bool):
     return tf.function(run, input_signature=[tf.TensorSpec((None, *raw_shape), tf.float32)], autograph=False)
 
 
-def _prepare(candidate: Candidate, raw_shape: tuple, size: tuple, source_head: bool, policy=None):
-    """(model, forward, with_probs, note): ``candidate``'s model, built and its forward pass traced."""
+def _prepare(candidate: Candidate, raw_shape: tuple, size: tuple, source_head: bool, policy=None,
+             draw_seed: int | None = None):
+    """(model, forward, with_probs, note, draw): ``candidate``'s model, built and its forward pass
+    traced, and with ``draw_seed`` the `random_draw` of its random-weights twin (else None)."""
     if policy is not None:  # Keras keeps the dtype policy per thread: the worker uses the caller's
         import keras
 
@@ -148,7 +162,8 @@ def _prepare(candidate: Candidate, raw_shape: tuple, size: tuple, source_head: b
     model, with_probs, note = _build(candidate, (*size, raw_shape[-1]), source_head)
     forward = _forward(model, raw_shape, size, with_probs)
     forward.get_concrete_function()  # trace here (in the worker), not on the first batch
-    return model, forward, with_probs, note
+    draw = None if draw_seed is None else random_draw(model, draw_seed)
+    return model, forward, with_probs, note, draw
 
 
 #: Build and trace the next model in a worker thread while the current one runs (False: one thread).
@@ -242,25 +257,30 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
         policy = keras.config.dtype_policy()
     try:
         def prepare(group):
+            twin = any(c.weights is None for c in group)
             args = (group[0], raw_shape, size_of[group[0].label], source_head)
             if pool is None:
-                return _Ready(_prepare(*args))
-            return pool.submit(_prepare, *args, policy)
+                return _Ready(_prepare(*args, draw_seed=seed if twin else None))
+            return pool.submit(_prepare, *args, policy, seed if twin else None)
 
         ahead = prepare(groups[0]) if groups else None
         start = time.perf_counter()
         for index, group in enumerate(groups):
             size = size_of[group[0].label]
-            model, forward, with_probs, note = ahead.result()
+            model, forward, with_probs, note, draw = ahead.result()
             ahead = prepare(groups[index + 1]) if index + 1 < len(groups) else None
             # a random twin shares the model unless the pretrained one lost its ImageNet head (weights
             # that cannot load offline, a headless local file): the twin still has one
             shareable = with_probs or not (source_head and group[0].spec.has_imagenet_head)
             for candidate in group:
                 if candidate is not group[0] and not shareable:
-                    model, forward, with_probs, note = _prepare(candidate, raw_shape, size, source_head)
+                    model, forward, with_probs, note, draw = _prepare(candidate, raw_shape, size, source_head,
+                                                                      draw_seed=seed)
                     shareable = True
-                if candidate.weights is None and not reinitialize(model, seed):
+                if candidate.weights is None and draw is not None:
+                    for variable, value in draw:  # drawn ahead, in the worker: `reinitialize` without the wait
+                        variable.assign(value)
+                elif candidate.weights is None:
                     # initialisers unknown: the random weights of a fresh build (a second build, no second trace)
                     fresh = _build(candidate, (*size, raw_shape[-1]), source_head)[0]
                     model.set_weights(fresh.get_weights())

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 
 import numpy as np
@@ -315,14 +316,23 @@ def rank_backbones(
     # one build and one trace per (backbone, input size): a pretrained candidate and its random twin share them
     by_label = {row["candidate"]: row for row in rows}
 
-    def extracted(candidate, feats, seconds):
+    def store_and_finish(candidate, feats, seconds):
         if cache:
             cache.put_features(feature_keys[candidate.label], feats)
         finish(candidate, by_label[candidate.label], feats, seconds)
 
     if to_extract:
-        extract_candidates(to_extract, images, input_size=input_size, batch_size=batch_size, source_head=source_head,
-                           seed=seed, on_done=extracted)
+        # each candidate is stored and scored in a second thread (numpy, GIL released) while the next one
+        # is extracted; one such thread keeps the rows and progress lines in candidate order
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfxfer-score") as scorer:
+            pending = []
+            try:
+                extract_candidates(to_extract, images, input_size=input_size, batch_size=batch_size,
+                                   source_head=source_head, seed=seed,
+                                   on_done=lambda *args: pending.append(scorer.submit(store_and_finish, *args)))
+            finally:
+                for future in pending:
+                    future.result()
 
     return _finish(rows, kept, primary=primary, cost_axis=cost_axis, budget=budget, pareto=measure_cost,
                    num_samples=len(images), num_classes=num_outputs if task == "classification" else None, wall=wall,

@@ -20,8 +20,9 @@ Export run (``--export``, ``results/causal_lm_export.json``, merged with the var
 one decode-only TFLite file per variant, gated by `decoder_gate` on held-out BBC validation
 articles (next-token top-1 agreement >= 99 %, perplexity within 2 %), with size, conversion time
 and ms per decoded token (LiteRT, 2 threads). tfxfer's int8 variants are rewritten from one float32
-conversion (`int8_weights`); ``int8_hybrid_all`` (every projection on hybrid kernels, the output
-one included) is a diagnostic, not an export option.
+conversion (`int8_weights`; ``int8_block``: `tfxfer.export.decoder_int8.int8_block_weights`);
+``int8_hybrid_all`` (every projection on hybrid kernels, the output one included) is a diagnostic,
+not an export option.
 
 Headline run (``--headlines``, merged into ``results/causal_lm.json`` as ``summary.headlines``): BBC
 News articles carry their headline on the first line. Each article body is cut to its first
@@ -362,6 +363,7 @@ RECIPE_SETS = ["causal_lm.train_texts=100", "causal_lm.val_texts=6", "causal_lm.
 def export(rows, summary, args):
     from tfxfer import data
     from tfxfer.causal_lm import load_causal_lm
+    from tfxfer.export.decoder_int8 import int8_block_weights
     from tfxfer.export.decoder_tflite import TFLiteDecoder, convert_decoder_tflite, decoder_gate, int8_weights
 
     lm = load_causal_lm("smollm2-135m")
@@ -371,10 +373,12 @@ def export(rows, summary, args):
     hybrid = {"int8": "none", "int8_hybrid": "body", "int8_hybrid_all": "all"}
     for variant in args.variants:
         with Timer() as conversion:
-            if variant in hybrid:
+            if variant in hybrid or variant == "int8_block":
                 if float32 is None:
                     float32 = convert_decoder_tflite(lm, cache_length=args.cache_length, prefill_tokens=None)
-                blob = int8_weights(float32, hybrid=hybrid[variant])
+                schemes = {}
+                blob = (int8_block_weights(float32, report=schemes) if variant == "int8_block"
+                        else int8_weights(float32, hybrid=hybrid[variant]))
             else:
                 blob = convert_decoder_tflite(lm, cache_length=args.cache_length, prefill_tokens=None,
                                               quantization=None if variant == "float32" else variant)
@@ -387,6 +391,11 @@ def export(rows, summary, args):
         result = report.to_dict()
         result.update(ms_per_token=1000 * decode.seconds / 32, convert_seconds=conversion.seconds,
                       measured=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if variant == "int8_block":
+            errors = [v["relative_error"] for v in schemes.values()]
+            result["matrices"] = {kind: sum(v["scheme"] == kind for v in schemes.values())
+                                  for kind in ("symmetric", "asymmetric")}
+            result["weight_relative_error_max"] = max(errors)
         summary.setdefault("variants", {})[variant] = result
         rows.append({"step": f"{variant}: {result['size_mib']:.0f} MiB, agreement {report.top1_agreement:.4f}, "
                              f"ppl {100 * report.perplexity_change:+.2f} %, {'PASS' if report.passed else 'FAIL'}",

@@ -67,7 +67,7 @@ import numpy as np
 from tfxfer.errors import ArgumentError, ExportError
 from tfxfer.utils.validate import check_float, check_int
 
-QUANTIZATIONS = (None, "float16", "int8", "int8_hybrid", "dynamic_int8")
+QUANTIZATIONS = (None, "float16", "int8", "int8_block", "int8_hybrid", "dynamic_int8")
 #: `int8_weights`'s ``hybrid`` setting behind each of tfxfer's own int8 variants.
 _INT8 = {"int8": "none", "int8_hybrid": "body"}
 SIGNATURES = ("decode", "prefill")
@@ -267,7 +267,9 @@ def convert_decoder_tflite(lm, *, cache_length: int, prefill_tokens: int | None 
         quantization: None (float32); "float16" (float16 weights); "int8" (int8 weights with one
             scale per row, float32 arithmetic: `int8_weights` with ``hybrid="none"``);
             "int8_hybrid" (the same file, the transformer blocks' projections on LiteRT's hybrid
-            int8 kernels, the output projection float: ``hybrid="body"``); "dynamic_int8" (the
+            int8 kernels, the output projection float: ``hybrid="body"``); "int8_block" (int8 weights
+            in blocks of 32 inputs, a scale per block and, for projections, an exact block offset:
+            `tfxfer.export.decoder_int8.int8_block_weights`, float32 arithmetic); "dynamic_int8" (the
             converter's dynamic-range quantization: per-tensor int8 embedding, every projection
             hybrid).
 
@@ -290,7 +292,7 @@ def convert_decoder_tflite(lm, *, cache_length: int, prefill_tokens: int | None 
             converter = tf.lite.TFLiteConverter.from_saved_model(path, signature_keys=names)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         converter._experimental_disable_fuse_mul_and_fc = True  # keep the tied projection == the embedding
-        if quantization in ("float16", "dynamic_int8"):
+        if quantization in ("float16", "dynamic_int8"):  # tfxfer's int8 variants rewrite the float32 file
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
@@ -298,6 +300,10 @@ def convert_decoder_tflite(lm, *, cache_length: int, prefill_tokens: int | None 
             blob = converter.convert()
         except Exception as e:  # the converter raises ConverterError and plain exceptions alike
             raise ExportError(f"The decoder does not convert to TFLite with builtin ops only: {e}") from e
+    if quantization == "int8_block":
+        from tfxfer.export.decoder_int8 import int8_block_weights
+
+        return int8_block_weights(blob)
     return int8_weights(blob, hybrid=_INT8[quantization]) if quantization in _INT8 else blob
 
 

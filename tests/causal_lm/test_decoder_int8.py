@@ -84,20 +84,24 @@ def test_int8_blocks_in_the_file_and_exact_arithmetic(tiny_lm, f32_blob):
     model = _model(small)
     graph = model.subgraphs[0]
     int8 = [t for t in graph.tensors if t.type == 9]  # INT8
-    assert len(int8) == len(schemes) >= 2 * 7 + 1
-    for tensor in int8:
-        rows_blocks, block = (int(d) for d in tensor.shape)
-        assert block == 8 and len(tensor.quantization.scale) == rows_blocks  # one scale per block of 8
-        assert len(model.buffers[tensor.buffer].data) == rows_blocks * block  # one byte per weight
+    assert len(schemes) == 2 * 7 + 1
+    for tensor in int8:  # one [rows, 8] int8 matrix per block of 8 inputs, its per-row scales the block scales
+        rows, block = (int(d) for d in tensor.shape)
+        assert block == 8 and len(tensor.quantization.scale) == rows
+        assert len(model.buffers[tensor.buffer].data) == rows * block  # one byte per weight
+    assert sum(t.shape[0] * t.shape[1] for t in int8) == sum(np.prod(v["shape"]) for v in schemes.values())
     assert {v["scheme"] for v in schemes.values()} == {"asymmetric"}  # random weights: asymmetric rounds closer
-    vocab = tiny_lm.tokenizer.vocabulary_size
-    assert not [t for t in graph.tensors if t.type == 0 and model.buffers[t.buffer].data is not None
-                and [int(d) for d in t.shape] == [vocab, tiny_lm.backbone.hidden_dim]]  # no float copy of the embedding
+    vocab, hidden = tiny_lm.tokenizer.vocabulary_size, tiny_lm.backbone.hidden_dim
+    floats = [[int(d) for d in t.shape] for t in graph.tensors if t.type == 0 and model.buffers[t.buffer].data is not None]
+    assert [vocab, hidden] not in floats and [vocab, hidden // 8] in floats  # no float table, its block offsets
     ops = _op_names(small)
-    asymmetric = sum(v["scheme"] == "asymmetric" for v in schemes.values())
-    assert ops.count("DEQUANTIZE") == len(schemes)
-    assert ops.count("ADD") == _op_names(f32_blob).count("ADD") + asymmetric + 1  # + 1: the tied projection
-    assert ops.count("GATHER") == 2  # the embedding's rows and their offsets
+    assert ops.count("DEQUANTIZE") == len(int8) and "RESHAPE" not in set(ops) - set(_op_names(f32_blob))
+    fc = [v for v in schemes.values() if v["shape"][0] != vocab] + [{"shape": [vocab, hidden]}]  # + the tied projection
+    blocks = sum(v["shape"][1] // 8 for v in fc)
+    # per projection: block products summed (blocks - 1 ADDs) and one ADD of the offsets; one for the gathered rows
+    assert ops.count("ADD") == _op_names(f32_blob).count("ADD") + blocks - len(fc) + len(fc) + 1
+    assert ops.count("SPLIT") - _op_names(f32_blob).count("SPLIT") == len(fc)
+    assert ops.count("GATHER") == hidden // 8 + 1 and ops.count("CONCATENATION") == 1  # rows per block + offsets
     assert not any(op.startswith("FLEX") or op == "CUSTOM" for op in ops)
     # the offset corrections make the file compute exactly (float32) with the rounded weights, both signatures
     got = TFLiteDecoder(small).feed(IDS)  # 3 prefill chunks
@@ -111,7 +115,10 @@ def test_symmetric_scheme_needs_no_correction(f32_blob):
     schemes = {}
     small = int8_block_weights(f32_blob, block=8, scheme="symmetric", min_elements=64, report=schemes)
     assert {v["scheme"] for v in schemes.values()} == {"symmetric"}
-    assert _op_names(small).count("ADD") == _op_names(f32_blob).count("ADD")
+    graph = _model(small).subgraphs[0]
+    assert not [t for t in graph.tensors if t.name.endswith(b"/offsets") or t.name.endswith(b"/block_sums")]
+    assert _op_names(small).count("GATHER") == _op_names(f32_blob).count("GATHER") * 2  # hidden 16: 2 blocks of 8
+    assert np.abs(TFLiteDecoder(small).feed(IDS) - TFLiteDecoder(_rounded_float_copy(f32_blob, 8, schemes)).feed(IDS)).max() < 1e-4
 
 
 @pytest.mark.parametrize("tensor_type", ["Q8_0", "Q4_1"])

@@ -85,7 +85,7 @@ def int8_block_weights(model_content: bytes, *, block: int = 32, scheme: str = "
         model_content: a float32 file from `tfxfer.export.decoder_tflite.convert_decoder_tflite`.
         block: inputs per block (per row); a matrix whose input size it does not divide gets one
             block per row.
-        scheme: "auto" (each projection symmetric or asymmetric, whichever rounds it closer) or
+        scheme: "auto" (each matrix symmetric or asymmetric, whichever rounds it closer) or
             "symmetric" (every matrix symmetric: no offset correction ops).
         min_elements: smaller matrices stay float32.
         report: a dict to fill with ``{tensor name: {"scheme", "block", "shape", "relative_error"}}``
@@ -115,26 +115,18 @@ def int8_block_weights(model_content: bytes, *, block: int = 32, scheme: str = "
                         or len(model.buffers[tensor.buffer].data) < 4 * min_elements):
                     continue
                 uses.setdefault(tensor.buffer, []).append((graph, op, pos))
-    first = {id(graph): [] for graph in model.subgraphs}  # DEQUANTIZE then RESHAPE ops, run first
-    after = {}  # id(op) -> the offset-correction ops that follow it
-    shared = {}  # (id(graph), kind, cols, blocks) -> tensor index of a shared constant
+    first = {id(graph): [] for graph in model.subgraphs}  # DEQUANTIZE ops (of constants: run once, at load)
+    replaced = {}  # id(op) -> the ops computing its output from the int8 blocks
+    shared = {}  # (id(graph), kind, cols, block) -> index of a constant tensor shared by several ops
     for buffer_index, consumers in uses.items():
-        kinds = {(code_of[op.opcodeIndex], pos) for _, op, pos in consumers}
-        if not kinds <= {(fc, 1), (gather, 0)}:
-            continue  # a constant some other op reads: left as it is
+        if not all(_plain(fb, code_of[op.opcodeIndex], op, pos) for _, op, pos in consumers):
+            continue  # a constant some other op (or a fused activation) reads: left as it is
         graph, op, pos = consumers[0]
         shape = [int(d) for d in graph.tensors[op.inputs[pos]].shape]
         rows, cols = shape
         size = block if cols % block == 0 else cols
         weights = np.frombuffer(model.buffers[buffer_index].data.tobytes(), np.float32).reshape(shape)
-        options = [False]
-        plain = all((code_of[o.opcodeIndex] == fc and o.builtinOptions is not None
-                     and o.builtinOptions.fusedActivationFunction == fb.ActivationFunctionType.NONE)
-                    or (code_of[o.opcodeIndex] == gather and (o.builtinOptions is None or (
-                        o.builtinOptions.axis == 0 and o.builtinOptions.batchDims == 0)))
-                    for _, o, _ in consumers)
-        if scheme == "auto" and plain:
-            options.append(True)
+        options = [False, True] if scheme == "auto" else [False]
         results = [quantize_blocks(weights, size, asymmetric=a) for a in options]
         errors = [_relative_error(weights, r[3]) for r in results]
         choice = int(np.argmin(errors))
@@ -144,101 +136,164 @@ def int8_block_weights(model_content: bytes, *, block: int = 32, scheme: str = "
             report[name.decode(errors="replace")] = {
                 "scheme": "asymmetric" if options[choice] else "symmetric", "block": size, "shape": shape,
                 "relative_error": errors[choice]}
-        model.buffers[buffer_index].data = codes.reshape(-1).view(np.uint8)  # the same buffer, now int8
-        shape_buffer = _buffer(model, np.asarray(shape, np.int32)) if size != cols else None
-        offset_buffer = _buffer(model, offsets.astype(np.float32)) if offsets is not None else None
+        blocks = cols // size
+        codes, scales = codes.reshape(rows, blocks, size), scales.reshape(rows, blocks)
+        model.buffers[buffer_index].data = None  # the float32 copy goes
+        block_buffers = [_buffer(model, codes[:, b, :]) for b in range(blocks)]
+        offset_buffer = None if offsets is None else _buffer(model, offsets.astype(np.float32))
         per_graph = {}
         for graph, op, pos in consumers:
-            template = graph.tensors[op.inputs[pos]]
-            template.buffer = 0  # the float tensor is read by no op once this loop is done
+            graph.tensors[op.inputs[pos]].buffer = 0  # read by no op once this loop is done
             if id(graph) not in per_graph:
-                quantized = _tensor(graph, list(codes.shape), fb.TensorType.INT8, name + b"/int8_blocks",
-                                    buffer_index, scales)
-                dequantized = _tensor(graph, list(codes.shape), fb.TensorType.FLOAT32, name + b"/dequantized", 0)
-                first[id(graph)].append(_operator(model, fb.BuiltinOperator.DEQUANTIZE, 2, [quantized], [dequantized]))
-                if shape_buffer is not None:
-                    shape_tensor = _tensor(graph, [2], fb.TensorType.INT32, name + b"/shape", shape_buffer)
-                    matrix = _tensor(graph, shape, fb.TensorType.FLOAT32, name + b"/matrix", 0)
-                    first[id(graph)].append(_operator(model, fb.BuiltinOperator.RESHAPE, 1,
-                                                      [dequantized, shape_tensor], [matrix]))
-                    dequantized = matrix
+                matrices = []
+                for b, buffer in enumerate(block_buffers):
+                    quantized = _tensor(graph, [rows, size], fb.TensorType.INT8, name + b"/int8_block%d" % b, buffer,
+                                        scales[:, b])
+                    matrices.append(_tensor(graph, [rows, size], fb.TensorType.FLOAT32, name + b"/block%d" % b, 0))
+                    first[id(graph)].append(_operator(model, fb.BuiltinOperator.DEQUANTIZE, 2, [quantized],
+                                                      [matrices[-1]]))
                 offsets_tensor = (None if offset_buffer is None else
-                                  _tensor(graph, [rows, cols // size], fb.TensorType.FLOAT32, name + b"/offsets",
+                                  _tensor(graph, [rows, blocks], fb.TensorType.FLOAT32, name + b"/offsets",
                                           offset_buffer))
-                per_graph[id(graph)] = (dequantized, offsets_tensor)
-            dequantized, offsets_tensor = per_graph[id(graph)]
-            op.inputs[pos] = dequantized
+                per_graph[id(graph)] = matrices, offsets_tensor
+            matrices, offsets_tensor = per_graph[id(graph)]
+            out = int(op.outputs[0])
+            ops, target = [], out
             if offsets_tensor is not None:
                 kind = "expand" if code_of[op.opcodeIndex] == gather else "sums"
                 indicator = shared.get((id(graph), kind, cols, size))
                 if indicator is None:  # sums: [blocks, cols], 1 where a column is in a block; expand: its transpose
-                    values = np.kron(np.eye(cols // size, dtype=np.float32), np.ones((1, size), np.float32))
+                    values = np.kron(np.eye(blocks, dtype=np.float32), np.ones((1, size), np.float32))
                     values = values.T.copy() if kind == "expand" else values
                     indicator = _tensor(graph, list(values.shape), fb.TensorType.FLOAT32,
                                         b"block_%s/%d_%d" % (kind.encode(), cols, size), _buffer(model, values))
                     shared[(id(graph), kind, cols, size)] = indicator
                 correct = _gather_correction if kind == "expand" else _offset_correction
-                after[id(op)] = correct(model, graph, op, indicator, offsets_tensor, cols // size)
-    for graph in model.subgraphs:  # DEQUANTIZE / RESHAPE read constants only: first is a valid order
+                ops, target = correct(model, graph, op, indicator, offsets_tensor, blocks)
+            split = _gather_blocks if code_of[op.opcodeIndex] == gather else _fully_connected_blocks
+            replaced[id(op)] = split(model, graph, op, matrices, target, shared) + ops
+    for graph in model.subgraphs:  # DEQUANTIZE reads constants only: first is a valid order
         ordered = list(first[id(graph)])
         for op in graph.operators:
-            ordered.append(op)
-            ordered.extend(after.get(id(op), ()))
+            ordered.extend(replaced.get(id(op), [op]))
         graph.operators = ordered
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _offset_correction(model, graph, op, sums, offsets, blocks):
-    """Ops that add ``offsets @ block_sums(x)`` to FULLY_CONNECTED ``op``'s output (``op`` now writes a
-    new tensor; the last new op writes the original output, so its readers are unchanged)."""
+def _plain(fb, code, op, pos) -> bool:
+    """Whether ``op`` reads a weight matrix at ``pos`` in a way the block layout can replace: the
+    weights of a FULLY_CONNECTED without fused activation, or the table of a GATHER along axis 0."""
+    options = op.builtinOptions
+    if code == fb.BuiltinOperator.FULLY_CONNECTED:
+        return pos == 1 and options is not None and options.fusedActivationFunction == fb.ActivationFunctionType.NONE
+    if code == fb.BuiltinOperator.GATHER:
+        return pos == 0 and (options is None or (options.axis == 0 and options.batchDims == 0))
+    return False
+
+
+def _like(graph, index, last, suffix):
+    """A new float32 tensor shaped like tensor ``index`` with its last dimension set to ``last``."""
     from tensorflow.lite.python import schema_py_generated as fb
 
-    x = graph.tensors[op.inputs[0]]
-    out_index = int(op.outputs[0])
-    out = graph.tensors[out_index]
+    source = graph.tensors[index]
+    new = _tensor(graph, [int(d) for d in source.shape[:-1]] + [last], fb.TensorType.FLOAT32, source.name + suffix, 0)
+    if source.shapeSignature is not None:
+        graph.tensors[new].shapeSignature = np.asarray([int(d) for d in source.shapeSignature[:-1]] + [last], np.int32)
+    return new
+
+
+def _fully_connected_blocks(model, graph, op, matrices, target, shared):
+    """``op``'s product as one FULLY_CONNECTED per block of inputs (SPLIT of the input, then ADDs),
+    written into ``target``; with one block, ``op`` itself reading the block."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    x, out = int(op.inputs[0]), int(op.outputs[0])
+    rows, size = (int(d) for d in graph.tensors[matrices[0]].shape)
     keep = bool(op.builtinOptions.keepNumDims)
-    lead = [int(d) for d in x.shape[:-1]] if keep else [int(np.prod(x.shape[:-1]))]
-    block_sums = _tensor(graph, lead + [blocks], fb.TensorType.FLOAT32, out.name + b"/block_sums", 0)
-    correction = _tensor(graph, [int(d) for d in out.shape], fb.TensorType.FLOAT32, out.name + b"/offsets", 0)
-    plain = _tensor(graph, [int(d) for d in out.shape], fb.TensorType.FLOAT32, out.name + b"/int8_part", 0)
-    for index in (block_sums, correction, plain):
-        if keep and x.shapeSignature is not None and out.shapeSignature is not None:
-            graph.tensors[index].shapeSignature = np.asarray(
-                ([int(d) for d in x.shapeSignature[:-1]] + [blocks]) if index == block_sums
-                else [int(d) for d in out.shapeSignature], np.int32)
-    op.outputs = np.asarray([plain], np.int32)
-    ops = [_fully_connected(model, [int(op.inputs[0]), sums, -1], block_sums, keep),
-           _fully_connected(model, [block_sums, offsets, -1], correction, keep)]
-    add = _operator(model, fb.BuiltinOperator.ADD, 1, [plain, correction], [out_index])
-    add.builtinOptionsType = fb.BuiltinOptions.AddOptions
-    add.builtinOptions = fb.AddOptionsT()
-    return ops + [add]
+    if len(matrices) == 1:
+        op.inputs[1], op.outputs = matrices[0], np.asarray([target], np.int32)
+        return [op]
+    rank = len(graph.tensors[x].shape)
+    axis = shared.get((id(graph), "axis", rank))
+    if axis is None:
+        axis = shared[(id(graph), "axis", rank)] = _tensor(graph, [], fb.TensorType.INT32, b"block_split_axis/%d" % rank,
+                                                           _buffer(model, np.asarray([rank - 1], np.int32)))
+    parts = [_like(graph, x, size, b"/part%d" % b) for b in range(len(matrices))]
+    split = _operator(model, fb.BuiltinOperator.SPLIT, 1, [axis, x], parts)
+    split.builtinOptionsType, split.builtinOptions = fb.BuiltinOptions.SplitOptions, fb.SplitOptionsT()
+    split.builtinOptions.numSplits = len(matrices)
+    ops, total = [split], None
+    for b, (part, matrix) in enumerate(zip(parts, matrices)):
+        product = _like(graph, out, rows, b"/block%d" % b)
+        ops.append(_fully_connected(model, [part, matrix, -1], product, keep))
+        if total is not None:
+            last = b == len(matrices) - 1
+            summed = target if last else _like(graph, out, rows, b"/sum%d" % b)
+            ops.append(_add(model, total, product, summed))
+            product = summed
+        total = product
+    return ops
+
+
+def _gather_blocks(model, graph, op, matrices, target, shared):
+    """``op``'s rows gathered from each block and concatenated, written into ``target``."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    out = int(op.outputs[0])
+    if len(matrices) == 1:
+        op.inputs[0], op.outputs = matrices[0], np.asarray([target], np.int32)
+        return [op]
+    size = int(graph.tensors[matrices[0]].shape[1])
+    ops, parts = [], []
+    for b, matrix in enumerate(matrices):
+        parts.append(_like(graph, out, size, b"/block%d" % b))
+        take = _operator(model, fb.BuiltinOperator.GATHER, 1, [matrix, int(op.inputs[1])], [parts[-1]])
+        take.builtinOptionsType, take.builtinOptions = fb.BuiltinOptions.GatherOptions, fb.GatherOptionsT()
+        ops.append(take)
+    concat = _operator(model, fb.BuiltinOperator.CONCATENATION, 1, parts, [target])
+    concat.builtinOptionsType = fb.BuiltinOptions.ConcatenationOptions
+    concat.builtinOptions = fb.ConcatenationOptionsT()
+    concat.builtinOptions.axis = len(graph.tensors[out].shape) - 1
+    return ops + [concat]
+
+
+def _offset_correction(model, graph, op, sums, offsets, blocks):
+    """``(ops, tensor)``: ops that add ``offsets @ block_sums(x)`` to FULLY_CONNECTED ``op``'s product,
+    which must be written into the returned tensor; the last op writes ``op``'s output."""
+    x, out = int(op.inputs[0]), int(op.outputs[0])
+    keep = bool(op.builtinOptions.keepNumDims)
+    rows = int(graph.tensors[out].shape[-1])
+    block_sums = _like(graph, x, blocks, b"/block_sums")
+    if not keep:  # FULLY_CONNECTED flattens the leading dimensions
+        graph.tensors[block_sums].shape = np.asarray([int(np.prod(graph.tensors[x].shape[:-1])), blocks], np.int32)
+        graph.tensors[block_sums].shapeSignature = None
+    correction, product = _like(graph, out, rows, b"/offsets"), _like(graph, out, rows, b"/int8_part")
+    ops = [_fully_connected(model, [x, sums, -1], block_sums, keep),
+           _fully_connected(model, [block_sums, offsets, -1], correction, keep), _add(model, product, correction, out)]
+    return ops, product
 
 
 def _gather_correction(model, graph, op, expand, offsets, blocks):
-    """Ops that add each gathered row's block offsets (gathered the same way, then spread over their
-    blocks by a 0/1 FULLY_CONNECTED) to GATHER ``op``'s output; the last writes the original output."""
+    """``(ops, tensor)``: ops that add each gathered row's block offsets (gathered the same way, then
+    spread over their blocks by a 0/1 FULLY_CONNECTED) to GATHER ``op``'s rows, which must be written
+    into the returned tensor; the last op writes ``op``'s output."""
     from tensorflow.lite.python import schema_py_generated as fb
 
-    out_index = int(op.outputs[0])
-    out = graph.tensors[out_index]
-    shape = [int(d) for d in out.shape]
-    gathered = _tensor(graph, shape[:-1] + [blocks], fb.TensorType.FLOAT32, out.name + b"/gathered_offsets", 0)
-    spread = _tensor(graph, shape, fb.TensorType.FLOAT32, out.name + b"/offsets", 0)
-    plain = _tensor(graph, shape, fb.TensorType.FLOAT32, out.name + b"/int8_part", 0)
-    if out.shapeSignature is not None:
-        signature = [int(d) for d in out.shapeSignature]
-        graph.tensors[gathered].shapeSignature = np.asarray(signature[:-1] + [blocks], np.int32)
-        for index in (spread, plain):
-            graph.tensors[index].shapeSignature = np.asarray(signature, np.int32)
-    op.outputs = np.asarray([plain], np.int32)
+    out = int(op.outputs[0])
+    cols = int(graph.tensors[out].shape[-1])
+    gathered = _like(graph, out, blocks, b"/gathered_offsets")
+    spread, rows = _like(graph, out, cols, b"/offsets"), _like(graph, out, cols, b"/int8_part")
     take = _operator(model, fb.BuiltinOperator.GATHER, 1, [offsets, int(op.inputs[1])], [gathered])
-    take.builtinOptionsType = fb.BuiltinOptions.GatherOptions
-    take.builtinOptions = fb.GatherOptionsT()
-    add = _operator(model, fb.BuiltinOperator.ADD, 1, [plain, spread], [out_index])
-    add.builtinOptionsType = fb.BuiltinOptions.AddOptions
-    add.builtinOptions = fb.AddOptionsT()
-    return [take, _fully_connected(model, [gathered, expand, -1], spread, True), add]
+    take.builtinOptionsType, take.builtinOptions = fb.BuiltinOptions.GatherOptions, fb.GatherOptionsT()
+    return [take, _fully_connected(model, [gathered, expand, -1], spread, True), _add(model, rows, spread, out)], rows
+
+
+def _add(model, a, b, out):
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    op = _operator(model, fb.BuiltinOperator.ADD, 1, [a, b], [out])
+    op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.AddOptions, fb.AddOptionsT()
+    return op
 
 
 def _fully_connected(model, inputs, output, keep_num_dims):

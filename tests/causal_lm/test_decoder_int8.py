@@ -11,7 +11,8 @@ import pytest
 from tests.causal_lm.helpers import write_tiny_gguf
 from tfxfer.errors import ArgumentError
 from tfxfer.export.decoder_int8 import int8_block_weights, quantize_blocks
-from tfxfer.export.decoder_tflite import TFLiteDecoder, convert_decoder_tflite, decoder_agreement, int8_weights, save_decoder
+from tfxfer.export.decoder_tflite import (TFLiteDecoder, convert_decoder_tflite, decoder_agreement, int8_weights,
+                                          save_decoder)
 
 IDS = [3, 40, 71, 260, 3, 261, 90, 33, 5, 9, 44, 120]
 EXPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "export")
@@ -92,7 +93,8 @@ def test_int8_blocks_in_the_file_and_exact_arithmetic(tiny_lm, f32_blob):
     assert sum(t.shape[0] * t.shape[1] for t in int8) == sum(np.prod(v["shape"]) for v in schemes.values())
     assert {v["scheme"] for v in schemes.values()} == {"asymmetric"}  # random weights: asymmetric rounds closer
     vocab, hidden = tiny_lm.tokenizer.vocabulary_size, tiny_lm.backbone.hidden_dim
-    floats = [[int(d) for d in t.shape] for t in graph.tensors if t.type == 0 and model.buffers[t.buffer].data is not None]
+    floats = [[int(d) for d in t.shape] for t in graph.tensors
+              if t.type == 0 and model.buffers[t.buffer].data is not None]
     assert [vocab, hidden] not in floats and [vocab, hidden // 8] in floats  # no float table, its block offsets
     ops = _op_names(small)
     assert ops.count("DEQUANTIZE") == len(int8) and "RESHAPE" not in set(ops) - set(_op_names(f32_blob))
@@ -118,7 +120,8 @@ def test_symmetric_scheme_needs_no_correction(f32_blob):
     graph = _model(small).subgraphs[0]
     assert not [t for t in graph.tensors if t.name.endswith(b"/offsets") or t.name.endswith(b"/block_sums")]
     assert _op_names(small).count("GATHER") == _op_names(f32_blob).count("GATHER") * 2  # hidden 16: 2 blocks of 8
-    assert np.abs(TFLiteDecoder(small).feed(IDS) - TFLiteDecoder(_rounded_float_copy(f32_blob, 8, schemes)).feed(IDS)).max() < 1e-4
+    expected = TFLiteDecoder(_rounded_float_copy(f32_blob, 8, schemes)).feed(IDS)
+    assert np.abs(TFLiteDecoder(small).feed(IDS) - expected).max() < 1e-4
 
 
 @pytest.mark.parametrize("tensor_type", ["Q8_0", "Q4_1"])

@@ -25,8 +25,9 @@ Why it exists: per-row int8 (`decoder_tflite.int8_weights`) moves SmolLM2-135M's
 pretrained SmolLM2 weights come from a GGUF file whose projections are Q4_1 (16 levels between a
 block minimum and maximum, blocks of 32 inputs) and whose embedding is Q8_0 (symmetric blocks of 32):
 on that grid the asymmetric blocks of 32 (``255 = 15 * 17`` steps) and the symmetric embedding blocks
-reproduce every weight to float32 rounding, so the file agrees with Keras like the float32 one
-(``benchmarks/results/causal_lm_export.json``). Weights off such a grid (after a fine-tune merged into
+reproduce every weight to float32 rounding (largest relative error 7e-8), so the file agrees with
+Keras like the float32 one: on the gate's 1,024 held-out positions (8 BBC articles) agreement 1.000,
+perplexity -0.00 %, 195 MiB, ~74 ms per token on 2 threads (``benchmarks/results/causal_lm_export.json``). Weights off such a grid (after a fine-tune merged into
 them) keep the ordinary rounding error of 8-bit blocks of 32 (at most half a step, a step being the
 block's range / 255), and the gate decides.
 
@@ -221,8 +222,9 @@ def _fully_connected_blocks(model, graph, op, matrices, target, shared):
     rank = len(graph.tensors[x].shape)
     axis = shared.get((id(graph), "axis", rank))
     if axis is None:
-        axis = shared[(id(graph), "axis", rank)] = _tensor(graph, [], fb.TensorType.INT32, b"block_split_axis/%d" % rank,
-                                                           _buffer(model, np.asarray([rank - 1], np.int32)))
+        axis = _tensor(graph, [], fb.TensorType.INT32, b"block_split_axis/%d" % rank,
+                       _buffer(model, np.asarray([rank - 1], np.int32)))
+        shared[(id(graph), "axis", rank)] = axis
     parts = [_like(graph, x, size, b"/part%d" % b) for b in range(len(matrices))]
     split = _operator(model, fb.BuiltinOperator.SPLIT, 1, [axis, x], parts)
     split.builtinOptionsType, split.builtinOptions = fb.BuiltinOptions.SplitOptions, fb.SplitOptionsT()

@@ -154,3 +154,10 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0 and not result.failed
+
+
+def test_the_recipe_offers_every_decoder_variant_the_exporter_writes():
+    from tfxfer.export.decoder_tflite import QUANTIZATIONS as EXPORTER
+    from tfxfer.recipes.causal_lm_config import QUANTIZATIONS as RECIPE
+
+    assert set(RECIPE) == {"float32" if q is None else q for q in EXPORTER}

@@ -45,7 +45,7 @@ from tfxfer.recipes.schema import closest, to_plain
 TASK = "causal_lm"
 #: The decoder file variants a recipe may ask for (`tfxfer.export.decoder_tflite.QUANTIZATIONS`,
 #: None spelled "float32"); kept here so that checking a recipe does not import TensorFlow.
-QUANTIZATIONS = ("float32", "float16", "int8", "int8_hybrid", "dynamic_int8")
+QUANTIZATIONS = ("float32", "float16", "int8", "int8_hybrid", "dynamic_int8", "int8_block")
 LR_DECAYS = ("constant", "cosine")  # tfxfer.causal_lm.adapt.LR_DECAYS
 #: Where a key of another section lives in a causal-LM recipe (None: it has no counterpart).
 _MOVED = {"model.backbone": "causal_lm.model", "model.sequence_length": "causal_lm.sequence_length",

@@ -9,6 +9,9 @@ happen once per machine. Keys are content hashes:
 * features: the images' bytes and shape, the backbone, its weights ("imagenet", "random", or a
   local file's path, size and modification time), the input size, whether the ImageNet head ran,
   the tfxfer and Keras versions, and for random weights the seed of their draw.
+* extractors (float32 TFLite files, `tfxfer.transfer.lite_extractor`): the backbone, its weights
+  (and random seed), the input size and channels, whether the ImageNet head is in it, the tfxfer,
+  Keras and TensorFlow versions; features of new data then need no Keras build.
 * cost: the backbone, input size, channels, number of outputs and head task, calibration count,
   LiteRT threads and runs, the TensorFlow / LiteRT versions and the machine (processor, CPU count):
   a latency measured elsewhere is never reused.
@@ -62,7 +65,8 @@ def weights_identity(weights) -> str:
 
 
 class RankingCache:
-    """Features and edge costs under ``directory`` (``features/*.npz``, ``cost/*.json``)."""
+    """Features, extractors and edge costs under ``directory`` (``features/*.npz``,
+    ``extractors/*.tflite``, ``cost/*.json``)."""
 
     def __init__(self, directory):
         if not isinstance(directory, (str, os.PathLike)):
@@ -114,6 +118,46 @@ class RankingCache:
                 np.savez(f, features=np.asarray(features.features, np.float32),
                          source_probs=np.zeros((0, 0)) if probs is None else np.asarray(probs, np.float32),
                          has_probs=np.array(probs is not None), note=np.array(features.note))
+
+    # -- feature extractors (TFLite) --------------------------------------------------------------
+    def extractor_key(self, backbone: str, weights, *, input_size, channels: int, source_head: bool,
+                      seed: int = 0) -> str:
+        import keras
+        import tensorflow as tf
+
+        from tfxfer import __version__
+
+        return _digest({"kind": "extractor", "format": FORMAT_VERSION, "backbone": backbone,
+                        "weights": weights_identity(weights), "input_size": list(input_size),
+                        "channels": int(channels), "source_head": bool(source_head), "tfxfer": __version__,
+                        "keras": keras.__version__, "tensorflow": tf.__version__,
+                        "seed": int(seed) if weights is None else None})
+
+    def _extractor_path(self, key: str) -> str:
+        return os.path.join(self.directory, "extractors", key + ".tflite")
+
+    def get_extractor(self, key: str) -> tuple[bytes, list[int], str] | None:
+        """``(content, outputs, note)`` of a stored extractor, or None (missing or unreadable)."""
+        path = self._extractor_path(key)
+        try:
+            with open(path[: -len(".tflite")] + ".json", encoding="utf-8") as f:
+                meta = json.load(f)
+            with open(path, "rb") as f:
+                content = f.read()
+            if hashlib.sha256(content).hexdigest() != meta["sha256"]:
+                return None
+            return content, [int(i) for i in meta["outputs"]], str(meta["note"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put_extractor(self, key: str, content: bytes, outputs, note: str = "") -> None:
+        path = self._extractor_path(key)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(content)
+        atomic_write_json(path[: -len(".tflite")] + ".json",
+                          {"outputs": [int(i) for i in outputs], "note": note,
+                           "sha256": hashlib.sha256(content).hexdigest()})
 
     # -- edge cost --------------------------------------------------------------------------------
     def cost_key(self, backbone: str, *, input_size, channels: int, num_outputs: int, task: str, threads: int,

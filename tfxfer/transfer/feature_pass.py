@@ -39,9 +39,10 @@ import time
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError
+from tfxfer.errors import ArgumentError, ExportError
 from tfxfer.transfer.candidates import Candidate
-from tfxfer.transfer.embeddings import CandidateFeatures, _feature_model, _source_head_model
+from tfxfer.transfer.embeddings import CandidateFeatures, _feature_model, _source_head_model, resize_batch
+from tfxfer.transfer.lite_extractor import LiteExtractor
 
 #: Which initialiser attribute of a layer made each of its variables (by the variable's name).
 _INITIALIZERS = {
@@ -216,8 +217,33 @@ def auto_batch_size(size) -> int:
     return int(min(128, max(32, 32 * 224 * 224 // max(h * w, 1))))
 
 
+def _prepare_lite(group, missing, raw_shape: tuple, size: tuple, source_head: bool, seed: int, probe, policy=None):
+    """``{label: (content, outputs, note)}``: the TFLite extractors of ``group``'s candidates named in
+    ``missing``, converted from one build where they can share it (`convert_extractor`)."""
+    from tfxfer.transfer.lite_extractor import convert_extractor
+
+    if policy is not None:
+        import keras
+
+        keras.config.set_dtype_policy(policy)
+    out, model, shareable = {}, None, False
+    for candidate in group:
+        if candidate.label not in missing:
+            continue
+        if model is None or not shareable:
+            model, with_probs, note = _build(candidate, (*size, raw_shape[-1]), source_head)
+            shareable = with_probs or not (source_head and candidate.spec.has_imagenet_head)
+        if candidate.weights is None and not reinitialize(model, seed):
+            fresh = _build(candidate, (*size, raw_shape[-1]), source_head)[0]
+            model.set_weights(fresh.get_weights())
+            del fresh
+        content, outputs = convert_extractor(model, probe)
+        out[candidate.label] = (content, outputs, note)
+    return out
+
+
 def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch_size: int | None = None,
-                       source_head: bool = True, seed: int = 0, on_done=None) -> dict:
+                       source_head: bool = True, seed: int = 0, on_done=None, extractor_cache=None) -> dict:
     """Features of every candidate on raw-pixel ``images`` (N, H, W, C), built and traced once per
     (backbone, input size).
 
@@ -230,6 +256,10 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
         source_head: also return the ImageNet head's probabilities where the backbone has one.
         seed: seed of random-weights candidates (`reinitialize`).
         on_done: optional ``on_done(candidate, features, seconds)`` called as each candidate finishes.
+        extractor_cache: optional `tfxfer.transfer.cache.RankingCache`: features are then computed by
+            each candidate's float32 TFLite extractor (`tfxfer.transfer.lite_extractor`), loaded from
+            the cache or converted once (one build per shared model) and stored there; a candidate
+            whose extractor does not convert falls back to the Keras model.
 
     Returns:
         ``{label: (CandidateFeatures, seconds)}``; seconds: wall time since the previous candidate
@@ -244,31 +274,73 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
     sizes = [tuple(c.input_size or input_size or c.spec.input_size) for c in candidates]
     size_of = {c.label: s for c, s in zip(candidates, sizes)}
     raw_shape = tuple(int(v) for v in images.shape[1:])
+    keys, stored = {}, {}
+    if extractor_cache is not None:
+        for c in candidates:
+            keys[c.label] = extractor_cache.extractor_key(c.spec.name, c.weights, input_size=size_of[c.label],
+                                                          channels=raw_shape[-1], source_head=source_head, seed=seed)
+            stored[c.label] = extractor_cache.get_extractor(keys[c.label])
+    resized = {}
+
+    def images_at(size):
+        if size not in resized:
+            resized[size] = np.concatenate([resize_batch(images[i:i + 256], size) for i in range(0, len(images), 256)])
+        return resized[size]
+
     out = {}
     logger = logging.getLogger("tensorflow")
     level = logger.level
     logger.setLevel(logging.ERROR)
     groups = _groups(candidates, sizes)
-    pool = None
-    if _OVERLAP and len(groups) > 1:
+    missing = {id(g): [c.label for c in g if stored.get(c.label) is None] for g in groups}
+    to_build = [g for g in groups if extractor_cache is None or missing[id(g)]]
+    pool = policy = None
+    if _OVERLAP and len(to_build) > 1:
         import keras
 
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfxfer-extract")
         policy = keras.config.dtype_policy()
-    try:
-        def prepare(group):
-            twin = any(c.weights is None for c in group)
-            args = (group[0], raw_shape, size_of[group[0].label], source_head)
-            if pool is None:
-                return _Ready(_prepare(*args, draw_seed=seed if twin else None))
-            return pool.submit(_prepare, *args, policy, seed if twin else None)
 
-        ahead = prepare(groups[0]) if groups else None
+    def prepare(group):
+        """What the main loop needs for ``group``: Keras model and trace, or its TFLite extractors."""
+        size = size_of[group[0].label]
+        if extractor_cache is not None:
+            args = (group, missing[id(group)], raw_shape, size, source_head, seed, images_at(size)[:4])
+            return _Ready.of(_prepare_lite, *args) if pool is None else pool.submit(_prepare_lite, *args, policy)
+        twin = seed if any(c.weights is None for c in group) else None
+        args = (group[0], raw_shape, size, source_head)
+        return _Ready.of(_prepare, *args, draw_seed=twin) if pool is None else pool.submit(_prepare, *args, policy, twin)
+
+    try:
+        ahead = {id(to_build[0]): prepare(to_build[0])} if to_build else {}
         start = time.perf_counter()
-        for index, group in enumerate(groups):
+        for group in groups:
             size = size_of[group[0].label]
-            model, forward, with_probs, note, draw = ahead.result()
-            ahead = prepare(groups[index + 1]) if index + 1 < len(groups) else None
+            prepared = None
+            if id(group) in ahead:
+                try:
+                    prepared = ahead.pop(id(group)).result()
+                except ExportError:
+                    prepared = None  # an extractor that does not convert: this group runs in Keras
+                position = next(i for i, g in enumerate(to_build) if g is group)
+                if position + 1 < len(to_build):
+                    ahead[id(to_build[position + 1])] = prepare(to_build[position + 1])
+            if extractor_cache is not None and (prepared is not None or not missing[id(group)]):
+                for candidate in group:
+                    entry = stored.get(candidate.label)
+                    if entry is None:
+                        entry = prepared[candidate.label]
+                        extractor_cache.put_extractor(keys[candidate.label], *entry)
+                    content, outputs, note = entry
+                    features, probs = LiteExtractor(content, outputs).run(
+                        images_at(size), batch_size or auto_batch_size(size))
+                    feats = CandidateFeatures(features=features, source_probs=probs, note=note)
+                    start = _done(out, candidate, feats, start, on_done)
+                continue
+            if prepared is None:  # an extractor that did not convert: the Keras model, built and traced here
+                prepared = _prepare(group[0], raw_shape, size, source_head,
+                                    draw_seed=seed if any(c.weights is None for c in group) else None)
+            model, forward, with_probs, note, draw = prepared
             # a random twin shares the model unless the pretrained one lost its ImageNet head (weights
             # that cannot load offline, a headless local file): the twin still has one
             shareable = with_probs or not (source_head and group[0].spec.has_imagenet_head)
@@ -286,11 +358,7 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
                     model.set_weights(fresh.get_weights())
                     del fresh
                 feats = _run(forward, images, batch_size or auto_batch_size(size), note, with_probs)
-                seconds = time.perf_counter() - start
-                out[candidate.label] = (feats, seconds)
-                if on_done is not None:
-                    on_done(candidate, feats, seconds)
-                start = time.perf_counter()
+                start = _done(out, candidate, feats, start, on_done)
             del model, forward
     finally:
         if pool is not None:
@@ -299,11 +367,30 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
     return {c.label: out[c.label] for c in candidates}
 
 
-class _Ready:
-    """A finished result with a future's ``result()`` (the single-thread path)."""
+def _done(out: dict, candidate, feats, start: float, on_done) -> float:
+    """Record ``candidate``'s features and call ``on_done``; returns the next candidate's start time."""
+    seconds = time.perf_counter() - start
+    out[candidate.label] = (feats, seconds)
+    if on_done is not None:
+        on_done(candidate, feats, seconds)
+    return time.perf_counter()
 
-    def __init__(self, value):
-        self.value = value
+
+class _Ready:
+    """A call made now, with a future's ``result()`` (the single-thread path): its value, or its
+    exception raised again."""
+
+    def __init__(self, value=None, error: BaseException | None = None):
+        self.value, self.error = value, error
+
+    @classmethod
+    def of(cls, fn, *args, **kwargs) -> _Ready:
+        try:
+            return cls(fn(*args, **kwargs))
+        except Exception as exc:  # raised again by result(), as a future would
+            return cls(error=exc)
 
     def result(self):
+        if self.error is not None:
+            raise self.error
         return self.value

@@ -328,7 +328,7 @@ def rank_backbones(
             pending = []
             try:
                 extract_candidates(to_extract, images, input_size=input_size, batch_size=batch_size,
-                                   source_head=source_head, seed=seed,
+                                   source_head=source_head, seed=seed, extractor_cache=cache,
                                    on_done=lambda *args: pending.append(scorer.submit(store_and_finish, *args)))
             finally:
                 for future in pending:

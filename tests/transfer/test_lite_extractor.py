@@ -1,0 +1,72 @@
+"""Ranking's TFLite extractors: the same features as the Keras model, converted once per
+(backbone, weights, input size) into the ranking cache, loaded without a Keras build afterwards,
+and a Keras fallback where a file does not convert or reproduce its model."""
+
+import os
+
+import numpy as np
+import pytest
+
+import tfxfer.transfer.feature_pass as fp
+import tfxfer.transfer.lite_extractor as le
+from tfxfer.errors import ArgumentError, ExportError
+from tfxfer.transfer import Candidate
+from tfxfer.transfer.cache import RankingCache
+from tfxfer.transfer.feature_pass import extract_candidates
+
+PAIR = (Candidate("efficientnet_lite0"), Candidate("efficientnet_lite0", weights=None))
+
+
+def _close(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max()) + 1e-7)
+
+
+def test_extractors_match_keras_and_load_without_a_build(bright_dark_images, tmp_path, monkeypatch):
+    x = bright_dark_images[0][:10]
+    keras_path = extract_candidates(PAIR, x, input_size=(32, 32))
+    cache = RankingCache(tmp_path)
+    first = extract_candidates(PAIR, x, input_size=(32, 32), extractor_cache=cache)
+    assert len([f for f in os.listdir(tmp_path / "extractors") if f.endswith(".tflite")]) == 2
+    monkeypatch.setattr(fp, "_build", lambda *a, **k: pytest.fail("a Keras model was built"))
+    second = extract_candidates(PAIR, x, input_size=(32, 32), extractor_cache=cache)
+    for c in PAIR:
+        _close(first[c.label][0].features, keras_path[c.label][0].features)
+        _close(first[c.label][0].source_probs, keras_path[c.label][0].source_probs)
+        np.testing.assert_array_equal(first[c.label][0].features, second[c.label][0].features)
+    assert not np.allclose(first[PAIR[0].label][0].features, first[PAIR[1].label][0].features)
+
+
+def test_an_extractor_that_does_not_convert_falls_back_to_keras(bright_dark_images, tmp_path, monkeypatch):
+    def refuse(model, probe):
+        raise ExportError("no TFLite for this one")
+
+    monkeypatch.setattr(le, "convert_extractor", refuse)
+    x = bright_dark_images[0][:6]
+    out = extract_candidates(PAIR[1:], x, input_size=(32, 32), extractor_cache=RankingCache(tmp_path))
+    reference = extract_candidates(PAIR[1:], x, input_size=(32, 32))
+    np.testing.assert_array_equal(out[PAIR[1].label][0].features, reference[PAIR[1].label][0].features)
+    assert not os.path.isdir(tmp_path / "extractors")  # nothing stored
+
+
+def test_a_damaged_extractor_is_a_miss_and_is_rewritten(bright_dark_images, tmp_path):
+    x = bright_dark_images[0][:6]
+    cache = RankingCache(tmp_path)
+    first = extract_candidates(PAIR[1:], x, input_size=(32, 32), extractor_cache=cache)
+    (path,) = [tmp_path / "extractors" / f for f in os.listdir(tmp_path / "extractors") if f.endswith(".tflite")]
+    path.write_bytes(path.read_bytes()[:100])
+    again = extract_candidates(PAIR[1:], x, input_size=(32, 32), extractor_cache=cache)
+    np.testing.assert_array_equal(first[PAIR[1].label][0].features, again[PAIR[1].label][0].features)
+    assert path.stat().st_size > 1000
+
+
+def test_a_file_that_does_not_reproduce_its_model_is_refused(monkeypatch):
+    import keras
+
+    inputs = keras.Input((6, 6, 1))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(3, 3)(inputs)))
+    probe = np.random.default_rng(0).uniform(0, 255, (2, 6, 6, 1)).astype("float32")
+    monkeypatch.setattr(le, "TOLERANCE", -1.0)  # nothing can be close enough
+    with pytest.raises(ExportError, match="does not reproduce its output 0"):
+        le.convert_extractor(model, probe)
+    with pytest.raises(ArgumentError, match="probe"):
+        le.convert_extractor(model, probe[0])

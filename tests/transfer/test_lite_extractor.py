@@ -37,7 +37,7 @@ def test_extractors_match_keras_and_load_without_a_build(bright_dark_images, tmp
 
 
 def test_an_extractor_that_does_not_convert_falls_back_to_keras(bright_dark_images, tmp_path, monkeypatch):
-    def refuse(model, probe):
+    def refuse(*args):
         raise ExportError("no TFLite for this one")
 
     monkeypatch.setattr(le, "convert_extractor", refuse)

@@ -220,7 +220,7 @@ def auto_batch_size(size) -> int:
 def _prepare_lite(group, missing, raw_shape: tuple, size: tuple, source_head: bool, seed: int, probe, policy=None):
     """``{label: (content, outputs, note)}``: the TFLite extractors of ``group``'s candidates named in
     ``missing``, converted from one build where they can share it (`convert_extractor`)."""
-    from tfxfer.transfer.lite_extractor import convert_extractor
+    from tfxfer.transfer.lite_extractor import convert_extractor, trace_extractor
 
     if policy is not None:
         import keras
@@ -233,11 +233,17 @@ def _prepare_lite(group, missing, raw_shape: tuple, size: tuple, source_head: bo
         if model is None or not shareable:
             model, with_probs, note = _build(candidate, (*size, raw_shape[-1]), source_head)
             shareable = with_probs or not (source_head and candidate.spec.has_imagenet_head)
+            traced = None
         if candidate.weights is None and not reinitialize(model, seed):
             fresh = _build(candidate, (*size, raw_shape[-1]), source_head)[0]
             model.set_weights(fresh.get_weights())
             del fresh
-        content, outputs = convert_extractor(model, probe)
+        if traced is None:  # one trace per build; the twin's weights are frozen from the same trace
+            try:
+                traced = trace_extractor(model, probe.shape[1:])
+            except Exception as exc:
+                raise ExportError(f"the extractor of {candidate.label!r} could not be traced: {exc}") from None
+        content, outputs = convert_extractor(model, probe, traced)
         out[candidate.label] = (content, outputs, note)
     return out
 

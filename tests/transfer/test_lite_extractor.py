@@ -70,3 +70,23 @@ def test_a_file_that_does_not_reproduce_its_model_is_refused(monkeypatch):
         le.convert_extractor(model, probe)
     with pytest.raises(ArgumentError, match="probe"):
         le.convert_extractor(model, probe[0])
+
+
+def test_rank_backbones_converts_only_when_asked_and_then_reuses_the_extractors(bright_dark_images, tmp_path,
+                                                                                  monkeypatch):
+    from tfxfer.transfer import rank_backbones
+
+    x, y = bright_dark_images
+    kwargs = dict(input_size=(32, 32), scores=("logme",), measure_cost=False, verbose=0, cache_dir=tmp_path)
+    plain = rank_backbones((x, y), ["mobilenet_v2:random"], **kwargs).to_rows()[0]
+    assert not os.path.isdir(tmp_path / "extractors")  # off by default: the first ranking pays nothing extra
+    (tmp_path / "features").rename(tmp_path / "features_old")  # new data, as far as the cache can tell
+    converted = rank_backbones((x, y), ["mobilenet_v2:random"], convert_extractors=True, **kwargs).to_rows()[0]
+    assert os.listdir(tmp_path / "extractors")
+    assert converted["logme"] == pytest.approx(plain["logme"], rel=1e-3)
+    import shutil
+
+    shutil.rmtree(tmp_path / "features")
+    monkeypatch.setattr(fp, "_build", lambda *a, **k: pytest.fail("a Keras model was built"))
+    reused = rank_backbones((x, y), ["mobilenet_v2:random"], **kwargs).to_rows()[0]  # default: used, not converted
+    assert reused["logme"] == converted["logme"] and not reused["features_cached"]

@@ -45,6 +45,9 @@ def add_parser(sub) -> None:
     p.add_argument("--cache", metavar="DIR", help="where features and int8 size / latency are kept between rankings "
                    "(images; default $TFXFER_CACHE_DIR/ranking, else ~/.cache/tfxfer/ranking)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the ranking cache")
+    p.add_argument("--convert-extractors", action="store_true", help="images: also keep each candidate's feature "
+                   "extractor in the cache as a float32 TFLite file (about 5 s per candidate, once); later rankings "
+                   "of those candidates build no Keras model")
     p.add_argument("--weights-dir", metavar="DIR", help="locally supplied ImageNet weights for any catalog backbone: "
                    "NAME.weights.h5, NAME.h5, NAME_notop.weights.h5 or NAME_notop.h5 (default $TFXFER_WEIGHTS_DIR); "
                    "a file with the ImageNet classifier also gives LEEP/NCE")
@@ -158,6 +161,7 @@ def cmd_rank(args) -> int:
     result = rank_backbones((x, y), candidates, input_size=size, budget=_budget(args),
                             measure_cost=not args.no_cost, max_samples=args.max_samples,
                             max_per_class=args.max_per_class or None, cache_dir=cache_dir(args),
+                            convert_extractors=args.convert_extractors,
                             verbose=1 if verbosity(args) else 0)
     if not args.json:
         print(result.to_markdown())

@@ -249,7 +249,8 @@ def _prepare_lite(group, missing, raw_shape: tuple, size: tuple, source_head: bo
 
 
 def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch_size: int | None = None,
-                       source_head: bool = True, seed: int = 0, on_done=None, extractor_cache=None) -> dict:
+                       source_head: bool = True, seed: int = 0, on_done=None, extractor_cache=None,
+                       convert_extractors: bool = True) -> dict:
     """Features of every candidate on raw-pixel ``images`` (N, H, W, C), built and traced once per
     (backbone, input size).
 
@@ -266,6 +267,9 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
             each candidate's float32 TFLite extractor (`tfxfer.transfer.lite_extractor`), loaded from
             the cache or converted once (one build per shared model) and stored there; a candidate
             whose extractor does not convert falls back to the Keras model.
+        convert_extractors: with ``extractor_cache``, convert and store the extractors it lacks (about
+            5 s per candidate for EfficientNet-Lite, once); False: use those it holds, and run the
+            Keras model for a shared model whose extractors are not all there.
 
     Returns:
         ``{label: (CandidateFeatures, seconds)}``; seconds: wall time since the previous candidate
@@ -300,6 +304,7 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
     groups = _groups(candidates, sizes)
     missing = {id(g): [c.label for c in g if stored.get(c.label) is None] for g in groups}
     to_build = [g for g in groups if extractor_cache is None or missing[id(g)]]
+    lite = {id(g): extractor_cache is not None and (convert_extractors or not missing[id(g)]) for g in groups}
     pool = policy = None
     if _OVERLAP and len(to_build) > 1:
         import keras
@@ -310,7 +315,7 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
     def prepare(group):
         """What the main loop needs for ``group``: Keras model and trace, or its TFLite extractors."""
         size = size_of[group[0].label]
-        if extractor_cache is not None:
+        if lite[id(group)]:
             args = (group, missing[id(group)], raw_shape, size, source_head, seed, images_at(size)[:4])
             return _Ready.of(_prepare_lite, *args) if pool is None else pool.submit(_prepare_lite, *args, policy)
         twin = seed if any(c.weights is None for c in group) else None
@@ -331,7 +336,7 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
                 position = next(i for i, g in enumerate(to_build) if g is group)
                 if position + 1 < len(to_build):
                     ahead[id(to_build[position + 1])] = prepare(to_build[position + 1])
-            if extractor_cache is not None and (prepared is not None or not missing[id(group)]):
+            if lite[id(group)] and (prepared is not None or not missing[id(group)]):
                 for candidate in group:
                     entry = stored.get(candidate.label)
                     if entry is None:

@@ -160,23 +160,31 @@ def test_label_shift_step_uses_validation_never_the_held_out_split():
     assert "no source validation split" in _label_shift(_ctx(), _softmax_model(), without_val, target)
 
 
-def test_image_recipe_adapts_with_coral_input_and_keeps_a_plain_model(image_folder, tmp_path):
-    from tfxfer.recipes import run_pipeline
-    from tfxfer.reliability import load_model
+def test_coral_input_step_retrains_the_head_on_recoloured_source_features():
+    import keras
 
-    target = _shifted_copy(image_folder, tmp_path / "target")
-    cfg = load_config(recipe("quick"), overrides=tiny_overrides(image_folder, extra=[
-        "adapt.method=coral_input", f"adapt.target={target}", "adapt.epochs=2", "adapt.shift=false"]))
-    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
-    record = json.load(open(os.path.join(result.run_dir, "adaptation.json")))
-    assert set(record) == RECORD_KEYS and record["method"] == "coral_input"
-    assert set(record["adapted"]) == {"accuracy", "macro_f1", "ece"}
-    notes = json.load(open(os.path.join(result.run_dir, "stages", "finetune.json")))["outputs"]["adapt"]["notes"]
-    assert any(n.startswith("coral_input: head retrained 2 epoch(s)") for n in notes), notes
-    model = load_model(os.path.join(result.run_dir, "model", "model.keras"), compile=False)
-    names = {layer.name for layer in model._flatten_layers(include_self=False, recursive=True)}
-    assert not {n for n in names if "coral" in n}, names  # nothing of the adaptation stays in the model
-    assert result.gate_passed and os.path.isfile(result.tflite)
+    from tfxfer.adapt import fit_coral_map
+    from tfxfer.recipes.adapt_stages import _coral_input, _Domain
+    from tfxfer.train.head import extract_features
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 3))
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="predictions")(pooled))
+    rng = np.random.default_rng(0)
+    x_source = rng.uniform(0, 1, (40, 6, 6, 3)).astype("float32")
+    x_target = (x_source * 3.0 + 1.0).astype("float32")  # another scale and offset: a covariate shift
+    y_source = np.arange(40) % 2
+    conv_before, head_before = model.get_layer("conv").get_weights(), model.get_layer("predictions").get_weights()
+    source = _Domain(x_source, y_source, None, None, ["a", "b"])
+    note = _coral_input(_ctx(), model, source, _Domain(x_target, None, None, None, ["a", "b"]), 0.01)
+    assert note.startswith("coral_input: head retrained 3 epoch(s) at lr 0.01 on 40 source features")
+    for a, b in zip(conv_before, model.get_layer("conv").get_weights()):
+        np.testing.assert_array_equal(a, b)  # the backbone is untouched: only the head is trained
+    assert not np.allclose(head_before[0], model.get_layer("predictions").get_weights()[0])
+    assert [type(layer).__name__ for layer in model.layers][-1] == "Dense"  # nothing of CORAL stays in the model
+    source_features = extract_features(model, x_source)[0]
+    assert fit_coral_map(source_features, extract_features(model, x_target)[0]).dim == 4
 
 
 def test_new_adapt_methods_are_accepted_and_label_shift_is_open_to_text():

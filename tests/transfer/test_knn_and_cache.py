@@ -100,9 +100,11 @@ def test_cache_dir_bad_values(tiny_specs, bright_dark_images):
 
 def test_docstring_examples_run():
     import tfxfer.transfer.cache as cache
+    import tfxfer.transfer.feature_pass as feature_pass
+    import tfxfer.transfer.lite_extractor as lite_extractor
     import tfxfer.transfer.scores as scores
 
-    for module in (cache, scores):
+    for module in (cache, scores, lite_extractor, feature_pass):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
         assert result.attempted > 0 and not result.failed, module.__name__
 

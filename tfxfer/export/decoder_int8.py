@@ -111,16 +111,7 @@ def int8_block_weights(model_content: bytes, *, block: int = 32, scheme: str = "
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_content))
     fc, gather = fb.BuiltinOperator.FULLY_CONNECTED, fb.BuiltinOperator.GATHER
     code_of = [c.builtinCode for c in model.operatorCodes]
-    uses = {}  # float32 weight buffer -> [(graph, op, input position)]; signatures share buffers
-    for graph in model.subgraphs:
-        for op in graph.operators:
-            for pos, index in enumerate(op.inputs):
-                tensor = graph.tensors[index] if index >= 0 else None
-                if (tensor is None or tensor.type != fb.TensorType.FLOAT32 or len(tensor.shape) != 2
-                        or model.buffers[tensor.buffer].data is None
-                        or len(model.buffers[tensor.buffer].data) < 4 * min_elements):
-                    continue
-                uses.setdefault(tensor.buffer, []).append((graph, op, pos))
+    uses = weight_uses(model, min_elements)
     first = {id(graph): [] for graph in model.subgraphs}  # DEQUANTIZE ops (of constants: run once, at load)
     replaced = {}  # id(op) -> the ops computing its output from the int8 blocks
     shared = {}  # (id(graph), kind, cols, block) -> index of a constant tensor shared by several ops
@@ -184,6 +175,25 @@ def int8_block_weights(model_content: bytes, *, block: int = 32, scheme: str = "
             ordered.extend(replaced.get(id(op), [op]))
         graph.operators = ordered
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def weight_uses(model, min_elements: int) -> dict:
+    """``{buffer index: [(graph, op, input position)]}``: every constant float32 matrix of at least
+    ``min_elements`` values in a TFLite object-API ``model``, with the ops reading it (the
+    signatures of a decoder file share buffers)."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    uses = {}
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            for pos, index in enumerate(op.inputs):
+                tensor = graph.tensors[index] if index >= 0 else None
+                if (tensor is None or tensor.type != fb.TensorType.FLOAT32 or len(tensor.shape) != 2
+                        or model.buffers[tensor.buffer].data is None
+                        or len(model.buffers[tensor.buffer].data) < 4 * min_elements):
+                    continue
+                uses.setdefault(tensor.buffer, []).append((graph, op, pos))
+    return uses
 
 
 def _plain(fb, code, op, pos) -> bool:

@@ -170,24 +170,16 @@ def int8_weights(model_content: bytes, *, hybrid: str = "none", embedding: bool 
     from tensorflow.lite.python import schema_py_generated as fb
     from tensorflow.lite.tools import flatbuffer_utils
 
+    from tfxfer.export.decoder_int8 import weight_uses
+
     if hybrid not in HYBRID:
         raise ArgumentError("hybrid", hybrid, f"must be one of {HYBRID}")
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_content))
     fc, gather = fb.BuiltinOperator.FULLY_CONNECTED, fb.BuiltinOperator.GATHER
     code_of = [c.builtinCode for c in model.operatorCodes]
-    uses = {}  # float32 weight buffer -> [(graph, op, input position)]; signatures share buffers
-    vocabulary = set()
-    for graph in model.subgraphs:
-        for op in graph.operators:
-            if code_of[op.opcodeIndex] == gather:
-                vocabulary.add(int(graph.tensors[op.inputs[0]].shape[0]))
-            for pos, index in enumerate(op.inputs):
-                tensor = graph.tensors[index] if index >= 0 else None
-                if (tensor is None or tensor.type != fb.TensorType.FLOAT32 or len(tensor.shape) != 2
-                        or model.buffers[tensor.buffer].data is None
-                        or len(model.buffers[tensor.buffer].data) < 4 * min_elements):
-                    continue
-                uses.setdefault(tensor.buffer, []).append((graph, op, pos))
+    uses = weight_uses(model, min_elements)  # float32 weight buffer -> [(graph, op, input position)]
+    vocabulary = {int(graph.tensors[op.inputs[0]].shape[0]) for graph in model.subgraphs
+                  for op in graph.operators if code_of[op.opcodeIndex] == gather}
     dequantize_ops = {id(graph): [] for graph in model.subgraphs}
     for buffer_index, consumers in uses.items():
         if not {(code_of[op.opcodeIndex], pos) for _, op, pos in consumers} <= {(fc, 1), (gather, 0)}:

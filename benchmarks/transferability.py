@@ -97,7 +97,7 @@ def kendall(a, b):
     return None if np.isnan(tau) else float(tau)
 
 
-CONVERT_EXTRACTORS = False  # --convert-extractors: the cold ranking also keeps TFLite extractors in the cache
+CONVERT_EXTRACTORS = None  # rank_backbones' default; --[no-]convert-extractors: True / False
 
 
 def timed_ranking(candidates, data, size, cache_dir, keep_features=False, **options):
@@ -191,13 +191,14 @@ def main(argv=None):
     parser.add_argument("--also-per-class", type=int, nargs="*", default=[25],
                         help="also time a costs-cached ranking at these max_per_class values (tau and ratio beside "
                         "the default's)")
-    parser.add_argument("--convert-extractors", action="store_true",
-                        help="rank_backbones(convert_extractors=True): the cold ranking converts each candidate's "
-                        "TFLite extractor into the cache, and every later ranking runs them in LiteRT")
+    parser.add_argument("--convert-extractors", action=argparse.BooleanOptionalAction, default=None,
+                        help="rank_backbones(convert_extractors=...); default: its own default (None: the cold ranking "
+                        "converts the extractors of backbones up to 25M parameters into the cache, and later rankings "
+                        "run them in LiteRT); --no-convert-extractors: every ranking runs in TensorFlow")
     parser.add_argument("--result-name", help="results/<name>.json (default transferability[_<dataset>])")
     args = parser.parse_args(argv)
     global CONVERT_EXTRACTORS
-    CONVERT_EXTRACTORS = bool(args.convert_extractors)
+    CONVERT_EXTRACTORS = args.convert_extractors
     if args.dataset != "animal_mnist" and args.finetune_json.endswith("transferability_finetune.json"):
         args.finetune_json = args.finetune_json.replace("transferability_finetune", f"transferability_{args.dataset}_finetune")
 
@@ -311,7 +312,7 @@ def main(argv=None):
         "ranking_sample": {k: v for k, v in sample.items() if k != "indices"},
         "ranking_sample_indices": sample.get("indices"),
         "ranking_options": options or "rank_backbones defaults",
-        "convert_extractors": bool(args.convert_extractors),
+        "convert_extractors": args.convert_extractors,
         "ranking_cold_s": cold_s, "ranking_costs_cached_s": new_data_s, "ranking_all_cached_s": repeat_s,
         "ranking_costs_cached_between_finetunes_s": interleaved or None,
         "ranking_cold_parts_s": {k: ranking.timings[k] for k in ("extract_s", "cost_s", "score_s")},

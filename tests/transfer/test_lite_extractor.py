@@ -9,7 +9,7 @@ import pytest
 
 import tfxfer.transfer.feature_pass as fp
 import tfxfer.transfer.lite_extractor as le
-from tfxfer.errors import ArgumentError, ExportError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, ExportError
 from tfxfer.transfer import Candidate
 from tfxfer.transfer.cache import RankingCache
 from tfxfer.transfer.feature_pass import extract_candidates
@@ -71,21 +71,29 @@ def test_a_file_that_does_not_reproduce_its_model_is_refused(monkeypatch):
         le.convert_extractor(model, probe[0])
 
 
-def test_rank_backbones_converts_only_when_asked_and_then_reuses_the_extractors(bright_dark_images, tmp_path,
-                                                                                  monkeypatch):
+def test_rank_backbones_converts_small_backbones_by_default_and_then_reuses_the_extractors(
+        bright_dark_images, tmp_path, monkeypatch):
+    import shutil
+
     from tfxfer.transfer import rank_backbones
+    from tfxfer.transfer import ranking
 
     x, y = bright_dark_images
     kwargs = dict(input_size=(32, 32), scores=("logme",), measure_cost=False, verbose=0, cache_dir=tmp_path)
-    plain = rank_backbones((x, y), ["mobilenet_v2:random"], **kwargs).to_rows()[0]
-    assert not os.path.isdir(tmp_path / "extractors")  # off by default: the first ranking pays nothing extra
-    (tmp_path / "features").rename(tmp_path / "features_old")  # new data, as far as the cache can tell
-    converted = rank_backbones((x, y), ["mobilenet_v2:random"], convert_extractors=True, **kwargs).to_rows()[0]
+    plain = rank_backbones((x, y), ["mobilenet_v2:random"], convert_extractors=False, **kwargs).to_rows()[0]
+    assert not os.path.isdir(tmp_path / "extractors")  # False: rankings run in TensorFlow, nothing converted
+    shutil.rmtree(tmp_path / "features")  # new data, as far as the cache can tell
+    monkeypatch.setattr(ranking, "AUTO_CONVERT_MAX_PARAMS", 1_000_000)  # mobilenet_v2 has 2.26M: too large
+    rank_backbones((x, y), ["mobilenet_v2:random"], **kwargs)
+    assert not os.path.isdir(tmp_path / "extractors")
+    monkeypatch.undo()
+    shutil.rmtree(tmp_path / "features")
+    converted = rank_backbones((x, y), ["mobilenet_v2:random"], **kwargs).to_rows()[0]  # default: small, converted
     assert os.listdir(tmp_path / "extractors")
     assert converted["logme"] == pytest.approx(plain["logme"], rel=1e-3)
-    import shutil
-
     shutil.rmtree(tmp_path / "features")
     monkeypatch.setattr(fp, "_build", lambda *a, **k: pytest.fail("a Keras model was built"))
-    reused = rank_backbones((x, y), ["mobilenet_v2:random"], **kwargs).to_rows()[0]  # default: used, not converted
-    assert reused["logme"] == converted["logme"] and not reused["features_cached"]
+    reused = rank_backbones((x, y), ["mobilenet_v2:random"], convert_extractors=False, **kwargs).to_rows()[0]
+    assert reused["logme"] == converted["logme"] and not reused["features_cached"]  # held ones are always used
+    with pytest.raises(ArgumentTypeError, match="convert_extractors"):
+        rank_backbones((x, y), ["mobilenet_v2:random"], convert_extractors="yes", **kwargs)

@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import argparse
+
 from tfxfer.cli.common import (EXIT_OK, add_json, add_verbosity, check_data_argument, check_recipe_names, emit_json,
                                import_tensorflow, say, verbosity)
 from tfxfer.errors import ArgumentError
@@ -45,9 +47,10 @@ def add_parser(sub) -> None:
     p.add_argument("--cache", metavar="DIR", help="where features and int8 size / latency are kept between rankings "
                    "(images; default $TFXFER_CACHE_DIR/ranking, else ~/.cache/tfxfer/ranking)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the ranking cache")
-    p.add_argument("--convert-extractors", action="store_true", help="images: also keep each candidate's feature "
-                   "extractor in the cache as a float32 TFLite file (about 5 s per candidate, once); later rankings "
-                   "of those candidates build no Keras model")
+    p.add_argument("--convert-extractors", action=argparse.BooleanOptionalAction, default=None,
+                   help="images: keep each candidate's feature extractor in the cache as a float32 TFLite file "
+                   "(a few seconds per candidate, once), so later rankings run in LiteRT and build no Keras model; "
+                   "default: for backbones of up to 25M parameters")
     p.add_argument("--weights-dir", metavar="DIR", help="locally supplied ImageNet weights for any catalog backbone: "
                    "NAME.weights.h5, NAME.h5, NAME_notop.weights.h5 or NAME_notop.h5 (default $TFXFER_WEIGHTS_DIR); "
                    "a file with the ImageNet classifier also gives LEEP/NCE")

@@ -250,7 +250,7 @@ def _prepare_lite(group, missing, raw_shape: tuple, size: tuple, source_head: bo
 
 def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch_size: int | None = None,
                        source_head: bool = True, seed: int = 0, on_done=None, extractor_cache=None,
-                       convert_extractors: bool = True) -> dict:
+                       convert_extractors=True) -> dict:
     """Features of every candidate on raw-pixel ``images`` (N, H, W, C), built and traced once per
     (backbone, input size).
 
@@ -268,8 +268,10 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
             the cache or converted once (one build per shared model) and stored there; a candidate
             whose extractor does not convert falls back to the Keras model.
         convert_extractors: with ``extractor_cache``, convert and store the extractors it lacks (about
-            5 s per candidate for EfficientNet-Lite, once); False: use those it holds, and run the
-            Keras model for a shared model whose extractors are not all there.
+            2-3 s per candidate for EfficientNet-Lite at 64 px, once); False: use those it holds, and
+            run the Keras model for a shared model whose extractors are not all there; a callable
+            ``convert_extractors(candidate) -> bool``: convert for the models whose candidates it
+            accepts (all of a shared model's).
 
     Returns:
         ``{label: (CandidateFeatures, seconds)}``; seconds: wall time since the previous candidate
@@ -304,7 +306,8 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
     groups = _groups(candidates, sizes)
     missing = {id(g): [c.label for c in g if stored.get(c.label) is None] for g in groups}
     to_build = [g for g in groups if extractor_cache is None or missing[id(g)]]
-    lite = {id(g): extractor_cache is not None and (convert_extractors or not missing[id(g)]) for g in groups}
+    convert = convert_extractors if callable(convert_extractors) else lambda candidate: bool(convert_extractors)
+    lite = {id(g): extractor_cache is not None and (all(map(convert, g)) or not missing[id(g)]) for g in groups}
     pool = policy = None
     if _OVERLAP and len(to_build) > 1:
         import keras

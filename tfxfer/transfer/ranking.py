@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, DataError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.transfer._data import ranking_subset, read_image_arrays, single_labels
 from tfxfer.transfer.cache import RankingCache
 from tfxfer.transfer.candidates import Budget, Candidate, as_candidate, check_weights_dir, with_local_weights
@@ -93,6 +93,22 @@ def _score(name, feats, labels, task):
     return leep(feats.source_probs, labels) if name == "leep" else nce(feats.source_probs, labels)
 
 
+#: ``convert_extractors=None`` converts the extractors of backbones up to this many parameters: float32
+#: files up to about 95 MiB in the ranking cache (every MobileNet and EfficientNet-Lite, EfficientNet
+#: B0-B4, DenseNet, ResNet50, InceptionV3, Xception, VGG; not the larger ResNets, ConvNeXt,
+#: InceptionResNetV2, NASNetLarge or EfficientNet B5-B7).
+AUTO_CONVERT_MAX_PARAMS = 25_000_000
+
+
+def _convert_rule(convert_extractors):
+    """`extract_candidates`' ``convert_extractors``: a bool, or for None a per-candidate rule."""
+    if convert_extractors is None:
+        return lambda candidate: (candidate.spec.params or 0) <= AUTO_CONVERT_MAX_PARAMS
+    if not isinstance(convert_extractors, (bool, np.bool_)):
+        raise ArgumentTypeError("convert_extractors", convert_extractors, "True, False or None")
+    return bool(convert_extractors)
+
+
 def rank_backbones(
     data,
     candidates,
@@ -115,7 +131,7 @@ def rank_backbones(
     keep_features: bool = False,
     sequence_length: int | None = None,
     cache_dir=None,
-    convert_extractors: bool = False,
+    convert_extractors: bool | None = None,
     weights_dir=None,
     verbose: int = 1,
 ) -> RankingResult:
@@ -173,11 +189,13 @@ def rank_backbones(
             read from it when present and written to it when computed (images only). Rows say
             what came from it (``features_cached``, ``cost_cached``).
         convert_extractors: with ``cache_dir``, also freeze each candidate's extractor into a float32
-            TFLite file kept in the cache (`tfxfer.transfer.lite_extractor`; about 5 s per candidate
-            for EfficientNet-Lite, once per backbone, weights and input size). Extractors already in
-            the cache are always used: later rankings of those candidates then run in LiteRT and
-            build no Keras model (EfficientNet-Lite at 64 px: about 2x faster on new data). Off by
-            default: the first ranking pays the conversions.
+            TFLite file kept in the cache (`tfxfer.transfer.lite_extractor`; about 2-3 s per candidate
+            for EfficientNet-Lite at 64 px, once per backbone, weights and input size). Extractors
+            already in the cache are always used: later rankings of those candidates run in LiteRT and
+            build no Keras model (six EfficientNet-Lite candidates at 64 px, new data: about 3 s
+            instead of 11 s). None (default): convert backbones of at most
+            `AUTO_CONVERT_MAX_PARAMS` parameters (mobile backbones, where LiteRT gains most and the
+            files are small); True: every candidate; False: none (rankings run in TensorFlow).
         weights_dir: a folder of locally supplied ImageNet weights, so any catalog backbone ranks
             offline: a candidate with "imagenet" weights whose backbone downloads them (Keras
             Applications) reads ``<name>.weights.h5`` / ``<name>.h5`` / ``<name>_notop.weights.h5``
@@ -197,6 +215,7 @@ def rank_backbones(
     """
     wall = time.perf_counter()
     scores, primary = _check_options(scores, primary, cost_axis, task, max_samples, max_per_class, batch_size)
+    convert_rule = _convert_rule(convert_extractors)
     budget = Budget.coerce(budget)
     if is_text_data(data):
         if cache_dir is not None:
@@ -336,7 +355,7 @@ def rank_backbones(
             try:
                 extract_candidates(to_extract, images, input_size=input_size, batch_size=batch_size,
                                    source_head=source_head, seed=seed, extractor_cache=cache,
-                                   convert_extractors=bool(convert_extractors),
+                                   convert_extractors=convert_rule,
                                    on_done=lambda *args: pending.append(scorer.submit(store_and_finish, *args)))
             finally:
                 for future in pending:

@@ -39,7 +39,10 @@ def row_from_manifest(run_dir: str) -> dict:
            "wall_min": round(manifest["wall_s"] / 60.0, 2),
            **{k: metrics[k] for k in HEADLINE if metrics.get(k) is not None},
            "delivered": variant, "size_kib": shipped.get("size_kib"), "latency_ms": shipped.get("latency_ms"),
-           "accuracy_file": shipped.get("accuracy_file"), "gate_passed": gate.get("passed")}
+           "accuracy_file": shipped.get("accuracy_file"), "gate_passed": gate.get("passed"),
+           # the gate judges the file against the Keras model on the same held-out examples (image recipes:
+           # validation + test; text: test), so these two compare like with like; "accuracy" is the test split's
+           "accuracy_keras_gate_set": shipped.get("accuracy_keras"), "top1_agreement": shipped.get("top1_agreement")}
     return row
 
 
@@ -77,7 +80,7 @@ def main(argv=None):
     order = ["quick", "image_classification", "edge", "text_classification", "ner"]
     rows.sort(key=lambda r: order.index(r["recipe"]) if r["recipe"] in order else len(order))
     columns = ["recipe", "status", "wall_min", *HEADLINE, "delivered", "size_kib", "latency_ms", "accuracy_file",
-               "gate_passed"]
+               "accuracy_keras_gate_set", "top1_agreement", "gate_passed"]
     print_table(rows, [c for c in columns if any(c in r for r in rows)])
     write_result("recipes", rows, {"recipes": [r["recipe"] for r in rows],
                                    "note": "wall times on this machine; see each row's source and date"})

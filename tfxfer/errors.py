@@ -120,6 +120,20 @@ class ConfigError(TfxferError, ValueError):
     """A recipe or configuration file is invalid."""
 
 
+class WeightsUnavailableError(TfxferError, OSError):
+    """Pretrained weights could not be downloaded (no network, a failed fetch); the message says how
+    to supply them from a local file instead."""
+
+    def __init__(self, backbone: str, cause: BaseException):
+        self.backbone = backbone
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        super().__init__(
+            f"ImageNet weights for backbone {backbone!r} could not be downloaded ({reason[:300]}). Offline, pass "
+            "the weights file as weights=PATH (tfxfer rank: --weights-dir DIR), or use weights=None for a "
+            "random initialisation"
+        )
+
+
 class MissingDependencyError(TfxferError, ImportError):
     """An optional dependency is missing; the message carries the exact install command."""
 

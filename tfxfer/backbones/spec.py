@@ -30,7 +30,7 @@ from typing import Callable
 
 import keras
 
-from tfxfer.errors import ArgumentError, ModelError
+from tfxfer.errors import ArgumentError, ModelError, WeightsUnavailableError
 
 Builder = Callable[[tuple, "str | None"], keras.Model]
 
@@ -93,7 +93,12 @@ class BackboneSpec:
         """
         input_shape = self.check_input_shape(input_shape)
         if weights is None or weights == "imagenet":
-            model = self.builder(input_shape, weights)
+            try:
+                model = self.builder(input_shape, weights)
+            except Exception as exc:
+                if weights == "imagenet" and download_failed(exc):
+                    raise WeightsUnavailableError(self.name, exc) from exc
+                raise
         elif isinstance(weights, (str, os.PathLike)):
             path = os.fspath(weights)
             if not os.path.isfile(path):
@@ -134,6 +139,32 @@ class BackboneSpec:
     def resolve_groups(self, backbone: keras.Model) -> "OrderedDict[str, list[keras.layers.Layer]]":
         """Assign every layer of ``backbone`` to exactly one named group, bottom to top."""
         return resolve_groups(backbone, self.groups, where=self.name)
+
+
+def download_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it came from) is a failed weights download: Keras'
+    ``get_file`` raises a bare ``Exception("URL fetch failure on ...")`` from a ``URLError``.
+
+    Example:
+        >>> import urllib.error
+        >>> download_failed(Exception("URL fetch failure on https://x/w.h5: None -- no network"))
+        True
+        >>> download_failed(urllib.error.URLError("no route")), download_failed(ValueError("bad shape"))
+        (True, False)
+    """
+    import socket
+    import urllib.error
+
+    seen = exc
+    for _ in range(8):  # the exception and what it was raised from, a few levels down
+        if seen is None:
+            return False
+        if isinstance(seen, (urllib.error.URLError, socket.gaierror, ConnectionError, TimeoutError)):
+            return True
+        if "URL fetch failure" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def resolve_groups(

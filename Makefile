@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   -> creates .venv, installs tfxfer and the offline data, runs the default image recipe
-#                  (EfficientNet-Lite0 on ELPV solar cells -> verified int8 TFLite + report; ~8 min on 2 cores)
+#                  (EfficientNet-Lite0 on ELPV solar cells -> verified int8 TFLite + report; 9-10 min on 2 cores)
 #   make test   -> creates .venv the same way, then runs the test suite
 PYTHON ?= python3
 VENV   ?= .venv

@@ -9,8 +9,9 @@ to 6). So a ranking with a ``cache_dir`` freezes and converts each candidate's e
 input size, channels) and keeps it beside the cached int8 costs; a ranking on new data then loads it
 (about 0.1 s) instead of building and tracing a Keras model. ``rank_backbones``' default
 (``convert_extractors=None``) does this for backbones of up to 25M parameters. Six
-EfficientNet-Lite candidates at 64 px, 500 images, one process: the first ranking 45 s instead of
-33 s (the conversions), each later ranking on new data 3.1 s instead of 11-12.7 s.
+EfficientNet-Lite candidates at 64 px, 500 images (benchmarks/results/transferability.json): the
+first ranking takes 42 s instead of 28 s (the conversions), each later ranking on new data 3.3 s
+instead of 12.8 s.
 
 `convert_extractor(model, ...)` freezes a Keras model's inference graph (weights as constants,
 BatchNorm in inference mode), converts it without optimisation, and checks the file against the

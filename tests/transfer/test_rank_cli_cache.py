@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from tfxfer.cli import main
 from tests.factories import make_simple_folder
@@ -53,3 +54,32 @@ def test_rank_reads_locally_supplied_imagenet_weights(tmp_path, capsys):
     assert row["leep"] is not None and row["knn"] is not None
     assert main([*argv, "--weights-dir", str(tmp_path / "nope")]) == 2
     assert "--weights-dir" in capsys.readouterr().err
+
+
+def test_extractors_kept_by_one_process_are_read_by_the_next(tmp_path, capsys):
+    """The default ranking keeps a TFLite extractor in the cache; a new `tfxfer rank` process ranking new
+    data reads it (same file, untouched) and scores the same features."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    make_simple_folder(data, {"a": 6, "b": 6})
+    cache = tmp_path / "c"
+    argv = ["rank", str(data), "--candidates", "mobilenet_v2:random@32", "--no-cost", "--cache", str(cache),
+            "--json", "-q"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)["candidates"][0]
+    kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (cache / "extractors").iterdir()}
+    assert any(name.endswith(".tflite") for name in kept)
+    shutil.rmtree(cache / "features")  # new data, as far as the cache can tell
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.getcwd()}
+    proc = subprocess.run([sys.executable, "-m", "tfxfer.cli", *argv], capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    second = json.loads(proc.stdout)["candidates"][0]
+    assert not second["features_cached"]
+    assert second["logme"] == pytest.approx(first["logme"], rel=1e-9)  # same features; BLAS may round differently
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (cache / "extractors").iterdir()}
+    assert after == kept  # read, not converted and written again

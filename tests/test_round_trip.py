@@ -156,6 +156,23 @@ def _fine_tuned():
     return model, x[:4]
 
 
+def _text_fine_tuned(stages=None):
+    """A text model trained by `tfxfer.fine_tune`: its unused pooler (and, with ``stages``, the lower layers)
+    stay frozen, but a keras-hub encoder does not save its inner layers' trainable flags, so the reloaded
+    model trains more variables than the one that was saved; the saved optimizer state must still load."""
+    from tfxfer import fine_tune
+    from tfxfer.text import build_bert_encoder, build_text_classifier
+
+    encoder = build_bert_encoder(WORDPIECE_VOCAB, sequence_length=8, num_layers=2, num_heads=2, hidden_dim=8,
+                                 intermediate_dim=16, dropout=0.0)
+    model = build_text_classifier(encoder, 2)
+    x = np.array(["the cat sat", "a dog ran", "the dog sat", "a cat ran"] * 4, dtype=object)
+    y = np.array([0, 1, 1, 0] * 4)
+    fine_tune(model, (x, y), val=(x[:8], y[:8]), head_epochs=1, epochs=2, batch_size=8, verbose=0, seed=0,
+              keep_if_better=False, stages=stages)
+    return model, x[:4]
+
+
 def _build(kind):
     from tfxfer.adapt import DANN, DeepCORAL
 
@@ -172,6 +189,8 @@ def _build(kind):
         "coral": lambda: _alignment(DeepCORAL),
         "pruned": _pruned,
         "fine_tuned": _fine_tuned,
+        "text_fine_tuned": _text_fine_tuned,
+        "text_partly_unfrozen": lambda: _text_fine_tuned(stages={0: 2}),  # pooler (frozen) + layer_1
     }[kind]()
 
 
@@ -180,6 +199,7 @@ def _build(kind):
     ("multilabel", "tfxfer-first"), ("regression", "keras-first"), ("text", "tfxfer-first"),
     ("ner", "keras-first"), ("student", "tfxfer-first"), ("l2sp", "tfxfer-first"), ("pruned", "tfxfer-first"),
     ("dann", "tfxfer-first"), ("coral", "keras-first"), ("fine_tuned", "tfxfer-first"),
+    ("text_fine_tuned", "keras-first"), ("text_partly_unfrozen", "tfxfer-first"),
 ])
 def test_saved_model_loads_in_a_fresh_process_with_its_optimizer(tmp_path, kind, order):
     model, x = _build(kind)

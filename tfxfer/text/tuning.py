@@ -39,6 +39,47 @@ def pooler_unused(model: keras.Model) -> bool:
     return pool is not None and pool.mode != "pooled"
 
 
+def reloaded_trainable_variables(model: keras.Model) -> list:
+    """``model.trainable_variables`` as a fresh ``keras.saving.load_model`` of it will list them.
+
+    A keras-hub encoder saves its constructor arguments, not the ``trainable`` flag of each inner
+    layer: an encoder that is trainable as a whole comes back with *every* inner layer trainable
+    (a frozen unused pooler, or the lower layers of a partial unfreeze, included). An optimizer
+    built on this list (in this order) saves variables that load back one-to-one; the layers
+    frozen here stay frozen here (the optimizer just holds zero state for them).
+
+    Example:
+        >>> from tfxfer.text import build_bert_encoder, build_text_classifier
+        >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]
+        >>> encoder = build_bert_encoder(vocab, num_layers=1, hidden_dim=8, intermediate_dim=16,
+        ...                              num_heads=2, sequence_length=8)
+        >>> model = build_text_classifier(encoder, 2)
+        >>> _ = unfreeze_encoder(model)  # the whole encoder, but the unused pooler stays frozen
+        >>> len(reloaded_trainable_variables(model)) - len(model.trainable_variables)  # its kernel, bias
+        2
+    """
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(nested) != 1 or not pooling_layer(model) or not nested[0].trainable:
+        return list(model.trainable_variables)
+    inner = list(nested[0]._flatten_layers(include_self=False))
+    flags = [(layer, layer.trainable) for layer in inner]
+    frozen = [layer for layer, trainable in flags if not trainable]
+    if not frozen:
+        return list(model.trainable_variables)
+    try:
+        for layer in frozen:
+            layer.trainable = True
+        return list(model.trainable_variables)
+    finally:
+        for layer, trainable in flags:  # parents first: a child's own flag is put back after its parent's
+            layer.trainable = trainable
+
+
+def pooling_layer(model: keras.Model):
+    """The model's `tfxfer.text.SequencePooling` layer (None: not a tfxfer text model)."""
+    return next((layer for layer in model.layers if isinstance(layer, SequencePooling)), None)
+
+
 def text_layer_groups(model: keras.Model):
     """``{group: [layers]}`` bottom to top: embeddings (with the tokenizer/inputs), layer_i, pooler, head."""
     return layer_groups(model, spec=text_spec(_backbone(model)))

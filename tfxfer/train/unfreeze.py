@@ -51,6 +51,17 @@ def unfreezable_groups(model: keras.Model) -> list[str]:
     return [g for g in names if not (g == "pooler" and pooler_unused(model))]
 
 
+def _saved_trainable_variables(model: keras.Model) -> list:
+    """The variables to build a stage's optimizer on: the model's trainable variables as a reload of the
+    saved model will list them (a text encoder's inner frozen layers come back trainable), so the
+    optimizer state saved with the model loads back one-to-one."""
+    if pooling_layer_is_text(model):
+        from tfxfer.text.tuning import reloaded_trainable_variables
+
+        return reloaded_trainable_variables(model)
+    return list(model.trainable_variables)
+
+
 def default_stages(model: keras.Model, epochs: int) -> dict:
     """One more group every ``max(1, epochs // 3)`` epochs (image backbones); a text encoder trains
     whole from the first epoch (the BERT recipe)."""
@@ -111,7 +122,7 @@ class StagedUnfreezing(GradualUnfreezing):
                                        if scheduled else peak)
         with _scope(getattr(model, "distribute_strategy", None)):
             new = old.__class__.from_config(config)
-            new.build(model.trainable_variables)
+            new.build(_saved_trainable_variables(model))
         use_optimizer(model, new)  # the saved compile config follows, so the state loads back
 
     def get_config(self):

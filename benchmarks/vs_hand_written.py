@@ -16,8 +16,9 @@ Data (``--datasets``):
 
 Every tfxfer row also scores horizontal-flip test-time augmentation on the same model (``tta``: accuracy with
 and without, and its wall-time cost; not in the training wall time). ``--variants '{"tfxfer_ls0.1":
-{"label_smoothing": 0.1}}'`` adds rows of tfxfer with options changed, on the same splits and seeds (how the
-cheap wins were measured before they could become defaults); ``--tag`` names a run's summary entries.
+{"label_smoothing": 0.1}}'`` adds rows of tfxfer with options changed (images and text), on the same splits and
+seeds (how the cheap wins were measured before they could become defaults); ``--tag`` names a run's summary
+entries; ``--no-hand-written`` and ``--no-defaults`` leave out the baselines and the defaults row (a screening run).
 
 ``--limit N`` keeps N training examples (stratified, seed 0; val/test keep ``N // 4``): a reduced run, labelled so
 in the JSON. The full run: ``python benchmarks/vs_hand_written.py --datasets elpv animal_mnist sentiment_movies
@@ -125,7 +126,7 @@ def _tfxfer_row(result):
             "averaged": sel.get("averaged"), "kept_average": sel.get("kept_average")}
 
 
-def run_tfxfer_text(splits, *, num_classes, seed):
+def run_tfxfer_text(splits, *, num_classes, seed, options=None):
     import keras
 
     from tfxfer.text import build_text_classifier, load_encoder
@@ -134,7 +135,8 @@ def run_tfxfer_text(splits, *, num_classes, seed):
     keras.utils.set_random_seed(seed)
     model = build_text_classifier(load_encoder(TEXT_ENCODER, sequence_length=64, weights="pretrained"), num_classes)
     as_text = {k: (np.asarray(v[0], dtype=object), v[1]) for k, v in splits.items()}
-    result = fine_tune(model, as_text["train"], val=as_text["val"], test=as_text["test"], seed=seed, verbose=0)
+    result = fine_tune(model, as_text["train"], val=as_text["val"], test=as_text["test"], seed=seed, verbose=0,
+                       **(options or {}))
     return _tfxfer_row(result)
 
 
@@ -200,9 +202,12 @@ def main(argv=None):
     parser.add_argument("--name", default="vs_hand_written")
     parser.add_argument("--variants", default=None,
                         help='JSON {"method name": {fine_tune keyword: value}}: extra tfxfer rows per seed, e.g. '
-                             '\'{"tfxfer_ls0.1": {"label_smoothing": 0.1}}\' (images only)')
+                             '\'{"tfxfer_ls0.1": {"label_smoothing": 0.1}}\'')
     parser.add_argument("--tag", default=None, help="a label for this run's summary entries (e.g. which defaults)")
-    parser.add_argument("--no-hand-written", action="store_true", help="skip the baseline (variants-only run)")
+    parser.add_argument("--no-hand-written", action="store_true",
+                        help="skip the hand-written / TF-IDF / frozen-encoder baselines (variants-only run)")
+    parser.add_argument("--no-defaults", action="store_true",
+                        help="skip the tfxfer_defaults rows (a screening run of --variants only)")
     parser.add_argument("--append", action="store_true",
                         help="add to the rows already in results/<name>.json (each row names its run)")
     args = parser.parse_args(argv)
@@ -225,7 +230,7 @@ def main(argv=None):
     for name in args.datasets:
         splits, k = load(name, size=args.size, limit=args.limit)
         sizes = {s: len(v[1]) for s, v in splits.items()}
-        if name in TEXT_SETS:
+        if name in TEXT_SETS and not args.no_hand_written:
             t0 = time.perf_counter()
             for method, r in text_baselines(splits, seed=0).items():
                 rows.append({"dataset": name, "method": method, "seed": 0, "accuracy": r["accuracy"],
@@ -238,16 +243,18 @@ def main(argv=None):
                 rows.append({"dataset": name, "method": "hand_written", "seed": seed, "accuracy": hw["accuracy"],
                              "val_head": hw["val_accuracy_head"], "val_finetuned": hw["val_accuracy_finetuned"],
                              "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command})
+            methods = {**({} if args.no_defaults else {"tfxfer_defaults": None}), **variants}
             if name in IMAGE_SETS:
-                for method, options in {"tfxfer_defaults": None, **variants}.items():
+                for method, options in methods.items():
                     tx = run_tfxfer_image(splits, num_classes=k, size=args.size, seed=seed, options=options)
                     rows.append({"dataset": name, "method": method, "seed": seed, "sizes": sizes, "run": command,
                                  **({"options": options} if options else {}), **tx})
             else:
-                t0 = time.perf_counter()
-                tx = run_tfxfer_text(splits, num_classes=k, seed=seed)
-                rows.append({"dataset": name, "method": "tfxfer_defaults", "seed": seed,
-                             "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command, **tx})
+                for method, options in methods.items():
+                    t0 = time.perf_counter()
+                    tx = run_tfxfer_text(splits, num_classes=k, seed=seed, options=options)
+                    rows.append({"dataset": name, "method": method, "seed": seed, "wall_s": time.perf_counter() - t0,
+                                 "sizes": sizes, "run": command, **({"options": options} if options else {}), **tx})
             print_table([{c: r.get(c) for c in ("dataset", "method", "seed", "accuracy", "wall_s", "kept")}
                          for r in rows if r["dataset"] == name and r["seed"] == seed and r["run"] == command])
             write_result(args.name, rows, {**summarize(rows, runs), **kept})  # every seed: a cut-off run keeps its rows

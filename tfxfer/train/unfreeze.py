@@ -55,7 +55,7 @@ def _saved_trainable_variables(model: keras.Model) -> list:
     """The variables to build a stage's optimizer on: the model's trainable variables as a reload of the
     saved model will list them (a text encoder's inner frozen layers come back trainable), so the
     optimizer state saved with the model loads back one-to-one."""
-    if pooling_layer_is_text(model):
+    if isinstance(model, keras.Model) and pooling_layer_is_text(model):
         from tfxfer.text.tuning import reloaded_trainable_variables
 
         return reloaded_trainable_variables(model)

@@ -35,7 +35,7 @@ def _backbone(model: keras.Model) -> keras.Model:
 def pooler_unused(model: keras.Model) -> bool:
     """Whether ``model`` pools without the encoder's pretrained pooler ("mean", "cls", "tokens"):
     the pooler then gets no gradient and stays frozen."""
-    pool = next((l for l in model.layers if isinstance(l, SequencePooling)), None)
+    pool = _pooling(model)
     return pool is not None and pool.mode != "pooled"
 
 
@@ -59,23 +59,20 @@ def reloaded_trainable_variables(model: keras.Model) -> list:
         2
     """
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if len(nested) != 1 or not pooling_layer(model) or not nested[0].trainable:
+    if len(nested) != 1 or _pooling(model) is None or not nested[0].trainable:  # not a text model / all frozen
         return list(model.trainable_variables)
-    inner = list(nested[0]._flatten_layers(include_self=False))
-    flags = [(layer, layer.trainable) for layer in inner]
-    frozen = [layer for layer, trainable in flags if not trainable]
-    if not frozen:
-        return list(model.trainable_variables)
+    flags = [(layer, layer.trainable) for layer in nested[0]._flatten_layers(include_self=False)]
     try:
-        for layer in frozen:
-            layer.trainable = True
+        for layer, trainable in flags:
+            if not trainable:
+                layer.trainable = True
         return list(model.trainable_variables)
     finally:
         for layer, trainable in flags:  # parents first: a child's own flag is put back after its parent's
             layer.trainable = trainable
 
 
-def pooling_layer(model: keras.Model):
+def _pooling(model: keras.Model):
     """The model's `tfxfer.text.SequencePooling` layer (None: not a tfxfer text model)."""
     return next((layer for layer in model.layers if isinstance(layer, SequencePooling)), None)
 

@@ -17,7 +17,9 @@ Data (``--datasets``):
 Every tfxfer row also scores horizontal-flip test-time augmentation on the same model (``tta``: accuracy with
 and without, and its wall-time cost; not in the training wall time). ``--variants '{"tfxfer_ls0.1":
 {"label_smoothing": 0.1}}'`` adds rows of tfxfer with options changed (images and text), on the same splits and
-seeds (how the cheap wins were measured before they could become defaults); ``--tag`` names a run's summary
+seeds (how the cheap wins were measured before they could become defaults; an image variant's ``"backbone"`` key
+swaps EfficientNet-Lite0 for Lite1 / Lite2 at the same input size, its ``"build"`` key passes ``build_model``
+arguments such as ``{"pooling": "max"}``); ``--tag`` names a run's summary
 entries; ``--no-hand-written`` and ``--no-defaults`` leave out the baselines and the defaults row (a screening run).
 
 ``--limit N`` keeps N training examples (stratified, seed 0; val/test keep ``N // 4``): a reduced run, labelled so
@@ -65,16 +67,23 @@ def _limit(data, n, seed=0):
     return x[keep], y[keep]
 
 
+def elpv_split(y):
+    """The issue's ELPV split of every cell (labels ``y`` in the packaged train, val, test order): ``(rest, test)``
+    75/25 stratified (seed 0), then ``(train, val)`` indices into ``rest``, 10 % held for validation (seed 0)."""
+    rest, test = _stratified(y, 0.25, 0)
+    train, val = _stratified(y[rest], 0.10, 0)
+    return rest, test, train, val
+
+
 def load(name, *, size, limit):
     """``{"train", "val", "test"}`` as ``(x, y)`` arrays and the number of classes."""
     from tfxfer import data
 
     d = data.load(name)
-    if name == "elpv":  # the issue's split: every cell, 75/25 stratified, 10 % of the training part for val
+    if name == "elpv":
         x = np.concatenate([d.train[0], d.val[0], d.test[0]])
         y = np.concatenate([d.train[1], d.val[1], d.test[1]]).astype(int)
-        rest, test = _stratified(y, 0.25, 0)
-        tr, va = _stratified(y[rest], 0.10, 0)
+        rest, test, tr, va = elpv_split(y)
         splits = {"train": (x[rest][tr], y[rest][tr]), "val": (x[rest][va], y[rest][va]), "test": (x[test], y[test])}
     else:
         splits = {"train": d.train, "val": d.val, "test": d.test}
@@ -94,9 +103,10 @@ def load(name, *, size, limit):
     return splits, len(d.class_names)
 
 
-def run_tfxfer_image(splits, *, num_classes, size, seed, options=None, tta=True):
-    """tfxfer's defaults (plus ``options``, for a variant row); with ``tta``, horizontal-flip test-time
-    augmentation is scored on the same model afterwards (its seconds are not in the training wall time)."""
+def run_tfxfer_image(splits, *, num_classes, size, seed, options=None, tta=True, save=None):
+    """tfxfer's defaults (plus ``options``, for a variant row; ``"backbone"`` / ``"build"``: the model); with
+    ``tta``, horizontal-flip test-time augmentation is scored on the same model afterwards (its seconds are not in
+    the training wall time); ``save``: a ``.npy`` path for the test-set probabilities."""
     import time
 
     import keras
@@ -105,12 +115,19 @@ def run_tfxfer_image(splits, *, num_classes, size, seed, options=None, tta=True)
     from tfxfer.train.fine_tune import fine_tune
     from tfxfer.train.tta import evaluate_tta
 
+    options = dict(options or {})
+    backbone = options.pop("backbone", BACKBONE)  # a variant may swap the backbone (same input size, same split)
+    build = options.pop("build", {})  # ... or pass build_model arguments (e.g. {"pooling": "max"})
     keras.utils.set_random_seed(seed)
     t0 = time.perf_counter()
-    model = build_model(BACKBONE, num_classes, input_size=(size, size), weights="imagenet")
+    model = build_model(backbone, num_classes, input_size=(size, size), weights="imagenet", **build)
     result = fine_tune(model, splits["train"], val=splits["val"], test=splits["test"], seed=seed, verbose=0,
-                       **(options or {}))
+                       **options)
     row = {**_tfxfer_row(result), "wall_s": time.perf_counter() - t0}
+    if save:  # the test-set probabilities, for scoring ensembles afterwards (not timed)
+        os.makedirs(os.path.dirname(save), exist_ok=True)
+        np.save(save, model.predict(splits["test"][0], batch_size=32, verbose=0))
+        row["predictions"] = save
     if tta:
         report = evaluate_tta(model, splits["test"])
         row["tta"] = {k: report[k] for k in ("views", "accuracy", "plain_accuracy", "seconds", "plain_seconds", "cost")}
@@ -208,6 +225,9 @@ def main(argv=None):
                         help="skip the hand-written / TF-IDF / frozen-encoder baselines (variants-only run)")
     parser.add_argument("--no-defaults", action="store_true",
                         help="skip the tfxfer_defaults rows (a screening run of --variants only)")
+    parser.add_argument("--save-predictions", default=None, metavar="DIR",
+                        help="write each image row's test-set probabilities to DIR/<dataset>_<method>_<seed>.npy "
+                             "(and the test labels to DIR/<dataset>_labels.npy), to score ensembles afterwards")
     parser.add_argument("--append", action="store_true",
                         help="add to the rows already in results/<name>.json (each row names its run)")
     args = parser.parse_args(argv)
@@ -245,8 +265,13 @@ def main(argv=None):
                              "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command})
             methods = {**({} if args.no_defaults else {"tfxfer_defaults": None}), **variants}
             if name in IMAGE_SETS:
+                if args.save_predictions:
+                    os.makedirs(args.save_predictions, exist_ok=True)
+                    np.save(os.path.join(args.save_predictions, f"{name}_labels.npy"), splits["test"][1])
                 for method, options in methods.items():
-                    tx = run_tfxfer_image(splits, num_classes=k, size=args.size, seed=seed, options=options)
+                    save = (os.path.join(args.save_predictions, f"{name}_{method}_{seed}.npy")
+                            if args.save_predictions else None)
+                    tx = run_tfxfer_image(splits, num_classes=k, size=args.size, seed=seed, options=options, save=save)
                     rows.append({"dataset": name, "method": method, "seed": seed, "sizes": sizes, "run": command,
                                  **({"options": options} if options else {}), **tx})
             else:

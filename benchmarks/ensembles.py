@@ -92,12 +92,15 @@ def score(members: list[dict], labels: np.ndarray, hand_written_wall: float | No
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dir", help="the --save-predictions folder of a vs_hand_written.py run")
+    parser.add_argument("dir", nargs="?", help="the --save-predictions folder of a vs_hand_written.py run")
     parser.add_argument("--dataset", default="elpv")
     parser.add_argument("--source", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                          "vs_hand_written.json"))
     parser.add_argument("--name", default="ensembles")
     args = parser.parse_args(argv)
+    if args.dir is None:  # `make bench` runs every script bare: this one scores an earlier run
+        print("skipped: needs DIR (a vs_hand_written.py --save-predictions folder); see the module docstring")
+        return
 
     with open(args.source) as f:
         bench = json.load(f)

@@ -39,10 +39,13 @@ def band_rows(model_name: str, correct: np.ndarray, rating: np.ndarray) -> list[
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="a finished `tfxfer run` folder of a text_classification recipe")
+    parser.add_argument("run", nargs="?", help="a finished `tfxfer run` folder of a text_classification recipe")
     parser.add_argument("--dataset", default="sentiment_movies")
     parser.add_argument("--name", default="rating_bands")
     args = parser.parse_args(argv)
+    if args.run is None:  # `make bench` runs every script bare: this one scores an earlier run
+        print("skipped: needs RUN_DIR (a finished text recipe run); see the module docstring")
+        return
 
     import keras
 

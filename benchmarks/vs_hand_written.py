@@ -20,7 +20,8 @@ and without, and its wall-time cost; not in the training wall time). ``--variant
 seeds (how the cheap wins were measured before they could become defaults; an image variant's ``"backbone"`` key
 swaps EfficientNet-Lite0 for Lite1 / Lite2 at the same input size, its ``"build"`` key passes ``build_model``
 arguments such as ``{"pooling": "max"}``); ``--tag`` names a run's summary
-entries; ``--no-hand-written`` and ``--no-defaults`` leave out the baselines and the defaults row (a screening run).
+entries; ``--recipe`` adds, for text, the packaged recipe run end to end (the CLI user's path) beside the
+``fine_tune`` rows; ``--no-hand-written`` and ``--no-defaults`` leave out the baselines and the defaults row (a screening run).
 
 ``--limit N`` keeps N training examples (stratified, seed 0; val/test keep ``N // 4``): a reduced run, labelled so
 in the JSON. The full run: ``python benchmarks/vs_hand_written.py --datasets elpv animal_mnist sentiment_movies
@@ -157,6 +158,35 @@ def run_tfxfer_text(splits, *, num_classes, seed, options=None):
     return _tfxfer_row(result)
 
 
+def run_tfxfer_recipe(seed, *, overrides=()):
+    """The packaged text recipe (``pipelines/text_classification.yaml``, every stage: the head on cached
+    embeddings, the encoder fine-tune, evaluation, export and the gate) with ``seed=<seed>``, in a temporary run
+    folder: the path a CLI user takes, on the same packaged splits as the other text rows (``overrides``: more
+    ``--set`` values, for a smoke test)."""
+    import tempfile
+
+    from tfxfer.recipes import load_config, run_pipeline
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    overrides = [f"seed={seed}", *overrides]
+    cfg = load_config(os.path.join(here, "pipelines", "text_classification.yaml"), overrides=overrides)
+    with tempfile.TemporaryDirectory() as out:
+        result = run_pipeline(cfg, out_dir=os.path.join(out, "run"), verbosity=0)
+        with open(os.path.join(result.run_dir, "model", "history.json")) as f:
+            selection = json.load(f).get("selection") or {}
+        with open(result.manifest) as f:
+            gate = json.load(f).get("gate") or {}
+    keys = ("variant", "file", "gate", "accuracy_keras", "accuracy_file", "top1_agreement", "size_kib")
+    delivered = [{k: r.get(k) for k in keys} for r in gate.get("rows") or []
+                 if isinstance(r, dict) and r.get("file") and r["file"] == os.path.basename(gate.get("deliver") or "")]
+    stage_s = {name: round(s.get("wall_s") or 0.0, 1) for name, s in result.stages.items() if isinstance(s, dict)}
+    return {"accuracy": result.metrics.get("accuracy"), "kept": selection.get("kept"),
+            "val_head": selection.get("head"), "val_finetuned": selection.get("fine_tuned"),
+            "monitor": selection.get("monitor"), "gate_passed": result.gate_passed,
+            "delivered": delivered[0] if delivered else None, "stage_wall_s": stage_s,
+            "recipe": "pipelines/text_classification.yaml", "overrides": overrides}
+
+
 def text_baselines(splits, *, seed):
     from hand_written import embedding_baseline, tfidf_baseline
 
@@ -228,9 +258,14 @@ def main(argv=None):
     parser.add_argument("--save-predictions", default=None, metavar="DIR",
                         help="write each image row's test-set probabilities to DIR/<dataset>_<method>_<seed>.npy "
                              "(and the test labels to DIR/<dataset>_labels.npy), to score ensembles afterwards")
+    parser.add_argument("--recipe", action="store_true",
+                        help="text sets: add a tfxfer_recipe row per seed (the packaged text recipe run end to end, "
+                             "`tfxfer run pipelines/text_classification.yaml --set seed=<seed>`)")
     parser.add_argument("--append", action="store_true",
                         help="add to the rows already in results/<name>.json (each row names its run)")
     args = parser.parse_args(argv)
+    if args.recipe and args.limit:
+        parser.error("--recipe runs the packaged recipe on every training text; it cannot be combined with --limit")
     command = " ".join(["python", "benchmarks/vs_hand_written.py", *(argv if argv is not None else sys.argv[1:])])
     run = {"command": command, "datasets": args.datasets, "seeds": args.seeds, "size": args.size, "limit": args.limit,
            "reduced": bool(args.limit) or args.size != 224 or len(args.seeds) < 3, "tag": args.tag}
@@ -280,6 +315,11 @@ def main(argv=None):
                     tx = run_tfxfer_text(splits, num_classes=k, seed=seed, options=options)
                     rows.append({"dataset": name, "method": method, "seed": seed, "wall_s": time.perf_counter() - t0,
                                  "sizes": sizes, "run": command, **({"options": options} if options else {}), **tx})
+                if args.recipe:
+                    t0 = time.perf_counter()
+                    tx = run_tfxfer_recipe(seed)
+                    rows.append({"dataset": name, "method": "tfxfer_recipe", "seed": seed,
+                                 "wall_s": time.perf_counter() - t0, "sizes": sizes, "run": command, **tx})
             print_table([{c: r.get(c) for c in ("dataset", "method", "seed", "accuracy", "wall_s", "kept")}
                          for r in rows if r["dataset"] == name and r["seed"] == seed and r["run"] == command])
             write_result(args.name, rows, {**summarize(rows, runs), **kept})  # every seed: a cut-off run keeps its rows

@@ -145,16 +145,31 @@ def _tfxfer_row(result):
 
 
 def run_tfxfer_text(splits, *, num_classes, seed, options=None):
+    import tempfile
+
     import keras
 
     from tfxfer.text import build_text_classifier, load_encoder
     from tfxfer.train.fine_tune import fine_tune
 
-    keras.utils.set_random_seed(seed)
-    model = build_text_classifier(load_encoder(TEXT_ENCODER, sequence_length=64, weights="pretrained"), num_classes)
-    as_text = {k: (np.asarray(v[0], dtype=object), v[1]) for k, v in splits.items()}
-    result = fine_tune(model, as_text["train"], val=as_text["val"], test=as_text["test"], seed=seed, verbose=0,
-                       **(options or {}))
+    options = dict(options or {})
+    with tempfile.TemporaryDirectory() as scratch:
+        # a variant may run with what the recipe adds around fine_tune (to find where the two paths part):
+        # ``"checkpoint_dir": "fresh"`` (per-epoch checkpoints in an empty folder), ``"recipe_callbacks": true``
+        # (the recipe's TensorBoard and learning-rate log callbacks)
+        if options.get("checkpoint_dir") == "fresh":
+            options["checkpoint_dir"] = os.path.join(scratch, "checkpoints")
+        if options.pop("recipe_callbacks", False):
+            from tfxfer.recipes.training_log import LearningRateLog
+
+            options["callbacks"] = [keras.callbacks.TensorBoard(os.path.join(scratch, "tb"), write_graph=False),
+                                    LearningRateLog()]
+        keras.utils.set_random_seed(seed)
+        model = build_text_classifier(load_encoder(TEXT_ENCODER, sequence_length=64, weights="pretrained"),
+                                      num_classes)
+        as_text = {k: (np.asarray(v[0], dtype=object), v[1]) for k, v in splits.items()}
+        result = fine_tune(model, as_text["train"], val=as_text["val"], test=as_text["test"], seed=seed, verbose=0,
+                           **options)
     return _tfxfer_row(result)
 
 

@@ -198,7 +198,7 @@ def run_tfxfer_recipe(seed, *, overrides=()):
             manifest = json.load(f)
         gate, metrics = manifest.get("gate") or {}, manifest.get("metrics") or {}
         stages = manifest.get("stages") or {}
-    keys = ("variant", "file", "gate", "accuracy_keras", "accuracy_file", "top1_agreement", "size_kib")
+    keys = ("variant", "file", "gate", "accuracy_keras", "accuracy_file", "top1_agreement", "size_kib", "latency_ms")
     delivered = [{k: r.get(k) for k in keys} for r in gate.get("rows") or []
                  if isinstance(r, dict) and r.get("file") and r["file"] == os.path.basename(gate.get("deliver") or "")]
     by_variant = {r.get("variant"): {k: r.get(k) for k in keys} for r in gate.get("rows") or [] if isinstance(r, dict)}

@@ -43,6 +43,32 @@ def test_tflite_variants_pass_the_gate_and_run_from_the_standalone_tokenizer(tmp
     assert report.passed and report["dynamic"].top1_agreement >= 0.99
 
 
+def test_dynamic_file_stores_per_row_int8_weights_and_tracks_keras(tmp_path):
+    """The dynamic text file: every large matrix int8 with one scale per row (the token embedding too, dequantized
+    once at load, never one scale for the whole table), the projections on hybrid kernels with asymmetric input
+    quantization; it agrees with Keras and is about 4x smaller than float32."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    from tfxfer.export.flatbuffer import detect_variant, tflite_ops
+
+    encoder = tiny_text_encoder(sequence_length=12, num_layers=1, hidden_dim=64, intermediate_dim=128)
+    model = build_text_classifier(encoder, 2)
+    dynamic = export_text_tflite(model, str(tmp_path / "d" / "m.tflite"), variant="dynamic")
+    plain = export_text_tflite(model, str(tmp_path / "f" / "m.tflite"))
+    content = open(dynamic.path, "rb").read()
+    assert detect_variant(content) == "dynamic" and "DEQUANTIZE" in tflite_ops(content)
+    graph = fb.ModelT.InitFromPackedBuf(bytearray(content), 0).subgraphs[0]
+    int8 = {i: t for i, t in enumerate(graph.tensors) if t.type == fb.TensorType.INT8}
+    assert len(int8) >= 5  # query, key, value, attention output, 2 feed-forward matrices, the embedding
+    assert all(len(t.quantization.scale) == t.shape[0] > 1 for t in int8.values())
+    hybrid = [op for op in graph.operators if any(i in int8 for i in op.inputs)
+              and getattr(op.builtinOptions, "asymmetricQuantizeInputs", None) is not None]
+    assert len(hybrid) >= 4 and all(op.builtinOptions.asymmetricQuantizeInputs for op in hybrid)
+    assert os.path.getsize(dynamic.path) < 0.5 * os.path.getsize(plain.path)
+    report = verify(model, {"dynamic": dynamic.path}, HELD_OUT)
+    assert report.passed and report["dynamic"].max_abs_error < 0.05
+
+
 def test_gate_failure_raises_and_keeps_no_file(tmp_path):
     model = build_text_classifier(tiny_text_encoder(sequence_length=8, num_layers=1), 2)
     with pytest.raises(GateError, match="max abs error") as info:

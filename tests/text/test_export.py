@@ -9,8 +9,8 @@ import pytest
 
 from tests.factories import tiny_text_encoder
 from tfxfer.errors import ArgumentError, GateError, ModelError
-from tfxfer.export import (Thresholds, export_all, export_text_saved_model, export_text_tflite, predict_text_tflite,
-                           verify)
+from tfxfer.export import (Thresholds, convert_text_tflite, export_all, export_text_saved_model, export_text_tflite,
+                           predict_text_tflite, verify)
 from tfxfer.text import build_text_classifier, build_token_classifier, predict_texts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -67,6 +67,12 @@ def test_dynamic_file_stores_per_row_int8_weights_and_tracks_keras(tmp_path):
     assert os.path.getsize(dynamic.path) < 0.5 * os.path.getsize(plain.path)
     report = verify(model, {"dynamic": dynamic.path}, HELD_OUT)
     assert report.passed and report["dynamic"].max_abs_error < 0.05
+    # the converter's own pass (kept for comparison): one scale for the whole token-embedding table
+    converter = fb.ModelT.InitFromPackedBuf(bytearray(convert_text_tflite(model, variant="dynamic",
+                                                                          quantizer="converter")), 0).subgraphs[0]
+    assert any(t.type == fb.TensorType.INT8 and len(t.quantization.scale) == 1 for t in converter.tensors)
+    with pytest.raises(ArgumentError, match="quantizer"):
+        convert_text_tflite(model, variant="dynamic", quantizer="per_tensor")
 
 
 def test_gate_failure_raises_and_keeps_no_file(tmp_path):

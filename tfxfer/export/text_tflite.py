@@ -97,12 +97,26 @@ def _write_tokenizer_files(folder: str, config: dict | None, tokenizer) -> str |
     return None
 
 
-def convert_text_tflite(model, *, variant: str = "float32") -> bytes:
-    """The token-id twin of ``model`` as .tflite bytes (TFLite builtins only)."""
+#: How a "dynamic" text file gets its int8 weights (see `convert_text_tflite`).
+DYNAMIC_QUANTIZERS = ("per_row", "converter")
+
+
+def convert_text_tflite(model, *, variant: str = "float32", quantizer: str = "per_row") -> bytes:
+    """The token-id twin of ``model`` as .tflite bytes (TFLite builtins only).
+
+    ``quantizer`` (``variant="dynamic"`` only): "per_row" (default) stores every large matrix as int8 with one
+    scale per row, runs the transformer's projections on LiteRT's hybrid kernels with asymmetric input
+    quantization and dequantizes the token embedding once at load; "converter" is the TFLite converter's own
+    dynamic-range pass, whose token embedding has one scale for the whole table (kept for comparison:
+    ``benchmarks/text_dynamic.py``).
+    """
     import tensorflow as tf
 
     if variant not in TEXT_VARIANTS:
         raise ArgumentError("variant", variant, "must be one of " + ", ".join(TEXT_VARIANTS))
+    if quantizer not in DYNAMIC_QUANTIZERS:
+        raise ArgumentError("quantizer", quantizer, "must be one of " + ", ".join(DYNAMIC_QUANTIZERS))
+    per_row = variant == "dynamic" and quantizer == "per_row"
     parts = text_parts(model)
     tokens = token_model(model)
     keys = [t.name for t in tokens.inputs]
@@ -114,18 +128,15 @@ def convert_text_tflite(model, *, variant: str = "float32") -> bytes:
 
     # No trackable object here: passing the model keeps VAR_HANDLE / READ_VARIABLE ops whose
     # variables LiteRT never initialises (NaN outputs); without it the weights are frozen in.
-    converter = base_converter(serve.get_concrete_function(), "float32" if variant == "dynamic" else variant)
+    converter = base_converter(serve.get_concrete_function(), "float32" if per_row else variant)
     try:
         content = converter.convert()
     except Exception as exc:  # ConverterError and friends
         first = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ""
         raise ExportError(f"TFLite conversion of {model.name!r} ({variant}) failed: {type(exc).__name__}: {first}") from exc
-    if variant == "dynamic":
-        # Not the converter's dynamic-range pass: it stores the token embedding as int8 with one scale for the
-        # whole table, and on the text recipe's MiniLM (movie snippets, seed 0) its file agreed with Keras on
-        # 0.988 of the test texts (0.993 of the validation texts), under the 0.99 gate. Per-row int8 weights,
-        # the transformer's projections on LiteRT's hybrid kernels with asymmetric input quantization and the
-        # embedding dequantized once at load: 0.992 / 0.998, the same 22 MiB, no slower.
+    if per_row:
+        # Not the converter's dynamic-range pass by default: its per-tensor token embedding left the text recipe's
+        # MiniLM file under the 0.99 agreement gate (benchmarks/results/text_dynamic.json).
         from tfxfer.export.decoder_tflite import int8_weights
 
         content = int8_weights(content, hybrid="body")

@@ -20,7 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import print_table, write_result  # noqa: E402
+from _common import machine_info, print_table, write_result  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADLINE = ("accuracy", "macro_f1", "entity_f1", "ece")
@@ -69,8 +69,9 @@ def main(argv=None):
     import datetime
 
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
+    cpu = machine_info()["cpu"]  # rows kept from earlier runs may come from other machines: each row names its CPU
     for row in rows:
-        row["measured"], row["source"] = stamp, source
+        row["measured"], row["source"], row["cpu"] = stamp, source, cpu
     # Keep the rows of recipes not re-run this time (each row says when and how it was measured).
     previous = os.path.join(ROOT, "benchmarks", "results", "recipes.json")
     if os.path.isfile(previous):

@@ -67,6 +67,14 @@ def test_dynamic_file_stores_per_row_int8_weights_and_tracks_keras(tmp_path):
     assert os.path.getsize(dynamic.path) < 0.5 * os.path.getsize(plain.path)
     report = verify(model, {"dynamic": dynamic.path}, HELD_OUT)
     assert report.passed and report["dynamic"].max_abs_error < 0.05
+    # the file that ships runs in a fresh process on the device side (runner + tokenizer, no TensorFlow)
+    from tests.text.helpers import run_device_runner
+
+    proc = run_device_runner(tmp_path / "d", dynamic.path, HELD_OUT, "wordpiece_tokenizer.py", "--json", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    on_device = np.array([r["probabilities"] for r in json.loads(proc.stdout)["results"]])
+    np.testing.assert_allclose(on_device, predict_texts(model, HELD_OUT), atol=0.05)
+    assert (on_device.argmax(1) == predict_texts(model, HELD_OUT).argmax(1)).all()
     # the converter's own pass (kept for comparison): one scale for the whole token-embedding table
     converter = fb.ModelT.InitFromPackedBuf(bytearray(convert_text_tflite(model, variant="dynamic",
                                                                           quantizer="converter")), 0).subgraphs[0]

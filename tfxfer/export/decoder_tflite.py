@@ -149,7 +149,9 @@ HYBRID = ("none", "body", "all")
 
 def int8_weights(model_content: bytes, *, hybrid: str = "none", embedding: bool = True,
                  min_elements: int = 1024) -> bytes:
-    """A float32 decoder file with every large weight stored as int8, one symmetric scale per row.
+    """A float32 decoder (or text-model) file with every large weight stored as int8, one symmetric scale per row.
+
+    `tfxfer.export.text_tflite.convert_text_tflite` makes text models' ``dynamic`` files with ``hybrid="body"``.
 
     Each constant float32 matrix read by FULLY_CONNECTED (as its weights) or GATHER (the token
     embedding) becomes an int8 tensor with per-channel (per output row) scales. Where the weight is
@@ -160,7 +162,8 @@ def int8_weights(model_content: bytes, *, hybrid: str = "none", embedding: bool 
     faster, less exact):
 
     * "none": none (weight-only int8);
-    * "body": the transformer blocks' projections; the output projection (vocabulary-sized) stays float;
+    * "body": the transformer blocks' projections; an output projection (as many rows as a gathered
+      table, i.e. vocabulary-sized) stays float;
     * "all": every projection, the output one included.
 
     ``embedding=False`` leaves the token embedding (and a tied output projection) float32.

@@ -6,7 +6,8 @@ import pytest
 
 from tfxfer.errors import ArgumentTypeError
 from tfxfer.export.gate import (DEFAULT_THRESHOLDS, DELIVERY_CHAIN, INT8_AGREEMENT_TARGET, GateReport, Thresholds,
-                                agreement_target, choose_delivery, compare_outputs, needs_remedy, target_examples)
+                                agreement_target, choose_delivery, compare_outputs, needs_remedy, superseded_by,
+                                target_examples)
 
 NAMES = ["ok", "defect"]
 
@@ -38,7 +39,7 @@ def test_the_agreement_target_is_reported_and_never_fails_the_gate():
 
 
 def test_chain_order_qat_then_post_training_then_selective_then_float():
-    assert DELIVERY_CHAIN == ("int8_qat", "int8", "int8_selective", "dynamic", "float16", "float32")
+    assert DELIVERY_CHAIN == ("int8_qat", "int8", "int8_selective", "dynamic", "weight_only", "float16", "float32")
     good, low = _result("int8_qat", flips=2), _result("int8_qat", flips=6)
     f32 = _result("float32", flips=0)
     assert choose_delivery({"float32": f32, "int8": _result("int8", flips=2), "int8_qat": good}, "int8") == ("int8_qat", "")
@@ -75,6 +76,21 @@ def test_failing_integer_files_fall_back_to_the_smallest_passing_float_file():
         choose_delivery([f32], "float32")
 
 
+def test_a_failed_dynamic_file_is_replaced_by_a_passing_weight_only_file_not_float32():
+    failing_dyn, wo, f32 = _result("dynamic", flips=3), _result("weight_only", flips=0), _result("float32", flips=0)
+    assert not failing_dyn.passed and wo.passed  # 0.985 < 0.99: the documented gate stays as it is
+    results = {"float32": f32, "dynamic": failing_dyn, "weight_only": wo}
+    variant, reason = choose_delivery(results, "dynamic")
+    assert variant == "weight_only" and reason.startswith("dynamic failed its gate (top-1 agreement")
+    assert reason.endswith("delivering weight_only")
+    assert superseded_by(results, "weight_only") == ["dynamic"]  # shown as FAIL, does not fail the run
+    assert superseded_by(results, "float32") == []  # a float32 fallback does not excuse the dynamic file
+    assert superseded_by({**results, "weight_only": _result("weight_only", flips=3)}, "weight_only") == []
+    assert superseded_by({"int8": _result("int8", flips=2), "int8_qat": _result("int8_qat", flips=0, extra_wrong=8)},
+                         "int8") == ["int8_qat"]
+    assert choose_delivery({"float32": f32, "dynamic": failing_dyn}, "dynamic")[0] == "float32"
+
+
 def test_needs_remedy_only_when_no_integer_file_passed_with_the_target():
     low, good = _result("int8", flips=6), _result("int8_qat", flips=1)
     assert needs_remedy({"int8": low}, "int8")
@@ -92,3 +108,12 @@ def test_the_target_is_not_judged_on_too_few_examples():
     assert not needs_remedy({"int8": small}, "int8")
     assert choose_delivery({"int8": small}, "int8") == ("int8", "")
     assert _result("int8", flips=1, n=50).meets_agreement_target is True
+
+
+def test_gate_docstring_examples_run():
+    import doctest
+
+    import tfxfer.export.gate as gate
+
+    result = doctest.testmod(gate, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted >= 5 and result.failed == 0

@@ -61,6 +61,38 @@ def test_text_classification_recipe(text_inputs, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["metrics"]["num_examples"] == 48  # the tfxfer/1 document
 
 
+def test_failed_dynamic_file_is_replaced_by_the_weight_only_file(text_inputs, tmp_path):
+    """The export chain's text remedy: the dynamic file fails its gate (here forced: a zero abs-error limit that
+    hybrid int8 kernels cannot meet), so the same int8 weights with float arithmetic are exported, gated on the
+    same texts and delivered; the dynamic row stays in the table as FAIL and the run passes on the file it ships,
+    which runs on the device side in a fresh process (runner + tokenizer, no TensorFlow)."""
+    from tests.text.helpers import run_device_runner
+    from tfxfer.recipes import load_config, run_pipeline
+
+    preset, reviews, _ = text_inputs
+    cfg = load_config(recipe("text_classification"), overrides=tiny_text_overrides(
+        reviews, preset, extra=["export.thresholds.dynamic.max_abs_error=0"]))
+    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    manifest, _ = _check(result.run_dir, "text_classification", "weight_only")
+    with open(os.path.join(result.run_dir, "export", "table.json")) as f:
+        table = json.load(f)
+    assert table["superseded"] == ["dynamic"] and table["deliver_variant"] == "weight_only"
+    assert table["deliver_reason"].startswith("dynamic failed its gate (max abs error")
+    gates = {row["variant"]: row["gate"] for row in table["rows"]}
+    assert gates == {"float32": "pass", "dynamic": "FAIL", "weight_only": "pass"}
+    sizes = {row["variant"]: row["size_kib"] for row in table["rows"]}
+    assert sizes["weight_only"] <= sizes["float32"]  # this tiny encoder's matrices are under int8_weights' floor
+    folder = tmp_path / "device"
+    folder.mkdir()
+    for name in os.listdir(os.path.join(result.run_dir, "export")):
+        if name.startswith("text_classification_weight_only") or name == "vocab.txt":
+            (folder / name).write_bytes(open(os.path.join(result.run_dir, "export", name), "rb").read())
+    proc = run_device_runner(folder, folder / "text_classification_weight_only.tflite", ["good film", "a dull plot"],
+                             "wordpiece_tokenizer.py", "--json", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["results"]) == 2
+
+
 def test_ner_recipe(text_inputs, tmp_path, capsys):
     from tfxfer.recipes import load_config, run_pipeline
 

@@ -130,7 +130,7 @@ def test_wrong_data_and_text_tflite_are_one_line_errors(runs, capsys):
     assert "must be an existing folder or table file, or a packaged data set name" in _one_error(
         capsys, ["evaluate", clf.run_dir, "no_such_table.csv"])
     assert "is a text .tflite file" in _one_error(capsys, ["evaluate", clf.tflite, runs["reviews"]])
-    assert "must be some of float32, float16, dynamic for a text model" in _one_error(
+    assert "must be some of float32, float16, dynamic, weight_only for a text model" in _one_error(
         capsys, ["export", clf.run_dir, runs["reviews"], "--variants", "float32,int8"])
 
 

@@ -83,6 +83,28 @@ def test_dynamic_file_stores_per_row_int8_weights_and_tracks_keras(tmp_path):
         convert_text_tflite(model, variant="dynamic", quantizer="per_tensor")
 
 
+def test_weight_only_file_keeps_int8_weights_and_computes_in_float(tmp_path):
+    """The dynamic file's remedy: the same per-row int8 weights, each dequantized once at load and no hybrid
+    kernel, so the arithmetic is float32's: about as small as the dynamic file, closer to Keras than it."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    encoder = tiny_text_encoder(sequence_length=12, num_layers=1, hidden_dim=64, intermediate_dim=128)
+    model = build_text_classifier(encoder, 2)
+    files = {v: export_text_tflite(model, str(tmp_path / v / "m.tflite"), variant=v)
+             for v in ("float32", "dynamic", "weight_only")}
+    graph = fb.ModelT.InitFromPackedBuf(bytearray(open(files["weight_only"].path, "rb").read()), 0).subgraphs[0]
+    int8 = {i for i, t in enumerate(graph.tensors) if t.type == fb.TensorType.INT8}
+    assert len(int8) >= 5 and all(len(graph.tensors[i].quantization.scale) > 1 for i in int8)
+    readers = [op for op in graph.operators if int8 & set(op.inputs)]
+    assert readers and all(len(op.inputs) == 1 for op in readers)  # only DEQUANTIZE reads an int8 weight
+    size = {v: os.path.getsize(f.path) for v, f in files.items()}
+    assert size["weight_only"] < 0.5 * size["float32"] and abs(size["weight_only"] - size["dynamic"]) < 0.1 * size["dynamic"]
+    report = verify(model, {v: f.path for v, f in files.items()}, HELD_OUT)
+    assert report.passed and report["weight_only"].max_abs_error < report["dynamic"].max_abs_error
+    with open(files["weight_only"].sidecar_path) as f:
+        assert json.load(f)["variant"] == "weight_only"
+
+
 def test_gate_failure_raises_and_keeps_no_file(tmp_path):
     model = build_text_classifier(tiny_text_encoder(sequence_length=8, num_layers=1), 2)
     with pytest.raises(GateError, match="max abs error") as info:
@@ -163,7 +185,7 @@ def test_export_all_runs_the_image_workflow_for_text_models(tmp_path):
     assert (tmp_path / "vocab.txt").is_file() and table.saved_model.verified
     assert "SavedModel (raw strings in)" in table.format()
     assert json.loads((tmp_path / "clf_export_report.json").read_text())["kind"] == "text"
-    with pytest.raises(ArgumentError, match="must be some of float32, float16, dynamic for a text model"):
+    with pytest.raises(ArgumentError, match="must be some of float32, float16, dynamic, weight_only for a text model"):
         export_all(model, tmp_path, variants=("int8",), eval_data=HELD_OUT, benchmark=False)
     ner = build_token_classifier(tiny_text_encoder(sequence_length=10, num_layers=1), ["O", "B-PER", "I-PER"])
     with pytest.raises(ArgumentError, match="`serving_name` .*is for text classifiers"):

@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("data", help="held-out labelled data for the gate: packaged name, folder or CSV; for text "
                    "models a text set / table (wnut16 or a CoNLL file for NER)")
     p.add_argument("--variants", help="comma-separated: float32,float16,dynamic,int8 (default float32,int8; "
-                   "float32,dynamic for text models)")
+                   "float32,dynamic for text models, which may also ask for weight_only: int8 weights, float "
+                   "arithmetic)")
     p.add_argument("--format", default="tflite", help="tflite (default), onnx, or tflite,onnx: ONNX is gated "
                    "in onnxruntime on the same images (image models; pip install 'tfxfer[onnx]')")
     p.add_argument("--out", default="export", help="output folder (default ./export)")
@@ -76,7 +77,7 @@ def _thresholds(args) -> dict:
     if args.max_accuracy_drop is not None:
         out["int8"] = {"max_accuracy_drop": args.max_accuracy_drop}
     if args.min_agreement is not None:
-        out.update({v: {"min_top1_agreement": args.min_agreement} for v in ("float16", "dynamic")})
+        out.update({v: {"min_top1_agreement": args.min_agreement} for v in ("float16", "dynamic", "weight_only")})
     return out
 
 

@@ -52,6 +52,7 @@ DEFAULT_THRESHOLDS = {
     "float32": Thresholds(min_top1_agreement=0.99, max_abs_error=1e-4),
     "float16": Thresholds(min_top1_agreement=0.99),
     "dynamic": Thresholds(min_top1_agreement=0.99),
+    "weight_only": Thresholds(min_top1_agreement=0.99),
     "int8": Thresholds(max_accuracy_drop=1.0),
 }
 
@@ -62,8 +63,14 @@ INT8_AGREEMENT_TARGET = 0.98
 
 #: The delivery chain of a run that asks for int8: the quantization-aware file, the post-training file,
 #: the selective file (the most harmful tensors in float, `tfxfer.quantize.selective_int8`), then
-#: the float files that passed their gate, smallest first.
-DELIVERY_CHAIN = ("int8_qat", "int8", "int8_selective", "dynamic", "float16", "float32")
+#: the float files that passed their gate, smallest first (a text model's ``weight_only`` file, the
+#: dynamic file's int8 weights with float arithmetic, right after ``dynamic``).
+DELIVERY_CHAIN = ("int8_qat", "int8", "int8_selective", "dynamic", "weight_only", "float16", "float32")
+
+#: Remedy files and the file they stand in for: a delivered, passing remedy supersedes that file (it
+#: stays in the table, marked FAIL, but does not fail the run), as a passing integer file supersedes
+#: the other integer files.
+REMEDY_OF = {"weight_only": "dynamic"}
 
 
 def target_examples(target: float) -> int:
@@ -190,6 +197,23 @@ class GateReport:
 def is_integer_variant(variant: str) -> bool:
     """Whether ``variant`` names a full-integer file (``int8``, ``int8_qat``, ``int8_selective``)."""
     return variant == "int8" or str(variant).startswith("int8_")
+
+
+def superseded_by(results: dict, delivered: str | None) -> list[str]:
+    """The files of ``results`` that the ``delivered`` file stands in for, when it passed its gate: the
+    other integer files (post-training, QAT, selective) for an integer file; ``REMEDY_OF``'s file for a
+    remedy (``weight_only`` for a failed ``dynamic``). They stay in the table but do not fail the run.
+
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> superseded_by({"dynamic": R(passed=False), "weight_only": R(passed=True)}, "weight_only")
+        ['dynamic']
+    """
+    if delivered is None or delivered not in results or not results[delivered].passed:
+        return []
+    if is_integer_variant(delivered):
+        return [v for v in results if is_integer_variant(v) and v != delivered]
+    return [v for v in results if v == REMEDY_OF.get(delivered)]
 
 
 def needs_remedy(results: dict, preferred: str) -> bool:

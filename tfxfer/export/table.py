@@ -72,7 +72,7 @@ def write_verdicts(sidecars: dict, results: dict) -> None:
 
 
 #: The runtime that runs each format of ``tfxfer benchmark``'s table.
-BENCHMARK_RUNTIMES = {**{v: "LiteRT" for v in ("float32", "float16", "dynamic", "int8")}, "onnx": "onnxruntime",
+BENCHMARK_RUNTIMES = {**{v: "LiteRT" for v in ("float32", "float16", "dynamic", "weight_only", "int8")}, "onnx": "onnxruntime",
                       "saved_model": "TensorFlow", "keras": "Keras"}
 
 

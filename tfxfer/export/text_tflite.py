@@ -33,7 +33,10 @@ from tfxfer.export.tflite import base_converter
 from tfxfer.text.graph import text_parts, token_model
 from tfxfer.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
 
-TEXT_VARIANTS = ("float32", "float16", "dynamic")
+#: "weight_only": the dynamic file's int8 weights (one scale per row) dequantized once at load, float32
+#: arithmetic: ~4x smaller than float32 at float32's speed and fidelity; the export chain's remedy when the
+#: dynamic file fails its gate (`tfxfer.export.gate.REMEDY_OF`).
+TEXT_VARIANTS = ("float32", "float16", "dynamic", "weight_only")
 SIDECAR_FORMAT = "tfxfer-text-tflite"
 
 
@@ -108,7 +111,8 @@ def convert_text_tflite(model, *, variant: str = "float32", quantizer: str = "pe
     scale per row, runs the transformer's projections on LiteRT's hybrid kernels with asymmetric input
     quantization and dequantizes the token embedding once at load; "converter" is the TFLite converter's own
     dynamic-range pass, whose token embedding has one scale for the whole table (kept for comparison:
-    ``benchmarks/text_dynamic.py``).
+    ``benchmarks/text_dynamic.py``). ``variant="weight_only"``: the same per-row int8 weights, every one
+    dequantized once at load (float32 arithmetic: the dynamic file's size, float32's speed).
     """
     import tensorflow as tf
 
@@ -116,7 +120,7 @@ def convert_text_tflite(model, *, variant: str = "float32", quantizer: str = "pe
         raise ArgumentError("variant", variant, "must be one of " + ", ".join(TEXT_VARIANTS))
     if quantizer not in DYNAMIC_QUANTIZERS:
         raise ArgumentError("quantizer", quantizer, "must be one of " + ", ".join(DYNAMIC_QUANTIZERS))
-    per_row = variant == "dynamic" and quantizer == "per_row"
+    per_row = (variant == "dynamic" and quantizer == "per_row") or variant == "weight_only"
     parts = text_parts(model)
     tokens = token_model(model)
     keys = [t.name for t in tokens.inputs]
@@ -139,7 +143,7 @@ def convert_text_tflite(model, *, variant: str = "float32", quantizer: str = "pe
         # MiniLM file under the 0.99 agreement gate (benchmarks/results/text_dynamic.json).
         from tfxfer.export.decoder_tflite import int8_weights
 
-        content = int8_weights(content, hybrid="body")
+        content = int8_weights(content, hybrid="body" if variant == "dynamic" else "none")
     return content
 
 
@@ -149,7 +153,8 @@ def export_text_tflite(model, path, *, variant: str = "float32", class_names=Non
     Args:
         model: a tfxfer text model (classifier, token classifier, few-/zero-shot).
         path: the .tflite path.
-        variant: "float32", "float16" or "dynamic" (int8 weights; ~4x smaller).
+        variant: "float32", "float16", "dynamic" (int8 weights on LiteRT's hybrid kernels; ~4x smaller, ~3x
+            faster on CPU) or "weight_only" (the same int8 weights dequantized at load: ~4x smaller, float32 speed).
         class_names: one name per output class / tag, stored in the sidecar.
 
     Gate the file with `tfxfer.export.verify` (or convert, gate and benchmark in one call with

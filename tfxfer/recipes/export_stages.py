@@ -103,12 +103,15 @@ def selective_remedy(model, path, *, calibration, selection_data, eval_data, cla
     return result.export, gate["int8_selective"], summary
 
 
-def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=None):
+def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=None, weight_only_remedy=None):
     """Gate, benchmark and record every file of the export stage (and the QAT file, if any).
 
     ``remedy_data()``, if given, returns ``(calibration images, validation (images, labels))`` for the
     selective int8 remedy (`selective_remedy`), run when the recipe delivers int8 and no integer file
     passed its gate and reached the agreement target (`tfxfer.export.gate.needs_remedy`).
+    ``weight_only_remedy(path)``, if given (text models), writes the ``weight_only`` file (the dynamic
+    file's int8 weights, float arithmetic) at ``path`` and returns its export; it runs when the recipe
+    delivers ``dynamic`` and the dynamic file failed its gate, and the new file is gated like the others.
     """
     from tfxfer.export import export_serving, gate_variants
     from tfxfer.export.gate import needs_remedy
@@ -140,13 +143,28 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
             for leftover in (export.path, export.sidecar_path):
                 if leftover and os.path.exists(leftover):
                     os.remove(leftover)
+    if weight_only_remedy is not None and cfg.export.deliver == "dynamic" and "dynamic" in results \
+            and not results["dynamic"].passed:
+        ctx.console.info(f"  dynamic failed its gate ({'; '.join(results['dynamic'].failures)}): weight_only "
+                         "(the same int8 weights, float arithmetic), gated on the same held-out split")
+        export = weight_only_remedy(ctx.path("export", f"{cfg.name}_weight_only.tflite"))
+        result = gate_variants(model, {"weight_only": export.path}, eval_data=eval_data, class_names=class_names,
+                               thresholds=thresholds).results["weight_only"]
+        remedy = {"weight_only": {"passed": result.passed, "top1_agreement": result.top1_agreement,
+                                  "failures": result.failures, "size_bytes": export.size_bytes}}
+        exports["weight_only"] = {"path": ctx.rel(export.path), "size_bytes": export.size_bytes,
+                                  "sidecar": ctx.rel(export.sidecar_path)}
+        paths["weight_only"], results["weight_only"] = export.path, result
     benches = benchmark_exports(ctx, paths)
     saved = None
     if saved_model:  # written when asked even if a quantized file failed: it checks itself against Keras
         saved = export_serving(model, os.path.dirname(ctx.path("export", "serving", "x")), name=cfg.name,
                                class_names=class_names, eval_data=eval_data).path
     out = record_gate(ctx, exports, results, benches, saved_model=saved)
-    if remedy is not None:
+    if remedy is not None and "weight_only" in remedy:
+        out["remedy"] = remedy
+        out["artefacts"].append(exports["weight_only"]["path"])
+    elif remedy is not None:
         out["remedy"] = {"int8_selective": remedy}
         if "int8_selective" in exports:
             out["artefacts"].append(exports["int8_selective"]["path"])
@@ -177,17 +195,17 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
     `tfxfer.export.gate.DELIVERY_CHAIN`, with the reason printed and recorded (``deliver`` is accepted
     for older callers; the chain already prefers a passing ``int8_qat``)."""
     from tfxfer.export import export_rows, write_verdicts
-    from tfxfer.export.gate import choose_delivery, is_integer_variant
+    from tfxfer.export.gate import choose_delivery, superseded_by
 
     cfg, console = ctx.cfg, ctx.console
     write_verdicts({v: ctx.abs(exports[v]["sidecar"]) for v in results}, results)
     rows = export_rows({v: (e["path"], e["size_bytes"]) for v, e in exports.items()}, results, benches,
                        threads=cfg.export.threads)
     key, reason = choose_delivery(results, cfg.export.deliver)
-    # A delivered integer file supersedes the other integer files (post-training, QAT, selective): they stay
-    # in the table (marked FAIL if they failed) as the baseline the remedy had to beat, but do not fail the run.
-    superseded = ([v for v in results if is_integer_variant(v) and v != key]
-                  if key is not None and is_integer_variant(key) and results[key].passed else [])
+    # A delivered integer file supersedes the other integer files (post-training, QAT, selective), a delivered
+    # weight_only file the dynamic one: they stay in the table (marked FAIL if they failed) as the baseline the
+    # remedy had to beat, but do not fail the run.
+    superseded = superseded_by(results, key)
     passed = all(r.passed for v, r in results.items() if v not in superseded)
     for v in superseded:
         if not results[v].passed:

@@ -228,6 +228,7 @@ def text_stages(cfg) -> list[Stage]:
         Stage("export", text_export_stages.run_export, inputs=("data", "finetune"),
               config=lambda c: {"variants": list(c.export.variants), "name": c.name}),
         Stage("verify", text_export_stages.run_verify, inputs=("data", "export", "finetune"),
-              config=lambda c: {"export": c.section("export")["export"]}),
+              config=lambda c: {"export": c.section("export")["export"]},
+              version=2),  # 2: a failed dynamic file gets the weight_only remedy
     ]
     return stages

@@ -119,6 +119,8 @@ def run_tfxfer_image(splits, *, num_classes, size, seed, options=None, tta=True,
     options = dict(options or {})
     backbone = options.pop("backbone", BACKBONE)  # a variant may swap the backbone (same input size, same split)
     build = options.pop("build", {})  # ... or pass build_model arguments (e.g. {"pooling": "max"})
+    if "stages" in options:  # JSON object keys are strings: {"0": 5} -> {0: 5}
+        options["stages"] = {int(k): v for k, v in options["stages"].items()}
     keras.utils.set_random_seed(seed)
     t0 = time.perf_counter()
     model = build_model(backbone, num_classes, input_size=(size, size), weights="imagenet", **build)

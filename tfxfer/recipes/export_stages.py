@@ -226,11 +226,12 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
     table_path = ctx.path("export", "table.json")
     atomic_write_json(table_path, {"rows": rows, "deliver": deliver, "deliver_variant": key, "passed": passed,
                                    "superseded": superseded, "deliver_reason": reason})
+    width = max([8] + [len(row["variant"]) for row in rows])
     for row in rows:
         r = results[row["variant"]]
         interval = (f"  drop {r.accuracy_drop:+.2f} pts [95 % {r.drop_interval[0]:+.2f}, {r.drop_interval[1]:+.2f}: "
                     f"{r.drop_verdict}]" if r.drop_verdict and r.drop_interval else "")
-        console.info(f"  {row['variant']:<8} {format_bytes(row['size_kib'] * 1024):>9}  "
+        console.info(f"  {row['variant']:<{width}} {format_bytes(row['size_kib'] * 1024):>9}  "
                      f"{'-' if row['latency_ms'] is None else format(row['latency_ms'], '.2f')} ms  "
                      f"acc {row['accuracy_file']:.4f} (keras {row['accuracy_keras']:.4f}, agreement "
                      f"{r.top1_agreement:.4f}){interval}  gate {row['gate']}")

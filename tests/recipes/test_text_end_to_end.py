@@ -9,6 +9,7 @@ import pytest
 from tests.factories import make_conll_file, make_text_preset, make_text_table
 from tests.recipes.helpers import recipe, tiny_text_overrides
 from tfxfer import cli
+from tfxfer.errors import GateError
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,9 @@ def test_failed_dynamic_file_is_replaced_by_the_weight_only_file(text_inputs, tm
     from tfxfer.recipes import load_config, run_pipeline
 
     preset, reviews, _ = text_inputs
+    forced = ["export.thresholds.dynamic.max_abs_error=0"]  # weight_only inherits it unless it sets its own limits
     cfg = load_config(recipe("text_classification"), overrides=tiny_text_overrides(
-        reviews, preset, extra=["export.thresholds.dynamic.max_abs_error=0"]))
+        reviews, preset, extra=[*forced, "export.thresholds.weight_only.min_top1_agreement=0.99"]))
     result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
     manifest, _ = _check(result.run_dir, "text_classification", "weight_only")
     with open(os.path.join(result.run_dir, "export", "table.json")) as f:
@@ -91,6 +93,19 @@ def test_failed_dynamic_file_is_replaced_by_the_weight_only_file(text_inputs, tm
                              "wordpiece_tokenizer.py", "--json", "--repeat", "1")
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["results"]) == 2
+    # the remedy is held to the dynamic file's limits: here it fails too, is reported and not kept, and the run
+    # fails with float32 delivered (only the verify stage re-runs in the same folder)
+    cfg = load_config(recipe("text_classification"), overrides=tiny_text_overrides(reviews, preset, extra=forced))
+    with pytest.raises(GateError):
+        run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    with open(os.path.join(result.run_dir, "export", "table.json")) as f:
+        table = json.load(f)
+    assert table["deliver_variant"] == "float32" and not table["passed"] and table["superseded"] == []
+    assert sorted(row["variant"] for row in table["rows"]) == ["dynamic", "float32"]  # the remedy is not kept
+    assert not any(n.startswith("text_classification_weight_only") for n in os.listdir(folder.parent / "run" / "export"))
+    with open(os.path.join(result.run_dir, "stages", "verify.json")) as f:
+        remedy = json.load(f)["outputs"]["remedy"]["weight_only"]
+    assert remedy["passed"] is False and any("max abs error" in x for x in remedy["failures"])
 
 
 def test_ner_recipe(text_inputs, tmp_path, capsys):

@@ -103,6 +103,8 @@ def test_weight_only_file_keeps_int8_weights_and_computes_in_float(tmp_path):
     assert report.passed and report["weight_only"].max_abs_error < report["dynamic"].max_abs_error
     with open(files["weight_only"].sidecar_path) as f:
         assert json.load(f)["variant"] == "weight_only"
+    with pytest.raises(ArgumentError, match="applies to variant='dynamic' only"):
+        convert_text_tflite(model, variant="weight_only", quantizer="converter")  # would silently be per-row
 
 
 def test_gate_failure_raises_and_keeps_no_file(tmp_path):

@@ -120,6 +120,8 @@ def convert_text_tflite(model, *, variant: str = "float32", quantizer: str = "pe
         raise ArgumentError("variant", variant, "must be one of " + ", ".join(TEXT_VARIANTS))
     if quantizer not in DYNAMIC_QUANTIZERS:
         raise ArgumentError("quantizer", quantizer, "must be one of " + ", ".join(DYNAMIC_QUANTIZERS))
+    if quantizer != "per_row" and variant != "dynamic":
+        raise ArgumentError("quantizer", quantizer, f"applies to variant='dynamic' only, not {variant!r}")
     per_row = (variant == "dynamic" and quantizer == "per_row") or variant == "weight_only"
     parts = text_parts(model)
     tokens = token_model(model)

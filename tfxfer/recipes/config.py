@@ -35,6 +35,8 @@ TASKS = ("image_classification", "text_classification", "token_classification", 
 #: kept here so that checking a recipe does not import TensorFlow.
 AUGMENT_POLICIES = ("none", "flips", "light", "medium", "heavy")
 EXPORT_VARIANTS = ("float32", "float16", "dynamic", "int8")
+#: ``export.thresholds`` may also set the limits of the text remedy file (default: the dynamic file's).
+THRESHOLD_VARIANTS = EXPORT_VARIANTS + ("weight_only",)
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")  # tfxfer.reliability.STRATEGIES
 THRESHOLD_KEYS = ("min_top1_agreement", "max_accuracy_drop", "max_abs_error", "max_class_accuracy_drop",
                   "max_ece_increase")
@@ -409,7 +411,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         _choice(f"export.variants[{i}]", v, EXPORT_VARIANTS)
     _choice("export.deliver", e.deliver, e.variants)
     for variant, limits in e.thresholds.items():
-        _choice(f"export.thresholds.{variant}", variant, EXPORT_VARIANTS)
+        _choice(f"export.thresholds.{variant}", variant, THRESHOLD_VARIANTS)
         for key, value in limits.items():
             _choice(f"export.thresholds.{variant}.{key}", key, THRESHOLD_KEYS)
             _in_range(f"export.thresholds.{variant}.{key}", value, 0.0, None)

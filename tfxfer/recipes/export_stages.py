@@ -29,11 +29,13 @@ MODEL_STAGES = ("finetune", "distill", "quantize")
 
 def gate_thresholds(cfg) -> dict:
     """``{variant: limits}`` from ``export.thresholds``; the QAT and selective files (``int8_qat``,
-    ``int8_selective``) get the int8 limits."""
+    ``int8_selective``) get the int8 limits, the weight_only remedy the dynamic file's unless
+    ``export.thresholds.weight_only`` sets its own (a tightened dynamic gate binds its remedy too)."""
     from tfxfer.export.gate import resolve_thresholds
 
     limits = resolve_thresholds({v: dict(t) for v, t in cfg.export.thresholds.items()})
-    return {**limits, "int8_qat": limits["int8"], "int8_selective": limits["int8"]}
+    weight_only = limits["weight_only"] if "weight_only" in cfg.export.thresholds else limits["dynamic"]
+    return {**limits, "int8_qat": limits["int8"], "int8_selective": limits["int8"], "weight_only": weight_only}
 
 
 def qat_export_entry(ctx) -> dict:
@@ -122,27 +124,34 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
     ctx.console.info(f"  verify {len(paths)} file(s) on the held-out split")
     thresholds = gate_thresholds(cfg)
     gate = gate_variants(model, paths, eval_data=eval_data, class_names=class_names, thresholds=thresholds)
-    results, remedy = dict(gate.results), None
+    results, remedies = dict(gate.results), {}
+
+    def keep(variant, export, result, summary, **entry):
+        """A remedy file joins the table if it passed its gate; one that failed too is reported, not shipped
+        (its file removed): the run's verdict stays that of its own files."""
+        remedies[variant] = {**summary, "passed": result.passed, "top1_agreement": result.top1_agreement,
+                             "failures": result.failures}
+        if result.passed:
+            exports[variant] = {"path": ctx.rel(export.path), "size_bytes": export.size_bytes,
+                                "sidecar": ctx.rel(export.sidecar_path), **entry}
+            paths[variant], results[variant] = export.path, result
+            return
+        ctx.console.info(f"  {variant} failed its gate too ({'; '.join(result.failures)}); not kept")
+        for leftover in (export.path, export.sidecar_path):
+            if leftover and os.path.exists(leftover):
+                os.remove(leftover)
+
     if remedy_data is not None and "int8" in results and needs_remedy(results, cfg.export.deliver):
         calibration, selection = remedy_data()
         ctx.console.info(f"  no int8 file passed its gate with the agreement target: selective int8 (search on "
                          f"{len(selection[1])} validation images, then the gate on all held-out images)")
-        export, result, remedy = selective_remedy(
+        export, result, summary = selective_remedy(
             model, ctx.path("export", f"{cfg.name}_int8_selective.tflite"), calibration=calibration,
             selection_data=selection, eval_data=eval_data, class_names=class_names, thresholds=thresholds,
             num_calibration=cfg.export.num_calibration, seed=cfg.seed,
             calibration_record={"source": str(cfg.data.source), "split": "train", "augmented": False})
-        remedy.update(passed=result.passed, top1_agreement=result.top1_agreement, failures=result.failures)
-        if result.passed:
-            exports["int8_selective"] = {"path": ctx.rel(export.path), "size_bytes": export.size_bytes,
-                                         "sidecar": ctx.rel(export.sidecar_path), "input_dtype": export.input_dtype,
-                                         "calibration_samples": export.calibration_samples}
-            paths["int8_selective"], results["int8_selective"] = export.path, result
-        else:  # a remedy that failed too is reported, not shipped: the run's verdict stays that of its own files
-            ctx.console.info(f"  selective int8 failed its gate too ({'; '.join(result.failures)}); not kept")
-            for leftover in (export.path, export.sidecar_path):
-                if leftover and os.path.exists(leftover):
-                    os.remove(leftover)
+        keep("int8_selective", export, result, summary, input_dtype=export.input_dtype,
+             calibration_samples=export.calibration_samples)
     if weight_only_remedy is not None and cfg.export.deliver == "dynamic" and "dynamic" in results \
             and not results["dynamic"].passed:
         ctx.console.info(f"  dynamic failed its gate ({'; '.join(results['dynamic'].failures)}): weight_only "
@@ -150,24 +159,16 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
         export = weight_only_remedy(ctx.path("export", f"{cfg.name}_weight_only.tflite"))
         result = gate_variants(model, {"weight_only": export.path}, eval_data=eval_data, class_names=class_names,
                                thresholds=thresholds).results["weight_only"]
-        remedy = {"weight_only": {"passed": result.passed, "top1_agreement": result.top1_agreement,
-                                  "failures": result.failures, "size_bytes": export.size_bytes}}
-        exports["weight_only"] = {"path": ctx.rel(export.path), "size_bytes": export.size_bytes,
-                                  "sidecar": ctx.rel(export.sidecar_path)}
-        paths["weight_only"], results["weight_only"] = export.path, result
+        keep("weight_only", export, result, {"size_bytes": export.size_bytes})
     benches = benchmark_exports(ctx, paths)
     saved = None
     if saved_model:  # written when asked even if a quantized file failed: it checks itself against Keras
         saved = export_serving(model, os.path.dirname(ctx.path("export", "serving", "x")), name=cfg.name,
                                class_names=class_names, eval_data=eval_data).path
     out = record_gate(ctx, exports, results, benches, saved_model=saved)
-    if remedy is not None and "weight_only" in remedy:
-        out["remedy"] = remedy
-        out["artefacts"].append(exports["weight_only"]["path"])
-    elif remedy is not None:
-        out["remedy"] = {"int8_selective": remedy}
-        if "int8_selective" in exports:
-            out["artefacts"].append(exports["int8_selective"]["path"])
+    if remedies:
+        out["remedy"] = remedies
+        out["artefacts"] += [exports[v]["path"] for v in remedies if v in exports]
     return out
 
 

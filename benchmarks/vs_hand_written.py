@@ -10,6 +10,8 @@ Data (``--datasets``):
 
 * ``elpv``: ELPV solar cells, functional / defective (defect probability > 0.5), all 2,624 cells split 75/25
   stratified (seed 0), 10 % of the training part held for validation (stratified, seed 0); EfficientNet-Lite0.
+  ``--elpv-split sklearn`` draws the same proportions with scikit-learn on the CSV order, the split the issue's
+  figures came from (`elpv_split_sklearn`).
 * ``animal_mnist``, ``fashion_mnist``: the packaged splits; EfficientNet-Lite0 on gray digits-style images.
 * ``sentiment_movies``: the packaged splits; MiniLM-L6 (``all-minilm-l6-v2``), sequence length 64, against TF-IDF +
   LR and frozen-encoder + LR.
@@ -19,8 +21,10 @@ and without, and its wall-time cost; not in the training wall time). ``--variant
 {"label_smoothing": 0.1}}'`` adds rows of tfxfer with options changed (images and text), on the same splits and
 seeds (how the cheap wins were measured before they could become defaults; an image variant's ``"backbone"`` key
 swaps EfficientNet-Lite0 for Lite1 / Lite2 at the same input size, its ``"build"`` key passes ``build_model``
-arguments such as ``{"pooling": "max"}``); ``--tag`` names a run's summary
-entries; ``--recipe`` adds, for text, the packaged recipe run end to end (the CLI user's path) beside the
+arguments such as ``{"pooling": "max"}``, ``"adabn": true`` re-estimates the BatchNorm statistics on the training
+images before training, ``"soft_targets": true`` trains and selects on ELPV's expert defect probability as a soft
+two-class target); ``--elpv-split sklearn`` draws ELPV's split with scikit-learn instead; ``--tag`` names a run's
+summary entries; ``--recipe`` adds, for text, the packaged recipe run end to end (the CLI user's path) beside the
 ``fine_tune`` rows; ``--no-hand-written`` and ``--no-defaults`` leave out the baselines and the defaults row (a screening run).
 
 ``--limit N`` keeps N training examples (stratified, seed 0; val/test keep ``N // 4``): a reduced run, labelled so
@@ -60,37 +64,70 @@ def _stratified(y, fraction, seed):
     return np.setdiff1d(np.arange(len(y)), held), held
 
 
-def _limit(data, n, seed=0):
-    x, y = data
+def _kept(y, n, seed=0):
+    """Indices of ``n`` examples kept (stratified), or None to keep every one."""
     if n is None or len(y) <= n:
-        return data
-    keep = np.sort(_stratified(y, 1 - n / len(y), seed)[0])
-    return x[keep], y[keep]
+        return None
+    return np.sort(_stratified(y, 1 - n / len(y), seed)[0])
+
+
+def elpv_split_sklearn(y):
+    """The same proportions drawn by scikit-learn (``train_test_split(stratify=..., random_state=0)``, 75/25 then
+    10 % of the rest for validation) on the cells in the data set's CSV order: the split a user of
+    ``elpv_dataset.load_dataset`` + scikit-learn draws (``--elpv-split sklearn``, a split-sensitivity check)."""
+    from sklearn.model_selection import train_test_split
+
+    rest, test = train_test_split(np.arange(len(y)), test_size=0.25, stratify=y, random_state=0)
+    train, val = train_test_split(np.arange(len(rest)), test_size=0.10, stratify=y[rest], random_state=0)
+    return rest, test, train, val
+
+
+#: ELPV's expert defect probability per split (``{"train", "val", "test"}``), filled by `load` for the
+#: ``"soft_targets"`` variant option.
+ELPV_PROBABILITY = {}
 
 
 def elpv_split(y):
-    """The issue's ELPV split of every cell (labels ``y`` in the packaged train, val, test order): ``(rest, test)``
-    75/25 stratified (seed 0), then ``(train, val)`` indices into ``rest``, 10 % held for validation (seed 0)."""
+    """The benchmark's ELPV split of every cell (labels ``y`` in the packaged train, val, test order): ``(rest,
+    test)`` 75/25 stratified (numpy, seed 0), then ``(train, val)`` indices into ``rest``, 10 % held for validation
+    (seed 0): the issue's proportions, drawn our way. The issue's own figures most likely came from scikit-learn's
+    draw (`elpv_split_sklearn`: the hand-written script scores 0.878 there on seed 0, the issue's 0.877; 0.854
+    here), the easier test set of the two: the same methods score 2-3 points higher on it."""
     rest, test = _stratified(y, 0.25, 0)
     train, val = _stratified(y[rest], 0.10, 0)
     return rest, test, train, val
 
 
-def load(name, *, size, limit):
-    """``{"train", "val", "test"}`` as ``(x, y)`` arrays and the number of classes."""
+def load(name, *, size, limit, split="tfxfer"):
+    """``{"train", "val", "test"}`` as ``(x, y)`` arrays and the number of classes (``split``: ELPV's split,
+    "tfxfer" (`elpv_split`, the benchmark's) or "sklearn" (`elpv_split_sklearn`, CSV order))."""
     from tfxfer import data
 
     d = data.load(name)
     if name == "elpv":
-        x = np.concatenate([d.train[0], d.val[0], d.test[0]])
-        y = np.concatenate([d.train[1], d.val[1], d.test[1]]).astype(int)
-        rest, test, tr, va = elpv_split(y)
+        if split == "sklearn":
+            from tfxfer.data.datasets import read_elpv
+
+            x, y, _, extras = read_elpv()  # the CSV order
+            p, y = extras["defect_probability"], y.astype(int)
+            rest, test, tr, va = elpv_split_sklearn(y)
+        else:
+            x = np.concatenate([d.train[0], d.val[0], d.test[0]])
+            y = np.concatenate([d.train[1], d.val[1], d.test[1]]).astype(int)
+            p = np.concatenate([d.extras[s]["defect_probability"] for s in ("train", "val", "test")])
+            rest, test, tr, va = elpv_split(y)
         splits = {"train": (x[rest][tr], y[rest][tr]), "val": (x[rest][va], y[rest][va]), "test": (x[test], y[test])}
+        ELPV_PROBABILITY.update(train=p[rest][tr], val=p[rest][va], test=p[test])
     else:
         splits = {"train": d.train, "val": d.val, "test": d.test}
     splits = {k: (np.asarray(v[0]), np.asarray(v[1]).astype(int)) for k, v in splits.items()}
     if limit:
-        splits = {k: _limit(v, limit if k == "train" else max(50, limit // 4)) for k, v in splits.items()}
+        for k, (x, y) in list(splits.items()):
+            keep = _kept(y, limit if k == "train" else max(50, limit // 4))
+            if keep is not None:
+                splits[k] = (x[keep], y[keep])
+                if k in ELPV_PROBABILITY and name == "elpv":
+                    ELPV_PROBABILITY[k] = ELPV_PROBABILITY[k][keep]
     if name in IMAGE_SETS:
         import tensorflow as tf
 
@@ -119,11 +156,25 @@ def run_tfxfer_image(splits, *, num_classes, size, seed, options=None, tta=True,
     options = dict(options or {})
     backbone = options.pop("backbone", BACKBONE)  # a variant may swap the backbone (same input size, same split)
     build = options.pop("build", {})  # ... or pass build_model arguments (e.g. {"pooling": "max"})
+    scored = splits["test"]  # test-time augmentation scores the class ids
+    adabn = options.pop("adabn", False)  # ... or re-estimate BatchNorm statistics on the training images first
+    if options.pop("soft_targets", False):  # ... or train (and select) on ELPV's expert defect probability
+        def soft(split):
+            q = ELPV_PROBABILITY[split].astype("float32")
+            return np.stack([1 - q, q], axis=1)
+
+        splits = {"train": (splits["train"][0], soft("train")), "val": (splits["val"][0], soft("val")),
+                  "test": (splits["test"][0], np.eye(2, dtype="float32")[splits["test"][1]])}
     if "stages" in options:  # JSON object keys are strings: {"0": 5} -> {0: 5}
         options["stages"] = {int(k): v for k, v in options["stages"].items()}
     keras.utils.set_random_seed(seed)
     t0 = time.perf_counter()
     model = build_model(backbone, num_classes, input_size=(size, size), weights="imagenet", **build)
+    if adabn:
+        from tfxfer.adapt import adapt_batchnorm
+        from tfxfer.train.data import with_channels
+
+        adapt_batchnorm(model, with_channels(model, splits["train"])[0], batch_size=64, seed=seed)
     result = fine_tune(model, splits["train"], val=splits["val"], test=splits["test"], seed=seed, verbose=0,
                        **options)
     row = {**_tfxfer_row(result), "wall_s": time.perf_counter() - t0}
@@ -132,7 +183,7 @@ def run_tfxfer_image(splits, *, num_classes, size, seed, options=None, tta=True,
         np.save(save, model.predict(splits["test"][0], batch_size=32, verbose=0))
         row["predictions"] = save
     if tta:
-        report = evaluate_tta(model, splits["test"])
+        report = evaluate_tta(model, scored)
         row["tta"] = {k: report[k] for k in ("views", "accuracy", "plain_accuracy", "seconds", "plain_seconds", "cost")}
     return row
 
@@ -271,6 +322,9 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--size", type=int, default=224, help="image side in pixels (both methods)")
     parser.add_argument("--limit", type=int, default=None, help="training examples kept per data set (reduced run)")
+    parser.add_argument("--elpv-split", choices=("tfxfer", "sklearn"), default="tfxfer",
+                        help="ELPV's split: the benchmark's (default) or scikit-learn's on the CSV order "
+                             "(a split-sensitivity check; tag the run)")
     parser.add_argument("--name", default="vs_hand_written")
     parser.add_argument("--variants", default=None,
                         help='JSON {"method name": {fine_tune keyword: value}}: extra tfxfer rows per seed, e.g. '
@@ -293,7 +347,8 @@ def main(argv=None):
         parser.error("--recipe runs the packaged recipe on every training text; it cannot be combined with --limit")
     command = " ".join(["python", "benchmarks/vs_hand_written.py", *(argv if argv is not None else sys.argv[1:])])
     run = {"command": command, "datasets": args.datasets, "seeds": args.seeds, "size": args.size, "limit": args.limit,
-           "reduced": bool(args.limit) or args.size != 224 or len(args.seeds) < 3, "tag": args.tag}
+           "reduced": bool(args.limit) or args.size != 224 or len(args.seeds) < 3, "tag": args.tag,
+           "elpv_split": args.elpv_split}
     from hand_written import image_baseline
 
     variants = json.loads(args.variants) if args.variants else {}
@@ -308,7 +363,7 @@ def main(argv=None):
         kept = {k: v for k, v in previous["summary"].items() if k in ("experiments", "note", "notes", "decisions")}
     runs.append(run)
     for name in args.datasets:
-        splits, k = load(name, size=args.size, limit=args.limit)
+        splits, k = load(name, size=args.size, limit=args.limit, split=args.elpv_split)
         sizes = {s: len(v[1]) for s, v in splits.items()}
         if name in TEXT_SETS and not args.no_hand_written:
             t0 = time.perf_counter()

@@ -103,19 +103,21 @@ def load(name, *, size, limit, split="tfxfer"):
     "tfxfer" (`elpv_split`, the benchmark's) or "sklearn" (`elpv_split_sklearn`, CSV order))."""
     from tfxfer import data
 
-    d = data.load(name)
-    if name == "elpv":
-        if split == "sklearn":
-            from tfxfer.data.datasets import read_elpv
+    if name == "elpv" and split == "sklearn":
+        from tfxfer.data.datasets import read_elpv
 
-            x, y, _, extras = read_elpv()  # the CSV order
-            p, y = extras["defect_probability"], y.astype(int)
-            rest, test, tr, va = elpv_split_sklearn(y)
-        else:
+        x, y, class_names, extras = read_elpv()  # the CSV order
+        p, y = extras["defect_probability"], y.astype(int)
+        rest, test, tr, va = elpv_split_sklearn(y)
+    else:
+        d = data.load(name)
+        class_names = d.class_names
+        if name == "elpv":
             x = np.concatenate([d.train[0], d.val[0], d.test[0]])
             y = np.concatenate([d.train[1], d.val[1], d.test[1]]).astype(int)
             p = np.concatenate([d.extras[s]["defect_probability"] for s in ("train", "val", "test")])
             rest, test, tr, va = elpv_split(y)
+    if name == "elpv":
         splits = {"train": (x[rest][tr], y[rest][tr]), "val": (x[rest][va], y[rest][va]), "test": (x[test], y[test])}
         ELPV_PROBABILITY.update(train=p[rest][tr], val=p[rest][va], test=p[test])
     else:
@@ -138,7 +140,7 @@ def load(name, *, size, limit, split="tfxfer"):
             return np.clip(np.rint(np.concatenate(out)), 0, 255).astype("uint8")
 
         splits = {k: (resize(v[0]), v[1]) for k, v in splits.items()}
-    return splits, len(d.class_names)
+    return splits, len(class_names)
 
 
 def run_tfxfer_image(splits, *, num_classes, size, seed, options=None, tta=True, save=None):

@@ -25,9 +25,9 @@ arguments such as ``{"pooling": "max"}``, ``"adabn": true`` re-estimates the Bat
 images before training, ``"soft_targets": true`` trains and selects on ELPV's expert defect probability as a soft
 two-class target); ``--elpv-split sklearn`` draws ELPV's split with scikit-learn instead, ``--elpv-split-seed N``
 draws the benchmark's own split with another seed (``elpv_across_splits`` in the summary pairs the two methods
-on every split measured); ``--tag`` names a run's
-summary entries; ``--recipe`` adds, for text, the packaged recipe run end to end (the CLI user's path) beside the
-``fine_tune`` rows; ``--no-hand-written`` and ``--no-defaults`` leave out the baselines and the defaults row (a screening run).
+on every split measured); ``--tag`` names a run's summary entries; ``--recipe`` adds, for text, the packaged
+recipe run end to end (the CLI user's path) beside the ``fine_tune`` rows; ``--no-hand-written`` and
+``--no-defaults`` leave out the baselines and the defaults row (a screening run).
 
 ``--limit N`` keeps N training examples (stratified, seed 0; val/test keep ``N // 4``): a reduced run, labelled so
 in the JSON. The full run: ``python benchmarks/vs_hand_written.py --datasets elpv animal_mnist sentiment_movies

@@ -41,6 +41,7 @@ SERIALIZABLE_MODULES = (
     "tfxfer.freezing.gradual",
     "tfxfer.train.unfreeze",
     "tfxfer.train.best",
+    "tfxfer.train.averaging",  # a callback a ResumableCheckpoint's config can carry
     "tfxfer.train.losses",  # SparseCrossentropy with label smoothing: compiled into saved models
     "tfxfer.reliability.checkpoint",
     "tfxfer.reliability.divergence",

@@ -42,6 +42,7 @@ import os
 import random
 import shutil
 import threading
+import zipfile
 
 import keras
 import numpy as np
@@ -268,8 +269,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         try:
             with np.load(os.path.join(state.path, "arrays.npz"), allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{state.path}/arrays.npz is unreadable ({exc})") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # missing, truncated, empty, bad CRC
+            raise ModelError(f"{state.path}/arrays.npz is unreadable ({type(exc).__name__}: {exc}); delete "
+                             "the folder to start over") from None
         assign_variables(list(model.variables), arrays, "model/", meta["model_variables"], "model", state.path)
         self.history = {k: list(v) for k, v in meta.get("history", {}).items()}
         self.restored_from = state.path

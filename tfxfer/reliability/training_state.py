@@ -20,6 +20,8 @@ from tfxfer.errors import ArgumentTypeError, ModelError
 
 FORMAT = 2  # 2: stateful callbacks (was: one "unfreezer" entry)
 LATEST = "latest.json"
+#: Keys every checkpoint's ``state.json`` holds (a missing one: the checkpoint is damaged).
+REQUIRED = ("epoch", "model_variables", "optimizer_variables", "python_random", "numpy_random")
 
 
 @dataclasses.dataclass
@@ -54,9 +56,21 @@ def latest_state(directory) -> TrainingState | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"The checkpoint in {directory} is unreadable ({type(exc).__name__}: {exc}); "
                          "delete the folder to start over") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path}/state.json holds a {type(meta).__name__}, not a checkpoint's state; "
+                         "delete the folder to start over")
     if meta.get("format") != FORMAT:
         raise ModelError(f"{path} has checkpoint format {meta.get('format')!r}; this tfxfer reads {FORMAT}")
-    return TrainingState(path=path, epoch=int(meta["epoch"]), logs=meta.get("logs", {}), meta=meta)
+    missing = [key for key in REQUIRED if key not in meta]
+    if missing:
+        raise ModelError(f"{path}/state.json lacks {', '.join(missing)}: the checkpoint is damaged; "
+                         "delete the folder to start over")
+    try:
+        epoch = int(meta["epoch"])
+    except (TypeError, ValueError):
+        raise ModelError(f"{path}/state.json has epoch {meta['epoch']!r}, not a number: the checkpoint is "
+                         "damaged; delete the folder to start over") from None
+    return TrainingState(path=path, epoch=epoch, logs=meta.get("logs", {}), meta=meta)
 
 
 def global_seed_state(create: bool = False):

@@ -52,6 +52,7 @@ def _key(path: str) -> str:
     return re.sub(r"[^0-9A-Za-z_.-]", "__", path)
 
 
+@keras.saving.register_keras_serializable(package="tfxfer")
 class WeightAveraging(keras.callbacks.Callback):
     """Average the trainable weights (EMA per batch or SWA per epoch) over the fit's last ``last_epochs``.
 
@@ -62,8 +63,9 @@ class WeightAveraging(keras.callbacks.Callback):
         directory: where `get_state` writes the running average for a checkpoint (needed only when a
             `tfxfer.reliability.ResumableCheckpoint` carries this callback).
 
-    ``count`` is the number of updates so far (batches for EMA, epochs for SWA). A callback (never
-    inside a saved model): ``get_config`` / ``from_config`` round-trip it without Keras registration.
+    ``count`` is the number of updates so far (batches for EMA, epochs for SWA). Registered with Keras
+    (``tfxfer>WeightAveraging``) so that a `tfxfer.reliability.ResumableCheckpoint` carrying it
+    round-trips through ``get_config``.
     """
 
     def __init__(self, mode: str = "ema", *, last_epochs: int | None = None, momentum: float = 0.99, directory=None):

@@ -12,8 +12,17 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+
 import keras
 import numpy as np
+
+from tfxfer.errors import ArgumentError, CheckpointError
+from tfxfer.utils.atomic import atomic_write_bytes
+
+_KEEP = 3  # best-weight files kept: the newest checkpoints (2 by default) name one of them
 
 
 def lower_is_better(monitor: str) -> bool:
@@ -38,15 +47,26 @@ class RestoreBest(keras.callbacks.Callback):
     ``best``/``best_epoch`` (0-based within the fit) describe the kept epoch; without ``monitor`` in
     the logs (no validation data) nothing is kept and the last epoch's weights stay. ``restore=False``
     only tracks the best value (the last epoch's weights stay).
+
+    Resuming: the callback follows the `tfxfer.reliability.Stateful` protocol. ``get_state`` writes the
+    best epoch's weights to ``directory`` (an atomic ``.npz``, written when the best changes, the last
+    three kept) and returns its name with the best value and epoch; ``restore_state`` reads them back, in
+    a fresh process too, so a resumed fit restores the same epoch as an uninterrupted one. Put it
+    *before* the `tfxfer.reliability.ResumableCheckpoint` in the callback list (the epoch's best is then
+    in the saved state). Weights read back by ``restore_state`` after the fit's last epoch (a fit that
+    had already finished) wait in the callback: `apply` (or ``on_train_end``) puts them in the model.
     """
 
-    def __init__(self, monitor: str = "val_loss", *, restore: bool = True):
+    def __init__(self, monitor: str = "val_loss", *, restore: bool = True, directory=None):
         super().__init__()
         self.monitor, self.restore = str(monitor), bool(restore)
+        self.directory = os.fspath(directory) if directory is not None else None
         self.best, self.best_epoch, self._weights, self._first = None, None, None, None
+        self._saved, self._saves, self._file = None, 0, None
 
     def on_train_begin(self, logs=None):
         self.best, self.best_epoch, self._weights, self._first = None, None, None, None
+        self._saved, self._file = None, None
 
     def on_epoch_end(self, epoch, logs=None):
         if self._first is None:
@@ -58,9 +78,62 @@ class RestoreBest(keras.callbacks.Callback):
                 self._weights = [np.array(w) for w in self.model.get_weights()]
 
     def on_train_end(self, logs=None):
-        if self._weights is not None:
-            self.model.set_weights(self._weights)
+        self.apply()
+
+    def apply(self, model=None) -> bool:
+        """Put the best epoch's weights (if any wait) into ``model`` (default: the fit's); True if it did."""
+        if self._weights is None:
+            return False
+        (model if model is not None else self.model).set_weights(self._weights)
         self._weights = None
+        return True
+
+    # -- Stateful protocol -------------------------------------------------------------------
+    def get_state(self) -> dict:
+        state = {"monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch, "first": self._first,
+                 "file": None, "sha256": None}
+        if self._weights is None:
+            return state
+        if self.directory is None:
+            raise ArgumentError("directory", None, "is needed to checkpoint the best epoch's weights",
+                                hint="RestoreBest(..., directory=<a folder next to the checkpoints>)")
+        if self._saved is not self._weights:  # the best changed since the last checkpoint: write it
+            os.makedirs(self.directory, exist_ok=True)
+            self._saves += 1
+            name = f"best-{self._saves:06d}.npz"
+            buffer = io.BytesIO()
+            np.savez(buffer, **{f"w{i:06d}": w for i, w in enumerate(self._weights)})
+            data = buffer.getvalue()
+            atomic_write_bytes(os.path.join(self.directory, name), data)
+            self._saved, self._file = self._weights, (name, hashlib.sha256(data).hexdigest())
+            for old in sorted(f for f in os.listdir(self.directory) if f.startswith("best-"))[:-_KEEP]:
+                os.remove(os.path.join(self.directory, old))
+        state["file"], state["sha256"] = self._file
+        return state
+
+    def restore_state(self, state: dict) -> None:
+        if state.get("monitor") != self.monitor:
+            raise ArgumentError("monitor", self.monitor,
+                                f"must match the checkpoint's monitor {state.get('monitor')!r}")
+        self.best, self.best_epoch, self._first = state["best"], state["best_epoch"], state["first"]
+        self._weights = self._saved = self._file = None
+        if state.get("file") is None:
+            return
+        path = os.path.join(self.directory or "", state["file"])
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise CheckpointError(f"The best epoch's weights {path} named by the checkpoint cannot be read: {e}") from e
+        if hashlib.sha256(data).hexdigest() != state["sha256"]:
+            raise CheckpointError(f"The best epoch's weights {path} do not match the checkpoint (sha256 differs)")
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            self._weights = [arrays[k] for k in sorted(arrays.files)]
+        self._saved, self._file = self._weights, (state["file"], state["sha256"])
 
     def get_config(self):
-        return {"monitor": self.monitor, "restore": self.restore}
+        return {"monitor": self.monitor, "restore": self.restore, "directory": self.directory}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

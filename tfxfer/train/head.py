@@ -191,23 +191,32 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
     from tfxfer.reliability.checkpoint import ResumableCheckpoint
 
     summary = freeze_backbone(model, bn_policy=bn_policy)
-    ckpt = ResumableCheckpoint(os.fspath(checkpoint_dir)) if checkpoint_dir is not None else None
+    keeper = None
+    if val_ds is not None:  # before the checkpoint: the epoch's best is in the state it saves
+        best_dir = None if checkpoint_dir is None else os.path.join(os.fspath(checkpoint_dir), "best")
+        keeper = RestoreBest(monitor, restore=restore_best, directory=best_dir)
+    ckpt = (ResumableCheckpoint(os.fspath(checkpoint_dir), stateful=[keeper] if keeper is not None else None)
+            if checkpoint_dir is not None else None)
     state = ckpt.state if ckpt is not None else None
     start = state.initial_epoch if state is not None else 0
-    extra = [ckpt] if ckpt is not None else []
-    keeper = RestoreBest(monitor, restore=restore_best) if val_ds is not None else None
-    if keeper is not None:
-        extra.append(keeper)
-        if patience is not None:
-            extra.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=int(patience),
-                                                       mode="min" if lower_is_better(monitor) else "max"))
+    extra = [keeper] if keeper is not None else []
+    extra += [ckpt] if ckpt is not None else []
+    if keeper is not None and patience is not None:
+        extra.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=int(patience),
+                                                   mode="min" if lower_is_better(monitor) else "max"))
     result = FineTuneResult(history={k: list(v) for k, v in state.meta.get("history", {}).items()} if state else {},
                             stages=[{"epoch": 0, "trainable_groups": summary.trainable_groups,
                                      "learning_rate": learning_rate, "cached_features": cached}],
                             head_epochs=epochs, resumed_from=state.path if state is not None else None)
-    if start >= epochs:  # finished before an interruption: reload its result
-        ckpt.set_model(split_at_pool(model)[1] if cached else model)
+    if start >= epochs:  # finished before an interruption: reload its result (the best epoch's weights)
+        trained = split_at_pool(model)[1] if cached else model
+        ckpt.set_model(trained)
         ckpt.restore(state, weights_only=True)
+        saved = {entry["class"]: entry["state"] for entry in state.meta.get("stateful", [])}
+        if keeper is not None and "RestoreBest" in saved:
+            keeper.restore_state(saved["RestoreBest"])
+            keeper.apply(trained)
+        result.steps = [_step_record(result.history, keeper, monitor, start=0)]
         return result
     guard = _stopper(checkpoint_dir) if stop_on_divergence else []
     if cached:
@@ -228,11 +237,16 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
                           class_weight=class_weight, shuffle=False, verbose=verbose,
                           callbacks=[*extra, *([epoch_shuffle] if epoch_shuffle else []), *callbacks, *guard])
     result.merge(h.history, start=start)
-    result.steps = [{"name": "head", "epochs": len(h.history.get("loss", [])), "history": dict(result.history),
-                     "monitor": monitor if keeper is not None else None,
-                     "best_epoch": None if keeper is None or keeper.best_epoch is None else keeper.best_epoch + start,
-                     "best": None if keeper is None else keeper.best}]
+    result.steps = [_step_record(result.history, keeper, monitor, start=0)]
     return result
+
+
+def _step_record(history: dict, keeper, monitor: str, *, start: int) -> dict:
+    """The head step's entry in ``result.steps``: its epochs, history and best epoch (counted from ``start``)."""
+    return {"name": "head", "epochs": len(history.get("loss", [])), "history": dict(history),
+            "monitor": monitor if keeper is not None else None,
+            "best_epoch": None if keeper is None or keeper.best_epoch is None else keeper.best_epoch + start,
+            "best": None if keeper is None else keeper.best}
 
 
 def _stopper(checkpoint_dir) -> list:

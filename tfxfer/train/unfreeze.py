@@ -163,6 +163,10 @@ def _averaged(model, averager, val_ds, keeper, *, monitor: str, strategy) -> dic
     return {"averaged": score, "kept_average": bool(keep), "averaging": averager.mode}
 
 
+def _subfolder(checkpoint_dir, name: str):
+    return None if checkpoint_dir is None else os.path.join(os.fspath(checkpoint_dir), name)
+
+
 def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learning_rate: float,
                   stages: dict | None = None, start_epoch: int = 0, warmup_epochs: float = 1, lr_decay: str = "cosine",
                   layer_decay: float = 0.5, optimizer: str = "adam", weight_decay: float | None = None, loss=None,
@@ -204,7 +208,11 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
     averager = [average_weights] if average_weights is not None else []
     if checkpoint_dir is not None and averager and average_weights.directory is None:
         average_weights.directory = os.path.join(os.fspath(checkpoint_dir), "averaging")
-    ckpt = (ResumableCheckpoint(os.fspath(checkpoint_dir), stateful=[unfreezer, *averager])
+    keeper = None
+    if (restore_best or keep_if_better) and val_ds is not None:
+        keeper = RestoreBest(monitor, restore=restore_best, directory=_subfolder(checkpoint_dir, "best"))
+    ckpt = (ResumableCheckpoint(os.fspath(checkpoint_dir),
+                                stateful=[unfreezer, *averager, *([keeper] if keeper is not None else [])])
             if checkpoint_dir is not None else None)
     state = ckpt.state if ckpt is not None else None
     anchored = attach_l2sp(model, alpha=float(l2sp)) if l2sp > 0 else []  # anchors: the backbone as it is now
@@ -215,20 +223,21 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
                                                **({} if weight_decay is None else {"weight_decay": weight_decay})),
                       **compile_args(model, labels, loss=loss, metrics=metrics, weighted=len(train_ds.element_spec) > 2,
                                      label_smoothing=label_smoothing))
-    extra = [ckpt] if ckpt is not None else []
+    # the best-epoch keeper goes before the checkpoint: the epoch's best is then in the state it saves
+    extra = [*([keeper] if keeper is not None else []), *([ckpt] if ckpt is not None else [])]
     before = before_score = None
-    if val_ds is not None and keep_if_better and not (state is not None and state.initial_epoch > start_epoch):
+    if val_ds is not None and keep_if_better:  # a resumed step starts from the same model: the same score
         before = [np.array(w) for w in model.get_weights()]
         with _fit_scope(model, strategy):
             before_score = model.evaluate(val_ds, verbose=0, return_dict=True).get(monitor.removeprefix("val_"))
-    keeper = RestoreBest(monitor, restore=restore_best) if (restore_best or keep_if_better) and val_ds is not None else None
-    extra += [keeper] if keeper is not None else []
     try:
         with _fit_scope(model, strategy):
             h = model.fit(train_ds, validation_data=val_ds, initial_epoch=state.initial_epoch if state else start_epoch,
                           epochs=start_epoch + epochs, shuffle=False, class_weight=class_weight, verbose=verbose,
                           callbacks=[*averager, *extra, unfreezer, *([epoch_shuffle] if epoch_shuffle else []), *callbacks,
                                      *(_stopper(checkpoint_dir) if stop_on_divergence else [])])
+        if keeper is not None:  # a step that had finished: its checkpoint handed back the best weights after the fit
+            keeper.apply(model)
     finally:
         drift = list(l2sp_drift(model).values()) if anchored else []
         if anchored:  # never leave the anchors on the caller's model (also after a crash)

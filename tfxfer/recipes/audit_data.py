@@ -168,7 +168,9 @@ def text_table_groups(path: str, column: str, *, summary, count: int) -> np.ndar
 
 
 def image_table_groups(path: str, column: str, *, files, count: int) -> np.ndarray:
-    """Group values of the files an image CSV / TSV table listed, matched by resolved path."""
+    """Group values of the files an image CSV / TSV table listed, matched by resolved path; a file
+    listed twice takes its first row's value, as the loader keeps the first row (the repeat is a
+    ``bad_row`` skip there)."""
     from tfxfer.data.tables import table_records
     from tfxfer.data.text import read_text_file
 
@@ -185,7 +187,7 @@ def image_table_groups(path: str, column: str, *, files, count: int) -> np.ndarr
     for _, row in rows:
         if len(row) > pi and row[pi].strip():
             full = row[pi] if os.path.isabs(row[pi]) else os.path.join(root, row[pi])
-            by_path[os.path.realpath(full)] = row[gi] if len(row) > gi else None
+            by_path.setdefault(os.path.realpath(full), row[gi] if len(row) > gi else None)
     out = [by_path.get(os.path.realpath(f), None) for f in files[:count]]
     if len(out) != count:
         raise DataError(f"{path}: {len(out)} files listed for {count} evaluated images")
@@ -248,7 +250,7 @@ def target_images(target: str, *, model, split: str):
     from tfxfer.recipes.inference import evaluation_data, image_files, read_images
 
     path = os.path.abspath(os.path.expanduser(target))
-    if packaged_key(target) is not None or (os.path.isfile(path) and path.lower().endswith((".csv", ".tsv"))):
+    if packaged_key(target) is not None or (os.path.isfile(path) and path.lower().endswith((".csv", ".tsv", ".tab"))):
         x, y, _ = evaluation_data(target, image_size=model.image_size, channels=model.channels, split=split,
                                   class_names=model.class_names)
         return (x, y)

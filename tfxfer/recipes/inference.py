@@ -9,13 +9,17 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import json
 import os
+import re
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, DataError
+from tfxfer.errors import ArgumentError, DataError, ModelError, bounded_repr
+
+#: The image loaders' reason for a file whose name is not valid UTF-8 (`tfxfer.data.SKIP_REASONS`).
+UNDECODABLE_NAME = "undecodable_name"
 
 
 @dataclasses.dataclass
@@ -64,25 +68,51 @@ def resolve_model_path(path) -> str:
 
 def delivered_file(path) -> str | None:
     """The .tflite file a run directory delivered (``export/table.json``'s ``deliver``), or None
-    (not a run directory, no export, or nothing passed its gate)."""
+    (not a run directory, no export, or nothing passed its gate); a damaged table is a `DataError`
+    naming it."""
+    from tfxfer.utils.jsonfile import read_json
+
     path = os.path.abspath(os.path.expanduser(os.fspath(path)))
     table = os.path.join(path, "export", "table.json")
     if not os.path.isdir(path) or not os.path.isfile(table):
         return None
-    with open(table, encoding="utf-8") as f:
-        deliver = json.load(f).get("deliver")
+    deliver = read_json(table, what="export table").get("deliver")
     if not deliver:
         return None
+    if not isinstance(deliver, str):
+        raise DataError(f"export table {table} is damaged: `deliver` must be a file name, not "
+                        f"{type(deliver).__name__}")
     deliver = deliver if os.path.isabs(deliver) else os.path.join(path, deliver)
     return deliver if os.path.isfile(deliver) else None
 
 
-def _labels_beside(path: str) -> dict:
+def _labels_beside(path: str) -> tuple[dict, str | None]:
+    """``(labels.json beside path, its path)``, or ``({}, None)`` without one; a damaged file (not
+    UTF-8 JSON, not an object, class names that are not a list of texts) is a `DataError` naming it."""
+    from tfxfer.utils.jsonfile import read_json
+
     labels = os.path.join(os.path.dirname(path), "labels.json")
-    if os.path.isfile(labels):
-        with open(labels, encoding="utf-8") as f:
-            return json.load(f)
-    return {}
+    if not os.path.isfile(labels):
+        return {}, None
+    info = read_json(labels, what="labels file")
+    names = info.get("class_names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise DataError(f"labels file {labels} is damaged: `class_names` must be a list of texts, not "
+                        f"{bounded_repr(names)}")
+    task = info.get("task")
+    if task is not None and not isinstance(task, str):
+        raise DataError(f"labels file {labels} is damaged: `task` must be a text, not {bounded_repr(task)}")
+    return info, labels
+
+
+def _check_names(names, num: int, *, model: str, source: str | None) -> list:
+    """``names`` (or ``"0"`` ... when None / empty), refused unless there is one per model output."""
+    if not names:
+        return [str(i) for i in range(num)]
+    if len(names) != num:
+        raise ModelError(f"{source} names {len(names)} class(es) but the model {model} has {num} outputs; "
+                         "the labels file does not belong to this model")
+    return list(names)
 
 
 def open_model(path) -> LoadedModel:
@@ -103,20 +133,22 @@ def open_model(path) -> LoadedModel:
         if len(interpreter.get_input_details()) > 1 or len(shape) != 4:
             raise ArgumentError("model", path, "is a text .tflite file (token ids in): predict with the run's "
                                 ".keras model, or on a device with export/wordpiece_tokenizer.py")
+        from tfxfer.export.metadata import sidecar_path
+
         sidecar = read_sidecar(path) or {}
-        names = sidecar.get("class_names") or [str(i) for i in range(num)]
-        return LoadedModel(path, "tflite", interpreter, (int(shape[1]), int(shape[2])), int(shape[3]), list(names))
+        names = _check_names(sidecar.get("class_names"), num, model=path, source=f"sidecar {sidecar_path(path)}")
+        return LoadedModel(path, "tflite", interpreter, (int(shape[1]), int(shape[2])), int(shape[3]), names)
     from tfxfer.reliability import load_model
 
     model = load_model(path, compile=False)
     shape = model.input_shape
     num = int(model.output_shape[-1])
-    info = _labels_beside(path)
-    names = info.get("class_names") or [str(i) for i in range(num)]
+    info, labels = _labels_beside(path)
+    names = _check_names(info.get("class_names"), num, model=path, source=f"labels file {labels}")
     if len(shape) != 4:  # a text model: raw strings in
-        task = info.get("task", "text_classification")
-        return LoadedModel(path, "keras", model, None, None, list(names), task=task)
-    return LoadedModel(path, "keras", model, (int(shape[1]), int(shape[2])), int(shape[3]), list(names))
+        task = info.get("task") or "text_classification"
+        return LoadedModel(path, "keras", model, None, None, names, task=task)
+    return LoadedModel(path, "keras", model, (int(shape[1]), int(shape[2])), int(shape[3]), names)
 
 
 def predict_text_inputs(model: LoadedModel, inputs, *, k: int = 3) -> list[tuple[str, str]]:
@@ -143,25 +175,84 @@ def predict_text_inputs(model: LoadedModel, inputs, *, k: int = 3) -> list[tuple
     return [(t, ", ".join(f"{c} {p:.3f}" for c, p in r)) for t, r in zip(texts, ranked)]
 
 
-def image_files(inputs) -> list[str]:
-    """Expand files and folders (searched recursively for images) into a sorted file list."""
+def shown_path(path) -> str:
+    """``path`` as text any terminal and JSON writer takes (bytes of a non-UTF-8 name escaped)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _name_ok(path) -> bool:
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _undecodable(path, what: str = "name") -> dict:
+    return {"path": shown_path(path), "reason": UNDECODABLE_NAME,
+            "detail": f"{what} bytes {os.fsencode(os.path.basename(path))[-60:]!r} are not UTF-8"}
+
+
+def image_files(inputs, *, skipped: list | None = None) -> list[str]:
+    """Expand files and folders (searched recursively for images) into a sorted file list.
+
+    Inside a folder, a file or sub-folder whose name is not valid UTF-8 is left out with the
+    training loaders' reason ``undecodable_name``: one ``{"path", "reason", "detail"}`` entry
+    each, appended to ``skipped`` when a list is given. A file named explicitly with such a
+    name is an `ArgumentError` (rename it).
+
+    Example:
+        >>> skipped = []
+        >>> files = image_files(["photos/"], skipped=skipped)   # doctest: +SKIP
+    """
     from tfxfer.data import IMAGE_EXTENSIONS
 
+    skipped = [] if skipped is None else skipped
     files = []
     for item in inputs:
         item = os.path.expanduser(os.fspath(item))
+        if not _name_ok(item) and (os.path.isdir(item) or os.path.isfile(item)):
+            raise ArgumentError("inputs", item, "must be named in UTF-8 (rename the file or folder)")
         if os.path.isdir(item):
             for dirpath, dirnames, filenames in os.walk(item):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                files += [os.path.join(dirpath, f) for f in sorted(filenames)
-                          if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
+                keep = []
+                for d in sorted(d for d in dirnames if not d.startswith(".")):
+                    if _name_ok(d):
+                        keep.append(d)
+                    else:
+                        skipped.append(_undecodable(os.path.join(dirpath, d), "folder name"))
+                dirnames[:] = keep
+                for f in sorted(filenames):
+                    if f.startswith(".") or not f.lower().endswith(IMAGE_EXTENSIONS):
+                        continue
+                    if _name_ok(f):
+                        files.append(os.path.join(dirpath, f))
+                    else:
+                        skipped.append(_undecodable(os.path.join(dirpath, f)))
         elif os.path.isfile(item):
             files.append(item)
         else:
             raise ArgumentError("inputs", item, "must be existing image files or folders")
     if not files:
-        raise DataError(f"No image files found in {list(inputs)}")
+        note = f" ({len(skipped)} skipped: {skip_note(skipped)})" if skipped else ""
+        raise DataError(f"No image files found in {bounded_repr(list(inputs))}{note}")
     return files
+
+
+def skip_note(skipped) -> str:
+    """``"2 empty_file, 1 undecodable_name"``: how many skips of each reason, most first."""
+    counts = collections.Counter(s.get("reason", "?") for s in skipped)
+    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
+
+
+def _decode_reason(exc) -> str:
+    """TensorFlow's decode error without its graph prefix and op suffix, e.g. "jpeg::Uncompress failed.
+    Invalid JPEG data or crop window"."""
+    text = getattr(exc, "message", None) or str(exc)
+    text = re.sub(r"\{\{function_node [^}]*\}\}", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\].*", "", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__).rstrip(".")[:200]
 
 
 def read_images(paths, *, image_size, channels: int) -> np.ndarray:
@@ -170,6 +261,7 @@ def read_images(paths, *, image_size, channels: int) -> np.ndarray:
     Each file goes through `tfxfer.data.check_image_bytes` first, as the training loaders do: a
     regular file only, the declared size capped before decoding, EXIF orientation applied, formats
     TensorFlow cannot decode converted. So a rotated phone photo gives the pixels it trained on.
+    A file that cannot be read, or whose name is not valid UTF-8, is a `DataError` naming it.
     """
     import tensorflow as tf
 
@@ -178,17 +270,20 @@ def read_images(paths, *, image_size, channels: int) -> np.ndarray:
 
     out = []
     for path in paths:
+        shown = shown_path(path)
+        if not _name_ok(path):
+            raise DataError(f"{shown}: the file name is not valid UTF-8 (rename it)")
         try:
             status, data = check_image_bytes(read_regular_file(path))
         except OSError as exc:
-            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+            raise DataError(f"{shown}: cannot read ({exc.strerror or exc})") from None
         except DataError as exc:
-            raise DataError(f"{path}: not a readable image ({exc})") from None
+            raise DataError(f"{shown}: not a readable image ({exc})") from None
         blob = data if status == "convert" else b""
         try:
             image = decode_file(tf.constant(path), tf.constant(blob), image_size=tuple(image_size), channels=channels)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
-            raise DataError(f"{path}: not a readable image ({str(exc).splitlines()[0][:120]})") from None
+            raise DataError(f"{shown}: not a readable image ({_decode_reason(exc)})") from None
         out.append(np.asarray(image, dtype=np.float32))
     return np.stack(out)
 
@@ -204,12 +299,14 @@ def top_k(probs, class_names, *, k: int = 3) -> list:
 
 
 def evaluation_data(source: str, *, image_size, channels: int, split: str = "test", class_names=None,
-                    limit: int | None = None, sample_seed: int | None = None):
-    """``(images, labels, class_names)`` for a packaged data set split, a folder or a CSV table.
+                    limit: int | None = None, sample_seed: int | None = None, skipped: list | None = None):
+    """``(images, labels, class_names)`` for a packaged data set split, a folder or a CSV / TSV table.
 
     ``limit`` keeps the first ``limit`` examples in the data's order; with ``sample_seed`` it keeps a
     seeded random subset instead (a folder read class by class would otherwise give the first
-    classes only), decoding only the images it keeps."""
+    classes only), decoding only the images it keeps. ``skipped``, a list, receives the loader's
+    ``{"path", "reason", "detail"}`` entry of each file or row it left out (unreadable images,
+    repeated rows...; `skip_note` counts them by reason)."""
     from tfxfer.data import image_dataset_from_csv, image_dataset_from_folder, list_datasets
     from tfxfer.recipes.image_data import take_images
 
@@ -238,10 +335,13 @@ def evaluation_data(source: str, *, image_size, channels: int, split: str = "tes
             data = image_dataset_from_folder(path, image_size=tuple(image_size), batch_size=64, color_mode=color,
                                              class_names=None, **sampled)
         elif os.path.isfile(path):
+            delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","  # as audit_data.image_groups
             data = image_dataset_from_csv(path, image_size=tuple(image_size), batch_size=64, color_mode=color,
-                                          **sampled)
+                                          delimiter=delimiter, **sampled)
         else:
             raise ArgumentError("data", source, "must be a packaged data set name, a folder or a CSV table")
+        if skipped is not None:
+            skipped.extend(data.summary.skipped)
         images, labels = take_images(data.train, limit)
         names = list(data.class_names)
     if class_names is not None and list(class_names) != names:

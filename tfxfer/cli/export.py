@@ -17,6 +17,7 @@ import sys
 from tfxfer.cli.common import (EXIT_GATE, EXIT_OK, add_json, add_verbosity, check_data_argument, check_model_path, emit_json,
                                import_tensorflow, show, verbosity)
 from tfxfer.errors import ArgumentError, UnknownNameError
+from tfxfer.utils.validate import check_safe_name
 
 
 def add_parser(sub) -> None:
@@ -51,6 +52,42 @@ def add_parser(sub) -> None:
 
 def _variants(text: str | None, default: str) -> tuple:
     return tuple(v.strip() for v in (text or default).split(",") if v.strip())
+
+
+def check_arguments(args) -> None:
+    """Every option ``tfxfer export`` can check without TensorFlow, before any work (and any file):
+    counts >= 1, gate limits finite and in range, variant names, the SavedModel name.
+
+    Example:
+        >>> import argparse
+        >>> check_arguments(argparse.Namespace(limit=0, num_calibration=500, min_agreement=None,
+        ...                                    max_accuracy_drop=None, variants=None, saved_model=None))
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.ArgumentError: `--limit` must be an int >= 1. Received: --limit=0
+    """
+    from tfxfer.recipes.config import THRESHOLD_RANGES, THRESHOLD_VARIANTS  # no TensorFlow
+    from tfxfer.utils.validate import check_float, check_int
+
+    check_int("--limit", args.limit, low=1)
+    check_int("--num-calibration", args.num_calibration, low=1)
+    for flag, key in (("--min-agreement", "min_top1_agreement"), ("--max-accuracy-drop", "max_accuracy_drop")):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:  # the same ranges as a recipe's export.thresholds and the gate's own check
+            low, high = THRESHOLD_RANGES[key]
+            check_float(flag, value, low=low, high=high)
+    if args.variants is not None:
+        asked = _variants(args.variants, "")
+        if not asked:
+            raise ArgumentError("--variants", args.variants, "must name at least one of "
+                                + ", ".join(THRESHOLD_VARIANTS))
+        for name in asked:
+            if name not in THRESHOLD_VARIANTS:
+                raise UnknownNameError("--variants entry", name, THRESHOLD_VARIANTS)
+        if len(set(asked)) != len(asked):
+            raise ArgumentError("--variants", args.variants, "must name each variant once")
+    if args.saved_model is not None:
+        check_safe_name("--saved-model", args.saved_model, use="it names the folder <out>/serving/<name>")
 
 
 def _formats(text: str) -> tuple:
@@ -150,6 +187,7 @@ def calibration_data(args, model):
 
 def cmd_export(args) -> int:
     formats = _formats(args.format)
+    check_arguments(args)
     if check_model_path(args.model).endswith(".tflite"):  # a wrong model or data set fails before TensorFlow
         raise ArgumentError("model", args.model, "must be a .keras model (or a run directory) to export")
     check_data_argument(args.data)

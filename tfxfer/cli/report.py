@@ -25,6 +25,11 @@ def cmd_report(args) -> int:
         raise ArgumentError("run_dir", args.run_dir, "must be an existing run directory")
     from tfxfer.recipes.causal_lm_report import is_lm_run, write_lm_report
     from tfxfer.report import write_report  # ~20 ms of imports: loaded here, not at `tfxfer --help`
+    from tfxfer.report.run_data import RUN_MARKERS, is_run_dir
+
+    if not is_run_dir(args.run_dir):  # nothing is written into a folder that holds no run
+        raise ArgumentError("run_dir", args.run_dir, "is not a tfxfer run directory (it holds neither "
+                            f"{' nor '.join(RUN_MARKERS)})", hint="Pass the folder `tfxfer run` wrote (runs/<name>)")
 
     if is_lm_run(args.run_dir):  # a causal-LM recipe's run has its own report
         lm_paths = write_lm_report(args.run_dir)

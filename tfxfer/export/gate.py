@@ -27,6 +27,7 @@ import numpy as np
 
 from tfxfer.errors import ArgumentTypeError, UnknownNameError
 from tfxfer.metrics import confusion_matrix, expected_calibration_error, looks_like_probabilities, per_class_accuracy
+from tfxfer.utils.validate import check_float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,8 +273,32 @@ def choose_delivery(results: dict, preferred: str, *, chain=DELIVERY_CHAIN) -> t
                       + (f"; delivering {fallback}" if fallback else ": nothing delivered"))
 
 
+def check_thresholds(limits: Thresholds, *, name: str = "thresholds") -> Thresholds:
+    """``limits`` with every set field a finite number, else `ArgumentError` naming ``name.field``.
+
+    A NaN limit would pass every comparison, so a gate given one would pass any file; an infinite one
+    is no limit (use None). A finite limit no file can meet (an agreement above 1) fails the gate, as
+    a caller forcing a failure means it to; the command line and recipes check their ranges
+    (`tfxfer.recipes.config.THRESHOLD_RANGES`).
+
+    Example:
+        >>> check_thresholds(Thresholds(min_top1_agreement=float("nan")))
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.ArgumentError: `thresholds.min_top1_agreement` must be a finite number or None. \
+Received: thresholds.min_top1_agreement=nan
+    """
+    for field in dataclasses.fields(Thresholds):
+        check_float(f"{name}.{field.name}", getattr(limits, field.name), allow_none=True)
+    return limits
+
+
 def resolve_thresholds(thresholds) -> dict[str, Thresholds]:
-    """Defaults overridden by ``{variant: Thresholds | dict}``."""
+    """Defaults overridden by ``{variant: Thresholds | dict}``; each limit is checked (`check_thresholds`).
+
+    Raises:
+        ArgumentError: a limit that is NaN, infinite or not a number, naming ``thresholds[variant].field``.
+    """
     merged = dict(DEFAULT_THRESHOLDS)
     if thresholds is None:
         return merged
@@ -288,7 +313,7 @@ def resolve_thresholds(thresholds) -> dict[str, Thresholds]:
             value = dataclasses.replace(merged.get(variant, Thresholds()), **value)
         elif not isinstance(value, Thresholds):
             raise ArgumentTypeError(f"thresholds[{variant!r}]", value, "a Thresholds or a dict")
-        merged[variant] = value
+        merged[variant] = check_thresholds(value, name=f"thresholds[{variant!r}]")
     return merged
 
 

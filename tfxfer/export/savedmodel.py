@@ -37,6 +37,7 @@ from tfxfer.export import _trace
 from tfxfer.export import serving
 from tfxfer.export.metadata import check_class_names
 from tfxfer.utils.atomic import atomic_path
+from tfxfer.utils.validate import check_safe_name
 
 SIGNATURES = {
     "serving_default": "image_bytes: string [batch] of encoded images (JPEG/PNG/GIF/BMP)",
@@ -190,8 +191,7 @@ def export_saved_model(
     from tfxfer.export.preflight import preflight
 
     height, width, channels = _trace.check_image_model(model)
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise ArgumentError("name", name, "must be letters, digits, '.', '_' or '-' (no path separators)")
+    check_safe_name("name", name)
     if image_size is not None and tuple(image_size) != (height, width):
         raise ArgumentError("image_size", image_size, f"must match the model input size {(height, width)}")
     num_classes = _trace.num_outputs(model)

@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 
@@ -30,6 +29,7 @@ from tfxfer.export.gate import Thresholds
 from tfxfer.export.text_gate import gate_text_runs, split_text_data
 from tfxfer.text.graph import text_parts, token_model
 from tfxfer.utils.atomic import atomic_path
+from tfxfer.utils.validate import check_safe_name
 
 
 def _serving_functions(model, class_names):
@@ -92,8 +92,7 @@ def export_text_saved_model(model, base_dir, *, name: str, version: int | None =
     names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(num)]
     if len(names) != num:
         raise ArgumentError("class_names", class_names, f"must have {num} names")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise ArgumentError("name", name, "must be letters, digits, '.', '_' or '-'")
+    check_safe_name("name", name)
     model_dir = os.path.join(os.fspath(base_dir), name)
     if version is None:
         existing = [int(v) for v in os.listdir(model_dir) if v.isdigit()] if os.path.isdir(model_dir) else []

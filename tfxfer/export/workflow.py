@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 
@@ -48,6 +47,7 @@ from tfxfer.export.tflite import VARIANTS, export_tflite
 from tfxfer.export.verification import verify
 from tfxfer.text.graph import text_parts
 from tfxfer.utils.atomic import atomic_write_json
+from tfxfer.utils.validate import check_safe_name
 
 IMAGE_DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8")
 TEXT_DEFAULT_VARIANTS = ("float32", "dynamic")
@@ -82,9 +82,7 @@ def convert_variants(model, out_dir, *, variants=None, representative_data=None,
     ``progress(done, total)``, if given, is called after each file. Other arguments: see `export_all`.
     """
     kind = model_kind(model)
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise ArgumentError("name", name, "must be letters, digits, '.', '_' or '-' (no path separators): "
-                            "it prefixes the file names in out_dir")
+    check_safe_name("name", name, use="it prefixes the file names in out_dir")
     variants = _check_variants(variants or (TEXT_DEFAULT_VARIANTS if kind == "text" else IMAGE_DEFAULT_VARIANTS), kind)
     out_dir = os.fspath(out_dir)
     exports = {}

@@ -29,6 +29,7 @@ import yaml
 from tfxfer.errors import ConfigError, bounded_repr
 from tfxfer.recipes.causal_lm_config import CausalLMConfig, check_causal_lm, check_causal_lm_keys
 from tfxfer.recipes.schema import closest, convert, from_mapping, schema_at, to_plain
+from tfxfer.utils.validate import is_int
 
 TASKS = ("image_classification", "text_classification", "token_classification", "causal_lm")
 #: Mirrors tfxfer.augment.list_policies() and tfxfer.export.VARIANTS (a test keeps them in step);
@@ -40,6 +41,21 @@ THRESHOLD_VARIANTS = EXPORT_VARIANTS + ("weight_only",)
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")  # tfxfer.reliability.STRATEGIES
 THRESHOLD_KEYS = ("min_top1_agreement", "max_accuracy_drop", "max_abs_error", "max_class_accuracy_drop",
                   "max_ece_increase")
+#: The range of each gate limit {key: (low, high or None)}, both ends included: agreement and ECE are
+#: fractions, accuracy drops are points. Recipes and ``tfxfer export`` refuse a limit outside it;
+#: `tfxfer.export.gate.check_thresholds` refuses only NaN and inf (a finite limit no file meets just
+#: fails the gate, which is how a caller forces a failure).
+THRESHOLD_RANGES = {"min_top1_agreement": (0.0, 1.0), "max_accuracy_drop": (0.0, 100.0), "max_abs_error": (0.0, None),
+                    "max_class_accuracy_drop": (0.0, 100.0), "max_ece_increase": (0.0, 1.0)}
+#: The values ``train.monitor`` may name, per task: the training core (`tfxfer.train.fine_tune`) takes
+#: validation values only, and the recipes compile the default loss and metrics of
+#: `tfxfer.train.losses.compile_args` ("accuracy"; "binary_accuracy" for a multi-label text table).
+MONITORS = {"image_classification": ("val_loss", "val_accuracy"),
+            "text_classification": ("val_loss", "val_accuracy", "val_binary_accuracy"),
+            "token_classification": ("val_loss", "val_accuracy"),
+            "causal_lm": ("val_loss",)}
+#: The largest ``seed``: NumPy and TensorFlow take seeds in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,9 +396,9 @@ def validate(cfg: RunConfig) -> RunConfig:
                           "letters, digits, '.', '_' or '-' (no spaces or '/', at most 64 characters). "
                           f"Received: {bounded_repr(cfg.name)}")
     d, m, t, e = cfg.data, cfg.model, cfg.train, cfg.export
-    if not d.source:
+    if not d.source.strip():  # "  " would resolve to the current folder
         raise ConfigError("`data.source` is required: a packaged data set name (see `tfxfer datasets`), "
-                          "a folder of class sub-folders, or a table file")
+                          f"a folder of class sub-folders, or a table file. Received: {bounded_repr(d.source)}")
     _choice("data.color_mode", d.color_mode, ("rgb", "grayscale"))
     _choice("data.augment", d.augment, AUGMENT_POLICIES)
     _choice("data.on_leakage", d.on_leakage, ("warn", "raise", "drop", "ignore"))
@@ -393,6 +409,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("train.class_weight", t.class_weight, ("none", "balanced"))
     _choice("train.strategy", t.strategy, STRATEGIES)
     _choice("train.average_weights", t.average_weights, ("none", "ema", "swa"))
+    _choice("train.monitor", t.monitor, MONITORS.get(cfg.task, MONITORS["image_classification"]))
     for key, value, off in (("label_smoothing", t.label_smoothing, 0.0), ("average_weights", t.average_weights, "none")):
         if value != off and not image:
             raise ConfigError(f"`train.{key}` is applied by image recipes only; use {off!r} for task {cfg.task!r}")
@@ -409,12 +426,20 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("`export.variants` must list at least one variant")
     for i, v in enumerate(e.variants):
         _choice(f"export.variants[{i}]", v, EXPORT_VARIANTS)
+        if v in e.variants[:i]:
+            raise ConfigError(f"`export.variants` must list each variant once; `export.variants[{i}]` repeats "
+                              f"{v!r}. Received: {bounded_repr(list(e.variants))}")
     _choice("export.deliver", e.deliver, e.variants)
+    if not e.threads:
+        raise ConfigError("`export.threads` must list at least one thread count (the latency benchmark's columns). "
+                          f"Received: {bounded_repr(list(e.threads))}")
     for variant, limits in e.thresholds.items():
         _choice(f"export.thresholds.{variant}", variant, THRESHOLD_VARIANTS)
         for key, value in limits.items():
             _choice(f"export.thresholds.{variant}.{key}", key, THRESHOLD_KEYS)
-            _in_range(f"export.thresholds.{variant}.{key}", value, 0.0, None)
+            low, high = THRESHOLD_RANGES[key]  # two checks: the message names the end that was crossed
+            _in_range(f"export.thresholds.{variant}.{key}", value, low, None)
+            _in_range(f"export.thresholds.{variant}.{key}", value, None, high)
     return cfg
 
 
@@ -422,19 +447,28 @@ def validate(cfg: RunConfig) -> RunConfig:
 MAX_INPUT_SIDE = 4096
 
 
+def _bound(value) -> str:
+    """A range bound as written in an error: integers in full (``4294967295``), floats short (``1e-05``)."""
+    if value is None:
+        return ""
+    return str(value) if is_int(value) else f"{value:g}"
+
+
 def _in_range(path, value, low, high, *, low_open=False, high_open=False, what="a finite number"):
     """`ConfigError` unless ``low <= value <= high`` (open ends as asked; NaN and inf never pass)."""
     if value is None:
         return
-    ok = math.isfinite(value) and (low is None or (value > low if low_open else value >= low)) \
+    finite = is_int(value) or math.isfinite(value)  # a huge YAML integer does not fit a float
+    ok = finite and (low is None or (value > low if low_open else value >= low)) \
         and (high is None or (value < high if high_open else value <= high))
     if not ok:
+        lo, hi = _bound(low), _bound(high)
         if low is not None and high is not None:
-            need = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            need = f"in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
         elif low is not None:
-            need = f"{'>' if low_open else '>='} {low:g}"
+            need = f"{'>' if low_open else '>='} {lo}"
         else:
-            need = f"{'<' if high_open else '<='} {high:g}"
+            need = f"{'<' if high_open else '<='} {hi}"
         raise ConfigError(f"`{path}` must be {what} {need}. Received: {bounded_repr(value)}")
 
 
@@ -451,6 +485,7 @@ def _check_ranges(cfg: RunConfig) -> None:
                 ("report.reliability_bins", r.reliability_bins, 1))
     for path, value, low in integers:
         _in_range(path, value, low, None, what="an integer")
+    _in_range("seed", cfg.seed, None, MAX_SEED, what="an integer")  # NumPy and TensorFlow seeds are 32-bit
     for i, n in enumerate(e.threads):
         _in_range(f"export.threads[{i}]", n, 1, None, what="a thread count")
     for path, value in (("data.validation_split", d.validation_split), ("data.test_split", d.test_split)):

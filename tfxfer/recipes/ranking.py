@@ -23,7 +23,7 @@ import os
 from typing import NamedTuple
 
 from tfxfer.errors import ArgumentError, ConfigError
-from tfxfer.recipes.config import load_config
+from tfxfer.recipes.config import MAX_INPUT_SIDE, load_config
 from tfxfer.recipes.sources import resolve_source
 from tfxfer.utils.validate import check_int
 
@@ -127,14 +127,16 @@ def image_rank_inputs(data: str, *, candidates=None, overrides=(), input_size: i
         candidates: candidate strings; None takes a recipe's backbone plus `DEFAULT_CANDIDATES`
             (a data source needs them).
         overrides: ``key=value`` recipe overrides (a recipe only).
-        input_size: square input size for candidates without their own; None takes the recipe's
-            ``model.input_size``, else each backbone's native size.
+        input_size: square input size (1 to `MAX_INPUT_SIDE`, as a recipe's) for candidates without
+            their own; None takes the recipe's ``model.input_size``, else each backbone's native size.
 
     Raises:
         ConfigError: a bad recipe, a missing data folder, a recipe whose task is not image classification.
         ArgumentError: overrides without a recipe, no candidates for a data source, a bad input size.
     """
     input_size = check_int("input_size", input_size, low=1, allow_none=True)
+    if input_size is not None:
+        check_int("input_size", input_size, low=None, high=MAX_INPUT_SIDE)  # a recipe's cap
     square = (input_size, input_size) if input_size else None
     if not is_recipe(data):
         if overrides:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, bounded_repr
 from tfxfer.recipes.catalog import DATASETS, check_source, dataset_key
 from tfxfer.recipes.fingerprint import fingerprint, package_fingerprint, path_fingerprint
 
@@ -50,6 +50,9 @@ def resolve_source(cfg) -> Source:
     Works from the catalog snapshot (`tfxfer.recipes.catalog`): no TensorFlow is imported.
     """
     raw = cfg.data.source.strip()
+    if not raw:  # os.path.abspath("") is the current folder: never read it by accident
+        raise ConfigError("`data.source` is required: a packaged data set name (see `tfxfer datasets`), a folder "
+                          f"of class sub-folders, or a table file. Received: {bounded_repr(cfg.data.source)}")
     key = dataset_key(raw)
     if key is not None:
         check_source(raw, task=cfg.task)  # a data set of another task is an error

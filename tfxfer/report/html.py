@@ -66,6 +66,16 @@ def _headline(run: dict) -> str:
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
+def _unused_files(run: dict) -> str:
+    """The files `load_run` could not use and no section reports (an optional record's problem is shown
+    in its own section): each one line, so a report built without them says so."""
+    from tfxfer.report.run_data import RECORDS
+
+    shown = tuple(path for paths in RECORDS.values() for path in paths)
+    lines = [p for p in run.get("problems") or [] if not p.startswith(shown)]
+    return "".join(f'<p class="fail unreadable">{esc(p)}</p>' for p in lines)
+
+
 def render_html(run: dict, *, figures: dict) -> str:
     """The report page for ``run`` (from `load_run`), with ``figures`` = {name: PNG bytes}."""
     cfg = run.get("config") or {}
@@ -82,7 +92,8 @@ def render_html(run: dict, *, figures: dict) -> str:
     nav = "".join(f'<a href="#{k}">{t}</a>' for k, t in links)
     # A chance-level model and what each training stage bought come first; then what ships, and
     # whether it passed its gate; how it got there follows.
-    body = [f"<h1>{esc(cfg.get('name', 'tfxfer run'))} {badge}</h1>", sections.lead(run), f'<p class="sub">{sub}</p>',
+    body = [f"<h1>{esc(cfg.get('name', 'tfxfer run'))} {badge}</h1>", _unused_files(run), sections.lead(run),
+            f'<p class="sub">{sub}</p>',
             f"<nav>{nav}</nav>",
             _headline(run), sections.delivered_section(run, figures), sections.export_section(run, figures),
             sections.data_section(run, figures),

@@ -53,8 +53,11 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 import numpy as np
+
+from tfxfer.errors import ArgumentError
 
 FILES = {
     "manifest": "manifest.json",
@@ -66,6 +69,10 @@ FILES = {
     "gate": "export/gate.json",
 }
 
+
+#: Files that mark a folder as a run directory: ``tfxfer run`` writes config.yaml first, manifest.json
+#: when a stage ends (`is_run_dir`).
+RUN_MARKERS = ("manifest.json", "config.yaml")
 
 #: Optional records: name -> paths tried in order (relative to the run folder).
 RECORDS = {
@@ -151,6 +158,18 @@ def shift_record(result, *, source: str, target: str, split: str | None = None, 
     return out
 
 
+def is_run_dir(path) -> bool:
+    """Whether ``path`` is a folder holding one of `RUN_MARKERS` (what ``tfxfer run`` leaves in a run).
+
+    Example:
+        >>> import tempfile
+        >>> is_run_dir(tempfile.mkdtemp())
+        False
+    """
+    path = os.fspath(path)
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, m)) for m in RUN_MARKERS)
+
+
 def _json(path):
     if not os.path.isfile(path):
         return None
@@ -158,34 +177,94 @@ def _json(path):
         return json.load(f)
 
 
+def _unreadable(exc: BaseException) -> str:
+    """Why a file could not be read, in one short line."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def _object(run_dir: str, rel: str, *, required: bool, problems: list):
+    """The JSON object in ``run_dir/rel`` (None when the file is missing). A file that is not UTF-8
+    JSON, or holds something other than an object, raises `ArgumentError` naming it if ``required``,
+    else is listed in ``problems`` and read as missing."""
+    path = os.path.join(run_dir, rel)
+    try:
+        value = _json(path)
+    except (OSError, ValueError, RecursionError) as exc:  # not UTF-8, not JSON (a truncated write), unreadable
+        problem = f"not readable JSON ({_unreadable(exc)})"
+    else:
+        if value is None or isinstance(value, dict):
+            return value
+        problem = f"a JSON {type(value).__name__}, not an object"
+    if required:
+        raise ArgumentError("run_dir", run_dir, f"holds a {rel} that tfxfer cannot use: {problem}",
+                            hint=f"Restore {rel} from a backup, or delete it to report from the other files")
+    problems.append(f"{rel}: {problem}; left out of the report")
+    return None
+
+
+def _config(run_dir: str):
+    """``(text, mapping)`` of ``run_dir/config.yaml`` ((None, None) when missing); `ArgumentError` naming
+    the file when it is not UTF-8 YAML holding a mapping."""
+    import yaml
+
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        return None, None
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        config = yaml.safe_load(text)
+    except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
+        problem = f"not readable YAML ({_unreadable(exc)})"
+    else:
+        if config is None or isinstance(config, dict):
+            return text, config
+        problem = f"a YAML {type(config).__name__}, not a mapping"
+    raise ArgumentError("run_dir", run_dir, f"holds a config.yaml that tfxfer cannot use: {problem}",
+                        hint="Restore config.yaml (the resolved recipe the run saved), or delete it")
+
+
+def _merge_distill(history: dict, extra: dict) -> dict:
+    """The training curves continued by distillation's (``distill/history.json``)."""
+    merged = {k: list(v) for k, v in history["history"].items()}
+    length = max((len(v) for v in merged.values()), default=0)
+    for key, values in extra["history"].items():
+        merged.setdefault(key, [None] * length)
+        merged[key] = merged[key] + list(values)
+    return dict(history, history=merged, stages=history.get("stages", []) + extra.get("stages", []),
+                lr_steps=history.get("lr_steps", []) + extra.get("lr_steps", []))
+
+
 def load_run(run_dir) -> dict:
     """``{"run_dir", "config", "manifest", "data", "history", "metrics", "misclassified",
     "thumbnails", "export", "gate", "groups", "shift", "adaptation", "problems"}``; a missing file
-    gives None; ``problems`` lists optional records that could not be used (`check_record`)."""
-    import yaml
+    gives None; ``problems`` lists the files that could not be used (an optional record that fails
+    `check_record`, a result file that is not a JSON object: each is then read as missing).
 
+    Raises:
+        ArgumentError: ``manifest.json`` or ``config.yaml`` (the run's identity and status) exists
+            but is not UTF-8 JSON / YAML holding an object; the message names the file.
+    """
     run_dir = os.fspath(run_dir)
     out = {"run_dir": os.path.abspath(run_dir)}
+    problems = []
     for key, rel in FILES.items():
-        out[key] = _json(os.path.join(run_dir, rel))
-    config_path = os.path.join(run_dir, "config.yaml")
-    out["config"] = None
-    out["config_text"] = None
-    if os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            out["config_text"] = f.read()
-        out["config"] = yaml.safe_load(out["config_text"])
-    extra = _json(os.path.join(run_dir, "distill", "history.json"))
-    if out["history"] and extra:  # distillation continues the training curves
-        merged = {k: list(v) for k, v in out["history"]["history"].items()}
-        length = max((len(v) for v in merged.values()), default=0)
-        for key, values in extra["history"].items():
-            merged.setdefault(key, [None] * length)
-            merged[key] = merged[key] + list(values)
-        out["history"] = dict(out["history"], history=merged,
-                              stages=out["history"].get("stages", []) + extra.get("stages", []),
-                              lr_steps=out["history"].get("lr_steps", []) + extra.get("lr_steps", []))
-    out["problems"] = []
+        out[key] = _object(run_dir, rel, required=key == "manifest", problems=problems)
+    out["config_text"], out["config"] = _config(run_dir)
+    extra = _object(run_dir, "distill/history.json", required=False, problems=problems)
+    history = out["history"]
+    if history and not isinstance(history.get("history"), dict):
+        problems.append(f"{FILES['history']}: `history` must map curve names to lists; left out of the report")
+        history = out["history"] = None
+    if extra and not isinstance(extra.get("history"), dict):
+        problems.append("distill/history.json: `history` must map curve names to lists; left out of the report")
+        extra = None
+    if history and extra:  # distillation continues the training curves
+        out["history"] = _merge_distill(history, extra)
+    out["problems"] = problems
     for kind, paths in RECORDS.items():
         out[kind] = None
         for rel in paths:
@@ -206,6 +285,10 @@ def load_run(run_dir) -> dict:
     thumbs = os.path.join(run_dir, "eval", "misclassified.npz")
     out["thumbnails"] = None
     if os.path.isfile(thumbs):
-        with np.load(thumbs) as z:
-            out["thumbnails"] = z["thumbnails"]
+        try:
+            with np.load(thumbs) as z:
+                out["thumbnails"] = z["thumbnails"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # damaged or foreign archive
+            out["problems"].append(f"eval/misclassified.npz: not a readable thumbnail archive ({_unreadable(exc)}); "
+                                   "left out of the report")
     return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 from tfxfer.errors import ArgumentError
 
@@ -69,3 +70,22 @@ def check_float(name: str, value, *, low: float | None = None, high: float | Non
         requirement = _range_text("a finite number", low, high, low_open, high_open)
         raise ArgumentError(name, value, requirement + (" or None" if allow_none else ""))
     return float(value)
+
+
+#: A name that becomes one file or folder name: letters, digits, '.', '_' or '-', never a path.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_safe_name(name: str, value, *, use: str = "") -> str:
+    """``value`` if it is a `SAFE_NAME` (no path separators, no leading dot), else `ArgumentError`
+    naming ``name``; ``use`` says what the name becomes (e.g. "it names the folder serving/<name>").
+
+    Example:
+        >>> check_safe_name("name", "model_v2")
+        'model_v2'
+    """
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+        raise ArgumentError(name, value, "must be letters, digits, '.', '_' or '-' (no path separators)"
+                            + (f": {use}" if use else ""))
+    return value
+

@@ -89,7 +89,7 @@ def test_predict_refuses_an_explicit_undecodable_name(world, tmp_path, capsys):
     assert cli.main(["predict", str(run), os.fsdecode(path)]) == 2
     err = capsys.readouterr().err
     assert "`inputs` must be named in UTF-8" in err and "Traceback" not in err
-    from tfxfer.recipes.inference import read_images
+    from tfxfer.recipes.image_inputs import read_images
 
     with pytest.raises(DataError, match="not valid UTF-8"):
         read_images([os.fsdecode(path)], image_size=(SIZE, SIZE), channels=3)
@@ -216,7 +216,7 @@ def test_split_that_cannot_apply_is_refused(world, split, problem, capsys, monke
 # 10. a truncated image --------------------------------------------------------------------------
 
 def test_truncated_image_gives_a_clean_reason(world, tmp_path):
-    from tfxfer.recipes.inference import read_images
+    from tfxfer.recipes.image_inputs import read_images
 
     path = tmp_path / "cut.png"
     blob = (world[1] / "bright" / "0.png").read_bytes()

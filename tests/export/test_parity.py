@@ -92,7 +92,7 @@ def test_every_path_decodes_the_same_pixels(mixed_folder, channels):
     import tensorflow as tf
 
     from tfxfer.data.tfdata import decode_file
-    from tfxfer.recipes.inference import read_images
+    from tfxfer.recipes.image_inputs import read_images
 
     runner = _runner()
     names = sorted(mixed_folder)
@@ -137,7 +137,7 @@ def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder
     import tensorflow as tf
 
     from tfxfer.export import export_saved_model, export_tflite
-    from tfxfer.recipes.inference import read_images
+    from tfxfer.recipes.image_inputs import read_images
 
     model = _sensitive_model(channels)
     files = {**mixed_folder, **rotated_folder}
@@ -216,7 +216,7 @@ def test_an_exif_rotated_photo_is_upright_in_training_predict_and_on_the_device(
 
     from tfxfer.data.scan import scan_images
     from tfxfer.data.tfdata import decode_file
-    from tfxfer.recipes.inference import read_images
+    from tfxfer.recipes.image_inputs import read_images
 
     pixels = np.zeros((24, 48, 3), np.uint8)
     pixels[:, :24] = 255  # left half white as stored; EXIF 6 shows it on top, 24 wide and 48 high

@@ -94,7 +94,8 @@ def cmd_predict(args) -> int:
     check_model_path(args.model)  # a missing model fails before TensorFlow
     import_tensorflow(args)
     # tfxfer.recipes.inference imports TensorFlow: loaded after import_tensorflow hid its start-up logs
-    from tfxfer.recipes.inference import image_files, open_model, predict_text_inputs, read_images, skip_note, top_k
+    from tfxfer.recipes.image_inputs import image_files, read_images, skip_note
+    from tfxfer.recipes.inference import open_model, predict_text_inputs, top_k
 
     model = open_model(args.model)
     if model.image_size is None:  # text classifier or NER model: the inputs are texts
@@ -161,6 +162,7 @@ def cmd_evaluate(args) -> int:
     views = tta_views(args)
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
+    from tfxfer.recipes.image_inputs import skip_counts
     from tfxfer.recipes.inference import delivered_file, evaluation_data, open_model
     from tfxfer.metrics import classification_metrics, metrics_chance_check
     from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics, model_task
@@ -218,7 +220,7 @@ def cmd_evaluate(args) -> int:
     if shipped is not None:
         model = open_model(shipped)
     probabilities, tta = (model.predict(x), None) if not views else _with_tta(model, x, y, names, views)
-    metrics = {"skipped": len(skipped), "skip_reasons": _skip_counts(skipped),
+    metrics = {"skipped": len(skipped), "skip_reasons": skip_counts(skipped),
                **classification_metrics(probabilities, y, names)}
     keras_metrics, agreement = None, None
     if shipped is not None:
@@ -227,13 +229,6 @@ def cmd_evaluate(args) -> int:
         agreement = float((probabilities.argmax(1) == keras_probabilities.argmax(1)).mean())
     return _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
                    groups, tta=tta)
-
-
-def _skip_counts(skipped) -> dict:
-    """``{reason: count}`` of the loader's skips, most frequent first."""
-    import collections
-
-    return dict(collections.Counter(s.get("reason", "?") for s in skipped).most_common())
 
 
 def _with_tta(model, x, y, names, views) -> tuple:

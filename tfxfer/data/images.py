@@ -46,14 +46,15 @@ from tfxfer.errors import ArgumentError, DataError, bounded_repr
 _IGNORED_DIRS = ("__MACOSX",)
 
 
-def _shown(path) -> str:
+def shown_path(path) -> str:
     """A path as text that any JSON writer and terminal takes (non-UTF-8 bytes escaped)."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _name_ok(name) -> bool:
+def is_utf8_name(name) -> bool:
+    """Whether a file or folder name (or path) is valid UTF-8 (a name of other bytes cannot become a tf.string)."""
     try:
-        name.encode("utf-8")
+        os.fspath(name).encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
@@ -67,11 +68,11 @@ def _inside(path, root_real) -> bool:
 def _link_skip(path, follow_links, root, root_real):
     """None when ``path`` may be read, else the skip entry (a link not followed, or leading out)."""
     if os.path.islink(path) and not follow_links:
-        return {"path": _shown(os.path.relpath(path, root)), "reason": "symlink",
-                "detail": f"-> {_shown(os.readlink(path))}"}
+        return {"path": shown_path(os.path.relpath(path, root)), "reason": "symlink",
+                "detail": f"-> {shown_path(os.readlink(path))}"}
     if os.path.islink(path) and not _inside(path, root_real):
-        return {"path": _shown(os.path.relpath(path, root)), "reason": "outside_root",
-                "detail": f"-> {_shown(os.path.realpath(path))}"}
+        return {"path": shown_path(os.path.relpath(path, root)), "reason": "outside_root",
+                "detail": f"-> {shown_path(os.path.realpath(path))}"}
     return None
 
 
@@ -82,22 +83,22 @@ def _walk_class(folder, follow_links, skipped, root, notes):
 
     def unreadable(exc):
         where = getattr(exc, "filename", None) or folder
-        skipped.append({"path": _shown(os.path.relpath(where, root)), "reason": "unreadable",
+        skipped.append({"path": shown_path(os.path.relpath(where, root)), "reason": "unreadable",
                         "detail": f"{type(exc).__name__}: {exc.strerror or exc}"})
 
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_links, onerror=unreadable):
         hidden = sorted(d for d in dirnames if d.startswith(".") or d in _IGNORED_DIRS)
         for d in hidden:
-            notes.append(f"ignored hidden folder {_shown(os.path.relpath(os.path.join(dirpath, d), root))}")
+            notes.append(f"ignored hidden folder {shown_path(os.path.relpath(os.path.join(dirpath, d), root))}")
         keep = []
         for d in sorted(d for d in dirnames if d not in hidden):
             sub = os.path.join(dirpath, d)
             entry = _link_skip(sub, follow_links, root, root_real)
-            if entry is None and not _name_ok(d):
-                entry = {"path": _shown(os.path.relpath(sub, root)), "reason": "undecodable_name",
+            if entry is None and not is_utf8_name(d):
+                entry = {"path": shown_path(os.path.relpath(sub, root)), "reason": "undecodable_name",
                          "detail": "a folder name that is not valid UTF-8"}
             if entry is None and os.path.realpath(sub) in seen:  # a link loop: walked already
-                notes.append(f"ignored linked folder {_shown(os.path.relpath(sub, root))} (already read)")
+                notes.append(f"ignored linked folder {shown_path(os.path.relpath(sub, root))} (already read)")
                 continue
             if entry is not None:
                 skipped.append(entry)
@@ -107,8 +108,8 @@ def _walk_class(folder, follow_links, skipped, root, notes):
         dirnames[:] = keep
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
-            if not _name_ok(name):
-                skipped.append({"path": _shown(os.path.relpath(path, root)), "reason": "undecodable_name",
+            if not is_utf8_name(name):
+                skipped.append({"path": shown_path(os.path.relpath(path, root)), "reason": "undecodable_name",
                                 "detail": f"name bytes {os.fsencode(name)[-60:]!r} are not UTF-8"})
                 continue
             reason = skip_reason_for_name(path)
@@ -137,8 +138,8 @@ def _list_dirs(folder, *, follow_links=False, root=None, skipped=None):
         if e.startswith(".") or e in _IGNORED_DIRS:
             continue
         entry = _link_skip(full, follow_links, root, root_real)
-        if entry is None and not _name_ok(e):
-            entry = {"path": _shown(os.path.relpath(full, root)), "reason": "undecodable_name",
+        if entry is None and not is_utf8_name(e):
+            entry = {"path": shown_path(os.path.relpath(full, root)), "reason": "undecodable_name",
                      "detail": "a folder name that is not valid UTF-8"}
         if entry is not None:
             if skipped is not None:
@@ -219,7 +220,7 @@ def image_dataset_from_folder(
     dirs, loose = _list_dirs(root, follow_links=follow_links, skipped=skipped)
     for name in loose:
         reason = "hidden_file" if skip_reason_for_name(name) == "hidden_file" else "outside_class_folder"
-        skipped.append({"path": _shown(name), "reason": reason, "detail": _shown(name)})
+        skipped.append({"path": shown_path(name), "reason": reason, "detail": shown_path(name)})
     presplit = bool(dirs) and all(d.lower() in SPLIT_ALIASES for d in dirs)
     layout = {}  # split -> {class: folder}
     if presplit:
@@ -231,7 +232,7 @@ def image_dataset_from_folder(
                                         skipped=skipped)
             for name in sub_loose:
                 reason = "hidden_file" if skip_reason_for_name(name) == "hidden_file" else "outside_class_folder"
-                skipped.append({"path": _shown(os.path.join(d, name)), "reason": reason, "detail": _shown(name)})
+                skipped.append({"path": shown_path(os.path.join(d, name)), "reason": reason, "detail": shown_path(name)})
             layout[split] = {c: os.path.join(root, d, c) for c in sub}
         if "train" not in layout:
             raise DataError(f"{root} has split folders {dirs} but no 'train' folder")

@@ -247,7 +247,8 @@ def text_data(model, source: str, *, split: str, limit: int | None, text_column:
 def target_images(target: str, *, model, split: str):
     """Deployment images for a shift test: ``x``, or ``(x, y)`` for a packaged set or labelled table
     (the labels only score the measured target accuracy)."""
-    from tfxfer.recipes.inference import evaluation_data, image_files, read_images
+    from tfxfer.recipes.image_inputs import image_files, read_images
+    from tfxfer.recipes.inference import evaluation_data
 
     path = os.path.abspath(os.path.expanduser(target))
     if packaged_key(target) is not None or (os.path.isfile(path) and path.lower().endswith((".csv", ".tsv", ".tab"))):

@@ -9,18 +9,12 @@ Example:
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
-import re
 
 import numpy as np
 
 from tfxfer.errors import ArgumentError, DataError, ModelError, bounded_repr
-
-#: The image loaders' reason for a file whose name is not valid UTF-8 (`tfxfer.data.SKIP_REASONS`).
-UNDECODABLE_NAME = "undecodable_name"
-
 
 @dataclasses.dataclass
 class LoadedModel:
@@ -175,119 +169,6 @@ def predict_text_inputs(model: LoadedModel, inputs, *, k: int = 3) -> list[tuple
     return [(t, ", ".join(f"{c} {p:.3f}" for c, p in r)) for t, r in zip(texts, ranked)]
 
 
-def shown_path(path) -> str:
-    """``path`` as text any terminal and JSON writer takes (bytes of a non-UTF-8 name escaped)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def _name_ok(path) -> bool:
-    try:
-        os.fspath(path).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _undecodable(path, what: str = "name") -> dict:
-    return {"path": shown_path(path), "reason": UNDECODABLE_NAME,
-            "detail": f"{what} bytes {os.fsencode(os.path.basename(path))[-60:]!r} are not UTF-8"}
-
-
-def image_files(inputs, *, skipped: list | None = None) -> list[str]:
-    """Expand files and folders (searched recursively for images) into a sorted file list.
-
-    Inside a folder, a file or sub-folder whose name is not valid UTF-8 is left out with the
-    training loaders' reason ``undecodable_name``: one ``{"path", "reason", "detail"}`` entry
-    each, appended to ``skipped`` when a list is given. A file named explicitly with such a
-    name is an `ArgumentError` (rename it).
-
-    Example:
-        >>> skipped = []
-        >>> files = image_files(["photos/"], skipped=skipped)   # doctest: +SKIP
-    """
-    from tfxfer.data import IMAGE_EXTENSIONS
-
-    skipped = [] if skipped is None else skipped
-    files = []
-    for item in inputs:
-        item = os.path.expanduser(os.fspath(item))
-        if not _name_ok(item) and (os.path.isdir(item) or os.path.isfile(item)):
-            raise ArgumentError("inputs", item, "must be named in UTF-8 (rename the file or folder)")
-        if os.path.isdir(item):
-            for dirpath, dirnames, filenames in os.walk(item):
-                keep = []
-                for d in sorted(d for d in dirnames if not d.startswith(".")):
-                    if _name_ok(d):
-                        keep.append(d)
-                    else:
-                        skipped.append(_undecodable(os.path.join(dirpath, d), "folder name"))
-                dirnames[:] = keep
-                for f in sorted(filenames):
-                    if f.startswith(".") or not f.lower().endswith(IMAGE_EXTENSIONS):
-                        continue
-                    if _name_ok(f):
-                        files.append(os.path.join(dirpath, f))
-                    else:
-                        skipped.append(_undecodable(os.path.join(dirpath, f)))
-        elif os.path.isfile(item):
-            files.append(item)
-        else:
-            raise ArgumentError("inputs", item, "must be existing image files or folders")
-    if not files:
-        note = f" ({len(skipped)} skipped: {skip_note(skipped)})" if skipped else ""
-        raise DataError(f"No image files found in {bounded_repr(list(inputs))}{note}")
-    return files
-
-
-def skip_note(skipped) -> str:
-    """``"2 empty_file, 1 undecodable_name"``: how many skips of each reason, most first."""
-    counts = collections.Counter(s.get("reason", "?") for s in skipped)
-    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
-
-
-def _decode_reason(exc) -> str:
-    """TensorFlow's decode error without its graph prefix and op suffix, e.g. "jpeg::Uncompress failed.
-    Invalid JPEG data or crop window"."""
-    text = getattr(exc, "message", None) or str(exc)
-    text = re.sub(r"\{\{function_node [^}]*\}\}", "", text)
-    text = re.sub(r"\s*\[Op:[^\]]*\].*", "", text)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else type(exc).__name__).rstrip(".")[:200]
-
-
-def read_images(paths, *, image_size, channels: int) -> np.ndarray:
-    """Decode and resize image files the way training pipelines do (float32 0-255).
-
-    Each file goes through `tfxfer.data.check_image_bytes` first, as the training loaders do: a
-    regular file only, the declared size capped before decoding, EXIF orientation applied, formats
-    TensorFlow cannot decode converted. So a rotated phone photo gives the pixels it trained on.
-    A file that cannot be read, or whose name is not valid UTF-8, is a `DataError` naming it.
-    """
-    import tensorflow as tf
-
-    from tfxfer.data.scan import check_image_bytes, read_regular_file
-    from tfxfer.data.tfdata import decode_file
-
-    out = []
-    for path in paths:
-        shown = shown_path(path)
-        if not _name_ok(path):
-            raise DataError(f"{shown}: the file name is not valid UTF-8 (rename it)")
-        try:
-            status, data = check_image_bytes(read_regular_file(path))
-        except OSError as exc:
-            raise DataError(f"{shown}: cannot read ({exc.strerror or exc})") from None
-        except DataError as exc:
-            raise DataError(f"{shown}: not a readable image ({exc})") from None
-        blob = data if status == "convert" else b""
-        try:
-            image = decode_file(tf.constant(path), tf.constant(blob), image_size=tuple(image_size), channels=channels)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
-            raise DataError(f"{shown}: not a readable image ({_decode_reason(exc)})") from None
-        out.append(np.asarray(image, dtype=np.float32))
-    return np.stack(out)
-
-
 def top_k(probs, class_names, *, k: int = 3) -> list:
     """``[[(class, probability), ...] per row]``, best first."""
     probs = np.asarray(probs)
@@ -306,7 +187,7 @@ def evaluation_data(source: str, *, image_size, channels: int, split: str = "tes
     seeded random subset instead (a folder read class by class would otherwise give the first
     classes only), decoding only the images it keeps. ``skipped``, a list, receives the loader's
     ``{"path", "reason", "detail"}`` entry of each file or row it left out (unreadable images,
-    repeated rows...; `skip_note` counts them by reason)."""
+    repeated rows...; `tfxfer.recipes.image_inputs.skip_note` counts them by reason)."""
     from tfxfer.data import image_dataset_from_csv, image_dataset_from_folder, list_datasets
     from tfxfer.recipes.image_data import take_images
 

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from tfxfer.adapt.domain_data import check_inputs, split_data
-from tfxfer.errors import ArgumentTypeError, ModelError
+from tfxfer.errors import ArgumentTypeError, DataError, ModelError
 from tfxfer.utils.validate import check_int
 
 
@@ -69,6 +69,8 @@ def adapt_batchnorm(model: keras.Model, target, *, batch_size: int = 64, max_exa
     Raises:
         ModelError: the model has no BatchNormalization layer (text encoders use LayerNorm).
         ArgumentError: target inputs of another shape or channel count than the model takes.
+        DataError: NaN or infinite target inputs, or target inputs that drive a BatchNorm statistic
+            to NaN or infinity (the model's statistics are put back first).
     """
     if not isinstance(model, keras.Model):
         raise ArgumentTypeError("model", model, "a keras.Model")
@@ -101,10 +103,18 @@ def adapt_batchnorm(model: keras.Model, target, *, batch_size: int = 64, max_exa
         for bn, (trainable, momentum) in zip(layers, saved):
             bn.trainable = trainable
             bn.momentum = momentum
-    mean_change = np.mean([np.abs(keras.ops.convert_to_numpy(bn.moving_mean) - m).mean()
-                           for bn, (m, _) in zip(layers, before)])
-    var_change = np.mean([np.abs(keras.ops.convert_to_numpy(bn.moving_variance) - v).mean()
-                          for bn, (_, v) in zip(layers, before)])
+    after = [(keras.ops.convert_to_numpy(bn.moving_mean), keras.ops.convert_to_numpy(bn.moving_variance))
+             for bn in layers]
+    bad = next((bn.name for bn, (m, v) in zip(layers, after) if not (np.isfinite(m).all() and np.isfinite(v).all())),
+               None)
+    if bad is not None:  # finite but extreme inputs can still overflow a statistic: leave the model as it was
+        for bn, (m, v) in zip(layers, before):
+            bn.moving_mean.assign(m)
+            bn.moving_variance.assign(v)
+        raise DataError(f"`target` drove the moving statistics of BatchNorm layer {bad!r} to NaN or infinity; "
+                        "the model's statistics were put back. Preprocess the target like the source data")
+    mean_change = np.mean([np.abs(m1 - m0).mean() for (m1, _), (m0, _) in zip(after, before)])
+    var_change = np.mean([np.abs(v1 - v0).mean() for (_, v1), (_, v0) in zip(after, before)])
     if seen and mean_change == 0.0 and var_change == 0.0:
         raise ModelError(f"AdaBN ran {seen} target examples through {model.name!r} but no BatchNorm statistic "
                          "moved: the model calls its BatchNorm layers with training=False fixed in the graph. "

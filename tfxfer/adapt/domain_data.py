@@ -3,7 +3,9 @@
 Every adaptation entry point takes data the way Keras does (an ``(x, y)`` tuple, ``x`` alone, or a
 batched ``tf.data.Dataset``); target labels are optional and only ever used for scoring. A target
 whose inputs have a different shape or channel count than the model, or whose labels fall
-outside the model's classes, is refused with a typed error naming the argument.
+outside the model's classes, is refused with a typed error naming the argument; so are NaN or
+infinite input values (`split_data` refuses them, naming the first bad position, before any work)
+and labels that are not class ids (strings, NaN, fractions).
 
 `domain_features` is the one place that turns a model and data into feature vectors:
 
@@ -32,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError, bounded_repr
 from tfxfer.models import head_model
 from tfxfer.text.encoders import TextEncoder
 from tfxfer.train.head import extract_features
@@ -47,8 +49,30 @@ class DomainFeatures:
     labels: np.ndarray | None
 
 
+def check_finite(x: np.ndarray, *, name: str) -> None:
+    """Refuse NaN or infinite values in numeric inputs, naming the first bad position.
+
+    A NaN input turns every statistic it enters into NaN (BatchNorm moving statistics, a batch
+    covariance, the weights after one gradient step), often without making a loss non-finite.
+    Text (object arrays) and integer inputs have nothing to check.
+    """
+    if x.dtype.kind not in "fc":
+        return
+    finite = np.isfinite(x)
+    if finite.all():
+        return
+    position = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite.reshape(-1))), x.shape))
+    bad = int(finite.size - np.count_nonzero(finite))
+    raise DataError(f"`{name}` holds {bad} NaN or infinite input value(s); the first is {x[position]} at index "
+                    f"{position} (example {position[0]}). Drop or repair those examples before adapting")
+
+
 def split_data(data, *, name: str):
-    """``(x, labels or None)`` as numpy arrays from a tuple, an array or a batched dataset."""
+    """``(x, labels or None)`` as numpy arrays from a tuple, an array or a batched dataset.
+
+    Raises:
+        DataError: no examples, or NaN / infinite input values (`check_finite`).
+    """
     if isinstance(data, tf.data.Dataset):
         xs, ys = [], []
         for batch in data:
@@ -59,7 +83,9 @@ def split_data(data, *, name: str):
                 xs.append(np.asarray(batch))
         if not xs:
             raise DataError(f"`{name}` yielded no batches")
-        return np.concatenate(xs), (np.concatenate(ys) if ys else None)
+        x = np.concatenate(xs)
+        check_finite(x, name=name)
+        return x, (np.concatenate(ys) if ys else None)
     if isinstance(data, tuple):
         if len(data) != 2:
             raise ArgumentTypeError(name, data, "an (x, y) tuple, an array of inputs, or a tf.data.Dataset")
@@ -75,6 +101,7 @@ def split_data(data, *, name: str):
         raise DataError(f"`{name}` is empty")
     if x.dtype.kind in "US":  # text as a plain str array: Keras string inputs want objects
         x = x.astype(object)
+    check_finite(x, name=name)
     return x, y
 
 
@@ -113,27 +140,51 @@ def class_count(model) -> int | None:
     return int(width) if isinstance(width, int) and width >= 2 else None
 
 
-def sparse_labels(labels: np.ndarray) -> np.ndarray:
-    """Class ids from sparse or one-hot labels."""
+def sparse_labels(labels: np.ndarray, *, name: str = "labels") -> np.ndarray:
+    """Class ids from sparse or one-hot labels.
+
+    Raises:
+        ArgumentError: labels that are not class ids (strings, NaN or infinite values, fractions,
+            more than two dimensions); the message names ``name``.
+    """
     labels = np.asarray(labels)
+    if labels.dtype.kind not in "biuf":
+        shown = labels.reshape(-1)[:4].tolist() if labels.size else []
+        raise ArgumentError(name, f"labels of dtype {labels.dtype}, e.g. {bounded_repr(shown)}",
+                            "must be integer class ids (or one-hot rows)",
+                            hint="Map class names to ids first, e.g. np.unique(labels, return_inverse=True)[1]")
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        flat = labels.reshape(-1)
+        index = int(np.argmin(np.isfinite(flat)))
+        raise ArgumentError(name, f"labels including {flat[index]} (at flat index {index})",
+                            "must be finite class ids")
     if labels.ndim == 2 and labels.shape[1] > 1:
         return labels.argmax(axis=1)
-    return labels.reshape(len(labels)).astype(np.int64)
+    if labels.ndim == 0 or labels.size != len(labels):
+        raise ArgumentError(name, f"labels of shape {labels.shape}",
+                            "must be a 1-D array of class ids or (n, classes) one-hot rows")
+    flat = labels.reshape(len(labels))
+    if labels.dtype.kind == "f" and (flat != np.round(flat)).any():
+        raise ArgumentError(name, f"labels including {flat[np.argmax(flat != np.round(flat))]}",
+                            "must be whole-number class ids")
+    return flat.astype(np.int64)
 
 
-def check_labels(model, labels: np.ndarray | None, *, name: str, source_labels: np.ndarray | None = None) -> None:
-    """Refuse labels outside the model's classes, or (given ``source_labels``) outside the source's label set."""
+def check_labels(model, labels: np.ndarray | None, *, name: str, source_labels: np.ndarray | None = None,
+                 classes: int | None = None) -> None:
+    """Refuse labels that are not class ids, fall outside the model's classes (or ``classes``, when
+    given), or (given ``source_labels``) outside the source's label set."""
     if labels is None:
         return
-    ids = sparse_labels(labels)
+    ids = sparse_labels(labels, name=name)
     if ids.size and ids.min() < 0:
         raise ArgumentError(name, f"labels including {int(ids.min())}", "must be class ids >= 0")
-    classes = class_count(model)
+    classes = class_count(model) if classes is None else classes
     if classes is not None and ids.size and ids.max() >= classes:
         raise ArgumentError(name, f"labels {sorted(set(ids.tolist()))[:8]}",
                             f"must be class ids in [0, {classes - 1}] (the model has {classes} classes)")
     if source_labels is not None:
-        extra = sorted(set(ids.tolist()) - set(sparse_labels(source_labels).tolist()))
+        extra = sorted(set(ids.tolist()) - set(sparse_labels(source_labels, name="source").tolist()))
         if extra:
             raise ArgumentError(name, f"labels {extra[:8]} that the source data does not have",
                                 "must use the source's label set")

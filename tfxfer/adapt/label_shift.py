@@ -11,8 +11,8 @@ Bayes' rule: ``p_t(y|x) ∝ p_s(y|x) · π_t(y) / π_s(y)``.
 * `fold_prior_correction`: the correction folded into the model's output Dense layer (its kernel
   and bias change; no layer is added, so the model saves and exports as before).
 * `correct_label_shift(model, target, source_labels=...)`: both in one, in place, returning the
-  estimate. It composes with every other method: correct the model that AdaBN / CORAL / DANN /
-  self-training produced.
+  estimate (``applied`` False, and the model untouched, when EM did not converge). It composes
+  with every other method: correct the model that AdaBN / CORAL / DANN / self-training produced.
 
 Example:
     >>> import numpy as np
@@ -34,7 +34,7 @@ import keras
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from tfxfer.adapt.domain_data import sparse_labels, split_data
+from tfxfer.adapt.domain_data import check_inputs, check_labels, sparse_labels, split_data
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.utils.validate import check_float, check_int
 
@@ -42,7 +42,9 @@ from tfxfer.utils.validate import check_float, check_int
 @dataclasses.dataclass(frozen=True)
 class LabelShiftEstimate:
     """EM's estimate: target ``priors``, the source priors it started from, ``weights`` (their
-    ratio), the calibration ``temperature`` (1.0 when none was fitted) and the ``iterations``."""
+    ratio), the calibration ``temperature`` (1.0 when none was fitted), the ``iterations``, whether
+    EM ``converged``, and whether `correct_label_shift` ``applied`` it to the model (never when EM
+    did not converge; always False from `estimate_target_priors`, which changes no model)."""
 
     priors: np.ndarray
     source_priors: np.ndarray
@@ -50,11 +52,16 @@ class LabelShiftEstimate:
     temperature: float
     iterations: int
     converged: bool
+    applied: bool = False
 
     def describe(self) -> str:
         fmt = lambda p: "[" + ", ".join(f"{v:.3f}" for v in p) + "]"  # noqa: E731
-        return (f"class priors {fmt(self.source_priors)} (source) -> {fmt(self.priors)} (target, EM estimate"
+        text = (f"class priors {fmt(self.source_priors)} (source) -> {fmt(self.priors)} (target, EM estimate"
                 f" after {self.iterations} iterations, temperature {self.temperature:.3g})")
+        if not self.converged:
+            text += ("; EM did not converge (too few target examples?), so the estimate is unreliable and no "
+                     "correction was applied")
+        return text
 
 
 def _probabilities(name: str, probabilities) -> np.ndarray:
@@ -83,7 +90,8 @@ def _tempered(p: np.ndarray, temperature: float) -> np.ndarray:
 def fit_temperature(probabilities, labels) -> float:
     """The temperature minimising the negative log-likelihood of ``labels`` (source validation)."""
     p = _probabilities("probabilities", probabilities)
-    y = sparse_labels(np.asarray(labels))
+    check_labels(None, labels, name="labels", classes=p.shape[1])
+    y = sparse_labels(labels, name="labels")
     if len(y) != len(p):
         raise ArgumentError("labels", f"{len(y)} labels", f"must match the {len(p)} rows of probabilities")
 
@@ -158,37 +166,64 @@ def correct_label_shift(model: keras.Model, target, *, source_labels=None, sourc
 
     The correction (temperature and prior ratio) is folded into the output Dense layer by
     `fold_prior_correction`, so the corrected model is the same Keras model with other weights.
+    When EM does not converge (a target of a handful of examples), nothing is folded in: the
+    returned estimate has ``converged`` and ``applied`` False and ``describe()`` says so.
 
     Args:
         model: a classifier ending in a Dense layer with a softmax activation.
         target: unlabelled target inputs (labels, if given as ``(x, y)``, are ignored).
-        source_labels: the model's training labels (their frequencies are the source priors), or
+        source_labels: the model's training labels (their frequencies are the source priors;
+            every class must occur), or
         source_priors: the source class frequencies directly.
         calibration: optional labelled source validation ``(x, y)``: a temperature is fitted on it
             first (EM needs calibrated probabilities) and folded in as well.
         batch_size: prediction batch size.
 
     Returns:
-        The `LabelShiftEstimate` (target priors, weights, temperature).
+        The `LabelShiftEstimate` (target priors, weights, temperature; ``applied``: whether the
+        model was changed).
+
+    Raises:
+        ArgumentError: ``target`` or ``calibration`` inputs of another shape or channel count than
+            the model takes; ``source_labels`` or ``calibration`` labels that are not the model's
+            class ids, or ``source_labels`` missing a class.
+        DataError: NaN or infinite inputs.
     """
     if not isinstance(model, keras.Model):
         raise ArgumentTypeError("model", model, "a keras.Model with a softmax output")
-    _output_dense(model)
+    classes = _output_dense(model).units
+    batch_size = check_int("batch_size", batch_size, low=1)
     if (source_labels is None) == (source_priors is None):
         raise ArgumentError("source_labels", "both or neither of source_labels / source_priors",
                             "must be given, or else source_priors (exactly one of them)")
+    # Every check before any work: the model changes only at the end, and only when EM converged.
     x_target, _ = split_data(target, name="target")
-    probabilities = model.predict(x_target, verbose=0, batch_size=batch_size)
-    classes = probabilities.shape[-1]
+    check_inputs(model, x_target, name="target")
     if source_priors is None:
-        counts = np.bincount(sparse_labels(np.asarray(source_labels)), minlength=classes)[:classes]
+        check_labels(model, source_labels, name="source_labels", classes=classes)
+        counts = np.bincount(sparse_labels(source_labels, name="source_labels"), minlength=classes)
+        if (counts == 0).any():
+            missing = np.flatnonzero(counts == 0).tolist()
+            raise ArgumentError("source_labels", f"labels with per-class counts {counts.tolist()[:8]}",
+                                f"must hold every one of the model's {classes} classes (class(es) {missing[:8]} "
+                                "never occur, so their source prior is 0 and the correction is undefined)",
+                                hint="Pass source_priors= with the class frequencies the model was trained on")
         source_priors = counts / counts.sum()
-    temperature = 1.0
+    else:
+        source_priors = _priors("source_priors", source_priors, classes)
     if calibration is not None:
         x_val, y_val = split_data(calibration, name="calibration")
         if y_val is None:
             raise ArgumentError("calibration", "inputs without labels", "must be labelled (x, y) source data")
-        temperature = fit_temperature(model.predict(x_val, verbose=0, batch_size=batch_size), y_val)
+        check_inputs(model, x_val, name="calibration")
+        check_labels(model, y_val, name="calibration", classes=classes)
+    probabilities = model.predict(x_target, verbose=0, batch_size=batch_size)
+    temperature = 1.0
+    if calibration is not None:
+        temperature = fit_temperature(model.predict(x_val, verbose=0, batch_size=batch_size),
+                                      sparse_labels(y_val, name="calibration"))
     estimate = estimate_target_priors(probabilities, source_priors=source_priors, temperature=temperature)
+    if not estimate.converged:  # an estimate EM is still moving is no basis for changing the model
+        return estimate
     fold_prior_correction(model, estimate.weights, temperature)
-    return estimate
+    return dataclasses.replace(estimate, applied=True)

@@ -79,7 +79,7 @@ def reverse_validation(target_features, target_predictions, source_features, sou
     if len(predicted) != len(xt):
         raise ArgumentError("target_predictions", f"{len(predicted)} predictions",
                             f"must match the {len(xt)} target examples")
-    ys = sparse_labels(np.asarray(source_labels))
+    ys = sparse_labels(source_labels, name="source_labels")
     if len(ys) != len(xs):
         raise ArgumentError("source_labels", f"{len(ys)} labels", f"must match the {len(xs)} source examples")
     classes = int(max(predicted.max(), ys.max())) + 1

@@ -170,7 +170,8 @@ def detect_shift(model_or_backbone, source, target, *, method: str = "both", alp
 
     Raises:
         ArgumentError: ``target`` inputs of another shape or channel count than the model takes,
-            target labels outside the source's label set, or a bad option.
+            target labels outside the source's label set, labels that are not class ids, or a bad option.
+        DataError: NaN or infinite inputs (or features), or fewer than 2 examples in a domain.
     """
     if method not in METHODS:
         raise ArgumentError("method", method, "must be one of " + ", ".join(repr(m) for m in METHODS))
@@ -183,6 +184,7 @@ def detect_shift(model_or_backbone, source, target, *, method: str = "both", alp
             check_inputs(model_or_backbone, x_target, name="target")
             if not isinstance(source, tf.data.Dataset):
                 source_labels = split_data(source, name="source")[1]
+                check_labels(model_or_backbone, source_labels, name="source")
                 check_labels(model_or_backbone, y_target, name="target", source_labels=source_labels)
     src = domain_features(model_or_backbone, source, name="source", batch_size=batch_size)
     tgt = domain_features(model_or_backbone, target, name="target", batch_size=batch_size)

@@ -291,8 +291,11 @@ def _label_shift(ctx, model, source: _Domain, target: _Domain) -> str:
         fitted = f"temperature {temperature:.3f} fitted on {len(source.y_val)} source validation examples"
     estimate = estimate_target_priors(_predict(ctx, model, target.x_train), source_priors=counts / counts.sum(),
                                       temperature=temperature)
-    fold_prior_correction(model, estimate.weights, temperature)
     priors = ", ".join(f"{name} {p:.2f}" for name, p in zip(source.class_names[:8], estimate.priors))
+    if not estimate.converged:  # as correct_label_shift: an estimate EM did not settle on changes nothing
+        return (f"label_shift: EM did not converge on the target's class priors ({priors}); {fitted}; no "
+                "correction was applied")
+    fold_prior_correction(model, estimate.weights, temperature)
     return f"label_shift: target priors estimated by EM ({priors}); {fitted}; folded into the output layer"
 
 

@@ -1,14 +1,16 @@
 """Turn the data a user passes to the exporters into numpy arrays.
 
 Accepted everywhere: a numpy array of images, an ``(images, labels)`` tuple, or a
-``tf.data.Dataset`` yielding images or ``(images, labels)`` (batched or not).
+``tf.data.Dataset`` yielding images or ``(images, labels)`` (batched or not). Images must be finite:
+one NaN or infinite pixel is a `DataError` naming the data and its position, before any work (it would
+otherwise surface as a gate failure blamed on the exported file, or skew int8 calibration).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
 
 
 def _is_dataset(data) -> bool:
@@ -70,7 +72,28 @@ def as_arrays(data, *, name: str = "data", limit: int | None = None):
     if limit is not None:
         x = x[:limit]
         y = None if y is None else y[:limit]
-    return x.astype(np.float32, copy=False), y
+    x = x.astype(np.float32, copy=False)
+    check_finite(x, name=name)
+    return x, y
+
+
+def check_finite(values: np.ndarray, *, name: str, what: str = "images") -> None:
+    """`DataError` naming ``name`` and the first NaN or infinite entry of ``values``, if there is one.
+
+    Example:
+        >>> check_finite(np.array([[1.0, np.nan]]), name="eval_data")
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.DataError: `eval_data` images hold a non-finite value (nan) at index (0, 1); \
+tfxfer exports and gates on finite pixel values only (clean or drop those images first)
+    """
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    first = tuple(int(i) for i in np.argwhere(~finite)[0])
+    raise DataError(f"`{name}` {what} hold a non-finite value ({values[first]}) at index {first}; tfxfer exports "
+                    f"and gates on finite {'pixel ' if what == 'images' else ''}values only (clean or drop those "
+                    f"{what} first)")
 
 
 def check_image_shape(images: np.ndarray, shape: tuple[int, int, int], *, name: str) -> None:
@@ -81,10 +104,26 @@ def check_image_shape(images: np.ndarray, shape: tuple[int, int, int], *, name: 
         )
 
 
-def sparse_labels(labels, *, num_classes: int, name: str = "data") -> np.ndarray:
-    """Integer class ids from integer or one-hot labels."""
+def _numeric(labels, *, name: str) -> np.ndarray:
     y = np.asarray(labels)
+    if y.dtype.kind not in "biuf":
+        raise DataError(f"`{name}` labels must be numbers; got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        check_finite(y, name=name, what="labels")
+    return y
+
+
+def sparse_labels(labels, *, num_classes: int, name: str = "data") -> np.ndarray:
+    """Integer class ids from integer or one-hot labels (multi-hot rows are a `DataError`: a softmax
+    model picks one class, see `multilabel_targets` for sigmoid models)."""
+    y = _numeric(labels, name=name)
     if y.ndim == 2 and y.shape[1] == num_classes and num_classes > 1:
+        binary = np.isin(y, (0, 1)).all(axis=1)
+        multi_hot = binary & (y.sum(axis=1) != 1)
+        if multi_hot.any():
+            row = int(np.argmax(multi_hot))
+            raise DataError(f"`{name}` label row {row} is {y[row].tolist()}: not one-hot (a multi-class model "
+                            "takes one class per example; multi-hot rows are for multi-label sigmoid models)")
         y = y.argmax(axis=1)
     elif y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -98,6 +137,26 @@ def sparse_labels(labels, *, num_classes: int, name: str = "data") -> np.ndarray
     return y
 
 
+def multilabel_targets(labels, *, num_labels: int, name: str = "data") -> np.ndarray:
+    """``(examples, num_labels)`` 0/1 targets of a multi-label (sigmoid) model from multi-hot rows (or
+    a column of 0/1 for a single sigmoid output).
+
+    Example:
+        >>> multilabel_targets([[1, 0, 1], [0, 0, 0]], num_labels=3).tolist()
+        [[1, 0, 1], [0, 0, 0]]
+    """
+    y = _numeric(labels, name=name)
+    if y.ndim == 1 and num_labels == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[1] != num_labels:
+        raise DataError(f"`{name}` labels of a multi-label model must be multi-hot rows of {num_labels} "
+                        f"labels; got shape {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise DataError(f"`{name}` labels of a multi-label model must be 0 or 1; got values in "
+                        f"[{y.min()}, {y.max()}]")
+    return y.astype(np.int64)
+
+
 def keras_reference(model, images: np.ndarray, reference_outputs=None, *, num_classes: int,
                     batch_size: int = 32) -> np.ndarray:
     """The Keras model's outputs on ``images`` that a converted file is judged against: ``reference_outputs``
@@ -108,10 +167,15 @@ def keras_reference(model, images: np.ndarray, reference_outputs=None, *, num_cl
         (2, 3)
     """
     if reference_outputs is None:
-        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float32)
-    reference = np.asarray(reference_outputs, dtype=np.float32)
-    if reference.shape != (len(images), num_classes):
-        raise ArgumentError("reference_outputs", reference.shape, f"must have shape {(len(images), num_classes)}")
+        reference = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float32)
+    else:
+        reference = np.asarray(reference_outputs, dtype=np.float32)
+        if reference.shape != (len(images), num_classes):
+            raise ArgumentError("reference_outputs", reference.shape, f"must have shape {(len(images), num_classes)}")
+    if not np.all(np.isfinite(reference)):
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(reference))[0])
+        raise ModelError(f"The Keras model gives a non-finite output ({reference[first]}) at {first} on finite "
+                         "images, so no exported file can be judged against it (check its weights)")
     return reference
 
 

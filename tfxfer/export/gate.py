@@ -9,6 +9,8 @@ float32/float16/dynamic, accuracy drop <= 1.0 point for int8) and configurable. 
 also measured against the documented agreement target (`INT8_AGREEMENT_TARGET`, 98 %), which is
 reported and never fails the gate; `choose_delivery` walks `DELIVERY_CHAIN` with both.
 `tfxfer.export.verify` runs the files (image or text) and applies this.
+A multi-label (sigmoid) model is judged per label decision at 0.5 under the same limits (``task=
+"multilabel"``); a regression model is refused before any work (`tfxfer.export.metadata.check_gateable`).
 
 Example:
     >>> import numpy as np
@@ -25,7 +27,7 @@ import dataclasses
 
 import numpy as np
 
-from tfxfer.errors import ArgumentTypeError, UnknownNameError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
 from tfxfer.metrics import confusion_matrix, expected_calibration_error, looks_like_probabilities, per_class_accuracy
 from tfxfer.utils.validate import check_float
 
@@ -130,6 +132,10 @@ class VariantResult:
     #: judge it (fewer than `target_examples`).
     agreement_target: float | None = None
     meets_agreement_target: bool | None = None
+    #: "multiclass" (top-1 agreement, accuracy), or "multilabel" (sigmoid outputs: ``top1_agreement`` is
+    #: the fraction of per-label decisions at 0.5 that agree with Keras, the accuracies are per-label
+    #: binary accuracies and ``per_class`` is per label).
+    task: str = "multiclass"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -363,22 +369,10 @@ def examples_needed(keras_correct, file_correct, limit_points: float, *, z: floa
     return int(np.ceil(max(z * z * max(discordant - drop ** 2, 0.0) / gap ** 2, z / gap)))
 
 
-def compare_outputs(name, path, reference, outputs, labels, class_names, limits: Thresholds,
-                    target: float | None = None) -> VariantResult:
-    """A `VariantResult` for a file's ``outputs`` against the Keras ``reference`` (both
-    ``[examples, classes]``) on ``labels``, checked against ``limits``; NaN/Inf outputs fail.
-    ``target``: the agreement target reported beside the gate (default `agreement_target(name)`).
-    Shared by the image gate and the text gate (`tfxfer.export.text_gate`)."""
-    target = agreement_target(str(name).split(":", 1)[0]) if target is None else target
-    outputs = np.asarray(outputs, dtype=np.float32)
-    finite = bool(np.all(np.isfinite(outputs)))
-    if not finite:
-        outputs = np.nan_to_num(outputs, nan=-1.0, posinf=-1.0, neginf=-1.0)
+def _multiclass_decisions(reference, outputs, labels, class_names):
+    """Keras's and the file's correctness per example, top-1 agreement, per-class rows and confusion."""
     num_classes = reference.shape[1]
-    diff = np.abs(outputs - reference)
     k_pred, t_pred = reference.argmax(1), outputs.argmax(1)
-    agreement = float((k_pred == t_pred).mean())
-    k_acc, t_acc = float((k_pred == labels).mean()), float((t_pred == labels).mean())
     k_cls, support = per_class_accuracy(k_pred, labels, num_classes)
     t_cls, _ = per_class_accuracy(t_pred, labels, num_classes)
     k_conf, t_conf = confusion_matrix(labels, k_pred, num_classes), confusion_matrix(labels, t_pred, num_classes)
@@ -394,20 +388,63 @@ def compare_outputs(name, path, reference, outputs, labels, class_names, limits:
             "keras_precision": float(k_conf[c, c] / k_called) if k_called else None,
             "tflite_precision": float(t_conf[c, c] / t_called) if t_called else None,
         })
-    probabilistic = looks_like_probabilities(reference)
+    agreement = float((k_pred == t_pred).mean())
+    return k_pred == labels, t_pred == labels, agreement, per_class, t_conf.astype(int).tolist()
+
+
+def _multilabel_decisions(reference, outputs, labels, class_names):
+    """The same for sigmoid outputs: each (example, label) decision at 0.5 counts once."""
+    k_on, t_on = reference >= 0.5, outputs >= 0.5
+    k_right, t_right = k_on == (labels == 1), t_on == (labels == 1)
+    per_class = []
+    for c in range(reference.shape[1]):
+        k_called, t_called = int(k_on[:, c].sum()), int(t_on[:, c].sum())
+        positive = labels[:, c] == 1
+        per_class.append({
+            "class": c, "name": class_names[c], "support": int(positive.sum()),
+            "keras_accuracy": float(k_right[:, c].mean()), "tflite_accuracy": float(t_right[:, c].mean()),
+            "delta_points": _points(t_right[:, c].mean() - k_right[:, c].mean()),
+            "keras_precision": float((k_on[:, c] & positive).sum() / k_called) if k_called else None,
+            "tflite_precision": float((t_on[:, c] & positive).sum() / t_called) if t_called else None,
+        })
+    return k_right.ravel(), t_right.ravel(), float((k_on == t_on).mean()), per_class, None
+
+
+def compare_outputs(name, path, reference, outputs, labels, class_names, limits: Thresholds,
+                    target: float | None = None, *, task: str = "multiclass") -> VariantResult:
+    """A `VariantResult` for a file's ``outputs`` against the Keras ``reference`` (both
+    ``[examples, classes]``) on ``labels``, checked against ``limits``; NaN/Inf outputs fail.
+    ``target``: the agreement target reported beside the gate (default `agreement_target(name)`).
+    ``task``: "multiclass" (``labels`` are class ids; softmax, logits or scores) or "multilabel"
+    (sigmoid outputs, ``labels`` are ``[examples, labels]`` 0/1 rows: agreement and accuracy are per
+    label decision at 0.5; the same limits apply to them, and ``max_abs_error`` to the probabilities).
+    Shared by the image gate and the text gate (`tfxfer.export.text_gate`)."""
+    if task not in ("multiclass", "multilabel"):
+        raise ArgumentError("task", task, "must be 'multiclass' or 'multilabel'")
+    target = agreement_target(str(name).split(":", 1)[0]) if target is None else target
+    outputs = np.asarray(outputs, dtype=np.float32)
+    finite = bool(np.all(np.isfinite(outputs)))
+    if not finite:
+        outputs = np.nan_to_num(outputs, nan=-1.0, posinf=-1.0, neginf=-1.0)
+    diff = np.abs(outputs - reference)
+    decide = _multilabel_decisions if task == "multilabel" else _multiclass_decisions
+    k_correct, t_correct, agreement, per_class, confusion = decide(reference, outputs, labels, class_names)
+    k_acc, t_acc = float(k_correct.mean()), float(t_correct.mean())
+    agreement_name = "label agreement" if task == "multilabel" else "top-1 agreement"
+    probabilistic = task == "multiclass" and looks_like_probabilities(reference)
     ece_k = expected_calibration_error(reference, labels) if probabilistic else None
     ece_t = expected_calibration_error(np.clip(outputs, 0, 1), labels) if probabilistic else None
     drop = _points(k_acc - t_acc)
-    _, low, high = paired_drop_interval(k_pred == labels, t_pred == labels)
+    _, low, high = paired_drop_interval(k_correct, t_correct)
     verdict, needed = "", None
     failures = []
     if limits.min_top1_agreement is not None and agreement < limits.min_top1_agreement:
-        failures.append(f"top-1 agreement {agreement:.4f} < {limits.min_top1_agreement}")
+        failures.append(f"{agreement_name} {agreement:.4f} < {limits.min_top1_agreement}")
     if limits.max_accuracy_drop is not None:
         limit = limits.max_accuracy_drop
         verdict = "pass" if high <= limit else "fail" if low > limit else "undecided"
         if verdict == "undecided":
-            needed = examples_needed(k_pred == labels, t_pred == labels, limit)
+            needed = examples_needed(k_correct, t_correct, limit)
         if drop > limit:
             where = {"fail": "the whole 95 % interval is above the limit",
                      "undecided": f"{len(labels)} examples are too few to decide"
@@ -430,7 +467,8 @@ def compare_outputs(name, path, reference, outputs, labels, class_names, limits:
         top1_agreement=agreement, keras_accuracy=k_acc, tflite_accuracy=t_acc, accuracy_drop=drop,
         ece_keras=ece_k, ece_tflite=ece_t, per_class=per_class, thresholds=dataclasses.asdict(limits),
         drop_interval=(round(low, 4), round(high, 4)), drop_verdict=verdict, examples_needed=needed,
-        confusion=t_conf.astype(int).tolist(), agreement_target=target,
+        confusion=confusion, agreement_target=target,
         meets_agreement_target=(None if target is None or len(labels) < target_examples(target)
                                 else bool(agreement >= target)),
+        task=task,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
 
 FORMAT = "tfxfer-tflite-sidecar"
 FORMAT_VERSION = 1
@@ -47,6 +47,70 @@ def check_class_names(class_names, num_classes: int) -> list[str] | None:
     return names
 
 
+#: The sidecar's ``output.kind`` for each task `model_task` tells apart.
+OUTPUT_KINDS = {
+    "multiclass": "probabilities",        # softmax: rows sum to 1, the argmax is the class
+    "logits": "logits",                   # linear outputs of a classifier: the argmax is the class
+    "multilabel": "label_probabilities",  # sigmoid: one independent probability per label (threshold 0.5)
+    "regression": "values",               # linear outputs that are the prediction itself
+    "scores": "scores",                   # another output layer: the argmax is read as the class
+}
+
+
+def _output_layer(model):
+    """The layer that makes ``model``'s output, looking inside nested models."""
+    layer = model
+    for _ in range(32):
+        outputs = getattr(layer, "outputs", None)
+        history = getattr(outputs[0], "_keras_history", None) if outputs else None
+        inner = history[0] if history else None
+        if inner is None or inner is layer:
+            return layer
+        layer = inner
+    return layer
+
+
+def model_task(model) -> str:
+    """What an image model's output is, from its output layer (the way `tfxfer.models.build_model`
+    marks a task: ``TASKS``): "multiclass" (softmax), "multilabel" (sigmoid), "regression" (linear
+    with one output, or tfxfer's linear ``head``), "logits" (another linear classifier: the argmax is
+    the class) or "scores" (any other output layer, read as class scores).
+
+    Example:
+        >>> import keras
+        >>> model_task(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")]))
+        'multilabel'
+    """
+    layer = _output_layer(model)
+    if type(layer).__name__ == "Softmax":
+        return "multiclass"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None) if activation is not None else None
+    if name == "softmax":
+        return "multiclass"
+    if name == "sigmoid":
+        return "multilabel"
+    if name == "linear" or (activation is None and type(layer).__name__ == "Dense"):
+        outputs = int(model.outputs[0].shape[-1])
+        return "regression" if outputs == 1 or layer.name == "head" else "logits"
+    return "scores"
+
+
+def check_gateable(model) -> str:
+    """How the gate judges ``model``'s outputs: "multilabel" (sigmoid: each label decision at 0.5) or
+    "multiclass" (softmax, logits, scores: the argmax); `ModelError` naming the task for a regression
+    model, which has no class to agree on and no documented limit for its quantized files."""
+    task = model_task(model)
+    if task == "regression":
+        raise ModelError(
+            f"Model {model.name!r} is a regression model (task='regression': a linear output "
+            f"{tuple(model.outputs[0].shape)}); the export gate judges classifiers (softmax, logits) and "
+            "multi-label models (sigmoid) only, so nothing was exported or verified. Write an ungated file "
+            "with tfxfer.export.export_tflite and check its outputs against Keras yourself"
+        )
+    return "multilabel" if task == "multilabel" else "multiclass"
+
+
 def _tensor_entry(detail: dict) -> dict:
     scale, zero_point = detail["quantization"]
     return {
@@ -58,8 +122,10 @@ def _tensor_entry(detail: dict) -> dict:
     }
 
 
-def build_sidecar(*, content: bytes, variant: str, class_names, image_shape, extra: dict | None = None) -> dict:
-    """The sidecar dictionary for a converted model (inspects its input/output tensors)."""
+def build_sidecar(*, content: bytes, variant: str, class_names, image_shape, extra: dict | None = None,
+                  task: str = "multiclass") -> dict:
+    """The sidecar dictionary for a converted model (inspects its input/output tensors); ``output.kind``
+    says what the output is (`OUTPUT_KINDS` of the model's `model_task`)."""
     import hashlib
 
     from ai_edge_litert.interpreter import Interpreter
@@ -80,7 +146,7 @@ def build_sidecar(*, content: bytes, variant: str, class_names, image_shape, ext
             pixel_range=[0, 255], resize=RESIZE_NOTE,
             note="raw pixels; preprocessing is inside the model. Integer inputs: q = round(x / scale) + zero_point",
         ),
-        "output": dict(_tensor_entry(outputs[0]), kind="probabilities"),
+        "output": dict(_tensor_entry(outputs[0]), kind=OUTPUT_KINDS[task], task=task),
         "sha256": hashlib.sha256(content).hexdigest(),
     }
     if extra:

@@ -61,6 +61,33 @@ class SavedModelExport:
         return dataclasses.asdict(self)
 
 
+def check_folder(name: str, path, *, inside: str | None = None) -> str:
+    """``path`` as a string if it is a folder or can be made one (neither it nor a parent is a file),
+    else `ArgumentError` naming ``name``; with ``inside``, ``<path>/<inside>`` must not be a file either.
+
+    Example:
+        >>> import tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), "f"); _ = open(f, "w").close()
+        >>> check_folder("out_dir", f)
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.ArgumentError: `out_dir` must be a folder (or a path where one can be made), not a file. \
+Received: out_dir=...
+    """
+    path = os.fspath(path)
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        where = "" if probe == os.path.abspath(path) else f" ({probe!r} is a file)"
+        raise ArgumentError(name, path, f"must be a folder (or a path where one can be made), not a file{where}")
+    if inside is not None and os.path.exists(os.path.join(path, inside)) \
+            and not os.path.isdir(os.path.join(path, inside)):
+        raise ArgumentError(name, path, f"holds a file named {inside!r} where the folder {inside!r} goes",
+                            hint="Move that file or choose another name or folder")
+    return path
+
+
 def _next_version(model_dir: str) -> int:
     versions = [int(v) for v in os.listdir(model_dir) if re.fullmatch(r"\d+", v)] if os.path.isdir(model_dir) else []
     return max(versions, default=0) + 1
@@ -192,6 +219,7 @@ def export_saved_model(
 
     height, width, channels = _trace.check_image_model(model)
     check_safe_name("name", name)
+    check_folder("base_dir", base_dir, inside=name)
     if image_size is not None and tuple(image_size) != (height, width):
         raise ArgumentError("image_size", image_size, f"must match the model input size {(height, width)}")
     num_classes = _trace.num_outputs(model)

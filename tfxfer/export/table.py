@@ -25,6 +25,25 @@ VERDICT_FIELDS = ("passed", "failures", "examples", "top1_agreement", "keras_acc
                   "examples_needed")
 
 
+def json_safe(value):
+    """``value`` with every NaN or infinite float replaced by None (JSON has no NaN: a report holding one
+    is not valid JSON), through dicts, lists and tuples.
+
+    Example:
+        >>> json_safe({"a": [1.0, float("nan")], "b": (float("inf"), "x")})
+        {'a': [1.0, None], 'b': [None, 'x']}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "dtype") and getattr(value, "ndim", None) == 0:  # numpy scalars
+        return json_safe(value.item())
+    return value
+
+
 def _number(value):
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
@@ -67,7 +86,7 @@ def write_verdicts(sidecars: dict, results: dict) -> None:
             with open(path, encoding="utf-8") as f:
                 entry = json.load(f)
         result = results[variant]
-        entry["gate"] = {k: getattr(result, k) for k in VERDICT_FIELDS}
+        entry["gate"] = json_safe({k: getattr(result, k) for k in VERDICT_FIELDS})
         atomic_write_json(path, entry)
 
 
@@ -147,6 +166,8 @@ class ExportTable:
     report_path: str
     saved_model: object = None
     kind: str = "image"
+    #: Variants whose files failed the gate and were not kept (their rows stay, marked FAIL).
+    removed: list = dataclasses.field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -170,7 +191,8 @@ class ExportTable:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {
+        """The report `export_all` writes (valid JSON: non-finite numbers become null)."""
+        return json_safe({
             "kind": self.kind,
             "rows": self.rows,
             "exports": {k: v.to_dict() for k, v in self.exports.items()},
@@ -178,7 +200,8 @@ class ExportTable:
             "preflight": self.preflight.to_dict() if self.preflight else None,
             "benchmarks": {k: v.to_dict() for k, v in self.benchmarks.items()},
             "saved_model": self.saved_model.to_dict() if self.saved_model else None,
-        }
+            "removed": list(self.removed),
+        })
 
     def __str__(self) -> str:
         return self.format()

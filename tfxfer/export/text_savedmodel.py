@@ -26,6 +26,7 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ModelError
 from tfxfer.export.gate import Thresholds
+from tfxfer.export.savedmodel import check_folder
 from tfxfer.export.text_gate import gate_text_runs, split_text_data
 from tfxfer.text.graph import text_parts, token_model
 from tfxfer.utils.atomic import atomic_path
@@ -93,6 +94,7 @@ def export_text_saved_model(model, base_dir, *, name: str, version: int | None =
     if len(names) != num:
         raise ArgumentError("class_names", class_names, f"must have {num} names")
     check_safe_name("name", name)
+    check_folder("base_dir", base_dir, inside=name)
     model_dir = os.path.join(os.fspath(base_dir), name)
     if version is None:
         existing = [int(v) for v in os.listdir(model_dir) if v.isdigit()] if os.path.isdir(model_dir) else []

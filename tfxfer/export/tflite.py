@@ -29,7 +29,7 @@ import warnings
 from tfxfer.errors import ArgumentError, ExportError
 from tfxfer.export import _trace
 from tfxfer.export.data import check_image_shape, sample_images
-from tfxfer.export.metadata import build_sidecar, check_class_names, embedded_metadata, sidecar_path
+from tfxfer.export.metadata import build_sidecar, check_class_names, embedded_metadata, model_task, sidecar_path
 from tfxfer.utils.native_logs import quiet_native_logs
 from tfxfer.utils.atomic import atomic_path
 
@@ -204,6 +204,9 @@ def export_tflite(
     _check_options(variant, input_type, output_type, representative_data)
     image_shape = _trace.check_image_model(model)
     names = check_class_names(class_names, _trace.num_outputs(model))
+    if variant == "int8":  # the calibration images are checked (size, finite pixels) before any work
+        check_image_shape(sample_images(representative_data, num_samples=num_calibration, seed=seed), image_shape,
+                          name="representative_data")
     if run_preflight:
         preflight(model)
     content, used = _convert(model, variant=variant, representative_data=representative_data,
@@ -217,7 +220,8 @@ def export_tflite(
     path = os.fspath(path)
     side = sidecar_path(path) if sidecar else None
     entry = build_sidecar(content=content, variant=variant, class_names=names, image_shape=image_shape,
-                          extra={"model_name": model.name, "calibration_samples": used}) if sidecar else None
+                          extra={"model_name": model.name, "calibration_samples": used},
+                          task=model_task(model)) if sidecar else None
     if sidecar and variant == "int8":
         entry["calibration"] = {**(calibration_record or {"source": "representative_data"}), "samples": used,
                                 "seed": seed}

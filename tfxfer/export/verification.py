@@ -26,7 +26,7 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError
 from tfxfer.export import _trace
-from tfxfer.export.data import as_arrays, check_image_shape, keras_reference, sparse_labels
+from tfxfer.export.data import as_arrays, check_image_shape, keras_reference, multilabel_targets, sparse_labels
 from tfxfer.export.gate import GateReport, Thresholds, compare_outputs, resolve_thresholds
 
 
@@ -55,6 +55,19 @@ def _entries(exports) -> list[tuple[str | None, object]]:
     return out
 
 
+def image_eval_data(data, *, image_shape, num_classes: int, task: str, name: str = "data"):
+    """``(images, labels)`` of held-out image ``data``, checked before any work: finite pixels at the
+    model's ``image_shape`` (channels included), labels present and of the form ``task`` needs (class
+    ids or one-hot rows; multi-hot rows for "multilabel"), each error naming ``name``."""
+    images, labels = as_arrays(data, name=name)
+    check_image_shape(images, image_shape, name=name)
+    if labels is None:
+        raise ArgumentError(name, "images without labels", "must carry labels: (images, labels)")
+    if task == "multilabel":
+        return images, multilabel_targets(labels, num_labels=num_classes, name=name)
+    return images, sparse_labels(labels, num_classes=num_classes, name=name)
+
+
 def verify(
     model,
     exports,
@@ -73,7 +86,8 @@ def verify(
         exports: a .tflite path, a `TFLiteExport`, or a list / ``{variant: path}`` dict of them.
             A file's variant comes from its sidecar, else from inspecting the file.
         data: held-out ``(images, labels)`` or a ``tf.data.Dataset`` of them (labels: class ids
-            or one-hot); images are raw pixels at the model's input size. For a text model:
+            or one-hot; multi-hot rows for a multi-label sigmoid model, whose gate counts each label
+            decision at 0.5); images are raw pixels at the model's input size, all finite. For a text model:
             texts, or ``(texts, labels)`` (tag ids per token for a token classifier); without
             labels Keras's own predictions are the reference labels.
         thresholds: ``{variant: Thresholds | dict}`` overriding `DEFAULT_THRESHOLDS`.
@@ -84,10 +98,14 @@ def verify(
 
     Returns:
         A `GateReport`.
+
+    Raises:
+        ModelError: a regression model (its task named): the gate judges classifiers and multi-label models.
+        DataError: images of the wrong size or channels, a non-finite pixel, labels of the wrong form.
     """
     from tfxfer.export.flatbuffer import detect_variant
     from tfxfer.export.litert import predict_tflite
-    from tfxfer.export.metadata import check_class_names, read_sidecar
+    from tfxfer.export.metadata import check_class_names, check_gateable, read_sidecar
     from tfxfer.export.text_gate import is_text_model, verify_text
 
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -99,14 +117,11 @@ def verify(
         return verify_text(model, named, data, thresholds=thresholds, class_names=class_names,
                            raise_on_failure=raise_on_failure)
     image_shape = _trace.check_image_model(model)
+    task = check_gateable(model)
     limits = resolve_thresholds(thresholds)
-    images, labels = as_arrays(data, name="data")
-    check_image_shape(images, image_shape, name="data")
-    if labels is None:
-        raise ArgumentError("data", "images without labels", "must carry labels: (images, labels)")
     num_classes = _trace.num_outputs(model)
     class_names = check_class_names(class_names, num_classes)
-    labels = sparse_labels(labels, num_classes=num_classes)
+    images, labels = image_eval_data(data, image_shape=image_shape, num_classes=num_classes, task=task, name="data")
     reference = keras_reference(model, images, reference_outputs, num_classes=num_classes, batch_size=batch_size)
     results = {}
     for variant, path in _entries(exports):
@@ -116,7 +131,7 @@ def verify(
         key = variant if variant not in results else f"{variant}:{os.path.basename(str(path))}"
         outputs = predict_tflite(path, images, batch_size=batch_size)
         results[key] = compare_outputs(key, path, reference, outputs, labels, list(names),
-                                       limits.get(variant, Thresholds()))
+                                       limits.get(variant, Thresholds()), task=task)
     report = GateReport(results)
     if raise_on_failure and not report.passed:
         raise GateError(f"Verification gate failed for {report.failed}:\n{report.format()}", report=report)

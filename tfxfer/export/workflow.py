@@ -28,23 +28,25 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
-
-import numpy as np
+import shutil
+import tempfile
 
 from tfxfer.errors import ArgumentError, GateError
 from tfxfer.export import _trace
 from tfxfer.export.bench import benchmark_many
-from tfxfer.export.data import as_arrays
-from tfxfer.export.metadata import check_class_names
+from tfxfer.export.data import check_image_shape, keras_reference, sample_images
+from tfxfer.export.gate import resolve_thresholds
+from tfxfer.export.metadata import check_class_names, check_gateable
 from tfxfer.export.preflight import preflight
-from tfxfer.export.savedmodel import export_saved_model
+from tfxfer.export.savedmodel import check_folder, export_saved_model
 from tfxfer.export.table import ExportTable, export_rows, write_verdicts
 from tfxfer.export.text_gate import is_text_model, split_text_data
 from tfxfer.export.text_savedmodel import export_text_saved_model
 from tfxfer.export.text_tflite import TEXT_VARIANTS, export_text_tflite
-from tfxfer.export.tflite import VARIANTS, export_tflite
-from tfxfer.export.verification import verify
+from tfxfer.export.tflite import VARIANTS, _check_options, export_tflite
+from tfxfer.export.verification import image_eval_data, verify
 from tfxfer.text.graph import text_parts
 from tfxfer.utils.atomic import atomic_write_json
 from tfxfer.utils.validate import check_safe_name
@@ -114,16 +116,18 @@ def convert_variants(model, out_dir, *, variants=None, representative_data=None,
     return exports
 
 
-def gate_variants(model, paths: dict, *, eval_data, class_names=None, thresholds=None):
+def gate_variants(model, paths: dict, *, eval_data, class_names=None, thresholds=None, reference_outputs=None):
     """`tfxfer.export.verify` of ``{variant: path}`` against ``model`` on ``eval_data`` without raising
-    (the Keras outputs computed once); returns the `GateReport`."""
+    (the Keras outputs computed once, after ``eval_data`` is checked: size, channels, finite pixels,
+    labels; or ``reference_outputs`` when given); returns the `GateReport`."""
     if model_kind(model) == "text":
         return verify(model, paths, eval_data, thresholds=thresholds, class_names=class_names,
                       raise_on_failure=False)
-    images, labels = as_arrays(eval_data, name="eval_data")
-    if labels is None:
-        raise ArgumentError("eval_data", "images without labels", "must carry labels: (images, labels)")
-    reference = np.asarray(model.predict(images, batch_size=64, verbose=0), dtype=np.float32)
+    image_shape = _trace.check_image_model(model)
+    num_classes = _trace.num_outputs(model)
+    images, labels = image_eval_data(eval_data, image_shape=image_shape, num_classes=num_classes,
+                                     task=check_gateable(model), name="eval_data")
+    reference = keras_reference(model, images, reference_outputs, num_classes=num_classes, batch_size=64)
     return verify(model, paths, (images, labels), thresholds=thresholds, class_names=class_names,
                   raise_on_failure=False, reference_outputs=reference)
 
@@ -188,6 +192,12 @@ def export_all(
     ``<out_dir>/<name>_export_report.json``, and with ``serving_name`` a SavedModel under
     ``<out_dir>/serving/<serving_name>/<version>/`` (written when asked, whatever the TFLite files did).
 
+    Every argument and the data are checked before any work (typed errors naming the argument). The
+    files are written to a staging folder and moved into ``out_dir`` only when the run completes, so a
+    failure leaves ``out_dir`` as it was; a completed run replaces this ``name``'s files of an earlier
+    run, and removes those it did not produce (`variant_files`): ``out_dir`` then holds exactly what the
+    report describes.
+
     Args:
         model: a single-input image ``keras.Model`` taking raw 0-255 pixels, or a tfxfer text
             model (raw strings in).
@@ -218,48 +228,115 @@ def export_all(
 
     Raises:
         GateError: a variant failed the gate and ``keep_failed`` is False (``.report`` has the
-            per-class details; the failing files are removed).
+            per-class details; the failing files are removed, the report lists them under "removed").
+        ArgumentError: ``out_dir`` is a file, a bad ``name``, ``variants``, ``thresholds``...
+        DataError: ``eval_data`` / ``representative_data`` of the wrong size or channels, with a NaN or
+            infinite pixel (its position named), or labels of the wrong form.
+        ModelError: a regression model (the gate judges classifiers and multi-label sigmoid models).
     """
     kind = model_kind(model)
-    pre = None
+    check_safe_name("name", name, use="it prefixes the file names in out_dir")
+    out_dir = check_folder("out_dir", out_dir, inside="serving" if serving_name else None)
+    if serving_name is not None:
+        check_safe_name("serving_name", serving_name)
+    resolve_thresholds(thresholds)  # every limit a finite number, before any work
+    pre = reference = None
     if kind == "text":  # check the data before converting anything
+        variants = _check_variants(variants or TEXT_DEFAULT_VARIANTS, kind)
         eval_data = split_text_data(eval_data)
         if serving_name and text_parts(model).pool.mode == "tokens":
             raise ArgumentError("serving_name", serving_name, "is for text classifiers: token classifiers (NER) "
                                 "ship as TFLite, the word alignment runs on the client")
     else:
-        _trace.check_image_model(model)
-        check_class_names(class_names, _trace.num_outputs(model))
-        eval_data = as_arrays(eval_data, name="eval_data")
-        if eval_data[1] is None:
-            raise ArgumentError("eval_data", "images without labels", "must carry labels: (images, labels)")
-        _check_variants(variants or IMAGE_DEFAULT_VARIANTS, kind)
-        if "int8" in (variants or IMAGE_DEFAULT_VARIANTS) and representative_data is None:
-            raise ArgumentError("representative_data", None, "is required when variants include 'int8'")
+        image_shape = _trace.check_image_model(model)
+        task = check_gateable(model)  # a regression model: ModelError naming its task
+        num_classes = _trace.num_outputs(model)
+        check_class_names(class_names, num_classes)
+        variants = _check_variants(variants or IMAGE_DEFAULT_VARIANTS, kind)
+        eval_data = image_eval_data(eval_data, image_shape=image_shape, num_classes=num_classes, task=task,
+                                    name="eval_data")
+        if "int8" in variants:
+            _check_options("int8", input_type, output_type, representative_data)
+            # the calibration subset, drawn once (export_tflite draws the same one: seeded) and checked
+            representative_data = sample_images(representative_data, num_samples=num_calibration, seed=seed)
+            check_image_shape(representative_data, image_shape, name="representative_data")
         pre = preflight(model)
-    exports = convert_variants(model, out_dir, variants=variants, representative_data=representative_data,
-                               class_names=class_names, name=name, num_calibration=num_calibration,
-                               input_type=input_type, output_type=output_type, seed=seed, run_preflight=False,
-                               calibration_record=calibration_record)
-    paths = {v: e.path for v, e in exports.items()}
-    gate = gate_variants(model, paths, eval_data=eval_data, class_names=class_names, thresholds=thresholds)
-    benches = benchmark_variants(paths, threads=threads, runs=bench_runs, memory=bench_memory,
-                                 progress=progress) if benchmark else {}
+        reference = keras_reference(model, eval_data[0], num_classes=num_classes, batch_size=64)
+    os.makedirs(out_dir, exist_ok=True)
+    # Every file is written to a staging folder and moved in only when the run got that far: a failure
+    # before leaves out_dir (files, sidecars, report) as the previous run left it.
+    staging = os.path.abspath(tempfile.mkdtemp(prefix=f".{name}.export-", dir=out_dir))
+    try:
+        exports = convert_variants(model, staging, variants=variants, representative_data=representative_data,
+                                   class_names=class_names, name=name, num_calibration=num_calibration,
+                                   input_type=input_type, output_type=output_type, seed=seed, run_preflight=False,
+                                   calibration_record=calibration_record)
+        paths = {v: e.path for v, e in exports.items()}
+        gate = gate_variants(model, paths, eval_data=eval_data, class_names=class_names, thresholds=thresholds,
+                             reference_outputs=reference)
+        benches = benchmark_variants(paths, threads=threads, runs=bench_runs, memory=bench_memory,
+                                     progress=progress) if benchmark else {}
+        write_verdicts({v: e.sidecar_path for v, e in exports.items()}, gate.results)
+        saved = None
+        if serving_name:  # asked for: written even when a quantized file failed (it checks itself against Keras)
+            saved = export_serving(model, os.path.join(out_dir, "serving"), name=serving_name,
+                                   class_names=class_names, eval_data=eval_data)
+        removed = [] if keep_failed else list(gate.failed)
+        exports, gate, benches = _move_in(staging, out_dir, name, exports, gate, benches, drop=removed)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     rows = export_rows({v: (e.path, e.size_bytes) for v, e in exports.items()}, gate.results, benches, threads=threads)
-    write_verdicts({v: e.sidecar_path for v, e in exports.items()}, gate.results)
-    saved = None
-    if serving_name:  # asked for: written even when a quantized file failed (it checks itself against Keras)
-        saved = export_serving(model, os.path.join(os.fspath(out_dir), "serving"), name=serving_name,
-                               class_names=class_names, eval_data=eval_data)
-    report_path = os.path.join(os.fspath(out_dir), f"{name}_export_report.json")
+    report_path = report_file(out_dir, name)
     table = ExportTable(rows=rows, exports=exports, gate=gate, preflight=pre, benchmarks=benches,
-                        report_path=report_path, saved_model=saved, kind=kind)
+                        report_path=report_path, saved_model=saved, kind=kind, removed=removed)
     atomic_write_json(report_path, table.to_dict())
-    if not gate.passed and not keep_failed:
-        remove_failed(table)
+    if removed:
         raise GateError(
             f"Verification gate failed for {gate.failed}; their files were removed "
             f"(pass keep_failed=True to keep them). Report: {report_path}\n{gate.format()}",
             report=gate,
         )
     return table
+
+
+def report_file(out_dir, name: str) -> str:
+    """``<out_dir>/<name>_export_report.json``: the report `export_all` writes."""
+    return os.path.join(os.fspath(out_dir), f"{name}_export_report.json")
+
+
+def variant_files(name: str) -> list[str]:
+    """The file names `export_all` owns in its folder for ``name``: ``<name>_<variant>.tflite`` and its
+    ``.json`` sidecar for every variant it can make (image and text). A run removes those it did not
+    produce, so a file of an earlier run never sits beside the new ones as if current."""
+    return [f"{name}_{variant}{ext}" for variant in sorted(set(VARIANTS) | set(TEXT_VARIANTS))
+            for ext in (".tflite", ".json")]
+
+
+def _move_in(staging: str, out_dir: str, name: str, exports: dict, gate, benches: dict, *, drop):
+    """Move the files of a finished run from ``staging`` into ``out_dir`` (but the variants in ``drop``,
+    which failed their gate), after removing the old report and this name's files of earlier runs;
+    returns ``exports``, ``gate`` and ``benches`` with their paths in ``out_dir``."""
+    dropped = {os.path.basename(p) for v in drop for p in (exports[v].path, exports[v].sidecar_path) if p}
+    incoming = sorted(f for f in os.listdir(staging) if f not in dropped)
+    old_report = report_file(out_dir, name)
+    if os.path.exists(old_report):  # first: an interruption below leaves no report rather than a wrong one
+        os.remove(old_report)
+    for stale in variant_files(name):
+        path = os.path.join(out_dir, stale)
+        if stale not in incoming and os.path.isfile(path):
+            os.remove(path)
+    for file in incoming:
+        os.replace(os.path.join(staging, file), os.path.join(out_dir, file))
+
+    def moved(path):
+        if isinstance(path, str) and os.path.dirname(os.path.abspath(path)) == staging:
+            return os.path.join(out_dir, os.path.basename(path))
+        return path
+
+    def relocate(item):
+        fields = {f.name for f in dataclasses.fields(item)}
+        return dataclasses.replace(item, **{k: moved(getattr(item, k)) for k in
+                                            ("path", "sidecar_path", "vocab_path") if k in fields})
+
+    gate = dataclasses.replace(gate, results={v: relocate(r) for v, r in gate.results.items()})
+    return ({v: relocate(e) for v, e in exports.items()}, gate, {v: relocate(b) for v, b in benches.items()})

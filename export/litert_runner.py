@@ -24,9 +24,12 @@ same schema as ``tfxfer predict --json`` (``tfxfer/1``, documented in ``tfxfer/c
      "results": [{"image": "photo.jpg", "top": [{"index": 3, "label": "cat", "probability": 0.91}, ...],
                   "inference_ms": 3.4}]}
 
-An input it cannot read gets ``"error": {"type": ..., "message": ...}`` instead of ``"top"`` (exit
-code 1); a fatal error (missing model, bad labels file) prints a document with ``"ok": false`` and
-the ``error`` object, so a script never parses a traceback.
+An input it cannot read (not an image, truncated, a header declaring more than ``MAX_IMAGE_PIXELS``
+pixels) gets ``"error": {"type": ..., "message": ...}`` instead of ``"top"`` (exit code 1) and the
+other inputs still run; a fatal error (missing model, a file LiteRT cannot load, a damaged sidecar or
+labels file, ``--threads 0``) prints one line on stderr and, with ``--json``, a document with
+``"ok": false`` and the ``error`` object (exit code 1, usage errors 2), so a script never parses a
+traceback.
 
 Text models (``tfxfer.text.export_text_tflite``; their sidecar says ``"format":
 "tfxfer-text-tflite"``) take token ids, so the arguments after the model are texts, tokenized by
@@ -54,6 +57,13 @@ TEXT_FORMAT = "tfxfer-text-tflite"
 JSON_SCHEMA = "tfxfer/1"  # tfxfer/cli/json_output.py: the same document as `tfxfer predict --json`
 TOKENIZER_MODULES = {"wordpiece": ("wordpiece_tokenizer", "WordPieceTokenizer"),
                      "bpe": ("bpe_tokenizer", "BytePairTokenizer")}
+#: Images whose header declares more pixels (width x height) are refused before decoding: the same
+#: limit as tfxfer's loaders (tfxfer/data/scan.py MAX_IMAGE_PIXELS, Pillow's own default at 1x).
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+class ImageError(ValueError):
+    """One input image cannot be used (corrupt, not an image, too large); the others still run."""
 
 
 def load_interpreter_class():
@@ -66,6 +76,29 @@ def load_interpreter_class():
         except ImportError:
             sys.exit("Install a LiteRT runtime: pip install ai-edge-litert (or tflite-runtime)")
     return Interpreter
+
+
+def open_interpreter(model_path: str, threads: int):
+    """A LiteRT interpreter on ``model_path``; a file LiteRT cannot load is a one-line fatal error."""
+    interpreter_class = load_interpreter_class()
+    try:
+        return interpreter_class(model_path=model_path, num_threads=threads)
+    except (ValueError, RuntimeError) as exc:  # "not a valid Flatbuffer buffer", unsupported ops
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.exit(f"{model_path} is not a TFLite model LiteRT can load ({reason})")
+
+
+def read_json_object(path: str, what: str) -> dict:
+    """The JSON object in ``path``; a file that is not one (damaged, a list) is a one-line fatal error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        sys.exit(f"{path} is not a valid {what} ({type(exc).__name__}: {exc}); copy the one exported with the "
+                 "model, or remove it")
+    if not isinstance(value, dict):
+        sys.exit(f"{path} is not a valid {what}: expected a JSON object, got a JSON {type(value).__name__}")
+    return value
 
 
 def sidecar_path(model_path: str) -> str:
@@ -117,8 +150,9 @@ def read_embedded_metadata(model_path: str) -> dict:
             if data_at is None:
                 return {}
             d_start, d_len = vector(data_at)
-            return json.loads(buf[d_start: d_start + d_len].decode("utf-8"))
-    except (struct.error, UnicodeDecodeError, ValueError):
+            value = json.loads(buf[d_start: d_start + d_len].decode("utf-8"))
+            return value if isinstance(value, dict) else {}
+    except (struct.error, UnicodeDecodeError, ValueError, RecursionError):
         return {}
     return {}
 
@@ -130,6 +164,9 @@ def check_sidecar(model_path: str, sidecar: dict, *, allow_failed: bool = False)
     if not sidecar:
         return
     expected = sidecar.get("sha256")
+    if expected is not None and not isinstance(expected, str):
+        sys.exit(f"{sidecar_path(model_path)} is not a valid sidecar: its sha256 is not a string "
+                 f"(got {type(expected).__name__})")
     if expected:
         with open(model_path, "rb") as f:
             actual = hashlib.sha256(f.read()).hexdigest()
@@ -158,11 +195,16 @@ def load_labels(model_path: str, labels_path: str | None, num_classes: int) -> l
         print(f"warning: no labels for {model_path} (no sidecar, none embedded, no --labels): "
               "classes are shown as index numbers", file=sys.stderr)
         return [str(i) for i in range(num_classes)]
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
     if path.endswith(".json"):
-        names = json.loads(text).get("class_names")
+        names = read_json_object(path, "sidecar").get("class_names")
+        if names is not None and not isinstance(names, list):
+            sys.exit(f"{path}: class_names must be a list of names, got a JSON {type(names).__name__}")
     else:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            sys.exit(f"Labels file {path} cannot be read ({type(exc).__name__}: {exc})")
         names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         return [str(i) for i in range(num_classes)]
@@ -177,17 +219,41 @@ GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)  # tfxfer/data/dec
 def decode_rgb(path: str) -> np.ndarray:
     """uint8 ``(h, w, 3)``: the first frame, EXIF orientation applied, 16-bit samples reduced to 8 bits
     (high byte), palette / gray / alpha / CMYK images converted to RGB (alpha dropped), as tfxfer's
-    loaders feed ``tf.io.decode_image(channels=3)``."""
+    loaders feed ``tf.io.decode_image(channels=3)``.
+
+    Raises:
+        OSError: the file cannot be read, or is not an image Pillow knows.
+        ImageError: the header declares more than `MAX_IMAGE_PIXELS` pixels (refused before decoding,
+            as tfxfer's loaders do), or the image is corrupt; the message starts with the reason
+            (``too_large``, ``corrupt``) as tfxfer's skip reasons do.
+    """
+    import warnings
+
     from PIL import Image, ImageOps
 
-    with Image.open(path) as opened:
-        opened.seek(0)
-        image = ImageOps.exif_transpose(opened)  # upright, as tfxfer's loaders and `tfxfer predict` read it
-        if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit gray: Pillow would clip to white
-            values = np.asarray(image).astype(np.int64)
-            gray = np.clip(values >> 8, 0, 255).astype(np.uint8)
-            return np.repeat(gray[..., None], 3, axis=-1)
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    try:
+        with warnings.catch_warnings():  # Pillow warns above its own limit; MAX_IMAGE_PIXELS is checked here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                width, height = opened.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ImageError(f"too_large: the header declares {width}x{height} = {width * height} "
+                                     f"pixels, more than MAX_IMAGE_PIXELS={MAX_IMAGE_PIXELS}")
+                if width < 1 or height < 1:
+                    raise ImageError(f"corrupt: the header declares a {width}x{height} image")
+                opened.seek(0)
+                image = ImageOps.exif_transpose(opened)  # upright, as tfxfer's loaders and `tfxfer predict` read it
+                if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit gray: Pillow would clip to white
+                    values = np.asarray(image).astype(np.int64)
+                    gray = np.clip(values >> 8, 0, 255).astype(np.uint8)
+                    return np.repeat(gray[..., None], 3, axis=-1)
+                return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError):  # ImageError, UnidentifiedImageError, truncated files, bad modes
+        raise
+    except Image.DecompressionBombError as exc:  # over twice Pillow's limit, raised by Image.open itself
+        raise ImageError(f"too_large: {exc}") from None
+    except Exception as exc:  # Pillow's plugins also raise SyntaxError, EOFError, struct.error, ...
+        raise ImageError(f"corrupt: {type(exc).__name__}: {exc}") from None
 
 
 def resize_bilinear(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -248,11 +314,14 @@ class Classifier:
     def __init__(self, model_path: str, *, threads: int = 1, labels_path: str | None = None,
                  allow_failed: bool = False):
         check_sidecar(model_path, read_sidecar(model_path), allow_failed=allow_failed)
-        interpreter_class = load_interpreter_class()
-        self.interpreter = interpreter_class(model_path=model_path, num_threads=threads)
+        self.interpreter = open_interpreter(model_path, threads)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         shape = [int(d) for d in self.input["shape"]]
+        if len(shape) != 4 or shape[-1] not in (1, 3) or len(self.output["shape"]) != 2:
+            sys.exit(f"{model_path} is not an image classifier: it takes {shape} and returns "
+                     f"{[int(d) for d in self.output['shape']]}, not (1, height, width, 1 or 3) -> (1, classes) "
+                     "(a text model needs its sidecar beside it)")
         if shape[0] != 1:
             self.interpreter.resize_tensor_input(self.input["index"], [1, *shape[1:]])
         self.interpreter.allocate_tensors()
@@ -275,11 +344,11 @@ class Classifier:
 
 
 def read_sidecar(model_path: str) -> dict:
+    """The sidecar ``<stem>.json`` beside the model ({} if there is none); a damaged one is fatal."""
     path = sidecar_path(model_path)
     if not os.path.exists(path):
         return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json_object(path, "sidecar")
 
 
 def load_tokenizer(model_path: str, sidecar: dict):
@@ -312,7 +381,7 @@ class TextClassifier:
         check_sidecar(model_path, self.sidecar, allow_failed=allow_failed)
         self.tokenizer = load_tokenizer(model_path, self.sidecar)
         self.length = int(self.sidecar["sequence_length"])
-        self.interpreter = load_interpreter_class()(model_path=model_path, num_threads=threads)
+        self.interpreter = open_interpreter(model_path, threads)
         self.inputs = {}
         for detail in self.interpreter.get_input_details():
             key = next((i["name"] for i in self.sidecar.get("inputs", []) if i.get("tensor") == detail["name"]), None)
@@ -351,7 +420,7 @@ def run_text(args) -> int:
     for text in args.inputs:
         probabilities, ms = classifier.classify(text, repeat=args.repeat)
         if probabilities.ndim == 1:
-            order = np.argsort(-probabilities)[: max(1, args.top_k)]
+            order = np.argsort(-probabilities)[: args.top_k]
             top = [{"index": int(i), "label": classifier.labels[i], "probability": float(probabilities[i])}
                    for i in order]
             results.append({"text": text, "top": top, "probabilities": probabilities.tolist(), "inference_ms": ms})
@@ -375,9 +444,9 @@ def run(argv) -> int:
     parser.add_argument("inputs", nargs="+", metavar="input",
                         help="image files (JPEG, PNG, ...), or texts for a tfxfer text model")
     parser.add_argument("--labels", help="labels: a tfxfer sidecar JSON or a text file, one name per line")
-    parser.add_argument("--top-k", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=10, help="timed runs per image (median reported)")
+    parser.add_argument("--top-k", type=_at_least_one, default=3)
+    parser.add_argument("--threads", type=_at_least_one, default=1)
+    parser.add_argument("--repeat", type=_at_least_one, default=10, help="timed runs per image (median reported)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--allow-failed", action="store_true",
                         help="run a file whose sidecar says it failed its verification gate")
@@ -396,7 +465,7 @@ def run(argv) -> int:
         except (OSError, ValueError) as exc:  # unreadable or non-image file: report, go on
             results.append({"image": path, "error": {"type": type(exc).__name__, "message": str(exc)}})
             continue
-        order = np.argsort(-probabilities)[: max(1, args.top_k)]
+        order = np.argsort(-probabilities)[: args.top_k]
         top = [{"index": int(i), "label": classifier.labels[i], "probability": float(probabilities[i])}
                for i in order]
         results.append({"image": path, "top": top, "inference_ms": ms})
@@ -428,6 +497,17 @@ class _UsageError(Exception):
     pass
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type of --top-k / --threads / --repeat: an integer >= 1 (checked before the model loads)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1. Received: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1. Received: {value}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise _UsageError(message)
@@ -451,6 +531,17 @@ def main(argv=None) -> int:
         print(exc.code, file=sys.stderr)
         if wants_json:
             print_document(exit_code=1, error={"type": "RunnerError", "message": exc.code})
+        return 1
+    except KeyboardInterrupt:
+        print("litert_runner.py: interrupted", file=sys.stderr)
+        if wants_json:
+            print_document(exit_code=130, error={"type": "KeyboardInterrupt", "message": "interrupted"})
+        return 130
+    except Exception as exc:  # anything unforeseen: still one line (and one document), never a traceback
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"litert_runner.py: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        if wants_json:
+            print_document(exit_code=1, error={"type": type(exc).__name__, "message": message})
         return 1
 
 

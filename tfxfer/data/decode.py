@@ -5,9 +5,12 @@ TensorFlow-free device runner (``export/litert_runner.py``, which re-implements 
 numpy + Pillow and is tested pixel for pixel against this module) all bring a picture to the
 model the same way (DESIGN.md items 15 and 16):
 
-1. decode to RGB first (``tf.io.decode_image(channels=3)``: JPEG incl. CMYK, PNG 8/16-bit,
-   palette and alpha (dropped), GIF's first frame, BMP), because libjpeg cannot turn CMYK into
-   grayscale and GIF refuses ``channels=1``; 16-bit samples become 8-bit by dropping the low byte;
+1. decode to RGB first (`decode_rgb`: JPEG incl. CMYK, PNG 8/16-bit, palette and alpha (dropped),
+   GIF's first frame, BMP), because libjpeg cannot turn CMYK into grayscale and GIF refuses
+   ``channels=1``; 16-bit samples become 8-bit by dropping the low byte. JPEGs use libjpeg's
+   accurate integer DCT (`JPEG_DCT_METHOD`), Pillow's and libjpeg's default, so TensorFlow and the
+   device runner get the same pixels (TensorFlow's own default, the fast DCT, differs from Pillow by
+   up to 18 grey levels on quality-95 JPEGs);
 2. grayscale models: ``round(0.2989 R + 0.5870 G + 0.1140 B)`` (`to_channels`);
 3. `resize_pixels`: bilinear with half-pixel centres and **no** antialiasing (what every model
    tfxfer trained has seen), rounded and clipped to 0-255.
@@ -31,11 +34,24 @@ import tensorflow as tf
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 #: How pixels are resized everywhere (the device runner reproduces it in numpy).
 RESIZE_METHOD, RESIZE_ANTIALIAS = "bilinear", False
+#: The inverse DCT of every JPEG decode: libjpeg's accurate integer method (JDCT_ISLOW), which Pillow
+#: (the device runner, the loaders' conversions) uses too; ``tf.io.decode_image`` has no such option
+#: and uses the fast one.
+JPEG_DCT_METHOD = "INTEGER_ACCURATE"
 
 
 def decode_rgb(data):
-    """Encoded image bytes (a scalar string tensor) -> uint8 ``[h, w, 3]`` (first frame of a GIF)."""
-    image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+    """Encoded image bytes (a scalar string tensor) -> uint8 ``[h, w, 3]`` (first frame of a GIF).
+
+    JPEGs are decoded with `JPEG_DCT_METHOD` (pixel for pixel what Pillow gives), every other format
+    by ``tf.io.decode_image``.
+    """
+    data = tf.convert_to_tensor(data, dtype=tf.string)
+    image = tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method=JPEG_DCT_METHOD),
+        lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False),
+    )
     image.set_shape([None, None, 3])
     return image
 

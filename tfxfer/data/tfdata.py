@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.augment.apply import augment_dataset
+from tfxfer.data.decode import decode_rgb
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.utils.validate import check_int, is_int
 
@@ -94,9 +95,9 @@ def resize_uint8(image, image_size, *, interpolation="bilinear", crop_to_aspect_
 def decode_file(path, blob, *, image_size, channels=3, interpolation="bilinear", crop_to_aspect_ratio=False):
     """Decode one image file (or the converted bytes in ``blob`` when non-empty) to uint8."""
     data = tf.cond(tf.strings.length(blob) > 0, lambda: blob, lambda: tf.io.read_file(path))
-    # always decode to RGB (libjpeg cannot turn CMYK into grayscale), then convert if asked
-    image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
-    image.set_shape([None, None, 3])
+    # always decode to RGB (libjpeg cannot turn CMYK into grayscale), then convert if asked; the one
+    # decode that serving and the device runner share (JPEGs with the accurate DCT, as Pillow decodes)
+    image = decode_rgb(data)
     if channels == 1:
         image = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), tf.uint8)
     return resize_uint8(image, image_size, interpolation=interpolation, crop_to_aspect_ratio=crop_to_aspect_ratio)

@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
 
-from tfxfer.errors import ArgumentError
+import keras
+
+from tfxfer.errors import ArgumentError, GateError, ModelError
 from tfxfer.quantize._training import check_positive_int, fit, images_of
 from tfxfer.quantize.qat import QATModel, quantize_model
 from tfxfer.quantize.post_training import export_tf_keras_tflite
@@ -79,7 +83,9 @@ def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: 
         thresholds: gate thresholds (see `tfxfer.export.verify`); the default int8 gate allows
             a 1.0 point accuracy drop.
         class_names: written to the sidecar.
-        raise_on_failure: raise `GateError` when the file fails the gate.
+        raise_on_failure: when the file fails the gate, raise `GateError` without writing it (as
+            `tfxfer.export.export_all` does); False writes it, its sidecar's ``gate`` saying
+            ``"passed": false`` (the device runner then refuses the file unless ``--allow-failed``).
         verbose: Keras fit verbosity.
         seed: seed of the calibration subset.
         targets: what the quantized model learns: ``"labels"`` (default) the training labels, or
@@ -89,28 +95,106 @@ def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: 
             recipe's label-trained QAT file agreed with the Keras model on 97.1 % of the held-out
             images; benchmarks/export_fidelity.py ``--qat-targets float_model`` measures the other.
 
+    The file and its sidecar are written to a staging folder beside ``path``, gated there, and moved
+    to ``path`` only once gated: an interrupted or failed run leaves what was at ``path`` as it was.
+
     Returns:
-        A `QATResult`.
+        A `QATResult`; its ``gate`` is also written into the sidecar.
+
+    Raises:
+        DataError: ``eval_data`` (checked before any training) or the calibration images do not fit
+            the model: wrong image shape or channels, no labels, labels out of range.
+        GateError: the file failed its gate and ``raise_on_failure`` is True; nothing was written.
     """
-    from tfxfer.export import verify
+    from tfxfer.export.metadata import check_class_names
 
     check_positive_int("epochs", epochs)
     check_positive_int("num_calibration", num_calibration)
     if not isinstance(path, (str, os.PathLike)):
         raise ArgumentError("path", path, "must be a file path for the .tflite file")
+    eval_data = _checked_eval_data(model, eval_data)
+    check_class_names(class_names, eval_data[2])
     if representative_data is None:
         representative_data = train
     images = images_of(representative_data, name="representative_data", limit=max(num_calibration, 256))
+    _check_images(images, model, name="representative_data")
     qat = quantize_model(model, calibration_data=images, unsupported=unsupported, float_layers=float_layers,
                          train_bn=train_bn)
     history = fit(qat.model, model, train, val=val, epochs=epochs, learning_rate=learning_rate,
                   batch_size=batch_size, verbose=verbose, seed=seed, targets=targets)
-    export = export_tf_keras_tflite(qat.model, path, variant="int8", representative_data=images,
-                                    num_calibration=num_calibration, class_names=class_names, seed=seed,
-                                    extra={"source": "tfxfer.quantize.train_qat",
-                                           "qat_targets": targets,
-                                           "annotated_layers": qat.layers_with("annotate"),
-                                           "float_layers": qat.layers_with("float")})
-    gate = verify(model, export, eval_data, thresholds=thresholds, raise_on_failure=raise_on_failure)
+    final = os.path.abspath(os.fspath(path))
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".qat-", dir=os.path.dirname(final))
+    try:
+        export = export_tf_keras_tflite(qat.model, os.path.join(staging, os.path.basename(final)), variant="int8",
+                                        representative_data=images, num_calibration=num_calibration,
+                                        class_names=class_names, seed=seed,
+                                        extra={"source": "tfxfer.quantize.train_qat",
+                                               "qat_targets": targets,
+                                               "annotated_layers": qat.layers_with("annotate"),
+                                               "float_layers": qat.layers_with("float")})
+        gate = _gate(model, export, eval_data[:2], thresholds=thresholds)
+        if gate.passed or not raise_on_failure:
+            export, gate = _move_in(export, gate, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not gate.passed and raise_on_failure:
+        raise GateError(f"Verification gate failed for {gate.failed}; {final} was not written (pass "
+                        f"raise_on_failure=False to keep it, marked failed in its sidecar):\n{gate.format()}",
+                        report=gate)
     return QATResult(export=export, gate=gate, qat=qat, history=history,
                      bridge_max_abs_diff=qat.bridged.max_abs_diff)
+
+
+def _check_images(images, model, *, name: str) -> None:
+    """``images`` must have the model's input shape (height, width, channels)."""
+    from tfxfer.export.data import check_image_shape
+
+    shape = tuple(model.inputs[0].shape[1:]) if isinstance(model, keras.Model) and len(model.inputs) == 1 else None
+    if shape is None or None in shape:
+        raise ModelError(f"train_qat needs a Keras image model with one fixed-size input; got {model!r:.200}")
+    check_image_shape(images, shape, name=name)
+
+
+def _checked_eval_data(model, eval_data):
+    """``(images, class ids, num_classes)`` of ``eval_data``, checked against ``model`` before any
+    training: the model's image shape, labels present and in range (`DataError` otherwise)."""
+    from tfxfer.export.data import as_arrays, sparse_labels
+
+    images, labels = as_arrays(eval_data, name="eval_data")
+    _check_images(images, model, name="eval_data")
+    if labels is None:
+        raise ArgumentError("eval_data", "images without labels", "must carry labels: (images, labels)")
+    num_classes = int(model.outputs[0].shape[-1])
+    return images, sparse_labels(labels, num_classes=num_classes, name="eval_data"), num_classes
+
+
+def _gate(model, export, eval_data, *, thresholds):
+    """`tfxfer.export.verify` of the written file, its verdict written into the sidecar (as
+    `tfxfer.export.export_all` does)."""
+    from tfxfer.export import verify
+    from tfxfer.export.table import write_verdicts
+
+    gate = verify(model, export, eval_data, thresholds=thresholds, raise_on_failure=False)
+    if export.sidecar_path:
+        write_verdicts({variant: export.sidecar_path for variant in gate.results}, gate.results)
+    return gate
+
+
+def _move_in(export, gate, final: str):
+    """Move the gated file (then its sidecar) from the staging folder to ``final``; returns ``export``
+    and ``gate`` with the paths they now have."""
+    from tfxfer.export.metadata import sidecar_path
+
+    moved = {export.path: final}
+    if export.sidecar_path:
+        moved[export.sidecar_path] = sidecar_path(final)
+    for old, new in moved.items():
+        os.replace(old, new)
+
+    def relocate(item):
+        names = {f.name for f in dataclasses.fields(item)}
+        return dataclasses.replace(item, **{k: moved.get(getattr(item, k), getattr(item, k))
+                                            for k in ("path", "sidecar_path") if k in names})
+
+    return relocate(export), dataclasses.replace(gate, results={k: relocate(r) for k, r in gate.results.items()})

@@ -22,16 +22,93 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError
+from tfxfer.errors import ArgumentError, DataError, bounded_repr
 
 #: Equal-width confidence bins of the expected calibration error (see the module docstring).
 ECE_BINS = 15
 
 
-def class_ids(labels) -> np.ndarray:
-    """Class ids from ids or one-hot rows."""
+def class_ids(labels, *, name: str = "labels") -> np.ndarray:
+    """Class ids (int64) from ids or one-hot rows.
+
+    Raises:
+        DataError: labels that are not class ids (class names, NaN / Inf, fractions, ids < 0);
+            ``name`` is the argument named in the message.
+
+    Example:
+        >>> class_ids([[0, 1], [1, 0]]).tolist(), class_ids([2.0, 0.0]).tolist()
+        ([1, 0], [2, 0])
+        >>> class_ids([0, -1])
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.DataError: `labels` must be class ids >= 0; found -1 at example 1
+    """
     labels = np.asarray(labels)
-    return labels.argmax(axis=-1) if labels.ndim == 2 else labels.astype(np.int64)
+    if labels.dtype.kind == "b":
+        labels = labels.astype(np.int64)
+    if labels.dtype.kind == "O":  # numbers in an object array (pandas); names stay refused below
+        try:
+            labels = labels.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    if labels.dtype.kind not in "iuf":
+        shown = bounded_repr(labels.reshape(-1)[:3].tolist())
+        raise DataError(f"`{name}` must be integer class ids (or one-hot rows); got dtype {labels.dtype} (such as "
+                        f"{shown}). Map class names to ids first, e.g. names, ids = np.unique(labels, "
+                        "return_inverse=True)")
+    if labels.dtype.kind == "f" and labels.size:
+        finite = np.isfinite(labels)
+        if not finite.all():
+            raise DataError(f"`{name}` contains NaN or Inf (first at example {_first(~finite)}); class ids must be "
+                            "finite integers >= 0")
+        if labels.ndim != 2 and np.any(np.mod(labels, 1) != 0):
+            bad = _first(np.mod(labels, 1) != 0)
+            raise DataError(f"`{name}` must be integer class ids; found {labels.reshape(-1)[bad]} at example {bad}")
+    if labels.ndim == 2:
+        return labels.argmax(axis=-1)
+    if labels.size and labels.min() < 0:
+        bad = _first(labels < 0)
+        raise DataError(f"`{name}` must be class ids >= 0; found {labels.reshape(-1)[bad]:g} at example {bad}")
+    return labels.astype(np.int64)
+
+
+def _first(mask) -> int:
+    """The example (row) index of the first True of ``mask``."""
+    mask = np.asarray(mask)
+    flat = int(np.flatnonzero(mask.reshape(-1))[0])
+    return flat // int(np.prod(mask.shape[1:], dtype=np.int64)) if mask.ndim > 1 else flat
+
+
+def check_probabilities(outputs, *, name: str = "predictions", atol: float = 1e-3) -> np.ndarray:
+    """``outputs`` as float64 class probabilities ``(n, k)``, else a `DataError` naming ``name``.
+
+    Rows must be finite, within [0, 1] and sum to 1 (within ``atol`` per entry and 1e-2 per row,
+    what float16 / float32 softmax outputs meet); logits and sigmoid outputs of several labels do not.
+
+    Example:
+        >>> check_probabilities([[3.0, -2.0]])
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.DataError: `predictions` must be class probabilities (rows in [0, 1] summing to 1); row 0 ...
+    """
+    probs = np.asarray(outputs, dtype=np.float64)
+    what = f"`{name}` must be class probabilities (rows in [0, 1] summing to 1)"
+    if probs.ndim != 2:
+        raise DataError(f"{what}; got an array of shape {probs.shape}")
+    finite = np.isfinite(probs).all(axis=1)
+    if not finite.all():
+        raise DataError(f"{what}; row {_first(~finite)} holds NaN or Inf")
+    out_of_range = ((probs < -atol) | (probs > 1 + atol)).any(axis=1)
+    if out_of_range.any():
+        bad = _first(out_of_range)
+        raise DataError(f"{what}; row {bad} is {bounded_repr(probs[bad].tolist())} (logits? apply a softmax "
+                        "first)")
+    sums = probs.sum(axis=1)
+    off = np.abs(sums - 1.0) > max(atol, 1e-2)
+    if off.any():
+        bad = _first(off)
+        raise DataError(f"{what}; row {bad} sums to {sums[bad]:.4g}")
+    return np.clip(probs, 0.0, 1.0)
 
 
 def _check_bins(bins) -> int:

@@ -4,6 +4,7 @@
 accuracy, recall per class, FPR / FNR and ECE per group with bootstrap confidence intervals and the
 worst-group gap (`GroupReport`, with ``to_rows`` / ``to_markdown`` for reports).
 `group_balanced_weights` gives every group (or group x class cell) equal weight for ``fit``.
+Missing group values (None, NaN) form one group, `MISSING_GROUP` ("(missing)"), in both.
 `plant_trigger` / `trigger_flip_rate` measure bias transfer (Salman et al. 2022): how often a
 trigger learnt in pretraining still flips the fine-tuned model's predictions.
 
@@ -24,7 +25,8 @@ from tfxfer.fairness.group_metrics import (
     audit_model,
     group_metrics,
 )
+from tfxfer.fairness.groups import MISSING_GROUP
 from tfxfer.fairness.reweighting import group_balanced_weights
 
-__all__ = ["LOWER_IS_BETTER", "GroupGap", "GroupReport", "MetricValue", "TriggerFlipResult", "audit_model",
-           "group_balanced_weights", "group_metrics", "plant_trigger", "trigger_flip_rate"]
+__all__ = ["LOWER_IS_BETTER", "MISSING_GROUP", "GroupGap", "GroupReport", "MetricValue", "TriggerFlipResult",
+           "audit_model", "group_balanced_weights", "group_metrics", "plant_trigger", "trigger_flip_rate"]

@@ -31,8 +31,9 @@ import math
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, DataError
-from tfxfer.metrics import ECE_BINS, class_ids, expected_calibration_error
+from tfxfer.errors import ArgumentError, DataError, bounded_repr
+from tfxfer.fairness.groups import MISSING_GROUP, encode_groups
+from tfxfer.metrics import ECE_BINS, check_probabilities, class_ids, expected_calibration_error
 from tfxfer.utils.validate import check_float, check_int
 
 #: Metrics where a lower value is better (the worst group has the highest value).
@@ -153,14 +154,67 @@ def _metric_samples(y, pred, conf, bin_index, index, metrics, positive, num_clas
     return out
 
 
+def _predictions(predictions, class_names):
+    """``(pred, conf, probs, num_classes)`` from probabilities ``(n, k)``, P(class 1) ``(n, 1)`` floats
+    or class ids ``(n,)``; ``conf`` / ``probs`` None and ``num_classes`` 0 (decided later) for ids."""
+    predictions = np.asarray(predictions)
+    if predictions.dtype.kind not in "iufb":
+        raise DataError(f"`predictions` must be class probabilities or class ids; got dtype {predictions.dtype}")
+    if predictions.ndim == 2 and predictions.shape[1] == 1 and predictions.dtype.kind == "f":
+        p = predictions[:, 0].astype(np.float64)  # a sigmoid output: P(class 1) of two classes
+        bad = ~(np.isfinite(p) & (p >= 0.0) & (p <= 1.0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"`predictions` of shape (n, 1) are read as P(class 1) (a sigmoid output) and must be "
+                            f"in [0, 1]; row {i} is {p[i]}. Pass class ids as a 1-D int array")
+        predictions = np.stack([1.0 - p, p], axis=1)
+    if predictions.ndim == 2 and predictions.shape[1] >= 2:
+        probs = check_probabilities(predictions, name="predictions")
+        return probs.argmax(axis=1), probs.max(axis=1), probs, probs.shape[1]
+    if predictions.ndim == 1 or (predictions.ndim == 2 and predictions.shape[1] == 1):
+        return class_ids(predictions.reshape(-1), name="predictions"), None, None, 0
+    raise ArgumentError("predictions", f"an array of shape {predictions.shape}",
+                        "must be probabilities (n, classes), P(class 1) (n, 1) or class ids (n,)")
+
+
+def _label_ids(labels, class_names):
+    """Class ids of ``labels``: ids, one-hot rows, or names mapped through ``class_names``."""
+    array = np.asarray(labels)
+    names = None if class_names is None else list(class_names)
+    if array.ndim == 1 and array.dtype.kind in "USO" and names is not None and any(
+            isinstance(v, str) for v in array.tolist()):
+        index = {str(n): i for i, n in enumerate(names)}
+        unknown = [v for v in array.tolist() if str(v) not in index]
+        if unknown:
+            raise DataError(f"`labels` holds {bounded_repr(unknown[0])}, which is not one of `class_names` "
+                            f"{bounded_repr(names)}")
+        return np.array([index[str(v)] for v in array.tolist()], dtype=np.int64)
+    return class_ids(array, name="labels")
+
+
+def _check_label_width(labels, y, num_classes: int) -> None:
+    array = np.asarray(labels)
+    if array.ndim == 2 and array.shape[1] != num_classes:
+        raise DataError(f"`labels` are one-hot rows of {array.shape[1]} classes but `predictions` have "
+                        f"{num_classes}")
+    if len(y) and y.max() >= num_classes:
+        raise DataError(f"`labels` holds class {int(y.max())} but `predictions` cover {num_classes} classes "
+                        f"(0..{num_classes - 1})")
+
+
 def group_metrics(labels, predictions, groups, *, positive_class: int | None = None, class_names=None,
                   n_bootstrap: int = 1000, confidence_level: float = 0.95, seed: int = 0) -> GroupReport:
     """Accuracy, recall per class, FPR/FNR and ECE per group, with bootstrap intervals and gaps.
 
     Args:
-        labels: true class ids (or one-hot rows), length n.
-        predictions: class probabilities ``(n, k)`` (gives ECE too) or predicted class ids ``(n,)``.
-        groups: one group value per example (any hashable: "mono"/"poly", a domain, an attribute).
+        labels: true class ids (or one-hot rows), length n; class names when ``class_names`` are
+            given (mapped through them).
+        predictions: class probabilities ``(n, k)`` (gives ECE too; rows must be probabilities, not
+            logits), a sigmoid output ``(n, 1)`` of floats (read as P(class 1) of two classes) or
+            predicted class ids ``(n,)`` (integers).
+        groups: one group value per example (strings or numbers, not both: "mono"/"poly", a domain,
+            an attribute). None and NaN are one group, ``"(missing)"`` (`MISSING_GROUP`), reported
+            like the others and noted.
         positive_class: the class whose FPR / FNR are reported (default 1 for two classes; for more
             classes FPR / FNR are reported only when it is given).
         class_names: names for the recall columns (``recall[defective]``); default class ids.
@@ -172,31 +226,31 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
         A `GroupReport`.
 
     Raises:
-        ArgumentError / DataError: lengths that differ, fewer than two groups, bad options.
+        ArgumentError / DataError: lengths that differ, fewer than two groups, bad options;
+            predictions that are not probabilities (logits, NaN, rows not summing to 1) or not
+            integer class ids; labels that are not class ids (NaN, < 0, names without
+            ``class_names``) or name a class the predictions do not cover.
+        ArgumentTypeError: group values mixing numbers and strings.
     """
     n_bootstrap = check_int("n_bootstrap", n_bootstrap, low=0)
     confidence_level = check_float("confidence_level", confidence_level, low=0.0, high=1.0, low_open=True,
                                    high_open=True)
-    y = class_ids(labels)
-    predictions = np.asarray(predictions)
-    groups = np.asarray(groups)
-    if predictions.ndim == 2 and predictions.shape[1] >= 2:
-        probs = predictions.astype(np.float64)
-        pred, conf = probs.argmax(axis=1), probs.max(axis=1)
-        num_classes = probs.shape[1]
-    elif predictions.ndim == 1 or (predictions.ndim == 2 and predictions.shape[1] == 1):
-        pred, conf, probs = predictions.reshape(-1).astype(np.int64), None, None
-        num_classes = int(max(y.max(initial=0), pred.max(initial=0)) + 1)
-    else:
-        raise ArgumentError("predictions", f"an array of shape {predictions.shape}",
-                            "must be probabilities (n, classes) or class ids (n,)")
-    if not (len(y) == len(pred) == len(groups)):
+    pred, conf, probs, num_classes = _predictions(predictions, class_names)
+    y = _label_ids(labels, class_names)
+    if y.ndim == 0 or pred.ndim == 0:
+        raise ArgumentError("labels" if y.ndim == 0 else "predictions", labels if y.ndim == 0 else predictions,
+                            "must hold one entry per example")
+    groups_size = len(groups) if hasattr(groups, "__len__") and not isinstance(groups, (str, bytes)) else None
+    if not (len(y) == len(pred) == groups_size):
         raise DataError(f"`labels`, `predictions` and `groups` must have one entry per example; got "
-                        f"{len(y)}, {len(pred)} and {len(groups)}")
+                        f"{len(y)}, {len(pred)} and {groups_size}")
     if len(y) == 0:
         raise DataError("`labels` is empty")
-    if groups.ndim != 1:
-        raise ArgumentError("groups", f"an array of shape {groups.shape}", "must be 1-D (one group per example)")
+    codes, group_values = encode_groups(groups)
+    if probs is None:  # class ids on both sides: as many classes as the ids (or the names) say
+        num_classes = max(int(max(y.max(initial=0), pred.max(initial=0)) + 1),
+                          len(class_names) if class_names is not None else 0)
+    _check_label_width(labels, y, num_classes)
     names = list(range(num_classes)) if class_names is None else list(class_names)
     if len(names) != num_classes:
         raise ArgumentError("class_names", class_names, f"must have {num_classes} names")
@@ -204,7 +258,6 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
         positive_class = 1
     if positive_class is not None:
         positive_class = check_int("positive_class", positive_class, low=0, high=num_classes - 1)
-    group_values = sorted(set(groups.tolist()), key=str)
     if len(group_values) < 2:
         raise DataError(f"`groups` has {len(group_values)} distinct value(s) {group_values[:2]}; a group audit "
                         "needs at least 2")
@@ -220,8 +273,10 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
     rng = np.random.default_rng(seed)
     tail = (1.0 - confidence_level) / 2.0
     values, sizes, samples = {}, {}, {}
+    members = {g: np.flatnonzero(codes == i) for i, g in enumerate(group_values)}
+    members[None] = np.arange(len(y))  # None: overall (a missing group value is MISSING_GROUP)
     for group in [*group_values, None]:
-        rows = np.arange(len(y)) if group is None else np.flatnonzero(groups == group)
+        rows = members[group]
         sizes[group] = int(len(rows))
         point = _metric_samples(y, pred, conf, bin_index, rows[None, :], metrics, positive_class, num_classes, bins)
         if n_bootstrap:
@@ -237,7 +292,7 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
             values[group][m] = MetricValue(float(point[m][0]), float(low), float(high))
     if probs is not None:  # the point ECE is tfxfer.metrics' own number
         for group in [*group_values, None]:
-            rows = slice(None) if group is None else groups == group
+            rows = members[group]
             ece = expected_calibration_error(probs[rows], y[rows])
             v = values[group]["ece"]
             values[group]["ece"] = MetricValue(ece, v.low, v.high)
@@ -262,6 +317,9 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
         else:
             low = high = math.nan
         gaps[m] = GroupGap(m, float(abs(points[best] - points[worst])), float(low), float(high), worst, best)
+    if MISSING_GROUP in group_values:
+        notes.append(f"{MISSING_GROUP}: {sizes[MISSING_GROUP]} examples whose group value is None or NaN, "
+                     "reported as a group of their own")
     small = [g for g in group_values if sizes[g] < 30]
     if small:
         notes.append(f"groups with fewer than 30 examples ({', '.join(map(str, small[:5]))}): wide intervals")

@@ -1,7 +1,8 @@
 """Training-input checks that turn bad data into a `DataError` before (or while) training runs.
 
 * `check_training_arrays`: ``(x, y)`` arrays against the model — non-numeric or non-finite images,
-  an image shape the model does not take, class ids outside the head, a single class.
+  an image shape the model does not take; for image and text models alike (`check_class_labels`),
+  labels that are not finite integer class ids, class ids outside the head, a single class.
 * `finite_guard` / `data_errors`: a ``tf.data`` pipeline that yields NaN/Inf images fails with a
   `DataError` instead of training on them (a ReLU6 backbone silently maps NaN pixels to 0, so the
   loss alone does not reveal them).
@@ -24,7 +25,7 @@ import contextlib
 
 import numpy as np
 
-from tfxfer.errors import DataError
+from tfxfer.errors import DataError, bounded_repr
 
 NON_FINITE = "tfxfer: non-finite image values"
 
@@ -32,15 +33,24 @@ NON_FINITE = "tfxfer: non-finite image values"
 def check_training_arrays(model, data, *, name: str = "train", require_classes: bool = True) -> None:
     """Validate ``(x, y)`` arrays against ``model`` (no-op for other inputs).
 
+    Images are checked here; the raw texts of a text model (string input) are checked by
+    `tfxfer.text.encoders.as_texts` (`tfxfer.train.data.training_datasets` runs it). Labels are
+    checked for both: for a softmax head they must be finite integer class ids within the head.
+
     Raises:
         DataError: non-numeric or non-finite images, images whose shape is not the model's input
-            shape, class ids outside the softmax head's range, or (``require_classes``) one class.
+            shape; labels that are not numbers (class names), NaN / Inf or fractional labels, class
+            ids outside the softmax head's range, or (``require_classes``) one class.
     """
     if not (isinstance(data, tuple) and len(data) == 2):
         return
     x, y = np.asarray(data[0]), np.asarray(data[1])
-    if x.dtype.kind in "USO" and _takes_strings(model):
-        return  # a text model (raw strings in): its tokenizer checks the texts
+    if not takes_strings(model):
+        _check_images(x, model, name)
+    check_class_labels(model, y, name=name, require_classes=require_classes)
+
+
+def _check_images(x, model, name: str) -> None:
     if x.dtype.kind not in "fiub":
         raise DataError(f"`{name}` images must be a real numeric array (raw 0-255 pixels); got dtype {x.dtype}")
     expected = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
@@ -51,10 +61,22 @@ def check_training_arrays(model, data, *, name: str = "train", require_classes: 
     if x.dtype.kind == "f" and x.size and not np.isfinite(x).all():
         bad = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
         raise DataError(f"`{name}` images contain NaN or Inf values (first in image {bad}); drop or repair them")
-    if y.ndim != 1 or not y.size or y.dtype.kind not in "iuf":
+
+
+def check_class_labels(model, y, *, name: str = "train", require_classes: bool = True) -> None:
+    """Class-id labels ``y`` (1-D) against ``model``'s softmax "head" layer (no-op without one).
+
+    Example:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax", name="head")])
+        >>> check_class_labels(model, np.array(["cat", "dog"]))
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.DataError: `train` labels must be integer class ids in [0, 1] for this 2-class head; got ...
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or not y.size:
         return
-    if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
-        return  # regression targets
     try:
         head = model.get_layer("head")
     except ValueError:
@@ -62,6 +84,20 @@ def check_training_arrays(model, data, *, name: str = "train", require_classes: 
     if getattr(getattr(head, "activation", None), "__name__", "") != "softmax":
         return
     outputs = int(model.output_shape[-1])
+    ids = f"integer class ids in [0, {outputs - 1}] for this {outputs}-class head"
+    if y.dtype.kind not in "iufb":
+        raise DataError(f"`{name}` labels must be {ids}; got dtype {y.dtype} (such as {bounded_repr(y[:3].tolist())}). "
+                        "Map class names to ids first, e.g. names, ids = np.unique(labels, return_inverse=True)")
+    if y.dtype.kind == "f":
+        finite = np.isfinite(y)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            raise DataError(f"`{name}` labels contain NaN or Inf (first at example {bad}: {y[bad]}); they must be "
+                            f"{ids}")
+        fractional = np.mod(y, 1) != 0
+        if fractional.any():
+            bad = int(np.flatnonzero(fractional)[0])
+            raise DataError(f"`{name}` labels must be {ids}; found {y[bad]} at example {bad}")
     if y.min() < 0 or y.max() >= outputs:
         raise DataError(f"`{name}` labels must be class ids in [0, {outputs - 1}] for this {outputs}-class head; "
                         f"found {int(y.min())}..{int(y.max())}")
@@ -70,7 +106,8 @@ def check_training_arrays(model, data, *, name: str = "train", require_classes: 
                         "2 classes")
 
 
-def _takes_strings(model) -> bool:
+def takes_strings(model) -> bool:
+    """Does ``model`` take raw strings (one string input: a text model)?"""
     inputs = getattr(model, "inputs", None) or []
     return len(inputs) == 1 and "string" in str(getattr(inputs[0], "dtype", ""))
 

@@ -119,6 +119,57 @@ def _word_pieces(tokenizer, words: list[str]) -> list[list[int]]:
     return [list(map(int, ids)) for ids in ragged.to_list()]
 
 
+def check_word_lists(words, *, name: str = "words") -> list[list[str]]:
+    """``words`` as a list of word lists (lists of str), else a typed error naming ``words[i]`` or
+    ``words[i][j]``: a sentence given as one string would otherwise be split into characters.
+
+    Example:
+        >>> check_word_lists([("zoe", "visits")])
+        [['zoe', 'visits']]
+        >>> check_word_lists(["zoe visits"])
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.ArgumentTypeError: `words[0]` must be a list of words (split a sentence first, ...
+    """
+    if isinstance(words, (str, bytes)) or not hasattr(words, "__iter__"):
+        raise ArgumentTypeError(name, words, "a list of word lists")
+    out = []
+    for i, sentence in enumerate(words):
+        if isinstance(sentence, (str, bytes)) or not isinstance(sentence, (list, tuple, np.ndarray)):
+            raise ArgumentTypeError(f"{name}[{i}]", sentence, "a list of words (split a sentence first, e.g. "
+                                    "str.split(), or use predict_entities on raw text)")
+        sentence = list(sentence)
+        for j, word in enumerate(sentence):
+            if not isinstance(word, str):
+                raise ArgumentTypeError(f"{name}[{i}][{j}]", word, "a str (one word)")
+            if not word.isascii():
+                try:
+                    word.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ArgumentError(f"{name}[{i}][{j}]", word, "must be encodable as UTF-8 (it holds a lone "
+                                        "surrogate)") from None
+        out.append([str(w) for w in sentence])
+    return out
+
+
+def _tag_names_of(sentence_tags, row: int, tag_names) -> list[str]:
+    """Tag names of one sentence's tags (names, or integer ids into ``tag_names``)."""
+    if isinstance(sentence_tags, (str, bytes)) or not isinstance(sentence_tags, (list, tuple, np.ndarray)):
+        raise ArgumentTypeError(f"tags[{row}]", sentence_tags, "a list of tags (one per word)")
+    out, k = [], len(tag_names)
+    for j, tag in enumerate(sentence_tags):
+        if isinstance(tag, str):
+            out.append(str(tag))
+            continue
+        if isinstance(tag, (bool, np.bool_)) or not isinstance(tag, (int, float, np.integer, np.floating)):
+            raise ArgumentTypeError(f"tags[{row}][{j}]", tag, f"a tag name or an int tag id in [0, {k - 1}]")
+        if not (np.isfinite(tag) and float(tag).is_integer() and 0 <= tag < k):
+            raise ArgumentError(f"tags[{row}][{j}]", tag, f"must be a tag name or an int tag id in [0, {k - 1}] "
+                                f"(sentence {row}, word {j})")
+        out.append(tag_names[int(tag)])
+    return out
+
+
 def encode_words(tokenizer, words, tags=None, *, tag_names=None, sequence_length: int,
                  strategy: str = "first", scheme: str = "BIO") -> EncodedWords:
     """Tokenize and pack word lists for a token classifier, aligning tags when given.
@@ -136,7 +187,7 @@ def encode_words(tokenizer, words, tags=None, *, tag_names=None, sequence_length
         raise ArgumentError("strategy", strategy, "must be one of " + ", ".join(STRATEGIES))
     if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 3:
         raise ArgumentError("sequence_length", sequence_length, "must be an int >= 3")
-    words = [list(w) for w in words]
+    words = check_word_lists(words)
     if tags is not None:
         if tag_names is None:
             raise ArgumentError("tag_names", None, "is required when `tags` are given")
@@ -171,7 +222,7 @@ def encode_words(tokenizer, words, tags=None, *, tag_names=None, sequence_length
         mask[row, : len(ids)] = 1
         word_ids[row, : len(owners)] = owners
         if tags is not None:
-            sentence_tags = [t if isinstance(t, str) else tag_names[int(t)] for t in tags[row]]
+            sentence_tags = _tag_names_of(tags[row], row, tag_names)
             if len(sentence_tags) != len(sentence):
                 raise DataError(f"example {row}: {len(sentence)} words but {len(sentence_tags)} tags")
             counts = [len(p) for p in word_pieces[:kept]]

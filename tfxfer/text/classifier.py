@@ -26,6 +26,7 @@ from keras import ops
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.text.encoders import TextEncoder, as_texts, pool_outputs
+from tfxfer.utils.validate import check_int
 
 TASKS = ("multiclass", "multilabel")
 
@@ -138,5 +139,16 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
 
 
 def predict_texts(model: keras.Model, texts, *, batch_size: int = 32) -> np.ndarray:
-    """Probabilities ``[n, classes]`` of a text classifier for raw ``texts`` (str or list of str)."""
-    return np.asarray(model.predict(as_texts(texts), batch_size=batch_size, verbose=0), dtype=np.float32)
+    """Probabilities ``[n, classes]`` of a text classifier for raw ``texts`` (str or list of str).
+
+    An empty list gives an empty ``[0, classes]`` array.
+
+    Raises:
+        ArgumentTypeError / ArgumentError: an item that is not a str (or UTF-8 bytes), a lone
+            surrogate (`tfxfer.text.encoders.as_texts` names ``texts[i]``); ``batch_size`` < 1.
+    """
+    batch_size = check_int("batch_size", batch_size, low=1)
+    texts = as_texts(texts)
+    if not len(texts):
+        return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
+    return np.asarray(model.predict(texts, batch_size=batch_size, verbose=0), dtype=np.float32)

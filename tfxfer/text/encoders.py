@@ -187,21 +187,48 @@ def pool_outputs(backbone: keras.Model, token_inputs: dict, *, pooling: str, nam
     return SequencePooling(mode=pooling, name=name)(features, token_inputs["padding_mask"])
 
 
-def as_texts(texts) -> np.ndarray:
-    """``texts`` (str, list/tuple/array of str) as a 1-D object array Keras accepts."""
-    if isinstance(texts, str):
+def as_texts(texts, *, name: str = "texts") -> np.ndarray:
+    """``texts`` (str, list/tuple/array of str or UTF-8 bytes) as a 1-D object array of str Keras accepts.
+
+    The one check of raw texts: prediction (`predict_texts`, `predict_entities`, `TextEncoder.embed`)
+    and training (`tfxfer.train.data.training_datasets`) both use it, so None, numbers, undecodable
+    bytes and strings TensorFlow cannot encode (a lone surrogate) are refused the same way.
+
+    Raises:
+        ArgumentTypeError: an item that is not a str or bytes (``name[i]`` names it).
+        ArgumentError: bytes that are not UTF-8, a str holding a lone surrogate, a 2-D array.
+
+    Example:
+        >>> as_texts(["good", b"film"]).tolist()
+        ['good', 'film']
+        >>> as_texts(["good", None])
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.ArgumentTypeError: `texts[1]` must be a str. Received: texts[1]=None (of type NoneType)
+    """
+    if isinstance(texts, (str, bytes)):
         texts = [texts]
     if isinstance(texts, np.ndarray) and texts.ndim != 1:
-        raise ArgumentError("texts", texts.shape, "must be 1-D (one string per example)")
+        raise ArgumentError(name, texts.shape, "must be 1-D (one string per example)")
     try:
         items = list(texts)
     except TypeError:
-        raise ArgumentTypeError("texts", texts, "a string or a sequence of strings") from None
+        raise ArgumentTypeError(name, texts, "a string or a sequence of strings") from None
     for i, t in enumerate(items):
         if isinstance(t, bytes):
-            items[i] = t.decode("utf-8")
+            try:
+                items[i] = t.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ArgumentError(f"{name}[{i}]", t, f"must be UTF-8 bytes ({exc.reason} at byte {exc.start})",
+                                    hint="Decode it with its own encoding first") from None
         elif not isinstance(t, str):
-            raise ArgumentTypeError(f"texts[{i}]", t, "a str")
+            raise ArgumentTypeError(f"{name}[{i}]", t, "a str")
+        elif not t.isascii():
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ArgumentError(f"{name}[{i}]", t, f"must be encodable as UTF-8; it holds a lone surrogate "
+                                    f"{t[exc.start]!r} at character {exc.start}") from None
     out = np.empty(len(items), dtype=object)
     out[:] = items
     return out

@@ -27,10 +27,11 @@ import keras
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
-from tfxfer.text.alignment import encode_words, split_words, word_predictions
-from tfxfer.text.encoders import TextEncoder, pool_outputs
+from tfxfer.text.alignment import check_word_lists, encode_words, split_words, word_predictions
+from tfxfer.text.encoders import TextEncoder, as_texts, pool_outputs
 from tfxfer.text.graph import text_parts, token_model
 from tfxfer.text.tagging import check_scheme, decode_spans, parse_tag
+from tfxfer.utils.validate import check_int
 
 
 class Entity(NamedTuple):
@@ -103,13 +104,20 @@ def encode_tagged_words(model: keras.Model, words, tags=None, *, tag_names, sche
 
 def predict_word_tags(model: keras.Model, words, *, tag_names, scheme: str = "BIO", alignment: str = "first",
                       method: str = "viterbi", batch_size: int = 32):
-    """Decoded tags and spans for word lists.
+    """Decoded tags and spans for word lists (a list of lists of words; an empty list gives ``([], [])``).
 
     Returns:
         ``(tags, spans)``: per sentence a valid tag list (one per word) and its `Span` list.
+
+    Raises:
+        ArgumentTypeError: a sentence that is not a list of words (a str: use `predict_entities`), a
+            word that is not a str.
     """
     tag_names = _check_tags(tag_names, scheme)
-    words = [list(w) for w in words]
+    batch_size = check_int("batch_size", batch_size, low=1)
+    words = check_word_lists(words)
+    if not words:
+        return [], []
     encoded = encode_tagged_words(model, words, tag_names=tag_names, scheme=scheme, alignment=alignment)
     probs = token_model(model).predict(encoded.inputs, batch_size=batch_size, verbose=0)
     if probs.shape[-1] != len(tag_names):
@@ -126,9 +134,14 @@ def predict_word_tags(model: keras.Model, words, *, tag_names, scheme: str = "BI
 
 def predict_entities(model: keras.Model, texts, *, tag_names, scheme: str = "BIO", alignment: str = "first",
                      method: str = "viterbi", batch_size: int = 32) -> list[list[Entity]]:
-    """Entities in raw ``texts``: per text a list of `Entity` (text, type, start, end, score)."""
-    if isinstance(texts, str):
-        texts = [texts]
+    """Entities in raw ``texts``: per text a list of `Entity` (text, type, start, end, score).
+
+    ``texts`` are checked as `predict_texts` checks them (`tfxfer.text.encoders.as_texts`: str or
+    UTF-8 bytes); an empty list gives ``[]``.
+    """
+    texts = as_texts(texts)
+    if not len(texts):
+        return []
     split = [split_words(t) for t in texts]
     _, spans = predict_word_tags(model, [[w for w, _, _ in s] for s in split], tag_names=tag_names,
                                  scheme=scheme, alignment=alignment, method=method, batch_size=batch_size)

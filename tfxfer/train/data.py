@@ -36,15 +36,25 @@ def _rows(x) -> int:
     return len(x)
 
 
-def _arrays(x):
+def _arrays(x, name: str = "x"):
     if isinstance(x, dict):
         return {k: np.asarray(v) for k, v in x.items()}
     x = np.asarray(x)
     if x.dtype.kind in "USO":  # texts: tf.data wants an object array of str
-        out = np.empty(len(x), dtype=object)
-        out[:] = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in x]
-        return out
+        from tfxfer.text.encoders import as_texts
+
+        return as_texts(x, name=name)  # the check predict_texts makes: None, numbers, bad UTF-8 refused
     return x
+
+
+def _label_arrays(y):
+    """Labels or weights as arrays; class names stay strings (the model's checks name them)."""
+    if isinstance(y, dict):
+        return {k: np.asarray(v) for k, v in y.items()}
+    y = np.asarray(y)
+    if y.dtype.kind in "US":
+        return y.astype(object)
+    return y
 
 
 def num_examples(data) -> int | None:
@@ -65,7 +75,7 @@ def as_dataset(data, *, batch_size: int = 32, shuffle: bool = False, seed: int =
     if isinstance(data, tf.data.Dataset):
         return data
     if isinstance(data, tuple) and len(data) in (2, 3):
-        parts = tuple(_arrays(p) for p in data)
+        parts = (_arrays(data[0], f"{name}[0]"), *(_label_arrays(p) for p in data[1:]))
         n = _rows(parts[0])
         for part, what in zip(parts[1:], ("labels", "sample weights")):
             if len(part) != n:
@@ -79,7 +89,7 @@ def as_dataset(data, *, batch_size: int = 32, shuffle: bool = False, seed: int =
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     if isinstance(data, (np.ndarray, dict)):
-        x = _arrays(data)
+        x = _arrays(data, name)
         if _rows(x) == 0:
             raise DataError(f"`{name}` is empty")
         return tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
@@ -90,15 +100,25 @@ def training_datasets(model, train, val=None, *, batch_size: int, epoch_shuffle)
     """Checked, batched, sharded ``(train_ds, val_ds)`` for ``model`` (``val_ds`` None without ``val``).
 
     Raises:
-        DataError: arrays with NaN/Inf pixels, a wrong image shape, class ids outside the head, a
-            single class; empty or mismatched data.
+        DataError: arrays with NaN/Inf pixels, a wrong image shape, labels that are not integer class
+            ids (names, NaN, fractions), class ids outside the head, a single class; empty or
+            mismatched data.
+        ArgumentTypeError / ArgumentError: a text model's texts holding an item that is not a str
+            (None, a number; ``train[0][i]`` names it) or bytes that are not UTF-8.
     """
     from tfxfer.reliability.distribute import shard_dataset
-    from tfxfer.reliability.inputs import check_training_arrays, finite_guard
+    from tfxfer.reliability.inputs import check_training_arrays, finite_guard, takes_strings
 
+    checked = []
     for data, name in ((train, "train"), (val, "val")):
-        if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], dict):
-            check_training_arrays(model, data, name=name, require_classes=name == "train")
+        if isinstance(data, tuple) and len(data) in (2, 3) and not isinstance(data[0], (dict, tf.data.Dataset)):
+            if takes_strings(model):  # raw texts: the check predict_texts makes (any dtype: ints are no texts)
+                from tfxfer.text.encoders import as_texts
+
+                data = (as_texts(data[0], name=f"{name}[0]"), *data[1:])
+            check_training_arrays(model, data[:2], name=name, require_classes=name == "train")
+        checked.append(data)
+    train, val = checked
     train_ds = as_dataset(train, batch_size=batch_size, shuffle=True, name="train", epoch_shuffle=epoch_shuffle)
     val_ds = as_dataset(val, batch_size=batch_size, name="val") if val is not None else None
     if isinstance(train, tf.data.Dataset):
@@ -135,6 +155,7 @@ def with_channels(model, data):
 def balanced_class_weight(train) -> dict:
     """``{class: n / (classes * count)}`` from the class ids of ``(x, y)`` array input."""
     from tfxfer.errors import ArgumentError
+    from tfxfer.metrics import class_ids
 
     if not (isinstance(train, tuple) and len(train) >= 2):
         raise ArgumentError("class_weight", "balanced", "needs (x, y) array input to count the classes",
@@ -142,5 +163,6 @@ def balanced_class_weight(train) -> dict:
     y = np.asarray(train[1])
     if y.ndim == 2 and y.shape[-1] > 1:
         y = y.argmax(-1)
-    classes, counts = np.unique(y.astype(int), return_counts=True)
+    y = class_ids(y.reshape(-1), name="train[1]")  # class names, NaN, fractions: a typed error
+    classes, counts = np.unique(y, return_counts=True)
     return {int(c): float(len(y) / (len(classes) * k)) for c, k in zip(classes, counts)}

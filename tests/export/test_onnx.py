@@ -169,3 +169,23 @@ def test_docstring_example_runs():
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0 and not result.failed
+
+
+def test_multilabel_models_are_gated_per_label_and_regression_refused(tmp_path):
+    from tests.factories import tiny_model, tiny_spec
+    from tfxfer.errors import ModelError
+    from tfxfer.export import export_onnx
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (16, 16, 16, 3)).astype("float32")
+    multi_hot = np.zeros((16, 3), int)
+    multi_hot[:, 0], multi_hot[::2, 2] = 1, 1
+    model = tiny_model(3, backbone=tiny_spec("convs"), size=16, task="multilabel", seed=0)
+    result = export_onnx(model, tmp_path / "multi.onnx", eval_data=(x, multi_hot))
+    assert result.gate.passed and result.gate.task == "multilabel"
+    side = json.loads((tmp_path / "multi.json").read_text(encoding="utf-8"))
+    assert side["output"]["kind"] == "label_probabilities" and side["output"]["task"] == "multilabel"
+    regression = tiny_model(1, backbone=tiny_spec("convs"), size=16, task="regression", seed=0)
+    with pytest.raises(ModelError, match="regression"):
+        export_onnx(regression, tmp_path / "reg.onnx", eval_data=(x, rng.normal(size=16)))
+    assert not (tmp_path / "reg.onnx").exists()

@@ -40,9 +40,9 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ExportError, GateError, MissingDependencyError, ModelError
 from tfxfer.export import _trace
-from tfxfer.export.data import as_arrays, check_image_shape, keras_reference, sparse_labels
+from tfxfer.export.data import as_arrays, check_image_shape, keras_reference, multilabel_targets, sparse_labels
 from tfxfer.export.gate import GateReport, Thresholds, compare_outputs, resolve_thresholds
-from tfxfer.export.metadata import RESIZE_NOTE, check_class_names
+from tfxfer.export.metadata import OUTPUT_KINDS, RESIZE_NOTE, check_class_names, check_gateable, model_task
 from tfxfer.export.table import write_verdicts
 from tfxfer.utils.atomic import atomic_path, atomic_write_json
 from tfxfer.utils.native_logs import quiet_native_logs
@@ -118,11 +118,13 @@ def _check_path(path) -> str:
     return path
 
 
-def _check_eval(eval_data, image_shape, num_classes):
+def _check_eval(eval_data, image_shape, num_classes, task: str = "multiclass"):
     images, labels = as_arrays(eval_data, name="eval_data")
     if labels is None:
         raise ArgumentError("eval_data", "images without labels", "must carry labels: (images, labels)")
     check_image_shape(images, image_shape, name="eval_data")
+    if task == "multilabel":  # sigmoid outputs: 0/1 rows, judged per label decision (as the TFLite gate)
+        return images, multilabel_targets(labels, num_labels=num_classes, name="eval_data")
     return images, sparse_labels(labels, num_classes=num_classes, name="eval_data")
 
 
@@ -210,9 +212,10 @@ def verify_onnx(model, model_file, eval_data, *, thresholds=None, class_names=No
     """
     image_shape = _trace.check_image_model(model)
     num_classes = _trace.num_outputs(model)
+    task = check_gateable(model)
     names = check_class_names(class_names, num_classes)
     limits = _onnx_thresholds(thresholds)
-    images, labels = _check_eval(eval_data, image_shape, num_classes)
+    images, labels = _check_eval(eval_data, image_shape, num_classes, task)
     where = repr(os.fspath(model_file)) if isinstance(model_file, (str, os.PathLike)) else "the .onnx file"
     sess = session(model_file) if not hasattr(model_file, "run") else model_file
     _io(sess, where, image_shape, num_classes)
@@ -229,7 +232,8 @@ def verify_onnx(model, model_file, eval_data, *, thresholds=None, class_names=No
     reference = keras_reference(model, images, reference_outputs, num_classes=num_classes, batch_size=batch_size)
     outputs = predict_onnx(sess, images, batch_size=batch_size)
     path = os.fspath(model_file) if isinstance(model_file, (str, os.PathLike)) else None
-    report = GateReport({VARIANT: compare_outputs(VARIANT, path, reference, outputs, labels, list(names), limits)})
+    report = GateReport({VARIANT: compare_outputs(VARIANT, path, reference, outputs, labels, list(names), limits,
+                                                        task=task)})
     if raise_on_failure and not report.passed:
         raise GateError(f"Verification gate failed for ['onnx']:\n{report.format()}", report=report)
     return report
@@ -281,7 +285,8 @@ def _finish(path: str, *, class_names, image_shape, model_name: str) -> tuple[in
     return int(opset), graph.input[0].name, new
 
 
-def _sidecar(path: str, *, class_names, image_shape, opset, input_name, output_name, model_name) -> dict:
+def _sidecar(path: str, *, class_names, image_shape, opset, input_name, output_name, model_name,
+             task: str = "multiclass") -> dict:
     import keras
 
     onnx, tf2onnx, ort = _require("onnx", "tf2onnx", "onnxruntime")
@@ -296,7 +301,7 @@ def _sidecar(path: str, *, class_names, image_shape, opset, input_name, output_n
                   "color": "RGB" if channels == 3 else "grayscale", "pixel_range": [0, 255], "resize": RESIZE_NOTE,
                   "note": "raw pixels as float32; preprocessing is inside the model"},
         "output": {"name": output_name, "shape": [-1, len(class_names or []) or None], "dtype": "float32",
-                   "kind": "probabilities"},
+                   "kind": OUTPUT_KINDS[task], "task": task},
         "opset": opset, "sha256": digest,
         "producer": {"keras": keras.__version__, "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__},
         "runtime": {"onnxruntime": ort.__version__},
@@ -329,11 +334,12 @@ def export_onnx(model, path, *, eval_data, class_names=None, thresholds=None, op
     path = _check_path(path)
     image_shape = _trace.check_image_model(model)
     num_classes = _trace.num_outputs(model)
+    task = check_gateable(model)  # a regression model is refused before any work, as by export_all
     names = check_class_names(class_names, num_classes)
     limits = _onnx_thresholds(thresholds)
     if opset is not None and (not isinstance(opset, int) or isinstance(opset, bool) or not 9 <= opset <= 25):
         raise ArgumentError("opset", opset, "must be None or an int in 9-25")
-    data = _check_eval(eval_data, image_shape, num_classes) if eval_data is not None else None
+    data = _check_eval(eval_data, image_shape, num_classes, task) if eval_data is not None else None
     _require("tf2onnx", "onnx", "onnxruntime")
     side = onnx_sidecar_path(path)
     result = None
@@ -350,7 +356,7 @@ def export_onnx(model, path, *, eval_data, class_names=None, thresholds=None, op
                 raise GateError(f"Verification gate failed for ['onnx']; {path!r} was not written "
                                 f"(pass keep_failed=True to keep it).\n{report.format()}", report=report)
         entry = _sidecar(tmp, class_names=names, image_shape=image_shape, opset=used_opset, input_name=input_name,
-                         output_name=output_name, model_name=model.name)
+                         output_name=output_name, model_name=model.name, task=model_task(model))
         size = os.path.getsize(tmp)
     entry["gate"] = None
     atomic_write_json(side, entry)

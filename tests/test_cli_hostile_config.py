@@ -226,3 +226,6 @@ def test_a_truncated_result_file_is_listed_and_the_report_still_written(tmp_path
     with open(os.path.join(run, "report", "report.html"), encoding="utf-8") as f:
         page = f.read()
     assert "eval/metrics.json: not readable JSON" in page and "export/gate.json: a JSON list, not an object" in page
+    with open(os.path.join(run, "report", "report.md"), encoding="utf-8") as f:
+        markdown = f.read()
+    assert "> **unreadable:** eval/metrics.json: not readable JSON" in markdown

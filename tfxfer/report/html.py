@@ -67,13 +67,10 @@ def _headline(run: dict) -> str:
 
 
 def _unused_files(run: dict) -> str:
-    """The files `load_run` could not use and no section reports (an optional record's problem is shown
-    in its own section): each one line, so a report built without them says so."""
-    from tfxfer.report.run_data import RECORDS
+    """The files the report was built without (`tfxfer.report.run_data.unreported_problems`), one line each."""
+    from tfxfer.report.run_data import unreported_problems
 
-    shown = tuple(path for paths in RECORDS.values() for path in paths)
-    lines = [p for p in run.get("problems") or [] if not p.startswith(shown)]
-    return "".join(f'<p class="fail unreadable">{esc(p)}</p>' for p in lines)
+    return "".join(f'<p class="fail unreadable">{esc(p)}</p>' for p in unreported_problems(run))
 
 
 def render_html(run: dict, *, figures: dict) -> str:

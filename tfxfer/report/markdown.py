@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 from tfxfer.report import sections
+from tfxfer.report.run_data import unreported_problems
 from tfxfer.utils.humanize import format_number
 
 
@@ -104,6 +105,9 @@ def render_markdown(run: dict, *, figures: dict) -> str:
     cfg = run.get("config") or {}
     manifest = run.get("manifest") or {}
     lines = [f"# tfxfer run: {cfg.get('name', '?')}", ""]
+    problems = unreported_problems(run)  # first: the files this report was built without
+    if problems:
+        lines += [f"> **unreadable:** {p}" for p in problems] + [""]
     warning, bought = sections.chance_warning(run), sections.selection_sentence(run)
     if warning:  # first: a model no better than chance, then what each training stage bought
         lines += [f"> **{warning}**", ""]

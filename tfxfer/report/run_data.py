@@ -185,6 +185,19 @@ def _unreadable(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
+def unreported_problems(run: dict) -> list[str]:
+    """The files `load_run` could not use and no section reports (an optional record's problem is shown
+    in its own section): one line each, for the top of the HTML and Markdown reports.
+
+    Example:
+        >>> unreported_problems({"problems": ["eval/metrics.json: not readable JSON; left out of the report",
+        ...                                   "eval/groups.json: a JSON list, not an object; left out of the report"]})
+        ['eval/metrics.json: not readable JSON; left out of the report']
+    """
+    shown = tuple(path for paths in RECORDS.values() for path in paths)
+    return [p for p in run.get("problems") or [] if not p.startswith(shown)]
+
+
 def _object(run_dir: str, rel: str, *, required: bool, problems: list):
     """The JSON object in ``run_dir/rel`` (None when the file is missing). A file that is not UTF-8
     JSON, or holds something other than an object, raises `ArgumentError` naming it if ``required``,

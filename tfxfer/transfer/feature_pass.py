@@ -40,6 +40,7 @@ import time
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ExportError
+from tfxfer.transfer.cache import architecture_id
 from tfxfer.transfer.candidates import Candidate
 from tfxfer.transfer.embeddings import CandidateFeatures, _feature_model, _source_head_model, resize_batch
 from tfxfer.transfer.lite_extractor import LiteExtractor
@@ -187,7 +188,7 @@ def _groups(candidates, sizes):
     random-weights candidates of the same backbone and input size."""
     groups, by_arch = [], {}
     for candidate, size in zip(candidates, sizes):
-        arch = (candidate.spec.name, tuple(size))
+        arch = (architecture_id(candidate.spec), tuple(size))
         if candidate.weights is None:
             continue
         group = [candidate]
@@ -196,7 +197,7 @@ def _groups(candidates, sizes):
     for candidate, size in zip(candidates, sizes):
         if candidate.weights is not None:
             continue
-        arch = (candidate.spec.name, tuple(size))
+        arch = (architecture_id(candidate.spec), tuple(size))
         if arch not in by_arch:
             by_arch[arch] = []
             groups.append(by_arch[arch])
@@ -289,7 +290,7 @@ def extract_candidates(candidates, images: np.ndarray, *, input_size=None, batch
     keys, stored = {}, {}
     if extractor_cache is not None:
         for c in candidates:
-            keys[c.label] = extractor_cache.extractor_key(c.spec.name, c.weights, input_size=size_of[c.label],
+            keys[c.label] = extractor_cache.extractor_key(c.spec, c.weights, input_size=size_of[c.label],
                                                           channels=raw_shape[-1], source_head=source_head, seed=seed)
             stored[c.label] = extractor_cache.get_extractor(keys[c.label])
     resized = {}

@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 
 import numpy as np
@@ -141,15 +142,40 @@ def linear_probe_accuracy(train_features, train_labels, test_features, test_labe
 
 
 def split_indices(labels: np.ndarray, *, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/test indices, stratified when every class has at least two examples."""
+    """Seeded train/test indices, stratified when every class has at least two examples.
+
+    A stratified split needs one example of each class on both sides, so ``test_fraction`` must
+    leave at least as many test and train examples as there are classes.
+
+    Example:
+        >>> train, test = split_indices(np.arange(20) % 2, test_fraction=0.3, seed=0)
+        >>> len(train), len(test)
+        (14, 6)
+    """
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < float(test_fraction) < 1.0:
-        raise ArgumentError("test_fraction", test_fraction, "must be in (0, 1)")
+    test_fraction = check_float("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+    seed = check_int("seed", seed, low=0, high=2**32 - 1)
+    labels = np.asarray(labels)
+    total = len(labels)
+    num_test = math.ceil(test_fraction * total)
+    num_train = total - num_test
+    if num_test < 1 or num_train < 2:
+        raise ArgumentError("test_fraction", test_fraction,
+                            f"must leave at least 1 test and 2 train examples of the {total} examples")
     counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
-    index = np.arange(len(labels))
-    train, test = train_test_split(index, test_size=test_fraction, random_state=seed, stratify=stratify)
+    counts = counts[counts > 0]
+    stratify = labels if counts.min() >= 2 else None
+    if stratify is not None and min(num_test, num_train) < counts.size:
+        classes = int(counts.size)
+        low, high = f"{classes / total:.3g}", f"{1 - classes / total:.3g}"
+        raise ArgumentError("test_fraction", test_fraction,
+                            f"leaves too few examples per class for a stratified split: {num_test} test and "
+                            f"{num_train} train examples cannot each hold one of each of the {classes} classes",
+                            hint=(f"Use test_fraction={low}" if low == high else
+                                  f"Use a test_fraction in [{low}, {high}]") + " or more examples per class")
+    index = np.arange(total)
+    train, test = train_test_split(index, test_size=num_test, random_state=seed, stratify=stratify)
     if len(np.unique(labels[train])) < 2:
         raise DataError("The probe's training split holds a single class; pass more data")
     return np.sort(train), np.sort(test)
@@ -222,6 +248,9 @@ def probe_features(pretrained, controls: dict, labels, *, test_fraction: float =
     """
     if fine_tune is not None and not callable(fine_tune):
         raise ArgumentTypeError("fine_tune", fine_tune, "a function (train_index, test_index) -> accuracy, or None")
+    check_float("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+    check_int("seed", seed, low=0, high=2**32 - 1)
+    check_float("margin", margin, low=0, high=1, high_open=True)
     pretrained = as_features(pretrained, name="pretrained")
     y, _ = as_class_labels(labels, pretrained.shape[0])
     if not isinstance(controls, dict) or not (controls or extra_controls):
@@ -250,7 +279,11 @@ def tfidf_accuracy(train_texts, train_labels, test_texts, test_labels, *, C: flo
     from sklearn.linear_model import LogisticRegression
 
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
-    train = vectorizer.fit_transform(list(train_texts))
+    try:
+        train = vectorizer.fit_transform(list(train_texts))
+    except ValueError as exc:  # "empty vocabulary": no word of two or more characters in any text
+        raise DataError(f"The {len(train_texts)} training texts give no TF-IDF vocabulary (no word of two or more "
+                        "letters or digits); the TF-IDF control of `texts` needs real words") from exc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = LogisticRegression(C=C, max_iter=1000).fit(train, train_labels)

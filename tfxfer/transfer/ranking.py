@@ -32,7 +32,7 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.transfer._data import ranking_subset, read_image_arrays, single_labels
-from tfxfer.transfer.cache import RankingCache
+from tfxfer.transfer.cache import RankingCache, architecture_id
 from tfxfer.transfer.candidates import Budget, Candidate, as_candidate, check_weights_dir, with_local_weights
 from tfxfer.transfer.edge_cost import measure_edge_cost
 from tfxfer.transfer.feature_pass import extract_candidates
@@ -302,9 +302,9 @@ def rank_backbones(
                "features_cached": False, "cost_cached": False}
         rows.append(row)
         if measure_cost:
-            key = (spec.name, size, channels)
+            key = (architecture_id(spec), size, channels)
             if key not in cost_cache:
-                disk_key = cache.cost_key(spec.name, input_size=size, channels=channels, num_outputs=num_outputs,
+                disk_key = cache.cost_key(spec, input_size=size, channels=channels, num_outputs=num_outputs,
                                           task=head_task, threads=threads, runs=latency_runs,
                                           num_calibration=num_calibration) if cache else None
                 stored = cache.get_cost(disk_key) if cache else None
@@ -330,9 +330,9 @@ def rank_backbones(
         feats = None
         if cache:
             start = time.perf_counter()
-            feature_keys[candidate.label] = cache.feature_key(spec.name, candidate.weights, data=fingerprint,
+            feature_keys[candidate.label] = cache.feature_key(spec, candidate.weights, data=fingerprint,
                                                               input_size=size, source_head=source_head, seed=seed)
-            feats = cache.get_features(feature_keys[candidate.label])
+            feats = cache.get_features(feature_keys[candidate.label], rows=len(images))
             row["features_cached"] = feats is not None
             if feats is not None:
                 finish(candidate, row, feats, time.perf_counter() - start)

@@ -93,7 +93,8 @@ def knn(features, labels, *, k: int = 10, chunk: int = 1024) -> float:
     """Leave-one-out k-nearest-neighbour accuracy of ``features`` for class ``labels`` (higher is
     better, in [0, 1]).
 
-    Features are centred and L2-normalised; each example's ``k`` most cosine-similar other examples
+    Features are rescaled (one global factor, so the score does not depend on their scale),
+    centred and L2-normalised; each example's ``k`` most cosine-similar other examples
     vote (ties go to the class with the larger summed similarity). ``k`` is capped at N - 1. The
     (N, N) similarities are computed ``chunk`` rows at a time, so memory stays O(chunk * N).
 
@@ -109,7 +110,8 @@ def knn(features, labels, *, k: int = 10, chunk: int = 1024) -> float:
     indices, classes = as_class_labels(labels, f.shape[0])
     k = min(check_int("k", k, low=1), f.shape[0] - 1)
     check_int("chunk", chunk, low=1)
-    f = f - f.mean(axis=0, keepdims=True)
+    f = _unit_scale(f)  # one global factor: cosines unchanged, no overflow at 1e300 nor underflow at 1e-300
+    f = _unit_scale(f - f.mean(axis=0, keepdims=True))
     norms = np.linalg.norm(f, axis=1, keepdims=True)
     f = np.divide(f, norms, out=np.zeros_like(f), where=norms > 0)
     n, correct = f.shape[0], 0
@@ -123,6 +125,12 @@ def knn(features, labels, *, k: int = 10, chunk: int = 1024) -> float:
         votes = onehot[nearest].sum(axis=1) + 1e-6 * np.einsum("rk,rkc->rc", near_sims + 1.0, onehot[nearest])
         correct += int(np.sum(votes.argmax(axis=1) == indices[start:start + chunk]))
     return correct / n
+
+
+def _unit_scale(f: np.ndarray) -> np.ndarray:
+    """``f`` divided by its largest absolute value (unchanged when all zero)."""
+    peak = float(np.max(np.abs(f))) if f.size else 0.0
+    return f / peak if peak > 0 else f
 
 
 def _shrinkage_amount(centred: np.ndarray, shrinkage) -> float:

@@ -78,7 +78,7 @@ def test_bad_generate_arguments(tiny_lm):
         generate(tiny_lm, [3], max_new_tokens=2)
     with pytest.raises(ArgumentError, match="`max_new_tokens` must be an int in \\[1, 63\\]"):
         generate(tiny_lm, ["a"], max_new_tokens=64)
-    with pytest.raises(ArgumentError, match="`token` must be a token of the vocabulary"):
+    with pytest.raises(ArgumentError, match=r"`stop_tokens\[0\]` must be a token of the vocabulary"):
         generate(tiny_lm, ["a"], max_new_tokens=2, stop_tokens=["<|eot_id|>"])
     with pytest.raises(ArgumentError, match="`prompt_ids` must be a non-empty list"):
         generate_ids(tiny_lm, [[1], []], max_new_tokens=2)

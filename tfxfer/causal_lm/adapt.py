@@ -184,6 +184,18 @@ def _schedule(base_lr, total_steps, warmup_share, lr_decay):
                                                   warmup_steps=warmup)
 
 
+def max_lora_rank(backbone) -> int:
+    """The highest useful LoRA rank on ``backbone``: the smaller side (input features or output
+    features) of the smallest projection `adapt_causal_lm` adapts (keras-hub's default LoRA layers)."""
+    import math
+
+    names = set(backbone.default_lora_layer_names())
+    sides = [min(int(layer.kernel.shape[0]), math.prod(int(d) for d in layer.kernel.shape[1:]))
+             for layer in backbone._flatten_layers(include_self=False)
+             if layer.name in names and hasattr(layer, "enable_lora") and getattr(layer, "kernel", None) is not None]
+    return min(sides) if sides else backbone.hidden_dim
+
+
 def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e-4, batch_size: int = 4,
                     sequence_length: int = 256, lora_rank: int | None = 8, weight_decay: float = 0.0,
                     warmup_share: float = 0.0, lr_decay: str = "constant", callbacks=(), checkpoint_dir=None,
@@ -219,6 +231,15 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
     weight_decay = check_float("weight_decay", weight_decay, low=0)
     warmup_share = check_float("warmup_share", warmup_share, low=0, high=1, high_open=True)
     lora_rank = check_int("lora_rank", lora_rank, low=1, allow_none=True)
+    if lora_rank is not None:
+        current = getattr(lm.backbone, "_lora_rank", None)
+        if current is not None and current != lora_rank:
+            raise ArgumentError("lora_rank", lora_rank, f"must match the rank already enabled ({current})")
+        highest = max_lora_rank(lm.backbone)
+        if current is None and lora_rank > highest:
+            raise ArgumentError("lora_rank", lora_rank,
+                                f"must be <= {highest}, the smaller side of the smallest adapted "
+                                "attention projection (a higher rank adds nothing)")
     if lr_decay not in LR_DECAYS:
         raise ArgumentError("lr_decay", lr_decay, f"must be one of {LR_DECAYS}")
     seed = check_int("seed", seed, allow_none=True)
@@ -242,8 +263,6 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
         current = getattr(backbone, "_lora_rank", None)
         if current is None:
             backbone.enable_lora(lora_rank)
-        elif current != lora_rank:
-            raise ArgumentError("lora_rank", lora_rank, f"must match the rank already enabled ({current})")
     learning_rate = _schedule(base_lr, batches * epochs, warmup_share, lr_decay)
     lm.model.compile(optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),

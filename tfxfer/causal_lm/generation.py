@@ -23,6 +23,7 @@ import weakref
 import numpy as np
 
 from tfxfer.causal_lm.samplers import make_sampler
+from tfxfer.causal_lm.tokenizer import check_token_ids
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.utils.validate import check_int
 
@@ -73,17 +74,20 @@ def _stop_ids(tokenizer, stop_tokens) -> tuple:
     if isinstance(stop_tokens, (str, int)):
         raise ArgumentTypeError("stop_tokens", stop_tokens, '"eos", None or a list of tokens / ids')
     ids = []
-    for token in stop_tokens:
+    for i, token in enumerate(stop_tokens):
         if isinstance(token, str):
+            if token not in tokenizer._ids:
+                raise ArgumentError(f"stop_tokens[{i}]", token, "must be a token of the vocabulary",
+                                    hint=f"special tokens: {', '.join(tokenizer.special_tokens[:8]) or 'none'}")
             ids.append(tokenizer.token_to_id(token))
         else:
-            ids.append(check_int("stop_tokens", token, low=0, high=tokenizer.vocabulary_size - 1))
+            ids.append(check_int(f"stop_tokens[{i}]", token, low=0, high=tokenizer.vocabulary_size - 1))
     return tuple(ids)
 
 
 def _prompt_ids(lm, prompts, max_new_tokens) -> list:
     limit = lm.context_length - max_new_tokens
-    encoded = lm.tokenizer.encode_batch(prompts)
+    encoded = lm.tokenizer.encode_batch(prompts, name="prompts")
     out = []
     for i, (prompt, ids) in enumerate(zip(prompts, encoded)):
         if not prompt or not ids:
@@ -102,7 +106,10 @@ def generate_ids(lm, prompt_ids, *, max_new_tokens: int, sampler="greedy", stop_
                  temperature: float = 1.0, top_k=None, top_p=None, seed=None) -> list:
     """Token-level `generate`: lists of prompt ids in, lists of new ids out (stop token excluded)."""
     max_new_tokens = check_int("max_new_tokens", max_new_tokens, low=1)
-    prompt_ids = [list(ids) for ids in prompt_ids]
+    vocabulary_size = lm.backbone.vocabulary_size
+    if isinstance(prompt_ids, (str, bytes)) or not hasattr(prompt_ids, "__iter__"):
+        raise ArgumentTypeError("prompt_ids", prompt_ids, "a list of lists of int token ids")
+    prompt_ids = [check_token_ids(f"prompt_ids[{i}]", ids, vocabulary_size) for i, ids in enumerate(prompt_ids)]
     if not prompt_ids or not all(prompt_ids):
         raise ArgumentError("prompt_ids", prompt_ids, "must be a non-empty list of non-empty id lists")
     longest = max(len(ids) for ids in prompt_ids)
@@ -110,13 +117,14 @@ def generate_ids(lm, prompt_ids, *, max_new_tokens: int, sampler="greedy", stop_
         raise ArgumentError("max_new_tokens", max_new_tokens,
                             f"plus the longest prompt ({longest} tokens) must fit the context "
                             f"({lm.context_length} tokens)")
-    stop_token_ids = tuple(int(i) for i in stop_token_ids)
+    stop_token_ids = tuple(check_token_ids("stop_token_ids", stop_token_ids, vocabulary_size))
     # The graph changes when layers do (LoRA enabled, Keras quantization): part of the key.
     structure = (len(lm.model.weights), getattr(lm.backbone, "_lora_rank", None))
     key = (structure, sampler, temperature, top_k, top_p, seed, stop_token_ids)
     compiled = _COMPILED.setdefault(lm.model, {})
     if key not in compiled:
-        sampler_obj = make_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        sampler_obj = make_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                                   vocabulary_size=vocabulary_size)
         seeds = getattr(sampler_obj, "seed_generator", None)
         start = None if seeds is None or seed is None else np.asarray(seeds.state)
         compiled[key] = (_decode_loop(lm.model, sampler_obj, stop_token_ids), seeds, start)
@@ -168,6 +176,8 @@ def generate(lm, prompts, *, max_new_tokens: int = 64, sampler: str = "greedy",
         ...          temperature=0.8, seed=1)                          # doctest: +SKIP
     """
     single = isinstance(prompts, str)
+    if not single and (isinstance(prompts, bytes) or not hasattr(prompts, "__iter__")):
+        raise ArgumentTypeError("prompts", prompts, "a str or a list of str")
     prompts = [prompts] if single else list(prompts)
     if not prompts:
         raise ArgumentError("prompts", prompts, "must hold at least one prompt")
@@ -176,7 +186,8 @@ def generate(lm, prompts, *, max_new_tokens: int = 64, sampler: str = "greedy",
             raise ArgumentTypeError(f"prompts[{i}]", prompt, "a str")
     max_new_tokens = check_int("max_new_tokens", max_new_tokens, low=1, high=lm.context_length - 1)
     batch_size = check_int("batch_size", batch_size, low=1)
-    make_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)  # check early
+    make_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                 vocabulary_size=lm.backbone.vocabulary_size)  # check early
     stops = _stop_ids(lm.tokenizer, stop_tokens)
     ids = _prompt_ids(lm, prompts, max_new_tokens)
     texts = []

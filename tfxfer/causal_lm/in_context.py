@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfxfer.causal_lm.tokenizer import check_text
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.utils.validate import check_int
 
@@ -44,8 +45,8 @@ def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> n
             if not isinstance(value, str) or not value:
                 raise ArgumentError(f"{name}[{i}]", value, "must be a non-empty string")
     batch_size = check_int("batch_size", batch_size, low=1)
-    prompt_ids = lm.tokenizer.encode_batch(list(prompts))
-    option_ids = [lm.tokenizer.encode(c) for c in continuations]
+    prompt_ids = lm.tokenizer.encode_batch(list(prompts), name="prompts")
+    option_ids = [lm.tokenizer.encode(c, name=f"continuations[{o}]") for o, c in enumerate(continuations)]
     longest = max(len(ids) for ids in option_ids)
     if longest >= lm.context_length:
         raise ArgumentError("continuations", continuations,
@@ -126,10 +127,17 @@ def _scores_after_prefix(lm, prompt_ids, option_ids, shared):
 def few_shot_prompt(text: str, examples, label_words, *, template: str = DEFAULT_TEMPLATE) -> str:
     """The prompt for ``text``: each example rendered with its label word, then ``text`` with an
     empty label slot (the template up to ``{label}``)."""
+    if not isinstance(template, str):
+        raise ArgumentTypeError("template", template, "a str")
     if "{text}" not in template or "{label}" not in template:
         raise ArgumentError("template", template, "must contain {text} and {label}")
-    shots = "".join(template.format(text=t, label=label_words[y]) for t, y in examples)
-    return shots + template.split("{label}")[0].format(text=text)
+    try:
+        template.format(text="", label="")
+        shots = "".join(template.format(text=t, label=label_words[y]) for t, y in examples)
+        return shots + template.split("{label}")[0].format(text=text)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise ArgumentError("template", template, "must use only the fields {text} and {label} "
+                            f"(write a literal brace as {{{{ or }}}}); formatting failed: {exc!r}") from None
 
 
 def in_context_classify(lm, texts, *, examples=(), label_words, template: str = DEFAULT_TEMPLATE,
@@ -146,15 +154,32 @@ def in_context_classify(lm, texts, *, examples=(), label_words, template: str = 
     """
     if isinstance(texts, str):
         raise ArgumentTypeError("texts", texts, "a list of strings (wrap a single text in a list)")
+    texts = list(texts)
+    if not texts:
+        raise ArgumentError("texts", texts, "must hold at least one text")
+    for i, text in enumerate(texts):
+        check_text(f"texts[{i}]", text)
+    if isinstance(label_words, str):
+        raise ArgumentTypeError("label_words", label_words, "a list of strings, one per class")
     label_words = list(label_words)
     if len(label_words) < 2:
         raise ArgumentError("label_words", label_words, "must hold one word per class (>= 2)")
+    for i, word in enumerate(label_words):
+        check_text(f"label_words[{i}]", word)
+        if not word:
+            raise ArgumentError(f"label_words[{i}]", word, "must be a non-empty string")
+        if word in label_words[:i]:
+            raise ArgumentError("label_words", label_words,
+                                f"must not repeat a word ({word!r} is at {label_words.index(word)} and {i}); "
+                                "two classes with one word cannot be told apart")
     examples = list(examples)
     for i, example in enumerate(examples):
         if not (isinstance(example, (tuple, list)) and len(example) == 2 and isinstance(example[0], str)
-                and isinstance(example[1], (int, np.integer)) and 0 <= example[1] < len(label_words)):
+                and isinstance(example[1], (int, np.integer))
+                and 0 <= example[1] < len(label_words)):
             raise ArgumentError(f"examples[{i}]", example,
                                 f"must be a (text, class index in [0, {len(label_words)})) pair")
+        check_text(f"examples[{i}][0]", example[0])
     prompts = [few_shot_prompt(t, examples, label_words, template=template) for t in texts]
     scores = score_continuations(lm, prompts, label_words, batch_size=batch_size)
     predictions = scores.argmax(axis=1)

@@ -32,8 +32,12 @@ _USES = {"greedy": set(), "random": {"temperature", "seed"}, "top_k": {"top_k", 
          "top_p": {"top_p", "temperature", "seed"}}
 
 
+#: The largest seed accepted (TensorFlow's random ops take seeds as 32-bit unsigned values here).
+MAX_SEED = 2**32 - 1
+
+
 def make_sampler(name: str = "greedy", *, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int | None = None):
+                 top_p: float | None = None, seed: int | None = None, vocabulary_size: int | None = None):
     """A ``keras_hub.samplers.Sampler`` for ``name`` (one of `SAMPLERS`), its settings checked.
 
     Args:
@@ -41,13 +45,15 @@ def make_sampler(name: str = "greedy", *, temperature: float = 1.0, top_k: int |
         temperature: > 0; logits are divided by it before sampling (< 1 sharper, > 1 flatter).
         top_k: for "top_k", how many of the most probable tokens to sample from (default 50).
         top_p: for "top_p", the nucleus probability in (0, 1] (default 0.9).
-        seed: for the random samplers, makes the draws repeatable.
+        seed: for the random samplers, makes the draws repeatable; an int in [0, `MAX_SEED`].
+        vocabulary_size: the model's vocabulary size; ``top_k`` may not exceed it.
 
     Raises:
         UnknownNameError: unknown ``name``. ArgumentError: a setting out of range, or one that
         ``name`` does not use.
     """
-    settings = check_sampler(name, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    settings = check_sampler(name, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                             vocabulary_size=vocabulary_size)
     import keras_hub
 
     temperature, seed = settings["temperature"], settings["seed"]
@@ -61,7 +67,7 @@ def make_sampler(name: str = "greedy", *, temperature: float = 1.0, top_k: int |
 
 
 def check_sampler(name: str = "greedy", *, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None, seed: int | None = None) -> dict:
+                  top_p: float | None = None, seed: int | None = None, vocabulary_size: int | None = None) -> dict:
     """`make_sampler`'s checks alone (imports nothing heavy): the settings, defaults filled in.
 
     Example:
@@ -79,9 +85,12 @@ def check_sampler(name: str = "greedy", *, temperature: float = 1.0, top_k: int 
             received = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}[setting]
             raise ArgumentError(setting, received,
                                 f'has no effect with sampler="{name}"; leave it at {default}')
-    seed = check_int("seed", seed, low=0, allow_none=True)
+    seed = check_int("seed", seed, low=0, high=MAX_SEED, allow_none=True)
     if name == "top_k":
-        top_k = check_int("top_k", 50 if top_k is None else top_k, low=1)
+        default = 50 if vocabulary_size is None else min(50, vocabulary_size)
+        if vocabulary_size is not None and top_k is not None and top_k is not True and top_k > vocabulary_size:
+            raise ArgumentError("top_k", top_k, f"must be <= the vocabulary size ({vocabulary_size})")
+        top_k = check_int("top_k", default if top_k is None else top_k, low=1, high=vocabulary_size)
     if name == "top_p":
         top_p = check_float("top_p", 0.9 if top_p is None else top_p, low=0, high=1, low_open=True)
     return {"name": name, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}

@@ -31,6 +31,7 @@ import functools
 import json
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, MissingDependencyError
+from tfxfer.utils.validate import is_int
 
 #: GGUF ``tokenizer.ggml.pre`` labels tfxfer rebuilds -> what they do.
 PRE_TOKENIZERS = {
@@ -57,6 +58,41 @@ def byte_vocabulary() -> list:
     """The 256 byte tokens of a byte-level BPE vocabulary, in byte order (for tiny test vocabularies)."""
     table = _byte_to_unicode()
     return [table[b] for b in range(256)]
+
+
+def check_text(name: str, text) -> str:
+    """``text`` if it is a str that UTF-8 can encode, else `ArgumentTypeError` / `ArgumentError`
+    naming ``name`` and the index of the first lone surrogate (``"\\ud800"``)."""
+    if not isinstance(text, str):
+        raise ArgumentTypeError(name, text, "a str")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ArgumentError(name, text, f"must be valid Unicode text; it holds a lone surrogate "
+                                        f"{text[exc.start]!r} at index {exc.start}") from None
+    return text
+
+
+def check_token_ids(name: str, ids, vocabulary_size: int) -> list:
+    """``ids`` as a list of Python ints, each a token id in ``[0, vocabulary_size)``.
+
+    A string, a float or a bool is an `ArgumentTypeError` (never truncated or read digit by digit);
+    an id out of range is an `ArgumentError` naming its position (``token_ids[3]``).
+
+    Example:
+        >>> check_token_ids("ids", [3, 1], 10)
+        [3, 1]
+    """
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise ArgumentTypeError(name, ids, "a list of int token ids")
+    out = []
+    for i, value in enumerate(ids):
+        if not is_int(value):
+            raise ArgumentTypeError(f"{name}[{i}]", value, "an int token id")
+        if not 0 <= value < vocabulary_size:
+            raise ArgumentError(name, ids, f"must be ids in [0, {vocabulary_size}); {name}[{i}]={value!r} is not")
+        out.append(int(value))
+    return out
 
 
 def _tokenizers():
@@ -96,6 +132,17 @@ class BPETokenizer:
         missing = [t for t in self.special_tokens if t not in self._ids]
         if missing:
             raise ArgumentError("special_tokens", missing, "must all be in `tokens`")
+        # Real vocabularies may leave out byte tokens no text of theirs uses (SmolLM2 lacks 21, e.g. the
+        # bytes UTF-8 never produces); a text that needs one is refused in `encode`, never silently cut.
+        self._absent_bytes = frozenset(b for b, t in _byte_to_unicode().items() if t not in self._ids)
+        for i, merge in enumerate(self.merges):
+            parts = merge.split(" ", 1) if isinstance(merge, str) else None
+            if parts is None or len(parts) != 2 or not all(parts):
+                raise ArgumentError(f"merges[{i}]", merge, 'must be "left right": two tokens and one space')
+            unknown = [t for t in (*parts, parts[0] + parts[1]) if t not in self._ids]
+            if unknown:
+                raise ArgumentError(f"merges[{i}]", merge, f"must name tokens of the vocabulary and make "
+                                    f"one; not in `tokens`: {unknown}")
         self.bos_token_id, self.eos_token_id, self.pad_token_id = bos_token_id, eos_token_id, pad_token_id
         self.add_bos_token = bool(add_bos_token)
         self._tokenizer = self._build()
@@ -111,7 +158,11 @@ class BPETokenizer:
     def _build(self):
         tk = _tokenizers()
         merges = [tuple(m.split(" ", 1)) for m in self.merges]
-        tokenizer = tk.Tokenizer(tk.models.BPE(vocab=dict(self._ids), merges=merges, fuse_unk=False))
+        try:
+            model = tk.models.BPE(vocab=dict(self._ids), merges=merges, fuse_unk=False)
+        except Exception as exc:  # the Rust side raises a bare Exception ("Error while initializing BPE")
+            raise ArgumentError("merges", self.merges, f"cannot build a BPE model ({exc})") from None
+        tokenizer = tk.Tokenizer(model)
         byte_level = tk.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         if self.pre == "smollm":
             tokenizer.pre_tokenizer = tk.pre_tokenizers.Sequence(
@@ -134,28 +185,38 @@ class BPETokenizer:
                                 hint=f"special tokens: {', '.join(self.special_tokens[:8]) or 'none'}")
         return self._ids[token]
 
-    def encode(self, text: str) -> list:
-        """Token ids of ``text`` (with the start token first when ``add_bos_token``)."""
-        if not isinstance(text, str):
-            raise ArgumentTypeError("text", text, "a str")
+    def encode(self, text: str, *, name: str = "text") -> list:
+        """Token ids of ``text`` (with the start token first when ``add_bos_token``).
+
+        ``name`` is the argument named in errors (a str with no lone surrogate is required)."""
+        self._check_bytes(name, check_text(name, text))
         ids = self._tokenizer.encode(text, add_special_tokens=False).ids
         return ([self.bos_token_id] if self.add_bos_token and self.bos_token_id is not None else []) + ids
 
-    def encode_batch(self, texts) -> list:
-        """`encode` for each of ``texts``."""
+    def encode_batch(self, texts, *, name: str = "texts") -> list:
+        """`encode` for each of ``texts`` (errors name ``name[i]``)."""
         texts = list(texts)
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise ArgumentTypeError(f"texts[{i}]", text, "a str")
+            self._check_bytes(f"{name}[{i}]", check_text(f"{name}[{i}]", text))
         prefix = [self.bos_token_id] if self.add_bos_token and self.bos_token_id is not None else []
         return [prefix + e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
 
+    def _check_bytes(self, name: str, text: str) -> None:
+        """`ArgumentError` naming ``name`` when ``text`` needs a byte token the vocabulary lacks (the
+        tokenizer would drop those characters without a word)."""
+        if self._absent_bytes and not text.isascii():
+            for i, char in enumerate(text):
+                if any(b in self._absent_bytes for b in char.encode("utf-8")):
+                    raise ArgumentError(name, text, f"holds {char!r} at index {i}, whose UTF-8 bytes this "
+                                                    "vocabulary has no token for")
+        elif self._absent_bytes and any(ord(c) in self._absent_bytes for c in text):
+            char = next(c for c in text if ord(c) in self._absent_bytes)
+            raise ArgumentError(name, text, f"holds {char!r} at index {text.index(char)}, a byte this "
+                                            "vocabulary has no token for")
+
     def decode(self, ids, *, skip_special_tokens: bool = False) -> str:
         """Text of ``ids`` (bytes joined, then decoded as UTF-8; partial characters become U+FFFD)."""
-        ids = [int(i) for i in ids]
-        bad = [i for i in ids if not 0 <= i < len(self.tokens)]
-        if bad:
-            raise ArgumentError("ids", bad[:5], f"must be ids in [0, {len(self.tokens)})")
+        ids = check_token_ids("ids", ids, len(self.tokens))
         return self._tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
 
     def to_json(self) -> str:

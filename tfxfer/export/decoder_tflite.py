@@ -322,6 +322,7 @@ class TFLiteDecoder:
         self.cache_shape = tuple(int(d) for d in details["cache"]["shape"])
         self.prefill_tokens = (int(self._runners["prefill"].get_input_details()["token_ids"]["shape"][1])
                                if "prefill" in self._runners else None)
+        self.vocabulary_size = int(self._runners["decode"].get_output_details()["logits"]["shape"][-1])
         self.reset()
 
     @property
@@ -342,8 +343,19 @@ class TFLiteDecoder:
 
     def feed(self, token_ids) -> np.ndarray:
         """Feed ids (prefill chunks while whole chunks remain, then decode steps); return their
-        next-token logits ``(len(token_ids), vocabulary)``."""
-        ids = [int(i) for i in np.asarray(token_ids).reshape(-1)]
+        next-token logits ``(len(token_ids), vocabulary)``.
+
+        Raises:
+            ArgumentTypeError: ``token_ids`` is not a list / array of ints (a string, floats).
+            ArgumentError: an id outside ``[0, vocabulary_size)``, or too many ids for the cache.
+        """
+        from tfxfer.causal_lm.tokenizer import check_token_ids
+
+        if isinstance(token_ids, (list, tuple, np.ndarray)) and len(token_ids):
+            array = np.asarray(token_ids, dtype=object) if not isinstance(token_ids, np.ndarray) else token_ids
+            if array.ndim > 1:  # [[ids]]: one row, as before
+                token_ids = array.reshape(-1)
+        ids = check_token_ids("token_ids", token_ids, self.vocabulary_size)
         if not ids:
             raise ArgumentError("token_ids", token_ids, "must hold at least one id")
         if self.position + len(ids) > self.cache_length:
@@ -372,6 +384,9 @@ class _PlainRunner:
 
     def get_input_details(self):
         return self.inputs
+
+    def get_output_details(self):
+        return self.outputs
 
     def __call__(self, **feeds):
         for key, value in feeds.items():
@@ -411,8 +426,10 @@ def decoder_agreement(lm, model_content: bytes, token_ids) -> dict:
     Returns ``top1_agreement`` (fraction of positions with the same most likely next token),
     ``max_abs_diff`` (largest logit difference) and ``positions``.
     """
+    from tfxfer.causal_lm.tokenizer import check_token_ids
+
+    ids = check_token_ids("token_ids", token_ids, lm.backbone.vocabulary_size)
     decoder = TFLiteDecoder(model_content)
-    ids = [int(i) for i in token_ids]
     got = decoder.feed(ids)
     expected = _keras_logits(lm, ids)
     return {"top1_agreement": float(np.mean(got.argmax(-1) == expected.argmax(-1))),
@@ -476,8 +493,11 @@ def decoder_gate(lm, model_content: bytes, texts, *, variant: str = "", min_top1
         raise ArgumentError("texts", texts, "must be a non-empty list of held-out strings")
     decoder = TFLiteDecoder(model_content, num_threads=num_threads)
     agree, positions, max_diff, ll_keras, ll_tflite, decode_seconds, decode_steps = 0, 0, 0.0, [], [], 0.0, 0
-    for text in texts:
-        ids = lm.tokenizer.encode(text) if isinstance(text, str) else [int(i) for i in text]
+    from tfxfer.causal_lm.tokenizer import check_token_ids
+
+    for i, text in enumerate(texts):
+        ids = (lm.tokenizer.encode(text, name=f"texts[{i}]") if isinstance(text, str)
+               else check_token_ids(f"texts[{i}]", text, min(lm.backbone.vocabulary_size, decoder.vocabulary_size)))
         ids = ids[: decoder.cache_length]
         if len(ids) < 2:
             raise ArgumentError("texts", text, "must hold at least 2 tokens each")

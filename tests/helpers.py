@@ -29,3 +29,16 @@ def wait_for_processes(procs, *, timeout: float) -> None:
                 proc.kill()
                 proc.wait()
     assert not errors, "\n---\n".join(errors)
+
+
+def one_line_error(capsys, argv, code=2) -> str:
+    """Run ``tfxfer argv``; assert exit ``code`` and exactly one ``tfxfer: error:`` line on stderr (no
+    traceback); return that line."""
+    from tfxfer import cli
+
+    assert cli.main(argv) == code
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfxfer: error: ") and "Traceback" not in captured.err, lines
+    return lines[0]
+

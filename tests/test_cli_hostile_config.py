@@ -7,20 +7,13 @@ import os
 
 import pytest
 
+from tests.helpers import one_line_error as _error
 from tfxfer import cli
 from tfxfer.errors import ArgumentError, ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = os.path.join(ROOT, "pipelines", "quick.yaml")
 SOURCE = "data: {source: animal_mnist}\n"
-
-
-def _error(capsys, argv, code=2):
-    assert cli.main(argv) == code
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tfxfer: error: ") and "Traceback" not in captured.err, lines
-    return lines[0]
 
 
 # -- recipes ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from tests.factories import make_image_folder
+from tests.helpers import one_line_error as _error
 from tfxfer import cli
 from tfxfer.recipes.ranking import image_rank_inputs
 
@@ -27,14 +28,6 @@ def _rows(out):
         if len(cells) > 3 and cells[1] and cells[0] not in ("rank", "---:"):
             rows[cells[1]] = cells
     return rows
-
-
-def _error(capsys, argv, code=2):
-    assert cli.main(argv) == code
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tfxfer: error: ") and "Traceback" not in captured.err, lines
-    return lines[0]
 
 
 def _inputs(argv):

@@ -26,7 +26,15 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from tfxfer.errors import CheckpointError
+from tfxfer.utils.atomic import atomic_write_bytes
 
 
 @runtime_checkable
@@ -38,3 +46,34 @@ class Stateful(Protocol):
 
     def restore_state(self, state: dict) -> None:
         """Put back a state returned by `get_state` (possibly in a new process)."""
+
+
+def write_state_arrays(directory, prefix: str, number: int, arrays: dict, *, keep: int = 3) -> dict:
+    """Arrays a `Stateful` state refers to: written atomically to ``directory/<prefix>-<number>.npz``
+    (the newest ``keep`` such files kept, so the checkpoints still kept can name theirs); returns the
+    ``{"file", "sha256"}`` entries for the state (`read_state_arrays` reads them back)."""
+    os.makedirs(directory, exist_ok=True)
+    name = f"{prefix}-{int(number):06d}.npz"
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    data = buffer.getvalue()
+    atomic_write_bytes(os.path.join(directory, name), data)
+    for old in sorted(f for f in os.listdir(directory) if f.startswith(f"{prefix}-"))[:-keep]:
+        os.remove(os.path.join(directory, old))
+    return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def read_state_arrays(directory, state: dict, *, what: str) -> list:
+    """The arrays `write_state_arrays` wrote for ``state`` (``{"file", "sha256"}``), in name order;
+    `tfxfer.errors.CheckpointError` naming ``what`` and the file when it is missing or differs."""
+    path = os.path.join(directory or "", state["file"])
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise CheckpointError(f"The {what} {path} named by the checkpoint cannot be read: {e}") from e
+    if hashlib.sha256(data).hexdigest() != state["sha256"]:
+        raise CheckpointError(f"The {what} {path} do not match the checkpoint (sha256 differs)")
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return [arrays[k] for k in sorted(arrays.files)]
+

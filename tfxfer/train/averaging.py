@@ -32,20 +32,17 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import re
 
 import keras
 import numpy as np
 
-from tfxfer.errors import ArgumentError, CheckpointError
-from tfxfer.utils.atomic import atomic_write_bytes
+from tfxfer.errors import ArgumentError
+from tfxfer.reliability.stateful import read_state_arrays, write_state_arrays
 from tfxfer.utils.validate import check_float, check_int
 
 MODES = ("ema", "swa")
-_KEEP = 3
 
 
 def _key(path: str) -> str:
@@ -136,33 +133,16 @@ class WeightAveraging(keras.callbacks.Callback):
         if self.directory is None:
             raise ArgumentError("directory", None, "is needed to checkpoint the averaged weights",
                                 hint="WeightAveraging(..., directory=<a folder next to the checkpoints>)")
-        os.makedirs(self.directory, exist_ok=True)
         self._saves += 1
-        name = f"average-{self._saves:06d}.npz"
         arrays = {f"a{i:05d}_{_key(k)}": v for i, (k, v) in enumerate(self._avg.items())}
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        data = buffer.getvalue()
-        atomic_write_bytes(os.path.join(self.directory, name), data)
-        for old in sorted(f for f in os.listdir(self.directory) if f.startswith("average-"))[:-_KEEP]:
-            os.remove(os.path.join(self.directory, old))
-        return {"mode": self.mode, "count": self.count, "saves": self._saves, "file": name,
-                "sha256": hashlib.sha256(data).hexdigest(), "paths": list(self._avg),
+        written = write_state_arrays(self.directory, "average", self._saves, arrays)
+        return {"mode": self.mode, "count": self.count, "saves": self._saves, **written, "paths": list(self._avg),
                 "updates": [self._n[k] for k in self._avg]}
 
     def restore_state(self, state: dict) -> None:
         if state.get("mode") != self.mode:
             raise ArgumentError("mode", self.mode, f"must match the checkpoint's averaging mode {state.get('mode')!r}")
-        path = os.path.join(self.directory or "", state["file"])
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise CheckpointError(f"The averaged weights {path} named by the checkpoint cannot be read: {e}") from e
-        if hashlib.sha256(data).hexdigest() != state["sha256"]:
-            raise CheckpointError(f"The averaged weights {path} do not match the checkpoint (sha256 differs)")
-        with np.load(io.BytesIO(data)) as arrays:
-            values = [arrays[k] for k in sorted(arrays.files)]
+        values = read_state_arrays(self.directory, state, what="averaged weights")
         self._avg = {p: np.asarray(v, dtype="float64") for p, v in zip(state["paths"], values)}
         self._n = dict(zip(state["paths"], state["updates"]))
         self.count, self._saves = int(state["count"]), int(state["saves"])

@@ -12,17 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 
 import keras
 import numpy as np
 
-from tfxfer.errors import ArgumentError, CheckpointError
-from tfxfer.utils.atomic import atomic_write_bytes
-
-_KEEP = 3  # best-weight files kept: the newest checkpoints (2 by default) name one of them
+from tfxfer.errors import ArgumentError
+from tfxfer.reliability.stateful import read_state_arrays, write_state_arrays
 
 
 def lower_is_better(monitor: str) -> bool:
@@ -98,16 +94,10 @@ class RestoreBest(keras.callbacks.Callback):
             raise ArgumentError("directory", None, "is needed to checkpoint the best epoch's weights",
                                 hint="RestoreBest(..., directory=<a folder next to the checkpoints>)")
         if self._saved is not self._weights:  # the best changed since the last checkpoint: write it
-            os.makedirs(self.directory, exist_ok=True)
             self._saves += 1
-            name = f"best-{self._saves:06d}.npz"
-            buffer = io.BytesIO()
-            np.savez(buffer, **{f"w{i:06d}": w for i, w in enumerate(self._weights)})
-            data = buffer.getvalue()
-            atomic_write_bytes(os.path.join(self.directory, name), data)
-            self._saved, self._file = self._weights, (name, hashlib.sha256(data).hexdigest())
-            for old in sorted(f for f in os.listdir(self.directory) if f.startswith("best-"))[:-_KEEP]:
-                os.remove(os.path.join(self.directory, old))
+            written = write_state_arrays(self.directory, "best", self._saves,
+                                         {f"w{i:06d}": w for i, w in enumerate(self._weights)})
+            self._saved, self._file = self._weights, (written["file"], written["sha256"])
         state["file"], state["sha256"] = self._file
         return state
 
@@ -119,16 +109,7 @@ class RestoreBest(keras.callbacks.Callback):
         self._weights = self._saved = self._file = None
         if state.get("file") is None:
             return
-        path = os.path.join(self.directory or "", state["file"])
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise CheckpointError(f"The best epoch's weights {path} named by the checkpoint cannot be read: {e}") from e
-        if hashlib.sha256(data).hexdigest() != state["sha256"]:
-            raise CheckpointError(f"The best epoch's weights {path} do not match the checkpoint (sha256 differs)")
-        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            self._weights = [arrays[k] for k in sorted(arrays.files)]
+        self._weights = read_state_arrays(self.directory, state, what="best epoch's weights")
         self._saved, self._file = self._weights, (state["file"], state["sha256"])
 
     def get_config(self):

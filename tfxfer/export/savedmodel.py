@@ -122,16 +122,21 @@ def _serving_functions(model, class_names, image_size, channels):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def from_bytes(image_bytes):
-        tf.debugging.assert_rank(image_bytes, 1, message="`image_bytes` must be a 1-D batch of encoded images")
+        checks = [tf.debugging.assert_rank(image_bytes, 1,
+                                           message="`image_bytes` must be a 1-D batch of encoded images")]
+        with tf.control_dependencies([c for c in checks if c is not None]):  # checked before any decode
+            image_bytes = tf.identity(image_bytes)
         images = tf.map_fn(decode, image_bytes,
                            fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32))
         return outputs(images)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8, name="image")])
     def from_tensor(image):
-        tf.debugging.assert_rank(image, 4, message="`image` must be uint8 [batch, height, width, channels]")
-        tf.debugging.assert_equal(tf.shape(image)[-1], channels,
-                                  message=f"`image` must have {channels} channel(s)")
+        checks = [tf.debugging.assert_rank(image, 4, message="`image` must be uint8 [batch, height, width, channels]"),
+                  tf.debugging.assert_equal(tf.shape(image)[-1], channels,
+                                            message=f"`image` must have {channels} channel(s)")]
+        with tf.control_dependencies([c for c in checks if c is not None]):  # before the model: not a conv error
+            image = tf.identity(image)
         return outputs(image)
 
     return {"serving_default": from_bytes, "serving_image": from_tensor}

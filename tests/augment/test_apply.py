@@ -62,3 +62,27 @@ def test_errors():
 def test_mixes_labels_detection():
     assert augment.mixes_labels(augment.mixup()) and augment.mixes_labels(augment.cutmix())
     assert not augment.mixes_labels(augment.flip())
+
+
+def test_a_tfxfer_pipeline_reseeds_its_augmentation_by_epoch():
+    """fit's EpochShuffle callback puts the augmentation's random state at the epoch's start: an epoch
+    replayed (a resumed run) draws the same augmentations, another epoch other ones."""
+    from tfxfer.data.tfdata import array_pipeline
+    from tfxfer.reliability.shuffle import attached_shuffle
+
+    x = np.random.default_rng(0).uniform(0, 255, (16, 16, 16, 3)).astype("float32")
+    base = array_pipeline(x, np.arange(16) % 2, image_size=(16, 16), batch_size=4, training=True, seed=1)
+    ds = augment.augment_dataset(base, "light", num_classes=2, seed=1, deterministic=True)
+    shuffle = attached_shuffle(ds)
+    assert shuffle is attached_shuffle(base)
+
+    def epoch():
+        return np.concatenate([b[0].numpy() for b in ds])
+
+    shuffle.on_epoch_begin(2)
+    first, second = epoch(), epoch()
+    shuffle.on_epoch_begin(2)
+    np.testing.assert_array_equal(epoch(), first)
+    assert not np.array_equal(first, second)  # within an epoch the draws go on
+    shuffle.on_epoch_begin(3)
+    assert not np.array_equal(epoch(), first)

@@ -84,3 +84,29 @@ def test_pipeline_trains_under_mirrored_strategy(tmp_path):
                          capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "OK 2 2 [2, 2]" in out.stdout
+
+
+def test_training_pipeline_order_is_keyed_by_epoch_when_driven_and_new_per_iterator_otherwise(tmp_path):
+    """A folder's training pipeline carries an EpochShuffle: plain iteration reshuffles every pass (as
+    before), fit's callback picks the epoch's order whatever iterators came before, and the one-off
+    reads (features, an int8 calibration sample) get one fixed order."""
+    from tfxfer.recipes.image_data import take_images
+    from tfxfer.reliability.shuffle import attached_shuffle
+
+    make_simple_folder(tmp_path, {"a": 8, "b": 8}, size=(8, 8))
+    data = image_dataset_from_folder(str(tmp_path), image_size=(8, 8), batch_size=4, seed=2, validation_split=0.0)
+    shuffle = attached_shuffle(data.train)
+    assert shuffle is not None
+
+    def labels():
+        return np.concatenate([y.numpy() for _, y in data.train]).tolist()
+
+    assert len({tuple(labels()) for _ in range(4)}) > 1  # free-running: a new order per pass
+    sample = take_images(data.train, 6)[1].tolist()
+    shuffle.on_epoch_begin(3)
+    epoch3 = labels()
+    for _ in range(3):
+        next(iter(data.train))  # extra iterators (a resumed run makes some) change nothing
+    assert labels() == epoch3
+    shuffle.on_train_end()
+    assert take_images(data.train, 6)[1].tolist() == sample  # the same calibration sample

@@ -42,8 +42,11 @@ def killer(epoch: int, batch: int):
 
 
 def run_fine_tune(checkpoint_dir=None, *, callbacks=(), seed: int = 0, strategy=None, dropout: float = 0.1,
-                  **overrides):
-    """The reference recipe: tiny model, fine_tune with staged unfreezing and discriminative rates."""
+                  source: str = "arrays", pulls: int = 0, **overrides):
+    """The reference recipe: tiny model, fine_tune with staged unfreezing and discriminative rates.
+
+    ``source="pipeline"`` trains on a shuffled `tfxfer.data.tfdata.array_pipeline` (what recipes pass)
+    instead of arrays, after ``pulls`` extra iterators were made from it (as a resumed recipe does)."""
     import keras
 
     from tests.factories import tiny_images, tiny_model, tiny_spec
@@ -57,7 +60,15 @@ def run_fine_tune(checkpoint_dir=None, *, callbacks=(), seed: int = 0, strategy=
         model = tiny_model(3, backbone=tiny_spec("mobilenet_v2"), size=16, dropout=dropout)
     x, y = tiny_images(48, size=16, classes=3, signal="mean_colour")
     kwargs = {**FT_KW, **overrides}
-    result = fine_tune(model, (x, y), val=(x[:12], y[:12]), checkpoint_dir=checkpoint_dir, callbacks=list(callbacks),
+    train = (x, y)
+    if source == "pipeline":
+        from tfxfer.data.tfdata import array_pipeline
+
+        train = array_pipeline(x, y, image_size=(16, 16), batch_size=kwargs["batch_size"], training=True, seed=seed)
+        for _ in range(pulls):
+            next(iter(train))
+        kwargs.setdefault("use_cached_features", True)  # no augmentation in it: caching one pass is exact
+    result = fine_tune(model, train, val=(x[:12], y[:12]), checkpoint_dir=checkpoint_dir, callbacks=list(callbacks),
                        seed=seed, strategy=strategy, **kwargs)
     return model, result
 
@@ -134,10 +145,14 @@ def main(argv=None):
     parser.add_argument("--checkpoint-dir")
     parser.add_argument("--kill-at", nargs=2, type=int)
     parser.add_argument("--export")
+    parser.add_argument("--source", default="arrays", choices=["arrays", "pipeline"])
     args = parser.parse_args(argv)
     if args.role == "fine_tune":
+        from tfxfer.recipes.training_log import LearningRateLog
+
         callbacks = [killer(*args.kill_at)] if args.kill_at else []
-        model, result = run_fine_tune(args.checkpoint_dir, callbacks=callbacks)
+        logs = [LearningRateLog()] if args.source == "pipeline" else []  # the recipe's Stateful log
+        model, result = run_fine_tune(args.checkpoint_dir, callbacks=[*callbacks, *logs], source=args.source)
         data = summary(model, result)
     elif args.role == "mirrored":
         data = _mirrored(args.out)

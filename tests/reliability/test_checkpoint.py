@@ -261,3 +261,29 @@ def test_resume_errors(tmp_path):
         GradualUnfreezing({0: 0}).restore_state([1])
     with pytest.raises(ArgumentError, match="not in this schedule"):
         GradualUnfreezing({0: 0}).restore_state({"current_stage": 5})
+
+
+def test_kill_9_on_a_shuffled_tfdata_pipeline_then_resume_matches_uninterrupted(tmp_path):
+    """A recipe trains on a tfxfer tf.data pipeline: its shuffle is driven by the epoch, so the resumed
+    run (which made more iterators before resuming) sees the uninterrupted run's batches, and the
+    learning-rate log (a Stateful callback) keeps the steps before the kill."""
+    from tests.reliability.scenario import run_fine_tune, summary
+    from tfxfer.recipes.training_log import LearningRateLog
+
+    directory = str(tmp_path / "ckpt")
+    proc = run_scenario(["fine_tune", "--out", str(tmp_path / "killed.json"), "--checkpoint-dir", directory,
+                         "--kill-at", "3", "2", "--source", "pipeline"], check=False)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    log = LearningRateLog()
+    model, result = run_fine_tune(directory, source="pipeline", pulls=3, callbacks=[log])
+    resumed = summary(model, result)
+    keras.backend.clear_session()
+    ref_log = LearningRateLog()
+    ref_model, ref_result = run_fine_tune(None, source="pipeline", callbacks=[ref_log])
+    ref = summary(ref_model, ref_result)
+    assert resumed["resumed_from"]
+    for key in ref["history"]:
+        np.testing.assert_allclose(resumed["history"][key], ref["history"][key], **TOL)
+    np.testing.assert_allclose(resumed["predictions"], ref["predictions"], **TOL)
+    assert [s["step"] for s in log.steps] == [s["step"] for s in ref_log.steps]
+    np.testing.assert_allclose([s["lr"] for s in log.steps], [s["lr"] for s in ref_log.steps], rtol=1e-6)

@@ -88,8 +88,16 @@ def test_local_cluster_configs_and_dataset_sharding():
 def test_epoch_shuffle_depends_on_seed_and_epoch_only():
     shuffle = EpochShuffle(seed=5)
     ds = shuffle.apply(tf.data.Dataset.range(16), buffer_size=16)
+    free = [[int(v) for v in ds] for _ in range(2)]  # no callback drives it: each iterator a new order
+    assert free[0] != free[1] and sorted(free[0]) == list(range(16)) and not shuffle.driven
+    shuffle.set_epoch(0)
     first = [int(v) for v in ds]
     assert first == [int(v) for v in ds] and sorted(first) == list(range(16)) and first != list(range(16))
+    shuffle.on_train_end()  # fit ended: free-running again, and the fixed order of epoch 0 on demand
+    assert not shuffle.driven and [int(v) for v in ds] != first
+    with shuffle.fixed(0):
+        assert [int(v) for v in ds] == first
+    assert not shuffle.driven
     shuffle.set_epoch(3)
     third = [int(v) for v in ds]
     tf.random.set_seed(99)  # the global seed does not matter

@@ -81,6 +81,25 @@ def augment_batch(images, labels, layers: Sequence[Callable], *, num_classes=Non
     return tf.clip_by_value(images, 0.0, 255.0), labels
 
 
+def seed_generators(layers) -> list:
+    """Every `keras.random.SeedGenerator` of ``layers`` and their sublayers, in a fixed order."""
+    found = []
+    for layer in layers:
+        if isinstance(layer, keras.layers.Layer):
+            for sub in layer._flatten_layers(include_self=True, recursive=True):
+                found.extend(g for g in getattr(sub, "_seed_generators", []) if g not in found)
+    return found
+
+
+def reseed(layers, seed: int, epoch: int) -> None:
+    """Put the random state of ``layers`` at the start of ``epoch`` for ``seed``: the draws of an
+    epoch then depend on (seed, epoch) only, not on how many batches were augmented before."""
+    for i, generator in enumerate(seed_generators(layers)):
+        state = generator.state
+        value = [(int(seed) * 1_000_003 + i) % (2**31 - 1), int(epoch) * 2**24]
+        state.assign(tf.constant(value, dtype=state.dtype))
+
+
 def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int | None = None,
                     seed: int | None = None, prefetch: bool = True,
                     deterministic: bool = False) -> tf.data.Dataset:
@@ -96,7 +115,9 @@ def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int
         prefetch: add ``prefetch(AUTOTUNE)`` at the end.
         deterministic: augment batches one after another so that a seeded pipeline repeats
             exactly; the default augments batches in parallel (faster, random draws then depend
-            on thread timing).
+            on thread timing). A tfxfer pipeline's `EpochShuffle`, when ``fit`` runs it as a
+            callback, also reseeds the layers at each epoch (`reseed`): with ``deterministic``, a
+            resumed run then draws the augmentations of the uninterrupted one.
 
     Returns:
         The augmented dataset; images float32 0-255, labels unchanged unless mixed (then soft).
@@ -112,14 +133,19 @@ def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int
     if spec[0].shape.rank != 4:
         raise ArgumentError("dataset", spec[0].shape,
                             "must be batched: images of rank 4 (batch, height, width, channels); call .batch() first")
+    from tfxfer.reliability.shuffle import attached_shuffle, carry_shuffle  # a tfxfer pipeline's epoch order
+
     layers = resolve_augmentations(augmentations, seed=seed)
     if not layers:
-        return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
+        return carry_shuffle(dataset, dataset.prefetch(tf.data.AUTOTUNE)) if prefetch else dataset
     if any(mixes_labels(layer) for layer in layers) and spec[1].shape.rank == 1 and num_classes is None:
         raise ArgumentError(
             "num_classes", None,
             "is required when a label-mixing augmentation (MixUp, CutMix) meets class-id labels",
         )
+    shuffle = attached_shuffle(dataset)
+    if shuffle is not None:
+        shuffle.add_epoch_hook(lambda epoch: reseed(layers, shuffle.seed if seed is None else seed, epoch))
     ds = dataset.map(lambda x, y: augment_batch(x, y, layers, num_classes=num_classes),
                      num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
+    return carry_shuffle(dataset, ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds)

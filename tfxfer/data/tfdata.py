@@ -7,7 +7,9 @@ Order of operations (the usual tf.data performance advice, measured in
           -> [shuffle] -> batch -> float32 0-255 -> [augment, parallel] -> prefetch(AUTOTUNE)
 
 Images are cached as uint8 (4x less memory than float32). Validation and test pipelines are never
-shuffled or augmented, so their order is deterministic. Datasets carry
+shuffled or augmented, so their order is deterministic. Training pipelines shuffle with an attached
+`tfxfer.reliability.EpochShuffle`: a new order for each iterator, or, when ``fit`` runs it as a callback
+(`tfxfer.fine_tune` does), the order of the epoch, so a resumed run sees the same batches. Datasets carry
 ``auto_shard_policy=DATA`` so they can be handed to ``model.fit`` under any ``tf.distribute``
 strategy (or to ``strategy.experimental_distribute_dataset``) without a sharding warning.
 
@@ -31,6 +33,7 @@ import tensorflow as tf
 from tfxfer.augment.apply import augment_dataset
 from tfxfer.data.decode import decode_rgb
 from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.reliability.shuffle import EpochShuffle, attach_shuffle, new_seed
 from tfxfer.utils.validate import check_int, is_int
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -112,7 +115,7 @@ def with_distribute_options(ds: tf.data.Dataset) -> tf.data.Dataset:
 
 def finish_pipeline(ds, *, n, batch_size, training, seed=None, cache=None, shuffle=True,
                     shuffle_buffer=None, augment=None, num_classes=None, drop_remainder=False,
-                    shuffled_before=False):
+                    shuffled_before=False, shuffler=None):
     """Cache -> shuffle -> batch -> float32 -> augment -> prefetch for (uint8 image, label) elements.
 
     Args:
@@ -121,19 +124,23 @@ def finish_pipeline(ds, *, n, batch_size, training, seed=None, cache=None, shuff
         training: shuffle and augment only when True.
         shuffled_before: the caller already shuffled the (uncached) source each epoch.
         augment: None, a policy name or a list of layers (see `tfxfer.augment.augment_dataset`).
+        shuffler: the `EpochShuffle` that orders the training data (attached to the result); a new
+            one seeded with ``seed`` when None.
     """
+    if training and shuffle and shuffler is None:
+        shuffler = EpochShuffle(new_seed(seed))
     if cache is not None:
         ds = ds.cache(cache)
     if training and shuffle and (cache is not None or not shuffled_before):
         buffer = int(shuffle_buffer or min(n, 4096)) or 1
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = shuffler.apply(ds, buffer_size=buffer)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE,
                   deterministic=True)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
     if training and augment not in (None, "none"):
         ds = augment_dataset(ds, augment, seed=seed, num_classes=num_classes, prefetch=False)
-    ds = ds.prefetch(AUTOTUNE)
-    return with_distribute_options(ds)
+    ds = with_distribute_options(ds.prefetch(AUTOTUNE))
+    return attach_shuffle(ds, shuffler) if training and shuffle else ds
 
 
 def file_pipeline(paths, blobs, labels, *, image_size, batch_size, training, seed=None,
@@ -153,9 +160,9 @@ def file_pipeline(paths, blobs, labels, *, image_size, batch_size, training, see
         order = np.random.default_rng(seed).permutation(n)
         paths, blobs, labels = [paths[i] for i in order], [blobs[i] for i in order], labels[order]
     ds = tf.data.Dataset.from_tensor_slices((paths, blobs, labels))
-    shuffled_before = False
+    shuffled_before, shuffler = False, (EpochShuffle(new_seed(seed)) if training and shuffle else None)
     if training and shuffle and cache is None:
-        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
+        ds = shuffler.apply(ds, buffer_size=max(n, 1))
         shuffled_before = True
 
     def load(path, blob, label):
@@ -167,7 +174,7 @@ def file_pipeline(paths, blobs, labels, *, image_size, batch_size, training, see
     return finish_pipeline(ds, n=n, batch_size=batch_size, training=training, seed=seed, cache=cache,
                            shuffle=shuffle, shuffle_buffer=shuffle_buffer, augment=augment,
                            num_classes=num_classes, drop_remainder=drop_remainder,
-                           shuffled_before=shuffled_before)
+                           shuffled_before=shuffled_before, shuffler=shuffler)
 
 
 def prepare_array_images(images, *, channels=3) -> np.ndarray:
@@ -209,9 +216,9 @@ def array_pipeline(images, labels, *, image_size, batch_size, training, seed=Non
         order = np.random.default_rng(seed).permutation(n)
         images, labels = images[order], labels[order]
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    shuffled_before = False
+    shuffled_before, shuffler = False, (EpochShuffle(new_seed(seed)) if training and shuffle else None)
     if training and shuffle and cache is None:
-        ds = ds.shuffle(int(shuffle_buffer or min(n, 4096)) or 1, seed=seed, reshuffle_each_iteration=True)
+        ds = shuffler.apply(ds, buffer_size=int(shuffle_buffer or min(n, 4096)) or 1)
         shuffled_before = True
     if needs_resize:
         ds = ds.map(lambda x, y: (resize_uint8(x, image_size, interpolation=interpolation), y),
@@ -219,4 +226,4 @@ def array_pipeline(images, labels, *, image_size, batch_size, training, seed=Non
     return finish_pipeline(ds, n=n, batch_size=batch_size, training=training, seed=seed, cache=cache,
                            shuffle=shuffle, shuffle_buffer=shuffle_buffer, augment=augment,
                            num_classes=num_classes, drop_remainder=drop_remainder,
-                           shuffled_before=shuffled_before)
+                           shuffled_before=shuffled_before, shuffler=shuffler)

@@ -73,6 +73,17 @@ def _subsample(x, y, limit, seed):
     return x[idx], y[idx]
 
 
+def _augmented(cfg, train, num_classes: int):
+    """``data.augment`` on the training pipeline; with ``train.deterministic`` one batch after another,
+    so a seeded (or resumed) run draws the same augmentations (the pipeline reseeds them per epoch)."""
+    if cfg.data.augment == "none":
+        return train
+    from tfxfer.augment import augment_dataset
+
+    return augment_dataset(train, cfg.data.augment, num_classes=num_classes, seed=cfg.seed,
+                           deterministic=bool(cfg.train.deterministic))
+
+
 def _packaged(cfg, name, image_size, channels):
     from tfxfer.data import DataSummary, class_weights, find_duplicates, imbalance_report
     from tfxfer.data import load as data_load
@@ -102,12 +113,12 @@ def _packaged(cfg, name, image_size, channels):
     if d.max_train or d.max_eval:
         summary.notes.append(f"subsampled: max_train={d.max_train}, max_eval={d.max_eval} (stratified, seed {seed})")
 
-    def pipe(split, training, augment=None):
+    def pipe(split, training):
         x, y = parts[split]
         return array_pipeline(x, y, image_size=image_size, batch_size=batch, training=training, seed=seed,
-                              augment=augment, num_classes=len(names), channels=channels)
+                              num_classes=len(names), channels=channels)
 
-    return ImageSplits(train=pipe("train", True, d.augment), train_plain=pipe("train", False),
+    return ImageSplits(train=_augmented(cfg, pipe("train", True), len(names)), train_plain=pipe("train", False),
                        val=pipe("val", False), test=pipe("test", False), class_names=names, summary=summary,
                        image_size=image_size, channels=channels)
 
@@ -130,12 +141,7 @@ def load_image_data(cfg, source, *, image_size) -> ImageSplits:
     if data.val is None and data.test is None:
         raise DataError(f"{source.value} gives no held-out images: set data.validation_split or "
                         "data.test_split > 0 (or provide val/ or test/ folders); the export gate needs them")
-    train = data.train
-    if d.augment != "none":
-        from tfxfer.augment import augment_dataset
-
-        train = augment_dataset(train, d.augment, num_classes=data.num_classes, seed=cfg.seed)
-    return ImageSplits(train=train, train_plain=data.train, val=data.val, test=data.test,
+    return ImageSplits(train=_augmented(cfg, data.train, data.num_classes), train_plain=data.train, val=data.val, test=data.test,
                        class_names=list(data.class_names), summary=data.summary, image_size=tuple(image_size),
                        channels=channels, files=data.files)
 
@@ -144,5 +150,7 @@ def take_images(dataset, limit: int | None = None):
     """``(images, labels)`` numpy arrays from a batched dataset (at most ``limit`` images), as the
     export gate reads data (`tfxfer.export.data.as_arrays`)."""
     from tfxfer.export.data import as_arrays
+    from tfxfer.reliability.shuffle import fixed_order
 
-    return as_arrays(dataset, name="dataset", limit=limit)
+    with fixed_order(dataset):  # a shuffled training pipeline: the same sample in a resumed run
+        return as_arrays(dataset, name="dataset", limit=limit)

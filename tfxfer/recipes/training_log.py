@@ -1,7 +1,8 @@
 """`LearningRateLog`: record the learning rate the optimizer actually used, step by step.
 
 The report plots it under the training curves, so warmup, cosine decay and the restart at each
-unfreezing stage are visible.
+unfreezing stage are visible. It is `tfxfer.reliability.Stateful`: a checkpoint of `tfxfer.fine_tune`
+carries it, so a resumed run's log also holds the steps before the interruption.
 
 Example:
     >>> import numpy as np, keras
@@ -52,6 +53,15 @@ class LearningRateLog(keras.callbacks.Callback):
         fraction = (batch + 1) / steps if steps else 0.0
         self.steps.append({"step": self._step, "epoch": self.epoch_offset + self._epoch + fraction,
                            "lr": float(np.asarray(keras.ops.convert_to_numpy(lr)))})
+
+    def get_state(self) -> dict:
+        """The steps logged so far (`tfxfer.reliability.Stateful`: a resumed run keeps the whole log)."""
+        return {"steps": list(self.steps), "step": self._step, "epoch_offset": self.epoch_offset}
+
+    def restore_state(self, state: dict) -> None:
+        self.steps = [dict(s) for s in state["steps"]]
+        self._step = int(state["step"])
+        self.epoch_offset = float(state["epoch_offset"])
 
     def get_config(self):
         return {"every": self.every, "epoch_offset": self.epoch_offset}

@@ -48,6 +48,13 @@ class Stateful(Protocol):
         """Put back a state returned by `get_state` (possibly in a new process)."""
 
 
+def split_stateful(callbacks) -> tuple[list, list]:
+    """``(stateful, others)``: the callbacks a checkpoint must carry (`Stateful`; they go before the
+    checkpoint, so each epoch's state is complete when it is saved) and the rest, in their order."""
+    callbacks = list(callbacks)
+    return ([c for c in callbacks if isinstance(c, Stateful)], [c for c in callbacks if not isinstance(c, Stateful)])
+
+
 def write_state_arrays(directory, prefix: str, number: int, arrays: dict, *, keep: int = 3) -> dict:
     """Arrays a `Stateful` state refers to: written atomically to ``directory/<prefix>-<number>.npz``
     (the newest ``keep`` such files kept, so the checkpoints still kept can name theirs); returns the

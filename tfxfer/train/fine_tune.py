@@ -51,7 +51,7 @@ from tfxfer.augment import augment_dataset
 from tfxfer.backbones.groups import layer_groups
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.reliability.inputs import data_errors
-from tfxfer.reliability.shuffle import EpochShuffle
+from tfxfer.reliability.shuffle import EpochShuffle, attached_shuffle
 from tfxfer.train.data import balanced_class_weight, num_examples, training_datasets, with_channels
 from tfxfer.train.plan import HEAD_PATIENCE, auto_plan
 from tfxfer.train.averaging import WeightAveraging
@@ -229,7 +229,8 @@ def fine_tune(
     train, val, test = (with_channels(model, d) for d in (train, val, test))
     class_weight = _class_weight(class_weight, train)
     notes = _cache_note(train, cached and head_epochs and use_cached_features is None)
-    epoch_shuffle = EpochShuffle(int(seed))
+    # arrays: shuffled here; a tfxfer tf.data pipeline: its own shuffle, driven by epoch (resumable)
+    epoch_shuffle = (attached_shuffle(train) if isinstance(train, tf.data.Dataset) else None) or EpochShuffle(int(seed))
     train_ds, val_ds = training_datasets(model, train, val, batch_size=batch_size, epoch_shuffle=epoch_shuffle)
     tuned_ds = _augmented(train_ds, augment, model=model, text=text, seed=int(seed))
     common = dict(val_ds=val_ds, loss=loss, metrics=metrics, class_weight=class_weight, bn_policy=bn_policy,

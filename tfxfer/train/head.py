@@ -75,21 +75,27 @@ def split_at_pool(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return features, keras.Model(inputs, x, name=f"{model.name}_head")
 
 
-def _extract(model, data, *, batch_size: int = 32, verbose: int = 0):
-    """``(features, labels or None, sample_weight or None)`` of every example of ``data``."""
+def _extract(model, data, *, batch_size: int = 32, verbose: int = 0, shuffle=None):
+    """``(features, labels or None, sample_weight or None)`` of every example of ``data``, read in
+    one fixed order when ``data`` is shuffled by an `EpochShuffle` (``shuffle``, or the one a
+    tfxfer pipeline carries): a resumed run extracts the same rows in the same order."""
+    from tfxfer.reliability.shuffle import attached_shuffle
+
     features_model = split_at_pool(model)[0]
     forward = tf.function(lambda x: features_model(x, training=False), reduce_retracing=True)
     feats, labels, weights = [], [], []
     progress = keras.utils.Progbar(None, unit_name="batch") if verbose else None
-    for i, batch in enumerate(as_dataset(data, batch_size=batch_size)):
-        x = batch[0] if isinstance(batch, tuple) else batch
-        if isinstance(batch, tuple):
-            labels.append(np.asarray(batch[1]))
-            if len(batch) > 2:
-                weights.append(np.asarray(batch[2]))
-        feats.append(forward(x).numpy())
-        if progress:
-            progress.update(i + 1)
+    shuffle = shuffle or attached_shuffle(data)
+    with shuffle.fixed() if shuffle is not None else contextlib.nullcontext():
+        for i, batch in enumerate(as_dataset(data, batch_size=batch_size)):
+            x = batch[0] if isinstance(batch, tuple) else batch
+            if isinstance(batch, tuple):
+                labels.append(np.asarray(batch[1]))
+                if len(batch) > 2:
+                    weights.append(np.asarray(batch[2]))
+            feats.append(forward(x).numpy())
+            if progress:
+                progress.update(i + 1)
     if not feats:
         raise DataError("`data` yielded no batches")
     return (np.concatenate(feats), np.concatenate(labels) if labels else None,
@@ -165,7 +171,8 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
             whole model with its backbone frozen (re-runs augmentation and the backbone every epoch).
         checkpoint_dir: save every epoch here and continue from the newest checkpoint (a finished
             head step just reloads its weights).
-        epoch_shuffle: the `tfxfer.reliability.EpochShuffle` that orders ``train_ds`` (cached=False).
+        epoch_shuffle: the `tfxfer.reliability.EpochShuffle` that orders ``train_ds`` (run as a callback
+            with cached=False; features are extracted in its epoch-0 order).
         callbacks: extra Keras callbacks (TensorBoard, a learning-rate log, ...).
         stop_on_divergence: stop at the first NaN/Inf or exploding loss, put back the last good weights
             and raise `tfxfer.errors.TrainingDivergedError` (`tfxfer.train.divergence.DivergenceGuard`),
@@ -189,18 +196,21 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
     """
     from tfxfer.freezing import freeze_backbone
     from tfxfer.reliability.checkpoint import ResumableCheckpoint
+    from tfxfer.reliability.stateful import split_stateful
 
     summary = freeze_backbone(model, bn_policy=bn_policy)
     keeper = None
     if val_ds is not None:  # before the checkpoint: the epoch's best is in the state it saves
         best_dir = None if checkpoint_dir is None else os.path.join(os.fspath(checkpoint_dir), "best")
         keeper = RestoreBest(monitor, restore=restore_best, directory=best_dir)
-    ckpt = (ResumableCheckpoint(os.fspath(checkpoint_dir), stateful=[keeper] if keeper is not None else None)
+    carried, callbacks = split_stateful(callbacks)  # the caller's Stateful callbacks (a learning-rate log)
+    ckpt = (ResumableCheckpoint(os.fspath(checkpoint_dir), stateful=[*([keeper] if keeper is not None else []),
+                                                                     *carried])
             if checkpoint_dir is not None else None)
     state = ckpt.state if ckpt is not None else None
     start = state.initial_epoch if state is not None else 0
     extra = [keeper] if keeper is not None else []
-    extra += [ckpt] if ckpt is not None else []
+    extra += [*carried, *([ckpt] if ckpt is not None else [])]
     if keeper is not None and patience is not None:
         extra.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=int(patience),
                                                    mode="min" if lower_is_better(monitor) else "max"))
@@ -212,15 +222,18 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
         trained = split_at_pool(model)[1] if cached else model
         ckpt.set_model(trained)
         ckpt.restore(state, weights_only=True)
-        saved = {entry["class"]: entry["state"] for entry in state.meta.get("stateful", [])}
-        if keeper is not None and "RestoreBest" in saved:
-            keeper.restore_state(saved["RestoreBest"])
-            keeper.apply(trained)
+        saved = state.meta.get("stateful", [])
+        owners = [*([keeper] if keeper is not None else []), *carried]
+        if [entry["class"] for entry in saved] == [type(item).__name__ for item in owners]:
+            for item, entry in zip(owners, saved):  # the best epoch, the caller's learning-rate log
+                item.restore_state(entry["state"])
+            if keeper is not None:
+                keeper.apply(trained)
         result.steps = [_step_record(result.history, keeper, monitor, start=0)]
         return result
     guard = _stopper(checkpoint_dir) if stop_on_divergence else []
     if cached:
-        feats, labels, weights = _extract(model, train_ds, verbose=verbose)
+        feats, labels, weights = _extract(model, train_ds, verbose=verbose, shuffle=epoch_shuffle)
         val = tuple(a for a in _extract(model, val_ds) if a is not None) if val_ds is not None else None
         h = train_head_on_features(model, feats, labels, val=val, epochs=epochs, learning_rate=learning_rate,
                                    batch_size=batch_size, loss=loss, metrics=metrics, class_weight=class_weight,

@@ -200,6 +200,7 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
         the scores before / after and which weights were kept).
     """
     from tfxfer.reliability.checkpoint import ResumableCheckpoint
+    from tfxfer.reliability.stateful import split_stateful
     from tfxfer.optim.l2sp import attach_l2sp, detach_l2sp, l2sp_drift
 
     plan = _plan(model, default_stages(model, epochs) if stages is None else stages, start_epoch)
@@ -211,8 +212,9 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
     keeper = None
     if (restore_best or keep_if_better) and val_ds is not None:
         keeper = RestoreBest(monitor, restore=restore_best, directory=_subfolder(checkpoint_dir, "best"))
+    carried, callbacks = split_stateful(callbacks)  # the caller's Stateful callbacks (a learning-rate log)
     ckpt = (ResumableCheckpoint(os.fspath(checkpoint_dir),
-                                stateful=[unfreezer, *averager, *([keeper] if keeper is not None else [])])
+                                stateful=[unfreezer, *averager, *([keeper] if keeper is not None else []), *carried])
             if checkpoint_dir is not None else None)
     state = ckpt.state if ckpt is not None else None
     anchored = attach_l2sp(model, alpha=float(l2sp)) if l2sp > 0 else []  # anchors: the backbone as it is now
@@ -224,7 +226,7 @@ def unfreeze_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, lea
                       **compile_args(model, labels, loss=loss, metrics=metrics, weighted=len(train_ds.element_spec) > 2,
                                      label_smoothing=label_smoothing))
     # the best-epoch keeper goes before the checkpoint: the epoch's best is then in the state it saves
-    extra = [*([keeper] if keeper is not None else []), *([ckpt] if ckpt is not None else [])]
+    extra = [*([keeper] if keeper is not None else []), *carried, *([ckpt] if ckpt is not None else [])]
     before = before_score = None
     if val_ds is not None and keep_if_better:  # a resumed step starts from the same model: the same score
         before = [np.array(w) for w in model.get_weights()]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -86,6 +87,32 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def strict_json_value(value):
+    """``value`` made fit for strict JSON: every NaN or infinite float value (Python or numpy) becomes
+    None and numpy scalars Python numbers, through dicts, lists and tuples; anything else (a numpy
+    array, a path) is left as is.
+
+    Example:
+        >>> import numpy as np
+        >>> strict_json_value({"a": [1.0, float("nan")], "b": (np.float32("inf"), np.int64(3), "x")})
+        {'a': [1.0, None], 'b': [None, 3, 'x']}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):  # a NaN key stays the "NaN" string json.dumps made of it
+        return {json.dumps(k) if isinstance(k, float) and not math.isfinite(k) else k: strict_json_value(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json_value(v) for v in value]
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "dtype") and hasattr(value, "item"):  # numpy scalars
+        return strict_json_value(value.item())
+    return value
+
+
 def atomic_write_json(path: str | os.PathLike, obj, *, indent: int = 2) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (sorted keys, UTF-8)."""
-    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, default=str) + "\n")
+    """Write ``obj`` as strict JSON to ``path`` atomically (sorted keys, UTF-8): a NaN or infinite
+    float, Python or numpy, is written as ``null`` (`strict_json_value`), never as the ``NaN`` /
+    ``Infinity`` tokens that JSON parsers outside Python refuse; other objects JSON cannot hold are
+    written as their ``str()``."""
+    text = json.dumps(strict_json_value(obj), indent=indent, sort_keys=True, default=str, allow_nan=False)
+    atomic_write_text(path, text + "\n")

@@ -10,7 +10,9 @@ tf_serving_warmup_requests) and ``<base_dir>/models.config``. Signatures:
 * ``serving_image``: ``image`` (uint8 ``[batch, height, width, channels]``, any size, resized).
 
 Both return ``probabilities`` (float32 ``[batch, classes]``), ``classes`` (string
-``[batch, classes]``, aligned with the probabilities), ``top_class`` and ``top_probability``.
+``[batch, classes]``, aligned with the probabilities), ``top_class`` and ``top_probability``. A
+regression model (its output is the prediction, not class scores) is refused with `ModelError`, as
+`tfxfer.export.export_all` refuses it.
 The model runs with ``training=False``; bad input (undecodable bytes, wrong rank or dtype) raises an
 ``InvalidArgumentError`` / signature error for that request, never a crash of the server.
 
@@ -32,10 +34,10 @@ import re
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ExportError
+from tfxfer.errors import ArgumentError, ExportError, ModelError
 from tfxfer.export import _trace
 from tfxfer.export import serving
-from tfxfer.export.metadata import check_class_names
+from tfxfer.export.metadata import check_class_names, model_task
 from tfxfer.utils.atomic import atomic_path
 from tfxfer.utils.validate import check_safe_name
 
@@ -203,7 +205,8 @@ def export_saved_model(
     """Write ``<base_dir>/<name>/<version>/`` for TF Serving (atomically) and ``models.config``.
 
     Args:
-        model: a single-input image ``keras.Model`` taking raw 0-255 pixels.
+        model: a single-input image classifier (``keras.Model`` taking raw 0-255 pixels; softmax,
+            sigmoid or logits outputs).
         base_dir: the model repository folder (TF Serving's ``--model_base_path`` parent).
         name: the served model name (letters, digits, ``._-``).
         version: integer version (default: one more than the highest present, else 1).
@@ -217,12 +220,21 @@ def export_saved_model(
 
     Returns:
         A `SavedModelExport`.
+
+    Raises:
+        ModelError: a regression model (a linear output that is the prediction, not class scores).
+        ArgumentError: a bad ``name``, ``version``, ``class_names`` or ``base_dir``.
     """
     import keras
 
     from tfxfer.export.preflight import preflight
 
     height, width, channels = _trace.check_image_model(model)
+    if model_task(model) == "regression":  # refused as export_all and export_onnx refuse it
+        raise ModelError(f"`model` {model.name!r} is a regression model (a linear output "
+                         f"{tuple(model.outputs[0].shape)}): the SavedModel serves classifiers (probabilities, "
+                         "classes, top_class), so nothing was written. Serve it with tf.saved_model.save or "
+                         "keras.export.ExportArchive and name its output yourself")
     check_safe_name("name", name)
     check_folder("base_dir", base_dir, inside=name)
     if image_size is not None and tuple(image_size) != (height, width):

@@ -41,9 +41,12 @@ def group_lines(record: dict) -> str:
 
 
 def shift_lines(record: dict) -> str:
-    """A ``shift.json`` record as ``tfxfer evaluate --target`` prints it: verdict, tests, per-class
-    confidence, expected accuracy."""
+    """A ``shift.json`` record as ``tfxfer evaluate --target`` prints it: verdict, target files skipped,
+    tests, per-class confidence, expected accuracy."""
     lines = ["Domain shift (evaluation data vs --target):", f"  {record['verdict']}"]
+    if record.get("target_skipped"):
+        reasons = ", ".join(f"{n} {r}" for r, n in (record.get("target_skip_reasons") or {}).items())
+        lines.append(f"  target: {record['target_skipped']} file(s) skipped" + (f" ({reasons})" if reasons else ""))
     for t in record.get("tests") or []:
         label = "domain-classifier AUC" if t["name"] == "classifier" else "MMD²"
         lines.append(f"  {label} {t['statistic']:.4g}: permutation p-value {t['p_value']:.4g} "

@@ -277,14 +277,19 @@ def _audits(args, keras_model, x, y, names, probabilities, groups) -> tuple[dict
         if keras_model.kind != "keras":
             raise ArgumentError("--target", args.target, "needs a .keras model or a run directory (the shift test "
                                 "reads the model's features); this model is a .tflite file")
+        target_skipped = []  # the loader's entry per target image left out (a name that is not UTF-8...)
         if keras_model.image_size is None:
             target = target_texts(args.target, model=keras_model, split=args.split, text_column=args.text_column,
                                   label_column=args.label_column)
         else:
-            target = target_images(args.target, model=keras_model, split=args.split)
+            target = target_images(args.target, model=keras_model, split=args.split, skipped=target_skipped)
         result = detect_shift(keras_model.model, (x, y), target, permutations=args.permutations)
         shift = shift_record(result, source=args.data, target=args.target, split=_split(args.data, args.split),
                              class_names=names)
+        if keras_model.image_size is not None:
+            from tfxfer.recipes.image_inputs import skip_counts
+
+            shift.update(target_skipped=len(target_skipped), target_skip_reasons=skip_counts(target_skipped))
     return group_record, shift
 
 

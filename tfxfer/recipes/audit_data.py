@@ -244,18 +244,20 @@ def text_data(model, source: str, *, split: str, limit: int | None, text_column:
     return texts[:limit], labels[:limit], values[:limit], len(data.summary.skipped)
 
 
-def target_images(target: str, *, model, split: str):
+def target_images(target: str, *, model, split: str, skipped: list | None = None):
     """Deployment images for a shift test: ``x``, or ``(x, y)`` for a packaged set or labelled table
-    (the labels only score the measured target accuracy)."""
+    (the labels only score the measured target accuracy). ``skipped``, a list, receives the loader's
+    ``{"path", "reason", "detail"}`` entry of each file or row left out (a name that is not UTF-8, an
+    unreadable table row), as the evaluation data's are counted."""
     from tfxfer.recipes.image_inputs import image_files, read_images
     from tfxfer.recipes.inference import evaluation_data
 
     path = os.path.abspath(os.path.expanduser(target))
     if packaged_key(target) is not None or (os.path.isfile(path) and path.lower().endswith((".csv", ".tsv", ".tab"))):
         x, y, _ = evaluation_data(target, image_size=model.image_size, channels=model.channels, split=split,
-                                  class_names=model.class_names)
+                                  class_names=model.class_names, skipped=skipped)
         return (x, y)
-    return read_images(image_files([target]), image_size=model.image_size, channels=model.channels)
+    return read_images(image_files([target], skipped=skipped), image_size=model.image_size, channels=model.channels)
 
 
 def target_texts(target: str, *, model, split: str, text_column: str, label_column: str):

@@ -70,7 +70,7 @@ import time
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ExportError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, ExportError, ModelError
 from tfxfer.utils.validate import check_float, check_int
 
 QUANTIZATIONS = (None, "float16", "int8", "int8_block", "int8_hybrid", "dynamic_int8")
@@ -312,11 +312,24 @@ class TFLiteDecoder:
     """Runs a `convert_decoder_tflite` file in LiteRT: ``reset()``, then ``feed(ids) -> logits``."""
 
     def __init__(self, model_content: bytes, *, num_threads: int | None = None):
+        """``model_content``: the bytes `convert_decoder_tflite` returned; `ArgumentTypeError` for anything
+        else (a path, a string), `ModelError` naming their size when LiteRT cannot load them (truncated,
+        corrupt, not a .tflite file)."""
+        if not isinstance(model_content, (bytes, bytearray, memoryview)):
+            raise ArgumentTypeError("model_content", model_content, "the bytes of a .tflite file "
+                                    "(what convert_decoder_tflite returns; read a file with open(path, 'rb'))")
+        model_content = bytes(model_content)
+        num_threads = check_int("num_threads", num_threads, low=-1, allow_none=True)
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:  # pragma: no cover - a declared dependency
             from tensorflow.lite.python.interpreter import Interpreter
-        self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
+        try:
+            self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
+        except (ValueError, RuntimeError) as exc:  # LiteRT: "The model is not a valid Flatbuffer buffer", ...
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200].rstrip(".")
+            raise ModelError(f"`model_content` is not a loadable .tflite file (truncated or corrupt?): {reason}. "
+                             f"Received: model_content=<{len(model_content)} bytes>") from exc
         self._runners = _signature_runners(self._interpreter)
         details = self._runners["decode"].get_input_details()
         self.cache_shape = tuple(int(d) for d in details["cache"]["shape"])
@@ -377,10 +390,11 @@ class _PlainRunner:
         self.interpreter = interpreter
         interpreter.allocate_tensors()
         inputs = interpreter.get_input_details()
-        self.inputs = {key: next(d for d in inputs if key in d["name"]) for key in ("token_ids", "cache", "index")}
         outputs = interpreter.get_output_details()
-        self.outputs = {"cache": next(d for d in outputs if len(d["shape"]) == 6),
-                        "logits": next(d for d in outputs if len(d["shape"]) == 3)}
+        self.inputs = {key: _one(inputs, lambda d: key in d["name"], f"input named {key!r}")
+                       for key in ("token_ids", "cache", "index")}
+        self.outputs = {"cache": _one(outputs, lambda d: len(d["shape"]) == 6, "cache output (rank 6)"),
+                        "logits": _one(outputs, lambda d: len(d["shape"]) == 3, "logits output (rank 3)")}
 
     def get_input_details(self):
         return self.inputs
@@ -393,6 +407,15 @@ class _PlainRunner:
             self.interpreter.set_tensor(self.inputs[key]["index"], value)
         self.interpreter.invoke()
         return {key: self.interpreter.get_tensor(d["index"]) for key, d in self.outputs.items()}
+
+
+def _one(details: list, test, what: str) -> dict:
+    """The first tensor of ``details`` passing ``test``; `ModelError` when a file is not a decoder."""
+    found = next((d for d in details if test(d)), None)
+    if found is None:
+        raise ModelError(f"`model_content` is a .tflite file but not a decoder: it has no {what} (has "
+                         f"{[d['name'] for d in details]}); pass a file convert_decoder_tflite wrote")
+    return found
 
 
 def _signature_runners(interpreter) -> dict:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import tempfile
 
 from tfxfer.errors import ArgumentError, GateError
 from tfxfer.export import _trace
@@ -41,6 +40,7 @@ from tfxfer.export.gate import resolve_thresholds
 from tfxfer.export.metadata import check_class_names, check_gateable
 from tfxfer.export.preflight import preflight
 from tfxfer.export.savedmodel import check_folder, export_saved_model
+from tfxfer.export.staging import make_staging, remove_stale_staging
 from tfxfer.export.table import ExportTable, export_rows, write_verdicts
 from tfxfer.export.text_gate import is_text_model, split_text_data
 from tfxfer.export.text_savedmodel import export_text_saved_model
@@ -194,7 +194,8 @@ def export_all(
 
     Every argument and the data are checked before any work (typed errors naming the argument). The
     files are written to a staging folder and moved into ``out_dir`` only when the run completes, so a
-    failure leaves ``out_dir`` as it was; a completed run replaces this ``name``'s files of an earlier
+    failure leaves ``out_dir`` as it was (a staging folder that a killed run left behind is removed by the
+    next run: `tfxfer.export.staging`); a completed run replaces this ``name``'s files of an earlier
     run, and removes those it did not produce (`variant_files`): ``out_dir`` then holds exactly what the
     report describes.
 
@@ -265,7 +266,9 @@ def export_all(
     os.makedirs(out_dir, exist_ok=True)
     # Every file is written to a staging folder and moved in only when the run got that far: a failure
     # before leaves out_dir (files, sidecars, report) as the previous run left it.
-    staging = os.path.abspath(tempfile.mkdtemp(prefix=f".{name}.export-", dir=out_dir))
+    # A staging folder that a run killed outright (SIGKILL, a power cut) left here is removed first.
+    remove_stale_staging(out_dir)
+    staging = make_staging(out_dir, name)
     try:
         exports = convert_variants(model, staging, variants=variants, representative_data=representative_data,
                                    class_names=class_names, name=name, num_calibration=num_calibration,

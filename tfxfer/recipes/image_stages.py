@@ -72,9 +72,12 @@ def run_data(ctx):
 # -- features --------------------------------------------------------------------------------------
 
 def run_features(ctx):
+    import keras
+
     from tfxfer.train.head import extract_features
 
     data = splits(ctx)
+    keras.utils.set_random_seed(ctx.cfg.seed)  # as run_finetune: the same backbone (also with weights: null)
     model = build(ctx, len(data.class_names))
     verbose = 1 if ctx.console.verbosity else 0
     ctx.console.info("  extracting backbone features (train)")

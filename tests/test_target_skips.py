@@ -1,5 +1,5 @@
-"""`tfxfer evaluate --target FOLDER` counts the target files it leaves out (a name that is not UTF-8) with
-their reason, as the evaluation data's skips are counted: never a silent drop."""
+"""`tfxfer evaluate --target FOLDER` counts the target files it leaves out (a name that is not UTF-8, an
+empty or damaged image) with their reason, as the evaluation data's skips are counted: never a silent drop."""
 
 import json
 import os
@@ -21,7 +21,7 @@ def _png(path, value):
 @pytest.fixture
 def world(tmp_path):
     """A run directory (a bright / dark classifier on 8x8 images), its evaluation folder, and a target
-    folder of 4 images plus one whose name is the bytes b"\\xff.png"."""
+    folder of 4 images plus one whose name is the bytes b"\\xff.png" and an empty file."""
     import keras
 
     inputs = keras.Input((SIZE, SIZE, 3), name="image")
@@ -38,6 +38,7 @@ def world(tmp_path):
     os.makedirs(target)
     for i, name in enumerate([b"0.png", b"1.png", b"2.png", b"3.png", b"\xff.png"]):
         _png(os.path.join(target, name), 100 + 5 * i)
+    open(os.path.join(target, b"4.png"), "wb").close()  # an empty file: a counted skip, as in training
     return tmp_path / "run", tmp_path / "data", os.fsdecode(target)
 
 
@@ -49,5 +50,6 @@ def test_evaluate_target_counts_files_named_in_bytes_that_are_not_utf8(world, ca
     assert cli.main([*argv, "--json"]) == 0
     shift = json.loads(capsys.readouterr().out)["shift"]
     assert shift["n_target"] == 4
-    assert shift["target_skipped"] == 1 and shift["target_skip_reasons"] == {"undecodable_name": 1}
-    assert "  target: 1 file(s) skipped (1 undecodable_name)" in shift_lines(shift).splitlines()
+    assert shift["target_skipped"] == 2
+    assert shift["target_skip_reasons"] == {"undecodable_name": 1, "empty_file": 1}
+    assert "  target: 2 file(s) skipped (1 undecodable_name, 1 empty_file)" in shift_lines(shift).splitlines()

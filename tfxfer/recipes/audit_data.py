@@ -257,7 +257,16 @@ def target_images(target: str, *, model, split: str, skipped: list | None = None
         x, y, _ = evaluation_data(target, image_size=model.image_size, channels=model.channels, split=split,
                                   class_names=model.class_names, skipped=skipped)
         return (x, y)
-    return read_images(image_files([target], skipped=skipped), image_size=model.image_size, channels=model.channels)
+    from tfxfer.data.scan import scan_images
+    from tfxfer.recipes.image_inputs import skip_note
+
+    skipped = [] if skipped is None else skipped
+    scan = scan_images(image_files([target], skipped=skipped))  # the training loaders' hygiene: empty,
+    skipped.extend(scan.skipped)  # truncated, corrupt or oversized files are counted skips, not an abort
+    if not scan.ok:
+        raise DataError(f"{target}: no readable image" + (f" ({len(skipped)} skipped: {skip_note(skipped)})"
+                                                          if skipped else ""))
+    return read_images([r.path for r in scan.ok], image_size=model.image_size, channels=model.channels)
 
 
 def target_texts(target: str, *, model, split: str, text_column: str, label_column: str):

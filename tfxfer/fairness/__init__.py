@@ -17,14 +17,8 @@ Example:
 """
 
 from tfxfer.fairness.bias_transfer import TriggerFlipResult, plant_trigger, trigger_flip_rate
-from tfxfer.fairness.group_metrics import (
-    LOWER_IS_BETTER,
-    GroupGap,
-    GroupReport,
-    MetricValue,
-    audit_model,
-    group_metrics,
-)
+from tfxfer.fairness.group_metrics import LOWER_IS_BETTER, audit_model, group_metrics
+from tfxfer.fairness.group_report import GroupGap, GroupReport, MetricValue
 from tfxfer.fairness.groups import MISSING_GROUP
 from tfxfer.fairness.reweighting import group_balanced_weights
 

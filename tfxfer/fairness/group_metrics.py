@@ -6,6 +6,7 @@ positive and false negative rates of a positive class, and the expected calibrat
 bins, as `tfxfer.metrics`). Each value carries a percentile bootstrap interval (examples resampled
 within each group, so group sizes stay fixed), and each metric a worst-group gap (best group minus
 worst group) with its own interval from the same resamples. `audit_model` runs a model first.
+The result, a `GroupReport` (`tfxfer.fairness.group_report`), renders rows, markdown or a summary.
 
 Intervals are percentile intervals: they are honest about small groups (wide) but the gap's
 interval leans upwards when groups are nearly equal (a maximum minus a minimum of noisy values).
@@ -32,101 +33,13 @@ import math
 import numpy as np
 
 from tfxfer.errors import ArgumentError, DataError, bounded_repr
+from tfxfer.fairness.group_report import GroupGap, GroupReport, MetricValue  # re-exported: they lived here
 from tfxfer.fairness.groups import MISSING_GROUP, encode_groups
 from tfxfer.metrics import ECE_BINS, check_probabilities, class_ids, expected_calibration_error
 from tfxfer.utils.validate import check_float, check_int
 
 #: Metrics where a lower value is better (the worst group has the highest value).
 LOWER_IS_BETTER = ("fpr", "fnr", "ece")
-
-
-@dataclasses.dataclass(frozen=True)
-class MetricValue:
-    """A point estimate and its bootstrap interval (NaN where the metric is undefined)."""
-
-    value: float
-    low: float
-    high: float
-
-    def describe(self, digits: int = 3) -> str:
-        if math.isnan(self.value):
-            return "n/a"
-        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-
-
-@dataclasses.dataclass(frozen=True)
-class GroupGap:
-    """Best group minus worst group for one metric, with its interval and the groups named."""
-
-    metric: str
-    value: float
-    low: float
-    high: float
-    worst_group: object
-    best_group: object
-
-
-@dataclasses.dataclass
-class GroupReport:
-    """Everything `group_metrics` measured; ``to_rows`` / ``to_markdown`` render it for a report."""
-
-    metrics: list
-    groups: list
-    sizes: dict
-    values: dict  # {group: {metric: MetricValue}}, group None = overall
-    gaps: dict  # {metric: GroupGap}
-    confidence_level: float
-    n_bootstrap: int
-    positive_class: int | None
-    notes: list = dataclasses.field(default_factory=list)
-
-    def value(self, group, metric: str) -> MetricValue:
-        return self.values[group][metric]
-
-    @property
-    def overall(self) -> dict:
-        return self.values[None]
-
-    def gap(self, metric: str = "accuracy") -> GroupGap:
-        return self.gaps[metric]
-
-    @property
-    def worst_group_gap(self) -> GroupGap:
-        """The accuracy gap (best group minus worst group)."""
-        return self.gaps["accuracy"]
-
-    def to_rows(self) -> list[dict]:
-        """One row per group (and "overall"): ``group``, ``n``, then ``<metric>``, ``<metric>_low``,
-        ``<metric>_high`` for every metric."""
-        rows = []
-        for group in [*self.groups, None]:
-            row = {"group": "overall" if group is None else str(group), "n": self.sizes[group]}
-            for metric in self.metrics:
-                v = self.values[group][metric]
-                row.update({metric: v.value, f"{metric}_low": v.low, f"{metric}_high": v.high})
-            rows.append(row)
-        return rows
-
-    def to_markdown(self, digits: int = 3) -> str:
-        head = "| group | n | " + " | ".join(self.metrics) + " |"
-        lines = [head, "|" + "---|" * (len(self.metrics) + 2)]
-        for group in [*self.groups, None]:
-            cells = [self.values[group][m].describe(digits) for m in self.metrics]
-            name = "**overall**" if group is None else str(group)
-            lines.append(f"| {name} | {self.sizes[group]} | " + " | ".join(cells) + " |")
-        gaps = [f"{m}: {g.value:.{digits}f} [{g.low:.{digits}f}, {g.high:.{digits}f}] (worst {g.worst_group})"
-                for m, g in self.gaps.items() if not math.isnan(g.value)]
-        lines.append("")
-        lines.append(f"Worst-group gaps ({self.confidence_level:.0%} bootstrap intervals, {self.n_bootstrap} "
-                     f"resamples): " + "; ".join(gaps))
-        lines.extend(f"Note: {n}" for n in self.notes)
-        return "\n".join(lines)
-
-    def summary(self) -> str:
-        gap = self.worst_group_gap
-        return (f"Accuracy ranges from {self.value(gap.worst_group, 'accuracy').value:.3f} ({gap.worst_group}) to "
-                f"{self.value(gap.best_group, 'accuracy').value:.3f} ({gap.best_group}): a gap of {gap.value:.3f} "
-                f"[{gap.low:.3f}, {gap.high:.3f}] over {len(self.groups)} groups")
 
 
 def _metric_samples(y, pred, conf, bin_index, index, metrics, positive, num_classes, bins):
@@ -310,8 +223,8 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
         best = (min if lower_better else max)(points, key=points.get)
         if n_bootstrap:
             stacked = np.stack([samples[g][m] for g in points])
-            with np.errstate(invalid="ignore"):
-                boot_gap = np.nanmax(stacked, axis=0) - np.nanmin(stacked, axis=0)
+            stacked = stacked[:, np.isfinite(stacked).any(axis=0)]  # all-NaN resamples: no gap (and no warning)
+            boot_gap = np.nanmax(stacked, axis=0) - np.nanmin(stacked, axis=0) if stacked.size else stacked[0]
             boot_gap = boot_gap[np.isfinite(boot_gap)]
             low, high = np.quantile(boot_gap, [tail, 1.0 - tail]) if len(boot_gap) else (math.nan, math.nan)
         else:

@@ -7,7 +7,8 @@ import time
 import numpy as np
 
 from tfxfer.export import export_all
-from tfxfer.export.staging import STALE_AFTER_S, _host, make_staging
+from tfxfer.export.staging import STALE_AFTER_S, make_staging
+from tfxfer.utils.stale import host_tag as _host
 
 
 def test_export_all_removes_stale_staging_folders_only(tmp_path):

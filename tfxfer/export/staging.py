@@ -22,62 +22,34 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
-import socket
 import stat
 import tempfile
 import time
 
-from tfxfer.utils.lock import _alive
+from tfxfer.utils.stale import OWNER, RANDOM, STALE_AFTER_S, is_stale, owner_tag
 
-#: A staging folder of another host, or without a pid, untouched for this long (seconds) is stale.
-STALE_AFTER_S = 3600.0
+__all__ = ["STALE_AFTER_S", "make_staging", "remove_stale_staging"]
 
-#: ``tempfile.mkdtemp``'s random part: 8 of lower-case letters, digits and "_".
-_RANDOM = r"[a-z0-9_]{8}"
-_NAMED = re.compile(r"\..+\.export-(?P<pid>[0-9]{1,10})-(?P<host>[0-9a-f]{8})-" + _RANDOM)
-_OLD = re.compile(r"\..+\.export-" + _RANDOM)
-
-
-def _host() -> str:
-    """8 hex digits naming this host and its process-id namespace (two containers sharing a folder see
-    different pids: each takes the other's folders for another host's)."""
-    try:
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:  # not Linux
-        namespace = ""
-    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode("utf-8", "surrogateescape")).hexdigest()[:8]
+_NAMED = re.compile(r"\..+\.export-" + OWNER + RANDOM)
+_OLD = re.compile(r"\..+\.export-" + RANDOM)
 
 
 def make_staging(out_dir, name: str) -> str:
     """A new, empty staging folder in ``out_dir`` for ``name``'s files (its absolute path), named with
-    this process's pid and host so that a later run can tell whether it is still in use."""
-    return os.path.abspath(tempfile.mkdtemp(prefix=f".{name}.export-{os.getpid()}-{_host()}-",
-                                            dir=os.fspath(out_dir)))
-
-
-def _last_change(path: str) -> float:
-    """The newest modification time of ``path`` and the entries right inside it."""
-    newest = os.lstat(path).st_mtime
-    with os.scandir(path) as entries:
-        for entry in entries:
-            try:
-                newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
-            except OSError:
-                pass
-    return newest
+    this process's pid and host (`tfxfer.utils.stale.owner_tag`) so that a later run can tell whether
+    it is still in use."""
+    return os.path.abspath(tempfile.mkdtemp(prefix=f".{name}.export-{owner_tag()}", dir=os.fspath(out_dir)))
 
 
 def _is_stale(entry: str, path: str, now: float) -> bool:
     named = _NAMED.fullmatch(entry)
-    if named and named["host"] == _host():
-        pid = int(named["pid"])
-        return not 0 < pid < 2 ** 31 or not _alive(pid, None)
-    if named or _OLD.fullmatch(entry):
-        return now - _last_change(path) > STALE_AFTER_S
+    if named:
+        return is_stale(path, pid=int(named["pid"]), host=named["host"], now=now)
+    if _OLD.fullmatch(entry):
+        return is_stale(path, pid=None, host=None, now=now)
     return False
 
 

@@ -1,5 +1,10 @@
 """Atomic writes: an interrupted write never leaves a half-written file at the final path.
 
+Each write builds its artefact in a hidden temporary folder beside the target, ``.<name>.tmp-<pid>-<host>-<random>``
+(`tfxfer.utils.stale.owner_tag`), and renames it into place. Only a process killed outright (SIGKILL, the
+OOM killer, a power cut) leaves that folder behind; the next write of the same target removes such
+leftovers of that target, and nothing else (see `atomic_path`).
+
 Example:
     >>> import os, tempfile
     >>> from tfxfer.utils.atomic import atomic_path, atomic_write_bytes
@@ -18,9 +23,19 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
+import stat
 import tempfile
+import time
 from typing import Iterator
+
+from tfxfer.utils.stale import OWNER, RANDOM, is_stale, owner_tag
+
+#: The longest name (bytes) a temporary may take: most file systems allow 255.
+_NAME_MAX = 255
+#: The room the temporary's name takes beside the target's: "." + ".tmp-" + `owner_tag` + random part.
+_TAIL_MAX = 1 + len(".tmp-") + len("4294967295-01234567-") + 8
 
 
 def _fsync_dir(directory: str) -> None:
@@ -36,6 +51,44 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def _tmp_prefix(base: str) -> str:
+    """``.<base>.tmp-``, ``base`` cut (rarely) so that the temporary's whole name fits `_NAME_MAX`."""
+    while len(os.fsencode(base)) > _NAME_MAX - _TAIL_MAX:
+        base = base[:-1]
+    return f".{base}.tmp-"
+
+
+def _remove_leftovers(parent: str, base: str, artefact: str) -> None:
+    """Remove from ``parent`` the temporary folders that earlier writes of ``base`` left there and no
+    running process uses: named ``.<base>.tmp-<pid>-<host>-<random>`` by a process that no longer runs
+    on this host, or named on another host or in the older form ``.<stem>.tmp-<random>`` (no pid; an
+    older form's folder must hold nothing but ``artefact``, or it belongs to another target of the same
+    stem) and untouched for `tfxfer.utils.stale.STALE_AFTER_S`. One scan of ``parent``; any entry that
+    cannot be read or removed is left as it is."""
+    named_prefix, old_prefix = _tmp_prefix(base), f".{base.split('.')[0]}.tmp-"
+    named = re.compile(re.escape(named_prefix) + OWNER + RANDOM)
+    old = re.compile(re.escape(old_prefix) + RANDOM)
+    common = os.path.commonprefix([named_prefix, old_prefix])
+    try:
+        with os.scandir(parent) as entries:
+            found = [(entry.path, named.fullmatch(entry.name)) for entry in entries
+                     if entry.name.startswith(common) and (named.fullmatch(entry.name) or old.fullmatch(entry.name))]
+    except OSError:
+        return
+    now = time.time()
+    for path, owner in found:
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                continue  # a file or a link of that name: not one of ours
+            if owner is None and not set(os.listdir(path)) <= {artefact}:
+                continue
+            if not is_stale(path, pid=owner and int(owner["pid"]), host=owner and owner["host"], now=now):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator[str]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
@@ -44,13 +97,19 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     ``directory=True`` the temporary path is a directory (SavedModel) and an existing directory at
     ``path`` is replaced only after the new one is complete. On any exception the temporary file or
     directory is removed and the previous artefact at ``path`` is left untouched.
+
+    The temporary lies in a hidden folder ``.<name>.tmp-<pid>-<host>-<random>`` beside ``path``. Before
+    making it, the temporaries of earlier writes of the same ``path`` whose process was killed are
+    removed (see `_remove_leftovers`); those of a write still running, here or in another process, are
+    kept (two concurrent writes of one path each rename their own; the later rename wins).
     """
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(parent, exist_ok=True)
     base = os.path.basename(path)
     suffix = "".join(base.partition(".")[1:]) if not directory else ""
-    tmp_dir = tempfile.mkdtemp(prefix=f".{base.split('.')[0]}.tmp-", dir=parent)
+    _remove_leftovers(parent, base, "artefact" + suffix)
+    tmp_dir = tempfile.mkdtemp(prefix=_tmp_prefix(base) + owner_tag(), dir=parent)
     tmp = os.path.join(tmp_dir, "artefact" + suffix)
     if directory:
         os.makedirs(tmp)

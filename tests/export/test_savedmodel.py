@@ -64,6 +64,14 @@ def test_bytes_and_tensor_signatures_match_keras(served, trained_model, color_da
     assert (jpeg["probabilities"].numpy().argmax(1) == expected.argmax(1)).mean() >= 5 / 6
 
 
+def test_softmax_model_keeps_its_four_outputs(served):
+    result, loaded, _ = served
+    four = ["classes", "probabilities", "top_class", "top_probability"]
+    assert sorted(loaded.signatures["serving_default"].structured_outputs) == four
+    assert sorted(loaded.signatures["serving_image"].structured_outputs) == four
+    assert sorted(result.outputs) == four
+
+
 def test_tensor_signature_resizes_other_sizes(served, trained_model):
     import tensorflow as tf
 

@@ -3,8 +3,10 @@ benchmark`` (`benchmark_formats`) and each format's floor (`floors`).
 
 Formats: the TFLite variants (`tfxfer.export.export_all`: float32, float16, dynamic, int8; LiteRT, timed
 side by side), ``onnx`` (`tfxfer.export.onnx`, onnxruntime) and ``saved_model`` (`export_serving`, its
-``serving_image`` signature run in TensorFlow). Every file is judged by `tfxfer.export.gate.compare_outputs`
-against the Keras outputs on the same images; rows are `tfxfer.export.table.benchmark_row` dicts.
+``serving_image`` signature run in TensorFlow, reading its output that is the model's own:
+`tfxfer.export.savedmodel.model_output`, e.g. ``logits`` of a linear classifier). Every file is judged by
+`tfxfer.export.gate.compare_outputs` against the Keras outputs on the same images; rows are
+`tfxfer.export.table.benchmark_row` dicts.
 
 Example:
     >>> sorted(floors(["float32", "onnx"]))
@@ -77,12 +79,14 @@ def _saved_model_row(model, out, names, images, labels, reference, limits, runs,
 
     from tfxfer.export import export_serving
     from tfxfer.export.gate import compare_outputs
+    from tfxfer.export.savedmodel import model_output
 
     pixels = np.clip(np.round(images), 0, 255).astype(np.uint8)
     with quiet_native_logs():  # oneDNN's note on uint8 kernels (its warm-up check runs them first)
         saved = export_serving(model, os.path.join(out, "serving"), name="model", class_names=names)
         signature = tf.saved_model.load(saved.path).signatures["serving_image"]
-        outputs = np.concatenate([signature(image=tf.constant(pixels[i:i + 64]))["probabilities"].numpy()
+        key = model_output(signature.structured_outputs)  # what `reference` (model.predict) holds: like with like
+        outputs = np.concatenate([signature(image=tf.constant(pixels[i:i + 64]))[key].numpy()
                                   for i in range(0, len(pixels), 64)])
     result = compare_outputs("saved_model", saved.path, reference, outputs, labels, names, limits)
     one = tf.constant(pixels[:1])

@@ -1,4 +1,4 @@
-"""A versioned SavedModel for TF Serving: image bytes or uint8 tensors in, probabilities and names out.
+"""A versioned SavedModel for TF Serving: image bytes or uint8 tensors in, class scores and names out.
 
 Layout: ``<base_dir>/<name>/<version>/`` (saved_model.pb, variables/, assets.extra/
 tf_serving_warmup_requests) and ``<base_dir>/models.config``. Signatures:
@@ -9,10 +9,21 @@ tf_serving_warmup_requests) and ``<base_dir>/models.config``. Signatures:
   turn them), resized to the model size.
 * ``serving_image``: ``image`` (uint8 ``[batch, height, width, channels]``, any size, resized).
 
-Both return ``probabilities`` (float32 ``[batch, classes]``), ``classes`` (string
-``[batch, classes]``, aligned with the probabilities), ``top_class`` and ``top_probability``. A
-regression model (its output is the prediction, not class scores) is refused with `ModelError`, as
-`tfxfer.export.export_all` refuses it.
+Both return what the model's head means (`OUTPUTS`, keyed by `tfxfer.export.metadata.model_task`, the
+task the TFLite and ONNX sidecars record as ``output.kind``), always with ``classes`` (string ``[batch,
+classes]``, the class names aligned with the other ``[batch, classes]`` outputs):
+
+* softmax ("multiclass"): ``probabilities`` (the model's output), ``top_class``, ``top_probability``.
+* linear classifier ("logits"): ``probabilities`` (softmax of the logits: rows sum to 1), ``logits``
+  (the model's output), ``top_class`` (the argmax) and ``top_probability`` (from the softmax).
+* sigmoid ("multilabel"): ``probabilities`` (the model's output, one per label) and ``predicted`` (bool
+  ``[batch, labels]``, probability >= 0.5: the set of labels predicted); no ``top_class``.
+* another output layer ("scores", e.g. relu or tanh): ``scores`` (the model's output) and ``top_class``
+  (the argmax, as the sidecars and the gate read it); no ``probabilities``: no softmax is assumed.
+
+A regression model (its output is the prediction, not class scores) is refused with `ModelError`, as
+`tfxfer.export.export_all` refuses it. The export checks the served output that is the model's own
+(`model_output`: ``logits``, ``scores`` or ``probabilities``) against Keras before publishing.
 The model runs with ``training=False``; bad input (undecodable bytes, wrong rank or dtype) raises an
 ``InvalidArgumentError`` / signature error for that request, never a crash of the server.
 
@@ -22,8 +33,8 @@ Example:
     >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(),
     ...                           keras.layers.Dense(2, activation="softmax")])
     >>> result = export_saved_model(model, tempfile.mkdtemp(), name="pets", class_names=["cat", "dog"])
-    >>> result.version, sorted(result.signatures)
-    (1, ['serving_default', 'serving_image'])
+    >>> result.version, sorted(result.signatures), sorted(result.outputs)
+    (1, ['serving_default', 'serving_image'], ['classes', 'probabilities', 'top_class', 'top_probability'])
 """
 
 from __future__ import annotations
@@ -46,6 +57,37 @@ SIGNATURES = {
     "serving_image": "image: uint8 [batch, height, width, channels], resized to the model size",
 }
 
+#: A multi-label model predicts every label whose probability is at least this (as the gate judges it).
+MULTILABEL_THRESHOLD = 0.5
+_CLASSES = "string [batch, classes]: the class names, aligned with the other [batch, classes] outputs"
+_TOP_CLASS = "string [batch]: the name of the argmax class"
+_TOP_PROBABILITY = "float32 [batch]: the largest probability"
+#: What both signatures return for each `tfxfer.export.metadata.model_task` (regression is refused).
+OUTPUTS = {
+    "multiclass": {"probabilities": "float32 [batch, classes]: the model's softmax output", "classes": _CLASSES,
+                   "top_class": _TOP_CLASS, "top_probability": _TOP_PROBABILITY},
+    "logits": {"probabilities": "float32 [batch, classes]: softmax of the logits (rows sum to 1)",
+               "logits": "float32 [batch, classes]: the model's output", "classes": _CLASSES,
+               "top_class": _TOP_CLASS, "top_probability": _TOP_PROBABILITY},
+    "multilabel": {"probabilities": "float32 [batch, labels]: the model's sigmoid output, one per label",
+                   "classes": _CLASSES, "predicted": f"bool [batch, labels]: probabilities >= {MULTILABEL_THRESHOLD}"},
+    "scores": {"scores": "float32 [batch, classes]: the model's output (class scores, not probabilities)",
+               "classes": _CLASSES, "top_class": _TOP_CLASS},
+}
+
+
+def model_output(output_names) -> str:
+    """The output of a tfxfer image SavedModel signature that is the Keras model's own output (what to
+    compare with ``model.predict``): ``logits`` or ``scores`` where the signature serves one, else
+    ``probabilities`` (softmax and sigmoid models, and SavedModels written before ``logits`` existed).
+
+    Example:
+        >>> model_output(["classes", "logits", "probabilities", "top_class", "top_probability"])
+        'logits'
+    """
+    names = set(output_names)
+    return next((name for name in ("logits", "scores") if name in names), "probabilities")
+
 
 @dataclasses.dataclass
 class SavedModelExport:
@@ -58,6 +100,7 @@ class SavedModelExport:
     warmup_path: str | None
     models_config_path: str
     verified: bool
+    outputs: dict | None = None  # {output: description} both signatures return (`OUTPUTS`); None: not recorded
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -95,6 +138,22 @@ def _next_version(model_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
+def _served(task: str, raw, names) -> dict:
+    """The signature outputs (`OUTPUTS`) of the model's output ``raw`` for ``task``, in the graph."""
+    import tensorflow as tf
+
+    top = tf.gather(names, tf.argmax(raw, axis=1, output_type=tf.int32))
+    classes = tf.tile(names[None, :], [tf.shape(raw)[0], 1])
+    if task == "multilabel":
+        return {"probabilities": raw, "classes": classes, "predicted": raw >= MULTILABEL_THRESHOLD}
+    if task == "scores":
+        return {"scores": raw, "classes": classes, "top_class": top}
+    probabilities = tf.nn.softmax(raw, axis=-1) if task == "logits" else raw
+    logits = {"logits": raw} if task == "logits" else {}
+    return {"probabilities": probabilities, **logits, "classes": classes, "top_class": top,
+            "top_probability": tf.reduce_max(probabilities, axis=1)}
+
+
 def _serving_functions(model, class_names, image_size, channels):
     import tensorflow as tf
 
@@ -102,6 +161,7 @@ def _serving_functions(model, class_names, image_size, channels):
     from tfxfer.export.exif import decode_upright_rgb
 
     call = _trace.model_call(model)
+    task = model_task(model)
     height, width = image_size
     names = tf.constant(class_names)
 
@@ -109,15 +169,7 @@ def _serving_functions(model, class_names, image_size, channels):
         return tf.cast(resize_pixels(images, (height, width)), tf.float32)
 
     def outputs(images):
-        probabilities = call(to_model_size(images))
-        batch = tf.shape(probabilities)[0]
-        top = tf.argmax(probabilities, axis=1, output_type=tf.int32)
-        return {
-            "probabilities": probabilities,
-            "classes": tf.tile(names[None, :], [batch, 1]),
-            "top_class": tf.gather(names, top),
-            "top_probability": tf.reduce_max(probabilities, axis=1),
-        }
+        return _served(task, call(to_model_size(images)), names)
 
     def decode(data):  # RGB first (GIF, CMYK JPEG), EXIF orientation, then grayscale if asked: data/decode.py
         return to_model_size(to_channels(decode_upright_rgb(data), channels)[None])[0]
@@ -159,29 +211,38 @@ def _warmup_logs(name, image_size, channels):
 
 def check_saved_model(path, model=None) -> dict:
     """Load ``path`` with ``tf.saved_model.load``, replay its warm-up requests through their
-    signatures, and (given ``model``) compare the tensor signature with the Keras model.
+    signatures, and (given ``model``) check that they serve ``model``'s `OUTPUTS` and compare the
+    tensor signature with the Keras model. Like is compared with like: the served output that is the
+    model's own (`model_output`: ``logits`` for a linear classifier, ``scores``, else ``probabilities``).
 
     Returns:
-        ``{signature: probabilities}`` of the replayed requests. Raises `ExportError` on mismatch.
+        ``{signature: that output}`` of the replayed requests. Raises `ExportError` on a mismatch.
     """
     import tensorflow as tf
 
     loaded = tf.saved_model.load(os.fspath(path))
     warmup = os.path.join(os.fspath(path), serving.WARMUP_DIR, serving.WARMUP_FILE)
+    task = model_task(model) if model is not None else None
+    expected_outputs = sorted(OUTPUTS[task]) if task in OUTPUTS else None
     results = {}
     for log in serving.read_warmup(warmup):
         signature = log.predict_log.request.model_spec.signature_name
         if signature not in loaded.signatures:
             raise ExportError(f"Warm-up request names signature {signature!r}, not in {list(loaded.signatures)}")
         inputs = {k: tf.constant(v) for k, v in serving.request_inputs(log).items()}
-        results[signature] = loaded.signatures[signature](**inputs)["probabilities"].numpy()
+        served = loaded.signatures[signature](**inputs)
+        if expected_outputs is not None and sorted(served) != expected_outputs:
+            raise ExportError(f"Signature {signature!r} serves {sorted(served)}; a {task!r} model should serve "
+                              f"{expected_outputs}")
+        results[signature] = served[model_output(served)].numpy()
     if len(results) == 2 and not np.allclose(results["serving_default"], results["serving_image"], atol=1e-5):
         raise ExportError("The bytes and tensor signatures disagree on the same warm-up image")
     if model is not None and "serving_image" in results:
         pixels = [v for k, v in serving.request_inputs(_first(serving.read_warmup(warmup), "serving_image")).items()][0]
         expected = np.asarray(model.predict(pixels.astype(np.float32), verbose=0))
         if not np.allclose(results["serving_image"], expected, atol=1e-4):
-            raise ExportError("The SavedModel and the Keras model disagree on the warm-up image")
+            raise ExportError("The SavedModel and the Keras model disagree on the warm-up image (max abs difference "
+                              f"{float(np.max(np.abs(results['serving_image'] - expected))):.3g})")
     return results
 
 
@@ -206,7 +267,7 @@ def export_saved_model(
 
     Args:
         model: a single-input image classifier (``keras.Model`` taking raw 0-255 pixels; softmax,
-            sigmoid or logits outputs).
+            sigmoid, logits or other class-score outputs: what each serves is `OUTPUTS`).
         base_dir: the model repository folder (TF Serving's ``--model_base_path`` parent).
         name: the served model name (letters, digits, ``._-``).
         version: integer version (default: one more than the highest present, else 1).
@@ -230,7 +291,8 @@ def export_saved_model(
     from tfxfer.export.preflight import preflight
 
     height, width, channels = _trace.check_image_model(model)
-    if model_task(model) == "regression":  # refused as export_all and export_onnx refuse it
+    task = model_task(model)
+    if task == "regression":  # refused as export_all and export_onnx refuse it
         raise ModelError(f"`model` {model.name!r} is a regression model (a linear output "
                          f"{tuple(model.outputs[0].shape)}): the SavedModel serves classifiers (probabilities, "
                          "classes, top_class), so nothing was written. Serve it with tf.saved_model.save or "
@@ -268,4 +330,5 @@ def export_saved_model(
             check_saved_model(tmp, model)
     config_path = serving.write_models_config(base_dir, serving_base_path=serving_base_path)
     return SavedModelExport(path=path, name=name, version=version, signatures=dict(SIGNATURES),
-                            warmup_path=warmup_path, models_config_path=config_path, verified=bool(verify))
+                            warmup_path=warmup_path, models_config_path=config_path, verified=bool(verify),
+                            outputs=dict(OUTPUTS[task]))

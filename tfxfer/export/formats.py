@@ -61,19 +61,22 @@ def _row(name, **kwargs) -> dict:
     return benchmark_row(name, **kwargs)
 
 
-def _keras_row(model, model_path, images, labels, reference, runs, threads) -> dict:
-    """The reference row: the .keras file, its accuracy, and one image through ``model(x)`` timed."""
+def _keras_row(model, model_path, images, labels, reference, runs, threads, task) -> dict:
+    """The reference row: the .keras file, its accuracy (per label decision at 0.5 for a multi-label
+    model, as the gate judges it), and one image through ``model(x)`` timed."""
     import numpy as np
 
     one = np.asarray(images[:1], dtype=np.float32)
     latency = _time_calls(lambda: model(one, training=False), runs)
     row = _row("keras", path=model_path, size=os.path.getsize(model_path), result=None, latency=latency,
                threads=(1, threads))
-    row["accuracy"] = row["accuracy_keras"] = float(np.mean(reference.argmax(1) == np.asarray(labels)))
+    correct = ((reference >= 0.5) == (np.asarray(labels) >= 0.5) if task == "multilabel"
+               else reference.argmax(1) == np.asarray(labels))
+    row["accuracy"] = row["accuracy_keras"] = float(np.mean(correct))
     return row
 
 
-def _saved_model_row(model, out, names, images, labels, reference, limits, runs, threads) -> dict:
+def _saved_model_row(model, out, names, images, labels, reference, limits, runs, threads, task) -> dict:
     import numpy as np
     import tensorflow as tf
 
@@ -88,7 +91,7 @@ def _saved_model_row(model, out, names, images, labels, reference, limits, runs,
         key = model_output(signature.structured_outputs)  # what `reference` (model.predict) holds: like with like
         outputs = np.concatenate([signature(image=tf.constant(pixels[i:i + 64]))[key].numpy()
                                   for i in range(0, len(pixels), 64)])
-    result = compare_outputs("saved_model", saved.path, reference, outputs, labels, names, limits)
+    result = compare_outputs("saved_model", saved.path, reference, outputs, labels, names, limits, task=task)
     one = tf.constant(pixels[:1])
     latency = _time_calls(lambda: signature(image=one), runs)
     return _row("saved_model", path=saved.path, size=_dir_size(saved.path), result=result, latency=latency,
@@ -104,15 +107,17 @@ def benchmark_formats(model, out, *, formats, eval_data, class_names, limits, re
     import numpy as np
 
     from tfxfer.export import export_all
+    from tfxfer.export.metadata import check_gateable
     from tfxfer.export.table import write_verdicts
 
+    task = check_gateable(model)  # a regression model refused before anything is written; multi-label per label
     images, labels = eval_data
     reference = np.asarray(model.predict(images, batch_size=64, verbose=0), dtype=np.float32)
     thread_counts = (1, threads) if threads != 1 else (1,)
     note = progress or (lambda text: None)
     rows = []
     if model_path:
-        rows.append(_keras_row(model, model_path, images, labels, reference, runs, threads))
+        rows.append(_keras_row(model, model_path, images, labels, reference, runs, threads, task))
     tflite = [f for f in formats if f not in OTHER_FORMATS]
     if tflite:
         note(f"TFLite: {', '.join(tflite)} (convert, gate{', time in LiteRT' if runs else ''})")
@@ -142,5 +147,5 @@ def benchmark_formats(model, out, *, formats, eval_data, class_names, limits, re
         note("SavedModel (export, gate and time its serving_image signature in TensorFlow)")
         names = list(class_names) if class_names else [str(i) for i in range(reference.shape[1])]
         rows.append(_saved_model_row(model, out, names, images, labels, reference, limits["saved_model"], runs,
-                                     threads))
+                                     threads, task))
     return rows

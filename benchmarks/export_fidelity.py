@@ -103,6 +103,7 @@ def _parity(model, paths, size, channels, out_dir, class_names, delivered):
     from tfxfer.data.scan import scan_images
     from tfxfer.data.tfdata import decode_file
     from tfxfer.export import export_saved_model, export_tflite
+    from tfxfer.export.served_outputs import model_output
     from tfxfer.recipes.inference import read_images
 
     scanned = {r.path: r.blob for r in scan_images(paths).ok}  # the loaders' view (EXIF turn, conversions)
@@ -119,7 +120,8 @@ def _parity(model, paths, size, channels, out_dir, class_names, delivered):
     for p in paths:
         with open(p, "rb") as f:
             blobs.append(f.read())
-    p_serving = np.concatenate([serve(image_bytes=tf.constant(blobs[s: s + 16]))["probabilities"].numpy()
+    own = model_output(serve.structured_outputs)  # the served output that is the model's own: like with like
+    p_serving = np.concatenate([serve(image_bytes=tf.constant(blobs[s: s + 16]))[own].numpy()
                                 for s in range(0, len(blobs), 16)])
     tflite = export_tflite(model, os.path.join(out_dir, "parity_float32.tflite"), variant="float32",
                            class_names=class_names, run_preflight=False)

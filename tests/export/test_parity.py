@@ -137,6 +137,7 @@ def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder
     import tensorflow as tf
 
     from tfxfer.export import export_saved_model, export_tflite
+    from tfxfer.export.served_outputs import model_output
     from tfxfer.recipes.image_inputs import read_images
 
     model = _sensitive_model(channels)
@@ -153,7 +154,7 @@ def test_training_predict_serving_and_device_agree_on_probabilities(mixed_folder
     for p in paths:
         with open(p, "rb") as f:
             blobs.append(f.read())
-    p_serving = serve(image_bytes=tf.constant(blobs))["probabilities"].numpy()
+    p_serving = serve(image_bytes=tf.constant(blobs))[model_output(serve.structured_outputs)].numpy()
     tflite = export_tflite(model, tmp_path / "m.tflite", variant="float32", class_names=["a", "b", "c"],
                            run_preflight=False)
     classifier = _runner().Classifier(tflite.path)

@@ -145,6 +145,37 @@ def test_saved_model_serves_raw_strings(tmp_path):
         export_text_saved_model(model, str(tmp_path), name="sentiment", version=1)
 
 
+def test_saved_model_of_a_logits_head_serves_softmax_probabilities_and_refuses_regression(tmp_path):
+    """A linear ``head`` over several classes is a linear classifier in a text model (tfxfer.text builds no
+    regression head): it serves real probabilities plus its logits, gated on the logits; one linear output is
+    a regression, refused as the image SavedModel refuses it."""
+    import keras
+    import tensorflow as tf
+    from scipy.special import softmax
+
+    classifier = build_text_classifier(tiny_text_encoder(sequence_length=12, num_layers=1), 3, dropout=0.0)
+    features = classifier.get_layer("head_dropout").output
+    model = keras.Model(classifier.input, keras.layers.Dense(3, name="head")(features))
+    result, report = export_text_saved_model(model, str(tmp_path), name="logits", class_names=["a", "b", "c"],
+                                             eval_data=HELD_OUT)
+    assert report.passed and report["saved_model"].max_abs_error < 1e-5  # the served logits == Keras outputs
+    logits = predict_texts(model, HELD_OUT)
+    assert not np.allclose(logits.sum(1), 1.0)  # really logits
+    loaded = tf.saved_model.load(result.path)
+    ids = model.get_layer("tokenize").tokenize(np.array(HELD_OUT, dtype=object))
+    for out in (loaded.signatures["serving_default"](text=tf.constant(HELD_OUT)),
+                loaded.signatures["serving_tokens"](**{k: tf.constant(v) for k, v in ids.items()})):
+        assert sorted(out) == sorted(result.outputs) == ["classes", "logits", "probabilities", "top_class",
+                                                         "top_probability"]
+        np.testing.assert_allclose(out["logits"].numpy(), logits, atol=1e-5)
+        np.testing.assert_allclose(out["probabilities"].numpy(), softmax(logits, axis=1), atol=1e-5)
+        assert [c.decode() for c in out["top_class"].numpy()] == [["a", "b", "c"][i] for i in logits.argmax(1)]
+    regression = keras.Model(classifier.input, keras.layers.Dense(1, name="head")(features), name="rating")
+    with pytest.raises(ModelError, match="'rating' is a regression model"):
+        export_text_saved_model(regression, str(tmp_path), name="rating")
+    assert not (tmp_path / "rating").exists()
+
+
 def test_token_classifier_exports_to_tflite_not_saved_model(tmp_path):
     tags = ["O", "B-PER", "I-PER"]
     model = build_token_classifier(tiny_text_encoder(sequence_length=10, num_layers=1), tags)

@@ -10,20 +10,12 @@ tf_serving_warmup_requests) and ``<base_dir>/models.config``. Signatures:
 * ``serving_image``: ``image`` (uint8 ``[batch, height, width, channels]``, any size, resized).
 
 Both return what the model's head means (`OUTPUTS`, keyed by `tfxfer.export.metadata.model_task`, the
-task the TFLite and ONNX sidecars record as ``output.kind``), always with ``classes`` (string ``[batch,
-classes]``, the class names aligned with the other ``[batch, classes]`` outputs):
-
-* softmax ("multiclass"): ``probabilities`` (the model's output), ``top_class``, ``top_probability``.
-* linear classifier ("logits"): ``probabilities`` (softmax of the logits: rows sum to 1), ``logits``
-  (the model's output), ``top_class`` (the argmax) and ``top_probability`` (from the softmax).
-* sigmoid ("multilabel"): ``probabilities`` (the model's output, one per label) and ``predicted`` (bool
-  ``[batch, labels]``, probability >= 0.5: the set of labels predicted); no ``top_class``.
-* another output layer ("scores", e.g. relu or tanh): ``scores`` (the model's output) and ``top_class``
-  (the argmax, as the sidecars and the gate read it); no ``probabilities``: no softmax is assumed.
-
-A regression model (its output is the prediction, not class scores) is refused with `ModelError`, as
-`tfxfer.export.export_all` refuses it. The export checks the served output that is the model's own
-(`model_output`: ``logits``, ``scores`` or ``probabilities``) against Keras before publishing.
+task the TFLite and ONNX sidecars record as ``output.kind``; `tfxfer.export.served_outputs`): a softmax
+model ``probabilities``, ``classes``, ``top_class``, ``top_probability``; a linear classifier real softmax
+``probabilities`` plus its ``logits``; a sigmoid model the ``predicted`` label set (no ``top_class``);
+another output layer its ``scores`` (no invented probabilities). A regression model is refused with
+`ModelError`, as `tfxfer.export.export_all` refuses it. The export checks the served output that is the
+model's own (`model_output`: ``logits``, ``scores`` or ``probabilities``) against Keras before publishing.
 The model runs with ``training=False``; bad input (undecodable bytes, wrong rank or dtype) raises an
 ``InvalidArgumentError`` / signature error for that request, never a crash of the server.
 
@@ -45,10 +37,12 @@ import re
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ExportError, ModelError
+from tfxfer.errors import ArgumentError, ExportError
 from tfxfer.export import _trace
 from tfxfer.export import serving
 from tfxfer.export.metadata import check_class_names, model_task
+from tfxfer.export.served_outputs import (  # noqa: F401 - MULTILABEL_THRESHOLD: re-exported
+    MULTILABEL_THRESHOLD, OUTPUTS, check_servable, model_output, served_outputs)
 from tfxfer.utils.atomic import atomic_path
 from tfxfer.utils.validate import check_safe_name
 
@@ -56,37 +50,6 @@ SIGNATURES = {
     "serving_default": "image_bytes: string [batch] of encoded images (JPEG/PNG/GIF/BMP)",
     "serving_image": "image: uint8 [batch, height, width, channels], resized to the model size",
 }
-
-#: A multi-label model predicts every label whose probability is at least this (as the gate judges it).
-MULTILABEL_THRESHOLD = 0.5
-_CLASSES = "string [batch, classes]: the class names, aligned with the other [batch, classes] outputs"
-_TOP_CLASS = "string [batch]: the name of the argmax class"
-_TOP_PROBABILITY = "float32 [batch]: the largest probability"
-#: What both signatures return for each `tfxfer.export.metadata.model_task` (regression is refused).
-OUTPUTS = {
-    "multiclass": {"probabilities": "float32 [batch, classes]: the model's softmax output", "classes": _CLASSES,
-                   "top_class": _TOP_CLASS, "top_probability": _TOP_PROBABILITY},
-    "logits": {"probabilities": "float32 [batch, classes]: softmax of the logits (rows sum to 1)",
-               "logits": "float32 [batch, classes]: the model's output", "classes": _CLASSES,
-               "top_class": _TOP_CLASS, "top_probability": _TOP_PROBABILITY},
-    "multilabel": {"probabilities": "float32 [batch, labels]: the model's sigmoid output, one per label",
-                   "classes": _CLASSES, "predicted": f"bool [batch, labels]: probabilities >= {MULTILABEL_THRESHOLD}"},
-    "scores": {"scores": "float32 [batch, classes]: the model's output (class scores, not probabilities)",
-               "classes": _CLASSES, "top_class": _TOP_CLASS},
-}
-
-
-def model_output(output_names) -> str:
-    """The output of a tfxfer image SavedModel signature that is the Keras model's own output (what to
-    compare with ``model.predict``): ``logits`` or ``scores`` where the signature serves one, else
-    ``probabilities`` (softmax and sigmoid models, and SavedModels written before ``logits`` existed).
-
-    Example:
-        >>> model_output(["classes", "logits", "probabilities", "top_class", "top_probability"])
-        'logits'
-    """
-    names = set(output_names)
-    return next((name for name in ("logits", "scores") if name in names), "probabilities")
 
 
 @dataclasses.dataclass
@@ -138,22 +101,6 @@ def _next_version(model_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def _served(task: str, raw, names) -> dict:
-    """The signature outputs (`OUTPUTS`) of the model's output ``raw`` for ``task``, in the graph."""
-    import tensorflow as tf
-
-    top = tf.gather(names, tf.argmax(raw, axis=1, output_type=tf.int32))
-    classes = tf.tile(names[None, :], [tf.shape(raw)[0], 1])
-    if task == "multilabel":
-        return {"probabilities": raw, "classes": classes, "predicted": raw >= MULTILABEL_THRESHOLD}
-    if task == "scores":
-        return {"scores": raw, "classes": classes, "top_class": top}
-    probabilities = tf.nn.softmax(raw, axis=-1) if task == "logits" else raw
-    logits = {"logits": raw} if task == "logits" else {}
-    return {"probabilities": probabilities, **logits, "classes": classes, "top_class": top,
-            "top_probability": tf.reduce_max(probabilities, axis=1)}
-
-
 def _serving_functions(model, class_names, image_size, channels):
     import tensorflow as tf
 
@@ -169,7 +116,7 @@ def _serving_functions(model, class_names, image_size, channels):
         return tf.cast(resize_pixels(images, (height, width)), tf.float32)
 
     def outputs(images):
-        return _served(task, call(to_model_size(images)), names)
+        return served_outputs(task, call(to_model_size(images)), names)
 
     def decode(data):  # RGB first (GIF, CMYK JPEG), EXIF orientation, then grayscale if asked: data/decode.py
         return to_model_size(to_channels(decode_upright_rgb(data), channels)[None])[0]
@@ -291,12 +238,7 @@ def export_saved_model(
     from tfxfer.export.preflight import preflight
 
     height, width, channels = _trace.check_image_model(model)
-    task = model_task(model)
-    if task == "regression":  # refused as export_all and export_onnx refuse it
-        raise ModelError(f"`model` {model.name!r} is a regression model (a linear output "
-                         f"{tuple(model.outputs[0].shape)}): the SavedModel serves classifiers (probabilities, "
-                         "classes, top_class), so nothing was written. Serve it with tf.saved_model.save or "
-                         "keras.export.ExportArchive and name its output yourself")
+    task = check_servable(model, model_task(model))  # regression refused, as export_all refuses it
     check_safe_name("name", name)
     check_folder("base_dir", base_dir, inside=name)
     if image_size is not None and tuple(image_size) != (height, width):

@@ -2,8 +2,12 @@
 
 ``<base_dir>/<name>/<version>/`` with ``serving_default`` on raw strings (``text``: string
 ``[batch]``; the tokenizer is inside) and ``serving_tokens`` on the token tensors, plus warm-up
-requests and ``models.config`` (`tfxfer.export.serving`). Given ``eval_data``, the written
-SavedModel is loaded back and gated against Keras.
+requests and ``models.config`` (`tfxfer.export.serving`). Both serve what the head means, as the image
+SavedModel does (`tfxfer.export.served_outputs.OUTPUTS`): a softmax model ``probabilities``, ``classes``,
+``top_class``, ``top_probability``; a linear head real softmax ``probabilities`` plus its ``logits``; a
+sigmoid model the ``predicted`` label set; another output layer its ``scores``. A regression model (one
+linear output) is refused with `ModelError`. Given ``eval_data``, the written SavedModel is loaded back
+and the served output that is the model's own (`model_output`) is gated against Keras.
 
 Example:
     >>> import tempfile
@@ -26,14 +30,25 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ModelError
 from tfxfer.export.gate import Thresholds
+from tfxfer.export.metadata import model_task
 from tfxfer.export.savedmodel import check_folder
+from tfxfer.export.served_outputs import OUTPUTS, check_servable, model_output, served_outputs
 from tfxfer.export.text_gate import gate_text_runs, split_text_data
 from tfxfer.text.graph import text_parts, token_model
 from tfxfer.utils.atomic import atomic_path
 from tfxfer.utils.validate import check_safe_name
 
 
-def _serving_functions(model, class_names):
+def _text_task(model) -> str:
+    """`tfxfer.export.metadata.model_task` of a text model, where only a single linear output marks a
+    regression: a linear layer named ``head`` marks one in `tfxfer.models.build_model`'s image models,
+    but `tfxfer.text` builds no regression head, so a text model's linear ``head`` over several classes
+    is a linear classifier ("logits")."""
+    task = model_task(model)
+    return "logits" if task == "regression" and int(model.outputs[0].shape[-1]) > 1 else task
+
+
+def _serving_functions(model, class_names, task):
     import tensorflow as tf
 
     parts = text_parts(model)
@@ -41,10 +56,8 @@ def _serving_functions(model, class_names):
     keys = [t.name for t in tokens.inputs]
     names = tf.constant(class_names)
 
-    def outputs(probabilities):
-        top = tf.argmax(probabilities, axis=1, output_type=tf.int32)
-        return {"probabilities": probabilities, "classes": tf.tile(names[None, :], [tf.shape(probabilities)[0], 1]),
-                "top_class": tf.gather(names, top), "top_probability": tf.reduce_max(probabilities, axis=1)}
+    def outputs(raw):
+        return served_outputs(task, raw, names)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def from_text(text):
@@ -65,7 +78,8 @@ def export_text_saved_model(model, base_dir, *, name: str, version: int | None =
     """Write a TF Serving SavedModel whose ``serving_default`` takes raw strings.
 
     Args:
-        model: a tfxfer text classifier (sequence outputs ``[batch, classes]``).
+        model: a tfxfer text classifier (sequence outputs ``[batch, classes]``: softmax, sigmoid, logits
+            or other class scores; what each serves is `tfxfer.export.served_outputs.OUTPUTS`).
         base_dir: model repository; the model goes to ``<base_dir>/<name>/<version>/``.
         name: served model name.
         version: default one more than the highest present.
@@ -78,6 +92,9 @@ def export_text_saved_model(model, base_dir, *, name: str, version: int | None =
 
     Returns:
         ``(SavedModelExport, GateReport or None)``.
+
+    Raises:
+        ModelError: a token classifier, or a regression model (one linear output, not class scores).
     """
     import keras
     import tensorflow as tf
@@ -89,6 +106,7 @@ def export_text_saved_model(model, base_dir, *, name: str, version: int | None =
     if parts.pool.mode == "tokens":
         raise ModelError("export_text_saved_model serves sequence classifiers; export a token classifier "
                          "with export_text_tflite (word alignment runs on the client)")
+    task = check_servable(model, _text_task(model))  # regression refused, as the image SavedModel refuses it
     num = int(model.outputs[0].shape[-1])
     names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(num)]
     if len(names) != num:
@@ -104,7 +122,7 @@ def export_text_saved_model(model, base_dir, *, name: str, version: int | None =
     path = os.path.join(model_dir, str(version))
     if os.path.exists(path) and not overwrite:
         raise ArgumentError("version", version, f"already exists at {path!r}", hint="Pass overwrite=True")
-    functions = _serving_functions(model, names)
+    functions = _serving_functions(model, names, task)
     texts, labels = split_text_data(eval_data) if eval_data is not None else (None, None)
     report = None
     with atomic_path(path, directory=True) as tmp:
@@ -121,9 +139,10 @@ def export_text_saved_model(model, base_dir, *, name: str, version: int | None =
         if texts is not None:
             loaded = tf.saved_model.load(tmp)
             signature = loaded.signatures["serving_default"]
+            own = model_output(signature.structured_outputs)  # what the Keras reference holds: like with like
 
             def run(_inputs):
-                return signature(text=tf.constant(list(texts)))["probabilities"].numpy()
+                return signature(text=tf.constant(list(texts)))[own].numpy()
 
             limits = {"saved_model": Thresholds(min_top1_agreement=1.0, max_abs_error=1e-4)}
             limits.update(thresholds or {})
@@ -132,7 +151,8 @@ def export_text_saved_model(model, base_dir, *, name: str, version: int | None =
     config_path = serving.write_models_config(base_dir, serving_base_path=serving_base_path)
     signatures = {"serving_default": "text: string [batch] of raw texts",
                   "serving_tokens": f"{', '.join(parts.keys)}: int32 [batch, {parts.sequence_length}]"}
-    result = SavedModelExport(path=path, name=name, version=version, signatures=signatures,
-                              warmup_path=os.path.join(path, serving.WARMUP_DIR, serving.WARMUP_FILE) if warmup else None,
-                              models_config_path=config_path, verified=texts is not None)
+    warmup_path = os.path.join(path, serving.WARMUP_DIR, serving.WARMUP_FILE) if warmup else None
+    result = SavedModelExport(path=path, name=name, version=version, signatures=signatures, warmup_path=warmup_path,
+                              models_config_path=config_path, verified=texts is not None,
+                              outputs=dict(OUTPUTS[task]))
     return result, report

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable, Sequence
 
 import keras
@@ -144,8 +145,10 @@ def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int
             "is required when a label-mixing augmentation (MixUp, CutMix) meets class-id labels",
         )
     shuffle = attached_shuffle(dataset)
-    if shuffle is not None:
-        shuffle.add_epoch_hook(lambda epoch: reseed(layers, shuffle.seed if seed is None else seed, epoch))
+    if shuffle is not None:  # weak: a dropped augmented dataset's layers are not kept alive by the shuffle
+        refs, base = [weakref.ref(layer) for layer in layers if isinstance(layer, keras.layers.Layer)], seed
+        base = shuffle.seed if base is None else base
+        shuffle.add_epoch_hook(lambda epoch: reseed([r() for r in refs if r() is not None], base, epoch))
     ds = dataset.map(lambda x, y: augment_batch(x, y, layers, num_classes=num_classes),
                      num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
     return carry_shuffle(dataset, ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds)

@@ -137,8 +137,9 @@ def finish_pipeline(ds, *, n, batch_size, training, seed=None, cache=None, shuff
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE,
                   deterministic=True)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
-    if training and augment not in (None, "none"):
-        ds = augment_dataset(ds, augment, seed=seed, num_classes=num_classes, prefetch=False)
+    if training and augment not in (None, "none"):  # attached first: the augmentation is reseeded by epoch
+        ds = augment_dataset(attach_shuffle(ds, shuffler) if shuffler is not None else ds, augment, seed=seed,
+                             num_classes=num_classes, prefetch=False)
     ds = with_distribute_options(ds.prefetch(AUTOTUNE))
     return attach_shuffle(ds, shuffler) if training and shuffle else ds
 

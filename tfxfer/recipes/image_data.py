@@ -141,9 +141,9 @@ def load_image_data(cfg, source, *, image_size) -> ImageSplits:
     if data.val is None and data.test is None:
         raise DataError(f"{source.value} gives no held-out images: set data.validation_split or "
                         "data.test_split > 0 (or provide val/ or test/ folders); the export gate needs them")
-    return ImageSplits(train=_augmented(cfg, data.train, data.num_classes), train_plain=data.train, val=data.val, test=data.test,
-                       class_names=list(data.class_names), summary=data.summary, image_size=tuple(image_size),
-                       channels=channels, files=data.files)
+    return ImageSplits(train=_augmented(cfg, data.train, data.num_classes), train_plain=data.train, val=data.val,
+                       test=data.test, class_names=list(data.class_names), summary=data.summary,
+                       image_size=tuple(image_size), channels=channels, files=data.files)
 
 
 def take_images(dataset, limit: int | None = None):

@@ -305,13 +305,29 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         return state
 
     def _restore_stateful(self, saved: list, path: str) -> None:
-        """Hand each stateful callback its saved state (before the optimizer: it may rebuild it)."""
-        saved_classes = [entry["class"] for entry in saved]
-        classes = [type(item).__name__ for item in self.stateful]
-        if saved_classes != classes:
-            raise ModelError(f"{path} holds the state of stateful callbacks {saved_classes}; this "
-                             f"ResumableCheckpoint has {classes}: pass the same `stateful` list as the run it resumes")
-        for item, entry in zip(self.stateful, saved):
+        """Hand each stateful callback its saved state (before the optimizer: it may rebuild it),
+        matched by class in order. A callback the run that wrote ``path`` did not have (a learning-rate
+        log added on resume) starts afresh, with a warning; a saved state no callback here takes is a
+        `ModelError` (resuming without it would not be the same run)."""
+        remaining, pairs, fresh = list(saved), [], []
+        for item in self.stateful:
+            k = next((i for i, entry in enumerate(remaining) if entry["class"] == type(item).__name__), None)
+            if k is None:
+                fresh.append(type(item).__name__)
+            else:
+                pairs.append((item, remaining.pop(k)))
+        if remaining:
+            raise ModelError(f"{path} holds the state of stateful callbacks {[e['class'] for e in saved]}; this "
+                             f"run has {[type(i).__name__ for i in self.stateful]}, none for "
+                             f"{[e['class'] for e in remaining]}: pass the callbacks (fine_tune's `callbacks`, "
+                             "ResumableCheckpoint's `stateful`) of the run it resumes, or use a fresh checkpoint "
+                             "folder")
+        if fresh:
+            import warnings
+
+            warnings.warn(f"{path} holds no state for {fresh} (the run that wrote it did not have them): they "
+                          "start afresh", UserWarning, stacklevel=2)
+        for item, entry in pairs:
             if isinstance(item, keras.callbacks.Callback) and item.model is None:
                 item.set_model(self.model)
                 item.set_params(self.params)

@@ -51,7 +51,7 @@ from tfxfer.augment import augment_dataset
 from tfxfer.backbones.groups import layer_groups
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.reliability.inputs import data_errors
-from tfxfer.reliability.shuffle import EpochShuffle, attached_shuffle
+from tfxfer.reliability.shuffle import EpochShuffle, attach_shuffle, attached_shuffle
 from tfxfer.train.data import balanced_class_weight, num_examples, training_datasets, with_channels
 from tfxfer.train.plan import HEAD_PATIENCE, auto_plan
 from tfxfer.train.averaging import WeightAveraging
@@ -232,34 +232,38 @@ def fine_tune(
     # arrays: shuffled here; a tfxfer tf.data pipeline: its own shuffle, driven by epoch (resumable)
     epoch_shuffle = (attached_shuffle(train) if isinstance(train, tf.data.Dataset) else None) or EpochShuffle(int(seed))
     train_ds, val_ds = training_datasets(model, train, val, batch_size=batch_size, epoch_shuffle=epoch_shuffle)
-    tuned_ds = _augmented(train_ds, augment, model=model, text=text, seed=int(seed))
+    # the step's augmentation reseeded by epoch through the shuffle that fit drives (resumable draws)
+    tuned_ds = _augmented(attach_shuffle(train_ds, epoch_shuffle), augment, model=model, text=text, seed=int(seed))
     common = dict(val_ds=val_ds, loss=loss, metrics=metrics, class_weight=class_weight, bn_policy=bn_policy,
                   verbose=verbose, strategy=strategy, epoch_shuffle=epoch_shuffle, stop_on_divergence=stop_on_divergence,
                   monitor=monitor, restore_best=restore_best, callbacks=callbacks, label_smoothing=label_smoothing)
     result = FineTuneResult(history={}, stages=[], head_epochs=head_epochs)
-    with data_errors():
-        if head_epochs:  # 1. the head on cached features
-            t0 = time.perf_counter()
-            result = head_step(model, train_ds, epochs=head_epochs, learning_rate=base_lr, batch_size=batch_size,
-                               cached=cached, seed=int(seed), checkpoint_dir=_phase(checkpoint_dir, "head"),
-                               patience=HEAD_PATIENCE if chosen["head_epochs"] is None else None, **common)
-            for step in result.steps:
-                step["wall_s"] = time.perf_counter() - t0
-        if epochs:  # 2. top-down unfreezing, kept only if it beats the head-only model
-            t0 = time.perf_counter()
-            tuned = unfreeze_step(model, tuned_ds, epochs=epochs, learning_rate=base_lr * unfreeze_lr_factor,
-                                  stages=settings["stages"], start_epoch=head_epochs,
-                                  warmup_epochs=warmup_epochs or 0, warmup_share=settings["warmup_share"],
-                                  lr_decay=settings["lr_decay"], layer_decay=layer_decay,
-                                  optimizer=settings["optimizer"], weight_decay=settings["weight_decay"],
-                                  checkpoint_dir=_phase(checkpoint_dir, "unfreeze"), l2sp=l2sp,
-                                  keep_if_better=keep_if_better, average_weights=averager,
-                                  **common)
-            notes += _absorb_unfreezing(result, tuned, wall_s=time.perf_counter() - t0, monitor=monitor)
-        if test is not None:
-            result.test = evaluate(model, test, batch_size=batch_size, loss=loss, metrics=metrics)
-            if tta:
-                result.tta = evaluate_tta(model, test, views=None if tta is True else tta, batch_size=batch_size)
+    try:
+        with data_errors():
+            if head_epochs:  # 1. the head on cached features
+                t0 = time.perf_counter()
+                result = head_step(model, train_ds, epochs=head_epochs, learning_rate=base_lr, batch_size=batch_size,
+                                   cached=cached, seed=int(seed), checkpoint_dir=_phase(checkpoint_dir, "head"),
+                                   patience=HEAD_PATIENCE if chosen["head_epochs"] is None else None, **common)
+                for step in result.steps:
+                    step["wall_s"] = time.perf_counter() - t0
+            if epochs:  # 2. top-down unfreezing, kept only if it beats the head-only model
+                t0 = time.perf_counter()
+                tuned = unfreeze_step(model, tuned_ds, epochs=epochs, learning_rate=base_lr * unfreeze_lr_factor,
+                                      stages=settings["stages"], start_epoch=head_epochs,
+                                      warmup_epochs=warmup_epochs or 0, warmup_share=settings["warmup_share"],
+                                      lr_decay=settings["lr_decay"], layer_decay=layer_decay,
+                                      optimizer=settings["optimizer"], weight_decay=settings["weight_decay"],
+                                      checkpoint_dir=_phase(checkpoint_dir, "unfreeze"), l2sp=l2sp,
+                                      keep_if_better=keep_if_better, average_weights=averager,
+                                      **common)
+                notes += _absorb_unfreezing(result, tuned, wall_s=time.perf_counter() - t0, monitor=monitor)
+            if test is not None:
+                result.test = evaluate(model, test, batch_size=batch_size, loss=loss, metrics=metrics)
+                if tta:
+                    result.tta = evaluate_tta(model, test, views=None if tta is True else tta, batch_size=batch_size)
+    finally:  # an interrupted fit (Ctrl-C, a callback's error) never leaves a pipeline on one order
+        epoch_shuffle.release()
     settings.pop("weight_decay")
     settings.update(class_weight=class_weight,
                     augment=augment if isinstance(augment, str) or augment is None else repr(augment))

@@ -222,13 +222,13 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
         trained = split_at_pool(model)[1] if cached else model
         ckpt.set_model(trained)
         ckpt.restore(state, weights_only=True)
-        saved = state.meta.get("stateful", [])
-        owners = [*([keeper] if keeper is not None else []), *carried]
-        if [entry["class"] for entry in saved] == [type(item).__name__ for item in owners]:
-            for item, entry in zip(owners, saved):  # the best epoch, the caller's learning-rate log
-                item.restore_state(entry["state"])
-            if keeper is not None:
-                keeper.apply(trained)
+        remaining = list(state.meta.get("stateful", []))  # matched by class in order, as a resume does
+        for item in [*([keeper] if keeper is not None else []), *carried]:  # the best epoch, a learning-rate log
+            k = next((i for i, e in enumerate(remaining) if e["class"] == type(item).__name__), None)
+            if k is not None:  # a callback added since starts afresh
+                item.restore_state(remaining.pop(k)["state"])
+                if item is keeper:
+                    keeper.apply(trained)
         result.steps = [_step_record(result.history, keeper, monitor, start=0)]
         return result
     guard = _stopper(checkpoint_dir) if stop_on_divergence else []

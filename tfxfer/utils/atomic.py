@@ -51,6 +51,28 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def _exchange(a: str, b: str) -> bool:
+    """Swap the paths ``a`` and ``b`` in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False
+    where the system or the file system cannot (the caller then replaces in two renames)."""
+    global _RENAMEAT2
+    if _RENAMEAT2 is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            _RENAMEAT2 = getattr(libc, "renameat2", False)
+        except OSError:
+            _RENAMEAT2 = False
+    if not _RENAMEAT2:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return _RENAMEAT2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+_RENAMEAT2 = None  # the libc function, once looked up (False: not available)
+
+
 def _tmp_prefix(base: str) -> str:
     """``.<base>.tmp-``, ``base`` cut (rarely) so that the temporary's whole name fits `_NAME_MAX`."""
     while len(os.fsencode(base)) > _NAME_MAX - _TAIL_MAX:
@@ -118,13 +140,16 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         if not os.path.exists(tmp):
             raise FileNotFoundError(f"Nothing was written to the temporary path {tmp!r} for {path!r}")
         if directory:
-            backup = None
-            if os.path.exists(path):
-                backup = path + ".old-" + os.path.basename(tmp_dir)
-                os.replace(path, backup)
-            os.replace(tmp, path)
-            if backup:
-                shutil.rmtree(backup, ignore_errors=True)
+            if os.path.exists(path) and _exchange(tmp, path):  # one atomic swap: readers never miss `path`
+                shutil.rmtree(tmp, ignore_errors=True)  # the previous artefact, now at tmp
+            else:
+                backup = None
+                if os.path.exists(path):  # no atomic exchange here: a brief moment without `path`
+                    backup = path + ".old-" + os.path.basename(tmp_dir)
+                    os.replace(path, backup)
+                os.replace(tmp, path)
+                if backup:
+                    shutil.rmtree(backup, ignore_errors=True)
         else:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())

@@ -43,7 +43,7 @@ FLOORS = {
     "backbones": 1, "preprocess": 1, "metrics": 1,
     "errors": 0, "utils": 0,
     "_registration": 0,  # the root face's Keras-class registration: standard library only (names by string)
-    # Rooms not on ARCHITECTURE.md yet, placed provisionally: to be placed when each room lands.
+    # Rooms added later; ARCHITECTURE.md places them too (adapt/ and fairness/ on floor 5, causal_lm/ on 3).
     "adapt": 5,  # two-sample shift tests on features, beside transfer/
     "causal_lm": 3,  # a model family, beside text/
     "fairness": 5,  # per-group audit of a trained model, beside transfer/ and below report/

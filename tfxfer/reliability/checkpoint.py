@@ -48,7 +48,7 @@ import keras
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, CheckpointError, ModelError
-from tfxfer.reliability.stateful import Stateful
+from tfxfer.reliability.stateful import Stateful, match_states
 from tfxfer.reliability.training_state import (  # noqa: F401  (TrainingState, latest_state, resume: re-exported)
     FORMAT,
     LATEST,
@@ -309,13 +309,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         matched by class in order. A callback the run that wrote ``path`` did not have (a learning-rate
         log added on resume) starts afresh, with a warning; a saved state no callback here takes is a
         `ModelError` (resuming without it would not be the same run)."""
-        remaining, pairs, fresh = list(saved), [], []
-        for item in self.stateful:
-            k = next((i for i, entry in enumerate(remaining) if entry["class"] == type(item).__name__), None)
-            if k is None:
-                fresh.append(type(item).__name__)
-            else:
-                pairs.append((item, remaining.pop(k)))
+        pairs, fresh, remaining = match_states(self.stateful, saved)
+        fresh = [type(item).__name__ for item in fresh]
         if remaining:
             raise ModelError(f"{path} holds the state of stateful callbacks {[e['class'] for e in saved]}; this "
                              f"run has {[type(i).__name__ for i in self.stateful]}, none for "

@@ -55,6 +55,20 @@ def split_stateful(callbacks) -> tuple[list, list]:
     return ([c for c in callbacks if isinstance(c, Stateful)], [c for c in callbacks if not isinstance(c, Stateful)])
 
 
+def match_states(items, saved: list) -> tuple[list, list, list]:
+    """Pair each `Stateful` in ``items`` with its entry of a checkpoint's ``saved`` list (``{"class",
+    "state"}``), by class in order: ``(pairs, fresh, left)`` — ``(item, entry)`` pairs, the items the
+    checkpoint holds no state for, and the saved entries no item took."""
+    left, pairs, fresh = list(saved), [], []
+    for item in items:
+        k = next((i for i, entry in enumerate(left) if entry["class"] == type(item).__name__), None)
+        if k is None:
+            fresh.append(item)
+        else:
+            pairs.append((item, left.pop(k)))
+    return pairs, fresh, left
+
+
 def write_state_arrays(directory, prefix: str, number: int, arrays: dict, *, keep: int = 3) -> dict:
     """Arrays a `Stateful` state refers to: written atomically to ``directory/<prefix>-<number>.npz``
     (the newest ``keep`` such files kept, so the checkpoints still kept can name theirs); returns the

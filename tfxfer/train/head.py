@@ -196,7 +196,7 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
     """
     from tfxfer.freezing import freeze_backbone
     from tfxfer.reliability.checkpoint import ResumableCheckpoint
-    from tfxfer.reliability.stateful import split_stateful
+    from tfxfer.reliability.stateful import match_states, split_stateful
 
     summary = freeze_backbone(model, bn_policy=bn_policy)
     keeper = None
@@ -222,13 +222,11 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
         trained = split_at_pool(model)[1] if cached else model
         ckpt.set_model(trained)
         ckpt.restore(state, weights_only=True)
-        remaining = list(state.meta.get("stateful", []))  # matched by class in order, as a resume does
-        for item in [*([keeper] if keeper is not None else []), *carried]:  # the best epoch, a learning-rate log
-            k = next((i for i, e in enumerate(remaining) if e["class"] == type(item).__name__), None)
-            if k is not None:  # a callback added since starts afresh
-                item.restore_state(remaining.pop(k)["state"])
-                if item is keeper:
-                    keeper.apply(trained)
+        owners = [*([keeper] if keeper is not None else []), *carried]  # the best epoch, a learning-rate log
+        for item, entry in match_states(owners, state.meta.get("stateful", []))[0]:  # added since: afresh
+            item.restore_state(entry["state"])
+            if item is keeper:
+                keeper.apply(trained)
         result.steps = [_step_record(result.history, keeper, monitor, start=0)]
         return result
     guard = _stopper(checkpoint_dir) if stop_on_divergence else []

@@ -116,3 +116,27 @@ def test_benchmark_gates_a_logits_savedmodel_on_its_logits(served, tmp_path, mon
                              eval_data=(IMAGES.astype(np.float32), logits.argmax(1)), limits=floors(["saved_model"]))
     assert [row["format"] for row in rows] == ["saved_model"]
     assert rows[0]["floor"] == "pass" and rows[0]["max_abs_error"] < 1e-4, json.dumps(rows[0]["failures"])
+
+
+def test_a_logits_savedmodel_serves_the_same_outputs_in_a_fresh_process(served, tmp_path):
+    """What TF Serving loads: a new Python process (no tfxfer imported) reads the SavedModel and gets the
+    softmax probabilities and logits the export checked."""
+    import os
+    import subprocess
+    import sys
+
+    _, result, logits = served("logits")
+    np.save(tmp_path / "images.npy", IMAGES)
+    code = ("import json, sys, numpy as np, tensorflow as tf\n"
+            "sig = tf.saved_model.load(sys.argv[1]).signatures['serving_image']\n"
+            "out = sig(image=tf.constant(np.load(sys.argv[2])))\n"
+            "print('RESULT' + json.dumps({k: v.numpy().tolist() for k, v in out.items() if v.dtype != tf.string}))\n")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-c", code, result.path, str(tmp_path / "images.npy")], capture_output=True,
+                          text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert sorted(out) == ["logits", "probabilities", "top_probability"]
+    np.testing.assert_allclose(out["logits"], logits, rtol=1e-5, atol=1e-5)
+    shifted = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(out["probabilities"], shifted / shifted.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)

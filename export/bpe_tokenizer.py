@@ -43,7 +43,11 @@ longest first), then GPT-2's pattern ``'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N
 ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+`` (``\\s``: Unicode White_Space) with its look-ahead written
 out; ``"smollm"`` first isolates every number character (``\\p{N}``), as SmolLM2's ``Digits``
 pre-tokenizer does. `BytePairTokenizer.from_causal_lm` reads the tokenizer JSON that
-``tfxfer.causal_lm.BPETokenizer.save`` writes; ``decode`` turns ids back into text.
+``tfxfer.causal_lm.BPETokenizer.save`` writes; ``decode`` turns ids back into text. With these two,
+``encode`` refuses (``ValueError`` naming the text, the character and its index) what
+``BPETokenizer.encode`` refuses: a character whose UTF-8 bytes the vocabulary has no token for
+(SmolLM2 lacks a few, such as ``"\\x14"``; there is no id -1), and in every mode a lone surrogate
+(``"\\udcff"``, what Python makes of a command-line argument that is not UTF-8).
 
 Command line (prints JSON):
 
@@ -363,8 +367,46 @@ class BytePairTokenizer:
                                      isolate_numbers=self.pre_tokenizer == "smollm")
         return [piece for word in words for piece in self.bpe(word)]
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` (no start/end tokens) as keras-hub returns them (-1: not in vocabulary)."""
+    def check_text(self, text: str, name: str = "text") -> str:
+        """``text`` if `encode` can tokenize it, else a ``ValueError`` naming ``name``: a lone surrogate
+        (not UTF-8) in every mode and, with a causal LM's pre-tokenizer, a character whose UTF-8 bytes
+        the vocabulary has no token for (as ``tfxfer.causal_lm.BPETokenizer`` refuses it).
+
+        Example:
+            >>> tok = BytePairTokenizer({"a": 0, "b": 1}, [], start_token=None, end_token=None,
+            ...                         pad_token=None, pre_tokenizer="gpt-2")
+            >>> tok.check_text("ab")
+            'ab'
+            >>> tok.check_text("a\\x14b", "prompts[0]")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ValueError: `prompts[0]` holds '\\x14' at index 1, whose UTF-8 bytes this vocabulary has no token ...
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"`{name}` must be a str. Received: {name}={text!r} (of type {type(text).__name__})")
+        shown = text if len(text) <= 200 else text[:200] + "..."
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"`{name}` must be valid Unicode text (UTF-8); it holds a lone surrogate "
+                             f"{text[exc.start]!r} at index {exc.start} (a command-line argument that is not "
+                             f"UTF-8 reads so). Received: {name}={shown!r}") from None
+        if self.pre_tokenizer != "keras-hub":
+            absent = self._absent_bytes()
+            for i, char in enumerate(text):
+                if absent and any(b in absent for b in char.encode("utf-8")):
+                    raise ValueError(f"`{name}` holds {char!r} at index {i}, whose UTF-8 bytes this vocabulary "
+                                     f"has no token for. Received: {name}={shown!r}")
+        return text
+
+    def _absent_bytes(self) -> frozenset:
+        if not hasattr(self, "_absent"):
+            self._absent = frozenset(b for b, c in self.byte_encoder.items() if c not in self.vocabulary)
+        return self._absent
+
+    def encode(self, text: str, *, name: str = "text") -> list[int]:
+        """Token ids of ``text`` (no start/end tokens) as keras-hub returns them (-1: not in vocabulary,
+        keras-hub mode only); a text `check_text` refuses is a ``ValueError`` naming ``name``."""
+        self.check_text(text, name)
         return [self.vocabulary.get(piece, -1) for piece in self.tokenize(text)]
 
     def decode(self, ids) -> str:

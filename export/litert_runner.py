@@ -34,10 +34,16 @@ traceback.
 Text models (``tfxfer.text.export_text_tflite``; their sidecar says ``"format":
 "tfxfer-text-tflite"``) take token ids, so the arguments after the model are texts, tokenized by
 the dependency-free tokenizer the sidecar's ``tokenizer.type`` names: ``wordpiece_tokenizer.py``
-(BERT family) or ``bpe_tokenizer.py`` (RoBERTa); copy that file and its vocabulary files
-(``vocab.txt``, or ``vocab.json`` + ``merges.txt``) beside the model and this runner:
+(BERT family) or ``bpe_tokenizer.py`` (RoBERTa); copy that file and the model's own tokenizer files
+(``<stem>.vocab.txt``, or ``<stem>.vocab.json`` + ``<stem>.merges.txt``: the names the sidecar's
+``tokenizer`` section gives) beside the model and this runner:
 
     python3 litert_runner.py sentiment.tflite "A fine film." "Dull." --top-k 2
+
+The sidecar records each tokenizer file's sha256 (``tokenizer.sha256``); a tokenizer file that is
+missing or belongs to another model (another vocabulary would give wrong token ids, silently) is a
+fatal error before anything runs, like a sidecar that belongs to another model file. Sidecars written
+before tfxfer recorded these hashes are used as before, unchecked.
 
 Models whose tokenizer is not reproduced there (SentencePiece: DeBERTa-v3, ALBERT) have
 ``"tokenizer": null`` and need their own tokenizer; the runner says so and stops.
@@ -178,6 +184,40 @@ def check_sidecar(model_path: str, sidecar: dict, *, allow_failed: bool = False)
         reasons = "; ".join(str(r) for r in gate.get("failures") or []) or "see the export report"
         sys.exit(f"{model_path} failed its verification gate ({reasons}); it may not behave like the model "
                  "it was exported from. Pass --allow-failed to run it anyway")
+
+
+def check_tokenizer_files(model_path: str, sidecar: dict) -> None:
+    """Refuse tokenizer files that are missing or not the ones exported with the model: the sidecar's
+    ``tokenizer.sha256`` (``{"vocabulary": hex, "merges": hex}``) against the files its ``tokenizer``
+    section names (paths relative to the sidecar). A sidecar without these hashes (written by an older
+    tfxfer) is not checked."""
+    import hashlib
+
+    config = sidecar.get("tokenizer")
+    if not isinstance(config, dict) or config.get("sha256") is None:
+        return
+    where = sidecar_path(model_path)
+    digests = config["sha256"]
+    if not isinstance(digests, dict):
+        sys.exit(f"{where} is not a valid sidecar: its tokenizer.sha256 is not an object "
+                 f"(got {type(digests).__name__})")
+    folder = os.path.dirname(os.path.abspath(where))
+    for key, expected in digests.items():
+        name = config.get(key)
+        if not isinstance(name, str) or not isinstance(expected, str):
+            sys.exit(f"{where} is not a valid sidecar: its tokenizer.sha256 names {key!r}, but tokenizer.{key} "
+                     f"is {name!r} and its sha256 {expected!r} (expected a file name and a hex digest)")
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as f:
+                actual = hashlib.sha256(f.read()).hexdigest()
+        except OSError as exc:
+            sys.exit(f"Tokenizer file {path} ({key}) cannot be read ({type(exc).__name__}: {exc}): copy the "
+                     f"{key} file exported with this model beside its sidecar")
+        if actual != expected:
+            sys.exit(f"Tokenizer file {path} ({key}) belongs to another model (sha256 {actual[:12]}..., the "
+                     f"sidecar {where} expects {expected[:12]}...): its token ids would be wrong; copy the "
+                     f"{key} file exported with this model")
 
 
 def load_labels(model_path: str, labels_path: str | None, num_classes: int) -> list[str]:
@@ -379,6 +419,7 @@ class TextClassifier:
                  allow_failed: bool = False):
         self.sidecar = read_sidecar(model_path)
         check_sidecar(model_path, self.sidecar, allow_failed=allow_failed)
+        check_tokenizer_files(model_path, self.sidecar)
         self.tokenizer = load_tokenizer(model_path, self.sidecar)
         self.length = int(self.sidecar["sequence_length"])
         self.interpreter = open_interpreter(model_path, threads)

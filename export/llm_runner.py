@@ -30,8 +30,12 @@ as ``tfxfer generate --json``:
      "results": [{"prompt": "...", "text": "...", "token_ids": [...], "prompt_tokens": 7,
                   "new_tokens": 16, "stopped": "max_new_tokens", "ms_per_token": 61.2}]}
 
-A fatal error (missing file, bad sidecar, bad setting) prints ``"ok": false`` with the ``error``
-object and exits with code 2.
+A fatal error (missing file, bad sidecar, bad setting, a prompt the tokenizer refuses) prints
+``"ok": false`` with the ``error`` object (without ``--json``: one ``error: ...`` line on stderr) and
+exits with code 2; the message names the option (``--seed``) or the prompt (``prompts[1]``). A
+prompt is refused when it is empty, is not UTF-8 (a lone surrogate such as ``"\\udcff"`` is what
+Python makes of such an argument) or holds a character whose UTF-8 bytes the vocabulary has no
+token for (SmolLM2 lacks a few, such as ``"\\x14"``), as ``tfxfer generate`` refuses it.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class Sampler:
             raise ValueError(f"`top_k` must be an int >= 1, with sampler top_k only. Received: {top_k!r}")
         if top_p is not None and (name != "top_p" or not 0 < float(top_p) <= 1):
             raise ValueError(f"`top_p` must be in (0, 1], with sampler top_p only. Received: {top_p!r}")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"`seed` (--seed) must be an int >= 0. Received: seed={seed!r}")
         self.name, self.temperature = name, float(temperature)
         self.top_k = 50 if top_k is None else int(top_k)
         self.top_p = 0.9 if top_p is None else float(top_p)
@@ -197,24 +203,35 @@ class LLMRunner:
         if isinstance(gate, dict) and gate.get("passed") is False and not allow_failed:
             raise ValueError(f"{self.sidecar['model']} failed its verification gate ({'; '.join(gate.get('failures', []))}); "
                              "pass --allow-failed to run it anyway")
+        expected = self.sidecar.get("tokenizer_sha256")  # absent in sidecars written before it was recorded
+        if expected is not None:
+            with open(os.path.join(folder, self.sidecar["tokenizer"]), "rb") as f:
+                found = hashlib.sha256(f.read()).hexdigest()
+            if found != expected:
+                raise ValueError(f"{self.sidecar['tokenizer']} is not the tokenizer {sidecar_path} was saved with "
+                                 f"(sha256 {found[:12]}..., expected {str(expected)[:12]}...)")
         self.tokenizer, self.bos_token_id = _tokenizer(folder, self.sidecar["tokenizer"])
         self.stop_token_ids = {int(i) for i in self.sidecar.get("stop_token_ids", [])}
         self.decoder = Decoder(self.model_path, num_threads=num_threads)
 
-    def encode(self, prompt: str) -> list:
-        ids = self.tokenizer.encode(prompt)
+    def encode(self, prompt: str, *, name: str = "prompt") -> list:
+        """Token ids of ``prompt`` (start token first when the model wants one); a text the tokenizer
+        refuses (see the module doc) is a ``ValueError`` naming ``name``."""
+        ids = self.tokenizer.encode(prompt, name=name)
         return ([self.bos_token_id] if self.bos_token_id is not None else []) + ids
 
-    def generate(self, prompt: str, *, max_new_tokens: int = 32, sampler: Sampler | None = None) -> dict:
-        """Continue ``prompt``; returns text, new ids, counts, why it stopped and ms per new token."""
+    def generate(self, prompt: str, *, max_new_tokens: int = 32, sampler: Sampler | None = None,
+                 name: str = "prompt") -> dict:
+        """Continue ``prompt``; returns text, new ids, counts, why it stopped and ms per new token.
+        A prompt that is empty or that the tokenizer refuses is a ``ValueError`` naming ``name``."""
         if not isinstance(prompt, str) or not prompt:
-            raise ValueError(f"`prompt` must be a non-empty string. Received: {prompt!r}")
+            raise ValueError(f"`{name}` must be a non-empty string. Received: {name}={prompt!r}")
         limit = self.decoder.cache_length - int(max_new_tokens)
         if int(max_new_tokens) < 1 or limit < 1:
             raise ValueError(f"`max_new_tokens` must be in [1, {self.decoder.cache_length - 1}] (the file's cache "
                              f"holds {self.decoder.cache_length}). Received: {max_new_tokens!r}")
         sampler = sampler or Sampler()
-        ids = self.encode(prompt)
+        ids = self.encode(prompt, name=name)
         if len(ids) > limit:
             print(f"warning: the prompt has {len(ids)} tokens; the cache holds {self.decoder.cache_length} and "
                   f"max_new_tokens={max_new_tokens}, so it is cut to its last {limit} tokens", file=sys.stderr)
@@ -258,11 +275,15 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print one tfxfer/1 JSON document")
     args = parser.parse_args(argv)
     try:
+        for flag, value, low in (("--seed", args.seed, 0), ("--threads", args.threads, 1)):
+            if value is not None and value < low:
+                raise ValueError(f"`{flag}` must be an int >= {low}. Received: {flag} {value}")
         sampler = Sampler(args.sampler, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           seed=args.seed)
         runner = LLMRunner(args.sidecar, num_threads=args.threads, allow_failed=args.allow_failed)
-        results = [runner.generate(p, max_new_tokens=args.max_new_tokens, sampler=sampler) for p in args.prompts]
-    except (OSError, ValueError, KeyError) as e:
+        results = [runner.generate(p, max_new_tokens=args.max_new_tokens, sampler=sampler, name=f"prompts[{i}]")
+                   for i, p in enumerate(args.prompts)]
+    except (OSError, ValueError, KeyError, RuntimeError) as e:  # RuntimeError: LiteRT's own errors
         if args.json:
             print(json.dumps(_document(False, e, model=None, threads=args.threads, results=[])))
         else:

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from tfxfer.errors import ArgumentTypeError
-from tfxfer.export.gate import (DEFAULT_THRESHOLDS, DELIVERY_CHAIN, INT8_AGREEMENT_TARGET, GateReport, Thresholds,
-                                agreement_target, choose_delivery, compare_outputs, needs_remedy, superseded_by,
-                                target_examples)
+from tfxfer.export.delivery import DELIVERY_CHAIN, choose_delivery, needs_remedy, superseded_by
+from tfxfer.export.gate import (DEFAULT_THRESHOLDS, INT8_AGREEMENT_TARGET, GateReport, Thresholds, agreement_target,
+                                compare_outputs)
+from tfxfer.export.gate_statistics import target_examples
 
 NAMES = ["ok", "defect"]
 
@@ -110,10 +111,10 @@ def test_the_target_is_not_judged_on_too_few_examples():
     assert _result("int8", flips=1, n=50).meets_agreement_target is True
 
 
-def test_gate_docstring_examples_run():
+@pytest.mark.parametrize("module", ["tfxfer.export.gate", "tfxfer.export.delivery", "tfxfer.export.gate_statistics"])
+def test_gate_docstring_examples_run(module):
     import doctest
+    import importlib
 
-    import tfxfer.export.gate as gate
-
-    result = doctest.testmod(gate, optionflags=doctest.ELLIPSIS, verbose=False)
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted >= 5 and result.failed == 0

@@ -158,7 +158,8 @@ def test_accuracy_drop_is_judged_with_a_paired_interval():
     """The demo's case, 7 of 262 images lost (2.67 points), is too few to decide (interval 0.6 to 4.7;
     about 358 images would); 12 lost is a failure the interval confirms; identical outputs on 524
     images pass outright, on 50 they do not decide."""
-    from tfxfer.export.gate import DEFAULT_THRESHOLDS, compare_outputs, examples_needed, paired_drop_interval
+    from tfxfer.export.gate import DEFAULT_THRESHOLDS, compare_outputs
+    from tfxfer.export.gate_statistics import examples_needed, paired_drop_interval
 
     def run(n, lost, gained=0):
         labels = np.zeros(n, int)

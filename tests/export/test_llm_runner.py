@@ -1,8 +1,10 @@
 """export/llm_runner.py: a tiny random Llama saved by `save_decoder` generates, without TensorFlow, the
 same greedy tokens as `tfxfer.causal_lm.generate`; the exact BPE it uses matches `BPETokenizer`."""
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -129,3 +131,61 @@ def test_int8_file_generates_like_keras(saved, tmp_path):
     expected = generate_ids(lm, [ids], max_new_tokens=8, stop_token_ids=(lm.tokenizer.eos_token_id,))[0]
     got = llm_runner.LLMRunner(paths["sidecar"]).generate(PROMPTS[0], max_new_tokens=8)
     assert got["token_ids"] == [int(i) for i in expected]
+
+
+def test_refuses_prompts_the_tokenizer_cannot_encode(saved, tmp_path, capsys):
+    """A character whose byte has no token (SmolLM2 lacks 0x14, ...) and a command-line prompt that is not UTF-8
+    are typed errors naming ``prompts[i]`` (exit code 2, "ok": false), never an id -1 fed to the model; a bad
+    --seed names --seed."""
+    import shutil
+
+    _, paths = saved
+    folder = tmp_path / "partial"
+    shutil.copytree(os.path.dirname(paths["sidecar"]), folder)
+    sidecar = str(folder / os.path.basename(paths["sidecar"]))
+    tokenizer_file = folder / json.load(open(sidecar))["tokenizer"]
+    config = json.load(open(tokenizer_file))
+    byte_14 = BytePairTokenizer({}, [], start_token=None, end_token=None, pad_token=None).byte_encoder[0x14]
+    config["tokens"][config["tokens"].index(byte_14)] = "<|unused|>"  # the vocabulary has no token for 0x14
+    json.dump(config, open(tokenizer_file, "w"))
+    meta = json.load(open(sidecar))  # as if saved with that vocabulary: its hash in the sidecar
+    meta["tokenizer_sha256"] = hashlib.sha256(tokenizer_file.read_bytes()).hexdigest()
+    json.dump(meta, open(sidecar, "w"))
+
+    tok = BytePairTokenizer.from_causal_lm(str(tokenizer_file))
+    with pytest.raises(ValueError, match=r"`text` holds '\\x14' at index 6, whose UTF-8 bytes"):
+        tok.encode("Total:\x14 42")
+    with pytest.raises(ValueError, match=r"`prompt` must be valid Unicode text.*index 2"):
+        tok.encode("ab\udcff", name="prompt")
+    for argv, match in (([sidecar, "the", "Total:\x14 42"], r"`prompts\[1\]` holds '\\x14' at index 6"),
+                        ([sidecar, "ab\udcff\udcfe"], r"`prompts\[0\]` must be valid Unicode text.*lone surrogate"),
+                        ([sidecar, "the", "--sampler", "random", "--seed", "-1"], r"`--seed` must be an int >= 0"),
+                        ([sidecar, "the", "--threads", "0"], r"`--threads` must be an int >= 1")):
+        assert llm_runner.main(argv + ["--max-new-tokens", "3", "--json"]) == 2
+        doc = json.loads(capsys.readouterr().out)
+        assert not doc["ok"] and doc["exit_code"] == 2 and doc["error"]["type"] == "ValueError", doc
+        assert re.search(match, doc["error"]["message"]), doc["error"]["message"]
+    assert llm_runner.main([sidecar, "the", "--max-new-tokens", "2", "--json"]) == 0  # the rest still runs
+    assert json.loads(capsys.readouterr().out)["ok"]
+
+
+def test_two_decoders_in_one_folder_keep_their_own_tokenizer(saved, tmp_path):
+    """save_decoder wrote one tokenizer.json per folder: a second decoder saved beside the first replaced
+    the first one's tokenizer. Each now has <name>.tokenizer.json, its sha256 in the sidecar."""
+    import shutil
+
+    _, paths = saved
+    assert os.path.basename(paths["tokenizer"]) == "decoder.tokenizer.json"
+    sidecar = json.load(open(paths["sidecar"]))
+    assert sidecar["tokenizer"] == "decoder.tokenizer.json" and len(sidecar["tokenizer_sha256"]) == 64
+    folder = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(paths["sidecar"]), folder)
+    with open(folder / "decoder.tokenizer.json", "a", encoding="utf-8") as f:
+        f.write(" ")  # another tokenizer under this decoder's name
+    with pytest.raises(ValueError, match="is not the tokenizer"):
+        llm_runner.LLMRunner(str(folder / "decoder.json"))
+    old = dict(sidecar, tokenizer="decoder.tokenizer.json")
+    del old["tokenizer_sha256"]  # a sidecar written before the hash was recorded still runs
+    json.dump(old, open(folder / "decoder.json", "w"))
+    shutil.copy(paths["tokenizer"], folder / "decoder.tokenizer.json")
+    assert llm_runner.LLMRunner(str(folder / "decoder.json")).decoder.prefill_tokens == 4

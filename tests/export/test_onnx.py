@@ -185,7 +185,23 @@ def test_multilabel_models_are_gated_per_label_and_regression_refused(tmp_path):
     assert result.gate.passed and result.gate.task == "multilabel"
     side = json.loads((tmp_path / "multi.json").read_text(encoding="utf-8"))
     assert side["output"]["kind"] == "label_probabilities" and side["output"]["task"] == "multilabel"
+    assert result.output_name == side["output"]["name"] == "label_probabilities"  # named for what it holds
     regression = tiny_model(1, backbone=tiny_spec("convs"), size=16, task="regression", seed=0)
     with pytest.raises(ModelError, match="regression"):
         export_onnx(regression, tmp_path / "reg.onnx", eval_data=(x, rng.normal(size=16)))
     assert not (tmp_path / "reg.onnx").exists()
+
+
+def test_a_linear_classifier_output_is_named_logits_not_probabilities(tmp_path):
+    import keras
+
+    from tests.factories import tiny_model, tiny_spec
+    from tfxfer.export import export_onnx
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (16, 16, 16, 3)).astype("float32")
+    base = tiny_model(3, backbone=tiny_spec("convs"), size=16, seed=0)
+    logits = keras.Model(base.inputs, keras.layers.Dense(3, name="scores_out")(base.layers[-2].output))
+    result = export_onnx(logits, tmp_path / "logits.onnx", eval_data=(x, np.arange(16) % 3))
+    side = json.loads((tmp_path / "logits.json").read_text(encoding="utf-8"))
+    assert result.output_name == side["output"]["name"] == "logits" and side["output"]["kind"] == "logits"

@@ -39,16 +39,11 @@ Example:
 """
 
 from tfxfer.export.bench import BenchmarkResult, benchmark_many, benchmark_tflite
-from tfxfer.export.decoder_tflite import (
-    DecoderGateReport,
-    TFLiteDecoder,
-    convert_decoder_tflite,
-    decoder_agreement,
-    decoder_gate,
-    int8_weights,
-    save_decoder,
-)
+from tfxfer.export.decoder_runner import TFLiteDecoder
+from tfxfer.export.decoder_tflite import convert_decoder_tflite, save_decoder
+from tfxfer.export.decoder_verification import DecoderGateReport, decoder_agreement, decoder_gate
 from tfxfer.export.gate import DEFAULT_THRESHOLDS, GateReport, Thresholds, VariantResult
+from tfxfer.export.int8_per_row import int8_weights
 from tfxfer.export.metadata import read_sidecar, sidecar_path
 from tfxfer.export.preflight import PreflightReport, preflight
 from tfxfer.export.savedmodel import SavedModelExport, check_saved_model, export_saved_model

@@ -7,7 +7,8 @@ the limit, and the documented point limit decides then), per-class accuracy (rec
 after. Thresholds are per variant (`DEFAULT_THRESHOLDS`: top-1 agreement >= 99% for
 float32/float16/dynamic, accuracy drop <= 1.0 point for int8) and configurable. Full-integer files are
 also measured against the documented agreement target (`INT8_AGREEMENT_TARGET`, 98 %), which is
-reported and never fails the gate; `choose_delivery` walks `DELIVERY_CHAIN` with both.
+reported and never fails the gate; `tfxfer.export.delivery.choose_delivery` walks its `DELIVERY_CHAIN`
+with both to pick the file that ships.
 `tfxfer.export.verify` runs the files (image or text) and applies this.
 A multi-label (sigmoid) model is judged per label decision at 0.5 under the same limits (``task=
 "multilabel"``); a regression model is refused before any work (`tfxfer.export.metadata.check_gateable`).
@@ -28,6 +29,7 @@ import dataclasses
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
+from tfxfer.export.gate_statistics import examples_needed, paired_drop_interval, target_examples
 from tfxfer.metrics import confusion_matrix, expected_calibration_error, looks_like_probabilities, per_class_accuracy
 from tfxfer.utils.validate import check_float
 
@@ -61,30 +63,9 @@ DEFAULT_THRESHOLDS = {
 
 #: The documented top-1 agreement target of a full-integer file with its Keras model, on all held-out
 #: data. It is reported beside the gate and never fails it (the int8 gate stays the 1.0-point accuracy
-#: drop); below it the export chain (`choose_delivery`) tries the next remedy before delivering.
+#: drop); below it the export chain (`tfxfer.export.delivery.choose_delivery`) tries the next remedy
+#: before delivering.
 INT8_AGREEMENT_TARGET = 0.98
-
-#: The delivery chain of a run that asks for int8: the quantization-aware file, the post-training file,
-#: the selective file (the most harmful tensors in float, `tfxfer.quantize.selective_int8`), then
-#: the float files that passed their gate, smallest first (a text model's ``weight_only`` file, the
-#: dynamic file's int8 weights with float arithmetic, right after ``dynamic``).
-DELIVERY_CHAIN = ("int8_qat", "int8", "int8_selective", "dynamic", "weight_only", "float16", "float32")
-
-#: Remedy files and the file they stand in for: a delivered, passing remedy supersedes that file (it
-#: stays in the table, marked FAIL, but does not fail the run), as a passing integer file supersedes
-#: the other integer files.
-REMEDY_OF = {"weight_only": "dynamic"}
-
-
-def target_examples(target: float) -> int:
-    """Fewest examples on which an agreement ``target`` is judged: ``1 / (1 - target)`` (50 for 98 %). On
-    fewer, a single disagreement already misses it, so the target would ask for 100 % agreement.
-
-    Example:
-        >>> target_examples(INT8_AGREEMENT_TARGET)
-        50
-    """
-    return int(np.ceil(1.0 / max(1.0 - float(target), 1e-9) - 1e-9))
 
 
 def agreement_target(variant: str) -> float | None:
@@ -201,84 +182,6 @@ class GateReport:
         return self.format()
 
 
-def is_integer_variant(variant: str) -> bool:
-    """Whether ``variant`` names a full-integer file (``int8``, ``int8_qat``, ``int8_selective``)."""
-    return variant == "int8" or str(variant).startswith("int8_")
-
-
-def superseded_by(results: dict, delivered: str | None) -> list[str]:
-    """The files of ``results`` that the ``delivered`` file stands in for, when it passed its gate: the
-    other integer files (post-training, QAT, selective) for an integer file; ``REMEDY_OF``'s file for a
-    remedy (``weight_only`` for a failed ``dynamic``). They stay in the table but do not fail the run.
-
-    Example:
-        >>> from types import SimpleNamespace as R
-        >>> superseded_by({"dynamic": R(passed=False), "weight_only": R(passed=True)}, "weight_only")
-        ['dynamic']
-    """
-    if delivered is None or delivered not in results or not results[delivered].passed:
-        return []
-    if is_integer_variant(delivered):
-        return [v for v in results if is_integer_variant(v) and v != delivered]
-    return [v for v in results if v == REMEDY_OF.get(delivered)]
-
-
-def needs_remedy(results: dict, preferred: str) -> bool:
-    """Whether the run asked for a full-integer file (``preferred``) and none of ``results``
-    (``{variant: VariantResult}``) both passed its gate and reached its agreement target: then the next
-    remedy of `DELIVERY_CHAIN` is worth trying."""
-    if not is_integer_variant(preferred):
-        return False
-    return not any(r.passed and r.meets_agreement_target is not False
-                   for v, r in results.items() if is_integer_variant(v))
-
-
-def choose_delivery(results: dict, preferred: str, *, chain=DELIVERY_CHAIN) -> tuple[str | None, str]:
-    """``(variant, reason)``: which gated file ships, and why when it is not simply ``preferred``.
-
-    For an integer ``preferred`` (the recipe's ``deliver: int8``): the first integer file of ``chain``
-    that passed its gate and reached its agreement target; else the passing integer file with the
-    highest agreement (the reason says the target was missed); else the first float file of ``chain``
-    that passed (the reason names the integer files' failures). For another ``preferred``: it, if it
-    passed, else the first passing file of ``chain``. ``(None, reason)`` when nothing passed.
-
-    Example:
-        >>> import numpy as np
-        >>> ref = np.array([[0.9, 0.1]] * 98 + [[0.4, 0.6]] * 2, "float32")
-        >>> labels = ref.argmax(1)
-        >>> int8 = compare_outputs("int8", None, ref, ref[::-1], labels, ["a", "b"], DEFAULT_THRESHOLDS["int8"])
-        >>> f32 = compare_outputs("float32", None, ref, ref, labels, ["a", "b"], DEFAULT_THRESHOLDS["float32"])
-        >>> choose_delivery({"float32": f32, "int8": int8}, "int8")[0]
-        'float32'
-    """
-    if not isinstance(results, dict):
-        raise ArgumentTypeError("results", results, "a dict {variant: VariantResult}")
-    ordered = [v for v in chain if v in results] + [v for v in results if v not in chain]
-    if not is_integer_variant(preferred):
-        if preferred in results and results[preferred].passed:
-            return preferred, ""
-        fallback = next((v for v in ordered if results[v].passed), None)
-        why = "; ".join(results[preferred].failures) if preferred in results else "it was not exported"
-        return fallback, f"{preferred} failed its gate ({why})" + (f"; delivering {fallback}" if fallback else "")
-    integer = [v for v in ordered if is_integer_variant(v)]
-    for v in integer:
-        if results[v].passed and results[v].meets_agreement_target is not False:
-            missed = [u for u in integer[: integer.index(v)]]
-            why = "; ".join(f"{u}: " + ("; ".join(results[u].failures) or
-                                        f"top-1 agreement {results[u].top1_agreement:.4f} < {results[u].agreement_target}")
-                            for u in missed)
-            return v, (f"delivering {v} ({why})" if missed else "")
-    passing = [v for v in integer if results[v].passed]
-    if passing:
-        best = max(passing, key=lambda v: results[v].top1_agreement)
-        return best, (f"no integer file reached the {results[best].agreement_target} agreement target; delivering "
-                      f"{best}, which passed its gate with the highest agreement ({results[best].top1_agreement:.4f})")
-    fallback = next((v for v in ordered if not is_integer_variant(v) and results[v].passed), None)
-    why = "; ".join(f"{v}: " + "; ".join(results[v].failures) for v in integer) or "no integer file was exported"
-    return fallback, (f"no integer file passed its gate ({why})"
-                      + (f"; delivering {fallback}" if fallback else ": nothing delivered"))
-
-
 def check_thresholds(limits: Thresholds, *, name: str = "thresholds") -> Thresholds:
     """``limits`` with every set field a finite number, else `ArgumentError` naming ``name.field``.
 
@@ -325,48 +228,6 @@ def resolve_thresholds(thresholds) -> dict[str, Thresholds]:
 
 def _points(value: float) -> float:
     return round(float(value) * 100.0, 4)
-
-
-Z95 = 1.959964
-
-
-def paired_drop_interval(keras_correct, file_correct, *, z: float = Z95) -> tuple[float, float, float]:
-    """``(drop, low, high)`` in points: the accuracy drop of a file against the Keras model on the same
-    examples, with a paired 95 % interval.
-
-    Only discordant examples carry information: ``b`` (Keras right, file wrong) and ``c`` (the other way).
-    The drop is ``(b - c) / n``; its interval is the Wald interval of a paired difference of proportions
-    with half an example added to each discordant cell (Agresti & Min 2005), so identical outputs on
-    few examples still get an honest width (``n = 50``: about +-3.8 points, ``n = 524``: +-0.4).
-
-    Example:
-        >>> import numpy as np
-        >>> k = np.array([1] * 500 + [0] * 24, bool); f = k.copy(); f[:6] = False; f[-2:] = True
-        >>> [round(v, 2) for v in paired_drop_interval(k, f)]
-        [0.76, -0.36, 1.88]
-    """
-    k, f = np.asarray(keras_correct, bool), np.asarray(file_correct, bool)
-    n = int(k.size)
-    b, c = int(np.sum(k & ~f)), int(np.sum(~k & f))
-    drop = (b - c) / max(n, 1)
-    bs, cs, ns = b + 0.5, c + 0.5, n + 1.0
-    centre = (bs - cs) / ns
-    half = z * float(np.sqrt(max((bs + cs) / ns - centre ** 2, 0.0) / ns))
-    return 100.0 * drop, 100.0 * (centre - half), 100.0 * (centre + half)
-
-
-def examples_needed(keras_correct, file_correct, limit_points: float, *, z: float = Z95) -> int | None:
-    """How many examples (at the observed disagreement rate and drop) would put the whole 95 % interval
-    on one side of ``limit_points``; None when the drop sits on the limit (no size decides it)."""
-    k, f = np.asarray(keras_correct, bool), np.asarray(file_correct, bool)
-    n = max(int(k.size), 1)
-    drop = (np.sum(k & ~f) - np.sum(~k & f)) / n
-    discordant = float(np.sum(k != f)) / n
-    gap = abs(float(limit_points) / 100.0 - drop)
-    if gap < 1e-9:
-        return None
-    # half width z * sqrt(p / n) at disagreement rate p; with no disagreement the smoothed width is z / n
-    return int(np.ceil(max(z * z * max(discordant - drop ** 2, 0.0) / gap ** 2, z / gap)))
 
 
 def _multiclass_decisions(reference, outputs, labels, class_names):

@@ -2,7 +2,8 @@
 
 `export_onnx` writes ``<stem>.onnx`` with Keras 3 ``model.export(format="onnx")`` (tf2onnx), names
 its input ``image`` (raw 0-255 float32 pixels, NHWC, dynamic batch; preprocessing is inside the
-graph, as in the TFLite files) and its output ``probabilities``, embeds the class names in the
+graph, as in the TFLite files) and its output for what it holds (``probabilities`` for a softmax
+head; ``logits``, ``label_probabilities`` or ``scores`` otherwise: `OUTPUT_KINDS`), embeds the class names in the
 file's metadata, runs it in onnxruntime on held-out data and judges it with
 `tfxfer.export.gate.compare_outputs` (the measure every TFLite variant gets), under the float32
 file's limits by default (`ONNX_THRESHOLDS`: top-1 agreement >= 99 %, max abs error <= 1e-4).
@@ -255,14 +256,14 @@ def _convert(model, path: str, image_shape, opset):
                           f"{text[0][:400] if text else ''}") from exc
 
 
-def _finish(path: str, *, class_names, image_shape, model_name: str) -> tuple[int, str, str]:
-    """Name the output ``probabilities``, embed the labels and input description, check the graph;
-    returns ``(opset, input name, output name)``."""
+def _finish(path: str, *, class_names, image_shape, model_name: str, output_name: str) -> tuple[int, str, str]:
+    """Name the output ``output_name`` (what it holds: `OUTPUT_KINDS`), embed the labels and input
+    description, check the graph; returns ``(opset, input name, output name)``."""
     onnx, _ = _require("onnx", "tf2onnx")
     proto = onnx.load(path)
     graph = proto.graph
     old = graph.output[0].name
-    new = _trace.OUTPUT_NAME
+    new = output_name
     if old != new:
         for node in graph.node:
             node.output[:] = [new if name == old else name for name in node.output]
@@ -346,7 +347,7 @@ def export_onnx(model, path, *, eval_data, class_names=None, thresholds=None, op
     with atomic_path(path) as tmp:
         _convert(model, tmp, image_shape, opset)
         used_opset, input_name, output_name = _finish(tmp, class_names=names, image_shape=image_shape,
-                                                      model_name=model.name)
+                                                      model_name=model.name, output_name=OUTPUT_KINDS[model_task(model)])
         if data is not None:
             report = verify_onnx(model, tmp, data, thresholds={VARIANT: limits}, class_names=names,
                                  batch_size=batch_size, raise_on_failure=False)

@@ -4,8 +4,11 @@ Texts are tokenized by the model's own in-graph tokenizer; each exported artefac
 in LiteRT, a SavedModel signature) runs on the same token ids and is measured against the Keras
 model with the image gate's `Thresholds`, `compare_outputs` and `GateReport` (max / mean absolute
 error, top-1 agreement, accuracy and its drop, per-class accuracy, calibration). Token
-classifiers are compared at every non-padding position. `tfxfer.export.verify` calls this for
-text models.
+classifiers are compared per token position, never at [CLS] / [SEP] or padding: with tags
+(`word_tag_labels`: each word's tag on its first word piece, as training and ``tfxfer evaluate``
+align them) at the tagged positions only, so the accuracies are tag accuracies per word; without
+tags at every other position, with Keras's own tags as the reference. `tfxfer.export.verify`
+calls this for text models.
 
 Example:
     >>> from tfxfer.text import build_bert_encoder, build_text_classifier
@@ -24,7 +27,7 @@ import re
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError, ModelError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, GateError, ModelError
 from tfxfer.export.gate import GateReport, Thresholds, compare_outputs, resolve_thresholds
 from tfxfer.text.encoders import as_texts
 from tfxfer.text.graph import text_parts, token_model
@@ -86,33 +89,90 @@ def predict_text_tflite(tflite, inputs: dict, *, batch_size: int = 32, num_threa
     return np.concatenate(results)
 
 
-def _flatten(outputs, mask):
-    """Token outputs ``[n, L, C]`` -> ``[valid positions, C]``; sequence outputs unchanged."""
-    return outputs[mask.astype(bool)] if outputs.ndim == 3 else outputs
+#: The tag id of a token position that carries no tag (special tokens, padding, later word pieces).
+NO_TAG = -1
+
+
+def word_tag_labels(model, words, tags, *, tag_names, scheme: str = "BIO"):
+    """``(texts, labels)`` for gating a token classifier on tagged words: ``texts`` are the words
+    joined by spaces; ``labels`` int ``[n, sequence_length]`` holds each word's tag id on its first
+    word piece (`tfxfer.text.ner.encode_tagged_words`, the alignment training and ``tfxfer
+    evaluate`` use) and `NO_TAG` at [CLS], [SEP], padding, later pieces and words cut off by
+    ``sequence_length``.
+
+    Raises:
+        DataError: the model's in-graph tokenizer splits a joined sentence differently from its words
+            (the tags would sit at the wrong positions); the sentence is named.
+    """
+    from tfxfer.text.ner import encode_tagged_words
+
+    encoded = encode_tagged_words(model, words, tags, tag_names=tag_names, scheme=scheme, alignment="first")
+    texts = as_texts([" ".join(w) for w in words])
+    labels = np.where(encoded.weights > 0, encoded.labels, NO_TAG).astype(np.int64)
+    ids = tokenize_for(model, texts)["token_ids"]
+    tagged = labels != NO_TAG
+    bad = np.flatnonzero(np.any(tagged & (ids != encoded.inputs["token_ids"]), axis=1))
+    if bad.size:
+        raise DataError(f"sentence {int(bad[0])} ({texts[int(bad[0])][:60]!r}) tokenizes differently as a text than "
+                        "word by word; its tags cannot be placed on the model's token positions")
+    return texts, labels
+
+
+def _special_ids(model) -> list[int]:
+    tokenizer = text_parts(model).tokenizer.tokenizer
+    ids = (getattr(tokenizer, a, None) for a in ("start_token_id", "end_token_id", "pad_token_id"))
+    return [int(i) for i in ids if i is not None]
+
+
+def _token_labels(labels, shape) -> np.ndarray:
+    """Per-position tag ids ``[n, length]`` (`NO_TAG` where none) from ids or one-hot rows."""
+    labels = np.asarray(labels)
+    if labels.ndim == 3:  # one-hot per position; an all-zero row carries no tag
+        labels = np.where(labels.sum(-1) > 0, labels.argmax(-1), NO_TAG)
+    if labels.shape != tuple(shape) or not np.issubdtype(labels.dtype, np.integer):
+        raise ArgumentError("eval_data", f"labels of shape {labels.shape} ({labels.dtype})",
+                            f"must be int tag ids per token position {list(shape)} ({NO_TAG} where a position "
+                            "carries no tag; see word_tag_labels)")
+    return labels
 
 
 def gate_text_runs(model, runs: dict, texts, labels, *, thresholds=None, class_names=None,
                    raise_on_failure: bool = False) -> GateReport:
     """``runs``: ``{variant: (path, fn(token inputs) -> outputs)}``; compare each with Keras on ``texts``.
 
-    ``labels`` (class ids, or tag ids per position for token classifiers) give the accuracy
-    columns; without them Keras's own predictions are the reference labels.
+    ``labels`` give the accuracy columns: class ids (or one-hot rows) for a classifier; for a token
+    classifier int tag ids per token position ``[n, sequence_length]``, `NO_TAG` where a position
+    carries none (`word_tag_labels` makes them from tagged words). A token classifier is measured
+    at its tagged positions only (one example per tagged word), without labels at every position
+    but [CLS], [SEP] and padding. Without labels Keras's own predictions are the reference labels,
+    so the accuracy columns then measure agreement with Keras, not accuracy.
     """
     inputs = tokenize_for(model, texts)
     reference = np.asarray(token_model(model).predict(inputs, verbose=0), dtype=np.float32)
-    mask = inputs["padding_mask"]
-    ref = _flatten(reference, mask)
+    if reference.ndim == 3:
+        keep = inputs["padding_mask"].astype(bool) & ~np.isin(inputs["token_ids"], _special_ids(model))
+        if labels is not None:
+            token_labels = _token_labels(labels, inputs["token_ids"].shape)
+            keep &= token_labels != NO_TAG
+            flat_labels = token_labels[keep]
+        if not keep.any():
+            raise DataError(f"No {'tagged ' if labels is not None else ''}token positions to gate on in "
+                            f"{len(texts)} texts")
+        ref = reference[keep]
+    else:
+        keep, ref = None, reference
+        if labels is not None:
+            flat_labels = np.asarray(labels)
+            if flat_labels.ndim == 2:
+                flat_labels = flat_labels.argmax(1)
     if labels is None:
         flat_labels = ref.argmax(1)
-    else:
-        flat_labels = _flatten(np.asarray(labels), mask) if reference.ndim == 3 else np.asarray(labels)
-        if flat_labels.ndim == 2:
-            flat_labels = flat_labels.argmax(1)
     limits = resolve_thresholds(thresholds)
     names = [str(c) for c in class_names] if class_names is not None else [str(c) for c in range(ref.shape[1])]
     results = {}
     for variant, (path, run) in runs.items():
-        outputs = _flatten(np.asarray(run(inputs), dtype=np.float32), mask)
+        outputs = np.asarray(run(inputs), dtype=np.float32)
+        outputs = outputs[keep] if keep is not None else outputs
         results[variant] = compare_outputs(variant, path, ref, outputs, flat_labels, names,
                                            limits.get(variant, Thresholds()))
     report = GateReport(results)

@@ -9,6 +9,17 @@ sigmoid model the ``predicted`` label set; another output layer its ``scores``. 
 linear output) is refused with `ModelError`. Given ``eval_data``, the written SavedModel is loaded back
 and the served output that is the model's own (`model_output`) is gated against Keras.
 
+The tokenizer inside runs tensorflow-text ops (``RegexSplitWithOffsets``, ``FastWordpieceTokenizeWithOffsets``,
+...). TF Serving (2.2 and later) links them, so the stock ``tensorflow/serving`` image serves the SavedModel
+as it is. To load it in Python, ``import tensorflow_text`` first (it registers the ops; keras-hub installs
+it): ``tf.saved_model.load`` in a process that has not imported it fails with ``Op type not registered
+'RegexSplitWithOffsets'``. tfxfer need not be installed:
+
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401 -- registers the tokenizer ops
+    served = tf.saved_model.load("serving/reviews/1")
+    served.signatures["serving_default"](text=tf.constant(["A fine film."]))["probabilities"]
+
 Example:
     >>> import tempfile
     >>> from tfxfer.text import build_bert_encoder, build_text_classifier

@@ -2,11 +2,14 @@
 
 TFLite cannot hold tf-text tokenizer ops, so the file takes token ids (float32, float16 or
 dynamic-range int8) and the tokenizer ships beside it with a sidecar ``<stem>.json`` (inputs,
-classes, tokenizer settings): ``vocab.txt`` for WordPiece (BERT family, MiniLM; read by
-``export/wordpiece_tokenizer.py``) or ``vocab.json`` + ``merges.txt`` for byte-level BPE (RoBERTa;
-``export/bpe_tokenizer.py``). SentencePiece models (DeBERTa-v3, ALBERT) get ``"tokenizer": null``:
-they need their own tokenizer on the device. `tfxfer.export.export_all` converts, gates and
-benchmarks these files exactly as it does image files.
+classes, tokenizer settings): ``<stem>.vocab.txt`` for WordPiece (BERT family, MiniLM; read by
+``export/wordpiece_tokenizer.py``) or ``<stem>.vocab.json`` + ``<stem>.merges.txt`` for byte-level BPE
+(RoBERTa; ``export/bpe_tokenizer.py``). The tokenizer files are named after the model file, like its
+sidecar, so several models share a folder without sharing (and overwriting) a vocabulary; the sidecar's
+``tokenizer`` section names them and records each one's sha256 (``tokenizer.sha256``), which
+``export/litert_runner.py`` checks before it tokenizes anything. SentencePiece models (DeBERTa-v3,
+ALBERT) get ``"tokenizer": null``: they need their own tokenizer on the device.
+`tfxfer.export.export_all` converts, gates and benchmarks these files exactly as it does image files.
 
 Example:
     >>> import os, tempfile
@@ -17,13 +20,14 @@ Example:
     ...                              num_heads=2, sequence_length=8)
     >>> out = export_text_tflite(build_text_classifier(encoder, 2), os.path.join(tempfile.mkdtemp(), "m.tflite"))
     >>> sorted(os.listdir(os.path.dirname(out.path)))
-    ['m.json', 'm.tflite', 'vocab.txt']
+    ['m.json', 'm.tflite', 'm.vocab.txt']
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -31,18 +35,35 @@ import numpy as np
 from tfxfer.errors import ArgumentError, ExportError
 from tfxfer.export.tflite import base_converter
 from tfxfer.text.graph import text_parts, token_model
-from tfxfer.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
+from tfxfer.utils.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 
 #: "weight_only": the dynamic file's int8 weights (one scale per row) dequantized once at load, float32
 #: arithmetic: ~4x smaller than float32 at float32's speed and fidelity; the export chain's remedy when the
-#: dynamic file fails its gate (`tfxfer.export.gate.REMEDY_OF`).
+#: dynamic file fails its gate (`tfxfer.export.delivery.REMEDY_OF`).
 TEXT_VARIANTS = ("float32", "float16", "dynamic", "weight_only")
 SIDECAR_FORMAT = "tfxfer-text-tflite"
 
 
+#: The tokenizer files of a model file ``<stem>.tflite``, by tokenizer type: ``{sidecar key: file name suffix}``
+#: (``<stem><suffix>``, beside the model and its sidecar ``<stem>.json``).
+TOKENIZER_FILES = {"wordpiece": {"vocabulary": ".vocab.txt"},
+                   "bpe": {"vocabulary": ".vocab.json", "merges": ".merges.txt"}}
+
+
+def tokenizer_file_names(stem: str) -> list[str]:
+    """Every tokenizer file name a text export of ``<stem>.tflite`` can write (any tokenizer type).
+
+    Example:
+        >>> tokenizer_file_names("m_float32")
+        ['m_float32.merges.txt', 'm_float32.vocab.json', 'm_float32.vocab.txt']
+    """
+    return sorted({stem + suffix for files in TOKENIZER_FILES.values() for suffix in files.values()})
+
+
 @dataclasses.dataclass
 class TextTFLiteExport:
-    """A written text .tflite file, its sidecar and its vocabulary file."""
+    """A written text .tflite file, its sidecar and its tokenizer files (``vocab_path``: the vocabulary;
+    ``tokenizer_paths``: every tokenizer file, the BPE merges too; empty when the sidecar names no tokenizer)."""
 
     path: str
     variant: str
@@ -50,13 +71,19 @@ class TextTFLiteExport:
     sidecar_path: str
     vocab_path: str | None
     inputs: list
+    tokenizer_paths: list = dataclasses.field(default_factory=list)
+
+    def files(self) -> list[str]:
+        """The model file, its sidecar and its tokenizer files: what ships, and what to remove together."""
+        return [self.path, self.sidecar_path, *self.tokenizer_paths]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def _tokenizer_config(model) -> dict | None:
-    """What ``export/wordpiece_tokenizer.py`` or ``export/bpe_tokenizer.py`` needs from the sidecar.
+def _tokenizer_config(model, stem: str) -> dict | None:
+    """What ``export/wordpiece_tokenizer.py`` or ``export/bpe_tokenizer.py`` needs from the sidecar of
+    ``<stem>.tflite`` (file names relative to the sidecar: ``<stem>.vocab.txt``, ...; `TOKENIZER_FILES`).
 
     WordPiece (BERT family) and byte-level BPE (RoBERTa, GPT-2 style) tokenizers are reproduced by
     the dependency-free tokenizers in ``export/``. Any other (SentencePiece: DeBERTa-v3, ALBERT,
@@ -68,7 +95,8 @@ def _tokenizer_config(model) -> dict | None:
     length = parts.sequence_length
     if hasattr(tok, "suffix_indicator") and hasattr(tok, "get_vocabulary"):
         return {
-            "type": "wordpiece", "vocabulary": "vocab.txt", "lowercase": bool(tok.lowercase),
+            "type": "wordpiece", "vocabulary": stem + TOKENIZER_FILES["wordpiece"]["vocabulary"],
+            "lowercase": bool(tok.lowercase),
             "strip_accents": bool(tok.strip_accents), "split_on_cjk": bool(getattr(tok, "split_on_cjk", True)),
             "suffix_indicator": tok.suffix_indicator, "oov_token": tok.oov_token, "max_bytes_per_word": 100,
             "cls_token": tok.id_to_token(int(tok.start_token_id)), "sep_token": tok.id_to_token(int(tok.end_token_id)),
@@ -76,7 +104,8 @@ def _tokenizer_config(model) -> dict | None:
         }
     if hasattr(tok, "merges") and hasattr(tok, "unsplittable_tokens") and isinstance(tok.vocabulary, dict):
         return {
-            "type": "bpe", "vocabulary": "vocab.json", "merges": "merges.txt",
+            "type": "bpe", "vocabulary": stem + TOKENIZER_FILES["bpe"]["vocabulary"],
+            "merges": stem + TOKENIZER_FILES["bpe"]["merges"],
             "add_prefix_space": bool(tok.add_prefix_space), "unsplittable_tokens": list(tok.unsplittable_tokens or []),
             "start_token": tok.id_to_token(int(tok.start_token_id)), "end_token": tok.id_to_token(int(tok.end_token_id)),
             "pad_token": tok.id_to_token(int(tok.pad_token_id)), "sequence_length": length,
@@ -84,20 +113,30 @@ def _tokenizer_config(model) -> dict | None:
     return None
 
 
-def _write_tokenizer_files(folder: str, config: dict | None, tokenizer) -> str | None:
-    """Write the vocabulary (and BPE merges) beside the .tflite, atomically; returns the vocabulary path."""
-    if config is None:
-        return None
+def _tokenizer_texts(config: dict, tokenizer) -> dict:
+    """``{sidecar key: file content}`` of the tokenizer files ``config`` names."""
     if config["type"] == "wordpiece":
-        path = os.path.join(folder, config["vocabulary"])
-        atomic_write_text(path, "".join(t + "\n" for t in tokenizer.get_vocabulary()))
-        return path
-    if config["type"] == "bpe":
-        path = os.path.join(folder, config["vocabulary"])
-        atomic_write_json(path, {str(k): int(v) for k, v in tokenizer.vocabulary.items()})
-        atomic_write_text(os.path.join(folder, config["merges"]), "".join(m + "\n" for m in tokenizer.merges))
-        return path
-    return None
+        return {"vocabulary": "".join(t + "\n" for t in tokenizer.get_vocabulary())}
+    vocabulary = {str(k): int(v) for k, v in tokenizer.vocabulary.items()}
+    return {"vocabulary": json.dumps(vocabulary, indent=2, sort_keys=True) + "\n",  # as atomic_write_json writes
+            "merges": "".join(m + "\n" for m in tokenizer.merges)}
+
+
+def _write_tokenizer_files(folder: str, config: dict | None, tokenizer) -> list[str]:
+    """Write the tokenizer files ``config`` names (vocabulary, BPE merges) beside the .tflite, atomically,
+    and record each one's sha256 in ``config["sha256"]`` (``{sidecar key: hex digest}``, checked by
+    ``export/litert_runner.py``); returns their paths, the vocabulary first ([] when ``config`` is None)."""
+    if config is None:
+        return []
+    paths, digests = [], {}
+    for key, text in _tokenizer_texts(config, tokenizer).items():
+        path = os.path.join(folder, config[key])
+        data = text.encode("utf-8")
+        atomic_write_bytes(path, data)
+        digests[key] = hashlib.sha256(data).hexdigest()
+        paths.append(path)
+    config["sha256"] = digests
+    return paths
 
 
 #: How a "dynamic" text file gets its int8 weights (see `convert_text_tflite`).
@@ -143,7 +182,7 @@ def convert_text_tflite(model, *, variant: str = "float32", quantizer: str = "pe
     if per_row:
         # Not the converter's dynamic-range pass by default: its per-tensor token embedding left the text recipe's
         # MiniLM file under the 0.99 agreement gate (benchmarks/results/text_dynamic.json).
-        from tfxfer.export.decoder_tflite import int8_weights
+        from tfxfer.export.int8_per_row import int8_weights
 
         content = int8_weights(content, hybrid="body" if variant == "dynamic" else "none")
     return content
@@ -176,7 +215,9 @@ def export_text_tflite(model, path, *, variant: str = "float32", class_names=Non
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     stem = os.path.splitext(path)[0]
-    tokenizer = _tokenizer_config(model)
+    tokenizer = _tokenizer_config(model, os.path.basename(stem))
+    os.makedirs(folder, exist_ok=True)
+    tokenizer_paths = _write_tokenizer_files(folder, tokenizer, parts.tokenizer.tokenizer)  # records their sha256
     sidecar = {
         "format": SIDECAR_FORMAT, "format_version": 1, "variant": variant, "model_name": model.name,
         "task": "token_classification" if parts.pool.mode == "tokens" else "classification",
@@ -185,11 +226,10 @@ def export_text_tflite(model, path, *, variant: str = "float32", class_names=Non
         "output": {"name": "probabilities", "shape": [int(s) for s in interpreter.get_output_details()[0]["shape_signature"]]},
         "tokenizer": tokenizer, "sha256": hashlib.sha256(content).hexdigest(),
     }
-    os.makedirs(folder, exist_ok=True)
-    vocab_path = _write_tokenizer_files(folder, tokenizer, parts.tokenizer.tokenizer)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(content)
     atomic_write_json(stem + ".json", sidecar)
     return TextTFLiteExport(path=path, variant=variant, size_bytes=len(content), sidecar_path=stem + ".json",
-                            vocab_path=vocab_path, inputs=inputs)
+                            vocab_path=tokenizer_paths[0] if tokenizer_paths else None, inputs=inputs,
+                            tokenizer_paths=tokenizer_paths)

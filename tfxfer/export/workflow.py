@@ -8,9 +8,9 @@ runner converts in one stage and gates in the next, so either can be resumed): `
 
 Image models (raw 0-255 pixels in): float32, float16, dynamic and full-integer int8 (calibrated on
 ``representative_data``). Text models (tfxfer text classifiers and token classifiers): token-id
-files (float32, float16, dynamic) with the tokenizer files and a sidecar beside them
-(`tfxfer.export.text_tflite`); ``eval_data`` is texts or ``(texts, labels)``; the SavedModel takes
-raw strings (sequence classifiers only).
+files (float32, float16, dynamic) with a sidecar and their own tokenizer files beside them
+(``<name>_<variant>.vocab.txt``, ...: models of several names share a folder; `tfxfer.export.text_tflite`);
+``eval_data`` is texts or ``(texts, labels)``; the SavedModel takes raw strings (sequence classifiers only).
 
 Example:
     >>> import numpy as np, keras, tempfile
@@ -44,7 +44,7 @@ from tfxfer.export.staging import make_staging, remove_stale_staging
 from tfxfer.export.table import ExportTable, export_rows, write_verdicts
 from tfxfer.export.text_gate import is_text_model, split_text_data
 from tfxfer.export.text_savedmodel import export_text_saved_model
-from tfxfer.export.text_tflite import TEXT_VARIANTS, export_text_tflite
+from tfxfer.export.text_tflite import TEXT_VARIANTS, export_text_tflite, tokenizer_file_names
 from tfxfer.export.tflite import VARIANTS, _check_options, export_tflite
 from tfxfer.export.verification import image_eval_data, verify
 from tfxfer.text.graph import text_parts
@@ -149,14 +149,19 @@ def export_serving(model, base_dir, *, name: str, class_names=None, eval_data=No
     return export_saved_model(model, base_dir, name=name, class_names=class_names)
 
 
+def _export_files(export) -> list[str]:
+    """The files one export wrote: the model file, its sidecar and (text files) its tokenizer files."""
+    return [p for p in (export.files() if hasattr(export, "files") else (export.path, export.sidecar_path)) if p]
+
+
 def remove_failed(table) -> list[str]:
-    """Delete the files (and sidecars) of the variants of ``table`` that failed the gate; returns the
-    paths removed. The files that passed, the report and the SavedModel stay."""
+    """Delete the files (sidecars and tokenizer files too) of the variants of ``table`` that failed the gate;
+    returns the paths removed. The files that passed, the report and the SavedModel stay."""
     removed = []
     for variant in table.gate.failed:
         export = table.exports[variant]
-        for path in (export.path, export.sidecar_path):
-            if path and os.path.exists(path):
+        for path in _export_files(export):
+            if os.path.exists(path):
                 os.remove(path)
                 removed.append(path)
     return removed
@@ -188,7 +193,9 @@ def export_all(
     """Export ``model`` to every TFLite variant, verify and benchmark each, and write a report.
 
     Files: ``<out_dir>/<name>_<variant>.tflite`` with ``<name>_<variant>.json`` sidecars (which
-    also record the gate result; text files also get their tokenizer files),
+    also record the gate result; text files also get their own tokenizer files,
+    ``<name>_<variant>.vocab.txt`` or ``.vocab.json`` + ``.merges.txt``, named in the sidecar with their
+    sha256: models of several names share a folder, each with its own vocabulary),
     ``<out_dir>/<name>_export_report.json``, and with ``serving_name`` a SavedModel under
     ``<out_dir>/serving/<serving_name>/<version>/`` (written when asked, whatever the TFLite files did).
 
@@ -308,18 +315,22 @@ def report_file(out_dir, name: str) -> str:
 
 
 def variant_files(name: str) -> list[str]:
-    """The file names `export_all` owns in its folder for ``name``: ``<name>_<variant>.tflite`` and its
-    ``.json`` sidecar for every variant it can make (image and text). A run removes those it did not
-    produce, so a file of an earlier run never sits beside the new ones as if current."""
-    return [f"{name}_{variant}{ext}" for variant in sorted(set(VARIANTS) | set(TEXT_VARIANTS))
-            for ext in (".tflite", ".json")]
+    """The file names `export_all` owns in its folder for ``name``: ``<name>_<variant>.tflite``, its
+    ``.json`` sidecar and its tokenizer files (`tfxfer.export.text_tflite.tokenizer_file_names`) for every
+    variant it can make (image and text). A run removes those it did not produce, so a file of an earlier
+    run never sits beside the new ones as if current."""
+    files = []
+    for variant in sorted(set(VARIANTS) | set(TEXT_VARIANTS)):
+        stem = f"{name}_{variant}"
+        files += [stem + ".tflite", stem + ".json", *tokenizer_file_names(stem)]
+    return files
 
 
 def _move_in(staging: str, out_dir: str, name: str, exports: dict, gate, benches: dict, *, drop):
     """Move the files of a finished run from ``staging`` into ``out_dir`` (but the variants in ``drop``,
     which failed their gate), after removing the old report and this name's files of earlier runs;
     returns ``exports``, ``gate`` and ``benches`` with their paths in ``out_dir``."""
-    dropped = {os.path.basename(p) for v in drop for p in (exports[v].path, exports[v].sidecar_path) if p}
+    dropped = {os.path.basename(p) for v in drop for p in _export_files(exports[v])}
     incoming = sorted(f for f in os.listdir(staging) if f not in dropped)
     old_report = report_file(out_dir, name)
     if os.path.exists(old_report):  # first: an interruption below leaves no report rather than a wrong one
@@ -338,8 +349,10 @@ def _move_in(staging: str, out_dir: str, name: str, exports: dict, gate, benches
 
     def relocate(item):
         fields = {f.name for f in dataclasses.fields(item)}
-        return dataclasses.replace(item, **{k: moved(getattr(item, k)) for k in
-                                            ("path", "sidecar_path", "vocab_path") if k in fields})
+        changes = {k: moved(getattr(item, k)) for k in ("path", "sidecar_path", "vocab_path") if k in fields}
+        if "tokenizer_paths" in fields:
+            changes["tokenizer_paths"] = [moved(p) for p in item.tokenizer_paths]
+        return dataclasses.replace(item, **changes)
 
     gate = dataclasses.replace(gate, results={v: relocate(r) for v, r in gate.results.items()})
     return ({v: relocate(e) for v, e in exports.items()}, gate, {v: relocate(b) for v, b in benches.items()})

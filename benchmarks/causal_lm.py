@@ -364,7 +364,10 @@ def export(rows, summary, args):
     from tfxfer import data
     from tfxfer.causal_lm import load_causal_lm
     from tfxfer.export.decoder_int8 import int8_block_weights
-    from tfxfer.export.decoder_tflite import TFLiteDecoder, convert_decoder_tflite, decoder_gate, int8_weights
+    from tfxfer.export.decoder_runner import TFLiteDecoder
+    from tfxfer.export.decoder_tflite import convert_decoder_tflite
+    from tfxfer.export.decoder_verification import decoder_gate
+    from tfxfer.export.int8_per_row import int8_weights
 
     lm = load_causal_lm("smollm2-135m")
     texts = [str(t) for t in data.load("bbc_news").val.x[: args.export_texts]]

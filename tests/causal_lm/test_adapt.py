@@ -182,3 +182,17 @@ def test_losses_are_per_target_token(fresh_lm):
     expected = float((nll * w).sum() / w.sum())
     assert result.final("val_loss") == pytest.approx(expected, rel=1e-4)
     assert w.sum() < w.size / 2  # most positions are prompt or padding: a diluted mean would be far lower
+
+
+def test_bad_text_errors_name_the_argument_and_item(tiny_lm):
+    """Errors named `texts[0]` / `text` (the tokenizer's defaults) instead of what the user passed."""
+    from tfxfer.causal_lm import adapt_causal_lm
+    from tfxfer.errors import ArgumentError
+
+    kwargs = dict(sequence_length=8, batch_size=2, lora_rank=2)
+    with pytest.raises(ArgumentError, match=r"`train\[0\]` must be valid Unicode"):
+        adapt_causal_lm(tiny_lm, ["a\udc80"], **kwargs)
+    with pytest.raises(ArgumentError, match=r"`train\[0\]\[1\]` must be valid Unicode"):
+        adapt_causal_lm(tiny_lm, [("a", "b\udc80")], **kwargs)
+    with pytest.raises(ArgumentError, match=r"`val\[0\]` must be valid Unicode"):
+        adapt_causal_lm(tiny_lm, ["the cat sat"], val=["b\udc80"], **kwargs)

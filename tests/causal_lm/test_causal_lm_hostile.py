@@ -11,7 +11,9 @@ from tfxfer.causal_lm import adapt_causal_lm, generate, generate_ids, in_context
 from tfxfer.causal_lm import loader
 from tfxfer.causal_lm.tokenizer import BPETokenizer
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
-from tfxfer.export.decoder_tflite import TFLiteDecoder, convert_decoder_tflite, decoder_agreement, decoder_gate
+from tfxfer.export.decoder_runner import TFLiteDecoder
+from tfxfer.export.decoder_tflite import convert_decoder_tflite
+from tfxfer.export.decoder_verification import decoder_agreement, decoder_gate
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +115,39 @@ def test_in_context_label_words_and_template(tiny_lm):
         in_context_classify(tiny_lm, ["a"], label_words=[" yes", " no"], template="{text} {x} {label}")
     with pytest.raises(ArgumentError, match=r"`stop_tokens\[0\]` must be a token of the vocabulary"):
         generate(tiny_lm, "hi", max_new_tokens=2, stop_tokens=["zzzz"])
+
+
+def test_a_language_model_is_required(tiny_lm, tmp_path):
+    """A keras model (``lm.model``, an easy slip) or None is a typed error naming the argument."""
+    from tfxfer.causal_lm import load_causal_lm, save_causal_lm
+
+    for wrong in (None, tiny_lm.model):
+        with pytest.raises(ArgumentTypeError, match=r"`lm` must be a tfxfer.causal_lm.LanguageModel.*not its .model"):
+            generate(wrong, "hi", max_new_tokens=2)
+        with pytest.raises(ArgumentTypeError, match="`lm` must be a tfxfer.causal_lm.LanguageModel"):
+            generate_ids(wrong, [[5]], max_new_tokens=2)
+        with pytest.raises(ArgumentTypeError, match="`lm` must be a tfxfer.causal_lm.LanguageModel"):
+            save_causal_lm(wrong, tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()
+    with pytest.raises(ArgumentTypeError, match=r"`name_or_path` must be .*Received: name_or_path=None"):
+        load_causal_lm(None)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ArgumentError, match="`folder` must be a folder"):
+        save_causal_lm(tiny_lm, tmp_path / "file")
+
+
+def test_decode_loop_refuses_a_row_without_prompt_tokens(tiny_lm):
+    """The compiled loop starts after the shortest prompt: a row with none is a clear error, not a slice at -1."""
+    import tensorflow as tf
+
+    from tfxfer.causal_lm.generation import _decode_loop
+    from tfxfer.causal_lm.samplers import make_sampler
+
+    loop = _decode_loop(tiny_lm.model, make_sampler("greedy"), ())
+    ids = np.full((2, 6), 5, dtype="int32")
+    mask = np.zeros((2, 6), dtype=bool)
+    mask[0, :3] = True
+    with pytest.raises(tf.errors.InvalidArgumentError, match="needs at least one prompt token"):
+        loop(ids, mask)
+    mask[1, :1] = True
+    assert np.asarray(loop(ids, mask)).shape == (2, 6)

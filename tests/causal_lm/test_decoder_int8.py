@@ -11,8 +11,10 @@ import pytest
 from tests.causal_lm.helpers import write_tiny_gguf
 from tfxfer.errors import ArgumentError
 from tfxfer.export.decoder_int8 import int8_block_weights, quantize_blocks
-from tfxfer.export.decoder_tflite import (TFLiteDecoder, convert_decoder_tflite, decoder_agreement, int8_weights,
-                                          save_decoder)
+from tfxfer.export.decoder_runner import TFLiteDecoder
+from tfxfer.export.decoder_tflite import convert_decoder_tflite, save_decoder
+from tfxfer.export.decoder_verification import decoder_agreement
+from tfxfer.export.int8_per_row import int8_weights
 
 IDS = [3, 40, 71, 260, 3, 261, 90, 33, 5, 9, 44, 120]
 EXPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "export")

@@ -4,8 +4,10 @@ Llama: agreement with Keras, weights stored once, the gate."""
 import numpy as np
 import pytest
 
-from tfxfer.export.decoder_tflite import (TFLiteDecoder, convert_decoder_tflite, decoder_agreement, decoder_gate,
-                                          int8_weights, save_decoder)
+from tfxfer.export.decoder_runner import TFLiteDecoder
+from tfxfer.export.decoder_tflite import convert_decoder_tflite, save_decoder
+from tfxfer.export.decoder_verification import decoder_agreement, decoder_gate
+from tfxfer.export.int8_per_row import int8_weights
 from tfxfer.errors import ArgumentError
 
 IDS = [3, 40, 71, 260, 3, 261, 90, 33, 5, 9, 44, 120]

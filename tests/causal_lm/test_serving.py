@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tfxfer.causal_lm.tokenizer import byte_vocabulary
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 
 EDGE = ["hello  world", "a\n\nb", "a \tb", "x \n y", "  lead", "trail  ", "it's THE'S 'll", "1234 56.7",
@@ -70,3 +71,78 @@ def test_bad_arguments(tiny_lm, tmp_path):
         save_generate_savedmodel(tiny_lm, tmp_path / "file", max_new_tokens=2)
     with pytest.raises(ArgumentTypeError, match="BPETokenizer"):
         GraphBPE("tokenizer")
+
+
+# A vocabulary without a token for the byte 0x14 (SmolLM2 lacks 21 bytes, 0x14 among them).
+NO_0X14 = [t for b, t in enumerate(byte_vocabulary()) if b != 0x14] + ["ab", "<|end|>"]
+
+
+@pytest.fixture(scope="module")
+def partial_lm():
+    import keras
+
+    from tfxfer.causal_lm import LlamaConfig, build_language_model
+    from tfxfer.causal_lm.tokenizer import BPETokenizer
+
+    keras.utils.set_random_seed(0)
+    tok = BPETokenizer(tokens=NO_0X14, merges=["a b"], special_tokens=["<|end|>"], eos_token_id=len(NO_0X14) - 1)
+    config = LlamaConfig(vocabulary_size=len(NO_0X14), num_layers=1, num_query_heads=2, num_key_value_heads=1,
+                         hidden_dim=16, intermediate_dim=32, context_length=32)
+    return build_language_model(config, tok, name="partial")
+
+
+def test_graph_tokenizer_keeps_the_reserved_characters_of_a_prompt(tiny_lm):
+    """The separator (U+E000) and the control-token stand-ins are escaped: a prompt holding them is
+    tokenized as `BPETokenizer` does, never cut there nor read as a control token."""
+    import tensorflow as tf
+
+    from tfxfer.causal_lm.serving import GraphBPE
+
+    texts = ["a\ue000b", "\ua66eA\ua66e", "x \ua66eA\ua66e", "a \ue000 b", "\ue001\ue002\ue003\ue004\ue005",
+             "\ue001\ue004 x", "<|im_end|>\ue002", "\ue002\ue002<|im_start|>", " \ue001\ue001\ue003y", "1\ue0002"]
+    got = tf.function(GraphBPE(tiny_lm.tokenizer).tokenize)(tf.constant(texts)).to_list()
+    assert got == [tiny_lm.tokenizer.encode(t) for t in texts]
+
+
+def test_graph_tokenizer_refuses_a_character_the_vocabulary_has_no_byte_for(partial_lm):
+    import tensorflow as tf
+
+    from tfxfer.causal_lm.serving import GraphBPE
+
+    with pytest.raises(ArgumentError, match=r"`text` holds '\\x14' at index 1"):
+        partial_lm.tokenizer.encode("a\x14b")
+    tokenize = tf.function(GraphBPE(partial_lm.tokenizer).tokenize)
+    assert tokenize(tf.constant(["ab b", "a\x15"])).to_list() == [partial_lm.tokenizer.encode(t) for t in
+                                                                 ["ab b", "a\x15"]]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"`strings\[1\]` holds the character U\+0014 at index 3, whose UTF-8 bytes"):
+        tokenize(tf.constant(["ab", "ab \x14 42"]))
+
+
+def test_savedmodel_refuses_what_generate_refuses(partial_lm, tmp_path):
+    """An empty batch, an empty prompt, text that is not UTF-8 and a character without byte token each fail
+    the request with a message naming the prompt; a good batch still answers as `generate`."""
+    import tensorflow as tf
+
+    from tfxfer.causal_lm import generate
+    from tfxfer.causal_lm.serving import save_generate_savedmodel
+
+    path = save_generate_savedmodel(partial_lm, tmp_path / "lm", max_new_tokens=3)
+    serve = tf.saved_model.load(path).signatures["generate"]
+    for prompts in ([""], ["", "ab"], ["ab", ""]):
+        with pytest.raises(ArgumentError, match=rf"`prompts\[{prompts.index('')}\]` must be a non-empty string"):
+            generate(partial_lm, prompts, max_new_tokens=3)
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=rf"`prompts\[{prompts.index('')}\]` must be a non-empty string"):
+            serve(prompts=tf.constant(prompts))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`prompts` must hold at least one prompt"):
+        serve(prompts=tf.constant([], tf.string))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`prompts\[1\]` must be valid UTF-8"):
+        serve(prompts=tf.constant([b"ab", b"a\xffb"]))
+    with pytest.raises(ArgumentError, match=r"`prompts\[0\]` holds '\\x14'"):
+        generate(partial_lm, ["Total:\x14 42"], max_new_tokens=3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`prompts\[0\]` holds the character U\+0014 at index 6"):
+        serve(prompts=tf.constant(["Total:\x14 42", "ab"]))
+    good = ["ab ba", "a\ue000b"]
+    out = serve(prompts=tf.constant(good))
+    assert [t.decode("utf-8") for t in out["text"].numpy()] == generate(partial_lm, good, max_new_tokens=3)

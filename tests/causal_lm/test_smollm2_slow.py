@@ -156,7 +156,8 @@ def test_device_tokenizer_is_exact(smollm2, tmp_path):
 _DECODER_GATE = r"""
 import json, sys
 from tfxfer.causal_lm import load_causal_lm
-from tfxfer.export.decoder_tflite import convert_decoder_tflite, decoder_gate
+from tfxfer.export.decoder_tflite import convert_decoder_tflite
+from tfxfer.export.decoder_verification import decoder_gate
 
 lm = load_causal_lm("smollm2-135m")
 blob = convert_decoder_tflite(lm, cache_length=64, prefill_tokens=None, quantization="float16")

@@ -4,7 +4,7 @@ raw ValueError or a StopIteration."""
 import pytest
 
 from tfxfer.errors import ArgumentTypeError, ModelError
-from tfxfer.export.decoder_tflite import TFLiteDecoder
+from tfxfer.export.decoder_runner import TFLiteDecoder
 
 
 def test_bytes_that_are_not_a_tflite_file_are_a_model_error_naming_their_size():

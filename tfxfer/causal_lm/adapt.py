@@ -104,9 +104,9 @@ def _split_data(name, data):
     return "pairs", values
 
 
-def _pack_texts(lm, texts, window):
+def _pack_texts(lm, name, texts, window):
     end = [] if lm.tokenizer.eos_token_id is None else [lm.tokenizer.eos_token_id]
-    stream = [i for ids in lm.tokenizer.encode_batch(texts) for i in ids + end]
+    stream = [i for ids in lm.tokenizer.encode_batch(texts, name=name) for i in ids + end]
     rows, lengths = [], []
     for start in range(0, len(stream) - 1, window - 1):  # windows overlap by one token
         piece = stream[start: start + window]
@@ -120,7 +120,8 @@ def _pairs(lm, name, pairs, window):
     end = [] if lm.tokenizer.eos_token_id is None else [lm.tokenizer.eos_token_id]
     rows, weights = [], []
     for i, pair in enumerate(pairs):  # checked by _split_data
-        prompt, completion = lm.tokenizer.encode(pair[0]), lm.tokenizer.encode(pair[1]) + end
+        prompt = lm.tokenizer.encode(pair[0], name=f"{name}[{i}][0]")
+        completion = lm.tokenizer.encode(pair[1], name=f"{name}[{i}][1]") + end
         if len(completion) >= window:
             raise ArgumentError(f"{name}[{i}]", pair, f"has a completion of {len(completion)} tokens; "
                                 f"sequence_length={window - 1} leaves no room for the prompt")
@@ -150,7 +151,7 @@ def causal_lm_batches(lm, data, *, sequence_length: int, batch_size: int, seed: 
     batch_size = check_int("batch_size", batch_size, low=1)
     window = sequence_length + 1
     if kind == "texts":
-        rows, weights = _pack_texts(lm, values, window)
+        rows, weights = _pack_texts(lm, name, values, window)
     else:
         rows, weights = _pairs(lm, name, values, window)
     if not rows:

@@ -48,8 +48,16 @@ def _decode_loop(model, sampler, stop_token_ids):
         head_dim = backbone.hidden_dim // backbone.num_query_heads
         cache = ops.zeros([batch, backbone.num_layers, 2, length, backbone.num_key_value_heads, head_dim],
                           dtype=model.compute_dtype)
+        # decoding starts after the shortest prompt: every row needs a token to continue (the first
+        # step reads the logits of position index - 1); callers refuse empty prompts, this is the last guard
+        lengths = ops.sum(ops.cast(padding_mask, "int32"), axis=-1)
+        check = tf.debugging.Assert(tf.logical_and(batch > 0, tf.reduce_all(lengths > 0)), [
+            "every row of token_ids needs at least one prompt token (padding_mask all False in a row, "
+            "or an empty batch); prompt lengths:", lengths])
+        with tf.control_dependencies([check]):
+            token_ids = tf.identity(token_ids)
         _, hidden_states, cache = model.call_with_cache(token_ids, cache, 0)
-        index = ops.min(ops.sum(ops.cast(padding_mask, "int32"), axis=-1))
+        index = ops.min(lengths)
 
         def next_logits(prompt, cache, index):
             update_index = index - 1
@@ -64,6 +72,15 @@ def _decode_loop(model, sampler, stop_token_ids):
     # One trace per model and sampler: batch size and length stay symbolic.
     signature = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.bool)]
     return tf.function(loop, jit_compile=JIT_COMPILE, input_signature=signature)
+
+
+def _check_lm(lm) -> None:
+    """`ArgumentTypeError` naming ``lm`` unless it is a `LanguageModel` (a common slip: its ``.model``)."""
+    from tfxfer.causal_lm.language_model import LanguageModel
+
+    if not isinstance(lm, LanguageModel):
+        raise ArgumentTypeError("lm", lm, "a tfxfer.causal_lm.LanguageModel (from load_causal_lm or "
+                                          "build_language_model; the LanguageModel itself, not its .model)")
 
 
 def _stop_ids(tokenizer, stop_tokens) -> tuple:
@@ -105,6 +122,7 @@ def _prompt_ids(lm, prompts, max_new_tokens) -> list:
 def generate_ids(lm, prompt_ids, *, max_new_tokens: int, sampler="greedy", stop_token_ids=(),
                  temperature: float = 1.0, top_k=None, top_p=None, seed=None) -> list:
     """Token-level `generate`: lists of prompt ids in, lists of new ids out (stop token excluded)."""
+    _check_lm(lm)
     max_new_tokens = check_int("max_new_tokens", max_new_tokens, low=1)
     vocabulary_size = lm.backbone.vocabulary_size
     if isinstance(prompt_ids, (str, bytes)) or not hasattr(prompt_ids, "__iter__"):
@@ -169,12 +187,16 @@ def generate(lm, prompts, *, max_new_tokens: int = 64, sampler: str = "greedy",
         batch_size: prompts decoded together.
 
     Raises:
-        ArgumentError: empty prompt, a token not in the vocabulary, bad sampler settings.
+        ArgumentError: empty prompt (or no prompt), a character whose bytes the vocabulary has no
+            token for, a token not in the vocabulary, bad sampler settings.
+        ArgumentTypeError: ``lm`` is not a `LanguageModel` (a keras model, ``lm.model``, included),
+            a prompt is not a str.
 
     Example:
         >>> generate(lm, "Once upon a time", max_new_tokens=20, sampler="top_p", top_p=0.9,
         ...          temperature=0.8, seed=1)                          # doctest: +SKIP
     """
+    _check_lm(lm)
     single = isinstance(prompts, str)
     if not single and (isinstance(prompts, bytes) or not hasattr(prompts, "__iter__")):
         raise ArgumentTypeError("prompts", prompts, "a str or a list of str")

@@ -2,7 +2,9 @@
 
 Everything in `tfxfer.causal_lm` (generation, perplexity, adaptation, export) takes one of these.
 ``model`` is a plain ``keras_hub.models.Llama3CausalLM`` without a preprocessor (token ids in,
-next-token logits out), so ``model.fit``, ``backbone.enable_lora`` and Keras saving work as usual;
+next-token logits out), so ``model.fit``, ``backbone.enable_lora`` and Keras saving work as usual
+(``lm.model.save("lm.keras")`` loads back with ``keras.models.load_model``, tied embeddings included;
+`tfxfer.causal_lm.save_causal_lm` also keeps the tokenizer and the LoRA rank);
 tokenization stays outside the graph in `BPETokenizer` (exact Hugging Face ids).
 
 Example:
@@ -55,8 +57,26 @@ def wrap_backbone(backbone, tokenizer, *, context_length: int, name: str = "") -
         raise ArgumentError("tokenizer", tokenizer,
                             f"must have the backbone's vocabulary size {backbone.vocabulary_size}")
     config = LlamaConfig.from_backbone(backbone, context_length=context_length)
+    _config_keeps_tied_embeddings(backbone)
     model = keras_hub.models.Llama3CausalLM(backbone=backbone, preprocessor=None)
     return LanguageModel(model=model, tokenizer=tokenizer, config=config, name=name)
+
+
+def _config_keeps_tied_embeddings(backbone) -> None:
+    """Make ``backbone.get_config()`` record ``tie_word_embeddings``.
+
+    keras-hub's ``LlamaBackbone.get_config`` (0.32) leaves it out, so a ``.keras`` file of a model with
+    tied input/output embeddings (SmolLM2, tfxfer's default config) rebuilt an untied backbone and
+    failed to load ("expected 2 variables, but received 0"). Only this instance's ``get_config`` is
+    wrapped; the file names the plain keras-hub class and loads without tfxfer."""
+    if "tie_word_embeddings" in backbone.get_config():
+        return  # a keras-hub release that records it itself
+    plain = backbone.get_config
+
+    def get_config():
+        return {**plain(), "tie_word_embeddings": bool(backbone.tie_word_embeddings)}
+
+    backbone.get_config = get_config
 
 
 def build_language_model(config: LlamaConfig, tokenizer, *, dtype: str = "float32",

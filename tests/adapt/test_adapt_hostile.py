@@ -176,3 +176,35 @@ def test_self_train_names_a_nan_source_as_data():
     with pytest.raises(ArgumentError, match="`source` must be integer class ids"):
         self_train(model, (np.nan_to_num(xs), np.array(["a", "b"] * 16)), xt, threshold=0.5, rounds=1)
     assert _same(_weights(model), start)
+
+
+def test_alignment_fit_on_plain_arrays_is_a_typed_error_naming_x():
+    from tfxfer.errors import ArgumentTypeError
+
+    xs, ys = tiny_images(8, size=16, classes=2)
+    for cls in (DANN, DeepCORAL):
+        trainer = cls(tiny_model(2, backbone=tiny_spec("mobilenet_v2"), size=16, hidden_units=8, seed=0),
+                      feature_layer="head_hidden")
+        trainer.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        with pytest.raises(ArgumentTypeError, match="`x` must be a dataset from tfxfer.adapt.adaptation_dataset"):
+            trainer.fit(xs, ys, epochs=1, verbose=0)
+        with pytest.raises(ArgumentError, match="`x`"):
+            trainer.fit(tf.data.Dataset.from_tensor_slices((xs, ys)).batch(4), epochs=1, verbose=0)
+
+
+def test_reverse_validation_refuses_names_and_negative_ids():
+    from tfxfer.adapt import reverse_validation
+
+    rng = np.random.default_rng(0)
+    xt, xs, ys = rng.normal(size=(20, 3)), rng.normal(size=(20, 3)), np.arange(20) % 2
+    with pytest.raises(ArgumentError, match="target_predictions.*integer class ids"):
+        reverse_validation(xt, np.array(["cat", "dog"] * 10), xs, ys)
+    with pytest.raises(ArgumentError, match="target_predictions.*>= 0"):
+        reverse_validation(xt, np.arange(20) % 2 - 1, xs, ys)
+
+
+def test_an_unbatched_target_dataset_is_told_to_batch():
+    model = tiny_model(2, backbone=tiny_spec("mobilenet_v2"), size=16, seed=0)
+    x, _ = tiny_images(6, size=16, classes=2)
+    with pytest.raises(ArgumentError, match=r"dataset\.batch\(32\)"):
+        adapt_batchnorm(model, tf.data.Dataset.from_tensor_slices(x))

@@ -161,6 +161,20 @@ def test_correct_label_shift_changes_only_the_output_layer_and_round_trips(rng, 
         correct_label_shift("model", xt, source_priors=[0.5, 0.5])
 
 
+def test_a_handful_of_target_examples_changes_nothing(rng):
+    """EM converges on one target example (priors 0 and 1); folding that in wrecked the model."""
+    xs = rng.normal(size=(200, 3)).astype("float32")
+    ys = (xs[:, 0] > 0).astype(int)
+    model = _head()
+    before = model.get_weights()
+    estimate = correct_label_shift(model, xs[:1], source_labels=ys)
+    assert estimate.converged and estimate.too_small and not estimate.applied
+    assert "too few" in estimate.describe()
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert correct_label_shift(model, xs[:20], source_labels=ys).applied  # 10 per class: applied
+
+
 def test_reverse_validation_ranks_right_labels_above_wrong_ones(rng):
     xs = rng.normal(size=(300, 3)); ys = (xs[:, 0] > 0).astype(int)
     xt = rng.normal(size=(300, 3)) + 0.3

@@ -123,3 +123,16 @@ def test_permutation_p_values_are_calibrated_under_the_null(test):
         p_values.append(test(pool[order[:40]], pool[order[40:]], permutations=99, seed=seed).p_value)
     rate = float(np.mean(np.array(p_values) <= 0.05))
     assert 0.01 <= rate <= 0.09, rate  # 0.05 +- 3 binomial standard deviations (n=300)
+
+
+def test_atc_estimate_with_tied_confidences_still_gives_back_the_source_accuracy(rng):
+    """A saturated softmax gives many confidences of exactly 1.0: a strict threshold dropped them all
+    (ATC 0.0 on target == source at 0.74 accuracy)."""
+    labels = rng.integers(0, 2, 200)
+    right = rng.random(200) < 0.8
+    p1 = np.where(right == (labels == 1), 1.0, 0.0).astype("float32")  # every confidence exactly 1.0
+    probs = np.stack([1 - p1, p1], axis=1)
+    accuracy = float(np.mean(probs.argmax(1) == labels))
+    assert atc_estimate(probs, labels, probs) == pytest.approx(accuracy, abs=1e-6)
+    half_sure = np.full_like(probs, 0.5)
+    assert atc_estimate(probs, labels, half_sure) == 0.0

@@ -141,3 +141,21 @@ def test_notes_name_classes_by_their_names():
     report = group_metrics(labels, labels, groups, class_names=["cat", "dog"], n_bootstrap=0)
     assert any(n.startswith("recall[dog]: defined in fewer than two groups") for n in report.notes), report.notes
     assert not any("recall[1]" in n for n in report.notes)
+
+
+def test_ece_and_gap_intervals_bracket_the_values_they_go_with():
+    """ECE and gaps are biased upwards and their resamples more so: plain percentile intervals of a
+    calibrated model missed their own printed ECE in 7 of 40 reports (e.g. 0.010 [0.011, 0.035])."""
+    from tfxfer.fairness import group_metrics
+
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        p1 = rng.random(2000)
+        y = (rng.random(2000) < p1).astype(int)
+        groups = np.where(rng.random(2000) < 0.5, "a", "b")
+        report = group_metrics(y, np.stack([1 - p1, p1], 1), groups, n_bootstrap=300, seed=0)
+        for group in [*report.groups, None]:
+            value = report.value(group, "ece")
+            assert 0.0 <= value.low <= value.value <= value.high, (seed, group, value)
+        for gap in report.gaps.values():
+            assert 0.0 <= gap.low <= gap.value <= gap.high, (seed, gap)

@@ -84,10 +84,14 @@ def adapt_batchnorm(model: keras.Model, target, *, batch_size: int = 64, max_exa
     check_inputs(model, x, name="target")
     if max_examples is not None and len(x) > max_examples:
         x = x[np.sort(np.random.default_rng(seed).choice(len(x), size=max_examples, replace=False))]
-    before = [(keras.ops.convert_to_numpy(bn.moving_mean), keras.ops.convert_to_numpy(bn.moving_variance))
-              for bn in layers]
+    before = _statistics(layers)
     saved = [(bn.trainable, bn.momentum) for bn in layers]
-    seen = 0
+    # Start from statistics no pass can leave as they are (the first batch replaces them, momentum
+    # 0): a layer still holding them afterwards never ran in training mode. Comparing with the old
+    # statistics cannot tell that from a model already adapted to this very target (a re-run).
+    sentinel = [(m + 1.0, v + 1.0) for m, v in before]
+    _assign(layers, sentinel)
+    seen, finished = 0, False
     try:
         for bn in layers:
             bn.trainable = True  # a frozen BatchNorm ignores training=True in Keras 3
@@ -99,12 +103,23 @@ def adapt_batchnorm(model: keras.Model, target, *, batch_size: int = 64, max_exa
                 bn.momentum = seen / (seen + len(batch))  # running average weighted by batch size
             model(keras.ops.convert_to_tensor(batch), training=True)
             seen += len(batch)
+        finished = True
     finally:
         for bn, (trainable, momentum) in zip(layers, saved):
             bn.trainable = trainable
             bn.momentum = momentum
-    after = [(keras.ops.convert_to_numpy(bn.moving_mean), keras.ops.convert_to_numpy(bn.moving_variance))
-             for bn in layers]
+        if not finished:  # an error (or Ctrl-C) mid-pass: the model keeps its own statistics
+            _assign(layers, before)
+    after = _statistics(layers)
+    untouched = [i for i, ((m, v), (sm, sv)) in enumerate(zip(after, sentinel))
+                 if np.array_equal(m, sm) and np.array_equal(v, sv)]
+    for i in untouched:  # not on the forward path, or fixed in inference mode: its own statistics back
+        _assign([layers[i]], [before[i]])
+        after[i] = before[i]
+    if seen and len(untouched) == len(layers):
+        raise ModelError(f"AdaBN ran {seen} target examples through {model.name!r} but no BatchNorm statistic "
+                         "moved: the model calls its BatchNorm layers with training=False fixed in the graph. "
+                         "Build it with tfxfer.build_model (BatchNorm frozen by flag, not by call argument)")
     bad = next((bn.name for bn, (m, v) in zip(layers, after) if not (np.isfinite(m).all() and np.isfinite(v).all())),
                None)
     if bad is not None:  # finite but extreme inputs can still overflow a statistic: leave the model as it was
@@ -115,8 +130,15 @@ def adapt_batchnorm(model: keras.Model, target, *, batch_size: int = 64, max_exa
                         "the model's statistics were put back. Preprocess the target like the source data")
     mean_change = np.mean([np.abs(m1 - m0).mean() for (m1, _), (m0, _) in zip(after, before)])
     var_change = np.mean([np.abs(v1 - v0).mean() for (_, v1), (_, v0) in zip(after, before)])
-    if seen and mean_change == 0.0 and var_change == 0.0:
-        raise ModelError(f"AdaBN ran {seen} target examples through {model.name!r} but no BatchNorm statistic "
-                         "moved: the model calls its BatchNorm layers with training=False fixed in the graph. "
-                         "Build it with tfxfer.build_model (BatchNorm frozen by flag, not by call argument)")
     return BatchNormAdaptation(len(layers), seen, float(mean_change), float(var_change))
+
+
+def _statistics(layers) -> list:
+    return [(keras.ops.convert_to_numpy(bn.moving_mean), keras.ops.convert_to_numpy(bn.moving_variance))
+            for bn in layers]
+
+
+def _assign(layers, statistics) -> None:
+    for bn, (mean, variance) in zip(layers, statistics):
+        bn.moving_mean.assign(mean)
+        bn.moving_variance.assign(variance)

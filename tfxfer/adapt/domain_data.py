@@ -124,12 +124,14 @@ def check_inputs(model, x: np.ndarray, *, name: str) -> None:
                                 "must be a 1-D array of strings for this text model")
         return
     if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
-        detail = ""
+        detail, hint = "", "Resize / convert the target data like the source data"
         if len(got) == len(expected) and got[-1] != expected[-1]:
             detail = f" ({got[-1]} channels where the model takes {expected[-1]})"
+        if len(got) == len(expected) - 1:  # one axis short: single examples, not batches
+            hint = ("Each example has one axis less than the model takes: batch a tf.data.Dataset first "
+                    "(dataset.batch(32)), or give one example as x[None]")
         raise ArgumentError(name, f"inputs of shape {got}{detail}",
-                            f"must have the model's input shape {expected}",
-                            hint="Resize / convert the target data like the source data")
+                            f"must have the model's input shape {expected}", hint=hint)
 
 
 def class_count(model) -> int | None:

@@ -38,13 +38,18 @@ from tfxfer.adapt.domain_data import check_inputs, check_labels, sparse_labels, 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.utils.validate import check_float, check_int
 
+#: Below this many unlabelled target examples per class the prior estimate is not applied to a model
+#: (at 10 per class a prior's standard error is still about 0.1 at 50 %).
+MIN_EXAMPLES_PER_CLASS = 10
+
 
 @dataclasses.dataclass(frozen=True)
 class LabelShiftEstimate:
     """EM's estimate: target ``priors``, the source priors it started from, ``weights`` (their
     ratio), the calibration ``temperature`` (1.0 when none was fitted), the ``iterations``, whether
-    EM ``converged``, and whether `correct_label_shift` ``applied`` it to the model (never when EM
-    did not converge; always False from `estimate_target_priors`, which changes no model)."""
+    EM ``converged``, the target ``examples`` it saw, and whether `correct_label_shift` ``applied``
+    it to the model (never when EM did not converge or the target is `too_small`; always False from
+    `estimate_target_priors`, which changes no model)."""
 
     priors: np.ndarray
     source_priors: np.ndarray
@@ -53,6 +58,18 @@ class LabelShiftEstimate:
     iterations: int
     converged: bool
     applied: bool = False
+    examples: int | None = None
+
+    @property
+    def too_small(self) -> bool:
+        """Fewer than `MIN_EXAMPLES_PER_CLASS` target examples per class: EM converges on such a
+        target (one example gives priors of 0 and 1) but the priors it finds are noise."""
+        return self.examples is not None and self.examples < MIN_EXAMPLES_PER_CLASS * len(self.priors)
+
+    @property
+    def usable(self) -> bool:
+        """Whether the estimate is a basis for changing a model (converged on a large enough target)."""
+        return self.converged and not self.too_small
 
     def describe(self) -> str:
         fmt = lambda p: "[" + ", ".join(f"{v:.3f}" for v in p) + "]"  # noqa: E731
@@ -61,6 +78,10 @@ class LabelShiftEstimate:
         if not self.converged:
             text += ("; EM did not converge (too few target examples?), so the estimate is unreliable and no "
                      "correction was applied")
+        elif self.too_small:
+            text += (f"; {self.examples} target example(s) are too few for {len(self.priors)} classes (at least "
+                     f"{MIN_EXAMPLES_PER_CLASS * len(self.priors)}), so the estimate is unreliable and no correction "
+                     "was applied")
         return text
 
 
@@ -128,7 +149,7 @@ def estimate_target_priors(target_probabilities, *, source_priors, temperature: 
         if moved < tolerance:
             converged = True
             break
-    return LabelShiftEstimate(priors, source, priors / source, temperature, iteration, converged)
+    return LabelShiftEstimate(priors, source, priors / source, temperature, iteration, converged, examples=len(p))
 
 
 def _output_dense(model: keras.Model) -> keras.layers.Dense:
@@ -166,8 +187,9 @@ def correct_label_shift(model: keras.Model, target, *, source_labels=None, sourc
 
     The correction (temperature and prior ratio) is folded into the output Dense layer by
     `fold_prior_correction`, so the corrected model is the same Keras model with other weights.
-    When EM does not converge (a target of a handful of examples), nothing is folded in: the
-    returned estimate has ``converged`` and ``applied`` False and ``describe()`` says so.
+    When EM does not converge, or the target has fewer than `MIN_EXAMPLES_PER_CLASS` examples per
+    class (EM then settles on noise: one example gives priors of 0 and 1), nothing is folded in: the
+    returned estimate has ``applied`` False and ``describe()`` says why.
 
     Args:
         model: a classifier ending in a Dense layer with a softmax activation.
@@ -223,7 +245,7 @@ def correct_label_shift(model: keras.Model, target, *, source_labels=None, sourc
         temperature = fit_temperature(model.predict(x_val, verbose=0, batch_size=batch_size),
                                       sparse_labels(y_val, name="calibration"))
     estimate = estimate_target_priors(probabilities, source_priors=source_priors, temperature=temperature)
-    if not estimate.converged:  # an estimate EM is still moving is no basis for changing the model
+    if not estimate.usable:  # still moving, or settled on a handful of examples: no basis for changing the model
         return estimate
     fold_prior_correction(model, estimate.weights, temperature)
     return dataclasses.replace(estimate, applied=True)

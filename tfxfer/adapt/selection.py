@@ -74,14 +74,16 @@ def reverse_validation(target_features, target_predictions, source_features, sou
     if xt.shape[1] != xs.shape[1]:
         raise ArgumentError("source_features", f"features of dimension {xs.shape[1]}",
                             f"must have the target features' dimension {xt.shape[1]}")
-    predicted = np.asarray(target_predictions)
-    predicted = predicted.argmax(axis=1) if predicted.ndim == 2 else predicted.astype(int)
+    predicted = sparse_labels(target_predictions, name="target_predictions")  # ids, or argmax of probabilities
     if len(predicted) != len(xt):
         raise ArgumentError("target_predictions", f"{len(predicted)} predictions",
                             f"must match the {len(xt)} target examples")
     ys = sparse_labels(source_labels, name="source_labels")
     if len(ys) != len(xs):
         raise ArgumentError("source_labels", f"{len(ys)} labels", f"must match the {len(xs)} source examples")
+    for name, ids in (("target_predictions", predicted), ("source_labels", ys)):
+        if len(ids) and ids.min() < 0:
+            raise ArgumentError(name, f"class ids including {int(ids.min())}", "must be class ids >= 0")
     classes = int(max(predicted.max(), ys.max())) + 1
     if len(np.unique(predicted)) < 2:  # nothing to learn: the constant classifier
         return float(np.mean(ys == predicted[0]))

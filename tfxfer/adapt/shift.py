@@ -117,13 +117,26 @@ def atc_estimate(source_probs: np.ndarray, source_labels: np.ndarray, target_pro
     """Average Thresholded Confidence: the target accuracy a source-calibrated threshold predicts.
 
     The threshold ``t`` makes the share of source examples with confidence > t equal the source
-    accuracy; the estimate is the share of target examples above ``t``.
+    accuracy; the estimate is the share of target examples above ``t``. Confidences tied at ``t``
+    (a saturated softmax gives many exact 1.0s) count with the weight that makes the source share
+    exact, so ``target == source`` always gives back the source accuracy.
+
+    Example:
+        >>> import numpy as np
+        >>> probs = np.array([[0.0, 1.0]] * 4 + [[0.3, 0.7]] * 2, dtype="float32")
+        >>> labels = np.array([1, 1, 1, 0, 1, 0])  # 4 of 6 right, four confidences tied at 1.0
+        >>> round(atc_estimate(probs, labels, probs), 3), atc_estimate(probs, labels, probs[4:])
+        (0.667, 0.0)
     """
     s_conf, t_conf = source_probs.max(axis=1), target_probs.max(axis=1)
     accuracy = float(np.mean(source_probs.argmax(axis=1) == sparse_labels(source_labels)))
-    threshold = np.quantile(s_conf, 1.0 - accuracy) if 0.0 < accuracy < 1.0 else (
-        s_conf.min() - 1e-12 if accuracy == 1.0 else s_conf.max())
-    return float(np.mean(t_conf > threshold))
+    correct = int(round(accuracy * len(s_conf)))
+    if correct == 0:
+        return float(np.mean(t_conf > s_conf.max()))
+    threshold = np.sort(s_conf)[::-1][correct - 1]  # the correct-th largest source confidence
+    above, tied = float(np.mean(s_conf > threshold)), float(np.mean(s_conf == threshold))
+    weight = min(1.0, max(0.0, (accuracy - above) / tied))
+    return float(np.mean(t_conf > threshold) + weight * np.mean(t_conf == threshold))
 
 
 def _verdict(result: ShiftResult) -> str:

@@ -266,6 +266,7 @@ class FeatureAlignment(keras.Model):
 
     def _check_fit_data(self, x, y) -> None:
         """Check what `adaptation_dataset` produced (or array ``y``) against the wrapped model."""
+        _check_fit_structure(x, y)
         try:
             checked = _CHECKED.get(x)
         except TypeError:  # an unhashable x (a list or tuple of arrays)
@@ -300,3 +301,16 @@ def _default_feature_layer(model: keras.Model) -> str:
         if name in names:
             return name
     raise ArgumentError("feature_layer", None, f"must be given: {model.name!r} has no 'head_hidden' or 'pool' layer")
+
+
+def _check_fit_structure(x, y) -> None:
+    """``fit`` trains on ``((x_source, x_target), y_source[, weight])``: anything else (plain arrays,
+    a dataset of ``(x, y)``) is a typed error here instead of a graph error inside ``train_step``."""
+    expected = ("a dataset from tfxfer.adapt.adaptation_dataset(model, source, target), or an "
+                "(x_source, x_target) pair of arrays with y= the source labels")
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        if not (isinstance(spec, tuple) and len(spec) in (2, 3) and isinstance(spec[0], tuple) and len(spec[0]) == 2):
+            raise ArgumentError("x", f"a tf.data.Dataset of {spec}", f"must be {expected}")
+    elif not (isinstance(x, (tuple, list)) and len(x) == 2) or y is None:
+        raise ArgumentTypeError("x", x, expected)

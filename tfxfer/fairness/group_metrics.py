@@ -8,8 +8,10 @@ within each group, so group sizes stay fixed), and each metric a worst-group gap
 worst group) with its own interval from the same resamples. `audit_model` runs a model first.
 The result, a `GroupReport` (`tfxfer.fairness.group_report`), renders rows, markdown or a summary.
 
-Intervals are percentile intervals: they are honest about small groups (wide) but the gap's
-interval leans upwards when groups are nearly equal (a maximum minus a minimum of noisy values).
+Intervals are percentile intervals, honest about small groups (wide). The ECE and the gaps are
+biased upwards (a sum of absolute values; a maximum minus a minimum of noisy values), and their
+resamples more so: their percentile interval is shifted down by the bootstrap's estimate of that
+bias (mean of the resamples minus the value) and clipped at 0, so it brackets the value printed.
 
 Example:
     >>> import numpy as np
@@ -65,6 +67,19 @@ def _metric_samples(y, pred, conf, bin_index, index, metrics, positive, num_clas
             total += np.abs(np.where(bi == b, gap, 0.0).sum(axis=1))
         out["ece"] = total / index.shape[1]
     return out
+
+
+def _interval(boot, point: float, tail: float, *, debias: bool) -> tuple[float, float]:
+    """The percentile interval of the finite resamples ``boot``; with ``debias`` (an estimator biased
+    upwards, >= 0) shifted down by the bootstrap's bias estimate and clipped at 0."""
+    finite = boot[np.isfinite(boot)]
+    if not len(finite):
+        return math.nan, math.nan
+    low, high = np.quantile(finite, [tail, 1.0 - tail])
+    if debias and math.isfinite(point):
+        bias = float(finite.mean()) - point
+        low, high = max(0.0, low - bias), max(0.0, high - bias)
+    return float(low), float(high)
 
 
 def _predictions(predictions, class_names):
@@ -200,8 +215,7 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
         samples[group] = boot
         values[group] = {}
         for m in metrics:
-            finite = boot[m][np.isfinite(boot[m])]
-            low, high = (np.quantile(finite, [tail, 1.0 - tail]) if len(finite) else (np.nan, np.nan))
+            low, high = _interval(boot[m], float(point[m][0]), tail, debias=m == "ece")
             values[group][m] = MetricValue(float(point[m][0]), float(low), float(high))
     if probs is not None:  # the point ECE is tfxfer.metrics' own number
         for group in [*group_values, None]:
@@ -225,8 +239,7 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
             stacked = np.stack([samples[g][m] for g in points])
             stacked = stacked[:, np.isfinite(stacked).any(axis=0)]  # all-NaN resamples: no gap (and no warning)
             boot_gap = np.nanmax(stacked, axis=0) - np.nanmin(stacked, axis=0) if stacked.size else stacked[0]
-            boot_gap = boot_gap[np.isfinite(boot_gap)]
-            low, high = np.quantile(boot_gap, [tail, 1.0 - tail]) if len(boot_gap) else (math.nan, math.nan)
+            low, high = _interval(boot_gap, abs(points[best] - points[worst]), tail, debias=True)
         else:
             low = high = math.nan
         gaps[m] = GroupGap(m, float(abs(points[best] - points[worst])), float(low), float(high), worst, best)

@@ -59,7 +59,7 @@ def test_family_and_task_filters_match_the_real_catalogs():
 ])
 def test_check_source_says_what_resolve_source_says(task, source):
     """The early check raises exactly the error the run would raise later (after importing TensorFlow)."""
-    from tfxfer.recipes.config import load_config
+    from tfxfer.recipes.config_loader import load_config
     from tfxfer.recipes.sources import resolve_source
 
     cfg = load_config(text=f"task: {task}\ndata: {{source: '{source}'}}")

@@ -157,7 +157,7 @@ def test_run_exit_code_and_json(monkeypatch, tmp_path, capsys):
 
 def test_run_result_reads_the_evaluation(tmp_path):
     from tfxfer.recipes.context import RunContext
-    from tfxfer.recipes.config import load_config
+    from tfxfer.recipes.config_loader import load_config
     from tfxfer.recipes.run import _chance
 
     ctx = RunContext(load_config(text="data: {source: x}"), str(tmp_path))

@@ -11,7 +11,7 @@ import pytest
 from tests.factories import make_image_folder, make_text_preset, make_text_table
 from tests.recipes.helpers import recipe, tiny_overrides, tiny_text_overrides
 from tfxfer.errors import ConfigError
-from tfxfer.recipes.config import load_config
+from tfxfer.recipes.config_loader import load_config
 
 RECORD_KEYS = {"method", "target", "source_only", "adapted", "oracle", "shift"}
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.factories import make_image_folder
 from tfxfer.errors import ConfigError, DataError
-from tfxfer.recipes.config import load_config
+from tfxfer.recipes.config_loader import load_config
 from tfxfer.recipes.image_data import load_image_data
 from tfxfer.recipes.sources import resolve_source
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.recipes.helpers import ROOT, recipe
 from tfxfer.errors import ConfigError
-from tfxfer.recipes.config import load_config
+from tfxfer.recipes.config_loader import load_config
 
 BASE = "task: causal_lm\ndata: {source: bbc_news}\n"
 
@@ -120,6 +120,12 @@ def test_recipe_end_to_end_in_a_fresh_process(tmp_path):
     assert all(set(s) == {"prompt", "before", "after"} for s in samples)
     html = (out / "report" / "report.html").read_text()
     assert "Delivered decoder" in html and "int8 failed its gate" in html and "data:image/png;base64" in html
+    # the device command the report prints runs on the shipped files (it named the .tflite, which the runner
+    # cannot read: it takes the sidecar)
+    command = re.search(r'<code>python (export/llm_runner\.py) (\S+) (?:"|&quot;)prompt(?:"|&quot;)</code>', html)
+    ran = subprocess.run([sys.executable, command.group(1), str(out / command.group(2)), "the cat", "--max-new-tokens",
+                          "2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
     assert (out / "report" / "perplexity.png").stat().st_size > 1000
     assert "the cat" in (out / "report" / "report.md").read_text()
     # the adapted model is saved with its LoRA rank, for `tfxfer generate <run>/model`

@@ -13,9 +13,9 @@ from tfxfer.recipes.config import (
     THRESHOLD_KEYS,
     RunConfig,
     config_to_yaml,
-    load_config,
-    parse_override,
 )
+from tfxfer.recipes.config_loader import load_config
+from tfxfer.recipes.recipe_yaml import parse_override
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "pipelines", "*.yaml")))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tfxfer.errors import ArgumentError, ConfigError
-from tfxfer.recipes.config import load_config
+from tfxfer.recipes.config_loader import load_config
 from tfxfer.recipes.context import RunContext
 from tfxfer.recipes.fingerprint import arrays_fingerprint, fingerprint, package_fingerprint, path_fingerprint
 from tfxfer.metrics import classification_metrics, reliability
@@ -100,7 +100,8 @@ def test_learning_rate_log_round_trip_and_validation():
 
     log = LearningRateLog(every=2, epoch_offset=3)
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(log))
-    assert isinstance(again, LearningRateLog) and again.get_config() == {"every": 2, "epoch_offset": 3.0}
+    assert isinstance(again, LearningRateLog) and again.get_config() == {"every": 2, "epoch_offset": 3.0,
+                                                                          "max_points": 4096}
     with pytest.raises(ArgumentError, match=r"`every` must be an int >= 1"):
         LearningRateLog(every=0)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -108,6 +109,29 @@ def test_learning_rate_log_round_trip_and_validation():
     model.fit(np.zeros((8, 2)), np.zeros(8), batch_size=2, epochs=1, callbacks=[log], verbose=0)
     assert [s["step"] for s in log.steps] == [2, 4] and log.steps[-1]["epoch"] == 4.0
     assert log.steps[0]["lr"] == pytest.approx(0.1)
+
+
+def test_learning_rate_log_stays_bounded_and_thins_evenly_across_a_resume():
+    """The whole log rides in every checkpoint: a long run grew it without bound."""
+    import keras
+
+    from tfxfer.recipes.training_log import LearningRateLog
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x = np.zeros((40, 2))
+    log = LearningRateLog(max_points=8)
+    model.fit(x, np.zeros(40), batch_size=1, epochs=1, callbacks=[log], verbose=0)  # 40 steps
+    assert len(log.steps) <= 8 and [s["step"] for s in log.steps] == list(range(log.every, 41, log.every))
+    resumed = LearningRateLog(max_points=8)
+    resumed.restore_state(log.get_state())
+    model.fit(x, np.zeros(40), batch_size=1, epochs=1, callbacks=[resumed], verbose=0)
+    straight = LearningRateLog(max_points=8)
+    model.fit(np.zeros((80, 2)), np.zeros(80), batch_size=1, epochs=1, callbacks=[straight], verbose=0)
+    assert [s["step"] for s in resumed.steps] == [s["step"] for s in straight.steps]
+    assert len(straight.steps) <= 8 and straight.every == 16
+    with pytest.raises(ArgumentError, match="max_points"):
+        LearningRateLog(max_points=1)
 
 
 def test_console_modes():

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tfxfer.recipes.config import load_config
+from tfxfer.recipes.config_loader import load_config
 from tfxfer.recipes.context import RunContext
 from tfxfer.recipes.runner import Runner, Stage
 

@@ -25,7 +25,7 @@ def _check(run_dir, name, deliver):
         manifest = json.load(f)
     assert manifest["status"] == "ok" and manifest["gate"]["passed"]
     assert manifest["gate"]["deliver"] == f"export/{name}_{deliver}.tflite"
-    assert os.path.isfile(os.path.join(run_dir, "export", "vocab.txt"))
+    assert os.path.isfile(os.path.join(run_dir, "export", f"{name}_{deliver}.vocab.txt"))
     with open(os.path.join(run_dir, "export", f"{name}_{deliver}.json")) as f:
         sidecar = json.load(f)
     assert sidecar["gate"]["passed"] and sidecar["sequence_length"] == 16
@@ -87,7 +87,7 @@ def test_failed_dynamic_file_is_replaced_by_the_weight_only_file(text_inputs, tm
     folder = tmp_path / "device"
     folder.mkdir()
     for name in os.listdir(os.path.join(result.run_dir, "export")):
-        if name.startswith("text_classification_weight_only") or name == "vocab.txt":
+        if name.startswith("text_classification_weight_only"):  # .tflite, .json, .vocab.txt
             (folder / name).write_bytes(open(os.path.join(result.run_dir, "export", name), "rb").read())
     proc = run_device_runner(folder, folder / "text_classification_weight_only.tflite", ["good film", "a dull plot"],
                              "wordpiece_tokenizer.py", "--json", "--repeat", "1")

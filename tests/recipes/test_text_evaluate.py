@@ -152,7 +152,7 @@ def test_export_text_classifier_and_ner_models(runs, tmp_path, capsys):
             sidecar = json.load(f)
         assert sidecar["tokenizer"]["type"] == "wordpiece" and sidecar["class_names"] == ["neg", "pos"]
         Interpreter(model_path=str(out / f"{clf_name(clf)}_{variant}.tflite")).allocate_tensors()
-    assert (out / "vocab.txt").is_file() and list((out / "serving" / "reviews").iterdir())
+    assert (out / f"{clf_name(clf)}_float32.vocab.txt").is_file() and list((out / "serving" / "reviews").iterdir())
     lines = _ok(capsys, ["export", ner.run_dir, runs["tags"], "--out", str(tmp_path / "ner"), "--variants",
                          "dynamic", "--no-benchmark", "-q"])
     assert lines[1].split()[0] == "dynamic" and lines[1].split()[2] == "-" and lines[1].endswith("pass")

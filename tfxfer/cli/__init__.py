@@ -39,13 +39,14 @@ import contextlib
 import io
 import os
 import sys
+import traceback
 import warnings
 
 from tfxfer.cli.common import EXIT_FAILURE, UsageError, one_line_warnings, report_error, verbosity
 from tfxfer.cli.parser import COMMANDS, build_parser, parse
 from tfxfer.errors import TfxferError
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "InternalError", "build_parser", "main"]
 
 
 def _wants_json(argv: list[str]) -> bool:
@@ -79,6 +80,20 @@ def main(argv=None) -> int:
         return EXIT_FAILURE
     except (TfxferError, OSError, KeyboardInterrupt) as exc:  # OSError: missing files, permissions, a full disk
         return report_error(exc, level=level, command=args.command, json_stream=args.json_stream)
+    except Exception as exc:  # a bug or an error a library raised: still one line (and the --json document)
+        if level >= 2:  # -v: the traceback, for a bug report
+            traceback.print_exc(file=sys.stderr)
+        return report_error(InternalError(exc, verbose=level >= 2), level=level, command=args.command,
+                            json_stream=args.json_stream)
+
+
+class InternalError(Exception):
+    """An unexpected exception as the CLI reports it: its type and message, exit code 1 (`EXIT_FAILURE`)."""
+
+    def __init__(self, exc: BaseException, *, verbose: bool = False):
+        text = " ".join(str(exc).split())[:500]  # one line: library messages can span dozens
+        super().__init__(f"internal error: {type(exc).__name__}" + (f": {text}" if text else "")
+                         + ("" if verbose else " (run with -v for the traceback)"))
 
 
 def _silence_stdout() -> None:

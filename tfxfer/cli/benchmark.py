@@ -37,6 +37,8 @@ from tfxfer.errors import ArgumentError, UnknownNameError
 TFLITE_FORMATS = ("float32", "float16", "dynamic", "int8")
 #: Every format ``tfxfer benchmark`` knows, in the order of its table.
 FORMATS = (*TFLITE_FORMATS, "onnx", "saved_model")
+#: Upper bounds of the count flags (as the recipe keys ``export.bench_runs`` / ``export.threads``).
+MAX_RUNS, MAX_THREADS, MAX_EXAMPLES = 1_000_000, 1024, 2**31 - 1
 
 
 def add_parser(sub) -> None:
@@ -87,10 +89,16 @@ def _check_numbers(args) -> None:
         raise ArgumentError("--min-agreement", args.min_agreement, "must be a fraction between 0 and 1")
     if args.max_accuracy_drop is not None and not 0.0 <= args.max_accuracy_drop <= 100.0:
         raise ArgumentError("--max-accuracy-drop", args.max_accuracy_drop, "must be points between 0 and 100")
-    for flag, value, low in (("--runs", args.runs, 0), ("--threads", args.threads, 1), ("--limit", args.limit, 1),
-                             ("--num-calibration", args.num_calibration, 1)):
+    # upper bounds: `--runs 99999999999999999999` would time forever; far above any real benchmark
+    for flag, value, low, high in (("--runs", args.runs, 0, MAX_RUNS), ("--threads", args.threads, 1, MAX_THREADS),
+                                   ("--limit", args.limit, 1, MAX_EXAMPLES),
+                                   ("--num-calibration", args.num_calibration, 1, MAX_EXAMPLES)):
+        if value is None:
+            continue
         if value < low:
             raise ArgumentError(flag, value, f"must be >= {low}")
+        if value > high:
+            raise ArgumentError(flag, value, f"must be <= {high}")
 
 
 def format_table(rows) -> str:

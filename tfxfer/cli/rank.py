@@ -67,7 +67,7 @@ def _check_flags(args, *, recipe: bool) -> None:
     if args.max_per_class is not None and args.max_per_class < 0:
         raise ArgumentError("--max-per-class", args.max_per_class, "must be >= 1 (or 0 for no per-class cap)")
     if args.input_size is not None:  # the cap of a recipe's model.input_size
-        from tfxfer.recipes.config import MAX_INPUT_SIDE
+        from tfxfer.recipes.config_checks import MAX_INPUT_SIDE
         from tfxfer.utils.validate import check_int
 
         check_int("--input-size", args.input_size, low=1, high=MAX_INPUT_SIDE)

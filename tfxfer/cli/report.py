@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 
 from tfxfer.cli.common import EXIT_OK, add_json, emit_json, show
 from tfxfer.errors import ArgumentError
@@ -37,8 +38,23 @@ def cmd_report(args) -> int:
     else:
         paths = write_report(args.run_dir)
         html, markdown = paths.html, paths.markdown
+    unfinished = _unfinished(args.run_dir)
+    if unfinished:  # the report says so first too; the terminal should not look like a finished run's
+        print(f"tfxfer: warning: {unfinished}", file=sys.stderr, flush=True)
     if args.json:
-        emit_json(args, html=os.path.abspath(html), markdown=os.path.abspath(markdown))
+        emit_json(args, html=os.path.abspath(html), markdown=os.path.abspath(markdown),
+                  finished=unfinished is None, warning=unfinished)
     else:
         print(f"Report:   {show(html)}\nMarkdown: {show(markdown)}")
     return EXIT_OK
+
+
+def _unfinished(run_dir: str) -> str | None:
+    """`tfxfer.report.run_data.unfinished_sentence` of the run's manifest (None when it finished)."""
+    from tfxfer.report.run_data import _json, unfinished_sentence
+
+    try:
+        manifest = _json(os.path.join(run_dir, "manifest.json"))
+    except (OSError, ValueError, RecursionError):
+        manifest = None
+    return unfinished_sentence({"manifest": manifest if isinstance(manifest, dict) else None})

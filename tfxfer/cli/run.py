@@ -14,7 +14,9 @@ from __future__ import annotations
 import sys
 
 from tfxfer.cli.common import (add_allow_chance, add_json, add_verbosity, chance_error, chance_exit, chance_lines,
-                               check_recipe_names, emit_json, import_tensorflow, show, verbosity)
+                               check_recipe_names, emit_json, error_text, exit_code, import_tensorflow, report_error,
+                               show, verbosity)
+from tfxfer.errors import GateError
 
 
 def add_parser(sub) -> None:
@@ -41,15 +43,20 @@ def cmd_run(args) -> int:
     cfg = load_config(args.recipe, overrides=args.overrides)
     check_recipe_names(cfg)
     import_tensorflow(args)
-    result = run_pipeline(cfg, out_dir=args.out, resume=args.resume, force=args.force, verbosity=verbosity(args),
-                          command=["tfxfer", *sys.argv[1:]] if sys.argv[0].endswith("tfxfer") else None)
+    try:
+        result = run_pipeline(cfg, out_dir=args.out, resume=args.resume, force=args.force, verbosity=verbosity(args),
+                              command=["tfxfer", *sys.argv[1:]] if sys.argv[0].endswith("tfxfer") else None)
+    except GateError as exc:  # the run finished and wrote its files; only the gate failed (exit 3)
+        result = getattr(exc, "result", None)
+        if not args.json or result is None:
+            raise
+        report_error(exc, level=verbosity(args), command=args.command)  # the one-line error on stderr, as for any error
+        _emit(args, result, exit_code=exit_code(exc),
+              error={"type": type(exc).__name__, "message": error_text(exc)})
+        return exit_code(exc)
     code = chance_exit(args, result.chance)  # the files are written; the exit code tells scripts
     if args.json:
-        emit_json(args, exit_code=code, error=chance_error(result.chance, allowed=args.allow_chance),
-                  run_dir=result.run_dir,
-                  manifest=result.manifest, report_html=result.report_html, report_md=result.report_md,
-                  tflite=result.tflite, gate_passed=result.gate_passed, metrics=result.metrics, stages=result.stages,
-                  wall_s=result.wall_s, chance=result.chance)
+        _emit(args, result, exit_code=code, error=chance_error(result.chance, allowed=args.allow_chance))
         return code
     print(result.headline())
     for line in chance_lines(result.chance, allowed=args.allow_chance):
@@ -59,3 +66,11 @@ def cmd_run(args) -> int:
         print(f"TFLite:   {show(result.tflite)} (verification gate passed)")
     print(f"Manifest: {show(result.manifest)}")
     return code
+
+
+def _emit(args, result, *, exit_code: int, error) -> None:
+    """The ``--json`` document of a run that wrote its files (also when its gate failed)."""
+    emit_json(args, exit_code=exit_code, error=error, run_dir=result.run_dir,
+              manifest=result.manifest, report_html=result.report_html, report_md=result.report_md,
+              tflite=result.tflite, gate_passed=result.gate_passed, metrics=result.metrics, stages=result.stages,
+              wall_s=result.wall_s, chance=result.chance)

@@ -11,7 +11,8 @@ Example:
     (1, 'efficientnet_lite0')
 """
 
-from tfxfer.recipes.config import RunConfig, config_to_yaml, load_config
+from tfxfer.recipes.config import RunConfig, config_to_yaml
+from tfxfer.recipes.config_loader import load_config
 from tfxfer.recipes.run import RunResult, plan_stages, run_pipeline
 
 __all__ = ["RunConfig", "RunResult", "config_to_yaml", "load_config", "plan_stages", "run_pipeline"]

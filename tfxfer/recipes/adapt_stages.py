@@ -295,6 +295,9 @@ def _label_shift(ctx, model, source: _Domain, target: _Domain) -> str:
     if not estimate.converged:  # as correct_label_shift: an estimate EM did not settle on changes nothing
         return (f"label_shift: EM did not converge on the target's class priors ({priors}); {fitted}; no "
                 "correction was applied")
+    if estimate.too_small:  # as correct_label_shift: a handful of target examples changes nothing
+        return (f"label_shift: {estimate.examples} target example(s) are too few to estimate {classes} class priors "
+                f"(EM gave {priors}); {fitted}; no correction was applied")
     fold_prior_correction(model, estimate.weights, temperature)
     return f"label_shift: target priors estimated by EM ({priors}); {fitted}; folded into the output layer"
 

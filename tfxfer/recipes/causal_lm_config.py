@@ -24,7 +24,7 @@ The image/text sections (``model``, ``train``, ``export``, ``distill``, ``quanti
 ``causal_lm.*`` key to use instead.
 
 Example:
-    >>> from tfxfer.recipes.config import load_config
+    >>> from tfxfer.recipes.config_loader import load_config
     >>> cfg = load_config(text="task: causal_lm\\ndata: {source: bbc_news}\\ncausal_lm: {lora_rank: 4}")
     >>> cfg.causal_lm.model, cfg.causal_lm.lora_rank, cfg.causal_lm.export.quantization
     ('smollm2-135m', 4, 'float16')

@@ -133,8 +133,8 @@ def render_lm_html(run: dict, *, figures: dict) -> str:
         body.append('<h2 id="export">Delivered decoder</h2>')
         body.append(f'<p>{esc(verify.get("deliver"))}: {esc(verify.get("shipped"))} (asked for '
                     f'{esc(verify.get("requested"))}), cache {verify.get("cache_length")} tokens, builtin ops; '
-                    f'<code>python export/llm_runner.py {esc(verify.get("deliver"))} "prompt"</code> runs it without '
-                    "TensorFlow.</p>")
+                    f'<code>python export/llm_runner.py {esc(verify.get("runner_input", "<sidecar>.json"))} "prompt"</code> '
+                    "(its sidecar) runs it without TensorFlow.</p>")
         if verify.get("fallback_reason"):
             body.append(f'<p class="muted">Fallback: {esc(verify["fallback_reason"])}</p>')
         if verify.get("saved_model"):

@@ -302,7 +302,7 @@ def run_verify(ctx):
                                                max_new_tokens=ctx.cfg.causal_lm.max_new_tokens)
         files += sorted(os.path.join(root, f) for root, _, names in os.walk(saved_model) for f in names)
         ctx.console.info(f"SavedModel (string in, string out: signature 'generate'): {ctx.rel(saved_model)}")
-    return {"passed": bool(shipped.passed), "deliver": ctx.rel(saved["model"]),
+    return {"passed": bool(shipped.passed), "deliver": ctx.rel(saved["model"]), "runner_input": ctx.rel(saved["sidecar"]),
             "saved_model": None if saved_model is None else ctx.rel(saved_model),
             "failed": [] if shipped.passed else [shipped.variant], "requested": e.quantization,
             "shipped": shipped.variant, "fallback_reason": fallback_reason, "cache_length": cache_length,

@@ -3,7 +3,7 @@ earlier stages' outputs, and a memo of in-memory objects (loaded data, the train
 
 Example:
     >>> import tempfile
-    >>> from tfxfer.recipes.config import load_config
+    >>> from tfxfer.recipes.config_loader import load_config
     >>> ctx = RunContext(load_config(text="data: {source: animal_mnist}"), tempfile.mkdtemp())
     >>> ctx.rel(ctx.path("model", "model.keras"))
     'model/model.keras'

@@ -5,7 +5,7 @@
 * ``verify``: `tfxfer.export.gate_variants` on the held-out split (the gate), `benchmark_variants`
   over all files side by side, `export_rows` / `write_verdicts`, an optional SavedModel
   (`export_serving`) when every file passed. The delivered file follows the export chain
-  (`tfxfer.export.gate.choose_delivery` along `DELIVERY_CHAIN`): for ``deliver: int8``, the first
+  (`tfxfer.export.delivery.choose_delivery` along `DELIVERY_CHAIN`): for ``deliver: int8``, the first
   integer file that passed its gate and reached the 98 % agreement target (quantization-aware
   ``int8_qat`` from the quantize stage, then post-training ``int8``); when none did, the selective
   remedy (`selective_remedy`: uint8 raw-pixel input, the most harmful tensors in float, searched on
@@ -110,13 +110,13 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
 
     ``remedy_data()``, if given, returns ``(calibration images, validation (images, labels))`` for the
     selective int8 remedy (`selective_remedy`), run when the recipe delivers int8 and no integer file
-    passed its gate and reached the agreement target (`tfxfer.export.gate.needs_remedy`).
+    passed its gate and reached the agreement target (`tfxfer.export.delivery.needs_remedy`).
     ``weight_only_remedy(path)``, if given (text models), writes the ``weight_only`` file (the dynamic
     file's int8 weights, float arithmetic) at ``path`` and returns its export; it runs when the recipe
     delivers ``dynamic`` and the dynamic file failed its gate, and the new file is gated like the others.
     """
     from tfxfer.export import export_serving, gate_variants
-    from tfxfer.export.gate import needs_remedy
+    from tfxfer.export.delivery import needs_remedy
 
     cfg, model = ctx.cfg, ctx.model()
     exports = {**ctx.outputs["export"]["exports"], **qat_export_entry(ctx)}
@@ -137,7 +137,7 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
             paths[variant], results[variant] = export.path, result
             return
         ctx.console.info(f"  {variant} failed its gate too ({'; '.join(result.failures)}); not kept")
-        for leftover in (export.path, export.sidecar_path):
+        for leftover in (export.files() if hasattr(export, "files") else (export.path, export.sidecar_path)):
             if leftover and os.path.exists(leftover):
                 os.remove(leftover)
 
@@ -192,11 +192,11 @@ def record_gate(ctx, exports, results, benches, *, saved_model=None, deliver=Non
     """Write each file's verdict into its sidecar, ``export/gate.json`` and ``export/table.json``;
     print the table; return the verify stage's outputs.
 
-    The delivered file is `tfxfer.export.gate.choose_delivery`'s pick for ``export.deliver`` along
-    `tfxfer.export.gate.DELIVERY_CHAIN`, with the reason printed and recorded (``deliver`` is accepted
+    The delivered file is `tfxfer.export.delivery.choose_delivery`'s pick for ``export.deliver`` along
+    `tfxfer.export.delivery.DELIVERY_CHAIN`, with the reason printed and recorded (``deliver`` is accepted
     for older callers; the chain already prefers a passing ``int8_qat``)."""
     from tfxfer.export import export_rows, write_verdicts
-    from tfxfer.export.gate import choose_delivery, superseded_by
+    from tfxfer.export.delivery import choose_delivery, superseded_by
 
     cfg, console = ctx.cfg, ctx.console
     write_verdicts({v: ctx.abs(exports[v]["sidecar"]) for v in results}, results)

@@ -145,21 +145,42 @@ def open_model(path) -> LoadedModel:
     return LoadedModel(path, "keras", model, (int(shape[1]), int(shape[2])), int(shape[3]), names)
 
 
+def _read_text_lines(path: str) -> list[str]:
+    """The non-empty lines of a ``.txt`` file, stripped; read as ``tfxfer evaluate`` reads text files
+    (`tfxfer.data.text.read_text_file`: strict UTF-8, a BOM decides, a decoding error is a `DataError`
+    naming the byte)."""
+    from tfxfer.data.text import read_text_file
+
+    lines = read_text_file(path).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [line.strip() for line in lines if line.strip()]
+
+
 def predict_text_inputs(model: LoadedModel, inputs, *, k: int = 3) -> list[tuple[str, str]]:
     """``[(text, result line)]`` for a text classifier (top classes) or NER model (entities).
 
-    Each input is a text, or a ``.txt`` file whose non-empty lines are the texts.
+    Each input is a text, or a ``.txt`` file whose non-empty lines are the texts. An NER model is
+    recognised as `tfxfer.recipes.text_eval.model_task` recognises it (per-token outputs), with or
+    without its ``labels.json``; without its tag names it is refused (`ArgumentError`).
     """
+    from tfxfer.recipes.text_eval import TOKEN_TASK, model_task
+
     texts = []
     for item in inputs:
         if os.path.isfile(item) and item.endswith(".txt"):
-            with open(item, encoding="utf-8") as f:
-                texts += [line.strip() for line in f if line.strip()]
+            texts += _read_text_lines(item)
         else:
             texts.append(str(item))
-    if model.task == "token_classification":
+    if model_task(model) == TOKEN_TASK:
         from tfxfer.text import predict_entities
+        from tfxfer.text.tagging import parse_tag
 
+        try:
+            for name in model.class_names:
+                parse_tag(name)
+        except DataError:
+            raise ArgumentError("model", model.path, f"is an NER model (per-token outputs) whose class names "
+                                f"{bounded_repr(list(model.class_names))} are not tags: put the run's labels.json "
+                                "(its tag names) beside it") from None
         found = predict_entities(model.model, texts, tag_names=model.class_names)
         return [(t, "; ".join(f"{e.text} [{e.type}] {e.score:.2f}" for e in ents) or "(no entities)")
                 for t, ents in zip(texts, found)]

@@ -23,7 +23,8 @@ import os
 from typing import NamedTuple
 
 from tfxfer.errors import ArgumentError, ConfigError
-from tfxfer.recipes.config import MAX_INPUT_SIDE, load_config
+from tfxfer.recipes.config_checks import MAX_INPUT_SIDE
+from tfxfer.recipes.config_loader import load_config
 from tfxfer.recipes.sources import resolve_source
 from tfxfer.utils.validate import check_int
 

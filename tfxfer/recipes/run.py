@@ -21,7 +21,7 @@ import time
 from tfxfer.errors import ConfigError, GateError, UnknownNameError
 from tfxfer.recipes.catalog import check_backbone
 from tfxfer.recipes.causal_lm_stages import causal_lm_stages
-from tfxfer.recipes.config import RunConfig, config_to_yaml, parse_yaml, read_recipe_file
+from tfxfer.recipes.config import RunConfig, config_to_yaml
 from tfxfer.recipes.console import Console
 from tfxfer.recipes.context import RunContext
 from tfxfer.recipes.edge_stages import distill_available, edge_stages, quantize_available
@@ -29,6 +29,7 @@ from tfxfer.recipes.export_stages import export_stages
 from tfxfer.recipes.image_stages import evaluate_stage, image_stages
 from tfxfer.recipes.manifest import build_manifest, write_manifest
 from tfxfer.recipes.ner_stages import ner_stages
+from tfxfer.recipes.recipe_yaml import parse_yaml, read_recipe_file
 from tfxfer.recipes.report_stage import report_stage
 from tfxfer.recipes.runner import Runner, Stage
 from tfxfer.recipes.sources import resolve_source
@@ -198,6 +199,9 @@ def _run_locked(cfg, stages, run_dir, console, strategy, *, force, command) -> R
     model = cfg.causal_lm.model if cfg.task == "causal_lm" else cfg.model.backbone
     console.info(f"tfxfer run {cfg.name}: {cfg.task}, {model} on {cfg.data.source} -> {run_dir}")
     ctx.remember("manifest_info", {"started": started, "t0": t0, "command": command})
+    # before any stage: a hard kill (kill -9, power loss) must not leave an earlier run's "ok" manifest,
+    # with its gate and metrics, describing files this run has started to replace
+    write_manifest(ctx, build_manifest(ctx, status="running", started=started, wall_s=0.0, command=command))
     try:
         for stage in stages:
             runner.execute(stage)
@@ -224,8 +228,10 @@ def _run_locked(cfg, stages, run_dir, console, strategy, *, force, command) -> R
         gate_passed=passed, metrics=manifest["metrics"], stages=manifest["stages"], wall_s=manifest["wall_s"],
         chance=chance)
     if passed is False:
-        raise GateError(f"verification gate failed for {', '.join(verify.get('failed', []))}; see the export table "
-                        f"in {result.report_html}", report=verify)
+        error = GateError(f"verification gate failed for {', '.join(verify.get('failed', []))}; see the export "
+                          f"table in {result.report_html}", report=verify)
+        error.result = result  # the run's files exist (a fallback may be delivered): `tfxfer run --json` lists them
+        raise error
     return result
 
 

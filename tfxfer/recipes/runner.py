@@ -9,7 +9,7 @@ nothing and an interrupted run (``--resume``) continues after the last finished 
 
 Example:
     >>> import tempfile
-    >>> from tfxfer.recipes.config import load_config
+    >>> from tfxfer.recipes.config_loader import load_config
     >>> from tfxfer.recipes.context import RunContext
     >>> calls = []
     >>> stage = Stage("hello", run=lambda ctx: calls.append(1) or {"n": len(calls)},

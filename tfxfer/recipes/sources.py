@@ -5,7 +5,7 @@ One key switches a recipe from its packaged default to the user's own data
 or a data set of the wrong task is a `ConfigError` naming ``data.source``.
 
 Example:
-    >>> from tfxfer.recipes.config import load_config
+    >>> from tfxfer.recipes.config_loader import load_config
     >>> resolve_source(load_config(text="data: {source: animal_mnist}")).kind
     'packaged'
     >>> try:

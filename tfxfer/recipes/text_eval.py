@@ -133,13 +133,23 @@ def token_data(source: str, tag_names, *, split: str = "test"):
 
 def gate_data(model, source: str, *, split: str = "test", limit: int | None = 1000, text_column: str = "text",
               label_column: str = "label"):
-    """``(texts, labels)`` held out for the export gate of a loaded text model (labels None for an NER
-    model: Keras's own tags are the reference); what ``tfxfer export`` passes as ``eval_data``."""
+    """``(texts, labels)`` held out for the export gate of a loaded text model; what ``tfxfer export``
+    passes as ``eval_data``. A classifier's labels are class ids; an NER model's are the file's tags
+    placed on the first word piece of each word as training and `evaluate_text_model` align them
+    (`tfxfer.export.text_gate.word_tag_labels`: int ``[texts, sequence_length]``, -1 at [CLS], [SEP],
+    padding and later pieces), so the gate's accuracies are real tag accuracies per word (of each
+    word's most probable tag; ``tfxfer evaluate``'s tag accuracy decodes valid BIO sequences first,
+    so the two can differ a little)."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ArgumentError("limit", limit, "must be None or an int >= 1")
     if model_task(model) == TOKEN_TASK:
-        words, _, _ = token_data(source, model.class_names, split=split)
-        return np.asarray([" ".join(w) for w in words[:limit]], dtype=object), None
+        from tfxfer.export.text_gate import word_tag_labels
+
+        words, tags, _ = token_data(source, model.class_names, split=split)
+        words, tags = words[:limit], tags[:limit]
+        if not words:
+            raise DataError(f"No tagged sentences in {source} to gate the export on")
+        return word_tag_labels(model.model, words, tags, tag_names=model.class_names)
     texts, labels, _ = classification_data(source, model.class_names, split=split, text_column=text_column,
                                            label_column=label_column)
     return texts[:limit], np.asarray(labels[:limit])

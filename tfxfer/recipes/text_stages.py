@@ -3,7 +3,7 @@ finetune (the head step on the cache, then `fine_tune`'s unfreezing step on the 
 -> export -> verify.
 
 The model takes raw strings (tokenizer inside); the TFLite files take token ids and ship with
-``vocab.txt`` and a sidecar for ``export/wordpiece_tokenizer.py``.
+their own ``<stem>.vocab.txt`` and a sidecar for ``export/wordpiece_tokenizer.py``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,77 @@
+"""Loading a recipe: strict YAML -> a frozen, checked `RunConfig`, with ``--set`` overrides.
+
+Every key is optional except that ``data.source`` must name a packaged data set, a folder or a
+table (the sections: `tfxfer.recipes.config`). Unknown keys, wrong types and bad choices are
+`ConfigError` s that name the key path and suggest the closest valid key.
+
+Example:
+    >>> cfg = load_config(text="data: {source: animal_mnist}\\ntrain: {epochs: 1}",
+    ...                   overrides=["model.input_size=[32, 32]", "model.weights=null"])
+    >>> cfg.data.source, cfg.train.epochs, cfg.model.input_size, cfg.model.weights
+    ('animal_mnist', 1, (32, 32), None)
+    >>> load_config(text="train: {head_epochz: 2}")
+    Traceback (most recent call last):
+    ...
+    tfxfer.errors.ConfigError: unknown key `train.head_epochz`. Did you mean `train.head_epochs`?
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from tfxfer.errors import ConfigError
+from tfxfer.recipes.causal_lm_config import check_causal_lm_keys
+from tfxfer.recipes.config import RunConfig
+from tfxfer.recipes.config_checks import validate
+from tfxfer.recipes.recipe_yaml import apply_overrides, parse_yaml, read_recipe_file
+from tfxfer.recipes.schema import convert, from_mapping, to_plain
+
+
+def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfig:
+    """Read a recipe (file ``path`` or YAML ``text``), apply ``--set`` overrides, validate.
+
+    Args:
+        path: a YAML recipe file.
+        text: YAML text instead of a file.
+        overrides: ``["key.sub=value", ...]``; values are YAML (``3``, ``1e-3``, ``null``, ``[96, 96]``).
+
+    Returns:
+        A frozen `RunConfig`; ``name`` defaults to the file name without extension.
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, unknown key (with the closest valid key), wrong
+            type, bad choice, or a bad override path.
+    """
+    where = "recipe"
+    if path is not None:
+        path = os.fspath(path)
+        where = path
+        text = read_recipe_file(path)
+    raw = parse_yaml(text or "", where=where)
+    raw = apply_overrides(raw, overrides)
+    if "name" not in raw and path is not None:
+        raw["name"] = os.path.splitext(os.path.basename(path))[0]
+    try:
+        check_causal_lm_keys(raw)  # keys a causal-LM recipe would ignore, even set to their defaults
+        return validate(from_mapping(RunConfig, raw))
+    except ConfigError as exc:
+        if path is not None:
+            raise ConfigError(f"{os.path.basename(path)}: {exc}") from None
+        raise
+
+
+def replace(cfg: RunConfig, **sections) -> RunConfig:
+    """A copy of ``cfg`` with sections replaced, e.g. ``replace(cfg, train={"epochs": 1})``."""
+    values = {}
+    for name, value in sections.items():
+        current = getattr(cfg, name)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            merged = {**to_plain(current), **value}
+            values[name] = convert(merged, type(current), name)
+        else:
+            values[name] = value
+    return validate(dataclasses.replace(cfg, **values))
+
+
+__all__ = ["load_config", "replace"]

@@ -18,7 +18,7 @@ SOURCE = "data: {source: animal_mnist}\n"
 
 # -- recipes ---------------------------------------------------------------------------------------
 def _config(text, overrides=()):
-    from tfxfer.recipes.config import load_config
+    from tfxfer.recipes.config_loader import load_config
 
     return load_config(text=text, overrides=list(overrides))
 
@@ -61,7 +61,7 @@ def test_every_monitor_a_task_produces_is_accepted(task, source, monitor):
 def test_every_shipped_recipe_still_loads():
     import glob
 
-    from tfxfer.recipes.config import load_config
+    from tfxfer.recipes.config_loader import load_config
 
     recipes = sorted(glob.glob(os.path.join(ROOT, "pipelines", "*.yaml")))
     assert recipes and all(load_config(p).train.monitor for p in recipes)
@@ -148,7 +148,7 @@ def test_export_options_are_checked_before_any_work(flags, match, tmp_path, caps
 # -- tfxfer rank -------------------------------------------------------------------------------------
 def test_rank_input_size_is_capped_like_a_recipe(capsys):
     from tfxfer.cli.rank import _check_flags
-    from tfxfer.recipes.config import MAX_INPUT_SIDE
+    from tfxfer.recipes.config_checks import MAX_INPUT_SIDE
     from tfxfer.recipes.ranking import image_rank_inputs
 
     # the flag checks alone: without the cap, the full command would build 20000x20000 models

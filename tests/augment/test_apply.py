@@ -86,3 +86,26 @@ def test_a_tfxfer_pipeline_reseeds_its_augmentation_by_epoch():
     assert not np.array_equal(first, second)  # within an epoch the draws go on
     shuffle.on_epoch_begin(3)
     assert not np.array_equal(epoch(), first)
+
+
+def test_augmentation_runs_batch_after_batch_while_op_determinism_is_on(monkeypatch):
+    """The loaders and fine_tune pass no `deterministic`: it follows TensorFlow's op determinism (a seeded
+    run then repeats its draws batch for batch), and stays parallel otherwise."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    from tfxfer.augment import augment_dataset
+
+    data = tf.data.Dataset.from_tensor_slices((tf.zeros((4, 8, 8, 3)), tf.zeros(4, tf.int64))).batch(2)
+
+    def map_kinds(ds):
+        kinds, node = [], ds
+        while node is not None:
+            kinds.append(type(node).__name__)
+            inputs = node._inputs()
+            node = inputs[0] if inputs else None
+        return [k for k in kinds if "Map" in k]
+
+    assert map_kinds(augment_dataset(data, "light", seed=0, prefetch=False)) == ["_ParallelMapDataset"]
+    monkeypatch.setattr(tf_config, "is_op_determinism_enabled", lambda: True)
+    assert map_kinds(augment_dataset(data, "light", seed=0, prefetch=False)) == ["_MapDataset"]

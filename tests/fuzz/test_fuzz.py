@@ -70,7 +70,7 @@ def _config_outcome(fn):
 def test_any_structured_recipe_loads_or_is_a_config_error(raw):
     import yaml
 
-    from tfxfer.recipes.config import load_config
+    from tfxfer.recipes.config_loader import load_config
 
     text = yaml.safe_dump(raw, allow_unicode=True)
     _config_outcome(lambda: load_config(text=text))
@@ -79,7 +79,7 @@ def test_any_structured_recipe_loads_or_is_a_config_error(raw):
 @FAST
 @given(st.text(max_size=300))
 def test_any_recipe_text_loads_or_is_a_config_error(text):
-    from tfxfer.recipes.config import load_config
+    from tfxfer.recipes.config_loader import load_config
 
     _config_outcome(lambda: load_config(text=text))
 
@@ -87,7 +87,8 @@ def test_any_recipe_text_loads_or_is_a_config_error(text):
 @FAST
 @given(st.binary(max_size=300))
 def test_any_recipe_bytes_load_or_are_a_config_error(data):
-    from tfxfer.recipes.config import decode_recipe, load_config
+    from tfxfer.recipes.config_loader import load_config
+    from tfxfer.recipes.recipe_yaml import decode_recipe
 
     try:
         text = decode_recipe(data)
@@ -99,7 +100,7 @@ def test_any_recipe_bytes_load_or_are_a_config_error(data):
 @FAST
 @given(st.lists(st.text(max_size=60), max_size=4))
 def test_any_overrides_apply_or_are_a_config_error(items):
-    from tfxfer.recipes.config import load_config
+    from tfxfer.recipes.config_loader import load_config
 
     _config_outcome(lambda: load_config(text="data: {source: animal_mnist}", overrides=items))
 
@@ -112,7 +113,7 @@ def test_overrides_of_real_keys_are_range_checked(items):
     """A recipe that loads has only in-range numbers (no negative rate or epoch, no NaN)."""
     import math
 
-    from tfxfer.recipes.config import load_config
+    from tfxfer.recipes.config_loader import load_config
 
     try:
         cfg = load_config(text="data: {source: animal_mnist}", overrides=[f"{k}={v}" for k, v in items])

@@ -105,3 +105,34 @@ def test_a_finished_head_step_hands_back_its_best_epoch_when_a_log_is_added(tmp_
     for a, b in zip(finished.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert second.steps[0]["best_epoch"] == first.steps[0]["best_epoch"]
+
+
+def test_a_pipeline_derived_from_a_tfxfer_one_is_still_driven_by_epoch():
+    """``.map`` / ``.take`` on a tfxfer pipeline keep its epoch-keyed shuffle: fine_tune drives it
+    (what makes the resumed batches those of the uninterrupted run)."""
+    from tfxfer.train.fine_tune import fine_tune
+
+    train = _pipeline()
+    derived = train.map(lambda x, y: (x, y)).take(6)
+    assert attached_shuffle(derived) is attached_shuffle(train)
+    epochs = []
+    attached_shuffle(train).add_epoch_hook(epochs.append)
+    fine_tune(_tiny(), derived, head_epochs=1, epochs=2, use_cached_features=False, verbose=0)
+    assert epochs == [0, 1, 2] and not attached_shuffle(train).driven
+
+
+def test_resuming_on_a_pipeline_that_reshuffles_itself_warns_and_notes_it(tmp_path):
+    import tensorflow as tf
+
+    from tests.factories import tiny_images
+    from tfxfer.train.fine_tune import fine_tune
+
+    x, y = tiny_images(16, size=16, classes=2, signal="mean_colour")
+    own = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(16).batch(4)
+    kwargs = dict(head_epochs=1, epochs=1, use_cached_features=False, verbose=0,
+                  checkpoint_dir=str(tmp_path / "ckpt"))
+    first = fine_tune(_tiny(), own, **kwargs)
+    assert first.resumed_from is None and not any("reshuffles itself" in n for n in first.notes)
+    with pytest.warns(UserWarning, match="reshuffles itself"):
+        again = fine_tune(_tiny(), own, **kwargs)
+    assert again.resumed_from and any("reshuffles itself" in n for n in again.notes)

@@ -187,10 +187,10 @@ def test_roberta_tflite_runs_from_raw_strings_in_the_standalone_runner(bpe, tmp_
              "<s> 100 </s>"]
     out = export_text_tflite(model, str(tmp_path / "roberta.tflite"), class_names=["neg", "neu", "pos"])
     assert verify(model, {"float32": out.path}, texts).passed
-    assert sorted(os.listdir(tmp_path)) == ["merges.txt", "roberta.json", "roberta.tflite", "vocab.json"]
+    assert sorted(os.listdir(tmp_path)) == ["roberta.json", "roberta.merges.txt", "roberta.tflite", "roberta.vocab.json"]
     config = json.loads((tmp_path / "roberta.json").read_text())["tokenizer"]
     assert config["type"] == "bpe" and config["start_token"] == "<s>" and config["sequence_length"] == 16
-    assert json.loads((tmp_path / "vocab.json").read_text()) == vocab
+    assert json.loads((tmp_path / "roberta.vocab.json").read_text()) == vocab
     # the device side, as a user runs it: runner + tokenizer copied beside the model, no tfxfer
     proc = run_device_runner(tmp_path, out.path, texts, "bpe_tokenizer.py", "--json", "--repeat", "1")
     assert proc.returncode == 0, proc.stderr

@@ -30,7 +30,7 @@ def test_tflite_variants_pass_the_gate_and_run_from_the_standalone_tokenizer(tmp
     report = verify(model, {"float32": out.path}, HELD_OUT)
     result = report["float32"]
     assert report.passed and result.max_abs_error < 1e-5 and result.examples == len(HELD_OUT)
-    assert sorted(os.listdir(tmp_path)) == ["clf.json", "clf.tflite", "vocab.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["clf.json", "clf.tflite", "clf.vocab.txt"]
     sidecar = json.loads((tmp_path / "clf.json").read_text())
     assert sidecar["class_names"] == ["neg", "neu", "pos"] and sidecar["sequence_length"] == 12
     assert sorted(i["name"] for i in sidecar["inputs"]) == ["padding_mask", "segment_ids", "token_ids"]
@@ -182,8 +182,8 @@ def test_token_classifier_exports_to_tflite_not_saved_model(tmp_path):
     out = export_text_tflite(model, str(tmp_path / "ner.tflite"), class_names=tags)
     report = verify(model, {"float32": out.path}, HELD_OUT)
     assert report.passed and json.loads((tmp_path / "ner.json").read_text())["task"] == "token_classification"
-    assert report["float32"].examples == int(sum(model.get_layer("tokenize").tokenize(
-        np.array(HELD_OUT, dtype=object))["padding_mask"].sum(axis=1)))
+    assert report["float32"].examples == int(sum(model.get_layer("tokenize").tokenize(  # [CLS]/[SEP] not counted
+        np.array(HELD_OUT, dtype=object))["padding_mask"].sum(axis=1))) - 2 * len(HELD_OUT)
     with pytest.raises(ModelError, match="token classifier"):
         export_text_saved_model(model, str(tmp_path / "sm"), name="ner")
 
@@ -215,7 +215,7 @@ def test_export_all_runs_the_image_workflow_for_text_models(tmp_path):
     assert table.gate["float32"].examples == len(HELD_OUT) and table.rows[0]["latency_ms"] is None
     sidecar = json.loads((tmp_path / "clf_dynamic.json").read_text())
     assert sidecar["gate"]["passed"] is True and sidecar["class_names"] == ["neg", "pos"]
-    assert (tmp_path / "vocab.txt").is_file() and table.saved_model.verified
+    assert (tmp_path / "clf_dynamic.vocab.txt").is_file() and table.saved_model.verified
     assert "SavedModel (raw strings in)" in table.format()
     assert json.loads((tmp_path / "clf_export_report.json").read_text())["kind"] == "text"
     with pytest.raises(ArgumentError, match="must be some of float32, float16, dynamic, weight_only for a text model"):

@@ -55,3 +55,27 @@ def test_sample_per_class_and_errors():
         build_zero_shot_classifier(encoder, ["only one"])
     with pytest.raises(ArgumentError, match="template"):
         build_zero_shot_classifier(encoder, ["a", "b"], template="no slot")
+
+
+def test_zero_shot_and_prototype_inputs_that_made_useless_models_are_refused():
+    """'{{}}' formatted every class to '{}', duplicates made classes no input tells apart, an infinite
+    temperature gave uniform probabilities: all were accepted; None or '{0} {}' gave raw Python errors."""
+    from tfxfer.text import text_class_weights
+
+    encoder = tiny_text_encoder(sequence_length=8, num_layers=1)
+    for template in ("{{}}", "{0} {}", "{} {x}", "{", None):
+        with pytest.raises(ArgumentError, match="`template` must be a str with exactly one"):
+            build_zero_shot_classifier(encoder, ["good", "bad"], template=template)
+    with pytest.raises(ArgumentError, match=r"`descriptions\[1\]` must differ from descriptions\[0\]"):
+        build_zero_shot_classifier(encoder, ["good", "good", "bad"])
+    with pytest.raises(ArgumentTypeError, match=r"`descriptions\[0\]`"):
+        build_zero_shot_classifier(encoder, [None, "bad"])
+    build_zero_shot_classifier(encoder, ["good", "bad"], template="{{ {} }}")  # escaped braces and one field
+    with pytest.raises(ArgumentError, match="`temperature` must be a finite number"):
+        build_prototype_classifier(encoder, SUPPORT, LABELS, temperature=float("inf"))
+    with pytest.raises(DataError, match="single class"):
+        build_prototype_classifier(encoder, ["good", "fine"], [0, 0])
+    with pytest.raises(DataError, match="holds class 2 but `num_classes` is 2"):
+        text_class_weights(np.array([0, 1, 2]), num_classes=2)
+    with pytest.raises(DataError, match="class ids >= 0"):
+        text_class_weights(np.array([0, -1]))

@@ -93,8 +93,9 @@ def test_token_classifier_learns_and_predicts_entities():
     # frozen encoder: the head trains alone on cached encoder outputs, the encoder stays put
     before = [w.copy() for w in encoder.backbone.get_weights()]
     frozen = fit_token_classifier(model, (words, tags), tag_names=TAGS_BIO, head_epochs=2, epochs=0, batch_size=10,
-                                  val=(words[:5], tags[:5]), verbose=0)
+                                  val=(words[:5], tags[:5]), test=(words[5:], tags[5:]), verbose=0)
     assert len(frozen.history["val_loss"]) == 2 and frozen.stages[0]["cached_features"] is True
+    assert set(frozen.test) >= {"loss", "accuracy"}  # test= as in fine_tune (it was a TypeError)
     for a, b in zip(encoder.backbone.get_weights(), before):
         np.testing.assert_array_equal(a, b)
 
@@ -108,8 +109,11 @@ def test_errors():
     model = build_token_classifier(encoder, TAGS_BIO)
     with pytest.raises(DataError, match="tag 'B-ORG' is not in tag_names"):
         fit_token_classifier(model, ([["zoe"]], [["B-ORG"]]), tag_names=TAGS_BIO, verbose=0)
-    with pytest.raises(DataError, match="1 words but 2 tags"):
+    with pytest.raises(DataError, match="`train`: example 0: 1 words but 2 tags"):
         fit_token_classifier(model, ([["zoe"]], [["O", "O"]]), tag_names=TAGS_BIO, verbose=0)
+    with pytest.raises(DataError, match="`val`: example 0: 1 words but 2 tags"):  # which argument holds it
+        fit_token_classifier(model, ([["zoe"]], [["B-PER"]]), val=([["zoe"]], [["O", "O"]]), tag_names=TAGS_BIO,
+                             verbose=0)
     with pytest.raises(ArgumentTypeError, match="`train` must be a \\(word lists, tag lists\\) tuple"):
         fit_token_classifier(model, [["zoe"]], tag_names=TAGS_BIO, verbose=0)
     with pytest.raises(ArgumentError, match="token classifier"):

@@ -71,6 +71,14 @@ def test_text_fine_tune_checks_texts_as_predict_texts_does(classifier, texts, er
         predict_texts(classifier, texts)
 
 
+def test_a_list_mixing_str_and_bytes_trains_as_predict_texts_reads_it(classifier):
+    """A plain list holding bytes failed in numpy (a raw UnicodeDecodeError) before the texts were checked."""
+    texts = [t if i % 2 else t.encode("utf-8") for i, t in enumerate(["café ok", *TEXTS[1:]])]
+    _fine_tune(classifier, texts, LABELS)  # valid UTF-8 bytes are texts
+    with pytest.raises(ArgumentError, match=r"`train\[0\]\[0\]` must be UTF-8 bytes"):
+        _fine_tune(classifier, [b"\xff bad", *TEXTS[1:]], LABELS)
+
+
 def test_as_dataset_refuses_non_texts_instead_of_stringifying():
     with pytest.raises(ArgumentTypeError, match=r"`data\[0\]\[1\]` must be a str"):
         as_dataset((np.array(["a", None], dtype=object), np.array([0, 1])))

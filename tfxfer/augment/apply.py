@@ -103,7 +103,7 @@ def reseed(layers, seed: int, epoch: int) -> None:
 
 def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int | None = None,
                     seed: int | None = None, prefetch: bool = True,
-                    deterministic: bool = False) -> tf.data.Dataset:
+                    deterministic: bool | None = None) -> tf.data.Dataset:
     """Augment a batched ``(images, labels)`` dataset in tf.data.
 
     Args:
@@ -115,8 +115,10 @@ def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int
         seed: seed for the layers of a named policy.
         prefetch: add ``prefetch(AUTOTUNE)`` at the end.
         deterministic: augment batches one after another so that a seeded pipeline repeats
-            exactly; the default augments batches in parallel (faster, random draws then depend
-            on thread timing). A tfxfer pipeline's `EpochShuffle`, when ``fit`` runs it as a
+            exactly; False augments batches in parallel (faster, random draws then depend on
+            thread timing). None (the default, what the loaders and `fine_tune` pass): one after
+            another while TensorFlow's op determinism is on (`tfxfer.reliability.enable_determinism`,
+            a recipe's ``train.deterministic``), else in parallel. A tfxfer pipeline's `EpochShuffle`, when ``fit`` runs it as a
             callback, also reseeds the layers at each epoch (`reseed`): with ``deterministic``, a
             resumed run then draws the augmentations of the uninterrupted one.
 
@@ -149,6 +151,10 @@ def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int
         refs, base = [weakref.ref(layer) for layer in layers if isinstance(layer, keras.layers.Layer)], seed
         base = shuffle.seed if base is None else base
         shuffle.add_epoch_hook(lambda epoch: reseed([r() for r in refs if r() is not None], base, epoch))
+    if deterministic is None:
+        from tensorflow.python.framework import config as tf_config  # no public query of op determinism
+
+        deterministic = bool(tf_config.is_op_determinism_enabled())
     ds = dataset.map(lambda x, y: augment_batch(x, y, layers, num_classes=num_classes),
                      num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
     return carry_shuffle(dataset, ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds)

@@ -192,6 +192,14 @@ def prepare_array_images(images, *, channels=3) -> np.ndarray:
             raise ArgumentTypeError("x", images.dtype, "a numeric array of 0-255 pixels")
         if images.size and not np.all(np.isfinite(images)):
             raise ArgumentError("x", "non-finite values", "must contain only finite pixel values")
+        low, high = (float(images.min()), float(images.max())) if images.size else (0.0, 0.0)
+        if low < -0.5 or high > 255.5:  # clipping would flatten them silently (16-bit images, standardised ones)
+            raise ArgumentError("x", f"pixel values in [{low:g}, {high:g}] ({images.dtype})",
+                                "must be raw 0-255 pixels (the model's preprocessing is inside it)",
+                                hint="Scale 16-bit images to 8 bits first (x / 257) and undo any standardisation")
+        if np.issubdtype(images.dtype, np.floating) and 0.0 < high <= 1.0:  # rounding leaves only 0s and 1s
+            raise ArgumentError("x", f"float pixel values in [{low:g}, {high:g}]",
+                                "must be raw 0-255 pixels, not scaled to 0-1", hint="Multiply by 255 first")
         images = np.clip(np.round(images), 0, 255).astype(np.uint8)
     if channels == 3 and images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)

@@ -75,6 +75,8 @@ def check_class_labels(model, y, *, name: str = "train", require_classes: bool =
         tfxfer.errors.DataError: `train` labels must be integer class ids in [0, 1] for this 2-class head; got ...
     """
     y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:  # (N, 1) class ids train as (N,): checked as such
+        y = y[:, 0]
     if y.ndim != 1 or not y.size:
         return
     try:

@@ -157,8 +157,38 @@ def attach_shuffle(dataset, shuffle: EpochShuffle):
 
 
 def attached_shuffle(dataset) -> EpochShuffle | None:
-    """The `EpochShuffle` that orders ``dataset`` (a pipeline of `tfxfer.data`), or None."""
-    return getattr(dataset, _ATTRIBUTE, None)
+    """The `EpochShuffle` that orders ``dataset`` (a pipeline of `tfxfer.data`, or one derived from it
+    with ``map``, ``take``, ``batch``, ``zip``...; the first one found upstream), or None."""
+    for node in _upstream(dataset):
+        shuffle = getattr(node, _ATTRIBUTE, None)
+        if shuffle is not None:
+            return shuffle
+    return None
+
+
+def reshuffles_itself(dataset) -> bool:
+    """True when ``dataset`` (a ``tf.data.Dataset``) holds a ``Dataset.shuffle`` that reshuffles on
+    every iterator and no `EpochShuffle` orders it: its epoch order then depends on how many iterators
+    the process made, and a resumed run sees other batches than an uninterrupted one."""
+    if attached_shuffle(dataset) is not None:
+        return False
+    return any(getattr(node, "_reshuffle_each_iteration", False) is True for node in _upstream(dataset))
+
+
+def _upstream(dataset, limit: int = 256):
+    """``dataset`` and the datasets it is made from, nearest first (at most ``limit``; a dataset whose
+    inputs cannot be listed ends its branch)."""
+    seen, queue = set(), [dataset]
+    while queue and len(seen) < limit:
+        node = queue.pop(0)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        try:
+            queue.extend(node._inputs())  # tf.data's own graph walk (every Dataset implements it)
+        except Exception:  # noqa: BLE001 - a foreign or distributed dataset: its ancestry stays unknown
+            continue
 
 
 def carry_shuffle(source, derived):

@@ -195,7 +195,34 @@ def unreported_problems(run: dict) -> list[str]:
         ['eval/metrics.json: not readable JSON; left out of the report']
     """
     shown = tuple(path for paths in RECORDS.values() for path in paths)
-    return [p for p in run.get("problems") or [] if not p.startswith(shown)]
+    unfinished = unfinished_sentence(run) if "manifest" in run else None  # `load_run` always sets it
+    return [*([unfinished] if unfinished else []), *(p for p in run.get("problems") or [] if not p.startswith(shown))]
+
+
+#: Manifest statuses of a run that finished (its gate passed, or failed with the files written).
+FINISHED = ("ok", "gate_failed")
+
+
+def unfinished_sentence(run: dict) -> str | None:
+    """None for a finished run, else one line that says it did not finish (first in both reports: its
+    files may be a mix of this attempt's and an earlier run's).
+
+    Example:
+        >>> unfinished_sentence({"manifest": {"status": "running"}})[:48]
+        'manifest.json: the run did not finish (status: r'
+        >>> unfinished_sentence({"manifest": {"status": "ok"}}) is None
+        True
+    """
+    manifest = run.get("manifest")
+    status = manifest.get("status") if isinstance(manifest, dict) else None
+    if status in FINISHED:
+        return None
+    why = {"running": "it was stopped before its end (killed, or still running)",
+           "interrupted": "it was interrupted", "failed": "a stage failed"}.get(status, "no manifest says it ended")
+    error = manifest.get("error") if isinstance(manifest, dict) else None
+    return (f"manifest.json: the run did not finish (status: {status or 'unknown'}; {why}"
+            + (f": {error}" if error else "") + "); files below may be from an earlier run. "
+            "Re-run it (add --resume to continue)")
 
 
 def _object(run_dir: str, rel: str, *, required: bool, problems: list):

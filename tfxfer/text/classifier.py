@@ -105,7 +105,11 @@ def text_class_weights(labels, *, num_classes: int | None = None, multi_label: b
         return ((len(y) - positives) / positives).astype(np.float32)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise DataError("single-label `labels` must be a 1-D array of class ids")
+    if y.min() < 0:
+        raise DataError(f"`labels` must be class ids >= 0; found {int(y.min())}")
     k = int(num_classes or y.max() + 1)
+    if y.max() >= k:  # a class beyond num_classes would silently get no weight
+        raise DataError(f"`labels` holds class {int(y.max())} but `num_classes` is {k} (ids 0..{k - 1})")
     counts = np.bincount(y, minlength=k)
     if (counts == 0).any():
         raise DataError(f"classes {np.flatnonzero(counts == 0).tolist()} have no example")

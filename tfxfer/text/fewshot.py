@@ -34,8 +34,9 @@ from tfxfer.text.encoders import TextEncoder, as_texts, pool_outputs
 def _check(encoder, temperature, pooling):
     if not isinstance(encoder, TextEncoder):
         raise ArgumentTypeError("encoder", encoder, "a tfxfer.text.TextEncoder")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ArgumentError("temperature", temperature, "must be a number > 0")
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0
+            or not np.isfinite(temperature)):  # inf: every probability uniform
+        raise ArgumentError("temperature", temperature, "must be a finite number > 0")
     if pooling == "tokens":
         raise ArgumentError("pooling", pooling, "must be 'mean', 'cls' or 'pooled'")
 
@@ -95,12 +96,29 @@ def build_prototype_classifier(encoder: TextEncoder, texts, labels, *, num_class
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
         raise DataError("`labels` must be class ids >= 0")
     k = int(num_classes or labels.max() + 1)
+    if k < 2:
+        raise DataError(f"`labels` hold a single class ({k - 1}); a classifier needs examples of at least 2 classes")
     counts = np.bincount(labels, minlength=k)
     if len(counts) > k or (counts == 0).any():
         raise DataError(f"every class 0..{k - 1} needs an example (counts: {counts.tolist()})")
     embeddings = encoder.embed(texts, pooling=pooling, normalize=True, batch_size=batch_size)
     prototypes = np.stack([embeddings[labels == c].mean(axis=0) for c in range(k)])
     return prototype_model(encoder, prototypes, pooling=pooling, temperature=temperature)
+
+
+def _fill(template, description: str) -> str:
+    """``template`` with its one ``{}`` field replaced by ``description`` (a typed error for any other
+    template: positional or named fields, escaped braces only, unbalanced braces)."""
+    import string
+
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None] \
+            if isinstance(template, str) else None
+    except ValueError:
+        fields = None
+    if fields != [""]:
+        raise ArgumentError("template", template, "must be a str with exactly one '{}' field (e.g. 'This review is {}.')")
+    return template.format(description)
 
 
 def build_zero_shot_classifier(encoder: TextEncoder, descriptions, *, template: str = "{}", pooling: str = "mean",
@@ -114,12 +132,21 @@ def build_zero_shot_classifier(encoder: TextEncoder, descriptions, *, template: 
     """
     if isinstance(descriptions, str) or not isinstance(descriptions, (list, tuple)) or len(descriptions) < 2:
         raise ArgumentTypeError("descriptions", descriptions, "a list of >= 2 descriptions (one per class)")
-    if not isinstance(template, str) or "{}" not in template:
-        raise ArgumentError("template", template, "must be a str containing '{}'")
-    groups = [[d] if isinstance(d, str) else list(d) for d in descriptions]
-    if any(not g or not all(isinstance(d, str) for d in g) for g in groups):
-        raise ArgumentTypeError("descriptions", descriptions, "strings, or non-empty lists of strings")
-    flat = [template.format(d) for g in groups for d in g]
+    groups = []
+    for i, d in enumerate(descriptions):
+        group = [d] if isinstance(d, str) else list(d) if isinstance(d, (list, tuple)) else None
+        if not group or not all(isinstance(t, str) and t.strip() for t in group):
+            raise ArgumentTypeError(f"descriptions[{i}]", d, "a non-empty str, or a non-empty list of them")
+        groups.append(group)
+    flat = [_fill(template, d) for g in groups for d in g]
+    seen = {}
+    for i, g in enumerate(groups):  # two classes with the same text can never be told apart
+        key = tuple(_fill(template, d) for d in g)
+        if key in seen:
+            raise ArgumentError(f"descriptions[{i}]", descriptions[i],
+                                f"must differ from descriptions[{seen[key]}] (the same text makes two classes "
+                                "no input can tell apart)")
+        seen[key] = i
     _check(encoder, temperature, pooling)
     embeddings = encoder.embed(flat, pooling=pooling, normalize=True)
     prototypes, start = [], 0

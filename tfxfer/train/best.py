@@ -67,7 +67,11 @@ class RestoreBest(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self._first is None:
             self._first = epoch
-        value = (logs or {}).get(self.monitor)
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        validated = sorted(k for k in logs if k.startswith("val_"))
+        if value is None and validated:  # a misspelled monitor kept the head-only model without a word
+            raise ArgumentError("monitor", self.monitor, f"must be one of the validation values fit logs: {validated}")
         if value is not None and better(float(value), self.best, monitor=self.monitor):
             self.best, self.best_epoch = float(value), epoch - self._first
             if self.restore:

@@ -128,6 +128,31 @@ def training_datasets(model, train, val=None, *, batch_size: int, epoch_shuffle)
     return shard_dataset(train_ds), (shard_dataset(val_ds) if val_ds is not None else None)
 
 
+def with_class_ids(model, data):
+    """``(x, y[, w])`` arrays whose labels are ``(N, 1)`` class ids for a multi-output head, with ``y``
+    as ``(N,)`` (what the loss, the checks and TTA read); anything else is returned as it is."""
+    if not (isinstance(data, tuple) and len(data) in (2, 3)) or isinstance(data[0], tf.data.Dataset):
+        return data
+    y = data[1]
+    width = getattr(model, "output_shape", (None,))[-1] if len(getattr(model, "outputs", [])) == 1 else None
+    if isinstance(width, int) and width > 1 and getattr(y, "ndim", 0) == 2 and y.shape[1] == 1:
+        return (data[0], np.asarray(y).reshape(-1), *data[2:])
+    return data
+
+
+def check_test_data(model, test) -> None:
+    """``test`` arrays checked as ``val`` is (`training_datasets`), before any training: a wrong image
+    shape, NaN pixels or labels outside the head failed only after every epoch had run."""
+    from tfxfer.reliability.inputs import check_training_arrays, takes_strings
+
+    if isinstance(test, tuple) and len(test) in (2, 3) and not isinstance(test[0], (dict, tf.data.Dataset)):
+        if takes_strings(model):
+            from tfxfer.text.encoders import as_texts
+
+            test = (as_texts(test[0], name="test[0]"), *test[1:])
+        check_training_arrays(model, test[:2], name="test", require_classes=False)
+
+
 def first_labels(dataset) -> np.ndarray:
     """The labels of the first batch of ``dataset`` (what the loss picker looks at)."""
     for batch in dataset.take(1):
@@ -141,9 +166,11 @@ def with_channels(model, data):
     Anything else is returned as it is."""
     if not (isinstance(data, tuple) and len(data) in (2, 3)) or isinstance(data[0], (dict, tf.data.Dataset)):
         return data
-    x = np.asarray(data[0]) if not isinstance(data[0], np.ndarray) else data[0]
     shape = getattr(model, "input_shape", None)
-    if x.dtype.kind not in "iuf" or not isinstance(shape, tuple) or len(shape) != 4:
+    if not isinstance(shape, tuple) or len(shape) != 4:  # not an image model: texts stay as given (a
+        return data                                        # list mixing str and bytes is no numpy array)
+    x = np.asarray(data[0]) if not isinstance(data[0], np.ndarray) else data[0]
+    if x.dtype.kind not in "iuf":
         return data
     if x.ndim == 3:
         x = x[..., None]

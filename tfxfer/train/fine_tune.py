@@ -51,8 +51,9 @@ from tfxfer.augment import augment_dataset
 from tfxfer.backbones.groups import layer_groups
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.reliability.inputs import data_errors
-from tfxfer.reliability.shuffle import EpochShuffle, attach_shuffle, attached_shuffle
-from tfxfer.train.data import balanced_class_weight, num_examples, training_datasets, with_channels
+from tfxfer.reliability.shuffle import EpochShuffle, attach_shuffle, attached_shuffle, reshuffles_itself
+from tfxfer.train.data import (balanced_class_weight, check_test_data, num_examples, training_datasets,
+                               with_channels, with_class_ids)
 from tfxfer.train.plan import HEAD_PATIENCE, auto_plan
 from tfxfer.train.averaging import WeightAveraging
 from tfxfer.train.head import head_step
@@ -164,10 +165,16 @@ def fine_tune(
         checkpoint_dir: save the full training state after every epoch (weights, optimizer state,
             schedule position, unfreezing stage, RNG states) under this folder, and continue from
             the newest checkpoint in it when called again (after a crash or ``kill -9``).
-            Give a fresh folder for a new run.
+            Give a fresh folder for a new run. The resumed epochs see the batches of an
+            uninterrupted run for arrays and for `tfxfer.data` pipelines (and pipelines derived
+            from them); a pipeline that reshuffles itself (``Dataset.shuffle``) cannot be replayed:
+            the resume then warns and says so in ``result.notes``.
         seed: seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``: dropout, the
             augmentation draws) and the epoch-keyed shuffle of array data (same order on every
-            worker and after a resume). The head's initial weights come from `tfxfer.build_model`
+            worker and after a resume). Augmentation repeats batch for batch (across runs and
+            after a resume) only while TensorFlow's op determinism is on
+            (`tfxfer.reliability.enable_determinism`): otherwise batches are augmented in
+            parallel and which batch gets which draw depends on thread timing. The head's initial weights come from `tfxfer.build_model`
             (call ``keras.utils.set_random_seed`` before building to fix them).
         stop_on_divergence: in every step (the head step included), stop at the first NaN/Inf loss or
             weight, or a training loss exploding past 100x its first value; the last good weights are
@@ -226,7 +233,9 @@ def fine_tune(
                 else average_weights.get_config(), "tta": tta, "picked": sorted(k for k, v in chosen.items() if v is None)}
     averager = _averager(average_weights, epochs)
     keras.utils.set_random_seed(int(seed))
-    train, val, test = (with_channels(model, d) for d in (train, val, test))
+    train, val, test = (with_class_ids(model, with_channels(model, d)) for d in (train, val, test))
+    if test is not None:
+        check_test_data(model, test)
     class_weight = _class_weight(class_weight, train)
     notes = _cache_note(train, cached and head_epochs and use_cached_features is None)
     # arrays: shuffled here; a tfxfer tf.data pipeline: its own shuffle, driven by epoch (resumable)
@@ -269,8 +278,18 @@ def fine_tune(
                     augment=augment if isinstance(augment, str) or augment is None else repr(augment))
     if tta and test is None:
         notes.append("tta was asked for but no `test` data was given: nothing was evaluated with it")
+    if result.resumed_from and isinstance(train, tf.data.Dataset) and reshuffles_itself(train):
+        notes.append(_RESHUFFLED_RESUME.format(path=result.resumed_from))
+        warnings.warn(notes[-1], stacklevel=2)
     result.head_epochs, result.notes, result.settings = head_epochs, notes, settings
     return result
+
+
+_RESHUFFLED_RESUME = (
+    "resumed from {path}, but `train` is a tf.data pipeline that reshuffles itself (Dataset.shuffle with "
+    "reshuffle_each_iteration): the resumed epochs saw other batches than an uninterrupted run would have. For an "
+    "exact resume pass arrays, a pipeline of tfxfer.data (or one derived from it), or shuffle with "
+    "tfxfer.reliability.EpochShuffle")
 
 
 def _image_side(model) -> int | None:

@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 
 from tfxfer.errors import ArgumentTypeError
@@ -35,11 +37,12 @@ def _pair(data, name: str):
     return data
 
 
-def fit_token_classifier(model: keras.Model, train, *, tag_names, val=None, scheme: str = "BIO",
+def fit_token_classifier(model: keras.Model, train, *, tag_names, val=None, test=None, scheme: str = "BIO",
                          alignment: str = "first", head_epochs: int = 0, epochs: int = 3, base_lr: float = 1e-3,
                          unfreeze_lr_factor: float = 0.05, stages: dict | None = None,
                          warmup_epochs: float | None = None, layer_decay: float = 1.0, batch_size: int = 16,
-                         callbacks=(), verbose: int = 1, seed: int = 0, checkpoint_dir=None) -> FineTuneResult:
+                         callbacks=(), verbose: int = 1, seed: int = 0, checkpoint_dir=None, monitor: str = "val_loss",
+                         restore_best: bool = True, keep_if_better: bool = True) -> FineTuneResult:
     """Train a token classifier on word lists and their tags.
 
     Args:
@@ -48,6 +51,9 @@ def fit_token_classifier(model: keras.Model, train, *, tag_names, val=None, sche
             ``tag_names``).
         tag_names, scheme: as given to `build_token_classifier`.
         val: optional ``(words, tags)``.
+        test: optional held-out ``(words, tags)``, evaluated at the end into ``result.test`` (loss and
+            accuracy over the tagged word pieces), as `fine_tune`'s ``test``.
+        monitor, restore_best, keep_if_better: as in `fine_tune`.
         alignment: which word pieces carry a word's tag, "first" or "all".
         head_epochs: epochs of the head alone on encoder outputs computed once (frozen encoder).
         epochs: epochs of the encoder fine-tune (0 skips it).
@@ -64,12 +70,34 @@ def fit_token_classifier(model: keras.Model, train, *, tag_names, val=None, sche
     from tfxfer.text import encode_tagged_words, token_model
 
     encode = dict(tag_names=tag_names, scheme=scheme, alignment=alignment)
-    encoded = encode_tagged_words(model, *_pair(train, "train"), **encode)
+    with _naming("train"):
+        encoded = encode_tagged_words(model, *_pair(train, "train"), **encode)
     val_data = None
     if val is not None:
-        v = encode_tagged_words(model, *_pair(val, "val"), **encode)
+        with _naming("val"):
+            v = encode_tagged_words(model, *_pair(val, "val"), **encode)
         val_data = (v.inputs, v.labels, v.weights)
+    test_data = None
+    if test is not None:
+        with _naming("test"):
+            t = encode_tagged_words(model, *_pair(test, "test"), **encode)
+        test_data = (t.inputs, t.labels, t.weights)
     return fine_tune(token_model(model), (encoded.inputs, encoded.labels, encoded.weights), val=val_data,
                      head_epochs=head_epochs, epochs=epochs, base_lr=base_lr, unfreeze_lr_factor=unfreeze_lr_factor,
                      stages=stages, warmup_epochs=warmup_epochs, layer_decay=layer_decay, batch_size=batch_size,
-                     callbacks=callbacks, verbose=verbose, seed=seed, checkpoint_dir=checkpoint_dir)
+                     callbacks=callbacks, verbose=verbose, seed=seed, checkpoint_dir=checkpoint_dir, test=test_data,
+                     monitor=monitor, restore_best=restore_best, keep_if_better=keep_if_better)
+
+
+@contextlib.contextmanager
+def _naming(name: str):
+    """Errors about words and tags ("example 0: 2 words but 1 tags", "tags[0][1]") say which
+    argument, ``train`` or ``val``, holds them."""
+    from tfxfer.errors import TfxferError
+
+    try:
+        yield
+    except TfxferError as exc:
+        if exc.args and isinstance(exc.args[0], str) and not exc.args[0].startswith(f"`{name}`"):
+            exc.args = (f"`{name}`: {exc.args[0]}", *exc.args[1:])
+        raise

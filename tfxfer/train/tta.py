@@ -97,6 +97,8 @@ def predict_tta(model: keras.Model, x, *, views=None, batch_size: int = 32) -> n
 
 def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     labels = np.asarray(labels)
+    if outputs.shape[-1] > 1 and labels.ndim == outputs.ndim and labels.shape[-1] == 1:  # (N, 1) class ids
+        labels = labels[..., 0]
     if outputs.shape[-1] > 1 and labels.ndim < outputs.ndim:  # softmax, class ids
         return float(np.mean(outputs.argmax(-1) == labels.reshape(outputs.shape[:-1])))
     if outputs.shape[-1] > 1 and labels.shape == outputs.shape and np.allclose(labels.sum(-1), 1):  # one-hot
@@ -120,7 +122,7 @@ def evaluate_tta(model: keras.Model, data, *, views=None, batch_size: int = 32) 
     if labels is None:
         raise ArgumentError("data", type(data).__name__, "must hold labels to evaluate (x, y)")
     t0 = time.perf_counter()
-    tta, _ = _predict(model, data, views, batch_size, forward)
-    seconds = time.perf_counter() - t0
-    return {"views": list(views), "accuracy": _accuracy(tta, labels), "plain_accuracy": _accuracy(plain, labels),
+    tta, tta_labels = _predict(model, data, views, batch_size, forward)  # each pass with its own labels: a
+    seconds = time.perf_counter() - t0                                    # pipeline may reshuffle between them
+    return {"views": list(views), "accuracy": _accuracy(tta, tta_labels), "plain_accuracy": _accuracy(plain, labels),
             "seconds": seconds, "plain_seconds": plain_s, "cost": seconds / max(plain_s, 1e-9)}

@@ -101,10 +101,11 @@ def elpv_split(y, seed=0):
     return rest, test, train, val
 
 
-def load(name, *, size, limit, split="tfxfer", split_seed=0):
+def load(name, *, size, limit, split="tfxfer", split_seed=0, min_abs_rating=None):
     """``{"train", "val", "test"}`` as ``(x, y)`` arrays and the number of classes (``split``: ELPV's split,
     "tfxfer" (`elpv_split`, the benchmark's, drawn with ``split_seed``) or "sklearn" (`elpv_split_sklearn`, CSV
-    order))."""
+    order)). ``min_abs_rating`` (sentiment sets): keep only snippets whose mean human rating is at least that
+    far from neutral, in every split (SST-2's convention: items the raters call neutral have no binary label)."""
     from tfxfer import data
 
     if name == "elpv" and split == "sklearn":
@@ -126,6 +127,9 @@ def load(name, *, size, limit, split="tfxfer", split_seed=0):
         ELPV_PROBABILITY.update(train=p[rest][tr], val=p[rest][va], test=p[test])
     else:
         splits = {"train": d.train, "val": d.val, "test": d.test}
+        if min_abs_rating is not None:
+            clear = {k: np.abs(d.extras[k]["rating"]) >= min_abs_rating for k in splits}
+            splits = {k: (np.asarray(v[0])[clear[k]], np.asarray(v[1])[clear[k]]) for k, v in splits.items()}
     splits = {k: (np.asarray(v[0]), np.asarray(v[1]).astype(int)) for k, v in splits.items()}
     if limit:
         for k, (x, y) in list(splits.items()):
@@ -347,8 +351,9 @@ def _label(run, name):
     if run is None:
         return name
     size = "" if name in TEXT_SETS else f"@{run['size']}px"
-    return f"{name}{size}" + (f",limit={run['limit']}" if run["limit"] else "") + (f" [{run['tag']}]" if run.get("tag")
-                                                                                     else "")
+    clear = f",|rating|>={run['min_abs_rating']:g}" if run.get("min_abs_rating") is not None else ""
+    return f"{name}{size}" + (f",limit={run['limit']}" if run["limit"] else "") + clear + (
+        f" [{run['tag']}]" if run.get("tag") else "")
 
 
 def main(argv=None):
@@ -367,6 +372,9 @@ def main(argv=None):
     parser.add_argument("--variants", default=None,
                         help='JSON {"method name": {fine_tune keyword: value}}: extra tfxfer rows per seed, e.g. '
                              '\'{"tfxfer_ls0.1": {"label_smoothing": 0.1}}\'')
+    parser.add_argument("--min-abs-rating", type=float, default=None,
+                        help="sentiment sets: keep only snippets with |mean rating| >= this in every split "
+                             "(1.0 drops the near-neutral ones; recorded in the run)")
     parser.add_argument("--tag", default=None, help="a label for this run's summary entries (e.g. which defaults)")
     parser.add_argument("--no-hand-written", action="store_true",
                         help="skip the hand-written / TF-IDF / frozen-encoder baselines (variants-only run)")
@@ -388,7 +396,8 @@ def main(argv=None):
     command = " ".join(["python", "benchmarks/vs_hand_written.py", *(argv if argv is not None else sys.argv[1:])])
     run = {"command": command, "datasets": args.datasets, "seeds": args.seeds, "size": args.size, "limit": args.limit,
            "reduced": bool(args.limit) or args.size != 224 or len(args.seeds) < 3, "tag": args.tag,
-           "elpv_split": args.elpv_split, "elpv_split_seed": args.elpv_split_seed}
+           "elpv_split": args.elpv_split, "elpv_split_seed": args.elpv_split_seed,
+           "min_abs_rating": args.min_abs_rating}
     from hand_written import image_baseline
 
     variants = json.loads(args.variants) if args.variants else {}
@@ -404,7 +413,7 @@ def main(argv=None):
     runs.append(run)
     for name in args.datasets:
         splits, k = load(name, size=args.size, limit=args.limit, split=args.elpv_split,
-                         split_seed=args.elpv_split_seed)
+                         split_seed=args.elpv_split_seed, min_abs_rating=args.min_abs_rating)
         sizes = {s: len(v[1]) for s, v in splits.items()}
         if name in TEXT_SETS and not args.no_hand_written:
             t0 = time.perf_counter()

@@ -122,3 +122,54 @@ class RestoreBest(keras.callbacks.Callback):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`keras.callbacks.EarlyStopping` whose counters travel with a checkpoint (`tfxfer.reliability.Stateful`).
+
+    A resumed fit stops at the epoch an uninterrupted one would, and ``stopped`` in the saved state
+    says that a step had already ended early (so a resume does not train it further). Put it *before*
+    the `tfxfer.reliability.ResumableCheckpoint` in the callback list. The best weights are kept by
+    `RestoreBest`, not here.
+
+    Example:
+        >>> stopper = ResumableEarlyStopping(monitor="val_loss", patience=2)
+        >>> stopper.restore_state({"wait": 1, "best": 0.5, "best_epoch": 3, "stopped_epoch": 0, "stopped": False})
+        >>> stopper.get_state()["wait"], stopper.get_state()["best"]
+        (1, 0.5)
+    """
+
+    def __init__(self, monitor: str = "val_loss", *, patience: int = 5):
+        super().__init__(monitor=monitor, patience=int(patience), mode="min" if lower_is_better(monitor) else "max")
+        self.stopped = False
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.stopped = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self.stopped = bool(self.model is not None and self.model.stop_training)
+
+    def get_state(self) -> dict:
+        best = None if self.best is None or not np.isfinite(self.best) else float(self.best)
+        return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch or 0),
+                "stopped_epoch": int(self.stopped_epoch), "stopped": bool(self.stopped)}
+
+    def restore_state(self, state: dict) -> None:
+        self.wait, self.best = int(state["wait"]), state["best"]
+        self.best_epoch, self.stopped_epoch = int(state["best_epoch"]), int(state["stopped_epoch"])
+        self.stopped = bool(state["stopped"])
+
+    def get_config(self):
+        return {"monitor": self.monitor, "patience": self.patience}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def stopped_early(saved: list) -> bool:
+    """Whether a checkpoint's saved stateful entries say a `ResumableEarlyStopping` had ended the fit."""
+    return any(e.get("class") == ResumableEarlyStopping.__name__ and e.get("state", {}).get("stopped") for e in saved)

@@ -109,8 +109,12 @@ def training_datasets(model, train, val=None, *, batch_size: int, epoch_shuffle)
     from tfxfer.reliability.distribute import shard_dataset
     from tfxfer.reliability.inputs import check_training_arrays, finite_guard, takes_strings
 
+    from tfxfer.reliability.dataset_checks import check_dataset, check_same_labels
+
     checked = []
     for data, name in ((train, "train"), (val, "val")):
+        if isinstance(data, tf.data.Dataset):
+            check_dataset(model, data, name=name)
         if isinstance(data, tuple) and len(data) in (2, 3) and not isinstance(data[0], (dict, tf.data.Dataset)):
             if takes_strings(model):  # raw texts: the check predict_texts makes (any dtype: ints are no texts)
                 from tfxfer.text.encoders import as_texts
@@ -121,6 +125,8 @@ def training_datasets(model, train, val=None, *, batch_size: int, epoch_shuffle)
     train, val = checked
     train_ds = as_dataset(train, batch_size=batch_size, shuffle=True, name="train", epoch_shuffle=epoch_shuffle)
     val_ds = as_dataset(val, batch_size=batch_size, name="val") if val is not None else None
+    if val_ds is not None:
+        check_same_labels(train_ds, val_ds, name="val")
     if isinstance(train, tf.data.Dataset):
         train_ds = finite_guard(train_ds)
     if isinstance(val, tf.data.Dataset):
@@ -143,8 +149,11 @@ def with_class_ids(model, data):
 def check_test_data(model, test) -> None:
     """``test`` arrays checked as ``val`` is (`training_datasets`), before any training: a wrong image
     shape, NaN pixels or labels outside the head failed only after every epoch had run."""
+    from tfxfer.reliability.dataset_checks import check_dataset
     from tfxfer.reliability.inputs import check_training_arrays, takes_strings
 
+    if isinstance(test, tf.data.Dataset):
+        check_dataset(model, test, name="test")
     if isinstance(test, tuple) and len(test) in (2, 3) and not isinstance(test[0], (dict, tf.data.Dataset)):
         if takes_strings(model):
             from tfxfer.text.encoders import as_texts

@@ -56,6 +56,7 @@ from tfxfer.train.data import (balanced_class_weight, check_test_data, num_examp
                                with_channels, with_class_ids)
 from tfxfer.train.plan import HEAD_PATIENCE, auto_plan
 from tfxfer.train.averaging import WeightAveraging
+from tfxfer.train.checkpoint_plan import check_plan
 from tfxfer.train.head import head_step
 from tfxfer.train.result import FineTuneResult
 from tfxfer.train.tta import evaluate_tta
@@ -125,7 +126,8 @@ def fine_tune(
             the unfreezing step is kept only if it beats the head-only model.
         test: optional test data, same forms: evaluated at the end into ``result.test``.
         head_epochs: epochs of the head step (0 skips it; None: 30 on cached features, stopping
-            after 5 epochs without a better ``monitor``).
+            after 5 epochs without a better ``monitor``, a stop that a resume keeps).
+            ``result.head_epochs`` is the number that ran; the unfreezing epochs follow it.
         epochs: epochs of the unfreezing step after the head step (0 skips it; None: from the data size).
         base_lr: learning rate of the head step (None: 1e-3).
         unfreeze_lr_factor: the unfreezing stages peak at ``base_lr * unfreeze_lr_factor`` (None:
@@ -165,7 +167,8 @@ def fine_tune(
         checkpoint_dir: save the full training state after every epoch (weights, optimizer state,
             schedule position, unfreezing stage, RNG states) under this folder, and continue from
             the newest checkpoint in it when called again (after a crash or ``kill -9``).
-            Give a fresh folder for a new run. The resumed epochs see the batches of an
+            Give a fresh folder for a new run: a folder holding a run of other arguments (epochs,
+            rates, stages, batch size, seed) is refused with an `ArgumentError`. The resumed epochs see the batches of an
             uninterrupted run for arrays and for `tfxfer.data` pipelines (and pipelines derived
             from them); a pipeline that reshuffles itself (``Dataset.shuffle``) cannot be replayed:
             the resume then warns and says so in ``result.notes``.
@@ -232,6 +235,8 @@ def fine_tune(
                 "average_weights": average_weights if average_weights is None or isinstance(average_weights, str)
                 else average_weights.get_config(), "tta": tta, "picked": sorted(k for k, v in chosen.items() if v is None)}
     averager = _averager(average_weights, epochs)
+    if checkpoint_dir is not None:  # a folder holding another plan's run is refused, not resumed
+        check_plan(checkpoint_dir, settings)
     keras.utils.set_random_seed(int(seed))
     train, val, test = (with_class_ids(model, with_channels(model, d)) for d in (train, val, test))
     if test is not None:
@@ -256,6 +261,7 @@ def fine_tune(
                                    patience=HEAD_PATIENCE if chosen["head_epochs"] is None else None, **common)
                 for step in result.steps:
                     step["wall_s"] = time.perf_counter() - t0
+                head_epochs = len(result.history.get("loss", []))  # early stopping may end it before the plan
             if epochs:  # 2. top-down unfreezing, kept only if it beats the head-only model
                 t0 = time.perf_counter()
                 tuned = unfreeze_step(model, tuned_ds, epochs=epochs, learning_rate=base_lr * unfreeze_lr_factor,
@@ -281,6 +287,8 @@ def fine_tune(
     if result.resumed_from and isinstance(train, tf.data.Dataset) and reshuffles_itself(train):
         notes.append(_RESHUFFLED_RESUME.format(path=result.resumed_from))
         warnings.warn(notes[-1], stacklevel=2)
+    if head_epochs != settings["head_epochs"]:
+        settings["head_epochs_run"] = head_epochs
     result.head_epochs, result.notes, result.settings = head_epochs, notes, settings
     return result
 

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.errors import DataError, ModelError
-from tfxfer.train.best import RestoreBest, lower_is_better
+from tfxfer.train.best import ResumableEarlyStopping, RestoreBest, stopped_early
 from tfxfer.train.data import as_dataset
 from tfxfer.train.divergence import DivergenceGuard
 from tfxfer.train.losses import compile_args
@@ -204,25 +204,22 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
         best_dir = None if checkpoint_dir is None else os.path.join(os.fspath(checkpoint_dir), "best")
         keeper = RestoreBest(monitor, restore=restore_best, directory=best_dir)
     carried, callbacks = split_stateful(callbacks)  # the caller's Stateful callbacks (a learning-rate log)
-    ckpt = (ResumableCheckpoint(os.fspath(checkpoint_dir), stateful=[*([keeper] if keeper is not None else []),
-                                                                     *carried])
-            if checkpoint_dir is not None else None)
+    # early stopping's counters travel with the checkpoint: a resume stops where an uninterrupted run would
+    stopper = [ResumableEarlyStopping(monitor, patience=patience)] if keeper is not None and patience is not None else []
+    owners = [*([keeper] if keeper is not None else []), *stopper, *carried]
+    ckpt = ResumableCheckpoint(os.fspath(checkpoint_dir), stateful=owners) if checkpoint_dir is not None else None
     state = ckpt.state if ckpt is not None else None
     start = state.initial_epoch if state is not None else 0
-    extra = [keeper] if keeper is not None else []
-    extra += [*carried, *([ckpt] if ckpt is not None else [])]
-    if keeper is not None and patience is not None:
-        extra.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=int(patience),
-                                                   mode="min" if lower_is_better(monitor) else "max"))
+    extra = [*owners, *([ckpt] if ckpt is not None else [])]
     result = FineTuneResult(history={k: list(v) for k, v in state.meta.get("history", {}).items()} if state else {},
                             stages=[{"epoch": 0, "trainable_groups": summary.trainable_groups,
                                      "learning_rate": learning_rate, "cached_features": cached}],
                             head_epochs=epochs, resumed_from=state.path if state is not None else None)
-    if start >= epochs:  # finished before an interruption: reload its result (the best epoch's weights)
+    if state is not None and (start >= epochs or stopped_early(state.meta.get("stateful", []))):
+        # finished (or stopped early) before an interruption: reload its result (the best epoch's weights)
         trained = split_at_pool(model)[1] if cached else model
         ckpt.set_model(trained)
         ckpt.restore(state, weights_only=True)
-        owners = [*([keeper] if keeper is not None else []), *carried]  # the best epoch, a learning-rate log
         for item, entry in match_states(owners, state.meta.get("stateful", []))[0]:  # added since: afresh
             item.restore_state(entry["state"])
             if item is keeper:

@@ -78,3 +78,13 @@ def test_from_dataset_errors():
         image_dataset_from_dataset([1, 2], image_size=4)
     with pytest.raises(ArgumentError, match="must yield \\(image, label\\) pairs"):
         image_dataset_from_dataset(tf.data.Dataset.from_tensor_slices(np.zeros((2, 4, 4, 3))), image_size=4)
+
+
+def test_drop_remainder_with_a_batch_above_the_training_split_names_batch_size_and_train(rng):
+    x = rng.integers(0, 255, (12, 8, 8, 3)).astype("uint8")
+    y = np.arange(12) % 2
+    with pytest.raises(ArgumentError, match=r"`batch_size` must be at most the 8 examples of the `train` split when "
+                                            r"drop_remainder=True"):
+        image_dataset_from_arrays(x, y, batch_size=16, validation_split=0.25, drop_remainder=True)
+    data = image_dataset_from_arrays(x, y, batch_size=3, validation_split=0.25, drop_remainder=True)
+    assert [int(b[0].shape[0]) for b in data.train] == [3, 3]  # 8 training examples: the last 2 are dropped

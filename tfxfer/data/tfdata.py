@@ -126,7 +126,14 @@ def finish_pipeline(ds, *, n, batch_size, training, seed=None, cache=None, shuff
         augment: None, a policy name or a list of layers (see `tfxfer.augment.augment_dataset`).
         shuffler: the `EpochShuffle` that orders the training data (attached to the result); a new
             one seeded with ``seed`` when None.
+    Raises:
+        ArgumentError: ``drop_remainder`` with a ``batch_size`` above the ``n`` training examples
+            (the training data would yield no batch at all).
     """
+    if training and drop_remainder and int(batch_size) > int(n):
+        raise ArgumentError("batch_size", batch_size, f"must be at most the {n} examples of the `train` split when "
+                            "drop_remainder=True (the training data would yield no batch)",
+                            hint="Lower batch_size or pass drop_remainder=False")
     if training and shuffle and shuffler is None:
         shuffler = EpochShuffle(new_seed(seed))
     if cache is not None:

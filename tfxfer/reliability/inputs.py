@@ -75,15 +75,17 @@ def check_class_labels(model, y, *, name: str = "train", require_classes: bool =
         tfxfer.errors.DataError: `train` labels must be integer class ids in [0, 1] for this 2-class head; got ...
     """
     y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:  # (N, 1) class ids train as (N,): checked as such
-        y = y[:, 0]
-    if y.ndim != 1 or not y.size:
-        return
     try:
         head = model.get_layer("head")
     except ValueError:
         return
-    if getattr(getattr(head, "activation", None), "__name__", "") != "softmax":
+    activation = getattr(getattr(head, "activation", None), "__name__", "")
+    if activation == "sigmoid":
+        _check_sigmoid_labels(model, y, name)
+        return
+    if y.ndim == 2 and y.shape[1] == 1:  # (N, 1) class ids train as (N,): checked as such
+        y = y[:, 0]
+    if y.ndim != 1 or not y.size or activation != "softmax":
         return
     outputs = int(model.output_shape[-1])
     ids = f"integer class ids in [0, {outputs - 1}] for this {outputs}-class head"
@@ -106,6 +108,22 @@ def check_class_labels(model, y, *, name: str = "train", require_classes: bool =
     if require_classes and len(np.unique(y)) < 2:
         raise DataError(f"`{name}` holds a single class ({int(y[0])}): a classifier needs examples of at least "
                         "2 classes")
+
+
+def _check_sigmoid_labels(model, y, name: str) -> None:
+    """Targets of a sigmoid head: multi-hot rows of its width (one 0/1 column for a binary head), in [0, 1]."""
+    outputs = model.output_shape[-1] if len(getattr(model, "outputs", []) or []) == 1 else None
+    if not isinstance(outputs, int) or not y.size or y.dtype.kind not in "iufb":
+        return
+    if outputs > 1 and (y.ndim != 2 or y.shape[1] != outputs):
+        raise DataError(f"`{name}` labels of this {outputs}-label (sigmoid) head must be multi-hot rows of width "
+                        f"{outputs}; got shape {tuple(y.shape)}. For one class id per example use np.eye({outputs})[ids], "
+                        "or build a softmax head (task='multiclass')")
+    values = y.astype("float64")
+    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+        raise DataError(f"`{name}` labels of a sigmoid head must be targets in [0, 1] (0/1 per label); found values "
+                        f"in {np.nanmin(values):g}..{np.nanmax(values):g}" + ("" if np.isfinite(values).all() else
+                                                                              " and NaN/Inf"))
 
 
 def takes_strings(model) -> bool:

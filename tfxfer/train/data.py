@@ -202,3 +202,36 @@ def balanced_class_weight(train) -> dict:
     y = class_ids(y.reshape(-1), name="train[1]")  # class names, NaN, fractions: a typed error
     classes, counts = np.unique(y, return_counts=True)
     return {int(c): float(len(y) / (len(classes) * k)) for c, k in zip(classes, counts)}
+
+
+def check_class_weight(model, class_weight: dict) -> dict:
+    """A ``{class index: weight}`` dict checked against ``model``'s head: integer keys for every class of
+    the head (2 for a one-output sigmoid head) and no other, finite weights >= 0, not all 0. Returns it
+    with plain ``int`` keys and ``float`` values.
+
+    Raises:
+        ArgumentError: a key that is not a class id of the head, a class of the head without a weight
+            (Keras fails deep in the graph on it), a negative, NaN or infinite weight, or all zeros.
+    """
+    from tfxfer.errors import ArgumentError
+
+    width = model.output_shape[-1] if len(getattr(model, "outputs", []) or []) == 1 else None
+    if not isinstance(width, int):
+        return class_weight
+    classes = 2 if width == 1 else width
+    bad = [k for k in class_weight if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < classes]
+    if bad:
+        raise ArgumentError("class_weight", class_weight, f"must have class ids in [0, {classes - 1}] as keys for this "
+                            f"{classes}-class head; found {bad[:5]}")
+    missing = sorted(set(range(classes)) - {int(k) for k in class_weight})
+    if missing:
+        raise ArgumentError("class_weight", class_weight, f"must give a weight to every class of the {classes}-class "
+                            f"head; missing {missing[:10]}", hint="Give them 1.0 to leave them as they are")
+    weights = {int(k): v for k, v in class_weight.items()}
+    for k, v in weights.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v) or v < 0:
+            raise ArgumentError("class_weight", class_weight, f"must map classes to finite weights >= 0; class {k} "
+                                f"has {v!r}")
+    if not any(v > 0 for v in weights.values()):
+        raise ArgumentError("class_weight", class_weight, "must give at least one class a weight above 0")
+    return {k: float(v) for k, v in sorted(weights.items())}

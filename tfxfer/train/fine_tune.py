@@ -52,8 +52,8 @@ from tfxfer.backbones.groups import layer_groups
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.reliability.inputs import data_errors
 from tfxfer.reliability.shuffle import EpochShuffle, attach_shuffle, attached_shuffle, reshuffles_itself
-from tfxfer.train.data import (balanced_class_weight, check_test_data, num_examples, training_datasets,
-                               with_channels, with_class_ids)
+from tfxfer.train.data import (balanced_class_weight, check_class_weight, check_test_data, num_examples,
+                               training_datasets, with_channels, with_class_ids)
 from tfxfer.train.plan import HEAD_PATIENCE, auto_plan
 from tfxfer.train.averaging import WeightAveraging
 from tfxfer.train.checkpoint_plan import check_plan
@@ -146,7 +146,7 @@ def fine_tune(
             The cache sees one pass over ``train``: a ``tf.data`` input that augments gets a
             warning and a note (pass False to re-sample augmentation every head epoch).
         loss, metrics: default from `tfxfer.train.losses` (the head and the label format).
-        class_weight: ``{class index: weight}``, "balanced" (from the labels of array input:
+        class_weight: ``{class index: weight}`` (every class of the head, weights >= 0), "balanced" (from the labels of array input:
             ``n / (classes * count)``) or None (the default: weights trade accuracy for recall of
             rare classes, so they are off unless the metric you want asks for it).
         augment: images only: a policy name of `tfxfer.augment` ("light", "medium", ...), a layer
@@ -241,7 +241,7 @@ def fine_tune(
     train, val, test = (with_class_ids(model, with_channels(model, d)) for d in (train, val, test))
     if test is not None:
         check_test_data(model, test)
-    class_weight = _class_weight(class_weight, train)
+    class_weight = _class_weight(class_weight, train, model)
     notes = _cache_note(train, cached and head_epochs and use_cached_features is None)
     # arrays: shuffled here; a tfxfer tf.data pipeline: its own shuffle, driven by epoch (resumable)
     epoch_shuffle = (attached_shuffle(train) if isinstance(train, tf.data.Dataset) else None) or EpochShuffle(int(seed))
@@ -316,13 +316,17 @@ def _averager(average_weights, epochs: int):
     return WeightAveraging(average_weights, last_epochs=max(1, (epochs + 1) // 2))
 
 
-def _class_weight(class_weight, train):
-    """``"balanced"`` -> weights from the training labels; a dict or None passes through."""
+def _class_weight(class_weight, train, model):
+    """``"balanced"`` -> weights from the training labels; a dict is checked against the head."""
     if isinstance(class_weight, str):
         if class_weight != "balanced":
             raise ArgumentError("class_weight", class_weight, "must be 'balanced', a {class: weight} dict or None")
         return balanced_class_weight(train)
-    return class_weight
+    if class_weight is None:
+        return None
+    if not isinstance(class_weight, dict):
+        raise ArgumentTypeError("class_weight", class_weight, "'balanced', a {class index: weight} dict or None")
+    return check_class_weight(model, class_weight)
 
 
 def _cache_note(train, caching_by_default) -> list:

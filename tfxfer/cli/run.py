@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tfxfer.cli.common import (add_allow_chance, add_json, add_verbosity, chance_error, chance_exit, chance_lines,
@@ -27,7 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("recipe", help="a recipe file, e.g. pipelines/quick.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set train.epochs=3 --set data.source=~/photos (repeatable)")
-    p.add_argument("--out", help="run directory (default: runs/<recipe name>)")
+    p.add_argument("--out", help="run directory: new, empty or an earlier run's (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in the run directory (the recipe must be unchanged)")
     p.add_argument("--force", action="store_true", help="re-run every stage even if unchanged")
@@ -39,9 +40,11 @@ def add_parser(sub) -> None:
 def cmd_run(args) -> int:
     # tfxfer.recipes imports numpy and yaml: loaded here, not at `tfxfer --help`
     from tfxfer.recipes import load_config, run_pipeline
+    from tfxfer.recipes.run_folder import check_run_folder
 
     cfg = load_config(args.recipe, overrides=args.overrides)
     check_recipe_names(cfg)
+    check_run_folder(args.out or os.path.join("runs", cfg.name))  # before TensorFlow: a wrong --out fails fast
     import_tensorflow(args)
     try:
         result = run_pipeline(cfg, out_dir=args.out, resume=args.resume, force=args.force, verbosity=verbosity(args),

@@ -4,7 +4,9 @@ Read from the run folder alone (``manifest.json`` and the stage records under ``
 can be rewritten after the run: held-out perplexity before and after adaptation, the training
 curve (perplexity of the training loss per batch, the held-out perplexity per epoch), the sample
 generations before and after, and the TFLite decoder's gate (every variant tried, and why a
-fallback shipped).
+fallback shipped). A run whose manifest does not say it finished (``running``, ``failed``,
+``interrupted``, or no manifest) gets `tfxfer.report.run_data.unfinished_sentence` first, as the
+image and text reports do.
 
 Example:
     >>> from tfxfer.recipes.causal_lm_report import write_lm_report
@@ -22,6 +24,7 @@ import os
 from tfxfer.report.elements import card, duration, esc, figure, table, verdict
 from tfxfer.report.html import CSS
 from tfxfer.report.markdown import md_table
+from tfxfer.report.run_data import unfinished_sentence
 from tfxfer.utils.atomic import atomic_write_bytes, atomic_write_text
 
 
@@ -126,7 +129,9 @@ def render_lm_html(run: dict, *, figures: dict) -> str:
         if row:
             cards.append(card(f"TFLite {row['variant']}", f"{row['size_mib']:.1f} MiB",
                               f"agreement {row['top1_agreement']:.3f} · gate {verdict(row['gate'])}"))
+    unfinished = unfinished_sentence(run)  # first: files below may be from an earlier run
     body = [f"<h1>{esc(cfg.get('name', 'causal LM run'))} {badge}</h1>",
+            f'<p class="fail" id="unfinished">{esc(unfinished)}</p>' if unfinished else "",
             f'<p class="sub">{esc(" · ".join(str(s) for s in ("causal_lm", lm.get("model"), cfg.get("data", {}).get("source"), manifest.get("written")) if s))}</p>',
             f'<div class="cards">{"".join(cards)}</div>']
     if verify:
@@ -175,6 +180,9 @@ def render_lm_markdown(run: dict, *, figures: dict) -> str:
     cfg = manifest.get("config") or {}
     lines = [f"# {cfg.get('name', 'causal LM run')} ({manifest.get('status', 'running')})", "",
              f"causal_lm · {(cfg.get('causal_lm') or {}).get('model')} · {(cfg.get('data') or {}).get('source')}", ""]
+    unfinished = unfinished_sentence(run)
+    if unfinished:  # first, as in the image and text reports
+        lines[2:2] = [f"> **{unfinished}**", ""]
     if evaluate:
         lines += [f"Held-out perplexity: {evaluate['perplexity_before']:.3f} -> {evaluate['perplexity_after']:.3f} "
                   f"({100 * evaluate['perplexity_change']:+.1f} %) on {evaluate['val_texts']} texts.", ""]

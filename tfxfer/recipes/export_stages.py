@@ -12,6 +12,9 @@
   the validation split) is made and gated on all held-out images as ``int8_selective``; then the
   passing integer file with the highest agreement, else the float file that passed, with the reason.
 
+Both stages then remove the files their last finished run wrote and this one did not (a variant
+dropped from ``export.variants``, a remedy file not made again): `tfxfer.recipes.export_files`.
+
 `export_stages` builds the two stages for image recipes; text recipes bind `convert_stage` /
 `gate_stage` to their held-out texts (`tfxfer.recipes.text_export_stages`).
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import os
 
+from tfxfer.recipes.export_files import export_stage_files, remove_stale, verify_stage_files
 from tfxfer.recipes.runner import Stage
 from tfxfer.utils.atomic import atomic_write_json
 from tfxfer.utils.humanize import format_bytes
@@ -70,7 +74,9 @@ def convert_stage(ctx, *, class_names, representative_data=None):
             entry["vocab"] = ctx.rel(result.vocab_path)
         exports[variant] = entry
         ctx.console.detail(f"{variant}: {format_bytes(result.size_bytes)}")
-    return {"exports": exports, "artefacts": [e["path"] for e in exports.values()]}
+    out = {"exports": exports, "artefacts": [e["path"] for e in exports.values()]}
+    remove_stale(ctx, "export", keep=export_stage_files(out, out["artefacts"]))  # a dropped variant's files
+    return out
 
 
 def selective_remedy(model, path, *, calibration, selection_data, eval_data, class_names, thresholds,
@@ -169,6 +175,9 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
     if remedies:
         out["remedy"] = remedies
         out["artefacts"] += [exports[v]["path"] for v in remedies if v in exports]
+    export = ctx.outputs["export"]  # an earlier run's remedy file this run did not make goes
+    remove_stale(ctx, "verify", keep=verify_stage_files(out, out["artefacts"])
+                 | export_stage_files(export, export.get("artefacts", [])))
     return out
 
 

@@ -31,6 +31,7 @@ from tfxfer.recipes.manifest import build_manifest, write_manifest
 from tfxfer.recipes.ner_stages import ner_stages
 from tfxfer.recipes.recipe_yaml import parse_yaml, read_recipe_file
 from tfxfer.recipes.report_stage import report_stage
+from tfxfer.recipes.run_folder import check_run_folder
 from tfxfer.recipes.runner import Runner, Stage
 from tfxfer.recipes.sources import resolve_source
 from tfxfer.recipes.text_stages import check_text_config, text_stages
@@ -156,14 +157,17 @@ def run_pipeline(cfg: RunConfig, *, out_dir=None, resume: bool = False, force: b
     Stages whose inputs are unchanged since the last run in ``out_dir`` are skipped; ``resume``
     additionally requires that the directory holds a run of exactly this configuration (an
     interrupted one continues after its last finished stage); ``force`` re-runs every stage.
+    ``out_dir`` must be absent, empty or an earlier run's folder (`check_run_folder`).
 
     Raises:
+        ArgumentError: ``out_dir`` (``--out``) is a file, or a folder holding other files and no run.
         ConfigError: bad recipe values found while planning (unknown backbone, missing data...).
         GateError: an exported variant failed its verification gate (the report and manifest are
             written first, and show which check failed).
     """
     console = Console(verbosity=verbosity, stream=stream)
     run_dir = os.path.abspath(os.fspath(out_dir or os.path.join("runs", cfg.name)))
+    check_run_folder(run_dir)  # never a home or project folder: a run replaces and removes files in it
     worker = _worker_index(cfg)
     if worker:  # multi-worker training: the chief owns the run folder, the others write beside it
         run_dir = os.path.join(run_dir, "workers", f"worker-{worker}")

@@ -7,6 +7,10 @@ Each finished stage leaves ``stages/<name>.json`` in the run directory; a later 
 when the fingerprint matches and its files are intact, so re-running an unchanged recipe redoes
 nothing and an interrupted run (``--resume``) continues after the last finished stage.
 
+A stage that runs again sees what its last finished run wrote (`previous_outputs`: its outputs and
+artefacts, carried through the records of runs that did not finish), so it can remove the files it
+no longer writes (the export stage does: `tfxfer.recipes.export_files`).
+
 Example:
     >>> import tempfile
     >>> from tfxfer.recipes.config_loader import load_config
@@ -96,6 +100,27 @@ def record_problem(record, *, run_dir: str) -> str | None:
     return None
 
 
+def carried(record) -> dict | None:
+    """``{"outputs", "artefacts"}`` of the last finished run of a stage: from ``record`` when it is done,
+    else what an unfinished record carried forward (``previous``); None when there is none.
+
+    Example:
+        >>> carried({"status": "running", "previous": {"outputs": {}, "artefacts": ["export/a.tflite"]}})
+        {'outputs': {}, 'artefacts': ['export/a.tflite']}
+    """
+    if not isinstance(record, dict):
+        return None
+    if record.get("status") == "done":
+        return {"outputs": record.get("outputs") or {}, "artefacts": sorted(record.get("artefacts") or {})}
+    previous = record.get("previous")
+    return previous if isinstance(previous, dict) else None
+
+
+def previous_outputs(ctx, name: str) -> dict | None:
+    """What stage ``name``'s last finished run in this folder wrote (`carried`), while it runs again."""
+    return ctx.memo(f"previous:{name}", lambda: None)
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -167,8 +192,11 @@ class Runner:
         console.detail(f"fingerprint {fp}")
         ctx.remember(f"fingerprint:{stage.name}", fp)  # e.g. to key a stage's own checkpoints
         started = _now()
+        previous = carried(old)  # kept in the records until a run of the stage finishes
+        ctx.remember(f"previous:{stage.name}", previous)
+        carry = {"previous": previous} if previous else {}
         atomic_write_json(self.record_path(stage.name), {"stage": stage.name, "fingerprint": fp,
-                                                         "status": "running", "started": started})
+                                                         "status": "running", "started": started, **carry})
         t0 = time.perf_counter()
         try:
             outputs = dict(stage.run(ctx) or {})
@@ -177,7 +205,7 @@ class Runner:
             atomic_write_json(self.record_path(stage.name), {
                 "stage": stage.name, "fingerprint": fp, "status": status, "started": started,
                 "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                "wall_s": round(time.perf_counter() - t0, 3)})
+                "wall_s": round(time.perf_counter() - t0, 3), **carry})
             raise
         wall = time.perf_counter() - t0
         artefacts = {rel: file_sha256(ctx.abs(rel)) for rel in outputs.pop("artefacts", [])}

@@ -72,6 +72,6 @@ def test_text_dataset_unbatched_is_named():
 
 
 def test_docstring_examples_run():
-    for name in ("tfxfer.reliability.dataset_checks", "tfxfer.train.best"):
+    for name in ("tfxfer.reliability.dataset_checks", "tfxfer.train.best", "tfxfer.train.arguments"):
         result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS, verbose=False)
         assert result.attempted and not result.failed, name

@@ -36,10 +36,12 @@ from tfxfer.data.tfdata import (
 from tfxfer.data.result import ImageData, encode_labels
 from tfxfer.data.splits import check_fractions, stratified_split
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
-from tfxfer.utils.validate import check_int
+from tfxfer.utils.validate import check_int, check_unique_names
 
 
 def _labels_to_ids(y, class_names, multi_label):
+    if class_names is not None:
+        class_names = check_unique_names("class_names", class_names)
     y = np.asarray(y)
     if multi_label:
         if y.ndim != 2:

@@ -22,7 +22,7 @@ from tfxfer.data.tfdata import check_batch_size, check_image_size, check_interpo
 from tfxfer.data.result import ImageData, encode_labels
 from tfxfer.data.scan import scan_images
 from tfxfer.data.splits import SPLIT_NAMES, check_fractions, stratified_split
-from tfxfer.errors import ArgumentError, DataError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.utils.validate import check_int
 
 #: Folder / column values accepted as split names.
@@ -56,6 +56,12 @@ def build_image_data(items, *, class_names, source, root, image_size, batch_size
     if color_mode not in ("rgb", "grayscale"):
         raise ArgumentError("color_mode", color_mode, 'must be "rgb" or "grayscale"')
     check_int("seed", seed, low=None)
+    if summary_path is not None:  # checked before the scan: a wrong path failed only after it
+        if not isinstance(summary_path, (str, os.PathLike)):
+            raise ArgumentTypeError("summary_path", summary_path, "a file path or None")
+        if os.path.isdir(summary_path):
+            raise ArgumentError("summary_path", os.fspath(summary_path), "must name a file, not a folder",
+                                hint="e.g. summary_path=<folder>/data_summary.json")
     try:
         return _build(items, class_names=class_names, source=source, root=root, image_size=image_size,
                       batch_size=batch_size, validation_split=validation_split, test_split=test_split, seed=seed,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import unicodedata
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from tfxfer.data.hygiene import DataSummary, find_duplicates, handle_leakage
 from tfxfer.data.splits import Split, check_fractions, stratified_split
 from tfxfer.data.text import read_text_file
 from tfxfer.errors import ArgumentError, DataError, bounded_repr
-from tfxfer.utils.validate import check_int
+from tfxfer.utils.validate import check_int, check_unique_names
 
 
 @dataclasses.dataclass
@@ -54,35 +55,52 @@ class TokenData:
 
 
 def _parse(text, separator, token_column, tag_column, summary, base):
-    sentences, current, start = [], [], None
+    """``[(first line, [(token, tag), ...]), ...]``: sentences end at a blank line or a ``-DOCSTART-``
+    line. A sentence holding a line without a token or tag is skipped whole (one ``bad_row`` naming
+    that line): dropping only the line would join the tokens around it into a sentence that was never
+    written. Trailing separators (``EU\tB-ORG\t``) are ignored."""
+    sentences, current, start, broken = [], [], None, None
+
+    def close(last_line):
+        if broken is not None:
+            summary.skipped.append({"path": f"{base}:{start if start is not None else broken[0]}",
+                                    "reason": "bad_row",
+                                    "detail": f"sentence ending at line {last_line} skipped: line {broken[0]}: "
+                                              f"{broken[1]}"})
+        elif current:
+            sentences.append((start, current))
+
     # lines end at "\n" only: U+2028, U+0085 (NEL) and other separators str.splitlines() knows can sit
     # inside a token, and splitting on them would shift every tag after them
     for line_no, line in enumerate(text.split("\n"), start=1):
         line = line[:-1] if line.endswith("\r") else line
-        fields = line.split(separator) if separator else (line.split("\t") if "\t" in line else line.split())
-        if not line.strip() or not fields or not fields[0].strip() and all(not f.strip() for f in fields):
-            if current:
-                sentences.append((start, current))
-            current, start = [], None
-            continue
-        if fields[0].startswith("-DOCSTART-"):
+        fields = line.split(separator) if separator else (line.split("\t") if "\t" in line.strip() else line.split())
+        while len(fields) > 1 and not fields[-1].strip():  # a trailing tab or separator
+            fields.pop()
+        boundary = not _visible(line) or not fields or not fields[0].strip() and all(not f.strip() for f in fields)
+        if boundary or fields[0].startswith("-DOCSTART-"):
+            close(line_no - 1)
+            current, start, broken = [], None, None
             continue
         try:
             token, tag = fields[token_column], fields[tag_column].strip()
+            problem = None if token and tag and len(fields) >= 2 else f"missing token or tag: {bounded_repr(line)}"
         except IndexError:
-            summary.skipped.append({"path": f"{base}:{line_no}", "reason": "bad_row",
-                                    "detail": f"{len(fields)} field(s): {bounded_repr(line)}"})
-            continue
-        if not token or not tag or len(fields) < 2:
-            summary.skipped.append({"path": f"{base}:{line_no}", "reason": "bad_row",
-                                    "detail": f"missing token or tag: {bounded_repr(line)}"})
-            continue
+            problem = f"{len(fields)} field(s): {bounded_repr(line)}"
         if start is None:
             start = line_no
+        if problem is not None:
+            broken = broken or (line_no, problem)
+            continue
         current.append((token, tag))
-    if current:
-        sentences.append((start, current))
+    close(line_no)
     return sentences
+
+
+def _visible(line: str) -> bool:
+    """Whether ``line`` holds a character that is neither white space nor an invisible format character
+    (a zero-width space or a stray BOM on an otherwise blank line ends a sentence as a blank line does)."""
+    return any(not c.isspace() and unicodedata.category(c) != "Cf" for c in line)
 
 
 def _bio_errors(tags) -> int:
@@ -158,10 +176,12 @@ def load_conll(
         kept.append(pairs)
         names.append(where)
     if not kept:
-        raise DataError(f"No sentences found in {path}")
+        reasons = f"; {len(summary.skipped)} skipped, the first: {summary.skipped[0]['detail']}" if summary.skipped else ""
+        raise DataError(f"No sentences found in {path}{reasons}")
     found = {tag for pairs in kept for _, tag in pairs}
     if tag_names is None:
         tag_names = (["O"] if "O" in found else []) + sorted(found - {"O"})
+    tag_names = check_unique_names("tag_names", tag_names)
     unknown = sorted(found - set(tag_names))
     if unknown:
         raise DataError(f"Tags {unknown} in {path} are not in tag_names {list(tag_names)}")

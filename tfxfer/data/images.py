@@ -39,7 +39,7 @@ from tfxfer.data.build import SPLIT_ALIASES, build_image_data, resolve_image_siz
 from tfxfer.data.result import ImageData
 from tfxfer.data.scan import skip_reason_for_name
 from tfxfer.data.scan import read_regular_file
-from tfxfer.data.tables import table_records
+from tfxfer.data.tables import check_unique_columns, table_records
 from tfxfer.data.text import MAX_TABLE_BYTES
 from tfxfer.errors import ArgumentError, DataError, bounded_repr
 
@@ -373,13 +373,14 @@ def image_dataset_from_csv(
         raise DataError(f"{csv_path} is not valid utf-8 text (byte {exc.start}): is it really a CSV "
                         "table? Save it as UTF-8") from None
     content = content[1:] if content.startswith("\ufeff") else content
-    records = table_records(content, delimiter=delimiter, tsv=delimiter == "\t")
+    records = table_records(content, delimiter=delimiter, tsv=delimiter == "\t", single_line=True)
     try:
         first = next(records, None)
         columns = first[1] if first else []
         for col in (path_column, label_column, split_column):
             if col is not None and col not in columns:
                 raise DataError(f"Column {col!r} not found in {csv_path}; columns are {bounded_repr(columns)}")
+        check_unique_columns(columns, (path_column, label_column, split_column), source=csv_path)
         rows = [(line, dict(zip(columns, cells))) for line, cells in records if cells]
     except csv.Error as exc:
         raise DataError(f"{csv_path} is not a readable CSV table: {exc}") from None

@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import os
 
 import numpy as np
@@ -42,9 +43,9 @@ from tfxfer.data.hygiene import (
     report_label_problems,
 )
 from tfxfer.data.splits import Split, check_fractions, stratified_split
-from tfxfer.data.tables import table_records
+from tfxfer.data.tables import check_unique_columns, table_records
 from tfxfer.errors import ArgumentError, DataError, bounded_repr
-from tfxfer.utils.validate import check_int
+from tfxfer.utils.validate import check_int, check_unique_names
 
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -155,6 +156,7 @@ def _rows(path, fmt, text_column, label_column, delimiter, encoding):
         for col in (text_column, label_column):
             if col not in header:
                 raise DataError(f"Column {bounded_repr(col)} not found in {path}; columns are {bounded_repr(header)}")
+        check_unique_columns(header, (text_column, label_column), source=path)
         ti, li = header.index(text_column), header.index(label_column)
         width = len(header)
         for line_no, row in rows:
@@ -175,10 +177,16 @@ _MISSING = object()
 
 
 def _sort_names(names):
+    """Numeric order when every name is a finite number ("2" before "10"), else text order: a name such
+    as "nan" or "inf" compares with nothing, and would make the order follow set iteration (the hash seed)."""
+    names = sorted(names)
     try:
-        return sorted(names, key=lambda n: float(n))
+        values = [float(n) for n in names]
     except ValueError:
-        return sorted(names)
+        return names
+    if not all(math.isfinite(v) for v in values):
+        return names
+    return [n for _, n in sorted(zip(values, names))]
 
 
 def _no_usable_rows(path, summary) -> None:
@@ -304,7 +312,7 @@ def load_texts(
     multi = any(isinstance(lab, tuple) for lab in raw_labels)
     raw_labels = [lab if isinstance(lab, tuple) or not multi else (lab,) for lab in raw_labels]
     found = {n for lab in raw_labels for n in (lab if multi else (lab,))}
-    names = list(class_names) if class_names is not None else _sort_names(found)
+    names = check_unique_names("class_names", class_names) if class_names is not None else _sort_names(found)
     if not names:
         raise DataError(f"No row of {path} has a label (every label list is empty): nothing to learn")
     unknown = sorted(found - set(names))

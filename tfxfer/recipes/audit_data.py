@@ -120,7 +120,7 @@ def _table_format(path: str) -> str:
 def table_column(path: str, column: str, *, option: str = "--groups") -> dict[int, object]:
     """``{line number: value of column}`` for every record of a CSV / TSV / JSONL table (the line a
     record starts on, as the loaders number rows); raises `ArgumentError` for an unknown column."""
-    from tfxfer.data.tables import table_records
+    from tfxfer.data.tables import check_unique_columns, table_records
     from tfxfer.data.text import read_text_file
 
     content = read_text_file(path)
@@ -148,6 +148,7 @@ def table_column(path: str, column: str, *, option: str = "--groups") -> dict[in
     header = first[1]
     if column not in header:
         raise ArgumentError(option, column, f"must be a column of {path} (columns: {', '.join(header[:20])})")
+    check_unique_columns(header, [column], source=path)
     index = header.index(column)
     for line_no, row in rows:
         if row:
@@ -171,7 +172,7 @@ def image_table_groups(path: str, column: str, *, files, count: int) -> np.ndarr
     """Group values of the files an image CSV / TSV table listed, matched by resolved path; a file
     listed twice takes its first row's value, as the loader keeps the first row (the repeat is a
     ``bad_row`` skip there)."""
-    from tfxfer.data.tables import table_records
+    from tfxfer.data.tables import check_unique_columns, table_records
     from tfxfer.data.text import read_text_file
 
     fmt = _table_format(path)
@@ -181,6 +182,7 @@ def image_table_groups(path: str, column: str, *, files, count: int) -> np.ndarr
     for name, wanted in (("--groups", column), ("path column", "path")):
         if wanted not in header:
             raise ArgumentError(name, wanted, f"must be a column of {path} (columns: {', '.join(header[:20])})")
+    check_unique_columns(header, ["path", column], source=path)
     pi, gi = header.index("path"), header.index(column)
     root = os.path.dirname(os.path.abspath(path))
     by_path = {}

@@ -89,3 +89,24 @@ def check_safe_name(name: str, value, *, use: str = "") -> str:
                             + (f": {use}" if use else ""))
     return value
 
+
+
+def check_unique_names(name: str, values) -> list:
+    """``values`` as a list of names, none repeated (a repeated class or tag name would leave an id that
+    no label ever takes, and count two classes as one).
+
+    Example:
+        >>> check_unique_names("class_names", ["neg", "pos", "neg"])
+        Traceback (most recent call last):
+        ...
+        tfxfer.errors.ArgumentError: `class_names` must not repeat a name; 'neg' appears 2 times. Received: class_names=['neg', 'pos', 'neg']
+    """
+    values = list(values)
+    seen: dict = {}
+    for v in values:
+        seen[v] = seen.get(v, 0) + 1
+    repeated = [(v, k) for v, k in seen.items() if k > 1]
+    if repeated:
+        said = ", ".join(f"{v!r} appears {k} times" for v, k in repeated[:5])
+        raise ArgumentError(name, values, f"must not repeat a name; {said}")
+    return values

@@ -88,3 +88,24 @@ def test_a_summary_path_that_is_a_folder_is_named_before_the_scan(tmp_path):
     _pngs(tmp_path / "data" / "a", 2), _pngs(tmp_path / "data" / "b", 2)
     with pytest.raises(ArgumentError, match="`summary_path` must name a file, not a folder"):
         image_dataset_from_folder(tmp_path / "data", image_size=4, summary_path=tmp_path)
+
+
+def test_array_labels_missing_bytes_columns_and_nan_multi_hot(tmp_path):
+    x = np.zeros((12, 4, 4, 3), "uint8")
+    with pytest.raises(DataError, match=r"`y\[1\]` is a missing label \(None\)"):
+        image_dataset_from_arrays(x, np.array(["a", None] * 6, dtype=object))
+    assert image_dataset_from_arrays(x, np.array([b"a", b"b"] * 6)).class_names == ["a", "b"]
+    assert image_dataset_from_arrays(x, np.array([[0], [1]] * 6)).class_names == ["0", "1"]  # a column of ids
+    with pytest.raises(DataError, match="multi-hot rows must be finite 0/1 numbers; found NaN"):
+        image_dataset_from_arrays(x, np.tile([[np.nan, 1.0], [1.0, 0.0]], (6, 1)), multi_label=True)
+    with pytest.raises(ArgumentError, match=r"`x` must hold images of at least 1x1 pixels"):
+        image_dataset_from_arrays(np.zeros((12, 0, 4, 3), "uint8"), np.array([0, 1] * 6))
+
+
+def test_jsonl_numbers_that_are_the_same_class_are_one_class(tmp_path):
+    import json
+
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps({"text": f"t{i}", "label": [1, 1.0, 0, 0.0][i % 4]}) for i in range(16)))
+    data = load_texts(path)
+    assert data.class_names == ["0", "1"] and sorted(data.summary.class_counts["train"].values()) == [8, 8]

@@ -35,8 +35,24 @@ from tfxfer.data.tfdata import (
 )
 from tfxfer.data.result import ImageData, encode_labels
 from tfxfer.data.splits import check_fractions, stratified_split
-from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, bounded_repr
 from tfxfer.utils.validate import check_int, check_unique_names
+
+
+def _label_strings(y):
+    """Class-name labels as str: bytes decoded as UTF-8 (``b"cat"`` is "cat", not "b'cat'"); a missing
+    label (None, NaN) or a non-UTF-8 one is a `DataError` naming its index (it would become a class)."""
+    out = []
+    for i, v in enumerate(y.tolist()):
+        if isinstance(v, bytes):
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"`y[{i}]` is bytes that are not UTF-8 ({bounded_repr(v)})") from None
+        if v is None or (isinstance(v, float) and v != v):
+            raise DataError(f"`y[{i}]` is a missing label ({v!r}); drop that image or give it a class")
+        out.append(str(v))
+    return np.asarray(out, dtype=object)
 
 
 def _labels_to_ids(y, class_names, multi_label):
@@ -46,10 +62,15 @@ def _labels_to_ids(y, class_names, multi_label):
     if multi_label:
         if y.ndim != 2:
             raise ArgumentError("y", y.shape, "must be a (n, num_labels) multi-hot matrix when multi_label=True")
+        if y.dtype.kind not in "biuf" or (y.dtype.kind == "f" and not np.isfinite(y).all()):
+            raise DataError("`y` multi-hot rows must be finite 0/1 numbers; found "
+                            + ("NaN or Inf" if y.dtype.kind == "f" else f"dtype {y.dtype}"))
         names = list(class_names) if class_names is not None else [str(i) for i in range(y.shape[1])]
         if len(names) != y.shape[1]:
             raise ArgumentError("class_names", names, f"must have {y.shape[1]} names (columns of y)")
         return (y > 0.5).astype(np.float32), names
+    if y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "biuUSO":  # a column of class ids or names
+        y = y[:, 0]
     if y.ndim == 2:
         if not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
             raise ArgumentError("y", "a 2-D array that is not one-hot",
@@ -58,6 +79,7 @@ def _labels_to_ids(y, class_names, multi_label):
     if y.ndim != 1:
         raise ArgumentError("y", y.shape, "must be 1-D (one label per image)")
     if y.dtype.kind in "USO":
+        y = _label_strings(y)
         names = sorted({str(v) for v in y}) if class_names is None else list(class_names)
         lookup = {n: i for i, n in enumerate(names)}
         unknown = sorted({str(v) for v in y} - set(lookup))
@@ -120,6 +142,8 @@ def image_dataset_from_arrays(
         raise ArgumentError("x", images.shape, "must have shape (n, height, width[, channels])")
     if not len(images):
         raise DataError("`x` holds no images (an empty array); there is nothing to split or train on")
+    if 0 in images.shape[1:]:
+        raise ArgumentError("x", images.shape, "must hold images of at least 1x1 pixels (one of its sides is 0)")
     if images.dtype.kind not in "buif":  # complex would silently lose its imaginary part, objects fail later
         raise ArgumentError("x", f"an array of dtype {images.dtype}",
                             "must hold real numbers (uint8 or float pixels in 0-255)")

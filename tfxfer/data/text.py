@@ -176,6 +176,16 @@ def _rows(path, fmt, text_column, label_column, delimiter, encoding):
 _MISSING = object()
 
 
+def _label_text(value) -> str:
+    """A label as text: a JSON number that is a whole number reads as one (``1.0`` is "1", as ``1`` is) and
+    a JSON boolean as "true"/"false" (the spelling a CSV cell would have), so one class is one name."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def _sort_names(names):
     """Numeric order when every name is a finite number ("2" before "10"), else text order: a name such
     as "nan" or "inf" compares with nothing, and would make the order follow set iteration (the hash seed)."""
@@ -299,9 +309,9 @@ def load_texts(
                             "either single-label or multi-label (write every label as a list, or none)")
         if kind == "multi":
             parts = label if isinstance(label, list) else str(label).split(label_separator)
-            label = tuple(sorted({str(p).strip() for p in parts if str(p).strip()}))
+            label = tuple(sorted({_label_text(p) for p in parts if _label_text(p)}))
         else:
-            label = str(label).strip()
+            label = _label_text(label)
         texts.append(text)
         raw_labels.append(label)
         lines.append(where)

@@ -27,6 +27,8 @@ import tensorflow as tf
 
 from tfxfer.augment.policies import policy
 from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.reliability.inputs import LABEL_OUT_OF_RANGE
+from tfxfer.utils.validate import check_int
 
 #: Class names of layers that mix labels (Keras 3 core and keras-cv).
 LABEL_MIXING = frozenset({"MixUp", "CutMix", "FourierMix", "MosaicMix", "Mosaic"})
@@ -56,14 +58,37 @@ def resolve_augmentations(augmentations, *, seed=None) -> list:
 
 
 def _one_hot(labels, num_classes):
+    if labels.shape.rank == 2 and labels.shape[-1] == 1:  # (batch, 1) class ids (keras.datasets' shape)
+        labels = tf.squeeze(labels, -1)
     if labels.dtype.is_integer or labels.shape.rank == 1:
         if num_classes is None:
             raise ArgumentError(
                 "num_classes", None,
                 "is required when a label-mixing augmentation (MixUp, CutMix) meets class-id labels",
             )
-        return tf.one_hot(tf.cast(labels, tf.int32), int(num_classes), dtype=tf.float32)
+        ids = tf.cast(labels, tf.int32)
+        checks = [tf.debugging.assert_non_negative(ids, message=LABEL_OUT_OF_RANGE),
+                  tf.debugging.assert_less(ids, int(num_classes), message=LABEL_OUT_OF_RANGE)]
+        with tf.control_dependencies(checks):  # tf.one_hot turns an id out of range into a row of zeros
+            return tf.one_hot(tf.identity(ids), int(num_classes), dtype=tf.float32)
     return tf.cast(labels, tf.float32)
+
+
+def _without_colour(layers, channels):
+    """``layers`` with the saturation and hue jitter of `keras.layers.RandomColorJitter` dropped for
+    gray (1-channel) images, which have neither (RGB-to-HSV needs 3 channels); brightness and
+    contrast jitter stay."""
+    if channels != 1:
+        return layers
+    out = []
+    for layer in layers:
+        if isinstance(layer, keras.layers.RandomColorJitter):
+            config = layer.get_config()
+            if config.get("saturation_factor") is not None or config.get("hue_factor") is not None:
+                config.update(saturation_factor=None, hue_factor=None)
+                layer = keras.layers.RandomColorJitter.from_config(config)
+        out.append(layer)
+    return out
 
 
 def augment_batch(images, labels, layers: Sequence[Callable], *, num_classes=None):
@@ -138,10 +163,13 @@ def augment_dataset(dataset: tf.data.Dataset, augmentations, *, num_classes: int
                             "must be batched: images of rank 4 (batch, height, width, channels); call .batch() first")
     from tfxfer.reliability.shuffle import attached_shuffle, carry_shuffle  # a tfxfer pipeline's epoch order
 
-    layers = resolve_augmentations(augmentations, seed=seed)
+    if num_classes is not None:
+        num_classes = check_int("num_classes", num_classes, low=1)
+    layers = _without_colour(resolve_augmentations(augmentations, seed=seed), spec[0].shape[-1])
     if not layers:
         return carry_shuffle(dataset, dataset.prefetch(tf.data.AUTOTUNE)) if prefetch else dataset
-    if any(mixes_labels(layer) for layer in layers) and spec[1].shape.rank == 1 and num_classes is None:
+    ids = spec[1].shape.rank == 1 or (spec[1].shape.rank == 2 and spec[1].shape[-1] == 1)
+    if any(mixes_labels(layer) for layer in layers) and ids and num_classes is None:
         raise ArgumentError(
             "num_classes", None,
             "is required when a label-mixing augmentation (MixUp, CutMix) meets class-id labels",

@@ -96,9 +96,15 @@ def rand_augment(*, num_ops: int = 2, magnitude: float = 0.5, seed: int | None =
 
 def random_erasing(probability: float = 0.25, *, scale: tuple = (0.02, 0.33),
                    seed: int | None = None) -> keras.layers.Layer:
-    """Erase a random rectangle (filled with noise) with the given probability (Zhong et al. 2017)."""
+    """Erase a random rectangle (filled with noise) with the given probability (Zhong et al. 2017);
+    ``scale`` is the (low, high) share of the image the rectangle covers, 0 < low <= high <= 1."""
     p = _prob("probability", probability)
-    return keras.layers.RandomErasing(factor=(p, p), scale=tuple(scale), value_range=_VALUE_RANGE, seed=seed)
+    if not isinstance(scale, (tuple, list)) or len(scale) != 2:
+        raise ArgumentTypeError("scale", scale, "a (low, high) pair of shares of the image")
+    low, high = (check_float("scale", v, low=0, high=1, low_open=True) for v in scale)
+    if low > high:
+        raise ArgumentError("scale", tuple(scale), "must be (low, high) with low <= high")
+    return keras.layers.RandomErasing(factor=(p, p), scale=(low, high), value_range=_VALUE_RANGE, seed=seed)
 
 
 def mixup(alpha: float = 0.2, *, seed: int | None = None) -> keras.layers.Layer:
@@ -115,7 +121,10 @@ def cutmix(alpha: float = 1.0, *, seed: int | None = None) -> keras.layers.Layer
 
 def _seeds(seed, n):
     """Distinct seeds per layer, so that layers do not draw correlated random numbers."""
-    return [None] * n if seed is None else [int(seed) + 1000 * i for i in range(n)]
+    if seed is None:
+        return [None] * n
+    seed = check_int("seed", seed, low=None)
+    return [seed + 1000 * i for i in range(n)]
 
 
 def _light(seed):

@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError
@@ -35,20 +37,29 @@ def _normalize_schedule(schedule) -> dict:
         raise ArgumentTypeError("schedule", schedule, "a non-empty dict {epoch: top groups (int) or [group names]}")
     out = {}
     for epoch, what in schedule.items():
-        try:
-            e = int(epoch)
-        except (TypeError, ValueError):
-            raise ArgumentError("schedule", schedule, "must have integer epochs as keys") from None
+        if isinstance(epoch, str) and epoch.strip().lstrip("-").isdigit():  # keys of a saved config are text
+            epoch = int(epoch)
+        if not is_int(epoch):  # 1.7 was truncated to 1
+            raise ArgumentError("schedule", schedule, "must have integer epochs as keys")
+        e = int(epoch)
         if e < 0:
             raise ArgumentError("schedule", schedule, "must have epochs >= 0")
         if not is_int(what) and not (
             isinstance(what, (list, tuple)) and all(isinstance(g, str) for g in what)
         ):
             raise ArgumentError("schedule", {epoch: what}, "values must be an int (top groups) or a list of group names")
+        if is_int(what) and int(what) < 0:
+            raise ArgumentError("schedule", {epoch: what}, "must unfreeze a number of top groups >= 0")
         out[e] = list(what) if isinstance(what, (list, tuple)) else int(what)
     if 0 not in out:
         out[0] = 0
     return dict(sorted(out.items()))
+
+
+UNKNOWN_STEPS = ("the number of batches per epoch is unknown (a tf.data input of unknown cardinality, e.g. after "
+                 ".filter): the unfreezing stages run at their peak learning rate without warmup or decay. Give the "
+                 "dataset its size with dataset.apply(tf.data.experimental.assert_cardinality(batches)) or pass "
+                 "steps_per_epoch to fit")
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -93,6 +104,24 @@ class GradualUnfreezing(keras.callbacks.Callback):
         self.current_stage = None
         self.history = []
 
+    def on_train_begin(self, logs=None):
+        """Check every stage against the model before the first epoch (an unknown group or too many
+        top groups failed only when training reached that stage, hours in), and warn about stages
+        that start after the fit's last epoch (they would never apply)."""
+        from tfxfer.backbones.groups import HEAD, layer_groups, select_groups
+
+        groups = [g for g in layer_groups(self.model) if g != HEAD]
+        for epoch, what in self.schedule.items():
+            if isinstance(what, int):
+                check_int(f"schedule[{epoch}]", what, low=0, high=len(groups))
+            else:
+                select_groups(self.model, what)
+        last = (self.params or {}).get("epochs")
+        never = sorted(e for e in self.schedule if last is not None and e >= last)
+        if never:
+            warnings.warn(f"GradualUnfreezing: the stage(s) starting at epoch(s) {never} come after the fit's last "
+                          f"epoch ({last - 1}) and will not apply", UserWarning, stacklevel=2)
+
     def stage_for(self, epoch: int) -> int:
         """The stage (its starting epoch) in force at ``epoch``."""
         return max(e for e in self.schedule if e <= epoch)
@@ -123,11 +152,18 @@ class GradualUnfreezing(keras.callbacks.Callback):
             print(f"\nGradualUnfreezing: epoch {epoch}: training {', '.join(summary.trainable_groups)} "
                   f"({summary.trainable_params:,} parameters)")
 
-    def _stage_steps(self, stage: int, epoch: int) -> int:
+    def _stage_steps(self, stage: int, epoch: int):
+        """``(steps in the stage from ``epoch``, steps per epoch)``, or ``(None, None)`` when fit does
+        not know its steps per epoch (a tf.data input of unknown cardinality): a warmup and decay
+        planned over a guessed length would end early and leave the rate at 0 for the rest of the
+        stage, so the caller keeps the stage's peak rate instead (with a warning)."""
         later = [e for e in self.schedule if e > stage]
         total_epochs = (self.params or {}).get("epochs") or (later[0] if later else epoch + 1)
         end = later[0] if later else total_epochs
-        steps = (self.params or {}).get("steps") or 1
+        steps = (self.params or {}).get("steps")
+        if not steps:
+            warnings.warn(UNKNOWN_STEPS, UserWarning, stacklevel=3)
+            return None, None
         return max(1, (end - epoch) * steps), steps
 
     def _fresh_optimizer(self, stage: int, epoch: int):
@@ -136,9 +172,9 @@ class GradualUnfreezing(keras.callbacks.Callback):
         config = old.get_config()
         if stage in self.learning_rates:
             peak = self.learning_rates[stage]
-            total, steps = self._stage_steps(stage, epoch)
-            warmup = min(self.warmup_epochs * steps, total - 1)
-            if self.warmup_epochs:
+            total, steps = self._stage_steps(stage, epoch) if self.warmup_epochs else (None, None)
+            if total is not None:
+                warmup = min(self.warmup_epochs * steps, total - 1)
                 config["learning_rate"] = WarmupSchedule(peak, warmup, max(1, total - warmup), decay="cosine")
             else:
                 config["learning_rate"] = peak

@@ -5,6 +5,7 @@ costs nothing on a large pipeline, and turns the forms Keras fails on deep insid
 ``ValueError in user code``, ``len() of unsized object``, a graph-execution error) into a `DataError`
 naming the argument, what it yields and what to do:
 
+* an infinite pipeline (``.repeat()``: one pass is one epoch);
 * elements that are not ``(x, y)`` or ``(x, y, sample_weight)`` tuples (a dict, ``x`` alone);
 * an unbatched pipeline (images of rank 3, texts of rank 0);
 * images whose size or channels are not the model's input;
@@ -25,6 +26,8 @@ Example:
 
 from __future__ import annotations
 
+import tensorflow as tf
+
 from tfxfer.errors import DataError
 
 
@@ -37,6 +40,9 @@ def check_dataset(model, dataset, *, name: str = "train") -> None:
     if not isinstance(spec, tuple) or len(spec) not in (2, 3):
         what = f"tuples of {len(spec)}" if isinstance(spec, tuple) else "single tensors (inputs without labels)"
         raise DataError(f"`{name}` yields {what}; tfxfer takes (x, y) or (x, y, sample_weight) tuples")
+    if int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+        raise DataError(f"`{name}` is an infinite tf.data.Dataset (it repeats); tfxfer reads one pass of it per "
+                        "epoch: drop the .repeat()")
     x, y = spec[0], spec[1]
     from tfxfer.reliability.inputs import takes_strings
 
@@ -98,3 +104,16 @@ def check_same_labels(train_ds, other_ds, *, name: str = "val") -> None:
     if ya is not None and yb is not None and len(ya) != len(yb) and rows and not isinstance(a[1], dict):
         raise DataError(f"`{name}` labels have shape {yb} per batch but `train`'s have {ya}: give both as class ids "
                         "or both as one-hot rows")
+
+
+def with_known_size(dataset):
+    """``dataset`` with its number of batches stated (`tf.data.experimental.assert_cardinality`) when
+    tf.data cannot tell it (after ``.filter``, from a generator): counted in one pass over the input.
+    Keras then knows the steps per epoch, so a stage's warmup and decay span the stage (planned over
+    a guessed length they ended after a few batches and left the rate at 0)."""
+    if int(dataset.cardinality()) != int(tf.data.UNKNOWN_CARDINALITY):
+        return dataset
+    batches = int(dataset.map(lambda *parts: 0).reduce(0, lambda count, _: count + 1))
+    if batches == 0:
+        raise DataError("the training dataset yielded no batches")
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))

@@ -28,6 +28,7 @@ import numpy as np
 from tfxfer.errors import DataError, bounded_repr
 
 NON_FINITE = "tfxfer: non-finite image values"
+LABEL_OUT_OF_RANGE = "tfxfer: a class id is outside [0, num_classes) in a label-mixing augmentation"
 
 
 def check_training_arrays(model, data, *, name: str = "train", require_classes: bool = True) -> None:
@@ -157,4 +158,7 @@ def data_errors():
         if NON_FINITE in str(exc):
             raise DataError("The training or validation dataset yielded NaN or Inf image values; repair or drop "
                             "those images (tfxfer.data loaders check arrays before training)") from None
+        if LABEL_OUT_OF_RANGE in str(exc):
+            raise DataError("The training data holds a class id outside the head's classes (met by a label-mixing "
+                            "augmentation, MixUp / CutMix): fix the labels or num_classes") from None
         raise

@@ -109,7 +109,7 @@ def training_datasets(model, train, val=None, *, batch_size: int, epoch_shuffle)
     from tfxfer.reliability.distribute import shard_dataset
     from tfxfer.reliability.inputs import check_training_arrays, finite_guard, takes_strings
 
-    from tfxfer.reliability.dataset_checks import check_dataset, check_same_labels
+    from tfxfer.reliability.dataset_checks import check_dataset, check_same_labels, with_known_size
 
     checked = []
     for data, name in ((train, "train"), (val, "val")):
@@ -128,7 +128,7 @@ def training_datasets(model, train, val=None, *, batch_size: int, epoch_shuffle)
     if val_ds is not None:
         check_same_labels(train_ds, val_ds, name="val")
     if isinstance(train, tf.data.Dataset):
-        train_ds = finite_guard(train_ds)
+        train_ds = finite_guard(with_known_size(train_ds))
     if isinstance(val, tf.data.Dataset):
         val_ds = finite_guard(val_ds)
     return shard_dataset(train_ds), (shard_dataset(val_ds) if val_ds is not None else None)

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from tfxfer.errors import ArgumentError, ModelError
 from tfxfer.train.data import as_dataset
+from tfxfer.utils.validate import check_int
 
 VIEWS = ("identity", "hflip", "vflip")
 DEFAULT_VIEWS = ("identity", "hflip")
@@ -38,7 +39,7 @@ _FLIPS = {"identity": lambda x: x, "hflip": lambda x: tf.reverse(x, axis=[2]), "
 def check_views(views, *, name: str = "views") -> tuple:
     """``views`` as a tuple (None: ("identity", "hflip")); an `ArgumentError` naming ``name`` unless
     it is a non-empty list of "identity", "hflip", "vflip"."""
-    views = DEFAULT_VIEWS if views is None else tuple(views)
+    views = DEFAULT_VIEWS if views is None else (views,) if isinstance(views, str) else tuple(views)  # one name
     if not views or any(v not in VIEWS for v in views):
         raise ArgumentError(name, views, "must be a non-empty list of " + ", ".join(VIEWS))
     return views
@@ -66,6 +67,7 @@ def _check(model, views) -> tuple:
 
 
 def _batches(data, batch_size):
+    check_int("batch_size", batch_size, low=1)
     if isinstance(data, list):
         data = tuple(data)
     return as_dataset(data, batch_size=batch_size, name="data")
@@ -95,7 +97,15 @@ def predict_tta(model: keras.Model, x, *, views=None, batch_size: int = 32) -> n
     return _predict(model, x, views, batch_size)[0]
 
 
-def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+def _threshold(model) -> float:
+    """Where a one-score-per-label output splits yes from no: 0.5 for probabilities (a sigmoid), 0 for
+    logits (a linear output layer: a model compiled ``from_logits=True``)."""
+    layer = model.layers[-1] if getattr(model, "layers", None) else None
+    name = getattr(getattr(layer, "activation", None), "__name__", None)
+    return 0.0 if name == "linear" else 0.5
+
+
+def _accuracy(outputs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> float:
     labels = np.asarray(labels)
     if outputs.shape[-1] > 1 and labels.ndim == outputs.ndim and labels.shape[-1] == 1:  # (N, 1) class ids
         labels = labels[..., 0]
@@ -103,7 +113,7 @@ def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
         return float(np.mean(outputs.argmax(-1) == labels.reshape(outputs.shape[:-1])))
     if outputs.shape[-1] > 1 and labels.shape == outputs.shape and np.allclose(labels.sum(-1), 1):  # one-hot
         return float(np.mean(outputs.argmax(-1) == labels.argmax(-1)))
-    return float(np.mean((outputs > 0.5) == (labels.reshape(outputs.shape) > 0.5)))  # sigmoid
+    return float(np.mean((outputs > threshold) == (labels.reshape(outputs.shape) > 0.5)))  # one score per label
 
 
 def evaluate_tta(model: keras.Model, data, *, views=None, batch_size: int = 32) -> dict:
@@ -124,5 +134,6 @@ def evaluate_tta(model: keras.Model, data, *, views=None, batch_size: int = 32) 
     t0 = time.perf_counter()
     tta, tta_labels = _predict(model, data, views, batch_size, forward)  # each pass with its own labels: a
     seconds = time.perf_counter() - t0                                    # pipeline may reshuffle between them
-    return {"views": list(views), "accuracy": _accuracy(tta, tta_labels), "plain_accuracy": _accuracy(plain, labels),
+    cut = _threshold(model)
+    return {"views": list(views), "accuracy": _accuracy(tta, tta_labels, cut), "plain_accuracy": _accuracy(plain, labels, cut),
             "seconds": seconds, "plain_seconds": plain_s, "cost": seconds / max(plain_s, 1e-9)}

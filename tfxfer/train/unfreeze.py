@@ -114,12 +114,13 @@ class StagedUnfreezing(GradualUnfreezing):
         config = old.get_config()
         if stage in self.learning_rates:
             peak = self.learning_rates[stage]
-            total, steps = self._stage_steps(stage, epoch)
-            wanted = self.warmup_share * total if self.warmup_share is not None else self.warmup_epochs * steps
-            warmup = max(0, min(int(round(wanted)), total - 1))
             scheduled = self.warmup_share is not None or self.warmup_epochs
+            total, steps = self._stage_steps(stage, epoch) if scheduled else (None, None)
+            if total is not None:
+                wanted = self.warmup_share * total if self.warmup_share is not None else self.warmup_epochs * steps
+                warmup = max(0, min(int(round(wanted)), total - 1))
             config["learning_rate"] = (WarmupSchedule(peak, warmup, max(1, total - warmup), decay=self.decay)
-                                       if scheduled else peak)
+                                       if total is not None else peak)
         with _scope(getattr(model, "distribute_strategy", None)):
             new = old.__class__.from_config(config)
             new.build(_saved_trainable_variables(model))

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import tempfile
 
 import keras
 
-from tfxfer.errors import ArgumentError, GateError, ModelError
+from tfxfer.errors import ArgumentError, ModelError
 from tfxfer.quantize._training import check_positive_int, fit, images_of
 from tfxfer.quantize.qat import QATModel, quantize_model
 from tfxfer.quantize.post_training import export_tf_keras_tflite
@@ -122,10 +120,10 @@ def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: 
                          train_bn=train_bn)
     history = fit(qat.model, model, train, val=val, epochs=epochs, learning_rate=learning_rate,
                   batch_size=batch_size, verbose=verbose, seed=seed, targets=targets)
+    from tfxfer.export.gated_files import settle, staged
+
     final = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".qat-", dir=os.path.dirname(final))
-    try:
+    with staged(final) as staging:
         export = export_tf_keras_tflite(qat.model, os.path.join(staging, os.path.basename(final)), variant="int8",
                                         representative_data=images, num_calibration=num_calibration,
                                         class_names=class_names, seed=seed,
@@ -134,14 +132,7 @@ def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: 
                                                "annotated_layers": qat.layers_with("annotate"),
                                                "float_layers": qat.layers_with("float")})
         gate = _gate(model, export, eval_data[:2], thresholds=thresholds)
-        if gate.passed or not raise_on_failure:
-            export, gate = _move_in(export, gate, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if not gate.passed and raise_on_failure:
-        raise GateError(f"Verification gate failed for {gate.failed}; {final} was not written (pass "
-                        f"raise_on_failure=False to keep it, marked failed in its sidecar):\n{gate.format()}",
-                        report=gate)
+        export, gate = settle(export, gate, final, raise_on_failure=raise_on_failure)
     return QATResult(export=export, gate=gate, qat=qat, history=history,
                      bridge_max_abs_diff=qat.bridged.max_abs_diff)
 
@@ -170,31 +161,7 @@ def _checked_eval_data(model, eval_data):
 
 
 def _gate(model, export, eval_data, *, thresholds):
-    """`tfxfer.export.verify` of the written file, its verdict written into the sidecar (as
-    `tfxfer.export.export_all` does)."""
+    """`tfxfer.export.verify` of the written file against the float model."""
     from tfxfer.export import verify
-    from tfxfer.export.table import write_verdicts
 
-    gate = verify(model, export, eval_data, thresholds=thresholds, raise_on_failure=False)
-    if export.sidecar_path:
-        write_verdicts({variant: export.sidecar_path for variant in gate.results}, gate.results)
-    return gate
-
-
-def _move_in(export, gate, final: str):
-    """Move the gated file (then its sidecar) from the staging folder to ``final``; returns ``export``
-    and ``gate`` with the paths they now have."""
-    from tfxfer.export.metadata import sidecar_path
-
-    moved = {export.path: final}
-    if export.sidecar_path:
-        moved[export.sidecar_path] = sidecar_path(final)
-    for old, new in moved.items():
-        os.replace(old, new)
-
-    def relocate(item):
-        names = {f.name for f in dataclasses.fields(item)}
-        return dataclasses.replace(item, **{k: moved.get(getattr(item, k), getattr(item, k))
-                                            for k in ("path", "sidecar_path") if k in names})
-
-    return relocate(export), dataclasses.replace(gate, results={k: relocate(r) for k, r in gate.results.items()})
+    return verify(model, export, eval_data, thresholds=thresholds, raise_on_failure=False)

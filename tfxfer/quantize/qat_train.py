@@ -121,12 +121,13 @@ def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: 
     history = fit(qat.model, model, train, val=val, epochs=epochs, learning_rate=learning_rate,
                   batch_size=batch_size, verbose=verbose, seed=seed, targets=targets)
     from tfxfer.export.gated_files import settle, staged
+    from tfxfer.export.metadata import model_task
 
     final = os.path.abspath(os.fspath(path))
     with staged(final) as staging:
         export = export_tf_keras_tflite(qat.model, os.path.join(staging, os.path.basename(final)), variant="int8",
                                         representative_data=images, num_calibration=num_calibration,
-                                        class_names=class_names, seed=seed,
+                                        class_names=class_names, seed=seed, task=model_task(model),
                                         extra={"source": "tfxfer.quantize.train_qat",
                                                "qat_targets": targets,
                                                "annotated_layers": qat.layers_with("annotate"),

@@ -347,6 +347,7 @@ def _search(model, path, *, representative_data, eval_data, float_layers, thresh
     from tfxfer.errors import ExportError
     from tfxfer.export import export_tflite, verify
     from tfxfer.export.data import as_arrays, sample_images
+    from tfxfer.export.metadata import model_task
     from tfxfer.quantize.post_training import write_tflite
 
     stem = os.path.splitext(path)[0]
@@ -382,10 +383,11 @@ def _search(model, path, *, representative_data, eval_data, float_layers, thresh
             candidates.append(nodes[:max_float_nodes])
             k *= 2
     image_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    task = model_task(model)
 
     def write(content, nodes):
         layers = sorted({layer for layer in (_layer_of(model, n) for n in nodes) if layer})
-        return write_tflite(content, path, variant="int8", image_shape=image_shape, class_names=class_names,
+        return write_tflite(content, path, variant="int8", image_shape=image_shape, task=task, class_names=class_names,
                             model_name=model.name, calibration_samples=len(samples), calibration_record=record,
                             extra={"selective": True, "float_nodes": list(nodes), "float_layers": layers})
 

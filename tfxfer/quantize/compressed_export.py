@@ -54,8 +54,9 @@ def export_compressed(model, path, *, variant: str = "int8", representative_data
 
     from tfxfer.export import export_tflite, verify
     from tfxfer.export.gated_files import settle, staged
+    from tfxfer.utils.output_path import check_output_file
 
-    final = os.path.abspath(os.fspath(path))
+    final = os.path.abspath(check_output_file("path", path))
     with staged(final) as staging:
         export = export_tflite(model, os.path.join(staging, os.path.basename(final)), variant=variant,
                                representative_data=representative_data, class_names=class_names)

@@ -100,16 +100,17 @@ def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: 
         A `QATResult`; its ``gate`` is also written into the sidecar.
 
     Raises:
+        ArgumentError: ``path`` is a folder or no file can be written there (checked before any training).
         DataError: ``eval_data`` (checked before any training) or the calibration images do not fit
             the model: wrong image shape or channels, no labels, labels out of range.
         GateError: the file failed its gate and ``raise_on_failure`` is True; nothing was written.
     """
     from tfxfer.export.metadata import check_class_names
+    from tfxfer.utils.output_path import check_output_file
 
     check_positive_int("epochs", epochs)
     check_positive_int("num_calibration", num_calibration)
-    if not isinstance(path, (str, os.PathLike)):
-        raise ArgumentError("path", path, "must be a file path for the .tflite file")
+    path = check_output_file("path", path)  # before any training: a folder or unwritable place fails now
     eval_data = _checked_eval_data(model, eval_data)
     check_class_names(class_names, eval_data[2])
     if representative_data is None:

@@ -290,6 +290,7 @@ def selective_int8(model, path, *, representative_data, eval_data, float_layers=
         A `SelectiveResult`.
     """
     from tfxfer.export.gated_files import staged
+    from tfxfer.utils.output_path import check_output_file
 
     if float_layers is not None and (isinstance(float_layers, str) or not all(isinstance(n, str) for n in float_layers)):
         raise ArgumentTypeError("float_layers", float_layers, "a list of layer names")
@@ -301,7 +302,7 @@ def selective_int8(model, path, *, representative_data, eval_data, float_layers=
                                            or not isinstance(min_top1_agreement, (int, float))
                                            or not 0.0 <= min_top1_agreement <= 1.0):
         raise ArgumentError("min_top1_agreement", min_top1_agreement, "must be None or a number in [0, 1]")
-    path = os.path.abspath(os.fspath(path))
+    path = os.path.abspath(check_output_file("path", path))
     with staged(path) as staging:
         result = _search(model, os.path.join(staging, os.path.basename(path)), representative_data=representative_data,
                          eval_data=eval_data, float_layers=float_layers, thresholds=thresholds,

@@ -16,7 +16,10 @@ input's scale / zero point when the model takes uint8 or int8.
 Labels come from ``--labels``, else the sidecar, else the metadata tfxfer embeds inside the .tflite
 file. The sidecar must belong to the file (its sha256); a file whose sidecar says it failed its
 verification gate is refused unless ``--allow-failed``. It prints the top-k classes for each image and the inference time
-(median of ``--repeat`` timed runs after one warm-up run). ``--json`` prints one JSON document, the
+(median of ``--repeat`` timed runs after one warm-up run). What it prints follows the sidecar's
+``output.kind``: probabilities as they are (per label for a sigmoid model), a linear classifier's logits
+as their softmax ("probability"), other outputs under their own name ("score", "value": the key in
+``--json`` too). ``--json`` prints one JSON document, the
 same schema as ``tfxfer predict --json`` (``tfxfer/1``, documented in ``tfxfer/cli/json_output.py``):
 
     {"schema": "tfxfer/1", "command": "litert_runner", "ok": true, "exit_code": 0, "error": null,
@@ -348,12 +351,40 @@ def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
     return (values.astype(np.float32) - zero_point) * (scale or 1.0)
 
 
+#: What the runner shows for each ``output.kind`` of a tfxfer sidecar: ``(transform, name of the value)``.
+#: A linear classifier's logits are shown as their softmax (what tfxfer's serving signature gives as
+#: ``probabilities``); outputs that are not probabilities keep their values under an honest name.
+OUTPUT_VALUES = {
+    "probabilities": (None, "probability"),        # softmax
+    "label_probabilities": (None, "probability"),  # sigmoid: one independent probability per label
+    "logits": ("softmax", "probability"),          # linear classifier: softmax of the logits
+    "scores": (None, "score"),                     # another output layer: ranked as class scores
+    "values": (None, "value"),                     # regression outputs
+}
+
+
+def shown_values(values: np.ndarray, kind) -> tuple[np.ndarray, str]:
+    """``(values to rank and print, their name)`` for an output of the sidecar's ``output.kind``
+    (`OUTPUT_VALUES`; a sidecar without it, or no sidecar: the values as they are, "probability")."""
+    transform, name = OUTPUT_VALUES.get(kind, (None, "probability"))
+    if transform == "softmax":
+        shifted = np.exp(values - values.max(axis=-1, keepdims=True))
+        values = shifted / shifted.sum(axis=-1, keepdims=True)
+    return values, name
+
+
 class Classifier:
-    """A loaded .tflite classifier: ``classify(image_path)`` -> (probabilities, milliseconds)."""
+    """A loaded .tflite classifier: ``classify(image_path)`` -> (probabilities, milliseconds); the
+    values are what the sidecar's ``output.kind`` says (`shown_values`: logits become their softmax,
+    scores stay scores; ``value_name`` names them)."""
 
     def __init__(self, model_path: str, *, threads: int = 1, labels_path: str | None = None,
                  allow_failed: bool = False):
-        check_sidecar(model_path, read_sidecar(model_path), allow_failed=allow_failed)
+        sidecar = read_sidecar(model_path)
+        check_sidecar(model_path, sidecar, allow_failed=allow_failed)
+        output = sidecar.get("output")
+        self.kind = output.get("kind") if isinstance(output, dict) else None
+        self.value_name = shown_values(np.zeros(1, np.float32), self.kind)[1]
         self.interpreter = open_interpreter(model_path, threads)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
@@ -380,7 +411,7 @@ class Classifier:
             self.interpreter.invoke()
             raw = self.interpreter.get_tensor(self.output["index"])
             times.append((time.perf_counter() - start) * 1000.0)
-        return from_output(raw, self.output)[0], float(np.median(times))
+        return shown_values(from_output(raw, self.output)[0], self.kind)[0], float(np.median(times))
 
 
 def read_sidecar(model_path: str) -> dict:
@@ -507,7 +538,7 @@ def run(argv) -> int:
             results.append({"image": path, "error": {"type": type(exc).__name__, "message": str(exc)}})
             continue
         order = np.argsort(-probabilities)[: args.top_k]
-        top = [{"index": int(i), "label": classifier.labels[i], "probability": float(probabilities[i])}
+        top = [{"index": int(i), "label": classifier.labels[i], classifier.value_name: float(probabilities[i])}
                for i in order]
         results.append({"image": path, "top": top, "inference_ms": ms})
 
@@ -522,7 +553,7 @@ def run(argv) -> int:
             if "error" in r:
                 print(f"{r['image']}: ERROR {r['error']['type']}: {r['error']['message']}")
                 continue
-            ranked = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
+            ranked = ", ".join(f"{t['label']} {t[classifier.value_name]:.3f}" for t in r["top"])
             print(f"{r['image']}: {ranked}  ({r['inference_ms']:.2f} ms, {args.threads} thread(s))")
     return 1 if failed else 0
 

@@ -22,6 +22,11 @@ def _is_dataset(data) -> bool:
 
 
 def _from_dataset(data, *, limit: int | None, name: str):
+    import tensorflow as tf
+
+    if limit is None and int(data.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+        raise DataError(f"`{name}` is an infinite tf.data.Dataset (a .repeat() without a count?): it would be "
+                        "read forever; pass a finite one (e.g. dataset.take(n), or drop the .repeat())")
     images, labels = [], []
     count = 0
     for element in data.as_numpy_iterator():
@@ -51,8 +56,13 @@ def _from_dataset(data, *, limit: int | None, name: str):
     return x, y
 
 
-def as_arrays(data, *, name: str = "data", limit: int | None = None):
-    """``(images, labels)`` as numpy arrays; ``labels`` is None when the data carries none."""
+def as_arrays(data, *, name: str = "data", limit: int | None = None, sample: tuple[int, int] | None = None):
+    """``(images, labels)`` as numpy arrays; ``labels`` is None when the data carries none.
+
+    ``sample=(n, seed)`` keeps a seeded random subset of at most ``n`` images (in their order), picked
+    before the images are converted to float32 and checked, so a large uint8 array is never copied whole.
+    A tf.data.Dataset is read to its end (or ``limit`` images): an infinite one is a `DataError`.
+    """
     if _is_dataset(data):
         x, y = _from_dataset(data, limit=limit, name=name)
     elif isinstance(data, tuple) and len(data) == 2:
@@ -72,13 +82,18 @@ def as_arrays(data, *, name: str = "data", limit: int | None = None):
     if limit is not None:
         x = x[:limit]
         y = None if y is None else y[:limit]
+    rows = None
+    if sample is not None and len(x) > sample[0]:
+        rows = np.sort(np.random.default_rng(sample[1]).choice(len(x), size=sample[0], replace=False))
+        x, y = x[rows], None if y is None else y[rows]
     x = x.astype(np.float32, copy=False)
-    check_finite(x, name=name)
+    check_finite(x, name=name, rows=rows)
     return x, y
 
 
-def check_finite(values: np.ndarray, *, name: str, what: str = "images") -> None:
-    """`DataError` naming ``name`` and the first NaN or infinite entry of ``values``, if there is one.
+def check_finite(values: np.ndarray, *, name: str, what: str = "images", rows=None) -> None:
+    """`DataError` naming ``name`` and the first NaN or infinite entry of ``values``, if there is one
+    (``rows``: the original row of each row of ``values``, when they are a subset: the error names it).
 
     Example:
         >>> check_finite(np.array([[1.0, np.nan]]), name="eval_data")
@@ -91,7 +106,10 @@ tfxfer exports and gates on finite pixel values only (clean or drop those images
     if finite.all():
         return
     first = tuple(int(i) for i in np.argwhere(~finite)[0])
-    raise DataError(f"`{name}` {what} hold a non-finite value ({values[first]}) at index {first}; tfxfer exports "
+    value = values[first]
+    if rows is not None:
+        first = (int(rows[first[0]]), *first[1:])
+    raise DataError(f"`{name}` {what} hold a non-finite value ({value}) at index {first}; tfxfer exports "
                     f"and gates on finite {'pixel ' if what == 'images' else ''}values only (clean or drop those "
                     f"{what} first)")
 
@@ -180,11 +198,11 @@ def keras_reference(model, images: np.ndarray, reference_outputs=None, *, num_cl
 
 
 def sample_images(data, *, num_samples: int, seed: int = 0, name: str = "representative_data") -> np.ndarray:
-    """Up to ``num_samples`` images drawn at random (seeded) from ``data``, for calibration."""
+    """Up to ``num_samples`` images drawn at random (seeded) from ``data``, for calibration; only those
+    are converted to float32 and checked (a NaN elsewhere is not read), and a dataset is read for at
+    most ``4 * num_samples`` images."""
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ArgumentError("num_calibration", num_samples, "must be an int >= 1")
-    x, _ = as_arrays(data, name=name, limit=None if not _is_dataset(data) else num_samples * 4)
-    if len(x) > num_samples:
-        index = np.random.default_rng(seed).choice(len(x), size=num_samples, replace=False)
-        x = x[np.sort(index)]
+    x, _ = as_arrays(data, name=name, limit=None if not _is_dataset(data) else num_samples * 4,
+                     sample=(num_samples, seed))
     return x

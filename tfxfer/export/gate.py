@@ -28,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError, suggest
 from tfxfer.export.gate_statistics import examples_needed, paired_drop_interval, target_examples
 from tfxfer.metrics import confusion_matrix, expected_calibration_error, looks_like_probabilities, per_class_accuracy
 from tfxfer.utils.validate import check_float
@@ -202,17 +202,36 @@ Received: thresholds.min_top1_agreement=nan
     return limits
 
 
-def resolve_thresholds(thresholds) -> dict[str, Thresholds]:
+#: The variant names a ``thresholds`` key may take besides the names of the files being verified: the
+#: defaults' variants, the QAT and selective integer files, and an ONNX file.
+THRESHOLD_VARIANTS = tuple(DEFAULT_THRESHOLDS) + ("int8_qat", "int8_selective", "onnx")
+
+
+def resolve_thresholds(thresholds, *, names=()) -> dict[str, Thresholds]:
     """Defaults overridden by ``{variant: Thresholds | dict}``; each limit is checked (`check_thresholds`).
 
+    Args:
+        thresholds: None or ``{variant: Thresholds | dict}``; a key must be one of `THRESHOLD_VARIANTS` or
+            of ``names`` (the names of the files being verified, e.g. `tfxfer.export.verify`'s dict keys).
+
     Raises:
-        ArgumentError: a limit that is NaN, infinite or not a number, naming ``thresholds[variant].field``.
+        ArgumentError: a key that names no variant (``"INT8"``: a misspelt key would leave that
+            variant's default in force), or a limit that is NaN, infinite or not a number, naming
+            ``thresholds[variant].field``.
     """
     merged = dict(DEFAULT_THRESHOLDS)
     if thresholds is None:
         return merged
     if not isinstance(thresholds, dict):
         raise ArgumentTypeError("thresholds", thresholds, "a dict {variant: Thresholds or dict}")
+    known = list(dict.fromkeys([*THRESHOLD_VARIANTS, *(str(n) for n in names)]))
+    for variant, value in thresholds.items():
+        if variant not in known:
+            close = suggest(str(variant).lower().replace("-", "").replace(" ", ""), known) if isinstance(
+                variant, str) else []
+            raise ArgumentError(f"thresholds[{variant!r}]", value,
+                                "names no variant: keys must be one of " + ", ".join(known),
+                                hint=f"Did you mean {close[0]!r}?" if close else None)
     fields = {f.name for f in dataclasses.fields(Thresholds)}
     for variant, value in thresholds.items():
         if isinstance(value, dict):

@@ -111,12 +111,10 @@ def _onnx_thresholds(thresholds) -> Thresholds:
 
 
 def _check_path(path) -> str:
-    if not isinstance(path, (str, os.PathLike)):
-        raise ArgumentTypeError("path", path, "a path ending in .onnx")
-    path = os.fspath(path)
-    if not path.endswith(".onnx"):
-        raise ArgumentError("path", path, "must end in .onnx (its sidecar goes to <stem>.json)")
-    return path
+    """``path`` if an .onnx file can be written there (`tfxfer.utils.output_path.check_output_file`)."""
+    from tfxfer.utils.output_path import check_output_file
+
+    return check_output_file("path", path, suffix=".onnx")
 
 
 def _check_eval(eval_data, image_shape, num_classes, task: str = "multiclass"):

@@ -167,7 +167,7 @@ def gate_text_runs(model, runs: dict, texts, labels, *, thresholds=None, class_n
                 flat_labels = flat_labels.argmax(1)
     if labels is None:
         flat_labels = ref.argmax(1)
-    limits = resolve_thresholds(thresholds)
+    limits = resolve_thresholds(thresholds, names=runs)
     names = [str(c) for c in class_names] if class_names is not None else [str(c) for c in range(ref.shape[1])]
     results = {}
     for variant, (path, run) in runs.items():

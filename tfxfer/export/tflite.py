@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -32,6 +33,7 @@ from tfxfer.export.data import check_image_shape, sample_images
 from tfxfer.export.metadata import build_sidecar, check_class_names, embedded_metadata, model_task, sidecar_path
 from tfxfer.utils.native_logs import quiet_native_logs
 from tfxfer.utils.atomic import atomic_path
+from tfxfer.utils.output_path import check_output_file
 
 #: Export variants and what they do.
 VARIANTS = {
@@ -194,6 +196,7 @@ def export_tflite(
         A `TFLiteExport` describing the file.
 
     Raises:
+        ArgumentError: ``path`` is a folder or cannot be written (checked before any work).
         ExportError: pre-flight or conversion failed; nothing is left at ``path``.
     """
     from ai_edge_litert.interpreter import Interpreter
@@ -201,6 +204,7 @@ def export_tflite(
     from tfxfer.export.flatbuffer import embed_metadata, tflite_ops
     from tfxfer.export.preflight import preflight
 
+    path = check_output_file("path", path)
     _check_options(variant, input_type, output_type, representative_data)
     image_shape = _trace.check_image_model(model)
     names = check_class_names(class_names, _trace.num_outputs(model))
@@ -217,7 +221,6 @@ def export_tflite(
     with quiet_native_logs():
         interpreter = Interpreter(model_content=content)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    path = os.fspath(path)
     side = sidecar_path(path) if sidecar else None
     entry = build_sidecar(content=content, variant=variant, class_names=names, image_shape=image_shape,
                           extra={"model_name": model.name, "calibration_samples": used},
@@ -225,13 +228,16 @@ def export_tflite(
     if sidecar and variant == "int8":
         entry["calibration"] = {**(calibration_record or {"source": "representative_data"}), "samples": used,
                                 "seed": seed}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(content)
-        if side:
-            from tfxfer.utils.atomic import atomic_write_json
+    from tfxfer.utils import atomic
 
-            atomic_write_json(side, entry)
+    # The sidecar is written first to a temporary (a failure there publishes nothing) and renamed into
+    # place only after the file its sha256 names is: a failed rename of the file leaves no sidecar.
+    with (atomic_path(side) if side else contextlib.nullcontext()) as side_tmp:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(content)
+            if side:
+                atomic.atomic_write_json(side_tmp, entry)
     return TFLiteExport(
         path=path, variant=variant, size_bytes=len(content),
         input_dtype=inp["dtype"].__name__, output_dtype=out["dtype"].__name__,

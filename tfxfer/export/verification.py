@@ -52,7 +52,35 @@ def _entries(exports) -> list[tuple[str | None, object]]:
             out.append((variant, item if isinstance(item, bytes) else os.fspath(item)))
         else:
             raise ArgumentTypeError("exports", item, "a .tflite path or a TFLiteExport")
+    if not out:  # nothing verified must not read as "passed"
+        raise ArgumentError("exports", exports, "must name at least one .tflite file to verify")
     return out
+
+
+def _checked_file(path, *, image_shape, num_classes: int):
+    """A LiteRT interpreter of one ``exports`` file (a path or bytes), checked before any prediction:
+    the file exists and loads, takes ``(batch, *image_shape)`` images and gives ``num_classes`` outputs
+    (a file of another model fails here, not in the middle of the gate)."""
+    from tfxfer.errors import ModelError
+    from tfxfer.export.litert import load_interpreter
+
+    what = f"{len(path)} .tflite bytes" if isinstance(path, bytes) else repr(path)
+    if isinstance(path, str) and not os.path.isfile(path):
+        raise ArgumentError("exports", path, "must name existing .tflite files")
+    try:
+        interpreter = load_interpreter(path)
+    except ModelError as exc:
+        raise ModelError(f"`exports` file {what} is not a loadable .tflite model (truncated or corrupt?): "
+                         f"{str(exc.__cause__ or exc).strip()[:300]}") from exc
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    shape = tuple(int(d) for d in inputs[0]["shape_signature"][1:]) if len(inputs) == 1 else None
+    classes = int(outputs[0]["shape_signature"][-1]) if len(outputs) == 1 else None
+    if shape != tuple(image_shape) or classes != num_classes:
+        found = (f"{len(inputs)} inputs and {len(outputs)} outputs" if shape is None or classes is None
+                 else f"{shape} images and gives {classes} outputs")
+        raise ModelError(f"`exports` file {what} takes {found}, but the model takes {tuple(image_shape)} images "
+                         f"and gives {num_classes}: was it exported from another model?")
+    return interpreter
 
 
 def image_eval_data(data, *, image_shape, num_classes: int, task: str, name: str = "data"):
@@ -90,7 +118,8 @@ def verify(
             decision at 0.5); images are raw pixels at the model's input size, all finite. For a text model:
             texts, or ``(texts, labels)`` (tag ids per token for a token classifier); without
             labels Keras's own predictions are the reference labels.
-        thresholds: ``{variant: Thresholds | dict}`` overriding `DEFAULT_THRESHOLDS`.
+        thresholds: ``{variant: Thresholds | dict}`` overriding `DEFAULT_THRESHOLDS`; a key names a
+            variant (`tfxfer.export.gate.THRESHOLD_VARIANTS`) or a key of ``exports`` (ArgumentError otherwise).
         class_names: names for the per-class report (default: the sidecar's, else indices).
         batch_size: images per interpreter call.
         raise_on_failure: raise `GateError` (with ``.report``) if any variant fails.
@@ -100,7 +129,10 @@ def verify(
         A `GateReport`.
 
     Raises:
-        ModelError: a regression model (its task named): the gate judges classifiers and multi-label models.
+        ArgumentError: ``exports`` names no file, or a file that does not exist; a ``thresholds`` key
+            that names no variant.
+        ModelError: a file of ``exports`` that does not load, or takes other images or gives another
+            number of outputs than ``model`` (checked before any prediction); a regression model (its task named): the gate judges classifiers and multi-label models.
         DataError: images of the wrong size or channels, a non-finite pixel, labels of the wrong form.
     """
     from tfxfer.export.flatbuffer import detect_variant
@@ -116,20 +148,22 @@ def verify(
             named[variant or detect_variant(path)] = path
         return verify_text(model, named, data, thresholds=thresholds, class_names=class_names,
                            raise_on_failure=raise_on_failure)
+    entries = _entries(exports)
     image_shape = _trace.check_image_model(model)
     task = check_gateable(model)
-    limits = resolve_thresholds(thresholds)
+    limits = resolve_thresholds(thresholds, names=[variant for variant, _ in entries if variant])
     num_classes = _trace.num_outputs(model)
     class_names = check_class_names(class_names, num_classes)
     images, labels = image_eval_data(data, image_shape=image_shape, num_classes=num_classes, task=task, name="data")
+    files = [_checked_file(path, image_shape=image_shape, num_classes=num_classes) for _, path in entries]
     reference = keras_reference(model, images, reference_outputs, num_classes=num_classes, batch_size=batch_size)
     results = {}
-    for variant, path in _entries(exports):
+    for (variant, path), interpreter in zip(entries, files):
         sidecar = read_sidecar(path) if isinstance(path, str) else None
         variant = variant or (sidecar or {}).get("variant") or detect_variant(path)
         names = class_names or (sidecar or {}).get("class_names") or [str(i) for i in range(num_classes)]
         key = variant if variant not in results else f"{variant}:{os.path.basename(str(path))}"
-        outputs = predict_tflite(path, images, batch_size=batch_size)
+        outputs = predict_tflite(interpreter, images, batch_size=batch_size)
         results[key] = compare_outputs(key, path, reference, outputs, labels, list(names),
                                        limits.get(variant, Thresholds()), task=task)
     report = GateReport(results)

@@ -32,7 +32,7 @@ import dataclasses
 import os
 import shutil
 
-from tfxfer.errors import ArgumentError, GateError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError
 from tfxfer.export import _trace
 from tfxfer.export.bench import benchmark_many
 from tfxfer.export.data import check_image_shape, keras_reference, sample_images
@@ -62,6 +62,10 @@ def model_kind(model) -> str:
 
 def _check_variants(variants, kind) -> tuple:
     allowed = TEXT_VARIANTS if kind == "text" else VARIANTS
+    if isinstance(variants, str):  # "float32" is one variant, not the characters f, l, o, ...
+        variants = (variants,)
+    if isinstance(variants, bytes) or not hasattr(variants, "__iter__"):
+        raise ArgumentTypeError("variants", variants, "a variant name or a list of them")
     variants = tuple(variants)
     if not variants or len(set(variants)) != len(variants):
         raise ArgumentError("variants", variants, "must list distinct variants")
@@ -210,8 +214,8 @@ def export_all(
         model: a single-input image ``keras.Model`` taking raw 0-255 pixels, or a tfxfer text
             model (raw strings in).
         out_dir: output folder.
-        variants: image: any of "float32", "float16", "dynamic", "int8" (default all four); text:
-            any of "float32", "float16", "dynamic" (default float32 and dynamic).
+        variants: a variant name or a list of them. Image: any of "float32", "float16", "dynamic", "int8"
+            (default all four); text: any of "float32", "float16", "dynamic" (default float32 and dynamic).
         representative_data: training images for int8 calibration (needed if "int8" is listed).
         eval_data: held-out ``(images, labels)`` (or a dataset) for the verification gate; for a
             text model texts or ``(texts, labels)``.

@@ -43,12 +43,24 @@ def export_compressed(model, path, *, variant: str = "int8", representative_data
         eval_data: held-out ``(images, labels)`` for the gate.
         reference: the model to gate against (default ``model``; pass the uncompressed float
             model to measure what compression and quantization cost together).
-        thresholds, class_names, raise_on_failure: as in `tfxfer.export`.
-    """
-    from tfxfer.export import export_tflite, verify
+        thresholds, class_names: as in `tfxfer.export`.
+        raise_on_failure: when the file fails the gate, raise `GateError` without writing it; False
+            writes it, its sidecar's ``gate`` saying ``"passed": false`` (the device runner refuses it).
 
-    export = export_tflite(model, path, variant=variant, representative_data=representative_data,
-                           class_names=class_names)
-    gate = verify(reference if reference is not None else model, export, eval_data, thresholds=thresholds,
-                  raise_on_failure=raise_on_failure)
+    The file is written and gated in a staging folder beside ``path`` (`tfxfer.export.gated_files`)
+    and moved to ``path`` with its verdict in its sidecar: a failed run leaves what was there as it was.
+    """
+    import os
+
+    from tfxfer.export import export_tflite, verify
+    from tfxfer.export.gated_files import settle, staged
+    from tfxfer.utils.output_path import check_output_file
+
+    final = os.path.abspath(check_output_file("path", path))
+    with staged(final) as staging:
+        export = export_tflite(model, os.path.join(staging, os.path.basename(final)), variant=variant,
+                               representative_data=representative_data, class_names=class_names)
+        gate = verify(reference if reference is not None else model, export, eval_data, thresholds=thresholds,
+                      raise_on_failure=False)
+        export, gate = settle(export, gate, final, raise_on_failure=raise_on_failure)
     return CompressedExport(export=export, gate=gate, sizes=zipped_size(export.path))

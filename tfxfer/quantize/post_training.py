@@ -98,9 +98,14 @@ def convert_tf_keras(tfk_model, *, variant: str = "int8", representative_data=No
     return content
 
 
-def write_tflite(content: bytes, path, *, variant: str, image_shape, class_names=None, model_name: str = "",
-                 calibration_samples: int = 0, extra: dict | None = None, calibration_record: dict | None = None):
+def write_tflite(content: bytes, path, *, variant: str, image_shape, task: str, class_names=None,
+                 model_name: str = "", calibration_samples: int = 0, extra: dict | None = None,
+                 calibration_record: dict | None = None):
     """Write ``content`` and its sidecar atomically; return a `tfxfer.export.TFLiteExport`.
+
+    ``task`` is the `tfxfer.export.metadata.model_task` of the model the file was made from: the
+    sidecar's ``output.kind`` says what the output is ("label_probabilities" for a sigmoid model,
+    "logits" for a linear classifier), as `tfxfer.export.export_tflite` writes it.
 
     The label list and input description are embedded in the file too (`tfxfer.export.flatbuffer.embed_metadata`),
     as `tfxfer.export.export_tflite` does, so the file names its classes without its sidecar. For "int8"
@@ -124,7 +129,7 @@ def write_tflite(content: bytes, path, *, variant: str, image_shape, class_names
     side = sidecar_path(path)
     entry = build_sidecar(content=content, variant=variant, class_names=names, image_shape=image_shape,
                           extra=dict({"model_name": model_name, "calibration_samples": calibration_samples},
-                                     **(extra or {})))
+                                     **(extra or {})), task=task)
     if variant == "int8" and calibration_samples:
         entry["calibration"] = {**(calibration_record or {"source": "representative_data"}),
                                 "samples": calibration_samples}
@@ -142,8 +147,15 @@ def write_tflite(content: bytes, path, *, variant: str, image_shape, class_names
 
 def export_tf_keras_tflite(tfk_model, path, *, variant: str = "int8", representative_data=None,
                            num_calibration: int = 200, class_names=None, extra: dict | None = None, seed: int = 0,
-                           calibration_record: dict | None = None):
-    """Convert a tf_keras model and write it with its sidecar (see `convert_tf_keras`)."""
+                           calibration_record: dict | None = None, task: str | None = None):
+    """Convert a tf_keras model and write it with its sidecar (see `convert_tf_keras`).
+
+    ``task``: the `tfxfer.export.metadata.model_task` of the Keras 3 model ``tfk_model`` stands for
+    (a QAT model passes its float model's: its wrapped output layer hides the activation); default
+    that of ``tfk_model`` itself.
+    """
+    from tfxfer.export.metadata import model_task
+
     content = convert_tf_keras(tfk_model, variant=variant, representative_data=representative_data,
                                num_calibration=num_calibration, seed=seed)
     used = 0
@@ -153,4 +165,4 @@ def export_tf_keras_tflite(tfk_model, path, *, variant: str = "int8", representa
         used = len(sample_images(representative_data, num_samples=num_calibration, seed=seed))
     return write_tflite(content, path, variant=variant, image_shape=tf_keras_image_shape(tfk_model),
                         class_names=class_names, model_name=tfk_model.name, calibration_samples=used, extra=extra,
-                        calibration_record=calibration_record)
+                        calibration_record=calibration_record, task=task or model_task(tfk_model))

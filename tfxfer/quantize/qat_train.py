@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import tempfile
 
 import keras
+import numpy as np
 
-from tfxfer.errors import ArgumentError, GateError, ModelError
+from tfxfer.errors import ArgumentError, DataError, ModelError
 from tfxfer.quantize._training import check_positive_int, fit, images_of
 from tfxfer.quantize.qat import QATModel, quantize_model
 from tfxfer.quantize.post_training import export_tf_keras_tflite
@@ -102,99 +101,100 @@ def train_qat(model, train, *, eval_data, path, epochs: int = 1, learning_rate: 
         A `QATResult`; its ``gate`` is also written into the sidecar.
 
     Raises:
-        DataError: ``eval_data`` (checked before any training) or the calibration images do not fit
-            the model: wrong image shape or channels, no labels, labels out of range.
+        ArgumentError: ``path`` is a folder or no file can be written there (checked before any training).
+        DataError: ``eval_data``, array ``train`` data (both checked before any training) or the
+            calibration images do not fit the model: wrong image shape or channels, no labels, labels
+            out of range or not of the model's task (multi-hot rows for a multi-label sigmoid model).
         GateError: the file failed its gate and ``raise_on_failure`` is True; nothing was written.
     """
     from tfxfer.export.metadata import check_class_names
+    from tfxfer.utils.output_path import check_output_file
 
     check_positive_int("epochs", epochs)
     check_positive_int("num_calibration", num_calibration)
     if not isinstance(path, (str, os.PathLike)):
         raise ArgumentError("path", path, "must be a file path for the .tflite file")
+    path = check_output_file("path", path)  # before any training: a folder or unwritable place fails now
     eval_data = _checked_eval_data(model, eval_data)
     check_class_names(class_names, eval_data[2])
+    _check_train_arrays(model, train)
+    source = "representative_data" if representative_data is not None else "train"
     if representative_data is None:
         representative_data = train
-    images = images_of(representative_data, name="representative_data", limit=max(num_calibration, 256))
-    _check_images(images, model, name="representative_data")
+    images = images_of(representative_data, name=source, limit=max(num_calibration, 256))
+    _check_images(images, model, name=source)
     qat = quantize_model(model, calibration_data=images, unsupported=unsupported, float_layers=float_layers,
                          train_bn=train_bn)
     history = fit(qat.model, model, train, val=val, epochs=epochs, learning_rate=learning_rate,
                   batch_size=batch_size, verbose=verbose, seed=seed, targets=targets)
+    from tfxfer.export.gated_files import settle, staged
+    from tfxfer.export.metadata import model_task
+
     final = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".qat-", dir=os.path.dirname(final))
-    try:
+    with staged(final) as staging:
         export = export_tf_keras_tflite(qat.model, os.path.join(staging, os.path.basename(final)), variant="int8",
                                         representative_data=images, num_calibration=num_calibration,
-                                        class_names=class_names, seed=seed,
+                                        class_names=class_names, seed=seed, task=model_task(model),
                                         extra={"source": "tfxfer.quantize.train_qat",
                                                "qat_targets": targets,
                                                "annotated_layers": qat.layers_with("annotate"),
                                                "float_layers": qat.layers_with("float")})
         gate = _gate(model, export, eval_data[:2], thresholds=thresholds)
-        if gate.passed or not raise_on_failure:
-            export, gate = _move_in(export, gate, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if not gate.passed and raise_on_failure:
-        raise GateError(f"Verification gate failed for {gate.failed}; {final} was not written (pass "
-                        f"raise_on_failure=False to keep it, marked failed in its sidecar):\n{gate.format()}",
-                        report=gate)
+        export, gate = settle(export, gate, final, raise_on_failure=raise_on_failure)
     return QATResult(export=export, gate=gate, qat=qat, history=history,
                      bridge_max_abs_diff=qat.bridged.max_abs_diff)
 
 
-def _check_images(images, model, *, name: str) -> None:
-    """``images`` must have the model's input shape (height, width, channels)."""
+def _check_images(images, model, *, name: str, shape_only: bool = False) -> None:
+    """``images`` must have the model's input shape (height, width, channels); ``shape_only``: only
+    check that the model has one fixed-size image input."""
     from tfxfer.export.data import check_image_shape
 
     shape = tuple(model.inputs[0].shape[1:]) if isinstance(model, keras.Model) and len(model.inputs) == 1 else None
     if shape is None or None in shape:
         raise ModelError(f"train_qat needs a Keras image model with one fixed-size input; got {model!r:.200}")
-    check_image_shape(images, shape, name=name)
+    if not shape_only:
+        check_image_shape(images, shape, name=name)
 
 
 def _checked_eval_data(model, eval_data):
-    """``(images, class ids, num_classes)`` of ``eval_data``, checked against ``model`` before any
-    training: the model's image shape, labels present and in range (`DataError` otherwise)."""
-    from tfxfer.export.data import as_arrays, sparse_labels
+    """``(images, labels, num_classes)`` of ``eval_data``, checked against ``model`` before any
+    training: the model's image shape, labels present and of the form the gate takes for the model's
+    task (class ids in range; multi-hot rows for a multi-label sigmoid model), `DataError` otherwise."""
+    from tfxfer.export.metadata import check_gateable
+    from tfxfer.export.verification import image_eval_data
 
-    images, labels = as_arrays(eval_data, name="eval_data")
-    _check_images(images, model, name="eval_data")
-    if labels is None:
-        raise ArgumentError("eval_data", "images without labels", "must carry labels: (images, labels)")
+    _check_images(np.empty((0, 0)), model, name="eval_data", shape_only=True)
     num_classes = int(model.outputs[0].shape[-1])
-    return images, sparse_labels(labels, num_classes=num_classes, name="eval_data"), num_classes
+    images, labels = image_eval_data(eval_data, image_shape=tuple(model.inputs[0].shape[1:]), num_classes=num_classes,
+                                     task=check_gateable(model), name="eval_data")
+    return images, labels, num_classes
+
+
+def _check_train_arrays(model, train) -> None:
+    """Array training data ``(images, labels)`` checked before any work, as ``eval_data`` is: image
+    shape, labels of the model's task and in range (a dataset is checked by the fit as it streams)."""
+    from tfxfer.export.data import check_image_shape, multilabel_targets, sparse_labels
+    from tfxfer.export.metadata import model_task
+
+    if not (isinstance(train, tuple) and len(train) == 2 and isinstance(train[0], np.ndarray)):
+        return
+    images, labels = train
+    if images.ndim != 4:
+        raise DataError(f"`train` images must have shape (n, height, width, channels); got {images.shape}")
+    check_image_shape(images, tuple(model.inputs[0].shape[1:]), name="train")
+    if labels is None or len(labels) != len(images):
+        raise DataError(f"`train` has {len(images)} images but {None if labels is None else len(labels)} labels")
+    num_classes = int(model.outputs[0].shape[-1])
+    task = model_task(model)
+    if task == "multilabel":
+        multilabel_targets(labels, num_labels=num_classes, name="train")
+    elif task in ("multiclass", "logits", "scores"):
+        sparse_labels(labels, num_classes=num_classes, name="train")
 
 
 def _gate(model, export, eval_data, *, thresholds):
-    """`tfxfer.export.verify` of the written file, its verdict written into the sidecar (as
-    `tfxfer.export.export_all` does)."""
+    """`tfxfer.export.verify` of the written file against the float model."""
     from tfxfer.export import verify
-    from tfxfer.export.table import write_verdicts
 
-    gate = verify(model, export, eval_data, thresholds=thresholds, raise_on_failure=False)
-    if export.sidecar_path:
-        write_verdicts({variant: export.sidecar_path for variant in gate.results}, gate.results)
-    return gate
-
-
-def _move_in(export, gate, final: str):
-    """Move the gated file (then its sidecar) from the staging folder to ``final``; returns ``export``
-    and ``gate`` with the paths they now have."""
-    from tfxfer.export.metadata import sidecar_path
-
-    moved = {export.path: final}
-    if export.sidecar_path:
-        moved[export.sidecar_path] = sidecar_path(final)
-    for old, new in moved.items():
-        os.replace(old, new)
-
-    def relocate(item):
-        names = {f.name for f in dataclasses.fields(item)}
-        return dataclasses.replace(item, **{k: moved.get(getattr(item, k), getattr(item, k))
-                                            for k in ("path", "sidecar_path") if k in names})
-
-    return relocate(export), dataclasses.replace(gate, results={k: relocate(r) for k, r in gate.results.items()})
+    return verify(model, export, eval_data, thresholds=thresholds, raise_on_failure=False)

@@ -14,7 +14,13 @@
 The input stays the raw pixel bytes: uint8 with scale 1 and zero point 0, as full int8 has
 (`quantize_calibrated` re-quantizes with the converter's own input type; checked on every attempt).
 ``float_layers=[...]`` skips the search: exactly those Keras layers are kept in float. The full-int8
-file stays beside the result as ``<stem>_full_int8.tflite`` for comparison.
+file stays beside the result as ``<stem>_full_int8.tflite`` for comparison, its sidecar carrying its own
+gate verdict (a failed one is refused by ``export/litert_runner.py``).
+
+Every attempt is written in a staging folder beside ``path`` (`tfxfer.export.gated_files`): only a
+result that passed its gate is moved to ``path``, its verdict in its sidecar; a failed search writes
+nothing (`GateError`) and leaves what was at ``path`` as it was, unless ``raise_on_failure=False``,
+which moves the files in marked failed.
 The result says what was kept in float and what it cost in size (and latency, if benchmarked).
 
 Example:
@@ -40,7 +46,7 @@ import warnings
 
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, GateError, UnknownNameError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, UnknownNameError
 
 INTERNAL_OPS = {"QUANTIZE", "DEQUANTIZE"}
 INPUT_TYPES = ("uint8", "int8", "float32")
@@ -276,16 +282,15 @@ def selective_int8(model, path, *, representative_data, eval_data, float_layers=
             unchanged. When no attempt reaches it, the passing attempt with the highest agreement is kept.
         calibration_record: where ``representative_data`` came from (``{"source", "split"}``), written
             to the sidecar with the number of images and the seed.
-        raise_on_failure: raise `GateError` if no attempt passes.
+        raise_on_failure: raise `GateError` if no attempt passes, writing nothing; False writes the
+            files, their sidecars' ``gate`` saying ``"passed": false``.
         seed: seed of the sample subsets.
 
     Returns:
         A `SelectiveResult`.
     """
-    from tfxfer.errors import ExportError
-    from tfxfer.export import export_tflite, verify
-    from tfxfer.export.data import as_arrays, sample_images
-    from tfxfer.quantize.post_training import write_tflite
+    from tfxfer.export.gated_files import staged
+    from tfxfer.utils.output_path import check_output_file
 
     if float_layers is not None and (isinstance(float_layers, str) or not all(isinstance(n, str) for n in float_layers)):
         raise ArgumentTypeError("float_layers", float_layers, "a list of layer names")
@@ -297,7 +302,55 @@ def selective_int8(model, path, *, representative_data, eval_data, float_layers=
                                            or not isinstance(min_top1_agreement, (int, float))
                                            or not 0.0 <= min_top1_agreement <= 1.0):
         raise ArgumentError("min_top1_agreement", min_top1_agreement, "must be None or a number in [0, 1]")
-    path = os.fspath(path)
+    path = os.path.abspath(check_output_file("path", path))
+    with staged(path) as staging:
+        result = _search(model, os.path.join(staging, os.path.basename(path)), representative_data=representative_data,
+                         eval_data=eval_data, float_layers=float_layers, thresholds=thresholds,
+                         max_float_nodes=max_float_nodes, include_consumers=include_consumers,
+                         num_calibration=num_calibration, num_debug=num_debug, class_names=class_names,
+                         input_type=input_type, min_top1_agreement=min_top1_agreement,
+                         calibration_record=calibration_record, seed=seed)
+        result = _settle(result, path, raise_on_failure=raise_on_failure, model_name=model.name)
+    if benchmark:
+        from tfxfer.export import benchmark_tflite
+
+        full_path = result.cost["full_int8_path"]
+        full_ms = benchmark_tflite(full_path, threads=(1,)).median_ms(1)
+        ms = full_ms if full_path == result.export.path else benchmark_tflite(result.export.path, threads=(1,)).median_ms(1)
+        result.cost.update(full_int8_latency_ms=full_ms, latency_ms=ms, latency_ratio=ms / full_ms)
+    return result
+
+
+def _settle(result, path: str, *, raise_on_failure: bool, model_name: str) -> SelectiveResult:
+    """Record the verdicts in the staged sidecars and move the files to ``path`` (and
+    ``<stem>_full_int8.tflite``, unless full int8 is the result), or raise `GateError` writing nothing."""
+    from tfxfer.export.gated_files import move_in, record_verdict, settle
+
+    result, (full, full_gate) = result
+    full_final = f"{os.path.splitext(path)[0]}_full_int8.tflite"
+    if full.path != result.export.path:
+        record_verdict(full, full_gate)
+    export, gate = settle(result.export, result.gate, path, raise_on_failure=raise_on_failure,
+                          what=f"Selective quantization of {model_name!r} still fails the gate with "
+                               f"{len(result.float_nodes)} tensors in float")
+    if full.path != result.export.path:
+        full, _ = move_in(full, full_gate, full_final)
+    return dataclasses.replace(result, export=export, gate=gate,
+                               cost=dict(result.cost, full_int8_path=full.path if full.path != result.export.path
+                                         else export.path))
+
+
+def _search(model, path, *, representative_data, eval_data, float_layers, thresholds, max_float_nodes,
+            include_consumers, num_calibration, num_debug, class_names, input_type, min_top1_agreement,
+            calibration_record, seed):
+    """The search of `selective_int8`, every file written at ``path`` (in its staging folder) and
+    ``<stem>_full_int8.tflite`` beside it; returns ``(SelectiveResult, (full int8 export, its gate))``."""
+    from tfxfer.errors import ExportError
+    from tfxfer.export import export_tflite, verify
+    from tfxfer.export.data import as_arrays, sample_images
+    from tfxfer.export.metadata import model_task
+    from tfxfer.quantize.post_training import write_tflite
+
     stem = os.path.splitext(path)[0]
     record = dict(calibration_record or {"source": "representative_data"}, seed=seed)
     full = export_tflite(model, f"{stem}_full_int8.tflite", variant="int8", representative_data=representative_data,
@@ -315,12 +368,9 @@ def selective_int8(model, path, *, representative_data, eval_data, float_layers=
                  "top1_agreement": full_gate["int8"].top1_agreement, "size_bytes": full.size_bytes}]
     cost = {"full_int8_path": full.path, "full_int8_bytes": full.size_bytes}
     if _meets(full_gate["int8"], min_top1_agreement) and not float_layers:
-        os.replace(full.path, path)
-        os.replace(full.sidecar_path, os.path.splitext(path)[0] + ".json")
-        full.path, full.sidecar_path = path, os.path.splitext(path)[0] + ".json"
         return SelectiveResult(export=full, gate=full_gate, float_nodes=[], float_layers=[], ranking=[],
                                attempts=attempts, cost=dict(cost, size_bytes=full.size_bytes, size_ratio=1.0),
-                               input=input_quantization(full.path))
+                               input=input_quantization(full.path)), (full, full_gate)
     samples = sample_images(representative_data, num_samples=num_calibration, seed=seed)
     ranking, debugger = rank_layers(model, samples, num_samples=min(num_debug, len(samples)), seed=seed)
     outputs, consumers = _graph(debugger.calibrated_model)
@@ -334,10 +384,11 @@ def selective_int8(model, path, *, representative_data, eval_data, float_layers=
             candidates.append(nodes[:max_float_nodes])
             k *= 2
     image_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    task = model_task(model)
 
     def write(content, nodes):
         layers = sorted({layer for layer in (_layer_of(model, n) for n in nodes) if layer})
-        return write_tflite(content, path, variant="int8", image_shape=image_shape, class_names=class_names,
+        return write_tflite(content, path, variant="int8", image_shape=image_shape, task=task, class_names=class_names,
                             model_name=model.name, calibration_samples=len(samples), calibration_record=record,
                             extra={"selective": True, "float_nodes": list(nodes), "float_layers": layers})
 
@@ -363,16 +414,7 @@ def selective_int8(model, path, *, representative_data, eval_data, float_layers=
         content, chosen, _, gate, _ = best
         export = write(content, chosen)
     cost = dict(cost, size_bytes=export.size_bytes, size_ratio=export.size_bytes / full.size_bytes)
-    if benchmark:
-        from tfxfer.export import benchmark_tflite
-
-        full_ms = benchmark_tflite(full.path, threads=(1,)).median_ms(1)
-        ms = benchmark_tflite(export.path, threads=(1,)).median_ms(1)
-        cost.update(full_int8_latency_ms=full_ms, latency_ms=ms, latency_ratio=ms / full_ms)
     result = SelectiveResult(export=export, gate=gate, float_nodes=chosen,
                              float_layers=sorted({layer for layer in (_layer_of(model, n) for n in chosen) if layer}),
                              ranking=ranking, attempts=attempts, cost=cost, input=input_quantization(export.path))
-    if raise_on_failure and not gate.passed:
-        raise GateError(f"Selective quantization of {model.name!r} still fails the gate with {len(chosen)} "
-                        f"tensors in float:\n{gate.format()}", report=gate)
-    return result
+    return result, (full, full_gate)

@@ -50,7 +50,9 @@ def add_parsers(sub) -> None:
                    "text classifier a CSV / TSV / JSONL table, for an NER model a CoNLL file")
     p.add_argument("--split", default="test", help="split of a packaged data set: train, val or test (default "
                    "test); a folder or table is read whole")
-    p.add_argument("--limit", type=int, help="evaluate at most this many images (texts, sentences)")
+    p.add_argument("--limit", type=int, help="evaluate at most this many images (texts, sentences); images of a "
+                   "larger folder, table or packaged split are a seeded stratified sample across all classes "
+                   "(seed 0; the output says N of how many), texts and sentences the first N")
     p.add_argument("--text-column", default="text", help="text column (CSV / TSV) or field (JSONL) of a text table")
     p.add_argument("--label-column", default="label", help="label column or field of a text table")
     p.add_argument("--groups", metavar="COLUMN", help="bias audit by this column: per-group accuracy, recall, FPR/FNR "
@@ -200,6 +202,7 @@ def cmd_evaluate(args) -> int:
                    **classification_metrics(probabilities, y, names)}
         return _report(args, model, model, None, x, y, names, probabilities, metrics, None, None, groups)
     groups, skipped = None, []  # skipped: the loader's entry per file or row left out (unreadable, repeated...)
+    sample = {}  # --limit below the data's size: a seeded stratified sample of every class, not the first N
     if pair is not None:
         from tfxfer.recipes.audit_data import pair_images
 
@@ -208,12 +211,13 @@ def cmd_evaluate(args) -> int:
     else:
         x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels,
                                       split=args.split, class_names=model.class_names, limit=args.limit,
-                                      skipped=skipped)
+                                      sample_seed=0, skipped=skipped, sample=sample)
     if args.groups and pair is None:
         from tfxfer.recipes.audit_data import image_groups
 
         groups = image_groups(args.data, args.groups, split=args.split, limit=args.limit, count=len(y),
-                              channels=model.channels, image_size=model.image_size)
+                              channels=model.channels, image_size=model.image_size, indices=sample.get("indices"))
+    sample = {k: v for k, v in sample.items() if k != "indices"}
     # A run directory: the file it delivered leads, the Keras model it came from stands beside it.
     shipped = delivered_file(args.model)
     keras_model = model
@@ -228,7 +232,7 @@ def cmd_evaluate(args) -> int:
         keras_metrics = classification_metrics(keras_probabilities, y, names)
         agreement = float((probabilities.argmax(1) == keras_probabilities.argmax(1)).mean())
     return _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
-                   groups, tta=tta)
+                   groups, tta=tta, sample=sample or None)
 
 
 def _with_tta(model, x, y, names, views) -> tuple:
@@ -314,7 +318,7 @@ def _save(args, group_record, shift) -> list[str]:
 
 
 def _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
-            groups, *, tta=None) -> int:
+            groups, *, tta=None, sample=None) -> int:
     from tfxfer.metrics import metrics_chance_check
 
     check = metrics_chance_check(metrics)
@@ -332,6 +336,8 @@ def _report(args, model, keras_model, shipped, x, y, names, probabilities, metri
             extra["saved"] = saved
         if tta is not None:
             extra["tta"] = tta
+        if sample is not None:  # --limit drew a sample: {"size", "of", "seed"}
+            extra["sample"] = sample
         emit_json(args, exit_code=code, error=chance_error(check, allowed=args.allow_chance), model=model.path,
                   data=args.data,
                   split=args.split, metrics=metrics, chance=check, **extra)
@@ -340,7 +346,8 @@ def _report(args, model, keras_model, shipped, x, y, names, probabilities, metri
     reasons = metrics.get("skip_reasons") or {}
     skips = (f", {metrics['skipped']} skipped: " + ", ".join(f"{n} {r}" for r, n in reasons.items()) if reasons
              else f", {metrics['skipped']} skipped" if metrics.get("skipped") else "")
-    print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} {unit}{skips}): accuracy "
+    drawn = f", a stratified sample of {sample['of']} (--limit, seed {sample['seed']})" if sample else ""
+    print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} {unit}{drawn}{skips}): accuracy "
           f"{metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}")
     for line in chance_lines(check, allowed=args.allow_chance):
         print(line)

@@ -200,17 +200,61 @@ def top_k(probs, class_names, *, k: int = 3) -> list:
     return out
 
 
+def sample_indices(labels, limit: int, *, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded stratified sample of ``limit`` of the class ids ``labels``.
+
+    Every class present gets at least one place when ``limit`` allows it, the rest are shared in
+    proportion to the class sizes (largest remainders first, ties broken by the seed); within a class
+    the members are drawn at random. ``limit`` at or above ``len(labels)`` keeps everything.
+
+    Example:
+        >>> sample_indices([0, 0, 0, 1, 1, 1], 3, seed=0).size
+        3
+        >>> sorted(set(np.asarray([0, 0, 0, 1, 1, 1])[sample_indices([0, 0, 0, 1, 1, 1], 3, seed=0)]))
+        [0, 1]
+    """
+    labels = np.asarray(labels).reshape(len(labels), -1)[:, 0] if np.ndim(labels) > 1 else np.asarray(labels)
+    n, limit = len(labels), int(limit)
+    if limit >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    _, inverse = np.unique(labels, return_inverse=True)
+    members = [rng.permutation(np.flatnonzero(inverse == k)) for k in range(int(inverse.max()) + 1)]
+    sizes = np.array([len(m) for m in members])
+    quota = np.ones(len(sizes), int) if limit >= len(sizes) else np.zeros(len(sizes), int)
+    rest = limit - int(quota.sum())
+    share = rest * (sizes - quota) / max(int((sizes - quota).sum()), 1)
+    extra = np.floor(share).astype(int)
+    order = np.lexsort((rng.random(len(sizes)), -(share - extra)))  # largest remainder first, seeded ties
+    extra[order[:rest - int(extra.sum())]] += 1
+    quota += extra
+    return np.sort(np.concatenate([m[:q] for m, q in zip(members, quota)])).astype(np.int64)
+
+
 def evaluation_data(source: str, *, image_size, channels: int, split: str = "test", class_names=None,
-                    limit: int | None = None, sample_seed: int | None = None, skipped: list | None = None):
+                    limit: int | None = None, sample_seed: int | None = None, skipped: list | None = None,
+                    sample: dict | None = None):
     """``(images, labels, class_names)`` for a packaged data set split, a folder or a CSV / TSV table.
 
     ``limit`` keeps the first ``limit`` examples in the data's order; with ``sample_seed`` it keeps a
-    seeded random subset instead (a folder read class by class would otherwise give the first
-    classes only), decoding only the images it keeps. ``skipped``, a list, receives the loader's
-    ``{"path", "reason", "detail"}`` entry of each file or row it left out (unreadable images,
-    repeated rows...; `tfxfer.recipes.image_inputs.skip_note` counts them by reason)."""
+    seeded stratified sample instead (`sample_indices`: every class, in proportion; a folder read class
+    by class would otherwise give the first classes only), decoding only the images it keeps, in the
+    data's order. ``sample``, a dict, then receives ``{"size", "of", "seed", "indices"}`` (the kept
+    positions in the split / the loader's file list) when a sample was drawn. ``skipped``, a list,
+    receives the loader's ``{"path", "reason", "detail"}`` entry of each file or row it left out
+    (unreadable images, repeated rows...; `tfxfer.recipes.image_inputs.skip_note` counts them by
+    reason)."""
     from tfxfer.data import image_dataset_from_csv, image_dataset_from_folder, list_datasets
     from tfxfer.recipes.image_data import take_images
+
+    def draw(labels):
+        """The kept positions, or None to keep the first ``limit`` (or all)."""
+        if not limit or sample_seed is None or len(labels) <= limit:
+            return None
+        keep = sample_indices(labels, limit, seed=sample_seed)
+        if sample is not None:
+            sample.update(size=int(len(keep)), of=int(len(labels)), seed=int(sample_seed), indices=keep)
+        return keep
 
     key = source.strip().lower().replace("-", "_")
     if key in list_datasets():
@@ -221,8 +265,8 @@ def evaluation_data(source: str, *, image_size, channels: int, split: str = "tes
         if split not in ("train", "val", "test"):
             raise ArgumentError("split", split, 'must be "train", "val" or "test"')
         x, y = getattr(loaded, split)
-        if limit and sample_seed is not None and len(x) > limit:
-            keep = np.sort(np.random.default_rng(sample_seed).permutation(len(x))[:limit])
+        keep = draw(y)
+        if keep is not None:
             x, y = x[keep], y[keep]
         elif limit:
             x, y = x[:limit], y[:limit]
@@ -232,19 +276,25 @@ def evaluation_data(source: str, *, image_size, channels: int, split: str = "tes
     else:
         path = os.path.abspath(os.path.expanduser(source))
         color = "grayscale" if channels == 1 else "rgb"
-        sampled = {"shuffle": True, "seed": sample_seed} if limit and sample_seed is not None else {"shuffle": False}
         if os.path.isdir(path):
             data = image_dataset_from_folder(path, image_size=tuple(image_size), batch_size=64, color_mode=color,
-                                             class_names=None, **sampled)
+                                             class_names=None, shuffle=False)
         elif os.path.isfile(path):
             delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","  # as audit_data.image_groups
             data = image_dataset_from_csv(path, image_size=tuple(image_size), batch_size=64, color_mode=color,
-                                          delimiter=delimiter, **sampled)
+                                          delimiter=delimiter, shuffle=False)
         else:
             raise ArgumentError("data", source, "must be a packaged data set name, a folder or a CSV table")
         if skipped is not None:
             skipped.extend(data.summary.skipped)
-        images, labels = take_images(data.train, limit)
+        keep = draw(np.asarray(data.labels["train"])) if data.files and "train" in data.labels else None
+        if keep is not None:  # decode only the sampled files, as the pipeline decodes them
+            from tfxfer.recipes.image_inputs import read_images
+
+            images = read_images([data.files["train"][i] for i in keep], image_size=image_size, channels=channels)
+            labels = np.asarray(data.labels["train"])[keep]
+        else:
+            images, labels = take_images(data.train, limit)
         names = list(data.class_names)
     if class_names is not None and list(class_names) != names:
         if sorted(class_names) != sorted(names):

@@ -97,3 +97,74 @@ def test_a_sampled_table_keeps_its_groups_aligned(tmp_path):
                           image_size=(8, 8), indices=sample["indices"])
     assert len(y) == 5 and sample["of"] == 12
     assert [f"v{int(round(img.mean()))}" for img in x] == list(groups)
+
+
+# --- predict: an unreadable file in a folder is a counted skip ------------------------------------------
+
+@pytest.fixture
+def mixed(tmp_path):
+    """Two good images, an empty .png and a text file named .jpg in one folder."""
+    root = tmp_path / "mixed"
+    _save_png(root / "a.png", 20)
+    _save_png(root / "b.png", 230)
+    (root / "c_empty.png").write_bytes(b"")
+    (root / "d_text.jpg").write_bytes(b"hello, not an image")
+    return root
+
+
+def test_predict_skips_unreadable_files_found_in_a_folder(run, mixed, capsys):
+    assert cli.main(["predict", str(run), str(mixed), "-q"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(mixed / "a.png"), str(mixed / "b.png")]
+    assert lines[0].split(": ")[1].startswith("dark") and lines[1].split(": ")[1].startswith("bright")
+    assert "skipped 2 file(s) (1 empty_file, 1 not_an_image)" in err and "c_empty.png (empty_file)" in err
+    assert cli.main(["predict", str(run), str(mixed), "--json", "-q"]) == 0
+    doc = _json(capsys)
+    assert [r["image"] for r in doc["results"]] == [str(mixed / "a.png"), str(mixed / "b.png")]
+    assert [(s["path"].rsplit("/", 1)[-1], s["reason"]) for s in doc["skipped"]] == [
+        ("c_empty.png", "empty_file"), ("d_text.jpg", "not_an_image")]
+
+
+def test_predict_refuses_an_unreadable_file_named_explicitly(run, mixed, capsys):
+    assert cli.main(["predict", str(run), str(mixed / "a.png"), str(mixed / "c_empty.png"), "-q"]) == 1
+    assert "c_empty.png: not a readable image (empty_file: 0 bytes)" in capsys.readouterr().err
+    (mixed / "a.png").unlink()
+    (mixed / "b.png").unlink()
+    assert cli.main(["predict", str(run), str(mixed), "--json", "-q"]) == 1
+    doc = _json(capsys)
+    assert doc["error"]["type"] == "DataError" and "No readable image" in doc["error"]["message"]
+    assert "2 skipped: 1 empty_file, 1 not_an_image" in doc["error"]["message"]
+
+
+# --- predict: a batch at a time -------------------------------------------------------------------------
+
+def test_predict_decodes_predicts_and_prints_a_batch_at_a_time(run, tmp_path, monkeypatch, capsys):
+    from tfxfer.cli import predict as predict_cli
+    from tfxfer.recipes import image_inputs
+    from tfxfer.recipes.inference import LoadedModel
+
+    for i in range(5):
+        _save_png(tmp_path / "five" / f"{i}.png", 20 + 50 * i)
+    events = []
+    read_one, model_predict = image_inputs._read_one, LoadedModel.predict
+
+    def reading(path, **kwargs):
+        events.append(("read", path))
+        return read_one(path, **kwargs)
+
+    def predicting(self, images, **kwargs):
+        events.append(("predict", len(images)))
+        return model_predict(self, images, **kwargs)
+
+    monkeypatch.setattr(predict_cli, "PREDICT_BATCH", 2)
+    monkeypatch.setattr(image_inputs, "_read_one", reading)
+    monkeypatch.setattr(LoadedModel, "predict", predicting)
+    assert cli.main(["predict", str(run), str(tmp_path / "five"), "-q"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(tmp_path / "five" / f"{i}.png") for i in range(5)]
+    assert [n for what, n in events if what == "predict"] == [2, 2, 1]
+    assert [what for what, _ in events] == ["read", "read", "predict"] * 2 + ["read", "predict"]  # interleaved
+    events.clear()
+    assert cli.main(["predict", str(run), str(tmp_path / "five"), "--json", "-q"]) == 0
+    assert len(_json(capsys)["results"]) == 5 and [n for what, n in events if what == "predict"] == [2, 2, 1]

@@ -24,12 +24,14 @@ import sys
 
 from tfxfer.cli.common import (EXIT_OK, add_allow_chance, add_json, add_verbosity, chance_error, chance_exit,
                                chance_lines, check_data_argument, check_model_path, emit_json, import_tensorflow, show)
-from tfxfer.errors import ArgumentError
+from tfxfer.errors import ArgumentError, DataError, bounded_repr
 from tfxfer.utils.validate import check_int
 
 #: The fewest ``--permutations`` a shift test takes: `tfxfer.adapt.detect_shift` with its defaults
 #: (method "both", alpha 0.01) needs ceil(2 / 0.01), or no p-value could fall below alpha.
 MIN_PERMUTATIONS = 200
+#: Images ``predict`` decodes and runs through the model at a time (and ``evaluate`` for a folder or table).
+PREDICT_BATCH = 32
 #: The splits of a packaged data set.
 SPLITS = ("train", "val", "test")
 
@@ -37,7 +39,9 @@ SPLITS = ("train", "val", "test")
 def add_parsers(sub) -> None:
     p = sub.add_parser("predict", help="classify images (or texts, or find entities) with a model or run directory")
     p.add_argument("model", help="a .keras or .tflite file, or a run directory")
-    p.add_argument("inputs", nargs="+", help="image files or folders; for text models texts or .txt files of lines")
+    p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively; a file there that "
+                   "cannot be read is skipped with its reason, one named here is an error); for text models "
+                   "texts or .txt files of lines")
     p.add_argument("--top", type=int, default=3, help="classes to show per image (default 3)")
     add_tta(p)
     add_json(p)
@@ -96,7 +100,7 @@ def cmd_predict(args) -> int:
     check_model_path(args.model)  # a missing model fails before TensorFlow
     import_tensorflow(args)
     # tfxfer.recipes.inference imports TensorFlow: loaded after import_tensorflow hid its start-up logs
-    from tfxfer.recipes.image_inputs import image_files, read_images, skip_note
+    from tfxfer.recipes.image_inputs import image_files, iter_images, skip_note
     from tfxfer.recipes.inference import open_model, predict_text_inputs, top_k
 
     model = open_model(args.model)
@@ -110,22 +114,35 @@ def cmd_predict(args) -> int:
         for text, result in results:
             print(f"{text}: {result}")
         return EXIT_OK
-    skipped = []  # files in the folders whose names are not UTF-8, as the training loaders skip them
-    files = image_files(args.inputs, skipped=skipped)
-    probs = model.predict(read_images(files, image_size=model.image_size, channels=model.channels), views=views)
-    ranked_all = top_k(probs, model.class_names, k=min(args.top, len(model.class_names)))
-    if args.json:  # the device runner's schema (export/litert_runner.py): image, top [{index, label, probability}];
-        # "skipped" ({path, reason, detail} per file left out) only when a folder held files it cannot name
-        index = {str(c): i for i, c in enumerate(model.class_names)}
-        emit_json(args, model=model.path, results=[
-            {"image": path, "top": [{"index": index[c], "label": c, "probability": p} for c, p in ranked]}
-            for path, ranked in zip(files, ranked_all)], **({"skipped": skipped} if skipped else {}))
+    # Files found in folders that cannot be used (a name that is not UTF-8, empty, not an image, truncated,
+    # corrupt...) are skipped with the training loaders' reason; a file named explicitly stays an error.
+    skipped, named = [], []
+    files = image_files(args.inputs, skipped=skipped, named=named)
+    k = min(args.top, len(model.class_names))
+    index = {str(c): i for i, c in enumerate(model.class_names)}
+    results, done = [], 0
+    # a batch at a time (decode, predict, print): memory stays bounded, results appear as they come
+    for paths, images in iter_images(files, image_size=model.image_size, channels=model.channels,
+                                     batch_size=PREDICT_BATCH, skipped=skipped, required=named):
+        ranked_all = top_k(model.predict(images, batch_size=PREDICT_BATCH, views=views), model.class_names, k=k)
+        done += len(paths)
+        for path, ranked in zip(paths, ranked_all):
+            if args.json:  # the device runner's schema (export/litert_runner.py): image, top [{index, label,
+                # probability}]; "skipped" ({path, reason, detail} per file left out) only when a folder held some
+                results.append({"image": path, "top": [{"index": index[c], "label": c, "probability": p}
+                                                       for c, p in ranked]})
+            else:
+                print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked), flush=True)
+    if not done:
+        raise DataError(f"No readable image in {bounded_repr(list(args.inputs))} ({len(skipped)} skipped: "
+                        f"{skip_note(skipped)})")
+    if args.json:
+        emit_json(args, model=model.path, results=results, **({"skipped": skipped} if skipped else {}))
         return EXIT_OK
-    if skipped:  # on stderr: stdout keeps one result line per image
+    if skipped:  # on stderr, after the results: stdout keeps one result line per image
         print(f"tfxfer: note: skipped {len(skipped)} file(s) ({skip_note(skipped)}): "
-              + ", ".join(s["path"] for s in skipped[:5]) + (", ..." if len(skipped) > 5 else ""), file=sys.stderr)
-    for path, ranked in zip(files, ranked_all):
-        print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked))
+              + ", ".join(f"{s['path']} ({s['reason']})" for s in skipped[:5])
+              + (", ..." if len(skipped) > 5 else ""), file=sys.stderr)
     return EXIT_OK
 
 

@@ -168,3 +168,30 @@ def test_predict_decodes_predicts_and_prints_a_batch_at_a_time(run, tmp_path, mo
     events.clear()
     assert cli.main(["predict", str(run), str(tmp_path / "five"), "--json", "-q"]) == 0
     assert len(_json(capsys)["results"]) == 5 and [n for what, n in events if what == "predict"] == [2, 2, 1]
+
+
+def test_evaluate_predicts_a_batch_at_a_time(run, folder, monkeypatch, capsys):
+    """Only predictions and labels outlive a batch: the model never sees more than PREDICT_BATCH images."""
+    from tfxfer.cli import predict as predict_cli
+    from tfxfer.recipes.inference import LoadedModel
+
+    sizes, model_predict = [], LoadedModel.predict
+
+    def predicting(self, images, **kwargs):
+        sizes.append(len(images))
+        return model_predict(self, images, **kwargs)
+
+    monkeypatch.setattr(predict_cli, "PREDICT_BATCH", 5)
+    monkeypatch.setattr(LoadedModel, "predict", predicting)
+    assert cli.main(["evaluate", str(run), str(folder), "--json", "-q"]) == 0
+    doc = _json(capsys)
+    assert sizes == [5, 5, 2] and doc["metrics"]["num_examples"] == 12 and doc["metrics"]["accuracy"] == 1.0
+    sizes.clear()
+    assert cli.main(["evaluate", str(run), str(folder), "--limit", "7", "--json", "-q"]) == 0  # a sample
+    doc = _json(capsys)
+    assert sizes == [5, 2] and doc["metrics"]["num_examples"] == 7 and doc["sample"]["of"] == 12
+    sizes.clear()
+    assert cli.main(["evaluate", str(run), str(folder), "--tta", "--json", "-q"]) == 0  # warm-up, plain, flips
+    doc = _json(capsys)
+    assert max(sizes) <= 5 and doc["tta"]["accuracy"] == 1.0 and doc["metrics"]["num_examples"] == 12
+

@@ -8,6 +8,11 @@ gap); ``--target DATA`` a shift test against unlabelled deployment data (`tfxfer
 verdict, p-values, per-class confidence, expected accuracy). With ``--save`` and a run directory
 both are written into the run (``eval/groups.json``, ``eval/shift.json``) and its report is rebuilt.
 
+Both read images ``PREDICT_BATCH`` at a time: ``predict`` decodes, predicts and prints a batch before
+reading the next, ``evaluate`` keeps only each batch's predictions and labels (``--target`` keeps the
+images too: the shift test reads them), so the decoded pixels held do not grow with the number of
+images (a packaged data set's raw arrays are in memory already).
+
 Example:
     >>> from tfxfer.cli import main
     >>> main(["predict", "runs/quick", "photo.jpg", "--top", "2"])  # doctest: +SKIP
@@ -181,8 +186,10 @@ def cmd_evaluate(args) -> int:
     views = tta_views(args)
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
+    import numpy as np
+
     from tfxfer.recipes.image_inputs import skip_counts
-    from tfxfer.recipes.inference import delivered_file, evaluation_data, open_model
+    from tfxfer.recipes.inference import delivered_file, evaluation_batches, open_model
     from tfxfer.metrics import classification_metrics, metrics_chance_check
     from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics, model_task
 
@@ -224,53 +231,78 @@ def cmd_evaluate(args) -> int:
         from tfxfer.recipes.audit_data import pair_images
 
         x, y, groups = pair_images(args.data, args.groups, model=model, limit=args.limit)
-        names = list(model.class_names)
-    else:
-        x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels,
-                                      split=args.split, class_names=model.class_names, limit=args.limit,
-                                      sample_seed=0, skipped=skipped, sample=sample)
+        names, batches = list(model.class_names), [(x, y)]
+    else:  # a batch at a time: only predictions and labels are kept, not the images
+        batches, names = evaluation_batches(args.data, image_size=model.image_size, channels=model.channels,
+                                            split=args.split, class_names=model.class_names, limit=args.limit,
+                                            sample_seed=0, skipped=skipped, sample=sample, batch_size=PREDICT_BATCH)
+        x = None
+        if args.target:  # the shift test reads the images themselves
+            parts = list(batches)
+            x, batches = np.concatenate([b[0] for b in parts]), parts
+    # A run directory: the file it delivered leads, the Keras model it came from stands beside it.
+    shipped = delivered_file(args.model)
+    keras_model = model
+    if shipped is not None:
+        model = open_model(shipped)
+    probabilities, y, keras_probabilities, tta = _predict_batches(model, keras_model if shipped else None,
+                                                                  batches, views)
+    if not len(y):
+        raise DataError(f"{args.data} yielded no images")
     if args.groups and pair is None:
         from tfxfer.recipes.audit_data import image_groups
 
         groups = image_groups(args.data, args.groups, split=args.split, limit=args.limit, count=len(y),
                               channels=model.channels, image_size=model.image_size, indices=sample.get("indices"))
     sample = {k: v for k, v in sample.items() if k != "indices"}
-    # A run directory: the file it delivered leads, the Keras model it came from stands beside it.
-    shipped = delivered_file(args.model)
-    keras_model = model
-    if shipped is not None:
-        model = open_model(shipped)
-    probabilities, tta = (model.predict(x), None) if not views else _with_tta(model, x, y, names, views)
     metrics = {"skipped": len(skipped), "skip_reasons": skip_counts(skipped),
                **classification_metrics(probabilities, y, names)}
     keras_metrics, agreement = None, None
     if shipped is not None:
-        keras_probabilities = keras_model.predict(x, views=views)
         keras_metrics = classification_metrics(keras_probabilities, y, names)
         agreement = float((probabilities.argmax(1) == keras_probabilities.argmax(1)).mean())
     return _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
                    groups, tta=tta, sample=sample or None)
 
 
-def _with_tta(model, x, y, names, views) -> tuple:
-    """TTA probabilities and what they cost: ``{"views", "accuracy", "plain_accuracy", "seconds",
-    "plain_seconds", "cost"}`` (the keys of `tfxfer.train.tta.evaluate_tta`), both timed after a warm-up."""
+def _predict_batches(model, keras_model, batches, views) -> tuple:
+    """``(probabilities, labels, Keras probabilities or None, tta record or None)`` over ``(images, labels)``
+    batches, one batch of images held at a time. With ``views`` each batch is predicted with and without
+    them, both timed after a warm-up: the record is ``{"views", "accuracy", "plain_accuracy", "seconds",
+    "plain_seconds", "cost"}`` (the keys of `tfxfer.train.tta.evaluate_tta`). ``keras_model``, when given,
+    predicts each batch too (with the views)."""
     import time
 
     import numpy as np
 
-    model.predict(x[:1])  # load / trace outside the timing
-    t0 = time.perf_counter()
-    plain = model.predict(x)
-    plain_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    probabilities = model.predict(x, views=views)
-    seconds = time.perf_counter() - t0
-    y = np.asarray(y)
+    probabilities, labels, plain, keras_probabilities = [], [], [], []
+    plain_s = seconds = 0.0
+    for x, y in batches:
+        if views:
+            if not plain:
+                model.predict(x[:1])  # load / trace outside the timing
+            t0 = time.perf_counter()
+            plain.append(model.predict(x))
+            plain_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            probabilities.append(model.predict(x, views=views))
+            seconds += time.perf_counter() - t0
+        else:
+            probabilities.append(model.predict(x))
+        if keras_model is not None:
+            keras_probabilities.append(keras_model.predict(x, views=views))
+        labels.append(np.asarray(y))
+    if not labels:
+        return np.zeros((0, len(model.class_names)), np.float32), np.zeros((0,), np.int64), None, None
+    probabilities, y = np.concatenate(probabilities), np.concatenate(labels)
+    keras_probabilities = np.concatenate(keras_probabilities) if keras_model is not None else None
+    if not views:
+        return probabilities, y, keras_probabilities, None
+    plain = np.concatenate(plain)
     record = {"views": list(views), "accuracy": float(np.mean(probabilities.argmax(1) == y)),
               "plain_accuracy": float(np.mean(plain.argmax(1) == y)), "seconds": seconds, "plain_seconds": plain_s,
               "cost": seconds / max(plain_s, 1e-9)}
-    return probabilities, record
+    return probabilities, y, keras_probabilities, record
 
 
 def _split(data: str, split: str) -> str | None:

@@ -231,21 +231,27 @@ def sample_indices(labels, limit: int, *, seed: int) -> np.ndarray:
     return np.sort(np.concatenate([m[:q] for m, q in zip(members, quota)])).astype(np.int64)
 
 
-def evaluation_data(source: str, *, image_size, channels: int, split: str = "test", class_names=None,
-                    limit: int | None = None, sample_seed: int | None = None, skipped: list | None = None,
-                    sample: dict | None = None):
-    """``(images, labels, class_names)`` for a packaged data set split, a folder or a CSV / TSV table.
+def _dataset_batches(dataset, limit: int | None):
+    """``(float32 images, labels)`` numpy batches of a batched dataset, at most ``limit`` images in all."""
+    count = 0
+    for x, y in dataset.as_numpy_iterator():
+        if limit is not None and count + len(x) > limit:
+            x, y = x[:limit - count], y[:limit - count]
+        count += len(x)
+        if len(x):
+            yield np.asarray(x, np.float32), np.asarray(y)
+        if limit is not None and count >= limit:
+            return
 
-    ``limit`` keeps the first ``limit`` examples in the data's order; with ``sample_seed`` it keeps a
-    seeded stratified sample instead (`sample_indices`: every class, in proportion; a folder read class
-    by class would otherwise give the first classes only), decoding only the images it keeps, in the
-    data's order. ``sample``, a dict, then receives ``{"size", "of", "seed", "indices"}`` (the kept
-    positions in the split / the loader's file list) when a sample was drawn. ``skipped``, a list,
-    receives the loader's ``{"path", "reason", "detail"}`` entry of each file or row it left out
-    (unreadable images, repeated rows...; `tfxfer.recipes.image_inputs.skip_note` counts them by
-    reason)."""
+
+def evaluation_batches(source: str, *, image_size, channels: int, split: str = "test", class_names=None,
+                       limit: int | None = None, sample_seed: int | None = None, skipped: list | None = None,
+                       sample: dict | None = None, batch_size: int = 64):
+    """``(batches, class_names)``: the data `evaluation_data` returns, as an iterator of ``(float32 images,
+    labels)`` batches of at most ``batch_size`` images in the same order, decoded as they are asked for
+    (nothing holds more than one batch of pixels). The arguments are `evaluation_data`'s; the data is
+    opened, and its classes checked against ``class_names``, before this returns."""
     from tfxfer.data import image_dataset_from_csv, image_dataset_from_folder, list_datasets
-    from tfxfer.recipes.image_data import take_images
 
     def draw(labels):
         """The kept positions, or None to keep the first ``limit`` (or all)."""
@@ -270,36 +276,69 @@ def evaluation_data(source: str, *, image_size, channels: int, split: str = "tes
             x, y = x[keep], y[keep]
         elif limit:
             x, y = x[:limit], y[:limit]
-        ds = array_pipeline(x, y, image_size=tuple(image_size), batch_size=64, training=False, channels=channels)
-        images, labels = take_images(ds)
-        names = list(loaded.class_names)
+        ds = array_pipeline(x, y, image_size=tuple(image_size), batch_size=batch_size, training=False,
+                            channels=channels, cache=None)
+        batches, names = _dataset_batches(ds, None), list(loaded.class_names)
     else:
         path = os.path.abspath(os.path.expanduser(source))
         color = "grayscale" if channels == 1 else "rgb"
+        common = dict(image_size=tuple(image_size), batch_size=batch_size, color_mode=color, shuffle=False,
+                      cache=None)  # read once, in order: no copy of every image kept in memory
         if os.path.isdir(path):
-            data = image_dataset_from_folder(path, image_size=tuple(image_size), batch_size=64, color_mode=color,
-                                             class_names=None, shuffle=False)
+            data = image_dataset_from_folder(path, class_names=None, **common)
         elif os.path.isfile(path):
             delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","  # as audit_data.image_groups
-            data = image_dataset_from_csv(path, image_size=tuple(image_size), batch_size=64, color_mode=color,
-                                          delimiter=delimiter, shuffle=False)
+            data = image_dataset_from_csv(path, delimiter=delimiter, **common)
         else:
             raise ArgumentError("data", source, "must be a packaged data set name, a folder or a CSV table")
         if skipped is not None:
             skipped.extend(data.summary.skipped)
         keep = draw(np.asarray(data.labels["train"])) if data.files and "train" in data.labels else None
         if keep is not None:  # decode only the sampled files, as the pipeline decodes them
-            from tfxfer.recipes.image_inputs import read_images
+            from tfxfer.recipes.image_inputs import iter_images
 
-            images = read_images([data.files["train"][i] for i in keep], image_size=image_size, channels=channels)
-            labels = np.asarray(data.labels["train"])[keep]
+            files, labels = data.files["train"], np.asarray(data.labels["train"])[keep]
+
+            def sampled():
+                done = 0
+                for _, images in iter_images([files[i] for i in keep], image_size=image_size, channels=channels,
+                                             batch_size=batch_size):
+                    yield images, labels[done:done + len(images)]
+                    done += len(images)
+
+            batches = sampled()
         else:
-            images, labels = take_images(data.train, limit)
+            batches = _dataset_batches(data.train, limit)
         names = list(data.class_names)
-    if class_names is not None and list(class_names) != names:
-        if sorted(class_names) != sorted(names):
-            raise DataError(f"The data's classes {names} differ from the model's classes {list(class_names)}")
-        remap = np.array([list(class_names).index(n) for n in names])
-        labels = remap[np.asarray(labels)]
-        names = list(class_names)
-    return images, np.asarray(labels), names
+    if class_names is None or list(class_names) == names:
+        return batches, names
+    if sorted(class_names) != sorted(names):
+        raise DataError(f"The data's classes {names} differ from the model's classes {list(class_names)}")
+    remap = np.array([list(class_names).index(n) for n in names])
+    return ((images, remap[np.asarray(labels)]) for images, labels in batches), list(class_names)
+
+
+def evaluation_data(source: str, *, image_size, channels: int, split: str = "test", class_names=None,
+                    limit: int | None = None, sample_seed: int | None = None, skipped: list | None = None,
+                    sample: dict | None = None):
+    """``(images, labels, class_names)`` for a packaged data set split, a folder or a CSV / TSV table
+    (`evaluation_batches` gives them a batch at a time).
+
+    ``limit`` keeps the first ``limit`` examples in the data's order; with ``sample_seed`` it keeps a
+    seeded stratified sample instead (`sample_indices`: every class, in proportion; a folder read class
+    by class would otherwise give the first classes only), decoding only the images it keeps, in the
+    data's order. ``sample``, a dict, then receives ``{"size", "of", "seed", "indices"}`` (the kept
+    positions in the split / the loader's file list) when a sample was drawn. ``skipped``, a list,
+    receives the loader's ``{"path", "reason", "detail"}`` entry of each file or row it left out
+    (unreadable images, repeated rows...; `tfxfer.recipes.image_inputs.skip_note` counts them by
+    reason)."""
+    batches, names = evaluation_batches(source, image_size=image_size, channels=channels, split=split,
+                                        class_names=class_names, limit=limit, sample_seed=sample_seed,
+                                        skipped=skipped, sample=sample)
+    images, labels = [], []
+    for x, y in batches:
+        images.append(x)
+        labels.append(y)
+    if not images:
+        raise DataError(f"{source} yielded no images")
+    return np.concatenate(images), np.concatenate(labels), names

@@ -195,3 +195,28 @@ def test_evaluate_predicts_a_batch_at_a_time(run, folder, monkeypatch, capsys):
     doc = _json(capsys)
     assert max(sizes) <= 5 and doc["tta"]["accuracy"] == 1.0 and doc["metrics"]["num_examples"] == 12
 
+
+# --- evaluate: data holding only some of the model's classes ---------------------------------------------
+
+def test_evaluate_maps_a_subset_of_the_classes_by_name(tmp_path, capsys):
+    """A 3-class model on data with 2 of its classes: labels mapped by name; an unknown class is refused."""
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(keras.layers.GlobalAveragePooling2D()(inputs))
+    # brightness -> "bright" above ~0.5, "dark" below; "fox" never wins
+    outputs = keras.layers.Dense(3, activation="softmax", kernel_initializer=keras.initializers.Constant(
+        [[-8.0, 8.0, 0.0]] * 3), bias_initializer=keras.initializers.Constant([10.0, -10.0, -20.0]))(x)
+    keras.Model(inputs, outputs).save(tmp_path / "m.keras")
+    (tmp_path / "labels.json").write_text(json.dumps({"class_names": ["dark", "bright", "fox"]}))
+    for i in range(3):  # folders in the other order: bright is class 0 of the data, 1 of the model
+        _save_png(tmp_path / "data" / "bright" / f"{i}.png", 230 - i)
+        _save_png(tmp_path / "data" / "dark" / f"{i}.png", 20 + i)
+    assert cli.main(["evaluate", str(tmp_path / "m.keras"), str(tmp_path / "data"), "--json", "-q"]) == 0
+    metrics = _json(capsys)["metrics"]
+    assert metrics["accuracy"] == 1.0 and metrics["num_examples"] == 6
+    assert {c["name"]: c["support"] for c in metrics["per_class"]} == {"dark": 3, "bright": 3, "fox": 0}
+    _save_png(tmp_path / "data" / "wolf" / "0.png", 120)
+    assert cli.main(["evaluate", str(tmp_path / "m.keras"), str(tmp_path / "data"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "class(es) ['wolf'] are not among the model's classes ['dark', 'bright', 'fox']" in err

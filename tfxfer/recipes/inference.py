@@ -250,7 +250,12 @@ def evaluation_batches(source: str, *, image_size, channels: int, split: str = "
     """``(batches, class_names)``: the data `evaluation_data` returns, as an iterator of ``(float32 images,
     labels)`` batches of at most ``batch_size`` images in the same order, decoded as they are asked for
     (nothing holds more than one batch of pixels). The arguments are `evaluation_data`'s; the data is
-    opened, and its classes checked against ``class_names``, before this returns."""
+    opened, and its classes checked against ``class_names``, before this returns.
+
+    With ``class_names`` (the model's), labels are mapped to them by name and the names returned are
+    the model's: data holding only some of the model's classes is evaluated on those (the others get
+    no support); a class the model does not know is a `DataError` naming it. (A folder or table with a
+    single class is refused by the loader, which needs two.)"""
     from tfxfer.data import image_dataset_from_csv, image_dataset_from_folder, list_datasets
 
     def draw(labels):
@@ -312,9 +317,12 @@ def evaluation_batches(source: str, *, image_size, channels: int, split: str = "
         names = list(data.class_names)
     if class_names is None or list(class_names) == names:
         return batches, names
-    if sorted(class_names) != sorted(names):
-        raise DataError(f"The data's classes {names} differ from the model's classes {list(class_names)}")
-    remap = np.array([list(class_names).index(n) for n in names])
+    model_names = [str(c) for c in class_names]
+    unknown = [n for n in names if str(n) not in model_names]
+    if unknown:
+        raise DataError(f"{source}: the data's class(es) {bounded_repr(unknown)} are not among the model's classes "
+                        f"{bounded_repr(model_names)}")
+    remap = np.array([model_names.index(str(n)) for n in names])  # by name: the data may hold only some classes
     return ((images, remap[np.asarray(labels)]) for images, labels in batches), list(class_names)
 
 

@@ -208,12 +208,14 @@ def sample_indices(labels, limit: int, *, seed: int) -> np.ndarray:
     the members are drawn at random. ``limit`` at or above ``len(labels)`` keeps everything.
 
     Example:
-        >>> sample_indices([0, 0, 0, 1, 1, 1], 3, seed=0).size
-        3
-        >>> sorted(set(np.asarray([0, 0, 0, 1, 1, 1])[sample_indices([0, 0, 0, 1, 1, 1], 3, seed=0)]))
-        [0, 1]
+        >>> labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+        >>> kept = sample_indices(labels, 4, seed=0)
+        >>> len(kept), np.bincount(labels[kept]).tolist()
+        (4, [2, 2])
     """
-    labels = np.asarray(labels).reshape(len(labels), -1)[:, 0] if np.ndim(labels) > 1 else np.asarray(labels)
+    labels = np.asarray(labels)
+    if labels.ndim > 1:  # one-hot (or multi-hot) rows: stratified by their first class
+        labels = labels.argmax(axis=1)
     n, limit = len(labels), int(limit)
     if limit >= n:
         return np.arange(n)

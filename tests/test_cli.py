@@ -137,7 +137,8 @@ def test_predict_evaluate_export(tiny_model_dir, tmp_path, capsys):
     wrong = _images(tmp_path / "other", classes=("cat", "dog"))
     for i, path in enumerate(sorted((wrong / "dog").iterdir())):  # distinct content: no label conflict
         path.write_bytes((data / "bright" / f"{i}.png").read_bytes())
-    assert "differ from the model's classes" in _error(capsys, ["evaluate", str(tiny_model_dir), str(wrong), "-q"], 1)
+    assert "class(es) ['cat', 'dog'] are not among the model's classes" in _error(
+        capsys, ["evaluate", str(tiny_model_dir), str(wrong), "-q"], 1)
     assert "must be an existing" in _error(capsys, ["predict", str(tmp_path / "nope.keras"), str(data), "-q"], 2)
     (tmp_path / "notes.png").write_text("not an image")
     assert "not a readable image" in _error(capsys, ["predict", str(tiny_model_dir), str(tmp_path / "notes.png")], 1)

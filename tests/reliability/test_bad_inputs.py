@@ -711,7 +711,9 @@ def _(run, exported):
     write(f"{run}/m.tflite", exported["tflite"])
     png(f"{run}/imgs/a.png", size=(16, 16))
     write(f"{run}/imgs/b.png", b"\x89PNG\r\n\x1a\nbroken")
-    code, err = cli("predict", f"{run}/m.tflite", f"{run}/imgs")
+    code, err = cli("predict", f"{run}/m.tflite", f"{run}/imgs")  # found in a folder: a counted skip
+    assert code == 0 and "skipped 1 file(s)" in err and "b.png (" in err
+    code, err = cli("predict", f"{run}/m.tflite", f"{run}/imgs/a.png", f"{run}/imgs/b.png")  # named: an error
     assert code == 1 and "b.png: not a readable image" in err
 
 

@@ -8,6 +8,11 @@ gap); ``--target DATA`` a shift test against unlabelled deployment data (`tfxfer
 verdict, p-values, per-class confidence, expected accuracy). With ``--save`` and a run directory
 both are written into the run (``eval/groups.json``, ``eval/shift.json``) and its report is rebuilt.
 
+Both read images ``PREDICT_BATCH`` at a time: ``predict`` decodes, predicts and prints a batch before
+reading the next, ``evaluate`` keeps only each batch's predictions and labels (``--target`` keeps the
+images too: the shift test reads them), so the decoded pixels held do not grow with the number of
+images (a packaged data set's raw arrays are in memory already).
+
 Example:
     >>> from tfxfer.cli import main
     >>> main(["predict", "runs/quick", "photo.jpg", "--top", "2"])  # doctest: +SKIP
@@ -24,12 +29,14 @@ import sys
 
 from tfxfer.cli.common import (EXIT_OK, add_allow_chance, add_json, add_verbosity, chance_error, chance_exit,
                                chance_lines, check_data_argument, check_model_path, emit_json, import_tensorflow, show)
-from tfxfer.errors import ArgumentError
+from tfxfer.errors import ArgumentError, DataError, bounded_repr
 from tfxfer.utils.validate import check_int
 
 #: The fewest ``--permutations`` a shift test takes: `tfxfer.adapt.detect_shift` with its defaults
 #: (method "both", alpha 0.01) needs ceil(2 / 0.01), or no p-value could fall below alpha.
 MIN_PERMUTATIONS = 200
+#: Images ``predict`` decodes and runs through the model at a time (and ``evaluate`` for a folder or table).
+PREDICT_BATCH = 32
 #: The splits of a packaged data set.
 SPLITS = ("train", "val", "test")
 
@@ -37,7 +44,9 @@ SPLITS = ("train", "val", "test")
 def add_parsers(sub) -> None:
     p = sub.add_parser("predict", help="classify images (or texts, or find entities) with a model or run directory")
     p.add_argument("model", help="a .keras or .tflite file, or a run directory")
-    p.add_argument("inputs", nargs="+", help="image files or folders; for text models texts or .txt files of lines")
+    p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively; a file there that "
+                   "cannot be read is skipped with its reason, one named here is an error); for text models "
+                   "texts or .txt files of lines")
     p.add_argument("--top", type=int, default=3, help="classes to show per image (default 3)")
     add_tta(p)
     add_json(p)
@@ -50,7 +59,9 @@ def add_parsers(sub) -> None:
                    "text classifier a CSV / TSV / JSONL table, for an NER model a CoNLL file")
     p.add_argument("--split", default="test", help="split of a packaged data set: train, val or test (default "
                    "test); a folder or table is read whole")
-    p.add_argument("--limit", type=int, help="evaluate at most this many images (texts, sentences)")
+    p.add_argument("--limit", type=int, help="evaluate at most this many images (texts, sentences); images of a "
+                   "larger folder, table or packaged split are a seeded stratified sample across all classes "
+                   "(seed 0; the output says N of how many), texts and sentences the first N")
     p.add_argument("--text-column", default="text", help="text column (CSV / TSV) or field (JSONL) of a text table")
     p.add_argument("--label-column", default="label", help="label column or field of a text table")
     p.add_argument("--groups", metavar="COLUMN", help="bias audit by this column: per-group accuracy, recall, FPR/FNR "
@@ -94,7 +105,7 @@ def cmd_predict(args) -> int:
     check_model_path(args.model)  # a missing model fails before TensorFlow
     import_tensorflow(args)
     # tfxfer.recipes.inference imports TensorFlow: loaded after import_tensorflow hid its start-up logs
-    from tfxfer.recipes.image_inputs import image_files, read_images, skip_note
+    from tfxfer.recipes.image_inputs import image_files, iter_images, skip_note
     from tfxfer.recipes.inference import open_model, predict_text_inputs, top_k
 
     model = open_model(args.model)
@@ -108,22 +119,35 @@ def cmd_predict(args) -> int:
         for text, result in results:
             print(f"{text}: {result}")
         return EXIT_OK
-    skipped = []  # files in the folders whose names are not UTF-8, as the training loaders skip them
-    files = image_files(args.inputs, skipped=skipped)
-    probs = model.predict(read_images(files, image_size=model.image_size, channels=model.channels), views=views)
-    ranked_all = top_k(probs, model.class_names, k=min(args.top, len(model.class_names)))
-    if args.json:  # the device runner's schema (export/litert_runner.py): image, top [{index, label, probability}];
-        # "skipped" ({path, reason, detail} per file left out) only when a folder held files it cannot name
-        index = {str(c): i for i, c in enumerate(model.class_names)}
-        emit_json(args, model=model.path, results=[
-            {"image": path, "top": [{"index": index[c], "label": c, "probability": p} for c, p in ranked]}
-            for path, ranked in zip(files, ranked_all)], **({"skipped": skipped} if skipped else {}))
+    # Files found in folders that cannot be used (a name that is not UTF-8, empty, not an image, truncated,
+    # corrupt...) are skipped with the training loaders' reason; a file named explicitly stays an error.
+    skipped, named = [], []
+    files = image_files(args.inputs, skipped=skipped, named=named)
+    k = min(args.top, len(model.class_names))
+    index = {str(c): i for i, c in enumerate(model.class_names)}
+    results, done = [], 0
+    # a batch at a time (decode, predict, print): memory stays bounded, results appear as they come
+    for paths, images in iter_images(files, image_size=model.image_size, channels=model.channels,
+                                     batch_size=PREDICT_BATCH, skipped=skipped, required=named):
+        ranked_all = top_k(model.predict(images, batch_size=PREDICT_BATCH, views=views), model.class_names, k=k)
+        done += len(paths)
+        for path, ranked in zip(paths, ranked_all):
+            if args.json:  # the device runner's schema (export/litert_runner.py): image, top [{index, label,
+                # probability}]; "skipped" ({path, reason, detail} per file left out) only when a folder held some
+                results.append({"image": path, "top": [{"index": index[c], "label": c, "probability": p}
+                                                       for c, p in ranked]})
+            else:
+                print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked), flush=True)
+    if not done:
+        raise DataError(f"No readable image in {bounded_repr(list(args.inputs))} ({len(skipped)} skipped: "
+                        f"{skip_note(skipped)})")
+    if args.json:
+        emit_json(args, model=model.path, results=results, **({"skipped": skipped} if skipped else {}))
         return EXIT_OK
-    if skipped:  # on stderr: stdout keeps one result line per image
+    if skipped:  # on stderr, after the results: stdout keeps one result line per image
         print(f"tfxfer: note: skipped {len(skipped)} file(s) ({skip_note(skipped)}): "
-              + ", ".join(s["path"] for s in skipped[:5]) + (", ..." if len(skipped) > 5 else ""), file=sys.stderr)
-    for path, ranked in zip(files, ranked_all):
-        print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in ranked))
+              + ", ".join(f"{s['path']} ({s['reason']})" for s in skipped[:5])
+              + (", ..." if len(skipped) > 5 else ""), file=sys.stderr)
     return EXIT_OK
 
 
@@ -162,8 +186,10 @@ def cmd_evaluate(args) -> int:
     views = tta_views(args)
     import_tensorflow(args)
     # these import TensorFlow: loaded after import_tensorflow hid its start-up logs
+    import numpy as np
+
     from tfxfer.recipes.image_inputs import skip_counts
-    from tfxfer.recipes.inference import delivered_file, evaluation_data, open_model
+    from tfxfer.recipes.inference import delivered_file, evaluation_batches, open_model
     from tfxfer.metrics import classification_metrics, metrics_chance_check
     from tfxfer.recipes.text_eval import evaluate_text_model, format_text_metrics, model_task
 
@@ -200,56 +226,83 @@ def cmd_evaluate(args) -> int:
                    **classification_metrics(probabilities, y, names)}
         return _report(args, model, model, None, x, y, names, probabilities, metrics, None, None, groups)
     groups, skipped = None, []  # skipped: the loader's entry per file or row left out (unreadable, repeated...)
+    sample = {}  # --limit below the data's size: a seeded stratified sample of every class, not the first N
     if pair is not None:
         from tfxfer.recipes.audit_data import pair_images
 
         x, y, groups = pair_images(args.data, args.groups, model=model, limit=args.limit)
-        names = list(model.class_names)
-    else:
-        x, y, names = evaluation_data(args.data, image_size=model.image_size, channels=model.channels,
-                                      split=args.split, class_names=model.class_names, limit=args.limit,
-                                      skipped=skipped)
-    if args.groups and pair is None:
-        from tfxfer.recipes.audit_data import image_groups
-
-        groups = image_groups(args.data, args.groups, split=args.split, limit=args.limit, count=len(y),
-                              channels=model.channels, image_size=model.image_size)
+        names, batches = list(model.class_names), [(x, y)]
+    else:  # a batch at a time: only predictions and labels are kept, not the images
+        batches, names = evaluation_batches(args.data, image_size=model.image_size, channels=model.channels,
+                                            split=args.split, class_names=model.class_names, limit=args.limit,
+                                            sample_seed=0, skipped=skipped, sample=sample, batch_size=PREDICT_BATCH)
+        x = None
+        if args.target:  # the shift test reads the images themselves
+            parts = list(batches)
+            x, batches = np.concatenate([b[0] for b in parts]), parts
     # A run directory: the file it delivered leads, the Keras model it came from stands beside it.
     shipped = delivered_file(args.model)
     keras_model = model
     if shipped is not None:
         model = open_model(shipped)
-    probabilities, tta = (model.predict(x), None) if not views else _with_tta(model, x, y, names, views)
+    probabilities, y, keras_probabilities, tta = _predict_batches(model, keras_model if shipped else None,
+                                                                  batches, views)
+    if not len(y):
+        raise DataError(f"{args.data} yielded no images")
+    if args.groups and pair is None:
+        from tfxfer.recipes.audit_data import image_groups
+
+        groups = image_groups(args.data, args.groups, split=args.split, limit=args.limit, count=len(y),
+                              channels=model.channels, image_size=model.image_size, indices=sample.get("indices"))
+    sample = {k: v for k, v in sample.items() if k != "indices"}
     metrics = {"skipped": len(skipped), "skip_reasons": skip_counts(skipped),
                **classification_metrics(probabilities, y, names)}
     keras_metrics, agreement = None, None
     if shipped is not None:
-        keras_probabilities = keras_model.predict(x, views=views)
         keras_metrics = classification_metrics(keras_probabilities, y, names)
         agreement = float((probabilities.argmax(1) == keras_probabilities.argmax(1)).mean())
     return _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
-                   groups, tta=tta)
+                   groups, tta=tta, sample=sample or None)
 
 
-def _with_tta(model, x, y, names, views) -> tuple:
-    """TTA probabilities and what they cost: ``{"views", "accuracy", "plain_accuracy", "seconds",
-    "plain_seconds", "cost"}`` (the keys of `tfxfer.train.tta.evaluate_tta`), both timed after a warm-up."""
+def _predict_batches(model, keras_model, batches, views) -> tuple:
+    """``(probabilities, labels, Keras probabilities or None, tta record or None)`` over ``(images, labels)``
+    batches, one batch of images held at a time. With ``views`` each batch is predicted with and without
+    them, both timed after a warm-up: the record is ``{"views", "accuracy", "plain_accuracy", "seconds",
+    "plain_seconds", "cost"}`` (the keys of `tfxfer.train.tta.evaluate_tta`). ``keras_model``, when given,
+    predicts each batch too (with the views)."""
     import time
 
     import numpy as np
 
-    model.predict(x[:1])  # load / trace outside the timing
-    t0 = time.perf_counter()
-    plain = model.predict(x)
-    plain_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    probabilities = model.predict(x, views=views)
-    seconds = time.perf_counter() - t0
-    y = np.asarray(y)
+    probabilities, labels, plain, keras_probabilities = [], [], [], []
+    plain_s = seconds = 0.0
+    for x, y in batches:
+        if views:
+            if not plain:
+                model.predict(x[:1])  # load / trace outside the timing
+            t0 = time.perf_counter()
+            plain.append(model.predict(x))
+            plain_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            probabilities.append(model.predict(x, views=views))
+            seconds += time.perf_counter() - t0
+        else:
+            probabilities.append(model.predict(x))
+        if keras_model is not None:
+            keras_probabilities.append(keras_model.predict(x, views=views))
+        labels.append(np.asarray(y))
+    if not labels:
+        return np.zeros((0, len(model.class_names)), np.float32), np.zeros((0,), np.int64), None, None
+    probabilities, y = np.concatenate(probabilities), np.concatenate(labels)
+    keras_probabilities = np.concatenate(keras_probabilities) if keras_model is not None else None
+    if not views:
+        return probabilities, y, keras_probabilities, None
+    plain = np.concatenate(plain)
     record = {"views": list(views), "accuracy": float(np.mean(probabilities.argmax(1) == y)),
               "plain_accuracy": float(np.mean(plain.argmax(1) == y)), "seconds": seconds, "plain_seconds": plain_s,
               "cost": seconds / max(plain_s, 1e-9)}
-    return probabilities, record
+    return probabilities, y, keras_probabilities, record
 
 
 def _split(data: str, split: str) -> str | None:
@@ -314,7 +367,7 @@ def _save(args, group_record, shift) -> list[str]:
 
 
 def _report(args, model, keras_model, shipped, x, y, names, probabilities, metrics, keras_metrics, agreement,
-            groups, *, tta=None) -> int:
+            groups, *, tta=None, sample=None) -> int:
     from tfxfer.metrics import metrics_chance_check
 
     check = metrics_chance_check(metrics)
@@ -332,6 +385,8 @@ def _report(args, model, keras_model, shipped, x, y, names, probabilities, metri
             extra["saved"] = saved
         if tta is not None:
             extra["tta"] = tta
+        if sample is not None:  # --limit drew a sample: {"size", "of", "seed"}
+            extra["sample"] = sample
         emit_json(args, exit_code=code, error=chance_error(check, allowed=args.allow_chance), model=model.path,
                   data=args.data,
                   split=args.split, metrics=metrics, chance=check, **extra)
@@ -340,7 +395,8 @@ def _report(args, model, keras_model, shipped, x, y, names, probabilities, metri
     reasons = metrics.get("skip_reasons") or {}
     skips = (f", {metrics['skipped']} skipped: " + ", ".join(f"{n} {r}" for r, n in reasons.items()) if reasons
              else f", {metrics['skipped']} skipped" if metrics.get("skipped") else "")
-    print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} {unit}{skips}): accuracy "
+    drawn = f", a stratified sample of {sample['of']} (--limit, seed {sample['seed']})" if sample else ""
+    print(f"{os.path.basename(model.path)} on {args.data} ({len(y)} {unit}{drawn}{skips}): accuracy "
           f"{metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}")
     for line in chance_lines(check, allowed=args.allow_chance):
         print(line)

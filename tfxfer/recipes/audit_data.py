@@ -46,8 +46,10 @@ def _group_value(value) -> str:
         else str(value)
 
 
-def packaged_groups(source: str, column: str, *, split: str, limit: int | None, count: int) -> np.ndarray:
-    """The ``column`` extra of a packaged data set's ``split``, first ``limit`` examples."""
+def packaged_groups(source: str, column: str, *, split: str, limit: int | None, count: int,
+                    indices=None) -> np.ndarray:
+    """The ``column`` extra of a packaged data set's ``split``: its first ``limit`` examples, or those at
+    ``indices`` (a sample `tfxfer.recipes.inference.evaluation_data` drew)."""
     from tfxfer.data import load
 
     loaded = load(packaged_key(source))
@@ -57,7 +59,9 @@ def packaged_groups(source: str, column: str, *, split: str, limit: int | None, 
     if column not in extras:
         known = ", ".join(sorted(extras)) or "none"
         raise ArgumentError("--groups", column, f"must be a per-example column of {source} (it has: {known})")
-    values = np.asarray([_group_value(v) for v in np.asarray(extras[column])[:limit]], dtype=object)
+    column_values = np.asarray(extras[column])
+    column_values = column_values[np.asarray(indices, np.int64)] if indices is not None else column_values[:limit]
+    values = np.asarray([_group_value(v) for v in column_values], dtype=object)
     if len(values) != count:
         raise DataError(f"{source}: {len(values)} values of {column!r} for {count} evaluated examples")
     return values
@@ -197,10 +201,11 @@ def image_table_groups(path: str, column: str, *, files, count: int) -> np.ndarr
 
 
 def image_groups(source: str, column: str, *, split: str, limit: int | None, count: int,
-                 channels: int, image_size) -> np.ndarray:
-    """The group of each image `tfxfer.recipes.inference.evaluation_data` returned for ``source``."""
+                 channels: int, image_size, indices=None) -> np.ndarray:
+    """The group of each image `tfxfer.recipes.inference.evaluation_data` returned for ``source``:
+    the first ``count``, or those at ``indices`` when it drew a sample (its ``sample["indices"]``)."""
     if packaged_key(source) is not None:
-        return packaged_groups(source, column, split=split, limit=limit, count=count)
+        return packaged_groups(source, column, split=split, limit=limit, count=count, indices=indices)
     path = os.path.abspath(os.path.expanduser(source))
     if os.path.isdir(path):
         raise ArgumentError("--groups", column, "needs a table (CSV / TSV with a path, a label and this column) or "
@@ -210,7 +215,10 @@ def image_groups(source: str, column: str, *, split: str, limit: int | None, cou
     data = image_dataset_from_csv(path, image_size=tuple(image_size), batch_size=64, shuffle=False,
                                   color_mode="grayscale" if channels == 1 else "rgb",
                                   delimiter="\t" if _table_format(path) == "tsv" else ",")
-    return image_table_groups(path, column, files=list((data.files or {}).get("train") or []), count=count)
+    files = list((data.files or {}).get("train") or [])
+    if indices is not None:
+        files = [files[i] for i in indices]
+    return image_table_groups(path, column, files=files, count=count)
 
 
 def text_data(model, source: str, *, split: str, limit: int | None, text_column: str, label_column: str,

@@ -200,17 +200,74 @@ def top_k(probs, class_names, *, k: int = 3) -> list:
     return out
 
 
-def evaluation_data(source: str, *, image_size, channels: int, split: str = "test", class_names=None,
-                    limit: int | None = None, sample_seed: int | None = None, skipped: list | None = None):
-    """``(images, labels, class_names)`` for a packaged data set split, a folder or a CSV / TSV table.
+def sample_indices(labels, limit: int, *, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded stratified sample of ``limit`` of the class ids ``labels``.
 
-    ``limit`` keeps the first ``limit`` examples in the data's order; with ``sample_seed`` it keeps a
-    seeded random subset instead (a folder read class by class would otherwise give the first
-    classes only), decoding only the images it keeps. ``skipped``, a list, receives the loader's
-    ``{"path", "reason", "detail"}`` entry of each file or row it left out (unreadable images,
-    repeated rows...; `tfxfer.recipes.image_inputs.skip_note` counts them by reason)."""
+    Every class present gets at least one place when ``limit`` allows it, the rest are shared in
+    proportion to the class sizes (largest remainders first, ties broken by the seed); within a class
+    the members are drawn at random. ``limit`` at or above ``len(labels)`` keeps everything.
+
+    Example:
+        >>> labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+        >>> kept = sample_indices(labels, 4, seed=0)
+        >>> len(kept), np.bincount(labels[kept]).tolist()
+        (4, [2, 2])
+    """
+    labels = np.asarray(labels)
+    if labels.ndim > 1:  # one-hot (or multi-hot) rows: stratified by their first class
+        labels = labels.argmax(axis=1)
+    n, limit = len(labels), int(limit)
+    if limit >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    _, inverse = np.unique(labels, return_inverse=True)
+    members = [rng.permutation(np.flatnonzero(inverse == k)) for k in range(int(inverse.max()) + 1)]
+    sizes = np.array([len(m) for m in members])
+    quota = np.ones(len(sizes), int) if limit >= len(sizes) else np.zeros(len(sizes), int)
+    rest = limit - int(quota.sum())
+    share = rest * (sizes - quota) / max(int((sizes - quota).sum()), 1)
+    extra = np.floor(share).astype(int)
+    order = np.lexsort((rng.random(len(sizes)), -(share - extra)))  # largest remainder first, seeded ties
+    extra[order[:rest - int(extra.sum())]] += 1
+    quota += extra
+    return np.sort(np.concatenate([m[:q] for m, q in zip(members, quota)])).astype(np.int64)
+
+
+def _dataset_batches(dataset, limit: int | None):
+    """``(float32 images, labels)`` numpy batches of a batched dataset, at most ``limit`` images in all."""
+    count = 0
+    for x, y in dataset.as_numpy_iterator():
+        if limit is not None and count + len(x) > limit:
+            x, y = x[:limit - count], y[:limit - count]
+        count += len(x)
+        if len(x):
+            yield np.asarray(x, np.float32), np.asarray(y)
+        if limit is not None and count >= limit:
+            return
+
+
+def evaluation_batches(source: str, *, image_size, channels: int, split: str = "test", class_names=None,
+                       limit: int | None = None, sample_seed: int | None = None, skipped: list | None = None,
+                       sample: dict | None = None, batch_size: int = 64):
+    """``(batches, class_names)``: the data `evaluation_data` returns, as an iterator of ``(float32 images,
+    labels)`` batches of at most ``batch_size`` images in the same order, decoded as they are asked for
+    (nothing holds more than one batch of pixels). The arguments are `evaluation_data`'s; the data is
+    opened, and its classes checked against ``class_names``, before this returns.
+
+    With ``class_names`` (the model's), labels are mapped to them by name and the names returned are
+    the model's: data holding only some of the model's classes is evaluated on those (the others get
+    no support); a class the model does not know is a `DataError` naming it. (A folder or table with a
+    single class is refused by the loader, which needs two.)"""
     from tfxfer.data import image_dataset_from_csv, image_dataset_from_folder, list_datasets
-    from tfxfer.recipes.image_data import take_images
+
+    def draw(labels):
+        """The kept positions, or None to keep the first ``limit`` (or all)."""
+        if not limit or sample_seed is None or len(labels) <= limit:
+            return None
+        keep = sample_indices(labels, limit, seed=sample_seed)
+        if sample is not None:
+            sample.update(size=int(len(keep)), of=int(len(labels)), seed=int(sample_seed), indices=keep)
+        return keep
 
     key = source.strip().lower().replace("-", "_")
     if key in list_datasets():
@@ -221,35 +278,77 @@ def evaluation_data(source: str, *, image_size, channels: int, split: str = "tes
         if split not in ("train", "val", "test"):
             raise ArgumentError("split", split, 'must be "train", "val" or "test"')
         x, y = getattr(loaded, split)
-        if limit and sample_seed is not None and len(x) > limit:
-            keep = np.sort(np.random.default_rng(sample_seed).permutation(len(x))[:limit])
+        keep = draw(y)
+        if keep is not None:
             x, y = x[keep], y[keep]
         elif limit:
             x, y = x[:limit], y[:limit]
-        ds = array_pipeline(x, y, image_size=tuple(image_size), batch_size=64, training=False, channels=channels)
-        images, labels = take_images(ds)
-        names = list(loaded.class_names)
+        ds = array_pipeline(x, y, image_size=tuple(image_size), batch_size=batch_size, training=False,
+                            channels=channels, cache=None)
+        batches, names = _dataset_batches(ds, None), list(loaded.class_names)
     else:
         path = os.path.abspath(os.path.expanduser(source))
         color = "grayscale" if channels == 1 else "rgb"
-        sampled = {"shuffle": True, "seed": sample_seed} if limit and sample_seed is not None else {"shuffle": False}
+        common = dict(image_size=tuple(image_size), batch_size=batch_size, color_mode=color, shuffle=False,
+                      cache=None)  # read once, in order: no copy of every image kept in memory
         if os.path.isdir(path):
-            data = image_dataset_from_folder(path, image_size=tuple(image_size), batch_size=64, color_mode=color,
-                                             class_names=None, **sampled)
+            data = image_dataset_from_folder(path, class_names=None, **common)
         elif os.path.isfile(path):
             delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","  # as audit_data.image_groups
-            data = image_dataset_from_csv(path, image_size=tuple(image_size), batch_size=64, color_mode=color,
-                                          delimiter=delimiter, **sampled)
+            data = image_dataset_from_csv(path, delimiter=delimiter, **common)
         else:
             raise ArgumentError("data", source, "must be a packaged data set name, a folder or a CSV table")
         if skipped is not None:
             skipped.extend(data.summary.skipped)
-        images, labels = take_images(data.train, limit)
+        keep = draw(np.asarray(data.labels["train"])) if data.files and "train" in data.labels else None
+        if keep is not None:  # decode only the sampled files, as the pipeline decodes them
+            from tfxfer.recipes.image_inputs import iter_images
+
+            files, labels = data.files["train"], np.asarray(data.labels["train"])[keep]
+
+            def sampled():
+                done = 0
+                for _, images in iter_images([files[i] for i in keep], image_size=image_size, channels=channels,
+                                             batch_size=batch_size):
+                    yield images, labels[done:done + len(images)]
+                    done += len(images)
+
+            batches = sampled()
+        else:
+            batches = _dataset_batches(data.train, limit)
         names = list(data.class_names)
-    if class_names is not None and list(class_names) != names:
-        if sorted(class_names) != sorted(names):
-            raise DataError(f"The data's classes {names} differ from the model's classes {list(class_names)}")
-        remap = np.array([list(class_names).index(n) for n in names])
-        labels = remap[np.asarray(labels)]
-        names = list(class_names)
-    return images, np.asarray(labels), names
+    if class_names is None or list(class_names) == names:
+        return batches, names
+    model_names = [str(c) for c in class_names]
+    unknown = [n for n in names if str(n) not in model_names]
+    if unknown:
+        raise DataError(f"{source}: the data's class(es) {bounded_repr(unknown)} are not among the model's classes "
+                        f"{bounded_repr(model_names)}")
+    remap = np.array([model_names.index(str(n)) for n in names])  # by name: the data may hold only some classes
+    return ((images, remap[np.asarray(labels)]) for images, labels in batches), list(class_names)
+
+
+def evaluation_data(source: str, *, image_size, channels: int, split: str = "test", class_names=None,
+                    limit: int | None = None, sample_seed: int | None = None, skipped: list | None = None,
+                    sample: dict | None = None):
+    """``(images, labels, class_names)`` for a packaged data set split, a folder or a CSV / TSV table
+    (`evaluation_batches` gives them a batch at a time).
+
+    ``limit`` keeps the first ``limit`` examples in the data's order; with ``sample_seed`` it keeps a
+    seeded stratified sample instead (`sample_indices`: every class, in proportion; a folder read class
+    by class would otherwise give the first classes only), decoding only the images it keeps, in the
+    data's order. ``sample``, a dict, then receives ``{"size", "of", "seed", "indices"}`` (the kept
+    positions in the split / the loader's file list) when a sample was drawn. ``skipped``, a list,
+    receives the loader's ``{"path", "reason", "detail"}`` entry of each file or row it left out
+    (unreadable images, repeated rows...; `tfxfer.recipes.image_inputs.skip_note` counts them by
+    reason)."""
+    batches, names = evaluation_batches(source, image_size=image_size, channels=channels, split=split,
+                                        class_names=class_names, limit=limit, sample_seed=sample_seed,
+                                        skipped=skipped, sample=sample)
+    images, labels = [], []
+    for x, y in batches:
+        images.append(x)
+        labels.append(y)
+    if not images:
+        raise DataError(f"{source} yielded no images")
+    return np.concatenate(images), np.concatenate(labels), names

@@ -228,8 +228,22 @@ def test_target_shift(good_run, folder, tmp_path, capsys):
     assert 'id="shift"' in (good_run / "report" / "report.html").read_text()
 
 
+@pytest.fixture
+def elpv_read_once(monkeypatch):
+    """The real ELPV files, read from their package once: each `evaluate --groups` below loads the set
+    twice (its images, then its groups' extras), and each load reads all 2,624 300x300 PNGs (~4 s);
+    every load still gets its own copy of what the package reader returned."""
+    import copy
+
+    from tfxfer.data import registry
+
+    read = registry._READERS["elpv"]
+    first = read()
+    monkeypatch.setitem(registry._READERS, "elpv", lambda: copy.deepcopy(first))
+
+
 @pytest.mark.slow
-def test_packaged_groups_and_domain_pairs(tmp_path, capsys):
+def test_packaged_groups_and_domain_pairs(tmp_path, capsys, elpv_read_once):
     """ELPV by cell type (its module_type extra, alias cell_type) and a domain pair grouped by domain."""
     import keras
 

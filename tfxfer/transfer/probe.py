@@ -3,7 +3,8 @@
 A quick linear probe (standardised features + logistic regression) is trained on the pretrained
 backbone's features and on controls that know nothing of the source domain: the *same
 architecture with random weights* and, for text, *TF-IDF + logistic regression*. A gain counts
-when it exceeds the margin (or twice the standard error of the difference, whichever is larger).
+when it exceeds the margin and twice the standard error of the difference (Agresti-Caffo: it never
+collapses to 0 at accuracy 0 or 1, so a handful of test examples decides nothing).
 
 A linear probe measures *frozen* features only. Frozen features can lose to the control while
 fine-tuning the same backbone wins clearly (MiniLM on short movie snippets: its frozen embeddings
@@ -14,9 +15,13 @@ not already win) and the verdict tells the two apart:
 
 * ``transfer_helps``: frozen features beat every control (fine-tune from this backbone);
 * ``fine_tuning_wins``: frozen features lose, a short fine-tune beats every control: fine-tune;
-* ``transfer_does_not_pay``: neither frozen features nor the short fine-tune beat the control;
+* ``transfer_does_not_pay``: neither the frozen features nor the short fine-tune do better than the
+  control, and the test set is large enough to rule out a gain of the margin;
 * ``no_clear_gain`` / ``negative_transfer``: frozen features tie / lose and fine-tuning was not
-  checked; the first remedy is to run the check before dropping the backbone.
+  checked; the first remedy is to run the check before dropping the backbone;
+* ``inconclusive``: the test set is too small to tell (``report.detail`` says on how many test
+  examples, and ``report.examples_needed`` about how many would decide), or a fine-tune leads by
+  less than the margin. Where the backbone leads at all, the recommendation is never the control.
 
 Example:
     >>> import numpy as np
@@ -31,7 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 
@@ -42,91 +46,18 @@ from tfxfer.transfer._checks import as_class_labels, as_features
 from tfxfer.transfer._data import as_image_arrays, single_labels
 from tfxfer.transfer.candidates import Candidate
 from tfxfer.transfer.embeddings import candidate_features
-from tfxfer.utils.validate import check_float, check_int
-
-VERDICTS = {
-    "transfer_helps": "frozen pretrained features beat every control: fine-tune from this backbone",
-    "no_clear_gain": "frozen pretrained features are no better than the control (a linear probe); fine-tuning "
-                     "was not checked, and it can still win",
-    "negative_transfer": "frozen pretrained features are worse than the control (a linear probe); fine-tuning "
-                         "was not checked, and it can still win",
-    "fine_tuning_wins": "frozen features do not beat the control, but a short fine-tune does: fine-tune this "
-                        "backbone (its features need adapting; transfer still pays)",
-    "transfer_does_not_pay": "neither the frozen features nor a short fine-tune beat the control: transfer from "
-                             "this backbone does not pay on this data",
-}
-
-#: What to do, per verdict.
-RECOMMENDATIONS = {
-    "transfer_helps": "fine-tune",
-    "fine_tuning_wins": "fine-tune",
-    "no_clear_gain": "check fine-tuning before deciding",
-    "negative_transfer": "check fine-tuning before deciding",
-    "transfer_does_not_pay": "use the control or another backbone",
-}
-
-CHECK_FINE_TUNING = (
-    "Before dropping this backbone, check fine-tuning: frozen features can lose where a fine-tuned "
-    "backbone wins (probe_text(..., fine_tune=fine_tune_check_text(...)), probe_backbone(..., "
-    "fine_tune_epochs=2)).")
-FINE_TUNE = ("Fine-tune it: train the head, then unfreeze the backbone top-down at a low learning rate "
-             "(tfxfer.fine_tune, or a recipe with train.epochs > 0); frozen-feature pipelines "
-             "(cached features, linear probes, k-NN) will under-sell it.")
-
-REMEDIES = (
-    "Unfreeze more of the backbone and fine-tune deeper at a low learning rate "
-    "(tfxfer.freezing.unfreeze(model, fraction=0.5) or fine_tune(..., with more stages)).",
-    "Try another backbone, closer to your domain or at a higher input resolution (tfxfer rank).",
-    "Check the input pipeline: preprocessing mode, channel order, grayscale vs RGB and input size "
-    "must match what the backbone was trained on.",
-    "Adapt to the domain: continue pretraining on unlabelled in-domain images (self-supervised), "
-    "or, with enough labels, train from scratch and keep the control as the baseline.",
+from tfxfer.transfer.probe_verdict import (  # noqa: F401  (re-exported: tfxfer.transfer.probe.VERDICTS, ...)
+    CHECK_FINE_TUNING,
+    FINE_TUNE,
+    RECOMMENDATIONS,
+    REMEDIES,
+    VERDICTS,
+    ProbeReport,
+    _threshold,
+    examples_needed,
+    verdict_from_accuracies,
 )
-
-
-@dataclasses.dataclass
-class ProbeReport:
-    """Linear-probe accuracies, the verdict and remedies."""
-
-    pretrained_accuracy: float
-    controls: dict
-    chance_accuracy: float
-    gain: float
-    threshold: float
-    verdict: str
-    remedies: list
-    num_train: int
-    num_test: int
-    fine_tuned_accuracy: float | None = None
-    fine_tune_gain: float | None = None
-
-    @property
-    def best_control(self) -> str:
-        return max(self.controls, key=self.controls.get)
-
-    @property
-    def recommendation(self) -> str:
-        """What to do: "fine-tune", "check fine-tuning before deciding" or "use the control or another backbone"."""
-        return RECOMMENDATIONS[self.verdict]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"best_control": self.best_control, "summary": VERDICTS[self.verdict],
-                                           "recommendation": self.recommendation}
-
-    def to_markdown(self) -> str:
-        lines = ["| features | linear-probe accuracy |", "|---|---:|",
-                 f"| pretrained | {self.pretrained_accuracy:.3f} |"]
-        lines += [f"| control: {name} | {acc:.3f} |" for name, acc in self.controls.items()]
-        if self.fine_tuned_accuracy is not None:
-            lines.append(f"| pretrained, short fine-tune | {self.fine_tuned_accuracy:.3f} |")
-        lines += [f"| chance (majority class) | {self.chance_accuracy:.3f} |", "",
-                  f"**{self.verdict}**: {VERDICTS[self.verdict]} (gain {self.gain:+.3f} over "
-                  f"{self.best_control}; threshold {self.threshold:.3f}; {self.num_train} train / "
-                  f"{self.num_test} test examples). Recommendation: {self.recommendation}."]
-        if self.remedies:
-            lines += ["", "Remedies:", *[f"- {r}" for r in self.remedies]]
-        return "\n".join(lines)
-
+from tfxfer.utils.validate import check_float, check_int
 
 def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, *, C: float = 1.0) -> float:
     """Accuracy of standardised features + multinomial logistic regression (scikit-learn)."""
@@ -179,54 +110,6 @@ def split_indices(labels: np.ndarray, *, test_fraction: float, seed: int) -> tup
     if len(np.unique(labels[train])) < 2:
         raise DataError("The probe's training split holds a single class; pass more data")
     return np.sort(train), np.sort(test)
-
-
-def _threshold(a: float, b: float, num_test: int, margin: float) -> float:
-    se = np.sqrt((a * (1 - a) + b * (1 - b)) / num_test)
-    return float(max(margin, 2.0 * se))
-
-
-def verdict_from_accuracies(pretrained: float, controls: dict, *, num_test: int, num_train: int = 0,
-                            chance: float = 0.0, margin: float = 0.02, fine_tuned: float | None = None) -> ProbeReport:
-    """The verdict: compare ``pretrained`` accuracy with the best of ``controls`` (name -> accuracy).
-
-    The gain must exceed ``max(margin, 2 * standard error of the difference)`` to count.
-    ``fine_tuned`` is the accuracy of a short fine-tune of the pretrained backbone on the same split
-    (None: not checked); it decides between ``fine_tuning_wins`` and ``transfer_does_not_pay`` when
-    the frozen features do not win.
-
-    Example:
-        >>> from tfxfer.transfer import verdict_from_accuracies
-        >>> verdict_from_accuracies(0.62, {"random_weights": 0.71}, num_test=500).verdict
-        'negative_transfer'
-        >>> report = verdict_from_accuracies(0.70, {"tfidf": 0.71}, num_test=1000, fine_tuned=0.79)
-        >>> report.verdict, report.recommendation
-        ('fine_tuning_wins', 'fine-tune')
-    """
-    if not isinstance(controls, dict) or not controls:
-        raise ArgumentTypeError("controls", controls, "a non-empty dict of control name -> accuracy")
-    margin = check_float("margin", margin, low=0, high=1, high_open=True)
-    num_test = check_int("num_test", num_test, low=1)
-    fine_tuned = check_float("fine_tuned", fine_tuned, low=0, high=1, allow_none=True)
-    best = max(controls.values())
-    threshold = _threshold(pretrained, best, num_test, margin)
-    gain = float(pretrained - best)
-    fine_tune_gain = None
-    if gain >= threshold:
-        verdict, remedies = "transfer_helps", []
-    elif fine_tuned is not None:
-        fine_tune_gain = float(fine_tuned - best)
-        if fine_tune_gain >= _threshold(fine_tuned, best, num_test, margin):
-            verdict, remedies = "fine_tuning_wins", [FINE_TUNE]
-        else:
-            verdict, remedies = "transfer_does_not_pay", list(REMEDIES[1:])
-    else:
-        verdict = "negative_transfer" if gain <= -threshold else "no_clear_gain"
-        remedies = [CHECK_FINE_TUNING, *REMEDIES]
-    return ProbeReport(pretrained_accuracy=float(pretrained), controls={k: float(v) for k, v in controls.items()},
-                       chance_accuracy=float(chance), gain=gain, threshold=threshold, verdict=verdict,
-                       remedies=remedies, num_train=int(num_train), num_test=int(num_test),
-                       fine_tuned_accuracy=fine_tuned, fine_tune_gain=fine_tune_gain)
 
 
 def probe_features(pretrained, controls: dict, labels, *, test_fraction: float = 0.3, margin: float = 0.02,
@@ -398,8 +281,9 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         >>> import numpy as np
         >>> from tfxfer.transfer import probe_backbone
         >>> x = np.random.default_rng(0).uniform(0, 255, (40, 32, 32, 3)); y = np.arange(40) % 2
-        >>> probe_backbone((x, y), "mobilenet_v2", weights=None, input_size=(32, 32)).verdict
-        'no_clear_gain'
+        >>> report = probe_backbone((x, y), "mobilenet_v2", weights=None, input_size=(32, 32))
+        >>> report.verdict, report.num_test  # 12 test examples decide nothing
+        ('inconclusive', 12)
     """
     fine_tune_epochs = check_int("fine_tune_epochs", fine_tune_epochs, low=0)
     images, labels = as_image_arrays(data, max_samples=max_samples, seed=seed)

@@ -96,3 +96,18 @@ def test_errors(feature_sets):
         probe_text([1, 2, 3], [0, 1, 0], encode=lambda t: np.zeros((3, 2)))
     with pytest.raises(ArgumentTypeError, match="encode"):
         probe_text(["a", "b"], [0, 1], encode="bert")
+
+
+@pytest.mark.parametrize("options, name", [
+    ({"max_samples": 0}, "max_samples"), ({"max_samples": 2}, "max_samples"), ({"max_samples": 2.5}, "max_samples"),
+    ({"batch_size": 0}, "batch_size"), ({"batch_size": -1}, "batch_size"), ({"batch_size": "32"}, "batch_size"),
+    ({"test_fraction": 1.0}, "test_fraction"), ({"seed": -1}, "seed")])
+def test_image_probe_options_are_checked_before_any_feature(tiny_specs, bright_dark_images, options, name):
+    with pytest.raises(ArgumentError, match=f"`{name}`"):
+        probe_backbone(bright_dark_images, tiny_specs[1], weights=None, input_size=(16, 16), **options)
+
+
+def test_image_probe_on_the_fewest_examples(tiny_specs, bright_dark_images):
+    report = probe_backbone(bright_dark_images, tiny_specs[1], weights=None, input_size=(16, 16), max_samples=3,
+                            batch_size=1, test_fraction=0.3)
+    assert (report.num_train, report.num_test) == (2, 1) and report.verdict == "inconclusive"

@@ -59,6 +59,10 @@ from tfxfer.transfer.probe_verdict import (  # noqa: F401  (re-exported: tfxfer.
 )
 from tfxfer.utils.validate import check_float, check_int
 
+#: The fewest examples a probe can split: 2 to train on and 1 to test.
+MIN_EXAMPLES = 3
+
+
 def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, *, C: float = 1.0) -> float:
     """Accuracy of standardised features + multinomial logistic regression (scikit-learn)."""
     from sklearn.linear_model import LogisticRegression
@@ -258,6 +262,15 @@ def fine_tune_check_text(make_encoder, *, epochs: int = 2, head_epochs: int = 1,
     return check
 
 
+def _probe_options(*, max_samples, batch_size, seed, test_fraction, margin):
+    """The options every probe checks before any feature is computed: ``(max_samples, batch_size, seed)``."""
+    check_float("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+    check_float("margin", margin, low=0, high=1, high_open=True)
+    max_samples = check_int("max_samples", max_samples, low=MIN_EXAMPLES, allow_none=True)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    return max_samples, batch_size, check_int("seed", seed, low=0, high=2**32 - 1)
+
+
 def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_size=None,
                    test_fraction: float = 0.3, margin: float = 0.02, max_samples: int | None = 2000,
                    batch_size: int = 32, seed: int = 0, fine_tune_epochs: int = 0) -> ProbeReport:
@@ -270,8 +283,9 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         weights: the pretrained weights ("imagenet" or a local file).
         input_size: (height, width) the images are resized to; default the backbone's.
         test_fraction, margin, seed: as in `probe_features`.
-        max_samples: probe on a seeded subset of at most this many examples.
-        batch_size: feature-extraction batch size.
+        max_samples: probe on a seeded subset of at most this many examples (an int >= 3: 2 to
+            train on and 1 to test), or None for all.
+        batch_size: feature-extraction (and fine-tune check) batch size, an int >= 1.
         fine_tune_epochs: > 0 adds the short fine-tune check: when the frozen features do not win,
             `tfxfer.fine_tune` trains the head for one epoch then unfreezes the backbone for this
             many epochs on the probe's training split, and its test accuracy decides
@@ -286,6 +300,8 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         ('inconclusive', 12)
     """
     fine_tune_epochs = check_int("fine_tune_epochs", fine_tune_epochs, low=0)
+    max_samples, batch_size, seed = _probe_options(max_samples=max_samples, batch_size=batch_size, seed=seed,
+                                                   test_fraction=test_fraction, margin=margin)
     images, labels = as_image_arrays(data, max_samples=max_samples, seed=seed)
     labels = single_labels(labels)
     pretrained = Candidate(backbone, weights=weights, input_size=input_size)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.factories import REVIEW_VOCAB, tiny_text_encoder
-from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.transfer import probe_backbone, probe_features, probe_text, verdict_from_accuracies
 from tfxfer.transfer.probe import VERDICTS, fine_tune_check_text
 
@@ -139,3 +139,83 @@ def test_accuracies_are_checked():
         verdict_from_accuracies(1.5, {"r": 0.5}, num_test=10)
     with pytest.raises(ArgumentError, match=r"controls\['r'\]"):
         verdict_from_accuracies(0.5, {"r": float("nan")}, num_test=10)
+
+
+# -- probe_text takes probe_backbone's names ---------------------------------------------------------------
+def _reviews():
+    texts = ["good fun", "great film", "bad plot", "awful acting"] * 10
+    return texts, [1, 1, 0, 0] * 10
+
+
+def _noise(t):
+    return np.random.default_rng(len(t)).normal(size=(len(t), 4))
+
+
+def test_probe_text_takes_data_pairs_and_the_image_probe_names():
+    texts, labels = _reviews()
+    old = probe_text(texts, labels, encode=_noise)
+    for report in (probe_text((texts, labels), encode=_noise), probe_text(data=(texts, labels), encode=_noise),
+                   probe_text(texts=texts, labels=labels, encode=_noise), probe_text(texts, labels=labels, encode=_noise)):
+        assert report.to_dict() == old.to_dict()
+    seen = []
+    subset = probe_text((texts, labels), encode=lambda t: seen.append(len(t)) or _noise(t), max_samples=20)
+    assert seen == [20] and subset.num_train + subset.num_test == 20
+    assert probe_text((texts, labels), encode=_noise, max_samples=1000).num_test == old.num_test
+
+
+def test_probe_text_fine_tune_epochs_builds_the_check(monkeypatch):
+    import tfxfer.transfer.probe as probe
+
+    built = []
+
+    def fake_check(make_encoder, **options):
+        built.append(options)
+        return lambda *split: 1.0
+
+    monkeypatch.setattr(probe, "fine_tune_check_text", fake_check)
+    texts, labels = _reviews()
+    report = probe_text((texts, labels), encode=_noise, fine_tune_epochs=3, make_encoder=lambda: None, batch_size=8)
+    assert built == [{"epochs": 3, "batch_size": 8, "seed": 0}] and report.fine_tuned_accuracy == 1.0
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda d, e: probe_text(d, encode=e, max_samples=0), "max_samples"),
+    (lambda d, e: probe_text(d, encode=e, batch_size=0), "batch_size"),
+    (lambda d, e: probe_text(d, encode=e, fine_tune_epochs=-1), "fine_tune_epochs"),
+    (lambda d, e: probe_text(d, encode=e, fine_tune_epochs=2), "make_encoder"),
+    (lambda d, e: probe_text(d, encode=e, make_encoder=lambda: None), "make_encoder"),
+    (lambda d, e: probe_text(d, encode=e, fine_tune_epochs=1, make_encoder=lambda: None, fine_tune=lambda *a: 1.0),
+     "fine_tune"),
+    (lambda d, e: probe_text(d, d[1], encode=e, texts=d[0]), "texts")])
+def test_probe_text_option_errors_name_the_argument(call, name):
+    with pytest.raises(ArgumentError, match=f"`{name}`"):
+        call(_reviews(), _noise)
+
+
+def test_probe_text_data_errors():
+    texts, labels = _reviews()
+    with pytest.raises(ArgumentTypeError, match="`data`"):
+        probe_text(texts, encode=_noise)  # texts without labels
+    with pytest.raises(ArgumentTypeError, match="`data`"):
+        probe_text(encode=_noise)
+    with pytest.raises(DataError, match="40 texts but 39 labels"):
+        probe_text((texts, labels[:-1]), encode=_noise)
+
+
+def test_probe_backbone_takes_a_check_of_its_own(tiny_specs, bright_dark_images):
+    seen = []
+
+    def own(train_x, train_y, test_x, test_y):
+        seen.append((train_x.shape, test_x.shape))
+        return 1.0
+
+    report = probe_backbone(bright_dark_images, tiny_specs[1], weights=None, input_size=(16, 16), test_fraction=0.5,
+                            fine_tune=own, margin=0.5)  # a 0.5 margin: frozen features of a random net do not win
+    assert report.fine_tuned_accuracy == 1.0 and seen == [((30, 24, 24, 1), (30, 24, 24, 1))]
+    with pytest.raises(ArgumentError, match="`fine_tune`"):
+        probe_backbone(bright_dark_images, tiny_specs[1], weights=None, fine_tune=own, fine_tune_epochs=1)
+
+
+def test_a_check_of_the_wrong_shape_is_a_type_error_up_front():
+    with pytest.raises(ArgumentTypeError, match="train_texts, train_labels, test_texts, test_labels"):
+        probe_text(_reviews(), encode=_noise, fine_tune=lambda train, test: 1.0)

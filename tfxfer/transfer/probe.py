@@ -9,9 +9,10 @@ collapses to 0 at accuracy 0 or 1, so a handful of test examples decides nothing
 A linear probe measures *frozen* features only. Frozen features can lose to the control while
 fine-tuning the same backbone wins clearly (MiniLM on short movie snippets: its frozen embeddings
 tie TF-IDF, fine-tuning it gains about 8 points), so a losing probe alone never says "transfer does
-not pay". Give the probe a short fine-tune check (``fine_tune=`` for `probe_features` /
-`probe_text`, ``fine_tune_epochs=`` for `probe_backbone`; it runs only when the frozen features do
-not already win) and the verdict tells the two apart:
+not pay". Give the probe a short fine-tune check (``fine_tune_epochs=`` for `probe_backbone` and
+`probe_text`, which also needs ``make_encoder=``; ``fine_tune=`` for a check of your own, in
+`probe_features` too; it runs only when the frozen features do not already win) and the verdict
+tells the two apart:
 
 * ``transfer_helps``: frozen features beat every control (fine-tune from this backbone);
 * ``fine_tuning_wins``: frozen features lose, a short fine-tune beats every control: fine-tune;
@@ -177,21 +178,56 @@ def tfidf_accuracy(train_texts, train_labels, test_texts, test_labels, *, C: flo
     return float(np.mean(model.predict(vectorizer.transform(list(test_texts))) == np.asarray(test_labels)))
 
 
-def probe_text(texts, labels, *, encode, encode_control=None, test_fraction: float = 0.3,
-               margin: float = 0.02, seed: int = 0, fine_tune=None) -> ProbeReport:
+def _text_data(data, labels, texts):
+    """``(texts, labels)`` from `probe_text`'s call forms: ``data=(texts, labels)``, or texts then labels
+    (``probe_text(texts, labels, ...)``; ``texts=`` is the old keyword name of ``data``)."""
+    if texts is not None:
+        if data is not None:
+            raise ArgumentError("texts", "...", "is the old name of `data`; pass one of them, not both")
+        data = texts
+    if data is None:
+        raise ArgumentTypeError("data", data, "a (texts, labels) pair, or texts with labels=")
+    if labels is None:
+        if not (isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], str)
+                and not isinstance(data[1], str)):
+            raise ArgumentTypeError("data", data, "a (texts, labels) pair, or texts with labels=")
+        data, labels = data
+    if isinstance(data, str) or not all(isinstance(t, str) for t in data):
+        raise ArgumentTypeError("texts", type(data).__name__, "a sequence of strings")
+    texts, y = list(data), np.asarray(labels)
+    if y.ndim == 0 or len(y) != len(texts):
+        raise DataError(f"`data` has {len(texts)} texts but {len(y) if y.ndim else 'no'} labels")
+    return texts, y
+
+
+def probe_text(data=None, labels=None, *, encode, encode_control=None, test_fraction: float = 0.3,
+               margin: float = 0.02, max_samples: int | None = None, seed: int = 0, fine_tune_epochs: int = 0,
+               make_encoder=None, batch_size: int = 16, fine_tune=None, texts=None) -> ProbeReport:
     """Probe a text encoder: its features against TF-IDF (and, if given, a random-weights encoder).
 
+    The same names as `probe_backbone`: ``data=(texts, labels)``, ``max_samples``, ``batch_size``,
+    ``fine_tune_epochs``. The older form ``probe_text(texts, labels, ...)`` still works
+    (``texts=`` is the old keyword name of ``data``).
+
     Args:
-        texts: N strings.
-        labels: N integer labels.
+        data: ``(texts, labels)``: N strings and N integer labels; or the N strings, with ``labels``.
+        labels: N integer labels when ``data`` holds the texts only.
         encode: ``fn(list[str]) -> (N, D) array`` of pooled sentence features from the pretrained
             encoder (e.g. mean-pooled keras-hub BERT outputs).
         encode_control: the same for the encoder with random weights, or None.
         test_fraction, margin, seed: as in `probe_features`.
-        fine_tune: ``fn(train_texts, train_labels, test_texts, test_labels) -> accuracy``, a short
-            fine-tune of the encoder (`fine_tune_check_text` builds one), or None. It runs only when
-            the frozen features do not win, and decides ``fine_tuning_wins`` vs
-            ``transfer_does_not_pay``.
+        max_samples: probe on a seeded subset of at most this many texts (an int >= 3), or None
+            (the default) for all.
+        fine_tune_epochs: > 0 adds the short fine-tune check, as in `probe_backbone`: when the frozen
+            features do not win, a classifier on ``make_encoder()`` trains its head for one epoch,
+            then the whole encoder for this many epochs (`fine_tune_check_text`), on the probe's
+            training split; its test accuracy decides ``fine_tuning_wins`` vs ``transfer_does_not_pay``
+            (or ``inconclusive``).
+        make_encoder: ``fn() -> tfxfer.text.TextEncoder`` (a fresh one each call), needed by
+            ``fine_tune_epochs``.
+        batch_size: the fine-tune check's batch size, an int >= 1.
+        fine_tune: a check of your own instead, ``fn(train_texts, train_labels, test_texts,
+            test_labels) -> accuracy`` (`fine_tune_check_text` builds one), or None.
 
     Example:
         >>> import numpy as np
@@ -199,18 +235,28 @@ def probe_text(texts, labels, *, encode, encode_control=None, test_fraction: flo
         >>> texts = ["good fun", "great film", "bad plot", "awful acting"] * 25
         >>> labels = [1, 1, 0, 0] * 25
         >>> noise = lambda t: np.random.default_rng(len(t)).normal(size=(len(t), 4))
-        >>> probe_text(texts, labels, encode=noise).verdict  # random "encoder" loses to TF-IDF
+        >>> probe_text((texts, labels), encode=noise).verdict  # random "encoder" loses to TF-IDF
         'negative_transfer'
     """
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise ArgumentTypeError("texts", type(texts).__name__, "a sequence of strings")
-    texts = list(texts)
-    if not callable(encode) or (encode_control is not None and not callable(encode_control)):
+    texts, y = _text_data(data, labels, texts)
+    if not callable(encode):
         raise ArgumentTypeError("encode", encode, "a function list[str] -> (N, D) array")
-    if fine_tune is not None and not callable(fine_tune):
-        raise ArgumentTypeError("fine_tune", fine_tune, "a function (train_texts, train_labels, test_texts, "
-                                "test_labels) -> accuracy, or None")
-    y = np.asarray(labels)
+    if encode_control is not None and not callable(encode_control):
+        raise ArgumentTypeError("encode_control", encode_control, "a function list[str] -> (N, D) array, or None")
+    fine_tune = _fine_tune_option(fine_tune, fine_tune_epochs, "train_texts, train_labels, test_texts, test_labels")
+    max_samples, batch_size, seed = _probe_options(max_samples=max_samples, batch_size=batch_size, seed=seed,
+                                                   test_fraction=test_fraction, margin=margin)
+    if fine_tune_epochs:
+        if not callable(make_encoder):
+            raise ArgumentError("make_encoder", make_encoder, "must be a function () -> tfxfer.text.TextEncoder "
+                                f"when fine_tune_epochs > 0 (received fine_tune_epochs={fine_tune_epochs})")
+        fine_tune = fine_tune_check_text(make_encoder, epochs=fine_tune_epochs, batch_size=batch_size, seed=seed)
+    elif make_encoder is not None:
+        raise ArgumentError("make_encoder", make_encoder, "is used only by the fine-tune check; pass "
+                            "fine_tune_epochs > 0 with it")
+    if max_samples is not None and len(texts) > max_samples:
+        index = np.sort(np.random.default_rng(seed).choice(len(texts), size=max_samples, replace=False))
+        texts, y = [texts[i] for i in index], y[index]
     controls = {} if encode_control is None else {"random_weights": encode_control(texts)}
 
     def tfidf(train, test):
@@ -221,6 +267,30 @@ def probe_text(texts, labels, *, encode, encode_control=None, test_fraction: flo
 
     return probe_features(encode(texts), controls, y, test_fraction=test_fraction, margin=margin, seed=seed,
                           extra_controls={"tfidf": tfidf}, fine_tune=None if fine_tune is None else check)
+
+
+def _takes(fn, count: int) -> bool:
+    """False only when ``fn``'s signature is known and cannot take ``count`` positional arguments."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (some builtins): let the call decide
+        pass
+    return True
+
+
+def _fine_tune_option(fine_tune, fine_tune_epochs, signature: str):
+    """``fine_tune`` (a check of the caller's own), checked; it and ``fine_tune_epochs`` exclude each other."""
+    fine_tune_epochs = check_int("fine_tune_epochs", fine_tune_epochs, low=0)
+    if fine_tune is not None and not (callable(fine_tune) and _takes(fine_tune, 4)):
+        raise ArgumentTypeError("fine_tune", fine_tune, f"a function ({signature}) -> accuracy, or None")
+    if fine_tune is not None and fine_tune_epochs:
+        raise ArgumentError("fine_tune", fine_tune, f"and fine_tune_epochs={fine_tune_epochs} are two fine-tune "
+                            "checks; pass one of them")
+    return fine_tune
 
 
 def fine_tune_check_text(make_encoder, *, epochs: int = 2, head_epochs: int = 1, batch_size: int = 16,
@@ -273,7 +343,7 @@ def _probe_options(*, max_samples, batch_size, seed, test_fraction, margin):
 
 def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_size=None,
                    test_fraction: float = 0.3, margin: float = 0.02, max_samples: int | None = 2000,
-                   batch_size: int = 32, seed: int = 0, fine_tune_epochs: int = 0) -> ProbeReport:
+                   batch_size: int = 32, seed: int = 0, fine_tune_epochs: int = 0, fine_tune=None) -> ProbeReport:
     """Probe an image backbone: pretrained features against the same architecture with random weights.
 
     Args:
@@ -289,7 +359,9 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         fine_tune_epochs: > 0 adds the short fine-tune check: when the frozen features do not win,
             `tfxfer.fine_tune` trains the head for one epoch then unfreezes the backbone for this
             many epochs on the probe's training split, and its test accuracy decides
-            ``fine_tuning_wins`` vs ``transfer_does_not_pay``.
+            ``fine_tuning_wins`` vs ``transfer_does_not_pay`` (or ``inconclusive``).
+        fine_tune: a check of your own instead, ``fn(train_images, train_labels, test_images,
+            test_labels) -> accuracy`` (raw pixels, as in ``data``), or None; as in `probe_text`.
 
     Example:
         >>> import numpy as np
@@ -299,6 +371,7 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         >>> report.verdict, report.num_test  # 12 test examples decide nothing
         ('inconclusive', 12)
     """
+    fine_tune = _fine_tune_option(fine_tune, fine_tune_epochs, "train_images, train_labels, test_images, test_labels")
     fine_tune_epochs = check_int("fine_tune_epochs", fine_tune_epochs, low=0)
     max_samples, batch_size, seed = _probe_options(max_samples=max_samples, batch_size=batch_size, seed=seed,
                                                    test_fraction=test_fraction, margin=margin)
@@ -331,6 +404,9 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         probs = model.predict(x[test], batch_size=batch_size, verbose=0)
         return float(np.mean(np.asarray(probs).argmax(axis=1) == y[test]))
 
+    def own_check(train, test) -> float:
+        return fine_tune(images[train], labels[train], images[test], labels[test])
+
     return probe_features(feats.features, {"random_weights": random_feats.features}, labels,
                           test_fraction=test_fraction, margin=margin, seed=seed,
-                          fine_tune=check if fine_tune_epochs else None)
+                          fine_tune=check if fine_tune_epochs else own_check if fine_tune is not None else None)

@@ -59,8 +59,8 @@ LEADS_FROZEN = ("keep the backbone (its frozen features lead the control, not de
 
 CHECK_FINE_TUNING = (
     "Before dropping this backbone, check fine-tuning: frozen features can lose where a fine-tuned "
-    "backbone wins (probe_text(..., fine_tune=fine_tune_check_text(...)), probe_backbone(..., "
-    "fine_tune_epochs=2)).")
+    "backbone wins (probe_backbone(..., fine_tune_epochs=2), probe_text(..., fine_tune_epochs=2, "
+    "make_encoder=...)).")
 FINE_TUNE = ("Fine-tune it: train the head, then unfreeze the backbone top-down at a low learning rate "
              "(tfxfer.fine_tune, or a recipe with train.epochs > 0); frozen-feature pipelines "
              "(cached features, linear probes, k-NN) will under-sell it.")

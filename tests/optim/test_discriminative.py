@@ -164,3 +164,43 @@ def test_bad_arguments(call, error, match):
     model = tiny_model(2)
     with pytest.raises(error, match=match):
         call(model)
+
+
+def _two_dense():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense_a"), keras.layers.Dense(2, name="head")])
+
+
+def test_a_key_that_is_not_a_regex_is_refused_at_construction():
+    with pytest.raises(ArgumentError, match=r"`lr_multipliers\['dense_a/kernel\['\]` must be a variable path or a valid "
+                                            "regular expression"):
+        DiscriminativeAdam(1e-1, lr_multipliers={"head": 1.0, "dense_a/kernel[": 0.0})
+
+
+@pytest.mark.parametrize("multipliers", [{"densea/kernel": 0.0}, {"stem": 0.0}])
+def test_keys_that_match_no_variable_warn_at_build_naming_them(multipliers):
+    model = _two_dense()
+    model.compile(optimizer=DiscriminativeAdam(1e-1, lr_multipliers=multipliers), loss="mse")
+    key = next(iter(multipliers))
+    with pytest.warns(UserWarning, match=f"No key of lr_multipliers \\('{key}'\\) matches any of the 4 variables"):
+        model.fit(np.ones((4, 3)), np.zeros((4, 2)), epochs=1, verbose=0)
+
+
+def test_partly_matching_keys_are_silent_and_listed_by_unmatched_keys():
+    model = _two_dense()
+    opt = DiscriminativeAdam(1e-1, lr_multipliers={"dense_a/kernel": 0.0, "densea/bias": 0.0, "frozen_layer/": 0.5})
+    model.compile(optimizer=opt, loss="mse")
+    before = model.get_layer("dense_a").kernel.numpy().copy()
+    model.fit(np.ones((4, 3)), np.zeros((4, 2)), epochs=1, verbose=0)  # no warning: one key matches
+    np.testing.assert_array_equal(before, model.get_layer("dense_a").kernel.numpy())
+    assert opt.unmatched_keys(model.variables) == ["densea/bias", "frozen_layer/"]
+    clone = DiscriminativeAdam.from_config(opt.get_config())
+    assert clone.lr_multipliers == opt.lr_multipliers and clone.unmatched_keys(model.variables) == ["densea/bias",
+                                                                                                  "frozen_layer/"]
+
+
+def test_layerwise_decay_on_a_partly_frozen_model_builds_without_a_warning():
+    model = tiny_model(2)  # backbone frozen: only the head's variables reach build, BN statistics never do
+    opt = DiscriminativeAdam(1e-3, lr_multipliers=layerwise_decay(model, decay=0.5))
+    opt.build(model.trainable_variables)
+    assert 0 < len(opt.unmatched_keys(model.trainable_variables)) < len(opt.lr_multipliers)

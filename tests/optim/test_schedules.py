@@ -41,8 +41,20 @@ def test_drives_an_optimizer():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(peak_learning_rate=0, warmup_steps=1, decay_steps=1), "`peak_learning_rate` must be > 0"),
-        (dict(peak_learning_rate=1, warmup_steps=-1, decay_steps=1), "`warmup_steps` must be >= 0"),
+        (dict(peak_learning_rate=0, warmup_steps=1, decay_steps=1), "`peak_learning_rate` must be a finite number > 0"),
+        (dict(peak_learning_rate=1, warmup_steps=-1, decay_steps=1), "`warmup_steps` must be an int >= 0"),
+        (dict(peak_learning_rate=float("inf"), warmup_steps=2, decay_steps=5), "`peak_learning_rate`"),
+        (dict(peak_learning_rate="0.001", warmup_steps=2, decay_steps=5), "`peak_learning_rate`"),
+        (dict(peak_learning_rate=1e-3, warmup_steps=2, decay_steps=5, final_learning_rate=float("nan")),
+         "`final_learning_rate` must be a finite number >= 0"),
+        (dict(peak_learning_rate=1e-3, warmup_steps=2, decay_steps=5, final_learning_rate=-5.0), "`final_learning_rate`"),
+        (dict(peak_learning_rate=1e-3, warmup_steps=2, decay_steps=5, initial_learning_rate=-1.0),
+         "`initial_learning_rate`"),
+        (dict(peak_learning_rate=1e-3, warmup_steps=float("nan"), decay_steps=5), "`warmup_steps` must be an int"),
+        (dict(peak_learning_rate=1e-3, warmup_steps="ten", decay_steps=5), "`warmup_steps`"),
+        (dict(peak_learning_rate=1e-3, warmup_steps=2.7, decay_steps=5), "`warmup_steps`"),
+        (dict(peak_learning_rate=1e-3, warmup_steps=2, decay_steps=5.5), "`decay_steps`"),
+        (dict(peak_learning_rate=1e-3, warmup_steps=2, decay_steps=5, decay=None), "`decay` must be one of"),
         (dict(peak_learning_rate=1, warmup_steps=1, decay_steps=0), "`decay_steps` must be > 0"),
         (dict(peak_learning_rate=1, warmup_steps=1, decay_steps=1, decay="step"), "`decay` must be one of"),
     ],
@@ -50,3 +62,10 @@ def test_drives_an_optimizer():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ArgumentError, match=match):
         WarmupSchedule(**kwargs)
+
+
+def test_numpy_numbers_are_accepted_and_round_trip_as_python_numbers():
+    s = WarmupSchedule(np.float32(1e-3), np.int64(4), np.int32(8), final_learning_rate=np.float64(1e-5))
+    config = s.get_config()
+    assert type(config["peak_learning_rate"]) is float and type(config["warmup_steps"]) is int
+    assert WarmupSchedule.from_config(config).get_config() == config

@@ -33,20 +33,24 @@ def test_verdict_flips_with_the_informative_features(feature_sets):
     assert hurts.verdict == "negative_transfer"
     assert any("nfreeze" in r for r in hurts.remedies) and any("backbone" in r for r in hurts.remedies)
     same = probe_features(informative, {"random_weights": informative + 1e-6}, y)
-    assert same.verdict == "no_clear_gain" and abs(same.gain) < same.threshold
+    # a tie on 120 test examples cannot rule out a 2-point gain: undecided, not "no gain"
+    assert same.verdict == "inconclusive" and abs(same.gain) < same.threshold
+    assert "on 120 test examples" in same.detail and same.examples_needed > 120
     text = hurts.to_markdown()
     assert "negative_transfer" in text and "Remedies" in text and "random_weights" in text
     assert hurts.to_dict()["best_control"] == "random_weights"
 
 
 def test_verdict_thresholds_by_hand():
-    # se = sqrt((0.8*0.2 + 0.7*0.3) / 100) = 0.0608 -> threshold 0.1217
+    # Agresti-Caffo: p = (81/102, 71/102), se = sqrt((p1 q1 + p2 q2) / 102), threshold 2 se * 102/100
+    p1, p2 = 81 / 102, 71 / 102
     report = verdict_from_accuracies(0.8, {"random_weights": 0.7}, num_test=100)
-    assert report.threshold == pytest.approx(2 * np.sqrt(0.37 / 100))
-    assert report.verdict == "no_clear_gain"
+    assert report.threshold == pytest.approx(2 * np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / 102) * 102 / 100)
+    assert report.verdict == "inconclusive" and report.examples_needed > 100
     assert verdict_from_accuracies(0.8, {"random_weights": 0.7}, num_test=10_000).verdict == "transfer_helps"
     assert verdict_from_accuracies(0.8, {"a": 0.5, "b": 0.95}, num_test=10_000).verdict == "negative_transfer"
     assert verdict_from_accuracies(0.9, {"a": 0.85}, num_test=10**6, margin=0.1).verdict == "no_clear_gain"
+    assert verdict_from_accuracies(0.8, {"a": 0.8}, num_test=10**5).verdict == "no_clear_gain"
     assert isinstance(report, ProbeReport) and report.best_control == "random_weights"
 
 
@@ -70,7 +74,7 @@ def test_image_probe_runs_both_backbones(tiny_specs, bright_dark_images):
     report = probe_backbone(bright_dark_images, tiny_specs[1], weights=None, input_size=(16, 16), test_fraction=0.5)
     assert set(report.controls) == {"random_weights"}
     assert report.num_train == 30 and report.num_test == 30
-    assert report.verdict in ("transfer_helps", "no_clear_gain", "negative_transfer")
+    assert report.verdict in ("transfer_helps", "no_clear_gain", "negative_transfer", "inconclusive")
     assert 0.0 <= report.pretrained_accuracy <= 1.0 and report.controls["random_weights"] > 0.5  # brightness is easy
 
 
@@ -92,3 +96,18 @@ def test_errors(feature_sets):
         probe_text([1, 2, 3], [0, 1, 0], encode=lambda t: np.zeros((3, 2)))
     with pytest.raises(ArgumentTypeError, match="encode"):
         probe_text(["a", "b"], [0, 1], encode="bert")
+
+
+@pytest.mark.parametrize("options, name", [
+    ({"max_samples": 0}, "max_samples"), ({"max_samples": 2}, "max_samples"), ({"max_samples": 2.5}, "max_samples"),
+    ({"batch_size": 0}, "batch_size"), ({"batch_size": -1}, "batch_size"), ({"batch_size": "32"}, "batch_size"),
+    ({"test_fraction": 1.0}, "test_fraction"), ({"seed": -1}, "seed")])
+def test_image_probe_options_are_checked_before_any_feature(tiny_specs, bright_dark_images, options, name):
+    with pytest.raises(ArgumentError, match=f"`{name}`"):
+        probe_backbone(bright_dark_images, tiny_specs[1], weights=None, input_size=(16, 16), **options)
+
+
+def test_image_probe_on_the_fewest_examples(tiny_specs, bright_dark_images):
+    report = probe_backbone(bright_dark_images, tiny_specs[1], weights=None, input_size=(16, 16), max_samples=3,
+                            batch_size=1, test_fraction=0.3)
+    assert (report.num_train, report.num_test) == (2, 1) and report.verdict == "inconclusive"

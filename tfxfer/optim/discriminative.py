@@ -3,7 +3,11 @@
 Scaling gradients is a no-op under Adam (it is scale-invariant), so the multiplier is applied to
 the *learning rate* of each variable's update. Multipliers are keyed by variable path (exact
 match first, then the first regex that ``re.search``-matches, else 1.0), so they survive
-.keras save/load, schedules, freezing changes and ``jit_compile``.
+.keras save/load, schedules, freezing changes and ``jit_compile``. A key that is not a valid regular
+expression is an `ArgumentError` at construction; when no key matches any variable the optimizer
+is built for (a typo, a group name such as "stem" instead of `group_multipliers`), ``build`` warns.
+A key matching only some variables, or only frozen ones, is legitimate and silent:
+``optimizer.unmatched_keys(model.variables)`` lists the keys that match nothing in the model.
 
 Example:
     >>> import keras
@@ -20,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import re
+import warnings
 
 import keras
 
@@ -36,12 +41,41 @@ class _MultiplierMixin:
             lr_multipliers = {}
         if not isinstance(lr_multipliers, dict):
             raise ArgumentTypeError("lr_multipliers", lr_multipliers, "a dict of {variable path or regex: multiplier}")
-        clean = {}
+        clean, regexes = {}, []
         for key, value in lr_multipliers.items():
             clean[str(key)] = check_float(f"lr_multipliers[{key!r}]", value, low=0)
+            try:
+                regexes.append((re.compile(str(key)), clean[str(key)]))
+            except re.error as exc:
+                raise ArgumentError(f"lr_multipliers[{key!r}]", key,
+                                    f"must be a variable path or a valid regular expression ({exc})",
+                                    hint="Escape regex characters with re.escape(path), or fix the pattern") from None
         self.lr_multipliers = clean
-        self._regexes = None
+        self._regexes = regexes
         self._cache = {}
+
+    def unmatched_keys(self, variables) -> list:
+        """The ``lr_multipliers`` keys that match none of ``variables`` (by exact path or regex).
+
+        Pass ``model.variables`` to find typos: a key that matches no variable of the model never
+        scales anything.
+        """
+        paths = [getattr(v, "path", None) or v.name for v in variables]
+        return [key for key, (regex, _) in zip(self.lr_multipliers, self._regexes)
+                if not any(path == key or regex.search(path) for path in paths)]
+
+    def build(self, var_list):
+        super().build(var_list)
+        var_list = list(var_list)
+        if self.lr_multipliers and var_list and len(self.unmatched_keys(var_list)) == len(self.lr_multipliers):
+            keys = list(self.lr_multipliers)
+            paths = [getattr(v, "path", None) or v.name for v in var_list]
+            warnings.warn(
+                f"No key of lr_multipliers ({', '.join(map(repr, keys[:5]))}{', ...' if len(keys) > 5 else ''}) "
+                f"matches any of the {len(paths)} variables this optimizer updates (e.g. "
+                f"{', '.join(map(repr, paths[:3]))}), so every learning rate is unscaled. Keys are variable paths "
+                "or regexes; for group names use group_multipliers(model, {...}). Keys of frozen variables take "
+                "effect once those are trainable and the optimizer is rebuilt.", UserWarning, stacklevel=1)
 
     def multiplier_for(self, variable) -> float:
         """The learning-rate multiplier of ``variable``."""
@@ -50,13 +84,6 @@ class _MultiplierMixin:
             return self._cache[path]
         value = self.lr_multipliers.get(path)
         if value is None:
-            if self._regexes is None:
-                self._regexes = []
-                for key, mult in self.lr_multipliers.items():
-                    try:
-                        self._regexes.append((re.compile(key), mult))
-                    except re.error:
-                        continue
             value = next((mult for regex, mult in self._regexes if regex.search(path)), 1.0)
         self._cache[path] = value
         return value

@@ -1,6 +1,8 @@
 """`lr_find`: the learning-rate range test (exponential ramp, smoothed loss, a suggestion).
 
-The model's weights and optimizer are restored afterwards, so the test leaves no trace.
+The model's weights and optimizer are restored afterwards, so the test leaves no trace: an optimizer
+that was never built is built first, and its slots (Adam's moments) and step count are put back to
+their starting values (zero), not left holding the ramp's gradients.
 
 Example:
     >>> import numpy as np
@@ -22,7 +24,8 @@ import math
 import keras
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ModelError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
+from tfxfer.utils.validate import check_float, check_int
 
 
 @dataclasses.dataclass
@@ -89,10 +92,11 @@ def lr_find(
     Args:
         model: a compiled model whose optimizer uses a constant (not scheduled) learning rate.
         data: ``(x, y)`` arrays or a ``tf.data.Dataset`` of batches (repeated as needed).
-        min_lr, max_lr: range of the exponential ramp.
-        steps: number of training steps in the ramp.
-        smoothing: exponential smoothing of the loss curve (0 = none).
-        diverge_factor: stop once the loss exceeds this multiple of the best loss.
+        min_lr, max_lr: range of the exponential ramp (finite, 0 < min_lr < max_lr).
+        steps: number of training steps in the ramp (an int >= 5).
+        batch_size: batch size for ``(x, y)`` arrays (an int >= 1).
+        smoothing: exponential smoothing of the loss curve, in [0, 1) (0 = none).
+        diverge_factor: stop once the loss exceeds this multiple (> 1) of the best loss.
 
     Returns:
         `LRFinderResult`; ``suggestion`` is the rate at the steepest descent of the smoothed loss.
@@ -102,32 +106,39 @@ def lr_find(
     if isinstance(model.optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         raise ArgumentError("model.optimizer.learning_rate", model.optimizer._learning_rate,
                             "must be a constant for lr_find, not a schedule")
-    if not 0 < min_lr < max_lr:
-        raise ArgumentError("min_lr", min_lr, f"must be > 0 and < max_lr={max_lr}")
-    if int(steps) < 5:
-        raise ArgumentError("steps", steps, "must be >= 5")
-    if not 0 <= smoothing < 1:
-        raise ArgumentError("smoothing", smoothing, "must be in [0, 1)")
-    steps = int(steps)
+    min_lr = check_float("min_lr", min_lr, low=0, low_open=True)
+    max_lr = check_float("max_lr", max_lr, low=0, low_open=True)
+    if min_lr >= max_lr:
+        raise ArgumentError("min_lr", min_lr, f"must be < max_lr={max_lr}")
+    steps = check_int("steps", steps, low=5)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    smoothing = check_float("smoothing", smoothing, low=0, high=1, high_open=True)
+    diverge_factor = check_float("diverge_factor", diverge_factor, low=1, low_open=True)
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        ds = data.repeat()
+    else:
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise ArgumentTypeError("data", data, "an (x, y) pair of arrays or a tf.data.Dataset of batches")
+        x, y = data
+        if len(x) != len(y) or len(y) == 0:
+            raise DataError(f"`data` has {len(x)} inputs but {len(y)} targets; lr_find needs one target per input "
+                            "and at least one example")
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=0).repeat().batch(batch_size)
     lrs = list(np.geomspace(min_lr, max_lr, steps))
+    if not model.optimizer.built:  # build it now, so the snapshot holds its (zero) slots and iterations
+        model.optimizer.build(model.trainable_variables)
     weights = model.get_weights()
     old_lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    opt_vars = [v.numpy() for v in model.optimizer.variables]
+    opt_vars = [(v, v.numpy()) for v in model.optimizer.variables]
     ramp = _Ramp(lrs, diverge_factor)
     try:
-        import tensorflow as tf
-
-        if isinstance(data, tf.data.Dataset):
-            ds = data.repeat()
-        else:
-            x, y = data
-            ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=0).repeat().batch(batch_size)
-        model.fit(ds, steps_per_epoch=steps, epochs=1, callbacks=[ramp], verbose=0)
+        model.fit(ds, steps_per_epoch=steps, epochs=1, callbacks=[ramp], verbose=0, shuffle=False)
     finally:
         model.set_weights(weights)
-        for var, value in zip(model.optimizer.variables, opt_vars):
-            if tuple(var.shape) == value.shape:
-                var.assign(value)
+        for var, value in opt_vars:
+            var.assign(value)
         model.optimizer.learning_rate = old_lr
     raw = ramp.raw
     smoothed, avg = [], 0.0

@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from tfxfer.errors import ArgumentError
+from tfxfer.utils.validate import check_float, check_int
 
 DECAYS = ("cosine", "linear", "constant")
 
@@ -26,6 +27,10 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     After ``warmup_steps + decay_steps`` the rate stays at ``final_learning_rate`` ("constant" keeps
     the peak). Every constructor argument is returned by ``get_config``.
+
+    Rates are finite numbers (``peak_learning_rate`` > 0, ``initial_learning_rate`` and
+    ``final_learning_rate`` >= 0) and step counts ints >= 0; anything else (2.7, NaN, "ten") raises an
+    `ArgumentError` naming the argument, so a schedule never yields NaN or a negative rate.
     """
 
     def __init__(
@@ -38,22 +43,19 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         initial_learning_rate: float = 0.0,
         final_learning_rate: float = 0.0,
     ):
-        if not peak_learning_rate > 0:
-            raise ArgumentError("peak_learning_rate", peak_learning_rate, "must be > 0")
-        if int(warmup_steps) < 0:
-            raise ArgumentError("warmup_steps", warmup_steps, "must be >= 0")
-        if int(decay_steps) < 0:
-            raise ArgumentError("decay_steps", decay_steps, "must be >= 0")
-        if decay not in DECAYS:
+        peak_learning_rate = check_float("peak_learning_rate", peak_learning_rate, low=0, low_open=True)
+        warmup_steps = check_int("warmup_steps", warmup_steps, low=0)
+        decay_steps = check_int("decay_steps", decay_steps, low=0)
+        if not isinstance(decay, str) or decay not in DECAYS:
             raise ArgumentError("decay", decay, "must be one of " + ", ".join(DECAYS))
-        if decay != "constant" and int(decay_steps) == 0:
+        if decay != "constant" and decay_steps == 0:
             raise ArgumentError("decay_steps", decay_steps, f"must be > 0 for decay={decay!r}")
-        self.peak_learning_rate = float(peak_learning_rate)
-        self.warmup_steps = int(warmup_steps)
-        self.decay_steps = int(decay_steps)
+        self.peak_learning_rate = peak_learning_rate
+        self.warmup_steps = warmup_steps
+        self.decay_steps = decay_steps
         self.decay = decay
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.final_learning_rate = float(final_learning_rate)
+        self.initial_learning_rate = check_float("initial_learning_rate", initial_learning_rate, low=0)
+        self.final_learning_rate = check_float("final_learning_rate", final_learning_rate, low=0)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")

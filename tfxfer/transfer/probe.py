@@ -3,20 +3,26 @@
 A quick linear probe (standardised features + logistic regression) is trained on the pretrained
 backbone's features and on controls that know nothing of the source domain: the *same
 architecture with random weights* and, for text, *TF-IDF + logistic regression*. A gain counts
-when it exceeds the margin (or twice the standard error of the difference, whichever is larger).
+when it exceeds the margin and twice the standard error of the difference (Agresti-Caffo: it never
+collapses to 0 at accuracy 0 or 1, so a handful of test examples decides nothing).
 
 A linear probe measures *frozen* features only. Frozen features can lose to the control while
 fine-tuning the same backbone wins clearly (MiniLM on short movie snippets: its frozen embeddings
 tie TF-IDF, fine-tuning it gains about 8 points), so a losing probe alone never says "transfer does
-not pay". Give the probe a short fine-tune check (``fine_tune=`` for `probe_features` /
-`probe_text`, ``fine_tune_epochs=`` for `probe_backbone`; it runs only when the frozen features do
-not already win) and the verdict tells the two apart:
+not pay". Give the probe a short fine-tune check (``fine_tune_epochs=`` for `probe_backbone` and
+`probe_text`, which also needs ``make_encoder=``; ``fine_tune=`` for a check of your own, in
+`probe_features` too; it runs only when the frozen features do not already win) and the verdict
+tells the two apart:
 
 * ``transfer_helps``: frozen features beat every control (fine-tune from this backbone);
 * ``fine_tuning_wins``: frozen features lose, a short fine-tune beats every control: fine-tune;
-* ``transfer_does_not_pay``: neither frozen features nor the short fine-tune beat the control;
+* ``transfer_does_not_pay``: neither the frozen features nor the short fine-tune do better than the
+  control, and the test set is large enough to rule out a gain of the margin;
 * ``no_clear_gain`` / ``negative_transfer``: frozen features tie / lose and fine-tuning was not
-  checked; the first remedy is to run the check before dropping the backbone.
+  checked; the first remedy is to run the check before dropping the backbone;
+* ``inconclusive``: the test set is too small to tell (``report.detail`` says on how many test
+  examples, and ``report.examples_needed`` about how many would decide), or a fine-tune leads by
+  less than the margin. Where the backbone leads at all, the recommendation is never the control.
 
 Example:
     >>> import numpy as np
@@ -31,7 +37,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 
@@ -42,90 +47,21 @@ from tfxfer.transfer._checks import as_class_labels, as_features
 from tfxfer.transfer._data import as_image_arrays, single_labels
 from tfxfer.transfer.candidates import Candidate
 from tfxfer.transfer.embeddings import candidate_features
+from tfxfer.transfer.probe_verdict import (  # noqa: F401  (re-exported: tfxfer.transfer.probe.VERDICTS, ...)
+    CHECK_FINE_TUNING,
+    FINE_TUNE,
+    RECOMMENDATIONS,
+    REMEDIES,
+    VERDICTS,
+    ProbeReport,
+    _threshold,
+    examples_needed,
+    verdict_from_accuracies,
+)
 from tfxfer.utils.validate import check_float, check_int
 
-VERDICTS = {
-    "transfer_helps": "frozen pretrained features beat every control: fine-tune from this backbone",
-    "no_clear_gain": "frozen pretrained features are no better than the control (a linear probe); fine-tuning "
-                     "was not checked, and it can still win",
-    "negative_transfer": "frozen pretrained features are worse than the control (a linear probe); fine-tuning "
-                         "was not checked, and it can still win",
-    "fine_tuning_wins": "frozen features do not beat the control, but a short fine-tune does: fine-tune this "
-                        "backbone (its features need adapting; transfer still pays)",
-    "transfer_does_not_pay": "neither the frozen features nor a short fine-tune beat the control: transfer from "
-                             "this backbone does not pay on this data",
-}
-
-#: What to do, per verdict.
-RECOMMENDATIONS = {
-    "transfer_helps": "fine-tune",
-    "fine_tuning_wins": "fine-tune",
-    "no_clear_gain": "check fine-tuning before deciding",
-    "negative_transfer": "check fine-tuning before deciding",
-    "transfer_does_not_pay": "use the control or another backbone",
-}
-
-CHECK_FINE_TUNING = (
-    "Before dropping this backbone, check fine-tuning: frozen features can lose where a fine-tuned "
-    "backbone wins (probe_text(..., fine_tune=fine_tune_check_text(...)), probe_backbone(..., "
-    "fine_tune_epochs=2)).")
-FINE_TUNE = ("Fine-tune it: train the head, then unfreeze the backbone top-down at a low learning rate "
-             "(tfxfer.fine_tune, or a recipe with train.epochs > 0); frozen-feature pipelines "
-             "(cached features, linear probes, k-NN) will under-sell it.")
-
-REMEDIES = (
-    "Unfreeze more of the backbone and fine-tune deeper at a low learning rate "
-    "(tfxfer.freezing.unfreeze(model, fraction=0.5) or fine_tune(..., with more stages)).",
-    "Try another backbone, closer to your domain or at a higher input resolution (tfxfer rank).",
-    "Check the input pipeline: preprocessing mode, channel order, grayscale vs RGB and input size "
-    "must match what the backbone was trained on.",
-    "Adapt to the domain: continue pretraining on unlabelled in-domain images (self-supervised), "
-    "or, with enough labels, train from scratch and keep the control as the baseline.",
-)
-
-
-@dataclasses.dataclass
-class ProbeReport:
-    """Linear-probe accuracies, the verdict and remedies."""
-
-    pretrained_accuracy: float
-    controls: dict
-    chance_accuracy: float
-    gain: float
-    threshold: float
-    verdict: str
-    remedies: list
-    num_train: int
-    num_test: int
-    fine_tuned_accuracy: float | None = None
-    fine_tune_gain: float | None = None
-
-    @property
-    def best_control(self) -> str:
-        return max(self.controls, key=self.controls.get)
-
-    @property
-    def recommendation(self) -> str:
-        """What to do: "fine-tune", "check fine-tuning before deciding" or "use the control or another backbone"."""
-        return RECOMMENDATIONS[self.verdict]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"best_control": self.best_control, "summary": VERDICTS[self.verdict],
-                                           "recommendation": self.recommendation}
-
-    def to_markdown(self) -> str:
-        lines = ["| features | linear-probe accuracy |", "|---|---:|",
-                 f"| pretrained | {self.pretrained_accuracy:.3f} |"]
-        lines += [f"| control: {name} | {acc:.3f} |" for name, acc in self.controls.items()]
-        if self.fine_tuned_accuracy is not None:
-            lines.append(f"| pretrained, short fine-tune | {self.fine_tuned_accuracy:.3f} |")
-        lines += [f"| chance (majority class) | {self.chance_accuracy:.3f} |", "",
-                  f"**{self.verdict}**: {VERDICTS[self.verdict]} (gain {self.gain:+.3f} over "
-                  f"{self.best_control}; threshold {self.threshold:.3f}; {self.num_train} train / "
-                  f"{self.num_test} test examples). Recommendation: {self.recommendation}."]
-        if self.remedies:
-            lines += ["", "Remedies:", *[f"- {r}" for r in self.remedies]]
-        return "\n".join(lines)
+#: The fewest examples a probe can split: 2 to train on and 1 to test.
+MIN_EXAMPLES = 3
 
 
 def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, *, C: float = 1.0) -> float:
@@ -179,54 +115,6 @@ def split_indices(labels: np.ndarray, *, test_fraction: float, seed: int) -> tup
     if len(np.unique(labels[train])) < 2:
         raise DataError("The probe's training split holds a single class; pass more data")
     return np.sort(train), np.sort(test)
-
-
-def _threshold(a: float, b: float, num_test: int, margin: float) -> float:
-    se = np.sqrt((a * (1 - a) + b * (1 - b)) / num_test)
-    return float(max(margin, 2.0 * se))
-
-
-def verdict_from_accuracies(pretrained: float, controls: dict, *, num_test: int, num_train: int = 0,
-                            chance: float = 0.0, margin: float = 0.02, fine_tuned: float | None = None) -> ProbeReport:
-    """The verdict: compare ``pretrained`` accuracy with the best of ``controls`` (name -> accuracy).
-
-    The gain must exceed ``max(margin, 2 * standard error of the difference)`` to count.
-    ``fine_tuned`` is the accuracy of a short fine-tune of the pretrained backbone on the same split
-    (None: not checked); it decides between ``fine_tuning_wins`` and ``transfer_does_not_pay`` when
-    the frozen features do not win.
-
-    Example:
-        >>> from tfxfer.transfer import verdict_from_accuracies
-        >>> verdict_from_accuracies(0.62, {"random_weights": 0.71}, num_test=500).verdict
-        'negative_transfer'
-        >>> report = verdict_from_accuracies(0.70, {"tfidf": 0.71}, num_test=1000, fine_tuned=0.79)
-        >>> report.verdict, report.recommendation
-        ('fine_tuning_wins', 'fine-tune')
-    """
-    if not isinstance(controls, dict) or not controls:
-        raise ArgumentTypeError("controls", controls, "a non-empty dict of control name -> accuracy")
-    margin = check_float("margin", margin, low=0, high=1, high_open=True)
-    num_test = check_int("num_test", num_test, low=1)
-    fine_tuned = check_float("fine_tuned", fine_tuned, low=0, high=1, allow_none=True)
-    best = max(controls.values())
-    threshold = _threshold(pretrained, best, num_test, margin)
-    gain = float(pretrained - best)
-    fine_tune_gain = None
-    if gain >= threshold:
-        verdict, remedies = "transfer_helps", []
-    elif fine_tuned is not None:
-        fine_tune_gain = float(fine_tuned - best)
-        if fine_tune_gain >= _threshold(fine_tuned, best, num_test, margin):
-            verdict, remedies = "fine_tuning_wins", [FINE_TUNE]
-        else:
-            verdict, remedies = "transfer_does_not_pay", list(REMEDIES[1:])
-    else:
-        verdict = "negative_transfer" if gain <= -threshold else "no_clear_gain"
-        remedies = [CHECK_FINE_TUNING, *REMEDIES]
-    return ProbeReport(pretrained_accuracy=float(pretrained), controls={k: float(v) for k, v in controls.items()},
-                       chance_accuracy=float(chance), gain=gain, threshold=threshold, verdict=verdict,
-                       remedies=remedies, num_train=int(num_train), num_test=int(num_test),
-                       fine_tuned_accuracy=fine_tuned, fine_tune_gain=fine_tune_gain)
 
 
 def probe_features(pretrained, controls: dict, labels, *, test_fraction: float = 0.3, margin: float = 0.02,
@@ -290,21 +178,56 @@ def tfidf_accuracy(train_texts, train_labels, test_texts, test_labels, *, C: flo
     return float(np.mean(model.predict(vectorizer.transform(list(test_texts))) == np.asarray(test_labels)))
 
 
-def probe_text(texts, labels, *, encode, encode_control=None, test_fraction: float = 0.3,
-               margin: float = 0.02, seed: int = 0, fine_tune=None) -> ProbeReport:
+def _text_data(data, labels, texts):
+    """``(texts, labels)`` from `probe_text`'s call forms: ``data=(texts, labels)``, or texts then labels
+    (``probe_text(texts, labels, ...)``; ``texts=`` is the old keyword name of ``data``)."""
+    if texts is not None:
+        if data is not None:
+            raise ArgumentError("texts", "...", "is the old name of `data`; pass one of them, not both")
+        data = texts
+    if data is None:
+        raise ArgumentTypeError("data", data, "a (texts, labels) pair, or texts with labels=")
+    if labels is None:
+        if not (isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], str)
+                and not isinstance(data[1], str)):
+            raise ArgumentTypeError("data", data, "a (texts, labels) pair, or texts with labels=")
+        data, labels = data
+    if isinstance(data, str) or not all(isinstance(t, str) for t in data):
+        raise ArgumentTypeError("texts", type(data).__name__, "a sequence of strings")
+    texts, y = list(data), np.asarray(labels)
+    if y.ndim == 0 or len(y) != len(texts):
+        raise DataError(f"`data` has {len(texts)} texts but {len(y) if y.ndim else 'no'} labels")
+    return texts, y
+
+
+def probe_text(data=None, labels=None, *, encode, encode_control=None, test_fraction: float = 0.3,
+               margin: float = 0.02, max_samples: int | None = None, seed: int = 0, fine_tune_epochs: int = 0,
+               make_encoder=None, batch_size: int = 16, fine_tune=None, texts=None) -> ProbeReport:
     """Probe a text encoder: its features against TF-IDF (and, if given, a random-weights encoder).
 
+    The same names as `probe_backbone`: ``data=(texts, labels)``, ``max_samples``, ``batch_size``,
+    ``fine_tune_epochs``. The older form ``probe_text(texts, labels, ...)`` still works
+    (``texts=`` is the old keyword name of ``data``).
+
     Args:
-        texts: N strings.
-        labels: N integer labels.
+        data: ``(texts, labels)``: N strings and N integer labels; or the N strings, with ``labels``.
+        labels: N integer labels when ``data`` holds the texts only.
         encode: ``fn(list[str]) -> (N, D) array`` of pooled sentence features from the pretrained
             encoder (e.g. mean-pooled keras-hub BERT outputs).
         encode_control: the same for the encoder with random weights, or None.
         test_fraction, margin, seed: as in `probe_features`.
-        fine_tune: ``fn(train_texts, train_labels, test_texts, test_labels) -> accuracy``, a short
-            fine-tune of the encoder (`fine_tune_check_text` builds one), or None. It runs only when
-            the frozen features do not win, and decides ``fine_tuning_wins`` vs
-            ``transfer_does_not_pay``.
+        max_samples: probe on a seeded subset of at most this many texts (an int >= 3), or None
+            (the default) for all.
+        fine_tune_epochs: > 0 adds the short fine-tune check, as in `probe_backbone`: when the frozen
+            features do not win, a classifier on ``make_encoder()`` trains its head for one epoch,
+            then the whole encoder for this many epochs (`fine_tune_check_text`), on the probe's
+            training split; its test accuracy decides ``fine_tuning_wins`` vs ``transfer_does_not_pay``
+            (or ``inconclusive``).
+        make_encoder: ``fn() -> tfxfer.text.TextEncoder`` (a fresh one each call), needed by
+            ``fine_tune_epochs``.
+        batch_size: the fine-tune check's batch size, an int >= 1.
+        fine_tune: a check of your own instead, ``fn(train_texts, train_labels, test_texts,
+            test_labels) -> accuracy`` (`fine_tune_check_text` builds one), or None.
 
     Example:
         >>> import numpy as np
@@ -312,18 +235,28 @@ def probe_text(texts, labels, *, encode, encode_control=None, test_fraction: flo
         >>> texts = ["good fun", "great film", "bad plot", "awful acting"] * 25
         >>> labels = [1, 1, 0, 0] * 25
         >>> noise = lambda t: np.random.default_rng(len(t)).normal(size=(len(t), 4))
-        >>> probe_text(texts, labels, encode=noise).verdict  # random "encoder" loses to TF-IDF
+        >>> probe_text((texts, labels), encode=noise).verdict  # random "encoder" loses to TF-IDF
         'negative_transfer'
     """
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise ArgumentTypeError("texts", type(texts).__name__, "a sequence of strings")
-    texts = list(texts)
-    if not callable(encode) or (encode_control is not None and not callable(encode_control)):
+    texts, y = _text_data(data, labels, texts)
+    if not callable(encode):
         raise ArgumentTypeError("encode", encode, "a function list[str] -> (N, D) array")
-    if fine_tune is not None and not callable(fine_tune):
-        raise ArgumentTypeError("fine_tune", fine_tune, "a function (train_texts, train_labels, test_texts, "
-                                "test_labels) -> accuracy, or None")
-    y = np.asarray(labels)
+    if encode_control is not None and not callable(encode_control):
+        raise ArgumentTypeError("encode_control", encode_control, "a function list[str] -> (N, D) array, or None")
+    fine_tune = _fine_tune_option(fine_tune, fine_tune_epochs, "train_texts, train_labels, test_texts, test_labels")
+    max_samples, batch_size, seed = _probe_options(max_samples=max_samples, batch_size=batch_size, seed=seed,
+                                                   test_fraction=test_fraction, margin=margin)
+    if fine_tune_epochs:
+        if not callable(make_encoder):
+            raise ArgumentError("make_encoder", make_encoder, "must be a function () -> tfxfer.text.TextEncoder "
+                                f"when fine_tune_epochs > 0 (received fine_tune_epochs={fine_tune_epochs})")
+        fine_tune = fine_tune_check_text(make_encoder, epochs=fine_tune_epochs, batch_size=batch_size, seed=seed)
+    elif make_encoder is not None:
+        raise ArgumentError("make_encoder", make_encoder, "is used only by the fine-tune check; pass "
+                            "fine_tune_epochs > 0 with it")
+    if max_samples is not None and len(texts) > max_samples:
+        index = np.sort(np.random.default_rng(seed).choice(len(texts), size=max_samples, replace=False))
+        texts, y = [texts[i] for i in index], y[index]
     controls = {} if encode_control is None else {"random_weights": encode_control(texts)}
 
     def tfidf(train, test):
@@ -334,6 +267,30 @@ def probe_text(texts, labels, *, encode, encode_control=None, test_fraction: flo
 
     return probe_features(encode(texts), controls, y, test_fraction=test_fraction, margin=margin, seed=seed,
                           extra_controls={"tfidf": tfidf}, fine_tune=None if fine_tune is None else check)
+
+
+def _takes(fn, count: int) -> bool:
+    """False only when ``fn``'s signature is known and cannot take ``count`` positional arguments."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (some builtins): let the call decide
+        pass
+    return True
+
+
+def _fine_tune_option(fine_tune, fine_tune_epochs, signature: str):
+    """``fine_tune`` (a check of the caller's own), checked; it and ``fine_tune_epochs`` exclude each other."""
+    fine_tune_epochs = check_int("fine_tune_epochs", fine_tune_epochs, low=0)
+    if fine_tune is not None and not (callable(fine_tune) and _takes(fine_tune, 4)):
+        raise ArgumentTypeError("fine_tune", fine_tune, f"a function ({signature}) -> accuracy, or None")
+    if fine_tune is not None and fine_tune_epochs:
+        raise ArgumentError("fine_tune", fine_tune, f"and fine_tune_epochs={fine_tune_epochs} are two fine-tune "
+                            "checks; pass one of them")
+    return fine_tune
 
 
 def fine_tune_check_text(make_encoder, *, epochs: int = 2, head_epochs: int = 1, batch_size: int = 16,
@@ -375,9 +332,18 @@ def fine_tune_check_text(make_encoder, *, epochs: int = 2, head_epochs: int = 1,
     return check
 
 
+def _probe_options(*, max_samples, batch_size, seed, test_fraction, margin):
+    """The options every probe checks before any feature is computed: ``(max_samples, batch_size, seed)``."""
+    check_float("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+    check_float("margin", margin, low=0, high=1, high_open=True)
+    max_samples = check_int("max_samples", max_samples, low=MIN_EXAMPLES, allow_none=True)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    return max_samples, batch_size, check_int("seed", seed, low=0, high=2**32 - 1)
+
+
 def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_size=None,
                    test_fraction: float = 0.3, margin: float = 0.02, max_samples: int | None = 2000,
-                   batch_size: int = 32, seed: int = 0, fine_tune_epochs: int = 0) -> ProbeReport:
+                   batch_size: int = 32, seed: int = 0, fine_tune_epochs: int = 0, fine_tune=None) -> ProbeReport:
     """Probe an image backbone: pretrained features against the same architecture with random weights.
 
     Args:
@@ -387,21 +353,28 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         weights: the pretrained weights ("imagenet" or a local file).
         input_size: (height, width) the images are resized to; default the backbone's.
         test_fraction, margin, seed: as in `probe_features`.
-        max_samples: probe on a seeded subset of at most this many examples.
-        batch_size: feature-extraction batch size.
+        max_samples: probe on a seeded subset of at most this many examples (an int >= 3: 2 to
+            train on and 1 to test), or None for all.
+        batch_size: feature-extraction (and fine-tune check) batch size, an int >= 1.
         fine_tune_epochs: > 0 adds the short fine-tune check: when the frozen features do not win,
             `tfxfer.fine_tune` trains the head for one epoch then unfreezes the backbone for this
             many epochs on the probe's training split, and its test accuracy decides
-            ``fine_tuning_wins`` vs ``transfer_does_not_pay``.
+            ``fine_tuning_wins`` vs ``transfer_does_not_pay`` (or ``inconclusive``).
+        fine_tune: a check of your own instead, ``fn(train_images, train_labels, test_images,
+            test_labels) -> accuracy`` (raw pixels, as in ``data``), or None; as in `probe_text`.
 
     Example:
         >>> import numpy as np
         >>> from tfxfer.transfer import probe_backbone
         >>> x = np.random.default_rng(0).uniform(0, 255, (40, 32, 32, 3)); y = np.arange(40) % 2
-        >>> probe_backbone((x, y), "mobilenet_v2", weights=None, input_size=(32, 32)).verdict
-        'no_clear_gain'
+        >>> report = probe_backbone((x, y), "mobilenet_v2", weights=None, input_size=(32, 32))
+        >>> report.verdict, report.num_test  # 12 test examples decide nothing
+        ('inconclusive', 12)
     """
+    fine_tune = _fine_tune_option(fine_tune, fine_tune_epochs, "train_images, train_labels, test_images, test_labels")
     fine_tune_epochs = check_int("fine_tune_epochs", fine_tune_epochs, low=0)
+    max_samples, batch_size, seed = _probe_options(max_samples=max_samples, batch_size=batch_size, seed=seed,
+                                                   test_fraction=test_fraction, margin=margin)
     images, labels = as_image_arrays(data, max_samples=max_samples, seed=seed)
     labels = single_labels(labels)
     pretrained = Candidate(backbone, weights=weights, input_size=input_size)
@@ -431,6 +404,9 @@ def probe_backbone(data, backbone, *, weights: str | None = "imagenet", input_si
         probs = model.predict(x[test], batch_size=batch_size, verbose=0)
         return float(np.mean(np.asarray(probs).argmax(axis=1) == y[test]))
 
+    def own_check(train, test) -> float:
+        return fine_tune(images[train], labels[train], images[test], labels[test])
+
     return probe_features(feats.features, {"random_weights": random_feats.features}, labels,
                           test_fraction=test_fraction, margin=margin, seed=seed,
-                          fine_tune=check if fine_tune_epochs else None)
+                          fine_tune=check if fine_tune_epochs else own_check if fine_tune is not None else None)

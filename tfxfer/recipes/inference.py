@@ -27,10 +27,16 @@ class LoadedModel:
     channels: int | None
     class_names: list
     task: str = "image_classification"
+    logits: bool = False  # the model outputs logits (a linear classifier): predict applies the softmax
 
     def predict(self, images, *, batch_size: int = 32, views=None) -> np.ndarray:
         """Class probabilities for raw-pixel ``images``; ``views`` (e.g. ["identity", "hflip"]) averages
-        them over flipped copies (test-time augmentation: one pass per view, .tflite files too)."""
+        them over flipped copies (test-time augmentation: one pass per view, .tflite files too). A model
+        that outputs logits (``logits``) gets the softmax of them, so "probability" means one."""
+        if self.logits and views is None:
+            raw = dataclasses.replace(self, logits=False).predict(images, batch_size=batch_size)
+            shifted = np.exp(raw - raw.max(axis=-1, keepdims=True))
+            return shifted / shifted.sum(axis=-1, keepdims=True)
         images = np.asarray(images, dtype=np.float32)
         if views is not None:
             from tfxfer.train.tta import check_views, flip_images
@@ -131,7 +137,9 @@ def open_model(path) -> LoadedModel:
 
         sidecar = read_sidecar(path) or {}
         names = _check_names(sidecar.get("class_names"), num, model=path, source=f"sidecar {sidecar_path(path)}")
-        return LoadedModel(path, "tflite", interpreter, (int(shape[1]), int(shape[2])), int(shape[3]), names)
+        logits = (sidecar.get("output") or {}).get("kind") == "logits" if isinstance(sidecar.get("output"), dict) else False
+        return LoadedModel(path, "tflite", interpreter, (int(shape[1]), int(shape[2])), int(shape[3]), names,
+                           logits=logits)
     from tfxfer.reliability import load_model
 
     model = load_model(path, compile=False)
@@ -142,7 +150,10 @@ def open_model(path) -> LoadedModel:
     if len(shape) != 4:  # a text model: raw strings in
         task = info.get("task") or "text_classification"
         return LoadedModel(path, "keras", model, None, None, names, task=task)
-    return LoadedModel(path, "keras", model, (int(shape[1]), int(shape[2])), int(shape[3]), names)
+    from tfxfer.export.metadata import model_task
+
+    return LoadedModel(path, "keras", model, (int(shape[1]), int(shape[2])), int(shape[3]), names,
+                       logits=model_task(model) == "logits")
 
 
 def _read_text_lines(path: str) -> list[str]:

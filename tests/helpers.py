@@ -42,3 +42,29 @@ def one_line_error(capsys, argv, code=2) -> str:
     assert len(lines) == 1 and lines[0].startswith("tfxfer: error: ") and "Traceback" not in captured.err, lines
     return lines[0]
 
+
+
+def brightness_run(run, *, kernel=(8.0, -8.0), bias=(-10.0, 10.0), names=("bright", "dark")):
+    """A hand-set model (mean brightness -> two classes; by default bright if pixel > 106) saved as a run
+    saves it (``model/model.keras`` + ``labels.json``) under ``run``; returns ``run``."""
+    import json
+
+    import keras
+
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    outputs = keras.layers.Dense(2, activation="softmax", name="head",
+                                 kernel_initializer=keras.initializers.Constant([list(kernel)] * 3),
+                                 bias_initializer=keras.initializers.Constant(list(bias)))(x)
+    (run / "model").mkdir(parents=True)
+    keras.Model(inputs, outputs).save(run / "model" / "model.keras")
+    (run / "model" / "labels.json").write_text(json.dumps({"class_names": list(names)}))
+    return run
+
+
+def save_png(path, value, *, size: int = 20) -> None:
+    """A flat ``size`` x ``size`` RGB PNG of gray ``value`` at ``path`` (folders made)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)

@@ -9,50 +9,28 @@ import json
 import numpy as np
 import pytest
 
+from tests.helpers import brightness_run, save_png
 from tfxfer import cli
 from tfxfer.cli.common import EXIT_CHANCE, EXIT_CODES_HELP
 from tfxfer.errors import ArgumentError
 from tfxfer.metrics import chance_check, metrics_chance_check
 
 
-def _hand_model(run, *, kernel, bias, names=("bright", "dark")):
-    """Mean brightness -> two classes, saved as a run saves it (model/model.keras + labels.json)."""
-    import keras
-
-    inputs = keras.Input((16, 16, 3), name="image")
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(2, activation="softmax", name="head",
-                                 kernel_initializer=keras.initializers.Constant([kernel] * 3),
-                                 bias_initializer=keras.initializers.Constant(bias))(x)
-    (run / "model").mkdir(parents=True)
-    keras.Model(inputs, outputs).save(run / "model" / "model.keras")
-    (run / "model" / "labels.json").write_text(json.dumps({"class_names": list(names)}))
-    return run
-
-
 @pytest.fixture
 def good_run(tmp_path):
-    return _hand_model(tmp_path / "good", kernel=[8.0, -8.0], bias=[-10.0, 10.0])  # bright if pixel > 106
+    return brightness_run(tmp_path / "good", kernel=[8.0, -8.0], bias=[-10.0, 10.0])  # bright if pixel > 106
 
 
 @pytest.fixture
 def one_class_run(tmp_path):
-    return _hand_model(tmp_path / "one", kernel=[0.0, 0.0], bias=[5.0, -5.0])  # "bright", whatever the image
-
-
-def _save_png(path, value):
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((20, 20, 3), value, np.uint8)).save(path)
+    return brightness_run(tmp_path / "one", kernel=[0.0, 0.0], bias=[5.0, -5.0])  # "bright", whatever the image
 
 
 @pytest.fixture
 def folder(tmp_path):
     for i in range(6):
-        _save_png(tmp_path / "data" / "bright" / f"{i}.png", 230 - i)
-        _save_png(tmp_path / "data" / "dark" / f"{i}.png", 20 + i)
+        save_png(tmp_path / "data" / "bright" / f"{i}.png", 230 - i)
+        save_png(tmp_path / "data" / "dark" / f"{i}.png", 20 + i)
     return tmp_path / "data"
 
 
@@ -63,11 +41,11 @@ def table(tmp_path):
     rows = []
     for i in range(6):
         for label, value in (("bright", 230 - i), ("dark", 20 + i)):
-            _save_png(root / f"a_{label}_{i}.png", value)
+            save_png(root / f"a_{label}_{i}.png", value)
             rows.append([f"a_{label}_{i}.png", label, "a"])
     for i in range(4):
-        _save_png(root / f"b_bright_{i}.png", 225 - i)
-        _save_png(root / f"b_dark_{i}.png", 140 + i)
+        save_png(root / f"b_bright_{i}.png", 225 - i)
+        save_png(root / f"b_dark_{i}.png", 140 + i)
         rows += [[f"b_bright_{i}.png", "bright", "b"], [f"b_dark_{i}.png", "dark", "b"]]
     with open(root / "labels.csv", "w", newline="") as f:
         csv.writer(f).writerows([["path", "label", "site"], *rows])
@@ -214,7 +192,7 @@ def test_text_table_groups_follow_the_kept_rows(tmp_path):
 
 def test_target_shift(good_run, folder, tmp_path, capsys):
     for i in range(10):
-        _save_png(tmp_path / "deploy" / f"{i}.png", 100 + 5 * i)  # mid-grey: far from both training modes
+        save_png(tmp_path / "deploy" / f"{i}.png", 100 + 5 * i)  # mid-grey: far from both training modes
     argv = ["evaluate", str(good_run), str(folder), "--target", str(tmp_path / "deploy"), "--permutations", "200"]
     assert cli.main([*argv, "-q"]) == 0
     out = capsys.readouterr().out

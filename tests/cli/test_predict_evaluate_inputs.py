@@ -7,42 +7,20 @@ import json
 import numpy as np
 import pytest
 
+from tests.helpers import brightness_run, save_png
 from tfxfer import cli
-
-
-def _hand_model(run, *, names=("bright", "dark")):
-    """Mean brightness -> two classes (bright if pixel > 106), saved as a run saves it."""
-    import keras
-
-    inputs = keras.Input((16, 16, 3), name="image")
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(2, activation="softmax", name="head",
-                                 kernel_initializer=keras.initializers.Constant([[8.0, -8.0]] * 3),
-                                 bias_initializer=keras.initializers.Constant([-10.0, 10.0]))(x)
-    (run / "model").mkdir(parents=True)
-    keras.Model(inputs, outputs).save(run / "model" / "model.keras")
-    (run / "model" / "labels.json").write_text(json.dumps({"class_names": list(names)}))
-    return run
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return _hand_model(tmp_path_factory.mktemp("run") / "good")
-
-
-def _save_png(path, value):
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((20, 20, 3), value, np.uint8)).save(path)
+    return brightness_run(tmp_path_factory.mktemp("run") / "good")
 
 
 @pytest.fixture
 def folder(tmp_path):
     for i in range(6):
-        _save_png(tmp_path / "data" / "bright" / f"{i}.png", 230 - i)
-        _save_png(tmp_path / "data" / "dark" / f"{i}.png", 20 + i)
+        save_png(tmp_path / "data" / "bright" / f"{i}.png", 230 - i)
+        save_png(tmp_path / "data" / "dark" / f"{i}.png", 20 + i)
     return tmp_path / "data"
 
 
@@ -86,7 +64,7 @@ def test_a_sampled_table_keeps_its_groups_aligned(tmp_path):
     rows = []
     for i in range(12):
         value = 200 + i if i % 2 else 10 + i
-        _save_png(tmp_path / f"{i}.png", value)
+        save_png(tmp_path / f"{i}.png", value)
         rows.append([f"{i}.png", "bright" if i % 2 else "dark", f"v{value}"])
     with open(tmp_path / "t.csv", "w", newline="") as f:
         csv.writer(f).writerows([["path", "label", "site"], *rows])
@@ -105,8 +83,8 @@ def test_a_sampled_table_keeps_its_groups_aligned(tmp_path):
 def mixed(tmp_path):
     """Two good images, an empty .png and a text file named .jpg in one folder."""
     root = tmp_path / "mixed"
-    _save_png(root / "a.png", 20)
-    _save_png(root / "b.png", 230)
+    save_png(root / "a.png", 20)
+    save_png(root / "b.png", 230)
     (root / "c_empty.png").write_bytes(b"")
     (root / "d_text.jpg").write_bytes(b"hello, not an image")
     return root
@@ -145,7 +123,7 @@ def test_predict_decodes_predicts_and_prints_a_batch_at_a_time(run, tmp_path, mo
     from tfxfer.recipes.inference import LoadedModel
 
     for i in range(5):
-        _save_png(tmp_path / "five" / f"{i}.png", 20 + 50 * i)
+        save_png(tmp_path / "five" / f"{i}.png", 20 + 50 * i)
     events = []
     read_one, model_predict = image_inputs._read_one, LoadedModel.predict
 
@@ -210,13 +188,13 @@ def test_evaluate_maps_a_subset_of_the_classes_by_name(tmp_path, capsys):
     keras.Model(inputs, outputs).save(tmp_path / "m.keras")
     (tmp_path / "labels.json").write_text(json.dumps({"class_names": ["dark", "bright", "fox"]}))
     for i in range(3):  # folders in the other order: bright is class 0 of the data, 1 of the model
-        _save_png(tmp_path / "data" / "bright" / f"{i}.png", 230 - i)
-        _save_png(tmp_path / "data" / "dark" / f"{i}.png", 20 + i)
+        save_png(tmp_path / "data" / "bright" / f"{i}.png", 230 - i)
+        save_png(tmp_path / "data" / "dark" / f"{i}.png", 20 + i)
     assert cli.main(["evaluate", str(tmp_path / "m.keras"), str(tmp_path / "data"), "--json", "-q"]) == 0
     metrics = _json(capsys)["metrics"]
     assert metrics["accuracy"] == 1.0 and metrics["num_examples"] == 6
     assert {c["name"]: c["support"] for c in metrics["per_class"]} == {"dark": 3, "bright": 3, "fox": 0}
-    _save_png(tmp_path / "data" / "wolf" / "0.png", 120)
+    save_png(tmp_path / "data" / "wolf" / "0.png", 120)
     assert cli.main(["evaluate", str(tmp_path / "m.keras"), str(tmp_path / "data"), "-q"]) == 1
     err = capsys.readouterr().err
     assert "class(es) ['wolf'] are not among the model's classes ['dark', 'bright', 'fox']" in err

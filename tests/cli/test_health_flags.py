@@ -6,7 +6,6 @@ audits per group with bootstrap intervals, `evaluate --target` tests for a domai
 import csv
 import json
 
-import numpy as np
 import pytest
 
 from tests.helpers import brightness_run, save_png

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfxfer.errors import ArgumentError
-from tfxfer.export.decoder_int8 import _opcode, _operator  # one find-or-add of operator codes for both rewrites
+from tfxfer.export.decoder_int8 import _opcode, _operator, _tensor  # one find-or-add for both rewrites
 
 
 #: What `int8_weights` does with each kind of projection, by ``hybrid`` setting.
@@ -103,15 +103,4 @@ def int8_weights(model_content: bytes, *, hybrid: str = "none", embedding: bool 
 def _add_tensor(graph, template, dtype, suffix, buffer, scale=None):
     """A new tensor of ``template``'s shape in ``graph`` (``buffer`` 0: computed at run time); with
     ``scale``, symmetric per-row int8 quantization parameters. Returns its index."""
-    from tensorflow.lite.python import schema_py_generated as fb
-
-    tensor = fb.TensorT()
-    tensor.shape, tensor.type, tensor.buffer = np.asarray(template.shape, np.int32), dtype, buffer
-    tensor.name = (template.name or b"weights") + suffix
-    if scale is not None:
-        tensor.quantization = fb.QuantizationParametersT()
-        tensor.quantization.scale = scale.astype(np.float32).tolist()
-        tensor.quantization.zeroPoint = [0] * len(scale)
-        tensor.quantization.quantizedDimension = 0
-    graph.tensors.append(tensor)
-    return len(graph.tensors) - 1
+    return _tensor(graph, template.shape, dtype, (template.name or b"weights") + suffix, buffer, scale)

@@ -1,5 +1,6 @@
 """`tfxfer predict` / `tfxfer evaluate` on awkward inputs: ``evaluate --limit`` draws a seeded
-stratified sample of every class (and says so), not the first class of a folder."""
+stratified sample of every class (and says so), not the first class of a folder; data holding only some of
+the model's classes, even a single one, is evaluated on those."""
 
 import csv
 import json
@@ -198,3 +199,43 @@ def test_evaluate_maps_a_subset_of_the_classes_by_name(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path / "m.keras"), str(tmp_path / "data"), "-q"]) == 1
     err = capsys.readouterr().err
     assert "class(es) ['wolf'] are not among the model's classes ['dark', 'bright', 'fox']" in err
+
+
+def test_evaluate_a_folder_or_table_holding_a_single_class(run, tmp_path, capsys):
+    """Only ``dark/`` (to measure its recall): evaluated, the absent class shown with no support, not refused
+    as training data is (a single class); a one-class table with --groups too."""
+    for i in range(3):
+        save_png(tmp_path / "data" / "dark" / f"{i}.png", 20 + i)
+    assert cli.main(["evaluate", str(run), str(tmp_path / "data"), "--json", "-q"]) == 0
+    doc = _json(capsys)
+    assert doc["metrics"]["num_examples"] == 3 and doc["metrics"]["accuracy"] == 1.0
+    assert doc["metrics"]["per_class"] == [
+        {"name": "bright", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0},
+        {"name": "dark", "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3}]
+    assert doc["chance"]["applicable"] is False  # one class present: chance cannot be judged, not flagged
+    assert cli.main(["evaluate", str(run), str(tmp_path / "data"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "bright                  0.0000  0.0000  0.0000        0" in out and "nan" not in out.lower()
+    with open(tmp_path / "t.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["path", "label", "site"]] + [[f"data/dark/{i}.png", "dark", "ab"[i % 2]]
+                                                                for i in range(3)])
+    assert cli.main(["evaluate", str(run), str(tmp_path / "t.csv"), "--groups", "site", "--json", "-q"]) == 0
+    doc = _json(capsys)
+    assert doc["groups"]["sizes"] == {"a": 2, "b": 1} and doc["metrics"]["per_class"][1]["support"] == 3
+
+
+def test_evaluate_a_text_table_holding_a_single_label(tmp_path, capsys):
+    """A text classifier on a one-label CSV, with and without --groups: evaluated, not refused."""
+    from tests.factories import tiny_text_classifier, tiny_text_encoder
+
+    model = tiny_text_classifier(2, encoder=tiny_text_encoder(sequence_length=8, num_layers=1))
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "labels.json").write_text(json.dumps({"class_names": ["neg", "pos"]}))
+    (tmp_path / "r.csv").write_text("text,label,site\ngood film,pos,a\ngreat plot,pos,b\nfine music,pos,a\n")
+    for extra in ([], ["--groups", "site"]):
+        assert cli.main(["evaluate", str(tmp_path / "model.keras"), str(tmp_path / "r.csv"), *extra,
+                         "--json", "-q"]) == 0
+        doc = _json(capsys)
+        assert doc["metrics"]["num_examples"] == 3
+        assert [(c["name"], c["support"]) for c in doc["metrics"]["per_class"]] == [("neg", 0), ("pos", 3)]
+    assert doc["groups"]["sizes"] == {"a": 2, "b": 1}

@@ -161,6 +161,20 @@ def test_single_class_raises(tmp_path):
         image_dataset_from_folder(str(tmp_path), image_size=8)
 
 
+def test_min_classes_1_reads_a_single_class_for_evaluation(tmp_path):
+    """Evaluation data may hold one class (min_classes=1); training's default still needs two."""
+    make_simple_folder(str(tmp_path / "f"), {"defective": 3})
+    data = image_dataset_from_folder(str(tmp_path / "f"), image_size=8, min_classes=1, shuffle=False)
+    assert data.class_names == ["defective"] and data.counts == {"train": {"defective": 3}}
+    assert _all(data.train)[1].tolist() == [0, 0, 0]
+    (tmp_path / "t.csv").write_text("path,label\n" + "".join(f"f/defective/{i:03d}.png,defective\n" for i in range(3)))
+    with pytest.raises(DataError, match=r"single class \['defective'\]: classification needs at least 2 classes"):
+        image_dataset_from_csv(str(tmp_path / "t.csv"), image_size=8)
+    assert image_dataset_from_csv(str(tmp_path / "t.csv"), image_size=8, min_classes=1).class_names == ["defective"]
+    with pytest.raises(ArgumentError, match="min_classes"):
+        image_dataset_from_folder(str(tmp_path / "f"), image_size=8, min_classes=0)
+
+
 def test_no_class_folders_raises(tmp_path):
     Image.fromarray(gradient()).save(tmp_path / "loose.png")
     with pytest.raises(DataError, match="No class sub-folders"):

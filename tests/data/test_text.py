@@ -117,6 +117,14 @@ def test_single_class_and_bad_encoding(tmp_path):
     assert "café" in load_texts_ok(bad)
 
 
+def test_min_classes_1_reads_a_single_label_for_evaluation(tmp_path):
+    path = _csv(tmp_path, ["x,a", "y,a"])
+    data = load_texts(path, min_classes=1)
+    assert data.class_names == ["a"] and data.train.y.tolist() == [0, 0]
+    with pytest.raises(ArgumentError, match="min_classes"):
+        load_texts(path, min_classes=0)
+
+
 def load_texts_ok(path):
     with pytest.raises(DataError, match="single class"):  # decodes with the right encoding
         load_texts(path, encoding="latin-1")

@@ -44,10 +44,11 @@ def resolve_image_size(image_size, backbone):
 def build_image_data(items, *, class_names, source, root, image_size, batch_size, validation_split,
                      test_split, seed, label_mode, color_mode, augment, cache, shuffle, interpolation,
                      crop_to_aspect_ratio, on_leakage, min_per_class, drop_remainder, summary_path,
-                     skipped=(), notes=()):
+                     skipped=(), notes=(), min_classes=2):
     """Turn ``items`` (path, label, split-or-None) into an `ImageData`.
 
-    ``label`` is a class id, or a multi-hot row when ``label_mode == "multi_hot"``.
+    ``label`` is a class id, or a multi-hot row when ``label_mode == "multi_hot"``. ``min_classes``: the
+    least number of classes the data must hold (2 to train; 1 lets evaluation data hold a single class).
     """
     image_size = check_image_size(image_size)
     batch_size = check_batch_size(batch_size)
@@ -56,6 +57,7 @@ def build_image_data(items, *, class_names, source, root, image_size, batch_size
     if color_mode not in ("rgb", "grayscale"):
         raise ArgumentError("color_mode", color_mode, 'must be "rgb" or "grayscale"')
     check_int("seed", seed, low=None)
+    check_int("min_classes", min_classes, low=1)
     if summary_path is not None:  # checked before the scan: a wrong path failed only after it
         if not isinstance(summary_path, (str, os.PathLike)):
             raise ArgumentTypeError("summary_path", summary_path, "a file path or None")
@@ -68,7 +70,7 @@ def build_image_data(items, *, class_names, source, root, image_size, batch_size
                       label_mode=label_mode, color_mode=color_mode, augment=augment, cache=cache, shuffle=shuffle,
                       interpolation=interpolation, crop_to_aspect_ratio=crop_to_aspect_ratio, on_leakage=on_leakage,
                       min_per_class=min_per_class, drop_remainder=drop_remainder, summary_path=summary_path,
-                      skipped=skipped, notes=notes)
+                      skipped=skipped, notes=notes, min_classes=min_classes)
     except DataError as exc:
         links = sum(1 for s in skipped if s.get("reason") in ("symlink", "outside_root"))
         if not links:
@@ -80,7 +82,7 @@ def build_image_data(items, *, class_names, source, root, image_size, batch_size
 
 def _build(items, *, class_names, source, root, image_size, batch_size, validation_split, test_split, seed,
            label_mode, color_mode, augment, cache, shuffle, interpolation, crop_to_aspect_ratio, on_leakage,
-           min_per_class, drop_remainder, summary_path, skipped, notes):
+           min_per_class, drop_remainder, summary_path, skipped, notes, min_classes):
     if on_leakage not in ("warn", "raise", "drop", "ignore"):
         raise ArgumentError("on_leakage", on_leakage, 'must be "warn", "raise", "drop" or "ignore"')
     summary = DataSummary(source=str(source), scanned=len(items) + len(skipped),
@@ -114,7 +116,7 @@ def _build(items, *, class_names, source, root, image_size, batch_size, validati
         train_idx = np.flatnonzero(split_of == "train")
         if (validation_split > 0 or test_split > 0) and len(train_idx):
             check_class_counts({"train": count_by_class(labels[train_idx], class_names)}, class_names,
-                               min_per_class=n_splits)
+                               min_per_class=n_splits, min_classes=min_classes)
             carved = stratified_split(labels[train_idx], validation_split=validation_split,
                                       test_split=test_split, seed=seed, class_names=class_names,
                                       groups=[hashes[i] for i in train_idx])
@@ -122,7 +124,7 @@ def _build(items, *, class_names, source, root, image_size, batch_size, validati
                 split_of[train_idx[idx]] = name
     else:
         check_class_counts({"all": count_by_class(labels, class_names)}, class_names,
-                           min_per_class=need)
+                           min_per_class=need, min_classes=min_classes)
         parts = stratified_split(labels, validation_split=validation_split, test_split=test_split,
                                  seed=seed, groups=hashes, class_names=class_names)
         split_of = np.empty(len(paths), dtype=object)
@@ -154,7 +156,7 @@ def _build(items, *, class_names, source, root, image_size, batch_size, validati
     counts = {s: count_by_class(labels[(split_of == s) & keep], class_names) for s in present}
     if "train" not in counts:
         counts = {"train": {c: 0 for c in class_names}, **counts}
-    check_class_counts(counts, class_names, min_per_class=max(int(min_per_class or 0), 1))
+    check_class_counts(counts, class_names, min_per_class=max(int(min_per_class or 0), 1), min_classes=min_classes)
     summary.class_counts = counts
     summary.imbalance = imbalance_report(counts["train"])
     summary.class_weights = None if multi else class_weights(counts["train"], class_names)

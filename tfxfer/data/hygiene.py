@@ -297,17 +297,23 @@ def check_class_counts(
     *,
     min_per_class: int = 1,
     what: str = "images",
+    min_classes: int = 2,
 ) -> None:
-    """Raise `DataError` for a single class, an empty class, too few items, or differing label sets.
+    """Raise `DataError` for too few classes (a single class), an empty class, too few items, or differing
+    label sets.
 
     Args:
         counts_by_split: ``{split: {class_name: count}}`` after skipping bad items.
         class_names: all classes the user declared (folder names, table labels).
         min_per_class: the least number of items every class needs in train.
+        min_classes: the least number of classes: 2 to train a classifier; 1 for evaluation data, which
+            may hold a single class of the model's (its recall is what is measured).
     """
-    if len(class_names) < 2:
+    if len(class_names) < min_classes:
+        found = f"a single class {bounded_repr(list(class_names))}" if class_names else "no class"
         raise DataError(
-            f"Found a single class {bounded_repr(list(class_names))}: classification needs at least 2 classes. "
+            f"Found {found}: classification needs at least {min_classes} "
+            f"{'class' if min_classes == 1 else 'classes'}. "
             "Put each class in its own sub-folder (or label column value)."
         )
     all_counts = collections.Counter()

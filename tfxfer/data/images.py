@@ -171,6 +171,7 @@ def image_dataset_from_folder(
     follow_links: bool = False,
     drop_remainder: bool = False,
     summary_path=None,
+    min_classes: int = 2,
 ) -> ImageData:
     """Load a folder of class sub-folders (``root/<class>/<image>``) into train/val/test datasets.
 
@@ -202,13 +203,15 @@ def image_dataset_from_folder(
             outside ``directory`` are always skipped ("outside_root").
         drop_remainder: drop the last incomplete training batch.
         summary_path: write ``summary`` as JSON here.
+        min_classes: the least number of classes: 2 (training needs two); 1 for evaluation data that
+            may hold a single class (``tfxfer evaluate`` on a folder of only ``defective/``).
 
     Returns:
         `ImageData` with ``train``/``val``/``test`` datasets, ``class_names`` and ``summary``.
 
     Raises:
-        DataError: no class folders, a single class, an empty class, too few images per class,
-            or classes that differ between given splits.
+        DataError: no class folders, fewer than ``min_classes`` classes, an empty class, too few images
+            per class, or classes that differ between given splits.
     """
     image_size = resolve_image_size(image_size, backbone)
     root = os.fspath(directory)
@@ -260,7 +263,7 @@ def image_dataset_from_folder(
         label_mode=label_mode, color_mode=color_mode, augment=augment, cache=cache, shuffle=shuffle,
         interpolation=interpolation, crop_to_aspect_ratio=crop_to_aspect_ratio,
         on_leakage=on_leakage, min_per_class=min_per_class, drop_remainder=drop_remainder,
-        summary_path=summary_path, skipped=skipped, notes=notes)
+        summary_path=summary_path, skipped=skipped, notes=notes, min_classes=min_classes)
 
 
 def _drop_conflicting_rows(parsed, skipped, multi):
@@ -314,6 +317,7 @@ def image_dataset_from_csv(
     drop_remainder: bool = False,
     summary_path=None,
     allow_outside_root: bool = False,
+    min_classes: int = 2,
 ) -> ImageData:
     """Load images listed in a CSV/TSV table of (path, label) rows, single- or multi-label.
 
@@ -437,4 +441,4 @@ def image_dataset_from_csv(
         label_mode=label_mode, color_mode=color_mode, augment=augment, cache=cache, shuffle=shuffle,
         interpolation=interpolation, crop_to_aspect_ratio=crop_to_aspect_ratio,
         on_leakage=on_leakage, min_per_class=min_per_class, drop_remainder=drop_remainder,
-        summary_path=summary_path, skipped=skipped)
+        summary_path=summary_path, skipped=skipped, min_classes=min_classes)

@@ -229,6 +229,7 @@ def load_texts(
     on_leakage: str = "warn",
     min_per_class: int | None = None,
     encoding: str = "utf-8",
+    min_classes: int = 2,
 ) -> TextData:
     """Load (text, label) rows from a CSV, TSV or JSONL file.
 
@@ -246,6 +247,8 @@ def load_texts(
         validation_split, test_split, seed: stratified seeded split (identical texts stay together).
         on_leakage, min_per_class: as in the image loaders.
         encoding: file encoding (strict decoding).
+        min_classes: the least number of classes of single-label rows: 2 (training needs two); 1 for
+            evaluation data that may hold a single label.
 
     Returns:
         `TextData`.
@@ -262,6 +265,7 @@ def load_texts(
     if on_empty not in ("skip", "raise", "keep"):
         raise ArgumentError("on_empty", on_empty, 'must be "skip", "raise" or "keep"')
     max_length = check_int("max_length", max_length, low=1, allow_none=True)
+    check_int("min_classes", min_classes, low=1)
     check_fractions(validation_split, test_split)
     delimiter = delimiter or ("\t" if fmt == "tsv" else ",")
     summary = DataSummary(source=path)
@@ -339,16 +343,18 @@ def load_texts(
         [_sha256(t) for t in texts], raw_labels, lines))
     return split_texts(np.array(texts, dtype=object), y, names, multi, summary, lines,
                        validation_split=validation_split, test_split=test_split, seed=seed,
-                       on_leakage=on_leakage, min_per_class=min_per_class)
+                       on_leakage=on_leakage, min_per_class=min_per_class, min_classes=min_classes)
 
 
 def split_texts(x, y, names, multi, summary, row_names, *, validation_split, test_split, seed,
-                on_leakage="warn", min_per_class=None) -> TextData:
-    """Check, split (identical texts together) and summarise texts; used by loaders and data sets."""
+                on_leakage="warn", min_per_class=None, min_classes=2) -> TextData:
+    """Check, split (identical texts together) and summarise texts; used by loaders and data sets.
+    ``min_classes``: as in `load_texts`."""
     n_splits = 1 + (validation_split > 0) + (test_split > 0)
     if not multi:
         check_class_counts({"all": count_by_class(y, names)}, names,
-                           min_per_class=max(int(min_per_class or 0), n_splits), what="texts")
+                           min_per_class=max(int(min_per_class or 0), n_splits), what="texts",
+                           min_classes=min_classes)
     elif len(y) == 0:
         raise DataError(f"No usable texts in {summary.source}")
     keys = [_sha256(str(t)) for t in x]
@@ -361,7 +367,7 @@ def split_texts(x, y, names, multi, summary, row_names, *, validation_split, tes
     handle_leakage(summary.leakage, on_leakage, summary)
     summary.class_counts = {s: count_by_class(y[idx], names) for s, idx in parts.items()}
     if not multi:
-        check_class_counts(summary.class_counts, names, min_per_class=1, what="texts")
+        check_class_counts(summary.class_counts, names, min_per_class=1, what="texts", min_classes=min_classes)
     summary.imbalance = imbalance_report(summary.class_counts["train"])
     summary.class_weights = None if multi else class_weights(summary.class_counts["train"], names)
     splits = {s: Split(x[idx], y[idx]) for s, idx in parts.items()}

@@ -214,7 +214,7 @@ def image_groups(source: str, column: str, *, split: str, limit: int | None, cou
 
     data = image_dataset_from_csv(path, image_size=tuple(image_size), batch_size=64, shuffle=False,
                                   color_mode="grayscale" if channels == 1 else "rgb",
-                                  delimiter="\t" if _table_format(path) == "tsv" else ",")
+                                  delimiter="\t" if _table_format(path) == "tsv" else ",", min_classes=1)
     files = list((data.files or {}).get("train") or [])
     if indices is not None:
         files = [files[i] for i in indices]
@@ -241,7 +241,8 @@ def text_data(model, source: str, *, split: str, limit: int | None, text_column:
     path = os.path.abspath(os.path.expanduser(source))
     if not os.path.isfile(path) or not path.lower().endswith(TEXT_SUFFIXES):
         raise ArgumentError("data", source, "must be a CSV / TSV / JSONL table or a packaged data set for --groups")
-    data = load_texts(path, text_column=text_column, label_column=label_column, on_leakage="ignore")
+    data = load_texts(path, text_column=text_column, label_column=label_column, on_leakage="ignore",
+                      min_classes=1)  # a table may hold one label of the model's
     if data.multi_label:
         raise DataError(f"{source} has multi-label rows; the model is a single-label classifier")
     unknown = sorted(set(data.class_names) - set(model.class_names))

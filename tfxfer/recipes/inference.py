@@ -267,8 +267,9 @@ def evaluation_batches(source: str, *, image_size, channels: int, split: str = "
 
     With ``class_names`` (the model's), labels are mapped to them by name and the names returned are
     the model's: data holding only some of the model's classes is evaluated on those (the others get
-    no support); a class the model does not know is a `DataError` naming it. (A folder or table with a
-    single class is refused by the loader, which needs two.)"""
+    no support); a class the model does not know is a `DataError` naming it. A folder or table may hold a
+    single class (the loaders are asked for ``min_classes=1``): e.g. only ``defective/``, to measure the
+    recall of that class."""
     from tfxfer.data import image_dataset_from_csv, image_dataset_from_folder, list_datasets
 
     def draw(labels):
@@ -301,7 +302,8 @@ def evaluation_batches(source: str, *, image_size, channels: int, split: str = "
         path = os.path.abspath(os.path.expanduser(source))
         color = "grayscale" if channels == 1 else "rgb"
         common = dict(image_size=tuple(image_size), batch_size=batch_size, color_mode=color, shuffle=False,
-                      cache=None)  # read once, in order: no copy of every image kept in memory
+                      cache=None,  # read once, in order: no copy of every image kept in memory
+                      min_classes=1)  # evaluation data may hold one class of the model's
         if os.path.isdir(path):
             data = image_dataset_from_folder(path, class_names=None, **common)
         elif os.path.isfile(path):

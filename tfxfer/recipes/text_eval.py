@@ -107,7 +107,8 @@ def classification_data(source: str, class_names, *, split: str = "test", text_c
     path = _file(source, "CSV / TSV / JSONL")
     if path.lower().endswith((".jsonl", ".ndjson")):
         _check_jsonl_fields(path, (text_column, label_column))
-    data = load_texts(path, text_column=text_column, label_column=label_column, on_leakage="ignore")
+    data = load_texts(path, text_column=text_column, label_column=label_column, on_leakage="ignore",
+                      min_classes=1)  # a table may hold one label of the model's
     if data.multi_label:
         raise DataError(f"{source} has multi-label rows; the model is a single-label classifier")
     labels = _remap(data.train.y, data.class_names, class_names, "Labels", source)

@@ -31,6 +31,8 @@ def test_string_labels_and_one_hot_and_categorical_mode(rng):
     data = image_dataset_from_arrays(x, np.array(["dog", "cat"] * 3), label_mode="categorical", batch_size=6)
     assert data.class_names == ["cat", "dog"]
     assert next(iter(data.train))[1].shape == (6, 2)
+    numbers = image_dataset_from_arrays(x, np.array(["10", "2", "1"] * 2), batch_size=6)
+    assert numbers.class_names == ["1", "2", "10"]  # numerically, as the file and text loaders sort them
     one_hot = np.eye(2)[[0, 1] * 3]
     assert image_dataset_from_arrays(x, one_hot, batch_size=2).class_names == ["0", "1"]
 

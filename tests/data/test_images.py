@@ -175,6 +175,26 @@ def test_min_classes_1_reads_a_single_class_for_evaluation(tmp_path):
         image_dataset_from_folder(str(tmp_path / "f"), image_size=8, min_classes=0)
 
 
+def test_numeric_labels_sort_as_numbers_as_the_text_loader_sorts_them(tmp_path):
+    """Folders or table labels 1, 2, 10: class order 1, 2, 10 (not "1", "10", "2"), the text loader's rule;
+    an explicit ``class_names`` order is kept as given."""
+    from tfxfer.data import load_texts
+
+    make_simple_folder(str(tmp_path / "f"), {"10": 2, "2": 2, "1": 2})
+    data = image_dataset_from_folder(str(tmp_path / "f"), image_size=8, shuffle=False)
+    assert data.class_names == ["1", "2", "10"]
+    folders = [os.path.basename(os.path.dirname(p)) for p in data.files["train"]]
+    assert [data.class_names[i] for i in _all(data.train)[1]] == folders
+    given = image_dataset_from_folder(str(tmp_path / "f"), image_size=8, class_names=["10", "1", "2"])
+    assert given.class_names == ["10", "1", "2"]
+    (tmp_path / "t.csv").write_text("path,label\n" + "".join(f"f/{c}/{i:03d}.png,{c}\n" for c in ("10", "2", "1")
+                                                               for i in range(2)))
+    table = image_dataset_from_csv(str(tmp_path / "t.csv"), image_size=8, shuffle=False)
+    assert table.class_names == ["1", "2", "10"] and _all(table.train)[1].tolist() == [2, 2, 1, 1, 0, 0]
+    (tmp_path / "texts.csv").write_text("text,label\n" + "".join(f"t{c},{c}\n" for c in ("10", "2", "1")))
+    assert load_texts(tmp_path / "texts.csv", min_classes=1).class_names == table.class_names
+
+
 def test_no_class_folders_raises(tmp_path):
     Image.fromarray(gradient()).save(tmp_path / "loose.png")
     with pytest.raises(DataError, match="No class sub-folders"):

@@ -25,6 +25,7 @@ from tfxfer.data.hygiene import (
     find_duplicates,
     handle_leakage,
     imbalance_report,
+    sort_class_names,
 )
 from tfxfer.data.tfdata import (
     array_pipeline,
@@ -80,7 +81,7 @@ def _labels_to_ids(y, class_names, multi_label):
         raise ArgumentError("y", y.shape, "must be 1-D (one label per image)")
     if y.dtype.kind in "USO":
         y = _label_strings(y)
-        names = sorted({str(v) for v in y}) if class_names is None else list(class_names)
+        names = sort_class_names({str(v) for v in y}) if class_names is None else list(class_names)
         lookup = {n: i for i, n in enumerate(names)}
         unknown = sorted({str(v) for v in y} - set(lookup))
         if unknown:
@@ -129,8 +130,8 @@ def image_dataset_from_arrays(
         y: class ids, class names (strings), one-hot rows, or multi-hot rows with
             ``multi_label=True``.
         image_size: output (height, width); default: the arrays' own size.
-        class_names: names for the class ids / columns (default "0", "1", ...; sorted strings
-            for string labels).
+        class_names: names for the class ids / columns (default "0", "1", ...; for string labels
+            the sorted labels, numerically if all are numbers: "2" before "10").
         Other arguments: as in `tfxfer.data.image_dataset_from_folder`. Exact duplicate images
             are found by hashing pixels, kept in one split, and reported.
 

@@ -1,5 +1,5 @@
-"""Data hygiene: the summary of what a loader did, duplicate and leakage detection, label checks,
-class imbalance and class weights.
+"""Data hygiene: the summary of what a loader did, duplicate and leakage detection, label checks, the
+order of found class names, class imbalance and class weights.
 
 Every loader returns a `DataSummary`: which files were skipped and why (one entry per file), which
 files needed conversion, class counts per split, exact duplicates (by content hash) inside a split,
@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import math
 import sys
 import unicodedata
 import warnings
@@ -199,6 +200,25 @@ def lookalike_labels(names: Iterable[str]) -> list[list[str]]:
     for name in names:
         groups[label_key(name)].add(str(name))
     return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+
+def sort_class_names(names: Iterable[str]) -> list[str]:
+    """The class order of labels a loader found (folders, image tables, text tables): numeric when every
+    name is a finite number ("2" before "10"), else text order. A name such as "nan" or "inf" compares
+    with nothing, so it makes the order text order (not one that follows set iteration, the hash seed).
+
+    Example:
+        >>> sort_class_names({"10", "2", "1"}), sort_class_names({"10", "2", "cat"})
+        (['1', '2', '10'], ['10', '2', 'cat'])
+    """
+    names = sorted(names)
+    try:
+        values = [float(n) for n in names]
+    except ValueError:
+        return names
+    if not all(math.isfinite(v) for v in values):
+        return names
+    return [n for _, n in sorted(zip(values, names))]
 
 
 def label_conflicts(keys: Sequence[str], labels: Sequence, names: Sequence[str]) -> list[dict]:

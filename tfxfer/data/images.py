@@ -36,6 +36,7 @@ import os
 import numpy as np
 
 from tfxfer.data.build import SPLIT_ALIASES, build_image_data, resolve_image_size
+from tfxfer.data.hygiene import sort_class_names
 from tfxfer.data.result import ImageData
 from tfxfer.data.scan import skip_reason_for_name
 from tfxfer.data.scan import read_regular_file
@@ -187,7 +188,8 @@ def image_dataset_from_folder(
         validation_split, test_split: fractions of each class (stratified, seeded).
         seed: seeds the split, the shuffling and the augmentation policy.
         label_mode: "int" (class ids) or "categorical" (one-hot).
-        class_names: optional explicit class order; must match the sub-folder names.
+        class_names: optional explicit class order, kept as given; must match the sub-folder names
+            (default: the sub-folder names sorted, numerically if all are numbers: "2" before "10").
         color_mode: "rgb" (3 channels) or "grayscale" (1 channel).
         augment: None, a policy name ("light", ...) or a list of layers, applied to train only.
         cache: "auto" (memory if the decoded images fit in 2 GiB), "memory"/True, False/None,
@@ -241,14 +243,14 @@ def image_dataset_from_folder(
             raise DataError(f"{root} has split folders {dirs} but no 'train' folder")
     else:
         layout[None] = {c: os.path.join(root, c) for c in dirs}
-    found = sorted({c for classes in layout.values() for c in classes})
+    found = sort_class_names({c for classes in layout.values() for c in classes})
     if not found:
         links = [s["path"] for s in skipped if s["reason"] in ("symlink", "outside_root")]
         hint = (f" ({len(links)} linked folder(s) skipped, e.g. {links[0]!r}: pass follow_links=True to follow "
                 "links that stay inside the folder)") if links else ""
         raise DataError(f"No class sub-folders in {root}: expected {root}/<class_name>/<images>{hint}")
     if class_names is not None:
-        if sorted(class_names) != found or len(set(class_names)) != len(class_names):
+        if sorted(class_names) != sorted(found) or len(set(class_names)) != len(class_names):
             raise DataError(f"`class_names` {list(class_names)} must match the class folders {found}")
         found = list(class_names)
     ids = {c: i for i, c in enumerate(found)}
@@ -330,7 +332,7 @@ def image_dataset_from_csv(
         split_column: optional column with "train"/"val"/"test" per row (pre-made splits).
         delimiter: "," for CSV, "\\t" for TSV.
         label_mode: "int" or "categorical" (single-label; default "int"); multi-label is always
-            "multi_hot".
+            "multi_hot". The class order is the labels sorted, numerically if all are numbers.
         allow_outside_root: read rows whose path is absolute or leads outside ``root`` (``..``,
             a link); by default such rows are skipped with reason "outside_root".
         Other arguments: as in `image_dataset_from_folder`.
@@ -419,7 +421,7 @@ def image_dataset_from_csv(
             continue
         parsed.append((full, names, split, line_no, path))
     parsed = _drop_conflicting_rows(parsed, skipped, multi)
-    class_names = sorted({n for _, names, _ in parsed for n in names})
+    class_names = sort_class_names({n for _, names, _ in parsed for n in names})
     ids = {c: i for i, c in enumerate(class_names)}
     items = []
     for full, names, split in parsed:

@@ -26,7 +26,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import math
 import os
 
 import numpy as np
@@ -41,6 +40,7 @@ from tfxfer.data.hygiene import (
     imbalance_report,
     label_conflicts,
     report_label_problems,
+    sort_class_names,
 )
 from tfxfer.data.splits import Split, check_fractions, stratified_split
 from tfxfer.data.tables import check_unique_columns, table_records
@@ -186,19 +186,6 @@ def _label_text(value) -> str:
     return str(value).strip()
 
 
-def _sort_names(names):
-    """Numeric order when every name is a finite number ("2" before "10"), else text order: a name such
-    as "nan" or "inf" compares with nothing, and would make the order follow set iteration (the hash seed)."""
-    names = sorted(names)
-    try:
-        values = [float(n) for n in names]
-    except ValueError:
-        return names
-    if not all(math.isfinite(v) for v in values):
-        return names
-    return [n for _, n in sorted(zip(values, names))]
-
-
 def _no_usable_rows(path, summary) -> None:
     if not summary.scanned:
         raise DataError(f"{path} holds no rows (an empty file, or a header only)")
@@ -326,7 +313,7 @@ def load_texts(
     multi = any(isinstance(lab, tuple) for lab in raw_labels)
     raw_labels = [lab if isinstance(lab, tuple) or not multi else (lab,) for lab in raw_labels]
     found = {n for lab in raw_labels for n in (lab if multi else (lab,))}
-    names = check_unique_names("class_names", class_names) if class_names is not None else _sort_names(found)
+    names = check_unique_names("class_names", class_names) if class_names is not None else sort_class_names(found)
     if not names:
         raise DataError(f"No row of {path} has a label (every label list is empty): nothing to learn")
     unknown = sorted(found - set(names))

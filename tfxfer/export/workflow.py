@@ -143,14 +143,19 @@ def benchmark_variants(paths: dict, *, threads=(1, 2), runs: int = 50, memory: b
     return {variant: measured[path] for variant, path in paths.items()}
 
 
-def export_serving(model, base_dir, *, name: str, class_names=None, eval_data=None):
+def export_serving(model, base_dir, *, name: str, class_names=None, eval_data=None,
+                   serving_base_path: str | None = None):
     """A TF Serving SavedModel under ``<base_dir>/<name>/<version>/``: image bytes / pixels in for an
     image model (`export_saved_model`), raw strings in for a text classifier
-    (`export_text_saved_model`, gated on the first 32 texts of ``eval_data``)."""
+    (`export_text_saved_model`, gated on the first 32 texts of ``eval_data``). ``serving_base_path``:
+    the folder ``models.config`` names (default: ``base_dir``'s absolute path; give the final folder
+    when ``base_dir`` is a staging folder moved into place afterwards)."""
     if model_kind(model) == "text":
         texts = split_text_data(eval_data)[0][:32] if eval_data is not None else None
-        return export_text_saved_model(model, base_dir, name=name, class_names=class_names, eval_data=texts)[0]
-    return export_saved_model(model, base_dir, name=name, class_names=class_names)
+        return export_text_saved_model(model, base_dir, name=name, class_names=class_names, eval_data=texts,
+                                       serving_base_path=serving_base_path)[0]
+    return export_saved_model(model, base_dir, name=name, class_names=class_names,
+                              serving_base_path=serving_base_path)
 
 
 def _export_files(export) -> list[str]:

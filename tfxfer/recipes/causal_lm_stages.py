@@ -15,7 +15,9 @@ data -> adapt -> evaluate -> verify -> report, each a few library calls:
   KV cache, decode signature) gated on the held-out gate texts (next-token top-1 agreement and
   perplexity change against the Keras model); when the asked-for variant fails, the fallback variants
   are tried in order and the first that passes ships, with the reason recorded -> ``export/``; with
-  ``causal_lm.export.saved_model`` also ``export/saved_model`` (string in, string out);
+  ``causal_lm.export.saved_model`` also ``export/saved_model`` (string in, string out); then the files
+  and the SavedModel folder its last finished run wrote and this one did not are removed
+  (`tfxfer.recipes.export_files.remove_stale`);
 * ``report``: ``report/report.html`` / ``report.md`` with the perplexity curve, the samples before
   and after, and the export table (`tfxfer.recipes.causal_lm_report`).
 
@@ -37,6 +39,7 @@ import numpy as np
 
 from tfxfer.errors import ConfigError, DataError, bounded_repr
 from tfxfer.recipes.catalog import DATASETS, check_source, dataset_key
+from tfxfer.recipes.export_files import listed_files, remove_stale, stage_folders
 from tfxfer.recipes.runner import Stage
 from tfxfer.utils.atomic import atomic_write_json
 
@@ -261,6 +264,10 @@ def run_evaluate(ctx):
 
 # -- export and gate -------------------------------------------------------------------------------
 
+#: The string-in SavedModel folder of the causal-LM verify stage (``causal_lm.export.saved_model``).
+LM_SAVED_MODEL = "export/saved_model"
+
+
 def _variant(name):
     return None if name == "float32" else name
 
@@ -298,15 +305,19 @@ def run_verify(ctx):
     if e.saved_model:
         from tfxfer.causal_lm import save_generate_savedmodel
 
-        saved_model = save_generate_savedmodel(lm, ctx.abs(os.path.join("export", "saved_model")),
+        saved_model = save_generate_savedmodel(lm, ctx.abs(LM_SAVED_MODEL),
                                                max_new_tokens=ctx.cfg.causal_lm.max_new_tokens)
         files += sorted(os.path.join(root, f) for root, _, names in os.walk(saved_model) for f in names)
         ctx.console.info(f"SavedModel (string in, string out: signature 'generate'): {ctx.rel(saved_model)}")
-    return {"passed": bool(shipped.passed), "deliver": ctx.rel(saved["model"]), "runner_input": ctx.rel(saved["sidecar"]),
-            "saved_model": None if saved_model is None else ctx.rel(saved_model),
-            "failed": [] if shipped.passed else [shipped.variant], "requested": e.quantization,
-            "shipped": shipped.variant, "fallback_reason": fallback_reason, "cache_length": cache_length,
-            "rows": rows, "artefacts": [ctx.rel(f) for f in files]}
+    out = {"passed": bool(shipped.passed), "deliver": ctx.rel(saved["model"]), "runner_input": ctx.rel(saved["sidecar"]),
+           "saved_model": None if saved_model is None else ctx.rel(saved_model),
+           "failed": [] if shipped.passed else [shipped.variant], "requested": e.quantization,
+           "shipped": shipped.variant, "fallback_reason": fallback_reason, "cache_length": cache_length,
+           "rows": rows, "folders": [LM_SAVED_MODEL] if saved_model else [],
+           "artefacts": [ctx.rel(f) for f in files]}
+    # an earlier run's files this one did not write (another file name, a SavedModel no longer asked for) go
+    remove_stale(ctx, "verify", keep=set(out["artefacts"]) | stage_folders(out), files_of=listed_files)
+    return out
 
 
 # -- report ----------------------------------------------------------------------------------------

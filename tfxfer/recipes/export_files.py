@@ -7,8 +7,12 @@ earlier files beside the new ones: a user, a script or a device would pick up a 
 longer matches the model. Each stage removes, once its new files are written, the files its last
 finished run listed (`tfxfer.recipes.runner.previous_outputs`: carried through runs that did not
 finish) and that it did not write this time, with their companions named after the same stem (the
-sidecar ``<stem>.json`` and the tokenizer files of a text export). Nothing else is touched: only
-paths inside the run's ``export/`` folder, never a file a user put there under another name.
+sidecar ``<stem>.json`` and the tokenizer files of a text export). A stage also owns the folders its
+outputs list under ``"folders"`` (a SavedModel it writes whole: ``export/serving/`` of the image and
+text verify stage, ``export/saved_model/`` of the causal-LM one); one it no longer writes is removed
+whole, and the files it listed inside a folder this run wrote again are left to that folder. Nothing
+else is touched: only paths inside the run's ``export/`` folder, never a file or folder a user put
+there under another name, never through a link.
 
 Example:
     >>> sorted(export_stage_files({"exports": {"int8": {"path": "export/m_int8.tflite",
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 
 from tfxfer.recipes.runner import previous_outputs
 
@@ -67,32 +72,73 @@ def verify_stage_files(outputs: dict | None, artefacts=()) -> set[str]:
     return with_companions(rel for rel in artefacts or [] if isinstance(rel, str) and rel.endswith(".tflite"))
 
 
-def _previous(ctx, stage: str, files_of) -> set[str]:
+def listed_files(outputs: dict | None, artefacts=()) -> set[str]:
+    """Every file a stage that owns all its artefacts listed (the causal-LM verify stage: the decoder,
+    its sidecar and tokenizer, the SavedModel's files), with the companions of each ``.tflite``."""
+    return with_companions(artefacts or [])
+
+
+def stage_folders(outputs: dict | None) -> set[str]:
+    """The folders inside ``export/`` that a stage's ``outputs`` list as its own (``"folders"``).
+
+    Example:
+        >>> sorted(stage_folders({"folders": ["export/serving", "export", "../x", "export/../x"]}))
+        ['export/serving']
+    """
+    folders = outputs.get("folders") if isinstance(outputs, dict) else None
+    return set(filter(None, map(_clean, folders if isinstance(folders, list) else [])))
+
+
+def _previous(ctx, stage: str, files_of) -> tuple[set[str], set[str]]:
     previous = previous_outputs(ctx, stage)
     if not isinstance(previous, dict):
-        return set()
+        return set(), set()
     artefacts = previous.get("artefacts")
-    return files_of(previous.get("outputs"), artefacts if isinstance(artefacts, list) else [])
+    outputs = previous.get("outputs")
+    return files_of(outputs, artefacts if isinstance(artefacts, list) else []), stage_folders(outputs)
 
 
-def remove_stale(ctx, stage: str, *, keep) -> list[str]:
-    """Remove the files stage ``stage`` (``"export"`` or ``"verify"``) wrote in its last finished run
-    that are not in ``keep`` (relative paths this run wrote or uses); returns the removed paths."""
-    files_of = export_stage_files if stage == "export" else verify_stage_files
+def _inside(path: str, root: str) -> bool:
+    parent = os.path.realpath(os.path.dirname(path))
+    return parent == root or parent.startswith(root + os.sep)
+
+
+def remove_stale(ctx, stage: str, *, keep, files_of=None) -> list[str]:
+    """Remove the files and folders stage ``stage`` wrote in its last finished run that are not in ``keep``
+    (relative paths this run wrote or uses: files and its own folders); returns the removed paths.
+
+    ``files_of(outputs, artefacts)`` gives the files a record lists (default: `export_stage_files` for
+    ``"export"``, `verify_stage_files` for ``"verify"``); the folders are the record's `stage_folders`.
+    """
+    files_of = files_of or (export_stage_files if stage == "export" else verify_stage_files)
     keep = {posixpath.normpath(k) for k in keep if isinstance(k, str)}
     root = os.path.realpath(ctx.abs(EXPORT_DIR))
+    old_files, old_folders = _previous(ctx, stage, files_of)
     removed = []
-    for rel in sorted(_previous(ctx, stage, files_of) - keep):
+    for rel in sorted(old_folders - keep):
         path = ctx.abs(rel)
-        parent = os.path.realpath(os.path.dirname(path))
-        if not (parent == root or parent.startswith(root + os.sep)):
+        if not _inside(path, root):
             continue  # a link out of export/: not ours to follow
+        if os.path.islink(path):
+            os.remove(path)  # the link only, never what it points to
+        elif os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(rel)
+    written_again = [k + "/" for k in keep]  # a folder this run wrote: what it holds is this run's
+    for rel in sorted(old_files - keep):
+        path = ctx.abs(rel)
+        if any(rel.startswith(folder) for folder in written_again) or not _inside(path, root):
+            continue  # inside a folder this run wrote whole again, or a link out of export/
         if os.path.islink(path) or os.path.isfile(path):
             os.remove(path)
             removed.append(rel)
     if removed:
-        ctx.console.detail(f"{stage}: removed {len(removed)} file(s) of an earlier run: {', '.join(removed)}")
+        ctx.console.detail(f"{stage}: removed {len(removed)} file(s) or folder(s) of an earlier run: "
+                           f"{', '.join(removed)}")
     return removed
 
 
-__all__ = ["export_stage_files", "remove_stale", "verify_stage_files", "with_companions"]
+__all__ = ["export_stage_files", "listed_files", "remove_stale", "stage_folders", "verify_stage_files",
+           "with_companions"]

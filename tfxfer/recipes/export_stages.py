@@ -3,8 +3,9 @@
 * ``export``: `tfxfer.export.convert_variants` (pre-flight, then every variant; image int8 calibrated
   on un-augmented training images; text files get their tokenizer files).
 * ``verify``: `tfxfer.export.gate_variants` on the held-out split (the gate), `benchmark_variants`
-  over all files side by side, `export_rows` / `write_verdicts`, an optional SavedModel
-  (`export_serving`) when every file passed. The delivered file follows the export chain
+  over all files side by side, `export_rows` / `write_verdicts`, with ``export.saved_model`` a
+  SavedModel ``export/serving/`` (`write_serving`: `export_serving` in a staging folder swapped in
+  whole; written when asked, whatever the files did). The delivered file follows the export chain
   (`tfxfer.export.delivery.choose_delivery` along `DELIVERY_CHAIN`): for ``deliver: int8``, the first
   integer file that passed its gate and reached the 98 % agreement target (quantization-aware
   ``int8_qat`` from the quantize stage, then post-training ``int8``); when none did, the selective
@@ -13,7 +14,8 @@
   passing integer file with the highest agreement, else the float file that passed, with the reason.
 
 Both stages then remove the files their last finished run wrote and this one did not (a variant
-dropped from ``export.variants``, a remedy file not made again): `tfxfer.recipes.export_files`.
+dropped from ``export.variants``, a remedy file not made again, the ``export/serving/`` folder of a
+run that no longer asks for it): `tfxfer.recipes.export_files`.
 
 `export_stages` builds the two stages for image recipes; text recipes bind `convert_stage` /
 `gate_stage` to their held-out texts (`tfxfer.recipes.text_export_stages`).
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from tfxfer.recipes.export_files import export_stage_files, remove_stale, verify_stage_files
+from tfxfer.recipes.export_files import export_stage_files, remove_stale, stage_folders, verify_stage_files
 from tfxfer.recipes.runner import Stage
 from tfxfer.utils.atomic import atomic_write_json
 from tfxfer.utils.humanize import format_bytes
@@ -121,7 +123,7 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
     file's int8 weights, float arithmetic) at ``path`` and returns its export; it runs when the recipe
     delivers ``dynamic`` and the dynamic file failed its gate, and the new file is gated like the others.
     """
-    from tfxfer.export import export_serving, gate_variants
+    from tfxfer.export import gate_variants
     from tfxfer.export.delivery import needs_remedy
 
     cfg, model = ctx.cfg, ctx.model()
@@ -169,16 +171,34 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
     benches = benchmark_exports(ctx, paths)
     saved = None
     if saved_model:  # written when asked even if a quantized file failed: it checks itself against Keras
-        saved = export_serving(model, os.path.dirname(ctx.path("export", "serving", "x")), name=cfg.name,
-                               class_names=class_names, eval_data=eval_data).path
+        saved = write_serving(ctx, model, class_names=class_names, eval_data=eval_data)
     out = record_gate(ctx, exports, results, benches, saved_model=saved)
+    out["folders"] = [SERVING_DIR] if saved else []
     if remedies:
         out["remedy"] = remedies
         out["artefacts"] += [exports[v]["path"] for v in remedies if v in exports]
-    export = ctx.outputs["export"]  # an earlier run's remedy file this run did not make goes
-    remove_stale(ctx, "verify", keep=verify_stage_files(out, out["artefacts"])
+    export = ctx.outputs["export"]  # an earlier run's remedy file or serving folder this run did not make goes
+    remove_stale(ctx, "verify", keep=verify_stage_files(out, out["artefacts"]) | stage_folders(out)
                  | export_stage_files(export, export.get("artefacts", [])))
     return out
+
+
+#: The TF Serving model repository the verify stage writes (``<name>/1/`` and ``models.config``).
+SERVING_DIR = "export/serving"
+
+
+def write_serving(ctx, model, *, class_names, eval_data) -> str:
+    """``export/serving/`` written whole in a staging folder (`export_serving`, version 1) and swapped in
+    atomically (`tfxfer.utils.atomic.atomic_path`): a re-run replaces the earlier folder (no versions pile
+    up; a reader sees the old folder or the new one); returns the SavedModel's path (``<name>/1``)."""
+    from tfxfer.export import export_serving
+    from tfxfer.utils.atomic import atomic_path
+
+    folder = ctx.path(*SERVING_DIR.split("/"))
+    with atomic_path(folder, directory=True) as staging:
+        written = export_serving(model, staging, name=ctx.cfg.name, class_names=class_names, eval_data=eval_data,
+                                 serving_base_path=folder).path
+    return os.path.join(folder, os.path.relpath(written, staging))
 
 
 def benchmark_exports(ctx, paths: dict) -> dict:

@@ -190,3 +190,15 @@ def test_n_bootstrap_is_bounded_and_resampled_in_chunks(monkeypatch):
     chunked = group_metrics(labels, 1 - labels, groups, n_bootstrap=50)
     # all predictions wrong: every resample scores the same, chunked or not
     assert chunked.to_rows() == whole.to_rows() and whole.value(0, "accuracy").high == 0.0
+
+
+def test_markdown_escapes_pipes_and_line_breaks_in_group_and_class_names():
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    groups = np.array(["a|b", "a|b", "line\nbreak", "line\nbreak", "c", "c"])
+    report = group_metrics(labels, np.array([0, 1, 1, 1, 0, 1]), groups, class_names=["x|y", "z"], n_bootstrap=0)
+    lines = report.to_markdown().splitlines()
+    table = lines[:lines.index("")]
+    assert len(table) == 2 + 3 + 1  # header, rule, three groups, overall: no row broken in two
+    columns = table[0].replace("\\|", "").count("|")
+    assert all(row.replace("\\|", "").count("|") == columns for row in table), table
+    assert "| a\\|b |" in table[2 + 0] and "| line break |" in "\n".join(table) and "recall[x\\|y]" in table[0]

@@ -112,7 +112,8 @@ def test_coral_map_names_features_of_the_wrong_dimension(rng):
     """The check sat in build(), which Keras never calls on a layer built in __init__: a raw
     InvalidArgumentError from the matmul came out instead."""
     layer = fit_coral_map(rng.normal(size=(50, 3)), rng.normal(size=(50, 3)))
-    message = r"`inputs` must have the dimension the CORAL map was fitted on \(3\). Received: inputs='features of dimension 5'"
+    message = (r"`inputs` must have the dimension the CORAL map was fitted on \(3\). "
+               r"Received: inputs='features of dimension 5'")
     with pytest.raises(ArgumentError, match=message):
         layer(rng.normal(size=(4, 5)).astype("float32"))
     with pytest.raises(ArgumentError, match=message):

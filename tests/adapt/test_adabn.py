@@ -8,7 +8,7 @@ from tests.factories import tiny_images, tiny_model
 from tests.helpers import weights_by_path
 from tfxfer.adapt import adapt_batchnorm
 from tfxfer.adapt.adabn import batchnorm_layers
-from tfxfer.errors import ArgumentError, ModelError
+from tfxfer.errors import ArgumentError, DataError, ModelError
 
 
 def test_adabn_changes_batchnorm_statistics_and_nothing_else():
@@ -87,3 +87,18 @@ def test_adabn_run_twice_on_the_same_target_is_no_error():
     first = adapt_batchnorm(model, target, batch_size=8)
     second = adapt_batchnorm(model, target, batch_size=8)
     assert first.mean_change > 0 and second.mean_change == pytest.approx(0.0, abs=1e-6)
+
+
+def test_adabn_refuses_a_one_example_target_and_skips_a_trailing_single_example():
+    """One example has no variance: a BatchNorm on a 1x1 feature map would get a moving variance of 0."""
+    inputs = keras.Input((1, 1, 2))
+    bn = keras.layers.BatchNormalization(name="bn")
+    model = keras.Model(inputs, bn(inputs))
+    target = np.random.default_rng(0).normal(size=(5, 1, 1, 2)).astype("float32")
+    with pytest.raises(DataError, match="`target` has 1 example; AdaBN needs at least 2"):
+        adapt_batchnorm(model, target[:1])
+    np.testing.assert_array_equal(bn.moving_variance.numpy(), np.ones(2, "float32"))  # untouched
+    with pytest.raises(ArgumentError, match="`max_examples` must be an int >= 2"):
+        adapt_batchnorm(model, target, max_examples=1)
+    report = adapt_batchnorm(model, target, batch_size=2)  # batches of 2, 2 and a trailing 1 (skipped)
+    assert report.examples == 4 and (bn.moving_variance.numpy() > 0).all()

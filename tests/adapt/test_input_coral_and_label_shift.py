@@ -93,6 +93,34 @@ def test_coral_map_and_with_input_map_refuse_bad_input(rng):
         with_input_map(_head(3), "coral")
 
 
+def test_coral_map_refuses_zero_variance_features_without_shrinkage(rng):
+    """Constant from_features and shrinkage=0: a zero covariance, whose inverse root was all NaN."""
+    constant, varied = np.ones((50, 3)), rng.normal(size=(50, 3))
+    with pytest.raises(DataError, match="`from_features` has zero variance in every dimension .* shrinkage > 0"):
+        fit_coral_map(constant, varied, shrinkage=0.0)
+    with pytest.raises(DataError, match="`to_features` has zero variance"):
+        fit_coral_map(varied, constant, shrinkage=0.0)
+    with pytest.raises(DataError, match="`from_features`'s covariance overflows"):
+        fit_coral_map(varied * 1e300, varied)
+    assert np.isfinite(fit_coral_map(constant, varied).get_weights()[2]).all()  # shrinkage > 0: finite
+    # one dead unit among live ones, no shrinkage: its eigenvalue is floored, the map stays finite
+    dead = np.concatenate([varied[:, :2], np.zeros((50, 1))], axis=1)
+    assert np.isfinite(fit_coral_map(dead, varied, shrinkage=0.0).get_weights()[2]).all()
+
+
+def test_coral_map_names_features_of_the_wrong_dimension(rng):
+    """The check sat in build(), which Keras never calls on a layer built in __init__: a raw
+    InvalidArgumentError from the matmul came out instead."""
+    layer = fit_coral_map(rng.normal(size=(50, 3)), rng.normal(size=(50, 3)))
+    message = (r"`inputs` must have the dimension the CORAL map was fitted on \(3\). "
+               r"Received: inputs='features of dimension 5'")
+    with pytest.raises(ArgumentError, match=message):
+        layer(rng.normal(size=(4, 5)).astype("float32"))
+    with pytest.raises(ArgumentError, match=message):
+        layer(keras.Input((5,)))  # building a functional model
+    assert tuple(layer(rng.normal(size=(4, 3)).astype("float32")).shape) == (4, 3)
+
+
 def _scores(rng, y):
     score = rng.normal(loc=2.0 * y - 1.0)
     p1 = 1 / (1 + np.exp(-2.0 * score))  # calibrated for 50/50 priors

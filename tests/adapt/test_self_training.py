@@ -75,6 +75,29 @@ def test_collapse_after_a_round_restores_the_weights_from_before_that_round(rng)
     assert np.bincount(confident, minlength=2).max() / len(confident) <= 0.9
 
 
+def test_a_collapse_caused_by_the_last_round_is_raised_and_undone(rng):
+    """rounds=1: the only check before training passes; the round's training collapses the model."""
+    xs, ys, xt = _data(rng)
+    model = _model()
+    model.compile(keras.optimizers.SGD(20.0), "sparse_categorical_crossentropy")  # one full batch: deterministic
+    start = [w.copy() for w in model.get_weights()]
+    with pytest.raises(AdaptationDivergedError, match=r"collapsed after the last round \(0\).*before round 0") as info:
+        self_train(model, (xs, np.zeros_like(ys)), xt, threshold=0.6, rounds=1, batch_size=256, max_class_fraction=0.9)
+    assert info.value.reason == "collapse"
+    for a, b in zip(start, model.get_weights()):  # the round that collapsed it is undone
+        np.testing.assert_array_equal(a, b)
+
+
+def test_source_labels_as_a_column_are_class_ids(rng):
+    """(n, 1) labels, as Keras fit takes them; pseudo-labels keep that shape (a model fitted on (n, 1)
+    labels cannot be fitted on (n,) ones afterwards)."""
+    xs, ys, xt = _data(rng)
+    model = _model()
+    model.fit(xs, ys[:, None], epochs=1, verbose=0)
+    result = self_train(model, (xs, ys[:, None]), xt, threshold=0.5, rounds=1, max_class_fraction=None)
+    assert result.stopped == "completed" and result.rounds[0].loss is not None
+
+
 def test_a_nan_loss_restores_the_previous_weights(rng):
     xs, ys, xt = _data(rng)
     model = _model()

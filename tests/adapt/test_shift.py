@@ -136,3 +136,52 @@ def test_atc_estimate_with_tied_confidences_still_gives_back_the_source_accuracy
     assert atc_estimate(probs, labels, probs) == pytest.approx(accuracy, abs=1e-6)
     half_sure = np.full_like(probs, 0.5)
     assert atc_estimate(probs, labels, half_sure) == 0.0
+
+
+@pytest.mark.parametrize("test", [mmd_test, classifier_test])
+def test_huge_or_tiny_features_give_the_statistics_of_ordinary_ones(rng, test):
+    """Features of 1e160 overflowed the squared distances: MMD² NaN, and NaN got the smallest p-value
+    (a shift flagged between two samples of one distribution). The pooled features are scaled by a
+    power of two first, which changes no statistic of ordinary features at all."""
+    a, b = _gauss(rng, 60, d=4), _gauss(rng, 60, d=4)
+    plain = test(a, b, permutations=200)
+    for scale in (2.0 ** 500, 2.0 ** -520):  # exact scales: the statistics are the same to the bit
+        scaled = test(a * scale, b * scale, permutations=200)
+        assert (scaled.statistic, scaled.p_value) == (plain.statistic, plain.p_value), scale
+    huge = test(a * 1e160, b * 1e160, permutations=200)
+    assert huge.statistic == pytest.approx(plain.statistic, rel=1e-9) and huge.p_value > 0.05
+    assert not detect_shift(None, a * 1e160, b * 1e160, method="mmd", permutations=300).shifted
+
+
+def test_a_nan_statistic_is_refused_and_never_a_small_p_value(monkeypatch):
+    import importlib
+
+    module = importlib.import_module("tfxfer.adapt.two_sample")
+    assert module._p_value(float("nan"), np.zeros(99)) == 1.0
+    assert module._p_value(0.5, np.full(99, np.nan)) == 1.0  # a NaN null value counts as extreme
+    monkeypatch.setattr(module, "_sq_distances", lambda x: np.full((len(x), len(x)), np.nan))
+    rng = np.random.default_rng(0)
+    with pytest.raises(DataError, match="MMD test's kernel bandwidth .* is nan"):
+        mmd_test(rng.normal(size=(10, 2)), rng.normal(size=(10, 2)), permutations=20)
+
+
+@pytest.mark.parametrize("test", [mmd_test, classifier_test])
+def test_permutations_are_bounded_and_drawn_in_chunks(rng, monkeypatch, test):
+    import importlib
+
+    module = importlib.import_module("tfxfer.adapt.two_sample")
+    a, b = _gauss(rng, 30, d=3), _gauss(rng, 30, shift=0.3, d=3)
+    with pytest.raises(ArgumentError, match=r"`permutations` must be an int in \[1, 100000\]"):
+        test(a, b, permutations=module.MAX_PERMUTATIONS + 1)
+    whole = test(a, b, permutations=300)
+    monkeypatch.setattr(module, "_CHUNK_ENTRIES", 100)  # a couple of permutations per chunk
+    chunked = test(a, b, permutations=300)
+    assert chunked.statistic == pytest.approx(whole.statistic, rel=1e-12) and chunked.p_value == whole.p_value
+
+
+def test_detect_shift_bounds_permutations_and_alpha(rng):
+    a = _gauss(rng, 10)
+    with pytest.raises(ArgumentError, match=r"`permutations` must be an int in \[1, 100000\]"):
+        detect_shift(None, a, a, permutations=10**7)
+    with pytest.raises(ArgumentError, match="`alpha` must be >= 2e-05 for method='both'"):
+        detect_shift(None, a, a, alpha=1e-6, permutations=100_000)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfxfer.errors import ArgumentError
+from tfxfer.errors import ArgumentError, DataError
 from tfxfer.fairness import plant_trigger, trigger_flip_rate
 
 
@@ -48,3 +48,34 @@ def test_bad_trigger_arguments_are_named():
         plant_trigger(x, position="middle")
     with pytest.raises(ArgumentError, match="`images` must be \\(N, height, width, channels\\)"):
         plant_trigger(x[0])
+
+
+
+@pytest.mark.parametrize("value", [300.0, -1.0, 12.5])
+def test_a_trigger_value_the_pixel_dtype_cannot_hold_is_named(value):
+    x = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(ArgumentError, match=r"`value` must be a whole number in \[0, 255\] for images of dtype uint8"):
+        plant_trigger(x, size=2, value=value)
+    assert plant_trigger(x, size=2, value=255.0)[0, -1, -1, 0] == 255
+    with pytest.raises(ArgumentError, match="`value` must be within"):
+        plant_trigger(x.astype("float16"), size=2, value=1e6)
+
+
+def test_flip_rate_refuses_no_images_and_non_finite_pixels(monkeypatch):
+    import importlib
+
+    model = _trigger_detector()
+    with pytest.raises(DataError, match="`images` is empty"):
+        trigger_flip_rate(model, np.zeros((0, 8, 8, 1), "float32"), size=2, n_bootstrap=0)
+    x = np.zeros((4, 8, 8, 1), "float32")
+    x[1, 0, 0, 0] = np.nan
+    with pytest.raises(DataError, match="`images` holds 1 NaN or infinite pixel value"):
+        trigger_flip_rate(model, x, size=2)
+    module = importlib.import_module("tfxfer.fairness.bias_transfer")
+    with pytest.raises(ArgumentError, match=r"`n_bootstrap` must be an int in \[0, 100000\]"):
+        trigger_flip_rate(model, np.zeros((4, 8, 8, 1), "float32"), size=2, n_bootstrap=module.MAX_BOOTSTRAP + 1)
+    monkeypatch.setattr(module, "_CHUNK_ENTRIES", 3)  # one resample per chunk
+    x = np.zeros((4, 8, 8, 1), "float32")
+    x[:2, 6:, 6:, 0] = 255.0  # half already triggered
+    result = trigger_flip_rate(model, x, size=2, n_bootstrap=200)
+    assert result.flip_rate == 0.5 and 0.0 <= result.low <= 0.5 <= result.high <= 1.0

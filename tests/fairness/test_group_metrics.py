@@ -159,3 +159,46 @@ def test_ece_and_gap_intervals_bracket_the_values_they_go_with():
             assert 0.0 <= value.low <= value.value <= value.high, (seed, group, value)
         for gap in report.gaps.values():
             assert 0.0 <= gap.low <= gap.value <= gap.high, (seed, gap)
+
+
+def test_a_rate_gap_interval_stays_in_0_1_when_a_group_rarely_has_the_class():
+    """Group b has one positive, always missed: resamples that draw it give a recall / FNR gap of 1;
+    the others (b without a positive) have no gap and are left out, not scored 0 (which pushed the
+    "debiased" interval up to [0.379, 1.379])."""
+    labels = np.zeros(80, int)
+    labels[:20] = 1
+    labels[40] = 1
+    predictions = labels.copy()
+    predictions[40] = 0
+    report = group_metrics(labels, predictions, np.array(["a"] * 40 + ["b"] * 40), n_bootstrap=1000, seed=0)
+    for metric in ("recall[1]", "fnr"):
+        gap = report.gap(metric)
+        assert gap.value == 1.0 and (gap.low, gap.high) == (1.0, 1.0), gap
+
+
+def test_n_bootstrap_is_bounded_and_resampled_in_chunks(monkeypatch):
+    import importlib
+
+    module = importlib.import_module("tfxfer.fairness.group_metrics")  # the package attribute is the function
+
+    labels = np.arange(40) % 2
+    groups = np.arange(40) % 3
+    with pytest.raises(ArgumentError, match=r"`n_bootstrap` must be an int in \[0, 100000\]"):
+        group_metrics(labels, labels, groups, n_bootstrap=module.MAX_BOOTSTRAP + 1)
+    whole = group_metrics(labels, 1 - labels, groups, n_bootstrap=50)
+    monkeypatch.setattr(module, "_CHUNK_ENTRIES", 7)  # one resample at a time
+    chunked = group_metrics(labels, 1 - labels, groups, n_bootstrap=50)
+    # all predictions wrong: every resample scores the same, chunked or not
+    assert chunked.to_rows() == whole.to_rows() and whole.value(0, "accuracy").high == 0.0
+
+
+def test_markdown_escapes_pipes_and_line_breaks_in_group_and_class_names():
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    groups = np.array(["a|b", "a|b", "line\nbreak", "line\nbreak", "c", "c"])
+    report = group_metrics(labels, np.array([0, 1, 1, 1, 0, 1]), groups, class_names=["x|y", "z"], n_bootstrap=0)
+    lines = report.to_markdown().splitlines()
+    table = lines[:lines.index("")]
+    assert len(table) == 2 + 3 + 1  # header, rule, three groups, overall: no row broken in two
+    columns = table[0].replace("\\|", "").count("|")
+    assert all(row.replace("\\|", "").count("|") == columns for row in table), table
+    assert "| a\\|b |" in table[2 + 0] and "| line break |" in "\n".join(table) and "recall[x\\|y]" in table[0]

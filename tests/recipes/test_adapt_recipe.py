@@ -13,7 +13,7 @@ from tests.recipes.helpers import recipe, tiny_overrides, tiny_text_overrides
 from tfxfer.errors import ConfigError
 from tfxfer.recipes.config_loader import load_config
 
-RECORD_KEYS = {"method", "target", "source_only", "adapted", "oracle", "shift"}
+RECORD_KEYS = {"method", "target", "source_only", "adapted", "oracle", "shift", "notes", "stopped"}
 
 
 @pytest.mark.parametrize("text,match", [
@@ -79,6 +79,7 @@ def test_image_recipe_adapts_with_dann_and_exports_the_plain_model(image_folder,
         record = json.load(f)
     assert set(record) == RECORD_KEYS
     assert record["method"] == "dann" and record["target"] == target
+    assert record["stopped"] is False and record["notes"][0].startswith("dann: 1 epoch(s)")
     for key in ("source_only", "adapted", "oracle"):
         assert set(record[key]) == {"accuracy", "macro_f1", "ece"}, key
         assert 0.0 <= record[key]["accuracy"] <= 1.0
@@ -153,13 +154,13 @@ def test_label_shift_step_uses_validation_never_the_held_out_split():
     # held-out inputs are None: the step fails if it reads them
     source = _Domain(x_source, y_source, None, None, ["a", "b"], x_source[:200], y_source[:200])
     target = _Domain(x_target, None, None, None, ["a", "b"])
-    note = _label_shift(_ctx(), model, source, target)
+    note, applied = _label_shift(_ctx(), model, source, target)
     after = model.predict(x_target, verbose=0)[:, 1].mean()
-    assert "fitted on 200 source validation examples" in note and "target priors estimated by EM" in note
+    assert applied and "fitted on 200 source validation examples" in note and "target priors estimated by EM" in note
     assert "b 0.1" in note  # EM finds the target's ~15 % positives (the source had 50 %)
     assert abs(after - 0.15) < abs(before - 0.15) / 2  # the corrected model predicts about that share
     without_val = _Domain(x_source, y_source, None, None, ["a", "b"])
-    assert "no source validation split" in _label_shift(_ctx(), _softmax_model(), without_val, target)
+    assert "no source validation split" in _label_shift(_ctx(), _softmax_model(), without_val, target)[0]
 
 
 def test_coral_input_step_retrains_the_head_on_recoloured_source_features():
@@ -195,3 +196,73 @@ def test_new_adapt_methods_are_accepted_and_label_shift_is_open_to_text():
     assert cfg.adapt.method == "label_shift"
     assert load_config(text="data: {source: animal_mnist}\nadapt: {method: coral_input, target: /tmp/x}"
                        ).adapt.method == "coral_input"
+
+
+def test_the_cap_on_examples_keeps_every_class_in_proportion():
+    from tfxfer.recipes.adapt_stages import _limit
+
+    y = np.array([0] * 90 + [1] * 8 + [2] * 2)  # a random 10 of these often drops class 2 (or 1)
+    x = np.arange(100)
+    for seed in range(20):
+        xs, ys = _limit(x, y, 10, seed)
+        assert len(xs) == 10 and set(ys.tolist()) == {0, 1, 2} and np.array_equal(y[xs], ys)
+        assert np.all(np.diff(xs) > 0)  # a subset in the original order, no repeats
+    counts = np.bincount(_limit(x, y, 50, 0)[1])
+    assert counts.sum() == 50 and counts[0] > counts[1] > counts[2] >= 1
+    one_hot = np.eye(3)[y]
+    assert set(_limit(x, one_hot, 10, 0)[1].argmax(axis=1).tolist()) == {0, 1, 2}
+    assert _limit(x, None, 10, 0)[1] is None and len(_limit(x, None, 10, 0)[0]) == 10
+    assert len(set(_limit(x, y, 2, 0)[1].tolist())) == 2  # fewer places than classes: one each of two
+
+
+def test_label_shift_names_a_class_missing_from_the_source_training_split():
+    from types import SimpleNamespace
+
+    import keras
+
+    from tfxfer.recipes.adapt_stages import _Domain, _label_shift
+
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    ctx = SimpleNamespace(cfg=SimpleNamespace(task="image_classification", seed=0, train=SimpleNamespace(batch_size=8)))
+    names = ["a", "b", "c"]
+    target = _Domain(x + 1, None, None, None, names)
+    absent = _Domain(x, np.arange(40) % 2, None, None, names)  # "c" is not in the source data at all
+    with pytest.raises(ConfigError, match="class 'c' has no example in the source training split"):
+        _label_shift(ctx, model, absent, target)
+    capped = _Domain(x[:2], np.array([0, 1]), None, None, names, train_total=40)  # adapt.max_examples: 2
+    with pytest.raises(ConfigError, match=r"class 'c' has no example among the 2 source training examples kept by "
+                                          r"`adapt.max_examples` \(of 40\); raise it to at least 3"):
+        _label_shift(ctx, model, capped, target)
+
+
+def test_the_record_says_when_the_method_stopped(tmp_path, monkeypatch):
+    """A collapse (or a method that changed nothing) was only in the stage's notes; adaptation.json,
+    which the report renders, had none."""
+    from types import SimpleNamespace
+
+    import keras
+
+    import tfxfer.recipes.adapt_stages as stages
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2)).astype("float32")
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+    model.layers[-1].set_weights([np.zeros((2, 2), "float32"), np.array([5.0, -5.0], "float32")])  # all class 0
+    source, target = stages._Domain(x, y, x, y, ["a", "b"]), stages._Domain(x + 1, y, x + 1, y, ["a", "b"])
+    monkeypatch.setattr(stages, "load_target", lambda ctx, image_size=None: target)
+    monkeypatch.setattr(stages, "source_domain", lambda ctx, data: source)
+    monkeypatch.setattr(stages, "_oracle", lambda *args: None)
+    quiet = lambda *args, **kwargs: None  # noqa: E731
+    cfg = SimpleNamespace(task="image_classification", seed=0, data=SimpleNamespace(source="src"),
+                          adapt=SimpleNamespace(method="self_train", target="tgt", shift=False, max_examples=None,
+                                                learning_rate=1e-3, epochs=1, weight=1.0, threshold=0.5, rounds=2,
+                                                per_class_fraction=None),
+                          train=SimpleNamespace(batch_size=8, base_lr=1e-3, unfreeze_lr_factor=1.0, head_epochs=1))
+    ctx = SimpleNamespace(cfg=cfg, run_dir=str(tmp_path),
+                          console=SimpleNamespace(info=quiet, detail=quiet, keras_verbose=0))
+    out = stages.run_adapt(ctx, model, data=None)
+    record = json.load(open(tmp_path / "adaptation.json"))
+    assert set(record) == RECORD_KEYS and record["stopped"] is True and out["stopped"] is True
+    assert record["notes"] == out["notes"] and "pseudo-labels collapsed in round 0" in record["notes"][0]

@@ -109,6 +109,27 @@ def test_bias_audit_and_shift_sections(tmp_path):
     assert "The adaptation closed 40% of the accuracy gap" in md and 'id="adaptation-table"' in html
 
 
+def test_a_stopped_adaptation_says_so_with_its_notes(tmp_path):
+    """A collapsed (or no-op) adaptation was rendered like a method that ran: adaptation.json had no notes."""
+    run = str(tmp_path / "run")
+    make_run_dir(run)
+    note = "stopped: self_train: pseudo-labels collapsed in round 1 | 100% class 0 (the last good weights are kept)"
+    record = {"method": "self_train", "target": "tweets", "source_only": {"accuracy": 0.7},
+              "adapted": {"accuracy": 0.7}, "oracle": None, "shift": None, "notes": [note], "stopped": True}
+    assert check_record("adaptation", record) is None
+    _write(run, "adapt/adaptation.json", record)
+    html, md = _report(run)
+    assert '<p class="fail">The self_train adaptation stopped short' in html and "pseudo-labels collapsed" in html
+    assert "> **The self_train adaptation stopped short" in md and f"Note: {note}" in md
+    _write(run, "adapt/adaptation.json", dict(record, notes=["AdaBN: 3 BatchNorm layers"], stopped=False))
+    html, md = _report(run)
+    assert "stopped short" not in html and "stopped short" not in md and "Note: AdaBN: 3 BatchNorm layers" in md
+    older = {k: v for k, v in record.items() if k not in ("notes", "stopped")}  # records written before both
+    _write(run, "adapt/adaptation.json", older)
+    html, md = _report(run)
+    assert "stopped short" not in md and 'id="adaptation-table"' in html
+
+
 def test_reports_without_or_with_broken_records(tmp_path):
     run = str(tmp_path / "run")
     make_run_dir(run)

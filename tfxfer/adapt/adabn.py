@@ -60,7 +60,7 @@ def adapt_batchnorm(model: keras.Model, target, *, batch_size: int = 64, max_exa
         model: a ``keras.Model`` with BatchNormalization layers (any tfxfer image model).
         target: unlabelled target inputs (``x``, ``(x, y)`` with ``y`` ignored, or a batched dataset).
         batch_size: examples per pass; larger batches give steadier statistics (>= 16 advised).
-        max_examples: use at most this many target examples (a seeded random subset).
+        max_examples: use at most this many target examples (a seeded random subset, >= 2).
         seed: seeds that subset.
 
     Returns:
@@ -69,19 +69,24 @@ def adapt_batchnorm(model: keras.Model, target, *, batch_size: int = 64, max_exa
     Raises:
         ModelError: the model has no BatchNormalization layer (text encoders use LayerNorm).
         ArgumentError: target inputs of another shape or channel count than the model takes.
-        DataError: NaN or infinite target inputs, or target inputs that drive a BatchNorm statistic
-            to NaN or infinity (the model's statistics are put back first).
+        DataError: fewer than 2 target examples (one example has no variance: a BatchNorm layer whose
+            feature map is 1x1 would get a moving variance of 0), NaN or infinite target inputs, or
+            target inputs that drive a BatchNorm statistic to NaN or infinity (the model's
+            statistics are put back first).
     """
     if not isinstance(model, keras.Model):
         raise ArgumentTypeError("model", model, "a keras.Model")
     batch_size = check_int("batch_size", batch_size, low=2)
-    max_examples = check_int("max_examples", max_examples, low=1, allow_none=True)
+    max_examples = check_int("max_examples", max_examples, low=2, allow_none=True)
     layers = batchnorm_layers(model)
     if not layers:
         raise ModelError(f"Model {model.name!r} has no BatchNormalization layer: AdaBN has nothing to adapt "
                          "(text encoders normalise with LayerNorm; use DeepCORAL, DANN or self_train)")
     x, _ = split_data(target, name="target")
     check_inputs(model, x, name="target")
+    if len(x) < 2:
+        raise DataError(f"`target` has {len(x)} example; AdaBN needs at least 2 target examples (one example has "
+                        "no variance: every BatchNorm layer with a 1x1 feature map would get a moving variance of 0)")
     if max_examples is not None and len(x) > max_examples:
         x = x[np.sort(np.random.default_rng(seed).choice(len(x), size=max_examples, replace=False))]
     before = _statistics(layers)
@@ -97,7 +102,11 @@ def adapt_batchnorm(model: keras.Model, target, *, batch_size: int = 64, max_exa
             bn.trainable = True  # a frozen BatchNorm ignores training=True in Keras 3
         for start in range(0, len(x), batch_size):
             batch = x[start : start + batch_size]
-            if len(batch) < 2 and seen:  # a single example has no variance: skip a trailing one
+            # A BatchNorm channel averages over batch x height x width values: a one-example batch
+            # gives 1x1 feature maps one value, whose variance is 0. Batches of >= 2 examples give
+            # every channel >= 2 values; only a trailing single example can be shorter (the first
+            # batch holds min(batch_size, len(x)) >= 2 examples), and it is skipped.
+            if len(batch) < 2:
                 break
             for bn in layers:
                 bn.momentum = seen / (seen + len(batch))  # running average weighted by batch size

@@ -100,12 +100,20 @@ class CoralMap(keras.layers.Layer):
         self.to_mean = self.add_weight(name="to_mean", shape=(self.dim,), initializer="zeros", trainable=False)
         self.matrix = self.add_weight(name="matrix", shape=(self.dim, self.dim), initializer="identity",
                                       trainable=False)
-        self.built = True
+        self.built = True  # the weights exist, so Keras never calls build(): the shape check is in __call__
 
-    def build(self, input_shape):
-        if input_shape[-1] is not None and int(input_shape[-1]) != self.dim:
-            raise ArgumentError("inputs", f"features of dimension {input_shape[-1]}",
+    def __call__(self, inputs, *args, **kwargs):
+        # Checked before Keras's own __call__: an error raised inside call() reaches the caller
+        # re-typed as RuntimeError (Keras re-creates it with one message argument), and a
+        # symbolic call (building a functional model) never runs call() at all.
+        try:
+            last = tuple(inputs.shape)[-1]  # the static last dimension (None: unknown, not checked)
+        except (AttributeError, TypeError, ValueError, IndexError):  # no shape, unknown rank, a scalar
+            last = None
+        if last is not None and int(last) != self.dim:
+            raise ArgumentError("inputs", f"features of dimension {last}",
                                 f"must have the dimension the CORAL map was fitted on ({self.dim})")
+        return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)

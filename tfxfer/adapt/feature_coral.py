@@ -40,22 +40,32 @@ import numpy as np
 
 from tfxfer.adapt.coral import CoralMap
 from tfxfer.adapt.two_sample import as_feature_matrix
-from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.utils.validate import check_float
 
 __all__ = ["CoralMap", "fit_coral_map", "with_input_map"]
 
 
-def _sqrt_pair(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``C^1/2`` and ``C^-1/2`` of a symmetric positive definite matrix (by eigendecomposition)."""
+def _sqrt(covariance: np.ndarray, *, inverse: bool) -> np.ndarray:
+    """``C^1/2`` (or ``C^-1/2``) of a symmetric positive semi-definite matrix whose largest eigenvalue
+    is positive (by eigendecomposition). Eigenvalues below 1e-12 of the largest (a singular
+    covariance's rounding noise, negative rounding errors) are floored there: ``C^-1/2`` stays finite."""
     values, vectors = np.linalg.eigh(covariance)
-    values = np.maximum(values, values.max() * 1e-12)
-    return (vectors * np.sqrt(values)) @ vectors.T, (vectors / np.sqrt(values)) @ vectors.T
+    root = np.sqrt(np.maximum(values, values.max() * 1e-12))
+    return (vectors / root if inverse else vectors * root) @ vectors.T
 
 
-def _regularised_covariance(x: np.ndarray, shrinkage: float) -> np.ndarray:
-    covariance = np.atleast_2d(np.cov(x, rowvar=False))
+def _regularised_covariance(x: np.ndarray, shrinkage: float, *, name: str) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below, not warned about
+        covariance = np.atleast_2d(np.cov(x, rowvar=False))
+    if not np.isfinite(covariance).all():
+        raise DataError(f"`{name}`'s covariance overflows float64 (values up to {float(np.max(np.abs(x))):.3g}); "
+                        "scale the features first")
     mean_variance = float(np.trace(covariance)) / len(covariance)
+    if shrinkage == 0.0 and not mean_variance > 0.0:
+        raise DataError(f"`{name}` has zero variance in every dimension (all {len(x)} examples are identical), so "
+                        "with shrinkage=0 its covariance is the zero matrix: there is nothing to whiten or match. "
+                        "Check the features (dead units, a constant input) or use shrinkage > 0")
     return covariance + shrinkage * max(mean_variance, 1e-12) * np.eye(len(covariance))
 
 
@@ -71,7 +81,8 @@ def fit_coral_map(from_features, to_features, *, shrinkage: float = 1.0, name: s
 
     Raises:
         ArgumentError: features of different dimensions, or a negative shrinkage.
-        DataError: fewer than 2 examples, or NaN / infinite values.
+        DataError: fewer than 2 examples, NaN / infinite values, a covariance that overflows, or
+            (with ``shrinkage=0``) features with zero variance in every dimension.
     """
     shrinkage = check_float("shrinkage", shrinkage, low=0.0)
     source = as_feature_matrix("from_features", from_features)
@@ -82,8 +93,8 @@ def fit_coral_map(from_features, to_features, *, shrinkage: float = 1.0, name: s
     if shrinkage == 0.0 and min(len(source), len(target)) <= source.shape[1]:
         raise ArgumentError("shrinkage", shrinkage, f"must be > 0 with {min(len(source), len(target))} examples "
                             f"for {source.shape[1]} dimensions (the covariance is singular)")
-    _, whiten = _sqrt_pair(_regularised_covariance(source, shrinkage))
-    colour, _ = _sqrt_pair(_regularised_covariance(target, shrinkage))
+    whiten = _sqrt(_regularised_covariance(source, shrinkage, name="from_features"), inverse=True)
+    colour = _sqrt(_regularised_covariance(target, shrinkage, name="to_features"), inverse=False)
     layer = CoralMap(source.shape[1], name=name)
     layer.set_weights([source.mean(axis=0), target.mean(axis=0), whiten @ colour])
     return layer

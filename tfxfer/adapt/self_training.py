@@ -6,6 +6,8 @@ the labelled source plus those pseudo-labelled target examples. Pseudo-labels ar
 they are trained on: when nearly all of them (more than ``max_class_fraction``) fall in one class
 the method is collapsing (the model confirms its own bias), so it stops, restores the weights from
 before the round that caused it and raises `AdaptationDivergedError`; a non-finite loss does the same.
+After the last round the target is predicted once more and checked the same way, so a collapse
+that the last round's training caused is undone and raised too.
 
 Example:
     >>> import keras, numpy as np
@@ -88,7 +90,8 @@ def self_train(model: keras.Model, source, target, *, threshold: float = 0.9, ro
     Args:
         model: a compiled single-output softmax classifier (``model.compile(optimizer, loss)``
             with a sparse or categorical cross-entropy matching the source labels).
-        source: labelled ``(x, y)`` source data, trained on in every round.
+        source: labelled ``(x, y)`` source data, trained on in every round (class ids ``(n,)`` or
+            ``(n, 1)``, or one-hot rows ``(n, classes)``).
         target: unlabelled target inputs (``x``, or ``(x, y)`` whose labels are ignored).
         threshold: minimum top-1 probability for a target example to get a pseudo-label, in (0, 1].
         rounds: pseudo-labelling rounds (each predicts, selects, then fits ``epochs``).
@@ -137,37 +140,45 @@ def self_train(model: keras.Model, source, target, *, threshold: float = 0.9, ro
     check_inputs(model, x_target, name="target")
     check_labels(model, y_source, name="source")
     one_hot = np.asarray(y_source).ndim == 2 and np.asarray(y_source).shape[1] > 1
+    y_source = np.asarray(y_source)
     history, previous = [], _snapshot(model)
     stopped = "completed"
-    for index in range(rounds):
+    for index in range(rounds + 1):  # the last pass only checks what the last round's training did
+        final = index == rounds
         probs = np.asarray(model.predict(x_target, batch_size=batch_size, verbose=0), dtype=np.float64)
         confidence, labels = probs.max(axis=1), probs.argmax(axis=1)
         keep = _select(probs, threshold, per_class_fraction)
         counts = tuple(int(c) for c in np.bincount(labels[keep], minlength=num_classes))
         mean_conf = float(confidence[keep].mean()) if keep.any() else 0.0
         if not keep.any():
-            history.append(PseudoLabelRound(index, 0, len(x_target), counts, mean_conf, None))
-            stopped = "no confident predictions"
+            if not final:
+                history.append(PseudoLabelRound(index, 0, len(x_target), counts, mean_conf, None))
+                stopped = "no confident predictions"
             break
         top_share = max(counts) / keep.sum()
         if max_class_fraction is not None and top_share > max_class_fraction and keep.sum() > 1:
-            history.append(PseudoLabelRound(index, int(keep.sum()), len(x_target), counts, mean_conf, None))
+            if not final:
+                history.append(PseudoLabelRound(index, int(keep.sum()), len(x_target), counts, mean_conf, None))
             if index:  # the previous round's training caused it: undo that round
                 model.set_weights(previous)
+            where = f"after the last round ({index - 1})" if final else f"in round {index}"
             raise AdaptationDivergedError(
-                f"self_train: pseudo-labels collapsed in round {index}: {top_share:.0%} of the {int(keep.sum())} "
+                f"self_train: pseudo-labels collapsed {where}: {top_share:.0%} of the {int(keep.sum())} "
                 f"confident target predictions are class {int(np.argmax(counts))} (limit "
                 f"max_class_fraction={max_class_fraction}). The weights from before "
                 f"{'round ' + str(index - 1) if index else 'self-training'} are kept. Raise `threshold`, "
                 "balance the source classes, or adapt the features first (adapt_batchnorm, DANN).",
                 reason="collapse", method="self_train", epoch=index, value=top_share)
+        if final:
+            break
         pseudo = labels[keep]
         if one_hot:
             pseudo_y = np.eye(num_classes, dtype=np.float32)[pseudo]
         else:
-            pseudo_y = pseudo.astype(sparse_labels(y_source).dtype)
+            # in the source labels' own shape, (n,) or (n, 1): the model may have been fitted on either
+            pseudo_y = pseudo.astype(sparse_labels(y_source).dtype).reshape((-1, *y_source.shape[1:]))
         x_train = np.concatenate([x_source, x_target[keep]])
-        y_train = np.concatenate([np.asarray(y_source), pseudo_y])
+        y_train = np.concatenate([y_source, pseudo_y])
         order = np.random.default_rng(seed + index).permutation(len(x_train))
         previous = _snapshot(model)
         fit = model.fit(x_train[order], y_train[order], epochs=epochs, batch_size=batch_size, shuffle=True,

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.adapt.domain_data import check_inputs, check_labels, domain_features, sparse_labels, split_data
-from tfxfer.adapt.two_sample import TwoSampleTest, classifier_test, mmd_test
+from tfxfer.adapt.two_sample import MAX_PERMUTATIONS, TwoSampleTest, classifier_test, mmd_test
 from tfxfer.errors import ArgumentError
 from tfxfer.utils.validate import check_float, check_int
 
@@ -173,7 +173,8 @@ def detect_shift(model_or_backbone, source, target, *, method: str = "both", alp
         target: ``x``, or ``(x, y)`` whose labels are used only to report the measured accuracy.
         method: "both" (domain classifier and MMD, Bonferroni-combined), "classifier" or "mmd".
         alpha: significance level of the verdict, in (0, 1).
-        permutations: permutations per test (the smallest reachable p-value is 1/(1+permutations)).
+        permutations: permutations per test (the smallest reachable p-value is 1/(1+permutations)),
+            at most `tfxfer.adapt.two_sample.MAX_PERMUTATIONS`.
         max_samples: at most this many examples per domain enter each test (random subset).
         batch_size: batch size of the feature pass.
         seed: seeds subsets, splits and permutations.
@@ -189,7 +190,13 @@ def detect_shift(model_or_backbone, source, target, *, method: str = "both", alp
     if method not in METHODS:
         raise ArgumentError("method", method, "must be one of " + ", ".join(repr(m) for m in METHODS))
     alpha = check_float("alpha", alpha, low=0.0, high=1.0, low_open=True, high_open=True)
-    permutations = check_int("permutations", permutations, low=1)
+    permutations = check_int("permutations", permutations, low=1, high=MAX_PERMUTATIONS)
+    names = ("classifier", "mmd") if method == "both" else (method,)
+    needed = int(np.ceil(len(names) / alpha))  # the smallest combined p-value is len(names) / (1 + permutations)
+    if needed > MAX_PERMUTATIONS:  # no permitted permutation count reaches below it
+        raise ArgumentError("alpha", alpha, f"must be >= {len(names) / MAX_PERMUTATIONS:g} for method={method!r}: at "
+                            f"most {MAX_PERMUTATIONS} permutations are drawn, and the smallest combined p-value is "
+                            f"{len(names)} / (1 + permutations)")
     batch_size = check_int("batch_size", batch_size, low=1)
     if model_or_backbone is not None:  # refuse bad data before any work (datasets are checked as they are read)
         if not isinstance(target, tf.data.Dataset):
@@ -204,8 +211,6 @@ def detect_shift(model_or_backbone, source, target, *, method: str = "both", alp
     if model_or_backbone is not None:
         check_labels(model_or_backbone, src.labels, name="source")
         check_labels(model_or_backbone, tgt.labels, name="target", source_labels=src.labels)
-    names = ("classifier", "mmd") if method == "both" else (method,)
-    needed = int(np.ceil(len(names) / alpha))  # the smallest combined p-value is len(names) / (1 + permutations)
     if permutations < needed:
         raise ArgumentError("permutations", permutations, f"must be >= {needed} for method={method!r} and "
                             f"alpha={alpha:g}: with fewer, no p-value can fall below alpha")

@@ -10,6 +10,12 @@ sample size: under "no shift" a p-value below 0.05 comes up at most 5 % of the t
 * `mmd_test`: the maximum mean discrepancy with a Gaussian kernel (bandwidth: the median pairwise
   distance of the pooled sample) and a permutation p-value.
 
+Both scale the pooled features by a power of two near their largest magnitude first: no squared
+distance or variance overflows (features of 1e160 gave a NaN MMD²), and since a power-of-two scale
+changes no mantissa, every statistic is exactly what it was on ordinary features. A statistic that
+still comes out NaN or infinite is refused (`DataError`), never turned into a p-value. Permutations
+(at most `MAX_PERMUTATIONS`) are drawn in chunks of bounded size, so memory stays bounded.
+
 Example:
     >>> import numpy as np
     >>> from tfxfer.adapt.two_sample import classifier_test, mmd_test
@@ -31,6 +37,13 @@ from scipy.stats import rankdata
 
 from tfxfer.errors import ArgumentError, DataError
 from tfxfer.utils.validate import check_int
+
+#: The most permutations a test draws (its smallest p-value is 1/(1+permutations)); the bound keeps
+#: the run time finite.
+MAX_PERMUTATIONS = 100_000
+
+#: Entries (examples x permutations) of the permutation matrices built at once: bounds their memory.
+_CHUNK_ENTRIES = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +93,39 @@ def _subsample(array: np.ndarray, limit: int | None, rng: np.random.Generator) -
 
 
 def _p_value(observed: float, null: np.ndarray) -> float:
-    """(1 + #null >= observed) / (1 + permutations): never 0, exact under exchangeability."""
-    return float((1 + np.sum(null >= observed - 1e-12)) / (1 + len(null)))
+    """(1 + #null >= observed) / (1 + permutations): never 0, exact under exchangeability. A NaN
+    statistic is no evidence of a shift (p = 1), and a NaN null value counts as at least as extreme."""
+    if not np.isfinite(observed):
+        return 1.0
+    return float((1 + np.count_nonzero(~(null < observed - 1e-12))) / (1 + len(null)))
+
+
+def _scaled(pooled: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(pooled * 2**-e, e)`` with ``e`` bringing the largest magnitude into [0.5, 1): exact (no
+    mantissa changes), so distances and standardised values keep their ratios bit for bit, while
+    squares of huge (or tiny) features no longer overflow (or underflow)."""
+    peak = float(np.max(np.abs(pooled)))
+    exponent = int(np.frexp(peak)[1]) if peak > 0.0 else 0
+    return np.ldexp(pooled, -exponent), exponent
+
+
+def _unscaled(value: float, exponent: int) -> str:
+    """``value * 2**exponent`` (a squared distance back in the features' own units), as text."""
+    with np.errstate(over="ignore"):
+        back = float(np.ldexp(value, exponent))
+    return f"{back:.3g}" if np.isfinite(back) else f"{value:.3g} x 2^{exponent}"
+
+
+def _check_finite_statistic(name: str, value: float, what: str) -> None:
+    if not np.isfinite(value):
+        raise DataError(f"The {name} test's {what} is {value} on these features; no p-value can be computed from "
+                        "it. Check the features (standardise them, or look for extreme values)")
+
+
+def _chunks(total: int, rows: int):
+    """``(start, stop)`` ranges over ``total`` columns of ``rows`` entries each, `_CHUNK_ENTRIES` at most."""
+    step = max(1, _CHUNK_ENTRIES // max(1, rows))
+    return [(start, min(start + step, total)) for start in range(0, total, step)]
 
 
 # ---- MMD -----------------------------------------------------------------------------------------
@@ -96,30 +140,40 @@ def mmd_test(source, target, *, permutations: int = 500, max_samples: int | None
 
     Args:
         source, target: ``(n, d)`` feature matrices.
-        permutations: random relabellings for the null distribution (p-values are >= 1/(1+permutations)).
+        permutations: random relabellings for the null distribution (p-values are >= 1/(1+permutations)),
+            at most `MAX_PERMUTATIONS`.
         max_samples: at most this many examples per domain (random subset), bounding the n² kernel.
         seed: seeds the subsets and the permutations.
+
+    Raises:
+        DataError: fewer than 2 examples in a domain, NaN / infinite features, or a bandwidth or
+            statistic that is not finite.
     """
-    permutations = check_int("permutations", permutations, low=1)
+    permutations = check_int("permutations", permutations, low=1, high=MAX_PERMUTATIONS)
     max_samples = check_int("max_samples", max_samples, low=2, allow_none=True)
     rng = np.random.default_rng(seed)
     source, target = _check_pair(source, target)
     source, target = _subsample(source, max_samples, rng), _subsample(target, max_samples, rng)
-    pooled = np.concatenate([source, target])
+    pooled, exponent = _scaled(np.concatenate([source, target]))
     n, m = len(source), len(target)
     distances = _sq_distances(pooled)
     off_diagonal = distances[np.triu_indices(len(pooled), k=1)]
     bandwidth = float(np.median(off_diagonal)) or float(off_diagonal.mean()) or 1.0
+    _check_finite_statistic("MMD", bandwidth, "kernel bandwidth (median squared distance)")
     kernel = np.exp(-distances / bandwidth)
-    # MMD² (biased V-statistic) = a^T K a with a = +1/n on source rows and -1/m on target rows.
-    weights = np.empty((n + m, permutations + 1))
+    # MMD² (biased V-statistic) = a^T K a with a = +1/n on source rows and -1/m on target rows;
+    # column 0 is the observed labelling, the others permutations of it.
     base = np.concatenate([np.full(n, 1.0 / n), np.full(m, -1.0 / m)])
-    weights[:, 0] = base
-    for j in range(1, permutations + 1):
-        weights[:, j] = base[rng.permutation(n + m)]
-    stats = np.einsum("ij,ij->j", weights, kernel @ weights)
+    stats = np.empty(permutations + 1)
+    for start, stop in _chunks(permutations + 1, n + m):
+        weights = np.empty((n + m, stop - start))
+        for j in range(start, stop):
+            weights[:, j - start] = base if j == 0 else base[rng.permutation(n + m)]
+        stats[start:stop] = np.einsum("ij,ij->j", weights, kernel @ weights)
+    _check_finite_statistic("MMD", float(stats[0]), "statistic (MMD²)")
     return TwoSampleTest("mmd", float(stats[0]), _p_value(stats[0], stats[1:]), permutations, n, m,
-                         note=f"Gaussian kernel, bandwidth {bandwidth:.3g} (median squared distance)")
+                         note=f"Gaussian kernel, bandwidth {_unscaled(bandwidth, 2 * exponent)} "
+                              "(median squared distance)")
 
 
 # ---- domain classifier -----------------------------------------------------------------------------
@@ -158,12 +212,17 @@ def classifier_test(source, target, *, permutations: int = 500, max_samples: int
 
     Args:
         source, target: ``(n, d)`` feature matrices (each domain needs >= 4 examples).
-        permutations: relabellings of the held-out half for the null distribution.
+        permutations: relabellings of the held-out half for the null distribution (at most
+            `MAX_PERMUTATIONS`).
         max_samples: at most this many examples per domain (random subset).
         l2: ridge penalty of the logistic regression (on standardised features).
         seed: seeds the subsets, the split and the permutations.
+
+    Raises:
+        DataError: fewer than 4 examples in a domain, NaN / infinite features, or an AUC that is
+            not finite.
     """
-    permutations = check_int("permutations", permutations, low=1)
+    permutations = check_int("permutations", permutations, low=1, high=MAX_PERMUTATIONS)
     max_samples = check_int("max_samples", max_samples, low=4, allow_none=True)
     rng = np.random.default_rng(seed)
     source, target = _check_pair(source, target)
@@ -171,7 +230,7 @@ def classifier_test(source, target, *, permutations: int = 500, max_samples: int
         raise DataError(f"the domain-classifier test needs >= 4 examples per domain; got "
                         f"{len(source)} source and {len(target)} target")
     source, target = _subsample(source, max_samples, rng), _subsample(target, max_samples, rng)
-    x = np.concatenate([source, target])
+    x, _ = _scaled(np.concatenate([source, target]))  # exact: the standardised features are unchanged
     y = np.concatenate([np.zeros(len(source)), np.ones(len(target))])
     fit_rows = np.zeros(len(x), dtype=bool)
     for domain in (0, 1):
@@ -185,8 +244,10 @@ def classifier_test(source, target, *, permutations: int = 500, max_samples: int
     ranks = rankdata(scores)
     labels = y[held].astype(bool)
     observed = float(_auc_from_ranks(ranks, labels[None, :])[0])
-    null = np.stack([labels[rng.permutation(len(labels))] for _ in range(permutations)])
-    null_auc = _auc_from_ranks(ranks, null)
+    _check_finite_statistic("domain-classifier", observed, "held-out AUC")
+    null_auc = np.concatenate([
+        _auc_from_ranks(ranks, np.stack([labels[rng.permutation(len(labels))] for _ in range(stop - start)]))
+        for start, stop in _chunks(permutations, len(labels))])
     return TwoSampleTest("classifier", observed, _p_value(observed, null_auc), permutations,
                          len(source), len(target),
                          note=f"logistic regression, held-out half of {len(x)} examples")

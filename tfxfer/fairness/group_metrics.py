@@ -11,7 +11,12 @@ The result, a `GroupReport` (`tfxfer.fairness.group_report`), renders rows, mark
 Intervals are percentile intervals, honest about small groups (wide). The ECE and the gaps are
 biased upwards (a sum of absolute values; a maximum minus a minimum of noisy values), and their
 resamples more so: their percentile interval is shifted down by the bootstrap's estimate of that
-bias (mean of the resamples minus the value) and clipped at 0, so it brackets the value printed.
+bias (mean of the resamples minus the value, where that is positive; never up), so it brackets the
+value printed. Every metric is a rate, and so is every gap: intervals are clipped to [0, 1]. A
+gap's resamples are those in which at least two groups have the metric defined (a resample that
+draws no example of a class from a group has no recall of that class there); the others are left
+out, never scored as a gap of 0. Resamples are drawn in chunks of bounded size, so memory stays
+bounded for any group size; ``n_bootstrap`` is at most `MAX_BOOTSTRAP`.
 
 Example:
     >>> import numpy as np
@@ -43,6 +48,13 @@ from tfxfer.utils.validate import check_float, check_int
 #: Metrics where a lower value is better (the worst group has the highest value).
 LOWER_IS_BETTER = ("fpr", "fnr", "ece")
 
+#: The most bootstrap resamples `group_metrics` draws per group (the intervals' percentiles are
+#: stable long before; the bound keeps the run time and the resampled values' memory finite).
+MAX_BOOTSTRAP = 100_000
+
+#: Index entries (resamples x group size) drawn at once: bounds the memory of one chunk.
+_CHUNK_ENTRIES = 1 << 20
+
 
 def _metric_samples(y, pred, conf, bin_index, index, metrics, positive, num_classes, bins):
     """{metric: values (rows of ``index``)} for the examples each row of ``index`` selects."""
@@ -69,17 +81,28 @@ def _metric_samples(y, pred, conf, bin_index, index, metrics, positive, num_clas
     return out
 
 
+def _bootstrap(y, pred, conf, bin_index, rows, n_bootstrap, rng, metrics, positive, num_classes, bins):
+    """{metric: ``n_bootstrap`` resampled values} of the examples ``rows`` (resampled with replacement),
+    drawn in chunks of at most `_CHUNK_ENTRIES` index entries."""
+    per_chunk = max(1, _CHUNK_ENTRIES // len(rows))
+    parts = []
+    for start in range(0, n_bootstrap, per_chunk):
+        index = rows[rng.integers(0, len(rows), size=(min(per_chunk, n_bootstrap - start), len(rows)))]
+        parts.append(_metric_samples(y, pred, conf, bin_index, index, metrics, positive, num_classes, bins))
+    return {m: np.concatenate([part[m] for part in parts]) for m in parts[0]}
+
+
 def _interval(boot, point: float, tail: float, *, debias: bool) -> tuple[float, float]:
-    """The percentile interval of the finite resamples ``boot``; with ``debias`` (an estimator biased
-    upwards, >= 0) shifted down by the bootstrap's bias estimate and clipped at 0."""
+    """The percentile interval of the finite resamples ``boot`` of a rate, within [0, 1]; with
+    ``debias`` (an estimator biased upwards) shifted down by the bootstrap's bias estimate (never up)."""
     finite = boot[np.isfinite(boot)]
     if not len(finite):
         return math.nan, math.nan
     low, high = np.quantile(finite, [tail, 1.0 - tail])
     if debias and math.isfinite(point):
-        bias = float(finite.mean()) - point
-        low, high = max(0.0, low - bias), max(0.0, high - bias)
-    return float(low), float(high)
+        bias = max(0.0, float(finite.mean()) - point)
+        low, high = low - bias, high - bias
+    return float(np.clip(low, 0.0, 1.0)), float(np.clip(high, 0.0, 1.0))
 
 
 def _predictions(predictions, class_names):
@@ -146,7 +169,8 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
         positive_class: the class whose FPR / FNR are reported (default 1 for two classes; for more
             classes FPR / FNR are reported only when it is given).
         class_names: names for the recall columns (``recall[defective]``); default class ids.
-        n_bootstrap: resamples per group (0: point estimates only, intervals are NaN).
+        n_bootstrap: resamples per group, at most `MAX_BOOTSTRAP` (0: point estimates only,
+            intervals are NaN).
         confidence_level: of the percentile intervals, in (0, 1).
         seed: seeds the resampling.
 
@@ -160,7 +184,7 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
             ``class_names``) or name a class the predictions do not cover.
         ArgumentTypeError: group values mixing numbers and strings.
     """
-    n_bootstrap = check_int("n_bootstrap", n_bootstrap, low=0)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap, low=0, high=MAX_BOOTSTRAP)
     confidence_level = check_float("confidence_level", confidence_level, low=0.0, high=1.0, low_open=True,
                                    high_open=True)
     pred, conf, probs, num_classes = _predictions(predictions, class_names)
@@ -208,8 +232,8 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
         sizes[group] = int(len(rows))
         point = _metric_samples(y, pred, conf, bin_index, rows[None, :], metrics, positive_class, num_classes, bins)
         if n_bootstrap:
-            resampled = rows[rng.integers(0, len(rows), size=(n_bootstrap, len(rows)))]
-            boot = _metric_samples(y, pred, conf, bin_index, resampled, metrics, positive_class, num_classes, bins)
+            boot = _bootstrap(y, pred, conf, bin_index, rows, n_bootstrap, rng, metrics, positive_class, num_classes,
+                              bins)
         else:
             boot = {m: np.full(1, np.nan) for m in metrics}
         samples[group] = boot
@@ -237,7 +261,9 @@ def group_metrics(labels, predictions, groups, *, positive_class: int | None = N
         best = (min if lower_better else max)(points, key=points.get)
         if n_bootstrap:
             stacked = np.stack([samples[g][m] for g in points])
-            stacked = stacked[:, np.isfinite(stacked).any(axis=0)]  # all-NaN resamples: no gap (and no warning)
+            # A gap needs the metric in two groups: a resample defined in one group only has no gap
+            # (scoring it 0 dragged the bootstrap mean down and the "debiased" interval up, above 1).
+            stacked = stacked[:, np.isfinite(stacked).sum(axis=0) >= 2]
             boot_gap = np.nanmax(stacked, axis=0) - np.nanmin(stacked, axis=0) if stacked.size else stacked[0]
             low, high = _interval(boot_gap, abs(points[best] - points[worst]), tail, debias=True)
         else:

@@ -27,6 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+
+
+def _cell(value) -> str:
+    """``value`` as one Markdown table cell: ``|`` escaped (as the run report's ``md_table`` does) and
+    line breaks made spaces, so a group named ``"a|b"`` or ``"x\\ny"`` keeps the table's columns."""
+    return re.sub(r"\r\n|\r|\n", " ", str(value)).replace("|", "\\|")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,14 +104,14 @@ class GroupReport:
         return rows
 
     def to_markdown(self, digits: int = 3) -> str:
-        head = "| group | n | " + " | ".join(self.metrics) + " |"
+        head = "| group | n | " + " | ".join(_cell(m) for m in self.metrics) + " |"  # recall[<class name>]
         lines = [head, "|" + "---|" * (len(self.metrics) + 2)]
         for group in [*self.groups, None]:
             cells = [self.values[group][m].describe(digits) for m in self.metrics]
-            name = "**overall**" if group is None else str(group)
+            name = "**overall**" if group is None else _cell(group)
             lines.append(f"| {name} | {self.sizes[group]} | " + " | ".join(cells) + " |")
-        gaps = [f"{m}: {g.value:.{digits}f} [{g.low:.{digits}f}, {g.high:.{digits}f}] (worst {g.worst_group})"
-                for m, g in self.gaps.items() if not math.isnan(g.value)]
+        gaps = [f"{_cell(m)}: {g.value:.{digits}f} [{g.low:.{digits}f}, {g.high:.{digits}f}] "
+                f"(worst {_cell(g.worst_group)})" for m, g in self.gaps.items() if not math.isnan(g.value)]
         lines.append("")
         lines.append(f"Worst-group gaps ({self.confidence_level:.0%} bootstrap intervals, {self.n_bootstrap} "
                      f"resamples): " + "; ".join(gaps))

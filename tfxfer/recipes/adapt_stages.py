@@ -28,14 +28,21 @@ for scoring only:
 5. adapted: the adapted model's metrics on the target's held-out split.
 
 It writes ``<run>/adaptation.json`` = ``{"method", "target", "source_only", "adapted", "oracle",
-"shift"}`` (`tfxfer.report.run_data` documents the format; the report renders it). An adaptation
-that diverges (`AdaptationDivergedError`) keeps the last good weights; the record's ``notes`` say so.
+"shift", "notes", "stopped"}`` (`tfxfer.report.run_data` documents the format; the report renders
+it). ``notes`` say what the method did, in words. An adaptation that diverges or collapses
+(`AdaptationDivergedError`) keeps the last good weights, and one that changes nothing (label_shift
+when EM does not settle, self_train without a confident prediction) is no adaptation either: both
+set ``"stopped": true`` and the notes say which, so the report never shows them as a method that ran.
+
+Each domain is capped at ``adapt.max_examples`` examples per split by a seeded subset stratified by
+class (every class keeps an example while the cap allows one per class).
 
 Example (what a finished step wrote):
     >>> import json, os, tempfile
     >>> run = tempfile.mkdtemp()
     >>> record = {"method": "adabn", "target": "photos/", "source_only": {"accuracy": 0.71},
-    ...           "adapted": {"accuracy": 0.78}, "oracle": None, "shift": None}
+    ...           "adapted": {"accuracy": 0.78}, "oracle": None, "shift": None,
+    ...           "notes": ["AdaBN: 52 BatchNorm layers re-estimated on 300 target examples"], "stopped": False}
     >>> write_record(run, record)
     'adaptation.json'
     >>> json.load(open(os.path.join(run, "adaptation.json")))["adapted"]
@@ -84,12 +91,35 @@ class _Domain:
     class_names: list
     x_val: np.ndarray | None = None  # the validation split, where there is one besides the held-out one
     y_val: np.ndarray | None = None
+    train_total: int | None = None  # training examples before the adapt.max_examples cap (None: not capped)
+
+
+def _stratified(ids: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """``limit`` row indices drawn within each class: one per class first (``limit`` random classes
+    when there are more classes than that), the rest shared in proportion to the class sizes."""
+    classes, counts = np.unique(ids, return_counts=True)
+    take = np.zeros(len(classes), dtype=np.int64)
+    if limit < len(classes):
+        take[rng.choice(len(classes), size=limit, replace=False)] = 1
+    else:
+        take[:] = 1
+        spare, room = limit - len(classes), counts - 1  # room in total >= spare: len(ids) > limit
+        share = spare * room / room.sum()
+        take += np.floor(share).astype(np.int64)
+        order = np.argsort(-(share - np.floor(share)), kind="stable")  # largest remainders first
+        take[order[:spare - int(take.sum() - len(classes))]] += 1
+    return np.concatenate([rng.choice(np.flatnonzero(ids == c), size=k, replace=False)
+                           for c, k in zip(classes, take) if k])
 
 
 def _limit(x, y, limit, seed):
+    """At most ``limit`` examples: a seeded subset, stratified by class when there are labels (a plain
+    random subset could drop a class, which label_shift cannot estimate a prior for)."""
     if limit is None or len(x) <= limit:
         return x, y
-    idx = np.sort(np.random.default_rng(seed).choice(len(x), size=limit, replace=False))
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(x), size=limit, replace=False) if y is None else _stratified(_ids(y), limit, rng)
+    idx = np.sort(idx)
     return x[idx], (None if y is None else y[idx])
 
 
@@ -98,12 +128,14 @@ def _image_domain(splits, limit, seed) -> _Domain:
 
     x_train, y_train = take_images(splits.train_plain, limit=None)
     x_eval, y_eval = take_images(splits.eval, limit=None)
+    total = len(x_train)
     x_train, y_train = _limit(x_train, y_train, limit, seed)
     x_eval, y_eval = _limit(x_eval, y_eval, limit, seed + 1)
     x_val = y_val = None
     if splits.val is not None and splits.test is not None:
         x_val, y_val = _limit(*take_images(splits.val, limit=None), limit, seed + 2)
-    return _Domain(x_train, _ids(y_train), x_eval, _ids(y_eval), list(splits.class_names), x_val, _ids(y_val))
+    return _Domain(x_train, _ids(y_train), x_eval, _ids(y_eval), list(splits.class_names), x_val, _ids(y_val),
+                   total if total > len(x_train) else None)
 
 
 def as_strings(x) -> np.ndarray:
@@ -111,12 +143,14 @@ def as_strings(x) -> np.ndarray:
 
 
 def _text_domain(splits, limit, seed) -> _Domain:
+    total = len(splits.train[0])
     x_train, y_train = _limit(as_strings(splits.train[0]), np.asarray(splits.train[1]), limit, seed)
     x_eval, y_eval = _limit(as_strings(splits.eval[0]), np.asarray(splits.eval[1]), limit, seed + 1)
     x_val = y_val = None
     if splits.val is not None and splits.test is not None:
         x_val, y_val = _limit(as_strings(splits.val[0]), np.asarray(splits.val[1]), limit, seed + 2)
-    return _Domain(x_train, _ids(y_train), x_eval, _ids(y_eval), list(splits.class_names), x_val, _ids(y_val))
+    return _Domain(x_train, _ids(y_train), x_eval, _ids(y_eval), list(splits.class_names), x_val, _ids(y_val),
+                   total if total > len(x_train) else None)
 
 
 def _ids(y):
@@ -217,15 +251,16 @@ def _compile_for(model, learning_rate):
     return {"optimizer": keras.optimizers.Adam(learning_rate), **compile_args(model, np.zeros(2, "int64"))}
 
 
-def _run_method(ctx, model, source: _Domain, target: _Domain) -> list[str]:
-    """Adapt ``model`` in place; returns notes (a divergence that was stopped, what was trained)."""
+def _run_method(ctx, model, source: _Domain, target: _Domain) -> tuple[list[str], bool]:
+    """Adapt ``model`` in place; returns ``(notes, stopped)``: what was done, in words, and whether the
+    method stopped short (diverged or collapsed, the last good weights kept; or changed nothing)."""
     from tfxfer.adapt import (DANN, AdaptationDivergedError, DeepCORAL, adapt_batchnorm, adaptation_dataset,
                               self_train)
 
     cfg, a = ctx.cfg, ctx.cfg.adapt
     lr = a.learning_rate if a.learning_rate is not None else cfg.train.base_lr * cfg.train.unfreeze_lr_factor
     batch = cfg.train.batch_size
-    notes = []
+    notes, stopped = [], False
     try:
         if a.method == "adabn":
             report = adapt_batchnorm(model, target.x_train, batch_size=max(2, batch), seed=cfg.seed)
@@ -250,17 +285,21 @@ def _run_method(ctx, model, source: _Domain, target: _Domain) -> list[str]:
         elif a.method == "coral_input":
             notes.append(_coral_input(ctx, model, source, target, lr))
         elif a.method == "label_shift":
-            notes.append(_label_shift(ctx, model, source, target))
+            note, applied = _label_shift(ctx, model, source, target)
+            notes.append(note)
+            stopped = not applied
         else:
             model.compile(**_compile_for(model, lr))
             result = self_train(model, (source.x_train, source.y_train), target.x_train, threshold=a.threshold,
                                 rounds=a.rounds, epochs=a.epochs, batch_size=batch,
                                 per_class_fraction=a.per_class_fraction, seed=cfg.seed)
             notes.append(result.summary().replace("\n  ", "; "))
+            stopped = result.stopped != "completed"  # no confident prediction: fewer rounds than asked, or none
     except AdaptationDivergedError as exc:
         notes.append(f"stopped: {exc} (the last good weights are kept)")
         ctx.console.info(f"  adapt: {exc}")
-    return notes
+        stopped = True
+    return notes, stopped
 
 
 def _coral_input(ctx, model, source: _Domain, target: _Domain, lr: float) -> str:
@@ -279,12 +318,22 @@ def _coral_input(ctx, model, source: _Domain, target: _Domain, lr: float) -> str
             f"features given the mean and covariance of {len(target_features)} target features")
 
 
-def _label_shift(ctx, model, source: _Domain, target: _Domain) -> str:
-    """Fold the EM estimate of the target's class priors (after a source-fitted temperature) into the output."""
+def _label_shift(ctx, model, source: _Domain, target: _Domain) -> tuple[str, bool]:
+    """Fold the EM estimate of the target's class priors (after a source-fitted temperature) into the
+    output; returns ``(note, applied)`` (False: EM did not settle, or too few target examples)."""
     from tfxfer.adapt import estimate_target_priors, fit_temperature, fold_prior_correction
 
     classes = len(source.class_names)
     counts = np.bincount(source.y_train, minlength=classes)[:classes]
+    missing = [name for name, count in zip(source.class_names, counts) if count == 0]
+    if missing:  # its source prior would be 0: no prior ratio to estimate for it
+        capped = source.train_total is not None and len(source.y_train) < classes  # the cap is stratified
+        where = (f"among the {len(source.y_train)} source training examples kept by `adapt.max_examples` "
+                 f"(of {source.train_total}); raise it to at least {classes} so that every class keeps one"
+                 if capped else "in the source training split (`adapt.max_examples` keeps every class it has)")
+        raise ConfigError(f"`adapt.method: label_shift` estimates the target's class priors against the source's, "
+                          f"and class {missing[0]!r} has no example {where}"
+                          + (f" ({len(missing)} classes have none)" if len(missing) > 1 else ""))
     temperature, fitted = 1.0, "no source validation split to fit a temperature on (1.0 kept)"
     if source.y_val is not None and len(np.unique(source.y_val)) > 1:  # never the held-out split
         temperature = fit_temperature(_predict(ctx, model, source.x_val), source.y_val)
@@ -294,12 +343,12 @@ def _label_shift(ctx, model, source: _Domain, target: _Domain) -> str:
     priors = ", ".join(f"{name} {p:.2f}" for name, p in zip(source.class_names[:8], estimate.priors))
     if not estimate.converged:  # as correct_label_shift: an estimate EM did not settle on changes nothing
         return (f"label_shift: EM did not converge on the target's class priors ({priors}); {fitted}; no "
-                "correction was applied")
+                "correction was applied"), False
     if estimate.too_small:  # as correct_label_shift: a handful of target examples changes nothing
         return (f"label_shift: {estimate.examples} target example(s) are too few to estimate {classes} class priors "
-                f"(EM gave {priors}); {fitted}; no correction was applied")
+                f"(EM gave {priors}); {fitted}; no correction was applied"), False
     fold_prior_correction(model, estimate.weights, temperature)
-    return f"label_shift: target priors estimated by EM ({priors}); {fitted}; folded into the output layer"
+    return f"label_shift: target priors estimated by EM ({priors}); {fitted}; folded into the output layer", True
 
 
 def run_adapt(ctx, model, data, *, image_size=None) -> dict:
@@ -313,7 +362,7 @@ def run_adapt(ctx, model, data, *, image_size=None) -> dict:
 
     Returns:
         ``{"adaptation": <relative path of the record>, "source_only", "adapted", "oracle", "notes",
-        "sizes"}`` (JSON-safe, for the stage record).
+        "stopped", "sizes"}`` (JSON-safe, for the stage record).
     """
     cfg, console = ctx.cfg, ctx.console
     console.info(f"  adapt: {cfg.adapt.method} to {cfg.adapt.target}")
@@ -326,13 +375,13 @@ def run_adapt(ctx, model, data, *, image_size=None) -> dict:
     source_only = _metrics(ctx, model, target)
     confidence_before = _confidence(ctx, model, target)
     oracle = _oracle(ctx, model, source, target)
-    notes = _run_method(ctx, model, source, target)
+    notes, stopped = _run_method(ctx, model, source, target)
     adapted = _metrics(ctx, model, target)
     if source_only is None:  # no target labels: the record says what the predictions did instead
         notes.append("the target has no labels: the figures are the mean top-1 confidence on its held-out inputs")
         source_only, adapted = {"mean_confidence": confidence_before}, {"mean_confidence": _confidence(ctx, model, target)}
     record = {"method": cfg.adapt.method, "target": cfg.adapt.target, "source_only": source_only,
-              "adapted": adapted, "oracle": oracle, "shift": shift}
+              "adapted": adapted, "oracle": oracle, "shift": shift, "notes": notes, "stopped": stopped}
     rel = write_record(ctx.run_dir, record)
     if source_only and adapted and "accuracy" in source_only:
         console.info(f"  adapt: target accuracy {source_only['accuracy']:.4f} source-only -> "
@@ -340,8 +389,9 @@ def run_adapt(ctx, model, data, *, image_size=None) -> dict:
     for note in notes:
         console.detail(f"  adapt: {note}")
     return {"adaptation": rel, "source_only": source_only, "adapted": adapted, "oracle": oracle, "notes": notes,
-            "sizes": {"source_train": int(len(source.x_train)), "target_train": int(len(target.x_train)),
-                      "target_eval": int(len(target.x_eval))}}
+            "stopped": stopped, "sizes": {"source_train": int(len(source.x_train)),
+                                          "target_train": int(len(target.x_train)),
+                                          "target_eval": int(len(target.x_eval))}}
 
 
 def _confidence(ctx, model, target: _Domain) -> float:

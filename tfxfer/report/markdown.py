@@ -95,8 +95,12 @@ def _shift(run) -> list[str]:
         headers, rows, sentence = sections.adaptation_rows(adaptation)
         lines += [f"### Adaptation to {adaptation.get('target')}: {adaptation['method']}", ""]
         lines += md_table(headers, rows)
+        warning, notes = sections.adaptation_notes(adaptation)
+        if warning:
+            lines += [f"> **{warning}**", ""]
         if sentence:
             lines += [sentence, ""]
+        lines += [f"Note: {n}" for n in notes] + ([""] if notes else [])
     return lines
 
 

@@ -370,6 +370,22 @@ def adaptation_rows(adaptation: dict) -> tuple[list, list[list], str | None]:
     return headers, rows, sentence
 
 
+def adaptation_notes(adaptation: dict) -> tuple[str | None, list[str]]:
+    """``(warning, notes)`` of an ``adaptation.json`` record (shared by the HTML and Markdown reports):
+    a warning when the method stopped short (``"stopped": true``: it diverged or collapsed and the
+    last good weights were kept, or it changed nothing), so the "adapted" figures are not read as a
+    completed adaptation; and the record's notes, what the method did in words (older records have
+    neither)."""
+    notes = adaptation.get("notes")
+    notes = [str(n) for n in notes] if isinstance(notes, list) else []
+    warning = None
+    if adaptation.get("stopped") is True:
+        warning = (f"The {adaptation.get('method')} adaptation stopped short (it diverged, collapsed or changed "
+                   "nothing; the notes say which): the \"adapted\" figures are those of the model it left, not of a "
+                   "completed adaptation.")
+    return warning, notes
+
+
 def shift_section(run, figures=None) -> str:
     """"Domain shift / adaptation": ``shift.json`` (a shift test against deployment data) and
     ``adaptation.json`` (source-only vs adapted vs target-oracle figures)."""
@@ -395,8 +411,13 @@ def shift_section(run, figures=None) -> str:
         headers, rows, sentence = adaptation_rows(adaptation)
         out.append(f"<h3>Adaptation to {esc(adaptation.get('target'))}: {esc(adaptation['method'])}</h3>")
         out.append(table(headers, rows, table_id="adaptation-table"))
+        warning, notes = adaptation_notes(adaptation)
+        if warning:
+            out.append(f'<p class="fail">{esc(warning)}</p>')
         if sentence:
             out.append(f"<p>{esc(sentence)}</p>")
+        for note in notes:
+            out.append(f'<p class="muted">Note: {esc(note)}</p>')
         if not adaptation.get("oracle"):
             out.append('<p class="muted">No target oracle (no labelled target training data): how much of the gap '
                        "the adaptation closed cannot be said.</p>")

@@ -174,6 +174,17 @@ def test_groups_need_a_column(good_run, folder, table, capsys):
     assert "needs a run directory" in capsys.readouterr().err
     assert cli.main(["evaluate", str(good_run), str(table), "--bootstrap", "-1"]) == 2
     assert "--bootstrap" in capsys.readouterr().err
+    for flag in ("--bootstrap", "--permutations"):  # the library's bound, refused before any work
+        assert cli.main(["evaluate", str(good_run), str(table), flag, "100001"]) == 2
+        assert flag in capsys.readouterr().err
+
+
+def test_cli_resample_bounds_are_the_librarys():
+    from tfxfer.adapt.two_sample import MAX_PERMUTATIONS
+    from tfxfer.cli import predict
+    from tfxfer.fairness.group_metrics import MAX_BOOTSTRAP
+
+    assert (predict.MAX_BOOTSTRAP, predict.MAX_PERMUTATIONS) == (MAX_BOOTSTRAP, MAX_PERMUTATIONS)
 
 
 def test_text_table_groups_follow_the_kept_rows(tmp_path):

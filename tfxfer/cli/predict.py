@@ -35,6 +35,10 @@ from tfxfer.utils.validate import check_int
 #: The fewest ``--permutations`` a shift test takes: `tfxfer.adapt.detect_shift` with its defaults
 #: (method "both", alpha 0.01) needs ceil(2 / 0.01), or no p-value could fall below alpha.
 MIN_PERMUTATIONS = 200
+#: The most ``--permutations`` / ``--bootstrap`` resamples: the library's bounds
+#: (`tfxfer.adapt.two_sample.MAX_PERMUTATIONS`, `tfxfer.fairness.group_metrics.MAX_BOOTSTRAP`), repeated here so
+#: that a wrong value is refused before TensorFlow and scipy are imported.
+MAX_PERMUTATIONS = MAX_BOOTSTRAP = 100_000
 #: Images ``predict`` decodes and runs through the model at a time (and ``evaluate`` for a folder or table).
 PREDICT_BATCH = 32
 #: The splits of a packaged data set.
@@ -154,8 +158,8 @@ def cmd_predict(args) -> int:
 def _check_evaluate_args(args) -> None:
     from tfxfer.recipes.audit_data import packaged_key
 
-    check_int("--bootstrap", args.bootstrap, low=0)
-    check_int("--permutations", args.permutations, low=MIN_PERMUTATIONS)
+    check_int("--bootstrap", args.bootstrap, low=0, high=MAX_BOOTSTRAP)
+    check_int("--permutations", args.permutations, low=MIN_PERMUTATIONS, high=MAX_PERMUTATIONS)
     if args.split not in SPLITS:
         raise ArgumentError("--split", args.split, 'must be "train", "val" or "test"')
     if args.split != "test" and packaged_key(args.data) is None and (args.target is None

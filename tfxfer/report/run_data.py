@@ -36,7 +36,11 @@ as a dict plus where the data came from::
 
     {"method": "coral", "target": "elpv poly cells",
      "source_only": {"accuracy": 0.78, ...}, "adapted": {"accuracy": 0.83, ...},
-     "oracle": {"accuracy": 0.88, ...} or null, "shift": <a shift.json record> or null}
+     "oracle": {"accuracy": 0.88, ...} or null, "shift": <a shift.json record> or null,
+     "notes": ["..."], "stopped": false}
+
+``notes`` and ``stopped`` (optional: records written before them lack both): ``stopped`` is true when the
+method diverged or collapsed (the last good weights were kept) or changed nothing; the report then warns.
 
 Every metric dict maps a metric name to a number; the report shows each metric the three share,
 and for ``accuracy`` the share of the source-only-to-oracle gap the adaptation closed.

@@ -48,6 +48,26 @@ def test_pairs_weigh_only_the_completion(fresh_lm):
     assert x["padding_mask"][0].sum() == n
 
 
+def test_pairs_hold_one_start_token_never_a_target(fresh_lm):
+    """With add_bos_token the completion was encoded with its own start token: two per row, one a target."""
+    import dataclasses
+
+    from tfxfer.causal_lm import BPETokenizer
+
+    tok = BPETokenizer(**{**fresh_lm.tokenizer.get_config(), "add_bos_token": True})
+    bos_lm = dataclasses.replace(fresh_lm, tokenizer=tok)
+    x, y, w = _batch(causal_lm_batches(bos_lm, [("the and", " then")], sequence_length=12, batch_size=1,
+                                       seed=None))
+    row = x["token_ids"][0][x["padding_mask"][0]].tolist()
+    assert row == tok.encode("the and") + tok.encode(" then", add_bos=False) + [tok.eos_token_id]
+    assert row.count(tok.bos_token_id) == 1 and row[0] == tok.bos_token_id
+    np.testing.assert_array_equal(y[0][w[0] > 0], tok.encode(" then", add_bos=False) + [tok.eos_token_id])
+    with pytest.warns(UserWarning, match="its prompt is cut"):  # a cut prompt keeps its start token
+        x, _, w = _batch(causal_lm_batches(bos_lm, [("the and " * 10, " then")], sequence_length=8,
+                                           batch_size=1))
+    assert x["token_ids"][0, 0] == tok.bos_token_id and (x["token_ids"][0, 1:] != tok.bos_token_id).all()
+
+
 def test_long_pair_keeps_the_end_of_its_prompt(fresh_lm):
     with pytest.warns(UserWarning, match=r"data\[0\] has \d+ tokens; the window holds 9"):
         x, _, w = _batch(causal_lm_batches(fresh_lm, [("the and " * 10, " then")], sequence_length=8,

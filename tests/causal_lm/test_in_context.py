@@ -21,6 +21,29 @@ def test_scores_are_continuation_log_probabilities(tiny_lm):
                        scores)
 
 
+def _with_start_token(lm):
+    """``lm`` whose tokenizer puts its start token (id 1, ``<|im_start|>``) before every text."""
+    import dataclasses
+
+    from tfxfer.causal_lm import BPETokenizer
+
+    return dataclasses.replace(lm, tokenizer=BPETokenizer(**{**lm.tokenizer.get_config(), "add_bos_token": True}))
+
+
+def test_continuations_carry_no_start_token(tiny_lm):
+    """A tokenizer with add_bos_token scored "<bos> label" after the prompt: one start token per row,
+    before the prompt, as when the start token is written at the head of the prompt by hand."""
+    bos_lm = _with_start_token(tiny_lm)
+    labels = [" the", " and then"]
+    got = score_continuations(bos_lm, ["the and", "then"], labels)
+    expected = score_continuations(tiny_lm, ["<|im_start|>the and", "<|im_start|>then"], labels)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    predictions, scores = in_context_classify(bos_lm, ["the and"], examples=[("and", 0)], label_words=labels,
+                                              return_scores=True)
+    prompt = few_shot_prompt("the and", [("and", 0)], labels)
+    np.testing.assert_allclose(scores, score_continuations(tiny_lm, ["<|im_start|>" + prompt], labels), rtol=1e-5)
+
+
 def test_few_shot_prompt_layout():
     prompt = few_shot_prompt("new one", [("good", 1), ("bad", 0)], [" no", " yes"])
     assert prompt == "Text: good\nLabel: yes\n\nText: bad\nLabel: no\n\nText: new one\nLabel:"

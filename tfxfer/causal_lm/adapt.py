@@ -12,7 +12,9 @@ Data (`causal_lm_batches`), a list of either kind:
   last partial window is padded and its padding masked). Every next token is a target.
 * (prompt, completion) pairs (instruction tuning): ``prompt + completion + end token`` per
   example, one per row; only the completion (and the end token) are targets, the prompt tokens
-  weigh 0. A pair longer than the window keeps the end of its prompt, with a warning.
+  weigh 0. A tokenizer's start token (``add_bos_token``) begins the row once, before the prompt;
+  the completion is tokenized without it. A pair longer than the window keeps the end of its
+  prompt (after the start token), with a warning.
 
 Training: keras-hub's ``backbone.enable_lora(rank)`` (query and value projections; every other
 weight frozen) unless ``lora_rank=None``, AdamW, masked next-token cross-entropy averaged over the
@@ -121,15 +123,17 @@ def _pairs(lm, name, pairs, window):
     rows, weights = [], []
     for i, pair in enumerate(pairs):  # checked by _split_data
         prompt = lm.tokenizer.encode(pair[0], name=f"{name}[{i}][0]")
-        completion = lm.tokenizer.encode(pair[1], name=f"{name}[{i}][1]") + end
-        if len(completion) >= window:
+        # the completion continues the prompt: no start token of its own (one per row, never a target)
+        completion = lm.tokenizer.encode(pair[1], name=f"{name}[{i}][1]", add_bos=False) + end
+        room = window - len(lm.tokenizer.start_ids)  # a cut prompt keeps its start token
+        if len(completion) >= room:
             raise ArgumentError(f"{name}[{i}]", pair, f"has a completion of {len(completion)} tokens; "
                                 f"sequence_length={window - 1} leaves no room for the prompt")
         if len(prompt) + len(completion) > window:
             warnings.warn(f"{name}[{i}] has {len(prompt) + len(completion)} tokens; the window holds "
                           f"{window}, so its prompt is cut to its last {window - len(completion)} tokens",
                           UserWarning, stacklevel=4)
-            prompt = prompt[-(window - len(completion)):]
+            prompt = lm.tokenizer.keep_last(prompt, window - len(completion))
         # the weight at position t is that of predicting token t + 1: completion tokens only
         rows.append(prompt + completion)
         weights.append([0.0] * (len(prompt) - 1) + [1.0] * len(completion))

@@ -32,7 +32,9 @@ DEFAULT_TEMPLATE = "Text: {text}\nLabel:{label}\n\n"
 def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> np.ndarray:
     """``(len(prompts), len(continuations))`` summed log-probabilities of each continuation.
 
-    A prompt too long for the context together with a continuation keeps its end. Prompts that
+    Each continuation is tokenized on its own, without the start token (a tokenizer with
+    ``add_bos_token`` puts it first in each prompt only). A prompt too long for the context together
+    with a continuation keeps its end (and its start token). Prompts that
     share their first tokens (at least `MIN_SHARED_PREFIX`: the same few-shot examples) run them
     once and reuse their keys and values (the same scores, far less work).
     """
@@ -46,7 +48,9 @@ def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> n
                 raise ArgumentError(f"{name}[{i}]", value, "must be a non-empty string")
     batch_size = check_int("batch_size", batch_size, low=1)
     prompt_ids = lm.tokenizer.encode_batch(list(prompts), name="prompts")
-    option_ids = [lm.tokenizer.encode(c, name=f"continuations[{o}]") for o, c in enumerate(continuations)]
+    # a continuation follows its prompt's tokens: no start token of its own
+    option_ids = [lm.tokenizer.encode(c, name=f"continuations[{o}]", add_bos=False)
+                  for o, c in enumerate(continuations)]
     longest = max(len(ids) for ids in option_ids)
     if longest >= lm.context_length:
         raise ArgumentError("continuations", continuations,
@@ -58,7 +62,7 @@ def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> n
     for p, ids in enumerate(prompt_ids):
         for o, option in enumerate(option_ids):
             keep = lm.context_length - len(option)
-            rows.append((p, o, ids[-keep:] + option, len(option)))
+            rows.append((p, o, lm.tokenizer.keep_last(ids, keep) + option, len(option)))
     scores = np.zeros((len(prompt_ids), len(option_ids)))
     for start in range(0, len(rows), batch_size):
         batch = rows[start: start + batch_size]

@@ -96,5 +96,20 @@ def test_errors(tiny_lm):
         in_context_classify(tiny_lm, "a", label_words=[" no", " yes"])
     with pytest.raises(ArgumentError, match="`template` must contain"):
         few_shot_prompt("a", [], [" no", " yes"], template="{text}")
+    with pytest.raises(ArgumentError, match="`template` must contain"):  # an escaped brace is no field
+        few_shot_prompt("a", [], [" no", " yes"], template="{{text}} {label}")
+
+
+def test_template_must_put_the_text_before_the_label(tiny_lm):
+    """The query prompt is the template up to {label}: with the label first it held no text, so every
+    text got the same prompt and the same prediction."""
+    template = "Label:{label} Text: {text}\n"
+    with pytest.raises(ArgumentError, match=r"`template` must put \{text\} before \{label\}.*Received: template="):
+        few_shot_prompt("I loved it", [("Awful", 0)], [" neg", " pos"], template=template)
+    with pytest.raises(ArgumentError, match=r"`template` must put \{text\} before \{label\}"):
+        in_context_classify(tiny_lm, ["a"], label_words=[" no", " yes"], template=template)
+    # the query is cut at the first real {label} field, not at an escaped "{{label}}"
+    prompt = few_shot_prompt("q", [("a", 1)], [" x", " y"], template="{{label}} {text}:{label}|")
+    assert prompt == "{label} a: y|{label} q:"
     with pytest.raises(ArgumentError, match=r"`continuations\[1\]` must be a non-empty string"):
         score_continuations(tiny_lm, ["a"], [" x", ""])

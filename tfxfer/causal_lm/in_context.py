@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import string
+
 import numpy as np
 
 from tfxfer.causal_lm.tokenizer import check_text
@@ -128,20 +130,52 @@ def _scores_after_prefix(lm, prompt_ids, option_ids, shared):
     return scores
 
 
+def _bad_template(template: str, exc: Exception) -> ArgumentError:
+    return ArgumentError("template", template, "must use only the fields {text} and {label} (write a "
+                         f"literal brace as {{{{ or }}}}); formatting failed: {exc!r}")
+
+
+def _query_template(template: str) -> str:
+    """``template`` up to its first ``{label}`` field, checked: it must hold ``{text}`` before
+    ``{label}`` (a template with the label first would leave the text out of every query prompt)."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:  # an unmatched brace
+        raise _bad_template(template, exc) from None
+    pieces, fields, query = [], [], None
+    for literal, field, spec, conversion in parsed:
+        pieces.append(literal.replace("{", "{{").replace("}", "}}"))
+        if field == "label" and query is None:
+            query = "".join(pieces)
+        if field is not None:
+            fields.append(field)
+            pieces.append("{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}")
+    if "text" not in fields or "label" not in fields:
+        raise ArgumentError("template", template, "must contain {text} and {label}")
+    if fields.index("label") < fields.index("text"):
+        raise ArgumentError("template", template,
+                            "must put {text} before {label}: a text's prompt is the template up to "
+                            "{label}, which here would not hold the text")
+    return query
+
+
 def few_shot_prompt(text: str, examples, label_words, *, template: str = DEFAULT_TEMPLATE) -> str:
     """The prompt for ``text``: each example rendered with its label word, then ``text`` with an
-    empty label slot (the template up to ``{label}``)."""
+    empty label slot (the template up to ``{label}``, so ``{text}`` must come before ``{label}``).
+
+    Example:
+        >>> few_shot_prompt("so dull", [("loved it", 1)], [" bad", " good"])
+        'Text: loved it\\nLabel: good\\n\\nText: so dull\\nLabel:'
+    """
     if not isinstance(template, str):
         raise ArgumentTypeError("template", template, "a str")
-    if "{text}" not in template or "{label}" not in template:
-        raise ArgumentError("template", template, "must contain {text} and {label}")
+    query = _query_template(template)
     try:
         template.format(text="", label="")
         shots = "".join(template.format(text=t, label=label_words[y]) for t, y in examples)
-        return shots + template.split("{label}")[0].format(text=text)
+        return shots + query.format(text=text)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise ArgumentError("template", template, "must use only the fields {text} and {label} "
-                            f"(write a literal brace as {{{{ or }}}}); formatting failed: {exc!r}") from None
+        raise _bad_template(template, exc) from None
 
 
 def in_context_classify(lm, texts, *, examples=(), label_words, template: str = DEFAULT_TEMPLATE,
@@ -153,7 +187,7 @@ def in_context_classify(lm, texts, *, examples=(), label_words, template: str = 
         texts: strings to classify.
         examples: ``(text, class index)`` pairs put in every prompt, in order (empty: zero-shot).
         label_words: one continuation per class, e.g. ``[" negative", " positive"]``.
-        template: how one example reads; must hold ``{text}`` and ``{label}``.
+        template: how one example reads; must hold ``{text}`` and, after it, ``{label}``.
         return_scores: also return the ``(len(texts), classes)`` log-probabilities.
     """
     if isinstance(texts, str):

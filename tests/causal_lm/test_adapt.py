@@ -99,6 +99,17 @@ def test_full_fine_tuning_moves_every_layer(fresh_lm):
     assert np.abs(after - before).max() > 1e-4
 
 
+def test_full_fine_tuning_is_refused_once_lora_is_enabled(fresh_lm):
+    """lora_rank=None after LoRA was enabled trained the adapters alone (base weights frozen) while
+    reporting lora_rank None; LoRA cannot be switched off, so it is refused before any work."""
+    fresh_lm.backbone.enable_lora(2)  # as an earlier adapt or a reloaded save_causal_lm folder leaves it
+    trainable, optimizer = len(fresh_lm.model.trainable_weights), fresh_lm.model.optimizer
+    with pytest.raises(ArgumentError, match=r"`lora_rank` cannot be None \(full fine-tuning\) on a model with "
+                                            r"LoRA already enabled at rank 2.*pass lora_rank=2"):
+        adapt_causal_lm(fresh_lm, TEXTS, sequence_length=8, lora_rank=None)
+    assert len(fresh_lm.model.trainable_weights) == trainable and fresh_lm.model.optimizer is optimizer
+
+
 def test_resume_continues_from_the_last_epoch(tmp_path):
     def run(epochs):
         write_tiny_gguf(tmp_path / "tiny.gguf")

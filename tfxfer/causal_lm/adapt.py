@@ -216,7 +216,9 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
         base_lr: AdamW's peak learning rate (2e-4 suits LoRA; use ~2e-5 for full fine-tuning).
         batch_size: windows per step. sequence_length: tokens per training window.
         lora_rank: LoRA rank on the attention query/value projections (base weights frozen), or
-            None for full fine-tuning of every weight.
+            None for full fine-tuning of every weight. A model with LoRA already enabled (an earlier
+            adapt, a reloaded `save_causal_lm` folder) takes only its own rank: LoRA cannot be
+            switched off again, so None is refused there rather than training the adapters alone.
         weight_decay: AdamW decoupled weight decay.
         warmup_share: share of all steps (0-1) with a linear warmup to ``base_lr``.
         lr_decay: after the warmup, "constant" (default) or "cosine" (down to 0 at the last step).
@@ -227,7 +229,8 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
         verbose: Keras ``fit`` verbosity.
 
     Raises:
-        ArgumentError / ArgumentTypeError: bad data or settings. DataError: nothing to train on.
+        ArgumentError / ArgumentTypeError: bad data or settings (``lora_rank`` other than the rank
+            LoRA is already enabled at, None included). DataError: nothing to train on.
     """
     import keras
 
@@ -236,8 +239,16 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
     weight_decay = check_float("weight_decay", weight_decay, low=0)
     warmup_share = check_float("warmup_share", warmup_share, low=0, high=1, high_open=True)
     lora_rank = check_int("lora_rank", lora_rank, low=1, allow_none=True)
+    current = getattr(lm.backbone, "_lora_rank", None)
+    if lora_rank is None and current is not None:
+        # keras-hub has no way back from enable_lora: the base weights stay frozen, so "full" would
+        # train the adapters alone while reporting lora_rank None
+        raise ArgumentError("lora_rank", lora_rank,
+                            f"cannot be None (full fine-tuning) on a model with LoRA already enabled at rank "
+                            f"{current}: its base weights are frozen",
+                            hint=f"pass lora_rank={current} to train the adapters further, or load the model "
+                                 "without adapters for full fine-tuning")
     if lora_rank is not None:
-        current = getattr(lm.backbone, "_lora_rank", None)
         if current is not None and current != lora_rank:
             raise ArgumentError("lora_rank", lora_rank, f"must match the rank already enabled ({current})")
         highest = max_lora_rank(lm.backbone)

@@ -172,6 +172,11 @@ def test_callbacks_can_stop_training(fresh_lm):
     assert len(result.history["loss"]) == 1 and result.steps[1]["batches"] > 1
     with pytest.raises(ArgumentTypeError, match="`callbacks` must be a list of keras.callbacks.Callback"):
         adapt_causal_lm(fresh_lm, TEXTS, callbacks=StopAfterOneBatch())
+    with pytest.raises(ArgumentTypeError, match="`callbacks` must be a list of keras.callbacks.Callback"):
+        adapt_causal_lm(fresh_lm, TEXTS, callbacks=5)
+    # None is no callbacks (it was a raw TypeError: 'NoneType' object is not iterable)
+    result = adapt_causal_lm(fresh_lm, TEXTS[:2], sequence_length=8, batch_size=2, callbacks=None)
+    assert len(result.history["loss"]) == 1
 
 
 def test_bad_arguments(fresh_lm):

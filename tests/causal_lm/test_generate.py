@@ -154,6 +154,11 @@ def test_perplexity_windows(tiny_lm):
 def test_bad_perplexity_arguments(tiny_lm):
     with pytest.raises(ArgumentTypeError, match="`texts` must be a list of strings"):
         perplexity(tiny_lm, "one text")
+    for not_a_list in (None, 5):  # a raw TypeError ("'NoneType' object is not iterable") before
+        with pytest.raises(ArgumentTypeError, match=r"`texts` must be a list of strings.*Received: texts="):
+            perplexity(tiny_lm, not_a_list)
+        with pytest.raises(ArgumentTypeError, match="`texts` must be a list of strings"):
+            token_losses(tiny_lm, not_a_list)
     with pytest.raises(ArgumentError, match=r"`texts\[0\]` must be a non-empty string"):
         perplexity(tiny_lm, [""])
     with pytest.raises(ArgumentError, match="`window` must be an int in \\[2, 64\\]"):

@@ -94,6 +94,12 @@ def test_errors(tiny_lm):
         in_context_classify(tiny_lm, ["a"], examples=[("x", 2)], label_words=[" no", " yes"])
     with pytest.raises(ArgumentTypeError, match="`texts` must be a list"):
         in_context_classify(tiny_lm, "a", label_words=[" no", " yes"])
+    with pytest.raises(ArgumentTypeError, match="`texts` must be a list.*Received: texts=None"):
+        in_context_classify(tiny_lm, None, label_words=[" no", " yes"])
+    with pytest.raises(ArgumentTypeError, match="`label_words` must be a list of strings"):
+        in_context_classify(tiny_lm, ["a"], label_words=None)
+    with pytest.raises(ArgumentTypeError, match="`examples` must be a list of"):
+        in_context_classify(tiny_lm, ["a"], examples=None, label_words=[" no", " yes"])
     with pytest.raises(ArgumentError, match="`template` must contain"):
         few_shot_prompt("a", [], [" no", " yes"], template="{text}")
     with pytest.raises(ArgumentError, match="`template` must contain"):  # an escaped brace is no field

@@ -222,7 +222,8 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
         weight_decay: AdamW decoupled weight decay.
         warmup_share: share of all steps (0-1) with a linear warmup to ``base_lr``.
         lr_decay: after the warmup, "constant" (default) or "cosine" (down to 0 at the last step).
-        callbacks: Keras callbacks for the fit (e.g. a wall-time stop: ``model.stop_training = True``).
+        callbacks: Keras callbacks for the fit (e.g. a wall-time stop: ``model.stop_training = True``);
+            None is the same as ``()``.
         checkpoint_dir: save each epoch there and resume from it when the call is repeated.
         seed: seeds Keras (the LoRA matrices' initial values) and the one-off shuffle of the
             windows; None keeps them in order and leaves the seeds alone.
@@ -259,8 +260,11 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
     if lr_decay not in LR_DECAYS:
         raise ArgumentError("lr_decay", lr_decay, f"must be one of {LR_DECAYS}")
     seed = check_int("seed", seed, allow_none=True)
-    if isinstance(callbacks, keras.callbacks.Callback) or not all(
-            isinstance(c, keras.callbacks.Callback) for c in callbacks):
+    callbacks = () if callbacks is None else callbacks
+    if isinstance(callbacks, (keras.callbacks.Callback, str, bytes, dict)) or not hasattr(callbacks, "__iter__"):
+        raise ArgumentTypeError("callbacks", callbacks, "a list of keras.callbacks.Callback")
+    callbacks = list(callbacks)
+    if not all(isinstance(c, keras.callbacks.Callback) for c in callbacks):
         raise ArgumentTypeError("callbacks", callbacks, "a list of keras.callbacks.Callback")
     kind = _split_data("train", train)[0]  # both checked before any work
     if val is not None:

@@ -24,7 +24,7 @@ import string
 
 import numpy as np
 
-from tfxfer.causal_lm.tokenizer import check_text
+from tfxfer.causal_lm.tokenizer import check_sequence, check_text
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.utils.validate import check_int
 
@@ -190,16 +190,12 @@ def in_context_classify(lm, texts, *, examples=(), label_words, template: str = 
         template: how one example reads; must hold ``{text}`` and, after it, ``{label}``.
         return_scores: also return the ``(len(texts), classes)`` log-probabilities.
     """
-    if isinstance(texts, str):
-        raise ArgumentTypeError("texts", texts, "a list of strings (wrap a single text in a list)")
-    texts = list(texts)
+    texts = check_sequence("texts", texts, "a list of strings (wrap a single text in a list)")
     if not texts:
         raise ArgumentError("texts", texts, "must hold at least one text")
     for i, text in enumerate(texts):
         check_text(f"texts[{i}]", text)
-    if isinstance(label_words, str):
-        raise ArgumentTypeError("label_words", label_words, "a list of strings, one per class")
-    label_words = list(label_words)
+    label_words = check_sequence("label_words", label_words, "a list of strings, one per class")
     if len(label_words) < 2:
         raise ArgumentError("label_words", label_words, "must hold one word per class (>= 2)")
     for i, word in enumerate(label_words):
@@ -210,7 +206,7 @@ def in_context_classify(lm, texts, *, examples=(), label_words, template: str = 
             raise ArgumentError("label_words", label_words,
                                 f"must not repeat a word ({word!r} is at {label_words.index(word)} and {i}); "
                                 "two classes with one word cannot be told apart")
-    examples = list(examples)
+    examples = check_sequence("examples", examples, "a list of (text, class index) pairs (empty: zero-shot)")
     for i, example in enumerate(examples):
         if not (isinstance(example, (tuple, list)) and len(example) == 2 and isinstance(example[0], str)
                 and isinstance(example[1], (int, np.integer))

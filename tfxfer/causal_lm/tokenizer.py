@@ -73,6 +73,19 @@ def check_text(name: str, text) -> str:
     return text
 
 
+def check_sequence(name: str, values, what: str = "a list of strings") -> list:
+    """``values`` as a list (a generator read once); a str, bytes, a dict or a value that cannot be
+    iterated (None, a number) is an `ArgumentTypeError` naming ``name`` and saying ``what`` it must be.
+
+    Example:
+        >>> check_sequence("texts", (t for t in ["a", "b"]))
+        ['a', 'b']
+    """
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise ArgumentTypeError(name, values, what)
+    return list(values)
+
+
 def check_token_ids(name: str, ids, vocabulary_size: int) -> list:
     """``ids`` as a list of Python ints, each a token id in ``[0, vocabulary_size)``.
 

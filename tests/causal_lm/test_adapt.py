@@ -48,6 +48,26 @@ def test_pairs_weigh_only_the_completion(fresh_lm):
     assert x["padding_mask"][0].sum() == n
 
 
+def test_pairs_hold_one_start_token_never_a_target(fresh_lm):
+    """With add_bos_token the completion was encoded with its own start token: two per row, one a target."""
+    import dataclasses
+
+    from tfxfer.causal_lm import BPETokenizer
+
+    tok = BPETokenizer(**{**fresh_lm.tokenizer.get_config(), "add_bos_token": True})
+    bos_lm = dataclasses.replace(fresh_lm, tokenizer=tok)
+    x, y, w = _batch(causal_lm_batches(bos_lm, [("the and", " then")], sequence_length=12, batch_size=1,
+                                       seed=None))
+    row = x["token_ids"][0][x["padding_mask"][0]].tolist()
+    assert row == tok.encode("the and") + tok.encode(" then", add_bos=False) + [tok.eos_token_id]
+    assert row.count(tok.bos_token_id) == 1 and row[0] == tok.bos_token_id
+    np.testing.assert_array_equal(y[0][w[0] > 0], tok.encode(" then", add_bos=False) + [tok.eos_token_id])
+    with pytest.warns(UserWarning, match="its prompt is cut"):  # a cut prompt keeps its start token
+        x, _, w = _batch(causal_lm_batches(bos_lm, [("the and " * 10, " then")], sequence_length=8,
+                                           batch_size=1))
+    assert x["token_ids"][0, 0] == tok.bos_token_id and (x["token_ids"][0, 1:] != tok.bos_token_id).all()
+
+
 def test_long_pair_keeps_the_end_of_its_prompt(fresh_lm):
     with pytest.warns(UserWarning, match=r"data\[0\] has \d+ tokens; the window holds 9"):
         x, _, w = _batch(causal_lm_batches(fresh_lm, [("the and " * 10, " then")], sequence_length=8,
@@ -77,6 +97,17 @@ def test_full_fine_tuning_moves_every_layer(fresh_lm):
     assert result.settings["data"] == "pairs" and result.settings["lora_rank"] is None
     after = np.array(fresh_lm.backbone.transformer_layers[0]._feedforward_gate_dense.kernel)
     assert np.abs(after - before).max() > 1e-4
+
+
+def test_full_fine_tuning_is_refused_once_lora_is_enabled(fresh_lm):
+    """lora_rank=None after LoRA was enabled trained the adapters alone (base weights frozen) while
+    reporting lora_rank None; LoRA cannot be switched off, so it is refused before any work."""
+    fresh_lm.backbone.enable_lora(2)  # as an earlier adapt or a reloaded save_causal_lm folder leaves it
+    trainable, optimizer = len(fresh_lm.model.trainable_weights), fresh_lm.model.optimizer
+    with pytest.raises(ArgumentError, match=r"`lora_rank` cannot be None \(full fine-tuning\) on a model with "
+                                            r"LoRA already enabled at rank 2.*pass lora_rank=2"):
+        adapt_causal_lm(fresh_lm, TEXTS, sequence_length=8, lora_rank=None)
+    assert len(fresh_lm.model.trainable_weights) == trainable and fresh_lm.model.optimizer is optimizer
 
 
 def test_resume_continues_from_the_last_epoch(tmp_path):
@@ -141,6 +172,11 @@ def test_callbacks_can_stop_training(fresh_lm):
     assert len(result.history["loss"]) == 1 and result.steps[1]["batches"] > 1
     with pytest.raises(ArgumentTypeError, match="`callbacks` must be a list of keras.callbacks.Callback"):
         adapt_causal_lm(fresh_lm, TEXTS, callbacks=StopAfterOneBatch())
+    with pytest.raises(ArgumentTypeError, match="`callbacks` must be a list of keras.callbacks.Callback"):
+        adapt_causal_lm(fresh_lm, TEXTS, callbacks=5)
+    # None is no callbacks (it was a raw TypeError: 'NoneType' object is not iterable)
+    result = adapt_causal_lm(fresh_lm, TEXTS[:2], sequence_length=8, batch_size=2, callbacks=None)
+    assert len(result.history["loss"]) == 1
 
 
 def test_bad_arguments(fresh_lm):

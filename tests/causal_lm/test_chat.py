@@ -24,6 +24,8 @@ def test_matches_the_template():
 def test_errors():
     with pytest.raises(ArgumentError, match="`messages` must be a string or a non-empty list"):
         chat_prompt([])
+    with pytest.raises(ArgumentTypeError, match="`messages` must be a str or a list of .*Received: messages=5"):
+        chat_prompt(5)
     with pytest.raises(ArgumentError, match=r"`messages\[0\]\['role'\]` must be one of"):
         chat_prompt([{"role": "bot", "content": "x"}])
     with pytest.raises(ArgumentTypeError, match=r"`messages\[0\]` must be a dict"):

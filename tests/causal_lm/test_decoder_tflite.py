@@ -8,7 +8,7 @@ from tfxfer.export.decoder_runner import TFLiteDecoder
 from tfxfer.export.decoder_tflite import convert_decoder_tflite, save_decoder
 from tfxfer.export.decoder_verification import decoder_agreement, decoder_gate
 from tfxfer.export.int8_per_row import int8_weights
-from tfxfer.errors import ArgumentError
+from tfxfer.errors import ArgumentError, ArgumentTypeError
 
 IDS = [3, 40, 71, 260, 3, 261, 90, 33, 5, 9, 44, 120]
 
@@ -198,6 +198,10 @@ def test_errors(tiny_lm, blob):
         convert_decoder_tflite(tiny_lm, cache_length=32, prefill_tokens=40)
     with pytest.raises(ArgumentError, match="`texts` must be a non-empty list"):
         decoder_gate(tiny_lm, blob, "one string")
+    with pytest.raises(ArgumentTypeError, match="`texts` must be a list of held-out strings.*Received: texts=None"):
+        decoder_gate(tiny_lm, blob, None)
+    # a generator is read once, as a list (len() of it was a raw TypeError)
+    assert decoder_gate(tiny_lm, blob, (ids for ids in [IDS])).positions == len(IDS)
     with pytest.raises(ArgumentError, match="`min_top1_agreement`"):
         decoder_gate(tiny_lm, blob, [IDS], min_top1_agreement=2)
     decoder = TFLiteDecoder(blob)

@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["tfxfer.causal_lm.config", "tfxfer.causal_lm.weights", "tfxfer.causal_lm.tokenizer", "tfxfer.causal_lm.adapt",
-           "tfxfer.causal_lm.samplers", "tfxfer.causal_lm.language_model", "tfxfer.causal_lm.chat",
+           "tfxfer.causal_lm.samplers", "tfxfer.causal_lm.language_model", "tfxfer.causal_lm.chat", "tfxfer.causal_lm.in_context",
            "tfxfer.causal_lm.serving"]
 
 

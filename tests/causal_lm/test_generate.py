@@ -60,6 +60,27 @@ def test_sampling_is_repeatable_with_a_seed(tiny_lm):
     assert one == generate(tiny_lm, ["the"], max_new_tokens=8, stop_tokens=None)
 
 
+def test_new_seeds_and_settings_reuse_one_trace(tiny_lm):
+    """Each new seed, temperature, top_k or top_p traced and kept another decode loop (1-2 s a call on
+    the tiny model, the cache growing without bound); they are variables of one loop now."""
+    from tfxfer.causal_lm import generation
+
+    generation._COMPILED.pop(tiny_lm.model, None)
+    kwargs = dict(max_new_tokens=6, stop_tokens=None)
+    first = generate(tiny_lm, ["the"], sampler="top_k", top_k=20, temperature=1.5, seed=7, **kwargs)
+    for seed, temperature, top_k in ((8, 1.5, 20), (9, 0.7, 5), (10, 2.0, 1)):
+        generate(tiny_lm, ["the"], sampler="top_k", top_k=top_k, temperature=temperature, seed=seed, **kwargs)
+    generate(tiny_lm, ["the"], sampler="top_k", **kwargs)  # unseeded, default top_k
+    loops = generation._COMPILED[tiny_lm.model]
+    assert len(loops) == 1
+    assert next(iter(loops.values())).function.experimental_get_tracing_count() == 1
+    # the seed still restarts the stream: the same seed after other calls gives the same tokens
+    assert generate(tiny_lm, ["the"], sampler="top_k", top_k=20, temperature=1.5, seed=7, **kwargs) == first
+    for stop in range(generation.MAX_LOOPS + 2):  # other stop tokens trace other loops: the oldest go
+        generate_ids(tiny_lm, [[3, 40]], max_new_tokens=2, stop_token_ids=(stop,))
+    assert len(loops) == generation.MAX_LOOPS
+
+
 def test_long_prompt_is_cut_from_the_left_with_a_warning(tiny_lm):
     long = "the and " * 40  # > 64 tokens
     ids = tiny_lm.tokenizer.encode(long)
@@ -133,6 +154,11 @@ def test_perplexity_windows(tiny_lm):
 def test_bad_perplexity_arguments(tiny_lm):
     with pytest.raises(ArgumentTypeError, match="`texts` must be a list of strings"):
         perplexity(tiny_lm, "one text")
+    for not_a_list in (None, 5):  # a raw TypeError ("'NoneType' object is not iterable") before
+        with pytest.raises(ArgumentTypeError, match=r"`texts` must be a list of strings.*Received: texts="):
+            perplexity(tiny_lm, not_a_list)
+        with pytest.raises(ArgumentTypeError, match="`texts` must be a list of strings"):
+            token_losses(tiny_lm, not_a_list)
     with pytest.raises(ArgumentError, match=r"`texts\[0\]` must be a non-empty string"):
         perplexity(tiny_lm, [""])
     with pytest.raises(ArgumentError, match="`window` must be an int in \\[2, 64\\]"):

@@ -100,3 +100,27 @@ def test_bad_paths(tmp_path):
     junk.write_bytes(b"not a gguf file at all")
     with pytest.raises(ModelError, match="not a readable GGUF"):
         read_gguf(junk)
+
+
+def test_a_file_without_token_embeddings_names_the_tensor(tmp_path):
+    """Llama metadata and no token_embd.weight raised a bare StopIteration (an empty message)."""
+    import gguf
+
+    path = str(tmp_path / "notensors.gguf")
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_block_count(1)
+    writer.add_context_length(16)
+    writer.add_embedding_length(8)
+    writer.add_feed_forward_length(16)
+    writer.add_head_count(2)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("gpt-2")
+    writer.add_token_list(["a", "b"])
+    writer.add_token_merges([])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelError, match=r"notensors.gguf' has no token_embd.weight tensor"):
+        read_gguf(path)

@@ -55,3 +55,42 @@ def test_refuses_other_models_and_tokenizers(tmp_path):
     os.remove(tokenizer_file)
     with pytest.raises(ModelError, match="has no tokenizer.json"):
         load_causal_lm(str(tmp_path / "hf"))
+
+
+def _damaged(tmp_path, name, file=None, edit=None, remove=None):
+    """A copy of a tiny Hugging Face directory with ``edit`` applied to the JSON ``file`` or ``remove`` gone."""
+    import shutil
+
+    if not (tmp_path / "hf").exists():
+        write_tiny_gguf(tmp_path / "m.gguf", hf_dir=tmp_path / "hf")
+    folder = tmp_path / name
+    shutil.copytree(tmp_path / "hf", folder)
+    if edit:
+        spec = json.loads((folder / file).read_text())
+        edit(spec)
+        (folder / file).write_text(json.dumps(spec))
+    if remove:
+        os.remove(folder / remove)
+    return str(folder)
+
+
+def test_damaged_folders_are_model_errors_naming_the_missing_piece(tmp_path):
+    """These were a raw FileNotFoundError, KeyError('vocab') and KeyError('content')."""
+    folder = _damaged(tmp_path, "noweights", remove="model.safetensors")
+    with pytest.raises(ModelError, match=r"noweights' has no model.safetensors.*weights are missing"):
+        load_causal_lm(folder)
+    assert load_causal_lm(folder, weights=None).config.num_layers == 2  # random weights need no file
+    folder = _damaged(tmp_path, "novocab", "tokenizer.json", lambda j: j["model"].pop("vocab"))
+    with pytest.raises(ModelError, match=r"novocab/tokenizer.json' has no model.vocab"):
+        load_causal_lm(folder)
+    folder = _damaged(tmp_path, "nocontent", "tokenizer.json", lambda j: j["added_tokens"][0].pop("content"))
+    with pytest.raises(ModelError, match=r"nocontent/tokenizer.json': added_tokens\[0\] has no content"):
+        load_causal_lm(folder)
+
+
+@pytest.mark.parametrize("key", ["bos_token", "eos_token", "pad_token"])
+def test_a_configured_token_outside_the_vocabulary_is_refused(tmp_path, key):
+    """eos_token "<nope>" loaded with eos_token_id None: generation never stopped. Refused, naming it."""
+    folder = _damaged(tmp_path, "unknown", "tokenizer_config.json", lambda j: j.update({key: {"content": "<nope>"}}))
+    with pytest.raises(ModelError, match=rf"tokenizer_config.json': {key} '<nope>' is not a token of"):
+        hf_tokenizer(folder)

@@ -21,6 +21,29 @@ def test_scores_are_continuation_log_probabilities(tiny_lm):
                        scores)
 
 
+def _with_start_token(lm):
+    """``lm`` whose tokenizer puts its start token (id 1, ``<|im_start|>``) before every text."""
+    import dataclasses
+
+    from tfxfer.causal_lm import BPETokenizer
+
+    return dataclasses.replace(lm, tokenizer=BPETokenizer(**{**lm.tokenizer.get_config(), "add_bos_token": True}))
+
+
+def test_continuations_carry_no_start_token(tiny_lm):
+    """A tokenizer with add_bos_token scored "<bos> label" after the prompt: one start token per row,
+    before the prompt, as when the start token is written at the head of the prompt by hand."""
+    bos_lm = _with_start_token(tiny_lm)
+    labels = [" the", " and then"]
+    got = score_continuations(bos_lm, ["the and", "then"], labels)
+    expected = score_continuations(tiny_lm, ["<|im_start|>the and", "<|im_start|>then"], labels)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    predictions, scores = in_context_classify(bos_lm, ["the and"], examples=[("and", 0)], label_words=labels,
+                                              return_scores=True)
+    prompt = few_shot_prompt("the and", [("and", 0)], labels)
+    np.testing.assert_allclose(scores, score_continuations(tiny_lm, ["<|im_start|>" + prompt], labels), rtol=1e-5)
+
+
 def test_few_shot_prompt_layout():
     prompt = few_shot_prompt("new one", [("good", 1), ("bad", 0)], [" no", " yes"])
     assert prompt == "Text: good\nLabel: yes\n\nText: bad\nLabel: no\n\nText: new one\nLabel:"
@@ -71,7 +94,28 @@ def test_errors(tiny_lm):
         in_context_classify(tiny_lm, ["a"], examples=[("x", 2)], label_words=[" no", " yes"])
     with pytest.raises(ArgumentTypeError, match="`texts` must be a list"):
         in_context_classify(tiny_lm, "a", label_words=[" no", " yes"])
+    with pytest.raises(ArgumentTypeError, match="`texts` must be a list.*Received: texts=None"):
+        in_context_classify(tiny_lm, None, label_words=[" no", " yes"])
+    with pytest.raises(ArgumentTypeError, match="`label_words` must be a list of strings"):
+        in_context_classify(tiny_lm, ["a"], label_words=None)
+    with pytest.raises(ArgumentTypeError, match="`examples` must be a list of"):
+        in_context_classify(tiny_lm, ["a"], examples=None, label_words=[" no", " yes"])
     with pytest.raises(ArgumentError, match="`template` must contain"):
         few_shot_prompt("a", [], [" no", " yes"], template="{text}")
+    with pytest.raises(ArgumentError, match="`template` must contain"):  # an escaped brace is no field
+        few_shot_prompt("a", [], [" no", " yes"], template="{{text}} {label}")
+
+
+def test_template_must_put_the_text_before_the_label(tiny_lm):
+    """The query prompt is the template up to {label}: with the label first it held no text, so every
+    text got the same prompt and the same prediction."""
+    template = "Label:{label} Text: {text}\n"
+    with pytest.raises(ArgumentError, match=r"`template` must put \{text\} before \{label\}.*Received: template="):
+        few_shot_prompt("I loved it", [("Awful", 0)], [" neg", " pos"], template=template)
+    with pytest.raises(ArgumentError, match=r"`template` must put \{text\} before \{label\}"):
+        in_context_classify(tiny_lm, ["a"], label_words=[" no", " yes"], template=template)
+    # the query is cut at the first real {label} field, not at an escaped "{{label}}"
+    prompt = few_shot_prompt("q", [("a", 1)], [" x", " y"], template="{{label}} {text}:{label}|")
+    assert prompt == "{label} a: y|{label} q:"
     with pytest.raises(ArgumentError, match=r"`continuations\[1\]` must be a non-empty string"):
         score_continuations(tiny_lm, ["a"], [" x", ""])

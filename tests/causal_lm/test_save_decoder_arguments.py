@@ -24,6 +24,11 @@ def no_conversion(monkeypatch):
     (dict(gate_texts=["the cat sat"], bogus=1), ArgumentError, "bogus"),
     (dict(gate_texts=["the cat sat"], min_top1_agreement=2), ArgumentError, "min_top1_agreement"),
     (dict(min_top1_agreement=0.9), ArgumentError, "gate_texts"),  # an option that would be ignored
+    # wrote None.tflite / hidden .tflite files, or failed with a raw FileNotFoundError after converting
+    (dict(name=None), ArgumentTypeError, "`name` must be a str"),
+    (dict(name=""), ArgumentError, "`name` must be letters, digits.*no path separators"),
+    (dict(name="sub/dec"), ArgumentError, "`name` must be letters.*Received: name='sub/dec'"),
+    (dict(name=".hidden"), ArgumentError, "`name`"),
 ])
 def test_bad_arguments_fail_before_any_conversion(tiny_lm, tmp_path, no_conversion, kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -52,6 +52,20 @@ def test_add_bos_token():
     tok = BPETokenizer(tokens=tiny_tokens(), merges=MERGES, special_tokens=SPECIALS, bos_token_id=1,
                        add_bos_token=True)
     assert tok.encode("a")[0] == 1 and tok.encode_batch(["a", "b"])[1][0] == 1
+    # a text that continues other tokens (a label word, a completion) leaves the start token out
+    assert tok.encode("a", add_bos=False) == tok.encode("a")[1:]
+    assert tok.encode_batch(["a", "b"], add_bos=False) == [tok.encode("a")[1:], tok.encode("b")[1:]]
+    assert tok.start_ids == [1] and _tiny().start_ids == []
+
+
+def test_keep_last_keeps_the_start_token():
+    tok = BPETokenizer(tokens=tiny_tokens(), merges=MERGES, special_tokens=SPECIALS, bos_token_id=1,
+                       add_bos_token=True)
+    ids = tok.encode("abcdef")
+    assert tok.keep_last(ids, 3) == [1] + ids[-2:]
+    assert tok.keep_last(ids, 1) == ids[-1:]  # no room for the start token and a text token
+    assert tok.keep_last(ids, 100) == ids
+    assert _tiny().keep_last(_tiny().encode("abcdef"), 3) == _tiny().encode("def")
 
 
 def test_save_load_round_trip(tmp_path):

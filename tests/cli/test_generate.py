@@ -20,6 +20,7 @@ def test_argument_errors_before_tensorflow(tmp_path):
         ["generate", "smollm2-135m", "Hi", "--sampler", "top_p", "--top-p", "1.5"],
         ["generate", "smollm2-135m", "Hi", "--max-new-tokens", "0"],
         ["generate", "smollm2-135m", " ", "--json"],
+        ["generate", "smollm2-135m", "caf\udce9"],  # the bytes b"caf\xe9" as argv (not UTF-8)
     ]
     results = _run_blocked(cases, tmp_path)
     assert results[tuple(cases[0])]["code"] == 0 and "--max-new-tokens" in results[tuple(cases[0])]["stdout"]
@@ -34,6 +35,8 @@ def test_argument_errors_before_tensorflow(tmp_path):
     assert "`top_p`" in err[tuple(cases[5])] and "`--max-new-tokens`" in err[tuple(cases[6])]
     doc = json.loads(results[tuple(cases[7])]["stdout"])
     assert not doc["ok"] and "non-empty string" in doc["error"]["message"]
+    # refused only after loading the model before, as a "lone surrogate"
+    assert "`prompts[0]` must be valid UTF-8 text; it is not valid UTF-8 at index 3 (byte 0xe9)" in err[tuple(cases[8])]
 
 
 def _main(argv):
@@ -56,3 +59,22 @@ def test_generates_like_the_library(tmp_path):
     doc = json.loads(out)
     assert code == 0 and doc["schema"] == "tfxfer/1" and doc["command"] == "generate" and doc["ok"]
     assert doc["results"][0]["prompt"] == "the and" and isinstance(doc["results"][0]["text"], str)
+
+
+def test_chat_on_a_model_without_chatml_tokens_names_the_flag(tmp_path):
+    """--chat on a model without <|im_end|> failed blaming `stop_tokens[0]`, an argument never given."""
+    from tfxfer.causal_lm import LlamaConfig, build_language_model, save_causal_lm
+    from tfxfer.causal_lm.tokenizer import BPETokenizer, byte_vocabulary
+
+    tok = BPETokenizer(tokens=byte_vocabulary() + ["<|end|>"], merges=[], special_tokens=["<|end|>"],
+                       eos_token_id=256)
+    config = LlamaConfig(vocabulary_size=257, num_layers=1, num_query_heads=2, num_key_value_heads=1,
+                         hidden_dim=16, intermediate_dim=32, context_length=32)
+    folder = str(tmp_path / "plain-lm")
+    save_causal_lm(build_language_model(config, tok), folder)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code, _ = _main(["generate", folder, "hello", "--chat", "--max-new-tokens", "2", "-q"])
+    assert code == 2 and "stop_tokens" not in err.getvalue()
+    assert "`--chat` needs a chat model whose vocabulary has the ChatML tokens" in err.getvalue()
+    assert "has no <|im_start|>, <|im_end|>" in err.getvalue() and "leave out --chat" in err.getvalue()

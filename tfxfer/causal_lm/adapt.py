@@ -12,7 +12,9 @@ Data (`causal_lm_batches`), a list of either kind:
   last partial window is padded and its padding masked). Every next token is a target.
 * (prompt, completion) pairs (instruction tuning): ``prompt + completion + end token`` per
   example, one per row; only the completion (and the end token) are targets, the prompt tokens
-  weigh 0. A pair longer than the window keeps the end of its prompt, with a warning.
+  weigh 0. A tokenizer's start token (``add_bos_token``) begins the row once, before the prompt;
+  the completion is tokenized without it. A pair longer than the window keeps the end of its
+  prompt (after the start token), with a warning.
 
 Training: keras-hub's ``backbone.enable_lora(rank)`` (query and value projections; every other
 weight frozen) unless ``lora_rank=None``, AdamW, masked next-token cross-entropy averaged over the
@@ -121,15 +123,17 @@ def _pairs(lm, name, pairs, window):
     rows, weights = [], []
     for i, pair in enumerate(pairs):  # checked by _split_data
         prompt = lm.tokenizer.encode(pair[0], name=f"{name}[{i}][0]")
-        completion = lm.tokenizer.encode(pair[1], name=f"{name}[{i}][1]") + end
-        if len(completion) >= window:
+        # the completion continues the prompt: no start token of its own (one per row, never a target)
+        completion = lm.tokenizer.encode(pair[1], name=f"{name}[{i}][1]", add_bos=False) + end
+        room = window - len(lm.tokenizer.start_ids)  # a cut prompt keeps its start token
+        if len(completion) >= room:
             raise ArgumentError(f"{name}[{i}]", pair, f"has a completion of {len(completion)} tokens; "
                                 f"sequence_length={window - 1} leaves no room for the prompt")
         if len(prompt) + len(completion) > window:
             warnings.warn(f"{name}[{i}] has {len(prompt) + len(completion)} tokens; the window holds "
                           f"{window}, so its prompt is cut to its last {window - len(completion)} tokens",
                           UserWarning, stacklevel=4)
-            prompt = prompt[-(window - len(completion)):]
+            prompt = lm.tokenizer.keep_last(prompt, window - len(completion))
         # the weight at position t is that of predicting token t + 1: completion tokens only
         rows.append(prompt + completion)
         weights.append([0.0] * (len(prompt) - 1) + [1.0] * len(completion))
@@ -212,18 +216,22 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
         base_lr: AdamW's peak learning rate (2e-4 suits LoRA; use ~2e-5 for full fine-tuning).
         batch_size: windows per step. sequence_length: tokens per training window.
         lora_rank: LoRA rank on the attention query/value projections (base weights frozen), or
-            None for full fine-tuning of every weight.
+            None for full fine-tuning of every weight. A model with LoRA already enabled (an earlier
+            adapt, a reloaded `save_causal_lm` folder) takes only its own rank: LoRA cannot be
+            switched off again, so None is refused there rather than training the adapters alone.
         weight_decay: AdamW decoupled weight decay.
         warmup_share: share of all steps (0-1) with a linear warmup to ``base_lr``.
         lr_decay: after the warmup, "constant" (default) or "cosine" (down to 0 at the last step).
-        callbacks: Keras callbacks for the fit (e.g. a wall-time stop: ``model.stop_training = True``).
+        callbacks: Keras callbacks for the fit (e.g. a wall-time stop: ``model.stop_training = True``);
+            None is the same as ``()``.
         checkpoint_dir: save each epoch there and resume from it when the call is repeated.
         seed: seeds Keras (the LoRA matrices' initial values) and the one-off shuffle of the
             windows; None keeps them in order and leaves the seeds alone.
         verbose: Keras ``fit`` verbosity.
 
     Raises:
-        ArgumentError / ArgumentTypeError: bad data or settings. DataError: nothing to train on.
+        ArgumentError / ArgumentTypeError: bad data or settings (``lora_rank`` other than the rank
+            LoRA is already enabled at, None included). DataError: nothing to train on.
     """
     import keras
 
@@ -232,8 +240,16 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
     weight_decay = check_float("weight_decay", weight_decay, low=0)
     warmup_share = check_float("warmup_share", warmup_share, low=0, high=1, high_open=True)
     lora_rank = check_int("lora_rank", lora_rank, low=1, allow_none=True)
+    current = getattr(lm.backbone, "_lora_rank", None)
+    if lora_rank is None and current is not None:
+        # keras-hub has no way back from enable_lora: the base weights stay frozen, so "full" would
+        # train the adapters alone while reporting lora_rank None
+        raise ArgumentError("lora_rank", lora_rank,
+                            f"cannot be None (full fine-tuning) on a model with LoRA already enabled at rank "
+                            f"{current}: its base weights are frozen",
+                            hint=f"pass lora_rank={current} to train the adapters further, or load the model "
+                                 "without adapters for full fine-tuning")
     if lora_rank is not None:
-        current = getattr(lm.backbone, "_lora_rank", None)
         if current is not None and current != lora_rank:
             raise ArgumentError("lora_rank", lora_rank, f"must match the rank already enabled ({current})")
         highest = max_lora_rank(lm.backbone)
@@ -244,8 +260,11 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
     if lr_decay not in LR_DECAYS:
         raise ArgumentError("lr_decay", lr_decay, f"must be one of {LR_DECAYS}")
     seed = check_int("seed", seed, allow_none=True)
-    if isinstance(callbacks, keras.callbacks.Callback) or not all(
-            isinstance(c, keras.callbacks.Callback) for c in callbacks):
+    callbacks = () if callbacks is None else callbacks
+    if isinstance(callbacks, (keras.callbacks.Callback, str, bytes, dict)) or not hasattr(callbacks, "__iter__"):
+        raise ArgumentTypeError("callbacks", callbacks, "a list of keras.callbacks.Callback")
+    callbacks = list(callbacks)
+    if not all(isinstance(c, keras.callbacks.Callback) for c in callbacks):
         raise ArgumentTypeError("callbacks", callbacks, "a list of keras.callbacks.Callback")
     kind = _split_data("train", train)[0]  # both checked before any work
     if val is not None:

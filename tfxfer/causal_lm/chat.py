@@ -38,6 +38,8 @@ def chat_prompt(messages, *, system: str | None = SMOLLM2_SYSTEM, add_generation
     """
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
+    if isinstance(messages, bytes) or not hasattr(messages, "__iter__"):
+        raise ArgumentTypeError("messages", messages, 'a str or a list of {"role", "content"} dicts')
     if isinstance(messages, dict) or not messages:
         raise ArgumentError("messages", messages, "must be a string or a non-empty list of messages")
     messages = list(messages)

@@ -3,6 +3,8 @@
 Prompts are tokenized exactly (`BPETokenizer`), batched with right padding, and decoded by one
 compiled loop: the prompt fills the key/value cache in one pass, then each step feeds one token
 (keras-hub's ``call_with_cache``) and asks the sampler (`tfxfer.causal_lm.samplers`) for the next.
+The loop is traced once per model, sampler name and stop tokens (the last `MAX_LOOPS` are kept);
+temperature, top_k, top_p and the seed are variables it reads, so changing them never retraces.
 Generation stops at ``max_new_tokens`` or at a stop token, which is not included in the result.
 
 A prompt that leaves fewer than ``max_new_tokens`` positions in the context is cut from the left
@@ -17,17 +19,23 @@ Example:
 
 from __future__ import annotations
 
+import collections
+import random
+import threading
 import warnings
 import weakref
 
 import numpy as np
 
-from tfxfer.causal_lm.samplers import make_sampler
+from tfxfer.causal_lm.samplers import check_sampler
 from tfxfer.causal_lm.tokenizer import check_token_ids
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.utils.validate import check_int
 
-_COMPILED = weakref.WeakKeyDictionary()  # keras model -> {key: (tf.function, seed generator, start)}
+_COMPILED = weakref.WeakKeyDictionary()  # keras model -> OrderedDict {key: _Loop}, least recently used first
+#: Decode loops kept per model (one per model structure, sampler name and stop ids; the least
+#: recently used is dropped). Sampler settings and seeds are variables, so they never add one.
+MAX_LOOPS = 4
 # XLA for the decode loop. Measured on SmolLM2-135M, 2 CPU cores: no faster (32 tokens 7.0 s vs 6.5 s)
 # and it recompiles for every new batch shape (~50 s each), so it stays off.
 JIT_COMPILE = False
@@ -72,6 +80,62 @@ def _decode_loop(model, sampler, stop_token_ids):
     # One trace per model and sampler: batch size and length stay symbolic.
     signature = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.bool)]
     return tf.function(loop, jit_compile=JIT_COMPILE, input_signature=signature)
+
+
+class _Loop:
+    """One compiled decode loop and the variables its sampler reads (temperature, top_k, top_p, the
+    random state), set before each call: a new seed or setting reuses the trace instead of retracing.
+
+    A seeded call starts the random stream at keras' ``SeedGenerator(seed)`` state, ``[seed, 0]``, so
+    a seed gives the same tokens on every call; an unseeded call starts at a state drawn from Python's
+    ``random`` (which ``keras.utils.set_random_seed`` seeds).
+    """
+
+    def __init__(self, model, sampler: str, stop_token_ids: tuple):
+        import keras_hub
+        import tensorflow as tf
+
+        self.temperature = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="temperature")
+        self.top_k = tf.Variable(1, dtype=tf.int32, trainable=False, name="top_k")
+        self.top_p = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="top_p")
+        samplers = keras_hub.samplers
+        if sampler == "greedy":
+            sampler_obj = samplers.GreedySampler()
+        elif sampler == "random":
+            sampler_obj = samplers.RandomSampler(temperature=self.temperature, seed=0)
+        elif sampler == "top_k":
+            sampler_obj = samplers.TopKSampler(k=self.top_k, temperature=self.temperature, seed=0)
+        else:
+            sampler_obj = samplers.TopPSampler(p=self.top_p, temperature=self.temperature, seed=0)
+        self.seeds = getattr(sampler_obj, "seed_generator", None)
+        self.function = _decode_loop(model, sampler_obj, stop_token_ids)
+        self.lock = threading.Lock()  # the variables belong to one call at a time
+
+    def __call__(self, token_ids, padding_mask, settings: dict) -> np.ndarray:
+        with self.lock:
+            self.temperature.assign(settings["temperature"])
+            if settings["top_k"] is not None:
+                self.top_k.assign(settings["top_k"])
+            if settings["top_p"] is not None:
+                self.top_p.assign(settings["top_p"])
+            if self.seeds is not None:
+                seed = settings["seed"] if settings["seed"] is not None else random.randint(1, 10**9)
+                self.seeds.state.assign(np.asarray([seed, 0], dtype=self.seeds.state.dtype))
+            return np.asarray(self.function(token_ids, padding_mask))
+
+
+def _loop(lm, sampler: str, stop_token_ids: tuple) -> _Loop:
+    """The cached `_Loop` of ``lm`` for ``sampler`` and the stop ids (at most `MAX_LOOPS` kept)."""
+    # The graph changes when layers do (LoRA enabled, Keras quantization): part of the key.
+    key = ((len(lm.model.weights), getattr(lm.backbone, "_lora_rank", None)), sampler, stop_token_ids)
+    loops = _COMPILED.setdefault(lm.model, collections.OrderedDict())
+    if key in loops:
+        loops.move_to_end(key)
+    else:
+        loops[key] = _Loop(lm.model, sampler, stop_token_ids)
+        while len(loops) > MAX_LOOPS:
+            loops.popitem(last=False)
+    return loops[key]
 
 
 def _check_lm(lm) -> None:
@@ -136,19 +200,9 @@ def generate_ids(lm, prompt_ids, *, max_new_tokens: int, sampler="greedy", stop_
                             f"plus the longest prompt ({longest} tokens) must fit the context "
                             f"({lm.context_length} tokens)")
     stop_token_ids = tuple(check_token_ids("stop_token_ids", stop_token_ids, vocabulary_size))
-    # The graph changes when layers do (LoRA enabled, Keras quantization): part of the key.
-    structure = (len(lm.model.weights), getattr(lm.backbone, "_lora_rank", None))
-    key = (structure, sampler, temperature, top_k, top_p, seed, stop_token_ids)
-    compiled = _COMPILED.setdefault(lm.model, {})
-    if key not in compiled:
-        sampler_obj = make_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                                   vocabulary_size=vocabulary_size)
-        seeds = getattr(sampler_obj, "seed_generator", None)
-        start = None if seeds is None or seed is None else np.asarray(seeds.state)
-        compiled[key] = (_decode_loop(lm.model, sampler_obj, stop_token_ids), seeds, start)
-    function, seeds, start = compiled[key]
-    if start is not None:  # a seeded sampler restarts its random stream on every call
-        seeds.state.assign(start)
+    settings = check_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                             vocabulary_size=vocabulary_size)
+    loop = _loop(lm, sampler, stop_token_ids)
     lengths = [len(ids) for ids in prompt_ids]
     total = max(lengths) + max_new_tokens
     # Padding must not be a stop id: the sampler stops once every row shows a stop id past its prompt
@@ -159,7 +213,7 @@ def generate_ids(lm, prompt_ids, *, max_new_tokens: int, sampler="greedy", stop_
     for row, ids in enumerate(prompt_ids):
         token_ids[row, : len(ids)] = ids
         mask[row, : len(ids)] = True
-    result = np.asarray(function(token_ids, mask))
+    result = loop(token_ids, mask, settings)  # a seeded sampler restarts its random stream on every call
     out = []
     for row, length in enumerate(lengths):
         new = result[row, length: length + max_new_tokens].tolist()
@@ -208,8 +262,8 @@ def generate(lm, prompts, *, max_new_tokens: int = 64, sampler: str = "greedy",
             raise ArgumentTypeError(f"prompts[{i}]", prompt, "a str")
     max_new_tokens = check_int("max_new_tokens", max_new_tokens, low=1, high=lm.context_length - 1)
     batch_size = check_int("batch_size", batch_size, low=1)
-    make_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                 vocabulary_size=lm.backbone.vocabulary_size)  # check early
+    check_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                  vocabulary_size=lm.backbone.vocabulary_size)  # check early
     stops = _stop_ids(lm.tokenizer, stop_tokens)
     ids = _prompt_ids(lm, prompts, max_new_tokens)
     texts = []

@@ -158,7 +158,14 @@ def read_gguf(path: str | os.PathLike) -> GGUFCheckpoint:
 
 
 def _config(reader, path) -> LlamaConfig:
-    embed_shape = [int(d) for d in next(t.shape for t in reader.tensors if t.name == "token_embd.weight")]
+    embed = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
+    if embed is None:
+        raise ModelError(f"GGUF file {path!r} has no token_embd.weight tensor (the token embeddings); "
+                         "it is not a complete Llama model")
+    embed_shape = [int(d) for d in embed.shape]
+    if len(embed_shape) != 2:
+        raise ModelError(f"GGUF file {path!r}: token_embd.weight has shape {embed_shape}, not "
+                         "[hidden size, vocabulary size]")
     hidden = int(_required(reader, "llama.embedding_length", path))
     heads = int(_required(reader, "llama.attention.head_count", path))
     head_dim = hidden // heads

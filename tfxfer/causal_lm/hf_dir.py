@@ -5,7 +5,10 @@ Accepted: ``model_type == "llama"`` without rope scaling or attention / MLP bias
 SmolLM2, TinyLlama-style checkpoints), and a byte-level BPE ``tokenizer.json`` whose
 pre-tokenizer is one tfxfer rebuilds (`tfxfer.causal_lm.tokenizer.PRE_TOKENIZERS`): GPT-2's
 ``ByteLevel`` alone, or SmolLM's ``Sequence[Digits(individual_digits), ByteLevel]``. Anything
-else is refused with the reason.
+else is refused with the reason, as a `tfxfer.errors.ModelError` naming the folder (or file)
+and what is missing: no ``model.safetensors``, a ``tokenizer.json`` without ``model.vocab``, an
+added token without content, a ``bos_token`` / ``eos_token`` / ``pad_token`` that is not in the
+vocabulary (refused rather than loaded without it: a model with no end token would never stop).
 
 Example:
     >>> from tfxfer.causal_lm.hf_dir import load_hf_dir
@@ -21,6 +24,10 @@ from tfxfer.causal_lm.config import LlamaConfig
 from tfxfer.causal_lm.language_model import wrap_backbone
 from tfxfer.causal_lm.tokenizer import BPETokenizer
 from tfxfer.errors import ModelError
+
+
+#: The weights of a Hugging Face directory: one file, or the index of a sharded set.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
 
 def is_hf_dir(path) -> bool:
@@ -85,16 +92,56 @@ def _pre(spec, path) -> str:
                      "rebuilds (ByteLevel, or Digits(individual_digits) + ByteLevel)")
 
 
+def _vocabulary(path, spec) -> dict:
+    """token -> id of ``tokenizer.json`` (``model.vocab`` and ``added_tokens``), checked."""
+    where = f"{os.path.join(path, 'tokenizer.json')!r}"
+    vocab = spec["model"].get("vocab")
+    if not isinstance(vocab, dict) or not vocab:
+        raise ModelError(f"{where} has no model.vocab (a non-empty object of token -> id); "
+                         f"found {type(vocab).__name__}")
+    added = spec.get("added_tokens", [])
+    if not isinstance(added, list):
+        raise ModelError(f"{where}: added_tokens must be a list, not {type(added).__name__}")
+    vocab = dict(vocab)
+    for i, token in enumerate(added):
+        if not (isinstance(token, dict) and isinstance(token.get("content"), str)):
+            raise ModelError(f"{where}: added_tokens[{i}] has no content (the token's text): {str(token)[:100]}")
+        vocab[token["content"]] = token.get("id")
+    bad = next(((t, i) for t, i in vocab.items() if not (isinstance(i, int) and not isinstance(i, bool) and i >= 0)),
+               None)
+    if bad:
+        raise ModelError(f"{where}: token {bad[0]!r} has id {bad[1]!r}, not an int >= 0")
+    return vocab
+
+
+def _special_id(path, settings, key, vocab):
+    """The id of the ``key`` token (``bos_token``, ...) ``tokenizer_config.json`` names, or None when
+    it names none; a token the vocabulary lacks is a `ModelError` (an eos_token_id of None would
+    let generation run to max_new_tokens, a bos of None drop the start token)."""
+    value = settings.get(key)
+    if isinstance(value, dict):
+        value = value.get("content")
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in vocab:
+        raise ModelError(f"{os.path.join(path, 'tokenizer_config.json')!r}: {key} {value!r} is not a token of "
+                         "tokenizer.json's vocabulary")
+    return vocab[value]
+
+
 def hf_tokenizer(path) -> BPETokenizer:
-    """The `BPETokenizer` of a byte-level BPE ``tokenizer.json`` (plus ``tokenizer_config.json``)."""
+    """The `BPETokenizer` of a byte-level BPE ``tokenizer.json`` (plus ``tokenizer_config.json``).
+
+    A damaged ``tokenizer.json`` (no ``model.vocab``, an added token without content) or a
+    ``bos_token`` / ``eos_token`` / ``pad_token`` in ``tokenizer_config.json`` that the vocabulary
+    lacks is a `ModelError` naming the file and the missing piece."""
     spec = _read(path, "tokenizer.json")
     model = spec.get("model") or {}
-    if model.get("type") != "BPE" or spec.get("normalizer"):
+    if not isinstance(model, dict) or model.get("type") != "BPE" or spec.get("normalizer"):
         raise ModelError(f"{path!r}: tokenizer.json is not a plain byte-level BPE (model "
-                         f"{model.get('type')!r}, normalizer {bool(spec.get('normalizer'))})")
-    vocab = dict(model["vocab"])
-    for added in spec.get("added_tokens", []):
-        vocab[added["content"]] = added["id"]
+                         f"{(model.get('type') if isinstance(model, dict) else model)!r}, normalizer "
+                         f"{bool(spec.get('normalizer'))})")
+    vocab = _vocabulary(path, spec)
     tokens = [None] * (max(vocab.values()) + 1)
     for token, i in vocab.items():
         tokens[i] = token
@@ -103,17 +150,10 @@ def hf_tokenizer(path) -> BPETokenizer:
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     specials = [a["content"] for a in spec.get("added_tokens", []) if a.get("special")]
     settings = _read(path, "tokenizer_config.json", required=False)
-
-    def token_id(key):
-        value = settings.get(key)
-        if isinstance(value, dict):
-            value = value.get("content")
-        return vocab.get(value) if value is not None else None
-
-    pad = token_id("pad_token")
+    ids = {key: _special_id(path, settings, key, vocab) for key in ("bos_token", "eos_token", "pad_token")}
     return BPETokenizer(tokens=tokens, merges=merges, pre=_pre(spec.get("pre_tokenizer"), path),
-                        special_tokens=specials, bos_token_id=token_id("bos_token"),
-                        eos_token_id=token_id("eos_token"), pad_token_id=pad,
+                        special_tokens=specials, bos_token_id=ids["bos_token"],
+                        eos_token_id=ids["eos_token"], pad_token_id=ids["pad_token"],
                         add_bos_token=bool(settings.get("add_bos_token", False)))
 
 
@@ -132,10 +172,16 @@ def load_hf_dir(path, *, weights: str | None = "pretrained", dtype: str = "float
     if weights is None:
         backbone = build_backbone(config, dtype=dtype)
     else:
+        if not any(os.path.isfile(os.path.join(path, name)) for name in WEIGHT_FILES):
+            raise ModelError(f"{path!r} has no model.safetensors (nor a sharded model.safetensors.index.json): "
+                             "the weights are missing (weights=None builds the model with random ones)")
         # keras-hub's converter does not read ``rms_norm_eps`` (it keeps its 1e-6 default; SmolLM2
         # uses 1e-5): pass the file's value.
-        backbone = keras_hub.models.Llama3Backbone.from_preset(
-            path, dtype=dtype, layer_norm_epsilon=config.layer_norm_epsilon)
+        try:
+            backbone = keras_hub.models.Llama3Backbone.from_preset(
+                path, dtype=dtype, layer_norm_epsilon=config.layer_norm_epsilon)
+        except FileNotFoundError as exc:  # a shard the index names is missing
+            raise ModelError(f"{path!r}: a weight file is missing ({exc})") from None
     if tokenizer.vocabulary_size < config.vocabulary_size:  # padded embedding rows: unused ids
         tokenizer = BPETokenizer(**{**tokenizer.get_config(), "tokens": list(tokenizer.tokens) + [
             f"<|unused_{i}|>" for i in range(tokenizer.vocabulary_size, config.vocabulary_size)]})

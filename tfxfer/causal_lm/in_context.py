@@ -20,9 +20,11 @@ Example:
 
 from __future__ import annotations
 
+import string
+
 import numpy as np
 
-from tfxfer.causal_lm.tokenizer import check_text
+from tfxfer.causal_lm.tokenizer import check_sequence, check_text
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.utils.validate import check_int
 
@@ -32,7 +34,9 @@ DEFAULT_TEMPLATE = "Text: {text}\nLabel:{label}\n\n"
 def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> np.ndarray:
     """``(len(prompts), len(continuations))`` summed log-probabilities of each continuation.
 
-    A prompt too long for the context together with a continuation keeps its end. Prompts that
+    Each continuation is tokenized on its own, without the start token (a tokenizer with
+    ``add_bos_token`` puts it first in each prompt only). A prompt too long for the context together
+    with a continuation keeps its end (and its start token). Prompts that
     share their first tokens (at least `MIN_SHARED_PREFIX`: the same few-shot examples) run them
     once and reuse their keys and values (the same scores, far less work).
     """
@@ -46,7 +50,9 @@ def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> n
                 raise ArgumentError(f"{name}[{i}]", value, "must be a non-empty string")
     batch_size = check_int("batch_size", batch_size, low=1)
     prompt_ids = lm.tokenizer.encode_batch(list(prompts), name="prompts")
-    option_ids = [lm.tokenizer.encode(c, name=f"continuations[{o}]") for o, c in enumerate(continuations)]
+    # a continuation follows its prompt's tokens: no start token of its own
+    option_ids = [lm.tokenizer.encode(c, name=f"continuations[{o}]", add_bos=False)
+                  for o, c in enumerate(continuations)]
     longest = max(len(ids) for ids in option_ids)
     if longest >= lm.context_length:
         raise ArgumentError("continuations", continuations,
@@ -58,7 +64,7 @@ def score_continuations(lm, prompts, continuations, *, batch_size: int = 4) -> n
     for p, ids in enumerate(prompt_ids):
         for o, option in enumerate(option_ids):
             keep = lm.context_length - len(option)
-            rows.append((p, o, ids[-keep:] + option, len(option)))
+            rows.append((p, o, lm.tokenizer.keep_last(ids, keep) + option, len(option)))
     scores = np.zeros((len(prompt_ids), len(option_ids)))
     for start in range(0, len(rows), batch_size):
         batch = rows[start: start + batch_size]
@@ -124,20 +130,52 @@ def _scores_after_prefix(lm, prompt_ids, option_ids, shared):
     return scores
 
 
+def _bad_template(template: str, exc: Exception) -> ArgumentError:
+    return ArgumentError("template", template, "must use only the fields {text} and {label} (write a "
+                         f"literal brace as {{{{ or }}}}); formatting failed: {exc!r}")
+
+
+def _query_template(template: str) -> str:
+    """``template`` up to its first ``{label}`` field, checked: it must hold ``{text}`` before
+    ``{label}`` (a template with the label first would leave the text out of every query prompt)."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:  # an unmatched brace
+        raise _bad_template(template, exc) from None
+    pieces, fields, query = [], [], None
+    for literal, field, spec, conversion in parsed:
+        pieces.append(literal.replace("{", "{{").replace("}", "}}"))
+        if field == "label" and query is None:
+            query = "".join(pieces)
+        if field is not None:
+            fields.append(field)
+            pieces.append("{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}")
+    if "text" not in fields or "label" not in fields:
+        raise ArgumentError("template", template, "must contain {text} and {label}")
+    if fields.index("label") < fields.index("text"):
+        raise ArgumentError("template", template,
+                            "must put {text} before {label}: a text's prompt is the template up to "
+                            "{label}, which here would not hold the text")
+    return query
+
+
 def few_shot_prompt(text: str, examples, label_words, *, template: str = DEFAULT_TEMPLATE) -> str:
     """The prompt for ``text``: each example rendered with its label word, then ``text`` with an
-    empty label slot (the template up to ``{label}``)."""
+    empty label slot (the template up to ``{label}``, so ``{text}`` must come before ``{label}``).
+
+    Example:
+        >>> few_shot_prompt("so dull", [("loved it", 1)], [" bad", " good"])
+        'Text: loved it\\nLabel: good\\n\\nText: so dull\\nLabel:'
+    """
     if not isinstance(template, str):
         raise ArgumentTypeError("template", template, "a str")
-    if "{text}" not in template or "{label}" not in template:
-        raise ArgumentError("template", template, "must contain {text} and {label}")
+    query = _query_template(template)
     try:
         template.format(text="", label="")
         shots = "".join(template.format(text=t, label=label_words[y]) for t, y in examples)
-        return shots + template.split("{label}")[0].format(text=text)
+        return shots + query.format(text=text)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise ArgumentError("template", template, "must use only the fields {text} and {label} "
-                            f"(write a literal brace as {{{{ or }}}}); formatting failed: {exc!r}") from None
+        raise _bad_template(template, exc) from None
 
 
 def in_context_classify(lm, texts, *, examples=(), label_words, template: str = DEFAULT_TEMPLATE,
@@ -149,19 +187,15 @@ def in_context_classify(lm, texts, *, examples=(), label_words, template: str = 
         texts: strings to classify.
         examples: ``(text, class index)`` pairs put in every prompt, in order (empty: zero-shot).
         label_words: one continuation per class, e.g. ``[" negative", " positive"]``.
-        template: how one example reads; must hold ``{text}`` and ``{label}``.
+        template: how one example reads; must hold ``{text}`` and, after it, ``{label}``.
         return_scores: also return the ``(len(texts), classes)`` log-probabilities.
     """
-    if isinstance(texts, str):
-        raise ArgumentTypeError("texts", texts, "a list of strings (wrap a single text in a list)")
-    texts = list(texts)
+    texts = check_sequence("texts", texts, "a list of strings (wrap a single text in a list)")
     if not texts:
         raise ArgumentError("texts", texts, "must hold at least one text")
     for i, text in enumerate(texts):
         check_text(f"texts[{i}]", text)
-    if isinstance(label_words, str):
-        raise ArgumentTypeError("label_words", label_words, "a list of strings, one per class")
-    label_words = list(label_words)
+    label_words = check_sequence("label_words", label_words, "a list of strings, one per class")
     if len(label_words) < 2:
         raise ArgumentError("label_words", label_words, "must hold one word per class (>= 2)")
     for i, word in enumerate(label_words):
@@ -172,7 +206,7 @@ def in_context_classify(lm, texts, *, examples=(), label_words, template: str = 
             raise ArgumentError("label_words", label_words,
                                 f"must not repeat a word ({word!r} is at {label_words.index(word)} and {i}); "
                                 "two classes with one word cannot be told apart")
-    examples = list(examples)
+    examples = check_sequence("examples", examples, "a list of (text, class index) pairs (empty: zero-shot)")
     for i, example in enumerate(examples):
         if not (isinstance(example, (tuple, list)) and len(example) == 2 and isinstance(example[0], str)
                 and isinstance(example[1], (int, np.integer))

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from tfxfer.causal_lm.tokenizer import check_sequence
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.utils.validate import check_int
 
@@ -31,9 +32,7 @@ def token_losses(lm, texts, *, window: int | None = None, batch_size: int = 4) -
     """Per text, the next-token losses (natural log) of every predicted token, as float arrays."""
     import tensorflow as tf
 
-    if isinstance(texts, str):
-        raise ArgumentTypeError("texts", texts, "a list of strings (wrap a single text in a list)")
-    texts = list(texts)
+    texts = check_sequence("texts", texts, "a list of strings (wrap a single text in a list)")
     if not texts:
         raise ArgumentError("texts", texts, "must hold at least one text")
     for i, text in enumerate(texts):
@@ -74,7 +73,8 @@ def perplexity(lm, texts, *, window: int | None = None, batch_size: int = 4) -> 
         batch_size: windows scored together.
 
     Raises:
-        ArgumentError: empty list or empty text. DataError: no text has two tokens to score.
+        ArgumentError: empty list or empty text. ArgumentTypeError: ``texts`` is not a list of
+        strings (a single str, None). DataError: no text has two tokens to score.
     """
     losses = token_losses(lm, texts, window=window, batch_size=batch_size)
     count = sum(part.size for part in losses)

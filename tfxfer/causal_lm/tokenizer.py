@@ -73,6 +73,19 @@ def check_text(name: str, text) -> str:
     return text
 
 
+def check_sequence(name: str, values, what: str = "a list of strings") -> list:
+    """``values`` as a list (a generator read once); a str, bytes, a dict or a value that cannot be
+    iterated (None, a number) is an `ArgumentTypeError` naming ``name`` and saying ``what`` it must be.
+
+    Example:
+        >>> check_sequence("texts", (t for t in ["a", "b"]))
+        ['a', 'b']
+    """
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise ArgumentTypeError(name, values, what)
+    return list(values)
+
+
 def check_token_ids(name: str, ids, vocabulary_size: int) -> list:
     """``ids`` as a list of Python ints, each a token id in ``[0, vocabulary_size)``.
 
@@ -185,21 +198,48 @@ class BPETokenizer:
                                 hint=f"special tokens: {', '.join(self.special_tokens[:8]) or 'none'}")
         return self._ids[token]
 
-    def encode(self, text: str, *, name: str = "text") -> list:
+    @property
+    def start_ids(self) -> list:
+        """What `encode` puts before a text's tokens: ``[bos_token_id]`` when ``add_bos_token`` (and
+        the start token is known), else ``[]``."""
+        return [self.bos_token_id] if self.add_bos_token and self.bos_token_id is not None else []
+
+    def encode(self, text: str, *, name: str = "text", add_bos: bool = True) -> list:
         """Token ids of ``text`` (with the start token first when ``add_bos_token``).
 
-        ``name`` is the argument named in errors (a str with no lone surrogate is required)."""
+        ``name`` is the argument named in errors (a str with no lone surrogate is required).
+        ``add_bos=False`` leaves the start token out whatever ``add_bos_token`` says: for a text
+        that continues other tokens (a label word after its prompt, a completion after its prompt).
+        """
         self._check_bytes(name, check_text(name, text))
         ids = self._tokenizer.encode(text, add_special_tokens=False).ids
-        return ([self.bos_token_id] if self.add_bos_token and self.bos_token_id is not None else []) + ids
+        return (self.start_ids if add_bos else []) + ids
 
-    def encode_batch(self, texts, *, name: str = "texts") -> list:
+    def encode_batch(self, texts, *, name: str = "texts", add_bos: bool = True) -> list:
         """`encode` for each of ``texts`` (errors name ``name[i]``)."""
         texts = list(texts)
         for i, text in enumerate(texts):
             self._check_bytes(f"{name}[{i}]", check_text(f"{name}[{i}]", text))
-        prefix = [self.bos_token_id] if self.add_bos_token and self.bos_token_id is not None else []
+        prefix = self.start_ids if add_bos else []
         return [prefix + e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def keep_last(self, ids, n: int) -> list:
+        """The last ``n`` of ``ids`` (from `encode`), with the start token `encode` put first kept
+        first when there is room for more than it: a text cut to fit a window still begins as the
+        model saw texts begin.
+
+        Example:
+            >>> tok = BPETokenizer(tokens=byte_vocabulary() + ["<s>"], merges=[], special_tokens=["<s>"],
+            ...                    bos_token_id=256, add_bos_token=True)
+            >>> tok.keep_last(tok.encode("abcd"), 3)
+            [256, 99, 100]
+        """
+        ids, start = list(ids), self.start_ids
+        if len(ids) <= n:
+            return ids
+        if start and n > len(start) and ids[: len(start)] == start:
+            return start + ids[len(ids) - (n - len(start)):]
+        return ids[len(ids) - n:] if n > 0 else []
 
     def _check_bytes(self, name: str, text: str) -> None:
         """`ArgumentError` naming ``name`` when ``text`` needs a byte token the vocabulary lacks (the

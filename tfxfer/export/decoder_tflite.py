@@ -74,7 +74,7 @@ from tfxfer.errors import ArgumentError, ExportError
 from tfxfer.export.decoder_runner import SIGNATURES
 from tfxfer.export.decoder_verification import decoder_gate
 from tfxfer.export.int8_per_row import int8_weights
-from tfxfer.utils.validate import check_float, check_int
+from tfxfer.utils.validate import check_float, check_int, check_safe_name
 
 QUANTIZATIONS = (None, "float16", "int8", "int8_block", "int8_hybrid", "dynamic_int8")
 #: `int8_weights`'s ``hybrid`` setting behind each of tfxfer's own int8 variants.
@@ -151,7 +151,7 @@ def _check_float32(lm) -> None:
                             "made from float32 weights)", hint="Load it with load_causal_lm(..., dtype='float32')")
 
 
-def _check_save_arguments(lm, folder, fallback, gate_texts, gate_options) -> list:
+def _check_save_arguments(lm, folder, fallback, gate_texts, gate_options, name) -> list:
     """Every argument of `save_decoder` checked before the conversion (minutes on a real model);
     returns ``fallback`` as a list."""
     import inspect
@@ -161,6 +161,9 @@ def _check_save_arguments(lm, folder, fallback, gate_texts, gate_options) -> lis
     _check_float32(lm)
     if not isinstance(folder, (str, os.PathLike)):
         raise ArgumentTypeError("folder", folder, "a folder path (str or os.PathLike)")
+    if not isinstance(name, str):
+        raise ArgumentTypeError("name", name, "a str (the files' name in `folder`, e.g. 'decoder')")
+    check_safe_name("name", name, use="it names <name>.tflite, <name>.tokenizer.json and <name>.json in `folder`")
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ArgumentError("folder", os.fspath(folder), "must be a folder (or not exist yet); it is a file")
     if isinstance(fallback, (str, bytes)) or not isinstance(fallback, (list, tuple, type(None))):
@@ -269,6 +272,9 @@ def save_decoder(lm, folder: str, *, cache_length: int, prefill_tokens: int | No
     rejected variant failed (``"requested"``, ``"rejected"``). If none passes, the last one tried is
     written with its failed report (the runner refuses it unless told otherwise).
 
+    ``name`` names the three files: letters, digits, '.', '_' or '-' (no path separator, no leading
+    dot); it is checked, with every other argument, before the conversion.
+
     Returns:
         ``{"model", "sidecar", "tokenizer"}`` paths, ``"quantization"`` (the variant written),
         ``"gate"`` (its report, or None without ``gate_texts``) and ``"rejected"`` (the reports of
@@ -281,7 +287,7 @@ def save_decoder(lm, folder: str, *, cache_length: int, prefill_tokens: int | No
 
     if quantization not in QUANTIZATIONS:
         raise ArgumentError("quantization", quantization, f"must be one of {QUANTIZATIONS}")
-    fallback = _check_save_arguments(lm, folder, fallback, gate_texts, gate_options)
+    fallback = _check_save_arguments(lm, folder, fallback, gate_texts, gate_options, name)
     candidates = [quantization] + ([v for v in fallback if v != quantization] if gate_texts is not None else [])
     report, rejected = None, []
     for variant in candidates:

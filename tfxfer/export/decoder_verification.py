@@ -110,12 +110,15 @@ def decoder_gate(lm, model_content: bytes, texts, *, variant: str = "", min_top1
         min_top1_agreement = DEFAULT_THRESHOLDS["dynamic"].min_top1_agreement
     min_top1_agreement = check_float("min_top1_agreement", min_top1_agreement, low=0.0, high=1.0)
     max_perplexity_change = check_float("max_perplexity_change", max_perplexity_change, low=0.0)
-    if isinstance(texts, str) or not len(texts):
+    from tfxfer.causal_lm.tokenizer import check_sequence, check_token_ids
+
+    if isinstance(texts, str):
+        raise ArgumentError("texts", texts, "must be a non-empty list of held-out strings (wrap one in a list)")
+    texts = check_sequence("texts", texts, "a list of held-out strings (or lists of token ids)")  # a generator too
+    if not texts:
         raise ArgumentError("texts", texts, "must be a non-empty list of held-out strings")
     decoder = TFLiteDecoder(model_content, num_threads=num_threads)
     agree, positions, max_diff, ll_keras, ll_tflite, decode_seconds, decode_steps = 0, 0, 0.0, [], [], 0.0, 0
-    from tfxfer.causal_lm.tokenizer import check_token_ids
-
     for i, text in enumerate(texts):
         ids = (lm.tokenizer.encode(text, name=f"texts[{i}]") if isinstance(text, str)
                else check_token_ids(f"texts[{i}]", text, min(lm.backbone.vocabulary_size, decoder.vocabulary_size)))

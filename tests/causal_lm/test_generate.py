@@ -65,13 +65,13 @@ def test_new_seeds_and_settings_reuse_one_trace(tiny_lm):
     the tiny model, the cache growing without bound); they are variables of one loop now."""
     from tfxfer.causal_lm import generation
 
-    generation._COMPILED.pop(tiny_lm.model, None)
+    generation.compiled_loops(tiny_lm.model).clear()
     kwargs = dict(max_new_tokens=6, stop_tokens=None)
     first = generate(tiny_lm, ["the"], sampler="top_k", top_k=20, temperature=1.5, seed=7, **kwargs)
     for seed, temperature, top_k in ((8, 1.5, 20), (9, 0.7, 5), (10, 2.0, 1)):
         generate(tiny_lm, ["the"], sampler="top_k", top_k=top_k, temperature=temperature, seed=seed, **kwargs)
     generate(tiny_lm, ["the"], sampler="top_k", **kwargs)  # unseeded, default top_k
-    loops = generation._COMPILED[tiny_lm.model]
+    loops = generation.compiled_loops(tiny_lm.model)
     assert len(loops) == 1
     assert next(iter(loops.values())).function.experimental_get_tracing_count() == 1
     # the seed still restarts the stream: the same seed after other calls gives the same tokens
@@ -79,6 +79,22 @@ def test_new_seeds_and_settings_reuse_one_trace(tiny_lm):
     for stop in range(generation.MAX_LOOPS + 2):  # other stop tokens trace other loops: the oldest go
         generate_ids(tiny_lm, [[3, 40]], max_new_tokens=2, stop_token_ids=(stop,))
     assert len(loops) == generation.MAX_LOOPS
+
+
+def test_a_model_that_generated_is_freed(tiny_gguf, tmp_path):
+    """The loops were kept in a weak dictionary keyed by the model, but each loop's traced function holds
+    its model, so no model that had generated was ever freed."""
+    import gc
+    import weakref
+
+    from tfxfer.causal_lm import load_causal_lm
+
+    lm = load_causal_lm(tiny_gguf(), cache_dir=str(tmp_path / "cache"))
+    generate(lm, ["the"], max_new_tokens=2, stop_tokens=None)
+    model = weakref.ref(lm.model)
+    del lm
+    gc.collect()
+    assert model() is None
 
 
 def test_long_prompt_is_cut_from_the_left_with_a_warning(tiny_lm):

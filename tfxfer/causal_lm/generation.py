@@ -23,7 +23,6 @@ import collections
 import random
 import threading
 import warnings
-import weakref
 
 import numpy as np
 
@@ -32,7 +31,10 @@ from tfxfer.causal_lm.tokenizer import check_token_ids
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.utils.validate import check_int
 
-_COMPILED = weakref.WeakKeyDictionary()  # keras model -> OrderedDict {key: _Loop}, least recently used first
+#: The attribute of a Keras model that holds its decode loops (an OrderedDict {key: _Loop}, least recently
+#: used first). On the model itself, not in a module-level weak dictionary: a loop's traced function holds
+#: its model, so a weak key would never die; model -> loops -> model is a cycle the collector frees.
+_LOOPS_ATTRIBUTE = "_tfxfer_decode_loops"
 #: Decode loops kept per model (one per model structure, sampler name and stop ids; the least
 #: recently used is dropped). Sampler settings and seeds are variables, so they never add one.
 MAX_LOOPS = 4
@@ -124,11 +126,20 @@ class _Loop:
             return np.asarray(self.function(token_ids, padding_mask))
 
 
+def compiled_loops(model) -> collections.OrderedDict:
+    """The decode loops kept for Keras ``model`` (created empty on first use)."""
+    loops = model.__dict__.get(_LOOPS_ATTRIBUTE)
+    if loops is None:
+        loops = collections.OrderedDict()
+        object.__setattr__(model, _LOOPS_ATTRIBUTE, loops)  # past Keras' attribute tracking (holds variables)
+    return loops
+
+
 def _loop(lm, sampler: str, stop_token_ids: tuple) -> _Loop:
     """The cached `_Loop` of ``lm`` for ``sampler`` and the stop ids (at most `MAX_LOOPS` kept)."""
     # The graph changes when layers do (LoRA enabled, Keras quantization): part of the key.
     key = ((len(lm.model.weights), getattr(lm.backbone, "_lora_rank", None)), sampler, stop_token_ids)
-    loops = _COMPILED.setdefault(lm.model, collections.OrderedDict())
+    loops = compiled_loops(lm.model)
     if key in loops:
         loops.move_to_end(key)
     else:

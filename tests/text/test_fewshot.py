@@ -46,6 +46,9 @@ def test_sample_per_class_and_errors():
     assert len(picked) == 6 and sorted(np.bincount(np.array([0, 1, 0, 1, 0, 1, 2, 2])[picked]).tolist()) == [2, 2, 2]
     with pytest.raises(DataError, match="fewer than k=3"):
         sample_per_class(np.array([0, 1, 1, 1]), 3)
+    assert len(sample_per_class(np.array([0, 1, 1, 1]), np.int64(1))) == 2  # a numpy int is an int
+    with pytest.raises(ArgumentError, match="`k` must be an int >= 1"):
+        sample_per_class(np.array([0, 1]), 1.0)
     encoder = tiny_text_encoder(sequence_length=8, num_layers=1)
     with pytest.raises(DataError, match="needs an example"):
         build_prototype_classifier(encoder, ["good", "bad"], [0, 2])

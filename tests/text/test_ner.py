@@ -106,6 +106,9 @@ def test_errors():
         build_token_classifier(encoder, ["O", "S-PER"])
     with pytest.raises(ArgumentError, match="must not repeat"):
         build_token_classifier(encoder, ["O", "O"])
+    for dropout in ("0.1", None):  # a typed error, not a raw TypeError from the range check
+        with pytest.raises(ArgumentError, match=r"`dropout` must be a finite number in \[0, 1\)"):
+            build_token_classifier(encoder, TAGS_BIO, dropout=dropout)
     model = build_token_classifier(encoder, TAGS_BIO)
     with pytest.raises(DataError, match="tag 'B-ORG' is not in tag_names"):
         fit_token_classifier(model, ([["zoe"]], [["B-ORG"]]), tag_names=TAGS_BIO, verbose=0)

@@ -29,14 +29,13 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.text.encoders import TextEncoder, as_texts, pool_outputs
+from tfxfer.utils.validate import check_float, check_int
 
 
 def _check(encoder, temperature, pooling):
     if not isinstance(encoder, TextEncoder):
         raise ArgumentTypeError("encoder", encoder, "a tfxfer.text.TextEncoder")
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0
-            or not np.isfinite(temperature)):  # inf: every probability uniform
-        raise ArgumentError("temperature", temperature, "must be a finite number > 0")
+    check_float("temperature", temperature, low=0, low_open=True)  # inf: every probability uniform
     if pooling == "tokens":
         raise ArgumentError("pooling", pooling, "must be 'mean', 'cls' or 'pooled'")
 
@@ -65,8 +64,7 @@ def prototype_model(encoder: TextEncoder, prototypes, *, pooling: str = "mean", 
 def sample_per_class(labels, k: int, *, seed: int = 0) -> np.ndarray:
     """Indices of ``k`` random examples of every class (sorted), for k-shot experiments."""
     labels = np.asarray(labels)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ArgumentError("k", k, "must be an int >= 1")
+    k = check_int("k", k, low=1)
     rng = np.random.default_rng(seed)
     picked = []
     for c in np.unique(labels):

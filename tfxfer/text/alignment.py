@@ -21,6 +21,7 @@ import unicodedata
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.text.layers import replace_nul
 from tfxfer.text.tagging import parse_tag
 
 STRATEGIES = ("first", "all")
@@ -112,8 +113,8 @@ def _word_pieces(tokenizer, words: list[str]) -> list[list[int]]:
         return []
     function = tokenizer.__dict__.get("_tfxfer_traced_words")
     if function is None:  # traced once per tokenizer; set untracked (not a Keras attribute)
-        function = tf.function(lambda x: tokenizer(x), input_signature=[tf.TensorSpec([None], tf.string)],
-                               autograph=False)
+        function = tf.function(lambda x: tokenizer(replace_nul(x)),  # as the in-model tokenizer: NUL is a space
+                               input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
         object.__setattr__(tokenizer, "_tfxfer_traced_words", function)
     ragged = function(tf.constant(words, dtype=tf.string))
     return [list(map(int, ids)) for ids in ragged.to_list()]

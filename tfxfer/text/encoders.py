@@ -332,9 +332,10 @@ def build_bert_encoder(vocabulary, *, num_layers: int = 2, num_heads: int = 2, h
     missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in vocabulary]
     if missing:
         raise ArgumentError("vocabulary", f"{len(vocabulary)} tokens", f"must contain {missing}")
-    num_layers, num_heads, hidden_dim, intermediate_dim = (
-        check_int(arg, value, low=1) for arg, value in (("num_layers", num_layers), ("num_heads", num_heads),
-                                                        ("hidden_dim", hidden_dim), ("intermediate_dim", intermediate_dim)))
+    num_layers = check_int("num_layers", num_layers, low=1)
+    num_heads = check_int("num_heads", num_heads, low=1)
+    hidden_dim = check_int("hidden_dim", hidden_dim, low=1)
+    intermediate_dim = check_int("intermediate_dim", intermediate_dim, low=1)
     sequence_length = check_int("sequence_length", sequence_length, low=2)
     dropout = check_float("dropout", dropout, low=0, high=1, high_open=True)
     if hidden_dim % num_heads:

@@ -98,3 +98,15 @@ def test_per_word_tags_and_out_of_range_tag_ids_are_data_errors(ner):
     labels[:, 1] = 7
     with pytest.raises(DataError, match=r"`eval_data` labels must be tag ids in \[0, 5\) or -1 \(no tag\); got \[7, 7\]"):
         gate_text_runs(loaded.model, same, texts, labels)
+
+
+def test_word_tag_labels_leave_out_words_of_no_piece(ner):
+    """Such a word stands as [UNK] word by word but has no position in the text the exported files read: it is
+    left out of the gate's texts (no DataError about a sentence that tokenizes differently)."""
+    from tfxfer.export.text_gate import NO_TAG, word_tag_labels
+
+    loaded, _ = ner
+    texts, labels = word_tag_labels(loaded.model, [["zoe", "\u200b", "visits", "\ufeff", "paris"]],
+                                    [["B-PER", "I-PER", "O", "O", "B-LOC"]], tag_names=TAGS)
+    assert list(texts) == ["zoe visits paris"]
+    assert labels[0, :6].tolist() == [NO_TAG, 1, 0, 3, NO_TAG, NO_TAG]

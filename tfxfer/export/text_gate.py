@@ -119,14 +119,17 @@ def word_tag_labels(model, words, tags, *, tag_names, scheme: str = "BIO"):
     joined by spaces; ``labels`` int ``[n, sequence_length]`` holds each word's tag id on its first
     word piece (`tfxfer.text.ner.encode_tagged_words`, the alignment training and ``tfxfer
     evaluate`` use) and `NO_TAG` at [CLS], [SEP], padding, later pieces and words cut off by
-    ``sequence_length``.
+    ``sequence_length``. Words the tokenizer turns into no piece (a zero-width space, a BOM) have no
+    position in the text the exported files read, so they are left out of ``texts`` and carry no tag.
 
     Raises:
         DataError: the model's in-graph tokenizer splits a joined sentence differently from its words
             (the tags would sit at the wrong positions); the sentence is named.
     """
+    from tfxfer.text.alignment import words_with_pieces
     from tfxfer.text.ner import encode_tagged_words
 
+    words, tags = words_with_pieces(text_parts(model).tokenizer.tokenizer, words, tags)
     encoded = encode_tagged_words(model, words, tags, tag_names=tag_names, scheme=scheme, alignment="first")
     texts = as_texts([" ".join(w) for w in words])
     labels = np.where(encoded.weights > 0, encoded.labels, NO_TAG).astype(np.int64)

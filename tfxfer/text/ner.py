@@ -89,7 +89,8 @@ def encode_tagged_words(model: keras.Model, words, tags=None, *, tag_names, sche
         alignment: which word pieces carry a word's tag: "first" or "all" (see `encode_words`).
 
     Returns:
-        `tfxfer.text.alignment.EncodedWords` (``inputs``, ``labels``, ``weights``, ``word_ids``).
+        `tfxfer.text.alignment.EncodedWords` (``inputs``, ``labels``, ``weights``, ``word_ids``, ``truncated_words``,
+        ``empty_words``).
     """
     tag_names = _check_tags(tag_names, scheme)
     if tags is not None and (len(words) != len(tags) or not len(words)):

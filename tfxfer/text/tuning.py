@@ -22,7 +22,7 @@ import keras
 from tfxfer.backbones.groups import HEAD, layer_groups
 from tfxfer.errors import ArgumentTypeError
 from tfxfer.text.layers import SequencePooling
-from tfxfer.text.specs import POOLER, text_spec
+from tfxfer.text.specs import POOLER, text_spec, unused_pooler
 from tfxfer.utils.validate import check_float, check_int
 
 
@@ -35,9 +35,8 @@ def _backbone(model: keras.Model) -> keras.Model:
 
 def pooler_unused(model: keras.Model) -> bool:
     """Whether ``model`` pools without the encoder's pretrained pooler ("mean", "cls", "tokens"):
-    the pooler then gets no gradient and stays frozen."""
-    pool = _pooling(model)
-    return pool is not None and pool.mode != "pooled"
+    the pooler then gets no gradient and stays frozen (`tfxfer.text.specs.unused_pooler`)."""
+    return bool(unused_pooler(model))
 
 
 def reloaded_trainable_variables(model: keras.Model) -> list:

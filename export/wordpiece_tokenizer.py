@@ -14,8 +14,9 @@ TensorFlow, no numpy. Copy it next to the model and:
 It reproduces keras-hub's in-graph pipeline (``keras_hub.tokenizers.WordPieceTokenizer`` with
 tf-text): spaces around CJK ideographs, optional accent stripping (NFD, drop combining marks),
 splitting on ASCII whitespace, control and format characters and punctuation (punctuation and CJK
-kept as words), optional lowercasing by NFKC case folding with default-ignorable code points
-dropped, then greedy longest-match-first WordPiece per word, where a word longer than
+kept as words; NUL splits like a space, as in the tfxfer model, which replaces it with one before
+keras-hub's tokenizer would cut the text there), optional lowercasing by NFKC case folding with
+default-ignorable code points dropped, then greedy longest-match-first WordPiece per word, where a word longer than
 ``max_bytes_per_word`` UTF-8 bytes or with no full segmentation becomes the unknown token.
 ``pack`` adds ``[CLS]``/``[SEP]``, truncates and pads like keras-hub's ``MultiSegmentPacker``.
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.factories import tiny_text_encoder
-from tfxfer.errors import ArgumentError
+from tfxfer.errors import ArgumentError, DataError
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 CONLL = "zoe\tB-PER\nvisits\tO\nparis\tB-LOC\n\nparis\tB-LOC\nis\tO\nunbelievable\tO\n"
@@ -81,3 +81,32 @@ def test_token_labels_of_the_wrong_shape_name_eval_data(ner):
     same = {"float32": (None, lambda inputs: token_model(loaded.model).predict(inputs, verbose=0))}
     with pytest.raises(ArgumentError, match=r"`eval_data` must be int tag ids per token position \[1, 12\]"):
         gate_text_runs(loaded.model, same, ["zoe visits paris"], np.array([1]), class_names=TAGS)
+
+
+def test_per_word_tags_and_out_of_range_tag_ids_are_data_errors(ner):
+    """Per-word tag lists (the natural form) and a tag id the model does not have gave raw numpy errors."""
+    from tfxfer.export.text_gate import NO_TAG, gate_text_runs, token_model
+
+    loaded, _ = ner
+    same = {"float32": (None, lambda inputs: token_model(loaded.model).predict(inputs, verbose=0))}
+    texts = ["zoe visits paris", "anna loved new york"]
+    with pytest.raises(DataError, match="lists of different lengths.*word_tag_labels"):
+        gate_text_runs(loaded.model, same, texts, [["B-PER", "O", "B-LOC"], ["B-PER", "O", "B-LOC", "I-LOC"]])
+    with pytest.raises(DataError, match="must be numbers .*word_tag_labels"):
+        gate_text_runs(loaded.model, same, texts, [["B-PER", "O", "B-LOC"], ["B-PER", "O", "B-LOC"]])
+    labels = np.full((2, 12), NO_TAG)
+    labels[:, 1] = 7
+    with pytest.raises(DataError, match=r"`eval_data` labels must be tag ids in \[0, 5\) or -1 \(no tag\); got \[7, 7\]"):
+        gate_text_runs(loaded.model, same, texts, labels)
+
+
+def test_word_tag_labels_leave_out_words_of_no_piece(ner):
+    """Such a word stands as [UNK] word by word but has no position in the text the exported files read: it is
+    left out of the gate's texts (no DataError about a sentence that tokenizes differently)."""
+    from tfxfer.export.text_gate import NO_TAG, word_tag_labels
+
+    loaded, _ = ner
+    texts, labels = word_tag_labels(loaded.model, [["zoe", "\u200b", "visits", "\ufeff", "paris"]],
+                                    [["B-PER", "I-PER", "O", "O", "B-LOC"]], tag_names=TAGS)
+    assert list(texts) == ["zoe visits paris"]
+    assert labels[0, :6].tolist() == [NO_TAG, 1, 0, 3, NO_TAG, NO_TAG]

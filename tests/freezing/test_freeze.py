@@ -92,3 +92,22 @@ def test_bad_selectors_raise(kwargs, error, match):
     model = tiny_model(2)
     with pytest.raises(error, match=match):
         unfreeze(model, **kwargs)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_unused_text_pooler_stays_frozen_as_in_the_text_rule(pooling):
+    """On a mean- or cls-pooled text classifier, unfreeze(top_groups=1) made only the unused pooler trainable
+    (no gradient reaches it; no encoder weight changed). It now follows tfxfer.text.unfreeze_encoder."""
+    from tests.factories import tiny_text_classifier
+    from tfxfer.text import unfreeze_encoder
+
+    model = tiny_text_classifier(2, pooling=pooling)
+    assert group_names(model) == ["embeddings", "layer_0", "layer_1", "pooler", "head"]
+    for top in (1, 2, 4):
+        summary = unfreeze(model, top_groups=top)
+        trainable = {v.path for v in model.trainable_variables}
+        assert not any(p.startswith("pooled_dense/") for p in trainable)
+        assert summary.trainable_groups == unfreeze_encoder(tiny_text_classifier(2, pooling=pooling), top_groups=top)
+    assert unfreeze(model, top_groups=2).trainable_groups == ["layer_1", "head"]
+    assert unfreeze(model, groups=["pooler"]).trainable_groups == ["head"]  # named, still no gradient
+    assert "pooler" in unfreeze(tiny_text_classifier(2, pooling="pooled"), top_groups=1).trainable_groups

@@ -204,3 +204,17 @@ def test_layerwise_decay_on_a_partly_frozen_model_builds_without_a_warning():
     opt = DiscriminativeAdam(1e-3, lr_multipliers=layerwise_decay(model, decay=0.5))
     opt.build(model.trainable_variables)
     assert 0 < len(opt.unmatched_keys(model.trainable_variables)) < len(opt.lr_multipliers)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "pooled"])
+def test_layerwise_decay_of_a_text_model_matches_the_text_rule(pooling):
+    """An unused pooler took a depth level, so every encoder layer got half the multiplier
+    text_layerwise_decay gives it; now both agree variable for variable."""
+    from tests.factories import tiny_text_classifier
+    from tfxfer.text import text_layerwise_decay
+
+    model = tiny_text_classifier(2, pooling=pooling)
+    generic = layerwise_decay(model, decay=0.5)
+    assert generic == text_layerwise_decay(model, decay=0.5)
+    top = next(p for p in generic if p.startswith("transformer_layer_1/"))
+    assert generic[top] == (0.25 if pooling == "pooled" else 0.5)

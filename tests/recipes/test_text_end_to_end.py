@@ -141,3 +141,25 @@ def test_text_recipe_rejects_image_only_options(text_inputs, tmp_path):
         reviews, preset, extra=["export.variants=[int8]", "export.deliver=int8"]))
     with pytest.raises(ConfigError, match=r"`export.variants`: \['int8'\] cannot hold a text encoder"):
         run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+
+
+def test_text_recipe_model_weights(text_inputs, tmp_path):
+    """A .weights.h5 path that does not exist (a typo) is an error naming `model.weights`, never a silent run
+    from the preset's pretrained weights; an unknown word is refused before any stage runs."""
+    import types
+
+    from tfxfer.errors import ConfigError
+    from tfxfer.recipes import load_config, run_pipeline
+    from tfxfer.recipes.text_stages import encoder, encoder_weights
+
+    preset, reviews, _ = text_inputs
+    missing = str(tmp_path / "my_finetuned_encoder.weights.h5")
+    model = types.SimpleNamespace(backbone=preset, weights=missing, sequence_length=16)
+    with pytest.raises(ConfigError, match=r"`model.weights`: `weights` is not an existing file"):
+        encoder(types.SimpleNamespace(cfg=types.SimpleNamespace(model=model)))
+    assert [encoder_weights(w) for w in (None, "random", "pretrained", "imagenet", missing)] == [
+        None, None, "pretrained", "pretrained", missing]
+    cfg = load_config(recipe("text_classification"), overrides=tiny_text_overrides(
+        reviews, preset, extra=["model.weights=pretrianed"]))
+    with pytest.raises(ConfigError, match=r"`model.weights` must be 'pretrained'.*Received: 'pretrianed'"):
+        run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)

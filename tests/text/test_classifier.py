@@ -86,6 +86,13 @@ def test_errors():
     encoder = tiny_text_encoder(sequence_length=8, num_layers=1)
     with pytest.raises(ArgumentError, match="num_classes"):
         build_text_classifier(encoder, 1)
+    for dropout in ("0.1", None, float("nan")):  # a typed error, not a raw TypeError from the range check
+        with pytest.raises(ArgumentError, match=r"`dropout` must be a finite number in \[0, 1\)"):
+            build_text_classifier(encoder, 2, dropout=dropout)
+    with pytest.raises(ArgumentError, match="`hidden_units` must be an int >= 1 or None"):
+        build_text_classifier(encoder, 2, hidden_units=0)
+    model = build_text_classifier(encoder, np.int64(3), dropout=np.float32(0.2), hidden_units=np.int64(4))
+    assert model.output_shape == (None, 3)  # numpy numbers (e.g. labels.max() + 1) are numbers
     with pytest.raises(ArgumentError, match="task"):
         build_text_classifier(encoder, 2, task="regression")
     with pytest.raises(ArgumentError, match="pooling"):

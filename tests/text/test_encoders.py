@@ -27,6 +27,8 @@ def test_tokenize_and_embed():
     assert not np.allclose(emb[0], emb[1], atol=1e-3)
     raw = encoder.embed(["bad"], normalize=False, pooling="cls")
     assert abs(np.linalg.norm(raw) - 1.0) > 1e-3
+    empty = encoder.embed([])  # as predict_texts([]): no rows, not a crash inside Keras' predict
+    assert empty.shape == (0, 16) and empty.dtype == np.float32
 
 
 def test_padding_changes_no_embedding():
@@ -97,3 +99,18 @@ def test_errors(tmp_path):
         build_bert_encoder(WORDPIECE_VOCAB, hidden_dim=10, num_heads=4)
     with pytest.raises(ArgumentTypeError, match="texts"):
         build_bert_encoder(WORDPIECE_VOCAB, num_layers=1, hidden_dim=8, intermediate_dim=8).embed([1, 2])
+    with pytest.raises(ArgumentError, match=r"`dropout` must be a finite number in \[0, 1\)"):
+        build_bert_encoder(WORDPIECE_VOCAB, dropout="0.1")
+    small = build_bert_encoder(WORDPIECE_VOCAB, num_layers=np.int64(1), hidden_dim=np.int64(8),
+                               intermediate_dim=np.int64(8), sequence_length=np.int64(6))  # numpy ints are ints
+    assert small.sequence_length == 6 and small.hidden_dim == 8
+
+
+def test_directory_that_is_not_a_preset(tmp_path):
+    """An existing folder keras-hub cannot load is an ArgumentError naming `preset`, not keras-hub's ValueError
+    (which `tfxfer run` reports as an internal error)."""
+    with pytest.raises(ArgumentError, match="`preset` is a directory without config.json"):
+        load_encoder(str(tmp_path), sequence_length=16)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "resnet"}))
+    with pytest.raises(ArgumentError, match=r"`preset` is not a text encoder preset keras-hub can load \(.*resnet"):
+        load_encoder(str(tmp_path), sequence_length=16)

@@ -223,3 +223,23 @@ def test_export_all_runs_the_image_workflow_for_text_models(tmp_path):
     ner = build_token_classifier(tiny_text_encoder(sequence_length=10, num_layers=1), ["O", "B-PER", "I-PER"])
     with pytest.raises(ArgumentError, match="`serving_name` .*is for text classifiers"):
         export_all(ner, tmp_path / "ner", eval_data=HELD_OUT, serving_name="ner", benchmark=False)
+
+
+def test_bad_gate_labels_are_data_errors_naming_them(tmp_path):
+    """Labels out of range or not one per text gave raw numpy broadcast errors from inside the gate; now a
+    DataError naming the labels (as the image gate's), before any file is converted where the model is not needed."""
+    from tfxfer.errors import DataError
+
+    model = build_text_classifier(tiny_text_encoder(sequence_length=12, num_layers=1), 2)
+    texts = ["good film", "bad plot", "great movie", "awful"]
+    tflite = convert_text_tflite(model)
+    with pytest.raises(DataError, match=r"`eval_data` labels must be in \[0, 2\); got \[0, 5\]"):
+        verify(model, {"float32": tflite}, (texts, [0, 5, 0, 1]), raise_on_failure=False)
+    with pytest.raises(DataError, match="`eval_data` labels must be integer class ids"):
+        verify(model, {"float32": tflite}, (texts, [0, 0.5, 0, 1]), raise_on_failure=False)
+    with pytest.raises(DataError, match="`eval_data` has 4 texts but 2 labels"):
+        export_all(model, tmp_path / "out", variants=("float32",), eval_data=(texts, [0, 1]), benchmark=False)
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+    with pytest.raises(DataError, match="`eval_data` labels must be numbers .*got dtype <U3"):
+        verify(model, {"float32": tflite}, (texts, ["pos", "neg", "pos", "neg"]), raise_on_failure=False)
+    assert verify(model, {"float32": tflite}, (texts, np.eye(2)[[0, 1, 1, 0]])).passed  # one-hot rows still work

@@ -46,6 +46,9 @@ def test_sample_per_class_and_errors():
     assert len(picked) == 6 and sorted(np.bincount(np.array([0, 1, 0, 1, 0, 1, 2, 2])[picked]).tolist()) == [2, 2, 2]
     with pytest.raises(DataError, match="fewer than k=3"):
         sample_per_class(np.array([0, 1, 1, 1]), 3)
+    assert len(sample_per_class(np.array([0, 1, 1, 1]), np.int64(1))) == 2  # a numpy int is an int
+    with pytest.raises(ArgumentError, match="`k` must be an int >= 1"):
+        sample_per_class(np.array([0, 1]), 1.0)
     encoder = tiny_text_encoder(sequence_length=8, num_layers=1)
     with pytest.raises(DataError, match="needs an example"):
         build_prototype_classifier(encoder, ["good", "bad"], [0, 2])
@@ -68,6 +71,16 @@ def test_zero_shot_and_prototype_inputs_that_made_useless_models_are_refused():
             build_zero_shot_classifier(encoder, ["good", "bad"], template=template)
     with pytest.raises(ArgumentError, match=r"`descriptions\[1\]` must differ from descriptions\[0\]"):
         build_zero_shot_classifier(encoder, ["good", "good", "bad"])
+    # an uncased tokenizer makes these the same text: the check compares token ids, not raw strings
+    for same in (["good", "Good"], ["good", " good "], ["bad", ["awful", "good"], ["GOOD", "awful"]]):
+        with pytest.raises(ArgumentError, match=r"must differ from descriptions\[\d\] once tokenized"):
+            build_zero_shot_classifier(encoder, same)
+    with pytest.raises(DataError, match="classes 0 and 1 have the same prototype"):
+        build_prototype_classifier(encoder, ["good film", "good film", "bad"], [0, 1, 2])
+    from tfxfer.text.fewshot import prototype_model
+
+    with pytest.raises(ArgumentError, match="classes 0 and 2 point the same way"):
+        prototype_model(encoder, np.stack([np.ones(16), -np.ones(16), 2 * np.ones(16)]))
     with pytest.raises(ArgumentTypeError, match=r"`descriptions\[0\]`"):
         build_zero_shot_classifier(encoder, [None, "bad"])
     build_zero_shot_classifier(encoder, ["good", "bad"], template="{{ {} }}")  # escaped braces and one field

@@ -73,6 +73,26 @@ def test_truncation_is_counted_and_truncated_words_predict_outside():
     assert out[2].tolist() == [1, 0, 0, 0, 0] and out[3].tolist() == [1, 0, 0, 0, 0]
 
 
+@pytest.mark.parametrize("strategy", ["first", "all"])
+def test_a_word_of_no_piece_keeps_its_position_and_tag(strategy):
+    """A tagged word the tokenizer turns into nothing (zero-width space, BOM, variation selector) lost its tag in
+    training (not even counted) and was forced to "O" at prediction; it now stands as [UNK]."""
+    from tfxfer.text import encode_tagged_words
+
+    model = build_token_classifier(tiny_text_encoder(sequence_length=12, num_layers=1), TAGS_BIO)
+    words = [["zoe", "\u200b", "anna", "\ufe0f", "visits", "\ufeff"]]
+    tags = [["B-PER", "I-PER", "B-PER", "I-PER", "O", "O"]]
+    encoded = encode_tagged_words(model, words, tags, tag_names=TAGS_BIO, alignment=strategy)
+    assert encoded.empty_words == 3 and encoded.truncated_words == 0
+    assert encoded.word_ids[0][:8].tolist() == [-1, 0, 1, 2, 3, 4, 5, -1]
+    assert encoded.inputs["token_ids"][0][[2, 4, 6]].tolist() == [1, 1, 1]  # [UNK]
+    assert encoded.weights[0].sum() == 6 and encoded.labels[0][1:7].tolist() == [1, 2, 1, 2, 0, 0]
+    probs = np.zeros((12, 5), dtype="float32")
+    probs[:, 2] = 1.0  # the model says I-PER everywhere: words 1 and 3 get it too, not a forced "O"
+    assert word_predictions(probs, encoded.word_ids[0], 6, tag_names=TAGS_BIO, strategy=strategy)[[1, 3], 2].tolist() \
+        == [1.0, 1.0]
+
+
 def test_token_classifier_learns_and_predicts_entities():
     encoder = tiny_text_encoder(sequence_length=12, num_layers=1)
     model = build_token_classifier(encoder, TAGS_BIO)
@@ -106,6 +126,9 @@ def test_errors():
         build_token_classifier(encoder, ["O", "S-PER"])
     with pytest.raises(ArgumentError, match="must not repeat"):
         build_token_classifier(encoder, ["O", "O"])
+    for dropout in ("0.1", None):  # a typed error, not a raw TypeError from the range check
+        with pytest.raises(ArgumentError, match=r"`dropout` must be a finite number in \[0, 1\)"):
+            build_token_classifier(encoder, TAGS_BIO, dropout=dropout)
     model = build_token_classifier(encoder, TAGS_BIO)
     with pytest.raises(DataError, match="tag 'B-ORG' is not in tag_names"):
         fit_token_classifier(model, ([["zoe"]], [["B-ORG"]]), tag_names=TAGS_BIO, verbose=0)

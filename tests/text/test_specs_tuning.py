@@ -67,6 +67,7 @@ def test_layerwise_decay_ratios():
         text_layerwise_decay(model, decay=1.5)
     assert freeze_encoder(model) == ["head"]
     assert not backbone.trainable
+    assert unfreeze_encoder(model, top_groups=np.int64(2))  # a numpy int is an int
     with pytest.raises(ArgumentError, match="top_groups"):
         unfreeze_encoder(model, top_groups=9)
 

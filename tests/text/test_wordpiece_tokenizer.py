@@ -136,3 +136,27 @@ def test_errors(wordpiece, tmp_path):
     (tmp_path / "m.json").write_text(json.dumps({"tokenizer": None}), encoding="utf-8")
     with pytest.raises(ValueError, match="not WordPiece"):
         wordpiece.WordPieceTokenizer.from_config(str(tmp_path / "m.json"))
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_nul_character_is_a_space_on_every_path(wordpiece, lowercase):
+    """keras-hub's tokenizer cuts a string at NUL in graph mode only: Keras (predict, fit, SavedModel) saw
+    "good" where this tokenizer and the TFLite file saw the whole text. The model's tokenizer now reads NUL as
+    a space, as this tokenizer does, so Keras and the device side see the same token ids."""
+    from tfxfer.export.text_gate import tokenize_for
+    from tfxfer.text import build_bert_encoder, build_text_classifier, encode_words, predict_texts
+
+    texts = ["good\x00 awful awful film", "good\x00awful", "\x00", "a\x00\x00b film\x00", "good"]
+    encoder = build_bert_encoder(WORDPIECE_VOCAB, num_layers=1, hidden_dim=8, intermediate_dim=8, sequence_length=16,
+                                 lowercase=lowercase)
+    model = build_text_classifier(encoder, 2, dropout=0.0)
+    device = wordpiece.WordPieceTokenizer(WORDPIECE_VOCAB, lowercase=lowercase, sequence_length=16).pack(texts)
+    in_graph = tokenize_for(model, texts)["token_ids"].tolist()
+    assert in_graph == device["token_ids"]
+    assert in_graph == tokenize_for(model, [t.replace("\x00", " ") for t in texts])["token_ids"].tolist()
+    assert in_graph[0][:6] == [2, 17, 21, 21, 12, 3]  # [CLS] good awful awful film [SEP], not [CLS] good [SEP]
+    probs = predict_texts(model, texts)
+    assert not np.allclose(probs[0], probs[-1])  # the words after NUL count
+    # NER: a word holding NUL is tokenized as the model's text path does
+    pieces = encode_words(encoder.tokenizer, [["good\x00awful"]], sequence_length=8).inputs["token_ids"][0]
+    assert pieces.tolist() == tokenize_for(model, ["good awful"])["token_ids"][0][:8].tolist()

@@ -21,7 +21,7 @@ import keras
 
 from tfxfer.backbones.catalog import list_backbones, spec_of
 from tfxfer.backbones.spec import _BUILT_SPECS, BackboneSpec
-from tfxfer.errors import ModelError, UnknownNameError
+from tfxfer.errors import ArgumentTypeError, ModelError, UnknownNameError
 
 HEAD = "head"
 
@@ -85,3 +85,34 @@ def select_groups(model: keras.Model, names) -> list[str]:
         if name not in known:
             raise UnknownNameError("layer group", name, known)
     return list(names)
+
+
+#: ``rule(model) -> group names`` that ``model`` never uses; the rooms that build such models register theirs.
+_UNUSED_RULES: list = []
+
+
+def register_unused_groups(rule):
+    """Let a room above say which backbone groups of the models it builds get no gradient (`tfxfer.text`:
+    an encoder's pooler when the model pools the token outputs instead); registering twice is a no-op.
+
+    Such a group stays frozen whatever `tfxfer.freezing.unfreeze` selects and takes no depth level in
+    `tfxfer.optim.layerwise_decay` (as in `tfxfer.train.unfreeze`); it still counts in ``top_groups``.
+    """
+    if not callable(rule):
+        raise ArgumentTypeError("rule", rule, "a callable model -> group names")
+    if rule not in _UNUSED_RULES:
+        _UNUSED_RULES.append(rule)
+    return rule
+
+
+def unused_groups(model: keras.Model, groups=None) -> list[str]:
+    """The backbone groups of ``model`` (of ``groups``, its `layer_groups`, when given) that a registered
+    rule says it never uses, bottom to top; ``[]`` for an image model.
+
+    Example:
+        >>> from tfxfer.models import build_model
+        >>> unused_groups(build_model("mobilenet_v2", 3, input_size=(32, 32), weights=None))
+        []
+    """
+    names = {name for rule in _UNUSED_RULES for name in rule(model)}
+    return [g for g in (groups if groups is not None else layer_groups(model)) if g in names and g != HEAD]

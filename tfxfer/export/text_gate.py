@@ -42,8 +42,17 @@ def is_text_model(model) -> bool:
     return True
 
 
+_WORD_TAGS = ("; per-word tag lists of a token classifier go through word_tag_labels(model, words, tags, "
+              "tag_names=...), which places each word's tag on its token positions")
+
+
 def split_text_data(data):
-    """``(texts, labels or None)`` from texts or ``(texts, labels)``."""
+    """``(texts, labels or None)`` from texts or ``(texts, labels)``.
+
+    Raises:
+        DataError: labels that are not numbers (tag names, per-word tag lists of different lengths) or
+            not one per text; their range is checked against the model by `gate_text_runs`.
+    """
     if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], str):
         texts, labels = data
     else:
@@ -51,7 +60,19 @@ def split_text_data(data):
     texts = as_texts(texts)
     if not len(texts):
         raise ArgumentError("eval_data", "no texts", "must hold at least one held-out text")
-    return texts, (None if labels is None else np.asarray(labels))
+    if labels is None:
+        return texts, None
+    try:
+        y = np.asarray(labels)
+    except ValueError:  # numpy refuses ragged nesting
+        raise DataError("`eval_data` labels are lists of different lengths: they must be class ids (one per text) "
+                        "or tag ids per token position" + _WORD_TAGS) from None
+    if y.dtype.kind not in "biuf":
+        raise DataError(f"`eval_data` labels must be numbers (class ids, one-hot rows, or tag ids per token "
+                        f"position); got dtype {y.dtype}" + _WORD_TAGS)
+    if y.ndim == 0 or len(y) != len(texts):
+        raise DataError(f"`eval_data` has {len(texts)} texts but {1 if y.ndim == 0 else len(y)} labels")
+    return texts, y
 
 
 def tokenize_for(model, texts) -> dict:
@@ -98,14 +119,17 @@ def word_tag_labels(model, words, tags, *, tag_names, scheme: str = "BIO"):
     joined by spaces; ``labels`` int ``[n, sequence_length]`` holds each word's tag id on its first
     word piece (`tfxfer.text.ner.encode_tagged_words`, the alignment training and ``tfxfer
     evaluate`` use) and `NO_TAG` at [CLS], [SEP], padding, later pieces and words cut off by
-    ``sequence_length``.
+    ``sequence_length``. Words the tokenizer turns into no piece (a zero-width space, a BOM) have no
+    position in the text the exported files read, so they are left out of ``texts`` and carry no tag.
 
     Raises:
         DataError: the model's in-graph tokenizer splits a joined sentence differently from its words
             (the tags would sit at the wrong positions); the sentence is named.
     """
+    from tfxfer.text.alignment import words_with_pieces
     from tfxfer.text.ner import encode_tagged_words
 
+    words, tags = words_with_pieces(text_parts(model).tokenizer.tokenizer, words, tags)
     encoded = encode_tagged_words(model, words, tags, tag_names=tag_names, scheme=scheme, alignment="first")
     texts = as_texts([" ".join(w) for w in words])
     labels = np.where(encoded.weights > 0, encoded.labels, NO_TAG).astype(np.int64)
@@ -124,7 +148,7 @@ def _special_ids(model) -> list[int]:
     return [int(i) for i in ids if i is not None]
 
 
-def _token_labels(labels, shape) -> np.ndarray:
+def _token_labels(labels, shape, num_tags: int) -> np.ndarray:
     """Per-position tag ids ``[n, length]`` (`NO_TAG` where none) from ids or one-hot rows."""
     labels = np.asarray(labels)
     if labels.ndim == 3:  # one-hot per position; an all-zero row carries no tag
@@ -133,38 +157,61 @@ def _token_labels(labels, shape) -> np.ndarray:
         raise ArgumentError("eval_data", f"labels of shape {labels.shape} ({labels.dtype})",
                             f"must be int tag ids per token position {list(shape)} ({NO_TAG} where a position "
                             "carries no tag; see word_tag_labels)")
+    tagged = labels[labels != NO_TAG]
+    if tagged.size and (tagged.min() < 0 or tagged.max() >= num_tags):
+        raise DataError(f"`eval_data` labels must be tag ids in [0, {num_tags}) or {NO_TAG} (no tag); got "
+                        f"[{int(tagged.min())}, {int(tagged.max())}]")
     return labels
+
+
+def _class_labels(labels, num_classes: int) -> np.ndarray:
+    """Class ids ``[n]`` of a sequence classifier from ids or one-hot rows, each in ``[0, num_classes)``."""
+    y = np.asarray(labels)
+    if y.ndim == 2 and y.shape[1] in (num_classes, 1):
+        y = y.argmax(1) if y.shape[1] == num_classes else y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"`eval_data` labels of a {num_classes}-class text classifier must be class ids or one-hot "
+                        f"rows of {num_classes}; got shape {y.shape}")
+    if not np.all(np.isfinite(y)) or not np.all(np.mod(y, 1) == 0):
+        raise DataError("`eval_data` labels must be integer class ids")
+    y = y.astype(np.int64)
+    if y.min() < 0 or y.max() >= num_classes:
+        raise DataError(f"`eval_data` labels must be in [0, {num_classes}); got [{int(y.min())}, {int(y.max())}]")
+    return y
 
 
 def gate_text_runs(model, runs: dict, texts, labels, *, thresholds=None, class_names=None,
                    raise_on_failure: bool = False) -> GateReport:
     """``runs``: ``{variant: (path, fn(token inputs) -> outputs)}``; compare each with Keras on ``texts``.
 
-    ``labels`` give the accuracy columns: class ids (or one-hot rows) for a classifier; for a token
+    ``labels`` give the accuracy columns (a `DataError` naming them when they are out of range, not one per
+    text or not numbers): class ids (or one-hot rows) for a classifier; for a token
     classifier int tag ids per token position ``[n, sequence_length]``, `NO_TAG` where a position
     carries none (`word_tag_labels` makes them from tagged words). A token classifier is measured
     at its tagged positions only (one example per tagged word), without labels at every position
     but [CLS], [SEP] and padding. Without labels Keras's own predictions are the reference labels,
     so the accuracy columns then measure agreement with Keras, not accuracy.
     """
+    texts, labels = split_text_data((texts, labels))
     inputs = tokenize_for(model, texts)
+    tokens = text_parts(model).pool.mode == "tokens"
+    num_outputs = int(model.output_shape[-1])
+    if labels is not None:  # checked before any prediction
+        labels = (_token_labels(labels, inputs["token_ids"].shape, num_outputs) if tokens
+                  else _class_labels(labels, num_outputs))
     reference = np.asarray(token_model(model).predict(inputs, verbose=0), dtype=np.float32)
-    if reference.ndim == 3:
+    if tokens:
         keep = inputs["padding_mask"].astype(bool) & ~np.isin(inputs["token_ids"], _special_ids(model))
         if labels is not None:
-            token_labels = _token_labels(labels, inputs["token_ids"].shape)
-            keep &= token_labels != NO_TAG
-            flat_labels = token_labels[keep]
+            keep &= labels != NO_TAG
+            flat_labels = labels[keep]
         if not keep.any():
             raise DataError(f"No {'tagged ' if labels is not None else ''}token positions to gate on in "
                             f"{len(texts)} texts")
         ref = reference[keep]
     else:
         keep, ref = None, reference
-        if labels is not None:
-            flat_labels = np.asarray(labels)
-            if flat_labels.ndim == 2:
-                flat_labels = flat_labels.argmax(1)
+        flat_labels = labels
     if labels is None:
         flat_labels = ref.argmax(1)
     limits = resolve_thresholds(thresholds, names=runs)

@@ -21,7 +21,7 @@ import re
 
 import keras
 
-from tfxfer.backbones.groups import HEAD, get_backbone, layer_groups, select_groups
+from tfxfer.backbones.groups import HEAD, get_backbone, layer_groups, select_groups, unused_groups
 from tfxfer.errors import ArgumentError, UnknownNameError
 from tfxfer.utils.validate import check_float, check_int
 
@@ -94,13 +94,15 @@ def _ancestors_trainable(model, layer) -> bool:
 
 
 def _apply(model: keras.Model, selected: set, bn_policy: str) -> TrainableSummary:
-    """Make exactly the backbone layers in ``selected`` (by id) plus the head trainable."""
+    """Make exactly the backbone layers in ``selected`` (by id) plus the head trainable; a group the
+    model never uses (`tfxfer.backbones.groups.unused_groups`: a text model's unused pooler) stays frozen."""
     _check_bn_policy(bn_policy)
     backbone = get_backbone(model)
     model.trainable = True
     for layer in model.layers:  # Functional models do not always propagate `trainable` to nested models
         layer.trainable = True
     groups = layer_groups(model)
+    selected = selected - {id(layer) for g in unused_groups(model, groups) for layer in groups[g]}
     if not selected:
         backbone.trainable = False
     else:
@@ -137,8 +139,11 @@ def unfreeze(
 ) -> TrainableSummary:
     """Set which backbone layers train (the head always does). Give exactly one selector.
 
+    A group the model never uses (a text model's pooler when it pools the token outputs) stays frozen
+    whichever selector names it: it would get no gradient.
+
     Args:
-        top_groups: unfreeze the top N backbone groups (0 = head only).
+        top_groups: unfreeze the top N backbone groups (0 = head only; an unused group counts but stays frozen).
         groups: group names to unfreeze (see `tfxfer.freezing.group_names`).
         names: backbone layer names to unfreeze.
         pattern: regex; backbone layers whose name matches (``re.search``) are unfrozen.

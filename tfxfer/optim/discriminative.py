@@ -28,7 +28,7 @@ import warnings
 
 import keras
 
-from tfxfer.backbones.groups import HEAD, layer_groups, select_groups
+from tfxfer.backbones.groups import HEAD, layer_groups, select_groups, unused_groups
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.utils.validate import check_float
 
@@ -169,11 +169,18 @@ def group_multipliers(model: keras.Model, multipliers: dict) -> dict:
 
 def layerwise_decay(model: keras.Model, *, decay: float = 0.5, head: float = 1.0) -> dict:
     """Multipliers that shrink geometrically from the head down: head ``head``, the top backbone
-    group ``head * decay``, the next ``head * decay**2``, ... (layer-wise learning-rate decay)."""
+    group ``head * decay``, the next ``head * decay**2``, ... (layer-wise learning-rate decay).
+
+    A group the model never uses (a text model's pooler when it pools the token outputs) takes no depth
+    level: it gets the top group's multiplier, as in `tfxfer.text.text_layerwise_decay`."""
     decay = check_float("decay", decay, low=0, high=1, low_open=True)
     head = check_float("head", head, low=0, low_open=True)
-    names = [g for g in layer_groups(model) if g != HEAD]
+    groups = layer_groups(model)
+    unused = unused_groups(model, groups)
+    names = [g for g in groups if g != HEAD and g not in unused]
     mapping = {HEAD: float(head)}
     for depth, group in enumerate(reversed(names), start=1):
         mapping[group] = float(head) * decay**depth
+    for group in unused:  # frozen and outside the gradient path
+        mapping[group] = mapping[names[-1]] if names else float(head) * decay
     return group_multipliers(model, mapping)

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from tfxfer.data import DataSummary, find_duplicates, imbalance_report, load, load_conll, load_texts, stratified_split
+from tfxfer.data import DataSummary, find_duplicates, imbalance_report, load, load_conll, load_texts
 from tfxfer.data.hygiene import count_by_class
 from tfxfer.errors import DataError
 
@@ -39,14 +39,40 @@ class TextSplits:
         return {s: int(len(getattr(self, s)[1])) for s in ("train", "val", "test") if getattr(self, s) is not None}
 
 
+def per_class_quota(counts, limit: int) -> np.ndarray:
+    """How many of each class's ``counts`` items a subsample of exactly ``limit`` keeps: in proportion
+    (largest remainder), at least one of every class while ``limit`` allows one each.
+
+    Example:
+        >>> per_class_quota(np.array([30, 30, 1]), 10).tolist()
+        [5, 4, 1]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    base = np.minimum(counts, 1) if limit >= len(counts) else np.zeros_like(counts)
+    room = counts - base
+    share = room * (limit - base.sum()) / max(int(room.sum()), 1)
+    take = base + np.floor(share).astype(np.int64)
+    left = limit - int(take.sum())  # < number of classes with a fractional share: each has room for one more
+    take[np.argsort(-(share - np.floor(share)), kind="stable")[:left]] += 1
+    return take
+
+
 def _limit(x, y, limit, seed, stratify):
+    """At most ``limit`` items, drawn with the seeded RNG; ``stratify``: per class in proportion (every class
+    kept while ``limit`` allows one each), never an error about a rare class."""
+    x, y = np.asarray(x), np.asarray(y)
     if limit is None or len(y) <= limit:
-        return np.asarray(x), np.asarray(y)
+        return x, y
+    rng = np.random.default_rng(seed)
     if stratify:
-        idx = np.sort(stratified_split(y, validation_split=1.0 - limit / len(y), seed=seed)["train"])[:limit]
+        classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        quota = per_class_quota(counts, limit)
+        idx = np.concatenate([rng.choice(np.flatnonzero(inverse == c), size=int(quota[c]), replace=False)
+                              for c in range(len(classes))])
     else:
-        idx = np.sort(np.random.default_rng(seed).permutation(len(y))[:limit])
-    return np.asarray(x)[idx], np.asarray(y)[idx]
+        idx = rng.permutation(len(y))[:limit]
+    idx = np.sort(idx)
+    return x[idx], y[idx]
 
 
 def _summary_for_packaged(name, parts, names, tokens: bool, licence: str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ArgumentError, ConfigError
 from tfxfer.recipes.runner import Stage
 from tfxfer.recipes.sources import resolve_source
 from tfxfer.utils.atomic import atomic_path, atomic_write_json
@@ -27,6 +27,26 @@ def check_text_config(cfg) -> None:
     if cfg.model.pooling not in POOLING:
         raise ConfigError(f"`model.pooling` must be one of 'mean', 'cls', 'pooled' for text. Received: "
                           f"{cfg.model.pooling!r}")
+    encoder_weights(cfg.model.weights)
+
+
+def encoder_weights(w):
+    """``model.weights`` as `load_encoder` takes it: None (random), "pretrained", or a ``.weights.h5`` path.
+
+    "imagenet" (the recipe default, which a text recipe leaves unset) means the preset's own weights.
+    A ``.weights.h5`` path goes through as it is, so a missing file is an error, never the pretrained weights.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    if w is None or str(w).lower() in ("none", "random"):
+        return None
+    if str(w).lower() in ("pretrained", "imagenet"):
+        return "pretrained"
+    if str(w).endswith(".weights.h5"):
+        return str(w)
+    raise ConfigError(f"`model.weights` must be 'pretrained', null/'random' or the path of a .weights.h5 file "
+                      f"for a text encoder. Received: {w!r}")
 
 
 def text_splits(ctx):
@@ -36,17 +56,16 @@ def text_splits(ctx):
 
 
 def encoder(ctx):
-    import os
-
     from tfxfer.text import load_encoder
 
     cfg = ctx.cfg
-    w = cfg.model.weights
-    if w is None or str(w).lower() in ("none", "random"):
-        weights = None
-    else:  # a .weights.h5 file, else the preset's own weights (any other value, as before)
-        weights = w if str(w).endswith(".weights.h5") and os.path.isfile(str(w)) else "pretrained"
-    return load_encoder(cfg.model.backbone, sequence_length=cfg.model.sequence_length, weights=weights)
+    weights = encoder_weights(cfg.model.weights)
+    try:
+        return load_encoder(cfg.model.backbone, sequence_length=cfg.model.sequence_length, weights=weights)
+    except ArgumentError as exc:  # name the recipe key (a missing .weights.h5 file), not load_encoder's argument
+        if exc.name != "weights":
+            raise
+        raise ConfigError(f"`model.weights`: {exc}") from exc
 
 
 def build(ctx, num_classes: int):

@@ -6,6 +6,8 @@ position came from. Labels go to the first piece of each word (``strategy="first
 pieces are masked out of the loss) or to every piece (``"all"``; a ``B-``/``S-`` word's later
 pieces become ``I-``/``E-`` so the piece sequence stays valid). `word_predictions` maps
 piece-level tags back to words so that labels -> pieces -> words returns the original labels.
+A word the tokenizer turns into no piece at all (a zero-width space, a BOM, a lone variation
+selector) is given the unknown token, so it keeps its position and its tag in training and prediction.
 
 Example:
     >>> from tfxfer.text.alignment import split_words
@@ -21,6 +23,7 @@ import unicodedata
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
+from tfxfer.text.layers import replace_nul
 from tfxfer.text.tagging import parse_tag
 
 STRATEGIES = ("first", "all")
@@ -66,6 +69,8 @@ class EncodedWords:
         labels: int32 ``[n, sequence_length]`` tag ids per position (0 where unlabelled), or None.
         weights: float32 ``[n, sequence_length]``: 1 where a position carries a label, or None.
         truncated_words: how many words did not fit in ``sequence_length`` (they get no prediction).
+        empty_words: how many words the tokenizer turns into no piece; each stands as the unknown
+            token (a tokenizer without one: no position, tagged "O" at prediction, as a truncated word).
     """
 
     inputs: dict
@@ -73,6 +78,7 @@ class EncodedWords:
     labels: np.ndarray | None
     weights: np.ndarray | None
     truncated_words: int
+    empty_words: int = 0
 
 
 def _piece_tag(tag: str, position: int, count: int, scheme: str) -> str:
@@ -112,11 +118,45 @@ def _word_pieces(tokenizer, words: list[str]) -> list[list[int]]:
         return []
     function = tokenizer.__dict__.get("_tfxfer_traced_words")
     if function is None:  # traced once per tokenizer; set untracked (not a Keras attribute)
-        function = tf.function(lambda x: tokenizer(x), input_signature=[tf.TensorSpec([None], tf.string)],
-                               autograph=False)
+        function = tf.function(lambda x: tokenizer(replace_nul(x)),  # as the in-model tokenizer: NUL is a space
+                               input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
         object.__setattr__(tokenizer, "_tfxfer_traced_words", function)
     ragged = function(tf.constant(words, dtype=tf.string))
     return [list(map(int, ids)) for ids in ragged.to_list()]
+
+
+def _unknown_id(tokenizer):
+    """The id of the tokenizer's unknown token (WordPiece ``oov_token``), or None when it has none."""
+    token = getattr(tokenizer, "oov_token", None)
+    return None if token is None else int(tokenizer.token_to_id(token))
+
+
+def words_with_pieces(tokenizer, words, tags=None):
+    """``(words, tags)`` without the words ``tokenizer`` turns into no piece: what the in-model tokenizer
+    keeps of the joined text (`tfxfer.export.word_tag_labels` places tags on those positions).
+
+    Example:
+        >>> from tfxfer.text import build_bert_encoder
+        >>> encoder = build_bert_encoder(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "zoe", "anna"], num_layers=1,
+        ...                              hidden_dim=8, intermediate_dim=8, num_heads=2, sequence_length=8)
+        >>> words_with_pieces(encoder.tokenizer, [["zoe", "\u200b", "anna"]], [["B-PER", "I-PER", "B-PER"]])
+        ([['zoe', 'anna']], [['B-PER', 'B-PER']])
+    """
+    words = check_word_lists(words)
+    pieces = iter(_word_pieces(tokenizer, [w for sentence in words for w in sentence]))
+    keep = [[bool(next(pieces)) for _ in sentence] for sentence in words]
+    kept = [[w for w, k in zip(sentence, row) if k] for sentence, row in zip(words, keep)]
+    if tags is None:
+        return kept, None
+    if len(tags) != len(words):
+        raise DataError(f"{len(words)} word lists but {len(tags)} tag lists")
+    kept_tags = []
+    for row, (sentence_tags, flags) in enumerate(zip(tags, keep)):
+        sentence_tags = list(sentence_tags)
+        if len(sentence_tags) != len(flags):
+            raise DataError(f"example {row}: {len(flags)} words but {len(sentence_tags)} tags")
+        kept_tags.append([t for t, k in zip(sentence_tags, flags) if k])
+    return kept, kept_tags
 
 
 def check_word_lists(words, *, name: str = "words") -> list[list[str]]:
@@ -196,6 +236,10 @@ def encode_words(tokenizer, words, tags=None, *, tag_names=None, sequence_length
         index = {name: i for i, name in enumerate(tag_names)}
     flat = [w for sentence in words for w in sentence]
     pieces = _word_pieces(tokenizer, flat)
+    empty = sum(1 for p in pieces if not p)
+    unknown = _unknown_id(tokenizer) if empty else None
+    if unknown is not None:  # a word of no piece keeps its position and tag as the unknown token
+        pieces = [p or [unknown] for p in pieces]
     start_id, end_id, pad_id = (int(getattr(tokenizer, a)) for a in ("start_token_id", "end_token_id", "pad_token_id"))
     n, length = len(words), sequence_length
     token_ids = np.full((n, length), pad_id, dtype=np.int32)
@@ -235,7 +279,8 @@ def encode_words(tokenizer, words, tags=None, *, tag_names=None, sequence_length
                 labels[row, position] = index[tag]
                 weights[row, position] = 1.0
     inputs = {"token_ids": token_ids, "padding_mask": mask, "segment_ids": np.zeros_like(token_ids)}
-    return EncodedWords(inputs=inputs, word_ids=word_ids, labels=labels, weights=weights, truncated_words=truncated)
+    return EncodedWords(inputs=inputs, word_ids=word_ids, labels=labels, weights=weights, truncated_words=truncated,
+                        empty_words=empty)
 
 
 def word_predictions(piece_probs, word_ids, num_words: int, *, tag_names, strategy: str = "first",

@@ -26,7 +26,7 @@ from keras import ops
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.text.encoders import TextEncoder, as_texts, pool_outputs
-from tfxfer.utils.validate import check_int
+from tfxfer.utils.validate import check_float, check_int
 
 TASKS = ("multiclass", "multilabel")
 
@@ -50,7 +50,7 @@ def build_text_classifier(
 
     Args:
         encoder: a `TextEncoder` (`load_encoder`, `build_bert_encoder`).
-        num_classes: classes (multiclass, >= 2) or labels (multilabel, >= 1).
+        num_classes: classes (multiclass, >= 2) or labels (multilabel, >= 1); numpy ints are fine.
         task: "multiclass" (softmax) or "multilabel" (sigmoid per label).
         pooling: "mean" (masked mean of the tokens; right for sentence-embedding encoders such as
             MiniLM), "cls" (first token) or "pooled" (the encoder's pretrained pooler).
@@ -64,16 +64,11 @@ def build_text_classifier(
     _check_encoder(encoder)
     if task not in TASKS:
         raise ArgumentError("task", task, "must be one of " + ", ".join(TASKS))
-    low = 2 if task == "multiclass" else 1
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < low:
-        raise ArgumentError("num_classes", num_classes, f"must be an int >= {low} for task={task!r}")
-    if not 0 <= dropout < 1:
-        raise ArgumentError("dropout", dropout, "must be in [0, 1)")
+    num_classes = check_int("num_classes", num_classes, low=2 if task == "multiclass" else 1)
+    dropout = check_float("dropout", dropout, low=0, high=1, high_open=True)
     if pooling == "tokens":
         raise ArgumentError("pooling", pooling, "must be 'mean', 'cls' or 'pooled' for a sequence classifier")
-    if hidden_units is not None and (isinstance(hidden_units, bool) or not isinstance(hidden_units, int)
-                                     or hidden_units < 1):
-        raise ArgumentError("hidden_units", hidden_units, "must be None or an int >= 1")
+    hidden_units = check_int("hidden_units", hidden_units, low=1, allow_none=True)
     text = keras.Input(shape=(), dtype="string", name="text")
     x = pool_outputs(encoder.backbone, encoder.tokenizer_layer()(text), pooling=pooling)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)

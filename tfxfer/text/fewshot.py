@@ -29,14 +29,13 @@ import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError
 from tfxfer.text.encoders import TextEncoder, as_texts, pool_outputs
+from tfxfer.utils.validate import check_float, check_int
 
 
 def _check(encoder, temperature, pooling):
     if not isinstance(encoder, TextEncoder):
         raise ArgumentTypeError("encoder", encoder, "a tfxfer.text.TextEncoder")
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0
-            or not np.isfinite(temperature)):  # inf: every probability uniform
-        raise ArgumentError("temperature", temperature, "must be a finite number > 0")
+    check_float("temperature", temperature, low=0, low_open=True)  # inf: every probability uniform
     if pooling == "tokens":
         raise ArgumentError("pooling", pooling, "must be 'mean', 'cls' or 'pooled'")
 
@@ -46,13 +45,31 @@ def _normalize(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(norms, 1e-12)
 
 
+def _same_rows(prototypes: np.ndarray):
+    """The first pair ``(i, j)``, i < j, of unit rows that are equal (to float32 rounding), or None."""
+    for j in range(1, len(prototypes)):
+        close = np.flatnonzero(np.abs(prototypes[:j] - prototypes[j]).max(axis=1) <= 1e-6)
+        if len(close):
+            return int(close[0]), j
+    return None
+
+
 def prototype_model(encoder: TextEncoder, prototypes, *, pooling: str = "mean", temperature: float = 0.05,
                     name: str = "prototype_classifier") -> keras.Model:
-    """A cosine classifier over ``encoder`` whose class vectors are ``prototypes`` ``[classes, dim]``."""
+    """A cosine classifier over ``encoder`` whose class vectors are ``prototypes`` ``[classes, dim]``.
+
+    Raises:
+        ArgumentError: not ``[classes >= 2, hidden_dim]``; two classes with the same direction (no input
+            could tell them apart: every prediction would split evenly between them).
+    """
     _check(encoder, temperature, pooling)
     prototypes = _normalize(np.asarray(prototypes, dtype=np.float32))
     if prototypes.ndim != 2 or prototypes.shape[1] != encoder.hidden_dim or len(prototypes) < 2:
         raise ArgumentError("prototypes", prototypes.shape, f"must be [classes >= 2, {encoder.hidden_dim}]")
+    same = _same_rows(prototypes)
+    if same:
+        raise ArgumentError("prototypes", prototypes.shape, f"must give every class its own direction; classes "
+                            f"{same[0]} and {same[1]} point the same way, so no input can tell them apart")
     text = keras.Input(shape=(), dtype="string", name="text")
     x = pool_outputs(encoder.backbone, encoder.tokenizer_layer()(text), pooling=pooling)
     x = keras.layers.UnitNormalization(name="normalize")(x)
@@ -65,8 +82,7 @@ def prototype_model(encoder: TextEncoder, prototypes, *, pooling: str = "mean", 
 def sample_per_class(labels, k: int, *, seed: int = 0) -> np.ndarray:
     """Indices of ``k`` random examples of every class (sorted), for k-shot experiments."""
     labels = np.asarray(labels)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ArgumentError("k", k, "must be an int >= 1")
+    k = check_int("k", k, low=1)
     rng = np.random.default_rng(seed)
     picked = []
     for c in np.unique(labels):
@@ -103,6 +119,11 @@ def build_prototype_classifier(encoder: TextEncoder, texts, labels, *, num_class
         raise DataError(f"every class 0..{k - 1} needs an example (counts: {counts.tolist()})")
     embeddings = encoder.embed(texts, pooling=pooling, normalize=True, batch_size=batch_size)
     prototypes = np.stack([embeddings[labels == c].mean(axis=0) for c in range(k)])
+    same = _same_rows(_normalize(prototypes))
+    if same:  # e.g. the same example text (or texts the tokenizer makes equal) for two classes
+        raise DataError(f"classes {same[0]} and {same[1]} have the same prototype: their example texts embed "
+                        "identically (the same text, or texts the tokenizer makes equal), so no input can tell "
+                        "them apart")
     return prototype_model(encoder, prototypes, pooling=pooling, temperature=temperature)
 
 
@@ -139,15 +160,17 @@ def build_zero_shot_classifier(encoder: TextEncoder, descriptions, *, template: 
             raise ArgumentTypeError(f"descriptions[{i}]", d, "a non-empty str, or a non-empty list of them")
         groups.append(group)
     flat = [_fill(template, d) for g in groups for d in g]
-    seen = {}
-    for i, g in enumerate(groups):  # two classes with the same text can never be told apart
-        key = tuple(_fill(template, d) for d in g)
+    _check(encoder, temperature, pooling)
+    ids = encoder.tokenize(flat)["token_ids"]
+    seen, start = {}, 0
+    for i, g in enumerate(groups):  # two classes the tokenizer sees as the same text can never be told apart
+        key = tuple(sorted(tuple(row) for row in ids[start: start + len(g)].tolist()))
+        start += len(g)
         if key in seen:
             raise ArgumentError(f"descriptions[{i}]", descriptions[i],
-                                f"must differ from descriptions[{seen[key]}] (the same text makes two classes "
-                                "no input can tell apart)")
+                                f"must differ from descriptions[{seen[key]}] once tokenized (the same tokens, e.g. "
+                                "after lowercasing or stripping spaces, make two classes no input can tell apart)")
         seen[key] = i
-    _check(encoder, temperature, pooling)
     embeddings = encoder.embed(flat, pooling=pooling, normalize=True)
     prototypes, start = [], 0
     for g in groups:

@@ -33,6 +33,18 @@ POOLING_MODES = {
 TOKEN_KEYS = ("token_ids", "padding_mask", "segment_ids")
 
 
+def replace_nul(strings):
+    """String tensor ``strings`` with every NUL character (U+0000) replaced by a space.
+
+    keras-hub's tokenizers cut a string at its first NUL in graph mode (``fit``, ``predict``, the
+    SavedModel) but not eagerly, and the device tokenizers (``export/wordpiece_tokenizer.py``) keep the rest
+    of the text; a WordPiece tokenizer splits words at NUL as at a space, so a space keeps every path alike.
+    """
+    import tensorflow as tf
+
+    return tf.strings.regex_replace(strings, r"\x00", " ")
+
+
 @keras.saving.register_keras_serializable(package="tfxfer")
 class TextTokenizer(keras.layers.Layer):
     """Raw strings ``[batch]`` -> ``{key: int32 [batch, sequence_length]}`` with a keras-hub preprocessor.
@@ -72,7 +84,7 @@ class TextTokenizer(keras.layers.Layer):
     def call(self, inputs):
         import tensorflow as tf
 
-        outputs = self.preprocessor(inputs)
+        outputs = self.preprocessor(replace_nul(inputs))
         return {k: tf.cast(outputs[k], "int32") for k in self.keys}
 
     def tokenize(self, texts) -> dict:

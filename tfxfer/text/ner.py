@@ -31,7 +31,7 @@ from tfxfer.text.alignment import check_word_lists, encode_words, split_words, w
 from tfxfer.text.encoders import TextEncoder, as_texts, pool_outputs
 from tfxfer.text.graph import text_parts, token_model
 from tfxfer.text.tagging import check_scheme, decode_spans, parse_tag
-from tfxfer.utils.validate import check_int
+from tfxfer.utils.validate import check_float, check_int
 
 
 class Entity(NamedTuple):
@@ -71,8 +71,7 @@ def build_token_classifier(encoder: TextEncoder, tag_names, *, scheme: str = "BI
     if not isinstance(encoder, TextEncoder):
         raise ArgumentTypeError("encoder", encoder, "a tfxfer.text.TextEncoder")
     tags = _check_tags(tag_names, scheme)
-    if not 0 <= dropout < 1:
-        raise ArgumentError("dropout", dropout, "must be in [0, 1)")
+    dropout = check_float("dropout", dropout, low=0, high=1, high_open=True)
     text = keras.Input(shape=(), dtype="string", name="text")
     x = pool_outputs(encoder.backbone, encoder.tokenizer_layer()(text), pooling="tokens")
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
@@ -90,7 +89,8 @@ def encode_tagged_words(model: keras.Model, words, tags=None, *, tag_names, sche
         alignment: which word pieces carry a word's tag: "first" or "all" (see `encode_words`).
 
     Returns:
-        `tfxfer.text.alignment.EncodedWords` (``inputs``, ``labels``, ``weights``, ``word_ids``).
+        `tfxfer.text.alignment.EncodedWords` (``inputs``, ``labels``, ``weights``, ``word_ids``, ``truncated_words``,
+        ``empty_words``).
     """
     tag_names = _check_tags(tag_names, scheme)
     if tags is not None and (len(words) != len(tags) or not len(words)):

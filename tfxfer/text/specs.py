@@ -8,7 +8,9 @@ Transformer layers are the layers named ``..._layer_<i>`` (``transformer_layer_3
 RoBERTa, DistilBERT, DeBERTa-v3, ALBERT, ELECTRA and XLM-RoBERTa all resolve. The spec plugs into
 `tfxfer.backbones.layer_groups(model, spec=...)` like a vision catalog entry, and importing this
 module registers `keras_hub_spec` with `tfxfer.backbones.register_spec_resolver`, so
-``layer_groups(model)`` finds the groups of any keras-hub encoder inside a model on its own.
+``layer_groups(model)`` finds the groups of any keras-hub encoder inside a model on its own, and
+`unused_pooler` with `tfxfer.backbones.groups.register_unused_groups`, so `tfxfer.freezing.unfreeze`
+and `tfxfer.optim.layerwise_decay` keep a pooler the model does not use frozen, without a depth level.
 
 Example:
     >>> from tfxfer.text import build_bert_encoder, text_spec
@@ -25,8 +27,10 @@ import re
 import keras
 
 from tfxfer.backbones.catalog import register_spec_resolver
+from tfxfer.backbones.groups import register_unused_groups
 from tfxfer.backbones.spec import BackboneSpec
 from tfxfer.errors import ArgumentTypeError, ModelError
+from tfxfer.text.layers import SequencePooling
 
 EMBEDDINGS = "embeddings"
 POOLER = "pooler"
@@ -89,4 +93,13 @@ def keras_hub_spec(backbone: keras.Model) -> BackboneSpec | None:
     return None
 
 
+def unused_pooler(model) -> tuple[str, ...]:
+    """``("pooler",)`` when ``model`` is a tfxfer text model that pools without the encoder's pretrained
+    pooler ("mean", "cls", "tokens"): the pooler then gets no gradient. ``()`` otherwise."""
+    layers = getattr(model, "layers", ())
+    pool = next((layer for layer in layers if isinstance(layer, SequencePooling)), None)
+    return (POOLER,) if pool is not None and pool.mode != "pooled" else ()
+
+
 register_spec_resolver(keras_hub_spec)
+register_unused_groups(unused_pooler)

@@ -20,9 +20,10 @@ from __future__ import annotations
 import keras
 
 from tfxfer.backbones.groups import HEAD, layer_groups
-from tfxfer.errors import ArgumentError, ArgumentTypeError
+from tfxfer.errors import ArgumentTypeError
 from tfxfer.text.layers import SequencePooling
-from tfxfer.text.specs import POOLER, text_spec
+from tfxfer.text.specs import POOLER, text_spec, unused_pooler
+from tfxfer.utils.validate import check_float, check_int
 
 
 def _backbone(model: keras.Model) -> keras.Model:
@@ -34,9 +35,8 @@ def _backbone(model: keras.Model) -> keras.Model:
 
 def pooler_unused(model: keras.Model) -> bool:
     """Whether ``model`` pools without the encoder's pretrained pooler ("mean", "cls", "tokens"):
-    the pooler then gets no gradient and stays frozen."""
-    pool = _pooling(model)
-    return pool is not None and pool.mode != "pooled"
+    the pooler then gets no gradient and stays frozen (`tfxfer.text.specs.unused_pooler`)."""
+    return bool(unused_pooler(model))
 
 
 def reloaded_trainable_variables(model: keras.Model) -> list:
@@ -97,8 +97,7 @@ def unfreeze_encoder(model: keras.Model, *, top_groups: int | None = None) -> li
     encoder_groups = [g for g in groups if g != HEAD]
     if top_groups is None:
         top_groups = len(encoder_groups)
-    if isinstance(top_groups, bool) or not isinstance(top_groups, int) or not 0 <= top_groups <= len(encoder_groups):
-        raise ArgumentError("top_groups", top_groups, f"must be None or an int in [0, {len(encoder_groups)}]")
+    top_groups = check_int("top_groups", top_groups, low=0, high=len(encoder_groups))
     chosen = set(encoder_groups[len(encoder_groups) - top_groups:])
     if pooler_unused(model):
         chosen.discard(POOLER)  # an unused pooler gets no gradients; keep it frozen
@@ -114,8 +113,7 @@ def unfreeze_encoder(model: keras.Model, *, top_groups: int | None = None) -> li
 
 def text_layerwise_decay(model: keras.Model, *, decay: float, head: float = 1.0) -> dict:
     """``{variable path: multiplier}``: head ``head``, the top encoder group ``head*decay``, ..."""
-    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
-        raise ArgumentError("decay", decay, "must be in (0, 1]")
+    decay = check_float("decay", decay, low=0, low_open=True, high=1)
     groups = text_layer_groups(model)
     unused_pooler = pooler_unused(model) and POOLER in groups
     names = [g for g in groups if g != HEAD and not (unused_pooler and g == POOLER)]

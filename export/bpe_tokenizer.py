@@ -359,7 +359,8 @@ class BytePairTokenizer:
     def tokenize(self, text: str) -> list[str]:
         """BPE tokens of ``text`` (byte-level strings, no start/end tokens)."""
         if self.pre_tokenizer == "keras-hub":
-            words = split_words(text, unsplittable_tokens=self.unsplittable_tokens,
+            # the model reads NUL as a space (keras-hub cut the string there in graph mode), so this does too
+            words = split_words(text.replace("\x00", " "), unsplittable_tokens=self.unsplittable_tokens,
                                 add_prefix_space=self.add_prefix_space)
         else:
             words = split_words_gpt2((" " if self.add_prefix_space else "") + text,

@@ -178,6 +178,19 @@ def _tiny_roberta_classifier(bpe, sequence_length=16):
     return build_text_classifier(encoder, 3, dropout=0.0), vocab
 
 
+def test_nul_character_is_a_space_in_the_model_and_on_the_device(bpe):
+    """The model's tokenizer reads NUL as a space (keras-hub cut a string at NUL in graph mode); this
+    tokenizer encoded it as a byte token, so Keras and the device saw different ids."""
+    from tfxfer.export.text_gate import tokenize_for
+
+    model, vocab = _tiny_roberta_classifier(bpe)
+    texts = ["good\x00 film", "the\x00film", "\x00", "good"]
+    device = bpe.BytePairTokenizer(vocab, build_vocabulary(bpe)[1]).pack(texts, 16)
+    assert tokenize_for(model, texts)["token_ids"].tolist() == device["token_ids"]
+    assert device == bpe.BytePairTokenizer(vocab, build_vocabulary(bpe)[1]).pack(
+        [t.replace("\x00", " ") for t in texts], 16)
+
+
 def test_roberta_tflite_runs_from_raw_strings_in_the_standalone_runner(bpe, tmp_path):
     from tfxfer.export import export_text_tflite, verify
     from tfxfer.text import predict_texts

@@ -27,7 +27,7 @@ import os
 import keras
 import numpy as np
 
-from tfxfer.backbones.groups import HEAD, layer_groups
+from tfxfer.backbones.groups import HEAD, layer_groups, unused_groups
 from tfxfer.errors import ArgumentError
 from tfxfer.freezing import GradualUnfreezing
 from tfxfer.optim.discriminative import discriminative
@@ -45,10 +45,9 @@ LR_DECAYS = ("cosine", "linear")
 def unfreezable_groups(model: keras.Model) -> list[str]:
     """The backbone groups an unfreezing plan can train, bottom to top ("head" excluded; a text
     model's pooler is left out when its pooling does not use it: it would get no gradient)."""
-    from tfxfer.text.tuning import pooler_unused
-
-    names = [g for g in layer_groups(model) if g != HEAD]
-    return [g for g in names if not (g == "pooler" and pooler_unused(model))]
+    groups = layer_groups(model)
+    unused = set(unused_groups(model, groups))  # the rule each room registers (tfxfer.text: its pooler)
+    return [g for g in groups if g != HEAD and g not in unused]
 
 
 def _saved_trainable_variables(model: keras.Model) -> list:

@@ -15,7 +15,7 @@ from tfxfer.recipes.config import (
     config_to_yaml,
 )
 from tfxfer.recipes.config_loader import load_config
-from tfxfer.recipes.recipe_yaml import parse_override
+from tfxfer.recipes.recipe_yaml import parse_override, parse_yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "pipelines", "*.yaml")))
@@ -128,6 +128,30 @@ def test_overrides_are_yaml_scalars():
     assert cfg.export.thresholds["int8"]["max_accuracy_drop"] == 2.0
     assert dict(cfg.train.stages) == {0: 1, 2: 3}
     assert parse_override("a.b=") == (["a", "b"], None)
+
+
+def test_yaml_merge_keys_work_and_explicit_keys_win():
+    cfg = load_config(text="data: {source: x}\ntrain:\n  <<: {batch_size: 8, epochs: 1}\n  epochs: 4\n")
+    assert cfg.train.batch_size == 8 and cfg.train.epochs == 4
+    raw = parse_yaml("base: &b {a: 1, b: 2}\nc: {<<: *b, b: 3}\nd: {<<: [{x: 1}, {x: 2}]}")
+    assert raw["c"] == {"a": 1, "b": 3} and raw["d"] == {"x": 1}  # as yaml.safe_load: the first merged wins
+    with pytest.raises(ConfigError, match=r"duplicate key `b` \(line 1\)"):
+        parse_yaml("c: {<<: {a: 1}, b: 2, b: 3}")
+    with pytest.raises(ConfigError, match=r"duplicate key `a` \(line 1\)"):  # inside a merged mapping
+        parse_yaml("c: {<<: {a: 1, a: 2}}")
+    with pytest.raises(ConfigError, match=r"merges a mapping into itself"):
+        parse_yaml("a: &a {<<: *a, x: 1}")
+
+
+def test_a_yaml_merge_key_bomb_is_refused_quickly():
+    import time
+
+    lines = ["a0: &a0 {" + ", ".join(f"k{i}: 1" for i in range(10)) + "}"]
+    lines += [f"a{j}: &a{j} {{<<: [{', '.join([f'*a{j - 1}'] * 9)}], z{j}: 1}}" for j in range(1, 12)]
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"more than 10000 keys once YAML merge keys \(<<\) are expanded"):
+        parse_yaml("\n".join(lines))
+    assert time.perf_counter() - t0 < 2.0
 
 
 @pytest.mark.parametrize("item, message", [

@@ -29,16 +29,51 @@ from tfxfer.recipes.schema import schema_at
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one).
+
+    Merge keys (``<<: *defaults``) work as in ``yaml.safe_load``: the merged keys come first and a key
+    written in the mapping itself overrides them; a key written twice is still refused.
+    """
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _merged_size(loader, node, sizes: dict) -> int:
+    """How many keys mapping ``node`` holds once its merge keys are expanded (memoised in ``sizes``).
+
+    Refuses a key written twice in ``node`` or in a mapping it merges, a mapping that merges itself,
+    and more than `MAX_VALUES` keys: a chain of merges doubles at each step in PyYAML before 6.0.2.
+    """
+    if id(node) in sizes:
+        if sizes[id(node)] is None:
+            raise ConfigError(f"a YAML merge key (<<) merges a mapping into itself (line {node.start_mark.line + 1})")
+        return sizes[id(node)]
+    sizes[id(node)] = None
+    size, seen = 0, set()
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE_TAG:
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            size += sum(_merged_size(loader, s, sizes) for s in sources if isinstance(s, yaml.MappingNode))
+        else:
+            size += 1
+            key = loader.construct_object(key_node)
+            try:
+                if key in seen:
+                    raise ConfigError(f"duplicate key `{key}` (line {key_node.start_mark.line + 1})")
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML's construct_mapping says so
+                pass
+        if size > MAX_VALUES:
+            raise ConfigError(f"a mapping holds more than {MAX_VALUES} keys once YAML merge keys (<<) are expanded "
+                              f"(line {node.start_mark.line + 1})")
+    sizes[id(node)] = size
+    return size
 
 
 def _construct_mapping(loader, node, deep=False):
-    seen = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise ConfigError(f"duplicate key `{key}` (line {key_node.start_mark.line + 1})")
-        seen[key] = True
+    _merged_size(loader, node, loader.__dict__.setdefault("_merged_sizes", {}))
+    loader.flatten_mapping(node)  # merged keys first, so the mapping's own keys override them
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
-from tfxfer.errors import ConfigError
+from tfxfer.errors import ConfigError, bounded_repr
 from tfxfer.recipes.causal_lm_config import check_causal_lm_keys
 from tfxfer.recipes.config import RunConfig
 from tfxfer.recipes.config_checks import validate
@@ -34,14 +35,16 @@ def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfi
     Args:
         path: a YAML recipe file.
         text: YAML text instead of a file.
-        overrides: ``["key.sub=value", ...]``; values are YAML (``3``, ``1e-3``, ``null``, ``[96, 96]``).
+        overrides: ``["key.sub=value", ...]``; values are YAML (``3``, ``1e-3``, ``null``, ``[96, 96]``),
+            except that a text key keeps the text as typed (`tfxfer.recipes.recipe_yaml.parse_override`).
 
     Returns:
         A frozen `RunConfig`; ``name`` defaults to the file name without extension.
 
     Raises:
         ConfigError: unreadable file, invalid YAML, unknown key (with the closest valid key), wrong
-            type, bad choice, or a bad override path.
+            type, bad choice, or a bad override path. An error about a key set by ``--set`` names
+            that ``--set`` item, any other one the recipe file.
     """
     where = "recipe"
     if path is not None:
@@ -56,9 +59,26 @@ def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfi
         check_causal_lm_keys(raw)  # keys a causal-LM recipe would ignore, even set to their defaults
         return validate(from_mapping(RunConfig, raw))
     except ConfigError as exc:
+        item = _override_behind(str(exc), overrides)
+        if item is not None:
+            raise ConfigError(f"--set {bounded_repr(item)[1:-1]}: {exc}") from None
         if path is not None:
             raise ConfigError(f"{os.path.basename(path)}: {exc}") from None
         raise
+
+
+_KEY_PATH = re.compile(r"`([A-Za-z_][A-Za-z0-9_.\[\]]*)`")
+
+
+def _override_behind(message: str, overrides) -> str | None:
+    """The last ``--set`` item whose key path is, contains or lies inside a key path that ``message``
+    names in backquotes (the error is then about a value typed on the command line, not in the file)."""
+    named = {re.sub(r"\[\d+\]", "", p) for p in _KEY_PATH.findall(message)}
+    for item in reversed(list(overrides or ())):
+        key = ".".join(k.strip() for k in str(item).partition("=")[0].strip().split("."))
+        if any(p == key or p.startswith(key + ".") or key.startswith(p + ".") for p in named):
+            return item
+    return None
 
 
 def replace(cfg: RunConfig, **sections) -> RunConfig:

@@ -20,12 +20,14 @@ from __future__ import annotations
 import codecs
 import copy
 import os
+import types
+import typing
 
 import yaml
 
 from tfxfer.errors import ConfigError, bounded_repr
 from tfxfer.recipes.config import RunConfig
-from tfxfer.recipes.schema import schema_at
+from tfxfer.recipes.schema import schema_path
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -160,8 +162,33 @@ def parse_yaml(text: str, *, where: str = "recipe") -> dict:
     return raw
 
 
-def parse_override(item: str) -> tuple[list[str], object]:
-    """``"train.epochs=3"`` -> (["train", "epochs"], 3); the value is read as a YAML scalar/list."""
+#: How YAML writes null: what a ``--set`` value of a ``str | None`` key must be to mean None.
+_NULLS = ("", "~", "null", "Null", "NULL")
+
+
+def _takes_text(hint) -> bool:
+    """True for ``str`` and ``str | None``: a ``--set`` value for such a key is kept as typed."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return set(typing.get_args(hint)) == {str, type(None)}
+    return hint is str
+
+
+def parse_override(item: str, *, schema=None) -> tuple[list, object]:
+    """``"train.epochs=3"`` -> (["train", "epochs"], 3).
+
+    With ``schema`` (a dataclass such as `RunConfig`) the key path must exist in it, the keys of an
+    integer-keyed mapping become integers (``train.stages.0``) and the value of a text key is kept as
+    typed (``data.source=photos #2``, ``=2024-05-01``, ``=on``, ``=null`` are folder names; a
+    ``str | None`` key is None for ``null``, ``~`` or nothing). Every other value is read as YAML
+    (``3``, ``1e-3``, ``null``, ``[96, 96]``, ``{0: 2}``). Errors name the ``--set`` item.
+
+    Example:
+        >>> from tfxfer.recipes.config import RunConfig
+        >>> parse_override("data.source=photos #2", schema=RunConfig)
+        (['data', 'source'], 'photos #2')
+        >>> parse_override("train.stages.0=5", schema=RunConfig)
+        (['train', 'stages', 0], 5)
+    """
     if not isinstance(item, str) or "=" not in item:
         raise ConfigError(f"--set expects key.sub=value. Received: {bounded_repr(item)}")
     key, _, text = item.partition("=")
@@ -171,31 +198,38 @@ def parse_override(item: str) -> tuple[list[str], object]:
     keys = [k.strip() for k in key.strip().split(".")]
     if not all(keys):
         raise ConfigError(f"--set expects key.sub=value. Received: {bounded_repr(item)}")
+    where = f"--set {bounded_repr(item)[1:-1]}"
     if len(text) > MAX_RECIPE_BYTES:
-        raise ConfigError(f"--set {'.'.join(keys)}: the value holds {len(text)} characters (at most {MAX_RECIPE_BYTES})")
+        raise ConfigError(f"{where}: the value holds {len(text)} characters (at most {MAX_RECIPE_BYTES})")
+    hint = None
+    if schema is not None:
+        keys, hint = schema_path(schema, keys, where=f"{where}: ")
+    if _takes_text(hint):
+        return keys, None if hint is not str and text.strip() in _NULLS else text
     try:
         value = yaml.load(text, Loader=_StrictLoader) if text.strip() else None  # noqa: S506
     except yaml.YAMLError:
         value = text
+    except ConfigError as exc:  # a duplicate key in a {...} value
+        raise ConfigError(f"{where}: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"--set {'.'.join(keys)}: the value is nested too deeply") from None
-    check_shape(value, where=f"--set {'.'.join(keys)}")
+        raise ConfigError(f"{where}: the value is nested too deeply") from None
+    check_shape(value, where=where)
     return keys, value
 
 
-def apply_overrides(raw: dict, overrides) -> dict:
-    """Apply ``--set`` items to the parsed recipe (validated against the schema first)."""
+def apply_overrides(raw: dict, overrides, *, schema=RunConfig) -> dict:
+    """Apply ``--set`` items to the parsed recipe (each checked against ``schema`` first; `parse_override`)."""
     out = copy.deepcopy(raw)
     for item in overrides or ():
-        keys, value = parse_override(item)
-        schema_at(RunConfig, keys, where=f"--set {item}: ")
+        keys, value = parse_override(item, schema=schema)
         node = out
         for i, key in enumerate(keys[:-1]):
             child = node.get(key)
             if child is None:
                 child = node[key] = {}
             elif not isinstance(child, dict):
-                raise ConfigError(f"--set {item}: `{'.'.join(keys[:i + 1])}` is not a section")
+                raise ConfigError(f"--set {item}: `{'.'.join(map(str, keys[:i + 1]))}` is not a section")
             node = child
         node[keys[-1]] = value
     return out

@@ -190,6 +190,24 @@ def test_a_yaml_merge_key_bomb_is_refused_quickly():
     assert time.perf_counter() - t0 < 2.0
 
 
+@pytest.mark.parametrize("file_name, name", [("my recipe.yaml", "my_recipe"), ("recette_été.yaml", "recette_ete"),
+                                             (".hidden.yaml", "hidden"), ("run 1 (copy).yml", "run_1_copy_")])
+def test_a_recipe_without_name_takes_a_valid_name_from_its_file(tmp_path, file_name, name):
+    path = tmp_path / file_name
+    path.write_text("data: {source: x}\n")
+    assert load_config(path).name == name
+    assert load_config(path, overrides=["name=mine"]).name == "mine"
+
+
+def test_a_file_name_with_no_valid_character_asks_for_a_name(tmp_path):
+    path = tmp_path / "写真.yaml"
+    path.write_text("data: {source: x}\n")
+    with pytest.raises(ConfigError, match=r"^写真\.yaml: the recipe has no `name:`, and the run name is taken from its "
+                                          r"file name \('写真'\).*add `name: \.\.\.` to the recipe or pass --set name="):
+        load_config(path)
+    assert load_config(path, overrides=["name=photos"]).name == "photos"
+
+
 @pytest.mark.parametrize("item, message", [
     ("train.epoch=3", r"--set train\.epoch=3: unknown key `train\.epoch`\. Did you mean `train\.epochs`\?"),
     ("trainn.epochs=3", r"unknown key `trainn`\. Did you mean `train`\?"),

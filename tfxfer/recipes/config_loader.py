@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import unicodedata
 
 from tfxfer.errors import ConfigError, bounded_repr
 from tfxfer.recipes.causal_lm_config import check_causal_lm_keys
@@ -39,7 +40,8 @@ def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfi
             except that a text key keeps the text as typed (`tfxfer.recipes.recipe_yaml.parse_override`).
 
     Returns:
-        A frozen `RunConfig`; ``name`` defaults to the file name without extension.
+        A frozen `RunConfig`; ``name`` defaults to the file name without extension, made a valid
+        run name (`name_from_file`).
 
     Raises:
         ConfigError: unreadable file, invalid YAML, unknown key (with the closest valid key), wrong
@@ -54,7 +56,7 @@ def load_config(path=None, *, text: str | None = None, overrides=()) -> RunConfi
     raw = parse_yaml(text or "", where=where)
     raw = apply_overrides(raw, overrides)
     if "name" not in raw and path is not None:
-        raw["name"] = os.path.splitext(os.path.basename(path))[0]
+        raw["name"] = name_from_file(path)
     try:
         check_causal_lm_keys(raw)  # keys a causal-LM recipe would ignore, even set to their defaults
         return validate(from_mapping(RunConfig, raw))
@@ -81,6 +83,29 @@ def _override_behind(message: str, overrides) -> str | None:
     return None
 
 
+def name_from_file(path) -> str:
+    """The run name of a recipe without ``name:``: its file name without extension, made a valid name
+    (accents dropped, other characters outside letters, digits, '.', '_' and '-' made '_', no leading
+    '.', '_' or '-', at most 64 characters).
+
+    Raises:
+        ConfigError: nothing of the file name is left (``.yaml``, ``写真.yaml``); the message says to
+            add ``name:`` or pass ``--set name=...``.
+
+    Example:
+        >>> name_from_file("recipes/my recipe (été).yaml")
+        'my_recipe_ete_'
+    """
+    stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    plain = "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", plain).lstrip("._-")[:64]
+    if not name:
+        raise ConfigError(f"{os.path.basename(os.fspath(path))}: the recipe has no `name:`, and the run name is taken "
+                          f"from its file name ({bounded_repr(stem)}), which holds no ASCII letter or digit; add "
+                          "`name: ...` to the recipe or pass --set name=...")
+    return name
+
+
 def replace(cfg: RunConfig, **sections) -> RunConfig:
     """A copy of ``cfg`` with sections replaced, e.g. ``replace(cfg, train={"epochs": 1})``."""
     values = {}
@@ -94,4 +119,4 @@ def replace(cfg: RunConfig, **sections) -> RunConfig:
     return validate(dataclasses.replace(cfg, **values))
 
 
-__all__ = ["load_config", "replace"]
+__all__ = ["load_config", "name_from_file", "replace"]

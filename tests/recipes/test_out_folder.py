@@ -2,6 +2,7 @@
 folder): a run writes, replaces and removes files in its folder. Absent, empty and run folders are fine."""
 
 import json
+import os
 
 import pytest
 
@@ -91,3 +92,18 @@ def test_a_starting_run_is_not_mistaken_for_other_files(tmp_path):
     (tmp_path / "config.yaml").write_text("name: q\n")
     (tmp_path / ".manifest.json.tmp-123-abcdef01-xyz").mkdir()
     check_run_folder(tmp_path)
+
+
+def test_an_absent_folder_that_cannot_be_made_is_refused(tmp_path):
+    file = tmp_path / "file.txt"
+    file.write_text("x")
+    for out in (file / "sub", file / "a" / "b"):  # below a file: would fail only once TensorFlow has loaded
+        with pytest.raises(ArgumentError, match=rf"`--out` cannot be made: {file} is a file, not a folder"):
+            check_run_folder(out)
+    check_run_folder(tmp_path / "new" / "deeper")  # below a folder that can be written: fine
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ArgumentError, match=rf"cannot be made: tfxfer cannot write into {locked}"):
+            check_run_folder(locked / "run")
+

@@ -107,3 +107,11 @@ def test_an_absent_folder_that_cannot_be_made_is_refused(tmp_path):
         with pytest.raises(ArgumentError, match=rf"cannot be made: tfxfer cannot write into {locked}"):
             check_run_folder(locked / "run")
 
+
+@pytest.mark.parametrize("out", ["", "  "])
+def test_cli_refuses_a_blank_out(tmp_path, capsys, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)  # `--out "$OUT"` with OUT unset must not run into runs/<name> here
+    assert main(["run", recipe("quick"), "--out", out, "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tfxfer: error: `--out` must name a folder. Received: --out="), err
+    assert not (tmp_path / "runs").exists()

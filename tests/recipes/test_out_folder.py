@@ -9,7 +9,7 @@ import pytest
 from tfxfer.cli import main
 from tfxfer.errors import ArgumentError
 from tfxfer.recipes.run_folder import check_run_folder, is_run_folder
-from tfxfer.utils.lock import LOCK_NAME
+from tfxfer.utils.lock import LOCK_NAME, TAKEOVER_NAME
 from tests.recipes.helpers import recipe, tiny_overrides
 
 
@@ -87,6 +87,7 @@ def test_docstring_examples_run():
 def test_a_starting_run_is_not_mistaken_for_other_files(tmp_path):
     """A multi-worker worker may look while its chief starts the run in the same folder."""
     (tmp_path / LOCK_NAME).write_text("{}")
+    (tmp_path / TAKEOVER_NAME).write_text("")  # left by taking over a killed run's lock
     (tmp_path / ".config.yaml.tmp-123-abcdef01-xyz").mkdir()  # tfxfer.utils.atomic's temporary
     check_run_folder(tmp_path)
     (tmp_path / "config.yaml").write_text("name: q\n")

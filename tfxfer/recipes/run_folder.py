@@ -5,7 +5,7 @@ its run folder, so it only uses a folder that is absent, empty, or already a tfx
 folder is recognised by what a run leaves in it: ``manifest.json`` holding a tfxfer manifest (an
 object with ``tfxfer_manifest``, written before the first stage), or, for a run killed before that,
 ``config.yaml`` beside the run's ``stages/`` folder or its lock file. A folder holding only what a
-starting run makes first (its lock file, the temporaries of those two files, the ``workers/worker-N``
+starting run makes first (its lock files, the temporaries of those two files, the ``workers/worker-N``
 folders of a multi-worker run) counts as empty. Any other folder with files in it (a home or
 project folder) is refused with `ArgumentError` naming ``--out`` and the folder, and so is an absent
 folder that cannot be made (below a file, or in a folder tfxfer cannot write into).
@@ -29,7 +29,7 @@ import os
 import re
 
 from tfxfer.errors import ArgumentError
-from tfxfer.utils.lock import LOCK_NAME
+from tfxfer.utils.lock import LOCK_NAME, TAKEOVER_NAME
 
 #: A manifest larger than this is not read (it is not one tfxfer wrote).
 MAX_MANIFEST_BYTES = 64 << 20
@@ -38,10 +38,10 @@ _MARKER_TEMPORARY = re.compile(r"\.(config\.yaml|manifest\.json)\.tmp-")
 
 
 def _own_entry(run_dir: str, name: str) -> bool:
-    """Whether entry ``name`` of ``run_dir`` is one a run makes before its manifest: the lock file, the
-    temporary of config.yaml or manifest.json being written, or ``workers/`` holding only ``worker-N``
+    """Whether entry ``name`` of ``run_dir`` is one a run makes before its manifest: the lock file (and
+    the file a stale lock's takeover locks), the temporary of config.yaml or manifest.json being written, or ``workers/`` holding only ``worker-N``
     folders (multi-worker training: a worker may look while the chief starts its run)."""
-    if name == LOCK_NAME or _MARKER_TEMPORARY.match(name):
+    if name in (LOCK_NAME, TAKEOVER_NAME) or _MARKER_TEMPORARY.match(name):
         return True
     if name != "workers" or not os.path.isdir(os.path.join(run_dir, name)):
         return False

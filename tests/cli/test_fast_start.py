@@ -64,6 +64,9 @@ def test_no_tensorflow_for_listings_help_and_errors(tmp_path):
         ["export", str(tmp_path / "model.keras"), "fashion_mnsit", "--json"],
         ["rank", "elvp", "--candidates", "mobilenet_v2"], ["rank", str(tmp_path), "--set", "x=1"],
         ["rank", QUICK, "--set", "data.source=animal_mnst"], ["rank", QUICK, "--set", "model.backbone=resnet5"],
+        ["rank", QUICK, "--max-samples", "-1"], ["rank", QUICK, "--max-size-mib", "nan"],
+        ["rank", QUICK, "--max-latency-ms", "0"], ["rank", QUICK, "--max-params", "0"],
+        ["rank", QUICK, "--sequence-length", "1"], ["rank", QUICK, "--max-samples", "2", "--probe"],
         ["datasets", "describe", "elvp"], ["backbones", "--family", "mobilenet_v9"],
     ]
     results = _run_blocked(cases, tmp_path)
@@ -93,6 +96,11 @@ def test_no_tensorflow_for_listings_help_and_errors(tmp_path):
     assert "Did you mean 'animal_mnist'?" in err[("rank", QUICK, "--set", "data.source=animal_mnst")]
     assert "`model.backbone`: Unknown backbone 'resnet5'. Did you mean: 'resnet50'" in err[
         ("rank", QUICK, "--set", "model.backbone=resnet5")]
+    for flag, value, need in (("--max-samples", "-1", "an int >= 2"), ("--max-size-mib", "nan", "a finite number > 0"),
+                              ("--max-latency-ms", "0", "a finite number > 0"), ("--max-params", "0", "an int >= 1"),
+                              ("--sequence-length", "1", "an int >= 2")):  # the flag's name, not the library's
+        assert f"`{flag}` must be {need}. Received: {flag}=" in err[("rank", QUICK, flag, value)]
+    assert "`--max-samples` must be an int >= 3" in err[("rank", QUICK, "--max-samples", "2", "--probe")]
     doc = json.loads(results[("export", str(tmp_path / "model.keras"), "fashion_mnsit", "--json")]["stdout"])
     assert doc["error"]["type"] == "UnknownNameError" and "'fashion_mnist'" in doc["error"]["message"]
     listing = json.loads(results[("backbones", "--family", "efficientnet_lite", "--json")]["stdout"])

@@ -27,3 +27,13 @@ def test_predict_prints_results_and_no_start_up_noise(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().startswith(str(tmp_path / "black.png") + ": ")
     assert not [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)], proc.stderr
+
+
+def test_rank_from_a_recipe_imports_tensorflow_quietly(tmp_path):
+    """The recipe path read the backbone catalog (TensorFlow) before the quiet import."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "tfxfer.cli", "rank", os.path.join(ROOT, "pipelines", "quick.yaml"),
+                           "--candidates", "no_such_backbone"], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=env, check=False)
+    assert proc.returncode == 2 and "Unknown backbone 'no_such_backbone'" in proc.stderr, proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)], proc.stderr

@@ -15,7 +15,7 @@ from tfxfer.recipes.config import (
     config_to_yaml,
 )
 from tfxfer.recipes.config_loader import load_config
-from tfxfer.recipes.recipe_yaml import parse_override
+from tfxfer.recipes.recipe_yaml import parse_override, parse_yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "pipelines", "*.yaml")))
@@ -74,7 +74,8 @@ def test_unknown_keys_name_the_path_and_suggest(text, message):
     ("train: {base_lr: .inf}", r"`train\.base_lr` must be a finite number > 0\. Received: inf"),
     ("train: {unfreeze_lr_factor: 0}", r"`train\.unfreeze_lr_factor` must be a finite number > 0"),
     ("train: {layer_decay: 1.5}", r"`train\.layer_decay` must be a finite number in \(0, 1\]"),
-    ("train: {warmup_epochs: -1}", r"`train\.warmup_epochs` must be an integer >= 0"),
+    ("train: {warmup_epochs: -1}", r"`train\.warmup_epochs` must be a finite number >= 0\. Received: -1\.0"),
+    ("train: {warmup_epochs: .nan}", r"`train\.warmup_epochs` must be a finite number >= 0\. Received: nan"),
     ("train: {epochs: -1}", r"`train\.epochs` must be an integer >= 0"),
     ("train: {stages: {1: -2}}", r"`train\.stages\.1` must be an integer \(a layer count\) >= 0"),
     ("seed: -3", r"`seed` must be an integer >= 0"),
@@ -129,6 +130,84 @@ def test_overrides_are_yaml_scalars():
     assert parse_override("a.b=") == (["a", "b"], None)
 
 
+@pytest.mark.parametrize("text", ["photos #2", "2024-05-01", "on", "null", "[a, b]", "'quoted'", " x ", "a=b"])
+def test_overrides_of_text_keys_keep_the_text(text):
+    cfg = load_config(text="data: {source: x}", overrides=[f"data.source={text}", f"model.backbone={text}"])
+    assert cfg.data.source == text and cfg.model.backbone == text  # not a comment, a date, a boolean, None
+
+
+def test_overrides_of_optional_text_keys_read_null_as_none():
+    for text in ("null", "~", "", "NULL"):
+        assert load_config(text="data: {source: x}", overrides=[f"model.weights={text}"]).model.weights is None
+    cfg = load_config(text="data: {source: x}", overrides=["model.weights=on", "distill.teacher_weights=a #1.h5"])
+    assert cfg.model.weights == "on" and cfg.distill.teacher_weights == "a #1.h5"
+
+
+def test_overrides_of_integer_keyed_stages():
+    text = "data: {source: x}\ntrain: {stages: {0: 3}}"
+    assert dict(load_config(text=text, overrides=["train.stages.0=5"]).train.stages) == {0: 5}
+    assert dict(load_config(text=text, overrides=["train.stages.2=4"]).train.stages) == {0: 3, 2: 4}
+    assert dict(load_config(text="data: {source: x}", overrides=["train.stages.1=2"]).train.stages) == {1: 2}
+    with pytest.raises(ConfigError, match=r"`train\.stages\.x` must be an integer\. Received: 'x'"):
+        load_config(text=text, overrides=["train.stages.x=4"])
+
+
+def test_errors_about_a_set_value_name_the_set_item_not_the_file(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("data: {source: x}\ntrain: {epochs: 2}\n")
+    for item, message in [("train.epochs=many", r"^--set train\.epochs=many: `train\.epochs` must be an integer"),
+                          ("train.base_lr=-1", r"^--set train\.base_lr=-1: `train\.base_lr` must be a finite"),
+                          ("train={epochs: -1}", r"^--set train=\{epochs: -1\}: `train\.epochs` must be an integer"),
+                          ("train.epochs={a: 1, a: 2}", r"^--set train\.epochs=\{a: 1, a: 2\}: duplicate key `a`")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(path, overrides=[item])
+    path.write_text("data: {source: x}\ntrain: {epochs: -1}\n")
+    with pytest.raises(ConfigError, match=r"^r\.yaml: `train\.epochs` must be an integer"):  # the file's own key
+        load_config(path, overrides=["seed=1", "train.base_lr=0.1"])
+
+
+def test_yaml_merge_keys_work_and_explicit_keys_win():
+    cfg = load_config(text="data: {source: x}\ntrain:\n  <<: {batch_size: 8, epochs: 1}\n  epochs: 4\n")
+    assert cfg.train.batch_size == 8 and cfg.train.epochs == 4
+    raw = parse_yaml("base: &b {a: 1, b: 2}\nc: {<<: *b, b: 3}\nd: {<<: [{x: 1}, {x: 2}]}")
+    assert raw["c"] == {"a": 1, "b": 3} and raw["d"] == {"x": 1}  # as yaml.safe_load: the first merged wins
+    with pytest.raises(ConfigError, match=r"duplicate key `b` \(line 1\)"):
+        parse_yaml("c: {<<: {a: 1}, b: 2, b: 3}")
+    with pytest.raises(ConfigError, match=r"duplicate key `a` \(line 1\)"):  # inside a merged mapping
+        parse_yaml("c: {<<: {a: 1, a: 2}}")
+    with pytest.raises(ConfigError, match=r"merges a mapping into itself"):
+        parse_yaml("a: &a {<<: *a, x: 1}")
+
+
+def test_a_yaml_merge_key_bomb_is_refused_quickly():
+    import time
+
+    lines = ["a0: &a0 {" + ", ".join(f"k{i}: 1" for i in range(10)) + "}"]
+    lines += [f"a{j}: &a{j} {{<<: [{', '.join([f'*a{j - 1}'] * 9)}], z{j}: 1}}" for j in range(1, 12)]
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"more than 10000 keys once YAML merge keys \(<<\) are expanded"):
+        parse_yaml("\n".join(lines))
+    assert time.perf_counter() - t0 < 2.0
+
+
+@pytest.mark.parametrize("file_name, name", [("my recipe.yaml", "my_recipe"), ("recette_été.yaml", "recette_ete"),
+                                             (".hidden.yaml", "hidden"), ("run 1 (copy).yml", "run_1_copy_")])
+def test_a_recipe_without_name_takes_a_valid_name_from_its_file(tmp_path, file_name, name):
+    path = tmp_path / file_name
+    path.write_text("data: {source: x}\n")
+    assert load_config(path).name == name
+    assert load_config(path, overrides=["name=mine"]).name == "mine"
+
+
+def test_a_file_name_with_no_valid_character_asks_for_a_name(tmp_path):
+    path = tmp_path / "写真.yaml"
+    path.write_text("data: {source: x}\n")
+    with pytest.raises(ConfigError, match=r"^写真\.yaml: the recipe has no `name:`, and the run name is taken from its "
+                                          r"file name \('写真'\).*add `name: \.\.\.` to the recipe or pass --set name="):
+        load_config(path)
+    assert load_config(path, overrides=["name=photos"]).name == "photos"
+
+
 @pytest.mark.parametrize("item, message", [
     ("train.epoch=3", r"--set train\.epoch=3: unknown key `train\.epoch`\. Did you mean `train\.epochs`\?"),
     ("trainn.epochs=3", r"unknown key `trainn`\. Did you mean `train`\?"),
@@ -145,7 +224,7 @@ def test_bad_overrides(item, message):
 @pytest.mark.parametrize("name", ["../../escaped", "runs/x", "my run", ".hidden", "", "x" * 65])
 def test_run_name_must_be_a_plain_file_name(name):
     with pytest.raises(ConfigError, match=r"`name` names the run folder .* Received: "):
-        load_config(text="data: {source: x}", overrides=[f"name={name!r}"])
+        load_config(text="data: {source: x}", overrides=[f"name={name}"])
 
 
 def test_resolved_config_round_trips():
@@ -209,8 +288,8 @@ def test_a_yaml_alias_bomb_is_refused_quickly():
         load_config(text=BOMB)
     assert time.perf_counter() - t0 < 2.0 and len(str(info.value)) < 300
     t0 = time.perf_counter()
-    with pytest.raises(ConfigError, match="alias bomb"):  # the same bomb as a --set value
-        load_config(text="data: {source: x}", overrides=["data.source=" + _flow_bomb()])
+    with pytest.raises(ConfigError, match="alias bomb"):  # the same bomb as a --set value (a key read as YAML)
+        load_config(text="data: {source: x}", overrides=["export.variants=" + _flow_bomb()])
     assert time.perf_counter() - t0 < 2.0
 
 

@@ -2,13 +2,14 @@
 folder): a run writes, replaces and removes files in its folder. Absent, empty and run folders are fine."""
 
 import json
+import os
 
 import pytest
 
 from tfxfer.cli import main
 from tfxfer.errors import ArgumentError
 from tfxfer.recipes.run_folder import check_run_folder, is_run_folder
-from tfxfer.utils.lock import LOCK_NAME
+from tfxfer.utils.lock import LOCK_NAME, TAKEOVER_NAME
 from tests.recipes.helpers import recipe, tiny_overrides
 
 
@@ -86,8 +87,32 @@ def test_docstring_examples_run():
 def test_a_starting_run_is_not_mistaken_for_other_files(tmp_path):
     """A multi-worker worker may look while its chief starts the run in the same folder."""
     (tmp_path / LOCK_NAME).write_text("{}")
+    (tmp_path / TAKEOVER_NAME).write_text("")  # left by taking over a killed run's lock
     (tmp_path / ".config.yaml.tmp-123-abcdef01-xyz").mkdir()  # tfxfer.utils.atomic's temporary
     check_run_folder(tmp_path)
     (tmp_path / "config.yaml").write_text("name: q\n")
     (tmp_path / ".manifest.json.tmp-123-abcdef01-xyz").mkdir()
     check_run_folder(tmp_path)
+
+
+def test_an_absent_folder_that_cannot_be_made_is_refused(tmp_path):
+    file = tmp_path / "file.txt"
+    file.write_text("x")
+    for out in (file / "sub", file / "a" / "b"):  # below a file: would fail only once TensorFlow has loaded
+        with pytest.raises(ArgumentError, match=rf"`--out` cannot be made: {file} is a file, not a folder"):
+            check_run_folder(out)
+    check_run_folder(tmp_path / "new" / "deeper")  # below a folder that can be written: fine
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ArgumentError, match=rf"cannot be made: tfxfer cannot write into {locked}"):
+            check_run_folder(locked / "run")
+
+
+@pytest.mark.parametrize("out", ["", "  "])
+def test_cli_refuses_a_blank_out(tmp_path, capsys, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)  # `--out "$OUT"` with OUT unset must not run into runs/<name> here
+    assert main(["run", recipe("quick"), "--out", out, "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tfxfer: error: `--out` must name a folder. Received: --out="), err
+    assert not (tmp_path / "runs").exists()

@@ -153,6 +153,50 @@ def test_a_stale_lock_from_a_killed_process_is_taken_over(tmp_path):
         FolderLock(tmp_path).acquire()
 
 
+def test_two_runs_taking_over_the_same_stale_lock_do_not_both_hold_it(tmp_path, monkeypatch):
+    """Run B judges the lock of a killed run stale, then pauses; run A takes the lock over meanwhile. B
+    must then find A's live lock, not remove it and take the folder too."""
+    import socket
+    import threading
+
+    from tfxfer.errors import LockedError
+    from tfxfer.utils import lock as lockmod
+
+    (tmp_path / lockmod.LOCK_NAME).write_text(json.dumps({"pid": 999999999, "host": socket.gethostname(),
+                                                          "process_start": "1"}))
+    a, b = lockmod.FolderLock(tmp_path), lockmod.FolderLock(tmp_path)
+    b_judged, a_done = threading.Event(), threading.Event()
+    stale = lockmod.FolderLock._stale
+
+    def slow_stale(self, holder):
+        why = stale(self, holder)
+        if self is b and why and not b_judged.is_set():
+            b_judged.set()
+            a_done.wait(10)
+        return why
+
+    monkeypatch.setattr(lockmod.FolderLock, "_stale", slow_stale)
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(_raised(b.acquire)))
+    thread.start()
+    assert b_judged.wait(10)
+    a.acquire()
+    a_done.set()
+    thread.join(10)
+    assert a._held and not b._held and isinstance(errors[0], LockedError), errors
+    assert json.loads((tmp_path / lockmod.LOCK_NAME).read_text())["pid"] == os.getpid()
+    a.release()
+    assert sorted(os.listdir(tmp_path)) == [lockmod.TAKEOVER_NAME]  # the takeover's flock file stays
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - the test checks which
+        return exc
+    return None
+
+
 def test_run_pipeline_refuses_a_folder_another_run_holds(tmp_path):
     from tfxfer.errors import LockedError
     from tfxfer.recipes.run import run_pipeline

@@ -103,7 +103,8 @@ def test_bias_audit_and_shift_sections(tmp_path):
     assert 'id="bias-audit"' in html and 'href="#bias-audit"' in html and "module_type" in html
     assert f"accuracy: gap {worst['value']:.3f}" in html and "worst group poly" in html
     poly = next(r for r in groups["rows"] if r["group"] == "poly")
-    assert f"{poly['accuracy']:.3f} [{poly['accuracy_low']:.3f}, {poly['accuracy_high']:.3f}]" in md
+    interval = f"{poly['accuracy']:.3f} \\[{poly['accuracy_low']:.3f}, {poly['accuracy_high']:.3f}\\]"
+    assert interval in md  # a table cell: its [ ] escaped
     assert 'id="shift"' in html and "Shift detected" in html and "domain-classifier AUC" in html
     assert "## Domain shift / adaptation" in md and "| verdict | shift detected |" in md
     assert "The adaptation closed 40% of the accuracy gap" in md and 'id="adaptation-table"' in html

@@ -45,3 +45,20 @@ def test_superseded_files_and_the_delivery_reason_are_named():
     assert page.count("is superseded: the integer file int8_selective passed and is delivered instead") == 2
     assert "Why this file ships: int8_qat agrees 0.971 &lt; 0.98 with the Keras model: int8_selective ships" in page
     assert "quantization-aware int8_qat file replaces it" not in page
+
+
+def test_markdown_escapes_class_names_in_cells_and_headers():
+    import re
+
+    names = ["a|b", "<img src=x onerror=alert(1)>", "__c__\nd"]
+    result = dict(_RESULT, per_class=[{"name": n, "support": 1} for n in names],
+                  confusion=[[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    run = dict(_run(), config={"name": "<b>x</b>", "data": {"source": "s & <t>"}}, gate={"results": {"int8": result}})
+    md = render_markdown(run, figures={})
+    assert "<img" not in md and "<b>" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md
+    assert md.startswith("# tfxfer run: &lt;b&gt;x&lt;/b&gt;\n") and "data: s &amp; &lt;t&gt;" in md
+    lines = md.splitlines()
+    top = lines.index(next(line for line in lines if line.startswith("| true \\ file |")))
+    separators = [len(re.findall(r"(?<!\\)\|", line)) for line in lines[top:top + 5]]
+    assert separators == [5] * 5, lines[top:top + 5]  # the header (a|b) has no extra column
+    assert "| a\\|b | 1 | 0 | 0 |" in md and "| \\_\\_c\\_\\_ d | 0 | 0 | 1 |" in md

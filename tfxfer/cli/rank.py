@@ -66,11 +66,20 @@ def _check_flags(args, *, recipe: bool) -> None:
         raise ArgumentError("--candidates", None, "is required when DATA is not a recipe (.yaml)")
     if args.max_per_class is not None and args.max_per_class < 0:
         raise ArgumentError("--max-per-class", args.max_per_class, "must be >= 1 (or 0 for no per-class cap)")
-    if args.input_size is not None:  # the cap of a recipe's model.input_size
-        from tfxfer.recipes.config_checks import MAX_INPUT_SIDE
-        from tfxfer.utils.validate import check_int
+    from tfxfer.recipes.config_checks import MAX_INPUT_SIDE
+    from tfxfer.utils.validate import check_float, check_int
 
-        check_int("--input-size", args.input_size, low=1, high=MAX_INPUT_SIDE)
+    # the library's own bounds (rank_backbones, the probe, Budget), checked here under the flags' names
+    # before TensorFlow loads and the data are read
+    for flag, value, low, high in (("--input-size", args.input_size, 1, MAX_INPUT_SIDE),  # a recipe's cap
+                                   ("--max-samples", args.max_samples, 3 if args.probe else 2, None),
+                                   ("--max-params", args.max_params, 1, None),
+                                   ("--sequence-length", args.sequence_length, 2, None)):
+        if value is not None:
+            check_int(flag, value, low=low, high=high)
+    for flag, value in (("--max-size-mib", args.max_size_mib), ("--max-latency-ms", args.max_latency_ms)):
+        if value is not None:
+            check_float(flag, value, low=0, low_open=True)
 
 
 def _check_text_flags(args) -> None:
@@ -150,6 +159,7 @@ def cmd_rank(args) -> int:
         from tfxfer.recipes import load_config
 
         check_recipe_names(load_config(args.data, overrides=args.overrides))
+        import_tensorflow(args)  # quietly, before image_rank_inputs reads the catalog and the data (TensorFlow)
     else:
         check_data_argument(args.data)  # an unknown data set name or a missing path fails before TensorFlow
         import_tensorflow(args)  # telling text from image data reads the data set catalog (TensorFlow)
@@ -157,7 +167,6 @@ def cmd_rank(args) -> int:
             return _rank_text(args)
     inputs = ranking.image_rank_inputs(args.data, candidates=args.candidates and args.candidates.split(","),
                                        overrides=args.overrides, input_size=args.input_size)
-    import_tensorflow(args)
     from tfxfer.recipes.inference import evaluation_data  # imports TensorFlow: after import_tensorflow
     from tfxfer.transfer import rank_backbones
     from tfxfer.transfer.candidates import with_local_weights

@@ -17,7 +17,7 @@ import sys
 from tfxfer.cli.common import (add_allow_chance, add_json, add_verbosity, chance_error, chance_exit, chance_lines,
                                check_recipe_names, emit_json, error_text, exit_code, import_tensorflow, report_error,
                                show, verbosity)
-from tfxfer.errors import GateError
+from tfxfer.errors import ArgumentError, GateError
 
 
 def add_parser(sub) -> None:
@@ -42,6 +42,8 @@ def cmd_run(args) -> int:
     from tfxfer.recipes import load_config, run_pipeline
     from tfxfer.recipes.run_folder import check_run_folder
 
+    if args.out is not None and not args.out.strip():  # `--out "$OUT"` with OUT unset: not runs/<name>
+        raise ArgumentError("--out", args.out, "must name a folder", hint="Leave --out out for runs/<recipe name>")
     cfg = load_config(args.recipe, overrides=args.overrides)
     check_recipe_names(cfg)
     check_run_folder(args.out or os.path.join("runs", cfg.name))  # before TensorFlow: a wrong --out fails fast

@@ -152,7 +152,6 @@ def _check_ranges(cfg: RunConfig) -> None:
                 ("model.sequence_length", m.sequence_length, 4, 65536),
                 ("train.batch_size", t.batch_size, 1, MAX_BATCH_SIZE),
                 ("train.head_epochs", t.head_epochs, 0, MAX_EPOCHS), ("train.epochs", t.epochs, 0, MAX_EPOCHS),
-                ("train.warmup_epochs", t.warmup_epochs, 0, MAX_EPOCHS),
                 ("distill.teacher_epochs", di.teacher_epochs, 0, MAX_EPOCHS),
                 ("distill.epochs", di.epochs, 0, MAX_EPOCHS), ("quantize.epochs", q.epochs, 0, MAX_EPOCHS),
                 ("export.num_calibration", e.num_calibration, 1, MAX_EXAMPLES),
@@ -178,6 +177,8 @@ def _check_ranges(cfg: RunConfig) -> None:
                         ("distill.temperature", di.temperature), ("distill.learning_rate", di.learning_rate),
                         ("quantize.learning_rate", q.learning_rate)):
         _in_range(path, value, 0.0, None, low_open=True)
+    _in_range("train.warmup_epochs", t.warmup_epochs, 0.0, None)  # a float: half an epoch of warmup is fine
+    _in_range("train.warmup_epochs", t.warmup_epochs, None, MAX_EPOCHS)
     _in_range("train.layer_decay", t.layer_decay, 0.0, 1.0, low_open=True)
     _in_range("train.l2sp", t.l2sp, 0.0, None)
     _in_range("train.label_smoothing", t.label_smoothing, 0.0, 1.0, high_open=True)

@@ -21,6 +21,9 @@ import sys
 
 from tfxfer.recipes.manifest import package_versions
 
+#: The TF_USE_LEGACY_KERAS values that make TensorFlow route tf.keras to tf_keras (Keras 2); any other
+#: value, "FALSE" or "no" included, leaves Keras 3 (tensorflow/python/util/lazy_loader.py).
+LEGACY_KERAS_ON = ("true", "True", "1")
 PACKAGES = ("tensorflow", "keras", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "keras-hub",
             "tensorflow-serving-api")
 
@@ -82,8 +85,8 @@ def check_versions(versions: dict, *, env=None) -> list[Check]:
     checks.append(Check("KERAS_BACKEND", backend in (None, "", "tensorflow"), backend or "unset (tensorflow)",
                         "tensorflow", "" if backend in (None, "", "tensorflow") else "unset KERAS_BACKEND"))
     legacy = env.get("TF_USE_LEGACY_KERAS")
-    ok = legacy in (None, "", "0", "false", "False")
-    checks.append(Check("TF_USE_LEGACY_KERAS", ok, legacy or "unset", "unset (tfxfer uses Keras 3)",
+    ok = legacy not in LEGACY_KERAS_ON  # TensorFlow's own test: FALSE, no, off leave tf.keras on Keras 3
+    checks.append(Check("TF_USE_LEGACY_KERAS", ok, legacy or "unset", "not true/True/1 (tfxfer uses Keras 3)",
                         "" if ok else "unset TF_USE_LEGACY_KERAS"))
     return checks
 
@@ -109,9 +112,16 @@ def import_checks() -> list[Check]:
     """Real imports: TensorFlow with the Keras backend, LiteRT, TFMOT, keras-hub (seconds)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     checks = []
-    checks.append(_import_check("import keras (TensorFlow backend)",
-                                "import keras\nassert keras.backend.backend() == 'tensorflow', keras.backend.backend()",
-                                "unset KERAS_BACKEND; pip install \"keras>=3.13,<4\""))
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend not in (None, "", "tensorflow"):  # importing would load (or fail to find) that backend instead
+        checks.append(Check("import keras (TensorFlow backend)", False, f"KERAS_BACKEND={backend}", "imports",
+                            "unset KERAS_BACKEND (or set it to tensorflow): tfxfer needs the tensorflow backend"))
+    else:
+        checks.append(_import_check("import keras (TensorFlow backend)",
+                                    "import keras\nbackend = keras.backend.backend()\n"
+                                    "assert backend == 'tensorflow', f'backend {backend} (~/.keras/keras.json)'",
+                                    "set \"backend\": \"tensorflow\" in ~/.keras/keras.json; "
+                                    "pip install \"keras>=3.13,<4\""))
     checks.append(_import_check("import ai_edge_litert", "from ai_edge_litert.interpreter import Interpreter",
                                 'pip install "ai-edge-litert>=2.3"'))
     checks.append(_import_check("import tensorflow_model_optimization",

@@ -20,25 +20,62 @@ from __future__ import annotations
 import codecs
 import copy
 import os
+import types
+import typing
 
 import yaml
 
 from tfxfer.errors import ConfigError, bounded_repr
 from tfxfer.recipes.config import RunConfig
-from tfxfer.recipes.schema import schema_at
+from tfxfer.recipes.schema import schema_path
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one).
+
+    Merge keys (``<<: *defaults``) work as in ``yaml.safe_load``: the merged keys come first and a key
+    written in the mapping itself overrides them; a key written twice is still refused.
+    """
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _merged_size(loader, node, sizes: dict) -> int:
+    """How many keys mapping ``node`` holds once its merge keys are expanded (memoised in ``sizes``).
+
+    Refuses a key written twice in ``node`` or in a mapping it merges, a mapping that merges itself,
+    and more than `MAX_VALUES` keys: a chain of merges doubles at each step in PyYAML before 6.0.2.
+    """
+    if id(node) in sizes:
+        if sizes[id(node)] is None:
+            raise ConfigError(f"a YAML merge key (<<) merges a mapping into itself (line {node.start_mark.line + 1})")
+        return sizes[id(node)]
+    sizes[id(node)] = None
+    size, seen = 0, set()
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE_TAG:
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            size += sum(_merged_size(loader, s, sizes) for s in sources if isinstance(s, yaml.MappingNode))
+        else:
+            size += 1
+            key = loader.construct_object(key_node)
+            try:
+                if key in seen:
+                    raise ConfigError(f"duplicate key `{key}` (line {key_node.start_mark.line + 1})")
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML's construct_mapping says so
+                pass
+        if size > MAX_VALUES:
+            raise ConfigError(f"a mapping holds more than {MAX_VALUES} keys once YAML merge keys (<<) are expanded "
+                              f"(line {node.start_mark.line + 1})")
+    sizes[id(node)] = size
+    return size
 
 
 def _construct_mapping(loader, node, deep=False):
-    seen = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise ConfigError(f"duplicate key `{key}` (line {key_node.start_mark.line + 1})")
-        seen[key] = True
+    _merged_size(loader, node, loader.__dict__.setdefault("_merged_sizes", {}))
+    loader.flatten_mapping(node)  # merged keys first, so the mapping's own keys override them
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
@@ -125,8 +162,33 @@ def parse_yaml(text: str, *, where: str = "recipe") -> dict:
     return raw
 
 
-def parse_override(item: str) -> tuple[list[str], object]:
-    """``"train.epochs=3"`` -> (["train", "epochs"], 3); the value is read as a YAML scalar/list."""
+#: How YAML writes null: what a ``--set`` value of a ``str | None`` key must be to mean None.
+_NULLS = ("", "~", "null", "Null", "NULL")
+
+
+def _takes_text(hint) -> bool:
+    """True for ``str`` and ``str | None``: a ``--set`` value for such a key is kept as typed."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return set(typing.get_args(hint)) == {str, type(None)}
+    return hint is str
+
+
+def parse_override(item: str, *, schema=None) -> tuple[list, object]:
+    """``"train.epochs=3"`` -> (["train", "epochs"], 3).
+
+    With ``schema`` (a dataclass such as `RunConfig`) the key path must exist in it, the keys of an
+    integer-keyed mapping become integers (``train.stages.0``) and the value of a text key is kept as
+    typed (``data.source=photos #2``, ``=2024-05-01``, ``=on``, ``=null`` are folder names; a
+    ``str | None`` key is None for ``null``, ``~`` or nothing). Every other value is read as YAML
+    (``3``, ``1e-3``, ``null``, ``[96, 96]``, ``{0: 2}``). Errors name the ``--set`` item.
+
+    Example:
+        >>> from tfxfer.recipes.config import RunConfig
+        >>> parse_override("data.source=photos #2", schema=RunConfig)
+        (['data', 'source'], 'photos #2')
+        >>> parse_override("train.stages.0=5", schema=RunConfig)
+        (['train', 'stages', 0], 5)
+    """
     if not isinstance(item, str) or "=" not in item:
         raise ConfigError(f"--set expects key.sub=value. Received: {bounded_repr(item)}")
     key, _, text = item.partition("=")
@@ -136,31 +198,38 @@ def parse_override(item: str) -> tuple[list[str], object]:
     keys = [k.strip() for k in key.strip().split(".")]
     if not all(keys):
         raise ConfigError(f"--set expects key.sub=value. Received: {bounded_repr(item)}")
+    where = f"--set {bounded_repr(item)[1:-1]}"
     if len(text) > MAX_RECIPE_BYTES:
-        raise ConfigError(f"--set {'.'.join(keys)}: the value holds {len(text)} characters (at most {MAX_RECIPE_BYTES})")
+        raise ConfigError(f"{where}: the value holds {len(text)} characters (at most {MAX_RECIPE_BYTES})")
+    hint = None
+    if schema is not None:
+        keys, hint = schema_path(schema, keys, where=f"{where}: ")
+    if _takes_text(hint):
+        return keys, None if hint is not str and text.strip() in _NULLS else text
     try:
         value = yaml.load(text, Loader=_StrictLoader) if text.strip() else None  # noqa: S506
     except yaml.YAMLError:
         value = text
+    except ConfigError as exc:  # a duplicate key in a {...} value
+        raise ConfigError(f"{where}: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"--set {'.'.join(keys)}: the value is nested too deeply") from None
-    check_shape(value, where=f"--set {'.'.join(keys)}")
+        raise ConfigError(f"{where}: the value is nested too deeply") from None
+    check_shape(value, where=where)
     return keys, value
 
 
-def apply_overrides(raw: dict, overrides) -> dict:
-    """Apply ``--set`` items to the parsed recipe (validated against the schema first)."""
+def apply_overrides(raw: dict, overrides, *, schema=RunConfig) -> dict:
+    """Apply ``--set`` items to the parsed recipe (each checked against ``schema`` first; `parse_override`)."""
     out = copy.deepcopy(raw)
     for item in overrides or ():
-        keys, value = parse_override(item)
-        schema_at(RunConfig, keys, where=f"--set {item}: ")
+        keys, value = parse_override(item, schema=schema)
         node = out
         for i, key in enumerate(keys[:-1]):
             child = node.get(key)
             if child is None:
                 child = node[key] = {}
             elif not isinstance(child, dict):
-                raise ConfigError(f"--set {item}: `{'.'.join(keys[:i + 1])}` is not a section")
+                raise ConfigError(f"--set {item}: `{'.'.join(map(str, keys[:i + 1]))}` is not a section")
             node = child
         node[keys[-1]] = value
     return out

@@ -5,9 +5,10 @@ its run folder, so it only uses a folder that is absent, empty, or already a tfx
 folder is recognised by what a run leaves in it: ``manifest.json`` holding a tfxfer manifest (an
 object with ``tfxfer_manifest``, written before the first stage), or, for a run killed before that,
 ``config.yaml`` beside the run's ``stages/`` folder or its lock file. A folder holding only what a
-starting run makes first (its lock file, the temporaries of those two files, the ``workers/worker-N``
+starting run makes first (its lock files, the temporaries of those two files, the ``workers/worker-N``
 folders of a multi-worker run) counts as empty. Any other folder with files in it (a home or
-project folder) is refused with `ArgumentError` naming ``--out`` and the folder.
+project folder) is refused with `ArgumentError` naming ``--out`` and the folder, and so is an absent
+folder that cannot be made (below a file, or in a folder tfxfer cannot write into).
 
 Example:
     >>> import os, tempfile
@@ -28,7 +29,7 @@ import os
 import re
 
 from tfxfer.errors import ArgumentError
-from tfxfer.utils.lock import LOCK_NAME
+from tfxfer.utils.lock import LOCK_NAME, TAKEOVER_NAME
 
 #: A manifest larger than this is not read (it is not one tfxfer wrote).
 MAX_MANIFEST_BYTES = 64 << 20
@@ -37,10 +38,10 @@ _MARKER_TEMPORARY = re.compile(r"\.(config\.yaml|manifest\.json)\.tmp-")
 
 
 def _own_entry(run_dir: str, name: str) -> bool:
-    """Whether entry ``name`` of ``run_dir`` is one a run makes before its manifest: the lock file, the
-    temporary of config.yaml or manifest.json being written, or ``workers/`` holding only ``worker-N``
+    """Whether entry ``name`` of ``run_dir`` is one a run makes before its manifest: the lock file (and
+    the file a stale lock's takeover locks), the temporary of config.yaml or manifest.json being written, or ``workers/`` holding only ``worker-N``
     folders (multi-worker training: a worker may look while the chief starts its run)."""
-    if name == LOCK_NAME or _MARKER_TEMPORARY.match(name):
+    if name in (LOCK_NAME, TAKEOVER_NAME) or _MARKER_TEMPORARY.match(name):
         return True
     if name != "workers" or not os.path.isdir(os.path.join(run_dir, name)):
         return False
@@ -76,15 +77,32 @@ def is_run_folder(path) -> bool:
         os.path.isdir(os.path.join(path, "stages")) or os.path.isfile(os.path.join(path, LOCK_NAME)))
 
 
+def _check_creatable(run_dir: str) -> None:
+    """`ArgumentError` naming ``--out`` unless absent ``run_dir`` can be made: its nearest existing
+    ancestor must be a folder tfxfer can write into (``afile/sub`` would fail only after TensorFlow loads)."""
+    parent = os.path.dirname(os.path.abspath(run_dir))
+    while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ArgumentError("--out", run_dir, f"cannot be made: {parent} is a file, not a folder",
+                            hint="Pass a new or empty folder, or the folder of an earlier run")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ArgumentError("--out", run_dir, f"cannot be made: tfxfer cannot write into {parent}",
+                            hint="Pass a folder you can write into")
+
+
 def check_run_folder(run_dir) -> None:
     """Raise `ArgumentError` naming ``--out`` unless ``run_dir`` is absent, empty (a run's lock file and
     ``workers/`` folder aside) or a tfxfer run folder (`is_run_folder`).
 
     Raises:
-        ArgumentError: ``run_dir`` is a file, not a folder; or a folder holding other files.
+        ArgumentError: ``run_dir`` is a file, not a folder; a folder holding other files; or absent
+            and cannot be made: its nearest existing parent is a file, or a folder tfxfer cannot
+            write into.
     """
     run_dir = os.fspath(run_dir)
     if not os.path.lexists(run_dir):
+        _check_creatable(run_dir)
         return
     if not os.path.isdir(run_dir):
         raise ArgumentError("--out", run_dir, "is a file, not a folder",

@@ -23,12 +23,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 
 from tfxfer.errors import ConfigError, bounded_repr, suggest
 from tfxfer.utils.validate import is_int, is_number
 
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,18}")
 _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
@@ -190,6 +192,18 @@ def schema_at(cls, keys: list[str], *, where: str = ""):
     Dict-typed fields accept any key below them. Raises `ConfigError` with a suggestion for an
     unknown key.
     """
+    return schema_path(cls, keys, where=where)[1]
+
+
+def schema_path(cls, keys: list[str], *, where: str = "") -> tuple[list, object]:
+    """``(keys, annotation)``: `schema_at`'s annotation, and ``keys`` with the keys of ``dict[int, ...]``
+    fields that look like integers made integers (a ``--set`` path is text: ``train.stages.0``).
+
+    Example:
+        >>> from tfxfer.recipes.config import RunConfig
+        >>> schema_path(RunConfig, ["train", "stages", "0"])
+        (['train', 'stages', 0], <class 'int'>)
+    """
     hint, done = cls, []
     for key in keys:
         origin = typing.get_origin(hint)
@@ -200,11 +214,13 @@ def schema_at(cls, keys: list[str], *, where: str = ""):
         if dataclasses.is_dataclass(hint):
             known = field_hints(hint)
             if key not in known:
-                raise unknown_key_error(".".join(done), key, known, where=where)
+                raise unknown_key_error(".".join(map(str, done)), key, known, where=where)
             hint = known[key]
         elif origin is dict:
-            hint = typing.get_args(hint)[1]
+            key_type, hint = typing.get_args(hint)
+            if key_type is int and isinstance(key, str) and _INT_TEXT.fullmatch(key):
+                key = int(key)
         else:
-            raise ConfigError(f"{where}`{'.'.join(done)}` is a single value, it has no key `{key}`")
+            raise ConfigError(f"{where}`{'.'.join(map(str, done))}` is a single value, it has no key `{key}`")
         done.append(key)
-    return hint
+    return done, hint

@@ -34,16 +34,22 @@ pre{background:#f6f8fa;border:1px solid #e4e7ec;border-radius:6px;padding:10px;f
 """
 
 
+def _f3(value) -> str:
+    """A headline number with three decimals ("-" for a value the run did not record)."""
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _headline(run: dict) -> str:
     metrics, export, manifest = run.get("metrics") or {}, run.get("export") or {}, run.get("manifest") or {}
     cards = []
     split = metrics.get("split", "test")
     if "accuracy" in metrics:
-        cards.append(card(f"{split} accuracy", f"{metrics['accuracy']:.3f}", f"{metrics.get('num_examples', '')} examples"))
+        cards.append(card(f"{split} accuracy", _f3(metrics["accuracy"]),
+                          esc(f"{metrics.get('num_examples', '')} examples")))
     if "macro_f1" in metrics:
-        cards.append(card("macro F1", f"{metrics['macro_f1']:.3f}"))
+        cards.append(card("macro F1", _f3(metrics["macro_f1"])))
     if "entity_f1" in metrics:
-        cards.append(card("entity F1", f"{metrics['entity_f1']:.3f}", "seqeval-style, micro"))
+        cards.append(card("entity F1", _f3(metrics["entity_f1"]), "seqeval-style, micro"))
     if metrics.get("ece") is not None:
         cards.append(card("calibration (ECE)", f"{metrics['ece']:.3f}", "lower is better"))
     rows = export.get("rows") or []
@@ -51,8 +57,8 @@ def _headline(run: dict) -> str:
     row = next((r for r in rows if r["variant"] == deliver), None)
     variant, result = sections.delivered(run)
     if result is not None:  # the shipped file's accuracy first, the Keras model's beside it
-        cards.insert(0, card(f"{variant} file accuracy", f"{result['tflite_accuracy']:.3f}",
-                             f"Keras {result['keras_accuracy']:.3f} · agreement {result['top1_agreement']:.3f}"))
+        cards.insert(0, card(f"{variant} file accuracy", _f3(result["tflite_accuracy"]),
+                             f"Keras {_f3(result['keras_accuracy'])} · agreement {_f3(result['top1_agreement'])}"))
     if row:
         lat = "-" if row.get("latency_ms") is None else f"{row['latency_ms']:.2f} ms"
         cards.append(card(f"TFLite {row['variant']}", f"{row['size_kib'] / 1024:.2f} MiB",

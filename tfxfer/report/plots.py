@@ -121,7 +121,7 @@ def reliability_png(bins: list, ece: float) -> bytes:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     width = bins[0]["hi"] - bins[0]["lo"] if bins else 0.1
-    bins = [b for b in bins if b["count"]]
+    bins = [b for b in bins if b["count"] and b["accuracy"] is not None and b["confidence"] is not None]
     centres = [(b["lo"] + b["hi"]) / 2 for b in bins]
     acc = [b["accuracy"] for b in bins]
     conf = [b["confidence"] for b in bins]
@@ -153,7 +153,8 @@ def misclassified_png(thumbnails, items: list, *, columns: int = 8) -> bytes:
             ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
         else:
             ax.imshow(image)
-        ax.set_title(f"true {item['true']}\npred {item['predicted']} {item['confidence']:.2f}", fontsize=7)
+        confidence = "" if item.get("confidence") is None else f" {item['confidence']:.2f}"
+        ax.set_title(f"true {item['true']}\npred {item['predicted']}{confidence}", fontsize=7)
     return _png(fig)
 
 

@@ -62,6 +62,7 @@ import zipfile
 import numpy as np
 
 from tfxfer.errors import ArgumentError
+from tfxfer.report.run_files import check_file
 
 FILES = {
     "manifest": "manifest.json",
@@ -229,19 +230,20 @@ def unfinished_sentence(run: dict) -> str | None:
             "Re-run it (add --resume to continue)")
 
 
-def _object(run_dir: str, rel: str, *, required: bool, problems: list):
+def _object(run_dir: str, rel: str, *, shape: str, required: bool, problems: list):
     """The JSON object in ``run_dir/rel`` (None when the file is missing). A file that is not UTF-8
-    JSON, or holds something other than an object, raises `ArgumentError` naming it if ``required``,
-    else is listed in ``problems`` and read as missing."""
+    JSON, holds something other than an object or fails `check_file` for ``shape`` (a field of the
+    wrong type) raises `ArgumentError` naming it if ``required``, else is listed in ``problems`` and
+    read as missing."""
     path = os.path.join(run_dir, rel)
     try:
         value = _json(path)
     except (OSError, ValueError, RecursionError) as exc:  # not UTF-8, not JSON (a truncated write), unreadable
         problem = f"not readable JSON ({_unreadable(exc)})"
     else:
-        if value is None or isinstance(value, dict):
+        problem = None if value is None else check_file(shape, value)
+        if problem is None:
             return value
-        problem = f"a JSON {type(value).__name__}, not an object"
     if required:
         raise ArgumentError("run_dir", run_dir, f"holds a {rel} that tfxfer cannot use: {problem}",
                             hint=f"Restore {rel} from a backup, or delete it to report from the other files")
@@ -251,7 +253,8 @@ def _object(run_dir: str, rel: str, *, required: bool, problems: list):
 
 def _config(run_dir: str):
     """``(text, mapping)`` of ``run_dir/config.yaml`` ((None, None) when missing); `ArgumentError` naming
-    the file when it is not UTF-8 YAML holding a mapping."""
+    the file when it is not UTF-8 YAML holding a mapping whose ``model``, ``data`` and ``export`` are
+    mappings."""
     import yaml
 
     path = os.path.join(run_dir, "config.yaml")
@@ -264,9 +267,10 @@ def _config(run_dir: str):
     except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
         problem = f"not readable YAML ({_unreadable(exc)})"
     else:
-        if config is None or isinstance(config, dict):
+        problem = None if config is None else check_file("config", config)
+        if problem is None:
             return text, config
-        problem = f"a YAML {type(config).__name__}, not a mapping"
+        problem = problem.replace("a JSON", "a YAML").replace("not an object", "not a mapping")
     raise ArgumentError("run_dir", run_dir, f"holds a config.yaml that tfxfer cannot use: {problem}",
                         hint="Restore config.yaml (the resolved recipe the run saved), or delete it")
 
@@ -286,26 +290,22 @@ def load_run(run_dir) -> dict:
     """``{"run_dir", "config", "manifest", "data", "history", "metrics", "misclassified",
     "thumbnails", "export", "gate", "groups", "shift", "adaptation", "problems"}``; a missing file
     gives None; ``problems`` lists the files that could not be used (an optional record that fails
-    `check_record`, a result file that is not a JSON object: each is then read as missing).
+    `check_record`, a result file that is not a JSON object or fails
+    `tfxfer.report.run_files.check_file`: each is then read as missing).
 
     Raises:
         ArgumentError: ``manifest.json`` or ``config.yaml`` (the run's identity and status) exists
-            but is not UTF-8 JSON / YAML holding an object; the message names the file.
+            but is not UTF-8 JSON / YAML holding an object (for the manifest: with its fields of the
+            types `check_file` expects); the message names the file.
     """
     run_dir = os.fspath(run_dir)
     out = {"run_dir": os.path.abspath(run_dir)}
     problems = []
     for key, rel in FILES.items():
-        out[key] = _object(run_dir, rel, required=key == "manifest", problems=problems)
+        out[key] = _object(run_dir, rel, shape=key, required=key == "manifest", problems=problems)
     out["config_text"], out["config"] = _config(run_dir)
-    extra = _object(run_dir, "distill/history.json", required=False, problems=problems)
+    extra = _object(run_dir, "distill/history.json", shape="distill_history", required=False, problems=problems)
     history = out["history"]
-    if history and not isinstance(history.get("history"), dict):
-        problems.append(f"{FILES['history']}: `history` must map curve names to lists; left out of the report")
-        history = out["history"] = None
-    if extra and not isinstance(extra.get("history"), dict):
-        problems.append("distill/history.json: `history` must map curve names to lists; left out of the report")
-        extra = None
     if history and extra:  # distillation continues the training curves
         out["history"] = _merge_distill(history, extra)
     out["problems"] = problems
@@ -335,4 +335,21 @@ def load_run(run_dir) -> dict:
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # damaged or foreign archive
             out["problems"].append(f"eval/misclassified.npz: not a readable thumbnail archive ({_unreadable(exc)}); "
                                    "left out of the report")
+    _check_thumbnails(out)
     return out
+
+
+def _check_thumbnails(run: dict) -> None:
+    """Drop a thumbnail archive that is not a batch of images or that ``misclassified.json`` indexes past."""
+    thumbnails, shown = run["thumbnails"], (run.get("misclassified") or {}).get("shown") or []
+    if thumbnails is None:
+        return
+    if thumbnails.ndim != 4 or thumbnails.shape[-1] not in (1, 3, 4) or thumbnails.dtype.kind not in "buif":
+        problem = f"not a batch of images (an array of shape {thumbnails.shape}, dtype {thumbnails.dtype})"
+    else:
+        wanted = max((s["thumbnail"] for s in shown if s.get("thumbnail") is not None), default=-1)
+        if wanted < len(thumbnails):
+            return
+        problem = f"holds {len(thumbnails)} thumbnail(s), but eval/misclassified.json shows number {wanted}"
+    run["problems"].append(f"eval/misclassified.npz: {problem}; left out of the report")
+    run["thumbnails"] = None

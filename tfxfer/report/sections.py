@@ -102,17 +102,17 @@ def mistakes_section(run, figures) -> str:
     shown = mis["shown"]
     scored = any(s.get("confidence") is not None for s in shown)
     order = "the most confident first" if scored else "the first ones"
-    out.append(f'<p class="muted">{mis["count"]} wrong in total; showing {len(shown)}, {order}:</p>')
+    out.append(f'<p class="muted">{esc(mis.get("count", "?"))} wrong in total; showing {len(shown)}, {order}:</p>')
     if figures.get("misclassified"):
         out.append(figure(figures["misclassified"], "misclassified examples"))
     if any("text" in s for s in shown):
         rows = [[f'<span class="muted">{esc(s["true"])} &rarr; </span><b>{esc(s["predicted"])}</b>',
-                 *([s["confidence"]] if scored else []), esc(s["text"])] for s in shown]
+                 *([s.get("confidence")] if scored else []), esc(s.get("text", ""))] for s in shown]
         headers = ["true → predicted", *(["confidence"] if scored else []), "text"]
         out.append(table(headers, rows, raw_cols=(0, len(headers) - 1)))
     elif any("name" in s for s in shown):
         out.append(table(["file", "true", "predicted", "confidence"],
-                         [[s["name"], s["true"], s["predicted"], s["confidence"]] for s in shown]))
+                         [[s.get("name"), s["true"], s["predicted"], s.get("confidence")] for s in shown]))
     return "".join(out)
 
 
@@ -124,11 +124,11 @@ def export_section(run, figures) -> str:
     rows = []
     for r in export["rows"]:
         latency = fmt(r.get("latency_ms"))
-        if r.get("latency_nt_ms") is not None and len(set(r.get("threads", [1, 2]))) > 1:
+        if r.get("latency_nt_ms") is not None and len(set(r.get("threads") or [1, 2])) > 1:
             latency += f' / {fmt(r["latency_nt_ms"])}'
         rows.append([esc(r["variant"]), fmt(r["size_kib"]), latency, fmt(r["accuracy_keras"]), fmt(r["accuracy_file"]),
                      fmt(r["accuracy_drop_pts"]), fmt(r["top1_agreement"]), fmt(r["max_abs_error"]), verdict(r["gate"])])
-    threads = export["rows"][0].get("threads", [1, 2]) if export["rows"] else [1, 2]
+    threads = (export["rows"][0].get("threads") if export["rows"] else None) or [1, 2]
     label = f"{threads[0]} thread" if threads[0] == threads[-1] else f"{threads[0]} / {threads[-1]} threads"
     out.append(table(["variant", "size (KiB)", f"latency ms ({label})", "accuracy Keras",
                       "accuracy file", "drop (pts)", "top-1 agreement", "max abs error", "gate"], rows,

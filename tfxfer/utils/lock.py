@@ -4,8 +4,10 @@
 file system) and writes who holds it: pid, host, the process's start time and the command. A
 second holder gets `LockedError` naming the first. A lock left by a process that no longer runs
 (killed with SIGKILL, a power cut) is stale: it is detected from the pid (and, on Linux, the
-process start time, so a recycled pid does not count) and taken over, with a note. A lock held
-from another host cannot be checked and is reported with the file to delete.
+process start time, so a recycled pid does not count) and taken over, with a note. Takeovers hold
+an ``flock`` on ``<folder>/.tfxfer.lock.takeover`` and remove the lock only if it still holds the
+stale record, so two runs restarted at once never both hold the folder. A lock held from another
+host cannot be checked and is reported with the file to delete.
 
 Example:
     >>> import tempfile
@@ -22,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -32,6 +35,8 @@ import time
 from tfxfer.errors import LockedError
 
 LOCK_NAME = ".tfxfer.lock"
+#: Taking over a stale lock holds an flock on this file, beside the lock (`_takeover_guard`).
+TAKEOVER_NAME = LOCK_NAME + ".takeover"
 #: A lock file that holds no readable record and is older than this (seconds) is stale (a writer
 #: died between creating and filling it).
 UNREADABLE_STALE_S = 10.0
@@ -65,6 +70,25 @@ def _alive(pid: int, started: str | None) -> bool:
     return started is None or now is None or now == started
 
 
+@contextlib.contextmanager
+def _takeover_guard(folder: str):
+    """Hold an exclusive ``flock`` on ``<folder>/`` `TAKEOVER_NAME` (made on the first takeover, kept): two
+    runs that both found the same stale lock take it over one after the other, so the second sees the
+    first's live lock instead of removing it. The kernel drops the flock of a killed process. Where
+    there is no ``fcntl`` (Windows) takeovers are not serialised."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(os.path.join(folder, TAKEOVER_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 class FolderLock:
     """Hold ``<folder>/.tfxfer.lock`` while a run writes to ``folder`` (a context manager).
 
@@ -84,12 +108,20 @@ class FolderLock:
                 "locked_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "command": self.command or sys.argv}
 
-    def _holder(self) -> dict | None:
-        """The record in the lock file, or None when it cannot be read as one."""
+    def _read(self) -> bytes | None:
+        """The lock file's bytes (its first 64 KiB), or None when it cannot be read (gone)."""
         try:
-            with open(self.path, encoding="utf-8") as f:
-                holder = json.loads(f.read(1 << 16))
-        except (OSError, ValueError):
+            with open(self.path, "rb") as f:
+                return f.read(1 << 16)
+        except OSError:
+            return None
+
+    def _holder(self, raw: bytes | None = None) -> dict | None:
+        """The record in the lock file (or in its bytes ``raw``), or None when it cannot be read as one."""
+        raw = self._read() if raw is None else raw
+        try:
+            holder = json.loads((raw or b"").decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError included
             return None
         if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
             return None
@@ -115,7 +147,10 @@ class FolderLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                holder = self._holder()
+                raw = self._read()
+                if raw is None and not os.path.lexists(self.path):
+                    continue  # released as we looked: try again
+                holder = self._holder(raw) if raw is not None else None
                 why = self._stale(holder)
                 if why is None:
                     who = (f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('locked_at')}: "
@@ -124,11 +159,14 @@ class FolderLock:
                     raise LockedError(f"{self.folder} is locked by another tfxfer process ({who}). Wait for it to "
                                       f"finish, or use another run folder; if that process is gone (another "
                                       f"machine), delete {self.path}", holder=holder)
+                with _takeover_guard(self.folder):
+                    if self._read() != raw:  # another run took it over since we looked: look again
+                        continue
+                    try:
+                        os.unlink(self.path)  # still the stale record: no live lock is removed
+                    except FileNotFoundError:
+                        pass
                 self.notes.append(f"took over a stale lock ({why})")
-                try:
-                    os.unlink(self.path)
-                except FileNotFoundError:
-                    pass
                 continue
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self._record(), f)

@@ -7,7 +7,7 @@ written by ``tfxfer.export``) to the device, then:
     pip install numpy pillow ai-edge-litert     # or tflite-runtime on older Raspberry Pi OS
     python3 litert_runner.py model_int8.tflite photo.jpg --top-k 3 --threads 2
 
-Preprocessing is inside the model: the runner decodes the image to RGB (16-bit samples to 8-bit,
+Preprocessing is inside the model: the runner decodes the image to RGB (16-bit, 32-bit and float samples to 8-bit as tfxfer's loaders convert them,
 palette and alpha images to RGB, a GIF's first frame), converts it to grayscale for grayscale
 models, resizes it exactly as training did (bilinear, half-pixel centres, no antialiasing: numpy,
 pixel for pixel what ``tfxfer.data.decode`` does) and feeds raw 0-255 pixels, quantized to the
@@ -261,7 +261,8 @@ GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)  # tfxfer/data/dec
 
 def decode_rgb(path: str) -> np.ndarray:
     """uint8 ``(h, w, 3)``: the first frame, EXIF orientation applied, 16-bit samples reduced to 8 bits
-    (high byte), palette / gray / alpha / CMYK images converted to RGB (alpha dropped), as tfxfer's
+    (a PNG TensorFlow decodes: the high byte; a TIFF or rotated PNG: / 257, and 32-bit / float TIFFs
+    scaled, as tfxfer/data/scan.py ``to_rgb_png`` converts them for tfxfer's loaders), palette / gray / alpha / CMYK images converted to RGB (alpha dropped), as tfxfer's
     loaders feed ``tf.io.decode_image(channels=3)``.
 
     Raises:
@@ -285,10 +286,15 @@ def decode_rgb(path: str) -> np.ndarray:
                 if width < 1 or height < 1:
                     raise ImageError(f"corrupt: the header declares a {width}x{height} image")
                 opened.seek(0)
+                upright = _orientation(opened) == 1
                 image = ImageOps.exif_transpose(opened)  # upright, as tfxfer's loaders and `tfxfer predict` read it
-                if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit gray: Pillow would clip to white
-                    values = np.asarray(image).astype(np.int64)
-                    gray = np.clip(values >> 8, 0, 255).astype(np.uint8)
+                mode = image.mode
+                if mode.startswith("I;16") or mode in ("I", "F"):  # Pillow's convert would clip to white / black
+                    if opened.format == "PNG" and upright and mode != "F":
+                        # TensorFlow decodes these PNGs itself (tfxfer/data/scan.py _TF_EXACT): the high byte
+                        gray = np.clip(np.asarray(image).astype(np.int64) >> 8, 0, 255).astype(np.uint8)
+                    else:  # scan.to_rgb_png, which converts them (TIFF, rotated PNG) for tfxfer's loaders
+                        gray = _scaled_gray(np.asarray(image, dtype=np.float64), mode)
                     return np.repeat(gray[..., None], 3, axis=-1)
                 return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError):  # ImageError, UnidentifiedImageError, truncated files, bad modes
@@ -297,6 +303,26 @@ def decode_rgb(path: str) -> np.ndarray:
         raise ImageError(f"too_large: {exc}") from None
     except Exception as exc:  # Pillow's plugins also raise SyntaxError, EOFError, struct.error, ...
         raise ImageError(f"corrupt: {type(exc).__name__}: {exc}") from None
+
+
+def _orientation(image) -> int:
+    """The EXIF orientation tag (1 if none or damaged), as tfxfer/data/scan.py reads it."""
+    try:
+        return int(image.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a damaged EXIF block is ignored, as every viewer does
+        return 1
+
+
+def _scaled_gray(values: np.ndarray, mode: str) -> np.ndarray:
+    """uint8 gray from 16-bit / 32-bit / float samples: tfxfer/data/scan.py ``to_rgb_png``'s rules
+    (16-bit / 257; 32-bit / 257 when above 255, else as is; float in [0, 1] * 255, else as is)."""
+    if mode.startswith("I;16"):
+        values = values / 257.0
+    elif mode == "I":
+        values = values / 257.0 if values.max(initial=0) > 255 else values
+    elif values.max(initial=0) <= 1.0:
+        values = values * 255.0
+    return np.clip(np.round(values), 0, 255).astype(np.uint8)
 
 
 def resize_bilinear(pixels: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -225,3 +225,31 @@ def test_an_exif_rotated_photo_is_upright_in_training_predict_and_on_the_device(
     np.testing.assert_array_equal(training, from_predict)
     np.testing.assert_array_equal(training.astype(np.float32), device)
     assert training[0].mean() > 200 and training[-1].mean() < 50  # white on top: upright
+
+
+def test_tiffs_the_loaders_convert_decode_the_same_on_the_device(tmp_path):
+    """32-bit int, float and 16-bit TIFFs (and a rotated 16-bit PNG) are converted by the loaders'
+    scan (``to_rgb_png``: scaled, not clipped); the runner reproduces that, not the PNG high-byte rule."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    ramp = np.linspace(0, 1, 20 * 30).reshape(20, 30)
+    arrays = {"int32.tif": (ramp * 255).astype(np.int32),
+              "int32_wide.tif": (ramp * 65535).astype(np.int32),
+              "float.tif": (ramp * 0.9).astype(np.float32),
+              "uint16.tif": (ramp * 65535).astype(np.uint16) | rng.integers(0, 256, (20, 30)).astype(np.uint16)}
+    paths = []
+    for name, array in arrays.items():
+        Image.fromarray(array).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.fromarray(arrays["uint16.tif"]).save(tmp_path / "deep16_exif3.png", exif=exif)
+    paths.append(str(tmp_path / "deep16_exif3.png"))
+    runner = _runner()
+    for channels in (1, 3):
+        training = _training_pixels(paths, SIZE, channels)
+        for path, expected in zip(paths, training):
+            device = runner.load_image(path, *SIZE, channels)[0]
+            np.testing.assert_array_equal(expected.astype(np.float32), device, err_msg=os.path.basename(path))
+            assert device.max() > 100, os.path.basename(path)  # not black

@@ -329,10 +329,15 @@ class BytePairTokenizer:
     def from_causal_lm(cls, path: str) -> "BytePairTokenizer":
         """The tokenizer JSON ``tfxfer.causal_lm.BPETokenizer.save`` writes (``tokens`` in id order,
         ``merges``, ``pre``, ``special_tokens``), with Hugging Face's pre-tokenizer."""
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-        if not isinstance(config.get("tokens"), list) or config.get("pre") not in PRE_TOKENIZERS[1:]:
-            raise ValueError(f"{path}: not a causal LM tokenizer (needs `tokens` and `pre` in {PRE_TOKENIZERS[1:]})")
+        config = _read_json(path, "causal LM tokenizer")
+        if (not isinstance(config, dict) or not isinstance(config.get("tokens"), list)
+                or config.get("pre") not in PRE_TOKENIZERS[1:]):
+            raise ValueError(f"{path}: not a causal LM tokenizer (needs a JSON object with `tokens` and `pre` in "
+                             f"{PRE_TOKENIZERS[1:]})")
+        for key in ("tokens", "merges", "special_tokens"):
+            value = config.get(key, [] if key == "special_tokens" else None)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{path}: `{key}` must be a list of strings. Received: {str(value)[:60]}")
         return cls({t: i for i, t in enumerate(config["tokens"])}, config["merges"],
                    unsplittable_tokens=config.get("special_tokens", []), start_token=None, end_token=None,
                    pad_token=None, pre_tokenizer=config["pre"])
@@ -446,6 +451,15 @@ class BytePairTokenizer:
             out["token_ids"].append(ids + [pad] * rest)
             out["padding_mask"].append([1] * len(ids) + [0] * rest)
         return out
+
+
+def _read_json(path: str, what: str):
+    """The JSON value in ``path``; a file that is not JSON (or not UTF-8) is a ``ValueError`` naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path} is not a {what} (not JSON: {type(exc).__name__})") from None
 
 
 def main(argv=None) -> int:

@@ -178,30 +178,61 @@ def _tokenizer(folder: str, name: str):
     except ImportError:
         sys.exit("Copy bpe_tokenizer.py beside llm_runner.py")
     path = os.path.join(folder, name)
+    tokenizer = BytePairTokenizer.from_causal_lm(path)  # a damaged file: a ValueError naming it
     with open(path, encoding="utf-8") as f:
         config = json.load(f)
     bos = config.get("bos_token_id") if config.get("add_bos_token") else None
-    return BytePairTokenizer.from_causal_lm(path), bos
+    if bos is not None and (not isinstance(bos, int) or isinstance(bos, bool) or bos < 0):
+        raise ValueError(f"{path}: `bos_token_id` must be a token id (an int >= 0). Received: {bos!r}")
+    return tokenizer, bos
+
+
+def read_sidecar(path: str) -> dict:
+    """The decoder's sidecar, its fields checked: a file that is not one (not JSON, a JSON list, a
+    field of the wrong type) is a ``ValueError`` naming the file and the field."""
+    what = f"{path} is not a {SIDECAR_FORMAT} sidecar"
+    try:
+        with open(path, encoding="utf-8") as f:
+            sidecar = json.load(f)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # a .tflite given by mistake, a damaged file
+        raise ValueError(f"{what} (not JSON: {type(exc).__name__}); give the decoder's .json sidecar") from None
+    if not isinstance(sidecar, dict):
+        raise ValueError(f"{what}: expected a JSON object, got a JSON {type(sidecar).__name__}")
+    if sidecar.get("format") != SIDECAR_FORMAT:
+        raise ValueError(f"{path}: format {sidecar.get('format')!r} is not {SIDECAR_FORMAT!r}")
+    for key in ("model", "tokenizer", "sha256"):
+        if not isinstance(sidecar.get(key), str) or not sidecar[key]:
+            raise ValueError(f"{what}: `{key}` must be a non-empty string. Received: {key}={sidecar.get(key)!r}")
+    if not isinstance(sidecar.get("tokenizer_sha256"), (str, type(None))):
+        raise ValueError(f"{what}: `tokenizer_sha256` must be a string. "
+                         f"Received: tokenizer_sha256={sidecar['tokenizer_sha256']!r}")
+    stops = sidecar.get("stop_token_ids", [])
+    if not isinstance(stops, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                                              for i in stops):
+        raise ValueError(f"{what}: `stop_token_ids` must be a list of token ids (ints >= 0). "
+                         f"Received: stop_token_ids={stops!r}")
+    gate = sidecar.get("gate")
+    if gate is not None and (not isinstance(gate, dict) or not isinstance(gate.get("failures", []), list)):
+        raise ValueError(f"{what}: `gate` must be an object with a list of `failures`. Received: gate={gate!r}"[:300])
+    return sidecar
 
 
 class LLMRunner:
     """A saved decoder (its sidecar) ready to `generate`."""
 
     def __init__(self, sidecar_path: str, *, num_threads: int | None = None, allow_failed: bool = False):
-        with open(sidecar_path, encoding="utf-8") as f:
-            self.sidecar = json.load(f)
-        if self.sidecar.get("format") != SIDECAR_FORMAT:
-            raise ValueError(f"{sidecar_path}: format {self.sidecar.get('format')!r} is not {SIDECAR_FORMAT!r}")
+        self.sidecar = read_sidecar(sidecar_path)
         folder = os.path.dirname(os.path.abspath(sidecar_path))
         self.model_path = os.path.join(folder, self.sidecar["model"])
         with open(self.model_path, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
-        if digest != self.sidecar.get("sha256"):
-            raise ValueError(f"{sidecar_path} belongs to another file (sha256 {str(self.sidecar.get('sha256'))[:12]}"
+        if digest != self.sidecar["sha256"]:
+            raise ValueError(f"{sidecar_path} belongs to another file (sha256 {self.sidecar['sha256'][:12]}"
                              f"..., {self.sidecar['model']} has {digest[:12]}...)")
         gate = self.sidecar.get("gate")
         if isinstance(gate, dict) and gate.get("passed") is False and not allow_failed:
-            raise ValueError(f"{self.sidecar['model']} failed its verification gate ({'; '.join(gate.get('failures', []))}); "
+            reasons = "; ".join(str(r) for r in gate.get("failures", [])) or "see the export report"
+            raise ValueError(f"{self.sidecar['model']} failed its verification gate ({reasons}); "
                              "pass --allow-failed to run it anyway")
         expected = self.sidecar.get("tokenizer_sha256")  # absent in sidecars written before it was recorded
         if expected is not None:
@@ -211,7 +242,7 @@ class LLMRunner:
                 raise ValueError(f"{self.sidecar['tokenizer']} is not the tokenizer {sidecar_path} was saved with "
                                  f"(sha256 {found[:12]}..., expected {str(expected)[:12]}...)")
         self.tokenizer, self.bos_token_id = _tokenizer(folder, self.sidecar["tokenizer"])
-        self.stop_token_ids = {int(i) for i in self.sidecar.get("stop_token_ids", [])}
+        self.stop_token_ids = set(self.sidecar.get("stop_token_ids", []))
         self.decoder = Decoder(self.model_path, num_threads=num_threads)
 
     def encode(self, prompt: str, *, name: str = "prompt") -> list:
@@ -283,7 +314,7 @@ def main(argv=None) -> int:
         runner = LLMRunner(args.sidecar, num_threads=args.threads, allow_failed=args.allow_failed)
         results = [runner.generate(p, max_new_tokens=args.max_new_tokens, sampler=sampler, name=f"prompts[{i}]")
                    for i, p in enumerate(args.prompts)]
-    except (OSError, ValueError, KeyError, RuntimeError) as e:  # RuntimeError: LiteRT's own errors
+    except Exception as e:  # OSError, ValueError, LiteRT's RuntimeError, anything unforeseen: never a traceback
         if args.json:
             print(json.dumps(_document(False, e, model=None, threads=args.threads, results=[])))
         else:

@@ -189,3 +189,31 @@ def test_two_decoders_in_one_folder_keep_their_own_tokenizer(saved, tmp_path):
     json.dump(old, open(folder / "decoder.json", "w"))
     shutil.copy(paths["tokenizer"], folder / "decoder.tokenizer.json")
     assert llm_runner.LLMRunner(str(folder / "decoder.json")).decoder.prefill_tokens == 4
+
+
+def _damaged_folder(tmp_path):
+    """A model file (any bytes: the sidecar's checks come before LiteRT) and a good sidecar for it."""
+    (tmp_path / "decoder.tflite").write_bytes(b"not really a model")
+    (tmp_path / "tok.json").write_text(json.dumps({"tokens": ["a"], "merges": [], "pre": "smollm"}))
+    return {"format": "tfxfer-llm-tflite", "model": "decoder.tflite", "tokenizer": "tok.json",
+            "sha256": hashlib.sha256(b"not really a model").hexdigest(), "stop_token_ids": [0]}
+
+
+@pytest.mark.parametrize("change, field", [
+    ([], "JSON object"), ({"model": 5}, "`model`"), ({"stop_token_ids": [None]}, "`stop_token_ids`"),
+    ({"stop_token_ids": 2}, "`stop_token_ids`"), ({"tokenizer": None}, "`tokenizer`"),
+    ({"tokenizer": "list.json"}, "list.json: not a causal LM tokenizer"), (b"\x18\x00TFL3", "not JSON"),
+])
+def test_a_damaged_sidecar_is_one_error_naming_the_field(tmp_path, capsys, change, field):
+    good = _damaged_folder(tmp_path)
+    (tmp_path / "list.json").write_text("[1]")
+    path = tmp_path / "decoder.json"
+    if isinstance(change, bytes):  # the .tflite given instead of its sidecar
+        path.write_bytes(change)
+    else:
+        path.write_text(json.dumps(dict(good, **change) if isinstance(change, dict) else change))
+    assert llm_runner.main([str(path), "the", "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and doc["exit_code"] == 2 and field in doc["error"]["message"], doc
+    if not isinstance(change, dict) or "tokenizer" not in change or change["tokenizer"] is None:
+        assert str(path) in doc["error"]["message"]

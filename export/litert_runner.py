@@ -543,8 +543,9 @@ def run(argv) -> int:
                         help="image files (JPEG, PNG, ...), or texts for a tfxfer text model")
     parser.add_argument("--labels", help="labels: a tfxfer sidecar JSON or a text file, one name per line")
     parser.add_argument("--top-k", type=_at_least_one, default=3)
-    parser.add_argument("--threads", type=_at_least_one, default=1)
-    parser.add_argument("--repeat", type=_at_least_one, default=10, help="timed runs per image (median reported)")
+    parser.add_argument("--threads", type=_thread_count, default=1, help=f"1 to {MAX_THREADS}")
+    parser.add_argument("--repeat", type=_repeat_count, default=10,
+                        help=f"timed runs per input, 1 to {MAX_REPEAT} (median reported)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--allow-failed", action="store_true",
                         help="run a file whose sidecar says it failed its verification gate")
@@ -595,15 +596,38 @@ class _UsageError(Exception):
     pass
 
 
-def _at_least_one(text: str) -> int:
-    """argparse type of --top-k / --threads / --repeat: an integer >= 1 (checked before the model loads)."""
+#: Upper bounds of --threads (tfxfer's own MAX_THREADS, tfxfer/recipes/config_checks.py: LiteRT
+#: crashes far above it) and --repeat (timed runs per input).
+MAX_THREADS = 1024
+MAX_REPEAT = 10_000
+
+
+def _count(text: str, upper: int | None = None) -> int:
+    """An integer in [1, upper] (checked before the model loads), else an argparse type error."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1. Received: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1. Received: {value}")
+    if upper is not None and value > upper:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, {upper}]. Received: {value}")
     return value
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type of --top-k: an integer >= 1."""
+    return _count(text)
+
+
+def _thread_count(text: str) -> int:
+    """argparse type of --threads: an integer in [1, MAX_THREADS]."""
+    return _count(text, MAX_THREADS)
+
+
+def _repeat_count(text: str) -> int:
+    """argparse type of --repeat: an integer in [1, MAX_REPEAT]."""
+    return _count(text, MAX_REPEAT)
 
 
 class _Parser(argparse.ArgumentParser):

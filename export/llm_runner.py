@@ -52,6 +52,7 @@ import numpy as np
 SIDECAR_FORMAT = "tfxfer-llm-tflite"
 JSON_SCHEMA = "tfxfer/1"  # tfxfer/cli/json_output.py
 SAMPLERS = ("greedy", "random", "top_k", "top_p")
+MAX_THREADS = 1024  # tfxfer/recipes/config_checks.py MAX_THREADS
 
 
 def load_interpreter_class():
@@ -309,6 +310,8 @@ def main(argv=None) -> int:
         for flag, value, low in (("--seed", args.seed, 0), ("--threads", args.threads, 1)):
             if value is not None and value < low:
                 raise ValueError(f"`{flag}` must be an int >= {low}. Received: {flag} {value}")
+        if args.threads is not None and args.threads > MAX_THREADS:  # LiteRT crashes far above it
+            raise ValueError(f"`--threads` must be an int in [1, {MAX_THREADS}]. Received: --threads {args.threads}")
         sampler = Sampler(args.sampler, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           seed=args.seed)
         runner = LLMRunner(args.sidecar, num_threads=args.threads, allow_failed=args.allow_failed)

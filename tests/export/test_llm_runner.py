@@ -217,3 +217,11 @@ def test_a_damaged_sidecar_is_one_error_naming_the_field(tmp_path, capsys, chang
     assert doc["ok"] is False and doc["exit_code"] == 2 and field in doc["error"]["message"], doc
     if not isinstance(change, dict) or "tokenizer" not in change or change["tokenizer"] is None:
         assert str(path) in doc["error"]["message"]
+
+
+def test_threads_above_max_threads_is_refused_before_the_model_loads(tmp_path, capsys):
+    path = tmp_path / "decoder.json"
+    path.write_text(json.dumps(_damaged_folder(tmp_path)))
+    assert llm_runner.main([str(path), "the", "--threads", "99999", "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and "`--threads` must be an int in [1, 1024]" in doc["error"]["message"]

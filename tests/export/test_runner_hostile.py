@@ -121,6 +121,15 @@ def test_counts_below_one_are_usage_errors_before_the_model_loads(files, capsys,
     assert err.strip() == f"litert_runner.py: error: {doc['error']['message']}"
 
 
+@pytest.mark.parametrize("flag, value, upper", [("--threads", "99999", 1024), ("--threads", "1025", 1024),
+                                                ("--repeat", "100000000000000000000", 10000)])
+def test_threads_and_repeat_have_an_upper_bound(files, capsys, flag, value, upper):
+    code, out, err = _main(capsys, files["model"], files["red"], flag, value, "--json")
+    doc = json.loads(out)
+    assert code == doc["exit_code"] == 2 and doc["error"]["type"] == "UsageError"
+    assert doc["error"]["message"] == f"argument {flag}: must be an integer in [1, {upper}]. Received: {value}"
+
+
 def test_as_a_process_no_traceback_reaches_the_user(files, tmp_path):
     path = _model_with_sidecar(files, tmp_path, "[]")
     for args, code in (((files["model"], files["bomb"], files["red"]), 1), ((path, files["red"]), 1),

@@ -28,8 +28,8 @@ same schema as ``tfxfer predict --json`` (``tfxfer/1``, documented in ``tfxfer/c
                   "inference_ms": 3.4}]}
 
 An input it cannot read (not an image, truncated, a header declaring more than ``MAX_IMAGE_PIXELS``
-pixels) gets ``"error": {"type": ..., "message": ...}`` instead of ``"top"`` (exit code 1) and the
-other inputs still run; a fatal error (missing model, a file LiteRT cannot load, a damaged sidecar or
+pixels), or a text that is not UTF-8, gets ``"error": {"type": ..., "message": ...}`` instead of ``"top"``
+(exit code 1) and the other inputs still run; a fatal error (missing model, a file LiteRT cannot load, a damaged sidecar or
 labels file, ``--threads 0``) prints one line on stderr and, with ``--json``, a document with
 ``"ok": false`` and the ``error`` object (exit code 1, usage errors 2), so a script never parses a
 traceback.
@@ -493,7 +493,15 @@ class TextClassifier:
         self.task = self.sidecar.get("task", "classification")
         self.labels = load_labels(model_path, labels_path, int(self.output["shape"][-1]))
 
-    def classify(self, text: str, *, repeat: int = 1):
+    def classify(self, text: str, *, repeat: int = 1, name: str = "text"):
+        """Raises:
+            ValueError: ``text`` is not UTF-8 (a lone surrogate: what Python makes of a non-UTF-8
+                argument), naming ``name``."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{name} is not UTF-8 text: {shown_text(text[exc.start:exc.end])} in "
+                             f"{shown_text(text)}") from None
         packed = self.tokenizer.pack([text], self.length)
         feed = {k: np.asarray(packed.get(k, [[0] * self.length]), dtype=np.dtype(d["dtype"]))
                 for k, d in self.inputs.items()}
@@ -511,12 +519,24 @@ class TextClassifier:
         return probabilities, float(np.median(times[1:]))
 
 
+def shown_text(text: str) -> str:
+    """``text`` printable as UTF-8: a non-UTF-8 byte of an argument (a lone surrogate) as ``\\xe9``."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def run_text(args) -> int:
     classifier = TextClassifier(args.model, threads=args.threads, labels_path=args.labels,
                                 allow_failed=args.allow_failed)
     results = []
-    for text in args.inputs:
-        probabilities, ms = classifier.classify(text, repeat=args.repeat)
+    for i, text in enumerate(args.inputs):
+        try:
+            probabilities, ms = classifier.classify(text, repeat=args.repeat, name=f"inputs[{i}]")
+        except ValueError as exc:  # a text the tokenizer refuses (not UTF-8): report, go on
+            results.append({"text": shown_text(text), "error": {"type": type(exc).__name__, "message": str(exc)}})
+            continue
         if probabilities.ndim == 1:
             order = np.argsort(-probabilities)[: args.top_k]
             top = [{"index": int(i), "label": classifier.labels[i], "probability": float(probabilities[i])}
@@ -525,14 +545,21 @@ def run_text(args) -> int:
         else:
             tags = [classifier.labels[i] for i in probabilities.argmax(-1)]
             results.append({"text": text, "tags": tags, "probabilities": probabilities.tolist(), "inference_ms": ms})
+    failed = sum("error" in r for r in results)
     if args.json:
-        print_document(model=args.model, threads=args.threads, results=results)
+        error = {"type": "InputError", "message": f"{failed} of {len(results)} inputs could not be read"} if failed \
+            else None
+        print_document(exit_code=1 if failed else 0, error=error, model=args.model, threads=args.threads,
+                       results=results)
     else:
         for r in results:
+            if "error" in r:
+                print(f"{r['text']!r}: ERROR {r['error']['type']}: {r['error']['message']}")
+                continue
             shown = (", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"]) if "top" in r
                      else " ".join(r["tags"]))
             print(f"{r['text']!r}: {shown}  ({r['inference_ms']:.2f} ms, {args.threads} thread(s))")
-    return 0
+    return 1 if failed else 0
 
 
 def run(argv) -> int:

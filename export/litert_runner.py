@@ -564,7 +564,7 @@ def run_text(args) -> int:
 
 def run(argv) -> int:
     """Parse ``argv`` and classify its inputs; fatal errors raise (see `main`)."""
-    parser = _Parser(description=__doc__.split("\n\n")[0])
+    parser = _Parser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("model", help="the .tflite file (its sidecar <stem>.json is read if present)")
     parser.add_argument("inputs", nargs="+", metavar="input",
                         help="image files (JPEG, PNG, ...), or texts for a tfxfer text model")
@@ -666,7 +666,8 @@ def main(argv=None) -> int:
     """The runner's entry point: `run`, with every failure a one-line message on stderr and, when
     ``--json`` is given, also a JSON document on stdout; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    wants_json = "--json" in argv
+    # options are not abbreviated (allow_abbrev=False), and after "--" every argument is an input
+    wants_json = "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
     try:
         return run(argv)
     except _UsageError as exc:

@@ -130,6 +130,13 @@ def test_threads_and_repeat_have_an_upper_bound(files, capsys, flag, value, uppe
     assert doc["error"]["message"] == f"argument {flag}: must be an integer in [1, {upper}]. Received: {value}"
 
 
+def test_json_is_never_abbreviated_nor_read_after_the_double_dash(files, capsys):
+    code, out, err = _main(capsys, files["model"], files["red"], "--js", "--repeat", "1")
+    assert code == 2 and out == "" and "unrecognized arguments: --js" in err  # not a silent --json
+    code, out, err = _main(capsys, files["model"], files["red"], "--threads", "0", "--", "--json")
+    assert code == 2 and out == "" and "--threads" in err  # "--json" after "--" is an input, not the flag
+
+
 def test_as_a_process_no_traceback_reaches_the_user(files, tmp_path):
     path = _model_with_sidecar(files, tmp_path, "[]")
     for args, code in (((files["model"], files["bomb"], files["red"]), 1), ((path, files["red"]), 1),

@@ -32,3 +32,9 @@ def test_a_text_that_is_not_utf8_is_one_input_error_and_the_others_run(text_mode
     good, refused, other = doc["results"]
     assert "top" in good and "top" in other and "top" not in refused
     assert refused["error"]["message"] == "inputs[1] is not UTF-8 text: \\xe9 in caf\\xe9"
+
+
+def test_a_text_after_the_double_dash_may_be_json(text_model):
+    folder, path = text_model
+    proc = run_device_runner(folder, path, ["--repeat", "1", "--", "--json"], "wordpiece_tokenizer.py")
+    assert proc.returncode == 0 and proc.stdout.startswith("'--json': "), proc.stdout  # a text, no document

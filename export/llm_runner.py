@@ -30,7 +30,8 @@ as ``tfxfer generate --json``:
      "results": [{"prompt": "...", "text": "...", "token_ids": [...], "prompt_tokens": 7,
                   "new_tokens": 16, "stopped": "max_new_tokens", "ms_per_token": 61.2}]}
 
-A fatal error (missing file, bad sidecar, bad setting, a prompt the tokenizer refuses) prints
+A fatal error (missing file, bad sidecar, bad setting, a command line argparse refuses, a prompt the
+tokenizer refuses) prints
 ``"ok": false`` with the ``error`` object (without ``--json``: one ``error: ...`` line on stderr) and
 exits with code 2; the message names the option (``--seed``) or the prompt (``prompts[1]``). A
 prompt is refused when it is empty, is not UTF-8 (a lone surrogate such as ``"\\udcff"`` is what
@@ -292,8 +293,20 @@ def _document(ok: bool, error=None, **fields) -> dict:
                                                  "exit_code": exit_code}, **fields}
 
 
+class UsageError(ValueError):
+    """A command line argparse refuses (a non-integer, an unknown sampler, no prompt)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # options are not abbreviated (allow_abbrev=False), and after "--" every argument is a prompt
+    wants_json = "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+    parser = _Parser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("sidecar", help="the decoder's sidecar JSON written by tfxfer (decoder.json)")
     parser.add_argument("prompts", nargs="+", help="prompts to continue")
     parser.add_argument("--max-new-tokens", type=int, default=32)
@@ -305,7 +318,13 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--allow-failed", action="store_true", help="run a file that failed its gate")
     parser.add_argument("--json", action="store_true", help="print one tfxfer/1 JSON document")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:  # as litert_runner: one line, and the ok:false document under --json
+        if wants_json:
+            print(json.dumps(_document(False, e, model=None, threads=None, results=[])))
+        print(f"llm_runner.py: error: {e}", file=sys.stderr)
+        return 2
     try:
         for flag, value, low in (("--seed", args.seed, 0), ("--threads", args.threads, 1)):
             if value is not None and value < low:

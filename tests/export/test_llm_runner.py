@@ -225,3 +225,17 @@ def test_threads_above_max_threads_is_refused_before_the_model_loads(tmp_path, c
     assert llm_runner.main([str(path), "the", "--threads", "99999", "--json"]) == 2
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False and "`--threads` must be an int in [1, 1024]" in doc["error"]["message"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["the", "--max-new-tokens", "abc"], "argument --max-new-tokens: invalid int value: 'abc'"),
+    (["the", "--sampler", "beam"], "argument --sampler: invalid choice: 'beam'"),
+    ([], "the following arguments are required: prompts"),
+    (["the", "--js"], "unrecognized arguments: --js"),
+])
+def test_usage_errors_print_the_ok_false_document_under_json(capsys, args, message):
+    code = llm_runner.main(["decoder.json", *args, "--json"])
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert code == doc["exit_code"] == 2 and doc["ok"] is False and doc["error"]["type"] == "UsageError"
+    assert message in doc["error"]["message"] and err.startswith("llm_runner.py: error: " + message)

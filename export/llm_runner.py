@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -54,6 +55,7 @@ SIDECAR_FORMAT = "tfxfer-llm-tflite"
 JSON_SCHEMA = "tfxfer/1"  # tfxfer/cli/json_output.py
 SAMPLERS = ("greedy", "random", "top_k", "top_p")
 MAX_THREADS = 1024  # tfxfer/recipes/config_checks.py MAX_THREADS
+MAX_SEED = 2**32 - 1  # tfxfer/causal_lm/samplers.py MAX_SEED: the seeds `tfxfer generate` accepts
 
 
 def load_interpreter_class():
@@ -75,20 +77,26 @@ class Sampler:
                  top_p: float | None = None, seed: int | None = None):
         if name not in SAMPLERS:
             raise ValueError(f"`sampler` must be one of {SAMPLERS}. Received: {name!r}")
-        if not temperature > 0:
-            raise ValueError(f"`temperature` must be > 0. Received: {temperature!r}")
+        if not (temperature > 0 and math.isfinite(temperature)):  # inf would make every draw uniform
+            raise ValueError(f"`temperature` must be a finite number > 0. Received: {temperature!r}")
         if name == "greedy" and (temperature != 1.0 or top_k is not None or top_p is not None or seed is not None):
             raise ValueError("greedy takes no temperature, top_k, top_p or seed")
         if top_k is not None and (name != "top_k" or int(top_k) < 1):
             raise ValueError(f"`top_k` must be an int >= 1, with sampler top_k only. Received: {top_k!r}")
         if top_p is not None and (name != "top_p" or not 0 < float(top_p) <= 1):
             raise ValueError(f"`top_p` must be in (0, 1], with sampler top_p only. Received: {top_p!r}")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-            raise ValueError(f"`seed` (--seed) must be an int >= 0. Received: seed={seed!r}")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+            raise ValueError(f"`seed` (--seed) must be an int in [0, {MAX_SEED}]. Received: seed={seed!r}")
         self.name, self.temperature = name, float(temperature)
         self.top_k = 50 if top_k is None else int(top_k)
         self.top_p = 0.9 if top_p is None else float(top_p)
         self._rng = np.random.default_rng(seed)
+        self._top_k_given = top_k is not None
+
+    def check_vocabulary(self, vocabulary_size: int) -> None:
+        """Refuse a ``top_k`` above the model's vocabulary size (as tfxfer's ``check_sampler``)."""
+        if self.name == "top_k" and self._top_k_given and self.top_k > vocabulary_size:
+            raise ValueError(f"`top_k` must be <= the vocabulary size ({vocabulary_size}). Received: {self.top_k}")
 
     def __call__(self, logits) -> int:
         logits = np.asarray(logits, dtype=np.float64)
@@ -123,6 +131,9 @@ class _PlainRunner:
     def get_input_details(self):
         return self.inputs
 
+    def get_output_details(self):
+        return self.outputs
+
     def __call__(self, **feeds):
         for key, value in feeds.items():
             self.interpreter.set_tensor(self.inputs[key]["index"], value)
@@ -147,6 +158,7 @@ class Decoder:
         self.prefill_tokens = (int(self.runners["prefill"].get_input_details()["token_ids"]["shape"][1])
                                if "prefill" in self.runners else None)
         self.cache_length = self.cache_shape[3]
+        self.vocabulary_size = int(self.runners["decode"].get_output_details()["logits"]["shape"][-1])
         self.reset()
 
     def reset(self) -> None:
@@ -264,6 +276,7 @@ class LLMRunner:
             raise ValueError(f"`max_new_tokens` must be in [1, {self.decoder.cache_length - 1}] (the file's cache "
                              f"holds {self.decoder.cache_length}). Received: {max_new_tokens!r}")
         sampler = sampler or Sampler()
+        sampler.check_vocabulary(self.decoder.vocabulary_size)
         ids = self.encode(prompt, name=name)
         if len(ids) > limit:
             print(f"warning: the prompt has {len(ids)} tokens; the cache holds {self.decoder.cache_length} and "

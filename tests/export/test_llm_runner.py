@@ -239,3 +239,18 @@ def test_usage_errors_print_the_ok_false_document_under_json(capsys, args, messa
     doc = json.loads(out)
     assert code == doc["exit_code"] == 2 and doc["ok"] is False and doc["error"]["type"] == "UsageError"
     assert message in doc["error"]["message"] and err.startswith("llm_runner.py: error: " + message)
+
+
+def test_sampler_refuses_what_tfxfers_check_sampler_refuses(saved):
+    with pytest.raises(ValueError, match="`temperature` must be a finite number > 0"):
+        llm_runner.Sampler("random", temperature=float("inf"))  # every draw would be uniform
+    with pytest.raises(ValueError, match=r"`seed` \(--seed\) must be an int in \[0, 4294967295\]"):
+        llm_runner.Sampler("random", seed=2**64)
+    llm_runner.Sampler("random", seed=2**32 - 1)
+    llm_runner.Sampler("top_k").check_vocabulary(10)  # the default 50 is cut to the vocabulary, as tfxfer does
+    _, paths = saved
+    runner = llm_runner.LLMRunner(paths["sidecar"])
+    too_many = runner.decoder.vocabulary_size + 1
+    with pytest.raises(ValueError, match=rf"`top_k` must be <= the vocabulary size \({too_many - 1}\)"):
+        runner.generate("the", max_new_tokens=2, sampler=llm_runner.Sampler("top_k", top_k=too_many))
+    runner.generate("the", max_new_tokens=2, sampler=llm_runner.Sampler("top_k", top_k=too_many - 1, seed=0))

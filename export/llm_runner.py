@@ -284,7 +284,7 @@ class LLMRunner:
             ids = ids[-limit:]
         self.decoder.reset()
         token = sampler(self.decoder.feed(ids)[-1])
-        new, stopped, start = [], "max_new_tokens", time.perf_counter()
+        new, stopped, steps, start = [], "max_new_tokens", 0, time.perf_counter()
         while True:
             if token in self.stop_token_ids:
                 stopped = "stop_token"
@@ -293,10 +293,11 @@ class LLMRunner:
             if len(new) == max_new_tokens:
                 break
             token = sampler(self.decoder.feed([token])[-1])
+            steps += 1
         seconds = time.perf_counter() - start
         return {"prompt": prompt, "text": self.tokenizer.decode(new), "token_ids": new, "prompt_tokens": len(ids),
                 "new_tokens": len(new), "stopped": stopped,
-                "ms_per_token": 1000 * seconds / max(len(new) - 1, 1)}
+                "ms_per_token": 1000 * seconds / max(steps, 1)}  # per timed decode step
 
 
 def _document(ok: bool, error=None, **fields) -> dict:

@@ -254,3 +254,38 @@ def test_sampler_refuses_what_tfxfers_check_sampler_refuses(saved):
     with pytest.raises(ValueError, match=rf"`top_k` must be <= the vocabulary size \({too_many - 1}\)"):
         runner.generate("the", max_new_tokens=2, sampler=llm_runner.Sampler("top_k", top_k=too_many))
     runner.generate("the", max_new_tokens=2, sampler=llm_runner.Sampler("top_k", top_k=too_many - 1, seed=0))
+
+
+def test_ms_per_token_divides_by_the_timed_decode_steps(monkeypatch):
+    """Each decode step takes 10 ms on a fake clock; a stop token after two new tokens means two timed steps."""
+    import numpy as np
+
+    clock = [0.0]
+    picks = iter([5, 6, 2])  # 2 is the stop token
+
+    class FakeDecoder:
+        cache_length, vocabulary_size = 48, 8
+
+        def reset(self):
+            pass
+
+        def feed(self, ids):
+            clock[0] += 0.010
+            logits = np.zeros((len(ids), 8))
+            logits[-1, next(picks)] = 1.0
+            return logits
+
+    class FakeTokenizer:
+        def encode(self, text, name="prompt"):
+            return [3, 4]
+
+        def decode(self, ids):
+            return "".join(map(str, ids))
+
+    runner = object.__new__(llm_runner.LLMRunner)
+    runner.decoder, runner.tokenizer = FakeDecoder(), FakeTokenizer()
+    runner.bos_token_id, runner.stop_token_ids = None, {2}
+    monkeypatch.setattr(llm_runner.time, "perf_counter", lambda: clock[0])
+    got = runner.generate("the", max_new_tokens=10)
+    assert got["token_ids"] == [5, 6] and got["stopped"] == "stop_token"
+    assert got["ms_per_token"] == pytest.approx(10.0)

@@ -469,23 +469,35 @@ def main(argv=None) -> int:
     parser.add_argument("--sequence-length", type=int, default=None, help="pack to this length")
     args = parser.parse_args(argv)
     texts = list(args.texts)
-    with open(args.config, encoding="utf-8") as f:
-        config = json.load(f)
-    if "tokenizer" in config or config.get("type") == "bpe":
-        tok = BytePairTokenizer.from_config(args.config)
-    else:
-        if len(texts) < 2:
-            parser.error("with a vocab.json, give merges.txt and then the texts")
-        tok = BytePairTokenizer(args.config, texts.pop(0))
-    length = args.sequence_length or tok.sequence_length
-    if length:
-        result = tok.pack(texts, length)
-    else:
-        result = {"tokens": [tok.tokenize(t) for t in texts], "token_ids": [tok.encode(t) for t in texts]}
+    try:
+        for i, text in enumerate(texts):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a non-UTF-8 argument byte: Python makes it a lone surrogate
+                raise ValueError(f"texts[{i}] is not UTF-8 text") from None
+        config = _read_json(args.config, "tokenizer JSON")
+        if not isinstance(config, dict):
+            raise ValueError(f"{args.config}: expected a JSON object, got a JSON {type(config).__name__}")
+        if "tokens" in config and "pre" in config:  # a causal LM's tokenizer JSON (BPETokenizer.save)
+            tok = BytePairTokenizer.from_causal_lm(args.config)
+        elif "tokenizer" in config or config.get("type") == "bpe":
+            tok = BytePairTokenizer.from_config(args.config)
+        else:
+            if len(texts) < 2:
+                parser.error("with a vocab.json, give merges.txt and then the texts")
+            tok = BytePairTokenizer(args.config, texts.pop(0))
+        length = args.sequence_length or tok.sequence_length
+        if length:
+            result = tok.pack(texts, length)
+        else:
+            result = {"tokens": [tok.tokenize(t) for t in texts], "token_ids": [tok.encode(t) for t in texts]}
+    except Exception as exc:  # a missing or damaged file, a bad text or length: one line, never a traceback
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"bpe_tokenizer.py: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 2
     json.dump(result, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

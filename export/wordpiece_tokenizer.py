@@ -236,19 +236,29 @@ def main(argv=None) -> int:
     parser.add_argument("--strip-accents", action="store_true", help="with a vocab.txt: strip accents")
     parser.add_argument("--sequence-length", type=int, default=None, help="pack to this length")
     args = parser.parse_args(argv)
-    if args.config.endswith(".json"):
-        tok = WordPieceTokenizer.from_config(args.config)
-    else:
-        tok = WordPieceTokenizer(args.config, lowercase=args.lowercase, strip_accents=args.strip_accents)
-    length = args.sequence_length or tok.sequence_length
-    if length:
-        result = tok.pack(args.texts, length)
-    else:
-        result = {"tokens": [tok.tokenize(t) for t in args.texts], "token_ids": [tok.encode(t) for t in args.texts]}
+    try:
+        for i, text in enumerate(args.texts):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a non-UTF-8 argument byte: Python makes it a lone surrogate
+                raise ValueError(f"texts[{i}] is not UTF-8 text") from None
+        if args.config.endswith(".json"):
+            tok = WordPieceTokenizer.from_config(args.config)
+        else:
+            tok = WordPieceTokenizer(args.config, lowercase=args.lowercase, strip_accents=args.strip_accents)
+        length = args.sequence_length or tok.sequence_length
+        if length:
+            result = tok.pack(args.texts, length)
+        else:
+            result = {"tokens": [tok.tokenize(t) for t in args.texts],
+                      "token_ids": [tok.encode(t) for t in args.texts]}
+    except Exception as exc:  # a missing or damaged file, a bad text or length: one line, never a traceback
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"wordpiece_tokenizer.py: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 2
     json.dump(result, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -217,3 +217,21 @@ def test_roberta_tflite_runs_from_raw_strings_in_the_standalone_runner(bpe, tmp_
     (tmp_path / "roberta.json").write_text(json.dumps(sidecar))
     proc = run_device_runner(tmp_path, out.path, ["text"], "bpe_tokenizer.py")
     assert proc.returncode != 0 and "SentencePiece" in proc.stderr and "own tokenizer" in proc.stderr
+
+
+def test_cli_errors_are_one_line_and_it_reads_a_causal_lm_tokenizer(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bpe_cli", MODULE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tokens = ["<|endoftext|>", *(chr(c) for c in range(97, 123)), "Ġ", "Ġt", "he", "Ġthe"]
+    config = {"tokens": tokens, "merges": ["Ġ t", "h e", "Ġt he"], "pre": "smollm", "special_tokens": ["<|endoftext|>"]}
+    (tmp_path / "lm.tokenizer.json").write_text(json.dumps(config), encoding="utf-8")
+    assert module.main([str(tmp_path / "lm.tokenizer.json"), "a the"]) == 0  # through from_causal_lm
+    assert json.loads(capsys.readouterr().out)["token_ids"] == [[tokens.index("a"), tokens.index("Ġthe")]]
+    (tmp_path / "list.json").write_text("[1]", encoding="utf-8")
+    for args, message in (([str(tmp_path / "nothere.json"), "x"], "FileNotFoundError"),
+                          ([str(tmp_path / "lm.tokenizer.json"), os.fsdecode(b"caf\xe9")], "texts[0] is not UTF-8"),
+                          ([str(tmp_path / "list.json"), "x"], "expected a JSON object")):
+        assert module.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("bpe_tokenizer.py: error: ") and message in err and err.count("\n") == 1, err

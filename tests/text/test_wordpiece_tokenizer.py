@@ -160,3 +160,17 @@ def test_nul_character_is_a_space_on_every_path(wordpiece, lowercase):
     # NER: a word holding NUL is tokenized as the model's text path does
     pieces = encode_words(encoder.tokenizer, [["good\x00awful"]], sequence_length=8).inputs["token_ids"][0]
     assert pieces.tolist() == tokenize_for(model, ["good awful"])["token_ids"][0][:8].tolist()
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("wordpiece_cli", MODULE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t in WORDPIECE_VOCAB), encoding="utf-8")
+    vocab = str(tmp_path / "vocab.txt")
+    for args, message in (([str(tmp_path / "nothere.json"), "x"], "FileNotFoundError"),
+                          ([vocab, "good", os.fsdecode(b"caf\xe9")], "texts[1] is not UTF-8 text"),
+                          ([vocab, "x", "--sequence-length", "1"], "`sequence_length` must be >= 2")):
+        assert module.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("wordpiece_tokenizer.py: error: ") and message in err and err.count("\n") == 1, err

@@ -63,6 +63,7 @@ import time
 import numpy as np
 
 TEXT_FORMAT = "tfxfer-text-tflite"
+LLM_FORMAT = "tfxfer-llm-tflite"  # a causal LM's decoder: export/llm_runner.py runs it
 JSON_SCHEMA = "tfxfer/1"  # tfxfer/cli/json_output.py: the same document as `tfxfer predict --json`
 TOKENIZER_MODULES = {"wordpiece": ("wordpiece_tokenizer", "WordPieceTokenizer"),
                      "bpe": ("bpe_tokenizer", "BytePairTokenizer")}
@@ -579,8 +580,12 @@ def run(argv) -> int:
     args = parser.parse_args(argv)
     if not os.path.isfile(args.model):
         parser.error(f"model file not found: {args.model}")
-    if read_sidecar(args.model).get("format") == TEXT_FORMAT:
+    kind = read_sidecar(args.model).get("format")
+    if kind == TEXT_FORMAT:
         return run_text(args)
+    if kind == LLM_FORMAT:
+        sys.exit(f"{args.model} is a causal-LM decoder, not a classifier: run llm_runner.py "
+                 f"{sidecar_path(args.model)} \"your prompt\"")
 
     classifier = Classifier(args.model, threads=args.threads, labels_path=args.labels,
                             allow_failed=args.allow_failed)

@@ -137,6 +137,13 @@ def test_json_is_never_abbreviated_nor_read_after_the_double_dash(files, capsys)
     assert code == 2 and out == "" and "--threads" in err  # "--json" after "--" is an input, not the flag
 
 
+def test_a_causal_lm_decoder_points_to_llm_runner(files, tmp_path, capsys):
+    path = _model_with_sidecar(files, tmp_path, json.dumps({"format": "tfxfer-llm-tflite", "model": "m.tflite"}))
+    code, out, err = _main(capsys, path, "a prompt", "--json")
+    message = json.loads(out)["error"]["message"]
+    assert code == 1 and "is a causal-LM decoder" in message and f"run llm_runner.py {tmp_path / 'm.json'}" in message
+
+
 def test_as_a_process_no_traceback_reaches_the_user(files, tmp_path):
     path = _model_with_sidecar(files, tmp_path, "[]")
     for args, code in (((files["model"], files["bomb"], files["red"]), 1), ((path, files["red"]), 1),

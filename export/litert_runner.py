@@ -7,8 +7,9 @@ written by ``tfxfer.export``) to the device, then:
     pip install numpy pillow ai-edge-litert     # or tflite-runtime on older Raspberry Pi OS
     python3 litert_runner.py model_int8.tflite photo.jpg --top-k 3 --threads 2
 
-Preprocessing is inside the model: the runner decodes the image to RGB (16-bit, 32-bit and float samples to 8-bit as tfxfer's loaders convert them,
-palette and alpha images to RGB, a GIF's first frame), converts it to grayscale for grayscale
+Preprocessing is inside the model: the runner decodes the image to RGB (16-bit, 32-bit and float
+samples to 8-bit as tfxfer's loaders convert them, palette and alpha images to RGB, a GIF's first
+frame), converts it to grayscale for grayscale
 models, resizes it exactly as training did (bilinear, half-pixel centres, no antialiasing: numpy,
 pixel for pixel what ``tfxfer.data.decode`` does) and feeds raw 0-255 pixels, quantized to the
 input's scale / zero point when the model takes uint8 or int8.

@@ -224,7 +224,8 @@ def test_cli_errors_are_one_line_and_it_reads_a_causal_lm_tokenizer(tmp_path, ca
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     tokens = ["<|endoftext|>", *(chr(c) for c in range(97, 123)), "Ġ", "Ġt", "he", "Ġthe"]
-    config = {"tokens": tokens, "merges": ["Ġ t", "h e", "Ġt he"], "pre": "smollm", "special_tokens": ["<|endoftext|>"]}
+    config = {"tokens": tokens, "merges": ["Ġ t", "h e", "Ġt he"], "pre": "smollm",
+              "special_tokens": ["<|endoftext|>"]}
     (tmp_path / "lm.tokenizer.json").write_text(json.dumps(config), encoding="utf-8")
     assert module.main([str(tmp_path / "lm.tokenizer.json"), "a the"]) == 0  # through from_causal_lm
     assert json.loads(capsys.readouterr().out)["token_ids"] == [[tokens.index("a"), tokens.index("Ġthe")]]

@@ -68,3 +68,12 @@ def save_png(path, value, *, size: int = 20) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)
+
+
+def brightness_folder(root):
+    """``root/bright/`` and ``root/dark/`` with 6 flat PNGs each (gray 225-230 and 20-25), for
+    `brightness_run` models; returns ``root``."""
+    for i in range(6):
+        save_png(root / "bright" / f"{i}.png", 230 - i)
+        save_png(root / "dark" / f"{i}.png", 20 + i)
+    return root

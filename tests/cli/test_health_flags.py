@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.helpers import brightness_run, save_png
+from tests.helpers import brightness_folder, brightness_run, save_png
 from tfxfer import cli
 from tfxfer.cli.common import EXIT_CHANCE, EXIT_CODES_HELP
 from tfxfer.errors import ArgumentError
@@ -27,10 +27,7 @@ def one_class_run(tmp_path):
 
 @pytest.fixture
 def folder(tmp_path):
-    for i in range(6):
-        save_png(tmp_path / "data" / "bright" / f"{i}.png", 230 - i)
-        save_png(tmp_path / "data" / "dark" / f"{i}.png", 20 + i)
-    return tmp_path / "data"
+    return brightness_folder(tmp_path / "data")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import brightness_run, save_png
+from tests.helpers import brightness_folder, brightness_run, save_png
 from tfxfer import cli
 
 
@@ -19,10 +19,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture
 def folder(tmp_path):
-    for i in range(6):
-        save_png(tmp_path / "data" / "bright" / f"{i}.png", 230 - i)
-        save_png(tmp_path / "data" / "dark" / f"{i}.png", 20 + i)
-    return tmp_path / "data"
+    return brightness_folder(tmp_path / "data")
 
 
 def _json(capsys):

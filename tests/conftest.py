@@ -6,13 +6,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-# Converted offline weights go to a per-session cache, never the user's ~/.cache.
-os.environ.setdefault("TFXFER_CACHE_DIR", tempfile.mkdtemp(prefix="tfxfer-test-cache-"))
+# Converted offline weights go to a per-session cache, never the user's ~/.cache. The process that
+# makes it removes it at the end (with xdist: the controller; its workers inherit the variable and
+# share the folder, whose writes are atomic). A cache the caller named is left alone.
+_CACHE_MADE = None
+if not os.environ.get("TFXFER_CACHE_DIR"):
+    _CACHE_MADE = os.environ["TFXFER_CACHE_DIR"] = tempfile.mkdtemp(prefix="tfxfer-test-cache-")
+
+
+def pytest_unconfigure(config):
+    if _CACHE_MADE and not hasattr(config, "workerinput"):
+        shutil.rmtree(_CACHE_MADE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -130,8 +130,13 @@ cells = st.text(alphabet=st.characters(codec="utf-8"), max_size=20) | st.sampled
     ['"', '""', '"a', 'a"b', "\t", ",", "\n", "\r\n", "\u2028", "\x85", "\ufeff", "pos", "neg", " "])
 
 
+# Every example's files go below one folder that is removed when the test process ends (hundreds of
+# examples per run used to leave a folder each in the system's temporary directory).
+_ROOT = tempfile.TemporaryDirectory(prefix="tfxfer-fuzz-")
+
+
 def _write(suffix, content: str | bytes) -> str:
-    folder = tempfile.mkdtemp(prefix="tfxfer-fuzz-")
+    folder = tempfile.mkdtemp(dir=_ROOT.name)
     path = os.path.join(folder, "t" + suffix)
     with open(path, "wb") as f:
         f.write(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
@@ -229,7 +234,7 @@ def image_bytes(draw):
 def test_any_image_bytes_are_scanned_to_ok_converted_or_a_counted_skip(blobs):
     from tfxfer.data import SKIP_REASONS, scan_images
 
-    folder = tempfile.mkdtemp(prefix="tfxfer-fuzz-")
+    folder = tempfile.mkdtemp(dir=_ROOT.name)
     paths = []
     for i, blob in enumerate(blobs):
         paths.append(os.path.join(folder, f"{i}.png"))

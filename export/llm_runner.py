@@ -279,9 +279,12 @@ class LLMRunner:
         sampler.check_vocabulary(self.decoder.vocabulary_size)
         ids = self.encode(prompt, name=name)
         if len(ids) > limit:
+            # keep the start token first and the prompt's end, as tfxfer's generate does (BPETokenizer.keep_last)
+            kept = 1 if self.bos_token_id is not None and limit > 1 else 0
             print(f"warning: the prompt has {len(ids)} tokens; the cache holds {self.decoder.cache_length} and "
-                  f"max_new_tokens={max_new_tokens}, so it is cut to its last {limit} tokens", file=sys.stderr)
-            ids = ids[-limit:]
+                  f"max_new_tokens={max_new_tokens}, so it is cut to {'its start token and ' if kept else ''}"
+                  f"its last {limit - kept} tokens", file=sys.stderr)
+            ids = ids[:kept] + ids[len(ids) - (limit - kept):]
         self.decoder.reset()
         token = sampler(self.decoder.feed(ids)[-1])
         new, stopped, steps, start = [], "max_new_tokens", 0, time.perf_counter()

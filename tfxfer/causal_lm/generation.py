@@ -8,7 +8,8 @@ temperature, top_k, top_p and the seed are variables it reads, so changing them 
 Generation stops at ``max_new_tokens`` or at a stop token, which is not included in the result.
 
 A prompt that leaves fewer than ``max_new_tokens`` positions in the context is cut from the left
-(its end is what the model continues) with a warning naming the limit; an empty prompt is an error.
+(its end is what the model continues; a start token the tokenizer put first stays first, as in
+`BPETokenizer.keep_last`) with a warning naming the limit; an empty prompt is an error.
 
 Example:
     >>> from tfxfer.causal_lm import load_causal_lm, generate
@@ -185,11 +186,13 @@ def _prompt_ids(lm, prompts, max_new_tokens) -> list:
         if not prompt or not ids:
             raise ArgumentError(f"prompts[{i}]", prompt, "must be a non-empty string")
         if len(ids) > limit:
+            ids = lm.tokenizer.keep_last(ids, limit)  # the start token stays first when there is room
+            start = len(lm.tokenizer.start_ids)
+            kept = start if limit > start else 0
             warnings.warn(
-                f"prompts[{i}] has {len(ids)} tokens; the context holds {lm.context_length} and "
-                f"max_new_tokens={max_new_tokens}, so it is cut to its last {limit} tokens",
-                UserWarning, stacklevel=3)
-            ids = ids[-limit:]
+                f"prompts[{i}] has {len(encoded[i])} tokens; the context holds {lm.context_length} and "
+                f"max_new_tokens={max_new_tokens}, so it is cut to {'its start token and ' if kept else ''}"
+                f"its last {limit - kept} tokens", UserWarning, stacklevel=3)
         out.append(ids)
     return out
 

@@ -256,6 +256,7 @@ def _module(lm, max_new_tokens, stop_token_ids):
     tokenizer = GraphBPE(lm.tokenizer)
     loop = _decode_loop(lm.model, make_sampler("greedy"), stop_token_ids)
     limit = lm.context_length - max_new_tokens
+    start = len(lm.tokenizer.start_ids) if limit > len(lm.tokenizer.start_ids) else 0
     pad = next(i for i in range(len(stop_token_ids) + 1) if i not in stop_token_ids)
     stops = tf.constant(list(stop_token_ids) or [-1], tf.int32)
 
@@ -280,7 +281,11 @@ def _module(lm, max_new_tokens, stop_token_ids):
             with tf.control_dependencies(checks):
                 prompts = tf.identity(prompts)
             ids = tokenizer.tokenize(prompts, name="prompts")
-            ids = ids[:, -limit:]  # a prompt longer than the context keeps its end
+            # a prompt longer than the context keeps its start token and its end (BPETokenizer.keep_last)
+            if start:
+                ids = tf.concat([ids[:, :start], ids[:, start:][:, -(limit - start):]], axis=1)
+            else:
+                ids = ids[:, -limit:]
             lengths = tf.cast(ids.row_lengths(), tf.int32)
             total = tf.reduce_max(lengths) + max_new_tokens
             token_ids = ids.to_tensor(default_value=pad, shape=[None, None])

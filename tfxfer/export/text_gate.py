@@ -51,7 +51,8 @@ def split_text_data(data):
 
     Raises:
         DataError: labels that are not numbers (tag names, per-word tag lists of different lengths) or
-            not one per text; their range is checked against the model by `gate_text_runs`.
+            not one per text; their range is checked against the model by `check_text_eval_data`
+            and `gate_text_runs`.
     """
     if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], str):
         texts, labels = data
@@ -178,6 +179,21 @@ def _class_labels(labels, num_classes: int) -> np.ndarray:
     if y.min() < 0 or y.max() >= num_classes:
         raise DataError(f"`eval_data` labels must be in [0, {num_classes}); got [{int(y.min())}, {int(y.max())}]")
     return y
+
+
+def check_text_eval_data(model, data):
+    """``(texts, labels or None)`` of ``data`` with the labels checked against ``model`` as
+    `gate_text_runs` checks them (range, one per text, tag positions), for callers that convert
+    or write something first: a label mistake is a `DataError` before minutes of conversion."""
+    texts, labels = split_text_data(data)
+    if labels is not None:
+        num_outputs = int(model.output_shape[-1])
+        parts = text_parts(model)
+        if parts.pool.mode == "tokens":
+            _token_labels(labels, (len(texts), parts.sequence_length), num_outputs)
+        else:
+            _class_labels(labels, num_outputs)
+    return texts, labels
 
 
 def gate_text_runs(model, runs: dict, texts, labels, *, thresholds=None, class_names=None,

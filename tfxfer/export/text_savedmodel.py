@@ -44,7 +44,7 @@ from tfxfer.export.gate import Thresholds
 from tfxfer.export.metadata import model_task
 from tfxfer.export.savedmodel import check_folder
 from tfxfer.export.served_outputs import OUTPUTS, check_servable, model_output, served_outputs
-from tfxfer.export.text_gate import gate_text_runs, split_text_data
+from tfxfer.export.text_gate import check_text_eval_data, gate_text_runs
 from tfxfer.text.graph import text_parts, token_model
 from tfxfer.utils.atomic import atomic_path
 from tfxfer.utils.validate import check_safe_name
@@ -134,7 +134,7 @@ def export_text_saved_model(model, base_dir, *, name: str, version: int | None =
     if os.path.exists(path) and not overwrite:
         raise ArgumentError("version", version, f"already exists at {path!r}", hint="Pass overwrite=True")
     functions = _serving_functions(model, names, task)
-    texts, labels = split_text_data(eval_data) if eval_data is not None else (None, None)
+    texts, labels = check_text_eval_data(model, eval_data) if eval_data is not None else (None, None)
     report = None
     with atomic_path(path, directory=True) as tmp:
         archive = keras.export.ExportArchive()

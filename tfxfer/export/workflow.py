@@ -42,7 +42,7 @@ from tfxfer.export.preflight import preflight
 from tfxfer.export.savedmodel import check_folder, export_saved_model
 from tfxfer.export.staging import make_staging, remove_stale_staging
 from tfxfer.export.table import ExportTable, export_rows, write_verdicts
-from tfxfer.export.text_gate import is_text_model, split_text_data
+from tfxfer.export.text_gate import check_text_eval_data, is_text_model, split_text_data
 from tfxfer.export.text_savedmodel import export_text_saved_model
 from tfxfer.export.text_tflite import TEXT_VARIANTS, export_text_tflite, tokenizer_file_names
 from tfxfer.export.tflite import VARIANTS, _check_options, export_tflite
@@ -260,7 +260,7 @@ def export_all(
     pre = reference = None
     if kind == "text":  # check the data before converting anything
         variants = _check_variants(variants or TEXT_DEFAULT_VARIANTS, kind)
-        eval_data = split_text_data(eval_data)
+        eval_data = check_text_eval_data(model, eval_data)  # labels checked against the model too
         if serving_name and text_parts(model).pool.mode == "tokens":
             raise ArgumentError("serving_name", serving_name, "is for text classifiers: token classifiers (NER) "
                                 "ship as TFLite, the word alignment runs on the client")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
+from tfxfer.export.litert import new_interpreter
 from tfxfer.utils.validate import check_int
 
 #: The signatures a decoder file holds: `tfxfer.export.decoder_tflite.convert_decoder_tflite` writes
@@ -43,7 +44,7 @@ class TFLiteDecoder:
         except ImportError:  # pragma: no cover - a declared dependency
             from tensorflow.lite.python.interpreter import Interpreter
         try:
-            self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
+            self._interpreter = new_interpreter(Interpreter, model_content=model_content, num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:  # LiteRT: "The model is not a valid Flatbuffer buffer", ...
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200].rstrip(".")
             raise ModelError(f"`model_content` is not a loadable .tflite file (truncated or corrupt?): {reason}. "

@@ -18,12 +18,27 @@ import os
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
+from tfxfer.utils.native_logs import quiet_native_logs
+
+
+def new_interpreter(interpreter_class=None, **kwargs):
+    """``Interpreter(**kwargs)`` made and first allocated with file descriptor 2 silenced: LiteRT prints
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." (C++, once per process) when it first
+    allocates, which ``tfxfer ... -q`` must not show. An allocation that fails here is left for the
+    caller's own ``allocate_tensors`` (after any resize) to raise."""
+    if interpreter_class is None:
+        from ai_edge_litert.interpreter import Interpreter as interpreter_class
+    with quiet_native_logs():
+        interpreter = interpreter_class(**kwargs)
+        try:
+            interpreter.allocate_tensors()
+        except (RuntimeError, ValueError):
+            pass
+    return interpreter
 
 
 def load_interpreter(model, *, num_threads: int | None = None):
     """A LiteRT ``Interpreter`` for a .tflite path or its bytes."""
-    from ai_edge_litert.interpreter import Interpreter
-
     if isinstance(model, (bytes, bytearray)):
         kwargs, what = {"model_content": bytes(model)}, f"the {len(model)} .tflite bytes"
     elif isinstance(model, (str, os.PathLike)):
@@ -34,7 +49,7 @@ def load_interpreter(model, *, num_threads: int | None = None):
     else:
         raise ArgumentTypeError("model", model, "a .tflite path or its bytes")
     try:
-        return Interpreter(num_threads=num_threads, **kwargs)
+        return new_interpreter(num_threads=num_threads, **kwargs)
     except (ValueError, RuntimeError) as exc:  # LiteRT: "not a valid Flatbuffer buffer", bad ops, ...
         raise ModelError(f"{what} is not a loadable .tflite model (truncated or corrupt?): "
                          f"{str(exc).strip()[:300]}") from exc

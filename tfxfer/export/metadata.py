@@ -128,9 +128,9 @@ def build_sidecar(*, content: bytes, variant: str, class_names, image_shape, ext
     says what the output is (`OUTPUT_KINDS` of the model's `model_task`)."""
     import hashlib
 
-    from ai_edge_litert.interpreter import Interpreter
+    from tfxfer.export.litert import new_interpreter
 
-    interpreter = Interpreter(model_content=content)
+    interpreter = new_interpreter(model_content=content)
     inputs = interpreter.get_input_details()
     outputs = interpreter.get_output_details()
     height, width, channels = image_shape

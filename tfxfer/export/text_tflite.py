@@ -206,9 +206,9 @@ def export_text_tflite(model, path, *, variant: str = "float32", class_names=Non
     if class_names is not None and len(class_names) != num_outputs:
         raise ArgumentError("class_names", list(class_names), f"must have {num_outputs} names")
     content = convert_text_tflite(model, variant=variant)
-    from ai_edge_litert.interpreter import Interpreter
+    from tfxfer.export.litert import new_interpreter
 
-    interpreter = Interpreter(model_content=content)
+    interpreter = new_interpreter(model_content=content)
     inputs = [{"name": next((k for k in parts.keys if k in d["name"]), d["name"]), "tensor": d["name"],
                "dtype": np.dtype(d["dtype"]).name, "shape": [int(s) for s in d["shape_signature"]]}
               for d in interpreter.get_input_details()]

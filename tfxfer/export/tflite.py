@@ -199,9 +199,8 @@ def export_tflite(
         ArgumentError: ``path`` is a folder or cannot be written (checked before any work).
         ExportError: pre-flight or conversion failed; nothing is left at ``path``.
     """
-    from ai_edge_litert.interpreter import Interpreter
-
     from tfxfer.export.flatbuffer import embed_metadata, tflite_ops
+    from tfxfer.export.litert import new_interpreter
     from tfxfer.export.preflight import preflight
 
     path = check_output_file("path", path)
@@ -218,8 +217,7 @@ def export_tflite(
                              output_type=output_type, batch_size=batch_size, seed=seed)
     content = embed_metadata(content, json.dumps(embedded_metadata(
         variant=variant, class_names=names, image_shape=image_shape, model_name=model.name)).encode("utf-8"))
-    with quiet_native_logs():
-        interpreter = Interpreter(model_content=content)
+    interpreter = new_interpreter(model_content=content)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     side = sidecar_path(path) if sidecar else None
     entry = build_sidecar(content=content, variant=variant, class_names=names, image_shape=image_shape,

@@ -113,14 +113,13 @@ def write_tflite(content: bytes, path, *, variant: str, image_shape, task: str, 
     """
     import json
 
-    from ai_edge_litert.interpreter import Interpreter
-
     from tfxfer.export.flatbuffer import embed_metadata, tflite_ops
+    from tfxfer.export.litert import new_interpreter
     from tfxfer.export.metadata import build_sidecar, check_class_names, embedded_metadata, sidecar_path
     from tfxfer.export.tflite import TFLiteExport
     from tfxfer.utils.atomic import atomic_path, atomic_write_json
 
-    interpreter = Interpreter(model_content=content)
+    interpreter = new_interpreter(model_content=content)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     names = check_class_names(class_names, int(out["shape"][-1]))
     content = embed_metadata(content, json.dumps(embedded_metadata(

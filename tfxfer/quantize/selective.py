@@ -125,9 +125,9 @@ def _layer_of(model, tensor_name: str) -> str | None:
 
 def _graph(calibrated: bytes):
     """``(quantizable op output names, {tensor: [consumer op output names]})`` of the calibrated model."""
-    from ai_edge_litert.interpreter import Interpreter
+    from tfxfer.export.litert import new_interpreter
 
-    interpreter = Interpreter(model_content=calibrated)
+    interpreter = new_interpreter(model_content=calibrated)
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     consumers: dict[str, list[str]] = {}
     outputs = []

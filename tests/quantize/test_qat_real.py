@@ -23,7 +23,7 @@ def test_lite0_qat_int8_passes_the_gate_on_animal_mnist(tmp_path):
     train, held_out = subset("train", 768), subset("val", 400)
     model = build_model("efficientnet_lite0", 10, input_size=(32, 32), channels=1, weights="imagenet")
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(*train, epochs=4, batch_size=32, verbose=0)
+    model.fit(*train, epochs=2, batch_size=32, verbose=0)  # float 0.47 on held_out (4 epochs: 0.56); QAT dominates
     float_accuracy = float((model.predict(held_out[0], verbose=0).argmax(1) == held_out[1]).mean())
     assert float_accuracy > 0.35  # 10 classes: well above chance, features are real
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.factories import tiny_images, tiny_model
+from tests.factories import tiny_images, tiny_model, tiny_spec
 from tests.helpers import weights_by_path
 from tfxfer.errors import ArgumentError, ArgumentTypeError
 from tfxfer.freezing import GradualUnfreezing, group_names, layer_groups
@@ -25,8 +25,14 @@ def _moved(a, b, paths):
     return {p for p in paths if not np.array_equal(a[p], b[p])}
 
 
+def _model(**kwargs):
+    """MobileNetV2's groups and layer names on the factories' ~1k-parameter look-alike (its "top" group holds
+    Conv_1, "block13_16" block_16_project and block_16_project_BN): the same stages, far cheaper steps."""
+    return tiny_model(2, backbone=tiny_spec("mobilenet_v2"), **kwargs)
+
+
 def _fit_with(callback, *, epochs=3, bn_policy="frozen"):
-    model = tiny_model(2, dropout=0.0)
+    model = _model(dropout=0.0)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
     before = weights_by_path(get_backbone(model).layers)
     snaps = _Snapshots()
@@ -72,9 +78,10 @@ def test_flipping_trainable_without_the_callback_is_silently_ignored():
 
 
 def test_bn_policy_train_updates_statistics_of_unfrozen_bn():
-    cb = GradualUnfreezing({0: 1}, bn_policy="train", verbose=0)
+    cb = GradualUnfreezing({0: 2}, bn_policy="train", verbose=0)  # the look-alike's top-2 groups hold a BN layer
     model, before, snaps = _fit_with(cb, epochs=1)
-    assert not np.array_equal(before["Conv_1_bn/moving_mean"], snaps[0]["Conv_1_bn/moving_mean"])
+    key = "block_16_project_BN/moving_mean"
+    assert not np.array_equal(before[key], snaps[0][key])
 
 
 def test_stage_learning_rates_with_warmup_are_replanned_per_stage():
@@ -88,7 +95,7 @@ def test_stage_learning_rates_with_warmup_are_replanned_per_stage():
 
 
 def test_resume_applies_the_stage_in_force():
-    model = tiny_model(2)
+    model = _model()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     cb = GradualUnfreezing({0: 0, 1: 1, 3: 2}, verbose=0)
     x, y = tiny_images(8)

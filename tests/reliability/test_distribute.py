@@ -137,20 +137,25 @@ def test_fine_tune_refuses_a_strategy_the_model_was_not_built_under():
         fine_tune(model, (x, y), head_epochs=1, epochs=0, strategy="mirrored", verbose=0)
 
 
-@pytest.mark.slow
-def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path):
-    out = tmp_path / "mirrored.json"
+@pytest.fixture(scope="module")
+def mirrored(tmp_path_factory):
+    """The "mirrored" scenario, run once: training under MirroredStrategy on two logical CPUs and the same
+    recipe on one device (``"single"``). Both slow tests compare against that single-device run."""
+    out = tmp_path_factory.mktemp("mirrored") / "mirrored.json"
     run_scenario(["mirrored", "--out", str(out)], timeout=400)
-    result = read_json(out)
+    return read_json(out)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(mirrored):
+    result = mirrored
     assert result["replicas"] == 2 and len(result["devices"]) == 2
     _assert_matches(result["mirrored"], result["single"])
     assert len(result["mirrored"]["stages"]) == 3  # head, then two unfreezing stages
 
 
 @pytest.mark.slow
-def test_multi_worker_mirrored_two_processes_on_loopback_match_single_worker(tmp_path):
-    from tests.reliability.scenario import DIST_KW, run_fine_tune, summary
-
+def test_multi_worker_mirrored_two_processes_on_loopback_match_single_worker(tmp_path, mirrored):
     checkpoints = tmp_path / "ckpt"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     procs = []
@@ -166,7 +171,8 @@ def test_multi_worker_mirrored_two_processes_on_loopback_match_single_worker(tmp
     assert w0["weights"] == w1["weights"]  # every worker holds the same model
     assert latest_state(str(checkpoints / "unfreeze")).epoch == 2  # the chief checkpointed
 
-    model, result = run_fine_tune(None, dropout=0.0, **DIST_KW)
-    single = summary(model, result)
+    # The single-worker reference: the same recipe (DIST_KW, no dropout, seed 0) on one device, trained
+    # once for this module by the "mirrored" scenario instead of again in this process.
+    single = mirrored["single"]
     _assert_matches(w0, single)
     assert len(single["stages"]) == 3

@@ -146,50 +146,45 @@ def test_safe_filename_keeps_plain_labels_and_safe_join_refuses_symlinks_out(tmp
 
 _REGISTRY_PROBE = r"""
 import importlib, json, pkgutil, sys
-import keras
-import tfxfer
-from tfxfer.reliability.safe_load import SERIALIZABLE_MODULES, register_serializables
-
 mode = sys.argv[1]
 if mode == "all":  # every tfxfer module imported: who registers what with package "tfxfer"?
+    import keras
+    import tfxfer
     for info in pkgutil.walk_packages(tfxfer.__path__, "tfxfer."):
         if not info.name.endswith("__main__"):  # the console entry runs on import
             importlib.import_module(info.name)
-else:  # only the registry's own imports
+else:  # "registry": load_model in a process where nothing imported the model's classes, then only the
+    # registry's own imports
+    from tfxfer.reliability import load_model
+    m = load_model(sys.argv[2])
+    print("LOADED", type(m.layers[1]).__name__, type(m.optimizer._learning_rate).__name__)
+    import keras
+    from tfxfer.reliability.safe_load import register_serializables
     missing = register_serializables()
     assert not missing, missing
+from tfxfer.reliability.safe_load import SERIALIZABLE_MODULES
 found = {name: type(obj).__module__ if not isinstance(obj, type) else obj.__module__
          for name, obj in keras.saving.get_custom_objects().items() if name.startswith("tfxfer>")}
 print(json.dumps({"found": found, "listed": list(SERIALIZABLE_MODULES)}))
 """
 
 
-def _registered(mode):
+def _registered(mode, *args):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", _REGISTRY_PROBE, mode], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    proc = subprocess.run([sys.executable, "-c", _REGISTRY_PROBE, mode, *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    return {**json.loads(lines[-1]), "loaded": [line.split()[1:] for line in lines if line.startswith("LOADED ")]}
 
 
-def test_the_registry_lists_every_module_that_registers_a_tfxfer_class():
-    """After importing every tfxfer module (fresh process), each class registered with package "tfxfer"
-    comes from a module in SERIALIZABLE_MODULES, and `register_serializables` alone registers them all."""
-    everything = _registered("all")
-    assert everything["found"], "no tfxfer classes registered at all"
-    unlisted = {name: module for name, module in everything["found"].items() if module not in everything["listed"]}
-    assert not unlisted, f"registered outside SERIALIZABLE_MODULES: {unlisted}"
-    assert set(everything["listed"]) == set(everything["found"].values())  # no stale entries either
-    assert _registered("registry")["found"] == everything["found"]
-
-
-def test_load_model_registers_tfxfer_classes_in_a_fresh_process(tmp_path):
-    """A model holding tfxfer's Preprocess and a tfxfer optimizer loads where nothing imported them."""
-    import subprocess
-    import sys
-
+@pytest.fixture(scope="module")
+def fresh_load(tmp_path_factory):
+    """One fresh process (an interpreter start costs ~5 s of CPU) for two checks: it first loads a model
+    holding tfxfer's Preprocess and a tfxfer optimizer where nothing imported them, then lists what
+    `register_serializables` registered."""
     from tfxfer.optim import WarmupSchedule
     from tfxfer.preprocess import Preprocess
 
@@ -197,10 +192,22 @@ def test_load_model_registers_tfxfer_classes_in_a_fresh_process(tmp_path):
     x = Preprocess("tf")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
     model.compile(keras.optimizers.Adam(WarmupSchedule(peak_learning_rate=1e-3, warmup_steps=2, decay_steps=8)), "mse")
-    path = str(tmp_path / "m.keras")
+    path = str(tmp_path_factory.mktemp("fresh_load") / "m.keras")
     model.save(path)
-    code = ("import sys; from tfxfer.reliability import load_model; m = load_model(sys.argv[1]); "
-            "print(type(m.layers[1]).__name__, type(m.optimizer._learning_rate).__name__)")
-    proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split()[-2:] == ["Preprocess", "WarmupSchedule"]
+    return _registered("registry", path)
+
+
+def test_the_registry_lists_every_module_that_registers_a_tfxfer_class(fresh_load):
+    """After importing every tfxfer module (fresh process), each class registered with package "tfxfer"
+    comes from a module in SERIALIZABLE_MODULES, and `register_serializables` alone registers them all."""
+    everything = _registered("all")
+    assert everything["found"], "no tfxfer classes registered at all"
+    unlisted = {name: module for name, module in everything["found"].items() if module not in everything["listed"]}
+    assert not unlisted, f"registered outside SERIALIZABLE_MODULES: {unlisted}"
+    assert set(everything["listed"]) == set(everything["found"].values())  # no stale entries either
+    assert fresh_load["found"] == everything["found"]
+
+
+def test_load_model_registers_tfxfer_classes_in_a_fresh_process(fresh_load):
+    """A model holding tfxfer's Preprocess and a tfxfer optimizer loads where nothing imported them."""
+    assert fresh_load["loaded"] == [["Preprocess", "WarmupSchedule"]]

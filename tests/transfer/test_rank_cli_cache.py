@@ -9,13 +9,36 @@ from tfxfer.cli import main
 from tests.factories import make_simple_folder
 
 
-def test_second_cli_ranking_reads_the_cache(tmp_path, capsys):
-    data = tmp_path / "data"
-    make_simple_folder(data, {"a": 6, "b": 6})
-    argv = ["rank", str(data), "--candidates", "mobilenet_v2:random@32", "--no-cost", "--cache", str(tmp_path / "c"),
+def _rank_argv(data, cache):
+    return ["rank", str(data), "--candidates", "mobilenet_v2:random@32", "--no-cost", "--cache", str(cache),
             "--json", "-q"]
-    assert main(argv) == 0
-    first = json.loads(capsys.readouterr().out)["candidates"][0]
+
+
+@pytest.fixture(scope="module")
+def first_ranking(tmp_path_factory):
+    """One in-process `tfxfer rank` into an empty cache (features and a TFLite extractor kept), shared by
+    the two tests that rank again from that cache: each works on its own copy of the cache folder."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("rank_cache")
+    data = root / "data"
+    make_simple_folder(data, {"a": 6, "b": 6})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(_rank_argv(data, root / "c")) == 0
+    return {"data": data, "cache": root / "c", "first": json.loads(out.getvalue())["candidates"][0]}
+
+
+def _cache_copy(first_ranking, tmp_path):
+    import shutil
+
+    return shutil.copytree(first_ranking["cache"], tmp_path / "c")
+
+
+def test_second_cli_ranking_reads_the_cache(first_ranking, tmp_path, capsys):
+    data, first = first_ranking["data"], first_ranking["first"]
+    argv = _rank_argv(data, _cache_copy(first_ranking, tmp_path))
     assert main(argv) == 0
     second = json.loads(capsys.readouterr().out)["candidates"][0]
     assert not first["features_cached"] and second["features_cached"]
@@ -56,7 +79,7 @@ def test_rank_reads_locally_supplied_imagenet_weights(tmp_path, capsys):
     assert "--weights-dir" in capsys.readouterr().err
 
 
-def test_extractors_kept_by_one_process_are_read_by_the_next(tmp_path, capsys):
+def test_extractors_kept_by_one_process_are_read_by_the_next(first_ranking, tmp_path):
     """The default ranking keeps a TFLite extractor in the cache; a new `tfxfer rank` process ranking new
     data reads it (same file, untouched) and scores the same features."""
     import os
@@ -64,13 +87,9 @@ def test_extractors_kept_by_one_process_are_read_by_the_next(tmp_path, capsys):
     import subprocess
     import sys
 
-    data = tmp_path / "data"
-    make_simple_folder(data, {"a": 6, "b": 6})
-    cache = tmp_path / "c"
-    argv = ["rank", str(data), "--candidates", "mobilenet_v2:random@32", "--no-cost", "--cache", str(cache),
-            "--json", "-q"]
-    assert main(argv) == 0
-    first = json.loads(capsys.readouterr().out)["candidates"][0]
+    data, first = first_ranking["data"], first_ranking["first"]
+    cache = _cache_copy(first_ranking, tmp_path)
+    argv = _rank_argv(data, cache)
     kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (cache / "extractors").iterdir()}
     assert any(name.endswith(".tflite") for name in kept)
     shutil.rmtree(cache / "features")  # new data, as far as the cache can tell

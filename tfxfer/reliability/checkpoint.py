@@ -16,7 +16,9 @@ is then replaced atomically. A crash, ``kill -9`` or a full disk at any moment l
 checkpoint complete and ``latest.json`` pointing at it. States with a NaN/Inf loss or weight are
 never saved (see `StopOnDivergence`). By default the state is copied in memory at the end of the
 epoch and written by a background thread while the next epoch trains (one write in flight at a
-time; a write error is raised at the next save or when ``fit`` ends).
+time; a write error is raised at the next save or when ``fit`` ends). An exception that ends
+``fit`` (Ctrl-C, an error) does not lose the write in flight: `latest_state` in the same process
+waits for it, and the interpreter waits for it before it exits.
 
 Resuming continues the same run: weights, optimizer moments, the schedule step, the stateful
 callbacks' state (the unfreezing stage) and the random states all come back, so the resumed run ends where the uninterrupted one
@@ -58,6 +60,7 @@ from tfxfer.reliability.training_state import (  # noqa: F401  (TrainingState, l
     global_seed_state,
     latest_state,
     resume,
+    track_writer,
 )
 from tfxfer.utils.atomic import atomic_path, atomic_write_json
 from tfxfer.utils.validate import check_int
@@ -210,8 +213,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.wait()  # one write in flight at a time; a failed previous write raises here
         if self.background:
             self._writer = threading.Thread(target=self._write_in_background, args=(epoch, name, arrays, meta),
-                                            name=f"tfxfer-checkpoint-{epoch}", daemon=True)
+                                            name=f"tfxfer-checkpoint-{epoch}", daemon=False)
             self._writer.start()
+            track_writer(self.directory, self._writer)
         else:
             self._write(epoch, name, arrays, meta)
         return final

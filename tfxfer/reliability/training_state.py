@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 
 from tfxfer.errors import ArgumentTypeError, ModelError
 
@@ -22,6 +23,32 @@ FORMAT = 2  # 2: stateful callbacks (was: one "unfreezer" entry)
 LATEST = "latest.json"
 #: Keys every checkpoint's ``state.json`` holds (a missing one: the checkpoint is damaged).
 REQUIRED = ("epoch", "model_variables", "optimizer_variables", "python_random", "numpy_random")
+
+
+# The background write of each checkpoint folder still in flight in this process (its real path ->
+# the writing thread): an exception that ends `fit` leaves the last epoch's write running.
+_WRITERS: dict = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def track_writer(directory, thread: threading.Thread) -> None:
+    """Record ``thread`` as the one writing a checkpoint into ``directory`` (`latest_state` waits for it)."""
+    with _WRITERS_LOCK:
+        _WRITERS[os.path.realpath(directory)] = thread
+
+
+def wait_for_writer(directory) -> None:
+    """Wait for a checkpoint write into ``directory`` still in flight in this process, so what is
+    read next is the newest checkpoint (not the one before it)."""
+    key = os.path.realpath(directory)
+    with _WRITERS_LOCK:
+        thread = _WRITERS.get(key)
+    if thread is None or thread is threading.current_thread():
+        return
+    thread.join()
+    with _WRITERS_LOCK:
+        if _WRITERS.get(key) is thread:
+            del _WRITERS[key]
 
 
 @dataclasses.dataclass
@@ -44,6 +71,7 @@ def latest_state(directory) -> TrainingState | None:
     if not isinstance(directory, (str, os.PathLike)):
         raise ArgumentTypeError("directory", directory, "a folder path")
     directory = os.fspath(directory)
+    wait_for_writer(directory)  # a write this process started (e.g. before an exception ended fit)
     pointer = os.path.join(directory, LATEST)
     if not os.path.isfile(pointer):
         return None

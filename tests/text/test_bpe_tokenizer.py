@@ -45,12 +45,17 @@ def _random_corpus(n_chars=150, n_words=120, seed=0):
     return out
 
 
-@pytest.fixture(scope="module")
-def bpe():
+def load_bpe_module():
+    """export/bpe_tokenizer.py, imported from its file (as a device does, not from tfxfer)."""
     spec = importlib.util.spec_from_file_location("bpe_tokenizer", MODULE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    return load_bpe_module()
 
 
 def build_vocabulary(bpe, words=WORDS, *, all_bytes=True):
@@ -178,12 +183,12 @@ def _tiny_roberta_classifier(bpe, sequence_length=16):
     return build_text_classifier(encoder, 3, dropout=0.0), vocab
 
 
-def test_nul_character_is_a_space_in_the_model_and_on_the_device(bpe):
+def test_nul_character_is_a_space_in_the_model_and_on_the_device(bpe, tiny_roberta):
     """The model's tokenizer reads NUL as a space (keras-hub cut a string at NUL in graph mode); this
     tokenizer encoded it as a byte token, so Keras and the device saw different ids."""
     from tfxfer.export.text_gate import tokenize_for
 
-    model, vocab = _tiny_roberta_classifier(bpe)
+    model, vocab = tiny_roberta  # _tiny_roberta_classifier(bpe), built once (tests/text/conftest.py)
     texts = ["good\x00 film", "the\x00film", "\x00", "good"]
     device = bpe.BytePairTokenizer(vocab, build_vocabulary(bpe)[1]).pack(texts, 16)
     assert tokenize_for(model, texts)["token_ids"].tolist() == device["token_ids"]
@@ -191,11 +196,11 @@ def test_nul_character_is_a_space_in_the_model_and_on_the_device(bpe):
         [t.replace("\x00", " ") for t in texts], 16)
 
 
-def test_roberta_tflite_runs_from_raw_strings_in_the_standalone_runner(bpe, tmp_path):
+def test_roberta_tflite_runs_from_raw_strings_in_the_standalone_runner(tiny_roberta, tmp_path):
     from tfxfer.export import export_text_tflite, verify
     from tfxfer.text import predict_texts
 
-    model, vocab = _tiny_roberta_classifier(bpe)
+    model, vocab = tiny_roberta  # _tiny_roberta_classifier(bpe), built once (tests/text/conftest.py)
     texts = ["the film was good!", "Dull,  bad music.", "Zoë's café — don't 👍", "", "the acting " * 10,
              "<s> 100 </s>"]
     out = export_text_tflite(model, str(tmp_path / "roberta.tflite"), class_names=["neg", "neu", "pos"])

@@ -28,7 +28,13 @@ def _sha256(path) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def _two_models():
+@pytest.fixture(scope="module")
+def two_models():
+    """Models A and B (B's vocabulary: A's words in another order), built once and shared read-only: each new
+    text model costs seconds of tracing before its first output."""
+    import keras
+
+    keras.utils.set_random_seed(1234)
     a = build_text_classifier(tiny_text_encoder(sequence_length=8, num_layers=1), 2, dropout=0.0)
     b = build_text_classifier(tiny_text_encoder(vocab=OTHER_VOCAB, sequence_length=8, num_layers=1), 2, dropout=0.0)
     return a, b
@@ -39,10 +45,10 @@ def _probabilities(proc):
     return np.array([r["probabilities"] for r in json.loads(proc.stdout)["results"]])
 
 
-def test_export_all_of_two_models_into_one_folder_keeps_each_vocabulary(tmp_path):
+def test_export_all_of_two_models_into_one_folder_keeps_each_vocabulary(tmp_path, two_models):
     """`export_all` of model A (name "a") then model B (name "b", another vocabulary) into one folder: A's
     file still runs on A's vocabulary on the device (it used to share one vocab.txt, overwritten by B's)."""
-    a, b = _two_models()
+    a, b = two_models
     kw = dict(eval_data=(TEXTS, [1, 0, 1, 0, 1]), variants=["float32"], benchmark=False, keep_failed=True,
               class_names=["neg", "pos"])
     table_a = export_all(a, tmp_path, name="a", **kw)
@@ -63,8 +69,8 @@ def test_export_all_of_two_models_into_one_folder_keeps_each_vocabulary(tmp_path
     np.testing.assert_allclose(on_device, predict_texts(a, TEXTS), atol=1e-4)
 
 
-def test_export_text_tflite_names_tokenizer_files_after_the_model_file(tmp_path):
-    a, b = _two_models()
+def test_export_text_tflite_names_tokenizer_files_after_the_model_file(tmp_path, two_models):
+    a, b = two_models
     out_a = export_text_tflite(a, str(tmp_path / "a.tflite"))
     out_b = export_text_tflite(b, str(tmp_path / "b.tflite"))
     assert sorted(os.listdir(tmp_path)) == ["a.json", "a.tflite", "a.vocab.txt", "b.json", "b.tflite", "b.vocab.txt"]
@@ -78,10 +84,10 @@ def test_export_text_tflite_names_tokenizer_files_after_the_model_file(tmp_path)
     np.testing.assert_array_equal(ids, a.get_layer("tokenize").tokenize(np.array(TEXTS, dtype=object))["token_ids"])
 
 
-def test_runner_refuses_a_missing_or_foreign_tokenizer_file_and_runs_old_sidecars(tmp_path):
+def test_runner_refuses_a_missing_or_foreign_tokenizer_file_and_runs_old_sidecars(tmp_path, two_models):
     """The sidecar's tokenizer.sha256 is checked before anything runs (a refusal: one line on stderr, exit 1,
     a tfxfer/1 error document with --json); a sidecar without it (older exports) runs unchecked as before."""
-    a, b = _two_models()
+    a, b = two_models
     out_a = export_text_tflite(a, str(tmp_path / "a.tflite"), class_names=["neg", "pos"])
     out_b = export_text_tflite(b, str(tmp_path / "b.tflite"), class_names=["neg", "pos"])
     keep = (tmp_path / "a.vocab.txt").read_bytes()
@@ -116,12 +122,12 @@ def test_runner_refuses_a_missing_or_foreign_tokenizer_file_and_runs_old_sidecar
     assert out_b.tokenizer_paths == [str(tmp_path / "b.vocab.txt")]
 
 
-def test_failed_and_stale_variants_take_their_tokenizer_files_with_them(tmp_path):
+def test_failed_and_stale_variants_take_their_tokenizer_files_with_them(tmp_path, two_models):
     """A variant that fails its gate is removed with its tokenizer file; a later run of the same name removes
     the tokenizer files of variants it did not produce; another name's files stay."""
     from tfxfer.export.text_tflite import tokenizer_file_names
 
-    a, b = _two_models()
+    a, b = two_models
     export_all(b, tmp_path, name="b", eval_data=TEXTS, variants=["float32"], benchmark=False)
     assert {"a_float16.vocab.txt", "a_float16.vocab.json", "a_float16.merges.txt"} <= set(variant_files("a"))
     assert tokenizer_file_names("a_float16") == ["a_float16.merges.txt", "a_float16.vocab.json", "a_float16.vocab.txt"]
@@ -138,15 +144,10 @@ def test_failed_and_stale_variants_take_their_tokenizer_files_with_them(tmp_path
         "b_export_report.json", "b_float32.json", "b_float32.tflite", "b_float32.vocab.txt"]
 
 
-def test_bpe_files_are_named_after_the_model_file_and_hashed(tmp_path):
+def test_bpe_files_are_named_after_the_model_file_and_hashed(tmp_path, tiny_roberta):
     """A byte-level BPE (RoBERTa) export: ``<stem>.vocab.json`` and ``<stem>.merges.txt``, both hashed; a
     foreign merges file is refused on the device."""
-    from tests.text.test_bpe_tokenizer import _tiny_roberta_classifier
-
-    spec = importlib.util.spec_from_file_location("bpe_tokenizer", os.path.join(ROOT, "export", "bpe_tokenizer.py"))
-    bpe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bpe)
-    model, vocab = _tiny_roberta_classifier(bpe, sequence_length=8)
+    model, vocab = tiny_roberta  # test_bpe_tokenizer's tiny RoBERTa classifier, shared (tests/text/conftest.py)
     out = export_text_tflite(model, str(tmp_path / "r.tflite"))
     assert sorted(os.listdir(tmp_path)) == ["r.json", "r.merges.txt", "r.tflite", "r.vocab.json"]
     config = json.loads((tmp_path / "r.json").read_text())["tokenizer"]

@@ -11,12 +11,10 @@ import numpy as np
 
 import tfxfer.export.text_savedmodel
 
-from tests.factories import tiny_text_encoder
-from tfxfer.export import export_text_saved_model
-from tfxfer.text import build_text_classifier, predict_texts
+from tests.text.helpers import HELD_OUT as TEXTS
+from tfxfer.text import predict_texts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TEXTS = ["the acting was great!", "Awful, dull plot.", "Zoë loved the music in Berlin", "", "unbelievable " * 10]
 
 LOADER = r"""
 import json, os, sys
@@ -38,11 +36,11 @@ print(json.dumps({"without_tensorflow_text": without,
 """
 
 
-def test_text_saved_model_loads_in_a_fresh_process_with_tensorflow_text_only(tmp_path):
-    model = build_text_classifier(tiny_text_encoder(sequence_length=12, num_layers=1), 2, dropout=0.0)
-    result, report = export_text_saved_model(model, str(tmp_path / "serving"), name="reviews",
-                                             class_names=["neg", "pos"], eval_data=TEXTS)
-    assert report.passed
+def test_text_saved_model_loads_in_a_fresh_process_with_tensorflow_text_only(tmp_path, served_classifier):
+    # export_text_saved_model(model, base, name="sentiment", class_names=["neg", "pos"], eval_data=TEXTS), written
+    # once for this module and test_export.py (tests/text/conftest.py); the loader below is a fresh process
+    model, result = served_classifier.model, served_classifier.result
+    assert served_classifier.report.passed
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-c", LOADER, result.path, json.dumps(TEXTS)], capture_output=True,
                           text=True, timeout=300, env=env, cwd=tmp_path)

@@ -12,8 +12,17 @@ SUPPORT = ["good film", "great plot", "bad film", "awful plot", "new york", "lon
 LABELS = np.array([0, 0, 1, 1, 2, 2])
 
 
-def test_prototypes_are_normalised_class_means_and_predict_by_cosine():
-    encoder = tiny_text_encoder(sequence_length=8)
+@pytest.fixture(scope="module")
+def encoder():
+    """One tiny encoder (8 tokens) for the whole module: nothing here takes a gradient step (the first test checks
+    that its weights stay bit-identical), and each new encoder costs seconds of tracing before its first embedding."""
+    import keras
+
+    keras.utils.set_random_seed(1234)
+    return tiny_text_encoder(sequence_length=8)
+
+
+def test_prototypes_are_normalised_class_means_and_predict_by_cosine(encoder):
     weights_before = [w.copy() for w in encoder.backbone.get_weights()]
     model = build_prototype_classifier(encoder, SUPPORT, LABELS, temperature=0.1)
     emb = encoder.embed(SUPPORT)
@@ -31,8 +40,7 @@ def test_prototypes_are_normalised_class_means_and_predict_by_cosine():
     assert predict_texts(one_shot, SUPPORT[::2]).argmax(1).tolist() == [0, 1, 2]
 
 
-def test_zero_shot_by_label_descriptions():
-    encoder = tiny_text_encoder(sequence_length=8)
+def test_zero_shot_by_label_descriptions(encoder):
     model = build_zero_shot_classifier(encoder, ["great", ["awful", "bad"]], template="a {} film")
     probs = predict_texts(model, ["a great film", "a awful film"])
     assert probs[0].argmax() == 0
@@ -41,7 +49,7 @@ def test_zero_shot_by_label_descriptions():
     np.testing.assert_allclose(model.get_layer("head").kernel.numpy()[:, 1], second / 0.05, atol=1e-4)
 
 
-def test_sample_per_class_and_errors():
+def test_sample_per_class_and_errors(encoder):
     picked = sample_per_class(np.array([0, 1, 0, 1, 0, 1, 2, 2]), 2, seed=0)
     assert len(picked) == 6 and sorted(np.bincount(np.array([0, 1, 0, 1, 0, 1, 2, 2])[picked]).tolist()) == [2, 2, 2]
     with pytest.raises(DataError, match="fewer than k=3"):
@@ -49,7 +57,6 @@ def test_sample_per_class_and_errors():
     assert len(sample_per_class(np.array([0, 1, 1, 1]), np.int64(1))) == 2  # a numpy int is an int
     with pytest.raises(ArgumentError, match="`k` must be an int >= 1"):
         sample_per_class(np.array([0, 1]), 1.0)
-    encoder = tiny_text_encoder(sequence_length=8, num_layers=1)
     with pytest.raises(DataError, match="needs an example"):
         build_prototype_classifier(encoder, ["good", "bad"], [0, 2])
     with pytest.raises(ArgumentError, match="temperature"):
@@ -60,12 +67,11 @@ def test_sample_per_class_and_errors():
         build_zero_shot_classifier(encoder, ["a", "b"], template="no slot")
 
 
-def test_zero_shot_and_prototype_inputs_that_made_useless_models_are_refused():
+def test_zero_shot_and_prototype_inputs_that_made_useless_models_are_refused(encoder):
     """'{{}}' formatted every class to '{}', duplicates made classes no input tells apart, an infinite
     temperature gave uniform probabilities: all were accepted; None or '{0} {}' gave raw Python errors."""
     from tfxfer.text import text_class_weights
 
-    encoder = tiny_text_encoder(sequence_length=8, num_layers=1)
     for template in ("{{}}", "{0} {}", "{} {x}", "{", None):
         with pytest.raises(ArgumentError, match="`template` must be a str with exactly one"):
             build_zero_shot_classifier(encoder, ["good", "bad"], template=template)

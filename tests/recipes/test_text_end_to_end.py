@@ -1,23 +1,23 @@
 """Text classification and NER recipes end to end on a tiny random encoder (a local keras-hub
-preset) and tiny files: report, manifest, gated token-id TFLite with its vocabulary."""
+preset) and tiny files: report, manifest, gated token-id TFLite with its vocabulary.
+
+The two recipe runs are the session's `text_runs` (tests/recipes/conftest.py), shared read-only with
+test_text_evaluate.py; the gate-remedy test re-runs the verify stage in a copy of the classifier's run."""
 
 import json
 import os
+import shutil
 
 import pytest
 
-from tests.factories import make_conll_file, make_text_preset, make_text_table
 from tests.recipes.helpers import recipe, tiny_text_overrides
 from tfxfer import cli
 from tfxfer.errors import GateError
 
 
-@pytest.fixture(scope="module")
-def text_inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("text")
-    preset = make_text_preset(folder / "preset")
-    reviews, tags = make_text_table(folder), make_conll_file(folder)
-    return preset, reviews, tags
+@pytest.fixture
+def text_inputs(text_runs):
+    return text_runs.preset, text_runs.reviews, text_runs.tags
 
 
 def _check(run_dir, name, deliver):
@@ -41,13 +41,10 @@ def _one_error(capsys, argv):
     return lines[0]
 
 
-def test_text_classification_recipe(text_inputs, tmp_path, capsys):
-    from tfxfer.recipes import load_config, run_pipeline
+def test_text_classification_recipe(text_runs, capsys):
     from tfxfer.recipes.inference import resolve_model_path
 
-    preset, reviews, _ = text_inputs
-    cfg = load_config(recipe("text_classification"), overrides=tiny_text_overrides(reviews, preset))
-    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+    reviews, result = text_runs.reviews, text_runs.clf  # the recipe with tiny_text_overrides only
     manifest, html = _check(result.run_dir, "text_classification", "dynamic")
     assert set(manifest["data"]["class_names"]) == {"neg", "pos"}
     assert 0.0 <= result.metrics["accuracy"] <= 1.0 and "macro_f1" in result.metrics
@@ -62,7 +59,7 @@ def test_text_classification_recipe(text_inputs, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["metrics"]["num_examples"] == 48  # the tfxfer/1 document
 
 
-def test_failed_dynamic_file_is_replaced_by_the_weight_only_file(text_inputs, tmp_path):
+def test_failed_dynamic_file_is_replaced_by_the_weight_only_file(text_runs, tmp_path):
     """The export chain's text remedy: the dynamic file fails its gate (here forced: a zero abs-error limit that
     hybrid int8 kernels cannot meet), so the same int8 weights with float arithmetic are exported, gated on the
     same texts and delivered; the dynamic row stays in the table as FAIL and the run passes on the file it ships,
@@ -70,12 +67,15 @@ def test_failed_dynamic_file_is_replaced_by_the_weight_only_file(text_inputs, tm
     from tests.text.helpers import run_device_runner
     from tfxfer.recipes import load_config, run_pipeline
 
-    preset, reviews, _ = text_inputs
+    preset, reviews = text_runs.preset, text_runs.reviews
+    # a copy of the shared classifier run: only the thresholds change, so only verify (and the report) re-run
+    shutil.copytree(text_runs.clf.run_dir, tmp_path / "run")
     forced = ["export.thresholds.dynamic.max_abs_error=0"]  # weight_only inherits it unless it sets its own limits
     cfg = load_config(recipe("text_classification"), overrides=tiny_text_overrides(
         reviews, preset, extra=[*forced, "export.thresholds.weight_only.min_top1_agreement=0.99"]))
     result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
     manifest, _ = _check(result.run_dir, "text_classification", "weight_only")
+    assert manifest["stages"]["finetune"]["status"] == "skipped" and manifest["stages"]["verify"]["status"] == "done"
     with open(os.path.join(result.run_dir, "export", "table.json")) as f:
         table = json.load(f)
     assert table["superseded"] == ["dynamic"] and table["deliver_variant"] == "weight_only"
@@ -108,13 +108,8 @@ def test_failed_dynamic_file_is_replaced_by_the_weight_only_file(text_inputs, tm
     assert remedy["passed"] is False and any("max abs error" in x for x in remedy["failures"])
 
 
-def test_ner_recipe(text_inputs, tmp_path, capsys):
-    from tfxfer.recipes import load_config, run_pipeline
-
-    preset, _, tags = text_inputs
-    cfg = load_config(recipe("ner"), overrides=tiny_text_overrides(
-        tags, preset, extra=["export.benchmark=true", "export.bench_runs=2", "export.threads=[1]"]))
-    result = run_pipeline(cfg, out_dir=tmp_path / "run", verbosity=0)
+def test_ner_recipe(text_runs, capsys):
+    cfg, result = text_runs.ner_cfg, text_runs.ner  # benchmarked: tiny_text_overrides + conftest.NER_EXTRA
     manifest, html = _check(result.run_dir, "ner", "dynamic")
     assert manifest["data"]["class_names"][0] == "O"
     assert 0.0 <= result.metrics["entity_f1"] <= 1.0

@@ -1,5 +1,6 @@
 """`tfxfer evaluate` on text classifiers (CSV / JSONL tables) and NER models (CoNLL files), with
-models from the tiny text_classification and ner recipes (a 1-layer random local keras-hub preset)."""
+models from the tiny text_classification and ner recipes (a 1-layer random local keras-hub preset;
+the session's `text_runs`)."""
 
 import csv
 import json
@@ -9,26 +10,16 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.factories import make_conll_file, make_text_preset, make_text_table
-from tests.recipes.helpers import recipe, tiny_text_overrides
 from tfxfer import cli
 from tfxfer.errors import ArgumentError, DataError
 
-FAST_EXPORT = ["export.variants=[dynamic]"]
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    from tfxfer.recipes import load_config, run_pipeline
-
-    folder = tmp_path_factory.mktemp("text_eval")
-    preset = make_text_preset(folder / "preset")
-    reviews, tags = make_text_table(folder), make_conll_file(folder)
-    out = {"reviews": reviews, "tags": tags, "folder": folder}
-    for name, source in (("text_classification", reviews), ("ner", tags)):
-        cfg = load_config(recipe(name), overrides=tiny_text_overrides(source, preset, extra=FAST_EXPORT))
-        out[name] = run_pipeline(cfg, out_dir=folder / name, verbosity=0)
-    return out
+def runs(text_runs):
+    """The session's tiny text_classification and ner runs (tests/recipes/conftest.py; shared read-only with
+    test_text_end_to_end.py), keyed as the tests here read them."""
+    return {"reviews": text_runs.reviews, "tags": text_runs.tags, "text_classification": text_runs.clf,
+            "ner": text_runs.ner}
 
 
 def _rows(path):

@@ -109,13 +109,11 @@ class LiteExtractor:
     """
 
     def __init__(self, content: bytes, outputs, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
+        from tfxfer.export.litert import new_interpreter
 
         self.outputs = [int(i) for i in outputs]
-        with quiet_native_logs():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-            self.interpreter = Interpreter(model_content=bytes(content),
-                                           num_threads=num_threads or os.cpu_count() or 1)
-            self.interpreter.allocate_tensors()
+        self.interpreter = new_interpreter(model_content=bytes(content), num_threads=num_threads or os.cpu_count() or 1)
+        self.interpreter.allocate_tensors()  # a no-op when new_interpreter's allocation worked; raises if it failed
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._outs = [d["index"] for d in self.interpreter.get_output_details()]
         if not self.outputs or max(self.outputs) >= len(self._outs):

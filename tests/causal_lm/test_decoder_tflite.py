@@ -49,11 +49,27 @@ def test_one_file_two_signatures_matches_keras(tiny_lm, blob):
     assert not any(op.startswith("Flex") for op in ops) and "READ_VARIABLE" not in ops, ops
 
 
+def _tables(lm, blob):
+    vocab, hidden = lm.tokenizer.vocabulary_size, lm.backbone.hidden_dim
+    return {line.split("buffer:")[1].split(",")[0] for line in _analysis(blob)
+            if f"shape:[{vocab}, {hidden}]" in line and " RO " in line}
+
+
 def test_tied_embedding_stored_once(tiny_lm, blob):
-    vocab, hidden = tiny_lm.tokenizer.vocabulary_size, tiny_lm.backbone.hidden_dim
-    tables = {line.split("buffer:")[1].split(",")[0] for line in _analysis(blob)
-              if f"shape:[{vocab}, {hidden}]" in line and " RO " in line}
+    tables = _tables(tiny_lm, blob)
     assert len(tables) == 1, tables  # gather and projection, in both signatures, share one buffer
+
+
+def test_decode_only_file_has_constant_weights_and_matches_keras(tiny_lm):
+    """Converted from its one function over the variables (the converter freezes them): no variable op is
+    left (LiteRT would never initialise it: every output NaN), the tied table is stored once."""
+    blob = convert_decoder_tflite(tiny_lm, cache_length=32, prefill_tokens=None)
+    assert TFLiteDecoder(blob).prefill_tokens is None
+    report = decoder_agreement(tiny_lm, blob, IDS)
+    assert report["top1_agreement"] == 1.0 and report["max_abs_diff"] < 1e-4, report
+    ops = _ops(blob)
+    assert "FULLY_CONNECTED" in ops and not any(op.startswith("Flex") or "VAR" in op for op in ops), ops
+    assert len(_tables(tiny_lm, blob)) == 1
 
 
 @pytest.mark.parametrize("quantization,prefill", [("dynamic_int8", 4), ("float16", None), ("int8", 4),

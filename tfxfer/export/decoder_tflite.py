@@ -16,9 +16,11 @@ and `tfxfer.export.decoder_int8` (blocks of 32).
 
 What was measured while building it (TF 2.21, keras-hub 0.32):
 
-* converted straight from the model's variables, the weights stay resource variables
-  (VAR_HANDLE / READ_VARIABLE) that LiteRT never initialises (every output NaN), so each step is
-  frozen (variables -> constants) first;
+* converted through a SavedModel of the model's variables, the weights stay resource variables
+  (VAR_HANDLE / READ_VARIABLE) that LiteRT never initialises (every output NaN), so the step of a
+  two-signature file is frozen (variables -> constants) first; a decode-only file is converted
+  from its one function, and the converter freezes it itself (SmolLM2, float32: 42 s, against 67 s
+  when frozen first);
 * the converter takes several functions only through a SavedModel (a decode-only file,
   ``prefill_tokens=None``, is converted straight from its one function: SmolLM2's two-signature
   conversion went past 18 GB of memory on this 23 GB machine and was stopped; its decode-only one
@@ -196,6 +198,18 @@ def _check_save_arguments(lm, folder, fallback, gate_texts, gate_options, name) 
     return fallback
 
 
+def _decode_function(lm, cache_length):
+    """The ``decode`` step over the model's variables, for a decode-only file. Converted from one
+    function, the converter freezes the variables itself (no VAR_HANDLE is left in the file), which
+    is faster than freezing first: SmolLM2-135M, float32, 42 s against 67 s."""
+    import tensorflow as tf
+
+    _check_float32(lm)
+    cache_length = check_int("cache_length", cache_length, low=1, high=lm.context_length)
+    step = tf.function(_named_step(_step_body(lm.backbone), "decode"), input_signature=_signature(lm, cache_length, 1))
+    return step.get_concrete_function()
+
+
 def _named_step(frozen, name):
     """A function called ``name`` (the converter names the signature after it) around ``frozen``."""
 
@@ -229,12 +243,12 @@ def convert_decoder_tflite(lm, *, cache_length: int, prefill_tokens: int | None 
 
     if quantization not in QUANTIZATIONS:
         raise ArgumentError("quantization", quantization, f"must be one of {QUANTIZATIONS}")
-    module = decoder_module(lm, cache_length=cache_length, prefill_tokens=prefill_tokens)
-    names = [n for n in SIGNATURES if hasattr(module, n)]
     with tempfile.TemporaryDirectory(prefix="tfxfer-decoder-") as root:
         if prefill_tokens is None:  # one function: converted straight from it (far less memory)
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([module.decode.get_concrete_function()])
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([_decode_function(lm, cache_length)])
         else:
+            module = decoder_module(lm, cache_length=cache_length, prefill_tokens=prefill_tokens)
+            names = [n for n in SIGNATURES if hasattr(module, n)]
             path = os.path.join(root, "saved_model")
             tf.saved_model.save(module, path, signatures={n: getattr(module, n).get_concrete_function() for n in names},
                                 options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))

@@ -170,8 +170,8 @@ print("RESULT" + json.dumps({"passed": bool(report.passed), "report": str(report
 def test_tflite_decoder_passes_the_gate_float16():
     """The decode-only float16 file (the variant that ships): agreement >= 99 %, perplexity within 2 %.
 
-    Run in a child process: the TFLite converter peaks at ~9.4 GiB on this model (the process: 9,835,164 KB max RSS) and the allocator
-    keeps that resident in a long-lived test worker."""
+    Run in a child process: the TFLite converter peaks at ~9.4 GiB on this model (the process: 9,835,164 KB
+    max RSS) and the allocator keeps that resident in a long-lived test worker."""
     import json
     import os
     import subprocess

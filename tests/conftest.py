@@ -57,7 +57,7 @@ def _free_memory_per_module():
 
 @pytest.fixture(autouse=True)
 def _one_memory_heavy_test_at_a_time(request):
-    """Tests marked ``memory_heavy`` (a real LLM converted to TFLite: ~12 GiB) hold an exclusive file
+    """Tests marked ``memory_heavy`` (a real LLM converted to TFLite: ~9.4 GiB) hold an exclusive file
     lock, so the two xdist workers never run two of them at once on a 24 GiB machine."""
     if request.node.get_closest_marker("memory_heavy") is None:
         yield

@@ -47,6 +47,27 @@ def test_each_variant_converts_and_runs(trained_model, exported, color_data):
         assert (out.argmax(1) == reference.argmax(1)).mean() >= 0.98, variant
 
 
+def test_one_export_traces_each_graph_once_and_writes_the_same_files(trained_model, exported, color_data, tmp_path,
+                                                                      monkeypatch):
+    """`convert_variants` shares one trace among its pre-flight and the float variants, and its float32 file
+    is the pre-flight's trial conversion; only int8's pinned-input graph is traced again. The files are
+    byte for byte those of four separate `export_tflite` calls."""
+    from tfxfer.export import _trace, convert_variants, tflite
+
+    (x, _), _ = color_data
+    traced, converted = [], []
+    trace, converter = _trace.inference_function, tflite.base_converter
+    monkeypatch.setattr(_trace, "inference_function", lambda model, **kw: traced.append(kw) or trace(model, **kw))
+    monkeypatch.setattr(tflite, "base_converter", lambda fn, variant: converted.append(variant) or converter(fn, variant))
+    shared = convert_variants(trained_model, tmp_path, variants=list(exported), representative_data=x,
+                              class_names=CLASS_NAMES, name="tiny")
+    assert traced == [{"batch_size": None, "exact_uint8_input": False}, {"batch_size": None, "exact_uint8_input": True}]
+    assert converted == ["float32", "float16", "dynamic", "int8"]  # the first is the pre-flight's
+    for variant, alone in exported.items():
+        with open(shared[variant].path, "rb") as a, open(alone.path, "rb") as b:
+            assert a.read() == b.read(), variant
+
+
 def test_int8_uint8_input_is_the_raw_pixel_bytes(exported):
     export = exported["int8"]
     assert export.input_dtype == "uint8" and export.output_dtype == "float32"

@@ -85,6 +85,29 @@ def inference_function(model, *, batch_size: int | None = None, exact_uint8_inpu
     return serve.get_concrete_function()
 
 
+class Traces:
+    """The inference functions of one model, traced once per ``(batch_size, exact_uint8_input)``, and the
+    float32 file a pre-flight converted from the dynamic-batch one: shared by the steps of one export
+    (pre-flight, then every variant), which would otherwise trace the same graph and convert the
+    float32 file twice (about 2 s of a 2.5 s float32 export of EfficientNet-Lite0 on 2 cores).
+
+    Only for the span of one export: a concrete function reads the model's variables when it is
+    converted, but the cached float32 file holds the weights of the moment it was made.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.float32 = None  # bytes of the float32 file of `function()`, once a pre-flight converted it
+        self._functions = {}
+
+    def function(self, *, batch_size: int | None = None, exact_uint8_input: bool = False):
+        key = (batch_size, bool(exact_uint8_input))
+        if key not in self._functions:
+            self._functions[key] = inference_function(self.model, batch_size=batch_size,
+                                                      exact_uint8_input=exact_uint8_input)
+        return self._functions[key]
+
+
 def iter_layers(model, prefix: str = ""):
     """Yield ``(path, layer)`` for every layer, recursing into nested models (``backbone/conv1``)."""
     for layer in model.layers:

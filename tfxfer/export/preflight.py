@@ -127,18 +127,24 @@ def preflight(model, *, raise_on_error: bool = True, check_conversion: bool = Tr
     Returns:
         A `PreflightReport`; ``report.ops`` lists the TFLite operators on success.
     """
-    import tensorflow as tf
+    return preflight_traced(_trace.Traces(model), raise_on_error=raise_on_error, check_conversion=check_conversion)
 
+
+def preflight_traced(traces, *, raise_on_error: bool = True, check_conversion: bool = True) -> PreflightReport:
+    """`preflight` of ``traces.model`` through an export's shared `_trace.Traces`: its trace is reused by
+    the variants, and its trial conversion, which is the float32 file, is kept in ``traces.float32``."""
+    from tfxfer.export.tflite import base_converter
+
+    model = traces.model
     _trace.check_image_model(model)
     report = PreflightReport(augmentation_layers=augmentation_layers(model))
-    function = _trace.inference_function(model)
+    function = traces.function()
     nodes = _trace.graph_nodes(function)
     random_nodes = [(op, name) for op, name in nodes if _RANDOM_OP.search(op)]
     report.random_ops = sorted({op for op, _ in random_nodes})
     report.random_op_layers = _trace.layers_for_nodes(model, [name for _, name in random_nodes])
     if check_conversion and not report.random_ops:  # random ops carry seed variables that cannot be frozen
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter = base_converter(function, "float32")  # the float32 variant's converter, builtins only
         try:
             content = converter.convert()
         except Exception as exc:  # the converter raises ConverterError / ValueError / RuntimeError
@@ -151,6 +157,7 @@ def preflight(model, *, raise_on_error: bool = True, check_conversion: bool = Tr
             from tfxfer.export.flatbuffer import tflite_ops
 
             report.ops = tflite_ops(content)
+            traces.float32 = content
     if raise_on_error and not report.ok:
         raise ExportError(
             f"Model {model.name!r} cannot be exported as a clean TFLite inference graph: "

@@ -118,15 +118,18 @@ def convert_tflite(
 
 
 def _convert(model, *, variant, representative_data, num_calibration, input_type, output_type,
-             batch_size, seed):
+             batch_size, seed, traces=None):
     import tensorflow as tf
 
     input_type, output_type = _check_options(variant, input_type, output_type, representative_data)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ArgumentError("batch_size", batch_size, "must be None (dynamic) or an int >= 1")
     image_shape = _trace.check_image_model(model)
+    traces = traces or _trace.Traces(model)
+    if variant == "float32" and batch_size is None and traces.float32 is not None:
+        return traces.float32, 0  # the pre-flight of this export converted exactly this file
     exact = variant == "int8" and input_type == "uint8"  # raw pixel bytes in: scale 1, zero point 0
-    function = _trace.inference_function(model, batch_size=batch_size, exact_uint8_input=exact)
+    function = traces.function(batch_size=batch_size, exact_uint8_input=exact)
     converter = base_converter(function, variant)
     used = [0]
     if variant == "int8":
@@ -199,10 +202,22 @@ def export_tflite(
         ArgumentError: ``path`` is a folder or cannot be written (checked before any work).
         ExportError: pre-flight or conversion failed; nothing is left at ``path``.
     """
+    return export_tflite_traced(
+        _trace.Traces(model), path, variant=variant, representative_data=representative_data,
+        num_calibration=num_calibration, input_type=input_type, output_type=output_type, class_names=class_names,
+        batch_size=batch_size, run_preflight=run_preflight, sidecar=sidecar, seed=seed,
+        calibration_record=calibration_record)
+
+
+def export_tflite_traced(traces, path, *, variant, representative_data, num_calibration, input_type, output_type,
+                         class_names, batch_size, run_preflight, sidecar, seed, calibration_record) -> TFLiteExport:
+    """`export_tflite` of ``traces.model`` through an export's shared `_trace.Traces` (its traces, and the
+    float32 file its pre-flight converted)."""
     from tfxfer.export.flatbuffer import embed_metadata, tflite_ops
     from tfxfer.export.litert import new_interpreter
-    from tfxfer.export.preflight import preflight
+    from tfxfer.export.preflight import preflight_traced
 
+    model = traces.model
     path = check_output_file("path", path)
     _check_options(variant, input_type, output_type, representative_data)
     image_shape = _trace.check_image_model(model)
@@ -211,10 +226,10 @@ def export_tflite(
         check_image_shape(sample_images(representative_data, num_samples=num_calibration, seed=seed), image_shape,
                           name="representative_data")
     if run_preflight:
-        preflight(model)
+        preflight_traced(traces)
     content, used = _convert(model, variant=variant, representative_data=representative_data,
                              num_calibration=num_calibration, input_type=input_type,
-                             output_type=output_type, batch_size=batch_size, seed=seed)
+                             output_type=output_type, batch_size=batch_size, seed=seed, traces=traces)
     content = embed_metadata(content, json.dumps(embedded_metadata(
         variant=variant, class_names=names, image_shape=image_shape, model_name=model.name)).encode("utf-8"))
     interpreter = new_interpreter(model_content=content)

@@ -38,14 +38,14 @@ from tfxfer.export.bench import benchmark_many
 from tfxfer.export.data import check_image_shape, keras_reference, sample_images
 from tfxfer.export.gate import resolve_thresholds
 from tfxfer.export.metadata import check_class_names, check_gateable
-from tfxfer.export.preflight import preflight
+from tfxfer.export.preflight import preflight_traced
 from tfxfer.export.savedmodel import check_folder, export_saved_model
 from tfxfer.export.staging import make_staging, remove_stale_staging
 from tfxfer.export.table import ExportTable, export_rows, write_verdicts
 from tfxfer.export.text_gate import check_text_eval_data, is_text_model, split_text_data
 from tfxfer.export.text_savedmodel import export_text_saved_model
 from tfxfer.export.text_tflite import TEXT_VARIANTS, export_text_tflite, tokenizer_file_names
-from tfxfer.export.tflite import VARIANTS, _check_options, export_tflite
+from tfxfer.export.tflite import VARIANTS, _check_options, export_tflite_traced
 from tfxfer.export.verification import image_eval_data, verify
 from tfxfer.text.graph import text_parts
 from tfxfer.utils.atomic import atomic_write_json
@@ -87,6 +87,17 @@ def convert_variants(model, out_dir, *, variants=None, representative_data=None,
 
     ``progress(done, total)``, if given, is called after each file. Other arguments: see `export_all`.
     """
+    return _convert_variants(model, out_dir, variants=variants, representative_data=representative_data,
+                             class_names=class_names, name=name, num_calibration=num_calibration,
+                             input_type=input_type, output_type=output_type, seed=seed, run_preflight=run_preflight,
+                             progress=progress, calibration_record=calibration_record, traces=None)
+
+
+def _convert_variants(model, out_dir, *, variants, representative_data, class_names, name, num_calibration,
+                      input_type, output_type, seed, run_preflight, progress, calibration_record, traces):
+    """`convert_variants` through ``traces`` (`_trace.Traces`: export_all's, which its pre-flight filled;
+    None: a new one), so the pre-flight and the variants trace the model once and the float32 file is
+    the pre-flight's trial conversion."""
     kind = model_kind(model)
     check_safe_name("name", name, use="it prefixes the file names in out_dir")
     variants = _check_variants(variants or (TEXT_DEFAULT_VARIANTS if kind == "text" else IMAGE_DEFAULT_VARIANTS), kind)
@@ -105,15 +116,16 @@ def convert_variants(model, out_dir, *, variants=None, representative_data=None,
     _trace.check_image_model(model)
     names = check_class_names(class_names, _trace.num_outputs(model))
     os.makedirs(out_dir, exist_ok=True)
+    traces = traces or _trace.Traces(model)
     if run_preflight:
-        preflight(model)
+        preflight_traced(traces)
     for i, variant in enumerate(variants):
         is_int8 = variant == "int8"
-        exports[variant] = export_tflite(
-            model, os.path.join(out_dir, f"{name}_{variant}.tflite"), variant=variant,
+        exports[variant] = export_tflite_traced(
+            traces, os.path.join(out_dir, f"{name}_{variant}.tflite"), variant=variant,
             representative_data=representative_data if is_int8 else None, num_calibration=num_calibration,
             input_type=input_type if is_int8 else None, output_type=output_type if is_int8 else None,
-            class_names=names, run_preflight=False, seed=seed,
+            class_names=names, batch_size=None, run_preflight=False, sidecar=True, seed=seed,
             calibration_record=calibration_record if is_int8 else None)
         if progress:
             progress(i + 1, len(variants))
@@ -257,7 +269,7 @@ def export_all(
     if serving_name is not None:
         check_safe_name("serving_name", serving_name)
     resolve_thresholds(thresholds)  # every limit a finite number, before any work
-    pre = reference = None
+    pre = reference = traces = None
     if kind == "text":  # check the data before converting anything
         variants = _check_variants(variants or TEXT_DEFAULT_VARIANTS, kind)
         eval_data = check_text_eval_data(model, eval_data)  # labels checked against the model too
@@ -277,7 +289,8 @@ def export_all(
             # the calibration subset, drawn once (export_tflite draws the same one: seeded) and checked
             representative_data = sample_images(representative_data, num_samples=num_calibration, seed=seed)
             check_image_shape(representative_data, image_shape, name="representative_data")
-        pre = preflight(model)
+        traces = _trace.Traces(model)  # one trace per graph for the pre-flight and every variant
+        pre = preflight_traced(traces)
         reference = keras_reference(model, eval_data[0], num_classes=num_classes, batch_size=64)
     os.makedirs(out_dir, exist_ok=True)
     # Every file is written to a staging folder and moved in only when the run got that far: a failure
@@ -286,10 +299,10 @@ def export_all(
     remove_stale_staging(out_dir)
     staging = make_staging(out_dir, name)
     try:
-        exports = convert_variants(model, staging, variants=variants, representative_data=representative_data,
-                                   class_names=class_names, name=name, num_calibration=num_calibration,
-                                   input_type=input_type, output_type=output_type, seed=seed, run_preflight=False,
-                                   calibration_record=calibration_record)
+        exports = _convert_variants(model, staging, variants=variants, representative_data=representative_data,
+                                    class_names=class_names, name=name, num_calibration=num_calibration,
+                                    input_type=input_type, output_type=output_type, seed=seed, run_preflight=False,
+                                    progress=None, calibration_record=calibration_record, traces=traces)
         paths = {v: e.path for v, e in exports.items()}
         gate = gate_variants(model, paths, eval_data=eval_data, class_names=class_names, thresholds=thresholds,
                              reference_outputs=reference)

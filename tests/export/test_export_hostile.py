@@ -251,8 +251,8 @@ def test_softmax_and_logits_sidecars_say_what_the_output_is(tmp_path):
     assert kinds == {"softmax": "probabilities", "logits": "logits", "softmax_layer": "probabilities"}
 
 
-@pytest.mark.parametrize("module", ["tfxfer.export.data", "tfxfer.export.metadata", "tfxfer.export.served_outputs",
-                                    "tfxfer.export.table"])
+@pytest.mark.parametrize("module", ["tfxfer.export.converter", "tfxfer.export.data", "tfxfer.export.metadata",
+                                    "tfxfer.export.served_outputs", "tfxfer.export.table"])
 def test_docstring_examples_run(module):
     import importlib
 

@@ -52,13 +52,19 @@ def test_one_export_traces_each_graph_once_and_writes_the_same_files(trained_mod
     """`convert_variants` shares one trace among its pre-flight and the float variants, and its float32 file
     is the pre-flight's trial conversion; only int8's pinned-input graph is traced again. The files are
     byte for byte those of four separate `export_tflite` calls."""
-    from tfxfer.export import _trace, convert_variants, tflite
+    from tfxfer.export import _trace, converter, convert_variants, tflite
 
     (x, _), _ = color_data
     traced, converted = [], []
-    trace, converter = _trace.inference_function, tflite.base_converter
+    trace, base_converter = _trace.inference_function, converter.base_converter
+
+    def counted(fn, variant):
+        converted.append(variant)
+        return base_converter(fn, variant)
+
     monkeypatch.setattr(_trace, "inference_function", lambda model, **kw: traced.append(kw) or trace(model, **kw))
-    monkeypatch.setattr(tflite, "base_converter", lambda fn, variant: converted.append(variant) or converter(fn, variant))
+    for module in (converter, tflite):  # the pre-flight imports it when it runs; tflite when it is imported
+        monkeypatch.setattr(module, "base_converter", counted)
     shared = convert_variants(trained_model, tmp_path, variants=list(exported), representative_data=x,
                               class_names=CLASS_NAMES, name="tiny")
     assert traced == [{"batch_size": None, "exact_uint8_input": False}, {"batch_size": None, "exact_uint8_input": True}]

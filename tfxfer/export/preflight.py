@@ -133,7 +133,7 @@ def preflight(model, *, raise_on_error: bool = True, check_conversion: bool = Tr
 def preflight_traced(traces, *, raise_on_error: bool = True, check_conversion: bool = True) -> PreflightReport:
     """`preflight` of ``traces.model`` through an export's shared `_trace.Traces`: its trace is reused by
     the variants, and its trial conversion, which is the float32 file, is kept in ``traces.float32``."""
-    from tfxfer.export.tflite import base_converter
+    from tfxfer.export.converter import base_converter
 
     model = traces.model
     _trace.check_image_model(model)

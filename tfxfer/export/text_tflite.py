@@ -33,7 +33,7 @@ import os
 import numpy as np
 
 from tfxfer.errors import ArgumentError, ExportError
-from tfxfer.export.tflite import base_converter
+from tfxfer.export.converter import base_converter
 from tfxfer.text.graph import text_parts, token_model
 from tfxfer.utils.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 

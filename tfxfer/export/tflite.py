@@ -29,6 +29,7 @@ import warnings
 
 from tfxfer.errors import ArgumentError, ExportError
 from tfxfer.export import _trace
+from tfxfer.export.converter import base_converter
 from tfxfer.export.data import check_image_shape, sample_images
 from tfxfer.export.metadata import build_sidecar, check_class_names, embedded_metadata, model_task, sidecar_path
 from tfxfer.utils.native_logs import quiet_native_logs
@@ -62,21 +63,6 @@ class TFLiteExport:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def base_converter(concrete_function, variant: str):
-    """A ``TFLiteConverter`` for ``concrete_function`` set up for ``variant`` (builtin ops only;
-    weight quantization for every variant but float32, float16 weights for "float16"). Full int8
-    callers add their representative data and input/output types."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if variant == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    return converter
 
 
 def _check_options(variant, input_type, output_type, representative_data):

@@ -57,7 +57,7 @@ def convert_tf_keras(tfk_model, *, variant: str = "int8", representative_data=No
     import tensorflow as tf
 
     from tfxfer.export.data import check_image_shape, sample_images
-    from tfxfer.export.tflite import base_converter
+    from tfxfer.export.converter import base_converter
     from tfxfer.export import _trace
     from tfxfer.utils.native_logs import quiet_native_logs
 

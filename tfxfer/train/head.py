@@ -81,22 +81,16 @@ _FEATURE_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
 def _feature_function(model):
-    """``model``'s pooled features in inference mode as a ``tf.function``, made once per model and kept
-    while the model lives (the function holds the layers, not the model). Traced once, for any batch
-    size, by `_extract`: the training, validation and test features of a model cost one trace instead
-    of two per call (a full batch, then the last, smaller one). Weights are read when it runs, so
-    training in between is seen."""
+    """``model``'s pooled features in inference mode (a `Forward`, traced once for any batch size), made
+    once per model and kept while the model lives (it holds the layers, not the model): the training,
+    validation and test features of a model cost one trace instead of two per call (a full batch, then
+    the last, smaller one). Weights are read when it runs, so training in between is seen."""
+    from tfxfer.train.forward import Forward
+
     function = _FEATURE_FUNCTIONS.get(model)
     if function is None:
-        features_model = split_at_pool(model)[0]
-        function = tf.function(lambda x: features_model(x, training=False), reduce_retracing=True)
-        _FEATURE_FUNCTIONS[model] = function
+        function = _FEATURE_FUNCTIONS[model] = Forward(split_at_pool(model)[0])
     return function
-
-
-def _any_batch_size(x):
-    """The ``tf.TensorSpec`` structure of batch ``x`` with its batch dimension left open."""
-    return tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), x)
 
 
 def _extract(model, data, *, batch_size: int = 32, verbose: int = 0, shuffle=None):
@@ -116,8 +110,6 @@ def _extract(model, data, *, batch_size: int = 32, verbose: int = 0, shuffle=Non
                 labels.append(np.asarray(batch[1]))
                 if len(batch) > 2:
                     weights.append(np.asarray(batch[2]))
-            if i == 0:  # one trace for every batch size (a later call with this structure reuses it)
-                forward.get_concrete_function(_any_batch_size(x))
             feats.append(forward(x).numpy())
             if progress:
                 progress.update(i + 1)

@@ -74,7 +74,9 @@ def _batches(data, batch_size):
 
 
 def _forward(model):
-    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    from tfxfer.train.forward import Forward
+
+    return Forward(model)  # every view and batch size on one trace
 
 
 def _predict(model, data, views, batch_size, forward=None):

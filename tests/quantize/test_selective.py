@@ -165,5 +165,25 @@ def test_the_recipe_remedy_searches_on_validation_and_gates_on_all_held_out(tmp_
     assert gated.variant == "int8_selective" and gated.examples == 128 and gated.agreement_target == 0.98
     assert summary["search_examples"] == 64 and summary["input"]["exact_raw_pixels"]
     assert summary["search_attempts"][0]["float_nodes"] == 0 and not summary["search_attempts"][0]["passed"]
-    assert gated.passed and "spread" in summary["float_layers"]
+    assert gated.passed and "spread" in summary["float_layers"] and summary["made"] is True
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m_int8_selective.json", "m_int8_selective.tflite"]
+
+
+def test_the_recipe_remedy_makes_no_file_when_full_int8_meets_the_target_on_validation(tmp_path):
+    """The search selects on the validation split; where full int8 already reaches the agreement target there
+    (the chain ran the remedy because it missed on all held-out images), the search would stop at full int8
+    and its "selective" file would be the post-training file again: none is made, and the summary says why."""
+    from tfxfer.recipes.export_stages import selective_remedy
+
+    model, x, y = _wide_range_model()
+    k = model.get_layer("spread").get_weights()
+    k[0][0, 0, 0, 0] = 2.0  # no outlier channel: per-tensor int8 keeps every useful one
+    model.get_layer("spread").set_weights(k)
+    assert (model.predict(x, verbose=0).argmax(1) == y).mean() == 1.0
+    export, gated, summary = selective_remedy(
+        model, tmp_path / "m_int8_selective.tflite", calibration=x[:128], selection_data=(x[128:192], y[128:192]),
+        eval_data=(x[128:], y[128:]), class_names=["a", "b"], thresholds=None, num_calibration=128)
+    assert export is None and gated is None and summary["made"] is False
+    assert summary["float_nodes"] == 0 and summary["search_attempts"][0]["top1_agreement"] >= 0.98
+    assert "no selective file made: full int8 already agrees" in summary["reason"]
+    assert list(tmp_path.iterdir()) == []  # neither the copy of full int8 nor its sidecar stays

@@ -10,7 +10,8 @@
   integer file that passed its gate and reached the 98 % agreement target (quantization-aware
   ``int8_qat`` from the quantize stage, then post-training ``int8``); when none did, the selective
   remedy (`selective_remedy`: uint8 raw-pixel input, the most harmful tensors in float, searched on
-  the validation split) is made and gated on all held-out images as ``int8_selective``; then the
+  the validation split) is made and gated on all held-out images as ``int8_selective`` (none when the
+  search keeps nothing in float: that file would be post-training int8 again); then the
   passing integer file with the highest agreement, else the float file that passed, with the reason.
 
 Both stages then remove the files their last finished run wrote and this one did not (a variant
@@ -88,9 +89,13 @@ def selective_remedy(model, path, *, calibration, selection_data, eval_data, cla
     input, the most harmful tensors kept in float) searched on ``selection_data`` (the validation
     split), then gated like every other file on all of ``eval_data``.
 
+    When the search keeps nothing in float (full int8 already reaches the target on ``selection_data``,
+    though not on all of ``eval_data``), its file would be the post-training int8 file again: none is kept,
+    and the summary says so (``"made": False`` and the ``"reason"``).
+
     Returns:
         ``(export, gate_result, summary)``: the `TFLiteExport`, its `VariantResult` on ``eval_data``
-        (variant ``int8_selective``) and what the search did.
+        (variant ``int8_selective``) and what the search did; ``(None, None, summary)`` when no file was made.
     """
     from tfxfer.export import verify
     from tfxfer.export.gate import INT8_AGREEMENT_TARGET
@@ -105,12 +110,25 @@ def selective_remedy(model, path, *, calibration, selection_data, eval_data, cla
         for leftover in (full, os.path.splitext(full)[0] + ".json"):
             if os.path.exists(leftover):
                 os.remove(leftover)
-    gate = verify(model, {"int8_selective": result.export}, eval_data, thresholds=thresholds,
-                  class_names=class_names, raise_on_failure=False)
     summary = {"float_layers": result.float_layers, "float_nodes": len(result.float_nodes),
                "input": result.input, "search_examples": int(len(selection_data[1])),
                "search_attempts": result.attempts, "size_ratio_vs_full_int8": round(result.cost["size_ratio"], 4)}
-    return result.export, gate["int8_selective"], summary
+    if not result.float_nodes:  # the search stopped at full int8: the same file as post-training int8
+        for leftover in (result.export.path, result.export.sidecar_path):
+            if leftover and os.path.exists(leftover):
+                os.remove(leftover)
+        first = result.attempts[0]
+        if first["passed"] and first["top1_agreement"] >= INT8_AGREEMENT_TARGET:
+            why = (f"full int8 already agrees {first['top1_agreement']:.4f} with the Keras model on the "
+                   f"{summary['search_examples']} validation examples the search selects on (target "
+                   f"{INT8_AGREEMENT_TARGET:g}), so no tensor kept in float can be chosen there")
+        else:
+            why = "the search found no tensor to keep in float"
+        summary.update(made=False, reason=f"no selective file made: {why}; the post-training int8 file stands")
+        return None, None, summary
+    gate = verify(model, {"int8_selective": result.export}, eval_data, thresholds=thresholds,
+                  class_names=class_names, raise_on_failure=False)
+    return result.export, gate["int8_selective"], dict(summary, made=True)
 
 
 def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=None, weight_only_remedy=None):
@@ -158,8 +176,12 @@ def gate_stage(ctx, *, eval_data, class_names, saved_model: bool, remedy_data=No
             selection_data=selection, eval_data=eval_data, class_names=class_names, thresholds=thresholds,
             num_calibration=cfg.export.num_calibration, seed=cfg.seed,
             calibration_record={"source": str(cfg.data.source), "split": "train", "augmented": False})
-        keep("int8_selective", export, result, summary, input_dtype=export.input_dtype,
-             calibration_samples=export.calibration_samples)
+        if export is None:
+            remedies["int8_selective"] = summary
+            ctx.console.info(f"  int8_selective: {summary['reason']}")
+        else:
+            keep("int8_selective", export, result, summary, input_dtype=export.input_dtype,
+                 calibration_samples=export.calibration_samples)
     if weight_only_remedy is not None and cfg.export.deliver == "dynamic" and "dynamic" in results \
             and not results["dynamic"].passed:
         ctx.console.info(f"  dynamic failed its gate ({'; '.join(results['dynamic'].failures)}): weight_only "

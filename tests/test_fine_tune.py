@@ -165,16 +165,6 @@ def test_data_adaptor_takes_texts_token_tensors_and_sample_weights():
         as_dataset((tokens, np.zeros(4), np.ones(3)), name="train")
 
 
-def test_train_docstring_examples_run():
-    import doctest
-    import importlib
-
-    for name in ("tfxfer.train.fine_tune", "tfxfer.train.head", "tfxfer.train.unfreeze", "tfxfer.train.data",
-                 "tfxfer.train.losses", "tfxfer.train.result", "tfxfer.train.ner", "tfxfer.train.forward"):
-        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS, verbose=False)
-        assert result.attempted and not result.failed, name
-
-
 def test_staged_unfreezing_round_trips():
     from tfxfer.train.unfreeze import StagedUnfreezing
 

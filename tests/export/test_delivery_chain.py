@@ -109,12 +109,3 @@ def test_the_target_is_not_judged_on_too_few_examples():
     assert not needs_remedy({"int8": small}, "int8")
     assert choose_delivery({"int8": small}, "int8") == ("int8", "")
     assert _result("int8", flips=1, n=50).meets_agreement_target is True
-
-
-@pytest.mark.parametrize("module", ["tfxfer.export.gate", "tfxfer.export.delivery", "tfxfer.export.gate_statistics"])
-def test_gate_docstring_examples_run(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS, verbose=False)
-    assert result.attempted >= 5 and result.failed == 0

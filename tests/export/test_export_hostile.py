@@ -6,7 +6,6 @@ typed error naming the argument, raised before any file is touched. Tiny untrain
 the float32 gate compares a file with its own Keras model, so no training is needed.
 """
 
-import doctest
 import hashlib
 import json
 import os
@@ -249,12 +248,3 @@ def test_softmax_and_logits_sidecars_say_what_the_output_is(tmp_path):
         exported = export_tflite(model, tmp_path / f"{label}.tflite", variant="float32")
         kinds[label] = _strict_json(exported.sidecar_path)["output"]["kind"]
     assert kinds == {"softmax": "probabilities", "logits": "logits", "softmax_layer": "probabilities"}
-
-
-@pytest.mark.parametrize("module", ["tfxfer.export.converter", "tfxfer.export.data", "tfxfer.export.metadata",
-                                    "tfxfer.export.served_outputs", "tfxfer.export.table"])
-def test_docstring_examples_run(module):
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS, verbose=False)
-    assert result.attempted and not result.failed

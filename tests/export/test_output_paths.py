@@ -88,12 +88,3 @@ def test_export_onnx_refuses_a_folder(model, tmp_path):
     (tmp_path / "dir.onnx").mkdir()
     with pytest.raises(ArgumentError, match="`path` is a folder"):
         export_onnx(model, tmp_path / "dir.onnx", eval_data=None)
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    import tfxfer.utils.output_path as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
-    assert result.attempted and not result.failed

@@ -86,12 +86,3 @@ def test_a_failed_compressed_export_writes_nothing_or_is_marked(task, tmp_path):
     assert _runner_refuses(tmp_path / "k.tflite", tmp_path, x[0])
     ok = export_compressed(model, tmp_path / "ok.tflite", variant="float32", eval_data=(x, y))
     assert ok.gate.passed and json.loads((tmp_path / "ok.json").read_text())["gate"]["passed"] is True
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    import tfxfer.export.gated_files as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
-    assert result.attempted and not result.failed

@@ -161,15 +161,6 @@ def test_recipe_end_to_end_in_a_fresh_process(tmp_path, capsys, monkeypatch):
         assert re.search(rf"{stage}\s+skipped", again.out), again.out[-2000:]
 
 
-def test_docstring_examples_run():
-    import doctest
-
-    import tfxfer.recipes.causal_lm_config as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
-    assert result.attempted > 0 and not result.failed
-
-
 def test_the_recipe_offers_every_decoder_variant_the_exporter_writes():
     from tfxfer.export.decoder_tflite import QUANTIZATIONS as EXPORTER
     from tfxfer.recipes.causal_lm_config import QUANTIZATIONS as RECIPE

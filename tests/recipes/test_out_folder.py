@@ -75,15 +75,6 @@ def test_absent_empty_and_run_folders_are_accepted(tmp_path):
         check_run_folder(foreign)
 
 
-def test_docstring_examples_run():
-    import doctest
-
-    import tfxfer.recipes.run_folder as module
-
-    result = doctest.testmod(module, verbose=False)
-    assert result.attempted > 0 and not result.failed
-
-
 def test_a_starting_run_is_not_mistaken_for_other_files(tmp_path):
     """A multi-worker worker may look while its chief starts the run in the same folder."""
     (tmp_path / LOCK_NAME).write_text("{}")

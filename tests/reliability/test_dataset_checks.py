@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 
 import numpy as np
 import pytest
@@ -69,9 +67,3 @@ def test_text_dataset_unbatched_is_named():
     texts = np.array(["good", "bad"] * 4, dtype=object)
     with pytest.raises(DataError, match="`train` is an unbatched tf.data.Dataset \\(one text per element\\)"):
         fine_tune(text_model, _ds(texts, np.array([1, 0] * 4)), head_epochs=1, epochs=0, batch_size=4, verbose=0, use_cached_features=True)
-
-
-def test_docstring_examples_run():
-    for name in ("tfxfer.reliability.dataset_checks", "tfxfer.train.best", "tfxfer.train.arguments"):
-        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS, verbose=False)
-        assert result.attempted and not result.failed, name

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import json
 
 import pytest
@@ -40,8 +38,3 @@ def test_a_run_that_saved_nothing_does_not_pin_the_folder(tmp_path):
         fine_tune(model, (x, y), test=(x[:, :8], y), checkpoint_dir=tmp_path, **KW)
     result = _run(tmp_path, epochs=2)  # other arguments: accepted, nothing was saved
     assert len(result.history["loss"]) == 3
-
-
-def test_docstring_example_runs():
-    result = doctest.testmod(importlib.import_module("tfxfer.train.checkpoint_plan"), optionflags=doctest.ELLIPSIS)
-    assert result.attempted and not result.failed

@@ -1,6 +1,5 @@
 """The k-NN transferability score, and the ranking cache (features and edge cost reused across runs)."""
 
-import doctest
 import os
 
 import numpy as np
@@ -96,17 +95,6 @@ def test_cache_dir_bad_values(tiny_specs, bright_dark_images):
     texts = np.array(["good film", "bad film"] * 4, dtype=object)
     with pytest.raises(ArgumentError, match="cache_dir"):
         rank_backbones((texts, np.array([1, 0] * 4)), ["x"], cache_dir="somewhere", verbose=0)
-
-
-def test_docstring_examples_run():
-    import tfxfer.transfer.cache as cache
-    import tfxfer.transfer.feature_pass as feature_pass
-    import tfxfer.transfer.lite_extractor as lite_extractor
-    import tfxfer.transfer.scores as scores
-
-    for module in (cache, scores, lite_extractor, feature_pass):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
-        assert result.attempted > 0 and not result.failed, module.__name__
 
 
 def test_locally_supplied_imagenet_weights_for_a_catalog_backbone(tmp_path):

@@ -19,11 +19,15 @@ Example:
     >>> from tfxfer.reliability import EpochShuffle
     >>> shuffle = EpochShuffle(seed=3)
     >>> ds = shuffle.apply(tf.data.Dataset.range(6), buffer_size=6)
+    >>> shuffle.set_epoch(0)  # what fine_tune's on_epoch_begin does
     >>> first = [int(v) for v in ds]
     >>> first == [int(v) for v in ds]  # same epoch -> same order
     True
     >>> shuffle.set_epoch(1); sorted(int(v) for v in ds) == list(range(6))
     True
+    >>> shuffle.release()  # free-running: each new iterator the next order
+    >>> [int(v) for v in ds] == [int(v) for v in ds]
+    False
     >>> with shuffle.fixed():  # a fixed order for one read (features, calibration)
     ...     [int(v) for v in ds] == [int(v) for v in ds]
     True

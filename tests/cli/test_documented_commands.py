@@ -1,7 +1,8 @@
 """Every `tfxfer COMMAND --flag` the documentation mentions is a command and a flag the CLI has.
 
-The README, ARCHITECTURE.md, benchmarks/README.md, export/README.md, the Makefile and the recipes'
-comments quote command lines; a renamed flag must fail here, not in a reader's terminal.
+The README, ARCHITECTURE.md, benchmarks/README.md, export/README.md, the Makefile, the recipes'
+comments and the code's own messages, docstrings and help texts quote command lines; a renamed flag
+must fail here, not in a reader's terminal.
 """
 
 import glob
@@ -11,7 +12,10 @@ import re
 from tfxfer.cli.parser import _flags, _recipe_keys, _subparsers, build_parser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DOCS = ["README.md", "ARCHITECTURE.md", "benchmarks/README.md", "export/README.md", "Makefile", "pipelines/*.yaml"]
+DOCS = ["README.md", "ARCHITECTURE.md", "benchmarks/README.md", "export/README.md", "Makefile", "pipelines/*.yaml",
+        "tfxfer/**/*.py", "export/*.py", "benchmarks/*.py"]
+MISSPELT_ON_PURPOSE = {"--epohcs"}  # the did-you-mean example in tfxfer/cli/parser.py
+PLACEHOLDERS = {"key.sub", "key", "k"}  # --set KEY=VALUE in usage lines
 MENTION = re.compile(r"tfxfer ([a-z][a-z-]*)((?:[ \t]+(?:\\\n\s*)?[^\s`|#;)\]]+)*)")
 
 
@@ -19,7 +23,7 @@ def documented_commands():
     """(file, command, the rest of the line) for every ``tfxfer WORD ...`` in the documentation."""
     found = []
     for pattern in DOCS:
-        for path in sorted(glob.glob(os.path.join(ROOT, pattern))):
+        for path in sorted(glob.glob(os.path.join(ROOT, pattern), recursive=True)):
             with open(path, encoding="utf-8") as f:
                 for match in MENTION.finditer(f.read()):
                     found.append((os.path.relpath(path, ROOT), match.group(1), match.group(2)))
@@ -27,13 +31,13 @@ def documented_commands():
 
 
 def documented_overrides():
-    """(file, key) for every ``--set KEY=VALUE`` in the documentation (``key.sub`` is the README's placeholder)."""
+    """(file, key) for every ``--set KEY=VALUE`` in the documentation (placeholders such as ``key.sub`` left out)."""
     found = []
     for pattern in DOCS:
-        for path in sorted(glob.glob(os.path.join(ROOT, pattern))):
+        for path in sorted(glob.glob(os.path.join(ROOT, pattern), recursive=True)):
             with open(path, encoding="utf-8") as f:
                 keys = re.findall(r"--set[ =]([a-z_][a-z0-9_.]*)=", f.read())
-            found += [(os.path.relpath(path, ROOT), key) for key in keys if key != "key.sub"]
+            found += [(os.path.relpath(path, ROOT), key) for key in keys if key not in PLACEHOLDERS]
     return found
 
 
@@ -46,14 +50,15 @@ def unknown(mentions, subparsers):
                 problems.append(f"{path}: `tfxfer {command}` is not a command")
             continue
         known = set(_flags(subparsers[command]))
-        problems += [f"{path}: `tfxfer {command}` has no {flag}" for flag in flags if flag not in known]
+        problems += [f"{path}: `tfxfer {command}` has no {flag}" for flag in flags
+                     if flag not in known and flag not in MISSPELT_ON_PURPOSE]
     return problems
 
 
 def test_every_documented_command_and_flag_exists():
     subparsers = _subparsers(build_parser())
     mentions = documented_commands()
-    assert sum(command in subparsers for _, command, _ in mentions) >= 30
+    assert sum(command in subparsers for _, command, _ in mentions) >= 100
     assert unknown(mentions, subparsers) == []
 
 

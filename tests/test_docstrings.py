@@ -4,11 +4,12 @@ One parametrized test per module that has an example (``>>>``), found by walking
 new module is covered without a list to keep. Examples that need downloads or real weights carry
 ``# doctest: +SKIP``; a module whose examples are all skipped still has to import and pass. Each
 module runs in a fresh working folder, so an example that writes a relative path leaves nothing in
-the checkout.
+the checkout. The device scripts in ``export/`` (not a package) are loaded from their files.
 """
 
 import doctest
 import importlib
+import importlib.util
 import pkgutil
 from importlib import metadata
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import tfxfer
 
 ROOT = Path(tfxfer.__file__).parent
+DEVICE_SCRIPTS = ROOT.parent / "export"  # the TensorFlow-free files a device runs (not a package)
 
 
 def _modules_with_examples():
@@ -54,3 +56,13 @@ def test_docstring_examples_run(name, tmp_path, monkeypatch):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
                              verbose=False)
     assert not result.failed, f"failing examples: pytest --doctest-modules {name.replace('.', '/')}.py"
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in DEVICE_SCRIPTS.glob("*.py") if ">>>" in p.read_text(encoding="utf-8")))
+def test_device_script_examples_run(path, monkeypatch):
+    monkeypatch.syspath_prepend(str(DEVICE_SCRIPTS))  # they import each other by file name
+    spec = importlib.util.spec_from_file_location(f"device_{Path(path).stem}", DEVICE_SCRIPTS / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted and not result.failed

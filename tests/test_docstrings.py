@@ -5,6 +5,8 @@ new module is covered without a list to keep. Examples that need downloads or re
 ``# doctest: +SKIP``; a module whose examples are all skipped still has to import and pass. Each
 module runs in a fresh working folder, so an example that writes a relative path leaves nothing in
 the checkout. The device scripts in ``export/`` (not a package) are loaded from their files.
+Examples marked ``+SKIP`` cannot run here; their calls and attributes are checked against the API
+statically instead (`tests.api_calls`).
 """
 
 import doctest
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import tfxfer
+from tests.api_calls import check_attributes, check_block
 
 ROOT = Path(tfxfer.__file__).parent
 DEVICE_SCRIPTS = ROOT.parent / "export"  # the TensorFlow-free files a device runs (not a package)
@@ -66,3 +69,22 @@ def test_device_script_examples_run(path, monkeypatch):
     spec.loader.exec_module(module)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted and not result.failed
+
+
+def _docstrings_with_skipped_examples():
+    found = []
+    for name in MODULES:
+        for test in doctest.DocTestFinder().find(importlib.import_module(name)):
+            if any(example.options.get(doctest.SKIP) for example in test.examples):
+                found.append((test.name, "\n".join(example.source for example in test.examples)))
+    return found
+
+
+def test_skipped_examples_call_the_api_as_it_is():
+    checked, problems = 0, []
+    for where, code in _docstrings_with_skipped_examples():
+        for count, found in (check_block(code), check_attributes(code)):
+            checked += count
+            problems += [f"{where}: {problem}" for problem in found]
+    assert checked >= 50
+    assert problems == []

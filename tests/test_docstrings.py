@@ -12,7 +12,9 @@ statically instead (`tests.api_calls`).
 import doctest
 import importlib
 import importlib.util
+import inspect
 import pkgutil
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -88,3 +90,22 @@ def test_skipped_examples_call_the_api_as_it_is():
             problems += [f"{where}: {problem}" for problem in found]
     assert checked >= 50
     assert problems == []
+
+
+def test_every_public_function_and_class_has_an_example():
+    """What each package face exports (``__all__`` or its lazy ``_EXPORTS``) shows an example in its own
+    docstring or in its module's."""
+    faces = ["tfxfer"] + [info.name for info in pkgutil.iter_modules(tfxfer.__path__, "tfxfer.") if info.ispkg]
+    public, missing = 0, []
+    for face in faces:
+        module = importlib.import_module(face)
+        for name in getattr(module, "__all__", None) or list(getattr(module, "_EXPORTS", {})):
+            obj = getattr(module, name)
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            public += 1
+            home = sys.modules.get(obj.__module__)
+            if ">>>" not in (inspect.getdoc(obj) or "") and ">>>" not in (getattr(home, "__doc__", None) or ""):
+                missing.append(f"{face}.{name}")
+    assert public > 300
+    assert missing == []

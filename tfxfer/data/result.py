@@ -34,6 +34,19 @@ class ImageData:
         label_mode: "int", "categorical" or "multi_hot".
         files: ``{split: [path, ...]}`` in dataset order (before shuffling), or None for arrays.
         labels: ``{split: labels array}`` in the same order.
+
+    Example:
+        >>> import numpy as np
+        >>> from tfxfer.data import image_dataset_from_arrays
+        >>> x = np.random.default_rng(0).integers(0, 255, (20, 8, 8, 3), dtype="uint8")
+        >>> data = image_dataset_from_arrays(x, np.array([0] * 15 + [1] * 5), batch_size=4,
+        ...                                  validation_split=0.2, seed=0)
+        >>> data
+        ImageData(classes=['0', '1'], image_size=(8, 8), label_mode='int', sizes={'train': 16, 'val': 4}, skipped=0)
+        >>> data.counts["train"], data.class_weights()  # weights opt-in: model.fit(..., class_weight=)
+        ({'0': 12, '1': 4}, {0: 0.6667, 1: 2.0})
+        >>> data.split("val").element_spec[0].shape
+        TensorShape([None, 8, 8, 3])
     """
 
     train: tf.data.Dataset

@@ -13,6 +13,31 @@ factor, ``FeatureDistillation``, loss trackers) and adds what transfer models ne
 
 Teacher and student are logits views (`tfxfer.distill.logits_model`); the student's weights
 are shared with the softmax model that `export_student` saves.
+
+Example (what `tfxfer.distill.distill` builds for you):
+    >>> import numpy as np, keras
+    >>> from tfxfer.distill import UNLABELED, TransferDistiller, logits_model, resolve_layer_output
+    >>> def model(width, name):  # a nested "backbone", like a tfxfer transfer model
+    ...     backbone = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(width, 3, name="conv")],
+    ...                                 name="backbone")
+    ...     x = keras.Input((8, 8, 3))
+    ...     features = keras.layers.GlobalAveragePooling2D(name="pool")(backbone(x))
+    ...     return keras.Model(x, keras.layers.Dense(2, activation="softmax", name="head")(features), name=name)
+    >>> teacher, student = model(16, "teacher"), model(4, "student")
+    >>> resolve_layer_output(student, "backbone/conv").shape
+    (None, 6, 6, 4)
+    >>> losses = [keras.distillation.LogitsDistillation(temperature=4.0, loss=keras.losses.KLDivergence()),
+    ...           keras.distillation.FeatureDistillation(loss="mse", teacher_layer_name="backbone/conv",
+    ...                                                  student_layer_name="backbone/conv")]
+    >>> distiller = TransferDistiller(logits_model(teacher), logits_model(student), losses,
+    ...                               distillation_loss_weights=[1.0, 0.1])
+    >>> len(distiller.feature_adapters)  # 4 student channels -> 16 teacher channels
+    1
+    >>> distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    >>> x = np.random.default_rng(0).uniform(0, 1, (8, 8, 8, 3)).astype("float32")
+    >>> y = np.array([0, 1, 0, 1, 0, 1, UNLABELED, UNLABELED])  # the last two teach through the teacher only
+    >>> sorted(distiller.fit(x, y, epochs=1, batch_size=4, verbose=0).history)
+    ['distillation_loss', 'loss', 'student_loss', 'total_loss']
 """
 
 from __future__ import annotations

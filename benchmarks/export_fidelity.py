@@ -104,7 +104,7 @@ def _parity(model, paths, size, channels, out_dir, class_names, delivered):
     from tfxfer.data.tfdata import decode_file
     from tfxfer.export import export_saved_model, export_tflite
     from tfxfer.export.served_outputs import model_output
-    from tfxfer.recipes.inference import read_images
+    from tfxfer.recipes.image_inputs import read_images
 
     scanned = {r.path: r.blob for r in scan_images(paths).ok}  # the loaders' view (EXIF turn, conversions)
     missing = [p for p in paths if p not in scanned]

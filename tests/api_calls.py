@@ -60,7 +60,10 @@ def check_block(code):
         obj = resolve(node.func)
         if obj is None or not callable(obj) or getattr(obj, "__module__", "").split(".")[0] != "tfxfer":
             continue
-        signature = inspect.signature(obj)
+        try:
+            signature = inspect.signature(obj)
+        except (TypeError, ValueError):  # no introspectable signature (an exception class of builtin init)
+            continue
         keywords = {k.arg: None for k in node.keywords if k.arg}
         try:
             signature.bind_partial(*[None] * len(node.args), **keywords)

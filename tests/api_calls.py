@@ -35,30 +35,32 @@ def imported_names(tree):
     return names
 
 
+def _resolve(node, names, problems=None):
+    """The object an expression names (an imported name, or attributes of an imported module), else None;
+    a module attribute that does not exist is added to ``problems`` when given."""
+    if isinstance(node, ast.Name):
+        return names.get(node.id)
+    if isinstance(node, ast.Attribute):
+        base = _resolve(node.value, names, problems)
+        if inspect.ismodule(base):
+            if not hasattr(base, node.attr) and problems is not None:
+                problems.append(f"{ast.unparse(node)} does not exist")
+            return getattr(base, node.attr, None)
+    return None
+
+
+def _tfxfer_callable(node, names, problems=None):
+    obj = _resolve(node, names, problems)
+    return obj if callable(obj) and getattr(obj, "__module__", "").split(".")[0] == "tfxfer" else None
+
+
 def check_block(code):
     """(calls checked, problems) for one block."""
     tree = ast.parse(code)
     names = imported_names(tree)
-    problems = []
-
-    def resolve(func):
-        if isinstance(func, ast.Name):
-            return names.get(func.id)
-        if isinstance(func, ast.Attribute):
-            base = resolve(func.value)
-            if inspect.ismodule(base):
-                if not hasattr(base, func.attr):
-                    problems.append(f"{ast.unparse(func)} does not exist")
-                    return None
-                return getattr(base, func.attr)
-        return None
-
-    checked = 0
+    checked, problems = 0, []
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        obj = resolve(node.func)
-        if obj is None or not callable(obj) or getattr(obj, "__module__", "").split(".")[0] != "tfxfer":
+        if not isinstance(node, ast.Call) or (obj := _tfxfer_callable(node.func, names, problems)) is None:
             continue
         try:
             signature = inspect.signature(obj)
@@ -106,21 +108,11 @@ def check_attributes(code):
     names = imported_names(tree)
     types, problems, checked = {}, [], 0
 
-    def resolve(func):
-        if isinstance(func, ast.Name):
-            return names.get(func.id)
-        if isinstance(func, ast.Attribute):
-            base = resolve(func.value)
-            return getattr(base, func.attr, None) if inspect.ismodule(base) else None
-        return None
-
     def class_of(node):
         if isinstance(node, ast.Name):
             return types.get(node.id)
-        if isinstance(node, ast.Call):
-            obj = resolve(node.func)
-            if callable(obj) and getattr(obj, "__module__", "").split(".")[0] == "tfxfer":
-                return _return_class(obj)
+        if isinstance(node, ast.Call) and (obj := _tfxfer_callable(node.func, names)) is not None:
+            return _return_class(obj)
         return None
 
     for statement in tree.body:

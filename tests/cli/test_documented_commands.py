@@ -19,26 +19,23 @@ PLACEHOLDERS = {"key.sub", "key", "k"}  # --set KEY=VALUE in usage lines
 MENTION = re.compile(r"tfxfer ([a-z][a-z-]*)((?:[ \t]+(?:\\\n\s*)?[^\s`|#;)\]]+)*)")
 
 
-def documented_commands():
-    """(file, command, the rest of the line) for every ``tfxfer WORD ...`` in the documentation."""
-    found = []
+def _documents():
+    """(path relative to the checkout, text) of every file in `DOCS`."""
     for pattern in DOCS:
         for path in sorted(glob.glob(os.path.join(ROOT, pattern), recursive=True)):
             with open(path, encoding="utf-8") as f:
-                for match in MENTION.finditer(f.read()):
-                    found.append((os.path.relpath(path, ROOT), match.group(1), match.group(2)))
-    return found
+                yield os.path.relpath(path, ROOT), f.read()
+
+
+def documented_commands():
+    """(file, command, the rest of the line) for every ``tfxfer WORD ...`` in the documentation."""
+    return [(path, m.group(1), m.group(2)) for path, text in _documents() for m in MENTION.finditer(text)]
 
 
 def documented_overrides():
     """(file, key) for every ``--set KEY=VALUE`` in the documentation (placeholders such as ``key.sub`` left out)."""
-    found = []
-    for pattern in DOCS:
-        for path in sorted(glob.glob(os.path.join(ROOT, pattern), recursive=True)):
-            with open(path, encoding="utf-8") as f:
-                keys = re.findall(r"--set[ =]([a-z_][a-z0-9_.]*)=", f.read())
-            found += [(os.path.relpath(path, ROOT), key) for key in keys if key not in PLACEHOLDERS]
-    return found
+    return [(path, key) for path, text in _documents() for key in re.findall(r"--set[ =]([a-z_][a-z0-9_.]*)=", text)
+            if key not in PLACEHOLDERS]
 
 
 def unknown(mentions, subparsers):

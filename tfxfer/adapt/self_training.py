@@ -33,6 +33,7 @@ import numpy as np
 from tfxfer.adapt.domain_data import check_inputs, check_labels, class_count, sparse_labels, split_data
 from tfxfer.adapt.trainer import AdaptationDivergedError
 from tfxfer.errors import ArgumentError, ArgumentTypeError, ModelError
+from tfxfer.optim.prebuild import build_optimizer
 from tfxfer.utils.validate import check_float, check_int
 
 
@@ -181,6 +182,7 @@ def self_train(model: keras.Model, source, target, *, threshold: float = 0.9, ro
         y_train = np.concatenate([y_source, pseudo_y])
         order = np.random.default_rng(seed + index).permutation(len(x_train))
         previous = _snapshot(model)
+        build_optimizer(model, batch=(x_train[:1], y_train[:1]))  # the first step is traced once, not twice
         fit = model.fit(x_train[order], y_train[order], epochs=epochs, batch_size=batch_size, shuffle=True,
                         verbose=verbose)
         loss = float(fit.history["loss"][-1])

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from tfxfer.adapt.domain_data import check_inputs, check_labels, split_data
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError, TrainingDivergedError
+from tfxfer.optim.prebuild import build_optimizer
 from tfxfer.utils.validate import check_float, check_int
 
 
@@ -262,6 +263,7 @@ class FeatureAlignment(keras.Model):
         `adaptation_dataset` already shuffles."""
         self._check_fit_data(x, y)
         guard = _DivergenceGuard(type(self).__name__, ("loss", self.alignment_name))
+        build_optimizer(self)  # the first step is then traced once, not twice
         return super().fit(x, y, callbacks=[*(callbacks or []), guard], shuffle=shuffle, **fit_args)
 
     def _check_fit_data(self, x, y) -> None:

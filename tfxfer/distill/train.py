@@ -23,6 +23,7 @@ import numpy as np
 from tfxfer.distill.distiller import UNLABELED, TransferDistiller
 from tfxfer.distill.logits import logits_model
 from tfxfer.errors import ArgumentError, ArgumentTypeError, DataError, ModelError
+from tfxfer.optim.prebuild import build_optimizer
 from tfxfer.utils.validate import check_float, check_int
 
 
@@ -217,6 +218,7 @@ def distill(teacher: keras.Model, student: keras.Model, train, *, temperature: f
     distiller.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate),
                       loss="sparse_categorical_crossentropy",
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")] if labelled else [])
+    build_optimizer(distiller, batch=train_ds.element_spec)  # the first step is traced once, not twice
     history = distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=list(callbacks),
                             verbose=verbose, shuffle=False)  # the dataset is shuffled already
     for layer, flag in teacher_flags:

@@ -4,8 +4,8 @@
   an image shape the model does not take; for image and text models alike (`check_class_labels`),
   labels that are not finite integer class ids, class ids outside the head, a single class.
 * `finite_guard` / `data_errors`: a ``tf.data`` pipeline that yields NaN/Inf images fails with a
-  `DataError` instead of training on them (a ReLU6 backbone silently maps NaN pixels to 0, so the
-  loss alone does not reveal them).
+  `DataError` instead of training on them (on some CPUs a ReLU6 backbone silently maps NaN pixels
+  to 0, so the loss alone does not reveal them; other CPUs' kernels keep the NaN).
 
 Example:
     >>> import numpy as np

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.errors import DataError, ModelError
+from tfxfer.optim.prebuild import build_optimizer
 from tfxfer.train.best import ResumableEarlyStopping, RestoreBest, stopped_early
 from tfxfer.train.data import as_dataset
 from tfxfer.train.divergence import DivergenceGuard
@@ -166,6 +167,8 @@ def train_head_on_features(
     shuffle = EpochShuffle(seed)
     parts = (features, labels, np.asarray(sample_weight)) if weighted else (features, labels)
     ds = shuffle.apply(tf.data.Dataset.from_tensor_slices(parts), buffer_size=len(features))
+    if strategy is None:  # (under a strategy Keras builds before fit itself)
+        build_optimizer(head, batch=ds.batch(batch_size).element_spec)  # the first step is traced once, not twice
     ds = shard_dataset(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
     if val is not None:
         val = shard_dataset(tf.data.Dataset.from_tensor_slices(tuple(np.asarray(v) for v in val)).batch(batch_size))
@@ -257,6 +260,8 @@ def head_step(model: keras.Model, train_ds, *, val_ds=None, epochs: int, learnin
             model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                           **compile_args(model, labels, loss=loss, metrics=metrics,
                                          weighted=len(train_ds.element_spec) > 2, label_smoothing=label_smoothing))
+        if strategy is None:  # (under a strategy Keras builds before fit itself)
+            build_optimizer(model, batch=train_ds.element_spec)  # the first step is traced once, not twice
         with _fit_scope(model, strategy):
             h = model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start,
                           class_weight=class_weight, shuffle=False, verbose=verbose,

@@ -3,13 +3,11 @@
 Keras 3 on TensorFlow defers building the optimizer to the first trace of the train step when no
 distribution strategy is set. The optimizer's slot variables are then created inside that trace, and
 ``tf.function`` traces the step a second time to run it without creating variables. On a large model
-the doubled trace is most of the first step:
+the doubled trace is most of the first step. `benchmarks/first_step.py` (2 AMD EPYC cores, each run a
+fresh process) measured these first 1-step fits:
 
-* EfficientNet-Lite0 at 224 px, all layers trainable: 33.2 s for the first 1-step ``fit`` vs 16.5 s with the
-  optimizer built first.
-* SmolLM2-135M with LoRA: 65.8 s vs 34.3 s.
-
-Those figures were measured on 2 cores of an AMD EPYC.
+* EfficientNet-Lite0 at 224 px, all layers trainable: 33.7 s, and 16.1 s built first (0.48x).
+* SmolLM2-135M with LoRA: 67.9 s, and 41.2 s built first (0.61x).
 
 `build_optimizer` builds the optimizer on the variables the model trains now, which is what the train
 step asks for. Given ``batch`` (the training data's ``element_spec``, or a batch), it builds the

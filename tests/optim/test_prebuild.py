@@ -79,17 +79,67 @@ def test_without_a_batch_the_optimizer_alone_is_built_and_unbuilt_models_are_lef
     assert build_optimizer(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])) is False  # not compiled
 
 
-def test_fine_tune_and_distill_trace_each_training_step_once(traces):
+def _tiny():
+    return tiny_model(2, backbone=tiny_spec(), size=16, seed=0)
+
+
+def test_fine_tune_traces_each_step_once_and_trains_what_it_trained_before(traces, monkeypatch):
+    import tfxfer.train.head as head
     from tfxfer import fine_tune
+
+    x, y = tiny_images(16, size=16)
+    args = dict(val=(x[:8], y[:8]), head_epochs=1, epochs=1, verbose=0)
+    model = _tiny()
+    fine_tune(model, (x, y), **args)
+    assert traces and all(n == 1 for n in traces.values()), dict(traces)  # the cached head and the unfrozen model
+    traces.clear()
+    fine_tune(_tiny(), (x, y), use_cached_features=False, **args)
+    assert sum(traces.values()) == 2, dict(traces)  # the head stage and the unfreezing stage, each once
+    monkeypatch.setattr(head, "build_optimizer", lambda *a, **k: False)  # as before prebuild.py
+    before = _tiny()  # the same initial weights (seed 0)
+    fine_tune(before, (x, y), **args)
+    assert len(model.get_weights()) == len(before.get_weights())
+    for a, b in zip(model.get_weights(), before.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_distill_adaptation_and_self_training_trace_each_step_once(traces, monkeypatch):
+    from tfxfer import unfreeze
+    from tfxfer.adapt import DANN, DeepCORAL, adaptation_dataset, self_train
+    from tfxfer.adapt.trainer import FeatureAlignment
     from tfxfer.distill import distill
 
     x, y = tiny_images(16, size=16)
-    fine_tune(tiny_model(2, backbone=tiny_spec(), size=16), (x, y), val=(x[:8], y[:8]), head_epochs=1, epochs=1, verbose=0)
-    assert traces and all(n == 1 for n in traces.values()), dict(traces)  # the cached head and the unfrozen model
+    distill(_tiny(), _tiny(), (x, y), epochs=1, verbose=0)
+    assert list(traces.values()) == [1], dict(traces)
     traces.clear()
-    fine_tune(tiny_model(2, backbone=tiny_spec(), size=16), (x, y), val=(x[:8], y[:8]), head_epochs=1, epochs=1, use_cached_features=False,
-              verbose=0)
-    assert sum(traces.values()) == 2, dict(traces)  # the head stage and the unfreezing stage, each once
+    original = FeatureAlignment.train_step  # DeepCORAL and DANN have their own train_step
+
+    def counted(self, data):
+        traces[type(self).__name__] += 1
+        return original(self, data)
+
+    monkeypatch.setattr(FeatureAlignment, "train_step", counted)
+    for cls in (DeepCORAL, DANN):
+        model = _tiny()
+        unfreeze(model, top_groups=1)
+        trainer = cls(model)
+        trainer.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        trainer.fit(adaptation_dataset((x, y), x, batch_size=8), epochs=1, verbose=0)
+    assert dict(traces) == {"DeepCORAL": 1, "DANN": 1}
     traces.clear()
-    distill(tiny_model(2, backbone=tiny_spec(), size=16), tiny_model(2, backbone=tiny_spec(), size=16), (x, y), epochs=1, verbose=0)
+    model = _tiny()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    self_train(model, (x, y), x, threshold=0.5, rounds=2, max_class_fraction=1.0)
+    assert list(traces.values()) == [1], dict(traces)  # two rounds, one compile: one trace
+
+
+def test_adapt_causal_lm_traces_its_step_once(traces, tmp_path):
+    from tests.causal_lm.helpers import write_tiny_gguf
+    from tfxfer.causal_lm import adapt_causal_lm, load_causal_lm
+
+    write_tiny_gguf(tmp_path / "tiny.gguf")
+    lm = load_causal_lm(str(tmp_path / "tiny.gguf"), cache_dir=str(tmp_path / "cache"))
+    adapt_causal_lm(lm, ["the and then the end", "and the theme"] * 4, epochs=2, sequence_length=16, batch_size=4,
+                    lora_rank=4)
     assert list(traces.values()) == [1], dict(traces)

@@ -289,7 +289,8 @@ def adapt_causal_lm(lm, train, *, val=None, epochs: int = 1, base_lr: float = 2e
                      weighted_metrics=[])
     from tfxfer.optim.prebuild import build_optimizer
 
-    build_optimizer(lm.model, batch=data.element_spec)  # the first step is then traced once, not twice (benchmarks/first_step.py: 0.61x on SmolLM2-135M)
+    # the first step is then traced once, not twice (benchmarks/first_step.py: 0.61x on SmolLM2-135M)
+    build_optimizer(lm.model, batch=data.element_spec)
     callbacks, initial_epoch, resumed_from, checkpoint = list(callbacks), 0, None, None
     if checkpoint_dir is not None:
         from tfxfer.reliability import ResumableCheckpoint

@@ -53,19 +53,21 @@ def build_optimizer(model, *, batch=None) -> bool:
     if optimizer is None or getattr(optimizer, "built", True):
         return False
     strategy = getattr(model, "distribute_strategy", None)
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+    def scope():
+        return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
     symbolic = getattr(model, "_symbolic_build", None)  # Keras 3's own pre-fit build (used under a strategy)
     if batch is not None and symbolic is not None:
         try:
-            with scope:
+            with scope():
                 symbolic(data_batch=batch)
             return True
         except Exception:  # a model whose call Keras cannot build symbolically: build what can be built
-            if getattr(optimizer, "built", False):
+            if optimizer.built:
                 return True
-            scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     if not getattr(model, "built", False):
         return False
-    with scope:
+    with scope():
         optimizer.build(model.trainable_variables)
     return True

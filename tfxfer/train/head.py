@@ -167,9 +167,10 @@ def train_head_on_features(
     shuffle = EpochShuffle(seed)
     parts = (features, labels, np.asarray(sample_weight)) if weighted else (features, labels)
     ds = shuffle.apply(tf.data.Dataset.from_tensor_slices(parts), buffer_size=len(features))
+    ds = ds.batch(batch_size)
     if strategy is None:  # (under a strategy Keras builds before fit itself)
-        build_optimizer(head, batch=ds.batch(batch_size).element_spec)  # the first step is traced once, not twice
-    ds = shard_dataset(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
+        build_optimizer(head, batch=ds.element_spec)  # the first step is traced once, not twice
+    ds = shard_dataset(ds.prefetch(tf.data.AUTOTUNE))
     if val is not None:
         val = shard_dataset(tf.data.Dataset.from_tensor_slices(tuple(np.asarray(v) for v in val)).batch(batch_size))
     with _fit_scope(head, strategy):
